@@ -1,0 +1,67 @@
+# Thin wrapper for newcomers: every target installs what is missing, then drives CMake.
+#   make test       install deps, configure, build, run the whole test suite (ctest)
+#   make demo       run the whole system on the emulated bench (not there yet: see README)
+#   make bench      benchmarks (Release build), each figure beside a same-run baseline
+#   make sanitize   the whole suite again under AddressSanitizer + UBSan
+#   make fuzz       libFuzzer builds of every fuzz target, FUZZ_SECONDS each (clang)
+#   make format     clang-format every C source in place
+# Variables: BUILD (build dir), JOBS, CTEST_ARGS (e.g. CTEST_ARGS="-L unit").
+
+BUILD        ?= build
+JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
+CTEST_ARGS   ?=
+FUZZ_SECONDS ?= 60
+
+.PHONY: all deps build test demo bench sanitize fuzz format clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/CMakeCache.txt: | deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+demo: deps
+	@echo "make demo: the end-to-end demo (server, controllers, emulated readers, virtual"
+	@echo "cards and phones) does not exist yet; it lands with the end-to-end issue."
+	@echo "What runs today is listed in README.md under 'Status'."
+	@exit 1
+
+bench: deps
+	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release
+	cmake --build build-bench -j $(JOBS) --target bench_list
+	cmake --build build-bench --target bench
+
+sanitize: deps
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCITYPASS_SANITIZE=ON
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+fuzz:
+	@CITYPASS_DEPS_FUZZ=1 scripts/install-deps.sh
+	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCITYPASS_FUZZ=ON
+	cmake --build build-fuzz -j $(JOBS)
+	@set -e; for t in build-fuzz/tests/fuzz/fuzz_*; do \
+		case $$t in *_seeds) continue;; esac; \
+		[ -x $$t ] || continue; \
+		corpus=build-fuzz/corpus/$$(basename $$t); mkdir -p $$corpus; \
+		$${t}_seeds --write-seeds $$corpus >/dev/null; \
+		echo "== $$t ($(FUZZ_SECONDS) s)"; \
+		$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$corpus; \
+	done
+
+format:
+	find cardlib controller server proto hil tests bench -name '*.[ch]' -print0 | \
+		xargs -0 -r clang-format -i
+
+clean:
+	rm -rf build build-asan build-bench build-fuzz
