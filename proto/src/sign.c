@@ -1,0 +1,319 @@
+/*
+ * ECDSA P-256 keys and signatures over mbedTLS 2.28 (Debian 12's version: the 2.x pk API,
+ * whose sign and parse functions take no RNG and no output size).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/ecp.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/platform_util.h>
+#include <mbedtls/sha256.h>
+
+#include "proto/error.h"
+#include "proto/sign.h"
+
+struct proto_key {
+	mbedtls_pk_context pk;
+	uint8_t id[PROTO_KEY_ID_LEN];
+	int has_private;
+	/* Only private keys carry an RNG: ECDSA signing needs randomness for blinding. */
+	mbedtls_entropy_context entropy;
+	mbedtls_ctr_drbg_context drbg;
+	int rng_ready;
+};
+
+#define KEYRING_MAX 16
+
+struct proto_keyring {
+	size_t n;
+	struct proto_key *keys[KEYRING_MAX];
+};
+
+void proto_sha256(const uint8_t *data, size_t len, uint8_t out[PROTO_HASH_LEN])
+{
+	/* mbedtls_sha256_ret cannot fail for SHA-256 in 2.28 (no hardware back end). */
+	(void)mbedtls_sha256_ret(data, len, out, 0);
+}
+
+static struct proto_key *key_alloc(void)
+{
+	struct proto_key *k = calloc(1, sizeof(*k));
+	if (!k)
+		return NULL;
+	mbedtls_pk_init(&k->pk);
+	mbedtls_entropy_init(&k->entropy);
+	mbedtls_ctr_drbg_init(&k->drbg);
+	return k;
+}
+
+void proto_key_free(struct proto_key *key)
+{
+	if (!key)
+		return;
+	mbedtls_pk_free(&key->pk);
+	mbedtls_ctr_drbg_free(&key->drbg);
+	mbedtls_entropy_free(&key->entropy);
+	free(key);
+}
+
+static int key_rng_init(struct proto_key *k)
+{
+	static const char pers[] = "citypass-proto-sign";
+	if (mbedtls_ctr_drbg_seed(&k->drbg, mbedtls_entropy_func, &k->entropy,
+	                          (const unsigned char *)pers, sizeof(pers) - 1) != 0)
+		return PROTO_ERR_CRYPTO;
+	k->rng_ready = 1;
+	return PROTO_OK;
+}
+
+/* Refuse anything but an EC key on P-256, then derive the key id. */
+static int key_finish(struct proto_key *k)
+{
+	if (mbedtls_pk_get_type(&k->pk) != MBEDTLS_PK_ECKEY)
+		return PROTO_ERR_KEY;
+	const mbedtls_ecp_keypair *ec = mbedtls_pk_ec(k->pk);
+	if (ec->grp.id != MBEDTLS_ECP_DP_SECP256R1)
+		return PROTO_ERR_KEY;
+	k->has_private = mbedtls_mpi_cmp_int(&ec->d, 0) != 0;
+
+	uint8_t der[160];
+	int n = mbedtls_pk_write_pubkey_der(&k->pk, der, sizeof(der));
+	if (n <= 0)
+		return PROTO_ERR_KEY;
+	/* mbedtls writes DER at the end of the buffer */
+	uint8_t h[PROTO_HASH_LEN];
+	proto_sha256(der + sizeof(der) - (size_t)n, (size_t)n, h);
+	memcpy(k->id, h, PROTO_KEY_ID_LEN);
+	if (k->has_private)
+		return key_rng_init(k);
+	return PROTO_OK;
+}
+
+int proto_key_generate(struct proto_key **out)
+{
+	struct proto_key *k = key_alloc();
+	if (!k)
+		return PROTO_ERR_NOMEM;
+	int rc = key_rng_init(k);
+	if (rc == 0 && mbedtls_pk_setup(&k->pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)) != 0)
+		rc = PROTO_ERR_CRYPTO;
+	if (rc == 0 && mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(k->pk),
+	                                   mbedtls_ctr_drbg_random, &k->drbg) != 0)
+		rc = PROTO_ERR_CRYPTO;
+	if (rc == 0)
+		rc = key_finish(k);
+	if (rc) {
+		proto_key_free(k);
+		return rc;
+	}
+	*out = k;
+	return PROTO_OK;
+}
+
+int proto_key_load_private(struct proto_key **out, const char *path)
+{
+	struct proto_key *k = key_alloc();
+	if (!k)
+		return PROTO_ERR_NOMEM;
+	int rc = mbedtls_pk_parse_keyfile(&k->pk, path, NULL) == 0 ? key_finish(k) : PROTO_ERR_KEY;
+	if (rc == 0 && !k->has_private)
+		rc = PROTO_ERR_KEY;
+	if (rc) {
+		proto_key_free(k);
+		return rc;
+	}
+	*out = k;
+	return PROTO_OK;
+}
+
+int proto_key_load_public(struct proto_key **out, const char *path)
+{
+	struct proto_key *k = key_alloc();
+	if (!k)
+		return PROTO_ERR_NOMEM;
+	int rc = mbedtls_pk_parse_public_keyfile(&k->pk, path) == 0 ? key_finish(k) : PROTO_ERR_KEY;
+	if (rc) {
+		proto_key_free(k);
+		return rc;
+	}
+	*out = k;
+	return PROTO_OK;
+}
+
+int proto_key_parse_public(struct proto_key **out, const uint8_t *buf, size_t len)
+{
+	struct proto_key *k = key_alloc();
+	if (!k)
+		return PROTO_ERR_NOMEM;
+	/* PEM input must be NUL-terminated and its length count the NUL (mbedtls rule). */
+	uint8_t *copy = malloc(len + 1);
+	int rc = PROTO_ERR_NOMEM;
+	if (copy) {
+		memcpy(copy, buf, len);
+		copy[len] = 0;
+		static const char pem_start[] = "-----BEGIN";
+		int pem = len >= sizeof(pem_start) - 1 &&
+		          memcmp(buf, pem_start, sizeof(pem_start) - 1) == 0;
+		rc = mbedtls_pk_parse_public_key(&k->pk, copy, pem ? len + 1 : len) == 0
+		             ? key_finish(k)
+		             : PROTO_ERR_KEY;
+		free(copy);
+	}
+	if (rc) {
+		proto_key_free(k);
+		return rc;
+	}
+	*out = k;
+	return PROTO_OK;
+}
+
+static int write_new_file(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0)
+		return PROTO_ERR_IO;
+	size_t len = strlen(text), off = 0;
+	while (off < len) {
+		ssize_t w = write(fd, text + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			close(fd);
+			unlink(path);
+			return PROTO_ERR_IO;
+		}
+		off += (size_t)w;
+	}
+	/* A key that vanishes in a power cut after `init` said it was written is worse than
+	 * a slow init. */
+	if (fsync(fd) != 0 || close(fd) != 0) {
+		unlink(path);
+		return PROTO_ERR_IO;
+	}
+	return PROTO_OK;
+}
+
+int proto_key_write_private_pem(const struct proto_key *key, const char *path)
+{
+	if (!key->has_private)
+		return PROTO_ERR_ARG;
+	unsigned char pem[512];
+	/* mbedtls_pk_write_key_pem takes a non-const context in 2.28 but does not modify it */
+	if (mbedtls_pk_write_key_pem((mbedtls_pk_context *)&key->pk, pem, sizeof(pem)) != 0)
+		return PROTO_ERR_CRYPTO;
+	int rc = write_new_file(path, (const char *)pem, 0600);
+	mbedtls_platform_zeroize(pem, sizeof(pem));
+	return rc;
+}
+
+int proto_key_public_pem(const struct proto_key *key, char *buf, size_t cap)
+{
+	if (mbedtls_pk_write_pubkey_pem((mbedtls_pk_context *)&key->pk, (unsigned char *)buf,
+	                                cap) != 0)
+		return PROTO_ERR_BUFSIZE;
+	return PROTO_OK;
+}
+
+int proto_key_write_public_pem(const struct proto_key *key, const char *path)
+{
+	char pem[512];
+	int rc = proto_key_public_pem(key, pem, sizeof(pem));
+	return rc ? rc : write_new_file(path, pem, 0644);
+}
+
+void proto_key_id(const struct proto_key *key, uint8_t id[PROTO_KEY_ID_LEN])
+{
+	memcpy(id, key->id, PROTO_KEY_ID_LEN);
+}
+
+int proto_key_is_private(const struct proto_key *key)
+{
+	return key->has_private;
+}
+
+int proto_sign_hash(const struct proto_key *key, const uint8_t hash[PROTO_HASH_LEN],
+                    uint8_t sig[PROTO_SIG_MAX], size_t *sig_len)
+{
+	if (!key->has_private || !key->rng_ready)
+		return PROTO_ERR_ARG;
+	/* The DRBG state changes on every signature; the key is logically const. */
+	struct proto_key *k = (struct proto_key *)key;
+	uint8_t tmp[MBEDTLS_PK_SIGNATURE_MAX_SIZE];
+	size_t n = 0;
+	if (mbedtls_pk_sign(&k->pk, MBEDTLS_MD_SHA256, hash, PROTO_HASH_LEN, tmp, &n,
+	                    mbedtls_ctr_drbg_random, &k->drbg) != 0)
+		return PROTO_ERR_CRYPTO;
+	if (n > PROTO_SIG_MAX)
+		return PROTO_ERR_CRYPTO;
+	memcpy(sig, tmp, n);
+	*sig_len = n;
+	return PROTO_OK;
+}
+
+int proto_sign(const struct proto_key *key, const uint8_t *data, size_t len,
+               uint8_t sig[PROTO_SIG_MAX], size_t *sig_len)
+{
+	uint8_t h[PROTO_HASH_LEN];
+	proto_sha256(data, len, h);
+	return proto_sign_hash(key, h, sig, sig_len);
+}
+
+int proto_verify_hash(const struct proto_key *key, const uint8_t hash[PROTO_HASH_LEN],
+                      const uint8_t *sig, size_t sig_len)
+{
+	if (sig_len == 0 || sig_len > PROTO_SIG_MAX)
+		return PROTO_ERR_LIST_SIGNATURE;
+	/* Any failure, including a well-formed signature followed by junk (which mbedtls
+	 * reports as SIG_LEN_MISMATCH after a successful check), is a refusal. */
+	if (mbedtls_pk_verify((mbedtls_pk_context *)&key->pk, MBEDTLS_MD_SHA256, hash,
+	                      PROTO_HASH_LEN, sig, sig_len) != 0)
+		return PROTO_ERR_LIST_SIGNATURE;
+	return PROTO_OK;
+}
+
+int proto_verify(const struct proto_key *key, const uint8_t *data, size_t len, const uint8_t *sig,
+                 size_t sig_len)
+{
+	uint8_t h[PROTO_HASH_LEN];
+	proto_sha256(data, len, h);
+	return proto_verify_hash(key, h, sig, sig_len);
+}
+
+struct proto_keyring *proto_keyring_new(void)
+{
+	return calloc(1, sizeof(struct proto_keyring));
+}
+
+int proto_keyring_add(struct proto_keyring *ring, struct proto_key *key)
+{
+	if (ring->n == KEYRING_MAX || proto_keyring_find(ring, key->id)) {
+		proto_key_free(key);
+		return PROTO_ERR_ARG;
+	}
+	ring->keys[ring->n++] = key;
+	return PROTO_OK;
+}
+
+const struct proto_key *proto_keyring_find(const struct proto_keyring *ring,
+                                           const uint8_t id[PROTO_KEY_ID_LEN])
+{
+	for (size_t i = 0; ring && i < ring->n; i++)
+		if (memcmp(ring->keys[i]->id, id, PROTO_KEY_ID_LEN) == 0)
+			return ring->keys[i];
+	return NULL;
+}
+
+void proto_keyring_free(struct proto_keyring *ring)
+{
+	if (!ring)
+		return;
+	for (size_t i = 0; i < ring->n; i++)
+		proto_key_free(ring->keys[i]);
+	free(ring);
+}
