@@ -46,6 +46,15 @@ static void collect(const uint8_t *data, size_t len, void *ctx)
 	s->n++;
 }
 
+static void free_seeds(struct seedset *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->data[i]);
+	free(s->data);
+	free(s->len);
+	memset(s, 0, sizeof(*s));
+}
+
 static uint64_t rng_state;
 
 static uint64_t rnd(void)
@@ -157,7 +166,9 @@ int main(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
 			seed = strtoull(argv[++i], NULL, 10);
 		} else if (!strcmp(argv[i], "--write-seeds") && i + 1 < argc) {
-			return write_seeds(&s, argv[++i]);
+			int rc = write_seeds(&s, argv[++i]);
+			free_seeds(&s);
+			return rc;
 		} else if (argv[i][0] == '-') {
 			fprintf(stderr,
 			        "usage: %s [--runs N] [--seed S] | --write-seeds DIR | FILE...\n",
@@ -190,10 +201,7 @@ int main(int argc, char **argv)
 		LLVMFuzzerTestOneInput(buf, len);
 	}
 	free(buf);
-	for (size_t i = 0; i < s.n; i++)
-		free(s.data[i]);
-	free(s.data);
-	free(s.len);
 	printf("fuzz: %zu seeds and %lu mutated inputs, no crash\n", s.n, runs);
+	free_seeds(&s);
 	return 0;
 }
