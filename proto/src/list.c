@@ -206,6 +206,10 @@ int proto_list_open_file(struct proto_list **out, const char *path)
 	close(fd);
 	if (map == MAP_FAILED)
 		return PROTO_ERR_IO;
+	/* Lookups touch a few scattered pages: without this hint, from the very first fault
+	 * (the header), the kernel's read-ahead pulls megabytes around each one and the
+	 * first lookups after boot take tens of ms instead of a fraction of one. */
+	(void)madvise(map, len, MADV_RANDOM);
 	struct proto_list *l = NULL;
 	int rc = proto_list_open_mem(&l, map, len);
 	if (rc) {
@@ -213,9 +217,6 @@ int proto_list_open_file(struct proto_list **out, const char *path)
 		return rc;
 	}
 	l->map_len = len;
-	/* Lookups touch ~23 scattered pages: without this hint the kernel's read-ahead pulls
-	 * megabytes around each one, and the first lookups after boot take tens of ms. */
-	(void)madvise(map, len, MADV_RANDOM);
 	*out = l;
 	return PROTO_OK;
 }
