@@ -264,10 +264,44 @@ int proto_sign(const struct proto_key *key, const uint8_t *data, size_t len,
 	return proto_sign_hash(key, h, sig, sig_len);
 }
 
+/* One INTEGER of an ECDSA-Sig-Value in minimal DER: positive, no needless leading zero,
+ * at most 33 bytes for P-256. Returns the bytes it took, or 0. */
+static size_t der_p256_integer(const uint8_t *p, size_t avail)
+{
+	if (avail < 3 || p[0] != 0x02)
+		return 0;
+	size_t n = p[1];
+	if (n < 1 || n > 33 || n > avail - 2)
+		return 0;
+	const uint8_t *v = p + 2;
+	if (v[0] & 0x80)
+		return 0; /* negative */
+	if (n > 1 && v[0] == 0x00 && !(v[1] & 0x80))
+		return 0; /* leading zero that is not needed */
+	return 2 + n;
+}
+
+/*
+ * A signature has exactly one valid encoding. mbedTLS 2.28 also accepts BER variants
+ * (a long-form length, for one), which anyone can produce from a valid signature without
+ * the key: a gate would then hold a list/signature pair that an auditor's openssl check
+ * refuses. So only canonical DER goes to mbedtls_pk_verify.
+ */
+static int der_signature_is_canonical(const uint8_t *sig, size_t len)
+{
+	if (len < 8 || sig[0] != 0x30 || sig[1] >= 0x80 || (size_t)sig[1] != len - 2)
+		return 0;
+	size_t r = der_p256_integer(sig + 2, len - 2);
+	if (r == 0)
+		return 0;
+	size_t s = der_p256_integer(sig + 2 + r, len - 2 - r);
+	return s != 0 && 2 + r + s == len;
+}
+
 int proto_verify_hash(const struct proto_key *key, const uint8_t hash[PROTO_HASH_LEN],
                       const uint8_t *sig, size_t sig_len)
 {
-	if (sig_len == 0 || sig_len > PROTO_SIG_MAX)
+	if (sig_len == 0 || sig_len > PROTO_SIG_MAX || !der_signature_is_canonical(sig, sig_len))
 		return PROTO_ERR_LIST_SIGNATURE;
 	/* Any failure, including a well-formed signature followed by junk (which mbedtls
 	 * reports as SIG_LEN_MISMATCH after a successful check), is a refusal. */

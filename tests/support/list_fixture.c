@@ -73,6 +73,24 @@ void fixture_build(const struct list_fixture *f, uint64_t version, const uint8_t
 	fixture_resign(f, out->buf, out->len, out->sig, &out->sig_len);
 }
 
+void fixture_build_sector(const struct list_fixture *f, uint16_t sector, uint64_t version,
+                          const uint8_t *prev_hash, struct proto_list_entry *e, size_t n,
+                          struct built_list *out)
+{
+	struct proto_list_params p = {
+	        .sector = sector,
+	        .version = version,
+	        .issued_at = FIXTURE_ISSUED,
+	        .expires_at = FIXTURE_EXPIRES,
+	};
+	if (prev_hash)
+		memcpy(p.prev_hash, prev_hash, PROTO_HASH_LEN);
+	assert_int_equal(proto_list_build(&p, f->signer, fixture_profiles, FIXTURE_PROFILE_COUNT, e,
+	                                  n, &out->buf, &out->len),
+	                 0);
+	fixture_resign(f, out->buf, out->len, out->sig, &out->sig_len);
+}
+
 void fixture_resign(const struct list_fixture *f, const uint8_t *buf, size_t len,
                     uint8_t sig[PROTO_SIG_MAX], size_t *sig_len)
 {

@@ -39,6 +39,11 @@ struct built_list {
 void fixture_build(const struct list_fixture *f, uint64_t version, const uint8_t *prev_hash,
                    struct proto_list_entry *e, size_t n, struct built_list *out);
 
+/* The same, for a list of another sector (what a gate of that sector would hold). */
+void fixture_build_sector(const struct list_fixture *f, uint16_t sector, uint64_t version,
+                          const uint8_t *prev_hash, struct proto_list_entry *e, size_t n,
+                          struct built_list *out);
+
 /* Re-sign a buffer the test altered, so that only the check under test can refuse it. */
 void fixture_resign(const struct list_fixture *f, const uint8_t *buf, size_t len,
                     uint8_t sig[PROTO_SIG_MAX], size_t *sig_len);

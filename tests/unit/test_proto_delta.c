@@ -471,6 +471,494 @@ static void test_build_refuses_non_consecutive_versions(void **state)
 	assert_null(out);
 }
 
+/* Header offsets (docs/list-format.md). */
+#define D_SECTOR      6
+#define D_BASE_VER    8
+#define D_VERSION     16
+#define D_ISSUED      24
+#define D_EXPIRES     32
+#define D_OP_COUNT    48
+#define D_RESULT_CNT  52
+#define D_PROFILE_CNT 56
+#define D_SIG_LEN     58
+#define D_SIG         128
+
+/* An exact-size heap copy of the first len bytes of the context's delta, re-signed: ASan
+ * sees any read past its end. */
+static struct delta exact(struct ctx *c, size_t len)
+{
+	struct delta d = {.len = len, .buf = malloc(len)};
+	assert_non_null(d.buf);
+	memcpy(d.buf, c->d.buf, len);
+	resign(c, &d);
+	return d;
+}
+
+/* The context's delta with the byte at `at` set to `value`, re-signed, applied. */
+static int with_byte(struct ctx *c, size_t at, uint8_t value)
+{
+	struct delta d = altered(c, c->d.len);
+	d.buf[at] = value;
+	resign(c, &d);
+	int rc = try_apply(c, &d);
+	free(d.buf);
+	return rc;
+}
+
+/* Offset of the first op with this code in d. */
+static size_t find_op(const struct delta *d, uint8_t code)
+{
+	for (size_t at = first_op(d); at < d->len; at += PROTO_DELTA_OP_SIZE)
+		if (d->buf[at] == code)
+			return at;
+	fail_msg("no op %u in the delta", code);
+	return 0;
+}
+
+/* A version of `sector` holding one pass per byte of `keys` (its key: 8 times that byte). */
+static void keyed_version(const struct list_fixture *f, uint16_t sector, uint64_t version,
+                          const uint8_t *prev_hash, const uint8_t *keys, size_t n,
+                          struct version *v)
+{
+	v->n = n;
+	v->e = calloc(n + 1, sizeof(*v->e));
+	for (size_t i = 0; i < n; i++)
+		memset(v->e[i].key, keys[i], PROTO_LIST_KEY_LEN);
+	fixture_build_sector(f, sector, version, prev_hash, v->e, n, &v->b);
+	version_open(v);
+}
+
+/* Apply d to another base than the context's, under the context's policy. */
+static int try_apply_to(struct ctx *c, struct version *base, const struct delta *d)
+{
+	uint8_t *out = NULL, sig[PROTO_SIG_MAX];
+	size_t out_len = 0, sig_len = 0;
+	int rc = apply(base, d, &c->p, &out, &out_len, sig, &sig_len);
+	if (rc)
+		assert_null(out);
+	free(out);
+	return rc;
+}
+
+static void test_parse_header_refuses_null_arguments(void **state)
+{
+	struct ctx *c = *state;
+	struct proto_delta_header h;
+	assert_int_equal(proto_delta_parse_header(NULL, 0, &h), PROTO_ERR_ARG);
+	assert_int_equal(proto_delta_parse_header(c->d.buf, c->d.len, NULL), PROTO_ERR_ARG);
+	assert_int_equal(proto_delta_parse_header(c->d.buf, c->d.len, &h), 0);
+}
+
+static void test_apply_refuses_null_arguments(void **state)
+{
+	struct ctx *c = *state;
+	struct proto_list *a = c->a.l;
+	const uint8_t *d = c->d.buf, *ds = c->d.sig;
+	const size_t dl = c->d.len, dsl = c->d.sig_len;
+	uint8_t *out = NULL, sig[PROTO_SIG_MAX];
+	size_t out_len, sig_len;
+	assert_int_equal(
+	        proto_delta_apply(NULL, d, dl, ds, dsl, &c->p, &out, &out_len, sig, &sig_len),
+	        PROTO_ERR_ARG);
+	assert_int_equal(proto_delta_apply(a, d, dl, ds, dsl, NULL, &out, &out_len, sig, &sig_len),
+	                 PROTO_ERR_ARG);
+	assert_int_equal(proto_delta_apply(a, d, dl, ds, dsl, &c->p, NULL, &out_len, sig, &sig_len),
+	                 PROTO_ERR_ARG);
+	assert_int_equal(proto_delta_apply(a, d, dl, ds, dsl, &c->p, &out, NULL, sig, &sig_len),
+	                 PROTO_ERR_ARG);
+	assert_int_equal(
+	        proto_delta_apply(a, d, dl, ds, dsl, &c->p, &out, &out_len, NULL, &sig_len),
+	        PROTO_ERR_ARG);
+	assert_int_equal(proto_delta_apply(a, d, dl, ds, dsl, &c->p, &out, &out_len, sig, NULL),
+	                 PROTO_ERR_ARG);
+	assert_null(out);
+}
+
+static void test_refuses_delta_shorter_than_its_magic(void **state)
+{
+	struct ctx *c = *state;
+	struct delta d = exact(c, 3); /* "CPL" */
+	assert_int_equal(try_apply(c, &d), PROTO_ERR_LIST_TRUNCATED);
+	free(d.buf);
+}
+
+/* A snapshot is not a delta, even one that happens to parse as a delta. */
+static void test_refuses_delta_with_snapshot_magic(void **state)
+{
+	struct ctx *c = *state;
+	assert_int_equal(with_byte(c, 3, 'S'), PROTO_ERR_LIST_MAGIC);
+}
+
+/* The truncation test cuts a longer buffer; here nothing past an exact-size one is read. */
+static void test_refuses_header_cut_short_without_reading_past_it(void **state)
+{
+	struct ctx *c = *state;
+	struct delta d = exact(c, 150);
+	assert_int_equal(try_apply(c, &d), PROTO_ERR_LIST_TRUNCATED);
+	free(d.buf);
+	d = exact(c, PROTO_DELTA_HEADER_SIZE - 1);
+	assert_int_equal(try_apply(c, &d), PROTO_ERR_LIST_TRUNCATED);
+	free(d.buf);
+}
+
+static void test_refuses_unknown_delta_format(void **state)
+{
+	struct ctx *c = *state;
+	assert_int_equal(with_byte(c, 5, PROTO_LIST_FORMAT + 1), PROTO_ERR_LIST_FORMAT);
+}
+
+static void test_refuses_result_signature_length_out_of_range(void **state)
+{
+	struct ctx *c = *state;
+	/* no signature at all (the signature bytes zeroed too, so the padding rule holds) */
+	struct delta d = altered(c, c->d.len);
+	d.buf[D_SIG_LEN] = 0;
+	memset(d.buf + D_SIG, 0, PROTO_SIG_MAX);
+	resign(c, &d);
+	assert_int_equal(try_apply(c, &d), PROTO_ERR_LIST_FIELD);
+	free(d.buf);
+	/* longer than the field: the padding after it would be read past the header, and past
+	 * the end of this exact-size buffer */
+	d = exact(c, c->d.len);
+	d.buf[D_SIG_LEN] = PROTO_SIG_MAX + 1;
+	resign(c, &d);
+	assert_int_equal(try_apply(c, &d), PROTO_ERR_LIST_FIELD);
+	d.buf[D_SIG_LEN] = 0xff;
+	resign(c, &d);
+	assert_int_equal(try_apply(c, &d), PROTO_ERR_LIST_FIELD);
+	free(d.buf);
+}
+
+static void test_refuses_nonzero_reserved_header_bytes(void **state)
+{
+	struct ctx *c = *state;
+	assert_int_equal(with_byte(c, 59, 1), PROTO_ERR_LIST_FIELD);
+	assert_int_equal(with_byte(c, 60, 1), PROTO_ERR_LIST_FIELD);
+	assert_int_equal(with_byte(c, 63, 1), PROTO_ERR_LIST_FIELD);
+}
+
+/* The bytes after a short result signature must be zero: one encoding per delta. The
+ * signature must be a real one shorter than the field, so pick a next version whose
+ * (deterministic ECDSA) signature is under 72 bytes, as three in four are. */
+static void test_refuses_nonzero_signature_padding(void **state)
+{
+	struct ctx *c = *state;
+	struct version t = {0};
+	int found = 0;
+	for (unsigned i = 0; i < 64 && !found; i++) {
+		next_version(&c->f, &c->a, &t, 1, 1, 1, 40 + i);
+		found = t.b.sig_len < PROTO_SIG_MAX;
+		if (!found)
+			version_free(&t);
+	}
+	assert_true(found);
+	struct delta d;
+	make_delta(&c->f, &c->a, &t, &d);
+	assert_int_equal(try_apply(c, &d), 0);
+	d.buf[D_SIG + t.b.sig_len] = 1; /* just after the signature */
+	resign(c, &d);
+	assert_int_equal(try_apply(c, &d), PROTO_ERR_LIST_FIELD);
+	d.buf[D_SIG + t.b.sig_len] = 0;
+	d.buf[D_SIG + PROTO_SIG_MAX - 1] = 1; /* the last byte of the field */
+	resign(c, &d);
+	assert_int_equal(try_apply(c, &d), PROTO_ERR_LIST_FIELD);
+	free(d.buf);
+	version_free(&t);
+}
+
+/* Version 0 means "no list": a delta from it is malformed, not merely for another base. */
+static void test_refuses_base_version_zero(void **state)
+{
+	struct ctx *c = *state;
+	struct delta d = altered(c, c->d.len);
+	put_be64(d.buf + D_BASE_VER, 0);
+	resign(c, &d);
+	assert_int_equal(try_apply(c, &d), PROTO_ERR_LIST_FIELD);
+	free(d.buf);
+}
+
+/* A delta goes forward: from 3 to 3 (or to 2) is malformed, whatever the gate holds. */
+static void test_refuses_version_not_after_base(void **state)
+{
+	struct ctx *c = *state;
+	c->p.held_version = 0; /* so that the rollback rule cannot be the one refusing */
+	struct delta d = altered(c, c->d.len);
+	put_be64(d.buf + D_VERSION, get_be64(d.buf + D_BASE_VER));
+	resign(c, &d);
+	assert_int_equal(try_apply(c, &d), PROTO_ERR_LIST_FIELD);
+	put_be64(d.buf + D_VERSION, get_be64(d.buf + D_BASE_VER) - 1);
+	resign(c, &d);
+	assert_int_equal(try_apply(c, &d), PROTO_ERR_LIST_FIELD);
+	free(d.buf);
+}
+
+static void test_refuses_expiry_not_after_issue(void **state)
+{
+	struct ctx *c = *state;
+	c->p.now = FIXTURE_ISSUED - 10; /* so that the expiry rule cannot be the one refusing */
+	struct delta d = altered(c, c->d.len);
+	put_be64(d.buf + D_EXPIRES, get_be64(d.buf + D_ISSUED));
+	resign(c, &d);
+	assert_int_equal(try_apply(c, &d), PROTO_ERR_LIST_FIELD);
+	free(d.buf);
+}
+
+static void test_refuses_result_count_beyond_any_list(void **state)
+{
+	struct ctx *c = *state;
+	struct delta d = altered(c, c->d.len);
+	put_be32(d.buf + D_RESULT_CNT, PROTO_LIST_MAX_ENTRIES + 1);
+	resign(c, &d);
+	assert_int_equal(try_apply(c, &d), PROTO_ERR_LIST_OVERSIZED);
+	free(d.buf);
+}
+
+/* 65535 profiles do not fit in this delta: the size left for the ops must not wrap. */
+static void test_refuses_profile_table_longer_than_the_delta(void **state)
+{
+	struct ctx *c = *state;
+	struct delta d = altered(c, c->d.len);
+	put_be16(d.buf + D_PROFILE_CNT, 0xffff);
+	resign(c, &d);
+	assert_int_equal(try_apply(c, &d), PROTO_ERR_LIST_TRUNCATED);
+	free(d.buf);
+}
+
+/* A gate of sector 7 holding, by mistake, sector 8's list: a delta for sector 7 built from
+ * exactly that list (same version, same hash) must still not be merged into it. */
+static void test_refuses_delta_for_a_base_of_another_sector(void **state)
+{
+	struct ctx *c = *state;
+	static const uint8_t base_keys[] = {0x10, 0x30}, next_keys[] = {0x10, 0x20, 0x30};
+	struct version base = {0}, next = {0};
+	keyed_version(&c->f, FIXTURE_SECTOR + 1, 3, NULL, base_keys, 2, &base);
+	keyed_version(&c->f, FIXTURE_SECTOR + 1, 4, proto_list_hash(base.l), next_keys, 3, &next);
+	struct delta d;
+	make_delta(&c->f, &base, &next, &d);
+	put_be16(d.buf + D_SECTOR, FIXTURE_SECTOR);
+	resign(c, &d);
+	assert_int_equal(try_apply_to(c, &base, &d), PROTO_ERR_LIST_SECTOR);
+	free(d.buf);
+	version_free(&base);
+	version_free(&next);
+}
+
+/* The profiles a delta brings in are checked as the list reader would check them. */
+static void test_refuses_delta_with_bad_profile(void **state)
+{
+	struct ctx *c = *state;
+	/* profile 0's scope */
+	assert_int_equal(with_byte(c, PROTO_DELTA_HEADER_SIZE + 8, PROTO_SCOPE_HOUSEHOLD + 1),
+	                 PROTO_ERR_LIST_FIELD);
+}
+
+/* The same addition twice, with both counts adjusted: the result would hold a key twice. */
+static void test_refuses_duplicate_op_keys(void **state)
+{
+	struct ctx *c = *state;
+	const size_t at = find_op(&c->d, DELTA_OP_ADD);
+	struct delta d = altered(c, c->d.len + PROTO_DELTA_OP_SIZE);
+	memmove(d.buf + at + PROTO_DELTA_OP_SIZE, d.buf + at, c->d.len - at);
+	put_be32(d.buf + D_OP_COUNT, get_be32(d.buf + D_OP_COUNT) + 1);
+	put_be32(d.buf + D_RESULT_CNT, get_be32(d.buf + D_RESULT_CNT) + 1);
+	resign(c, &d);
+	assert_int_equal(try_apply(c, &d), PROTO_ERR_LIST_ORDER);
+	free(d.buf);
+}
+
+static void test_refuses_removal_from_empty_list(void **state)
+{
+	struct ctx *c = *state;
+	static const uint8_t next_keys[] = {0x20};
+	struct version base = {0}, next = {0};
+	keyed_version(&c->f, FIXTURE_SECTOR, 3, NULL, NULL, 0, &base);
+	keyed_version(&c->f, FIXTURE_SECTOR, 4, proto_list_hash(base.l), next_keys, 1, &next);
+	struct delta d;
+	make_delta(&c->f, &base, &next, &d);
+	assert_int_equal(try_apply_to(c, &base, &d), 0);
+	/* its one addition turned into a removal, and the result count to 0 */
+	uint8_t *op = d.buf + first_op(&d);
+	op[0] = DELTA_OP_REMOVE;
+	memset(op + 1 + PROTO_LIST_KEY_LEN, 0, PROTO_LIST_ENTRY_SIZE - PROTO_LIST_KEY_LEN);
+	put_be32(d.buf + D_RESULT_CNT, 0);
+	resign(c, &d);
+	assert_int_equal(try_apply_to(c, &base, &d), PROTO_ERR_DELTA_OP);
+	free(d.buf);
+	version_free(&base);
+	version_free(&next);
+}
+
+/* A removal names a key and nothing else: any other encoding of it is refused. */
+static void test_refuses_removal_carrying_more_than_a_key(void **state)
+{
+	struct ctx *c = *state;
+	const size_t at = find_op(&c->d, DELTA_OP_REMOVE);
+	assert_int_equal(with_byte(c, at + 1 + PROTO_LIST_KEY_LEN, 1), PROTO_ERR_LIST_FIELD);
+	assert_int_equal(with_byte(c, at + PROTO_DELTA_OP_SIZE - 1, 1), PROTO_ERR_LIST_FIELD);
+}
+
+static void test_refuses_op_naming_missing_profile(void **state)
+{
+	struct ctx *c = *state;
+	const size_t at = find_op(&c->d, DELTA_OP_ADD);
+	struct delta d = altered(c, c->d.len);
+	put_be16(d.buf + at + 1 + 8, FIXTURE_PROFILE_COUNT); /* one past the table */
+	resign(c, &d);
+	assert_int_equal(try_apply(c, &d), PROTO_ERR_LIST_PROFILE);
+	free(d.buf);
+}
+
+static void test_refuses_op_with_unknown_status(void **state)
+{
+	struct ctx *c = *state;
+	const size_t at = find_op(&c->d, DELTA_OP_ADD);
+	assert_int_equal(with_byte(c, at + PROTO_DELTA_OP_SIZE - 1, PROTO_STATUS_MAX + 1),
+	                 PROTO_ERR_LIST_FIELD);
+}
+
+/* Base {10, 30}, next {10, 20, 30}: the addition of 20 made a change, or a removal, of a
+ * key the base lacks, with the result count adjusted. Merged blindly, either would drop 30
+ * in its place. */
+static void test_refuses_change_or_removal_of_absent_key(void **state)
+{
+	struct ctx *c = *state;
+	static const uint8_t base_keys[] = {0x10, 0x30}, next_keys[] = {0x10, 0x20, 0x30};
+	struct version base = {0}, next = {0};
+	keyed_version(&c->f, FIXTURE_SECTOR, 3, NULL, base_keys, 2, &base);
+	keyed_version(&c->f, FIXTURE_SECTOR, 4, proto_list_hash(base.l), next_keys, 3, &next);
+	struct delta d;
+	make_delta(&c->f, &base, &next, &d);
+	assert_int_equal(try_apply_to(c, &base, &d), 0);
+	uint8_t *op = d.buf + first_op(&d);
+	assert_int_equal(op[0], DELTA_OP_ADD);
+	op[0] = DELTA_OP_CHANGE;
+	put_be32(d.buf + D_RESULT_CNT, 2);
+	resign(c, &d);
+	assert_int_equal(try_apply_to(c, &base, &d), PROTO_ERR_DELTA_OP);
+	op[0] = DELTA_OP_REMOVE;
+	memset(op + 1 + PROTO_LIST_KEY_LEN, 0, PROTO_LIST_ENTRY_SIZE - PROTO_LIST_KEY_LEN);
+	put_be32(d.buf + D_RESULT_CNT, 1);
+	resign(c, &d);
+	assert_int_equal(try_apply_to(c, &base, &d), PROTO_ERR_DELTA_OP);
+	free(d.buf);
+	version_free(&base);
+	version_free(&next);
+}
+
+/* Base {10}; ops: add 20, then remove 30 (absent), result count 1 + 1 - 1 = 1. The output
+ * has room for one entry: the merge must notice it is full before writing 20 past it. */
+static void test_refuses_ops_that_overflow_the_result(void **state)
+{
+	struct ctx *c = *state;
+	static const uint8_t base_keys[] = {0x10}, next_keys[] = {0x10, 0x20};
+	struct version base = {0}, next = {0};
+	keyed_version(&c->f, FIXTURE_SECTOR, 3, NULL, base_keys, 1, &base);
+	keyed_version(&c->f, FIXTURE_SECTOR, 4, proto_list_hash(base.l), next_keys, 2, &next);
+	struct delta d;
+	make_delta(&c->f, &base, &next, &d);
+	assert_int_equal(try_apply_to(c, &base, &d), 0);
+	d.buf = realloc(d.buf, d.len + PROTO_DELTA_OP_SIZE);
+	uint8_t *op = d.buf + d.len;
+	memset(op, 0, PROTO_DELTA_OP_SIZE);
+	op[0] = DELTA_OP_REMOVE;
+	memset(op + 1, 0x30, PROTO_LIST_KEY_LEN);
+	d.len += PROTO_DELTA_OP_SIZE;
+	put_be32(d.buf + D_OP_COUNT, 2);
+	put_be32(d.buf + D_RESULT_CNT, 1);
+	resign(c, &d);
+	assert_int_equal(try_apply_to(c, &base, &d), PROTO_ERR_DELTA_OP);
+	free(d.buf);
+	version_free(&base);
+	version_free(&next);
+}
+
+/* The fuzz targets call the merge directly: it must parse the header itself. */
+static void test_apply_unverified_refuses_malformed_header(void **state)
+{
+	struct ctx *c = *state;
+	struct proto_delta_header h;
+	uint8_t *out = NULL;
+	size_t len = 0;
+	memset(&h, 0, sizeof(h));
+	struct delta d = altered(c, c->d.len);
+	put_be16(d.buf + 4, PROTO_LIST_FORMAT + 1);
+	assert_int_equal(proto_delta_apply_unverified(c->a.l, d.buf, d.len, proto_list_hash(c->a.l),
+	                                              &out, &len, &h),
+	                 PROTO_ERR_LIST_FORMAT);
+	free(d.buf);
+	d = exact(c, 3);
+	assert_int_equal(proto_delta_apply_unverified(c->a.l, d.buf, d.len, proto_list_hash(c->a.l),
+	                                              &out, &len, &h),
+	                 PROTO_ERR_LIST_TRUNCATED);
+	free(d.buf);
+	assert_null(out);
+	assert_int_equal(proto_delta_apply_unverified(c->a.l, c->d.buf, c->d.len,
+	                                              proto_list_hash(c->a.l), &out, &len, &h),
+	                 0);
+	free(out);
+}
+
+static void test_build_refuses_bad_signature_length(void **state)
+{
+	struct ctx *c = *state;
+	uint8_t *out = NULL, sig[PROTO_SIG_MAX + 1] = {0};
+	size_t len = 0;
+	memcpy(sig, c->b.b.sig, c->b.b.sig_len);
+	assert_int_equal(proto_delta_build(c->a.l, c->b.l, sig, 0, c->f.signer, &out, &len),
+	                 PROTO_ERR_ARG);
+	assert_int_equal(
+	        proto_delta_build(c->a.l, c->b.l, sig, PROTO_SIG_MAX + 1, c->f.signer, &out, &len),
+	        PROTO_ERR_ARG);
+	assert_null(out);
+}
+
+static void test_build_refuses_lists_of_two_sectors(void **state)
+{
+	struct ctx *c = *state;
+	static const uint8_t keys[] = {0x10};
+	struct version other = {0};
+	/* consecutive to the base in every other respect */
+	keyed_version(&c->f, FIXTURE_SECTOR + 1, 4, proto_list_hash(c->a.l), keys, 1, &other);
+	uint8_t *out = NULL;
+	size_t len = 0;
+	assert_int_equal(proto_delta_build(c->a.l, other.l, other.b.sig, other.b.sig_len,
+	                                   c->f.signer, &out, &len),
+	                 PROTO_ERR_LIST_SECTOR);
+	assert_null(out);
+	version_free(&other);
+}
+
+/* A target must name the base as its predecessor and come after it; either alone is not
+ * enough. */
+static void test_build_refuses_target_that_does_not_follow_the_base(void **state)
+{
+	struct ctx *c = *state;
+	static const uint8_t keys[] = {0x10};
+	const uint8_t *base_hash = proto_list_hash(c->a.l);
+	struct {
+		uint64_t version;
+		const uint8_t *prev_hash;
+		int want;
+	} cases[] = {
+	        {4, base_hash, 0},
+	        {3, base_hash, PROTO_ERR_DELTA_BASE}, /* same version as the base */
+	        {2, base_hash, PROTO_ERR_DELTA_BASE}, /* older */
+	        {4, NULL, PROTO_ERR_DELTA_BASE},      /* next version, no predecessor */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct version t = {0};
+		keyed_version(&c->f, FIXTURE_SECTOR, cases[i].version, cases[i].prev_hash, keys, 1,
+		              &t);
+		uint8_t *out = NULL;
+		size_t len = 0;
+		assert_int_equal(proto_delta_build(c->a.l, t.l, t.b.sig, t.b.sig_len, c->f.signer,
+		                                   &out, &len),
+		                 cases[i].want);
+		free(out);
+		version_free(&t);
+	}
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -487,6 +975,33 @@ int main(void)
 	        T(test_refuses_ops_that_do_not_fit_the_base),
 	        T(test_refuses_result_other_than_signed),
 	        T(test_build_refuses_non_consecutive_versions),
+	        T(test_parse_header_refuses_null_arguments),
+	        T(test_apply_refuses_null_arguments),
+	        T(test_refuses_delta_shorter_than_its_magic),
+	        T(test_refuses_delta_with_snapshot_magic),
+	        T(test_refuses_header_cut_short_without_reading_past_it),
+	        T(test_refuses_unknown_delta_format),
+	        T(test_refuses_result_signature_length_out_of_range),
+	        T(test_refuses_nonzero_reserved_header_bytes),
+	        T(test_refuses_nonzero_signature_padding),
+	        T(test_refuses_base_version_zero),
+	        T(test_refuses_version_not_after_base),
+	        T(test_refuses_expiry_not_after_issue),
+	        T(test_refuses_result_count_beyond_any_list),
+	        T(test_refuses_profile_table_longer_than_the_delta),
+	        T(test_refuses_delta_for_a_base_of_another_sector),
+	        T(test_refuses_delta_with_bad_profile),
+	        T(test_refuses_duplicate_op_keys),
+	        T(test_refuses_removal_from_empty_list),
+	        T(test_refuses_removal_carrying_more_than_a_key),
+	        T(test_refuses_op_naming_missing_profile),
+	        T(test_refuses_op_with_unknown_status),
+	        T(test_refuses_change_or_removal_of_absent_key),
+	        T(test_refuses_ops_that_overflow_the_result),
+	        T(test_apply_unverified_refuses_malformed_header),
+	        T(test_build_refuses_bad_signature_length),
+	        T(test_build_refuses_lists_of_two_sectors),
+	        T(test_build_refuses_target_that_does_not_follow_the_base),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

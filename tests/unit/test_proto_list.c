@@ -3,6 +3,7 @@
  * test builds a list that is valid in every other respect (often re-signed after the
  * change), so that it fails if that one check is removed.
  */
+#define _GNU_SOURCE /* memfd_create */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -62,6 +64,40 @@ static int open_verify(struct ctx *c, const uint8_t *buf, size_t len, const uint
 		return rc;
 	rc = proto_list_verify(l, sig, sig_len, &c->policy);
 	proto_list_close(l);
+	return rc;
+}
+
+/* Offsets of profile i and entry i in the context's list (3 profiles). */
+#define PROFILE_AT(i) (PROTO_LIST_HEADER_SIZE + (size_t)PROTO_LIST_PROFILE_SIZE * (i))
+#define ENTRY_AT(i)                                                                                \
+	(PROTO_LIST_HEADER_SIZE + FIXTURE_PROFILE_COUNT * PROTO_LIST_PROFILE_SIZE +                \
+	 (size_t)PROTO_LIST_ENTRY_SIZE * (i))
+
+/* An exact-size heap copy of the context's list: ASan sees any read past its end. */
+static uint8_t *list_copy(const struct ctx *c, size_t len)
+{
+	uint8_t *copy = malloc(len);
+	assert_non_null(copy);
+	memcpy(copy, c->l.buf, len < c->l.len ? len : c->l.len);
+	return copy;
+}
+
+/* Re-sign an altered copy, then open and verify it: only the alteration can refuse it. */
+static int resign_open_verify(struct ctx *c, const uint8_t *buf, size_t len)
+{
+	uint8_t sig[PROTO_SIG_MAX];
+	size_t sig_len;
+	fixture_resign(&c->f, buf, len, sig, &sig_len);
+	return open_verify(c, buf, len, sig, sig_len);
+}
+
+/* The context's list with the byte at `at` set to `value`, re-signed, opened, verified. */
+static int with_byte(struct ctx *c, size_t at, uint8_t value)
+{
+	uint8_t *copy = list_copy(c, c->l.len);
+	copy[at] = value;
+	int rc = resign_open_verify(c, copy, c->l.len);
+	free(copy);
 	return rc;
 }
 
@@ -297,6 +333,19 @@ static void test_refuses_oversized_file_before_mapping(void **state)
 	assert_int_equal(proto_list_open_file(&l, path), PROTO_ERR_LIST_OVERSIZED);
 	unlink(path);
 	assert_int_equal(proto_list_open_file(&l, path), PROTO_ERR_IO);
+
+	/* 2 GiB still maps on 64 bits, so the size could be checked after mapping too: a file
+	 * larger than any address space (a sparse memfd) cannot be mapped at all, and only a
+	 * check made before mapping calls it oversized rather than an I/O error */
+	int mfd = memfd_create("citypass-huge-list", MFD_CLOEXEC);
+	assert_true(mfd >= 0);
+	assert_int_equal(write(mfd, c->l.buf, 96), 96);
+	assert_int_equal(ftruncate(mfd, (off_t)1 << 62), 0);
+	char fd_path[64];
+	snprintf(fd_path, sizeof(fd_path), "/proc/self/fd/%d", mfd);
+	assert_int_equal(proto_list_open_file(&l, fd_path), PROTO_ERR_LIST_OVERSIZED);
+	close(mfd);
+	assert_null(l);
 }
 
 static void test_refuses_entry_count_mismatch(void **state)
@@ -334,7 +383,8 @@ static void test_refuses_wrong_magic_format_and_fields(void **state)
 	put_be64(copy + 8, 0); /* version 0 is "no list" */
 	assert_int_equal(proto_list_open_mem(&l, copy, c->l.len), PROTO_ERR_LIST_FIELD);
 	memcpy(copy, c->l.buf, c->l.len);
-	copy[96 + 7] = 9; /* profile 0 with an unknown period */
+	/* profile 1 (which has a limit, so the period/limit rule holds) with an unknown period */
+	copy[PROFILE_AT(1) + 7] = 9;
 	assert_int_equal(proto_list_open_mem(&l, copy, c->l.len), PROTO_ERR_LIST_FIELD);
 	free(copy);
 }
@@ -448,6 +498,320 @@ static void test_every_error_has_its_own_message(void **state)
 	                    "list version is not newer than the one held (rollback)");
 }
 
+/* Profile 1 counts 10 entries over the pass's life: changing its period alone keeps the
+ * period/limit rule satisfied, so only the range check can refuse it. */
+static void test_refuses_profile_with_unknown_period_scope_fare_or_flags(void **state)
+{
+	struct ctx *c = *state;
+	assert_int_equal(with_byte(c, PROFILE_AT(1) + 7, PROTO_PERIOD_YEAR + 1),
+	                 PROTO_ERR_LIST_FIELD);
+	assert_int_equal(with_byte(c, PROFILE_AT(1) + 7, PROTO_PERIOD_YEAR), 0);
+	assert_int_equal(with_byte(c, PROFILE_AT(0) + 8, PROTO_SCOPE_HOUSEHOLD + 1),
+	                 PROTO_ERR_LIST_FIELD);
+	assert_int_equal(with_byte(c, PROFILE_AT(0) + 8, PROTO_SCOPE_HOUSEHOLD), 0);
+	assert_int_equal(with_byte(c, PROFILE_AT(0) + 9, PROTO_FARE_FREE + 1),
+	                 PROTO_ERR_LIST_FIELD);
+	assert_int_equal(with_byte(c, PROFILE_AT(0) + 9, PROTO_FARE_FREE), 0);
+	/* a flag this gate does not know could change what a pass may do: refuse */
+	assert_int_equal(with_byte(c, PROFILE_AT(1) + 10, PROTO_PROFILE_ENTRIES_ON_CARD | 0x02),
+	                 PROTO_ERR_LIST_FIELD);
+}
+
+static void test_refuses_profile_with_nonzero_reserved_bytes(void **state)
+{
+	struct ctx *c = *state;
+	assert_int_equal(with_byte(c, PROFILE_AT(0) + 11, 1), PROTO_ERR_LIST_FIELD);
+	assert_int_equal(with_byte(c, PROFILE_AT(2) + 15, 1), PROTO_ERR_LIST_FIELD);
+}
+
+/* A counter needs a period, and a period without a limit would refuse every pass. */
+static void test_refuses_limit_without_period_and_period_without_limit(void **state)
+{
+	struct ctx *c = *state;
+	assert_int_equal(with_byte(c, PROFILE_AT(0) + 6, 5), PROTO_ERR_LIST_FIELD);
+	assert_int_equal(with_byte(c, PROFILE_AT(1) + 6, 0), PROTO_ERR_LIST_FIELD);
+}
+
+/* Exact-size buffers: the magic may not be read before the length is known to cover it. */
+static void test_refuses_list_shorter_than_its_magic(void **state)
+{
+	(void)state;
+	struct proto_list *l = NULL;
+	assert_int_equal(proto_list_open_mem(&l, NULL, 0), PROTO_ERR_LIST_TRUNCATED);
+	uint8_t *three = malloc(3);
+	memcpy(three, "CPL", 3);
+	assert_int_equal(proto_list_open_mem(&l, three, 3), PROTO_ERR_LIST_TRUNCATED);
+	free(three);
+	assert_null(l);
+}
+
+/* The existing truncation test cuts a longer buffer; here the header fields may not be read
+ * past the end of an exact-size one. */
+static void test_refuses_header_cut_short_without_reading_past_it(void **state)
+{
+	struct ctx *c = *state;
+	struct proto_list *l = NULL;
+	uint8_t *cut = list_copy(c, 50);
+	assert_int_equal(proto_list_open_mem(&l, cut, 50), PROTO_ERR_LIST_TRUNCATED);
+	free(cut);
+	cut = list_copy(c, PROTO_LIST_HEADER_SIZE - 1);
+	assert_int_equal(proto_list_open_mem(&l, cut, PROTO_LIST_HEADER_SIZE - 1),
+	                 PROTO_ERR_LIST_TRUNCATED);
+	free(cut);
+	assert_null(l);
+}
+
+static void test_refuses_list_larger_than_the_format_allows(void **state)
+{
+	struct ctx *c = *state;
+	/* the largest list a header can describe: 65535 profiles and 64 Mi passes */
+	const size_t max = PROTO_LIST_HEADER_SIZE +
+	                   (size_t)PROTO_LIST_MAX_PROFILES * PROTO_LIST_PROFILE_SIZE +
+	                   (size_t)PROTO_LIST_MAX_ENTRIES * PROTO_LIST_ENTRY_SIZE;
+	const size_t map_len = max + PROTO_LIST_ENTRY_SIZE;
+	/* reserved, not backed: only the pages the list is copied to cost memory */
+	uint8_t *m = mmap(NULL, map_len, PROT_READ | PROT_WRITE,
+	                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	assert_true(m != MAP_FAILED);
+	memcpy(m, c->l.buf, c->l.len);
+	struct proto_list *l = NULL;
+	/* one entry over the limit: refused for its size, before the counts are compared */
+	assert_int_equal(proto_list_open_mem(&l, m, max + PROTO_LIST_ENTRY_SIZE),
+	                 PROTO_ERR_LIST_OVERSIZED);
+	/* at the limit the size is allowed, and the body is judged against the header */
+	assert_int_equal(proto_list_open_mem(&l, m, max), PROTO_ERR_LIST_COUNT);
+	assert_null(l);
+	munmap(m, map_len);
+}
+
+static void test_refuses_expiry_not_after_issue(void **state)
+{
+	struct ctx *c = *state;
+	uint8_t *copy = list_copy(c, c->l.len);
+	put_be64(copy + 24, FIXTURE_ISSUED); /* expires the instant it is issued */
+	assert_int_equal(resign_open_verify(c, copy, c->l.len), PROTO_ERR_LIST_FIELD);
+	put_be64(copy + 24, FIXTURE_ISSUED - 1);
+	assert_int_equal(resign_open_verify(c, copy, c->l.len), PROTO_ERR_LIST_FIELD);
+	free(copy);
+}
+
+/* Reserved bytes must be zero, so that a later format can give them a meaning. */
+static void test_refuses_nonzero_reserved_header_bytes(void **state)
+{
+	struct ctx *c = *state;
+	assert_int_equal(with_byte(c, 46, 1), PROTO_ERR_LIST_FIELD);
+	assert_int_equal(with_byte(c, 47, 1), PROTO_ERR_LIST_FIELD);
+	assert_int_equal(with_byte(c, 80, 1), PROTO_ERR_LIST_FIELD);
+	assert_int_equal(with_byte(c, 95, 1), PROTO_ERR_LIST_FIELD);
+}
+
+static void test_open_mem_refuses_null_arguments(void **state)
+{
+	struct ctx *c = *state;
+	struct proto_list *l = NULL;
+	assert_int_equal(proto_list_open_mem(NULL, c->l.buf, c->l.len), PROTO_ERR_ARG);
+	assert_int_equal(proto_list_open_mem(&l, NULL, c->l.len), PROTO_ERR_ARG);
+	assert_null(l);
+}
+
+/* An empty file cannot be mapped at all: it must be refused as truncated, not as an I/O
+ * error, before mapping is tried. */
+static void test_open_file_refuses_empty_file(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/citypass-list-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	struct proto_list *l = NULL;
+	assert_int_equal(proto_list_open_file(&l, path), PROTO_ERR_LIST_TRUNCATED);
+	assert_null(l);
+	unlink(path);
+}
+
+static void test_verify_refuses_null_policy(void **state)
+{
+	struct ctx *c = *state;
+	struct proto_list *l = NULL;
+	assert_int_equal(proto_list_open_mem(&l, c->l.buf, c->l.len), 0);
+	assert_int_equal(proto_list_verify(l, c->l.sig, c->l.sig_len, NULL), PROTO_ERR_ARG);
+	proto_list_close(l);
+}
+
+/* Two passes with one key would make a lookup's answer depend on where the search lands. */
+static void test_check_entries_refuses_duplicate_keys(void **state)
+{
+	struct ctx *c = *state;
+	uint8_t *copy = list_copy(c, c->l.len);
+	memcpy(copy + ENTRY_AT(1), copy + ENTRY_AT(0), PROTO_LIST_KEY_LEN);
+	uint8_t sig[PROTO_SIG_MAX];
+	size_t sig_len;
+	fixture_resign(&c->f, copy, c->l.len, sig, &sig_len);
+	struct proto_list *l = NULL;
+	assert_int_equal(proto_list_open_mem(&l, copy, c->l.len), 0);
+	assert_int_equal(proto_list_verify(l, sig, sig_len, &c->policy), 0);
+	assert_int_equal(proto_list_check_entries(l), PROTO_ERR_LIST_ORDER);
+	proto_list_close(l);
+	free(copy);
+}
+
+/* A status this gate does not know is refused at install and at lookup, never read as
+ * "active". */
+static void test_refuses_entry_with_unknown_status(void **state)
+{
+	struct ctx *c = *state;
+	uint8_t *copy = list_copy(c, c->l.len);
+	copy[ENTRY_AT(10) + 15] = PROTO_STATUS_MAX + 1;
+	uint8_t sig[PROTO_SIG_MAX];
+	size_t sig_len;
+	fixture_resign(&c->f, copy, c->l.len, sig, &sig_len);
+	struct proto_list *l = NULL;
+	assert_int_equal(proto_list_open_mem(&l, copy, c->l.len), 0);
+	assert_int_equal(proto_list_verify(l, sig, sig_len, &c->policy), 0);
+	assert_int_equal(proto_list_check_entries(l), PROTO_ERR_LIST_FIELD);
+	struct proto_list_entry e;
+	assert_int_equal(proto_list_lookup(l, copy + ENTRY_AT(10), &e, NULL), PROTO_ERR_LIST_FIELD);
+	/* its neighbours are still found */
+	assert_int_equal(proto_list_lookup(l, copy + ENTRY_AT(11), &e, NULL), 0);
+	proto_list_close(l);
+	free(copy);
+}
+
+static void test_profile_at_refuses_index_past_the_table(void **state)
+{
+	struct ctx *c = *state;
+	struct proto_list *l = NULL;
+	struct proto_rights_profile p;
+	assert_int_equal(proto_list_open_mem(&l, c->l.buf, c->l.len), 0);
+	assert_int_equal(proto_list_profile_at(l, FIXTURE_PROFILE_COUNT - 1, &p), 0);
+	assert_int_equal(p.product, fixture_profiles[FIXTURE_PROFILE_COUNT - 1].product);
+	assert_int_equal(proto_list_profile_at(l, FIXTURE_PROFILE_COUNT, &p),
+	                 PROTO_ERR_LIST_PROFILE);
+	assert_int_equal(proto_list_profile_at(l, UINT16_MAX, &p), PROTO_ERR_LIST_PROFILE);
+	proto_list_close(l);
+}
+
+static void test_entry_at_refuses_index_past_the_end(void **state)
+{
+	struct ctx *c = *state;
+	struct proto_list *l = NULL;
+	struct proto_list_entry e;
+	assert_int_equal(proto_list_open_mem(&l, c->l.buf, c->l.len), 0);
+	assert_int_equal(proto_list_entry_at(l, N - 1, &e), 0);
+	assert_memory_equal(e.key, c->l.buf + ENTRY_AT(N - 1), PROTO_LIST_KEY_LEN);
+	assert_int_equal(proto_list_entry_at(l, N, &e), PROTO_ERR_ARG);
+	proto_list_close(l);
+}
+
+/* Build with the context's signer; on failure nothing may be returned. */
+static int try_build(struct ctx *c, const struct proto_list_params *p,
+                     const struct proto_rights_profile *profiles, size_t profile_count,
+                     struct proto_list_entry *e, size_t n)
+{
+	uint8_t *out = NULL;
+	size_t len = 0;
+	int rc = proto_list_build(p, c->f.signer, profiles, profile_count, e, n, &out, &len);
+	if (rc)
+		assert_null(out);
+	free(out);
+	return rc;
+}
+
+static const struct proto_list_params valid_params = {
+        .sector = FIXTURE_SECTOR,
+        .version = 1,
+        .issued_at = FIXTURE_ISSUED,
+        .expires_at = FIXTURE_EXPIRES,
+};
+
+/* The builder is the format's only writer: it refuses whatever a gate would refuse. */
+static void test_build_refuses_bad_header_fields(void **state)
+{
+	struct ctx *c = *state;
+	struct proto_list_entry e[4];
+	fixture_entries(e, 4, 5);
+	struct proto_list_params p = valid_params;
+	assert_int_equal(try_build(c, &p, fixture_profiles, FIXTURE_PROFILE_COUNT, e, 4), 0);
+	p.version = 0;
+	assert_int_equal(try_build(c, &p, fixture_profiles, FIXTURE_PROFILE_COUNT, e, 4),
+	                 PROTO_ERR_LIST_FIELD);
+	p = valid_params;
+	p.expires_at = p.issued_at;
+	assert_int_equal(try_build(c, &p, fixture_profiles, FIXTURE_PROFILE_COUNT, e, 4),
+	                 PROTO_ERR_LIST_FIELD);
+}
+
+static void test_build_refuses_bad_entry_fields(void **state)
+{
+	struct ctx *c = *state;
+	struct proto_list_entry e[4];
+	fixture_entries(e, 4, 5);
+	e[2].status = PROTO_STATUS_MAX + 1;
+	assert_int_equal(try_build(c, &valid_params, fixture_profiles, FIXTURE_PROFILE_COUNT, e, 4),
+	                 PROTO_ERR_LIST_FIELD);
+	fixture_entries(e, 4, 5);
+	e[2].household = PROTO_LIST_HOUSEHOLD_MAX; /* the largest 24-bit tag is fine */
+	assert_int_equal(try_build(c, &valid_params, fixture_profiles, FIXTURE_PROFILE_COUNT, e, 4),
+	                 0);
+	e[2].household = PROTO_LIST_HOUSEHOLD_MAX + 1; /* would be cut to 0, "no household" */
+	assert_int_equal(try_build(c, &valid_params, fixture_profiles, FIXTURE_PROFILE_COUNT, e, 4),
+	                 PROTO_ERR_LIST_FIELD);
+}
+
+static void test_build_refuses_bad_profile(void **state)
+{
+	struct ctx *c = *state;
+	struct proto_list_entry e[4];
+	struct proto_rights_profile prof[FIXTURE_PROFILE_COUNT];
+	fixture_entries(e, 4, 5);
+	memcpy(prof, fixture_profiles, sizeof(prof));
+	prof[1].period = PROTO_PERIOD_YEAR + 1; /* still with a limit: only the range is wrong */
+	assert_int_equal(try_build(c, &valid_params, prof, FIXTURE_PROFILE_COUNT, e, 4),
+	                 PROTO_ERR_LIST_FIELD);
+}
+
+static void test_build_refuses_counts_beyond_the_format(void **state)
+{
+	struct ctx *c = *state;
+	struct proto_list_entry e[4];
+	fixture_entries(e, 4, 5);
+	/* 65536 valid profiles: the 16-bit count would wrap to 0 */
+	const size_t many = (size_t)PROTO_LIST_MAX_PROFILES + 1;
+	struct proto_rights_profile *prof = calloc(many, sizeof(*prof));
+	assert_int_equal(try_build(c, &valid_params, prof, many - 1, e, 4), 0);
+	assert_int_equal(try_build(c, &valid_params, prof, many, e, 4), PROTO_ERR_LIST_OVERSIZED);
+	free(prof);
+	/* the array is short: a builder that did not refuse first would read past it (ASan) */
+	assert_int_equal(try_build(c, &valid_params, fixture_profiles, FIXTURE_PROFILE_COUNT, e,
+	                           (size_t)PROTO_LIST_MAX_ENTRIES + 1),
+	                 PROTO_ERR_LIST_OVERSIZED);
+}
+
+static void test_build_refuses_null_arguments(void **state)
+{
+	struct ctx *c = *state;
+	struct proto_list_entry e[4];
+	uint8_t *out = NULL;
+	size_t len = 0;
+	fixture_entries(e, 4, 5);
+	assert_int_equal(proto_list_build(NULL, c->f.signer, fixture_profiles,
+	                                  FIXTURE_PROFILE_COUNT, e, 4, &out, &len),
+	                 PROTO_ERR_ARG);
+	assert_int_equal(proto_list_build(&valid_params, NULL, fixture_profiles,
+	                                  FIXTURE_PROFILE_COUNT, e, 4, &out, &len),
+	                 PROTO_ERR_ARG);
+	assert_int_equal(proto_list_build(&valid_params, c->f.signer, NULL, FIXTURE_PROFILE_COUNT,
+	                                  e, 4, &out, &len),
+	                 PROTO_ERR_ARG);
+	assert_int_equal(proto_list_build(&valid_params, c->f.signer, fixture_profiles,
+	                                  FIXTURE_PROFILE_COUNT, NULL, 4, &out, &len),
+	                 PROTO_ERR_ARG);
+	assert_int_equal(proto_list_build(&valid_params, c->f.signer, fixture_profiles,
+	                                  FIXTURE_PROFILE_COUNT, e, 4, NULL, &len),
+	                 PROTO_ERR_ARG);
+	assert_null(out);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -471,6 +835,26 @@ int main(void)
 	        T(test_lookup_with_skewed_keys),
 	        T(test_empty_list_is_valid),
 	        T(test_every_error_has_its_own_message),
+	        T(test_refuses_profile_with_unknown_period_scope_fare_or_flags),
+	        T(test_refuses_profile_with_nonzero_reserved_bytes),
+	        T(test_refuses_limit_without_period_and_period_without_limit),
+	        T(test_refuses_list_shorter_than_its_magic),
+	        T(test_refuses_header_cut_short_without_reading_past_it),
+	        T(test_refuses_list_larger_than_the_format_allows),
+	        T(test_refuses_expiry_not_after_issue),
+	        T(test_refuses_nonzero_reserved_header_bytes),
+	        T(test_open_mem_refuses_null_arguments),
+	        T(test_open_file_refuses_empty_file),
+	        T(test_verify_refuses_null_policy),
+	        T(test_check_entries_refuses_duplicate_keys),
+	        T(test_refuses_entry_with_unknown_status),
+	        T(test_profile_at_refuses_index_past_the_table),
+	        T(test_entry_at_refuses_index_past_the_end),
+	        T(test_build_refuses_bad_header_fields),
+	        T(test_build_refuses_bad_entry_fields),
+	        T(test_build_refuses_bad_profile),
+	        T(test_build_refuses_counts_beyond_the_format),
+	        T(test_build_refuses_null_arguments),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

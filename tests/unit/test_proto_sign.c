@@ -15,6 +15,7 @@
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/pk.h>
+#include <mbedtls/rsa.h>
 
 #include "proto/error.h"
 #include "proto/sign.h"
@@ -226,10 +227,165 @@ static void test_sha256_fips_vector(void **state)
 	assert_memory_equal(h, want, sizeof(h));
 }
 
+/* An RSA key is not an EC key: refused before anything reads it as one. Generated here
+ * (1024 bits, fast enough; its strength does not matter). */
+static void test_rsa_key_refused(void **state)
+{
+	(void)state;
+	mbedtls_pk_context pk;
+	mbedtls_entropy_context ent;
+	mbedtls_ctr_drbg_context drbg;
+	unsigned char der[512];
+	mbedtls_pk_init(&pk);
+	mbedtls_entropy_init(&ent);
+	mbedtls_ctr_drbg_init(&drbg);
+	assert_int_equal(mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &ent, NULL, 0), 0);
+	assert_int_equal(mbedtls_pk_setup(&pk, mbedtls_pk_info_from_type(MBEDTLS_PK_RSA)), 0);
+	assert_int_equal(mbedtls_rsa_gen_key(mbedtls_pk_rsa(pk), mbedtls_ctr_drbg_random, &drbg,
+	                                     1024, 65537),
+	                 0);
+	int n = mbedtls_pk_write_pubkey_der(&pk, der, sizeof(der)); /* at the end of der */
+	assert_true(n > 0);
+	struct proto_key *k = NULL;
+	assert_int_equal(proto_key_parse_public(&k, der + sizeof(der) - n, (size_t)n),
+	                 PROTO_ERR_KEY);
+	assert_null(k);
+	mbedtls_pk_free(&pk);
+	mbedtls_ctr_drbg_free(&drbg);
+	mbedtls_entropy_free(&ent);
+}
+
+/* The RFC 6979 P-256 key again, but with the algorithm id-ecDH (RFC 5480 section 2.1.2,
+ * OID 1.3.132.1.12): a key restricted to key agreement, which must not verify lists. */
+static const uint8_t rfc6979_ecdh_spki[] = {
+        0x30, 0x57, 0x30, 0x11, 0x06, 0x05, 0x2b, 0x81, 0x04, 0x01, 0x0c, 0x06, 0x08, 0x2a, 0x86,
+        0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04,
+        /* Ux */
+        0x60, 0xFE, 0xD4, 0xBA, 0x25, 0x5A, 0x9D, 0x31, 0xC9, 0x61, 0xEB, 0x74, 0xC6, 0x35, 0x6D,
+        0x68, 0xC0, 0x49, 0xB8, 0x92, 0x3B, 0x61, 0xFA, 0x6C, 0xE6, 0x69, 0x62, 0x2E, 0x60, 0xF2,
+        0x9F, 0xB6,
+        /* Uy */
+        0x79, 0x03, 0xFE, 0x10, 0x08, 0xB8, 0xBC, 0x99, 0xA4, 0x1A, 0xE9, 0xE9, 0x56, 0x28, 0xBC,
+        0x64, 0xF2, 0xF1, 0xB2, 0x0C, 0x2D, 0x7E, 0x9F, 0x51, 0x77, 0xA3, 0xC2, 0x94, 0xD4, 0x46,
+        0x22, 0x99};
+
+static void test_ecdh_only_key_refused(void **state)
+{
+	(void)state;
+	/* mbedtls itself parses it, as an ECKEY_DH key on P-256 */
+	mbedtls_pk_context pk;
+	mbedtls_pk_init(&pk);
+	assert_int_equal(
+	        mbedtls_pk_parse_public_key(&pk, rfc6979_ecdh_spki, sizeof(rfc6979_ecdh_spki)), 0);
+	assert_int_equal(mbedtls_pk_get_type(&pk), MBEDTLS_PK_ECKEY_DH);
+	mbedtls_pk_free(&pk);
+	struct proto_key *k = NULL;
+	assert_int_equal(proto_key_parse_public(&k, rfc6979_ecdh_spki, sizeof(rfc6979_ecdh_spki)),
+	                 PROTO_ERR_KEY);
+	assert_null(k);
+}
+
+/* The RFC 6979 signature re-encoded with a long-form SEQUENCE length (30 81 46 instead of
+ * 30 46): 73 bytes, not DER, but mbedtls accepts it. A verified signature must fit the
+ * PROTO_SIG_MAX bytes that callers (and the delta format) keep for it. */
+static void test_verify_refuses_signature_longer_than_sig_max(void **state)
+{
+	(void)state;
+	uint8_t long_sig[PROTO_SIG_MAX + 1], hash[PROTO_HASH_LEN];
+	assert_int_equal(sizeof(rfc6979_sig_sample), PROTO_SIG_MAX);
+	long_sig[0] = 0x30;
+	long_sig[1] = 0x81;
+	memcpy(long_sig + 2, rfc6979_sig_sample + 1, sizeof(rfc6979_sig_sample) - 1);
+	proto_sha256((const uint8_t *)"sample", 6, hash);
+
+	mbedtls_pk_context pk;
+	mbedtls_pk_init(&pk);
+	assert_int_equal(mbedtls_pk_parse_public_key(&pk, rfc6979_spki, sizeof(rfc6979_spki)), 0);
+	assert_int_equal(mbedtls_pk_verify(&pk, MBEDTLS_MD_SHA256, hash, sizeof(hash), long_sig,
+	                                   sizeof(long_sig)),
+	                 0);
+	mbedtls_pk_free(&pk);
+
+	struct proto_key *k = NULL;
+	assert_int_equal(proto_key_parse_public(&k, rfc6979_spki, sizeof(rfc6979_spki)), 0);
+	assert_int_equal(proto_verify_hash(k, hash, long_sig, sizeof(long_sig)),
+	                 PROTO_ERR_LIST_SIGNATURE);
+	assert_int_equal(proto_verify_hash(k, hash, rfc6979_sig_sample, sizeof(rfc6979_sig_sample)),
+	                 0);
+	proto_key_free(k);
+}
+
+/* A key id names one key: the same key twice is refused (and freed, as the ring owns it). */
+static void test_keyring_refuses_duplicate_key(void **state)
+{
+	(void)state;
+	struct proto_key *a = NULL, *again = NULL;
+	uint8_t id[PROTO_KEY_ID_LEN];
+	assert_int_equal(proto_key_parse_public(&a, rfc6979_spki, sizeof(rfc6979_spki)), 0);
+	assert_int_equal(proto_key_parse_public(&again, rfc6979_spki, sizeof(rfc6979_spki)), 0);
+	struct proto_keyring *ring = proto_keyring_new();
+	assert_int_equal(proto_keyring_add(ring, a), 0);
+	assert_int_equal(proto_keyring_add(ring, again), PROTO_ERR_ARG);
+	proto_key_id(a, id);
+	assert_ptr_equal(proto_keyring_find(ring, id), a);
+	proto_keyring_free(ring);
+}
+
+/* The ring has room for 16 keys (KEYRING_MAX in sign.c): a 17th is refused, not written
+ * past the array, and the 16 stay usable. */
+static void test_keyring_refuses_seventeenth_key(void **state)
+{
+	(void)state;
+	enum { MAX = 16 };
+	struct proto_key *k[MAX + 1];
+	uint8_t id[MAX + 1][PROTO_KEY_ID_LEN];
+	struct proto_keyring *ring = proto_keyring_new();
+	for (int i = 0; i <= MAX; i++) {
+		assert_int_equal(proto_key_generate(&k[i]), 0);
+		proto_key_id(k[i], id[i]);
+	}
+	for (int i = 0; i < MAX; i++)
+		assert_int_equal(proto_keyring_add(ring, k[i]), 0);
+	assert_int_equal(proto_keyring_add(ring, k[MAX]), PROTO_ERR_ARG);
+	for (int i = 0; i < MAX; i++)
+		assert_ptr_equal(proto_keyring_find(ring, id[i]), k[i]);
+	assert_null(proto_keyring_find(ring, id[MAX]));
+	proto_keyring_free(ring);
+}
+
+/*
+ * The RFC 6979 signature re-encoded with a long-form SEQUENCE length (30 81 46 ...): the
+ * same r and s, valid BER, and openssl refuses it. Anyone could make it without the key,
+ * so a gate must refuse it too, or it would hold a list that fails the auditors' check.
+ */
+static void test_non_canonical_der_refused(void **state)
+{
+	(void)state;
+	struct proto_key *k = NULL;
+	uint8_t sig[sizeof(rfc6979_sig_sample) + 1];
+	assert_int_equal(proto_key_parse_public(&k, rfc6979_spki, sizeof(rfc6979_spki)), 0);
+	sig[0] = 0x30;
+	sig[1] = 0x81;
+	memcpy(sig + 2, rfc6979_sig_sample + 1, sizeof(rfc6979_sig_sample) - 1);
+	assert_int_equal(proto_verify(k, (const uint8_t *)"sample", 6, sig, sizeof(sig)),
+	                 PROTO_ERR_LIST_SIGNATURE);
+	/* r with a needless leading zero byte: the DER checker must refuse it before
+	 * mbedtls, whatever mbedtls would say */
+	static const uint8_t padded_r[] = {0x30, 0x07, 0x02, 0x02, 0x00, 0x01, 0x02, 0x01, 0x01};
+	assert_int_equal(proto_verify(k, (const uint8_t *)"sample", 6, padded_r, sizeof(padded_r)),
+	                 PROTO_ERR_LIST_SIGNATURE);
+	/* and the canonical form still verifies */
+	assert_int_equal(proto_verify(k, (const uint8_t *)"sample", 6, rfc6979_sig_sample,
+	                              sizeof(rfc6979_sig_sample)),
+	                 0);
+	proto_key_free(k);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_rfc6979_vector_verifies),
+	        cmocka_unit_test(test_non_canonical_der_refused),
 	        cmocka_unit_test(test_sign_then_verify_and_tamper),
 	        cmocka_unit_test(test_public_key_cannot_sign),
 	        cmocka_unit_test(test_key_files_round_trip),
@@ -237,6 +393,11 @@ int main(void)
 	        cmocka_unit_test(test_keyring_finds_by_id),
 	        cmocka_unit_test(test_key_id_definition),
 	        cmocka_unit_test(test_sha256_fips_vector),
+	        cmocka_unit_test(test_rsa_key_refused),
+	        cmocka_unit_test(test_ecdh_only_key_refused),
+	        cmocka_unit_test(test_verify_refuses_signature_longer_than_sig_max),
+	        cmocka_unit_test(test_keyring_refuses_duplicate_key),
+	        cmocka_unit_test(test_keyring_refuses_seventeenth_key),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
