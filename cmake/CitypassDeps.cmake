@@ -41,3 +41,7 @@ endif()
 
 find_program(PROTOC_C protoc-c REQUIRED)
 find_program(OPENSSL_BIN openssl)
+
+# libfreefare: only the bench tests use it, as the independent DESFire client.
+pkg_check_modules(FREEFARE REQUIRED IMPORTED_TARGET libfreefare)
+add_library(citypass::freefare ALIAS PkgConfig::FREEFARE)
