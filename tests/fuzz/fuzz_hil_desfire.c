@@ -226,7 +226,7 @@ static size_t parse_hex(const char *hex, uint8_t *out, size_t cap)
 {
 	size_t n = 0;
 	while (*hex) {
-		unsigned v;
+		unsigned v = 0;
 		if (*hex == ' ') {
 			hex++;
 			continue;
