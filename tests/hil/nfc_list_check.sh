@@ -27,4 +27,15 @@ expect_not_in "$out" 'Compliant with ISO/IEC 14443-4' "a Classic is not ISO 1444
 ctl place r1 uid-only uid=04112233445566
 out=$(LIBNFC_DEVICE=$(reader r1) timeout 30 nfc-list -v 2>&1) || fail "nfc-list failed: $out"
 expect_in "$out" 'SAK \(SEL_RES\): 00' "SAK of a UID-only tag"
+# a random-ID card: an anonymous 08.. UID, and another one at each new session
+: "${APDU_CLIENT:?}"
+ctl place r1 desfire "$BENCH_DIR/rid.card" uid=04A1B2C3D4E5F7 random-id
+out=$(LIBNFC_DEVICE=$(reader r1) timeout 30 nfc-list -v 2>&1) || fail "nfc-list failed: $out"
+expect_in "$out" 'UID \(NFCID3\): 08 ' "a random UID starts with 08"
+expect_not_in "$out" 'a1 +b2 +c3 +d4 +e5 +f7' "the real UID stays hidden"
+# GetVersion, ISO-wrapped: the card exchanged frames, so it draws a new UID when it leaves
+first=$("$APDU_CLIENT" "$(reader r1)" 9060000000 | sed -n 's/^uid //p')
+second=$("$APDU_CLIENT" "$(reader r1)" 9060000000 | sed -n 's/^uid //p')
+case "$first" in 08??????) ;; *) fail "random UID was '$first'" ;; esac
+[ "$first" != "$second" ] || fail "the random UID did not change between sessions ($first)"
 echo "nfc-list check passed"
