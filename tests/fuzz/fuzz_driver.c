@@ -176,12 +176,16 @@ int main(int argc, char **argv)
 			return 2;
 		} else {
 			files = 1;
-			if (run_file(argv[i]))
+			if (run_file(argv[i])) {
+				free_seeds(&s);
 				return 2;
+			}
 		}
 	}
-	if (files)
+	if (files) {
+		free_seeds(&s);
 		return 0;
+	}
 	if (s.n == 0) {
 		fprintf(stderr, "fuzz: target gave no seeds\n");
 		return 2;

@@ -1,0 +1,178 @@
+/*
+ * cardlib/layout.h — the citypass card: what is written on a DESFire card, and how a gate
+ * reads its own sector of it (DESIGN.md s.3).
+ *
+ * One application, CARDLIB_LAYOUT_AID. Inside it, per service sector carried by the card,
+ * one std data file holding the pass's 16-byte pseudonymous identifier for that sector,
+ * enciphered (CARDLIB_COMM_FULL) and readable only with that sector's read key; and,
+ * optionally, one value file of entry tickets, debited with the key of the sector whose
+ * gates sell the entries and credited only with the application master key.
+ *
+ * Sectors are data: the issuer's keyset lists the sectors a card carries, each by its slot
+ * (0 to CARDLIB_LAYOUT_SECTORS_MAX - 1). Which slot is the pool and which the library is
+ * the deployment's configuration, not cardlib's.
+ *
+ * Key-slot plan (an AES application holds at most 14 keys, numbered 0 to 13):
+ *
+ *   key 0          application master key, diversified (AN10922) from the issuer's
+ *                  application master: ChangeKey, creates files, writes identifiers,
+ *                  credits the value file
+ *   key 1 + 2s     sector s read key, diversified from the sector master: reads file 1 + s,
+ *                  and (for the value sector) reads and debits the value file
+ *   key 2 + 2s     sector s UID key: NOT diversified (a gate cannot diversify before it
+ *                  knows the UID), derived from the sector master with the label M =
+ *                  00 'U' 'I' 'D' 'K' 'E' 'Y' || AID || system identifier. It grants nothing
+ *                  but GetCardUID (any authentication does) on random-ID cards. The label
+ *                  has the length of a UID and starts with 00, which is no ISO/IEC 7816-6
+ *                  manufacturer code, so no card's read key equals a UID key.
+ *   key 13         not created
+ *
+ * So a card carries at most 6 sectors (slots 0..5); the application gets 1 + 2 (s_max + 1)
+ * keys. Slots below s_max that the card does not carry get the card's application master
+ * key, so no key of the application is left at its default (a zero key would let anyone
+ * run GetCardUID). A gate holds only its sector's master key, from which it derives both
+ * keys it needs; a stolen gate yields neither another sector's keys nor any card's AMK.
+ *
+ * Files: std data file 1 + s (16 bytes, enciphered; read: key 1 + 2s, write: key 0,
+ * read&write: never, change: key 0); value file CARDLIB_LAYOUT_VALUE_FILE (enciphered;
+ * read: the value sector's read key, which also allows Debit; write: never; read&write:
+ * key 0, i.e. Credit; change: key 0; limits 0 .. CARDLIB_LAYOUT_ENTRIES_MAX).
+ *
+ * What a tap costs, in reader commands (selection + exchanges; DESIGN.md s.9):
+ *   plain card      selection, SelectApplication, authenticate (2), ReadData        = 5
+ *   random-ID card  selection, SelectApplication, authenticate UID key (2),
+ *                   GetCardUID, authenticate read key (2), ReadData                 = 8
+ *   + GetValue when the gate's sector holds the value file, + Debit and Commit for an entry.
+ * An authentication is two exchanges (EV2First and EV1 alike), so the random-ID path is
+ * 8, one over the 7 of DESIGN.md s.9.
+ *
+ * The PICC master key: cardlib speaks AES only, so personalisation needs a card whose PICC
+ * master key is already AES (00*16): on the bench, a card placed with `picc-aes`. Cards
+ * ship from NXP with DES 00*8: a real deployment first changes the PICC master key to AES
+ * (and then to a diversified issuer key), and sets random ID, with its card-issuing
+ * station; cardlib neither changes the PICC master key nor sets random ID.
+ */
+#ifndef CARDLIB_LAYOUT_H
+#define CARDLIB_LAYOUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cardlib/desfire.h"
+#include "cardlib/diversify.h"
+#include "cardlib/reader.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Not in the 0xFnnnnn range that AN10787 (MAD) reserves for registered function clusters:
+ * a private AID. A deployment that registers with MAD would use an F-prefixed one. */
+#define CARDLIB_LAYOUT_AID         0xC17A55u
+#define CARDLIB_LAYOUT_SECTORS_MAX 6
+#define CARDLIB_LAYOUT_ID_LEN      16
+#define CARDLIB_LAYOUT_VALUE_FILE  0x10
+#define CARDLIB_LAYOUT_ENTRIES_MAX 1000
+#define CARDLIB_LAYOUT_NO_VALUE    (-1)
+
+/* Key numbers and file number of sector slot s. */
+#define CARDLIB_LAYOUT_READ_KEY(s) ((uint8_t)(1 + 2 * (s)))
+#define CARDLIB_LAYOUT_UID_KEY(s)  ((uint8_t)(2 + 2 * (s)))
+#define CARDLIB_LAYOUT_FILE(s)     ((uint8_t)(1 + (s)))
+
+/* The deployment's identity in every diversification: AID and system identifier. */
+struct cardlib_layout_system {
+	uint32_t aid; /* CARDLIB_LAYOUT_AID unless the deployment chose another */
+	uint8_t sys_id[CARDLIB_DIVERSIFY_SYS_MAX];
+	size_t sys_id_len; /* 0 to CARDLIB_DIVERSIFY_SYS_MAX */
+};
+
+struct cardlib_layout_sector {
+	uint8_t slot;                        /* 0 .. CARDLIB_LAYOUT_SECTORS_MAX - 1 */
+	uint8_t master[CARDLIB_AES_KEY_LEN]; /* the sector master key */
+};
+
+/* What the issuer (personalisation station) holds. */
+struct cardlib_keyset {
+	struct cardlib_layout_system sys;
+	uint8_t app_master[CARDLIB_AES_KEY_LEN]; /* diversified into key 0 */
+	uint8_t key_version;                     /* given to every key written */
+	size_t n_sectors;                        /* 1 .. CARDLIB_LAYOUT_SECTORS_MAX */
+	struct cardlib_layout_sector sectors[CARDLIB_LAYOUT_SECTORS_MAX];
+	int value_slot; /* the sector whose gates debit entries, or -1 (no value file) */
+};
+
+/* The pass's identifiers, in the order of keyset->sectors. */
+struct cardlib_pass_ids {
+	uint8_t id[CARDLIB_LAYOUT_SECTORS_MAX][CARDLIB_LAYOUT_ID_LEN];
+};
+
+/* What a gate holds: its sector's master key. */
+struct cardlib_sector_key {
+	struct cardlib_layout_system sys;
+	uint8_t slot;
+	uint8_t master[CARDLIB_AES_KEY_LEN];
+	int reads_value;             /* 1: this sector's gates read (and debit) the value file */
+	enum cardlib_auth_kind auth; /* CARDLIB_AUTH_EV2 by default */
+};
+
+/* What one tap told the gate. The real UID is for diversification only: a gate never
+ * stores or uploads it (DESIGN.md s.3). */
+struct cardlib_card_read {
+	uint8_t id[CARDLIB_LAYOUT_ID_LEN];
+	int has_value; /* the value file was read (reads_value and the card has one) */
+	int32_t value;
+	uint8_t uid[CARDLIB_UID_MAX];
+	size_t uid_len;
+	int random_id; /* the card showed a random ID at anticollision */
+};
+
+/* The gate key of keyset->sectors[index]. 0 or CARDLIB_ERR_ARG. */
+int cardlib_keyset_sector_key(const struct cardlib_keyset *ks, size_t index,
+                              struct cardlib_sector_key *out);
+
+/* The two keys of a sector on the card with this real UID (AN10922). */
+int cardlib_layout_read_key(const struct cardlib_layout_system *sys,
+                            const uint8_t master[CARDLIB_AES_KEY_LEN], const uint8_t *uid,
+                            size_t uid_len, uint8_t out[CARDLIB_AES_KEY_LEN]);
+int cardlib_layout_uid_key(const struct cardlib_layout_system *sys,
+                           const uint8_t master[CARDLIB_AES_KEY_LEN],
+                           uint8_t out[CARDLIB_AES_KEY_LEN]);
+
+/*
+ * Personalise the card in the reader's field: select it, authenticate with the PICC master
+ * key (AES 00*16), FormatPICC, create the application, files and keys above, write the
+ * identifiers and, unless initial_entries is CARDLIB_LAYOUT_NO_VALUE, a value file holding
+ * initial_entries (0 .. CARDLIB_LAYOUT_ENTRIES_MAX; needs keyset->value_slot). Everything on
+ * the card is erased. CARDLIB_ERR_AUTH when the PICC master key is not AES 00*16.
+ */
+int cardlib_card_personalise(struct cardlib_reader *reader, const struct cardlib_keyset *ks,
+                             const struct cardlib_pass_ids *ids, int32_t initial_entries);
+
+/*
+ * One tap at a gate of one sector, kept open so that the gate can decide, then debit an
+ * entry in the same session. Refusals: CARDLIB_ERR_NO_CARD, _NOT_DESFIRE (Classic,
+ * UID-only), _APP_MISSING (no citypass application), _AUTH (keys that are not this card's,
+ * or a sector the card does not carry), _LAYOUT (the application lacks the sector's file),
+ * and the transport and integrity errors of cardlib/desfire.h.
+ */
+struct cardlib_card;
+
+int cardlib_card_open_sector(struct cardlib_card **out, struct cardlib_reader *reader,
+                             const struct cardlib_sector_key *key, struct cardlib_card_read *read);
+/* Debit one entry and commit: *remaining gets what is left. CARDLIB_ERR_VALUE_EXHAUSTED
+ * when no entry is left (nothing is sent then), CARDLIB_ERR_LAYOUT when the sector does not
+ * read the value or the card has no value file. */
+int cardlib_card_debit_entry(struct cardlib_card *card, int32_t *remaining);
+/* Ends the session and releases the target. NULL is allowed. */
+void cardlib_card_close(struct cardlib_card *card);
+
+/* open_sector + close: a gate that only checks the identifier. */
+int cardlib_card_read_sector(struct cardlib_reader *reader, const struct cardlib_sector_key *key,
+                             struct cardlib_card_read *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CARDLIB_LAYOUT_H */

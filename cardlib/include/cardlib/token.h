@@ -1,0 +1,199 @@
+/*
+ * cardlib/token.h — phone tokens: per-sector credentials, NFC (HCE) proof, rotating QR.
+ *
+ * No shared secret: for each service sector the phone holds its own ECDSA P-256 key pair,
+ * and the issuer signs a credential binding that key to the pass's pseudonymous identifier
+ * for that sector and a validity period. A gate holds only the issuer's public key(s).
+ * Two credentials of one pass share no per-pass value, so services cannot link them
+ * (DESIGN.md s.3). Byte formats, APDUs and the QR line: docs/phone-tokens.md.
+ *
+ * Not thread-safe: the module's random generator is shared (one thread per process, as
+ * for libnfc).
+ */
+#ifndef CARDLIB_TOKEN_H
+#define CARDLIB_TOKEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cardlib/reader.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CARDLIB_TOKEN_VERSION    0x01
+#define CARDLIB_TOKEN_ID_LEN     16 /* the pass's identifier for one sector */
+#define CARDLIB_TOKEN_KEY_ID_LEN 8  /* SHA-256(issuer SubjectPublicKeyInfo DER)[0..8] */
+#define CARDLIB_TOKEN_POINT_MAX  65 /* uncompressed P-256 point; compressed is 33 */
+#define CARDLIB_TOKEN_SIG_MAX    72 /* DER ECDSA-Sig-Value, P-256 */
+#define CARDLIB_TOKEN_HASH_LEN   32
+/* The longest encoded credential: 2 + 2 + 16 + 65 + 8 + 8 + 8 + 1 + 72. */
+#define CARDLIB_TOKEN_CRED_MAX    182
+#define CARDLIB_TOKEN_GATE_ID_LEN 8
+
+/* The citypass proprietary AID the phone registers for HCE: F0 'CITYPASS'. */
+#define CARDLIB_TOKEN_AID_LEN 9
+extern const uint8_t cardlib_token_aid[CARDLIB_TOKEN_AID_LEN];
+
+/* QR: time step length and the text line's prefix. */
+#define CARDLIB_QR_STEP_S 30
+#define CARDLIB_QR_PREFIX "CP1."
+/* The longest QR line (without NUL): prefix + base64url of the largest payload. */
+#define CARDLIB_QR_LINE_MAX 360
+
+/* --- keys ----------------------------------------------------------------------------- */
+
+/* An EC P-256 key: private (signs) or public (verifies only). */
+struct cardlib_token_key;
+
+int cardlib_token_key_generate(struct cardlib_token_key **out);
+/* PEM or DER: a private key (SEC1 or PKCS#8, unencrypted) or a SubjectPublicKeyInfo. */
+int cardlib_token_key_parse(struct cardlib_token_key **out, const uint8_t *buf, size_t len);
+int cardlib_token_key_load(struct cardlib_token_key **out, const char *path);
+/* A public key from a SEC1 point (33 bytes compressed or 65 uncompressed). */
+int cardlib_token_key_from_point(struct cardlib_token_key **out, const uint8_t *point, size_t len);
+int cardlib_token_key_is_private(const struct cardlib_token_key *key);
+/* PEM text into buf, NUL-terminated: the private key (SEC1) or the public SPKI. */
+int cardlib_token_key_private_pem(const struct cardlib_token_key *key, char *buf, size_t cap);
+int cardlib_token_key_public_pem(const struct cardlib_token_key *key, char *buf, size_t cap);
+/* The compressed SEC1 point (33 bytes). */
+int cardlib_token_key_point(const struct cardlib_token_key *key, uint8_t point[33]);
+/* First 8 bytes of SHA-256 over the SubjectPublicKeyInfo DER (proto's key-id convention). */
+int cardlib_token_key_id(const struct cardlib_token_key *key, uint8_t id[CARDLIB_TOKEN_KEY_ID_LEN]);
+void cardlib_token_key_free(struct cardlib_token_key *key);
+
+/* The issuer public keys a gate trusts, found by key id. */
+struct cardlib_token_keyring;
+
+int cardlib_token_keyring_new(struct cardlib_token_keyring **out);
+/* Adds the public half of key (the ring keeps its own copy; key stays the caller's). */
+int cardlib_token_keyring_add(struct cardlib_token_keyring *ring,
+                              const struct cardlib_token_key *key);
+void cardlib_token_keyring_free(struct cardlib_token_keyring *ring);
+
+/* --- credentials ---------------------------------------------------------------------- */
+
+struct cardlib_token_credential {
+	uint8_t version;
+	uint16_t sector;
+	uint8_t identifier[CARDLIB_TOKEN_ID_LEN];
+	uint8_t phone_key[CARDLIB_TOKEN_POINT_MAX]; /* SEC1 point, as encoded */
+	size_t phone_key_len;                       /* 33 or 65 */
+	int64_t valid_from;                         /* Unix seconds, inclusive */
+	int64_t valid_until;                        /* Unix seconds, exclusive */
+	uint8_t issuer_key_id[CARDLIB_TOKEN_KEY_ID_LEN];
+	uint8_t signature[CARDLIB_TOKEN_SIG_MAX]; /* issuer's DER signature */
+	size_t signature_len;
+};
+
+/*
+ * Sign a credential with the issuer's private key (the server's side). phone_key is the
+ * phone's public key for this sector. Writes the encoding into out; its length, or an
+ * error (CARDLIB_ERR_ARG for an impossible period or a key that is not private).
+ */
+int cardlib_token_issue(const struct cardlib_token_key *issuer, uint16_t sector,
+                        const uint8_t identifier[CARDLIB_TOKEN_ID_LEN],
+                        const struct cardlib_token_key *phone_key, int64_t valid_from,
+                        int64_t valid_until, uint8_t *out, size_t cap);
+
+/* Strict decoding: exact length, known version, valid fields. CARDLIB_ERR_CRED_FORMAT. */
+int cardlib_token_credential_decode(struct cardlib_token_credential *c, const uint8_t *buf,
+                                    size_t len);
+/* The encoding of c into out: its length. */
+int cardlib_token_credential_encode(const struct cardlib_token_credential *c, uint8_t *out,
+                                    size_t cap);
+
+/*
+ * Everything a gate checks on a credential, in this order: format (CRED_FORMAT), issuer
+ * key known and signature valid (CRED_SIGNATURE), sector (CRED_SECTOR), valid_from <= now
+ * < valid_until (CRED_EXPIRED). On success *c (if not NULL) holds the decoded credential.
+ */
+int cardlib_token_credential_verify(const uint8_t *buf, size_t len,
+                                    const struct cardlib_token_keyring *issuers, uint16_t sector,
+                                    int64_t now, struct cardlib_token_credential *c);
+
+/* --- NFC: the phone side (HCE) -------------------------------------------------------- */
+
+struct cardlib_phone;
+
+int cardlib_phone_new(struct cardlib_phone **out);
+/*
+ * Give the phone a sector: its credential and the private key the credential binds
+ * (checked: CARDLIB_ERR_CRED_FORMAT if the credential does not name this key). A second
+ * credential for the same sector replaces the first. The phone keeps copies.
+ */
+int cardlib_phone_add_sector(struct cardlib_phone *p, const uint8_t *cred, size_t cred_len,
+                             const struct cardlib_token_key *sector_key);
+/*
+ * Answer one command APDU as the phone: the response length (data + SW1 SW2, at most cap,
+ * cap >= 2 required), or CARDLIB_ERR_ARG / _NOMEM / _CRYPTO. Malformed or unknown
+ * commands get an ISO 7816-4 status word, never a crash.
+ */
+int cardlib_phone_handle_apdu(struct cardlib_phone *p, const uint8_t *apdu, size_t len,
+                              uint8_t *out, size_t cap);
+/* The reader released the phone: forget the selection. */
+void cardlib_phone_deselect(struct cardlib_phone *p);
+void cardlib_phone_free(struct cardlib_phone *p);
+
+/* --- NFC: the reader side ------------------------------------------------------------- */
+
+/*
+ * With a phone selected on reader (ISO 14443-4): SELECT the citypass AID, send a fresh
+ * challenge naming sector, gate_id and the reader's wall time, and verify the answer.
+ * On success (0) identifier holds the pass's identifier for this sector and *cred (if not
+ * NULL) the credential. CARDLIB_ERR_NOT_CITYPASS, _TRUNCATED, _OVERSIZED, _CRED_*,
+ * _PROOF, or the reader's error.
+ */
+int cardlib_phone_read(struct cardlib_reader *reader, uint16_t sector,
+                       const uint8_t gate_id[CARDLIB_TOKEN_GATE_ID_LEN],
+                       const struct cardlib_token_keyring *issuers,
+                       uint8_t identifier[CARDLIB_TOKEN_ID_LEN],
+                       struct cardlib_token_credential *cred);
+
+/* --- QR ------------------------------------------------------------------------------- */
+
+/*
+ * The QR text line for now (the phone's clock): "CP1." + base64url, NUL-terminated in
+ * line (cap >= CARDLIB_QR_LINE_MAX + 1 is always enough). Its length.
+ */
+int cardlib_qr_encode(const uint8_t *cred, size_t cred_len, const struct cardlib_token_key *key,
+                      int64_t now, char *line, size_t cap);
+
+/*
+ * Replay cache: remembers (sector, identifier, time step) of accepted QR codes until the
+ * step can no longer pass the window check. Bounded: capacity entries; when every entry is
+ * still live a new code is refused with CARDLIB_ERR_NOMEM (fail closed).
+ */
+struct cardlib_qr_replay_cache;
+
+int cardlib_qr_replay_cache_new(struct cardlib_qr_replay_cache **out, size_t capacity);
+void cardlib_qr_replay_cache_free(struct cardlib_qr_replay_cache *cache);
+/* Live entries at now (expired ones are dropped). */
+size_t cardlib_qr_replay_cache_count(struct cardlib_qr_replay_cache *cache, int64_t now);
+
+/*
+ * Decode and verify a scanned line at the gate's wall clock now: format (QR_FORMAT),
+ * credential as cardlib_token_credential_verify, window (QR_WINDOW), the phone's signature
+ * (PROOF), then the replay cache if not NULL (QR_REPLAY), which records the code only when
+ * everything else passed. A trailing CR and/or LF (scanners add them) is ignored.
+ */
+int cardlib_qr_verify(const char *line, size_t len, const struct cardlib_token_keyring *issuers,
+                      uint16_t sector, int64_t now, struct cardlib_qr_replay_cache *cache,
+                      uint8_t identifier[CARDLIB_TOKEN_ID_LEN],
+                      struct cardlib_token_credential *cred);
+
+/* --- testing ---------------------------------------------------------------------------- */
+
+/*
+ * Test-only: replace the module's random source (challenge nonces, key generation,
+ * signing) by fn(ctx, buf, len) returning 0 on success; NULL restores the ctr_drbg.
+ */
+void cardlib_token_set_random_for_testing(int (*fn)(void *ctx, unsigned char *buf, size_t len),
+                                          void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CARDLIB_TOKEN_H */

@@ -1,0 +1,358 @@
+/*
+ * The citypass card layout (cardlib/layout.h): personalisation, and one gate's tap.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <mbedtls/platform_util.h>
+
+#include "cardlib/diversify.h"
+#include "cardlib/error.h"
+#include "cardlib/layout.h"
+
+#define REAL_UID_LEN 7
+/* Application key settings: AMK changeable (bit 0), no free directory listing (bit 1: a
+ * stranger learns nothing of which sectors a card carries), no free create/delete (bit 2),
+ * configuration changeable (bit 3); the AMK changes the other keys (bits 7-4 = 0). */
+#define APP_KEY_SETTINGS 0x09
+/* How cardlib authenticates for personalisation: the default of DESIGN.md s.3. */
+#define PERSO_AUTH CARDLIB_AUTH_EV2
+#define AMK_NO     0
+
+static const uint8_t zero_key[CARDLIB_AES_KEY_LEN];
+/* layout.h: the UID key's label stands where a UID would; 00 is no manufacturer code. */
+static const uint8_t uid_key_label[REAL_UID_LEN] = {0x00, 'U', 'I', 'D', 'K', 'E', 'Y'};
+
+struct cardlib_card {
+	struct cardlib_reader *reader;
+	struct cardlib_desfire *d;
+	struct cardlib_sector_key key;
+	int has_value;
+	int32_t value;
+};
+
+/* ---- keys ------------------------------------------------------------------------------ */
+
+static int system_valid(const struct cardlib_layout_system *sys)
+{
+	return sys && sys->aid != 0 && sys->aid <= 0xFFFFFFu &&
+	       sys->sys_id_len <= CARDLIB_DIVERSIFY_SYS_MAX;
+}
+
+int cardlib_layout_read_key(const struct cardlib_layout_system *sys,
+                            const uint8_t master[CARDLIB_AES_KEY_LEN], const uint8_t *uid,
+                            size_t uid_len, uint8_t out[CARDLIB_AES_KEY_LEN])
+{
+	if (!system_valid(sys) || uid_len != REAL_UID_LEN)
+		return CARDLIB_ERR_ARG;
+	return cardlib_diversify_card_key(master, uid, uid_len, sys->aid, sys->sys_id,
+	                                  sys->sys_id_len, out);
+}
+
+int cardlib_layout_uid_key(const struct cardlib_layout_system *sys,
+                           const uint8_t master[CARDLIB_AES_KEY_LEN],
+                           uint8_t out[CARDLIB_AES_KEY_LEN])
+{
+	if (!system_valid(sys))
+		return CARDLIB_ERR_ARG;
+	return cardlib_diversify_card_key(master, uid_key_label, sizeof(uid_key_label), sys->aid,
+	                                  sys->sys_id, sys->sys_id_len, out);
+}
+
+static int keyset_valid(const struct cardlib_keyset *ks)
+{
+	if (!ks || !system_valid(&ks->sys) || ks->n_sectors == 0 ||
+	    ks->n_sectors > CARDLIB_LAYOUT_SECTORS_MAX)
+		return 0;
+	unsigned seen = 0;
+	int value_found = ks->value_slot < 0;
+	for (size_t i = 0; i < ks->n_sectors; i++) {
+		unsigned s = ks->sectors[i].slot;
+		if (s >= CARDLIB_LAYOUT_SECTORS_MAX || (seen & (1u << s)))
+			return 0;
+		seen |= 1u << s;
+		if ((int)s == ks->value_slot)
+			value_found = 1;
+	}
+	return value_found;
+}
+
+int cardlib_keyset_sector_key(const struct cardlib_keyset *ks, size_t index,
+                              struct cardlib_sector_key *out)
+{
+	if (!keyset_valid(ks) || index >= ks->n_sectors || !out)
+		return CARDLIB_ERR_ARG;
+	memset(out, 0, sizeof(*out));
+	out->sys = ks->sys;
+	out->slot = ks->sectors[index].slot;
+	memcpy(out->master, ks->sectors[index].master, CARDLIB_AES_KEY_LEN);
+	out->reads_value = ks->value_slot == (int)out->slot;
+	out->auth = CARDLIB_AUTH_EV2;
+	return 0;
+}
+
+/* Every key of the application for the card with this UID, by key number. */
+static int card_keys(const struct cardlib_keyset *ks, const uint8_t uid[REAL_UID_LEN],
+                     uint8_t keys[][CARDLIB_AES_KEY_LEN], uint8_t n_keys)
+{
+	int rc = cardlib_layout_read_key(&ks->sys, ks->app_master, uid, REAL_UID_LEN, keys[0]);
+	for (uint8_t k = 1; rc == 0 && k < n_keys; k++) /* slots the card does not carry */
+		memcpy(keys[k], keys[0], CARDLIB_AES_KEY_LEN);
+	for (size_t i = 0; rc == 0 && i < ks->n_sectors; i++) {
+		const struct cardlib_layout_sector *s = &ks->sectors[i];
+		rc = cardlib_layout_read_key(&ks->sys, s->master, uid, REAL_UID_LEN,
+		                             keys[CARDLIB_LAYOUT_READ_KEY(s->slot)]);
+		if (rc == 0)
+			rc = cardlib_layout_uid_key(&ks->sys, s->master,
+			                            keys[CARDLIB_LAYOUT_UID_KEY(s->slot)]);
+	}
+	return rc;
+}
+
+/* ---- personalisation ------------------------------------------------------------------- */
+
+static int select_card(struct cardlib_reader *reader, struct cardlib_desfire **d,
+                       struct cardlib_target_info *info)
+{
+	int rc = cardlib_reader_select(reader, info);
+	if (rc == 0)
+		return CARDLIB_ERR_NO_CARD;
+	if (rc < 0)
+		return rc;
+	rc = cardlib_desfire_open(d, reader, info);
+	if (rc < 0)
+		cardlib_reader_release(reader);
+	return rc;
+}
+
+static void end_session(struct cardlib_reader *reader, struct cardlib_desfire *d)
+{
+	cardlib_desfire_close(d);
+	cardlib_reader_release(reader);
+}
+
+/* A refused authentication is a key the card does not have under that number. */
+static int auth_error(int rc)
+{
+	return rc == CARDLIB_ERR_PERMISSION || rc == CARDLIB_ERR_CARD_STATUS ? CARDLIB_ERR_AUTH
+	                                                                     : rc;
+}
+
+static int write_application(struct cardlib_desfire *d, const struct cardlib_keyset *ks,
+                             const struct cardlib_pass_ids *ids, int32_t initial_entries,
+                             uint8_t keys[][CARDLIB_AES_KEY_LEN], uint8_t n_keys)
+{
+	int rc = cardlib_desfire_create_application(d, ks->sys.aid, APP_KEY_SETTINGS, n_keys);
+	if (rc == 0)
+		rc = cardlib_desfire_select_application(d, ks->sys.aid);
+	if (rc == 0)
+		rc = auth_error(cardlib_desfire_authenticate(d, PERSO_AUTH, AMK_NO, zero_key));
+	for (size_t i = 0; rc == 0 && i < ks->n_sectors; i++) {
+		uint8_t s = ks->sectors[i].slot;
+		uint16_t access =
+		        CARDLIB_ACCESS(CARDLIB_LAYOUT_READ_KEY(s), AMK_NO, CARDLIB_AR_DENY, AMK_NO);
+		rc = cardlib_desfire_create_std_data_file(d, CARDLIB_LAYOUT_FILE(s),
+		                                          CARDLIB_COMM_FULL, access,
+		                                          CARDLIB_LAYOUT_ID_LEN);
+		if (rc == 0)
+			rc = cardlib_desfire_write_data(d, CARDLIB_LAYOUT_FILE(s), 0, ids->id[i],
+			                                CARDLIB_LAYOUT_ID_LEN, CARDLIB_COMM_FULL);
+	}
+	if (rc == 0 && initial_entries != CARDLIB_LAYOUT_NO_VALUE) {
+		/* Debit is granted by the read right; Credit by read&write only (the AMK) */
+		uint16_t access = CARDLIB_ACCESS(CARDLIB_LAYOUT_READ_KEY(ks->value_slot),
+		                                 CARDLIB_AR_DENY, AMK_NO, AMK_NO);
+		rc = cardlib_desfire_create_value_file(
+		        d, CARDLIB_LAYOUT_VALUE_FILE, CARDLIB_COMM_FULL, access, 0,
+		        CARDLIB_LAYOUT_ENTRIES_MAX, initial_entries, 0);
+	}
+	/* the AMK last: changing the session's own key ends the session */
+	for (uint8_t k = 1; rc == 0 && k < n_keys; k++)
+		rc = cardlib_desfire_change_key(d, k, keys[k], ks->key_version, zero_key);
+	if (rc == 0)
+		rc = cardlib_desfire_change_key(d, AMK_NO, keys[AMK_NO], ks->key_version, zero_key);
+	return rc;
+}
+
+int cardlib_card_personalise(struct cardlib_reader *reader, const struct cardlib_keyset *ks,
+                             const struct cardlib_pass_ids *ids, int32_t initial_entries)
+{
+	if (!reader || !keyset_valid(ks) || !ids ||
+	    (initial_entries != CARDLIB_LAYOUT_NO_VALUE &&
+	     (ks->value_slot < 0 || initial_entries < 0 ||
+	      initial_entries > CARDLIB_LAYOUT_ENTRIES_MAX)))
+		return CARDLIB_ERR_ARG;
+	uint8_t max_slot = 0;
+	for (size_t i = 0; i < ks->n_sectors; i++)
+		if (ks->sectors[i].slot > max_slot)
+			max_slot = ks->sectors[i].slot;
+	uint8_t n_keys = (uint8_t)(1 + 2 * (max_slot + 1));
+
+	struct cardlib_target_info info;
+	struct cardlib_desfire *d = NULL;
+	int rc = select_card(reader, &d, &info);
+	if (rc < 0)
+		return rc;
+	uint8_t uid[CARDLIB_UID_MAX];
+	size_t uid_len = 0;
+	uint8_t keys[1 + 2 * CARDLIB_LAYOUT_SECTORS_MAX][CARDLIB_AES_KEY_LEN];
+	rc = cardlib_desfire_select_application(d, 0);
+	if (rc == 0)
+		rc = auth_error(cardlib_desfire_authenticate(d, PERSO_AUTH, 0, zero_key));
+	/* the real UID even on a random-ID card: keys are diversified with it */
+	if (rc == 0)
+		rc = cardlib_desfire_get_card_uid(d, uid, &uid_len);
+	if (rc == 0 && uid_len != REAL_UID_LEN)
+		rc = CARDLIB_ERR_NOT_DESFIRE;
+	if (rc == 0)
+		rc = card_keys(ks, uid, keys, n_keys);
+	if (rc == 0)
+		rc = cardlib_desfire_format_picc(d);
+	if (rc == 0) /* FormatPICC ends the session */
+		rc = auth_error(cardlib_desfire_authenticate(d, PERSO_AUTH, 0, zero_key));
+	if (rc == 0)
+		rc = write_application(d, ks, ids, initial_entries, keys, n_keys);
+	mbedtls_platform_zeroize(keys, sizeof(keys));
+	end_session(reader, d);
+	return rc;
+}
+
+/* ---- a gate's tap ---------------------------------------------------------------------- */
+
+static int sector_key_valid(const struct cardlib_sector_key *key)
+{
+	return key && system_valid(&key->sys) && key->slot < CARDLIB_LAYOUT_SECTORS_MAX &&
+	       (key->auth == CARDLIB_AUTH_EV2 || key->auth == CARDLIB_AUTH_EV1);
+}
+
+/* The real UID: the anticollision one, or GetCardUID under the sector's UID key when the
+ * card shows a random ID (layout.h: one more authentication). */
+static int real_uid(struct cardlib_card *c, const struct cardlib_target_info *info,
+                    struct cardlib_card_read *read)
+{
+	read->random_id = info->uid_len != REAL_UID_LEN;
+	if (!read->random_id) {
+		memcpy(read->uid, info->uid, REAL_UID_LEN);
+		read->uid_len = REAL_UID_LEN;
+		return 0;
+	}
+	uint8_t uid_key[CARDLIB_AES_KEY_LEN];
+	int rc = cardlib_layout_uid_key(&c->key.sys, c->key.master, uid_key);
+	if (rc == 0)
+		rc = auth_error(cardlib_desfire_authenticate(
+		        c->d, c->key.auth, CARDLIB_LAYOUT_UID_KEY(c->key.slot), uid_key));
+	mbedtls_platform_zeroize(uid_key, sizeof(uid_key));
+	if (rc == 0)
+		rc = cardlib_desfire_get_card_uid(c->d, read->uid, &read->uid_len);
+	if (rc == 0 && read->uid_len != REAL_UID_LEN)
+		rc = CARDLIB_ERR_LAYOUT;
+	return rc;
+}
+
+/* Authenticated, a file refused is a card laid out otherwise. */
+static int file_error(int rc)
+{
+	return rc == CARDLIB_ERR_FILE_MISSING || rc == CARDLIB_ERR_PERMISSION ? CARDLIB_ERR_LAYOUT
+	                                                                      : rc;
+}
+
+static int read_sector_files(struct cardlib_card *c, struct cardlib_card_read *read)
+{
+	uint8_t read_key[CARDLIB_AES_KEY_LEN];
+	int rc = cardlib_layout_read_key(&c->key.sys, c->key.master, read->uid, read->uid_len,
+	                                 read_key);
+	if (rc == 0)
+		rc = auth_error(cardlib_desfire_authenticate(
+		        c->d, c->key.auth, CARDLIB_LAYOUT_READ_KEY(c->key.slot), read_key));
+	mbedtls_platform_zeroize(read_key, sizeof(read_key));
+	if (rc == 0)
+		rc = file_error(cardlib_desfire_read_data(c->d, CARDLIB_LAYOUT_FILE(c->key.slot), 0,
+		                                          CARDLIB_LAYOUT_ID_LEN, CARDLIB_COMM_FULL,
+		                                          read->id));
+	if (rc == 0 && c->key.reads_value) {
+		rc = cardlib_desfire_get_value(c->d, CARDLIB_LAYOUT_VALUE_FILE, CARDLIB_COMM_FULL,
+		                               &read->value);
+		if (rc == CARDLIB_ERR_FILE_MISSING) { /* a card without entry tickets */
+			read->value = 0;
+			rc = 0;
+		} else if (rc == 0) {
+			read->has_value = 1;
+		} else {
+			rc = file_error(rc);
+		}
+	}
+	return rc;
+}
+
+int cardlib_card_open_sector(struct cardlib_card **out, struct cardlib_reader *reader,
+                             const struct cardlib_sector_key *key, struct cardlib_card_read *read)
+{
+	if (!out || !reader || !sector_key_valid(key) || !read)
+		return CARDLIB_ERR_ARG;
+	*out = NULL;
+	memset(read, 0, sizeof(*read));
+	struct cardlib_card *c = calloc(1, sizeof(*c));
+	if (!c)
+		return CARDLIB_ERR_NOMEM;
+	c->reader = reader;
+	c->key = *key;
+
+	struct cardlib_target_info info;
+	int rc = select_card(reader, &c->d, &info);
+	if (rc < 0) {
+		c->d = NULL;
+		cardlib_card_close(c);
+		return rc;
+	}
+	rc = cardlib_desfire_select_application(c->d, key->sys.aid);
+	if (rc == 0)
+		rc = real_uid(c, &info, read);
+	if (rc == 0)
+		rc = read_sector_files(c, read);
+	if (rc < 0) {
+		cardlib_card_close(c);
+		memset(read, 0, sizeof(*read));
+		return rc;
+	}
+	c->has_value = read->has_value;
+	c->value = read->value;
+	*out = c;
+	return 0;
+}
+
+int cardlib_card_debit_entry(struct cardlib_card *c, int32_t *remaining)
+{
+	if (!c || !remaining)
+		return CARDLIB_ERR_ARG;
+	if (!c->key.reads_value || !c->has_value)
+		return CARDLIB_ERR_LAYOUT;
+	if (c->value <= 0) /* the card would refuse it (BE): spare the exchange */
+		return CARDLIB_ERR_VALUE_EXHAUSTED;
+	int rc = cardlib_desfire_debit(c->d, CARDLIB_LAYOUT_VALUE_FILE, CARDLIB_COMM_FULL, 1);
+	if (rc == 0)
+		rc = cardlib_desfire_commit(c->d);
+	if (rc < 0)
+		return rc;
+	c->value--;
+	*remaining = c->value;
+	return 0;
+}
+
+void cardlib_card_close(struct cardlib_card *c)
+{
+	if (!c)
+		return;
+	if (c->d)
+		end_session(c->reader, c->d);
+	mbedtls_platform_zeroize(c, sizeof(*c));
+	free(c);
+}
+
+int cardlib_card_read_sector(struct cardlib_reader *reader, const struct cardlib_sector_key *key,
+                             struct cardlib_card_read *out)
+{
+	struct cardlib_card *c = NULL;
+	int rc = cardlib_card_open_sector(&c, reader, key, out);
+	cardlib_card_close(c);
+	return rc;
+}

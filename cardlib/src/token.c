@@ -1,0 +1,1158 @@
+/*
+ * Phone tokens (DESIGN.md s.3 "Phone tokens"): per-sector ECDSA P-256 credentials, the
+ * NFC challenge-response on both sides, the rotating QR line and its replay cache.
+ * The byte formats are in docs/phone-tokens.md; token_internal.h holds the constants.
+ *
+ * mbedTLS 2.28: compressed points can be written but not read (ecp_point_read_binary
+ * answers FEATURE_UNAVAILABLE), so point_decompress() does it; ECDSA signatures are
+ * checked for canonical DER first, as proto does, because 2.28 also accepts BER variants.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/ecdsa.h>
+#include <mbedtls/ecp.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/platform_util.h>
+#include <mbedtls/sha256.h>
+
+#include "cardlib/error.h"
+#include "cardlib/reader.h"
+#include "cardlib/token.h"
+#include "token_internal.h"
+
+const uint8_t cardlib_token_aid[CARDLIB_TOKEN_AID_LEN] = {0xF0, 'C', 'I', 'T', 'Y',
+                                                          'P',  'A', 'S', 'S'};
+
+/* --- random ----------------------------------------------------------------------------- */
+
+static mbedtls_entropy_context rng_entropy;
+static mbedtls_ctr_drbg_context rng_drbg;
+static int rng_seeded;
+static int (*rng_test_fn)(void *, unsigned char *, size_t);
+static void *rng_test_ctx;
+
+void cardlib_token_set_random_for_testing(int (*fn)(void *ctx, unsigned char *buf, size_t len),
+                                          void *ctx)
+{
+	rng_test_fn = fn;
+	rng_test_ctx = ctx;
+}
+
+/* An mbedTLS f_rng: the test hook when set, else the module's ctr_drbg. */
+static int token_random(void *unused, unsigned char *buf, size_t len)
+{
+	(void)unused;
+	if (rng_test_fn)
+		return rng_test_fn(rng_test_ctx, buf, len);
+	if (!rng_seeded) {
+		static const unsigned char pers[] = "cardlib-token";
+		mbedtls_entropy_init(&rng_entropy);
+		mbedtls_ctr_drbg_init(&rng_drbg);
+		if (mbedtls_ctr_drbg_seed(&rng_drbg, mbedtls_entropy_func, &rng_entropy, pers,
+		                          sizeof(pers) - 1) != 0) {
+			mbedtls_ctr_drbg_free(&rng_drbg);
+			mbedtls_entropy_free(&rng_entropy);
+			return -1;
+		}
+		rng_seeded = 1;
+	}
+	return mbedtls_ctr_drbg_random(&rng_drbg, buf, len);
+}
+
+/* --- small helpers ---------------------------------------------------------------------- */
+
+static void put_be16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static uint16_t get_be16(const uint8_t *p)
+{
+	return (uint16_t)((p[0] << 8) | p[1]);
+}
+
+static void put_be64(uint8_t *p, int64_t s)
+{
+	uint64_t v = (uint64_t)s;
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static int64_t get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return (int64_t)v; /* two's complement: every platform we build for */
+}
+
+static void sha256(const uint8_t *data, size_t len, uint8_t out[32])
+{
+	/* cannot fail for SHA-256 in 2.28 (no hardware back end) */
+	(void)mbedtls_sha256_ret(data, len, out, 0);
+}
+
+/* SHA-256 over domain ‖ parts, the message every signature of this file covers. */
+struct part {
+	const uint8_t *p;
+	size_t n;
+};
+
+static void domain_hash(const char *domain, const struct part *parts, size_t n_parts,
+                        uint8_t out[32])
+{
+	mbedtls_sha256_context c;
+	mbedtls_sha256_init(&c);
+	(void)mbedtls_sha256_starts_ret(&c, 0);
+	(void)mbedtls_sha256_update_ret(&c, (const uint8_t *)domain, strlen(domain));
+	for (size_t i = 0; i < n_parts; i++)
+		(void)mbedtls_sha256_update_ret(&c, parts[i].p, parts[i].n);
+	(void)mbedtls_sha256_finish_ret(&c, out);
+	mbedtls_sha256_free(&c);
+}
+
+/* One INTEGER of a P-256 ECDSA-Sig-Value in minimal DER; its encoded size or 0. */
+static size_t der_p256_integer(const uint8_t *p, size_t avail)
+{
+	if (avail < 3 || p[0] != 0x02)
+		return 0;
+	size_t n = p[1];
+	if (n < 1 || n > 33 || n > avail - 2)
+		return 0;
+	const uint8_t *v = p + 2;
+	if (v[0] & 0x80)
+		return 0; /* negative */
+	if (n > 1 && v[0] == 0x00 && !(v[1] & 0x80))
+		return 0; /* a leading zero that is not needed */
+	return 2 + n;
+}
+
+/* Only canonical DER: anything else could be re-encoded by anyone without the key. */
+static int der_signature_is_canonical(const uint8_t *sig, size_t len)
+{
+	if (len < CRED_MIN_SIG || len > CARDLIB_TOKEN_SIG_MAX || sig[0] != 0x30 || sig[1] >= 0x80 ||
+	    (size_t)sig[1] != len - 2)
+		return 0;
+	size_t r = der_p256_integer(sig + 2, len - 2);
+	if (r == 0)
+		return 0;
+	size_t s = der_p256_integer(sig + 2 + r, len - 2 - r);
+	return s != 0 && 2 + r + s == len;
+}
+
+/* --- keys ------------------------------------------------------------------------------- */
+
+struct cardlib_token_key {
+	mbedtls_pk_context pk;
+	int has_private;
+};
+
+static struct cardlib_token_key *key_alloc(void)
+{
+	struct cardlib_token_key *k = calloc(1, sizeof(*k));
+	if (k)
+		mbedtls_pk_init(&k->pk);
+	return k;
+}
+
+void cardlib_token_key_free(struct cardlib_token_key *key)
+{
+	if (!key)
+		return;
+	mbedtls_pk_free(&key->pk);
+	free(key);
+}
+
+/* Accept only EC keys on P-256. */
+static int key_finish(struct cardlib_token_key *k)
+{
+	if (mbedtls_pk_get_type(&k->pk) != MBEDTLS_PK_ECKEY)
+		return CARDLIB_ERR_ARG;
+	const mbedtls_ecp_keypair *ec = mbedtls_pk_ec(k->pk);
+	if (ec->grp.id != MBEDTLS_ECP_DP_SECP256R1)
+		return CARDLIB_ERR_ARG;
+	k->has_private = mbedtls_mpi_cmp_int(&ec->d, 0) != 0;
+	return CARDLIB_OK;
+}
+
+int cardlib_token_key_generate(struct cardlib_token_key **out)
+{
+	if (!out)
+		return CARDLIB_ERR_ARG;
+	struct cardlib_token_key *k = key_alloc();
+	if (!k)
+		return CARDLIB_ERR_NOMEM;
+	if (mbedtls_pk_setup(&k->pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)) != 0 ||
+	    mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(k->pk), token_random,
+	                        NULL) != 0) {
+		cardlib_token_key_free(k);
+		return CARDLIB_ERR_CRYPTO;
+	}
+	k->has_private = 1;
+	*out = k;
+	return CARDLIB_OK;
+}
+
+int cardlib_token_key_parse(struct cardlib_token_key **out, const uint8_t *buf, size_t len)
+{
+	if (!out || !buf || len == 0 || len > 64 * 1024)
+		return CARDLIB_ERR_ARG;
+	/* mbedTLS wants PEM NUL-terminated, with the NUL counted */
+	uint8_t *copy = malloc(len + 1);
+	struct cardlib_token_key *k = key_alloc();
+	if (!copy || !k) {
+		free(copy);
+		cardlib_token_key_free(k);
+		return CARDLIB_ERR_NOMEM;
+	}
+	memcpy(copy, buf, len);
+	copy[len] = 0;
+	const size_t n = buf[0] == '-' ? len + 1 : len; /* PEM */
+	int rc = mbedtls_pk_parse_key(&k->pk, copy, n, NULL, 0);
+	if (rc != 0) {
+		mbedtls_pk_free(&k->pk);
+		mbedtls_pk_init(&k->pk);
+		rc = mbedtls_pk_parse_public_key(&k->pk, copy, n);
+	}
+	mbedtls_platform_zeroize(copy, len + 1);
+	free(copy);
+	rc = rc == 0 ? key_finish(k) : CARDLIB_ERR_ARG;
+	if (rc != 0) {
+		cardlib_token_key_free(k);
+		return rc;
+	}
+	*out = k;
+	return CARDLIB_OK;
+}
+
+int cardlib_token_key_load(struct cardlib_token_key **out, const char *path)
+{
+	if (!out || !path)
+		return CARDLIB_ERR_ARG;
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return CARDLIB_ERR_IO;
+	uint8_t buf[8192];
+	size_t n = fread(buf, 1, sizeof(buf), f);
+	int too_long = !feof(f);
+	fclose(f);
+	int rc = too_long || n == 0 ? CARDLIB_ERR_ARG : cardlib_token_key_parse(out, buf, n);
+	mbedtls_platform_zeroize(buf, sizeof(buf));
+	return rc;
+}
+
+/*
+ * SEC1 2.3.4 for a compressed P-256 point: y = sqrt(x^3 - 3x + b) mod p, which is
+ * (x^3 - 3x + b)^((p+1)/4) since p = 3 mod 4; then pick the root with the sign bit.
+ */
+static int point_decompress(const mbedtls_ecp_group *grp, const uint8_t in[33], uint8_t out[65])
+{
+	mbedtls_mpi x, y, t, e;
+	int ok = 0;
+	mbedtls_mpi_init(&x);
+	mbedtls_mpi_init(&y);
+	mbedtls_mpi_init(&t);
+	mbedtls_mpi_init(&e);
+	if (mbedtls_mpi_read_binary(&x, in + 1, 32) != 0 || mbedtls_mpi_cmp_mpi(&x, &grp->P) >= 0)
+		goto done;
+	/* t = x^3 - 3x + b mod p */
+	if (mbedtls_mpi_mul_mpi(&t, &x, &x) != 0 || mbedtls_mpi_sub_int(&t, &t, 3) != 0 ||
+	    mbedtls_mpi_mul_mpi(&t, &t, &x) != 0 || mbedtls_mpi_add_mpi(&t, &t, &grp->B) != 0 ||
+	    mbedtls_mpi_mod_mpi(&t, &t, &grp->P) != 0)
+		goto done;
+	/* e = (p + 1) / 4; y = t^e mod p */
+	if (mbedtls_mpi_add_int(&e, &grp->P, 1) != 0 || mbedtls_mpi_shift_r(&e, 2) != 0 ||
+	    mbedtls_mpi_exp_mod(&y, &t, &e, &grp->P, NULL) != 0)
+		goto done;
+	/* a square root exists only for points on the curve */
+	if (mbedtls_mpi_mul_mpi(&e, &y, &y) != 0 || mbedtls_mpi_mod_mpi(&e, &e, &grp->P) != 0 ||
+	    mbedtls_mpi_cmp_mpi(&e, &t) != 0)
+		goto done;
+	if ((size_t)mbedtls_mpi_get_bit(&y, 0) != (size_t)(in[0] & 1) &&
+	    mbedtls_mpi_sub_mpi(&y, &grp->P, &y) != 0)
+		goto done;
+	out[0] = 0x04;
+	ok = mbedtls_mpi_write_binary(&x, out + 1, 32) == 0 &&
+	     mbedtls_mpi_write_binary(&y, out + 33, 32) == 0;
+done:
+	mbedtls_mpi_free(&x);
+	mbedtls_mpi_free(&y);
+	mbedtls_mpi_free(&t);
+	mbedtls_mpi_free(&e);
+	return ok;
+}
+
+int cardlib_token_key_from_point(struct cardlib_token_key **out, const uint8_t *point, size_t len)
+{
+	if (!out || !point)
+		return CARDLIB_ERR_ARG;
+	if (!(len == 33 && (point[0] == 0x02 || point[0] == 0x03)) &&
+	    !(len == 65 && point[0] == 0x04))
+		return CARDLIB_ERR_ARG;
+	struct cardlib_token_key *k = key_alloc();
+	if (!k)
+		return CARDLIB_ERR_NOMEM;
+	int rc = CARDLIB_ERR_ARG;
+	if (mbedtls_pk_setup(&k->pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)) != 0) {
+		rc = CARDLIB_ERR_NOMEM;
+		goto fail;
+	}
+	mbedtls_ecp_keypair *ec = mbedtls_pk_ec(k->pk);
+	if (mbedtls_ecp_group_load(&ec->grp, MBEDTLS_ECP_DP_SECP256R1) != 0) {
+		rc = CARDLIB_ERR_CRYPTO;
+		goto fail;
+	}
+	uint8_t full[65];
+	if (len == 33 && !point_decompress(&ec->grp, point, full))
+		goto fail;
+	if (mbedtls_ecp_point_read_binary(&ec->grp, &ec->Q, len == 33 ? full : point, 65) != 0 ||
+	    mbedtls_ecp_check_pubkey(&ec->grp, &ec->Q) != 0)
+		goto fail;
+	*out = k;
+	return CARDLIB_OK;
+fail:
+	cardlib_token_key_free(k);
+	return rc;
+}
+
+int cardlib_token_key_is_private(const struct cardlib_token_key *key)
+{
+	return key && key->has_private;
+}
+
+int cardlib_token_key_private_pem(const struct cardlib_token_key *key, char *buf, size_t cap)
+{
+	if (!key || !buf || !key->has_private)
+		return CARDLIB_ERR_ARG;
+	/* 2.28 takes a non-const context but does not modify it */
+	if (mbedtls_pk_write_key_pem((mbedtls_pk_context *)&key->pk, (unsigned char *)buf, cap) !=
+	    0)
+		return CARDLIB_ERR_ARG;
+	return CARDLIB_OK;
+}
+
+int cardlib_token_key_public_pem(const struct cardlib_token_key *key, char *buf, size_t cap)
+{
+	if (!key || !buf)
+		return CARDLIB_ERR_ARG;
+	if (mbedtls_pk_write_pubkey_pem((mbedtls_pk_context *)&key->pk, (unsigned char *)buf,
+	                                cap) != 0)
+		return CARDLIB_ERR_ARG;
+	return CARDLIB_OK;
+}
+
+int cardlib_token_key_point(const struct cardlib_token_key *key, uint8_t point[33])
+{
+	if (!key || !point)
+		return CARDLIB_ERR_ARG;
+	const mbedtls_ecp_keypair *ec = mbedtls_pk_ec(key->pk);
+	size_t n = 0;
+	if (mbedtls_ecp_point_write_binary(&ec->grp, &ec->Q, MBEDTLS_ECP_PF_COMPRESSED, &n, point,
+	                                   33) != 0 ||
+	    n != 33)
+		return CARDLIB_ERR_CRYPTO;
+	return CARDLIB_OK;
+}
+
+int cardlib_token_key_id(const struct cardlib_token_key *key, uint8_t id[CARDLIB_TOKEN_KEY_ID_LEN])
+{
+	if (!key || !id)
+		return CARDLIB_ERR_ARG;
+	uint8_t der[160], h[32];
+	int n = mbedtls_pk_write_pubkey_der((mbedtls_pk_context *)&key->pk, der, sizeof(der));
+	if (n <= 0)
+		return CARDLIB_ERR_CRYPTO;
+	sha256(der + sizeof(der) - (size_t)n, (size_t)n, h); /* written at the buffer's end */
+	memcpy(id, h, CARDLIB_TOKEN_KEY_ID_LEN);
+	return CARDLIB_OK;
+}
+
+static int key_sign_hash(const struct cardlib_token_key *key, const uint8_t hash[32],
+                         uint8_t sig[CARDLIB_TOKEN_SIG_MAX], size_t *sig_len)
+{
+	unsigned char tmp[MBEDTLS_PK_SIGNATURE_MAX_SIZE];
+	size_t n = 0;
+	if (!key->has_private)
+		return CARDLIB_ERR_ARG;
+	if (mbedtls_pk_sign((mbedtls_pk_context *)&key->pk, MBEDTLS_MD_SHA256, hash, 32, tmp, &n,
+	                    token_random, NULL) != 0 ||
+	    n > CARDLIB_TOKEN_SIG_MAX)
+		return CARDLIB_ERR_CRYPTO;
+	memcpy(sig, tmp, n);
+	*sig_len = n;
+	return CARDLIB_OK;
+}
+
+/* 1 when sig is a canonical, valid signature of hash by key. */
+static int key_verify_hash(const struct cardlib_token_key *key, const uint8_t hash[32],
+                           const uint8_t *sig, size_t sig_len)
+{
+	if (!der_signature_is_canonical(sig, sig_len))
+		return 0;
+	return mbedtls_pk_verify((mbedtls_pk_context *)&key->pk, MBEDTLS_MD_SHA256, hash, 32, sig,
+	                         sig_len) == 0;
+}
+
+/* --- keyring ---------------------------------------------------------------------------- */
+
+struct ring_entry {
+	uint8_t id[CARDLIB_TOKEN_KEY_ID_LEN];
+	struct cardlib_token_key *key;
+};
+
+struct cardlib_token_keyring {
+	struct ring_entry *e;
+	size_t n;
+};
+
+int cardlib_token_keyring_new(struct cardlib_token_keyring **out)
+{
+	if (!out)
+		return CARDLIB_ERR_ARG;
+	*out = calloc(1, sizeof(**out));
+	return *out ? CARDLIB_OK : CARDLIB_ERR_NOMEM;
+}
+
+int cardlib_token_keyring_add(struct cardlib_token_keyring *ring,
+                              const struct cardlib_token_key *key)
+{
+	if (!ring || !key)
+		return CARDLIB_ERR_ARG;
+	uint8_t der[160];
+	int n = mbedtls_pk_write_pubkey_der((mbedtls_pk_context *)&key->pk, der, sizeof(der));
+	if (n <= 0)
+		return CARDLIB_ERR_CRYPTO;
+	struct cardlib_token_key *pub = NULL;
+	int rc = cardlib_token_key_parse(&pub, der + sizeof(der) - (size_t)n, (size_t)n);
+	if (rc != 0)
+		return rc;
+	struct ring_entry *grown = realloc(ring->e, (ring->n + 1) * sizeof(*grown));
+	if (!grown) {
+		cardlib_token_key_free(pub);
+		return CARDLIB_ERR_NOMEM;
+	}
+	ring->e = grown;
+	ring->e[ring->n].key = pub;
+	(void)cardlib_token_key_id(pub, ring->e[ring->n].id);
+	ring->n++;
+	return CARDLIB_OK;
+}
+
+void cardlib_token_keyring_free(struct cardlib_token_keyring *ring)
+{
+	if (!ring)
+		return;
+	for (size_t i = 0; i < ring->n; i++)
+		cardlib_token_key_free(ring->e[i].key);
+	free(ring->e);
+	free(ring);
+}
+
+static const struct cardlib_token_key *keyring_find(const struct cardlib_token_keyring *ring,
+                                                    const uint8_t id[CARDLIB_TOKEN_KEY_ID_LEN])
+{
+	for (size_t i = 0; i < ring->n; i++)
+		if (memcmp(ring->e[i].id, id, CARDLIB_TOKEN_KEY_ID_LEN) == 0)
+			return ring->e[i].key;
+	return NULL;
+}
+
+/* --- credentials ------------------------------------------------------------------------ */
+
+/* The signed part (everything before sig_len) into out; its length. */
+static size_t cred_write_signed(const struct cardlib_token_credential *c, uint8_t *out)
+{
+	const size_t L = c->phone_key_len;
+	out[CRED_OFF_VERSION] = c->version;
+	out[CRED_OFF_KEYLEN] = (uint8_t)L;
+	put_be16(out + CRED_OFF_SECTOR, c->sector);
+	memcpy(out + CRED_OFF_ID, c->identifier, CARDLIB_TOKEN_ID_LEN);
+	memcpy(out + CRED_OFF_KEY, c->phone_key, L);
+	put_be64(out + CRED_OFF_KEY + L, c->valid_from);
+	put_be64(out + CRED_OFF_KEY + L + 8, c->valid_until);
+	memcpy(out + CRED_OFF_KEY + L + 16, c->issuer_key_id, CARDLIB_TOKEN_KEY_ID_LEN);
+	return CRED_SIGNED_LEN(L);
+}
+
+static int cred_fields_valid(const struct cardlib_token_credential *c)
+{
+	const size_t L = c->phone_key_len;
+	return c->version == CARDLIB_TOKEN_VERSION &&
+	       ((L == 33 && (c->phone_key[0] == 0x02 || c->phone_key[0] == 0x03)) ||
+	        (L == 65 && c->phone_key[0] == 0x04)) &&
+	       c->valid_from >= 0 && c->valid_until > c->valid_from;
+}
+
+int cardlib_token_credential_encode(const struct cardlib_token_credential *c, uint8_t *out,
+                                    size_t cap)
+{
+	if (!c || !out || !cred_fields_valid(c) || c->signature_len > CARDLIB_TOKEN_SIG_MAX)
+		return CARDLIB_ERR_ARG;
+	const size_t total = CRED_SIGNED_LEN(c->phone_key_len) + 1 + c->signature_len;
+	if (cap < total)
+		return CARDLIB_ERR_ARG;
+	size_t n = cred_write_signed(c, out);
+	out[n++] = (uint8_t)c->signature_len;
+	memcpy(out + n, c->signature, c->signature_len);
+	return (int)total;
+}
+
+int cardlib_token_credential_decode(struct cardlib_token_credential *c, const uint8_t *buf,
+                                    size_t len)
+{
+	if (!c || (!buf && len))
+		return CARDLIB_ERR_ARG;
+	memset(c, 0, sizeof(*c));
+	if (len < CRED_OFF_KEY || len > CARDLIB_TOKEN_CRED_MAX)
+		return CARDLIB_ERR_CRED_FORMAT;
+	const size_t L = buf[CRED_OFF_KEYLEN];
+	if (L != 33 && L != 65)
+		return CARDLIB_ERR_CRED_FORMAT;
+	const size_t signed_len = CRED_SIGNED_LEN(L);
+	if (len < signed_len + 1)
+		return CARDLIB_ERR_CRED_FORMAT;
+	const size_t S = buf[signed_len];
+	if (len != signed_len + 1 + S || !der_signature_is_canonical(buf + signed_len + 1, S))
+		return CARDLIB_ERR_CRED_FORMAT;
+	c->version = buf[CRED_OFF_VERSION];
+	c->sector = get_be16(buf + CRED_OFF_SECTOR);
+	memcpy(c->identifier, buf + CRED_OFF_ID, CARDLIB_TOKEN_ID_LEN);
+	memcpy(c->phone_key, buf + CRED_OFF_KEY, L);
+	c->phone_key_len = L;
+	c->valid_from = get_be64(buf + CRED_OFF_KEY + L);
+	c->valid_until = get_be64(buf + CRED_OFF_KEY + L + 8);
+	memcpy(c->issuer_key_id, buf + CRED_OFF_KEY + L + 16, CARDLIB_TOKEN_KEY_ID_LEN);
+	memcpy(c->signature, buf + signed_len + 1, S);
+	c->signature_len = S;
+	if (!cred_fields_valid(c)) {
+		memset(c, 0, sizeof(*c));
+		return CARDLIB_ERR_CRED_FORMAT;
+	}
+	return CARDLIB_OK;
+}
+
+static void cred_signed_hash(const uint8_t *signed_part, size_t n, uint8_t h[32])
+{
+	const struct part p = {signed_part, n};
+	domain_hash(TOKEN_DOMAIN_CRED, &p, 1, h);
+}
+
+int cardlib_token_issue(const struct cardlib_token_key *issuer, uint16_t sector,
+                        const uint8_t identifier[CARDLIB_TOKEN_ID_LEN],
+                        const struct cardlib_token_key *phone_key, int64_t valid_from,
+                        int64_t valid_until, uint8_t *out, size_t cap)
+{
+	if (!issuer || !identifier || !phone_key || !out || !issuer->has_private)
+		return CARDLIB_ERR_ARG;
+	struct cardlib_token_credential c = {.version = CARDLIB_TOKEN_VERSION,
+	                                     .sector = sector,
+	                                     .phone_key_len = 33,
+	                                     .valid_from = valid_from,
+	                                     .valid_until = valid_until};
+	memcpy(c.identifier, identifier, CARDLIB_TOKEN_ID_LEN);
+	int rc = cardlib_token_key_point(phone_key, c.phone_key);
+	if (rc == 0)
+		rc = cardlib_token_key_id(issuer, c.issuer_key_id);
+	if (rc != 0)
+		return rc;
+	if (!cred_fields_valid(&c))
+		return CARDLIB_ERR_ARG;
+	uint8_t signed_part[CARDLIB_TOKEN_CRED_MAX], h[32];
+	const size_t n = cred_write_signed(&c, signed_part);
+	cred_signed_hash(signed_part, n, h);
+	rc = key_sign_hash(issuer, h, c.signature, &c.signature_len);
+	if (rc != 0)
+		return rc;
+	return cardlib_token_credential_encode(&c, out, cap);
+}
+
+int cardlib_token_credential_verify(const uint8_t *buf, size_t len,
+                                    const struct cardlib_token_keyring *issuers, uint16_t sector,
+                                    int64_t now, struct cardlib_token_credential *out)
+{
+	if (!issuers)
+		return CARDLIB_ERR_ARG;
+	struct cardlib_token_credential c;
+	int rc = cardlib_token_credential_decode(&c, buf, len);
+	if (rc != 0)
+		return rc;
+	const struct cardlib_token_key *issuer = keyring_find(issuers, c.issuer_key_id);
+	uint8_t h[32];
+	cred_signed_hash(buf, CRED_SIGNED_LEN(c.phone_key_len), h);
+	if (!issuer || !key_verify_hash(issuer, h, c.signature, c.signature_len))
+		return CARDLIB_ERR_CRED_SIGNATURE;
+	if (c.sector != sector)
+		return CARDLIB_ERR_CRED_SECTOR;
+	if (now < c.valid_from || now >= c.valid_until)
+		return CARDLIB_ERR_CRED_EXPIRED;
+	if (out)
+		*out = c;
+	return CARDLIB_OK;
+}
+
+/* The phone key a verified credential names; CRED_FORMAT if the point is not on P-256. */
+static int cred_phone_key(const struct cardlib_token_credential *c, struct cardlib_token_key **out)
+{
+	int rc = cardlib_token_key_from_point(out, c->phone_key, c->phone_key_len);
+	return rc == CARDLIB_ERR_ARG ? CARDLIB_ERR_CRED_FORMAT : rc;
+}
+
+/* --- NFC proof -------------------------------------------------------------------------- */
+
+static void nfc_proof_hash(const uint8_t challenge[APDU_CHALLENGE_DATA],
+                           const uint8_t cred_hash[32], uint8_t h[32])
+{
+	/* nonce ‖ gate id ‖ time ‖ sector ‖ SHA-256(credential); the challenge carries
+	 * sector(2) nonce(16) gate(8) time(8) */
+	const struct part parts[] = {
+	        {challenge + 2, APDU_NONCE_LEN},
+	        {challenge + 18, CARDLIB_TOKEN_GATE_ID_LEN},
+	        {challenge + 26, 8},
+	        {challenge, 2},
+	        {cred_hash, 32},
+	};
+	domain_hash(TOKEN_DOMAIN_NFC, parts, sizeof(parts) / sizeof(parts[0]), h);
+}
+
+/* --- phone side ------------------------------------------------------------------------- */
+
+struct phone_sector {
+	uint16_t sector;
+	uint8_t cred[CARDLIB_TOKEN_CRED_MAX];
+	size_t cred_len;
+	uint8_t cred_hash[32];
+	struct cardlib_token_key *key;
+};
+
+struct cardlib_phone {
+	struct phone_sector *s;
+	size_t n;
+	int selected;
+};
+
+int cardlib_phone_new(struct cardlib_phone **out)
+{
+	if (!out)
+		return CARDLIB_ERR_ARG;
+	*out = calloc(1, sizeof(**out));
+	return *out ? CARDLIB_OK : CARDLIB_ERR_NOMEM;
+}
+
+void cardlib_phone_free(struct cardlib_phone *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->n; i++)
+		cardlib_token_key_free(p->s[i].key);
+	free(p->s);
+	free(p);
+}
+
+void cardlib_phone_deselect(struct cardlib_phone *p)
+{
+	if (p)
+		p->selected = 0;
+}
+
+/* A private copy of key (the phone owns its keys). */
+static int key_clone_private(const struct cardlib_token_key *key, struct cardlib_token_key **out)
+{
+	char pem[1024];
+	int rc = cardlib_token_key_private_pem(key, pem, sizeof(pem));
+	if (rc == 0)
+		rc = cardlib_token_key_parse(out, (const uint8_t *)pem, strlen(pem));
+	mbedtls_platform_zeroize(pem, sizeof(pem));
+	return rc;
+}
+
+int cardlib_phone_add_sector(struct cardlib_phone *p, const uint8_t *cred, size_t cred_len,
+                             const struct cardlib_token_key *sector_key)
+{
+	if (!p || !cred || !sector_key || !sector_key->has_private)
+		return CARDLIB_ERR_ARG;
+	struct cardlib_token_credential c;
+	int rc = cardlib_token_credential_decode(&c, cred, cred_len);
+	if (rc != 0)
+		return rc;
+	/* the credential must name this very key */
+	struct cardlib_token_key *named = NULL;
+	rc = cred_phone_key(&c, &named);
+	if (rc != 0)
+		return rc;
+	int same = mbedtls_ecp_point_cmp(&mbedtls_pk_ec(named->pk)->Q,
+	                                 &mbedtls_pk_ec(sector_key->pk)->Q) == 0;
+	cardlib_token_key_free(named);
+	if (!same)
+		return CARDLIB_ERR_CRED_FORMAT;
+
+	struct phone_sector *slot = NULL;
+	for (size_t i = 0; i < p->n; i++)
+		if (p->s[i].sector == c.sector)
+			slot = &p->s[i];
+	struct cardlib_token_key *copy = NULL;
+	rc = key_clone_private(sector_key, &copy);
+	if (rc != 0)
+		return rc;
+	if (!slot) {
+		struct phone_sector *grown = realloc(p->s, (p->n + 1) * sizeof(*grown));
+		if (!grown) {
+			cardlib_token_key_free(copy);
+			return CARDLIB_ERR_NOMEM;
+		}
+		p->s = grown;
+		slot = &p->s[p->n++];
+		memset(slot, 0, sizeof(*slot));
+	}
+	cardlib_token_key_free(slot->key);
+	slot->key = copy;
+	slot->sector = c.sector;
+	memcpy(slot->cred, cred, cred_len);
+	slot->cred_len = cred_len;
+	sha256(cred, cred_len, slot->cred_hash);
+	return CARDLIB_OK;
+}
+
+static int sw(uint8_t *out, uint8_t sw1, uint8_t sw2)
+{
+	out[0] = sw1;
+	out[1] = sw2;
+	return 2;
+}
+
+/* ISO 7816-4 short APDU: header, Lc, data, optional Le. The data, or NULL if malformed. */
+static const uint8_t *apdu_data(const uint8_t *apdu, size_t len, size_t *lc)
+{
+	if (len < 6)
+		return NULL;
+	*lc = apdu[4];
+	if (*lc == 0 || (len != 5 + *lc && len != 6 + *lc))
+		return NULL;
+	return apdu + 5;
+}
+
+static int phone_select(struct cardlib_phone *p, const uint8_t *apdu, size_t len, uint8_t *out)
+{
+	size_t lc;
+	const uint8_t *aid = apdu_data(apdu, len, &lc);
+	if (!aid)
+		return sw(out, 0x67, 0x00);
+	if (apdu[2] != 0x04 || apdu[3] != 0x00)
+		return sw(out, 0x6A, 0x86);
+	if (lc != CARDLIB_TOKEN_AID_LEN || memcmp(aid, cardlib_token_aid, lc) != 0) {
+		p->selected = 0;
+		return sw(out, 0x6A, 0x82);
+	}
+	p->selected = 1;
+	return sw(out, 0x90, 0x00);
+}
+
+static int phone_challenge(struct cardlib_phone *p, const uint8_t *apdu, size_t len, uint8_t *out,
+                           size_t cap)
+{
+	if (!p->selected)
+		return sw(out, 0x69, 0x85);
+	if (apdu[2] != CARDLIB_TOKEN_VERSION || apdu[3] != 0x00)
+		return sw(out, 0x6B, 0x00);
+	size_t lc;
+	const uint8_t *ch = apdu_data(apdu, len, &lc);
+	if (!ch || lc != APDU_CHALLENGE_DATA)
+		return sw(out, 0x67, 0x00);
+	const uint16_t sector = get_be16(ch);
+	const struct phone_sector *s = NULL;
+	for (size_t i = 0; i < p->n; i++)
+		if (p->s[i].sector == sector)
+			s = &p->s[i];
+	if (!s)
+		return sw(out, 0x6A, 0x88);
+	if (cap < 1 + s->cred_len + 1 + CARDLIB_TOKEN_SIG_MAX + 2)
+		return sw(out, 0x6C, 0x00);
+
+	uint8_t h[32], sig[CARDLIB_TOKEN_SIG_MAX];
+	size_t sig_len = 0;
+	nfc_proof_hash(ch, s->cred_hash, h);
+	int rc = key_sign_hash(s->key, h, sig, &sig_len);
+	if (rc != 0)
+		return sw(out, 0x6F, 0x00);
+	size_t n = 0;
+	out[n++] = (uint8_t)s->cred_len;
+	memcpy(out + n, s->cred, s->cred_len);
+	n += s->cred_len;
+	out[n++] = (uint8_t)sig_len;
+	memcpy(out + n, sig, sig_len);
+	n += sig_len;
+	return (int)n + sw(out + n, 0x90, 0x00);
+}
+
+int cardlib_phone_handle_apdu(struct cardlib_phone *p, const uint8_t *apdu, size_t len,
+                              uint8_t *out, size_t cap)
+{
+	if (!p || (!apdu && len) || !out || cap < 2)
+		return CARDLIB_ERR_ARG;
+	if (len < 4)
+		return sw(out, 0x67, 0x00);
+	if (apdu[0] == 0x00 && apdu[1] == APDU_INS_SELECT)
+		return phone_select(p, apdu, len, out);
+	if (apdu[0] == APDU_CLA_PROP && apdu[1] == APDU_INS_CHALLENGE)
+		return phone_challenge(p, apdu, len, out, cap);
+	if (apdu[0] != 0x00 && apdu[0] != APDU_CLA_PROP)
+		return sw(out, 0x6E, 0x00);
+	return sw(out, 0x6D, 0x00);
+}
+
+/* --- reader side ------------------------------------------------------------------------ */
+
+#define PHONE_TIMEOUT_MS 1000
+
+int cardlib_phone_read(struct cardlib_reader *reader, uint16_t sector,
+                       const uint8_t gate_id[CARDLIB_TOKEN_GATE_ID_LEN],
+                       const struct cardlib_token_keyring *issuers,
+                       uint8_t identifier[CARDLIB_TOKEN_ID_LEN],
+                       struct cardlib_token_credential *cred_out)
+{
+	if (!reader || !gate_id || !issuers || !identifier)
+		return CARDLIB_ERR_ARG;
+	/* room for one byte more than the phone may send, to tell "too long" apart */
+	uint8_t rx[APDU_ANSWER_MAX + 8];
+	uint8_t cmd[5 + APDU_CHALLENGE_DATA + 1];
+
+	cmd[0] = 0x00;
+	cmd[1] = APDU_INS_SELECT;
+	cmd[2] = 0x04;
+	cmd[3] = 0x00;
+	cmd[4] = CARDLIB_TOKEN_AID_LEN;
+	memcpy(cmd + 5, cardlib_token_aid, CARDLIB_TOKEN_AID_LEN);
+	cmd[5 + CARDLIB_TOKEN_AID_LEN] = 0x00;
+	int n = cardlib_reader_transceive(reader, cmd, 6 + CARDLIB_TOKEN_AID_LEN, rx, sizeof(rx),
+	                                  PHONE_TIMEOUT_MS);
+	if (n < 0)
+		return n;
+	if (n != 2 || rx[0] != 0x90 || rx[1] != 0x00)
+		return CARDLIB_ERR_NOT_CITYPASS;
+
+	const int64_t now = cardlib_reader_wall_time(reader);
+	uint8_t *ch = cmd + 5;
+	cmd[0] = APDU_CLA_PROP;
+	cmd[1] = APDU_INS_CHALLENGE;
+	cmd[2] = CARDLIB_TOKEN_VERSION;
+	cmd[3] = 0x00;
+	cmd[4] = APDU_CHALLENGE_DATA;
+	put_be16(ch, sector);
+	if (token_random(NULL, ch + 2, APDU_NONCE_LEN) != 0)
+		return CARDLIB_ERR_CRYPTO;
+	memcpy(ch + 18, gate_id, CARDLIB_TOKEN_GATE_ID_LEN);
+	put_be64(ch + 26, now);
+	cmd[5 + APDU_CHALLENGE_DATA] = 0x00;
+	n = cardlib_reader_transceive(reader, cmd, sizeof(cmd), rx, sizeof(rx), PHONE_TIMEOUT_MS);
+	if (n < 0)
+		return n;
+	if (n < 2)
+		return CARDLIB_ERR_TRUNCATED;
+	if ((size_t)n > APDU_ANSWER_MAX)
+		return CARDLIB_ERR_OVERSIZED;
+	const uint8_t sw1 = rx[n - 2], sw2 = rx[n - 1];
+	if (sw1 == 0x6A && sw2 == 0x88)
+		return CARDLIB_ERR_CRED_SECTOR; /* the phone holds nothing for this sector */
+	if (sw1 != 0x90 || sw2 != 0x00)
+		return CARDLIB_ERR_CARD_STATUS;
+
+	/* body: cred_len(1) cred proof_len(1) proof */
+	const size_t body = (size_t)n - 2;
+	if (body < 1)
+		return CARDLIB_ERR_TRUNCATED;
+	const size_t cred_len = rx[0];
+	if (body < 1 + cred_len + 1)
+		return CARDLIB_ERR_TRUNCATED;
+	const uint8_t *cred = rx + 1;
+	const size_t proof_len = rx[1 + cred_len];
+	const uint8_t *proof = rx + 2 + cred_len;
+	if (body < 2 + cred_len + proof_len)
+		return CARDLIB_ERR_TRUNCATED;
+	if (body > 2 + cred_len + proof_len)
+		return CARDLIB_ERR_OVERSIZED;
+
+	struct cardlib_token_credential c;
+	int rc = cardlib_token_credential_verify(cred, cred_len, issuers, sector, now, &c);
+	if (rc != 0)
+		return rc;
+	struct cardlib_token_key *phone_key = NULL;
+	rc = cred_phone_key(&c, &phone_key);
+	if (rc != 0)
+		return rc;
+	uint8_t cred_hash[32], h[32];
+	sha256(cred, cred_len, cred_hash);
+	nfc_proof_hash(ch, cred_hash, h);
+	const int ok = key_verify_hash(phone_key, h, proof, proof_len);
+	cardlib_token_key_free(phone_key);
+	if (!ok)
+		return CARDLIB_ERR_PROOF;
+	memcpy(identifier, c.identifier, CARDLIB_TOKEN_ID_LEN);
+	if (cred_out)
+		*cred_out = c;
+	return CARDLIB_OK;
+}
+
+/* --- QR --------------------------------------------------------------------------------- */
+
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* base64url without padding (RFC 4648 s.5); the text length. */
+static size_t b64url_encode(const uint8_t *in, size_t n, char *out)
+{
+	size_t o = 0, i = 0;
+	for (; i + 3 <= n; i += 3) {
+		const uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+		out[o++] = b64url[v >> 18];
+		out[o++] = b64url[(v >> 12) & 63];
+		out[o++] = b64url[(v >> 6) & 63];
+		out[o++] = b64url[v & 63];
+	}
+	if (n - i == 1) {
+		out[o++] = b64url[in[i] >> 2];
+		out[o++] = b64url[(in[i] & 3) << 4];
+	} else if (n - i == 2) {
+		const uint32_t v = (uint32_t)in[i] << 8 | in[i + 1];
+		out[o++] = b64url[v >> 10];
+		out[o++] = b64url[(v >> 4) & 63];
+		out[o++] = b64url[(v & 15) << 2];
+	}
+	return o;
+}
+
+static int b64url_value(char ch)
+{
+	if (ch >= 'A' && ch <= 'Z')
+		return ch - 'A';
+	if (ch >= 'a' && ch <= 'z')
+		return ch - 'a' + 26;
+	if (ch >= '0' && ch <= '9')
+		return ch - '0' + 52;
+	if (ch == '-')
+		return 62;
+	if (ch == '_')
+		return 63;
+	return -1;
+}
+
+/*
+ * Strict decoding: alphabet only, no padding, a length that base64 can produce, and zero
+ * spare bits, so each payload has exactly one text. The byte count, or -1.
+ */
+static long b64url_decode(const char *in, size_t n, uint8_t *out, size_t cap)
+{
+	if (n % 4 == 1 || (n / 4) * 3 + (n % 4 ? n % 4 - 1 : 0) > cap)
+		return -1;
+	size_t o = 0;
+	uint32_t acc = 0;
+	unsigned bits = 0;
+	for (size_t i = 0; i < n; i++) {
+		const int v = b64url_value(in[i]);
+		if (v < 0)
+			return -1;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[o++] = (uint8_t)(acc >> bits);
+			acc &= (1u << bits) - 1;
+		}
+	}
+	if (acc != 0) /* non-zero spare bits */
+		return -1;
+	return (long)o;
+}
+
+static void qr_proof_hash(uint32_t step, uint16_t sector, const uint8_t cred_hash[32],
+                          uint8_t h[32])
+{
+	uint8_t st[4] = {(uint8_t)(step >> 24), (uint8_t)(step >> 16), (uint8_t)(step >> 8),
+	                 (uint8_t)step};
+	uint8_t sec[2];
+	put_be16(sec, sector);
+	const struct part parts[] = {{st, 4}, {sec, 2}, {cred_hash, 32}};
+	domain_hash(TOKEN_DOMAIN_QR, parts, 3, h);
+}
+
+int cardlib_qr_encode(const uint8_t *cred, size_t cred_len, const struct cardlib_token_key *key,
+                      int64_t now, char *line, size_t cap)
+{
+	if (!cred || !key || !line || now < 0 || now / CARDLIB_QR_STEP_S > UINT32_MAX)
+		return CARDLIB_ERR_ARG;
+	struct cardlib_token_credential c;
+	int rc = cardlib_token_credential_decode(&c, cred, cred_len);
+	if (rc != 0)
+		return rc;
+	const uint32_t step = (uint32_t)(now / CARDLIB_QR_STEP_S);
+	uint8_t payload[QR_PAYLOAD_MAX], cred_hash[32], h[32], sig[CARDLIB_TOKEN_SIG_MAX];
+	size_t sig_len = 0;
+	sha256(cred, cred_len, cred_hash);
+	qr_proof_hash(step, c.sector, cred_hash, h);
+	rc = key_sign_hash(key, h, sig, &sig_len);
+	if (rc != 0)
+		return rc;
+	size_t n = 0;
+	payload[n++] = CARDLIB_TOKEN_VERSION;
+	payload[n++] = (uint8_t)(step >> 24);
+	payload[n++] = (uint8_t)(step >> 16);
+	payload[n++] = (uint8_t)(step >> 8);
+	payload[n++] = (uint8_t)step;
+	payload[n++] = (uint8_t)cred_len;
+	memcpy(payload + n, cred, cred_len);
+	n += cred_len;
+	payload[n++] = (uint8_t)sig_len;
+	memcpy(payload + n, sig, sig_len);
+	n += sig_len;
+
+	const size_t prefix = strlen(CARDLIB_QR_PREFIX);
+	const size_t text = (n * 4 + 2) / 3;
+	if (cap < prefix + text + 1)
+		return CARDLIB_ERR_ARG;
+	memcpy(line, CARDLIB_QR_PREFIX, prefix);
+	b64url_encode(payload, n, line + prefix);
+	line[prefix + text] = '\0';
+	return (int)(prefix + text);
+}
+
+struct replay_entry {
+	int64_t expires; /* last wall second at which the code still passes the window */
+	uint32_t step;
+	uint16_t sector;
+	uint8_t id[CARDLIB_TOKEN_ID_LEN];
+	uint8_t used;
+};
+
+struct cardlib_qr_replay_cache {
+	struct replay_entry *e;
+	size_t cap;
+};
+
+int cardlib_qr_replay_cache_new(struct cardlib_qr_replay_cache **out, size_t capacity)
+{
+	if (!out || capacity == 0 || capacity > (1u << 20))
+		return CARDLIB_ERR_ARG;
+	struct cardlib_qr_replay_cache *c = calloc(1, sizeof(*c));
+	if (c)
+		c->e = calloc(capacity, sizeof(*c->e));
+	if (!c || !c->e) {
+		free(c);
+		return CARDLIB_ERR_NOMEM;
+	}
+	c->cap = capacity;
+	*out = c;
+	return CARDLIB_OK;
+}
+
+void cardlib_qr_replay_cache_free(struct cardlib_qr_replay_cache *cache)
+{
+	if (!cache)
+		return;
+	free(cache->e);
+	free(cache);
+}
+
+static void replay_expire(struct cardlib_qr_replay_cache *cache, int64_t now)
+{
+	for (size_t i = 0; i < cache->cap; i++)
+		if (cache->e[i].used && cache->e[i].expires < now)
+			cache->e[i].used = 0;
+}
+
+size_t cardlib_qr_replay_cache_count(struct cardlib_qr_replay_cache *cache, int64_t now)
+{
+	size_t n = 0;
+	if (!cache)
+		return 0;
+	replay_expire(cache, now);
+	for (size_t i = 0; i < cache->cap; i++)
+		n += cache->e[i].used;
+	return n;
+}
+
+/* Record (sector, identifier, step) unless already there: 0, QR_REPLAY or NOMEM. */
+static int replay_use(struct cardlib_qr_replay_cache *cache, uint16_t sector,
+                      const uint8_t id[CARDLIB_TOKEN_ID_LEN], uint32_t step, int64_t now)
+{
+	struct replay_entry *free_slot = NULL;
+	replay_expire(cache, now);
+	for (size_t i = 0; i < cache->cap; i++) {
+		struct replay_entry *e = &cache->e[i];
+		if (!e->used) {
+			if (!free_slot)
+				free_slot = e;
+			continue;
+		}
+		if (e->step == step && e->sector == sector &&
+		    memcmp(e->id, id, CARDLIB_TOKEN_ID_LEN) == 0)
+			return CARDLIB_ERR_QR_REPLAY;
+	}
+	if (!free_slot)
+		return CARDLIB_ERR_NOMEM;
+	free_slot->used = 1;
+	free_slot->step = step;
+	free_slot->sector = sector;
+	memcpy(free_slot->id, id, CARDLIB_TOKEN_ID_LEN);
+	free_slot->expires = (int64_t)step * CARDLIB_QR_STEP_S + CARDLIB_QR_STEP_S + QR_SKEW_S;
+	return CARDLIB_OK;
+}
+
+int cardlib_qr_verify(const char *line, size_t len, const struct cardlib_token_keyring *issuers,
+                      uint16_t sector, int64_t now, struct cardlib_qr_replay_cache *cache,
+                      uint8_t identifier[CARDLIB_TOKEN_ID_LEN],
+                      struct cardlib_token_credential *cred_out)
+{
+	if ((!line && len) || !issuers || !identifier)
+		return CARDLIB_ERR_ARG;
+	while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+		len--;
+	const size_t prefix = strlen(CARDLIB_QR_PREFIX);
+	if (len < prefix || len > CARDLIB_QR_LINE_MAX || memcmp(line, CARDLIB_QR_PREFIX, prefix))
+		return CARDLIB_ERR_QR_FORMAT;
+	uint8_t payload[QR_PAYLOAD_MAX];
+	const long n = b64url_decode(line + prefix, len - prefix, payload, sizeof(payload));
+	/* version(1) step(4) cred_len(1) cred sig_len(1) sig */
+	if (n < 7 || payload[0] != CARDLIB_TOKEN_VERSION)
+		return CARDLIB_ERR_QR_FORMAT;
+	const uint32_t step = (uint32_t)payload[1] << 24 | (uint32_t)payload[2] << 16 |
+	                      (uint32_t)payload[3] << 8 | payload[4];
+	const size_t cred_len = payload[5];
+	if ((size_t)n < 7 + cred_len)
+		return CARDLIB_ERR_QR_FORMAT;
+	const uint8_t *cred = payload + 6;
+	const size_t sig_len = payload[6 + cred_len];
+	const uint8_t *sig = payload + 7 + cred_len;
+	if ((size_t)n != 7 + cred_len + sig_len)
+		return CARDLIB_ERR_QR_FORMAT;
+
+	struct cardlib_token_credential c;
+	int rc = cardlib_token_credential_verify(cred, cred_len, issuers, sector, now, &c);
+	if (rc != 0)
+		return rc;
+	/* s*30 - 15 <= now <= s*30 + 45: |now - middle of the step| <= 30 */
+	const int64_t start = (int64_t)step * CARDLIB_QR_STEP_S;
+	if (now < start - QR_SKEW_S || now > start + CARDLIB_QR_STEP_S + QR_SKEW_S)
+		return CARDLIB_ERR_QR_WINDOW;
+	struct cardlib_token_key *phone_key = NULL;
+	rc = cred_phone_key(&c, &phone_key);
+	if (rc != 0)
+		return rc;
+	uint8_t cred_hash[32], h[32];
+	sha256(cred, cred_len, cred_hash);
+	qr_proof_hash(step, c.sector, cred_hash, h);
+	const int ok = key_verify_hash(phone_key, h, sig, sig_len);
+	cardlib_token_key_free(phone_key);
+	if (!ok)
+		return CARDLIB_ERR_PROOF;
+	if (cache) {
+		rc = replay_use(cache, c.sector, c.identifier, step, now);
+		if (rc != 0)
+			return rc;
+	}
+	memcpy(identifier, c.identifier, CARDLIB_TOKEN_ID_LEN);
+	if (cred_out)
+		*cred_out = c;
+	return CARDLIB_OK;
+}

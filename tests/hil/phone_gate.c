@@ -1,0 +1,107 @@
+/*
+ * phone_gate — the gate side of a phone tap, for the bench tests: cardlib's reader over
+ * the real libnfc driver (cardlib_nfc_open), or a QR line from the bench's scanner port.
+ *
+ *   phone_gate nfc CONNSTRING ISSUER_PUB_PEM SECTOR
+ *   phone_gate qr SCANNER_TTY ISSUER_PUB_PEM SECTOR COUNT
+ *
+ * nfc: one tap; prints "id HEX" or "refused: SENTENCE" (exit 1).
+ * qr: reads COUNT lines from the scanner port and verifies each with one replay cache, as a
+ * gate does; prints "id HEX" or "refused: SENTENCE" per line; exit 0 when all lines were read.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cardlib/error.h"
+#include "cardlib/reader.h"
+#include "cardlib/token.h"
+
+static void print_id(const uint8_t id[CARDLIB_TOKEN_ID_LEN])
+{
+	printf("id ");
+	for (size_t i = 0; i < CARDLIB_TOKEN_ID_LEN; i++)
+		printf("%02x", id[i]);
+	printf("\n");
+	fflush(stdout);
+}
+
+static int tap(const char *conn, const struct cardlib_token_keyring *ring, uint16_t sector)
+{
+	static const uint8_t gate_id[CARDLIB_TOKEN_GATE_ID_LEN] = {'b', 'e', 'n', 'c', 'h'};
+	struct cardlib_reader *r = NULL;
+	int rc = cardlib_nfc_open(&r, conn);
+	if (rc) {
+		fprintf(stderr, "phone_gate: cannot open %s: %s\n", conn, cardlib_strerror(rc));
+		return 2;
+	}
+	struct cardlib_target_info info;
+	uint8_t id[CARDLIB_TOKEN_ID_LEN];
+	rc = cardlib_reader_select(r, &info);
+	if (rc == 1)
+		rc = cardlib_phone_read(r, sector, gate_id, ring, id, NULL);
+	else if (rc == 0)
+		rc = CARDLIB_ERR_NO_CARD;
+	if (rc == 0)
+		print_id(id);
+	else
+		printf("refused: %s\n", cardlib_strerror(rc));
+	cardlib_reader_release(r);
+	cardlib_reader_free(r);
+	return rc == 0 ? 0 : 1;
+}
+
+static int scan(const char *tty, const struct cardlib_token_keyring *ring, uint16_t sector,
+                int count)
+{
+	FILE *f = fopen(tty, "r");
+	if (!f) {
+		perror("phone_gate: scanner port");
+		return 2;
+	}
+	struct cardlib_qr_replay_cache *cache = NULL;
+	if (cardlib_qr_replay_cache_new(&cache, 1024) != 0) {
+		fclose(f);
+		return 2;
+	}
+	char line[1024];
+	int seen = 0;
+	while (seen < count && fgets(line, sizeof(line), f)) {
+		uint8_t id[CARDLIB_TOKEN_ID_LEN];
+		int rc = cardlib_qr_verify(line, strlen(line), ring, sector, (int64_t)time(NULL),
+		                           cache, id, NULL);
+		if (rc == 0)
+			print_id(id);
+		else
+			printf("refused: %s\n", cardlib_strerror(rc));
+		fflush(stdout);
+		seen++;
+	}
+	cardlib_qr_replay_cache_free(cache);
+	fclose(f);
+	return seen == count ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 5 || (strcmp(argv[1], "nfc") && strcmp(argv[1], "qr")) ||
+	    (!strcmp(argv[1], "qr") && argc != 6)) {
+		fprintf(stderr, "usage: phone_gate nfc CONNSTRING ISSUER_PUB SECTOR\n"
+		                "       phone_gate qr SCANNER_TTY ISSUER_PUB SECTOR COUNT\n");
+		return 2;
+	}
+	struct cardlib_token_key *issuer = NULL;
+	struct cardlib_token_keyring *ring = NULL;
+	if (cardlib_token_key_load(&issuer, argv[3]) != 0 ||
+	    cardlib_token_keyring_new(&ring) != 0 || cardlib_token_keyring_add(ring, issuer) != 0) {
+		fprintf(stderr, "phone_gate: cannot use issuer key %s\n", argv[3]);
+		return 2;
+	}
+	uint16_t sector = (uint16_t)atoi(argv[4]);
+	int rc = !strcmp(argv[1], "nfc") ? tap(argv[2], ring, sector)
+	                                 : scan(argv[2], ring, sector, atoi(argv[5]));
+	cardlib_token_keyring_free(ring);
+	cardlib_token_key_free(issuer);
+	return rc;
+}
