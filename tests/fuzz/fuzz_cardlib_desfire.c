@@ -27,6 +27,7 @@
 #include "desfire_internal.h"
 #include "fuzz.h"
 #include "hil/desfire.h"
+#include "hil_field.h"
 
 #define FLAG_EV1    0x01
 #define FLAG_LONG   0x02
@@ -169,51 +170,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 /* ---- seeds: sessions recorded against the virtual card ---------------------------------- */
 
+/* The bench's card in a field; the session's answers are recorded as the seed. */
 struct recorder {
-	struct hil_target t;
+	struct hil_field field;
 	uint8_t buf[RECORD_MAX];
 	size_t len;
 	int recording;
 };
 
-static int rec_info(void *ctx, struct cardlib_target_info *info)
+static void rec_answer(void *ctx, const uint8_t *rx, size_t n)
 {
 	struct recorder *rec = ctx;
-	struct hil_target_info hi;
-	memset(&hi, 0, sizeof(hi));
-	rec->t.ops->info(rec->t.ctx, &hi);
-	memset(info, 0, sizeof(*info));
-	memcpy(info->uid, hi.uid, hi.uid_len);
-	info->uid_len = hi.uid_len;
-	memcpy(info->atqa, hi.atqa, 2);
-	info->sak = hi.sak;
-	if (hi.ats_len > 1) { /* hil's ATS has TL first, cardlib's does not */
-		memcpy(info->ats, hi.ats + 1, (size_t)hi.ats_len - 1);
-		info->ats_len = (size_t)hi.ats_len - 1;
-	}
-	rec->t.ops->activate(rec->t.ctx);
-	return 1;
-}
-
-static int rec_exchange(void *ctx, const uint8_t *tx, size_t tx_len, uint8_t *rx, size_t rx_cap)
-{
-	struct recorder *rec = ctx;
-	int n = rec->t.ops->transceive(rec->t.ctx, tx, tx_len, rx, rx_cap);
-	if (n < 0)
-		return CARDLIB_ERR_TIMEOUT;
-	if (rec->recording && rec->len + 2 + (size_t)n <= sizeof(rec->buf)) {
+	if (rec->recording && rec->len + 2 + n <= sizeof(rec->buf)) {
 		rec->buf[rec->len++] = (uint8_t)(n >> 8);
 		rec->buf[rec->len++] = (uint8_t)n;
-		memcpy(rec->buf + rec->len, rx, (size_t)n);
-		rec->len += (size_t)n;
+		memcpy(rec->buf + rec->len, rx, n);
+		rec->len += n;
 	}
-	return n;
-}
-
-static void rec_release(void *ctx)
-{
-	struct recorder *rec = ctx;
-	rec->t.ops->deactivate(rec->t.ctx);
 }
 
 static uint32_t card_rng_state;
@@ -280,9 +253,10 @@ void fuzz_seeds(fuzz_emit_fn emit, void *ctx)
 	if (!rec || hil_desfire_card_open(&card, image, &cfg) != 0)
 		goto out;
 	hil_desfire_card_set_random(card, card_random, NULL);
-	rec->t = hil_desfire_card_target(card);
-	const struct cardlib_loopback_peer peer = {
-	        .info = rec_info, .exchange = rec_exchange, .release = rec_release, .ctx = rec};
+	hil_field_place(&rec->field, hil_desfire_card_target(card));
+	rec->field.on_answer = rec_answer;
+	rec->field.on_answer_ctx = rec;
+	const struct cardlib_loopback_peer peer = hil_field_peer(&rec->field);
 	if (cardlib_loopback_new(&r, &peer, 0) != 0)
 		goto out;
 	if (personalise(r) != 0)
@@ -310,8 +284,8 @@ void fuzz_seeds(fuzz_emit_fn emit, void *ctx)
 	emit(af, sizeof(af), ctx);
 out:
 	cardlib_reader_free(r);
-	if (rec && rec->t.ops)
-		rec->t.ops->destroy(rec->t.ctx);
+	if (rec)
+		hil_field_clear(&rec->field);
 	else if (card)
 		hil_desfire_card_close(card);
 	free(rec);

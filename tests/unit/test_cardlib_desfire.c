@@ -38,6 +38,7 @@
 #include "cardlib/reader.h"
 #include "desfire_internal.h"
 #include "hil/desfire.h"
+#include "hil_field.h"
 
 /* ---- hex ------------------------------------------------------------------------------- */
 
@@ -404,52 +405,10 @@ static void test_ev2_get_card_uid_table28(void **state)
 
 /* ==== (b) sessions against the virtual card =============================================== */
 
-struct hil_peer {
-	struct hil_target t;
-};
-
-static int hil_info(void *ctx, struct cardlib_target_info *info)
-{
-	struct hil_peer *p = ctx;
-	struct hil_target_info hi;
-	memset(&hi, 0, sizeof(hi));
-	p->t.ops->info(p->t.ctx, &hi);
-	memset(info, 0, sizeof(*info));
-	memcpy(info->uid, hi.uid, hi.uid_len);
-	info->uid_len = hi.uid_len;
-	memcpy(info->atqa, hi.atqa, 2);
-	info->sak = hi.sak;
-	if (hi.ats_len > 1) { /* hil's ATS starts with TL, cardlib's with T0 */
-		memcpy(info->ats, hi.ats + 1, (size_t)hi.ats_len - 1);
-		info->ats_len = (size_t)hi.ats_len - 1;
-	}
-	if (p->t.ops->activate)
-		p->t.ops->activate(p->t.ctx);
-	return 1;
-}
-
-static int hil_exchange(void *ctx, const uint8_t *tx, size_t tx_len, uint8_t *rx, size_t rx_cap)
-{
-	struct hil_peer *p = ctx;
-	const int n = p->t.ops->transceive(p->t.ctx, tx, tx_len, rx, rx_cap);
-	if (n == HIL_TARGET_SILENT)
-		return CARDLIB_ERR_TIMEOUT;
-	if (n < 0)
-		return CARDLIB_ERR_NO_CARD;
-	return n;
-}
-
-static void hil_release(void *ctx)
-{
-	struct hil_peer *p = ctx;
-	if (p->t.ops->deactivate)
-		p->t.ops->deactivate(p->t.ctx);
-}
-
 struct bench {
 	char dir[64];
 	char image[96];
-	struct hil_peer peer;
+	struct hil_field field;
 	struct cardlib_reader *r;
 	struct cardlib_desfire *d;
 	struct cardlib_target_info info;
@@ -459,10 +418,7 @@ static const uint8_t real_uid[7] = {0x04, 0x5a, 0x11, 0x22, 0x33, 0x44, 0x80};
 
 static void bench_attach(struct bench *b)
 {
-	const struct cardlib_loopback_peer lp = {.info = hil_info,
-	                                         .exchange = hil_exchange,
-	                                         .release = hil_release,
-	                                         .ctx = &b->peer};
+	const struct cardlib_loopback_peer lp = hil_field_peer(&b->field);
 	assert_int_equal(cardlib_loopback_new(&b->r, &lp, 1700000000), 0);
 	assert_int_equal(cardlib_reader_select(b->r, &b->info), 1);
 }
@@ -476,7 +432,7 @@ static void bench_open_card(struct bench *b, int random_id)
 	memcpy(cfg.uid, real_uid, 7);
 	struct hil_desfire_card *card = NULL;
 	assert_int_equal(hil_desfire_card_open(&card, b->image, &cfg), 0);
-	b->peer.t = hil_desfire_card_target(card);
+	hil_field_place(&b->field, hil_desfire_card_target(card));
 	bench_attach(b);
 	assert_int_equal(cardlib_desfire_open(&b->d, b->r, &b->info), 0);
 	assert_int_equal(b->r->stats.exchanges, 0); /* recognised by its ATS alone */
@@ -487,8 +443,7 @@ static void bench_close(struct bench *b)
 	cardlib_desfire_close(b->d);
 	cardlib_reader_release(b->r);
 	cardlib_reader_free(b->r);
-	if (b->peer.t.ops && b->peer.t.ops->destroy)
-		b->peer.t.ops->destroy(b->peer.t.ctx);
+	hil_field_clear(&b->field);
 	if (b->image[0])
 		unlink(b->image);
 	if (b->dir[0])
@@ -682,9 +637,9 @@ static void refused_target(int classic)
 	struct bench b = {0};
 	if (classic) {
 		static const uint8_t uid4[4] = {0xde, 0xad, 0xbe, 0xef};
-		assert_int_equal(hil_classic1k_target_new(&b.peer.t, uid4), 0);
+		assert_int_equal(hil_classic1k_target_new(&b.field.target, uid4), 0);
 	} else {
-		assert_int_equal(hil_uid_only_target_new(&b.peer.t, real_uid), 0);
+		assert_int_equal(hil_uid_only_target_new(&b.field.target, real_uid), 0);
 	}
 	bench_attach(&b);
 	b.d = (struct cardlib_desfire *)&b; /* must be cleared */

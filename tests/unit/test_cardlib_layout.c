@@ -24,67 +24,20 @@
 #include "cardlib/layout.h"
 #include "cardlib/reader.h"
 #include "hil/desfire.h"
+#include "hil_field.h"
 
 /* ---- a field holding one bench target, as a loopback peer ------------------------------ */
 
 struct field {
-	struct hil_target target; /* ops NULL: empty field */
-	int active;
+	struct hil_field hf;
 	char dir[64];
 	char image[96];
 	struct cardlib_reader *reader;
 };
 
-static int field_info(void *ctx, struct cardlib_target_info *info)
-{
-	struct field *f = ctx;
-	if (!f->target.ops)
-		return 0;
-	if (f->active)
-		f->target.ops->deactivate(f->target.ctx);
-	struct hil_target_info hi;
-	memset(&hi, 0, sizeof(hi));
-	f->target.ops->info(f->target.ctx, &hi);
-	memset(info, 0, sizeof(*info));
-	memcpy(info->uid, hi.uid, hi.uid_len);
-	info->uid_len = hi.uid_len;
-	memcpy(info->atqa, hi.atqa, 2);
-	info->sak = hi.sak;
-	if (hi.ats_len > 1) { /* hil's ATS starts with its TL byte, cardlib's does not */
-		memcpy(info->ats, hi.ats + 1, (size_t)hi.ats_len - 1);
-		info->ats_len = (size_t)hi.ats_len - 1;
-	}
-	f->target.ops->activate(f->target.ctx);
-	f->active = 1;
-	return 1;
-}
-
-static int field_exchange(void *ctx, const uint8_t *tx, size_t tx_len, uint8_t *rx, size_t rx_cap)
-{
-	struct field *f = ctx;
-	if (!f->target.ops || !f->active)
-		return CARDLIB_ERR_NO_CARD;
-	int n = f->target.ops->transceive(f->target.ctx, tx, tx_len, rx, rx_cap);
-	if (n == HIL_TARGET_SILENT)
-		return CARDLIB_ERR_TIMEOUT;
-	return n < 0 ? CARDLIB_ERR_NO_CARD : n;
-}
-
-static void field_release(void *ctx)
-{
-	struct field *f = ctx;
-	if (f->target.ops && f->active)
-		f->target.ops->deactivate(f->target.ctx);
-	f->active = 0;
-}
-
 static void field_clear(struct field *f)
 {
-	if (f->target.ops) {
-		field_release(f);
-		f->target.ops->destroy(f->target.ctx);
-	}
-	memset(&f->target, 0, sizeof(f->target));
+	hil_field_clear(&f->hf);
 }
 
 /* A virtual DESFire card in the field, factory-fresh with an AES PICC master key. */
@@ -96,7 +49,7 @@ static void place_desfire(struct field *f, const uint8_t uid[7], int random_id, 
 	memcpy(cfg.uid, uid, 7);
 	struct hil_desfire_card *card = NULL;
 	assert_int_equal(hil_desfire_card_open(&card, f->image, &cfg), 0);
-	f->target = hil_desfire_card_target(card);
+	hil_field_place(&f->hf, hil_desfire_card_target(card));
 }
 
 static int setup(void **state)
@@ -106,8 +59,7 @@ static int setup(void **state)
 	snprintf(f->dir, sizeof(f->dir), "/tmp/test_cardlib_layout_XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->image, sizeof(f->image), "%s/card", f->dir);
-	struct cardlib_loopback_peer peer = {
-	        .info = field_info, .exchange = field_exchange, .release = field_release, .ctx = f};
+	struct cardlib_loopback_peer peer = hil_field_peer(&f->hf);
 	assert_int_equal(cardlib_loopback_new(&f->reader, &peer, 1700000000), 0);
 	*state = f;
 	return 0;
@@ -358,13 +310,16 @@ static void test_classic_and_uid_only_are_not_desfire(void **state)
 	static const uint8_t uid4[4] = {0xDE, 0xAD, 0xBE, 0xEF};
 
 	field_clear(f);
-	assert_int_equal(hil_classic1k_target_new(&f->target, uid4), 0);
+	struct hil_target t;
+	assert_int_equal(hil_classic1k_target_new(&t, uid4), 0);
+	hil_field_place(&f->hf, t);
 	assert_int_equal(cardlib_card_read_sector(f->reader, &key, &read), CARDLIB_ERR_NOT_DESFIRE);
 	assert_int_equal(cardlib_card_personalise(f->reader, &ks, &ids, 10),
 	                 CARDLIB_ERR_NOT_DESFIRE);
 
 	field_clear(f);
-	assert_int_equal(hil_uid_only_target_new(&f->target, uid_b), 0);
+	assert_int_equal(hil_uid_only_target_new(&t, uid_b), 0);
+	hil_field_place(&f->hf, t);
 	assert_int_equal(cardlib_card_read_sector(f->reader, &key, &read), CARDLIB_ERR_NOT_DESFIRE);
 	assert_int_equal(cardlib_card_personalise(f->reader, &ks, &ids, 10),
 	                 CARDLIB_ERR_NOT_DESFIRE);
