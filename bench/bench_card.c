@@ -32,6 +32,7 @@
 #include <freefare.h>
 #include <nfc/nfc.h>
 
+#include "bench_table.h"
 #include "cardlib/error.h"
 #include "cardlib/layout.h"
 #include "cardlib/reader.h"
@@ -41,8 +42,6 @@
 #define DEFAULT_READS 100
 #define BENCH_SLOT    1 /* the sector read: no value file, the 5-command path */
 #define BAUD          115200.0
-#define MAX_ROWS      16
-#define CELL          32
 
 __attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt, ...)
 {
@@ -315,82 +314,22 @@ static void run_freefare(struct emulated_reader *er, const struct cardlib_keyset
 
 /* --- the table ------------------------------------------------------------------------ */
 
-struct row {
-	char metric[64], ours[CELL], base[CELL], ratio[CELL];
-};
-static struct row g_rows[MAX_ROWS];
-static size_t g_nrows;
-
-static struct row *add_row(const char *metric, double ours, double base)
-{
-	if (g_nrows == MAX_ROWS)
-		die("too many table rows");
-	struct row *r = &g_rows[g_nrows++];
-	snprintf(r->metric, sizeof(r->metric), "%s", metric);
-	if (base > 0)
-		snprintf(r->ratio, CELL, "%.3f", ours / base);
-	else
-		snprintf(r->ratio, CELL, "-");
-	return r;
-}
-
-static void row_count(const char *metric, double ours, double base)
-{
-	struct row *r = add_row(metric, ours, base);
-	snprintf(r->ours, CELL, "%.1f", ours);
-	snprintf(r->base, CELL, "%.1f", base);
-}
-
-static void row_us(const char *metric, double ours, double base)
-{
-	struct row *r = add_row(metric, ours, base);
-	snprintf(r->ours, CELL, "%.1f us", ours * 1e6);
-	snprintf(r->base, CELL, "%.1f us", base * 1e6);
-}
-
-static void row_ms(const char *metric, double ours, double base)
-{
-	struct row *r = add_row(metric, ours, base);
-	snprintf(r->ours, CELL, "%.2f ms", ours * 1e3);
-	snprintf(r->base, CELL, "%.2f ms", base * 1e3);
-}
+static struct bench_table g_table = {.ours_name = "cardlib", .base_name = "libfreefare"};
 
 static void rows_for(const char *card, const struct measure *c, const struct measure *f)
 {
 	char metric[64];
 	snprintf(metric, sizeof(metric), "%s: PN532 commands / read", card);
-	row_count(metric, c->commands, f->commands);
+	bench_table_add(&g_table, metric, 1, "", 1, c->commands, f->commands);
 	snprintf(metric, sizeof(metric), "%s: card exchanges / read", card);
-	row_count(metric, c->exchanges, f->exchanges);
+	bench_table_add(&g_table, metric, 1, "", 1, c->exchanges, f->exchanges);
 	snprintf(metric, sizeof(metric), "%s: UART bytes / read", card);
-	row_count(metric, c->bytes, f->bytes);
+	bench_table_add(&g_table, metric, 1, "", 1, c->bytes, f->bytes);
 	snprintf(metric, sizeof(metric), "%s: wire-time floor @115200", card);
-	row_ms(metric, c->bytes * 10 / BAUD, f->bytes * 10 / BAUD); /* start + 8 + stop bits */
+	bench_table_add(&g_table, metric, 2, "ms", 1e3, c->bytes * 10 / BAUD,
+	                f->bytes * 10 / BAUD); /* start + 8 + stop bits */
 	snprintf(metric, sizeof(metric), "%s: time / read (pty, no wire)", card);
-	row_us(metric, c->seconds, f->seconds);
-}
-
-static void print_table(void)
-{
-	int wm = 6, wo = 7, wb = 11, wr = 5;
-	for (size_t i = 0; i < g_nrows; i++) {
-		int l;
-		if ((l = (int)strlen(g_rows[i].metric)) > wm)
-			wm = l;
-		if ((l = (int)strlen(g_rows[i].ours)) > wo)
-			wo = l;
-		if ((l = (int)strlen(g_rows[i].base)) > wb)
-			wb = l;
-		if ((l = (int)strlen(g_rows[i].ratio)) > wr)
-			wr = l;
-	}
-	printf("| %-*s | %*s | %*s | %*s |\n", wm, "metric", wo, "cardlib", wb, "libfreefare", wr,
-	       "ratio");
-	static const char dashes[] = "------------------------------------------------------------";
-	printf("|-%.*s-|-%.*s:|-%.*s:|-%.*s:|\n", wm, dashes, wo, dashes, wb, dashes, wr, dashes);
-	for (size_t i = 0; i < g_nrows; i++)
-		printf("| %-*s | %*s | %*s | %*s |\n", wm, g_rows[i].metric, wo, g_rows[i].ours, wb,
-		       g_rows[i].base, wr, g_rows[i].ratio);
+	bench_table_add(&g_table, metric, 1, "us", 1e6, c->seconds, f->seconds);
 }
 
 int main(int argc, char **argv)
@@ -445,7 +384,7 @@ int main(int argc, char **argv)
 	       reads);
 	rows_for("plain", &c_plain, &f_plain);
 	rows_for("random-ID", &c_random, &f_random);
-	print_table();
+	bench_table_print(&g_table);
 	printf("\ncardlib's own count (selection + exchanges, DESIGN.md s.9): plain %.1f (budget "
 	       "5), random-ID %.1f (budget 7; two authentications make it 8, cardlib/layout.h)\n",
 	       c_plain.cardlib_count, c_random.cardlib_count);

@@ -28,6 +28,7 @@
 
 #include <sqlite3.h>
 
+#include "bench_table.h"
 #include "proto/error.h"
 #include "proto/list.h"
 #include "proto/sign.h"
@@ -263,116 +264,7 @@ static void drop_cache(const char *path)
 
 /* --- the table ----------------------------------------------------------------------- */
 
-#define MAX_ROWS 16
-#define CELL     32
-
-struct row {
-	char metric[64];
-	char ours[CELL];
-	char base[CELL];
-	char ratio[CELL];
-};
-
-static struct row g_rows[MAX_ROWS];
-static size_t g_nrows;
-
-static void fmt_time(char out[CELL], double s)
-{
-	if (s < 1e-6)
-		snprintf(out, CELL, "%.0f ns", s * 1e9);
-	else if (s < 1e-3)
-		snprintf(out, CELL, "%.2f us", s * 1e6);
-	else if (s < 1)
-		snprintf(out, CELL, "%.2f ms", s * 1e3);
-	else
-		snprintf(out, CELL, "%.2f s", s);
-}
-
-static void fmt_bytes(char out[CELL], double b)
-{
-	if (b < 1024)
-		snprintf(out, CELL, "%.0f B", b);
-	else if (b < 1024 * 1024)
-		snprintf(out, CELL, "%.1f KiB", b / 1024);
-	else
-		snprintf(out, CELL, "%.1f MiB", b / (1024 * 1024));
-}
-
-static struct row *add_row(const char *metric, double ours, double base)
-{
-	if (g_nrows == MAX_ROWS)
-		die("too many table rows");
-	struct row *r = &g_rows[g_nrows++];
-	snprintf(r->metric, sizeof(r->metric), "%s", metric);
-	if (base > 0)
-		snprintf(r->ratio, CELL, "%.3f", ours / base);
-	else
-		snprintf(r->ratio, CELL, "-");
-	return r;
-}
-
-static void row_time(const char *metric, double ours, double base)
-{
-	struct row *r = add_row(metric, ours, base);
-	fmt_time(r->ours, ours);
-	fmt_time(r->base, base);
-}
-
-static void row_bytes(const char *metric, double ours, double base)
-{
-	struct row *r = add_row(metric, ours, base);
-	fmt_bytes(r->ours, ours);
-	fmt_bytes(r->base, base);
-}
-
-static void row_ns(const char *metric, uint64_t ours, uint64_t base)
-{
-	struct row *r = add_row(metric, (double)ours, (double)base);
-	snprintf(r->ours, CELL, "%" PRIu64 " ns", ours);
-	snprintf(r->base, CELL, "%" PRIu64 " ns", base);
-}
-
-static void row_per_pass(const char *metric, double ours, double base)
-{
-	struct row *r = add_row(metric, ours, base);
-	snprintf(r->ours, CELL, "%.3f B", ours);
-	snprintf(r->base, CELL, "%.3f B", base);
-}
-
-static void print_table(void)
-{
-	int wm = (int)strlen("metric"), wo = (int)strlen("citypass"), wb = (int)strlen("baseline"),
-	    wr = (int)strlen("ratio");
-	for (size_t i = 0; i < g_nrows; i++) {
-		int l;
-		if ((l = (int)strlen(g_rows[i].metric)) > wm)
-			wm = l;
-		if ((l = (int)strlen(g_rows[i].ours)) > wo)
-			wo = l;
-		if ((l = (int)strlen(g_rows[i].base)) > wb)
-			wb = l;
-		if ((l = (int)strlen(g_rows[i].ratio)) > wr)
-			wr = l;
-	}
-	printf("| %-*s | %*s | %*s | %*s |\n", wm, "metric", wo, "citypass", wb, "baseline", wr,
-	       "ratio");
-	printf("|-");
-	for (int i = 0; i < wm; i++)
-		putchar('-');
-	printf("-|-");
-	for (int i = 0; i < wo; i++)
-		putchar('-');
-	printf(":|-");
-	for (int i = 0; i < wb; i++)
-		putchar('-');
-	printf(":|-");
-	for (int i = 0; i < wr; i++)
-		putchar('-');
-	printf(":|\n");
-	for (size_t i = 0; i < g_nrows; i++)
-		printf("| %-*s | %*s | %*s | %*s |\n", wm, g_rows[i].metric, wo, g_rows[i].ours, wb,
-		       g_rows[i].base, wr, g_rows[i].ratio);
-}
+static struct bench_table g_table = {.ours_name = "citypass", .base_name = "baseline"};
 
 /* --- the benchmark ------------------------------------------------------------------- */
 
@@ -558,8 +450,8 @@ static void verify_rows(struct bench *b)
 		sq_check(db, sqlite3_finalize(st), SQLITE_OK, "finalize quick_check");
 		sq_check(db, sqlite3_close(db), SQLITE_OK, "close");
 	}
-	row_time("verify at load (median of 5)", median(ours, VERIFY_REPS),
-	         median(base, VERIFY_REPS));
+	bench_table_add_time(&g_table, "verify at load (median of 5)", median(ours, VERIFY_REPS),
+	                     median(base, VERIFY_REPS));
 }
 
 static void load_rows(struct bench *b, int cold, double *ours_median)
@@ -596,9 +488,10 @@ static void load_rows(struct bench *b, int cold, double *ours_median)
 		sq_check(db, sqlite3_close(db), SQLITE_OK, "close");
 	}
 	*ours_median = median(ours, LOAD_REPS);
-	row_time(cold ? "load + 1st lookup, page cache dropped"
-	              : "load + 1st lookup (median of 20)",
-	         *ours_median, median(base, LOAD_REPS));
+	bench_table_add_time(&g_table,
+	                     cold ? "load + 1st lookup, page cache dropped"
+	                          : "load + 1st lookup (median of 20)",
+	                     *ours_median, median(base, LOAD_REPS));
 }
 
 static void lookup_rows(struct bench *b, uint64_t *ours_p99)
@@ -661,9 +554,12 @@ static void lookup_rows(struct bench *b, uint64_t *ours_p99)
 	qsort(ours, m, sizeof(*ours), cmp_u64);
 	qsort(base, m, sizeof(*base), cmp_u64);
 	*ours_p99 = percentile(ours, m, 0.99);
-	row_ns("lookup p50", percentile(ours, m, 0.50), percentile(base, m, 0.50));
-	row_ns("lookup p99", *ours_p99, percentile(base, m, 0.99));
-	row_ns("lookup p99.9", percentile(ours, m, 0.999), percentile(base, m, 0.999));
+	bench_table_add(&g_table, "lookup p50", 0, "ns", 1, (double)percentile(ours, m, 0.50),
+	                (double)percentile(base, m, 0.50));
+	bench_table_add(&g_table, "lookup p99", 0, "ns", 1, (double)(*ours_p99),
+	                (double)(percentile(base, m, 0.99)));
+	bench_table_add(&g_table, "lookup p99.9", 0, "ns", 1, (double)percentile(ours, m, 0.999),
+	                (double)percentile(base, m, 0.999));
 	free(keys);
 	free(present);
 	free(ours);
@@ -752,7 +648,8 @@ static void delta_rows(struct bench *b, const struct proto_list_entry *v1, struc
 	c->sig_len = dsig_len;
 	proto_list_close(base);
 
-	row_bytes("delta size, 0.1 % churn (vs snapshot)", (double)c->delta_len, (double)len2);
+	bench_table_add_bytes(&g_table, "delta size, 0.1 % churn (vs snapshot)",
+	                      (double)c->delta_len, (double)len2);
 
 	/* A gate applying the delta (base opened afresh: its hash is computed, not cached),
 	 * against the server rebuilding and signing the whole version 2. */
@@ -785,8 +682,8 @@ static void delta_rows(struct bench *b, const struct proto_list_entry *v1, struc
 		rebuild[r] = secs_since(t0);
 		free(buf);
 	}
-	row_time("delta apply vs snapshot rebuild+sign", median(apply, DELTA_REPS),
-	         median(rebuild, DELTA_REPS));
+	bench_table_add_time(&g_table, "delta apply vs snapshot rebuild+sign",
+	                     median(apply, DELTA_REPS), median(rebuild, DELTA_REPS));
 	proto_list_close(target);
 	free(buf2);
 	free(delta);
@@ -946,7 +843,7 @@ int main(int argc, char **argv)
 	fprintf(stderr, "building the sqlite baseline...\n");
 	double t_base = build_sqlite(&b, gen);
 	free(gen);
-	row_time("build + sign / insert + commit, durable", t_ours, t_base);
+	bench_table_add_time(&g_table, "build + sign / insert + commit, durable", t_ours, t_base);
 
 	char wal[4300];
 	snprintf(wal, sizeof(wal), "%s-wal", b.db_path);
@@ -955,8 +852,9 @@ int main(int argc, char **argv)
 	size_t np;
 	(void)profiles(&np, b.now);
 	b.fixed_len = PROTO_LIST_HEADER_SIZE + np * PROTO_LIST_PROFILE_SIZE;
-	row_bytes("file size", (double)list_size, (double)db_size);
-	row_per_pass("bytes per pass", (double)list_size / b.n, (double)db_size / b.n);
+	bench_table_add_bytes(&g_table, "file size", (double)list_size, (double)db_size);
+	bench_table_add(&g_table, "bytes per pass", 3, "B", 1, (double)list_size / b.n,
+	                (double)db_size / b.n);
 
 	fprintf(stderr, "verifying...\n");
 	verify_rows(&b);
@@ -977,7 +875,7 @@ int main(int argc, char **argv)
 		die("getrusage: %s", strerror(errno));
 
 	printf("\n");
-	print_table();
+	bench_table_print(&g_table);
 	printf("\n"
 	       "baseline: sqlite %s file, pass(key BLOB PRIMARY KEY, rights BLOB) WITHOUT ROWID,\n"
 	       "  8-byte keys + the same 8 bytes of rights, journal_mode=WAL, synchronous=FULL,\n"
