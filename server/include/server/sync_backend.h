@@ -1,0 +1,78 @@
+/*
+ * server/sync_backend.h — what the sync server needs from the rights database.
+ *
+ * The sync server (citypass-server) talks to controllers; the rights database (sqlite by
+ * default, server/store.h) holds devices, published lists and usage. This ops struct is the
+ * border between the two, so the sync server is tested with an in-memory backend and the
+ * database is tested without sockets. Every call returns 0 or a negative SERVER_ERR_* code
+ * (server/error.h); blobs returned are malloc'd and owned by the caller.
+ */
+#ifndef SERVER_SYNC_BACKEND_H
+#define SERVER_SYNC_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "citypass.pb-c.h"
+#include "server/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SERVER_DEVICE_ID_MAX 64
+#define SERVER_SIG_MAX       72
+
+
+
+/* A gate controller as enrolled with `citypass-admin device add`. */
+struct server_device_info {
+	char id[SERVER_DEVICE_ID_MAX]; /* also the CN of its certificate */
+	uint32_t site;
+	uint16_t sector;               /* the one service sector it serves */
+	int revoked;
+};
+
+struct server_blob {
+	uint8_t *data;
+	size_t len;
+};
+
+struct server_sync_backend_ops {
+	/* The device whose certificate CN is `id` (SERVER_ERR_NOT_FOUND if none). */
+	int (*device_lookup)(void *ctx, const char *id, struct server_device_info *out);
+	/* The newest published version of a sector's list, 0 if none. */
+	int (*list_latest)(void *ctx, uint16_t sector, uint64_t *version);
+	/* A published snapshot and its detached DER signature. */
+	int (*list_snapshot)(void *ctx, uint16_t sector, uint64_t version, struct server_blob *list,
+			     uint8_t sig[SERVER_SIG_MAX], size_t *sig_len);
+	/* The delta from base_version to base_version + 1 and its signature, or
+	 * SERVER_ERR_NOT_FOUND when it is no longer kept. */
+	int (*list_delta)(void *ctx, uint16_t sector, uint64_t base_version, struct server_blob *delta,
+			  uint8_t sig[SERVER_SIG_MAX], size_t *sig_len);
+	/*
+	 * Store one validated event batch of `device_id` durably (one transaction, committed
+	 * before returning), ignoring events whose (device, stream, seq) is already stored, and
+	 * give the sequence the device may now consider acknowledged for that stream (the
+	 * highest stored). Statistics rows carry no identifier; consumption rows feed quotas.
+	 */
+	int (*ingest)(void *ctx, const char *device_id, const Citypass__EventBatch *batch,
+		      uint64_t *acked_seq);
+	/* The highest acknowledged sequence of a device's stream (0 if none). */
+	int (*acked)(void *ctx, const char *device_id, Citypass__Stream stream, uint64_t *seq);
+	void (*destroy)(void *ctx);
+};
+
+struct server_sync_backend {
+	const struct server_sync_backend_ops *ops;
+	void *ctx;
+};
+
+/* The sqlite rights database as a sync backend (server/src/store_sync.c). */
+int server_sync_backend_sqlite(struct server_sync_backend *out, const char *data_dir);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SERVER_SYNC_BACKEND_H */

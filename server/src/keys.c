@@ -1,0 +1,430 @@
+/*
+ * keys.c — create and load the deployment's key material (server/keys.h).
+ *
+ * Certificates are written with mbedTLS 2.28's x509write (no subjectAltName writer in
+ * 2.28: the server certificate names its host in the CN only).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/ecp.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/platform_util.h>
+#include <mbedtls/x509_crt.h>
+
+#include "cardlib/token.h"
+#include "proto/sign.h"
+#include "server/keys.h"
+
+struct rng {
+	mbedtls_entropy_context entropy;
+	mbedtls_ctr_drbg_context drbg;
+};
+
+static int rng_init(struct rng *r)
+{
+	static const unsigned char pers[] = "citypass-admin keys";
+	mbedtls_entropy_init(&r->entropy);
+	mbedtls_ctr_drbg_init(&r->drbg);
+	if (mbedtls_ctr_drbg_seed(&r->drbg, mbedtls_entropy_func, &r->entropy, pers,
+	                          sizeof(pers) - 1) != 0)
+		return SERVER_ERR_CRYPTO;
+	return 0;
+}
+
+static void rng_free(struct rng *r)
+{
+	mbedtls_ctr_drbg_free(&r->drbg);
+	mbedtls_entropy_free(&r->entropy);
+}
+
+int server_key_path(char *buf, size_t cap, const char *data_dir, const char *name)
+{
+	int n = snprintf(buf, cap, "%s/keys/%s", data_dir, name);
+	return n < 0 || (size_t)n >= cap ? SERVER_ERR_ARG : 0;
+}
+
+int server_file_create(const char *path, const void *data, size_t len, unsigned mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
+	if (fd < 0)
+		return errno == EEXIST ? SERVER_ERR_EXISTS : SERVER_ERR_IO;
+	const uint8_t *p = data;
+	size_t off = 0;
+	while (off < len) {
+		ssize_t w = write(fd, p + off, len - off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			close(fd);
+			unlink(path);
+			return SERVER_ERR_IO;
+		}
+		off += (size_t)w;
+	}
+	if (fchmod(fd, (mode_t)mode) != 0 || fsync(fd) != 0) {
+		close(fd);
+		unlink(path);
+		return SERVER_ERR_IO;
+	}
+	return close(fd) == 0 ? 0 : SERVER_ERR_IO;
+}
+
+int server_file_read(const char *path, uint8_t **data, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return errno == ENOENT ? SERVER_ERR_NOT_FOUND : SERVER_ERR_IO;
+	uint8_t *buf = NULL;
+	size_t n = 0, cap = 0;
+	for (;;) {
+		if (cap - n < 4096) {
+			size_t ncap = cap ? cap * 2 : 8192;
+			uint8_t *nb = realloc(buf, ncap + 1);
+			if (!nb) {
+				free(buf);
+				fclose(f);
+				return SERVER_ERR_NOMEM;
+			}
+			buf = nb;
+			cap = ncap;
+		}
+		size_t r = fread(buf + n, 1, cap - n, f);
+		n += r;
+		if (r == 0)
+			break;
+	}
+	int err = ferror(f);
+	fclose(f);
+	if (err) {
+		free(buf);
+		return SERVER_ERR_IO;
+	}
+	buf[n] = 0;
+	*data = buf;
+	*len = n;
+	return 0;
+}
+
+/* --- EC keys and certificates ------------------------------------------------------------ */
+
+static int ec_generate(mbedtls_pk_context *pk, struct rng *r)
+{
+	if (mbedtls_pk_setup(pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)) != 0)
+		return SERVER_ERR_CRYPTO;
+	if (mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(*pk),
+	                        mbedtls_ctr_drbg_random, &r->drbg) != 0)
+		return SERVER_ERR_CRYPTO;
+	return 0;
+}
+
+static int ec_write_private(mbedtls_pk_context *pk, const char *path)
+{
+	unsigned char pem[1024];
+	if (mbedtls_pk_write_key_pem(pk, pem, sizeof(pem)) != 0)
+		return SERVER_ERR_CRYPTO;
+	int rc = server_file_create(path, pem, strlen((char *)pem), 0600);
+	mbedtls_platform_zeroize(pem, sizeof(pem));
+	return rc;
+}
+
+static void validity_string(time_t t, char out[32])
+{
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	snprintf(out, 32, "%04d%02d%02d%02d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+	         tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+/* Write a certificate for `subject` signed by `issuer` (the same key when self-signed). */
+static int write_cert(mbedtls_pk_context *subject, mbedtls_pk_context *issuer,
+                      const char *subject_name, const char *issuer_name, int is_ca, int days,
+                      struct rng *r, const char *path)
+{
+	mbedtls_x509write_cert crt;
+	mbedtls_mpi serial;
+	unsigned char buf[4096];
+	unsigned char sn[16];
+	char from[32], to[32];
+	int rc = SERVER_ERR_CRYPTO;
+
+	mbedtls_x509write_crt_init(&crt);
+	mbedtls_mpi_init(&serial);
+	time_t now = time(NULL);
+	validity_string(now - 3600, from);
+	validity_string(now + (time_t)days * 86400, to);
+	if (mbedtls_ctr_drbg_random(&r->drbg, sn, sizeof(sn)) != 0)
+		goto out;
+	sn[0] &= 0x7F; /* a positive serial (RFC 5280 s.4.1.2.2) */
+	sn[0] |= 0x01;
+	if (mbedtls_mpi_read_binary(&serial, sn, sizeof(sn)) != 0)
+		goto out;
+	mbedtls_x509write_crt_set_version(&crt, MBEDTLS_X509_CRT_VERSION_3);
+	mbedtls_x509write_crt_set_md_alg(&crt, MBEDTLS_MD_SHA256);
+	mbedtls_x509write_crt_set_subject_key(&crt, subject);
+	mbedtls_x509write_crt_set_issuer_key(&crt, issuer);
+	if (mbedtls_x509write_crt_set_serial(&crt, &serial) != 0 ||
+	    mbedtls_x509write_crt_set_validity(&crt, from, to) != 0 ||
+	    mbedtls_x509write_crt_set_subject_name(&crt, subject_name) != 0 ||
+	    mbedtls_x509write_crt_set_issuer_name(&crt, issuer_name) != 0 ||
+	    mbedtls_x509write_crt_set_basic_constraints(&crt, is_ca, is_ca ? 0 : -1) != 0 ||
+	    mbedtls_x509write_crt_set_subject_key_identifier(&crt) != 0 ||
+	    mbedtls_x509write_crt_set_authority_key_identifier(&crt) != 0)
+		goto out;
+	unsigned int usage = is_ca ? MBEDTLS_X509_KU_KEY_CERT_SIGN | MBEDTLS_X509_KU_CRL_SIGN
+	                           : MBEDTLS_X509_KU_DIGITAL_SIGNATURE;
+	if (mbedtls_x509write_crt_set_key_usage(&crt, usage) != 0)
+		goto out;
+	if (mbedtls_x509write_crt_pem(&crt, buf, sizeof(buf), mbedtls_ctr_drbg_random, &r->drbg) !=
+	    0)
+		goto out;
+	rc = server_file_create(path, buf, strlen((char *)buf), 0644);
+out:
+	mbedtls_mpi_free(&serial);
+	mbedtls_x509write_crt_free(&crt);
+	return rc;
+}
+
+/* The CA's distinguished name as written in its certificate. */
+#define CA_NAME "CN=citypass device CA,O=citypass"
+
+/* Check a CN fits a distinguished name without escaping. */
+static int cn_ok(const char *cn)
+{
+	if (!*cn || strlen(cn) > 64)
+		return 0;
+	for (const char *p = cn; *p; p++)
+		if (*p == ',' || *p == '=' || *p == '+' || *p == '\\' || *p == '"' || *p < 0x20)
+			return 0;
+	return 1;
+}
+
+int server_cert_issue(const char *data_dir, const char *cn, int days, const char *key_path,
+                      const char *crt_path)
+{
+	char ca_key[PATH_MAX], name[128];
+	struct rng r;
+	mbedtls_pk_context ca, pk;
+	int rc;
+
+	if (!cn_ok(cn) || days <= 0)
+		return SERVER_ERR_ARG;
+	if ((rc = server_key_path(ca_key, sizeof(ca_key), data_dir, "ca.key")) != 0)
+		return rc;
+	mbedtls_pk_init(&ca);
+	mbedtls_pk_init(&pk);
+	if ((rc = rng_init(&r)) != 0)
+		goto out;
+	if (mbedtls_pk_parse_keyfile(&ca, ca_key, NULL) != 0) {
+		rc = SERVER_ERR_CRYPTO;
+		goto out;
+	}
+	if ((rc = ec_generate(&pk, &r)) != 0)
+		goto out;
+	snprintf(name, sizeof(name), "CN=%s,O=citypass", cn);
+	if ((rc = ec_write_private(&pk, key_path)) != 0)
+		goto out;
+	rc = write_cert(&pk, &ca, name, CA_NAME, 0, days, &r, crt_path);
+	if (rc)
+		unlink(key_path);
+out:
+	mbedtls_pk_free(&pk);
+	mbedtls_pk_free(&ca);
+	rng_free(&r);
+	return rc;
+}
+
+/* --- list, issuer and card keys ---------------------------------------------------------- */
+
+static int hex_encode(const uint8_t *b, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[b[i] >> 4];
+		out[2 * i + 1] = digits[b[i] & 15];
+	}
+	out[2 * n] = 0;
+	return 0;
+}
+
+static int hex_decode(const char *s, uint8_t *out, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+		if (sscanf(s + 2 * i, "%2x", &v) != 1)
+			return -1;
+		out[i] = (uint8_t)v;
+	}
+	return s[2 * n] == 0 || s[2 * n] == '\n' || s[2 * n] == ' ' ? 0 : -1;
+}
+
+static int card_keys_create(const char *path, struct rng *r)
+{
+	struct server_card_keys k;
+	char text[1024], hex[2 * SERVER_AES_KEY_LEN + 1];
+	memset(&k, 0, sizeof(k));
+	k.key_version = 1;
+	if (mbedtls_ctr_drbg_random(&r->drbg, k.sys_id, sizeof(k.sys_id)) != 0 ||
+	    mbedtls_ctr_drbg_random(&r->drbg, k.app_master, sizeof(k.app_master)) != 0 ||
+	    mbedtls_ctr_drbg_random(&r->drbg, (unsigned char *)k.slot_master,
+	                            sizeof(k.slot_master)) != 0)
+		return SERVER_ERR_CRYPTO;
+	size_t off = 0;
+	hex_encode(k.sys_id, sizeof(k.sys_id), hex);
+	off += (size_t)snprintf(text + off, sizeof(text) - off,
+	                        "# citypass card keys (docs/admin.md) - secret\n"
+	                        "system-id %s\nkey-version %u\n",
+	                        hex, k.key_version);
+	hex_encode(k.app_master, sizeof(k.app_master), hex);
+	off += (size_t)snprintf(text + off, sizeof(text) - off, "app-master %s\n", hex);
+	for (int s = 0; s < SERVER_CARD_SLOTS; s++) {
+		hex_encode(k.slot_master[s], SERVER_AES_KEY_LEN, hex);
+		off += (size_t)snprintf(text + off, sizeof(text) - off, "slot-master %d %s\n", s,
+		                        hex);
+	}
+	int rc = server_file_create(path, text, off, 0600);
+	mbedtls_platform_zeroize(text, sizeof(text));
+	mbedtls_platform_zeroize(&k, sizeof(k));
+	return rc;
+}
+
+int server_card_keys_load(const char *data_dir, struct server_card_keys *out)
+{
+	char path[PATH_MAX], line[256];
+	int rc = server_key_path(path, sizeof(path), data_dir, "card.keys");
+	if (rc)
+		return rc;
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return errno == ENOENT ? SERVER_ERR_NOT_FOUND : SERVER_ERR_IO;
+	memset(out, 0, sizeof(*out));
+	unsigned seen = 0;
+	rc = 0;
+	while (fgets(line, sizeof(line), f)) {
+		char hex[80];
+		unsigned v;
+		int slot;
+		if (line[0] == '#' || line[0] == '\n')
+			continue;
+		if (sscanf(line, "system-id %64s", hex) == 1) {
+			rc |= hex_decode(hex, out->sys_id, sizeof(out->sys_id));
+			seen |= 1;
+		} else if (sscanf(line, "key-version %u", &v) == 1 && v <= 255) {
+			out->key_version = (uint8_t)v;
+			seen |= 2;
+		} else if (sscanf(line, "app-master %64s", hex) == 1) {
+			rc |= hex_decode(hex, out->app_master, SERVER_AES_KEY_LEN);
+			seen |= 4;
+		} else if (sscanf(line, "slot-master %d %64s", &slot, hex) == 2 && slot >= 0 &&
+		           slot < SERVER_CARD_SLOTS) {
+			rc |= hex_decode(hex, out->slot_master[slot], SERVER_AES_KEY_LEN);
+			seen |= 8u << slot;
+		} else {
+			rc = -1;
+		}
+	}
+	fclose(f);
+	mbedtls_platform_zeroize(line, sizeof(line));
+	if (rc || seen != (1u | 2u | 4u | (((1u << SERVER_CARD_SLOTS) - 1) << 3)))
+		return SERVER_ERR_INVALID;
+	return 0;
+}
+
+static int list_key_create(const char *data_dir)
+{
+	char priv[PATH_MAX], pub[PATH_MAX];
+	struct proto_key *k = NULL;
+	int rc = server_key_path(priv, sizeof(priv), data_dir, "list.key");
+	rc = rc ? rc : server_key_path(pub, sizeof(pub), data_dir, "list.pub.pem");
+	if (rc)
+		return rc;
+	if (proto_key_generate(&k) != 0)
+		return SERVER_ERR_CRYPTO;
+	rc = proto_key_write_private_pem(k, priv) == 0 && proto_key_write_public_pem(k, pub) == 0
+	             ? 0
+	             : SERVER_ERR_IO;
+	proto_key_free(k);
+	return rc;
+}
+
+static int issuer_key_create(const char *data_dir)
+{
+	char priv[PATH_MAX], pub[PATH_MAX], pem[1024];
+	struct cardlib_token_key *k = NULL;
+	int rc = server_key_path(priv, sizeof(priv), data_dir, "issuer.key");
+	rc = rc ? rc : server_key_path(pub, sizeof(pub), data_dir, "issuer.pub.pem");
+	if (rc)
+		return rc;
+	if (cardlib_token_key_generate(&k) != 0)
+		return SERVER_ERR_CRYPTO;
+	rc = cardlib_token_key_private_pem(k, pem, sizeof(pem)) == 0 ? 0 : SERVER_ERR_CRYPTO;
+	if (rc == 0)
+		rc = server_file_create(priv, pem, strlen(pem), 0600);
+	if (rc == 0)
+		rc = cardlib_token_key_public_pem(k, pem, sizeof(pem)) == 0 ? 0 : SERVER_ERR_CRYPTO;
+	if (rc == 0)
+		rc = server_file_create(pub, pem, strlen(pem), 0644);
+	mbedtls_platform_zeroize(pem, sizeof(pem));
+	cardlib_token_key_free(k);
+	return rc;
+}
+
+static int ca_create(const char *data_dir, struct rng *r)
+{
+	char key[PATH_MAX], crt[PATH_MAX];
+	mbedtls_pk_context pk;
+	int rc = server_key_path(key, sizeof(key), data_dir, "ca.key");
+	rc = rc ? rc : server_key_path(crt, sizeof(crt), data_dir, "ca.crt");
+	if (rc)
+		return rc;
+	mbedtls_pk_init(&pk);
+	rc = ec_generate(&pk, r);
+	if (rc == 0)
+		rc = ec_write_private(&pk, key);
+	if (rc == 0)
+		rc = write_cert(&pk, &pk, CA_NAME, CA_NAME, 1, 20 * 365, r, crt);
+	mbedtls_pk_free(&pk);
+	return rc;
+}
+
+int server_keys_create(const char *data_dir, const char *server_name)
+{
+	char dir[PATH_MAX], key[PATH_MAX], crt[PATH_MAX];
+	struct rng r;
+	int rc;
+	if (!cn_ok(server_name))
+		return SERVER_ERR_ARG;
+	if (snprintf(dir, sizeof(dir), "%s/keys", data_dir) >= (int)sizeof(dir))
+		return SERVER_ERR_ARG;
+	if (mkdir(dir, 0700) != 0)
+		return errno == EEXIST ? SERVER_ERR_EXISTS : SERVER_ERR_IO;
+	if ((rc = rng_init(&r)) != 0) {
+		rng_free(&r);
+		return rc;
+	}
+	rc = list_key_create(data_dir);
+	if (rc == 0)
+		rc = issuer_key_create(data_dir);
+	if (rc == 0)
+		rc = ca_create(data_dir, &r);
+	if (rc == 0) {
+		server_key_path(key, sizeof(key), data_dir, "server.key");
+		server_key_path(crt, sizeof(crt), data_dir, "server.crt");
+		rc = server_cert_issue(data_dir, server_name, 5 * 365, key, crt);
+	}
+	if (rc == 0) {
+		server_key_path(key, sizeof(key), data_dir, "card.keys");
+		rc = card_keys_create(key, &r);
+	}
+	rng_free(&r);
+	return rc;
+}

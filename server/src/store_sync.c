@@ -1,0 +1,120 @@
+/*
+ * store_sync.c — the rights database as the sync server's backend (server/sync_backend.h).
+ *
+ * A thin adapter over server/store.h, so that whichever store backs the admin CLI also
+ * backs the sync server. Ingestion is one transaction per batch, committed before the
+ * acknowledged sequence is returned (DESIGN.md s.5: acknowledged = durable).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/store.h"
+#include "server/sync_backend.h"
+
+static int sb_device_lookup(void *ctx, const char *id, struct server_device_info *out)
+{
+	struct server_store *s = ctx;
+	struct server_device d;
+	if (!id || !out || strlen(id) >= SERVER_DEVICE_ID_MAX)
+		return SERVER_ERR_ARG;
+	int rc = s->ops->device_find(s->ctx, id, &d);
+	if (rc)
+		return rc;
+	memset(out, 0, sizeof(*out));
+	memcpy(out->id, d.id, strlen(d.id) + 1);
+	out->site = d.site;
+	out->sector = d.sector;
+	out->revoked = d.revoked;
+	return 0;
+}
+
+static int sb_list_latest(void *ctx, uint16_t sector, uint64_t *version)
+{
+	struct server_store *s = ctx;
+	return s->ops->list_latest(s->ctx, sector, version);
+}
+
+static int give(struct server_stored_list *l, struct server_blob *blob, uint8_t sig[SERVER_SIG_MAX],
+                size_t *sig_len)
+{
+	blob->data = l->data;
+	blob->len = l->len;
+	memcpy(sig, l->sig, l->sig_len);
+	*sig_len = l->sig_len;
+	return 0;
+}
+
+static int sb_list_snapshot(void *ctx, uint16_t sector, uint64_t version, struct server_blob *list,
+                            uint8_t sig[SERVER_SIG_MAX], size_t *sig_len)
+{
+	struct server_store *s = ctx;
+	struct server_stored_list l = {0};
+	int rc = s->ops->list_get(s->ctx, sector, version, &l);
+	return rc ? rc : give(&l, list, sig, sig_len);
+}
+
+static int sb_list_delta(void *ctx, uint16_t sector, uint64_t base_version,
+                         struct server_blob *delta, uint8_t sig[SERVER_SIG_MAX], size_t *sig_len)
+{
+	struct server_store *s = ctx;
+	struct server_stored_list l = {0};
+	int rc = s->ops->delta_get(s->ctx, sector, base_version, &l);
+	return rc ? rc : give(&l, delta, sig, sig_len);
+}
+
+static int sb_ingest(void *ctx, const char *device_id, const Citypass__EventBatch *batch,
+                     uint64_t *acked_seq)
+{
+	struct server_store *s = ctx;
+	if (!device_id || !batch || !acked_seq)
+		return SERVER_ERR_ARG;
+	int rc = s->ops->begin(s->ctx);
+	if (rc)
+		return rc;
+	rc = s->ops->ingest(s->ctx, device_id, batch, acked_seq);
+	if (rc == 0)
+		rc = s->ops->commit(s->ctx);
+	if (rc)
+		s->ops->rollback(s->ctx);
+	return rc;
+}
+
+static int sb_acked(void *ctx, const char *device_id, Citypass__Stream stream, uint64_t *seq)
+{
+	struct server_store *s = ctx;
+	return s->ops->acked(s->ctx, device_id, (int)stream, seq);
+}
+
+static void sb_destroy(void *ctx)
+{
+	struct server_store *s = ctx;
+	server_store_close(s);
+	free(s);
+}
+
+static const struct server_sync_backend_ops store_sync_ops = {
+        .device_lookup = sb_device_lookup,
+        .list_latest = sb_list_latest,
+        .list_snapshot = sb_list_snapshot,
+        .list_delta = sb_list_delta,
+        .ingest = sb_ingest,
+        .acked = sb_acked,
+        .destroy = sb_destroy,
+};
+
+int server_sync_backend_sqlite(struct server_sync_backend *out, const char *data_dir)
+{
+	if (!out || !data_dir)
+		return SERVER_ERR_ARG;
+	struct server_store *s = calloc(1, sizeof(*s));
+	if (!s)
+		return SERVER_ERR_NOMEM;
+	int rc = server_store_open_sqlite(s, data_dir, 0);
+	if (rc) {
+		free(s);
+		return rc;
+	}
+	out->ops = &store_sync_ops;
+	out->ctx = s;
+	return 0;
+}

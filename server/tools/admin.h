@@ -1,0 +1,59 @@
+/*
+ * admin.h — shared by the files of citypass-admin (private to the tool).
+ */
+#ifndef CITYPASS_ADMIN_H
+#define CITYPASS_ADMIN_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "server/store.h"
+
+#define EXIT_REFUSED 1
+#define EXIT_USAGE   2
+
+/* The data directory and the open store of one command. */
+struct admin {
+	const char *data;
+	struct server_store st;
+	int open;
+	int no_publish;
+};
+
+/* Messages: "citypass-admin: ..." on stderr; usage errors add the --help hint. */
+__attribute__((format(printf, 2, 3))) int admin_usage(const char *cmd, const char *fmt, ...);
+__attribute__((format(printf, 1, 2))) int admin_refuse(const char *fmt, ...);
+
+/* Open the store of a.data (refuses a missing deployment clearly). */
+int admin_open(struct admin *a);
+void admin_close(struct admin *a);
+
+/* Begin / commit with a readable refusal; rollback is silent. */
+int admin_begin(struct admin *a);
+int admin_commit(struct admin *a);
+void admin_rollback(struct admin *a);
+
+/* Publish a sector's next list inside the current transaction (unless --no-publish). */
+int admin_publish(struct admin *a, uint16_t sector, uint64_t *version);
+
+/* Parsing, each returning 0 or -1 (the caller names the value in its message). */
+int admin_parse_u64(const char *s, uint64_t max, uint64_t *out);
+int admin_parse_date(const char *s, int64_t *day); /* YYYY-MM-DD -> day number */
+/* A sector by name or number. */
+int admin_find_sector(struct admin *a, const char *s, struct server_sector *out);
+int admin_sector_name(struct admin *a, uint16_t number, char *out, size_t cap);
+int admin_now(int64_t *now); /* CITYPASS_NOW (tests) or the clock */
+
+/* Output. */
+void admin_json_string(FILE *f, const char *s);
+void admin_hex(const uint8_t *b, size_t n, char *out);
+const char *admin_state_name(int state);
+int admin_state_parse(const char *s);
+
+/* Commands (return an exit status). */
+int admin_cmd_pass(struct admin *a, int argc, char **argv);
+int admin_cmd_rights(struct admin *a, int argc, char **argv);
+int admin_cmd_stats(struct admin *a, int argc, char **argv);
+int admin_cmd_opendata(struct admin *a, int argc, char **argv);
+
+#endif /* CITYPASS_ADMIN_H */

@@ -1,0 +1,386 @@
+/*
+ * admin_report.c — citypass-admin stats and opendata export, from the statistics stream
+ * (which carries no identifier: DESIGN.md s.5). docs/admin.md, "Statistics and open data".
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "admin.h"
+
+#define SUPPRESS_BELOW 10
+
+enum dim { DIM_SITE = 1, DIM_SERVICE = 2, DIM_OUTCOME = 4, DIM_HOUR = 8 };
+
+struct agg_row {
+	uint32_t site, sector;
+	int outcome;
+	int64_t hour;
+	uint64_t granted, refused, count;
+};
+
+struct agg {
+	unsigned dims;
+	struct agg_row *v;
+	size_t n, cap;
+};
+
+static int agg_add(void *arg, const struct server_stat_row *r)
+{
+	struct agg *g = arg;
+	struct agg_row k;
+	memset(&k, 0, sizeof(k));
+	if (g->dims & DIM_SITE)
+		k.site = r->site;
+	if (g->dims & DIM_SERVICE)
+		k.sector = r->sector;
+	if (g->dims & DIM_OUTCOME)
+		k.outcome = r->outcome;
+	if (g->dims & DIM_HOUR)
+		k.hour = r->quarter_hour - r->quarter_hour % 3600;
+	size_t i = 0;
+	for (; i < g->n; i++)
+		if (g->v[i].site == k.site && g->v[i].sector == k.sector &&
+		    g->v[i].outcome == k.outcome && g->v[i].hour == k.hour)
+			break;
+	if (i == g->n) {
+		if (g->n == g->cap) {
+			size_t ncap = g->cap ? g->cap * 2 : 64;
+			struct agg_row *nv = realloc(g->v, ncap * sizeof(*nv));
+			if (!nv)
+				return SERVER_ERR_NOMEM;
+			g->v = nv;
+			g->cap = ncap;
+		}
+		g->v[g->n++] = k;
+	}
+	g->v[i].count += r->count;
+	if (r->outcome == CITYPASS__OUTCOME__GRANTED)
+		g->v[i].granted += r->count;
+	else if (r->outcome == CITYPASS__OUTCOME__REFUSED)
+		g->v[i].refused += r->count;
+	return 0;
+}
+
+static const char *outcome_name(int o)
+{
+	return o == CITYPASS__OUTCOME__GRANTED   ? "granted"
+	       : o == CITYPASS__OUTCOME__REFUSED ? "refused"
+	                                         : "unspecified";
+}
+
+static void hour_text(int64_t t, char *out, size_t cap)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	localtime_r(&tt, &tm);
+	strftime(out, cap, "%Y-%m-%dT%H:%M%z", &tm);
+}
+
+static void site_text(struct admin *a, uint32_t id, char *out, size_t cap)
+{
+	struct server_site s;
+	if (a->st.ops->site_get(a->st.ctx, id, &s) == 0)
+		snprintf(out, cap, "%s", s.name);
+	else
+		snprintf(out, cap, "site-%u", id);
+}
+
+/* Local midnight of a YYYY-MM-DD date, in the deployment's zone. */
+static int parse_day_start(const char *s, int64_t *t)
+{
+	int64_t day;
+	if (admin_parse_date(s, &day) != 0)
+		return -1;
+	time_t u = (time_t)day * 86400;
+	struct tm tm;
+	gmtime_r(&u, &tm);
+	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+	tm.tm_isdst = -1;
+	*t = (int64_t)mktime(&tm);
+	return 0;
+}
+
+struct report_opts {
+	int64_t from, to;
+	unsigned dims;
+	int format; /* 0 table, 1 csv, 2 json */
+	const char *out;
+};
+
+static int parse_report(const char *cmd, int argc, char **argv, struct report_opts *o, int stats,
+                        const char *help)
+{
+	static const struct option opts[] = {
+	        {"from", required_argument, NULL, 'f'}, {"to", required_argument, NULL, 't'},
+	        {"by", required_argument, NULL, 'b'},   {"format", required_argument, NULL, 'F'},
+	        {"json", no_argument, NULL, 'j'},       {"out", required_argument, NULL, 'o'},
+	        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+	};
+	int c;
+	o->from = 0;
+	o->to = INT64_MAX;
+	o->dims = DIM_SITE | DIM_SERVICE | DIM_OUTCOME | DIM_HOUR;
+	o->format = stats ? 0 : 1;
+	o->out = NULL;
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+		case 't': {
+			int64_t t;
+			if (parse_day_start(optarg, &t) != 0)
+				return admin_usage(cmd, "--%s '%s': expected a date YYYY-MM-DD",
+				                   c == 'f' ? "from" : "to", optarg);
+			if (c == 'f')
+				o->from = t;
+			else
+				o->to = t + 86400; /* the whole last day */
+			break;
+		}
+		case 'b': {
+			if (!stats)
+				return admin_usage(cmd, "--by is for stats");
+			char buf[128];
+			snprintf(buf, sizeof(buf), "%s", optarg);
+			o->dims = 0;
+			for (char *s = NULL, *tok = strtok_r(buf, ",", &s); tok;
+			     tok = strtok_r(NULL, ",", &s)) {
+				if (strcmp(tok, "site") == 0)
+					o->dims |= DIM_SITE;
+				else if (strcmp(tok, "service") == 0)
+					o->dims |= DIM_SERVICE;
+				else if (strcmp(tok, "outcome") == 0)
+					o->dims |= DIM_OUTCOME;
+				else if (strcmp(tok, "hour") == 0)
+					o->dims |= DIM_HOUR;
+				else
+					return admin_usage(cmd,
+					                   "--by: '%s' is not site, service, "
+					                   "outcome or hour",
+					                   tok);
+			}
+			if (!o->dims)
+				return admin_usage(cmd,
+				                   "--by '%s': expected site, service, outcome "
+				                   "or hour, comma-separated",
+				                   optarg);
+			break;
+		}
+		case 'F':
+			if (!stats)
+				return admin_usage(cmd, "--format is for stats (open data is CSV)");
+			if (strcmp(optarg, "table") == 0)
+				o->format = 0;
+			else if (strcmp(optarg, "csv") == 0)
+				o->format = 1;
+			else if (strcmp(optarg, "json") == 0)
+				o->format = 2;
+			else
+				return admin_usage(
+				        cmd, "--format '%s': expected table, csv or json", optarg);
+			break;
+		case 'j':
+			if (!stats)
+				return admin_usage(cmd, "--json is for stats (open data is CSV)");
+			o->format = 2;
+			break;
+		case 'o':
+			if (stats)
+				return admin_usage(cmd, "--out is for opendata export");
+			o->out = optarg;
+			break;
+		case 'h':
+			fputs(help, stdout);
+			return -1;
+		default:
+			return admin_usage(cmd, "option '%s' is not known or lacks its value",
+			                   argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return admin_usage(cmd, "unexpected argument '%s'", argv[optind]);
+	if (o->from >= o->to)
+		return admin_usage(cmd, "--from is after --to");
+	return 0;
+}
+
+static const char stats_help[] =
+        "usage: citypass-admin stats [--from DATE] [--to DATE] [--by DIMS]\n"
+        "                            [--format table|csv|json | --json]\n"
+        "Counts of gate decisions from the statistics stream (no identifiers), grouped by DIMS:\n"
+        "site, service, outcome, hour, comma-separated (default all four). Dates YYYY-MM-DD in\n"
+        "the deployment's time zone, both days included.\n";
+
+int admin_cmd_stats(struct admin *a, int argc, char **argv)
+{
+	struct report_opts o;
+	int rc = parse_report("stats ", argc, argv, &o, 1, stats_help);
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	if ((rc = admin_open(a)) != 0)
+		return rc;
+	struct agg g = {o.dims, NULL, 0, 0};
+	rc = a->st.ops->stats(a->st.ctx, o.from, o.to, 3600, agg_add, &g);
+	if (rc) {
+		free(g.v);
+		return admin_refuse("cannot read the statistics: %s", server_strerror(rc));
+	}
+	if (o.format == 1) {
+		const char *sep = "";
+		if (o.dims & DIM_HOUR)
+			printf("%shour", sep), sep = ",";
+		if (o.dims & DIM_SITE)
+			printf("%ssite", sep), sep = ",";
+		if (o.dims & DIM_SERVICE)
+			printf("%sservice", sep), sep = ",";
+		if (o.dims & DIM_OUTCOME)
+			printf("%soutcome", sep), sep = ",";
+		printf("%scount\n", sep);
+	} else if (o.format == 2) {
+		printf("[");
+	} else {
+		if (o.dims & DIM_HOUR)
+			printf("%-24s", "hour");
+		if (o.dims & DIM_SITE)
+			printf("%-20s", "site");
+		if (o.dims & DIM_SERVICE)
+			printf("%-12s", "service");
+		if (o.dims & DIM_OUTCOME)
+			printf("%-12s", "outcome");
+		printf("%10s\n", "count");
+	}
+	for (size_t i = 0; i < g.n; i++) {
+		const struct agg_row *r = &g.v[i];
+		char hour[40], site[SERVER_NAME_MAX], sec[SERVER_NAME_MAX];
+		hour_text(r->hour, hour, sizeof(hour));
+		site_text(a, r->site, site, sizeof(site));
+		admin_sector_name(a, (uint16_t)r->sector, sec, sizeof(sec));
+		if (o.format == 2) {
+			const char *sep = "";
+			printf("%s{", i ? "," : "");
+			if (o.dims & DIM_HOUR)
+				printf("%s\"hour\":\"%s\"", sep, hour), sep = ",";
+			if (o.dims & DIM_SITE) {
+				printf("%s\"site\":", sep);
+				admin_json_string(stdout, site);
+				sep = ",";
+			}
+			if (o.dims & DIM_SERVICE) {
+				printf("%s\"service\":", sep);
+				admin_json_string(stdout, sec);
+				sep = ",";
+			}
+			if (o.dims & DIM_OUTCOME)
+				printf("%s\"outcome\":\"%s\"", sep, outcome_name(r->outcome)),
+				        sep = ",";
+			printf("%s\"count\":%" PRIu64 "}", sep, r->count);
+		} else if (o.format == 1) {
+			const char *sep = "";
+			if (o.dims & DIM_HOUR)
+				printf("%s%s", sep, hour), sep = ",";
+			if (o.dims & DIM_SITE)
+				printf("%s%s", sep, site), sep = ",";
+			if (o.dims & DIM_SERVICE)
+				printf("%s%s", sep, sec), sep = ",";
+			if (o.dims & DIM_OUTCOME)
+				printf("%s%s", sep, outcome_name(r->outcome)), sep = ",";
+			printf("%s%" PRIu64 "\n", sep, r->count);
+		} else {
+			if (o.dims & DIM_HOUR)
+				printf("%-24s", hour);
+			if (o.dims & DIM_SITE)
+				printf("%-20s", site);
+			if (o.dims & DIM_SERVICE)
+				printf("%-12s", sec);
+			if (o.dims & DIM_OUTCOME)
+				printf("%-12s", outcome_name(r->outcome));
+			printf("%10" PRIu64 "\n", r->count);
+		}
+	}
+	if (o.format == 2)
+		printf("]\n");
+	free(g.v);
+	return 0;
+}
+
+static const char opendata_help[] =
+        "usage: citypass-admin opendata export [--from DATE] [--to DATE] [--out FILE]\n"
+        "CSV, one row per hour x site x service that saw any decision:\n"
+        "  hour,site,service,granted,refused\n"
+        "A count under 10 (0 included) is written '<10'; no total column is published, so a\n"
+        "suppressed cell cannot be recovered by subtraction. Default output: stdout.\n";
+
+static void cell(FILE *f, uint64_t n)
+{
+	if (n < SUPPRESS_BELOW)
+		fprintf(f, ",<%d", SUPPRESS_BELOW);
+	else
+		fprintf(f, ",%" PRIu64, n);
+}
+
+int admin_cmd_opendata(struct admin *a, int argc, char **argv)
+{
+	if (argc < 2)
+		return admin_usage("opendata ", "missing an opendata command (export)");
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		fputs(opendata_help, stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "export") != 0)
+		return admin_usage("opendata ", "unknown opendata command '%s' (expected export)",
+		                   argv[1]);
+	struct report_opts o;
+	int rc = parse_report("opendata export ", argc - 1, argv + 1, &o, 0, opendata_help);
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	if ((rc = admin_open(a)) != 0)
+		return rc;
+	struct agg g = {DIM_SITE | DIM_SERVICE | DIM_HOUR, NULL, 0, 0};
+	rc = a->st.ops->stats(a->st.ctx, o.from, o.to, 3600, agg_add, &g);
+	if (rc) {
+		free(g.v);
+		return admin_refuse("cannot read the statistics: %s", server_strerror(rc));
+	}
+	/* Write to a temporary file and rename: a failed export leaves no partial file. */
+	char tmp[4200];
+	FILE *f = stdout;
+	if (o.out) {
+		snprintf(tmp, sizeof(tmp), "%s.tmp", o.out);
+		f = fopen(tmp, "wx");
+		if (!f) {
+			free(g.v);
+			return admin_refuse("cannot create '%s'", tmp);
+		}
+	}
+	fprintf(f, "hour,site,service,granted,refused\n");
+	for (size_t i = 0; i < g.n; i++) {
+		char hour[40], site[SERVER_NAME_MAX], sec[SERVER_NAME_MAX];
+		hour_text(g.v[i].hour, hour, sizeof(hour));
+		site_text(a, g.v[i].site, site, sizeof(site));
+		admin_sector_name(a, (uint16_t)g.v[i].sector, sec, sizeof(sec));
+		fprintf(f, "%s,%s,%s", hour, site, sec);
+		cell(f, g.v[i].granted);
+		cell(f, g.v[i].refused);
+		fputc('\n', f);
+	}
+	free(g.v);
+	if (o.out) {
+		int bad = ferror(f) | fflush(f);
+		bad |= fclose(f);
+		/* link() refuses an existing file, where rename() would replace it */
+		if (bad || link(tmp, o.out) != 0) {
+			remove(tmp);
+			return admin_refuse("cannot create '%s': %s", o.out,
+			                    bad ? "write error" : strerror(errno));
+		}
+		remove(tmp);
+	}
+	return 0;
+}

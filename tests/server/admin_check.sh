@@ -1,0 +1,362 @@
+#!/bin/sh
+# citypass-admin end to end, without hardware: every command, each bad input as its own case
+# (exit status and a message naming the value), refusals that leave nothing behind, lists
+# verified by openssl and citypass-list, revocation in the next version, a delta that a gate
+# applies to get exactly the next snapshot, phone credentials through citypass-token, the
+# sync backend's view (device lookup, revoked devices, deduplicated ingestion), statistics
+# and the open-data export with small counts suppressed.
+# Env: ADMIN PROBE CITYPASS_LIST CITYPASS_TOKEN OPENSSL (tests/server/CMakeLists.txt).
+set -eu
+: "${ADMIN:?}" "${PROBE:?}" "${CITYPASS_LIST:?}" "${CITYPASS_TOKEN:?}"
+OPENSSL=${OPENSSL:-openssl}
+W=$(mktemp -d "${TMPDIR:-/tmp}/citypass-admin-test-XXXXXX")
+trap 'rm -rf "$W"' EXIT INT TERM
+export CITYPASS_DATA="$W/data"
+unset CITYPASS_NOW
+CASES=0
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+# case NAME EXPECTED_EXIT PATTERN CMD... : run, check the exit status and that stdout+stderr
+# match PATTERN (grep -E; '' for any)
+case_() {
+	name=$1 want=$2 pat=$3
+	shift 3
+	set +e
+	out=$("$@" 2>&1)
+	got=$?
+	set -e
+	CASES=$((CASES + 1))
+	[ "$got" -eq "$want" ] || fail "$name: exit $got, expected $want; output:
+$out"
+	if [ -n "$pat" ]; then
+		printf '%s\n' "$out" | grep -Eq -- "$pat" ||
+			fail "$name: output lacks /$pat/:
+$out"
+	fi
+	echo "ok $CASES - $name"
+}
+
+adm() { "$ADMIN" "$@"; }
+db_count() { # passes in the database, through the CLI
+	adm pass list --json | grep -o '"id":' | wc -l
+}
+
+# --- usage of the tool itself ----------------------------------------------------------------
+case_ "help" 0 "usage: citypass-admin" adm --help
+case_ "version" 0 "citypass-admin [0-9]" adm --version
+case_ "no command" 2 "missing a command" adm
+case_ "unknown command" 2 "unknown command 'frobnicate'" adm frobnicate
+case_ "unknown global option" 2 "option '--bogus'" adm --bogus init
+case_ "no data dir" 2 "no data directory" env -u CITYPASS_DATA "$ADMIN" pass list
+case_ "missing deployment" 1 "no deployment in '$W/none'" adm --data "$W/none" pass list
+for c in init "sector" "site" "device" "household" "pass" "rights" "list" "stats" "opendata"; do
+	case_ "$c --help" 0 "usage: citypass-admin" adm $c --help
+done
+for c in "site add" "device add" "pass issue" "pass show" "pass list" "pass revoke" \
+	"pass replace" "rights grant" "rights revoke" "list publish" "list export" \
+	"opendata export" "device revoke"; do
+	case_ "$c --help" 0 "usage: citypass-admin" adm $c --help
+done
+
+# --- init ------------------------------------------------------------------------------------
+case_ "init: bad --tz" 2 "--tz 'Mars/Olympus'" adm init --tz Mars/Olympus
+case_ "init: bad --list-validity-days" 2 "--list-validity-days '0'" adm init --list-validity-days 0
+case_ "init: non-numeric --keep" 2 "--keep 'many'" adm init --keep many
+case_ "init: bad --credential-days" 2 "--credential-days '99999'" adm init --credential-days 99999
+case_ "init: bad sector name" 2 "'po ol' is not a sector name" adm init --sectors "po ol,bus"
+case_ "init: too many sectors" 2 "at most 6 sectors" adm init --sectors a,b,c,d,e,f,g
+case_ "init: duplicate sector" 2 "'bus' is given twice" adm init --sectors bus,bus
+case_ "init: value sector not a sector" 2 "--value-sector 'gym'" adm init --value-sector gym
+case_ "init: bad server name" 2 "--server-name 'bad host'" adm init --server-name "bad host"
+case_ "init: stray argument" 2 "unexpected argument 'now'" adm init now
+[ ! -e "$W/data/citypass.db" ] || fail "a refused init left a database"
+case_ "init" 0 "4 sectors" adm init --server-name localhost --value-sector pool
+case_ "init: refuses an existing deployment" 1 "refusing to overwrite" adm init
+for f in list.key issuer.key ca.key server.key card.keys; do
+	[ "$(stat -c %a "$W/data/keys/$f")" = 600 ] || fail "keys/$f is not 0600"
+done
+"$OPENSSL" verify -CAfile "$W/data/keys/ca.crt" "$W/data/keys/server.crt" >/dev/null ||
+	fail "server certificate not signed by the CA"
+"$OPENSSL" x509 -in "$W/data/keys/server.crt" -noout -subject | grep -q "CN = localhost" ||
+	fail "server certificate CN"
+case_ "sector list" 0 "waste +slot 2" adm sector list
+case_ "sector list --json" 0 '"name":"bus","slot":3' adm sector list --json
+case_ "sector: unknown subcommand" 2 "unknown sector command 'add'" adm sector add gym
+
+# --- sites -----------------------------------------------------------------------------------
+case_ "site add: no name" 2 "missing the site NAME" adm site add --sector pool
+case_ "site add: bad name" 2 "site name 'a b'" adm site add "a b" --sector pool
+case_ "site add: no sector" 2 "missing --sector" adm site add pool-n
+case_ "site add: unknown sector" 2 "--sector 'gym': no such sector" adm site add pool-n --sector gym
+case_ "site add: bad hours" 2 "--hours 'Mon-Fri 9-17'" adm site add pool-n --sector pool --hours "Mon-Fri 9-17"
+case_ "site add: hours end before start" 2 "--hours 'Mon 18:00-09:00'" adm site add pool-n --sector pool --hours "Mon 18:00-09:00"
+case_ "site add: bad tz" 2 "--tz 'Nowhere'" adm site add pool-n --sector pool --tz Nowhere
+case_ "site add: bad antipassback" 2 "--antipassback '-5'" adm site add pool-n --sector pool --antipassback -5
+case_ "site add: antipassback too large" 2 "--antipassback '1441'" adm site add pool-n --sector pool --antipassback 1441
+case_ "site add: bad expiry policy" 2 "--expiry-policy 'open'" adm site add pool-n --sector pool --expiry-policy open
+case_ "site add: bad grace" 2 "--expiry-policy 'grace:0'" adm site add pool-n --sector pool --expiry-policy grace:0
+case_ "site add: unknown option" 2 "option '--colour'" adm site add pool-n --sector pool --colour red
+case_ "site add" 0 "site 1 pool-n" adm site add pool-n --sector pool \
+	--hours "Mon-Fri 09:00-12:00,14:00-19:00;Sat 10:00-18:00" --antipassback 30
+case_ "site add: duplicate" 1 "site 'pool-n' already exists" adm site add pool-n --sector pool
+case_ "site add waste" 0 "site 2 dech-est" adm site add dech-est --sector waste --expiry-policy grace:48
+case_ "site add waste 2" 0 "site 3 dech-ouest" adm site add dech-ouest --sector 3 --tz Europe/Paris
+case_ "site list" 0 "dech-est" adm site list
+case_ "site list --json" 0 '"antipassback_min":30' adm site list --json
+
+# --- devices ---------------------------------------------------------------------------------
+case_ "device add: no name" 2 "missing the device NAME" adm device add --site pool-n --server h:1 --out "$W/x"
+case_ "device add: bad name" 2 "device name 'g/1'" adm device add g/1 --site pool-n --server h:1 --out "$W/x"
+case_ "device add: no site" 2 "missing --site" adm device add g1 --server h:1 --out "$W/x"
+case_ "device add: no server" 2 "missing --server" adm device add g1 --site pool-n --out "$W/x"
+case_ "device add: bad server" 2 "--server 'localhost'" adm device add g1 --site pool-n --server localhost --out "$W/x"
+case_ "device add: bad port" 2 "--server 'h:70000'" adm device add g1 --site pool-n --server h:70000 --out "$W/x"
+case_ "device add: no out" 2 "missing --out" adm device add g1 --site pool-n --server h:1
+case_ "device add: unknown site" 1 "--site 'nope': no such site" adm device add g1 --site nope --server h:1 --out "$W/x"
+mkdir "$W/exists"
+case_ "device add: out exists" 1 "--out '$W/exists' already exists" adm device add g1 --site pool-n --server h:1 --out "$W/exists"
+[ ! -e "$W/x" ] || fail "a refused device add left a bundle"
+case_ "device add" 0 "device g1 \\(gate 1\\)" adm device add g1 --site pool-n --server localhost:7443 --out "$W/b1"
+case_ "device add: duplicate" 1 "device 'g1' already exists" adm device add g1 --site pool-n --server h:1 --out "$W/b1b"
+[ ! -e "$W/b1b" ] || fail "a refused device add left a bundle"
+case_ "device add waste" 0 "gate 2" adm device add w1 --site dech-est --server localhost:7443 --out "$W/bw"
+for f in device.crt device.key ca.crt list.pub.pem issuer.pub.pem card-sector.key device.conf; do
+	[ -f "$W/b1/$f" ] || fail "bundle lacks $f"
+done
+[ "$(stat -c %a "$W/b1/device.key")" = 600 ] || fail "device.key is not 0600"
+[ "$(stat -c %a "$W/b1/card-sector.key")" = 600 ] || fail "card-sector.key is not 0600"
+"$OPENSSL" verify -CAfile "$W/b1/ca.crt" "$W/b1/device.crt" >/dev/null || fail "device cert"
+"$OPENSSL" x509 -in "$W/b1/device.crt" -noout -subject | grep -q "CN = g1" || fail "device CN"
+grep -q '^sector = 1$' "$W/b1/device.conf" || fail "device.conf sector"
+grep -q '^antipassback-minutes = 30$' "$W/b1/device.conf" || fail "device.conf antipassback"
+grep -q '^expiry-policy = grace:48$' "$W/bw/device.conf" || fail "device.conf policy"
+# only its sector's card key: the pool key is slot 0's, and no other slot's key is there
+pool_key=$(sed -n 's/^slot-master 0 //p' "$W/data/keys/card.keys")
+grep -q "^master $pool_key\$" "$W/b1/card-sector.key" || fail "bundle card key is not slot 0's"
+[ "$(grep -c '^master ' "$W/b1/card-sector.key")" = 1 ] || fail "bundle holds more than one key"
+for s in 1 2 3 4 5; do
+	k=$(sed -n "s/^slot-master $s //p" "$W/data/keys/card.keys")
+	! grep -q "$k" "$W/b1"/* || fail "bundle holds slot $s's key"
+done
+! grep -q "$(sed -n 's/^app-master //p' "$W/data/keys/card.keys")" "$W/b1"/* ||
+	fail "bundle holds the application master key"
+case_ "device show" 0 "device g1 gate 1 site 1 sector 1 active" adm device show g1
+case_ "sync backend: device lookup" 0 "device g1 site 1 sector 1 revoked 0 latest 1" "$PROBE" device "$W/data" g1
+case_ "device revoke: unknown" 1 "device 'g9': no such device" adm device revoke g9
+case_ "device revoke: no name" 2 "missing the device NAME" adm device revoke
+case_ "device revoke" 0 "device w1 revoked" adm device revoke w1
+case_ "device revoke: twice" 1 "already revoked" adm device revoke w1
+case_ "sync backend: revoked device" 0 "revoked 1" "$PROBE" device "$W/data" w1
+
+# --- households and passes -------------------------------------------------------------------
+case_ "household add: no name" 2 "missing the household NAME" adm household add
+case_ "household add: bad name" 2 "household name 'a;b'" adm household add "a;b"
+case_ "household add" 0 "household 1 dupont" adm household add dupont
+case_ "household add: duplicate" 1 "household 'dupont' already exists" adm household add dupont
+
+case_ "pass issue: no holder" 2 "give --holder NAME or --anonymous" adm pass issue
+case_ "pass issue: holder and anonymous" 2 "--holder 'Al' and --anonymous" adm pass issue --holder Al --anonymous
+case_ "pass issue: unknown household" 1 "--household 'martin': no such household" adm pass issue --holder Al --household martin
+case_ "pass issue: unknown sector" 2 "--right 'gym': no such sector 'gym'" adm pass issue --anonymous --right gym
+case_ "pass issue: bad key" 2 "unknown key 'colour'" adm pass issue --anonymous --right pool,colour=red
+case_ "pass issue: not key=value" 2 "'entries' is not KEY=VALUE" adm pass issue --anonymous --right pool,entries
+case_ "pass issue: bad entries" 2 "entries '0'" adm pass issue --anonymous --right pool,entries=0
+case_ "pass issue: entries too many" 2 "entries '256'" adm pass issue --anonymous --right pool,entries=256
+case_ "pass issue: bad quota" 2 "quota '24/decade'" adm pass issue --anonymous --right waste,quota=24/decade
+case_ "pass issue: bad quota scope" 2 "quota '24/year/street'" adm pass issue --anonymous --right waste,quota=24/year/street
+case_ "pass issue: entries and quota" 2 "not both" adm pass issue --anonymous --right pool,entries=3,quota=1/day
+case_ "pass issue: bad date" 2 "from '2026-02-30'" adm pass issue --anonymous --right pool,from=2026-02-30
+case_ "pass issue: from after to" 2 "from is after to" adm pass issue --anonymous --right pool,from=2026-06-01,to=2026-01-01
+case_ "pass issue: bad fare" 2 "fare 'cheap'" adm pass issue --anonymous --right bus,fare=cheap
+case_ "pass issue: bad product" 2 "product 'x'" adm pass issue --anonymous --right bus,product=x
+case_ "pass issue: two rights one sector" 2 "one right per sector" adm pass issue --anonymous --right bus --right bus,fare=free
+case_ "pass issue: reader and phone" 2 "exclude each other" adm pass issue --anonymous --reader pn532_uart:/x --phone-key pool=/x --out "$W/c"
+case_ "pass issue: phone without out" 2 "needs --out" adm pass issue --anonymous --phone-key pool=/x
+case_ "pass issue: bad phone-key" 2 "--phone-key 'pool': expected SECTOR=FILE" adm pass issue --anonymous --phone-key pool --out "$W/c"
+case_ "pass issue: phone-key unknown sector" 2 "no such sector 'gym'" adm pass issue --anonymous --phone-key gym=/x --out "$W/c"
+case_ "pass issue: phone-key missing file" 2 "cannot read '$W/none.pem'" adm pass issue --anonymous --phone-key pool=$W/none.pem --out "$W/c"
+case_ "pass issue: out without phone" 2 "--out '$W/c' is only for --phone-key" adm pass issue --anonymous --out "$W/c"
+echo "not a key" >"$W/bad.pem"
+case_ "pass issue: phone-key not a key" 1 "not a P-256 public key" adm pass issue --anonymous --right pool --phone-key pool="$W/bad.pem" --out "$W/c"
+case_ "pass issue: reader absent" 1 "card not personalised at reader 'pn532_uart:$W/no-reader'" adm pass issue --anonymous --right pool --reader "pn532_uart:$W/no-reader"
+[ "$(db_count)" = 0 ] || fail "a refused pass issue left a pass"
+[ ! -e "$W/c/sector-1.cred" ] || fail "a refused pass issue left a credential"
+"$CITYPASS_LIST" show "$W/data" >/dev/null 2>&1 || true
+case_ "pass issue (household, quota)" 0 "pass 1 issued \\(none\\)" adm pass issue --holder "Alice Dupont" \
+	--household dupont --right pool,entries=10 --right waste,quota=24/year/household,product=7
+case_ "pass issue (household member)" 0 "pass 2 issued" adm pass issue --holder "Bruno Dupont" \
+	--household dupont --right waste,quota=24/year/household,product=7
+case_ "pass issue (anonymous, subscription)" 0 "pass 3 issued" adm pass issue --anonymous \
+	--right bus,fare=concession,from=2026-01-01,to=2026-12-31
+case_ "pass show" 0 "quota 24 per year per household" adm pass show 1
+case_ "pass show --json" 0 '"holder":null' adm pass show 3 --json
+case_ "pass show: bad id" 2 "pass ID 'abc'" adm pass show abc
+case_ "pass show: zero id" 2 "pass ID '0'" adm pass show 0
+case_ "pass show: unknown" 1 "pass 99: no such pass" adm pass show 99
+case_ "pass show: no id" 2 "missing the pass ID" adm pass show
+case_ "pass list" 0 "Alice Dupont" adm pass list
+case_ "pass list --json" 0 '"id":3' adm pass list --json
+case_ "pass list --household" 0 "Bruno" adm pass list --household dupont
+case_ "pass list --sector bus" 0 "anonymous" adm pass list --sector bus
+case_ "pass list: bad state" 2 "--state 'lost'" adm pass list --state lost
+case_ "pass list: unknown household" 1 "--household 'x'" adm pass list --household x
+case_ "pass list: unknown sector" 2 "--sector 'gym'" adm pass list --sector gym
+[ "$(adm pass list --sector bus --json | grep -o '"id":' | wc -l)" = 1 ] || fail "sector filter"
+
+# identifiers: 16 random bytes per sector, keys differ across sectors
+k_pool=$(adm pass show 1 --json | sed -n 's/.*"sector":"pool"[^}]*"list_key":"\([0-9a-f]*\)".*/\1/p')
+k_waste=$(adm pass show 1 --json | sed -n 's/.*"sector":"waste"[^}]*"list_key":"\([0-9a-f]*\)".*/\1/p')
+k2_waste=$(adm pass show 2 --json | sed -n 's/.*"sector":"waste"[^}]*"list_key":"\([0-9a-f]*\)".*/\1/p')
+[ ${#k_pool} = 16 ] && [ ${#k_waste} = 16 ] || fail "list keys: '$k_pool' '$k_waste'"
+[ "$k_pool" != "$k_waste" ] || fail "one list key in two sectors"
+
+# --- lists: export, openssl, citypass-list ---------------------------------------------------
+case_ "list export: no sector" 2 "missing --sector" adm list export --out "$W/ex"
+case_ "list export: no out" 2 "missing --out" adm list export --sector pool
+case_ "list export: unknown sector" 2 "--sector 'gym': no such sector" adm list export --sector gym --out "$W/ex"
+case_ "list export: bad version" 2 "--version 'latest'" adm list export --sector pool --out "$W/ex" --version latest
+case_ "list export: missing version" 1 "no list version 42" adm list export --sector pool --out "$W/ex" --version 42
+case_ "list export" 0 "sector-1-v2.cpl" adm list export --sector pool --out "$W/ex"
+case_ "list export: refuses to overwrite" 1 "cannot export" adm list export --sector pool --out "$W/ex"
+case_ "openssl verifies the exported list" 0 "Verified OK" "$OPENSSL" dgst -sha256 -verify "$W/ex/list.pub.pem" \
+	-signature "$W/ex/sector-1-v2.cpl.sig" "$W/ex/sector-1-v2.cpl"
+printf 'x' >>"$W/ex/sector-1-v2.cpl"
+case_ "openssl refuses a modified list" 1 "Verification failure" "$OPENSSL" dgst -sha256 -verify "$W/ex/list.pub.pem" \
+	-signature "$W/ex/sector-1-v2.cpl.sig" "$W/ex/sector-1-v2.cpl"
+case_ "list export: key id" 0 "" "$CITYPASS_LIST" keyid --pub "$W/ex/list.pub.pem"
+keyid=$("$CITYPASS_LIST" keyid --pub "$W/ex/list.pub.pem")
+oid=$("$OPENSSL" pkey -pubin -in "$W/ex/list.pub.pem" -outform DER | "$OPENSSL" dgst -sha256 -r | cut -c1-16)
+[ "$keyid" = "$oid" ] || fail "key id $keyid, openssl says $oid"
+
+case_ "list publish: unknown sector" 2 "--sector 'gym'" adm list publish --sector gym
+case_ "list publish: stray argument" 2 "unexpected argument 'now'" adm list publish now
+case_ "list publish (one sector)" 0 "sector waste list version 4" adm list publish --sector waste
+case_ "list publish (all)" 0 "sector bus list version 3" adm list publish
+
+# --- revocation in the next version, and the delta a gate applies ----------------------------
+# export DIR: the newest waste list into DIR, its path in $L (and its delta in $L.d)
+export_waste() {
+	adm list export --sector waste --out "$1" >/dev/null
+	L=$(ls "$1"/sector-3-v*.cpl)
+}
+export_waste "$W/w3"
+L3=$L
+case_ "before revocation: active" 0 "^status 0 .*household [1-9]" "$PROBE" lookup "$L3" "$k_waste"
+case_ "pass revoke: no reason" 2 "missing --reason" adm pass revoke 1
+case_ "pass revoke: bad id" 2 "pass ID 'x1'" adm pass revoke x1 --reason lost
+case_ "pass revoke: unknown" 1 "pass 77: no such pass" adm pass revoke 77 --reason lost
+case_ "pass revoke" 0 "pass 1 revoked: lost" adm pass revoke 1 --reason lost
+case_ "pass revoke: twice" 1 "pass 1 is already revoked" adm pass revoke 1 --reason lost
+case_ "pass show: revoked" 0 "state: revoked - lost" adm pass show 1
+export_waste "$W/w4"
+L4=$L
+v3=$(echo "$L3" | sed 's/.*-v\([0-9]*\)\.cpl$/\1/')
+v4=$(echo "$L4" | sed 's/.*-v\([0-9]*\)\.cpl$/\1/')
+[ "$v4" = $((v3 + 1)) ] || fail "revocation did not publish the next version ($v3 -> $v4)"
+case_ "citypass-list verifies the new version" 0 "" "$CITYPASS_LIST" verify "$L4" --pub "$W/w4/list.pub.pem" \
+	--sig "$L4.sig" --sector 3 --held "$v3"
+case_ "citypass-list refuses it as a rollback" 1 "" "$CITYPASS_LIST" verify "$L4" --pub "$W/w4/list.pub.pem" \
+	--sig "$L4.sig" --sector 3 --held "$v4"
+case_ "citypass-list show" 0 "version +$v4" "$CITYPASS_LIST" show "$L4"
+case_ "revocation in the next version" 0 "^status 1 " "$PROBE" lookup "$L4" "$k_waste"
+case_ "household member still active" 0 "^status 0 " "$PROBE" lookup "$L4" "$k2_waste"
+case_ "delta N -> N+1 applies" 0 "applied" "$PROBE" delta-apply "$L3" \
+	"${L4}d" "${L4}d.sig" "$W/w4/list.pub.pem" "$W/applied.cpl"
+cmp "$W/applied.cpl" "$L4" || fail "the applied delta is not the next snapshot"
+cmp "$W/applied.cpl.sig" "$L4.sig" || fail "the applied delta's signature"
+case_ "delta: refused on the wrong base" 1 "delta refused" "$PROBE" delta-apply "$L4" \
+	"${L4}d" "${L4}d.sig" "$W/w4/list.pub.pem" "$W/applied2.cpl"
+
+# --- consumption feeds the household quota ---------------------------------------------------
+year=$(TZ=Europe/Paris date +%Y)
+case_ "ingest consumption" 0 "acked 1" "$PROBE" ingest "$W/data" w1 consumption 1 3 "$k2_waste" 7 3 "$year"
+case_ "ingest consumption (duplicate)" 0 "acked 1" "$PROBE" ingest "$W/data" w1 consumption 1 3 "$k2_waste" 7 3 "$year"
+adm list publish --sector waste >/dev/null 2>&1
+export_waste "$W/w5"
+case_ "quota used in the next list" 0 "^status 0 profile [0-9]+ used 3 " "$PROBE" lookup "$L" "$k2_waste"
+
+# --- rights ----------------------------------------------------------------------------------
+case_ "rights: no subcommand" 2 "missing a rights command" adm rights
+case_ "rights: unknown subcommand" 2 "unknown rights command 'give'" adm rights give 2
+case_ "rights grant: no id" 2 "missing the pass ID" adm rights grant --right pool
+case_ "rights grant: no right" 2 "missing --right" adm rights grant 2
+case_ "rights grant: bad right" 2 "entries 'ten'" adm rights grant 2 --right pool,entries=ten
+case_ "rights grant: revoked pass" 1 "pass 1 is revoked" adm rights grant 1 --right library
+case_ "rights grant: unknown pass" 1 "pass 50: no such pass" adm rights grant 50 --right library
+case_ "rights grant" 0 "1 right\\(s\\) granted" adm rights grant 2 --right library,from=2026-09-01,to=2027-08-31
+case_ "rights grant replaces" 0 "granted" adm rights grant 2 --right library,fare=free
+case_ "pass show: replaced right" 0 "library +product 1, fare free" adm pass show 2
+case_ "rights revoke: no sector" 2 "missing --sector" adm rights revoke 2
+case_ "rights revoke: unknown sector" 2 "--sector 'gym'" adm rights revoke 2 --sector gym
+case_ "rights revoke: none held" 1 "holds no right in sector bus" adm rights revoke 2 --sector bus
+case_ "rights revoke" 0 "right in sector library revoked" adm rights revoke 2 --sector library
+
+# --- replacement -----------------------------------------------------------------------------
+case_ "pass replace: no id" 2 "missing the pass ID" adm pass replace
+case_ "pass replace: with rights" 2 "keeps the holder" adm pass replace 2 --right pool
+case_ "pass replace: revoked" 1 "pass 1 is revoked" adm pass replace 1
+case_ "pass replace: reader absent" 1 "card not personalised" adm pass replace 2 --reader "pn532_uart:$W/no-reader"
+case_ "pass show: not replaced after a refusal" 0 "state: active" adm pass show 2
+case_ "pass replace" 0 "pass 2 replaced by pass 4" adm pass replace 2 --reason damaged
+case_ "pass show: replaced" 0 "replaced by: pass 4" adm pass show 2
+case_ "pass show: the new pass keeps the rights" 0 "quota 24 per year per household" adm pass show 4
+export_waste "$W/w6"
+case_ "replaced pass listed as replaced" 0 "^status 2 " "$PROBE" lookup "$L" "$k2_waste"
+k4_waste=$(adm pass show 4 --json | sed -n 's/.*"sector":"waste"[^}]*"list_key":"\([0-9a-f]*\)".*/\1/p')
+case_ "new pass listed active" 0 "^status 0 " "$PROBE" lookup "$L" "$k4_waste"
+[ "$k4_waste" != "$k2_waste" ] || fail "the new pass reuses the old identifier"
+case_ "pass replace: twice" 1 "pass 2 is replaced" adm pass replace 2
+
+# --- phone credentials -----------------------------------------------------------------------
+req1=$("$CITYPASS_TOKEN" enrol --wallet "$W/wallet" --sector 1)
+req3=$("$CITYPASS_TOKEN" enrol --wallet "$W/wallet" --sector 3)
+case_ "pass issue --phone-key" 0 "pass 5 issued \\(phone\\)" adm pass issue --holder Carol \
+	--right pool --right waste,quota=24/year --phone-key pool="$req1" --phone-key waste="$req3" --out "$W/creds"
+case_ "pass issue --phone-key: credential exists" 1 "cannot write .*sector-1.cred" adm pass issue --holder Carol \
+	--right pool --phone-key pool="$req1" --out "$W/creds"
+[ "$(db_count)" = 5 ] || fail "a refused phone issue left a pass"
+case_ "citypass-token installs the credential" 0 "valid" "$CITYPASS_TOKEN" install --wallet "$W/wallet" --credential "$W/creds/sector-1.cred"
+case_ "citypass-token installs the waste credential" 0 "valid" "$CITYPASS_TOKEN" install --wallet "$W/wallet" --credential "$W/creds/sector-3.cred"
+from=$("$CITYPASS_TOKEN" install --wallet "$W/wallet" --credential "$W/creds/sector-1.cred" | sed -n 's/.*valid \([0-9]*\) to \([0-9]*\).*/\1 \2/p')
+set -- $from
+[ $(($1 % 86400)) = 0 ] && [ $(($2 % 86400)) = 0 ] || fail "credential validity not whole days: $from"
+qr=$("$CITYPASS_TOKEN" show-qr --wallet "$W/wallet" --sector 3)
+k5_waste=$(adm pass show 5 --json | sed -n 's/.*"sector":"waste"[^}]*"list_key":"\([0-9a-f]*\)".*/\1/p')
+case_ "a gate reads the phone's QR as pass 5" 0 "list-key $k5_waste" "$PROBE" qr-verify "$W/data/keys/issuer.pub.pem" 3 "$qr"
+case_ "the pool QR is not the waste one" 1 "refused" "$PROBE" qr-verify "$W/data/keys/issuer.pub.pem" 1 "$qr"
+req2=$("$CITYPASS_TOKEN" enrol --wallet "$W/wallet2" --sector 2)
+case_ "pass issue --phone-key FILE (sector from the name)" 0 "sector library: .*sector-2.cred" adm pass issue \
+	--anonymous --right library --phone-key "$req2" --out "$W/creds2"
+cp "$req2" "$W/sector-9.request.pem"
+case_ "pass issue --phone-key: unknown sector number" 2 "no sector number 9" adm pass issue --anonymous \
+	--phone-key "$W/sector-9.request.pem" --out "$W/creds9"
+
+# --- statistics and open data ----------------------------------------------------------------
+qh=$(( $(date +%s) / 900 * 900 ))
+case_ "ingest statistics" 0 "acked 12" "$PROBE" ingest "$W/data" g1 stats 1 12 1 1 1 1 1 "$qh"
+case_ "ingest statistics (overlap)" 0 "acked 15" "$PROBE" ingest "$W/data" g1 stats 10 6 1 1 1 1 1 "$qh"
+case_ "ingest refusals" 0 "acked 18" "$PROBE" ingest "$W/data" g1 stats 16 3 1 1 1 1 2 "$qh"
+case_ "acked" 0 "acked 18" "$PROBE" acked "$W/data" g1 stats
+case_ "stats" 0 "pool-n +pool +granted +15" adm stats
+case_ "stats --by site" 0 "pool-n +18" adm stats --by site
+case_ "stats csv" 0 "^pool,granted,15$" adm stats --by service,outcome --format csv
+case_ "stats json" 0 '"outcome":"refused","count":3' adm stats --json
+case_ "stats: bad --by" 2 "--by: 'gate' is not" adm stats --by gate
+case_ "stats: bad --format" 2 "--format 'xml'" adm stats --format xml
+case_ "stats: bad --from" 2 "--from '2026-13-01'" adm stats --from 2026-13-01
+case_ "stats: from after to" 2 "--from is after --to" adm stats --from 2026-05-02 --to 2026-05-01
+case_ "stats: empty range" 0 "count" adm stats --from 2000-01-01 --to 2000-01-02
+case_ "opendata export" 0 ",pool-n,pool,15,<10$" adm opendata export
+case_ "opendata export --out" 0 "" adm opendata export --out "$W/open.csv"
+head -1 "$W/open.csv" | grep -qx "hour,site,service,granted,refused" || fail "opendata header"
+! grep -q ",[0-9]\$\|,[0-9]," "$W/open.csv" || fail "a count under 10 was published"
+case_ "opendata: refuses to overwrite" 1 "cannot create" adm opendata export --out "$W/open.csv"
+case_ "opendata: no subcommand" 2 "missing an opendata command" adm opendata
+case_ "opendata: bad --to" 2 "--to 'tomorrow'" adm opendata export --to tomorrow
+case_ "opendata: --by not allowed" 2 "--by is for stats" adm opendata export --by site
+
+echo "admin CLI check passed: $CASES cases"

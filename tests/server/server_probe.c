@@ -1,0 +1,343 @@
+/*
+ * server_probe — what a gate and the sync server would do with citypass-admin's output,
+ * for tests/server/admin_check.sh. Uses only public headers (proto, cardlib, server).
+ *
+ *   server_probe lookup LIST KEYHEX              status/profile/used of one list key
+ *   server_probe delta-apply BASE DELTA SIG PUB OUT   apply a delta as a gate (writes OUT
+ *                                                and OUT.sig)
+ *   server_probe card-read CONNSTRING BUNDLE     read a card with a device bundle's sector
+ *                                                key: prints id, list-key, value
+ *   server_probe ingest DATA DEVICE stats SEQ N SITE GATE SECTOR PRODUCT OUTCOME QH
+ *   server_probe ingest DATA DEVICE consumption SEQ SECTOR KEYHEX PRODUCT COUNT PERIOD
+ *   server_probe acked DATA DEVICE stats|consumption
+ *   server_probe device DATA DEVICE              the sync backend's device lookup
+ *   server_probe qr-verify ISSUER_PUB SECTOR LINE  a gate's QR check: prints list-key
+ * Exit 0 done, 1 refused (message on stderr), 2 bad usage.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cardlib/error.h"
+#include "cardlib/layout.h"
+#include "cardlib/reader.h"
+#include "cardlib/token.h"
+#include "proto/error.h"
+#include "proto/list.h"
+#include "proto/sign.h"
+#include "server/keys.h"
+#include "server/sync_backend.h"
+
+static int usage(void)
+{
+	fprintf(stderr, "server_probe: bad usage (see the source)\n");
+	return 2;
+}
+
+static int hexdec(const char *s, uint8_t *out, size_t n)
+{
+	if (strlen(s) != 2 * n)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+		if (sscanf(s + 2 * i, "%2x", &v) != 1)
+			return -1;
+		out[i] = (uint8_t)v;
+	}
+	return 0;
+}
+
+static void hexprint(const char *label, const uint8_t *b, size_t n)
+{
+	printf("%s ", label);
+	for (size_t i = 0; i < n; i++)
+		printf("%02x", b[i]);
+	printf("\n");
+}
+
+static int lookup(const char *path, const char *hex)
+{
+	struct proto_list *l = NULL;
+	uint8_t key[PROTO_LIST_KEY_LEN];
+	if (hexdec(hex, key, sizeof(key)))
+		return usage();
+	int rc = proto_list_open_file(&l, path);
+	if (rc) {
+		fprintf(stderr, "open %s: %s\n", path, proto_strerror(rc));
+		return 1;
+	}
+	struct proto_list_entry e;
+	struct proto_rights_profile p;
+	rc = proto_list_lookup(l, key, &e, &p);
+	if (rc == 0)
+		printf("status %u profile %u used %u period %u household %u limit %u "
+		       "period-kind %u scope %u flags %u\n",
+		       e.status, e.profile, e.used, e.used_period, e.household, p.limit, p.period,
+		       p.scope, p.flags);
+	else
+		printf("absent\n");
+	proto_list_close(l);
+	return rc == 0 ? 0 : 1;
+}
+
+static int read_all(const char *path, uint8_t **buf, size_t *len)
+{
+	return server_file_read(path, buf, len) == 0 ? 0 : -1;
+}
+
+static int delta_apply(char **argv)
+{
+	uint8_t *base_buf = NULL, *delta = NULL, *sig = NULL, *out = NULL;
+	size_t base_len, delta_len, sig_len, out_len, rsig_len;
+	uint8_t rsig[PROTO_SIG_MAX];
+	struct proto_list *base = NULL;
+	struct proto_key *pub = NULL;
+	struct proto_keyring *ring = proto_keyring_new();
+	int ret = 1;
+	if (read_all(argv[0], &base_buf, &base_len) || read_all(argv[1], &delta, &delta_len) ||
+	    read_all(argv[2], &sig, &sig_len) || proto_key_load_public(&pub, argv[3]) != 0) {
+		fprintf(stderr, "cannot read the inputs\n");
+		goto out;
+	}
+	proto_keyring_add(ring, pub);
+	int rc = proto_list_open_mem(&base, base_buf, base_len);
+	if (rc == 0) {
+		const struct proto_list_header *h = proto_list_header(base);
+		struct proto_list_policy pol = {h->sector, h->version, h->issued_at, ring};
+		rc = proto_delta_apply(base, delta, delta_len, sig, sig_len, &pol, &out, &out_len,
+		                       rsig, &rsig_len);
+	}
+	if (rc) {
+		fprintf(stderr, "delta refused: %s\n", proto_strerror(rc));
+		goto out;
+	}
+	char sigpath[4096];
+	snprintf(sigpath, sizeof(sigpath), "%s.sig", argv[4]);
+	if (server_file_create(argv[4], out, out_len, 0644) != 0 ||
+	    server_file_create(sigpath, rsig, rsig_len, 0644) != 0) {
+		fprintf(stderr, "cannot write %s\n", argv[4]);
+		goto out;
+	}
+	printf("applied: %zu bytes\n", out_len);
+	ret = 0;
+out:
+	proto_list_close(base);
+	proto_keyring_free(ring);
+	free(base_buf);
+	free(delta);
+	free(sig);
+	free(out);
+	return ret;
+}
+
+static int card_read(const char *conn, const char *bundle)
+{
+	char path[4096], line[256];
+	snprintf(path, sizeof(path), "%s/card-sector.key", bundle);
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "cannot open %s\n", path);
+		return 1;
+	}
+	struct cardlib_sector_key k;
+	memset(&k, 0, sizeof(k));
+	k.sys.aid = CARDLIB_LAYOUT_AID;
+	k.auth = CARDLIB_AUTH_EV2;
+	unsigned sector = 0, v;
+	char hex[80];
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "system-id %64s", hex) == 1) {
+			k.sys.sys_id_len = strlen(hex) / 2;
+			hexdec(hex, k.sys.sys_id, k.sys.sys_id_len);
+		} else if (sscanf(line, "sector %u", &v) == 1) {
+			sector = v;
+		} else if (sscanf(line, "slot %u", &v) == 1) {
+			k.slot = (uint8_t)v;
+		} else if (sscanf(line, "master %64s", hex) == 1) {
+			hexdec(hex, k.master, sizeof(k.master));
+		} else if (sscanf(line, "reads-value %u", &v) == 1) {
+			k.reads_value = (int)v;
+		}
+	}
+	fclose(f);
+	struct cardlib_reader *r = NULL;
+	struct cardlib_card_read rd;
+	memset(&rd, 0, sizeof(rd));
+	int rc = cardlib_nfc_open(&r, conn);
+	if (rc == 0)
+		rc = cardlib_card_read_sector(r, &k, &rd);
+	cardlib_reader_free(r);
+	if (rc) {
+		fprintf(stderr, "refused: error=%d (%s)\n", rc, cardlib_strerror(rc));
+		return 1;
+	}
+	uint8_t key[PROTO_LIST_KEY_LEN];
+	proto_list_key((uint16_t)sector, rd.id, sizeof(rd.id), key);
+	hexprint("id", rd.id, sizeof(rd.id));
+	hexprint("list-key", key, sizeof(key));
+	if (rd.has_value)
+		printf("value %d\n", (int)rd.value);
+	return 0;
+}
+
+static uint64_t num(const char *s)
+{
+	return strtoull(s, NULL, 0);
+}
+
+static int ingest(int argc, char **argv)
+{
+	struct server_sync_backend b;
+	if (argc < 4)
+		return usage();
+	int rc = server_sync_backend_sqlite(&b, argv[0]);
+	if (rc) {
+		fprintf(stderr, "backend: %s\n", server_strerror(rc));
+		return 1;
+	}
+	Citypass__EventBatch batch = CITYPASS__EVENT_BATCH__INIT;
+	Citypass__StatEvent *st = NULL, **stp = NULL;
+	Citypass__ConsumptionEvent ce = CITYPASS__CONSUMPTION_EVENT__INIT, *cep = &ce;
+	uint8_t key[8];
+	if (strcmp(argv[2], "stats") == 0 && argc == 11) {
+		size_t n = num(argv[4]);
+		st = calloc(n, sizeof(*st));
+		stp = calloc(n, sizeof(*stp));
+		for (size_t i = 0; i < n; i++) {
+			citypass__stat_event__init(&st[i]);
+			st[i].seq = num(argv[3]) + i;
+			st[i].site = (uint32_t)num(argv[5]);
+			st[i].gate = (uint32_t)num(argv[6]);
+			st[i].sector = (uint32_t)num(argv[7]);
+			st[i].product = (uint32_t)num(argv[8]);
+			st[i].outcome = (Citypass__Outcome)num(argv[9]);
+			st[i].quarter_hour = (int64_t)num(argv[10]);
+			stp[i] = &st[i];
+		}
+		batch.stream = CITYPASS__STREAM__STATISTICS;
+		batch.n_stats = n;
+		batch.stats = stp;
+	} else if (strcmp(argv[2], "consumption") == 0 && argc == 9) {
+		if (hexdec(argv[5], key, sizeof(key)))
+			return usage();
+		ce.seq = num(argv[3]);
+		ce.sector = (uint32_t)num(argv[4]);
+		ce.pseudonym.data = key;
+		ce.pseudonym.len = sizeof(key);
+		ce.product = (uint32_t)num(argv[6]);
+		ce.count = (uint32_t)num(argv[7]);
+		ce.period = (uint32_t)num(argv[8]);
+		batch.stream = CITYPASS__STREAM__CONSUMPTION;
+		batch.n_consumption = 1;
+		batch.consumption = &cep;
+	} else {
+		b.ops->destroy(b.ctx);
+		return usage();
+	}
+	uint64_t acked = 0;
+	rc = b.ops->ingest(b.ctx, argv[1], &batch, &acked);
+	b.ops->destroy(b.ctx);
+	free(st);
+	free(stp);
+	if (rc) {
+		fprintf(stderr, "ingest: %s\n", server_strerror(rc));
+		return 1;
+	}
+	printf("acked %" PRIu64 "\n", acked);
+	return 0;
+}
+
+static int acked(char **argv)
+{
+	struct server_sync_backend b;
+	int rc = server_sync_backend_sqlite(&b, argv[0]);
+	if (rc)
+		return 1;
+	uint64_t seq = 0;
+	rc = b.ops->acked(b.ctx, argv[1],
+	                  strcmp(argv[2], "stats") == 0 ? CITYPASS__STREAM__STATISTICS
+	                                                : CITYPASS__STREAM__CONSUMPTION,
+	                  &seq);
+	b.ops->destroy(b.ctx);
+	if (rc)
+		return 1;
+	printf("acked %" PRIu64 "\n", seq);
+	return 0;
+}
+
+static int device(char **argv)
+{
+	struct server_sync_backend b;
+	int rc = server_sync_backend_sqlite(&b, argv[0]);
+	if (rc)
+		return 1;
+	struct server_device_info d;
+	uint64_t latest = 0;
+	rc = b.ops->device_lookup(b.ctx, argv[1], &d);
+	if (rc == 0)
+		rc = b.ops->list_latest(b.ctx, d.sector, &latest);
+	if (rc == 0) {
+		struct server_blob blob = {0};
+		uint8_t sig[SERVER_SIG_MAX];
+		size_t sig_len;
+		rc = b.ops->list_snapshot(b.ctx, d.sector, latest, &blob, sig, &sig_len);
+		free(blob.data);
+	}
+	b.ops->destroy(b.ctx);
+	if (rc) {
+		fprintf(stderr, "device: %s\n", server_strerror(rc));
+		return 1;
+	}
+	printf("device %s site %u sector %u revoked %d latest %" PRIu64 "\n", d.id, d.site,
+	       d.sector, d.revoked, latest);
+	return 0;
+}
+
+static int qr_verify(char **argv)
+{
+	struct cardlib_token_key *issuer = NULL;
+	struct cardlib_token_keyring *ring = NULL;
+	uint8_t id[CARDLIB_TOKEN_ID_LEN], key[PROTO_LIST_KEY_LEN];
+	uint16_t sector = (uint16_t)num(argv[1]);
+	int rc = cardlib_token_key_load(&issuer, argv[0]);
+	if (rc == 0)
+		rc = cardlib_token_keyring_new(&ring);
+	if (rc == 0)
+		rc = cardlib_token_keyring_add(ring, issuer);
+	if (rc == 0)
+		rc = cardlib_qr_verify(argv[2], strlen(argv[2]), ring, sector, (int64_t)time(NULL),
+		                       NULL, id, NULL);
+	cardlib_token_keyring_free(ring);
+	cardlib_token_key_free(issuer);
+	if (rc) {
+		fprintf(stderr, "refused: error=%d (%s)\n", rc, cardlib_strerror(rc));
+		return 1;
+	}
+	proto_list_key(sector, id, sizeof(id), key);
+	hexprint("list-key", key, sizeof(key));
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return usage();
+	const char *c = argv[1];
+	if (strcmp(c, "lookup") == 0 && argc == 4)
+		return lookup(argv[2], argv[3]);
+	if (strcmp(c, "delta-apply") == 0 && argc == 7)
+		return delta_apply(argv + 2);
+	if (strcmp(c, "card-read") == 0 && argc == 4)
+		return card_read(argv[2], argv[3]);
+	if (strcmp(c, "ingest") == 0)
+		return ingest(argc - 2, argv + 2);
+	if (strcmp(c, "acked") == 0 && argc == 5)
+		return acked(argv + 2);
+	if (strcmp(c, "qr-verify") == 0 && argc == 5)
+		return qr_verify(argv + 2);
+	if (strcmp(c, "device") == 0 && argc == 4)
+		return device(argv + 2);
+	return usage();
+}
