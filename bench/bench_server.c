@@ -1,0 +1,466 @@
+/*
+ * bench_server.c — the sync server's two budgets of DESIGN.md section 9, each printed
+ * beside a baseline measured in the same run:
+ *
+ * 1. Event ingestion with durable acks, against the raw batched sqlite insert rate.
+ *    Baseline: the same rows (the rights database's `stats` table layout) inserted by
+ *    1 000 per transaction, WAL, synchronous=FULL, no network. Ours: simulated controllers
+ *    upload batches of 1 000 over TLS to citypass-server's library on the real sqlite
+ *    backend (server_sync_backend_sqlite, a deployment made with citypass-admin), each
+ *    batch acknowledged only after its commit. Goal: ratio >= 0.7.
+ *
+ * 2. Revocation latency: 1 000 controllers connected over TLS hold version N; a new
+ *    version is published; time until every controller holds it (ListPublished + delta
+ *    received and checked). Several rounds; p50 / p99 / max. Goal: p99 < 1 s. The
+ *    in-memory backend stands in for the database here: the figure measures the server
+ *    (polling, pushing, TLS), not sqlite.
+ *
+ *   bench_server [--admin PATH-TO-citypass-admin] [--controllers N] [--rows N] [--rounds N]
+ * Without --admin the ingestion part is skipped (it needs a real deployment).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "harness.h"
+
+#define BATCH   1000
+#define SECTOR  1 /* "pool" in a deployment made by citypass-admin init */
+#define WAIT_MS 30000
+
+/* --- helpers ---------------------------------------------------------------------------- */
+
+static int run_cmd(char *const argv[])
+{
+	pid_t pid = fork();
+	int status;
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_WRONLY);
+		if (devnull >= 0)
+			dup2(devnull, 1);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) < 0)
+		return -1;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Step every controller once poll() says it may progress (or every 20 ms). */
+static void step_all(struct sim_ctl *c, size_t n, struct pollfd *pfd)
+{
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++) {
+		pfd[i].fd = c[i].closed ? -1 : c[i].fd;
+		pfd[i].events = sim_poll_events(&c[i]);
+		pfd[i].revents = 0;
+	}
+	poll(pfd, n, 20);
+	for (size_t i = 0; i < n; i++) {
+		if (pfd[i].revents || c[i].want_write || c[i].out_len) {
+			sim_step(&c[i]);
+			m++;
+		}
+	}
+	(void)m;
+}
+
+/* --- 1. ingestion ----------------------------------------------------------------------- */
+
+static const char stats_ddl[] =
+        "CREATE TABLE stats(device TEXT NOT NULL, seq INTEGER NOT NULL, site INTEGER NOT NULL,"
+        " gate INTEGER NOT NULL, sector INTEGER NOT NULL, product INTEGER NOT NULL,"
+        " outcome INTEGER NOT NULL, reason INTEGER NOT NULL, quarter_hour INTEGER NOT NULL,"
+        " PRIMARY KEY(device, seq)) WITHOUT ROWID;"
+        "CREATE INDEX stats_time ON stats(quarter_hour);";
+
+/* The baseline: the same rows straight into the same table, no network, no protocol. */
+struct baseline {
+	sqlite3 *db;
+	sqlite3_stmt *st;
+};
+
+static int baseline_open(struct baseline *b, const char *dir)
+{
+	char path[600];
+	snprintf(path, sizeof(path), "%s/baseline.db", dir);
+	if (sqlite3_open(path, &b->db) != SQLITE_OK)
+		return -1;
+	if (sqlite3_exec(b->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL,
+	                 NULL) != SQLITE_OK ||
+	    sqlite3_exec(b->db, stats_ddl, NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(b->db,
+	                       "INSERT INTO stats(device, seq, site, gate, sector, product, "
+	                       "outcome, reason, quarter_hour) VALUES(?,?,?,?,?,?,?,?,?)",
+	                       -1, &b->st, NULL) != SQLITE_OK)
+		return -1;
+	return 0;
+}
+
+static void baseline_close(struct baseline *b)
+{
+	sqlite3_finalize(b->st);
+	sqlite3_close(b->db);
+}
+
+/* Insert sequences first..first+per_dev-1 of each device, BATCH per transaction. */
+static double baseline_phase(struct baseline *b, uint64_t first, size_t per_dev, size_t devices)
+{
+	double t0 = sim_now();
+	for (size_t d = 0; d < devices; d++) {
+		char dev[32];
+		snprintf(dev, sizeof(dev), "gate-%zu", d + 1);
+		for (size_t done = 0; done < per_dev; done += BATCH) {
+			sqlite3_exec(b->db, "BEGIN", NULL, NULL, NULL);
+			for (size_t i = 0; i < BATCH && done + i < per_dev; i++) {
+				sqlite3_reset(b->st);
+				sqlite3_bind_text(b->st, 1, dev, -1, SQLITE_STATIC);
+				sqlite3_bind_int64(b->st, 2, (sqlite3_int64)(first + done + i));
+				sqlite3_bind_int64(b->st, 3, 1);
+				sqlite3_bind_int64(b->st, 4, (sqlite3_int64)d + 1);
+				sqlite3_bind_int64(b->st, 5, SECTOR);
+				sqlite3_bind_int64(b->st, 6, 10);
+				sqlite3_bind_int(b->st, 7, 1);
+				sqlite3_bind_int64(b->st, 8, 0);
+				sqlite3_bind_int64(b->st, 9, 1700000100 - 1700000100 % 900);
+				if (sqlite3_step(b->st) != SQLITE_DONE)
+					return 0;
+			}
+			if (sqlite3_exec(b->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+				return 0;
+		}
+	}
+	return (double)(per_dev * devices) / (sim_now() - t0);
+}
+
+/* Upload sequences first..first+per_dev-1 from every controller, two batches in flight
+ * each (a controller with a backlog), until every one is acknowledged. */
+static double sync_phase(struct sim_ctl *c, struct pollfd *pfd, size_t devices, uint64_t first,
+                         size_t per_dev)
+{
+	uint64_t next[16], last = first + per_dev - 1;
+	double t0 = sim_now();
+
+	for (size_t i = 0; i < devices; i++)
+		next[i] = first;
+	for (;;) {
+		size_t done = 0;
+		for (size_t i = 0; i < devices; i++) {
+			while (next[i] <= last && next[i] <= c[i].stats_acked + 2 * BATCH) {
+				size_t n = last - next[i] + 1 < BATCH ? last - next[i] + 1 : BATCH;
+				sim_send_stats(&c[i], next[i], n, 1, SECTOR);
+				next[i] += n;
+			}
+			if (c[i].stats_acked >= last)
+				done++;
+			if (c[i].closed) {
+				fprintf(stderr, "bench: %s closed: %s\n", c[i].id, c[i].why);
+				return 0;
+			}
+		}
+		if (done == devices)
+			break;
+		if (sim_now() - t0 > 300) {
+			fprintf(stderr, "bench: ingestion did not finish\n");
+			return 0;
+		}
+		step_all(c, devices, pfd);
+	}
+	return (double)(per_dev * devices) / (sim_now() - t0);
+}
+
+static double median3(double *v)
+{
+	qsort(v, 3, sizeof(*v), cmp_double);
+	return v[1];
+}
+
+#define PHASES 3
+
+/*
+ * The two measurements alternate (baseline, server, baseline, ...) in PHASES phases of
+ * rows / PHASES each, so both meet the same machine load; the ratio is of the medians.
+ */
+static int ingestion(const char *admin, const char *dir, size_t rows, size_t devices)
+{
+	char data[600], bundle[640], site_arg[] = "pool-bench", server_arg[] = "127.0.0.1:1";
+	static char ca[700], cert[700], key[700];
+	struct harness h;
+	struct baseline base = {0};
+	struct server_sync_backend be = {0};
+	struct sim_ctl *c = calloc(devices, sizeof(*c));
+	struct pollfd *pfd = calloc(devices, sizeof(*pfd));
+	double base_rate[PHASES], our_rate[PHASES];
+	int rc = -1;
+
+	if (!c || !pfd || devices > 16 || harness_init(&h) != 0)
+		return -1;
+	snprintf(data, sizeof(data), "%s/data", dir);
+	{
+		char *init[] = {(char *)admin, "--data", data, "init", NULL};
+		char *site[] = {(char *)admin, "--data",   data,   "site", "add",
+		                site_arg,      "--sector", "pool", NULL};
+		if (run_cmd(init) || run_cmd(site)) {
+			fprintf(stderr, "bench: citypass-admin init / site add failed\n");
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < devices; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "gate-%zu", i + 1);
+		snprintf(bundle, sizeof(bundle), "%s/bundle-%zu", dir, i + 1);
+		char *add[] = {(char *)admin, "--data", data,       "device",   "add",   id,
+		               "--site",      site_arg, "--server", server_arg, "--out", bundle,
+		               NULL};
+		if (run_cmd(add)) {
+			fprintf(stderr, "bench: citypass-admin device add failed\n");
+			goto out;
+		}
+	}
+	if (baseline_open(&base, dir) != 0) {
+		fprintf(stderr, "bench: cannot create the baseline database\n");
+		goto out;
+	}
+	if (server_sync_backend_sqlite(&be, data) != 0) {
+		fprintf(stderr, "bench: cannot open the rights database\n");
+		be.ops = NULL;
+		goto out;
+	}
+	snprintf(ca, sizeof(ca), "%s/keys/ca.crt", data);
+	snprintf(cert, sizeof(cert), "%s/keys/server.crt", data);
+	snprintf(key, sizeof(key), "%s/keys/server.key", data);
+	h.cfg.backend = be;
+	h.cfg.ca_path = ca;
+	h.cfg.cert_path = cert;
+	h.cfg.key_path = key;
+	h.cfg.log_level = LOG_WARNING;
+	h.quiet = 1;
+	if (harness_start(&h) != 0)
+		goto out;
+	for (size_t i = 0; i < devices; i++) {
+		char id[32], dca[700], dcert[700], dkey[700];
+		snprintf(id, sizeof(id), "gate-%zu", i + 1);
+		snprintf(dca, sizeof(dca), "%s/bundle-%zu/ca.crt", dir, i + 1);
+		snprintf(dcert, sizeof(dcert), "%s/bundle-%zu/device.crt", dir, i + 1);
+		snprintf(dkey, sizeof(dkey), "%s/bundle-%zu/device.key", dir, i + 1);
+		if (sim_init(&c[i], id, SECTOR, dca, dcert, dkey) != 0)
+			goto out;
+		c[i].held = ~0ull >> 1; /* lists are not what this measures */
+		if (sim_connect(&c[i], h.port) != 0 || sim_send_hello(&c[i], NULL) != 0 ||
+		    sim_wait(&c[i], sim_cond_welcomed, WAIT_MS) != 1) {
+			fprintf(stderr, "bench: controller %s: %s\n", id, c[i].why);
+			goto out;
+		}
+	}
+	size_t per_dev = rows / devices / PHASES;
+	for (int p = 0; p < PHASES; p++) {
+		uint64_t first = 1 + (uint64_t)p * per_dev;
+		base_rate[p] = baseline_phase(&base, first, per_dev, devices);
+		our_rate[p] = sync_phase(c, pfd, devices, first, per_dev);
+		if (base_rate[p] <= 0 || our_rate[p] <= 0)
+			goto out;
+	}
+	double b = median3(base_rate), o = median3(our_rate);
+	printf("ingestion: raw sqlite batched insert %.0f rows/s (WAL, synchronous=FULL, %d per "
+	       "transaction); sync server with durable acks %.0f rows/s (%zu controllers over "
+	       "TLS, real sqlite backend); medians of %d alternating phases: ratio %.2f (goal >= "
+	       "0.70: %s)\n",
+	       b, BATCH, o, devices, PHASES, o / b, o / b >= 0.7 ? "met" : "MISSED");
+	rc = 0;
+out:
+	harness_stop(&h);
+	for (size_t i = 0; i < devices; i++)
+		if (c[i].tls)
+			sim_free(&c[i]);
+	if (be.ops)
+		be.ops->destroy(be.ctx);
+	if (base.db)
+		baseline_close(&base);
+	harness_free(&h);
+	free(c);
+	free(pfd);
+	return rc;
+}
+
+/* --- 2. revocation latency -------------------------------------------------------------- */
+
+static int revocation(size_t n, unsigned rounds)
+{
+	struct harness h;
+	struct sim_ctl *c = calloc(n, sizeof(*c));
+	struct pollfd *pfd = calloc(n, sizeof(*pfd));
+	double *lat = calloc(n * rounds, sizeof(*lat));
+	size_t nlat = 0;
+	int rc = -1;
+
+	if (!c || !pfd || !lat || harness_init(&h) != 0)
+		return -1;
+	h.cfg.log_level = LOG_WARNING;
+	h.quiet = 1;
+	/* a 1 000-pass list (16 KiB) and the delta revoking one pass (one op) */
+	mem_backend_publish(h.mem, SECTOR, 96 + 16 * 1000, 0);
+	if (harness_start(&h) != 0)
+		goto out;
+	fprintf(stderr, "bench: enrolling and connecting %zu controllers...\n", n);
+	for (size_t i = 0; i < n; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "gate-%zu", i + 1);
+		if (harness_controller(&h, &c[i], id, 1 + (uint32_t)(i % 50), SECTOR) != 0 ||
+		    sim_connect(&c[i], h.port) != 0 || sim_send_hello(&c[i], NULL) != 0) {
+			fprintf(stderr, "bench: controller %zu failed to start\n", i);
+			goto out;
+		}
+		if (i % 50 == 49)
+			step_all(c, i + 1, pfd);
+	}
+	double deadline = sim_now() + 120;
+	for (;;) {
+		size_t ready = 0;
+		for (size_t i = 0; i < n; i++)
+			ready += c[i].held == 1;
+		if (ready == n)
+			break;
+		if (sim_now() > deadline) {
+			fprintf(stderr, "bench: only %zu of %zu controllers synced\n", ready, n);
+			goto out;
+		}
+		step_all(c, n, pfd);
+	}
+	for (unsigned r = 0; r < rounds; r++) {
+		/* settle, then publish at a random phase of the poll interval */
+		for (int k = 0; k < 5 + (int)(r * 7 % 5); k++)
+			step_all(c, n, pfd);
+		uint64_t v = mem_backend_publish(h.mem, SECTOR, 96 + 16 * 1000, 200 + 17);
+		double t0 = sim_now();
+		for (;;) {
+			size_t got = 0;
+			for (size_t i = 0; i < n; i++)
+				got += c[i].held >= v;
+			if (got == n)
+				break;
+			if (sim_now() - t0 > 30) {
+				fprintf(stderr, "bench: round %u: only %zu of %zu updated\n", r,
+				        got, n);
+				goto out;
+			}
+			step_all(c, n, pfd);
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (c[i].bad_updates) {
+				fprintf(stderr, "bench: %s received a bad update\n", c[i].id);
+				goto out;
+			}
+			lat[nlat++] = c[i].held_at - t0;
+		}
+	}
+	qsort(lat, nlat, sizeof(*lat), cmp_double);
+	double p50 = lat[nlat / 2], p99 = lat[(size_t)((double)nlat * 0.99)], max = lat[nlat - 1];
+	printf("revocation: %zu controllers x %u rounds, poll interval %u ms: p50 %.0f ms, p99 "
+	       "%.0f ms, max %.0f ms (budget p99 < 1000 ms: %s)\n",
+	       n, rounds, SERVER_SYNC_POLL_INTERVAL_MS, p50 * 1e3, p99 * 1e3, max * 1e3,
+	       p99 < 1.0 ? "met" : "MISSED");
+	rc = 0;
+out:
+	harness_stop(&h);
+	for (size_t i = 0; i < n; i++)
+		if (c[i].tls)
+			sim_free(&c[i]);
+	harness_free(&h);
+	free(c);
+	free(pfd);
+	free(lat);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+	        {"admin", required_argument, NULL, 'a'},
+	        {"controllers", required_argument, NULL, 'c'},
+	        {"rows", required_argument, NULL, 'r'},
+	        {"rounds", required_argument, NULL, 'n'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
+	};
+	const char *admin = NULL;
+	size_t controllers = 1000, rows = 240000, devices = 4;
+	unsigned rounds = 5;
+	int opt, rc = 0;
+
+	while ((opt = getopt_long(argc, argv, "a:c:r:n:h", options, NULL)) != -1) {
+		switch (opt) {
+		case 'a':
+			admin = optarg;
+			break;
+		case 'c':
+			controllers = strtoul(optarg, NULL, 10);
+			break;
+		case 'r':
+			rows = strtoul(optarg, NULL, 10);
+			break;
+		case 'n':
+			rounds = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'h':
+			printf("usage: bench_server [--admin PATH] [--controllers N] [--rows N] "
+			       "[--rounds N]\n");
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (controllers < 1 || controllers > 2000 || rows < BATCH * devices * PHASES ||
+	    rounds < 1 || rounds > 100) {
+		fprintf(stderr, "bench_server: controllers 1..2000, rows >= %d, rounds 1..100\n",
+		        BATCH * (int)devices * PHASES);
+		return 2;
+	}
+	raise_fd_limit();
+
+	if (admin) {
+		char dir[] = "/tmp/citypass-bench-server-XXXXXX";
+		if (!mkdtemp(dir))
+			return 1;
+		if (ingestion(admin, dir, rows, devices) != 0) {
+			fprintf(stderr, "bench: ingestion measurement failed\n");
+			rc = 1;
+		}
+		char cmd[128];
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "bench: could not remove %s\n", dir);
+	} else {
+		printf("ingestion: skipped (give --admin PATH-TO-citypass-admin)\n");
+	}
+	if (revocation(controllers, rounds) != 0)
+		rc = 1;
+	return rc;
+}

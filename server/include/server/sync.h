@@ -1,0 +1,128 @@
+/*
+ * server/sync.h — the sync server: gate controllers connect over mutually authenticated
+ * TLS, receive the list updates of their sector (pushed as soon as a version is published)
+ * and upload their usage events (docs/sync-server.md, docs/sync-protocol.md).
+ *
+ * One server runs on one libevent event_base, in the thread that dispatches it; every
+ * function below must be called from that thread (or before the loop runs). The storage
+ * is reached only through a struct server_sync_backend (server/sync_backend.h).
+ */
+#ifndef SERVER_SYNC_H
+#define SERVER_SYNC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/error.h"
+#include "server/sync_backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct event_base;
+struct server_sync;
+
+/* Defaults of the timeouts (docs/sync-server.md, "Timeouts and keepalive"). */
+#define SERVER_SYNC_HANDSHAKE_TIMEOUT_MS 10000u
+#define SERVER_SYNC_HELLO_TIMEOUT_MS     10000u
+#define SERVER_SYNC_IDLE_TIMEOUT_MS      180000u
+#define SERVER_SYNC_POLL_INTERVAL_MS     100u
+#define SERVER_SYNC_STOP_DRAIN_MS        2000u
+#define SERVER_SYNC_DEVICE_RECHECK_MS    5000u
+/* Longer delta chains than this are replaced by a snapshot. */
+#define SERVER_SYNC_MAX_CHAIN 64u
+
+/* syslog(3) priorities are used for log lines: LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG. */
+typedef void (*server_sync_log_fn)(void *arg, int priority, const char *line);
+
+struct server_sync_config {
+	/* Storage; borrowed: the caller destroys it after server_sync_free(). */
+	struct server_sync_backend backend;
+
+	/* PEM files: the deployment CA that signs device certificates, the server's own
+	 * certificate and key, and optionally a CRL of the CA. */
+	const char *ca_path;
+	const char *cert_path;
+	const char *key_path;
+	const char *crl_path;
+
+	/* 0 selects the SERVER_SYNC_* default of each. */
+	unsigned handshake_timeout_ms; /* TCP accept to TLS handshake done */
+	unsigned hello_timeout_ms;     /* handshake done to Hello received */
+	unsigned idle_timeout_ms;      /* longest silence between two complete frames */
+	unsigned poll_interval_ms;     /* how often list_latest is asked per sector */
+	unsigned stop_drain_ms;        /* how long server_sync_stop() lets output drain */
+	unsigned device_recheck_ms;    /* how often connected devices are looked up again, so
+	                                  a revocation also ends an open session */
+	unsigned max_chain;            /* longest delta chain sent instead of a snapshot */
+	size_t max_frame;              /* largest frame accepted (0: PROTO_FRAME_DEFAULT_MAX) */
+
+	/* Log sink (NULL: one line per event on stderr) and the least important priority
+	 * logged (0 selects LOG_INFO). */
+	server_sync_log_fn log;
+	void *log_arg;
+	int log_level;
+
+	const char *server_version; /* stated in Welcome; NULL: the project version */
+};
+
+/* Counters, for tests, benchmarks and the shutdown log line. */
+struct server_sync_stats {
+	uint64_t accepted;          /* TCP connections accepted */
+	uint64_t refused_handshake; /* TLS handshakes failed or certificates refused */
+	uint64_t sessions;          /* Hellos accepted */
+	uint64_t closed_bad_input;  /* connections closed for a protocol violation */
+	uint64_t timeouts;          /* connections closed by a timeout */
+	uint64_t revoked_sessions;  /* sessions ended because the device was revoked */
+	uint64_t batches;           /* event batches committed and acknowledged */
+	uint64_t events;            /* events in those batches */
+	uint64_t updates;           /* list updates sent (a delta chain counts each delta) */
+	uint64_t snapshots;         /* ... of which snapshots */
+	uint64_t published;         /* new versions noticed by polling */
+	unsigned connections;       /* open now */
+};
+
+/* Create a server (TLS material loaded, nothing listening yet). Returns 0 or
+ * SERVER_ERR_ARG, SERVER_ERR_NOMEM, SERVER_ERR_CRYPTO (a certificate or key unreadable:
+ * the reason is logged). */
+int server_sync_new(struct server_sync **out, struct event_base *base,
+                    const struct server_sync_config *cfg);
+
+/* Listen on "ADDR:PORT" (IPv4 dotted quad; port 0 picks a free one). Returns 0 or
+ * SERVER_ERR_ARG (unparsable address), SERVER_ERR_IO (bind failed; logged). */
+int server_sync_listen(struct server_sync *s, const char *addr_port);
+
+/* The port actually bound, or 0 when not listening. */
+unsigned server_sync_port(const struct server_sync *s);
+
+/* Serve an already connected stream socket (taken over: the server closes it). Used by
+ * in-process tests with socketpair(); peer names the other end in log lines. */
+int server_sync_adopt(struct server_sync *s, int fd, const char *peer);
+
+/* Ask the backend for new list versions now instead of at the next poll tick (a publisher
+ * in the same process calls this right after publishing). */
+void server_sync_check_published(struct server_sync *s);
+
+/*
+ * Stop: close the listener, tell every controller SHUTTING_DOWN, let output drain for at
+ * most stop_drain_ms, then close every connection and remove every event of the server,
+ * so event_base_dispatch() returns once the caller's own events are gone. Batches are
+ * ingested synchronously inside the loop, so none is ever half done when this runs: each
+ * acknowledged batch was committed before its ack was queued.
+ */
+void server_sync_stop(struct server_sync *s);
+
+/* 1 once stop has finished closing everything. */
+int server_sync_stopped(const struct server_sync *s);
+
+void server_sync_get_stats(const struct server_sync *s, struct server_sync_stats *out);
+
+/* Free everything (closing what is still open). The backend is not destroyed. */
+void server_sync_free(struct server_sync *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SERVER_SYNC_H */

@@ -1,0 +1,189 @@
+/*
+ * sync_internal.h — the sync server's private structures, shared by
+ *   sync_server.c  the server: listener, sectors, publish polling, stop, logging
+ *   sync_conn.c    one controller connection: TLS, framing, the session rules
+ *   sync_plan.c    which list update brings a controller current, and the blob cache
+ * Tests reach it through the server/src include path (the planner is unit-tested alone).
+ */
+#ifndef SERVER_SYNC_INTERNAL_H
+#define SERVER_SYNC_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/time.h>
+
+#include "server/sync.h"
+#include "server/sync_backend.h"
+#include "tls.h"
+
+struct event;
+struct evbuffer;
+struct evconnlistener;
+struct proto_frame_decoder;
+
+/* --- list updates and their cache (sync_plan.c) ---------------------------------------- */
+
+/* One published file as the backend gave it: a snapshot (base 0) or a delta. Shared by the
+ * cache and every connection still sending it, hence the reference count (loop thread
+ * only). */
+struct sync_blob {
+	int refs;
+	int is_delta;
+	uint16_t sector;
+	uint64_t base_version; /* 0 for a snapshot */
+	uint64_t version;
+	uint8_t *data;
+	size_t len;
+	uint8_t sig[SERVER_SIG_MAX];
+	size_t sig_len;
+};
+
+struct sync_blob *sync_blob_ref(struct sync_blob *b);
+void sync_blob_unref(struct sync_blob *b);
+
+/* Deltas are immutable once published, so the cache keeps those of the last max_chain
+ * versions (and which are missing) plus the newest snapshot: 1 000 controllers brought
+ * current after a publish cost one backend read, not 1 000. */
+#define SYNC_CACHE_DELTAS 64
+
+struct sync_cache_delta {
+	uint64_t base;
+	struct sync_blob *blob; /* NULL: the backend no longer keeps it */
+};
+
+struct sync_cache {
+	uint16_t sector;
+	struct sync_blob *snapshot;
+	struct sync_cache_delta deltas[SYNC_CACHE_DELTAS];
+	size_t n_deltas;
+	uint64_t backend_reads; /* for tests: how often the backend was asked */
+};
+
+void sync_cache_init(struct sync_cache *c, uint16_t sector);
+void sync_cache_clear(struct sync_cache *c);
+
+/* What to send a controller: nothing, one snapshot, or a chain of deltas in order. */
+struct sync_plan {
+	struct sync_blob *blobs[SYNC_CACHE_DELTAS];
+	size_t count;
+	int snapshot; /* 1 when blobs[0] is a snapshot */
+};
+
+/*
+ * The smallest update taking a controller from `held` to `latest` (docs/sync-server.md):
+ * nothing when it is current (or claims to be ahead); a snapshot when it holds nothing, is
+ * more than max_chain versions behind, a delta of the chain is no longer kept, or the
+ * chain of two or more deltas weighs at least as much as the snapshot; else the deltas.
+ * Returns 0 (plan filled; release it with sync_plan_release) or the backend's error.
+ */
+int sync_plan_update(struct sync_cache *c, const struct server_sync_backend *be, unsigned max_chain,
+                     uint64_t held, uint64_t latest, struct sync_plan *plan);
+void sync_plan_release(struct sync_plan *plan);
+
+/* --- server and connections ------------------------------------------------------------ */
+
+struct sync_conn;
+TAILQ_HEAD(sync_conn_list, sync_conn);
+
+enum sync_conn_state {
+	SYNC_CONN_HANDSHAKE, /* TLS handshake (certificate checked against the backend) */
+	SYNC_CONN_AWAIT_HELLO,
+	SYNC_CONN_READY,   /* Welcome sent: updates, pushes and event upload */
+	SYNC_CONN_CLOSING, /* draining output, reading nothing more */
+};
+
+/* An update being sent, chunk by chunk as the socket drains (a 80 MiB snapshot is never
+ * copied whole into the output buffer). */
+struct sync_outgoing {
+	struct sync_blob *blob;
+	uint32_t next_chunk;
+	struct sync_outgoing *next;
+};
+
+struct sync_conn {
+	struct server_sync *srv;
+	unsigned id;
+	int fd;
+	char peer[64];
+	enum sync_conn_state state;
+	struct tls_session tls;
+	struct event *rd, *wr, *timer;
+	struct evbuffer *out;
+	struct proto_frame_decoder *dec;
+
+	char cn[SERVER_DEVICE_ID_MAX]; /* of the device certificate */
+	char refusal[160];             /* why the certificate was refused, if it was */
+	struct server_device_info dev; /* from the backend, at handshake */
+	int have_dev;
+
+	struct sync_sector *sector; /* set once Hello is accepted */
+	uint64_t held;              /* version held once the queued updates are applied */
+	struct sync_outgoing *q_head, *q_tail;
+
+	TAILQ_ENTRY(sync_conn) all_link;
+	TAILQ_ENTRY(sync_conn) sector_link;
+};
+
+/* The controllers of one service sector, and what was last published for it. */
+struct sync_sector {
+	uint16_t sector;
+	uint64_t latest;
+	int polled; /* latest was asked at least once: later changes are publications */
+	struct sync_conn_list conns;
+	unsigned n_conns;
+	struct sync_cache cache;
+};
+
+struct server_sync {
+	struct event_base *base;
+	struct server_sync_backend be;
+	struct tls_ctx *tls;
+	struct evconnlistener *listener;
+	unsigned port;
+	struct event *poll_ev;
+	struct event *recheck_ev;
+
+	unsigned hello_timeout_ms, handshake_timeout_ms, idle_timeout_ms, poll_interval_ms;
+	unsigned stop_drain_ms, max_chain, device_recheck_ms;
+	size_t max_frame;
+	const struct timeval *tv_handshake, *tv_hello, *tv_idle;
+
+	server_sync_log_fn log;
+	void *log_arg;
+	int log_level;
+	char server_version[64];
+
+	struct sync_conn_list conns;
+	unsigned next_conn_id;
+	struct sync_sector **sectors;
+	size_t n_sectors;
+
+	struct server_sync_stats stats;
+	int stopping;
+	int stopped;
+};
+
+void sync_log(struct server_sync *s, int priority, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+/* The sector's entry, created on first use; NULL when out of memory. */
+struct sync_sector *sync_sector_get(struct server_sync *s, uint16_t sector);
+/* Ask the backend for the sector's newest version; on a new one, notify its controllers. */
+void sync_sector_refresh(struct server_sync *s, struct sync_sector *sec);
+/* Called by sync_conn when a connection closes (to finish a stop). */
+void sync_server_conn_gone(struct server_sync *s);
+
+/* sync_conn.c */
+int sync_conn_start(struct server_sync *s, int fd, const char *peer);
+/* Tell a controller of a new version and queue the update. Returns 0, or -1 when the
+ * connection was closed doing so. */
+int sync_conn_notify(struct sync_conn *c, uint64_t version);
+/* Look the device up again; end the session if it was revoked or removed. */
+void sync_conn_recheck(struct sync_conn *c);
+/* Begin a graceful close: Error SHUTTING_DOWN, drain, close. */
+void sync_conn_shutdown(struct sync_conn *c);
+/* Close at once (server freed). */
+void sync_conn_destroy(struct sync_conn *c);
+
+#endif /* SERVER_SYNC_INTERNAL_H */

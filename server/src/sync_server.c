@@ -1,0 +1,406 @@
+/*
+ * sync_server.c — the sync server: listener, the sectors and their controllers, polling
+ * the backend for new list versions, stopping, logging.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+
+#include "sync_internal.h"
+
+#ifndef CITYPASS_VERSION
+#define CITYPASS_VERSION "0.1.0"
+#endif
+
+static const char *priority_name(int priority)
+{
+	switch (priority) {
+	case LOG_EMERG:
+	case LOG_ALERT:
+	case LOG_CRIT:
+	case LOG_ERR:
+		return "error";
+	case LOG_WARNING:
+		return "warning";
+	case LOG_NOTICE:
+	case LOG_INFO:
+		return "info";
+	default:
+		return "debug";
+	}
+}
+
+void sync_log(struct server_sync *s, int priority, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	if (priority > s->log_level)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (s->log) {
+		s->log(s->log_arg, priority, line);
+		return;
+	}
+	char stamp[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	fprintf(stderr, "%s citypass-server %s: %s\n", stamp, priority_name(priority), line);
+}
+
+static struct timeval ms_to_tv(unsigned ms)
+{
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+	return tv;
+}
+
+/* libevent's common timeouts keep thousands of identical timers in a queue instead of the
+ * heap: resetting the idle timer on every frame stays O(1). */
+static const struct timeval *common_timeout(struct event_base *base, unsigned ms)
+{
+	struct timeval tv = ms_to_tv(ms);
+	const struct timeval *common = event_base_init_common_timeout(base, &tv);
+	return common;
+}
+
+/* --- sectors ---------------------------------------------------------------------------- */
+
+struct sync_sector *sync_sector_get(struct server_sync *s, uint16_t sector)
+{
+	struct sync_sector **grown, *sec;
+
+	for (size_t i = 0; i < s->n_sectors; i++)
+		if (s->sectors[i]->sector == sector)
+			return s->sectors[i];
+	sec = calloc(1, sizeof(*sec));
+	if (!sec)
+		return NULL;
+	grown = realloc(s->sectors, (s->n_sectors + 1) * sizeof(*grown));
+	if (!grown) {
+		free(sec);
+		return NULL;
+	}
+	s->sectors = grown;
+	sec->sector = sector;
+	TAILQ_INIT(&sec->conns);
+	sync_cache_init(&sec->cache, sector);
+	s->sectors[s->n_sectors++] = sec;
+	return sec;
+}
+
+void sync_sector_refresh(struct server_sync *s, struct sync_sector *sec)
+{
+	uint64_t latest = 0;
+	unsigned notified = 0;
+	int rc = s->be.ops->list_latest(s->be.ctx, sec->sector, &latest);
+
+	if (rc) {
+		sync_log(s, LOG_ERR, "sector %u: asking the newest list version failed (error %d)",
+		         sec->sector, rc);
+		return;
+	}
+	if (!sec->polled) {
+		/* first look at this sector (its first controller's Hello): nothing to push */
+		sec->polled = 1;
+		sec->latest = latest;
+		return;
+	}
+	if (latest <= sec->latest)
+		return;
+	sec->latest = latest;
+	s->stats.published++;
+
+	struct sync_conn *c = TAILQ_FIRST(&sec->conns), *next;
+	for (; c; c = next) {
+		/* captured first: notifying may close c and unlink it */
+		next = TAILQ_NEXT(c, sector_link);
+		if (sync_conn_notify(c, latest) == 0)
+			notified++;
+	}
+	sync_log(s, LOG_INFO, "sector %u: version %llu published, %u controller(s) notified",
+	         sec->sector, (unsigned long long)latest, notified);
+}
+
+static void poll_published(evutil_socket_t fd, short what, void *arg)
+{
+	struct server_sync *s = arg;
+	(void)fd;
+	(void)what;
+	for (size_t i = 0; i < s->n_sectors; i++)
+		if (s->sectors[i]->n_conns > 0)
+			sync_sector_refresh(s, s->sectors[i]);
+}
+
+/* Revocation is checked at every handshake; this also ends sessions already open. One
+ * indexed lookup per connected device every few seconds. */
+static void recheck_devices(evutil_socket_t fd, short what, void *arg)
+{
+	struct server_sync *s = arg;
+	struct sync_conn *c, *next;
+	(void)fd;
+	(void)what;
+	for (c = TAILQ_FIRST(&s->conns); c; c = next) {
+		next = TAILQ_NEXT(c, all_link);
+		sync_conn_recheck(c);
+	}
+}
+
+void server_sync_check_published(struct server_sync *s)
+{
+	if (s && !s->stopping)
+		poll_published(-1, 0, s);
+}
+
+/* --- lifecycle -------------------------------------------------------------------------- */
+
+int server_sync_new(struct server_sync **out, struct event_base *base,
+                    const struct server_sync_config *cfg)
+{
+	struct server_sync *s;
+	char err[256] = "";
+	int rc;
+
+	if (!out || !base || !cfg || !cfg->backend.ops || !cfg->ca_path || !cfg->cert_path ||
+	    !cfg->key_path)
+		return SERVER_ERR_ARG;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return SERVER_ERR_NOMEM;
+	s->base = base;
+	s->be = cfg->backend;
+	s->log = cfg->log;
+	s->log_arg = cfg->log_arg;
+	s->log_level = cfg->log_level ? cfg->log_level : LOG_INFO;
+	s->handshake_timeout_ms = cfg->handshake_timeout_ms ? cfg->handshake_timeout_ms
+	                                                    : SERVER_SYNC_HANDSHAKE_TIMEOUT_MS;
+	s->hello_timeout_ms =
+	        cfg->hello_timeout_ms ? cfg->hello_timeout_ms : SERVER_SYNC_HELLO_TIMEOUT_MS;
+	s->idle_timeout_ms =
+	        cfg->idle_timeout_ms ? cfg->idle_timeout_ms : SERVER_SYNC_IDLE_TIMEOUT_MS;
+	s->poll_interval_ms =
+	        cfg->poll_interval_ms ? cfg->poll_interval_ms : SERVER_SYNC_POLL_INTERVAL_MS;
+	s->stop_drain_ms = cfg->stop_drain_ms ? cfg->stop_drain_ms : SERVER_SYNC_STOP_DRAIN_MS;
+	s->max_chain = cfg->max_chain ? cfg->max_chain : SERVER_SYNC_MAX_CHAIN;
+	s->device_recheck_ms =
+	        cfg->device_recheck_ms ? cfg->device_recheck_ms : SERVER_SYNC_DEVICE_RECHECK_MS;
+	if (s->max_chain > SYNC_CACHE_DELTAS)
+		s->max_chain = SYNC_CACHE_DELTAS;
+	s->max_frame = cfg->max_frame;
+	snprintf(s->server_version, sizeof(s->server_version), "%s",
+	         cfg->server_version ? cfg->server_version : "citypass-server " CITYPASS_VERSION);
+	TAILQ_INIT(&s->conns);
+
+	struct tls_ctx_params tp = {
+	        .role = TLS_ROLE_SERVER,
+	        .ca_path = cfg->ca_path,
+	        .cert_path = cfg->cert_path,
+	        .key_path = cfg->key_path,
+	        .crl_path = cfg->crl_path,
+	};
+	rc = tls_ctx_new(&s->tls, &tp, err, sizeof(err));
+	if (rc) {
+		sync_log(s, LOG_ERR, "TLS setup failed: %s", err);
+		free(s);
+		return SERVER_ERR_CRYPTO;
+	}
+	s->tv_handshake = common_timeout(base, s->handshake_timeout_ms);
+	s->tv_hello = common_timeout(base, s->hello_timeout_ms);
+	s->tv_idle = common_timeout(base, s->idle_timeout_ms);
+	s->poll_ev = event_new(base, -1, EV_PERSIST, poll_published, s);
+	s->recheck_ev = event_new(base, -1, EV_PERSIST, recheck_devices, s);
+	if (!s->tv_handshake || !s->tv_hello || !s->tv_idle || !s->poll_ev || !s->recheck_ev) {
+		server_sync_free(s);
+		return SERVER_ERR_NOMEM;
+	}
+	struct timeval poll_tv = ms_to_tv(s->poll_interval_ms);
+	event_add(s->poll_ev, &poll_tv);
+	struct timeval recheck_tv = ms_to_tv(s->device_recheck_ms);
+	event_add(s->recheck_ev, &recheck_tv);
+	*out = s;
+	return 0;
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
+                      void *arg)
+{
+	struct server_sync *s = arg;
+	char peer[64] = "?";
+	(void)l;
+
+	if (sa && sa->sa_family == AF_INET && len >= (int)sizeof(struct sockaddr_in)) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		char ip[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+		snprintf(peer, sizeof(peer), "%s:%u", ip, ntohs(in->sin_port));
+	}
+	s->stats.accepted++;
+	/* Pushes are small and latency matters more than packet count (DESIGN.md s.9). */
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (sync_conn_start(s, fd, peer) != 0) {
+		sync_log(s, LOG_ERR, "conn from %s: out of memory, closed", peer);
+		evutil_closesocket(fd);
+	}
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+	struct server_sync *s = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	(void)l;
+	/* EMFILE and friends: log and keep serving the connections we have. */
+	sync_log(s, LOG_WARNING, "accept failed: %s", evutil_socket_error_to_string(err));
+}
+
+int server_sync_listen(struct server_sync *s, const char *addr_port)
+{
+	struct sockaddr_in sin;
+	char host[64];
+	const char *colon;
+	char *end;
+	unsigned long port;
+
+	if (!s || !addr_port || s->listener || s->stopping)
+		return SERVER_ERR_ARG;
+	colon = strrchr(addr_port, ':');
+	if (!colon || (size_t)(colon - addr_port) >= sizeof(host) || colon == addr_port)
+		return SERVER_ERR_ARG;
+	memcpy(host, addr_port, (size_t)(colon - addr_port));
+	host[colon - addr_port] = '\0';
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (errno || *end || end == colon + 1 || port > 65535)
+		return SERVER_ERR_ARG;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)port);
+	if (inet_pton(AF_INET, host, &sin.sin_addr) != 1)
+		return SERVER_ERR_ARG;
+
+	s->listener = evconnlistener_new_bind(s->base, on_accept, s,
+	                                      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+	                                              LEV_OPT_CLOSE_ON_EXEC,
+	                                      4096, (struct sockaddr *)&sin, sizeof(sin));
+	if (!s->listener) {
+		sync_log(s, LOG_ERR, "cannot listen on %s: %s", addr_port, strerror(errno));
+		return SERVER_ERR_IO;
+	}
+	evconnlistener_set_error_cb(s->listener, on_accept_error);
+	struct sockaddr_in bound;
+	socklen_t blen = sizeof(bound);
+	if (getsockname(evconnlistener_get_fd(s->listener), (struct sockaddr *)&bound, &blen) == 0)
+		s->port = ntohs(bound.sin_port);
+	sync_log(s, LOG_INFO, "listening on %s:%u", host, s->port);
+	return 0;
+}
+
+unsigned server_sync_port(const struct server_sync *s)
+{
+	return s ? s->port : 0;
+}
+
+int server_sync_adopt(struct server_sync *s, int fd, const char *peer)
+{
+	if (!s || fd < 0 || s->stopping)
+		return SERVER_ERR_ARG;
+	if (evutil_make_socket_nonblocking(fd) != 0)
+		return SERVER_ERR_IO;
+	s->stats.accepted++;
+	return sync_conn_start(s, fd, peer ? peer : "adopted") == 0 ? 0 : SERVER_ERR_NOMEM;
+}
+
+static void log_summary(struct server_sync *s)
+{
+	sync_log(s, LOG_INFO,
+	         "stopped: %llu connection(s) accepted, %llu session(s), %llu batch(es) / %llu "
+	         "event(s) acknowledged, %llu update(s) sent, %llu refused handshake(s), %llu "
+	         "closed for bad input, %llu timeout(s)",
+	         (unsigned long long)s->stats.accepted, (unsigned long long)s->stats.sessions,
+	         (unsigned long long)s->stats.batches, (unsigned long long)s->stats.events,
+	         (unsigned long long)s->stats.updates,
+	         (unsigned long long)s->stats.refused_handshake,
+	         (unsigned long long)s->stats.closed_bad_input,
+	         (unsigned long long)s->stats.timeouts);
+}
+
+void sync_server_conn_gone(struct server_sync *s)
+{
+	if (s->stopping && !s->stopped && TAILQ_EMPTY(&s->conns)) {
+		s->stopped = 1;
+		log_summary(s);
+	}
+}
+
+void server_sync_stop(struct server_sync *s)
+{
+	struct sync_conn *c, *next;
+
+	if (!s || s->stopping)
+		return;
+	s->stopping = 1;
+	sync_log(s, LOG_INFO, "stopping: %u connection(s) to close", s->stats.connections);
+	if (s->listener) {
+		evconnlistener_free(s->listener);
+		s->listener = NULL;
+	}
+	event_del(s->poll_ev);
+	event_del(s->recheck_ev);
+	for (c = TAILQ_FIRST(&s->conns); c; c = next) {
+		next = TAILQ_NEXT(c, all_link);
+		sync_conn_shutdown(c);
+	}
+	sync_server_conn_gone(s);
+}
+
+int server_sync_stopped(const struct server_sync *s)
+{
+	return s ? s->stopped : 1;
+}
+
+void server_sync_get_stats(const struct server_sync *s, struct server_sync_stats *out)
+{
+	if (s && out)
+		*out = s->stats;
+}
+
+void server_sync_free(struct server_sync *s)
+{
+	struct sync_conn *c;
+
+	if (!s)
+		return;
+	s->stopping = 1;
+	s->stopped = 1; /* no summary from conn_gone: free is not a stop */
+	while ((c = TAILQ_FIRST(&s->conns)) != NULL)
+		sync_conn_destroy(c);
+	if (s->listener)
+		evconnlistener_free(s->listener);
+	if (s->poll_ev)
+		event_free(s->poll_ev);
+	if (s->recheck_ev)
+		event_free(s->recheck_ev);
+	for (size_t i = 0; i < s->n_sectors; i++) {
+		sync_cache_clear(&s->sectors[i]->cache);
+		free(s->sectors[i]);
+	}
+	free(s->sectors);
+	tls_ctx_free(s->tls);
+	free(s);
+}

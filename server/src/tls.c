@@ -1,0 +1,272 @@
+/*
+ * tls.c — mbedTLS 2.28 over a non-blocking socket through mbedtls_ssl_set_bio().
+ *
+ * Our own send/recv rather than mbedtls_net_send(): that one write()s, and a peer that
+ * resets the connection would raise SIGPIPE in the whole server. send(MSG_NOSIGNAL) keeps
+ * a dying peer a per-connection error.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/error.h>
+#include <mbedtls/net_sockets.h>
+#include <mbedtls/oid.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/x509_crl.h>
+#include <mbedtls/x509_crt.h>
+
+#include "tls.h"
+
+struct tls_ctx {
+	mbedtls_entropy_context entropy;
+	mbedtls_ctr_drbg_context drbg;
+	mbedtls_x509_crt ca;
+	mbedtls_x509_crt own;
+	mbedtls_x509_crl crl;
+	mbedtls_pk_context key;
+	mbedtls_ssl_config conf;
+	int have_crl;
+	char server_name[256];
+};
+
+static const char personalisation[] = "citypass-sync";
+
+static int bio_send(void *arg, const unsigned char *buf, size_t len)
+{
+	int fd = *(int *)arg;
+	ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+	if (n >= 0)
+		return (int)n;
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		return MBEDTLS_ERR_SSL_WANT_WRITE;
+	if (errno == EINTR)
+		return MBEDTLS_ERR_SSL_WANT_WRITE;
+	if (errno == EPIPE || errno == ECONNRESET)
+		return MBEDTLS_ERR_NET_CONN_RESET;
+	return MBEDTLS_ERR_NET_SEND_FAILED;
+}
+
+static int bio_recv(void *arg, unsigned char *buf, size_t len)
+{
+	int fd = *(int *)arg;
+	ssize_t n = recv(fd, buf, len, 0);
+	if (n >= 0)
+		return (int)n; /* 0: EOF, which mbedTLS reports as MBEDTLS_ERR_SSL_CONN_EOF */
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+		return MBEDTLS_ERR_SSL_WANT_READ;
+	if (errno == ECONNRESET || errno == EPIPE)
+		return MBEDTLS_ERR_NET_CONN_RESET;
+	return MBEDTLS_ERR_NET_RECV_FAILED;
+}
+
+static void say(char *err, size_t cap, const char *what, const char *path, int rc)
+{
+	char why[128];
+	if (!err || cap == 0)
+		return;
+	mbedtls_strerror(rc, why, sizeof(why));
+	snprintf(err, cap, "%s %s: %s", what, path ? path : "(none)", why);
+}
+
+int tls_ctx_new(struct tls_ctx **out, const struct tls_ctx_params *p, char *err, size_t err_cap)
+{
+	struct tls_ctx *c;
+	int rc;
+
+	if (!out || !p || !p->ca_path || !p->cert_path || !p->key_path)
+		return MBEDTLS_ERR_SSL_BAD_INPUT_DATA;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return MBEDTLS_ERR_SSL_ALLOC_FAILED;
+	mbedtls_entropy_init(&c->entropy);
+	mbedtls_ctr_drbg_init(&c->drbg);
+	mbedtls_x509_crt_init(&c->ca);
+	mbedtls_x509_crt_init(&c->own);
+	mbedtls_x509_crl_init(&c->crl);
+	mbedtls_pk_init(&c->key);
+	mbedtls_ssl_config_init(&c->conf);
+
+	rc = mbedtls_ctr_drbg_seed(&c->drbg, mbedtls_entropy_func, &c->entropy,
+	                           (const unsigned char *)personalisation,
+	                           sizeof(personalisation) - 1);
+	if (rc) {
+		say(err, err_cap, "seeding the RNG for", "TLS", rc);
+		goto fail;
+	}
+	rc = mbedtls_x509_crt_parse_file(&c->ca, p->ca_path);
+	if (rc) {
+		say(err, err_cap, "reading CA certificate", p->ca_path, rc);
+		goto fail;
+	}
+	rc = mbedtls_x509_crt_parse_file(&c->own, p->cert_path);
+	if (rc) {
+		say(err, err_cap, "reading certificate", p->cert_path, rc);
+		goto fail;
+	}
+	rc = mbedtls_pk_parse_keyfile(&c->key, p->key_path, NULL);
+	if (rc) {
+		say(err, err_cap, "reading private key", p->key_path, rc);
+		goto fail;
+	}
+	if (p->crl_path) {
+		rc = mbedtls_x509_crl_parse_file(&c->crl, p->crl_path);
+		if (rc) {
+			say(err, err_cap, "reading CRL", p->crl_path, rc);
+			goto fail;
+		}
+		c->have_crl = 1;
+	}
+	rc = mbedtls_ssl_config_defaults(&c->conf,
+	                                 p->role == TLS_ROLE_SERVER ? MBEDTLS_SSL_IS_SERVER
+	                                                            : MBEDTLS_SSL_IS_CLIENT,
+	                                 MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
+	if (rc) {
+		say(err, err_cap, "configuring", "TLS", rc);
+		goto fail;
+	}
+	/* DESIGN.md section 3: TLS 1.2 or newer (2.28 speaks 1.2 only), mutual authentication. */
+	mbedtls_ssl_conf_min_version(&c->conf, MBEDTLS_SSL_MAJOR_VERSION_3,
+	                             MBEDTLS_SSL_MINOR_VERSION_3);
+	mbedtls_ssl_conf_authmode(&c->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+	mbedtls_ssl_conf_rng(&c->conf, mbedtls_ctr_drbg_random, &c->drbg);
+	mbedtls_ssl_conf_ca_chain(&c->conf, &c->ca, c->have_crl ? &c->crl : NULL);
+	rc = mbedtls_ssl_conf_own_cert(&c->conf, &c->own, &c->key);
+	if (rc) {
+		say(err, err_cap, "using certificate", p->cert_path, rc);
+		goto fail;
+	}
+	if (p->server_name)
+		snprintf(c->server_name, sizeof(c->server_name), "%s", p->server_name);
+	*out = c;
+	return 0;
+fail:
+	tls_ctx_free(c);
+	return rc;
+}
+
+void tls_ctx_free(struct tls_ctx *c)
+{
+	if (!c)
+		return;
+	mbedtls_ssl_config_free(&c->conf);
+	mbedtls_pk_free(&c->key);
+	mbedtls_x509_crl_free(&c->crl);
+	mbedtls_x509_crt_free(&c->own);
+	mbedtls_x509_crt_free(&c->ca);
+	mbedtls_ctr_drbg_free(&c->drbg);
+	mbedtls_entropy_free(&c->entropy);
+	free(c);
+}
+
+int tls_session_init(struct tls_session *s, struct tls_ctx *ctx, int fd, tls_verify_fn verify,
+                     void *verify_arg)
+{
+	int rc;
+
+	memset(s, 0, sizeof(*s));
+	s->fd = fd;
+	mbedtls_ssl_init(&s->ssl);
+	rc = mbedtls_ssl_setup(&s->ssl, &ctx->conf);
+	if (rc)
+		return rc;
+	if (ctx->server_name[0]) {
+		rc = mbedtls_ssl_set_hostname(&s->ssl, ctx->server_name);
+		if (rc)
+			return rc;
+	}
+	if (verify)
+		mbedtls_ssl_set_verify(&s->ssl, verify, verify_arg);
+	mbedtls_ssl_set_bio(&s->ssl, &s->fd, bio_send, bio_recv, NULL);
+	return 0;
+}
+
+void tls_session_free(struct tls_session *s)
+{
+	mbedtls_ssl_free(&s->ssl);
+	s->ready = 0;
+}
+
+int tls_session_handshake(struct tls_session *s)
+{
+	int rc = mbedtls_ssl_handshake(&s->ssl);
+	if (rc == 0)
+		s->ready = 1;
+	return rc;
+}
+
+long tls_session_read(struct tls_session *s, uint8_t *buf, size_t cap)
+{
+	int rc = mbedtls_ssl_read(&s->ssl, buf, cap);
+	if (rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || rc == MBEDTLS_ERR_SSL_CONN_EOF)
+		return 0;
+	if (rc == 0)
+		return 0;
+	return rc;
+}
+
+long tls_session_write(struct tls_session *s, const uint8_t *buf, size_t len)
+{
+	size_t n =
+	        s->pending_write ? s->pending_write : (len > TLS_RECORD_MAX ? TLS_RECORD_MAX : len);
+	int rc;
+
+	if (n > len)
+		return MBEDTLS_ERR_SSL_BAD_INPUT_DATA;
+	rc = mbedtls_ssl_write(&s->ssl, buf, n);
+	if (rc == MBEDTLS_ERR_SSL_WANT_WRITE || rc == MBEDTLS_ERR_SSL_WANT_READ) {
+		s->pending_write = n;
+		return rc;
+	}
+	s->pending_write = 0;
+	return rc;
+}
+
+size_t tls_session_pending(const struct tls_session *s)
+{
+	return mbedtls_ssl_get_bytes_avail(&s->ssl);
+}
+
+void tls_session_close_notify(struct tls_session *s)
+{
+	if (s->ready)
+		(void)mbedtls_ssl_close_notify(&s->ssl);
+}
+
+int tls_cert_cn(const mbedtls_x509_crt *crt, char *cn, size_t cap)
+{
+	const mbedtls_x509_name *n;
+
+	for (n = &crt->subject; n; n = n->next) {
+		if (!n->oid.p || MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &n->oid) != 0)
+			continue;
+		if (n->val.len == 0 || n->val.len >= cap || memchr(n->val.p, 0, n->val.len))
+			return -1;
+		memcpy(cn, n->val.p, n->val.len);
+		cn[n->val.len] = '\0';
+		return 0;
+	}
+	return -1;
+}
+
+const char *tls_strerror(int err, char *buf, size_t cap)
+{
+	mbedtls_strerror(err, buf, cap);
+	return buf;
+}
+
+void tls_verify_reason(uint32_t flags, char *buf, size_t cap)
+{
+	int n = mbedtls_x509_crt_verify_info(buf, cap, "", flags);
+	/* verify_info ends every reason with a newline: keep the log to one line */
+	for (int i = 0; n > 0 && i < n && buf[i]; i++)
+		if (buf[i] == '\n')
+			buf[i] = (buf[i + 1] ? ';' : '\0');
+	if (n <= 0 && cap)
+		snprintf(buf, cap, "certificate refused (flags 0x%x)", (unsigned)flags);
+}

@@ -1,0 +1,277 @@
+/*
+ * citypass-server — the sync server daemon (docs/sync-server.md).
+ *
+ *   citypass-server --data DIR [--listen ADDR:PORT] [options]
+ *
+ * Serves the gate controllers of the deployment in DIR (the sqlite rights database and
+ * DIR/keys/ made by `citypass-admin init`) from one libevent loop. SIGTERM or SIGINT stop
+ * it cleanly: every batch acknowledged before is committed, no batch is half stored.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include <event2/event.h>
+
+#include "server/sync.h"
+#include "server/sync_backend.h"
+
+#ifndef CITYPASS_VERSION
+#define CITYPASS_VERSION "0.1.0"
+#endif
+
+#define DEFAULT_LISTEN "0.0.0.0:7443"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	        "Usage: citypass-server --data DIR [--listen ADDR:PORT] [options]\n"
+	        "\n"
+	        "Sync server of citypass: gate controllers connect over mutually authenticated\n"
+	        "TLS, receive their sector's list updates (pushed on publish) and upload usage.\n"
+	        "\n"
+	        "  -d, --data DIR          deployment data directory (or $CITYPASS_DATA)\n"
+	        "  -l, --listen ADDR:PORT  IPv4 address and port to listen on (default %s)\n"
+	        "      --ca FILE           device CA certificate (default DIR/keys/ca.crt)\n"
+	        "      --cert FILE         server certificate (default DIR/keys/server.crt)\n"
+	        "      --key FILE          server private key (default DIR/keys/server.key)\n"
+	        "      --crl FILE          CRL of the device CA (PEM; optional)\n"
+	        "      --idle-timeout SEC  close a controller silent this long (default %u)\n"
+	        "      --hello-timeout SEC handshake and Hello deadline (default %u)\n"
+	        "      --poll-ms MS        how often new list versions are looked for (default "
+	        "%u)\n"
+	        "      --syslog            log to syslog (daemon facility) instead of stderr\n"
+	        "  -v, --verbose           also log every batch and connection step\n"
+	        "  -h, --help              this help\n"
+	        "      --version           print the version\n"
+	        "\n"
+	        "Exit status: 0 stopped by SIGTERM/SIGINT, 1 could not start, 2 bad usage.\n",
+	        DEFAULT_LISTEN, SERVER_SYNC_IDLE_TIMEOUT_MS / 1000,
+	        SERVER_SYNC_HELLO_TIMEOUT_MS / 1000, SERVER_SYNC_POLL_INTERVAL_MS);
+}
+
+static void log_syslog(void *arg, int priority, const char *line)
+{
+	(void)arg;
+	syslog(priority, "%s", line);
+}
+
+struct run {
+	struct server_sync *srv;
+	struct event *sigterm, *sigint;
+};
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct run *r = arg;
+	(void)what;
+	/* The loop runs one callback at a time and ingest is synchronous: no batch is in
+	 * flight here. Stop drains output, closes everything, and the loop then ends. */
+	fprintf(stderr, "citypass-server: %s received, stopping\n",
+	        sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	event_del(r->sigterm);
+	event_del(r->sigint);
+	server_sync_stop(r->srv);
+}
+
+static int parse_seconds(const char *opt, const char *s, unsigned *out_ms)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || *end || end == s || v == 0 || v > 86400) {
+		fprintf(stderr, "citypass-server: %s '%s': expected seconds from 1 to 86400\n", opt,
+		        s);
+		return -1;
+	}
+	*out_ms = (unsigned)v * 1000u;
+	return 0;
+}
+
+static int key_file(char *buf, size_t cap, const char *data, const char *name)
+{
+	int n = snprintf(buf, cap, "%s/keys/%s", data, name);
+	return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	enum {
+		OPT_CA = 256,
+		OPT_CERT,
+		OPT_KEY,
+		OPT_CRL,
+		OPT_IDLE,
+		OPT_HELLO,
+		OPT_POLL,
+		OPT_SYSLOG,
+		OPT_VERSION
+	};
+	static const struct option options[] = {
+	        {"data", required_argument, NULL, 'd'},
+	        {"listen", required_argument, NULL, 'l'},
+	        {"ca", required_argument, NULL, OPT_CA},
+	        {"cert", required_argument, NULL, OPT_CERT},
+	        {"key", required_argument, NULL, OPT_KEY},
+	        {"crl", required_argument, NULL, OPT_CRL},
+	        {"idle-timeout", required_argument, NULL, OPT_IDLE},
+	        {"hello-timeout", required_argument, NULL, OPT_HELLO},
+	        {"poll-ms", required_argument, NULL, OPT_POLL},
+	        {"syslog", no_argument, NULL, OPT_SYSLOG},
+	        {"verbose", no_argument, NULL, 'v'},
+	        {"help", no_argument, NULL, 'h'},
+	        {"version", no_argument, NULL, OPT_VERSION},
+	        {NULL, 0, NULL, 0},
+	};
+	const char *data = getenv("CITYPASS_DATA");
+	const char *listen = DEFAULT_LISTEN;
+	const char *ca = NULL, *cert = NULL, *key = NULL;
+	char ca_buf[PATH_MAX], cert_buf[PATH_MAX], key_buf[PATH_MAX];
+	struct server_sync_config cfg;
+	struct server_sync_backend backend;
+	struct event_base *base;
+	struct run r = {0};
+	int use_syslog = 0, opt, rc;
+
+	memset(&cfg, 0, sizeof(cfg));
+	while ((opt = getopt_long(argc, argv, "d:l:vh", options, NULL)) != -1) {
+		switch (opt) {
+		case 'd':
+			data = optarg;
+			break;
+		case 'l':
+			listen = optarg;
+			break;
+		case OPT_CA:
+			ca = optarg;
+			break;
+		case OPT_CERT:
+			cert = optarg;
+			break;
+		case OPT_KEY:
+			key = optarg;
+			break;
+		case OPT_CRL:
+			cfg.crl_path = optarg;
+			break;
+		case OPT_IDLE:
+			if (parse_seconds("--idle-timeout", optarg, &cfg.idle_timeout_ms))
+				return 2;
+			break;
+		case OPT_HELLO:
+			if (parse_seconds("--hello-timeout", optarg, &cfg.hello_timeout_ms))
+				return 2;
+			cfg.handshake_timeout_ms = cfg.hello_timeout_ms;
+			break;
+		case OPT_POLL: {
+			char *end;
+			errno = 0;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (errno || *end || end == optarg || v < 10 || v > 60000) {
+				fprintf(stderr,
+				        "citypass-server: --poll-ms '%s': expected milliseconds "
+				        "from "
+				        "10 to 60000\n",
+				        optarg);
+				return 2;
+			}
+			cfg.poll_interval_ms = (unsigned)v;
+			break;
+		}
+		case OPT_SYSLOG:
+			use_syslog = 1;
+			break;
+		case 'v':
+			cfg.log_level = LOG_DEBUG;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case OPT_VERSION:
+			printf("citypass-server %s\n", CITYPASS_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "citypass-server: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if (!data || !*data) {
+		fprintf(stderr, "citypass-server: no data directory: give --data DIR or set "
+		                "CITYPASS_DATA\n");
+		return 2;
+	}
+	if ((!ca && key_file(ca_buf, sizeof(ca_buf), data, "ca.crt")) ||
+	    (!cert && key_file(cert_buf, sizeof(cert_buf), data, "server.crt")) ||
+	    (!key && key_file(key_buf, sizeof(key_buf), data, "server.key"))) {
+		fprintf(stderr, "citypass-server: --data '%s': path too long\n", data);
+		return 2;
+	}
+	cfg.ca_path = ca ? ca : ca_buf;
+	cfg.cert_path = cert ? cert : cert_buf;
+	cfg.key_path = key ? key : key_buf;
+	if (use_syslog) {
+		openlog("citypass-server", LOG_PID, LOG_DAEMON);
+		cfg.log = log_syslog;
+	}
+
+	rc = server_sync_backend_sqlite(&backend, data);
+	if (rc) {
+		fprintf(stderr, "citypass-server: cannot open the rights database in '%s': %s\n",
+		        data, server_strerror(rc));
+		return 1;
+	}
+	cfg.backend = backend;
+	/* a controller vanishing mid-write must not kill the server (tls.c also uses
+	 * MSG_NOSIGNAL; this covers everything else) */
+	signal(SIGPIPE, SIG_IGN);
+	base = event_base_new();
+	if (!base) {
+		fprintf(stderr, "citypass-server: cannot create the event loop\n");
+		backend.ops->destroy(backend.ctx);
+		return 1;
+	}
+	rc = server_sync_new(&r.srv, base, &cfg);
+	if (rc == 0)
+		rc = server_sync_listen(r.srv, listen);
+	if (rc == SERVER_ERR_ARG) {
+		fprintf(stderr, "citypass-server: --listen '%s': expected IPV4ADDR:PORT\n", listen);
+		rc = 2;
+		goto out;
+	}
+	if (rc) {
+		fprintf(stderr, "citypass-server: cannot start: %s\n", server_strerror(rc));
+		rc = 1;
+		goto out;
+	}
+	r.sigterm = evsignal_new(base, SIGTERM, on_signal, &r);
+	r.sigint = evsignal_new(base, SIGINT, on_signal, &r);
+	if (!r.sigterm || !r.sigint || evsignal_add(r.sigterm, NULL) ||
+	    evsignal_add(r.sigint, NULL)) {
+		fprintf(stderr, "citypass-server: cannot install signal handlers\n");
+		rc = 1;
+		goto out;
+	}
+	event_base_dispatch(base);
+	rc = server_sync_stopped(r.srv) ? 0 : 1;
+out:
+	if (r.sigterm)
+		event_free(r.sigterm);
+	if (r.sigint)
+		event_free(r.sigint);
+	server_sync_free(r.srv);
+	event_base_free(base);
+	backend.ops->destroy(backend.ctx);
+	if (use_syslog)
+		closelog();
+	return rc;
+}

@@ -1,0 +1,223 @@
+/*
+ * sync_probe — one simulated controller provisioned from a real device bundle (made by
+ * `citypass-admin device add`), for the end-to-end check against citypass-server on the
+ * sqlite rights database (e2e_sqlite.sh). Lists it receives are verified the way a gate
+ * does: snapshots with proto_list_verify(), deltas applied with proto_delta_apply() to the
+ * list it holds, both against the bundle's list.pub.pem.
+ *
+ *   sync_probe --port P --bundle DIR [--events N] [--first-seq S] [--wait-push SEC]
+ *              [--expect-refused]
+ * Prints "held V snapshots S deltas D acked A" (and "ready held V" before waiting for a
+ * push). Exit 0 when everything asked for happened, 1 otherwise.
+ */
+#include <getopt.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "proto/list.h"
+#include "proto/sign.h"
+#include "sim_controller.h"
+
+struct probe {
+	struct proto_keyring *ring;
+	uint8_t *list_buf; /* the list held (copy: proto_list_open_mem does not copy) */
+	struct proto_list *list;
+};
+
+static struct probe P;
+
+static int conf_get(const char *path, const char *key, char *out, size_t cap)
+{
+	char line[512];
+	FILE *f = fopen(path, "r");
+	size_t klen = strlen(key);
+	int found = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, key, klen) == 0 && strncmp(line + klen, " = ", 3) == 0) {
+			snprintf(out, cap, "%s", line + klen + 3);
+			out[strcspn(out, "\r\n")] = '\0';
+			found = 0;
+			break;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+static int hold(uint8_t *buf, size_t len)
+{
+	struct proto_list *l;
+	if (proto_list_open_mem(&l, buf, len) != 0) {
+		free(buf);
+		return -1;
+	}
+	proto_list_close(P.list);
+	free(P.list_buf);
+	P.list = l;
+	P.list_buf = buf;
+	return 0;
+}
+
+static int verify_update(struct sim_ctl *c, const Citypass__ListUpdate *u, const uint8_t *data,
+                         size_t len)
+{
+	struct proto_list_policy pol = {
+	        .sector = c->sector, .held_version = c->held, .now = time(NULL), .keys = P.ring};
+
+	if (u->kind == CITYPASS__LIST_UPDATE__KIND__SNAPSHOT) {
+		uint8_t *copy = malloc(len);
+		struct proto_list *l;
+		if (!copy)
+			return -1;
+		memcpy(copy, data, len);
+		if (proto_list_open_mem(&l, copy, len) != 0) {
+			free(copy);
+			return -1;
+		}
+		int rc = proto_list_verify(l, u->signature.data, u->signature.len, &pol);
+		proto_list_close(l);
+		if (rc != 0) {
+			fprintf(stderr, "sync_probe: snapshot refused (%d)\n", rc);
+			free(copy);
+			return -1;
+		}
+		return hold(copy, len);
+	}
+	uint8_t *out = NULL, sig[PROTO_SIG_MAX];
+	size_t out_len = 0, sig_len = 0;
+	if (!P.list)
+		return -1;
+	int rc = proto_delta_apply(P.list, data, len, u->signature.data, u->signature.len, &pol,
+	                           &out, &out_len, sig, &sig_len);
+	if (rc != 0) {
+		fprintf(stderr, "sync_probe: delta refused (%d)\n", rc);
+		return -1;
+	}
+	return hold(out, out_len);
+}
+
+static uint64_t want_held, want_acked;
+static int cond_synced(const struct sim_ctl *c)
+{
+	return c->welcomed && c->held >= want_held && c->stats_acked >= want_acked;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+	        {"port", required_argument, NULL, 'p'},
+	        {"bundle", required_argument, NULL, 'b'},
+	        {"events", required_argument, NULL, 'e'},
+	        {"first-seq", required_argument, NULL, 'f'},
+	        {"wait-push", required_argument, NULL, 'w'},
+	        {"expect-refused", no_argument, NULL, 'r'},
+	        {NULL, 0, NULL, 0},
+	};
+	const char *bundle = NULL;
+	unsigned port = 0, wait_push = 0;
+	size_t events = 0;
+	uint64_t first = 1;
+	int expect_refused = 0, opt;
+	char conf[600], ca[600], cert[600], key[600], pub[600], id[80], val[80];
+	struct sim_ctl c;
+	struct proto_key *k = NULL;
+
+	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+		switch (opt) {
+		case 'p':
+			port = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'b':
+			bundle = optarg;
+			break;
+		case 'e':
+			events = strtoul(optarg, NULL, 10);
+			break;
+		case 'f':
+			first = strtoull(optarg, NULL, 10);
+			break;
+		case 'w':
+			wait_push = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'r':
+			expect_refused = 1;
+			break;
+		default:
+			return 2;
+		}
+	}
+	if (!bundle || !port)
+		return 2;
+	snprintf(conf, sizeof(conf), "%s/device.conf", bundle);
+	snprintf(ca, sizeof(ca), "%s/ca.crt", bundle);
+	snprintf(cert, sizeof(cert), "%s/device.crt", bundle);
+	snprintf(key, sizeof(key), "%s/device.key", bundle);
+	snprintf(pub, sizeof(pub), "%s/list.pub.pem", bundle);
+	if (conf_get(conf, "device-id", id, sizeof(id)) ||
+	    conf_get(conf, "sector", val, sizeof(val)))
+		return 2;
+	uint16_t sector = (uint16_t)strtoul(val, NULL, 10);
+	if (conf_get(conf, "site", val, sizeof(val)))
+		return 2;
+	uint32_t site = (uint32_t)strtoul(val, NULL, 10);
+
+	P.ring = proto_keyring_new();
+	if (!P.ring || proto_key_load_public(&k, pub) != 0 || proto_keyring_add(P.ring, k) != 0)
+		return 1;
+	if (sim_init(&c, id, sector, ca, cert, key) != 0) {
+		proto_keyring_free(P.ring);
+		return 1;
+	}
+	c.check_update = verify_update;
+	if (sim_connect(&c, port) != 0 || sim_send_hello(&c, NULL) != 0) {
+		sim_free(&c);
+		proto_keyring_free(P.ring);
+		return 1;
+	}
+	want_held = 1;
+	want_acked = 0;
+	int r = sim_wait(&c, cond_synced, 10000);
+	int ok = 0;
+	if (expect_refused) {
+		printf("%s: %s\n", c.welcomed ? "welcomed" : "refused", c.why);
+		ok = !c.welcomed;
+		goto out;
+	}
+	if (r != 1) {
+		fprintf(stderr, "sync_probe: no session / list: %s\n", c.why);
+		goto out;
+	}
+	if (events) {
+		sim_send_stats(&c, first, events, site, sector);
+		want_acked = first + events - 1;
+		if (sim_wait(&c, cond_synced, 10000) != 1) {
+			fprintf(stderr, "sync_probe: batch not acknowledged: %s\n", c.why);
+			goto out;
+		}
+	}
+	if (wait_push) {
+		printf("ready held %llu\n", (unsigned long long)c.held);
+		fflush(stdout);
+		want_held = c.held + 1;
+		if (sim_wait(&c, cond_synced, (int)wait_push * 1000) != 1) {
+			fprintf(stderr, "sync_probe: no push: %s\n", c.why);
+			goto out;
+		}
+		printf("pushed held %llu published %u\n", (unsigned long long)c.held, c.published);
+	}
+	printf("held %llu snapshots %u deltas %u acked %llu bad %u\n", (unsigned long long)c.held,
+	       c.snapshots, c.deltas, (unsigned long long)c.stats_acked, c.bad_updates);
+	ok = c.bad_updates == 0;
+out:
+	sim_free(&c);
+	proto_list_close(P.list);
+	free(P.list_buf);
+	proto_keyring_free(P.ring);
+	return ok ? 0 : 1;
+}

@@ -1,0 +1,36 @@
+/*
+ * test_pki.h — certificates made at test time with mbedTLS x509write, in a temporary
+ * directory removed afterwards (never committed): a deployment CA, the server's
+ * certificate (CN localhost) and device certificates (CN = device id).
+ */
+#ifndef TEST_PKI_H
+#define TEST_PKI_H
+
+#include <stddef.h>
+
+#define PKI_PATH_MAX 512
+
+struct test_pki {
+	char dir[200];
+	char ca_cert[PKI_PATH_MAX];
+	char ca_key[PKI_PATH_MAX];
+	char server_cert[PKI_PATH_MAX];
+	char server_key[PKI_PATH_MAX];
+	char device_key[PKI_PATH_MAX]; /* one key shared by every device certificate: fast */
+	char tag[16];                  /* distinguishes the files of two CAs in one dir */
+};
+
+/* A fresh CA with its server certificate in a new directory under $TMPDIR (or /tmp).
+ * Returns 0 or -1. */
+int pki_create(struct test_pki *p, const char *tag);
+/* A second CA in the same directory as `base` (for "unknown CA" tests). */
+int pki_create_in(struct test_pki *p, const char *dir, const char *tag);
+
+/* Issue a device certificate with subject CN `cn` signed by p's CA. Writes its path to
+ * cert (PKI_PATH_MAX); the key is p->device_key. Returns 0 or -1. */
+int pki_device(const struct test_pki *p, const char *cn, char *cert);
+
+/* Remove the directory and everything in it. */
+void pki_remove(struct test_pki *p);
+
+#endif

@@ -1,0 +1,537 @@
+/*
+ * test_sync_tls.c — the sync server over real TLS on loopback, with several simulated
+ * controllers: list update choice (snapshot, delta chain, fallback), push on publish,
+ * event ingestion (acks, duplicates, reconnect mid-upload), refused certificates (unknown
+ * CA, unknown and revoked devices), and bad input closing only the connection at fault.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "proto/frame.h"
+
+#define SECTOR_POOL    7
+#define SECTOR_LIBRARY 9
+#define SITE           3
+#define WAIT_MS        5000
+
+static int setup(void **state)
+{
+	struct harness *h = calloc(1, sizeof(*h));
+	assert_non_null(h);
+	assert_int_equal(harness_init(h), 0);
+	*state = h;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct harness *h = *state;
+	harness_free(h);
+	free(h);
+	return 0;
+}
+
+static uint64_t want_version;
+static int cond_holds(const struct sim_ctl *c)
+{
+	return c->held >= want_version;
+}
+
+static uint64_t want_ack;
+static int cond_acked(const struct sim_ctl *c)
+{
+	return c->stats_acked >= want_ack;
+}
+
+static unsigned want_acks;
+static int cond_acks(const struct sim_ctl *c)
+{
+	return c->acks >= want_acks;
+}
+
+/* Wait for the acknowledgement of the batch just sent (acks counts every EventAck). */
+static int wait_one_more_ack(struct sim_ctl *c, unsigned before)
+{
+	want_acks = before + 1;
+	return sim_wait(c, cond_acks, WAIT_MS);
+}
+
+static void publish_n(struct harness *h, uint16_t sector, unsigned n, size_t snap, size_t delta)
+{
+	for (unsigned i = 0; i < n; i++)
+		assert_true(mem_backend_publish(h->mem, sector, snap, delta) > 0);
+}
+
+/* Welcome states the server's time; a controller holding nothing gets the snapshot,
+ * chunked (600 KiB: three chunks) and intact. */
+static void test_welcome_and_snapshot(void **state)
+{
+	struct harness *h = *state;
+	struct sim_ctl c;
+
+	publish_n(h, SECTOR_POOL, 3, 600 * 1024, 500);
+	assert_int_equal(harness_start(h), 0);
+	assert_int_equal(harness_controller(h, &c, "gate-1", SITE, SECTOR_POOL), 0);
+	assert_int_equal(sim_session(&c, h->port, 3, WAIT_MS), 0);
+	assert_true(c.welcomed);
+	int64_t now = (int64_t)time(NULL);
+	assert_true(c.server_time >= now - 5 && c.server_time <= now + 5);
+	assert_int_equal(c.snapshots, 1);
+	assert_int_equal(c.deltas, 0);
+	assert_int_equal(c.bad_updates, 0);
+	assert_int_equal(c.held, 3);
+	assert_true(harness_log_has(h, "session: site 3 sector 7 holds v0", WAIT_MS));
+	sim_free(&c);
+}
+
+/* A controller a few versions behind gets the chain of deltas, in order. */
+static void test_delta_chain(void **state)
+{
+	struct harness *h = *state;
+	struct sim_ctl c;
+
+	publish_n(h, SECTOR_POOL, 5, 100000, 300);
+	assert_int_equal(harness_start(h), 0);
+	assert_int_equal(harness_controller(h, &c, "gate-1", SITE, SECTOR_POOL), 0);
+	c.held = 2;
+	assert_int_equal(sim_session(&c, h->port, 5, WAIT_MS), 0);
+	assert_int_equal(c.deltas, 3);
+	assert_int_equal(c.snapshots, 0);
+	assert_int_equal(c.bad_updates, 0);
+
+	/* current already: nothing but Welcome */
+	struct sim_ctl d;
+	assert_int_equal(harness_controller(h, &d, "gate-2", SITE, SECTOR_POOL), 0);
+	d.held = 5;
+	assert_int_equal(sim_session(&d, h->port, 5, WAIT_MS), 0);
+	want_ack = 1; /* nothing else arrives: wait briefly for a stray update */
+	sim_wait(&d, cond_acked, 200);
+	assert_int_equal(d.deltas + d.snapshots, 0);
+	sim_free(&c);
+	sim_free(&d);
+}
+
+/* The chain is broken (retention dropped a delta), too long, or heavier than the
+ * snapshot: a snapshot is sent instead. */
+static void test_snapshot_fallbacks(void **state)
+{
+	struct harness *h = *state;
+	struct sim_ctl a, b, c;
+
+	h->cfg.max_chain = 4;
+	publish_n(h, SECTOR_POOL, 8, 2000, 300);
+	mem_backend_drop_delta(h->mem, SECTOR_POOL, 5); /* 5 -> 6 no longer kept */
+	assert_int_equal(harness_start(h), 0);
+
+	assert_int_equal(harness_controller(h, &a, "gate-a", SITE, SECTOR_POOL), 0);
+	a.held = 5; /* chain 5..8 needs the dropped delta */
+	assert_int_equal(sim_session(&a, h->port, 8, WAIT_MS), 0);
+	assert_int_equal(a.snapshots, 1);
+	assert_int_equal(a.deltas, 0);
+
+	assert_int_equal(harness_controller(h, &b, "gate-b", SITE, SECTOR_POOL), 0);
+	b.held = 2; /* 6 versions behind, max_chain 4 */
+	assert_int_equal(sim_session(&b, h->port, 8, WAIT_MS), 0);
+	assert_int_equal(b.snapshots, 1);
+
+	assert_int_equal(harness_controller(h, &c, "gate-c", SITE, SECTOR_POOL), 0);
+	c.held = 6; /* 6 -> 8: two deltas of 300 < a 2000-byte snapshot */
+	assert_int_equal(sim_session(&c, h->port, 8, WAIT_MS), 0);
+	assert_int_equal(c.deltas, 2);
+	assert_int_equal(c.snapshots, 0);
+	assert_int_equal(a.bad_updates + b.bad_updates + c.bad_updates, 0);
+	sim_free(&a);
+	sim_free(&b);
+	sim_free(&c);
+}
+
+/* Publishing pushes ListPublished and the delta to every connected controller of the
+ * sector, and nothing to the others. */
+static void test_push_on_publish(void **state)
+{
+	struct harness *h = *state;
+	enum { POOL = 6, LIB = 2 };
+	struct sim_ctl pool[POOL], lib[LIB];
+	char id[32];
+
+	publish_n(h, SECTOR_POOL, 1, 5000, 0);
+	publish_n(h, SECTOR_LIBRARY, 1, 5000, 0);
+	assert_int_equal(harness_start(h), 0);
+	for (int i = 0; i < POOL; i++) {
+		snprintf(id, sizeof(id), "pool-%d", i);
+		assert_int_equal(harness_controller(h, &pool[i], id, SITE, SECTOR_POOL), 0);
+		assert_int_equal(sim_session(&pool[i], h->port, 1, WAIT_MS), 0);
+	}
+	for (int i = 0; i < LIB; i++) {
+		snprintf(id, sizeof(id), "lib-%d", i);
+		assert_int_equal(harness_controller(h, &lib[i], id, SITE + 1, SECTOR_LIBRARY), 0);
+		assert_int_equal(sim_session(&lib[i], h->port, 1, WAIT_MS), 0);
+	}
+	double t0 = sim_now();
+	assert_int_equal(mem_backend_publish(h->mem, SECTOR_POOL, 5000, 120), 2);
+	want_version = 2;
+	for (int i = 0; i < POOL; i++) {
+		assert_int_equal(sim_wait(&pool[i], cond_holds, WAIT_MS), 1);
+		assert_int_equal(pool[i].published, 1);
+		assert_int_equal(pool[i].last_published, 2);
+		assert_int_equal(pool[i].deltas, 1);
+		assert_int_equal(pool[i].bad_updates, 0);
+	}
+	double took = sim_now() - t0;
+	assert_true(took < 1.0);
+	for (int i = 0; i < LIB; i++) {
+		want_version = 2;
+		assert_int_equal(sim_wait(&lib[i], cond_holds, 200), 0);
+		assert_int_equal(lib[i].published, 0);
+		assert_int_equal(lib[i].held, 1);
+	}
+	/* the delta was read from the backend once, not once per controller */
+	assert_true(mem_backend_list_reads(h->mem) <= 3);
+	for (int i = 0; i < POOL; i++)
+		sim_free(&pool[i]);
+	for (int i = 0; i < LIB; i++)
+		sim_free(&lib[i]);
+}
+
+/* Acks come after the commit; a resent batch is acknowledged and not stored twice. */
+static void test_duplicate_batch(void **state)
+{
+	struct harness *h = *state;
+	struct sim_ctl c;
+
+	assert_int_equal(harness_start(h), 0);
+	assert_int_equal(harness_controller(h, &c, "gate-1", SITE, SECTOR_POOL), 0);
+	assert_int_equal(sim_session(&c, h->port, 0, WAIT_MS), 0);
+	assert_int_equal(sim_send_stats(&c, 1, 100, SITE, SECTOR_POOL), 0);
+	want_ack = 100;
+	assert_int_equal(sim_wait(&c, cond_acked, WAIT_MS), 1);
+	unsigned acks = c.acks;
+	assert_int_equal(sim_send_stats(&c, 1, 100, SITE, SECTOR_POOL), 0);
+	assert_int_equal(wait_one_more_ack(&c, acks), 1);
+	assert_int_equal(c.stats_acked, 100);
+	assert_int_equal(mem_backend_rows(h->mem, "gate-1", CITYPASS__STREAM__STATISTICS), 100);
+	/* overlapping batch: only the new half is stored */
+	assert_int_equal(sim_send_stats(&c, 51, 100, SITE, SECTOR_POOL), 0);
+	want_ack = 150;
+	assert_int_equal(sim_wait(&c, cond_acked, WAIT_MS), 1);
+	assert_int_equal(mem_backend_rows(h->mem, "gate-1", CITYPASS__STREAM__STATISTICS), 150);
+	sim_free(&c);
+}
+
+/* Connection cut mid-frame: nothing stored. Cut after the commit but before the ack was
+ * read: the next Hello learns the ack, and a resend is not counted twice. */
+static void test_reconnect_mid_upload(void **state)
+{
+	struct harness *h = *state;
+	struct sim_ctl c;
+	struct server_sync_stats st;
+
+	assert_int_equal(harness_start(h), 0);
+	assert_int_equal(harness_controller(h, &c, "gate-1", SITE, SECTOR_POOL), 0);
+	assert_int_equal(sim_session(&c, h->port, 0, WAIT_MS), 0);
+
+	/* half a frame, then the line drops */
+	assert_int_equal(sim_send_stats(&c, 1, 200, SITE, SECTOR_POOL), 0);
+	c.out_len /= 2;
+	sim_step(&c);
+	sim_disconnect(&c);
+	assert_true(harness_log_has(h, "closed by the controller", WAIT_MS));
+	assert_int_equal(mem_backend_rows(h->mem, "gate-1", CITYPASS__STREAM__STATISTICS), 0);
+
+	/* whole batch, cut before reading the ack */
+	assert_int_equal(sim_session(&c, h->port, 0, WAIT_MS), 0);
+	assert_int_equal(c.stats_acked, 0);
+	assert_int_equal(sim_send_stats(&c, 1, 200, SITE, SECTOR_POOL), 0);
+	while (c.out_len > 0 && sim_step(&c) == 0)
+		;
+	for (int i = 0; i < 200; i++) {
+		harness_stats(h, &st);
+		if (st.batches >= 1)
+			break;
+		usleep(5000);
+	}
+	assert_int_equal(st.batches, 1);
+	sim_disconnect(&c);
+	c.stats_acked = 0; /* the ack never arrived */
+
+	want_ack = 200;
+	assert_int_equal(sim_session(&c, h->port, 0, WAIT_MS), 0);
+	assert_int_equal(sim_wait(&c, cond_acked, WAIT_MS), 1); /* EventAck right after Welcome */
+	/* a controller that resends anyway is acknowledged, not double-counted */
+	assert_int_equal(sim_send_stats(&c, 1, 200, SITE, SECTOR_POOL), 0);
+	unsigned acks = c.acks;
+	assert_int_equal(wait_one_more_ack(&c, acks), 1);
+	assert_int_equal(c.stats_acked, 200);
+	assert_int_equal(mem_backend_rows(h->mem, "gate-1", CITYPASS__STREAM__STATISTICS), 200);
+	sim_free(&c);
+}
+
+static void expect_refused(struct harness *h, struct sim_ctl *c, const char *reason)
+{
+	assert_int_equal(sim_connect(c, h->port), 0);
+	assert_int_equal(sim_send_hello(c, NULL), 0);
+	assert_int_equal(sim_wait(c, sim_cond_welcomed, WAIT_MS), -1);
+	assert_false(c->welcomed);
+	assert_true(harness_log_has(h, reason, WAIT_MS));
+}
+
+/* Refused during the handshake, before any message is parsed. */
+static void test_refused_certificates(void **state)
+{
+	struct harness *h = *state;
+	struct test_pki rogue;
+	struct sim_ctl unknown_ca, unknown_dev, revoked, good;
+	char cert[PKI_PATH_MAX];
+	struct server_sync_stats st;
+
+	assert_int_equal(harness_start(h), 0);
+	/* a certificate for an enrolled name, from another CA */
+	assert_int_equal(pki_create_in(&rogue, h->pki.dir, "rogue"), 0);
+	assert_int_equal(pki_device(&rogue, "gate-1", cert), 0);
+	mem_backend_add_device(h->mem, "gate-1", SITE, SECTOR_POOL);
+	assert_int_equal(sim_init(&unknown_ca, "gate-1", SECTOR_POOL, h->pki.ca_cert, cert,
+	                          rogue.device_key),
+	                 0);
+	expect_refused(h, &unknown_ca,
+	               "TLS handshake refused: The certificate is not correctly "
+	               "signed by the trusted CA");
+
+	/* right CA, not enrolled */
+	assert_int_equal(harness_controller(h, &unknown_dev, "gate-9", 0, SECTOR_POOL), 0);
+	expect_refused(h, &unknown_dev, "TLS handshake refused: device is not enrolled");
+
+	/* right CA, enrolled, revoked */
+	assert_int_equal(harness_controller(h, &revoked, "gate-5", SITE, SECTOR_POOL), 0);
+	mem_backend_revoke_device(h->mem, "gate-5");
+	expect_refused(h, &revoked, "TLS handshake refused: device is revoked");
+
+	harness_stats(h, &st);
+	assert_int_equal(st.refused_handshake, 3);
+	assert_int_equal(st.sessions, 0);
+
+	/* and the server still serves the good ones */
+	assert_int_equal(harness_controller(h, &good, "gate-2", SITE, SECTOR_POOL), 0);
+	assert_int_equal(sim_session(&good, h->port, 0, WAIT_MS), 0);
+	sim_free(&unknown_ca);
+	sim_free(&unknown_dev);
+	sim_free(&revoked);
+	sim_free(&good);
+}
+
+/* A device revoked while connected loses its session at the next recheck; the others
+ * keep theirs. */
+static void test_revoked_while_connected(void **state)
+{
+	struct harness *h = *state;
+	struct sim_ctl a, b;
+	struct server_sync_stats st;
+
+	h->cfg.device_recheck_ms = 100;
+	assert_int_equal(harness_start(h), 0);
+	assert_int_equal(harness_controller(h, &a, "gate-1", SITE, SECTOR_POOL), 0);
+	assert_int_equal(harness_controller(h, &b, "gate-2", SITE, SECTOR_POOL), 0);
+	assert_int_equal(sim_session(&a, h->port, 0, WAIT_MS), 0);
+	assert_int_equal(sim_session(&b, h->port, 0, WAIT_MS), 0);
+	mem_backend_revoke_device(h->mem, "gate-1");
+	assert_int_equal(sim_wait(&a, sim_cond_closed, WAIT_MS), 1);
+	assert_int_equal(a.last_error, CITYPASS__ERROR__CODE__BAD_REQUEST);
+	assert_true(harness_log_has(h, "gate-1 (127.0.0.1", WAIT_MS));
+	assert_true(harness_log_has(h, "device revoked while connected", WAIT_MS));
+	assert_int_equal(sim_send_stats(&b, 1, 10, SITE, SECTOR_POOL), 0);
+	want_ack = 10;
+	assert_int_equal(sim_wait(&b, cond_acked, WAIT_MS), 1);
+	harness_stats(h, &st);
+	assert_int_equal(st.revoked_sessions, 1);
+	/* and it cannot come back */
+	assert_int_equal(sim_connect(&a, h->port), 0);
+	assert_int_equal(sim_send_hello(&a, NULL), 0);
+	assert_int_equal(sim_wait(&a, sim_cond_welcomed, WAIT_MS), -1);
+	sim_free(&a);
+	sim_free(&b);
+}
+
+/* Each kind of bad input closes its own connection, with its reason logged; a healthy
+ * controller connected throughout keeps uploading. */
+static void test_bad_input_isolated(void **state)
+{
+	struct harness *h = *state;
+	struct sim_ctl healthy, cn, foreign, early, malformed, huge, wrongmsg;
+	static const uint8_t garbage[] = {0, 0, 0, 4, 0xff, 0xff, 0xff, 0xff};
+	static const uint8_t too_big[] = {0x7f, 0xff, 0xff, 0xff};
+
+	publish_n(h, SECTOR_POOL, 1, 1000, 0);
+	assert_int_equal(harness_start(h), 0);
+	assert_int_equal(harness_controller(h, &healthy, "gate-0", SITE, SECTOR_POOL), 0);
+	assert_int_equal(sim_session(&healthy, h->port, 1, WAIT_MS), 0);
+
+	/* Hello naming another device than the certificate */
+	assert_int_equal(harness_controller(h, &cn, "gate-1", SITE, SECTOR_POOL), 0);
+	assert_int_equal(sim_connect(&cn, h->port), 0);
+	assert_int_equal(sim_send_hello(&cn, "gate-0"), 0);
+	assert_int_equal(sim_wait(&cn, sim_cond_closed, WAIT_MS), 1);
+	assert_false(cn.welcomed);
+	assert_int_equal(cn.last_error, CITYPASS__ERROR__CODE__BAD_REQUEST);
+	assert_true(harness_log_has(h, "Hello.device_id 'gate-0' is not the certificate's CN",
+	                            WAIT_MS));
+
+	/* another device's (sector's) events */
+	assert_int_equal(harness_controller(h, &foreign, "gate-2", SITE, SECTOR_POOL), 0);
+	assert_int_equal(sim_session(&foreign, h->port, 1, WAIT_MS), 0);
+	assert_int_equal(sim_send_stats(&foreign, 1, 10, SITE, SECTOR_LIBRARY), 0);
+	assert_int_equal(sim_wait(&foreign, sim_cond_closed, WAIT_MS), 1);
+	assert_true(harness_log_has(h, "carries a statistic of another sector", WAIT_MS));
+	assert_int_equal(mem_backend_rows(h->mem, "gate-2", CITYPASS__STREAM__STATISTICS), 0);
+
+	/* events before Hello */
+	assert_int_equal(harness_controller(h, &early, "gate-3", SITE, SECTOR_POOL), 0);
+	assert_int_equal(sim_connect(&early, h->port), 0);
+	assert_int_equal(sim_send_stats(&early, 1, 10, SITE, SECTOR_POOL), 0);
+	assert_int_equal(sim_wait(&early, sim_cond_closed, WAIT_MS), 1);
+	assert_true(harness_log_has(h, "EventBatch before Hello", WAIT_MS));
+
+	/* a payload that is not a Frame */
+	assert_int_equal(harness_controller(h, &malformed, "gate-4", SITE, SECTOR_POOL), 0);
+	assert_int_equal(sim_session(&malformed, h->port, 1, WAIT_MS), 0);
+	assert_int_equal(sim_send_raw(&malformed, garbage, sizeof(garbage)), 0);
+	assert_int_equal(sim_wait(&malformed, sim_cond_closed, WAIT_MS), 1);
+	assert_true(harness_log_has(h, "gate-4 (127.0.0.1", WAIT_MS));
+	assert_true(harness_log_has(h, "bad frame", WAIT_MS));
+
+	/* a length prefix far over the maximum: refused on its 4 bytes */
+	assert_int_equal(harness_controller(h, &huge, "gate-5", SITE, SECTOR_POOL), 0);
+	assert_int_equal(sim_session(&huge, h->port, 1, WAIT_MS), 0);
+	assert_int_equal(sim_send_raw(&huge, too_big, sizeof(too_big)), 0);
+	assert_int_equal(sim_wait(&huge, sim_cond_closed, WAIT_MS), 1);
+
+	/* a server-side message from a controller */
+	assert_int_equal(harness_controller(h, &wrongmsg, "gate-6", SITE, SECTOR_POOL), 0);
+	assert_int_equal(sim_session(&wrongmsg, h->port, 1, WAIT_MS), 0);
+	{
+		Citypass__Frame f = CITYPASS__FRAME__INIT;
+		Citypass__Welcome w = CITYPASS__WELCOME__INIT;
+		f.body_case = CITYPASS__FRAME__BODY_WELCOME;
+		f.welcome = &w;
+		assert_int_equal(sim_send_frame(&wrongmsg, &f), 0);
+	}
+	assert_int_equal(sim_wait(&wrongmsg, sim_cond_closed, WAIT_MS), 1);
+	assert_true(harness_log_has(h, "Welcome is not a message a controller sends", WAIT_MS));
+
+	struct server_sync_stats st;
+	harness_stats(h, &st);
+	assert_int_equal(st.closed_bad_input, 6);
+
+	/* the healthy one never noticed */
+	assert_int_equal(sim_send_stats(&healthy, 1, 50, SITE, SECTOR_POOL), 0);
+	want_ack = 50;
+	assert_int_equal(sim_wait(&healthy, cond_acked, WAIT_MS), 1);
+	assert_false(healthy.closed);
+	assert_int_equal(healthy.errors, 0);
+	sim_free(&healthy);
+	sim_free(&cn);
+	sim_free(&foreign);
+	sim_free(&early);
+	sim_free(&malformed);
+	sim_free(&huge);
+	sim_free(&wrongmsg);
+}
+
+/* Handshake, Hello and idle timeouts; a controller that keeps alive (empty batch) stays. */
+static void test_timeouts_and_keepalive(void **state)
+{
+	struct harness *h = *state;
+	struct sim_ctl mute, no_hello, idle, alive;
+
+	h->cfg.handshake_timeout_ms = 300;
+	h->cfg.hello_timeout_ms = 300;
+	h->cfg.idle_timeout_ms = 600;
+	assert_int_equal(harness_start(h), 0);
+
+	/* TCP connected, never starts TLS */
+	assert_int_equal(harness_controller(h, &mute, "gate-1", SITE, SECTOR_POOL), 0);
+	assert_int_equal(sim_connect(&mute, h->port), 0);
+	assert_true(harness_log_has(h, "TLS handshake not done within 300 ms", WAIT_MS));
+
+	assert_int_equal(harness_controller(h, &no_hello, "gate-2", SITE, SECTOR_POOL), 0);
+	assert_int_equal(sim_connect(&no_hello, h->port), 0);
+	assert_int_equal(sim_wait(&no_hello, sim_cond_handshaken, WAIT_MS), 1);
+	assert_int_equal(sim_wait(&no_hello, sim_cond_closed, WAIT_MS), 1);
+	assert_true(harness_log_has(h, "no Hello within 300 ms", WAIT_MS));
+
+	assert_int_equal(harness_controller(h, &idle, "gate-3", SITE, SECTOR_POOL), 0);
+	assert_int_equal(harness_controller(h, &alive, "gate-4", SITE, SECTOR_POOL), 0);
+	assert_int_equal(sim_session(&idle, h->port, 0, WAIT_MS), 0);
+	assert_int_equal(sim_session(&alive, h->port, 0, WAIT_MS), 0);
+	double end = sim_now() + 1.5;
+	while (sim_now() < end) {
+		/* keepalive: an empty batch every 200 ms, answered with an ack */
+		unsigned acks = alive.acks;
+		assert_int_equal(sim_send_stats(&alive, 1, 0, SITE, SECTOR_POOL), 0);
+		assert_int_equal(wait_one_more_ack(&alive, acks), 1);
+		sim_step(&idle);
+		usleep(200000);
+	}
+	assert_int_equal(sim_wait(&idle, sim_cond_closed, WAIT_MS), 1);
+	assert_true(harness_log_has(h, "gate-3 (127.0.0.1", WAIT_MS));
+	assert_true(harness_log_has(h, "keepalive missed", WAIT_MS));
+	assert_false(alive.closed);
+	struct server_sync_stats st;
+	harness_stats(h, &st);
+	assert_int_equal(st.timeouts, 3);
+	sim_free(&mute);
+	sim_free(&no_hello);
+	sim_free(&idle);
+	sim_free(&alive);
+}
+
+/* Stop: each controller is told SHUTTING_DOWN; acknowledged batches stay stored. */
+static void test_stop_tells_controllers(void **state)
+{
+	struct harness *h = *state;
+	struct sim_ctl a, b;
+
+	assert_int_equal(harness_start(h), 0);
+	assert_int_equal(harness_controller(h, &a, "gate-1", SITE, SECTOR_POOL), 0);
+	assert_int_equal(harness_controller(h, &b, "gate-2", SITE, SECTOR_POOL), 0);
+	assert_int_equal(sim_session(&a, h->port, 0, WAIT_MS), 0);
+	assert_int_equal(sim_session(&b, h->port, 0, WAIT_MS), 0);
+	assert_int_equal(sim_send_stats(&a, 1, 300, SITE, SECTOR_POOL), 0);
+	want_ack = 300;
+	assert_int_equal(sim_wait(&a, cond_acked, WAIT_MS), 1);
+	harness_stop(h);
+	assert_int_equal(sim_wait(&a, sim_cond_closed, WAIT_MS), 1);
+	assert_int_equal(sim_wait(&b, sim_cond_closed, WAIT_MS), 1);
+	assert_int_equal(a.last_error, CITYPASS__ERROR__CODE__SHUTTING_DOWN);
+	assert_int_equal(b.last_error, CITYPASS__ERROR__CODE__SHUTTING_DOWN);
+	assert_int_equal(mem_backend_rows(h->mem, "gate-1", CITYPASS__STREAM__STATISTICS), 300);
+	assert_true(harness_log_has(h, "stopped: 2 connection(s) accepted", WAIT_MS));
+	sim_free(&a);
+	sim_free(&b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test_setup_teardown(test_welcome_and_snapshot, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_delta_chain, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_snapshot_fallbacks, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_push_on_publish, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_duplicate_batch, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_reconnect_mid_upload, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_refused_certificates, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_revoked_while_connected, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_bad_input_isolated, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_timeouts_and_keepalive, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_stop_tells_controllers, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
