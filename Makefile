@@ -36,7 +36,7 @@ demo: deps
 
 bench: deps
 	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release
-	cmake --build build-bench -j $(JOBS) --target bench_list bench_card
+	cmake --build build-bench -j $(JOBS) --target bench_list bench_card bench_server bench_journal citypass-admin
 	cmake --build build-bench --target bench
 
 sanitize: deps

@@ -34,7 +34,7 @@ void server_periods_at(int64_t now, struct server_periods *out)
 	memset(out, 0, sizeof(*out));
 	out->n[PROTO_PERIOD_DAY] = day;
 	out->n[PROTO_PERIOD_WEEK] = (day + 3) / 7;
-	out->n[PROTO_PERIOD_MONTH] = year * 12 + tm.tm_mon + 1;
+	out->n[PROTO_PERIOD_MONTH] = year * 12 + tm.tm_mon; /* month 0-11: as the gates count */
 	out->n[PROTO_PERIOD_YEAR] = year;
 }
 

@@ -1,0 +1,34 @@
+/*
+ * controller/error.h — error codes of the controller core (list store, journal, clock).
+ *
+ * Functions return 0 or a negative code. Codes of proto/error.h pass through unchanged
+ * (a refused list keeps its precise cause: rollback, signature, base...); the controller's
+ * own causes start at -100 so the two ranges never collide. controller_strerror() names
+ * both.
+ */
+#ifndef CONTROLLER_ERROR_H
+#define CONTROLLER_ERROR_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum controller_error {
+	CONTROLLER_OK = 0,
+	CONTROLLER_ERR_NOMEM = -100,   /* allocation failed */
+	CONTROLLER_ERR_IO = -101,      /* a file or system call failed (see errno) */
+	CONTROLLER_ERR_ARG = -102,     /* caller passed an invalid argument */
+	CONTROLLER_ERR_SQLITE = -103,  /* the journal database failed */
+	CONTROLLER_ERR_NO_LIST = -104, /* the store holds no valid list */
+	CONTROLLER_ERR_TZ = -105,      /* time zone conversion failed */
+	CONTROLLER_ERR_SCHEMA = -106,  /* journal written by an unknown schema version */
+};
+
+/* A short English sentence for a controller or proto error code; never NULL. */
+const char *controller_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CONTROLLER_ERROR_H */

@@ -1,0 +1,160 @@
+/*
+ * controller/journal.h — every decision, durable before the gate acts (sqlite, WAL).
+ *
+ * Two upload streams (DESIGN.md s.5), each with its own contiguous sequence numbers:
+ *   statistics  — site, gate, sector, product, outcome, reason, time truncated to the
+ *                 quarter hour: no identifier of any kind. One row per decision.
+ *   consumption — (list key as sector pseudonym, product, count, period) only for a
+ *                 decision that used a counted right (quota, entries counted for phones).
+ * The server acknowledges after its own commit; acknowledged statistics rows are deleted
+ * at once. Acknowledged consumption rows are kept — out of the upload stream — only until
+ * a list issued after the acknowledgement reflects them, because until then they are
+ * this gate's only memory of a household's uses (docs/controller.md, "Journal").
+ * Identifying rows (consumption, anti-passback) are never kept beyond the retention
+ * setting, acknowledged or not: privacy wins over upload for them, and every such loss is
+ * counted (controller_journal_stats()). Statistics rows are never deleted unacknowledged.
+ *
+ * Every append is one transaction committed with synchronous=FULL: when append returns 0
+ * the decision survives a crash or power loss.
+ */
+#ifndef CONTROLLER_JOURNAL_H
+#define CONTROLLER_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "controller/engine.h"
+#include "proto/list.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CONTROLLER_RETENTION_DAYS_DEFAULT 90u
+#define CONTROLLER_QUARTER_HOUR           900
+
+struct controller_journal;
+
+/* One decision, as the controller journals it. */
+struct controller_event {
+	int64_t at; /* the gate's clock at the decision, Unix seconds */
+	uint32_t site, gate;
+	uint16_t sector, product; /* product 0 for an unknown pass */
+	bool granted;
+	uint8_t reason; /* enum controller_reason */
+
+	/* A counted use (the engine's COUNT_ENTRY / COUNT_QUOTA actions). */
+	bool consumes;
+	uint8_t key[PROTO_LIST_KEY_LEN]; /* the pass's list key: its sector pseudonym */
+	uint32_t household;              /* household tag, 0 = none */
+	uint8_t period;                  /* enum proto_period of the counter */
+	int64_t period_number;           /* controller_period_number() */
+	uint8_t count;                   /* uses consumed, normally 1 */
+
+	/* Remember this grant for anti-passback (uses `key`). */
+	bool remember_grant;
+};
+
+/* Sequence numbers an append received; 0 for a stream it wrote nothing to. */
+struct controller_journal_seq {
+	uint64_t stat;
+	uint64_t consumption;
+};
+
+enum controller_stream {
+	CONTROLLER_STREAM_STATS = 0,
+	CONTROLLER_STREAM_CONSUMPTION = 1,
+};
+
+struct controller_stat_row {
+	uint64_t seq;
+	int64_t quarter_hour; /* Unix seconds, a multiple of 900 */
+	uint32_t site, gate;
+	uint16_t sector, product;
+	bool granted;
+	uint8_t reason;
+};
+
+struct controller_consumption_row {
+	uint64_t seq;
+	uint8_t key[PROTO_LIST_KEY_LEN];
+	uint16_t product;
+	uint8_t count;
+	uint8_t period;
+	int64_t period_number;
+};
+
+/* Counters for the operator and the sync Hello. */
+struct controller_journal_stats {
+	uint64_t stat_pending, consumption_pending; /* unacknowledged rows */
+	uint64_t stat_acked, consumption_acked;     /* highest acknowledged sequence */
+	uint64_t consumption_purged_unacked;        /* rows dropped at retention before any ack */
+};
+
+/* Open or create the journal database at `path` (WAL, synchronous=FULL). */
+int controller_journal_open(struct controller_journal **out, const char *path);
+void controller_journal_close(struct controller_journal *j);
+
+/* Append one decision durably. seq may be NULL. */
+int controller_journal_append(struct controller_journal *j, const struct controller_event *ev,
+                              struct controller_journal_seq *seq);
+/* Append n decisions in one durable transaction (imports, tests, benchmarks). */
+int controller_journal_append_many(struct controller_journal *j, const struct controller_event *ev,
+                                   size_t n);
+
+/* The oldest unacknowledged rows of a stream, at most max, in sequence order. */
+int controller_journal_fetch_stats(struct controller_journal *j, struct controller_stat_row *rows,
+                                   size_t max, size_t *n);
+int controller_journal_fetch_consumption(struct controller_journal *j,
+                                         struct controller_consumption_row *rows, size_t max,
+                                         size_t *n);
+
+/*
+ * The server committed every row of `stream` up to `seq`: statistics rows are deleted,
+ * consumption rows leave the upload stream (stamped `now`, kept for local counting). An
+ * ack below the last one is ignored; one above the highest sequence issued is
+ * CONTROLLER_ERR_ARG (the server cannot hold what was never sent).
+ */
+int controller_journal_ack(struct controller_journal *j, enum controller_stream stream,
+                           uint64_t seq, int64_t now);
+
+/*
+ * Uses of a counter journalled here that the list issued at `list_issued_at` cannot yet
+ * include: rows not acknowledged, or acknowledged at or after that issue time. Counts
+ * the household's rows when scope is the household and household != 0, else the pass's.
+ */
+int controller_journal_local_uses(struct controller_journal *j,
+                                  const uint8_t key[PROTO_LIST_KEY_LEN], uint32_t household,
+                                  uint8_t scope, uint8_t period, int64_t period_number,
+                                  int64_t list_issued_at, uint32_t *uses);
+
+/* The last remembered grant of this pass at this site, 0 when none. */
+int controller_journal_last_grant(struct controller_journal *j,
+                                  const uint8_t key[PROTO_LIST_KEY_LEN], int64_t *at);
+
+/*
+ * Everything the engine needs from the journal for one tap, in one call: the unsynced
+ * uses of the pass's counter (its profile's period and scope, the period containing
+ * `today`) and its last grant here. A pass not found, or a right without a counter, gets
+ * zero uses.
+ */
+int controller_journal_counters(struct controller_journal *j, const struct controller_pass *pass,
+                                int64_t list_issued_at, int32_t today,
+                                struct controller_local_counters *out);
+
+/*
+ * Housekeeping, run after each sync and hourly: forget acknowledged consumption rows the
+ * list issued at `list_issued_at` reflects, every identifying row older than
+ * retention_days (0: the default 90), and anti-passback entries older than the window.
+ */
+int controller_journal_purge(struct controller_journal *j, int64_t now, int64_t list_issued_at,
+                             uint32_t retention_days, uint32_t antipassback_minutes);
+
+int controller_journal_stats(struct controller_journal *j, struct controller_journal_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CONTROLLER_JOURNAL_H */

@@ -1,0 +1,512 @@
+/*
+ * controller/src/journal.c — the offline journal on sqlite (see controller/journal.h).
+ *
+ * Sequences are AUTOINCREMENT rowids: sqlite never reuses one, even after the rows below
+ * it were acknowledged and deleted, so a sequence names one decision for ever and the
+ * server can deduplicate on (device, sequence). The highest acknowledged sequence of each
+ * stream is kept in `meta` in the same transaction as the deletion it causes.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "controller/clock.h"
+#include "controller/error.h"
+#include "controller/journal.h"
+
+#define SCHEMA_VERSION 1
+
+static const char schema[] =
+        "CREATE TABLE IF NOT EXISTS stat("
+        " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " quarter_hour INTEGER NOT NULL, site INTEGER NOT NULL, gate INTEGER NOT NULL,"
+        " sector INTEGER NOT NULL, product INTEGER NOT NULL, granted INTEGER NOT NULL,"
+        " reason INTEGER NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS consumption("
+        " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " tapped_at INTEGER NOT NULL, key BLOB NOT NULL, household INTEGER NOT NULL,"
+        " product INTEGER NOT NULL, count INTEGER NOT NULL, period INTEGER NOT NULL,"
+        " period_number INTEGER NOT NULL, acked_at INTEGER);"
+        "CREATE INDEX IF NOT EXISTS consumption_key ON consumption(key, period_number);"
+        "CREATE INDEX IF NOT EXISTS consumption_household ON consumption(household, period_number)"
+        " WHERE household != 0;"
+        "CREATE INDEX IF NOT EXISTS consumption_tapped ON consumption(tapped_at);"
+        "CREATE TABLE IF NOT EXISTS passback(key BLOB PRIMARY KEY, at INTEGER NOT NULL)"
+        " WITHOUT ROWID;"
+        "CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL)"
+        " WITHOUT ROWID;"
+        "INSERT OR IGNORE INTO meta VALUES('stat_acked', 0), ('consumption_acked', 0),"
+        " ('consumption_purged_unacked', 0);";
+
+enum stmt {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_INSERT_STAT,
+	ST_INSERT_CONSUMPTION,
+	ST_UPSERT_PASSBACK,
+	ST_FETCH_STATS,
+	ST_FETCH_CONSUMPTION,
+	ST_META_GET,
+	ST_META_SET,
+	ST_MAX_SEQ,
+	ST_DELETE_STATS,
+	ST_ACK_CONSUMPTION,
+	ST_USES_PASS,
+	ST_USES_HOUSEHOLD,
+	ST_LAST_GRANT,
+	ST_PURGE_COUNTED,
+	ST_COUNT_UNACKED_OLD,
+	ST_PURGE_OLD,
+	ST_PURGE_PASSBACK,
+	ST_PENDING_STATS,
+	ST_PENDING_CONSUMPTION,
+	ST_COUNT,
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+        [ST_BEGIN] = "BEGIN IMMEDIATE",
+        [ST_COMMIT] = "COMMIT",
+        [ST_ROLLBACK] = "ROLLBACK",
+        [ST_INSERT_STAT] = "INSERT INTO stat(quarter_hour, site, gate, sector, product, granted,"
+                           " reason) VALUES(?,?,?,?,?,?,?)",
+        [ST_INSERT_CONSUMPTION] = "INSERT INTO consumption(tapped_at, key, household, product,"
+                                  " count, period, period_number) VALUES(?,?,?,?,?,?,?)",
+        [ST_UPSERT_PASSBACK] = "INSERT INTO passback(key, at) VALUES(?,?)"
+                               " ON CONFLICT(key) DO UPDATE SET at = excluded.at",
+        [ST_FETCH_STATS] = "SELECT seq, quarter_hour, site, gate, sector, product, granted, reason"
+                           " FROM stat ORDER BY seq LIMIT ?",
+        [ST_FETCH_CONSUMPTION] = "SELECT seq, key, product, count, period, period_number"
+                                 " FROM consumption WHERE acked_at IS NULL ORDER BY seq LIMIT ?",
+        [ST_META_GET] = "SELECT value FROM meta WHERE name = ?",
+        [ST_META_SET] = "UPDATE meta SET value = ? WHERE name = ?",
+        [ST_MAX_SEQ] = "SELECT seq FROM sqlite_sequence WHERE name = ?",
+        [ST_DELETE_STATS] = "DELETE FROM stat WHERE seq <= ?",
+        [ST_ACK_CONSUMPTION] = "UPDATE consumption SET acked_at = ?"
+                               " WHERE seq <= ? AND acked_at IS NULL",
+        [ST_USES_PASS] = "SELECT coalesce(sum(count), 0) FROM consumption WHERE key = ?"
+                         " AND period_number = ? AND period = ?"
+                         " AND (acked_at IS NULL OR acked_at >= ?)",
+        [ST_USES_HOUSEHOLD] = "SELECT coalesce(sum(count), 0) FROM consumption"
+                              " WHERE household = ? AND household != 0 AND period_number = ?"
+                              " AND period = ? AND (acked_at IS NULL OR acked_at >= ?)",
+        [ST_LAST_GRANT] = "SELECT at FROM passback WHERE key = ?",
+        [ST_PURGE_COUNTED] = "DELETE FROM consumption WHERE acked_at IS NOT NULL"
+                             " AND acked_at < ?",
+        [ST_COUNT_UNACKED_OLD] = "SELECT count(*) FROM consumption WHERE tapped_at < ?"
+                                 " AND acked_at IS NULL",
+        [ST_PURGE_OLD] = "DELETE FROM consumption WHERE tapped_at < ?",
+        [ST_PURGE_PASSBACK] = "DELETE FROM passback WHERE at < ?",
+        [ST_PENDING_STATS] = "SELECT count(*) FROM stat",
+        [ST_PENDING_CONSUMPTION] = "SELECT count(*) FROM consumption WHERE acked_at IS NULL",
+};
+
+struct controller_journal {
+	sqlite3 *db;
+	sqlite3_stmt *st[ST_COUNT];
+};
+
+/* --- statement helpers ---------------------------------------------------------------- */
+
+static sqlite3_stmt *stmt(struct controller_journal *j, enum stmt s)
+{
+	sqlite3_reset(j->st[s]);
+	sqlite3_clear_bindings(j->st[s]);
+	return j->st[s];
+}
+
+static int step_done(sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : CONTROLLER_ERR_SQLITE;
+}
+
+/* A one-row, one-integer query; *v = 0 when it yields no row. */
+static int step_int(sqlite3_stmt *s, int64_t *v)
+{
+	int rc = sqlite3_step(s);
+	*v = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+	sqlite3_reset(s);
+	return (rc == SQLITE_ROW || rc == SQLITE_DONE) ? 0 : CONTROLLER_ERR_SQLITE;
+}
+
+static int begin(struct controller_journal *j)
+{
+	return step_done(stmt(j, ST_BEGIN));
+}
+
+static int finish(struct controller_journal *j, int rc)
+{
+	if (rc == 0 && (rc = step_done(stmt(j, ST_COMMIT))) == 0)
+		return 0;
+	if (!sqlite3_get_autocommit(j->db))
+		step_done(stmt(j, ST_ROLLBACK));
+	return rc;
+}
+
+static int meta_get(struct controller_journal *j, const char *name, int64_t *v)
+{
+	sqlite3_stmt *s = stmt(j, ST_META_GET);
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	return step_int(s, v);
+}
+
+static int meta_set(struct controller_journal *j, const char *name, int64_t v)
+{
+	sqlite3_stmt *s = stmt(j, ST_META_SET);
+	sqlite3_bind_int64(s, 1, v);
+	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+	return step_done(s);
+}
+
+static int max_seq(struct controller_journal *j, const char *table, int64_t *v)
+{
+	sqlite3_stmt *s = stmt(j, ST_MAX_SEQ);
+	sqlite3_bind_text(s, 1, table, -1, SQLITE_STATIC);
+	return step_int(s, v);
+}
+
+/* --- open / close --------------------------------------------------------------------- */
+
+static int configure(struct controller_journal *j)
+{
+	/* WAL: readers (the uploader) never block the writer (the reader loop).
+	 * synchronous=FULL: the WAL is fsynced at every commit, so an append that returned
+	 * survives power loss, not only a process crash. */
+	static const char pragmas[] = "PRAGMA journal_mode=WAL;"
+	                              "PRAGMA synchronous=FULL;"
+	                              "PRAGMA foreign_keys=OFF;";
+	sqlite3_busy_timeout(j->db, 5000);
+	if (sqlite3_exec(j->db, pragmas, NULL, NULL, NULL) != SQLITE_OK)
+		return CONTROLLER_ERR_SQLITE;
+	sqlite3_stmt *s;
+	if (sqlite3_prepare_v2(j->db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
+		return CONTROLLER_ERR_SQLITE;
+	int64_t version;
+	int rc = step_int(s, &version);
+	sqlite3_finalize(s);
+	if (rc)
+		return rc;
+	if (version != 0 && version != SCHEMA_VERSION)
+		return CONTROLLER_ERR_SCHEMA;
+	if (sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return CONTROLLER_ERR_SQLITE;
+	if (sqlite3_exec(j->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(j->db, "PRAGMA user_version=1", NULL, NULL, NULL) != SQLITE_OK) {
+		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+		return CONTROLLER_ERR_SQLITE;
+	}
+	if (sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		return CONTROLLER_ERR_SQLITE;
+	for (int i = 0; i < ST_COUNT; i++)
+		if (sqlite3_prepare_v3(j->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &j->st[i],
+		                       NULL) != SQLITE_OK)
+			return CONTROLLER_ERR_SQLITE;
+	return 0;
+}
+
+int controller_journal_open(struct controller_journal **out, const char *path)
+{
+	if (!out || !path)
+		return CONTROLLER_ERR_ARG;
+	*out = NULL;
+	struct controller_journal *j = calloc(1, sizeof(*j));
+	if (!j)
+		return CONTROLLER_ERR_NOMEM;
+	int rc = sqlite3_open_v2(path, &j->db,
+	                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+	                         NULL) == SQLITE_OK
+	                 ? configure(j)
+	                 : CONTROLLER_ERR_SQLITE;
+	if (rc) {
+		controller_journal_close(j);
+		return rc;
+	}
+	*out = j;
+	return 0;
+}
+
+void controller_journal_close(struct controller_journal *j)
+{
+	if (!j)
+		return;
+	for (int i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(j->st[i]);
+	sqlite3_close(j->db);
+	free(j);
+}
+
+/* --- appending ------------------------------------------------------------------------ */
+
+static int64_t quarter_hour(int64_t t)
+{
+	int64_t r = t % CONTROLLER_QUARTER_HOUR;
+	return t - (r < 0 ? r + CONTROLLER_QUARTER_HOUR : r);
+}
+
+static int insert_event(struct controller_journal *j, const struct controller_event *ev,
+                        struct controller_journal_seq *seq)
+{
+	sqlite3_stmt *s = stmt(j, ST_INSERT_STAT);
+	sqlite3_bind_int64(s, 1, quarter_hour(ev->at));
+	sqlite3_bind_int64(s, 2, ev->site);
+	sqlite3_bind_int64(s, 3, ev->gate);
+	sqlite3_bind_int(s, 4, ev->sector);
+	sqlite3_bind_int(s, 5, ev->product);
+	sqlite3_bind_int(s, 6, ev->granted);
+	sqlite3_bind_int(s, 7, ev->reason);
+	int rc = step_done(s);
+	if (rc)
+		return rc;
+	if (seq)
+		seq->stat = (uint64_t)sqlite3_last_insert_rowid(j->db);
+	if (ev->consumes) {
+		s = stmt(j, ST_INSERT_CONSUMPTION);
+		sqlite3_bind_int64(s, 1, ev->at);
+		sqlite3_bind_blob(s, 2, ev->key, PROTO_LIST_KEY_LEN, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 3, ev->household);
+		sqlite3_bind_int(s, 4, ev->product);
+		sqlite3_bind_int(s, 5, ev->count ? ev->count : 1);
+		sqlite3_bind_int(s, 6, ev->period);
+		sqlite3_bind_int64(s, 7, ev->period_number);
+		if ((rc = step_done(s)))
+			return rc;
+		if (seq)
+			seq->consumption = (uint64_t)sqlite3_last_insert_rowid(j->db);
+	}
+	if (ev->remember_grant) {
+		s = stmt(j, ST_UPSERT_PASSBACK);
+		sqlite3_bind_blob(s, 1, ev->key, PROTO_LIST_KEY_LEN, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 2, ev->at);
+		rc = step_done(s);
+	}
+	return rc;
+}
+
+int controller_journal_append(struct controller_journal *j, const struct controller_event *ev,
+                              struct controller_journal_seq *seq)
+{
+	if (!j || !ev)
+		return CONTROLLER_ERR_ARG;
+	struct controller_journal_seq got = {0, 0};
+	int rc = begin(j);
+	if (rc)
+		return rc;
+	rc = finish(j, insert_event(j, ev, &got));
+	if (!rc && seq)
+		*seq = got;
+	return rc;
+}
+
+int controller_journal_append_many(struct controller_journal *j, const struct controller_event *ev,
+                                   size_t n)
+{
+	if (!j || (!ev && n))
+		return CONTROLLER_ERR_ARG;
+	int rc = begin(j);
+	for (size_t i = 0; !rc && i < n; i++)
+		rc = insert_event(j, &ev[i], NULL);
+	return finish(j, rc);
+}
+
+/* --- upload --------------------------------------------------------------------------- */
+
+int controller_journal_fetch_stats(struct controller_journal *j, struct controller_stat_row *rows,
+                                   size_t max, size_t *n)
+{
+	if (!j || !n || (!rows && max))
+		return CONTROLLER_ERR_ARG;
+	sqlite3_stmt *s = stmt(j, ST_FETCH_STATS);
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)max);
+	size_t k = 0;
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct controller_stat_row *r = &rows[k++];
+		r->seq = (uint64_t)sqlite3_column_int64(s, 0);
+		r->quarter_hour = sqlite3_column_int64(s, 1);
+		r->site = (uint32_t)sqlite3_column_int64(s, 2);
+		r->gate = (uint32_t)sqlite3_column_int64(s, 3);
+		r->sector = (uint16_t)sqlite3_column_int(s, 4);
+		r->product = (uint16_t)sqlite3_column_int(s, 5);
+		r->granted = sqlite3_column_int(s, 6) != 0;
+		r->reason = (uint8_t)sqlite3_column_int(s, 7);
+	}
+	sqlite3_reset(s);
+	*n = k;
+	return rc == SQLITE_DONE ? 0 : CONTROLLER_ERR_SQLITE;
+}
+
+int controller_journal_fetch_consumption(struct controller_journal *j,
+                                         struct controller_consumption_row *rows, size_t max,
+                                         size_t *n)
+{
+	if (!j || !n || (!rows && max))
+		return CONTROLLER_ERR_ARG;
+	sqlite3_stmt *s = stmt(j, ST_FETCH_CONSUMPTION);
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)max);
+	size_t k = 0;
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct controller_consumption_row *r = &rows[k++];
+		r->seq = (uint64_t)sqlite3_column_int64(s, 0);
+		memset(r->key, 0, sizeof(r->key));
+		if (sqlite3_column_bytes(s, 1) == PROTO_LIST_KEY_LEN)
+			memcpy(r->key, sqlite3_column_blob(s, 1), PROTO_LIST_KEY_LEN);
+		r->product = (uint16_t)sqlite3_column_int(s, 2);
+		r->count = (uint8_t)sqlite3_column_int(s, 3);
+		r->period = (uint8_t)sqlite3_column_int(s, 4);
+		r->period_number = sqlite3_column_int64(s, 5);
+	}
+	sqlite3_reset(s);
+	*n = k;
+	return rc == SQLITE_DONE ? 0 : CONTROLLER_ERR_SQLITE;
+}
+
+int controller_journal_ack(struct controller_journal *j, enum controller_stream stream,
+                           uint64_t seq, int64_t now)
+{
+	if (!j || (stream != CONTROLLER_STREAM_STATS && stream != CONTROLLER_STREAM_CONSUMPTION))
+		return CONTROLLER_ERR_ARG;
+	bool stats = stream == CONTROLLER_STREAM_STATS;
+	const char *mark = stats ? "stat_acked" : "consumption_acked";
+	int64_t acked, issued;
+	int rc = begin(j);
+	if (!rc)
+		rc = meta_get(j, mark, &acked);
+	if (!rc)
+		rc = max_seq(j, stats ? "stat" : "consumption", &issued);
+	if (!rc && seq > (uint64_t)issued)
+		rc = CONTROLLER_ERR_ARG;
+	if (!rc && seq > (uint64_t)acked) {
+		sqlite3_stmt *s = stmt(j, stats ? ST_DELETE_STATS : ST_ACK_CONSUMPTION);
+		if (stats) {
+			sqlite3_bind_int64(s, 1, (sqlite3_int64)seq);
+		} else {
+			sqlite3_bind_int64(s, 1, now);
+			sqlite3_bind_int64(s, 2, (sqlite3_int64)seq);
+		}
+		rc = step_done(s);
+		if (!rc)
+			rc = meta_set(j, mark, (int64_t)seq);
+	}
+	return finish(j, rc);
+}
+
+/* --- what the engine needs ------------------------------------------------------------ */
+
+int controller_journal_local_uses(struct controller_journal *j,
+                                  const uint8_t key[PROTO_LIST_KEY_LEN], uint32_t household,
+                                  uint8_t scope, uint8_t period, int64_t period_number,
+                                  int64_t list_issued_at, uint32_t *uses)
+{
+	if (!j || !key || !uses)
+		return CONTROLLER_ERR_ARG;
+	bool by_household = scope == PROTO_SCOPE_HOUSEHOLD && household != 0;
+	sqlite3_stmt *s = stmt(j, by_household ? ST_USES_HOUSEHOLD : ST_USES_PASS);
+	if (by_household)
+		sqlite3_bind_int64(s, 1, household);
+	else
+		sqlite3_bind_blob(s, 1, key, PROTO_LIST_KEY_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, period_number);
+	sqlite3_bind_int(s, 3, period);
+	sqlite3_bind_int64(s, 4, list_issued_at);
+	int64_t v;
+	int rc = step_int(s, &v);
+	*uses = rc ? 0 : (v > UINT32_MAX ? UINT32_MAX : (uint32_t)v);
+	return rc;
+}
+
+int controller_journal_last_grant(struct controller_journal *j,
+                                  const uint8_t key[PROTO_LIST_KEY_LEN], int64_t *at)
+{
+	if (!j || !key || !at)
+		return CONTROLLER_ERR_ARG;
+	sqlite3_stmt *s = stmt(j, ST_LAST_GRANT);
+	sqlite3_bind_blob(s, 1, key, PROTO_LIST_KEY_LEN, SQLITE_STATIC);
+	return step_int(s, at);
+}
+
+int controller_journal_counters(struct controller_journal *j, const struct controller_pass *pass,
+                                int64_t list_issued_at, int32_t today,
+                                struct controller_local_counters *out)
+{
+	if (!j || !pass || !out)
+		return CONTROLLER_ERR_ARG;
+	memset(out, 0, sizeof(*out));
+	if (!pass->found)
+		return 0;
+	const struct proto_rights_profile *p = &pass->profile;
+	int rc = controller_journal_last_grant(j, pass->entry.key, &out->last_grant_at);
+	if (rc || p->period == PROTO_PERIOD_NONE)
+		return rc;
+	return controller_journal_local_uses(j, pass->entry.key, pass->entry.household, p->scope,
+	                                     p->period, controller_period_number(p->period, today),
+	                                     list_issued_at, &out->uses);
+}
+
+/* --- housekeeping --------------------------------------------------------------------- */
+
+int controller_journal_purge(struct controller_journal *j, int64_t now, int64_t list_issued_at,
+                             uint32_t retention_days, uint32_t antipassback_minutes)
+{
+	if (!j)
+		return CONTROLLER_ERR_ARG;
+	if (retention_days == 0)
+		retention_days = CONTROLLER_RETENTION_DAYS_DEFAULT;
+	int64_t horizon = now - (int64_t)retention_days * 86400;
+	int64_t lost = 0, purged_before;
+	int rc = begin(j);
+	sqlite3_stmt *s;
+	if (!rc) {
+		s = stmt(j, ST_PURGE_COUNTED);
+		sqlite3_bind_int64(s, 1, list_issued_at);
+		rc = step_done(s);
+	}
+	if (!rc) {
+		s = stmt(j, ST_COUNT_UNACKED_OLD);
+		sqlite3_bind_int64(s, 1, horizon);
+		rc = step_int(s, &lost);
+	}
+	if (!rc) {
+		s = stmt(j, ST_PURGE_OLD);
+		sqlite3_bind_int64(s, 1, horizon);
+		rc = step_done(s);
+	}
+	if (!rc && lost > 0 && !(rc = meta_get(j, "consumption_purged_unacked", &purged_before)))
+		rc = meta_set(j, "consumption_purged_unacked", purged_before + lost);
+	if (!rc) {
+		/* Anti-passback rows live only as long as the window they serve, and never
+		 * beyond retention whatever the window. */
+		int64_t apb_horizon = now - (int64_t)antipassback_minutes * 60;
+		s = stmt(j, ST_PURGE_PASSBACK);
+		sqlite3_bind_int64(s, 1, apb_horizon > horizon ? apb_horizon : horizon);
+		rc = step_done(s);
+	}
+	return finish(j, rc);
+}
+
+int controller_journal_stats(struct controller_journal *j, struct controller_journal_stats *st)
+{
+	if (!j || !st)
+		return CONTROLLER_ERR_ARG;
+	int64_t v[5];
+	int rc = step_int(stmt(j, ST_PENDING_STATS), &v[0]);
+	if (!rc)
+		rc = step_int(stmt(j, ST_PENDING_CONSUMPTION), &v[1]);
+	if (!rc)
+		rc = meta_get(j, "stat_acked", &v[2]);
+	if (!rc)
+		rc = meta_get(j, "consumption_acked", &v[3]);
+	if (!rc)
+		rc = meta_get(j, "consumption_purged_unacked", &v[4]);
+	if (rc)
+		return rc;
+	st->stat_pending = (uint64_t)v[0];
+	st->consumption_pending = (uint64_t)v[1];
+	st->stat_acked = (uint64_t)v[2];
+	st->consumption_acked = (uint64_t)v[3];
+	st->consumption_purged_unacked = (uint64_t)v[4];
+	return 0;
+}
