@@ -45,3 +45,10 @@ find_program(OPENSSL_BIN openssl)
 # libfreefare: only the bench tests use it, as the independent DESFire client.
 pkg_check_modules(FREEFARE REQUIRED IMPORTED_TARGET libfreefare)
 add_library(citypass::freefare ALIAS PkgConfig::FREEFARE)
+
+# libgpiod: the controller's gpio gate backend (a real relay and LEDs).
+pkg_check_modules(GPIOD REQUIRED IMPORTED_TARGET libgpiod)
+add_library(citypass::gpiod ALIAS PkgConfig::GPIOD)
+
+# The controller runs its reader and its sync link on two threads.
+find_package(Threads REQUIRED)

@@ -1,0 +1,76 @@
+/*
+ * controller/sync_client.h — the gate's side of the sync link (docs/sync-protocol.md,
+ * docs/sync-server.md).
+ *
+ * One mutually authenticated TLS connection to citypass-server, run on its own thread with
+ * its own libevent loop, so that the reader thread (libnfc, decisions) never waits for the
+ * network. It sends Hello, applies the list updates it receives through the caller's
+ * install callback, uploads the journal's two streams in batches and acks them in the
+ * journal only when the server acknowledged them, reacts to the server's publish
+ * notifications, sends keepalives, and reconnects with exponential backoff and jitter while
+ * the gate works on offline.
+ */
+#ifndef CONTROLLER_SYNC_CLIENT_H
+#define CONTROLLER_SYNC_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum controller_update_kind {
+	CONTROLLER_UPDATE_SNAPSHOT = 1,
+	CONTROLLER_UPDATE_DELTA = 2,
+};
+
+struct controller_sync_config {
+	const char *server;    /* "HOST:PORT" */
+	const char *ca_path;   /* the deployment's CA certificate (PEM) */
+	const char *cert_path; /* this device's certificate (PEM), CN = device id */
+	const char *key_path;  /* its private key (PEM) */
+	const char *device_id;
+	uint16_t sector;
+	const char *software_version;
+	const char *journal_path; /* the sync thread opens its own connection to the journal */
+	unsigned batch_max;       /* events per batch (e.g. 1000) */
+	unsigned reconnect_min_ms, reconnect_max_ms; /* backoff bounds (e.g. 500, 60000) */
+	unsigned keepalive_s;     /* empty batch when idle (docs/sync-server.md: <= 60) */
+	/* The list version the gate holds now (0: none); called on the sync thread. */
+	uint64_t (*held_version)(void *ctx);
+	/* Install a complete, assembled update (bytes and detached signature); called on the
+	 * sync thread. Returns 0, or a negative proto/controller error (the update is then
+	 * dropped, logged, and a snapshot requested at the next Hello). */
+	int (*install)(void *ctx, enum controller_update_kind kind, const uint8_t *data,
+		       size_t len, const uint8_t *sig, size_t sig_len);
+	/* One line per significant event (connect, update, ack, error); may be NULL. */
+	void (*log)(void *ctx, const char *line);
+	void *ctx;
+};
+
+struct controller_sync_status {
+	int connected;
+	int64_t last_contact;   /* Unix seconds of the last frame from the server, 0 never */
+	int64_t clock_skew_s;   /* server time - gate time at the last Welcome */
+	uint64_t stats_acked, consumption_acked;
+	unsigned long reconnects;
+};
+
+struct controller_sync;
+
+/* Start the sync thread. 0, or a negative error (bad configuration, unreadable key). */
+int controller_sync_start(struct controller_sync **out, const struct controller_sync_config *cfg);
+/* Thread-safe: new journal rows are waiting (upload soon rather than at the next tick). */
+void controller_sync_kick(struct controller_sync *s);
+/* Thread-safe snapshot of the link's state. */
+void controller_sync_get_status(struct controller_sync *s, struct controller_sync_status *st);
+/* Stop the thread (finishing an upload in flight is not waited for: unacked rows stay in
+ * the journal and go at the next start) and free everything. NULL is allowed. */
+void controller_sync_stop(struct controller_sync *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CONTROLLER_SYNC_CLIENT_H */
