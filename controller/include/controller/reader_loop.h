@@ -1,0 +1,62 @@
+/*
+ * controller/reader_loop.h — the reader thread: one tap from the field (or one QR line) to
+ * the gate, on the thread that owns libnfc (HIL-NOTES.md: libnfc is not thread-safe).
+ *
+ *   poll the QR scanner line (a serial device; a pty on the bench) and select on the
+ *   reader; for a target: classify it (no ISO 14443-4 / no DESFire: a clonable tag,
+ *   refused; a phone: NFC challenge; a card: read this sector with the bundle's key),
+ *   look the pass up under the store's read lock, get the local counters from the
+ *   journal, decide (controller_decide, civil time of the site's zone), debit the card
+ *   when the engine says so, append to the journal (durable), then drive the gate.
+ *
+ * A card left on the reader is decided once: after a tap the loop waits until a select
+ * finds the field empty before it decides again. A target with a fixed UID that differs
+ * from the last one is a new tap at once; a random-ID target (4-byte UID starting 08h:
+ * random-ID cards and phones) cannot be told apart from the last one, so only an empty
+ * field re-arms the reader (docs/controller.md, "Operations").
+ */
+#ifndef CONTROLLER_READER_LOOP_H
+#define CONTROLLER_READER_LOOP_H
+
+#include <pthread.h>
+#include <signal.h>
+
+#include "controller/config.h"
+#include "controller/gate.h"
+#include "controller/journal.h"
+#include "controller/list_store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct controller_reader_loop_params {
+	const struct controller_config *cfg;
+	struct controller_list_store *store; /* shared with the sync thread ... */
+	pthread_rwlock_t *store_lock;        /* ... which installs under the write lock */
+	struct controller_journal *journal;  /* this thread's own connection */
+	struct controller_gate *gate;
+	/* Called after each journal append (the sync client uploads soon). May be NULL. */
+	void (*journal_written)(void *ctx);
+	void *ctx;
+};
+
+struct controller_reader_loop;
+
+/*
+ * Open the reader (libnfc connection string) and the QR scanner line, load the issuer key
+ * for phones. 0, or -1 with one sentence in err.
+ */
+int controller_reader_loop_open(struct controller_reader_loop **out,
+                                const struct controller_reader_loop_params *params, char *err,
+                                size_t errlen);
+/* Run until *stop or *reload becomes non-zero (signal handlers set them). */
+void controller_reader_loop_run(struct controller_reader_loop *loop, volatile sig_atomic_t *stop,
+                                volatile sig_atomic_t *reload);
+void controller_reader_loop_close(struct controller_reader_loop *loop);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CONTROLLER_READER_LOOP_H */

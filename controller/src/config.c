@@ -1,0 +1,667 @@
+/*
+ * controller/src/config.c — the controller's file, device.conf and card-sector.key,
+ * checked line by line (see controller/config.h).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "controller/config.h"
+
+#define LINE_MAX_LEN 2048
+
+struct parse_ctx {
+	const char *file;
+	unsigned line;
+	char *err;
+	size_t errlen;
+};
+
+static int failf(struct parse_ctx *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int failf(struct parse_ctx *p, const char *fmt, ...)
+{
+	char msg[CONTROLLER_ERROR_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (p->line)
+		snprintf(p->err, p->errlen, "%s:%u: %s", p->file, p->line, msg);
+	else
+		snprintf(p->err, p->errlen, "%s: %s", p->file, msg);
+	return -1;
+}
+
+static char *trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	size_t n = strlen(s);
+	while (n > 0 && isspace((unsigned char)s[n - 1]))
+		s[--n] = '\0';
+	return s;
+}
+
+static int copy_str(struct parse_ctx *p, const char *key, const char *v, char *dst, size_t cap)
+{
+	if (*v == '\0')
+		return failf(p, "%s: empty value: expected a value", key);
+	if (strlen(v) >= cap)
+		return failf(p, "%s '%s': longer than %zu characters", key, v, cap - 1);
+	memcpy(dst, v, strlen(v) + 1);
+	return 0;
+}
+
+static int parse_uint(struct parse_ctx *p, const char *key, const char *v, unsigned long min,
+                      unsigned long max, unsigned long *out)
+{
+	char *end;
+	errno = 0;
+	if (!isdigit((unsigned char)*v))
+		return failf(p, "%s '%s': expected a number from %lu to %lu", key, v, min, max);
+	unsigned long n = strtoul(v, &end, 10);
+	if (errno || *end != '\0' || n < min || n > max)
+		return failf(p, "%s '%s': expected a number from %lu to %lu", key, v, min, max);
+	*out = n;
+	return 0;
+}
+
+static int parse_bool(struct parse_ctx *p, const char *key, const char *v, bool *out)
+{
+	if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
+		*out = true;
+	else if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+		*out = false;
+	else
+		return failf(p, "%s '%s': expected yes or no", key, v);
+	return 0;
+}
+
+/* A path relative to `base_dir` (when not absolute), into dst. */
+static int resolve_path(struct parse_ctx *p, const char *key, const char *base_dir, const char *v,
+                        char *dst, size_t cap)
+{
+	if (*v == '\0')
+		return failf(p, "%s: empty value: expected a path", key);
+	int n = v[0] == '/' ? snprintf(dst, cap, "%s", v)
+	                    : snprintf(dst, cap, "%s/%s", base_dir, v);
+	if (n < 0 || (size_t)n >= cap)
+		return failf(p, "%s '%s': path too long", key, v);
+	return 0;
+}
+
+/* Split "key = value"; 0 for a blank or comment line, 1 for a pair, -1 on error. */
+static int split_line(struct parse_ctx *p, char *line, char **key, char **value)
+{
+	char *hash = strchr(line, '#');
+	if (hash)
+		*hash = '\0';
+	char *s = trim(line);
+	if (*s == '\0')
+		return 0;
+	char *eq = strchr(s, '=');
+	if (!eq)
+		return failf(p, "'%s': expected key = value", s);
+	*eq = '\0';
+	*key = trim(s);
+	*value = trim(eq + 1);
+	return 1;
+}
+
+/* --- hours ------------------------------------------------------------------------- */
+
+static const char *const day_names[7] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
+
+static int day_index(const char *s, size_t n)
+{
+	for (int i = 0; i < 7; i++)
+		if (n == 3 && strncmp(s, day_names[i], 3) == 0)
+			return i;
+	return -1;
+}
+
+static int parse_hhmm(const char *s, unsigned *minutes)
+{
+	if (!isdigit((unsigned char)s[0]) || !isdigit((unsigned char)s[1]) || s[2] != ':' ||
+	    !isdigit((unsigned char)s[3]) || !isdigit((unsigned char)s[4]))
+		return -1;
+	unsigned h = (unsigned)(s[0] - '0') * 10 + (unsigned)(s[1] - '0');
+	unsigned m = (unsigned)(s[3] - '0') * 10 + (unsigned)(s[4] - '0');
+	if (m > 59 || h > 24 || (h == 24 && m != 0))
+		return -1;
+	*minutes = h * 60 + m;
+	return 0;
+}
+
+int controller_config_parse_hours(const char *text, struct controller_site_policy *policy,
+                                  char *err, size_t errlen)
+{
+	policy->window_count = 0;
+	if (strcmp(text, "always") == 0)
+		return 0;
+	char buf[LINE_MAX_LEN];
+	if (strlen(text) >= sizeof(buf)) {
+		snprintf(err, errlen, "hours: too long");
+		return -1;
+	}
+	strcpy(buf, text);
+	char *save_rule = NULL;
+	for (char *rule = strtok_r(buf, ";", &save_rule); rule;
+	     rule = strtok_r(NULL, ";", &save_rule)) {
+		rule = trim(rule);
+		char *sp = strchr(rule, ' ');
+		if (!sp)
+			goto bad;
+		*sp = '\0';
+		char *days = rule, *times = trim(sp + 1);
+		char *dash = strchr(days, '-');
+		int d0, d1;
+		if (dash) {
+			d0 = day_index(days, (size_t)(dash - days));
+			d1 = day_index(dash + 1, strlen(dash + 1));
+		} else {
+			d0 = d1 = day_index(days, strlen(days));
+		}
+		if (d0 < 0 || d1 < 0 || d1 < d0)
+			goto bad;
+		uint8_t mask = 0;
+		for (int d = d0; d <= d1; d++)
+			mask |= (uint8_t)(1u << d);
+		char *save_iv = NULL;
+		unsigned last_close = 0;
+		for (char *iv = strtok_r(times, ",", &save_iv); iv;
+		     iv = strtok_r(NULL, ",", &save_iv)) {
+			iv = trim(iv);
+			unsigned open, close;
+			if (strlen(iv) != 11 || iv[5] != '-' || parse_hhmm(iv, &open) ||
+			    parse_hhmm(iv + 6, &close) || open >= close || open < last_close)
+				goto bad;
+			last_close = close;
+			if (policy->window_count >= CONTROLLER_MAX_WINDOWS) {
+				snprintf(err, errlen, "hours '%s': more than %d windows", text,
+				         CONTROLLER_MAX_WINDOWS);
+				return -1;
+			}
+			struct controller_time_window *w = &policy->windows[policy->window_count++];
+			w->days = mask;
+			w->open = (uint16_t)open;
+			w->close = (uint16_t)close;
+		}
+		if (last_close == 0)
+			goto bad;
+	}
+	if (policy->window_count == 0)
+		goto bad;
+	return 0;
+bad:
+	snprintf(err, errlen,
+	         "hours '%s': expected always or 'DAYS HH:MM-HH:MM[,...]' rules separated by ';' "
+	         "(DAYS: Mon..Sun or a range such as Mon-Fri)",
+	         text);
+	policy->window_count = 0;
+	return -1;
+}
+
+/* --- card-sector.key --------------------------------------------------------------- */
+
+static int hex_decode(const char *s, uint8_t *out, size_t cap, size_t *len)
+{
+	size_t n = strlen(s);
+	if (n % 2 || n / 2 > cap)
+		return -1;
+	for (size_t i = 0; i < n / 2; i++) {
+		unsigned v;
+		if (!isxdigit((unsigned char)s[2 * i]) || !isxdigit((unsigned char)s[2 * i + 1]) ||
+		    sscanf(s + 2 * i, "%2x", &v) != 1)
+			return -1;
+		out[i] = (uint8_t)v;
+	}
+	*len = n / 2;
+	return 0;
+}
+
+static int load_card_key(const char *path, uint16_t sector, struct cardlib_sector_key *k, char *err,
+                         size_t errlen)
+{
+	struct parse_ctx p = {path, 0, err, errlen};
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return failf(&p, "cannot open: %s", strerror(errno));
+	memset(k, 0, sizeof(*k));
+	k->auth = CARDLIB_AUTH_EV2;
+	char line[LINE_MAX_LEN];
+	unsigned seen = 0;
+	int rc = 0;
+	while (rc == 0 && fgets(line, sizeof(line), f)) {
+		p.line++;
+		char *s = trim(line);
+		if (*s == '\0' || *s == '#')
+			continue;
+		char *sp = strpbrk(s, " \t");
+		if (!sp) {
+			rc = failf(&p, "'%s': expected 'key value'", s);
+			break;
+		}
+		*sp = '\0';
+		char *v = trim(sp + 1);
+		uint8_t buf[32];
+		size_t n = 0;
+		unsigned long num;
+		if (strcmp(s, "aid") == 0) {
+			if (hex_decode(v, buf, 3, &n) || n != 3)
+				rc = failf(&p, "aid '%s': expected 6 hex digits", v);
+			else
+				k->sys.aid =
+				        (uint32_t)buf[0] << 16 | (uint32_t)buf[1] << 8 | buf[2];
+			seen |= 1;
+		} else if (strcmp(s, "system-id") == 0) {
+			if (hex_decode(v, k->sys.sys_id, sizeof(k->sys.sys_id), &n) || n == 0)
+				rc = failf(&p, "system-id '%s': expected 2 to %zu hex digits", v,
+				           2 * sizeof(k->sys.sys_id));
+			k->sys.sys_id_len = n;
+			seen |= 2;
+		} else if (strcmp(s, "sector") == 0) {
+			rc = parse_uint(&p, s, v, 1, 65535, &num);
+			if (rc == 0 && num != sector)
+				rc = failf(&p, "sector %lu: device.conf says sector %u", num,
+				           (unsigned)sector);
+			seen |= 4;
+		} else if (strcmp(s, "slot") == 0) {
+			rc = parse_uint(&p, s, v, 0, CARDLIB_LAYOUT_SECTORS_MAX - 1, &num);
+			k->slot = (uint8_t)num;
+			seen |= 8;
+		} else if (strcmp(s, "key-version") == 0) {
+			rc = parse_uint(&p, s, v, 0, 255, &num);
+		} else if (strcmp(s, "master") == 0) {
+			if (hex_decode(v, k->master, sizeof(k->master), &n) ||
+			    n != sizeof(k->master))
+				rc = failf(&p, "master: expected 32 hex digits (an AES-128 key)");
+			seen |= 16;
+		} else if (strcmp(s, "reads-value") == 0) {
+			rc = parse_uint(&p, s, v, 0, 1, &num);
+			k->reads_value = (int)num;
+		} else {
+			rc = failf(&p, "unknown key '%s'", s);
+		}
+	}
+	fclose(f);
+	memset(line, 0, sizeof(line));
+	if (rc == 0 && seen != 31) {
+		p.line = 0;
+		rc = failf(&p, "incomplete: needs aid, system-id, sector, slot and master");
+	}
+	return rc;
+}
+
+/* --- device.conf -------------------------------------------------------------------- */
+
+static int device_key(struct parse_ctx *p, struct controller_config *c, const char *dir,
+                      const char *k, const char *v, unsigned *seen)
+{
+	unsigned long n;
+	int rc;
+	char err[CONTROLLER_ERROR_MAX];
+	if (strcmp(k, "device-id") == 0) {
+		*seen |= 1u << 0;
+		return copy_str(p, k, v, c->device_id, sizeof(c->device_id));
+	}
+	if (strcmp(k, "gate") == 0) {
+		*seen |= 1u << 1;
+		rc = parse_uint(p, k, v, 1, UINT32_MAX, &n);
+		c->gate = (uint32_t)n;
+		return rc;
+	}
+	if (strcmp(k, "site") == 0) {
+		*seen |= 1u << 2;
+		rc = parse_uint(p, k, v, 1, UINT32_MAX, &n);
+		c->site = (uint32_t)n;
+		return rc;
+	}
+	if (strcmp(k, "site-name") == 0)
+		return copy_str(p, k, v, c->site_name, sizeof(c->site_name));
+	if (strcmp(k, "sector") == 0) {
+		*seen |= 1u << 3;
+		rc = parse_uint(p, k, v, 1, 65535, &n);
+		c->sector = (uint16_t)n;
+		return rc;
+	}
+	if (strcmp(k, "sector-name") == 0)
+		return copy_str(p, k, v, c->sector_name, sizeof(c->sector_name));
+	if (strcmp(k, "server") == 0) {
+		*seen |= 1u << 4;
+		const char *colon = strrchr(v, ':');
+		if (!colon || colon == v || !isdigit((unsigned char)colon[1]) ||
+		    strtoul(colon + 1, NULL, 10) == 0 || strtoul(colon + 1, NULL, 10) > 65535)
+			return failf(p, "server '%s': expected HOST:PORT", v);
+		return copy_str(p, k, v, c->server, sizeof(c->server));
+	}
+	if (strcmp(k, "tz") == 0) {
+		*seen |= 1u << 5;
+		return copy_str(p, k, v, c->tz, sizeof(c->tz));
+	}
+	if (strcmp(k, "hours") == 0) {
+		if (controller_config_parse_hours(v, &c->policy, err, sizeof(err)))
+			return failf(p, "%s", err);
+		return 0;
+	}
+	if (strcmp(k, "antipassback-minutes") == 0) {
+		rc = parse_uint(p, k, v, 0, 1440, &n);
+		c->policy.antipassback_minutes = (uint16_t)n;
+		return rc;
+	}
+	if (strcmp(k, "refused-fares") == 0) { /* not written by device add yet; bit mask */
+		rc = parse_uint(p, k, v, 0, 15, &n);
+		c->policy.refused_fares = (uint8_t)n;
+		return rc;
+	}
+	if (strcmp(k, "expiry-policy") == 0) {
+		if (strcmp(v, "refuse") == 0) {
+			c->stale.mode = CONTROLLER_STALE_REFUSE_ALL;
+			c->stale.grace_hours = 0;
+			return 0;
+		}
+		if (strncmp(v, "grace:", 6) == 0) {
+			struct parse_ctx q = *p;
+			rc = parse_uint(&q, k, v + 6, 1, 720, &n);
+			if (rc)
+				return failf(p,
+				             "expiry-policy '%s': expected refuse or grace:HOURS "
+				             "(1 to 720)",
+				             v);
+			c->stale.mode = CONTROLLER_STALE_ACCEPT_KNOWN;
+			c->stale.grace_hours = (uint32_t)n;
+			return 0;
+		}
+		return failf(p, "expiry-policy '%s': expected refuse or grace:HOURS", v);
+	}
+	struct {
+		const char *name;
+		char *dst;
+		unsigned bit;
+	} files[] = {
+	        {"certificate", c->cert_path, 6},
+	        {"private-key", c->key_path, 7},
+	        {"ca", c->ca_path, 8},
+	        {"list-public-key", c->list_key_path, 9},
+	        {"issuer-public-key", c->issuer_key_path, 10},
+	        {"card-key", c->card_key_path, 11},
+	};
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		if (strcmp(k, files[i].name) != 0)
+			continue;
+		*seen |= 1u << files[i].bit;
+		if (resolve_path(p, k, dir, v, files[i].dst, CONTROLLER_PATH_MAX))
+			return -1;
+		if (access(files[i].dst, R_OK) != 0)
+			return failf(p, "%s '%s': cannot read %s: %s", k, v, files[i].dst,
+			             strerror(errno));
+		return 0;
+	}
+	return failf(p, "unknown key '%s'", k);
+}
+
+static const char *const device_mandatory[] = {
+        "device-id",
+        "gate",
+        "site",
+        "sector",
+        "server",
+        "tz",
+        "certificate",
+        "private-key",
+        "ca",
+        "list-public-key",
+        "issuer-public-key",
+        "card-key",
+};
+
+static int load_device(struct controller_config *c, char *err, size_t errlen)
+{
+	char path[CONTROLLER_PATH_MAX + 16];
+	snprintf(path, sizeof(path), "%s/device.conf", c->bundle_dir);
+	struct parse_ctx p = {path, 0, err, errlen};
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return failf(&p, "cannot open the provisioning bundle's device.conf: %s",
+		             strerror(errno));
+	char line[LINE_MAX_LEN];
+	unsigned seen = 0;
+	int rc = 0;
+	while (rc == 0 && fgets(line, sizeof(line), f)) {
+		p.line++;
+		char *k = NULL, *v = NULL;
+		int s = split_line(&p, line, &k, &v);
+		if (s < 0)
+			rc = -1;
+		else if (s > 0)
+			rc = device_key(&p, c, c->bundle_dir, k, v, &seen);
+	}
+	fclose(f);
+	if (rc)
+		return rc;
+	p.line = 0;
+	for (unsigned b = 0; b < 12; b++)
+		if (!(seen & (1u << b)))
+			return failf(&p, "missing key '%s'", device_mandatory[b]);
+	/* The zone must be one the C library knows, or hours would silently be UTC. */
+	char zpath[CONTROLLER_PATH_MAX + 64];
+	snprintf(zpath, sizeof(zpath), "/usr/share/zoneinfo/%s", c->tz);
+	if (c->tz[0] != ':' && strstr(c->tz, "..") == NULL && access(zpath, R_OK) != 0 &&
+	    strcmp(c->tz, "UTC") != 0)
+		return failf(&p, "tz '%s': not a time zone of this system (%s)", c->tz, zpath);
+	return load_card_key(c->card_key_path, c->sector, &c->card_key, err, errlen);
+}
+
+/* --- the controller's file ---------------------------------------------------------- */
+
+static int controller_key(struct parse_ctx *p, struct controller_config *c, const char *dir,
+                          const char *k, const char *v, unsigned *seen)
+{
+	unsigned long n;
+	int rc;
+	if (strcmp(k, "bundle") == 0) {
+		*seen |= 1;
+		return resolve_path(p, k, dir, v, c->bundle_dir, sizeof(c->bundle_dir));
+	}
+	if (strcmp(k, "reader") == 0) {
+		*seen |= 2;
+		if (strchr(v, ':') == NULL)
+			return failf(p,
+			             "reader '%s': expected a libnfc connection string such as "
+			             "pn532_uart:/dev/ttyUSB0",
+			             v);
+		return copy_str(p, k, v, c->reader, sizeof(c->reader));
+	}
+	if (strcmp(k, "state-dir") == 0) {
+		*seen |= 4;
+		return resolve_path(p, k, dir, v, c->state_dir, sizeof(c->state_dir));
+	}
+	if (strcmp(k, "qr-scanner") == 0)
+		return resolve_path(p, k, dir, v, c->qr_scanner, sizeof(c->qr_scanner));
+	if (strcmp(k, "gate") == 0) {
+		*seen |= 8;
+		if (strcmp(v, "bench") == 0)
+			c->gate_kind = CONTROLLER_GATE_BENCH;
+		else if (strcmp(v, "gpio") == 0)
+			c->gate_kind = CONTROLLER_GATE_GPIO;
+		else
+			return failf(p, "gate '%s': expected bench or gpio", v);
+		return 0;
+	}
+	if (strcmp(k, "bench-dir") == 0)
+		return resolve_path(p, k, dir, v, c->bench_dir, sizeof(c->bench_dir));
+	if (strcmp(k, "bench-reader") == 0) {
+		for (const char *s = v; *s; s++)
+			if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_')
+				return failf(p,
+				             "bench-reader '%s': expected letters, digits, - and _",
+				             v);
+		return copy_str(p, k, v, c->bench_reader, sizeof(c->bench_reader));
+	}
+	if (strcmp(k, "gpio-chip") == 0)
+		return copy_str(p, k, v, c->gpio.chip, sizeof(c->gpio.chip));
+	struct {
+		const char *name;
+		int *dst;
+	} lines[] = {{"gpio-relay-line", &c->gpio.relay_line},
+	             {"gpio-green-line", &c->gpio.green_line},
+	             {"gpio-red-line", &c->gpio.red_line}};
+	for (size_t i = 0; i < 3; i++) {
+		if (strcmp(k, lines[i].name) == 0) {
+			rc = parse_uint(p, k, v, 0, 1023, &n);
+			*lines[i].dst = (int)n;
+			return rc;
+		}
+	}
+	if (strcmp(k, "gpio-active-low") == 0)
+		return parse_bool(p, k, v, &c->gpio.active_low);
+	if (strcmp(k, "open-ms") == 0) {
+		rc = parse_uint(p, k, v, 100, 60000, &n);
+		c->open_ms = (unsigned)n;
+		return rc;
+	}
+	if (strcmp(k, "log") == 0) {
+		if (strcmp(v, "stderr") == 0)
+			c->log_syslog = false;
+		else if (strcmp(v, "syslog") == 0)
+			c->log_syslog = true;
+		else
+			return failf(p, "log '%s': expected stderr or syslog", v);
+		return 0;
+	}
+	if (strcmp(k, "log-taps") == 0)
+		return parse_bool(p, k, v, &c->log_verbose);
+	if (strcmp(k, "retention-days") == 0) {
+		rc = parse_uint(p, k, v, 1, 3650, &n);
+		c->retention_days = (uint32_t)n;
+		return rc;
+	}
+	if (strcmp(k, "batch-max") == 0) {
+		rc = parse_uint(p, k, v, 1, 100000, &n);
+		c->batch_max = (unsigned)n;
+		return rc;
+	}
+	if (strcmp(k, "reconnect-min-ms") == 0) {
+		rc = parse_uint(p, k, v, 10, 600000, &n);
+		c->reconnect_min_ms = (unsigned)n;
+		return rc;
+	}
+	if (strcmp(k, "reconnect-max-ms") == 0) {
+		rc = parse_uint(p, k, v, 10, 3600000, &n);
+		c->reconnect_max_ms = (unsigned)n;
+		return rc;
+	}
+	if (strcmp(k, "keepalive-s") == 0) {
+		rc = parse_uint(p, k, v, 1, 60, &n);
+		c->keepalive_s = (unsigned)n;
+		return rc;
+	}
+	return failf(p, "unknown key '%s'", k);
+}
+
+static void config_defaults(struct controller_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->gpio.relay_line = c->gpio.green_line = c->gpio.red_line = -1;
+	c->open_ms = 3000;
+	c->log_verbose = true;
+	c->retention_days = 90;
+	c->batch_max = 1000;
+	c->reconnect_min_ms = 500;
+	c->reconnect_max_ms = 60000;
+	c->keepalive_s = 30;
+	c->stale.mode = CONTROLLER_STALE_REFUSE_ALL;
+}
+
+static int check_controller(struct parse_ctx *p, struct controller_config *c, unsigned seen)
+{
+	static const char *const names[] = {"bundle", "reader", "state-dir", "gate"};
+	p->line = 0;
+	for (unsigned b = 0; b < 4; b++)
+		if (!(seen & (1u << b)))
+			return failf(p, "missing key '%s'", names[b]);
+	if (c->gate_kind == CONTROLLER_GATE_BENCH && (!c->bench_dir[0] || !c->bench_reader[0]))
+		return failf(p, "gate = bench needs bench-dir and bench-reader");
+	if (c->gate_kind == CONTROLLER_GATE_GPIO) {
+		if (!c->gpio.chip[0])
+			return failf(p, "gate = gpio needs gpio-chip");
+		if (c->gpio.relay_line < 0)
+			return failf(p, "gate = gpio needs gpio-relay-line");
+		int l[3] = {c->gpio.relay_line, c->gpio.green_line, c->gpio.red_line};
+		for (int i = 0; i < 3; i++)
+			for (int j = i + 1; j < 3; j++)
+				if (l[i] >= 0 && l[i] == l[j])
+					return failf(p, "gpio line %d is used twice", l[i]);
+	}
+	if (c->reconnect_min_ms > c->reconnect_max_ms)
+		return failf(p, "reconnect-min-ms %u is above reconnect-max-ms %u",
+		             c->reconnect_min_ms, c->reconnect_max_ms);
+	if (c->qr_scanner[0] && access(c->qr_scanner, R_OK | W_OK) != 0)
+		return failf(p, "qr-scanner '%s': cannot open: %s", c->qr_scanner, strerror(errno));
+	return 0;
+}
+
+int controller_config_load(const char *path, struct controller_config *out, char *err,
+                           size_t errlen)
+{
+	struct controller_config *c = malloc(sizeof(*c));
+	if (!c) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -1;
+	}
+	config_defaults(c);
+	struct parse_ctx p = {path, 0, err, errlen};
+	int rc = 0;
+	if (strlen(path) >= sizeof(c->config_path)) {
+		rc = failf(&p, "path too long");
+		goto out;
+	}
+	strcpy(c->config_path, path);
+	char dir[CONTROLLER_PATH_MAX];
+	strcpy(dir, path);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	else
+		strcpy(dir, ".");
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		rc = failf(&p, "cannot open: %s", strerror(errno));
+		goto out;
+	}
+	char line[LINE_MAX_LEN];
+	unsigned seen = 0;
+	while (rc == 0 && fgets(line, sizeof(line), f)) {
+		p.line++;
+		char *k = NULL, *v = NULL;
+		int s = split_line(&p, line, &k, &v);
+		if (s < 0)
+			rc = -1;
+		else if (s > 0)
+			rc = controller_key(&p, c, dir, k, v, &seen);
+	}
+	fclose(f);
+	if (rc == 0)
+		rc = check_controller(&p, c, seen);
+	if (rc == 0)
+		rc = load_device(c, err, errlen);
+	if (rc == 0)
+		*out = *c;
+out:
+	controller_config_wipe(c);
+	free(c);
+	return rc;
+}
+
+void controller_config_wipe(struct controller_config *cfg)
+{
+	volatile uint8_t *p = (volatile uint8_t *)&cfg->card_key;
+	for (size_t i = 0; i < sizeof(cfg->card_key); i++)
+		p[i] = 0;
+}

@@ -1,0 +1,345 @@
+/*
+ * citypass-controller — the gate controller daemon (docs/controller.md, "Operations").
+ *
+ * Two threads: this one is the reader thread (libnfc, QR line, decisions, its own journal
+ * connection, the gate); the sync client runs its own (controller/sync_client.h) and
+ * installs list updates under the store's write lock. SIGTERM/SIGINT stop cleanly; SIGHUP
+ * re-reads the configuration: if it is valid everything is restarted with it, else the
+ * error is logged and the running configuration kept.
+ *
+ * Exit status: 0 stopped by a signal, 1 could not start (one sentence on stderr / syslog),
+ * 2 bad usage.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "controller/config.h"
+#include "controller/error.h"
+#include "controller/gate.h"
+#include "controller/journal.h"
+#include "controller/list_store.h"
+#include "controller/log.h"
+#include "controller/reader_loop.h"
+#include "controller/sync_client.h"
+#include "proto/error.h"
+#include "proto/sign.h"
+
+#define CONTROLLER_VERSION "0.1.0"
+
+static volatile sig_atomic_t stop_requested, reload_requested;
+
+static void on_signal(int sig)
+{
+	if (sig == SIGHUP)
+		reload_requested = 1;
+	else
+		stop_requested = 1;
+}
+
+/* What the sync thread shares with the reader thread. */
+struct shared {
+	struct controller_list_store *store;
+	pthread_rwlock_t lock;
+	struct controller_sync *sync;
+};
+
+static uint64_t held_version(void *ctx)
+{
+	struct shared *s = ctx;
+	pthread_rwlock_rdlock(&s->lock);
+	uint64_t v = controller_list_store_version(s->store);
+	pthread_rwlock_unlock(&s->lock);
+	return v;
+}
+
+static int install(void *ctx, enum controller_update_kind kind, const uint8_t *data, size_t len,
+                   const uint8_t *sig, size_t sig_len)
+{
+	struct shared *s = ctx;
+	int64_t now = (int64_t)time(NULL);
+	pthread_rwlock_wrlock(&s->lock);
+	uint64_t before = controller_list_store_version(s->store);
+	int rc = kind == CONTROLLER_UPDATE_DELTA
+	                 ? controller_list_store_apply_delta(s->store, data, len, sig, sig_len, now)
+	                 : controller_list_store_install_snapshot(s->store, data, len, sig, sig_len,
+	                                                          now);
+	uint64_t after = controller_list_store_version(s->store);
+	pthread_rwlock_unlock(&s->lock);
+	if (rc == 0)
+		controller_log(LOG_INFO, "list %s installed: version %" PRIu64 " -> %" PRIu64,
+		               kind == CONTROLLER_UPDATE_DELTA ? "delta" : "snapshot", before,
+		               after);
+	else
+		controller_log(LOG_WARNING, "list %s refused: %s",
+		               kind == CONTROLLER_UPDATE_DELTA ? "delta" : "snapshot",
+		               controller_strerror(rc));
+	return rc;
+}
+
+static void sync_log(void *ctx, const char *line)
+{
+	(void)ctx;
+	controller_log(LOG_INFO, "sync: %s", line);
+}
+
+static void kick(void *ctx)
+{
+	struct shared *s = ctx;
+	if (s->sync)
+		controller_sync_kick(s->sync);
+}
+
+static int make_dir(const char *path)
+{
+	if (mkdir(path, 0700) != 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+static struct proto_keyring *load_list_keys(const char *path, char *err, size_t errlen)
+{
+	struct proto_key *key = NULL;
+	int rc = proto_key_load_public(&key, path);
+	if (rc != 0) {
+		snprintf(err, errlen, "list-public-key %s: %s", path, proto_strerror(rc));
+		return NULL;
+	}
+	struct proto_keyring *ring = proto_keyring_new();
+	if (!ring || proto_keyring_add(ring, key) != 0) {
+		proto_key_free(key);
+		proto_keyring_free(ring);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	return ring;
+}
+
+/*
+ * One life of the daemon with one configuration: 0 when stopped, 1 when it could not
+ * start. Returns on SIGTERM or SIGHUP (reload_requested then stays set for the caller).
+ */
+static int run(const struct controller_config *cfg, bool first)
+{
+	char err[CONTROLLER_ERROR_MAX] = "";
+	char path[CONTROLLER_PATH_MAX + 32];
+	struct shared sh;
+	memset(&sh, 0, sizeof(sh));
+	struct controller_journal *journal = NULL;
+	struct controller_gate *gate = NULL;
+	struct controller_reader_loop *loop = NULL;
+	struct proto_keyring *keys = NULL;
+	int ret = 1, rc;
+	bool lock_ready = false;
+
+	/* The site's zone becomes the process's, once, before any thread starts: the reader
+	 * loop then breaks time down with localtime_r and never writes the environment. */
+	if (setenv("TZ", cfg->tz, 1) != 0) {
+		snprintf(err, sizeof(err), "tz %s: cannot set it", cfg->tz);
+		goto out;
+	}
+	tzset();
+	if (make_dir(cfg->state_dir) != 0) {
+		snprintf(err, sizeof(err), "state-dir %s: cannot create it: %s", cfg->state_dir,
+		         strerror(errno));
+		goto out;
+	}
+	keys = load_list_keys(cfg->list_key_path, err, sizeof(err));
+	if (!keys)
+		goto out;
+	snprintf(path, sizeof(path), "%s/lists", cfg->state_dir);
+	rc = controller_list_store_open(&sh.store, path, cfg->sector, keys, (int64_t)time(NULL));
+	if (rc != 0) {
+		snprintf(err, sizeof(err), "list store %s: %s", path, controller_strerror(rc));
+		goto out;
+	}
+	controller_log(LOG_NOTICE, "list store %s: version %" PRIu64 "%s", path,
+	               controller_list_store_version(sh.store),
+	               controller_list_store_fell_back(sh.store)
+	                       ? " (fell back: the newest pair was damaged or uncommitted)"
+	                       : "");
+	if (pthread_rwlock_init(&sh.lock, NULL) != 0) {
+		snprintf(err, sizeof(err), "cannot create the list lock");
+		goto out;
+	}
+	lock_ready = true;
+	char journal_path[CONTROLLER_PATH_MAX + 32];
+	snprintf(journal_path, sizeof(journal_path), "%s/journal.db", cfg->state_dir);
+	rc = controller_journal_open(&journal, journal_path);
+	if (rc != 0) {
+		snprintf(err, sizeof(err), "journal %s: %s", journal_path, controller_strerror(rc));
+		goto out;
+	}
+	if (controller_gate_open(&gate, cfg, err, sizeof(err)) != 0)
+		goto out;
+	struct controller_reader_loop_params lp = {
+	        .cfg = cfg,
+	        .store = sh.store,
+	        .store_lock = &sh.lock,
+	        .journal = journal,
+	        .gate = gate,
+	        .journal_written = kick,
+	        .ctx = &sh,
+	};
+	if (controller_reader_loop_open(&loop, &lp, err, sizeof(err)) != 0)
+		goto out;
+
+	struct controller_sync_config sc = {
+	        .server = cfg->server,
+	        .ca_path = cfg->ca_path,
+	        .cert_path = cfg->cert_path,
+	        .key_path = cfg->key_path,
+	        .device_id = cfg->device_id,
+	        .sector = cfg->sector,
+	        .software_version = "citypass-controller " CONTROLLER_VERSION,
+	        .journal_path = journal_path,
+	        .batch_max = cfg->batch_max,
+	        .reconnect_min_ms = cfg->reconnect_min_ms,
+	        .reconnect_max_ms = cfg->reconnect_max_ms,
+	        .keepalive_s = cfg->keepalive_s,
+	        .held_version = held_version,
+	        .install = install,
+	        .log = sync_log,
+	        .ctx = &sh,
+	};
+	/* The sync thread inherits this mask: signals are for the reader thread only. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = controller_sync_start(&sh.sync, &sc);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		snprintf(err, sizeof(err), "sync client: %s", controller_strerror(rc));
+		sh.sync = NULL;
+		goto out;
+	}
+	controller_log(LOG_NOTICE,
+	               "%s: device %s, site %u (%s), gate %u, sector %u (%s), reader %s, "
+	               "gate backend %s, server %s",
+	               first ? "started" : "reloaded", cfg->device_id, (unsigned)cfg->site,
+	               cfg->site_name, (unsigned)cfg->gate, (unsigned)cfg->sector, cfg->sector_name,
+	               cfg->reader, gate->name, cfg->server);
+	controller_reader_loop_run(loop, &stop_requested, &reload_requested);
+	ret = 0;
+out:
+	if (ret != 0)
+		controller_log(LOG_ERR, "cannot start: %s", err);
+	controller_sync_stop(sh.sync);
+	controller_reader_loop_close(loop);
+	controller_gate_close(gate);
+	controller_journal_close(journal);
+	controller_list_store_close(sh.store);
+	if (lock_ready)
+		pthread_rwlock_destroy(&sh.lock);
+	proto_keyring_free(keys);
+	return ret;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: citypass-controller --config FILE [--check]\n"
+	           "\n"
+	           "Gate controller of citypass: reads cards, phones and QR codes at one reader,\n"
+	           "decides offline from the signed list, journals every decision, drives the\n"
+	           "gate, and syncs with citypass-server (docs/controller.md).\n"
+	           "\n"
+	           "  -c, --config FILE   the controller's configuration (key = value lines)\n"
+	           "      --check         load and check the configuration, then exit\n"
+	           "  -h, --help          this help\n"
+	           "      --version       print the version\n"
+	           "\n"
+	           "Signals: SIGTERM/SIGINT stop, SIGHUP reloads the configuration.\n"
+	           "Exit status: 0 stopped (or --check passed), 1 could not start, 2 bad usage.\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	        {"config", required_argument, NULL, 'c'},
+	        {"check", no_argument, NULL, 'k'},
+	        {"help", no_argument, NULL, 'h'},
+	        {"version", no_argument, NULL, 'V'},
+	        {NULL, 0, NULL, 0},
+	};
+	const char *config_path = getenv("CITYPASS_CONTROLLER_CONFIG");
+	bool check_only = false;
+	int c;
+	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case 'k':
+			check_only = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("citypass-controller %s\n", CONTROLLER_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc || !config_path) {
+		fprintf(stderr, "citypass-controller: %s\n",
+		        optind != argc ? "unexpected argument" : "--config FILE is required");
+		usage(stderr);
+		return 2;
+	}
+
+	static struct controller_config cfg, next;
+	char err[CONTROLLER_ERROR_MAX];
+	if (controller_config_load(config_path, &cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "citypass-controller: %s\n", err);
+		return 1;
+	}
+	if (check_only) {
+		printf("configuration ok: device %s, sector %u, gate backend %s\n", cfg.device_id,
+		       (unsigned)cfg.sector,
+		       cfg.gate_kind == CONTROLLER_GATE_GPIO ? "gpio" : "bench");
+		controller_config_wipe(&cfg);
+		return 0;
+	}
+	controller_log_init("citypass-controller", cfg.log_syslog);
+
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	int rc = run(&cfg, true);
+	while (rc == 0 && !stop_requested && reload_requested) {
+		reload_requested = 0;
+		if (controller_config_load(config_path, &next, err, sizeof(err)) != 0) {
+			controller_log(LOG_ERR,
+			               "reload refused, keeping the running configuration: %s",
+			               err);
+		} else {
+			controller_config_wipe(&cfg);
+			cfg = next;
+			controller_config_wipe(&next);
+			controller_log_init("citypass-controller", cfg.log_syslog);
+			controller_log(LOG_NOTICE, "configuration reloaded from %s", config_path);
+		}
+		rc = run(&cfg, false);
+		/* a reload that cannot start (reader gone...) ends the daemon: exit 1 */
+	}
+	controller_config_wipe(&cfg);
+	if (rc == 0)
+		controller_log(LOG_NOTICE, "stopped");
+	return rc;
+}

@@ -1,0 +1,147 @@
+#!/bin/sh
+# citypass-controller's start-up checks and signals: every bad or missing setting of the
+# controller's file and of the provisioning bundle is one clear sentence and exit 1 (bad
+# usage exit 2); the gpio backend's configuration errors (no such chip, no relay line, a
+# line used twice) without hardware; SIGHUP with a broken file keeps the running
+# configuration, SIGHUP with a good one restarts on it; SIGTERM stops with exit 0.
+# Env: ADMIN SERVER HIL CONTROLLER TOKEN.
+. "$(dirname "$0")/lib.sh"
+
+deployment pool
+adm site add pool-n --sector pool >/dev/null
+start_bench pool-1
+PORT=1 # no server needed to check configurations
+enrol pool-1 pool-n pool-1
+# shellcheck disable=SC2034 # lib.sh reads it (no server here)
+PORT=
+good="$T/pool-1.conf"
+
+# expect_start_error NAME EXPECTED_EXIT PATTERN : run on $T/x.conf, check exit and message
+expect_start_error() {
+	rc=0
+	out=$(timeout 20 "$CONTROLLER" --config "$T/x.conf" 2>&1) || rc=$?
+	[ "$rc" = "$2" ] || fail "$1: exit $rc, expected $2 ($out)"
+	printf '%s\n' "$out" | grep -Eq -- "$3" || fail "$1: expected /$3/ in: $out"
+	echo "ok - $1"
+}
+# variant SED_EXPR : $T/x.conf from the good file
+variant() { sed "$1" "$good" >"$T/x.conf"; }
+
+# usage
+rc=0; "$CONTROLLER" >/dev/null 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "no --config: exit $rc"
+rc=0; "$CONTROLLER" --bogus >/dev/null 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "unknown option: exit $rc"
+"$CONTROLLER" --help | grep -q -- "--config FILE" || fail "--help"
+"$CONTROLLER" --version | grep -q "citypass-controller" || fail "--version"
+out=$("$CONTROLLER" --config "$good" --check) || fail "--check on a good file: $out"
+echo "ok - usage, --help, --version, --check"
+
+cp "$good" "$T/x.conf"
+rm "$T/x.conf"
+expect_start_error "missing file" 1 "x.conf: cannot open"
+variant '/^reader/d'
+expect_start_error "missing reader" 1 "missing key 'reader'"
+variant 's/^gate = bench/gate = relay/'
+expect_start_error "unknown gate backend" 1 "x.conf:[0-9]+: gate 'relay': expected bench or gpio"
+variant 's/^open-ms = .*/open-ms = soon/'
+expect_start_error "malformed number" 1 "open-ms 'soon': expected a number from 100 to 60000"
+variant '$a colour = blue'
+expect_start_error "unknown key" 1 "unknown key 'colour'"
+variant 's/^reader = .*/reader = \/dev\/ttyUSB0/'
+expect_start_error "connection string" 1 "reader '/dev/ttyUSB0': expected a libnfc connection string"
+variant 's/^bundle = .*/bundle = nowhere/'
+expect_start_error "missing bundle" 1 "nowhere/device.conf: cannot open"
+variant 's|^bench-dir = .*|bench-dir = /nonexistent|'
+expect_start_error "bench not there" 1 "gate bench: cannot connect to /nonexistent/control.sock"
+variant 's|^reader = .*|reader = pn532_uart:/nonexistent/pty|'
+expect_start_error "reader not there" 1 "reader 'pn532_uart:/nonexistent/pty': cannot open it"
+variant 's|^qr-scanner = .*|qr-scanner = /nonexistent/qr|'
+expect_start_error "QR scanner not there" 1 "qr-scanner '/nonexistent/qr': cannot open"
+
+# the bundle's device.conf and card-sector.key
+cp -r "$T/bundle-pool-1" "$T/bb"
+variant 's/^bundle = .*/bundle = bb/'
+cp "$T/x.conf" "$T/bb.conf"
+bundle_variant() { # bundle_variant FILE SED_EXPR
+	cp "$T/bundle-pool-1/$1" "$T/bb/$1"
+	sed -i "$2" "$T/bb/$1"
+	cp "$T/bb.conf" "$T/x.conf"
+}
+bundle_variant device.conf 's/^hours = .*/hours = Mon-Fri 9h-12h/'
+expect_start_error "bad opening hours" 1 "device.conf:[0-9]+: hours 'Mon-Fri 9h-12h': expected always"
+bundle_variant device.conf 's/^hours = .*/hours = Mon-Fri 14:00-12:00/'
+expect_start_error "reversed window" 1 "hours 'Mon-Fri 14:00-12:00'"
+bundle_variant device.conf 's/^tz = .*/tz = Europe\/Atlantis/'
+expect_start_error "unknown zone" 1 "tz 'Europe/Atlantis': not a time zone"
+bundle_variant device.conf 's/^expiry-policy = .*/expiry-policy = grace:9999/'
+expect_start_error "grace too long" 1 "expiry-policy 'grace:9999'"
+bundle_variant device.conf '/^sector =/d'
+expect_start_error "missing sector" 1 "device.conf: missing key 'sector'"
+bundle_variant device.conf 's/^server = .*/server = localhost/'
+expect_start_error "server without port" 1 "server 'localhost': expected HOST:PORT"
+bundle_variant device.conf 's/^private-key = .*/private-key = nothing.key/'
+expect_start_error "missing key file" 1 "private-key 'nothing.key': cannot read"
+cp "$T/bundle-pool-1/device.conf" "$T/bb/device.conf"
+bundle_variant card-sector.key 's/^master .*/master 0011/'
+expect_start_error "short card key" 1 "card-sector.key:[0-9]+: master: expected 32 hex digits"
+bundle_variant card-sector.key 's/^sector .*/sector 3/'
+expect_start_error "card key of another sector" 1 "sector 3: device.conf says sector 1"
+cp "$T/bundle-pool-1/card-sector.key" "$T/bb/card-sector.key"
+cp "$T/bundle-pool-1/list.pub.pem" "$T/bb/list.pub.pem"
+echo "garbage" >"$T/bb/list.pub.pem"
+cp "$T/bb.conf" "$T/x.conf"
+expect_start_error "unreadable list key" 1 "list-public-key .*list.pub.pem"
+cp "$T/bundle-pool-1/list.pub.pem" "$T/bb/list.pub.pem"
+
+# gpio: configuration errors a machine without the hardware can still check
+gpio_variant() {
+	sed '/^gate = /d; /^bench-/d' "$good" >"$T/x.conf"
+	printf 'gate = gpio\n%s\n' "$1" >>"$T/x.conf"
+}
+gpio_variant "gpio-relay-line = 17"
+expect_start_error "gpio without chip" 1 "gate = gpio needs gpio-chip"
+gpio_variant "gpio-chip = gpiochip0"
+expect_start_error "gpio without relay line" 1 "gate = gpio needs gpio-relay-line"
+gpio_variant "gpio-chip = gpiochip0
+gpio-relay-line = 17
+gpio-green-line = 17"
+expect_start_error "gpio line used twice" 1 "gpio line 17 is used twice"
+gpio_variant "gpio-chip = gpiochip0
+gpio-relay-line = 4096"
+expect_start_error "gpio line out of range" 1 "gpio-relay-line '4096': expected a number"
+gpio_variant "gpio-chip = no-such-chip-citypass
+gpio-relay-line = 17
+gpio-active-low = maybe"
+expect_start_error "gpio bad boolean" 1 "gpio-active-low 'maybe': expected yes or no"
+gpio_variant "gpio-chip = no-such-chip-citypass
+gpio-relay-line = 17"
+expect_start_error "gpio chip absent" 1 "gate gpio: gpio-chip 'no-such-chip-citypass': cannot open it"
+
+# signals: SIGHUP with a broken file keeps running; with a good file, restarts on it
+cp "$good" "$T/live.conf"
+"$CONTROLLER" --config "$T/live.conf" >"$T/ctl-live.log" 2>&1 &
+pid=$!
+CTRL_PIDS="$CTRL_PIDS $pid"
+wait_for 10 grep -q "started" "$T/ctl-live.log" || fail "controller did not start: $(cat "$T/ctl-live.log")"
+echo "open-ms = never" >>"$T/live.conf"
+kill -HUP $pid
+wait_for 10 grep -q "reload refused, keeping the running configuration: .*open-ms 'never'" \
+	"$T/ctl-live.log" || fail "a broken reload: $(tail -n 3 "$T/ctl-live.log")"
+kill -0 $pid || fail "a broken reload stopped the controller"
+sed -i 's/^open-ms = never$/open-ms = 1500/' "$T/live.conf"
+kill -HUP $pid
+wait_for 10 grep -q "reloaded: device pool-1" "$T/ctl-live.log" ||
+	fail "a good reload: $(tail -n 3 "$T/ctl-live.log")"
+issue_card "$T/ann.card" 04A1B2C3D4E5F6 pool >/dev/null
+out=$(tap pool-1 desfire "$T/ann.card")
+expect "$out" "led=red display=Service indisponible – liste" "decides after the reload (no list: refused)"
+echo "ok - SIGHUP: a broken file is refused and logged, a good one is applied"
+kill -TERM $pid
+rc=0
+wait $pid || rc=$?
+[ "$rc" = 0 ] || fail "SIGTERM: exit $rc"
+CTRL_PIDS=
+grep -q "stopped" "$T/ctl-live.log" || fail "SIGTERM: not logged"
+echo "ok - SIGTERM stops with exit 0"
+echo "controller configuration check passed"

@@ -1,0 +1,265 @@
+# lib.sh — shared by the controller daemon scenarios (and scripts/demo.sh): a temporary
+# deployment made by citypass-admin, the real citypass-server on a free loopback port, a
+# citypass-hil bench, and citypass-controller processes with the bench gate backend.
+# Everything lives in one temp directory and is stopped on exit. Every wait is bounded.
+# Sourced; expects ADMIN SERVER HIL CONTROLLER TOKEN (paths to the binaries).
+set -eu
+
+: "${ADMIN:?}" "${SERVER:?}" "${HIL:?}" "${CONTROLLER:?}" "${TOKEN:?}"
+export LIBNFC_AUTO_SCAN=false
+unset LIBNFC_DEVICE LIBNFC_DEFAULT_DEVICE CITYPASS_NOW
+# short paths: unix socket names are limited to 108 bytes
+T=$(mktemp -d "${TMPDIR:-/tmp}/cpd-XXXXXX")
+export CITYPASS_DATA="$T/data"
+BENCH="$T/b"
+SERVER_PID=
+BENCH_PID=
+CTRL_PIDS=
+PEER_PIDS=
+PORT=
+KEEP_TMP=${KEEP_TMP:-}
+
+cleanup() {
+	rc=$?
+	set +e
+	for p in $CTRL_PIDS $PEER_PIDS; do kill "$p" 2>/dev/null; done
+	# bounded: whatever has not stopped 5 s after SIGTERM is killed
+	_i=0
+	while [ $_i -lt 50 ]; do
+		_alive=
+		for p in $CTRL_PIDS $PEER_PIDS; do kill -0 "$p" 2>/dev/null && _alive=1; done
+		[ -z "$_alive" ] && break
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	for p in $CTRL_PIDS $PEER_PIDS; do
+		if kill -0 "$p" 2>/dev/null; then
+			echo "cleanup: pid $p ignored SIGTERM for 5 s: SIGKILL" >&2
+			kill -9 "$p" 2>/dev/null
+		fi
+	done
+	for p in $CTRL_PIDS $PEER_PIDS; do wait "$p" 2>/dev/null; done
+	[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+	[ -n "$BENCH_PID" ] && kill "$BENCH_PID" 2>/dev/null && wait "$BENCH_PID" 2>/dev/null
+	if [ $rc -ne 0 ]; then
+		for f in "$T"/ctl-*.log "$T/server.log"; do
+			[ -f "$f" ] || continue
+			echo "--- $f (last lines)" >&2
+			tail -n 25 "$f" >&2
+		done
+	fi
+	if [ -n "$KEEP_TMP" ]; then echo "kept $T" >&2; else rm -rf "$T"; fi
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+adm() { timeout 60 "$ADMIN" "$@"; }
+ctl() { timeout 20 "$HIL" ctl --run-dir "$BENCH" "$@"; }
+reader() { echo "pn532_uart:$BENCH/readers/$1"; }
+now_us() { ctl now | grep -Eo '[0-9]+' | head -n1; }
+
+# wait_for SECONDS COMMAND... : poll every 0.1 s until the command succeeds
+wait_for() {
+	_deadline=$(($(date +%s) + $1))
+	shift
+	until "$@" >/dev/null 2>&1; do
+		[ "$(date +%s)" -lt "$_deadline" ] || return 1
+		sleep 0.1
+	done
+}
+
+# deployment SECTORS [init options] : citypass-admin init (server name 127.0.0.1)
+deployment() {
+	_s=$1
+	shift
+	adm init --server-name 127.0.0.1 --sectors "$_s" "$@" >/dev/null 2>"$T/init.log" ||
+		fail "init: $(cat "$T/init.log")"
+}
+
+# start_bench READER... : citypass-hil with those readers (plus a desk reader "desk");
+# HIL_ARGS adds options (--baud 115200)
+start_bench() {
+	_args="--reader desk"
+	for r in "$@"; do _args="$_args --reader $r"; done
+	# shellcheck disable=SC2086
+	"$HIL" run --run-dir "$BENCH" ${HIL_ARGS:-} $_args 2>"$T/hil.log" &
+	BENCH_PID=$!
+	ctl --wait 10 status >/dev/null || fail "bench did not start: $(cat "$T/hil.log")"
+}
+
+# start_server : citypass-server on a free loopback port (bounded retries); sets PORT
+start_server() {
+	for _attempt in 1 2 3 4 5 6 7 8 9 10; do
+		_p=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 40000))
+		[ -n "$PORT" ] && _p=$PORT
+		"$SERVER" --data "$CITYPASS_DATA" --listen "127.0.0.1:$_p" --poll-ms 50 \
+			>>"$T/server.log" 2>&1 &
+		SERVER_PID=$!
+		if wait_for 5 grep -q "listening on 127.0.0.1:$_p" "$T/server.log"; then
+			PORT=$_p
+			return 0
+		fi
+		kill "$SERVER_PID" 2>/dev/null || true
+		wait "$SERVER_PID" 2>/dev/null || true
+		SERVER_PID=
+		[ -n "$PORT" ] && sleep 0.5
+	done
+	fail "server did not start: $(tail -n 5 "$T/server.log")"
+}
+
+stop_server() {
+	kill "$SERVER_PID"
+	wait "$SERVER_PID" 2>/dev/null || true
+	SERVER_PID=
+}
+
+# enrol DEVICE SITE READER : device bundle + controller configuration T/READER.conf
+enrol() {
+	adm device add "$1" --site "$2" --server "127.0.0.1:${PORT:?start_server first}" \
+		--out "$T/bundle-$3" >/dev/null 2>&1 || fail "device add $1"
+	cat >"$T/$3.conf" <<-EOF
+		# citypass-controller for bench reader $3
+		bundle = bundle-$3
+		reader = $(reader "$3")
+		qr-scanner = $BENCH/qr/$3
+		state-dir = state-$3
+		gate = bench
+		bench-dir = $BENCH
+		bench-reader = $3
+		open-ms = 800
+		reconnect-min-ms = 100
+		reconnect-max-ms = 1000
+		keepalive-s = 5
+	EOF
+}
+
+# start_controller READER : one controller; its pid goes to CTRL_PID_<reader>
+start_controller() {
+	"$CONTROLLER" --config "$T/$1.conf" >>"$T/ctl-$1.log" 2>&1 &
+	_pid=$!
+	CTRL_PIDS="$CTRL_PIDS $_pid"
+	eval "CTRL_PID_$(echo "$1" | tr -- - _)=$_pid"
+	wait_for 10 grep -q "started\|cannot start" "$T/ctl-$1.log" || fail "controller $1 silent"
+	grep -q "cannot start" "$T/ctl-$1.log" && fail "controller $1: $(grep 'cannot start' "$T/ctl-$1.log")"
+	return 0
+}
+
+ctl_pid() { eval "echo \${CTRL_PID_$(echo "$1" | tr -- - _):-}"; }
+
+stop_controller() {
+	_pid=$(ctl_pid "$1")
+	kill "$_pid"
+	wait "$_pid" 2>/dev/null || true
+	CTRL_PIDS=$(echo "$CTRL_PIDS" | tr ' ' '\n' | grep -vx "$_pid" | tr '\n' ' ')
+}
+
+# list_version READER : the version the controller's list store holds (0: none)
+list_version() {
+	_c="$T/state-$1/lists/CURRENT"
+	[ -f "$_c" ] || { echo 0; return; }
+	sed -n 's/^version \([0-9]*\).*/\1/p' "$_c" | head -n1
+}
+server_version() { # server_version SECTOR_NAME
+	adm list export --sector "$1" --out "$T/exp.$$" >/dev/null 2>&1 || true
+	ls "$T/exp.$$" | sed -n 's/^sector-[0-9]*-v\([0-9]*\)\.cpl$/\1/p' | sort -n | tail -n1
+	rm -rf "$T/exp.$$"
+}
+# wait_list READER SECTOR_NAME : the controller holds the server's latest version
+wait_list() {
+	_want=$(server_version "$2")
+	_holds() { [ "$(list_version "$1")" = "$_want" ]; }
+	wait_for 15 _holds "$1" ||
+		fail "$1 holds list v$(list_version "$1"), server has v$_want"
+}
+
+# issue_card IMAGE UID RIGHT... : personalise a picc-aes card at the desk; prints pass id
+issue_card() {
+	_img=$1 _uid=$2
+	shift 2
+	_r=
+	for r in "$@"; do _r="$_r --right $r"; done
+	ctl place desk desfire "$_img" "uid=$_uid" picc-aes >/dev/null
+	# shellcheck disable=SC2086
+	_out=$(adm pass issue --holder "Holder $_uid" ${HOUSEHOLD:+--household "$HOUSEHOLD"} $_r --reader "$(reader desk)" 2>&1) ||
+		fail "pass issue: $_out"
+	ctl remove desk >/dev/null
+	echo "$_out" | sed -n 's/^pass \([0-9]*\) issued.*/\1/p'
+}
+
+# issue_phone WALLET SECTOR_NUMBER RIGHT... : a phone pass; prints pass id
+issue_phone() {
+	_w=$1 _sec=$2
+	shift 2
+	_req=$(timeout 20 "$TOKEN" enrol --wallet "$_w" --sector "$_sec")
+	_r=
+	for r in "$@"; do _r="$_r --right $r"; done
+	# shellcheck disable=SC2086
+	_out=$(adm pass issue --holder "Phone $_w" $_r --phone-key "$_sec=$_req" \
+		--out "$_w.creds" 2>&1) || fail "pass issue (phone): $_out"
+	timeout 20 "$TOKEN" install --wallet "$_w" --credential "$_w.creds/sector-$_sec.cred" \
+		>/dev/null || fail "token install"
+	echo "$_out" | sed -n 's/^pass \([0-9]*\) issued.*/\1/p'
+}
+
+# start_phone WALLET : citypass-token hce on WALLET.sock
+start_phone() {
+	"$TOKEN" hce --wallet "$1" --socket "$1.sock" >"$1.hce.log" 2>&1 &
+	PEER_PIDS="$PEER_PIDS $!"
+	wait_for 10 test -S "$1.sock" || fail "citypass-token hce did not start"
+}
+
+# tap READER WHAT... : place WHAT on READER, wait for the gate's decision after it, take
+# it away and wait for the field to be seen empty; prints the decision's gate line.
+# WHAT: "desfire IMAGE", "classic", "uid-only", "external SOCKET".
+tap() {
+	_rd=$1
+	shift
+	_since=$(now_us)
+	ctl place "$_rd" "$@" >/dev/null
+	_line=
+	_deadline=$(($(date +%s) + 15))
+	while [ -z "$_line" ]; do
+		[ "$(date +%s)" -lt "$_deadline" ] || fail "no gate decision at $_rd for '$*'"
+		sleep 0.05
+		_line=$(ctl outputs "$_rd" "since=$_since" | grep -E "led=(green|red|amber)" | head -n1 || true)
+	done
+	_rm=$(now_us)
+	ctl remove "$_rd" >/dev/null
+	# the controller must see the empty field before the next tap (a card left is one
+	# tap): wait for its select to find the field empty (the chip answers no target)
+	_empty() { ctl events "since=$_rm" | grep -q "$_rd pn532 InListPassiveTarget 2 bytes -> 1 bytes"; }
+	wait_for 10 _empty || fail "the controller at $_rd did not see the field empty"
+	echo "$_line"
+}
+
+# scan READER LINE : the reader's QR scanner reads LINE; prints the gate's decision line
+scan() {
+	_since=$(now_us)
+	ctl qr "$1" "$2" >/dev/null
+	_line=
+	_deadline=$(($(date +%s) + 15))
+	while [ -z "$_line" ]; do
+		[ "$(date +%s)" -lt "$_deadline" ] || fail "no gate decision at $1 for a QR code"
+		sleep 0.05
+		_line=$(ctl outputs "$1" "since=$_since" | grep -E "led=(green|red|amber)" | head -n1 || true)
+	done
+	echo "$_line"
+}
+
+# expect LINE PATTERN MESSAGE
+expect() {
+	printf '%s\n' "$1" | grep -Eq -- "$2" || fail "$3: expected /$2/ in: $1"
+	echo "ok - $3"
+}
+
+# server_count [granted|refused|all] : decisions the server holds (statistics stream)
+server_count() {
+	adm stats --by outcome --format csv 2>/dev/null |
+		awk -F, -v want="${1:-all}" 'NR > 1 && (want == "all" || $1 == want) { s += $NF }
+			END { print s + 0 }'
+}
