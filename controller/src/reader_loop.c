@@ -245,7 +245,12 @@ static void journal_and_act(struct controller_reader_loop *l, struct tap *t,
 		gate_show(l, false, CONTROLLER_LED_AMBER, MSG_OUT_OF_SERVICE);
 		return;
 	}
-	gate_show(l, d->grant, d->grant ? CONTROLLER_LED_GREEN : CONTROLLER_LED_RED, d->message);
+	/* A grant on a stale list says so on the display, so staff see that the gate has not
+	 * heard from the server (docs/controller.md, stale policy). */
+	char shown[sizeof(d->message) + 32];
+	snprintf(shown, sizeof(shown), "%s%s", d->message,
+	         d->grant && d->on_stale_list ? " (liste non à jour)" : "");
+	gate_show(l, d->grant, d->grant ? CONTROLLER_LED_GREEN : CONTROLLER_LED_RED, shown);
 	int64_t took = mono_ms() - t->t0_ms;
 	if (cfg->log_verbose)
 		controller_log(LOG_INFO,
@@ -253,7 +258,7 @@ static void journal_and_act(struct controller_reader_loop *l, struct tap *t,
 		               " ms%s display=\"%s\"",
 		               cred_name(t->cred), d->grant ? "granted" : "refused",
 		               controller_reason_name(d->reason), (unsigned)ev.product, seq.stat,
-		               took, d->on_stale_list ? " (stale list)" : "", d->message);
+		               took, d->on_stale_list ? " (stale list)" : "", shown);
 	if (l->p.journal_written)
 		l->p.journal_written(l->p.ctx);
 }
