@@ -811,6 +811,21 @@ static int sq_list_rows(void *ctx, uint16_t sector, const struct server_periods 
 	return 0;
 }
 
+static int sq_consumption_rekey(void *ctx, uint16_t sector, const uint8_t from[PROTO_LIST_KEY_LEN],
+                                const uint8_t to[PROTO_LIST_KEY_LEN])
+{
+	struct sq *q = ctx;
+	sqlite3_stmt *st;
+	int rc = prep(q, &st,
+	              "UPDATE consumption SET pseudonym = ?3 WHERE sector = ?1 AND pseudonym = ?2");
+	if (rc)
+		return rc;
+	sqlite3_bind_int(st, 1, sector);
+	sqlite3_bind_blob(st, 2, from, PROTO_LIST_KEY_LEN, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 3, to, PROTO_LIST_KEY_LEN, SQLITE_STATIC);
+	return run(q, st);
+}
+
 static int sq_consumption_expire(void *ctx, uint16_t sector, const struct server_periods *now)
 {
 	struct sq *q = ctx;
@@ -1140,6 +1155,7 @@ static const struct server_store_ops sqlite_ops = {
         .profiles = sq_profiles,
         .list_rows = sq_list_rows,
         .consumption_expire = sq_consumption_expire,
+        .consumption_rekey = sq_consumption_rekey,
         .list_latest = sq_list_latest,
         .list_get = sq_list_get,
         .list_put = sq_list_put,

@@ -477,6 +477,7 @@ struct issue_opts {
 	size_t n_rights;
 	struct phone_req phones[MAX_PHONES];
 	size_t n_phones;
+	int64_t counters_from; /* pass replace: the old pass, whose counted uses carry over */
 };
 
 static int parse_issue(struct admin *a, const char *cmd, int argc, char **argv,
@@ -606,6 +607,26 @@ static void mark_card_entries(struct admin *a, struct server_right *r, size_t n,
 	}
 }
 
+/* A replacement keeps the uses already counted: per sector, the old card's counted uses
+ * (consumption rows under its list key) move to the new card's list key, so a per-pass
+ * quota or phone-entry counter does not restart at zero. */
+static int carry_counters(struct admin *a, int64_t from, int64_t to, const struct issue_opts *o)
+{
+	for (size_t i = 0; i < o->n_rights; i++) {
+		uint8_t old_key[PROTO_LIST_KEY_LEN], new_key[PROTO_LIST_KEY_LEN];
+		const uint16_t sector = o->rights[i].sector;
+		if (a->st.ops->pass_id_get(a->st.ctx, from, sector, NULL, old_key) != 0)
+			continue; /* the old pass had no identifier in this sector */
+		int rc = a->st.ops->pass_id_get(a->st.ctx, to, sector, NULL, new_key);
+		if (rc == 0)
+			rc = a->st.ops->consumption_rekey(a->st.ctx, sector, old_key, new_key);
+		if (rc)
+			return admin_refuse("cannot carry the counters of pass %" PRId64 ": %s",
+			                    from, server_strerror(rc));
+	}
+	return 0;
+}
+
 /* Everything after the pass row exists: identifiers, rights, medium, lists. */
 static int finish_pass(struct admin *a, struct server_pass *p, struct issue_opts *o)
 {
@@ -614,6 +635,8 @@ static int finish_pass(struct admin *a, struct server_pass *p, struct issue_opts
 		return admin_refuse("cannot draw the pass's identifiers: %s", server_strerror(rc));
 	mark_card_entries(a, o->rights, o->n_rights, o->reader != NULL);
 	if ((rc = set_rights(a, p, o->rights, o->n_rights)) != 0)
+		return rc;
+	if (o->counters_from && (rc = carry_counters(a, o->counters_from, p->id, o)) != 0)
 		return rc;
 	if ((rc = publish_rights_of(a, p->id)) != 0)
 		return rc;
@@ -710,6 +733,7 @@ static int pass_replace(struct admin *a, int argc, char **argv)
 		o.rights[i] = r[i];
 	o.n_rights = nr < MAX_RIGHTS ? nr : MAX_RIGHTS;
 	free(r);
+	o.counters_from = id;
 	p = old;
 	p.id = 0;
 	p.replaced_by = 0;

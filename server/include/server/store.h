@@ -169,6 +169,10 @@ struct server_store_ops {
 	                 struct server_list_row **out, size_t *n);
 	/* Delete consumption rows of the sector whose period has ended. */
 	int (*consumption_expire)(void *ctx, uint16_t sector, const struct server_periods *now);
+	/* Move a sector's counted uses from one list key to another: a replaced card's
+	 * counters follow its rights to the new card. */
+	int (*consumption_rekey)(void *ctx, uint16_t sector, const uint8_t from[PROTO_LIST_KEY_LEN],
+	                         const uint8_t to[PROTO_LIST_KEY_LEN]);
 
 	int (*list_latest)(void *ctx, uint16_t sector, uint64_t *version); /* 0 if none */
 	int (*list_get)(void *ctx, uint16_t sector, uint64_t version,
