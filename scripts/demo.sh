@@ -20,8 +20,8 @@
 #  - the back office's periodic "list publish --sector waste" (which folds the waste
 #    centres' uploaded visits into the household quotas) is run at the points of the story
 #    where it matters, once both waste gates' uploads are acknowledged;
-#  - the lost card is replaced with "pass replace --reason lost" (withdrawn + new card in one
-#    transaction): citypass-admin refuses to replace a pass already revoked;
+#  - the lost card is revoked at once ("pass revoke --reason lost"), then replaced at the
+#    desk ("pass replace": the new card and the old pass marked replaced, one transaction);
 #  - the QR screenshot "from 17:30" shown at 18:10 is a code made for 40 minutes ago
 #    (citypass-token show-qr --time).
 #
@@ -360,9 +360,14 @@ play 10:00 lib-1 "Léa" granted ok "Bienvenue" desfire "$T/lea.card"
 play 10:40 waste-s "Camille" granted ok "Bienvenue – 1 passage restant cette année" desfire "$T/camille.card"
 fold_waste
 
-out " -- 12:00 Léa reports her card lost. The agent replaces the pass at the desk (pass replace"
-out "    --reason lost): in one transaction the lost card is withdrawn (status 'replaced') and a"
-out "    new card with the same rights is personalised; the new lists are pushed to the gates"
+out " -- 12:00 Léa reports her card lost: the agent revokes it at once (pass revoke), the"
+out "    revocation is pushed to the gates"
+_o=$(adm pass revoke "$lea" --reason lost 2>&1) || { note "pass revoke: $_o"; fail "pass revoke $lea refused"; }
+wait_list lib-1 library
+play 12:05 lib-1 "Léa's lost card (someone found it)" refused revoked "Carte révoquée" desfire "$T/lea.card"
+out " -- 12:10 at the desk the agent replaces the pass (pass replace): in one transaction the old"
+out "    pass is marked 'replaced' and a new card with the same rights is personalised; the new"
+out "    lists are pushed to the gates"
 ctl place desk desfire "$T/lea2.card" uid=04EA0002BE4A4D picc-aes >/dev/null
 _o=$(adm pass replace "$lea" --reason lost --reader "$(reader desk)" 2>&1) ||
 	{ note "pass replace: $_o"; fail "pass replace $lea refused"; }

@@ -721,10 +721,12 @@ static int pass_replace(struct admin *a, int argc, char **argv)
 	struct server_pass old, p;
 	if ((rc = load_pass(a, id, &old)) != 0)
 		return rc;
-	if (old.state == SERVER_PASS_REVOKED || old.state == SERVER_PASS_REPLACED)
-		return admin_refuse("pass %" PRId64 " is %s: only an active or suspended pass can "
-		                    "be replaced",
-		                    id, admin_state_name(old.state));
+	/* A lost card is revoked at once and replaced when the citizen comes to the desk: a
+	 * revoked pass can be replaced, a replaced one cannot (its rights moved already). */
+	if (old.state == SERVER_PASS_REPLACED)
+		return admin_refuse("pass %" PRId64 " is already replaced (by pass %" PRId64
+		                    "): replace that one",
+		                    id, old.replaced_by);
 	struct server_right *r = NULL;
 	size_t nr = 0;
 	if ((rc = a->st.ops->rights_of_pass(a->st.ctx, id, &r, &nr)) != 0)
@@ -737,6 +739,8 @@ static int pass_replace(struct admin *a, int argc, char **argv)
 	p = old;
 	p.id = 0;
 	p.replaced_by = 0;
+	if (p.state == SERVER_PASS_REVOKED) /* the old card was blocked; the new one is good */
+		p.state = SERVER_PASS_ACTIVE;
 	p.reason[0] = 0;
 	snprintf(p.medium, sizeof(p.medium), "%s",
 	         o.reader     ? "card"
