@@ -55,5 +55,6 @@ int admin_cmd_pass(struct admin *a, int argc, char **argv);
 int admin_cmd_rights(struct admin *a, int argc, char **argv);
 int admin_cmd_stats(struct admin *a, int argc, char **argv);
 int admin_cmd_opendata(struct admin *a, int argc, char **argv);
+int admin_cmd_quota(struct admin *a, int argc, char **argv);
 
 #endif /* CITYPASS_ADMIN_H */

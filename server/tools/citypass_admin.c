@@ -43,6 +43,7 @@ static const char main_help[] =
         "  list publish|export     signed lists\n"
         "  stats           usage counts (table, CSV, JSON)\n"
         "  opendata export open-data CSV, small counts suppressed\n"
+        "  quota report    passes and households past a counted right's limit\n"
         "\n"
         "Each command has --help. Exit status: 0 done, 1 refused, 2 bad usage.\n"
         "options:\n"
@@ -1406,6 +1407,8 @@ int main(int argc, char **argv)
 		rc = admin_cmd_stats(&a, sub_argc, sub);
 	else if (strcmp(cmd, "opendata") == 0)
 		rc = admin_cmd_opendata(&a, sub_argc, sub);
+	else if (strcmp(cmd, "quota") == 0)
+		rc = admin_cmd_quota(&a, sub_argc, sub);
 	else
 		rc = admin_usage(NULL, "unknown command '%s'", cmd);
 	admin_close(&a);

@@ -5,10 +5,10 @@
 # waste-b, offline since its list said used=1, grants limit - 1 = 2 more visits, then
 # refuses. Overshoot bound: total grants <= limit + (limit - used at the offline gate's
 # last sync) = 3 + 2 = 5.
-# "Reported" today means: once waste-b is back, the server's statistics hold 5 grants for
+# "Reported" means: once waste-b is back, the server's statistics hold 5 grants for
 # the waste service (2 at waste-b) and the household's consumption, as published in the
-# waste list (`used`), is 5 against a limit of 3. No command flags the overshoot as such
-# (nothing in citypass-admin reports it); this is asserted as observed.
+# waste list (`used`), is 5 against a limit of 3, and `citypass-admin quota report` names the
+# household with its overshoot of 2.
 # Env: ADMIN SERVER HIL CONTROLLER TOKEN PROBE.
 . "$(dirname "$0")/common.sh"
 : "${PROBE:?}"
@@ -71,6 +71,12 @@ echo "ok - server statistics: the 2 overshooting grants are at waste-b"
 publish_until_used waste "$ka" 5
 echo "ok - server consumption: the household's used counter in the published list is 5 (limit 3)"
 [ "$(used_in_list waste "$(list_key "$bob" waste)")" = 5 ] || fail "bob's entry does not share the household counter"
+# reported: the agents' quota report names the household and its overshoot
+rep=$(adm quota report --sector waste) || fail "quota report failed: $rep"
+printf '%s\n' "$rep" | grep -Eq '^waste +[0-9]+ +.* +yes +5 +3 +2$' ||
+	fail "quota report does not show the household's overshoot (5 of 3, 2 over): $rep"
+[ "$(printf '%s\n' "$rep" | grep -c '^waste ')" = 1 ] || fail "the household is reported more than once: $rep"
+echo "ok - citypass-admin quota report: the household, used 5 of 3, overshoot 2"
 wait_list waste-2 waste
 tap_expect waste-2 "relay=closed led=red display=Quota annuel atteint" "waste-b, synced, refuses" desfire "$T/alice.card"
 echo "scenario quota passed"

@@ -361,4 +361,11 @@ case_ "opendata: no subcommand" 2 "missing an opendata command" adm opendata
 case_ "opendata: bad --to" 2 "--to 'tomorrow'" adm opendata export --to tomorrow
 case_ "opendata: --by not allowed" 2 "--by is for stats" adm opendata export --by site
 
+# --- quota report (the overshoot itself is exercised by tests/scenarios/quota.sh) -----------
+case_ "quota: no subcommand" 2 "missing a quota command" adm quota
+case_ "quota: unknown subcommand" 2 "unknown quota command 'frob'" adm quota frob
+case_ "quota report: bad sector" 2 "--sector 'nowhere': no such sector" adm quota report --sector nowhere
+case_ "quota report: extra argument" 2 "unexpected argument 'x'" adm quota report x
+case_ "quota report: nothing over" 0 "no pass or household past its limit" adm quota report
+
 echo "admin CLI check passed: $CASES cases"
