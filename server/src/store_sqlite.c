@@ -422,6 +422,20 @@ static int sq_household_tag_get(void *ctx, int64_t household, uint16_t sector, u
 
 /* --- passes ----------------------------------------------------------------------------- */
 
+/* Parameters 1 to 6 of the passes INSERT and UPDATE: the same columns in the same order
+ * (an absent household or replacement stays NULL). */
+static void bind_pass_fields(sqlite3_stmt *st, const struct server_pass *p)
+{
+	sqlite3_bind_text(st, 1, p->holder, -1, SQLITE_STATIC);
+	if (p->household)
+		sqlite3_bind_int64(st, 2, p->household);
+	sqlite3_bind_int(st, 3, p->state);
+	sqlite3_bind_text(st, 4, p->reason, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, p->medium, -1, SQLITE_STATIC);
+	if (p->replaced_by)
+		sqlite3_bind_int64(st, 6, p->replaced_by);
+}
+
 static int sq_pass_add(void *ctx, struct server_pass *p)
 {
 	struct sq *q = ctx;
@@ -431,14 +445,7 @@ static int sq_pass_add(void *ctx, struct server_pass *p)
 	              " created) VALUES(?, ?, ?, ?, ?, ?, ?)");
 	if (rc)
 		return rc;
-	sqlite3_bind_text(st, 1, p->holder, -1, SQLITE_STATIC);
-	if (p->household)
-		sqlite3_bind_int64(st, 2, p->household);
-	sqlite3_bind_int(st, 3, p->state);
-	sqlite3_bind_text(st, 4, p->reason, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, p->medium, -1, SQLITE_STATIC);
-	if (p->replaced_by)
-		sqlite3_bind_int64(st, 6, p->replaced_by);
+	bind_pass_fields(st, p);
 	sqlite3_bind_int64(st, 7, p->created);
 	rc = run(q, st);
 	if (rc == 0)
@@ -488,14 +495,7 @@ static int sq_pass_update(void *ctx, const struct server_pass *p)
 	              " replaced_by=? WHERE id=?");
 	if (rc)
 		return rc;
-	sqlite3_bind_text(st, 1, p->holder, -1, SQLITE_STATIC);
-	if (p->household)
-		sqlite3_bind_int64(st, 2, p->household);
-	sqlite3_bind_int(st, 3, p->state);
-	sqlite3_bind_text(st, 4, p->reason, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, p->medium, -1, SQLITE_STATIC);
-	if (p->replaced_by)
-		sqlite3_bind_int64(st, 6, p->replaced_by);
+	bind_pass_fields(st, p);
 	sqlite3_bind_int64(st, 7, p->id);
 	rc = run(q, st);
 	if (rc == 0 && sqlite3_changes(q->db) == 0)
