@@ -36,14 +36,14 @@ struct controller_sync_config {
 	const char *journal_path; /* the sync thread opens its own connection to the journal */
 	unsigned batch_max;       /* events per batch (e.g. 1000) */
 	unsigned reconnect_min_ms, reconnect_max_ms; /* backoff bounds (e.g. 500, 60000) */
-	unsigned keepalive_s;     /* empty batch when idle (docs/sync-server.md: <= 60) */
+	unsigned keepalive_s; /* empty batch when idle (docs/sync-server.md: <= 60) */
 	/* The list version the gate holds now (0: none); called on the sync thread. */
 	uint64_t (*held_version)(void *ctx);
 	/* Install a complete, assembled update (bytes and detached signature); called on the
 	 * sync thread. Returns 0, or a negative proto/controller error (the update is then
 	 * dropped, logged, and a snapshot requested at the next Hello). */
-	int (*install)(void *ctx, enum controller_update_kind kind, const uint8_t *data,
-		       size_t len, const uint8_t *sig, size_t sig_len);
+	int (*install)(void *ctx, enum controller_update_kind kind, const uint8_t *data, size_t len,
+	               const uint8_t *sig, size_t sig_len);
 	/* One line per significant event (connect, update, ack, error); may be NULL. */
 	void (*log)(void *ctx, const char *line);
 	void *ctx;
@@ -51,8 +51,8 @@ struct controller_sync_config {
 
 struct controller_sync_status {
 	int connected;
-	int64_t last_contact;   /* Unix seconds of the last frame from the server, 0 never */
-	int64_t clock_skew_s;   /* server time - gate time at the last Welcome */
+	int64_t last_contact; /* Unix seconds of the last frame from the server, 0 never */
+	int64_t clock_skew_s; /* server time - gate time at the last Welcome */
 	uint64_t stats_acked, consumption_acked;
 	unsigned long reconnects;
 };

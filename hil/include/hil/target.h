@@ -24,12 +24,12 @@ extern "C" {
 
 /* ISO/IEC 14443 type A identification, as InListPassiveTarget reports it. */
 struct hil_target_info {
-	uint8_t atqa[2];  /* SENS_RES, in the byte order the PN532 sends it */
-	uint8_t sak;      /* SEL_RES: bit 0x20 set = ISO/IEC 14443-4 compliant */
+	uint8_t atqa[2]; /* SENS_RES, in the byte order the PN532 sends it */
+	uint8_t sak;     /* SEL_RES: bit 0x20 set = ISO/IEC 14443-4 compliant */
 	uint8_t uid[HIL_UID_MAX];
-	uint8_t uid_len;  /* 4, 7 or 10 */
+	uint8_t uid_len;          /* 4, 7 or 10 */
 	uint8_t ats[HIL_ATS_MAX]; /* answer to RATS, its length byte (TL) first; empty if
-				   * the target is not ISO 14443-4 (MIFARE Classic, UID-only) */
+	                           * the target is not ISO 14443-4 (MIFARE Classic, UID-only) */
 	uint8_t ats_len;
 };
 
@@ -47,7 +47,7 @@ struct hil_target_ops {
 	 * frame, no ISO 14443-4 block header, no CRC). Returns the length of the answer written
 	 * to `out` (at most `out_cap`), or HIL_TARGET_SILENT / HIL_TARGET_GONE. */
 	int (*transceive)(void *ctx, const uint8_t *in, size_t in_len, uint8_t *out,
-			  size_t out_cap);
+	                  size_t out_cap);
 	/* Deselected or released, or the field was switched off: volatile state (an
 	 * authentication, a selected application, an uncommitted transaction) is lost. */
 	void (*deactivate)(void *ctx);

@@ -23,13 +23,11 @@ extern "C" {
 #define SERVER_DEVICE_ID_MAX 64
 #define SERVER_SIG_MAX       72
 
-
-
 /* A gate controller as enrolled with `citypass-admin device add`. */
 struct server_device_info {
 	char id[SERVER_DEVICE_ID_MAX]; /* also the CN of its certificate */
 	uint32_t site;
-	uint16_t sector;               /* the one service sector it serves */
+	uint16_t sector; /* the one service sector it serves */
 	int revoked;
 };
 
@@ -45,11 +43,11 @@ struct server_sync_backend_ops {
 	int (*list_latest)(void *ctx, uint16_t sector, uint64_t *version);
 	/* A published snapshot and its detached DER signature. */
 	int (*list_snapshot)(void *ctx, uint16_t sector, uint64_t version, struct server_blob *list,
-			     uint8_t sig[SERVER_SIG_MAX], size_t *sig_len);
+	                     uint8_t sig[SERVER_SIG_MAX], size_t *sig_len);
 	/* The delta from base_version to base_version + 1 and its signature, or
 	 * SERVER_ERR_NOT_FOUND when it is no longer kept. */
-	int (*list_delta)(void *ctx, uint16_t sector, uint64_t base_version, struct server_blob *delta,
-			  uint8_t sig[SERVER_SIG_MAX], size_t *sig_len);
+	int (*list_delta)(void *ctx, uint16_t sector, uint64_t base_version,
+	                  struct server_blob *delta, uint8_t sig[SERVER_SIG_MAX], size_t *sig_len);
 	/*
 	 * Store one validated event batch of `device_id` durably (one transaction, committed
 	 * before returning), ignoring events whose (device, stream, seq) is already stored, and
@@ -57,7 +55,7 @@ struct server_sync_backend_ops {
 	 * highest stored). Statistics rows carry no identifier; consumption rows feed quotas.
 	 */
 	int (*ingest)(void *ctx, const char *device_id, const Citypass__EventBatch *batch,
-		      uint64_t *acked_seq);
+	              uint64_t *acked_seq);
 	/* The highest acknowledged sequence of a device's stream (0 if none). */
 	int (*acked)(void *ctx, const char *device_id, Citypass__Stream stream, uint64_t *seq);
 	void (*destroy)(void *ctx);
