@@ -512,7 +512,7 @@ static int controller_key(struct parse_ctx *p, struct controller_config *c, cons
 	} lines[] = {{"gpio-relay-line", &c->gpio.relay_line},
 	             {"gpio-green-line", &c->gpio.green_line},
 	             {"gpio-red-line", &c->gpio.red_line}};
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
 		if (strcmp(k, lines[i].name) == 0) {
 			rc = parse_uint(p, k, v, 0, 1023, &n);
 			*lines[i].dst = (int)n;
@@ -521,11 +521,6 @@ static int controller_key(struct parse_ctx *p, struct controller_config *c, cons
 	}
 	if (strcmp(k, "gpio-active-low") == 0)
 		return parse_bool(p, k, v, &c->gpio.active_low);
-	if (strcmp(k, "open-ms") == 0) {
-		rc = parse_uint(p, k, v, 100, 60000, &n);
-		c->open_ms = (unsigned)n;
-		return rc;
-	}
 	if (strcmp(k, "log") == 0) {
 		if (strcmp(v, "stderr") == 0)
 			c->log_syslog = false;
@@ -537,30 +532,25 @@ static int controller_key(struct parse_ctx *p, struct controller_config *c, cons
 	}
 	if (strcmp(k, "log-taps") == 0)
 		return parse_bool(p, k, v, &c->log_verbose);
-	if (strcmp(k, "retention-days") == 0) {
-		rc = parse_uint(p, k, v, 1, 3650, &n);
-		c->retention_days = (uint32_t)n;
-		return rc;
-	}
-	if (strcmp(k, "batch-max") == 0) {
-		rc = parse_uint(p, k, v, 1, 100000, &n);
-		c->batch_max = (unsigned)n;
-		return rc;
-	}
-	if (strcmp(k, "reconnect-min-ms") == 0) {
-		rc = parse_uint(p, k, v, 10, 600000, &n);
-		c->reconnect_min_ms = (unsigned)n;
-		return rc;
-	}
-	if (strcmp(k, "reconnect-max-ms") == 0) {
-		rc = parse_uint(p, k, v, 10, 3600000, &n);
-		c->reconnect_max_ms = (unsigned)n;
-		return rc;
-	}
-	if (strcmp(k, "keepalive-s") == 0) {
-		rc = parse_uint(p, k, v, 1, 60, &n);
-		c->keepalive_s = (unsigned)n;
-		return rc;
+	/* The plain numbers, each with its bounds. */
+	const struct {
+		const char *name;
+		unsigned long min, max;
+		unsigned *dst;
+	} numbers[] = {
+	        {"open-ms", 100, 60000, &c->open_ms},
+	        {"retention-days", 1, 3650, &c->retention_days},
+	        {"batch-max", 1, 100000, &c->batch_max},
+	        {"reconnect-min-ms", 10, 600000, &c->reconnect_min_ms},
+	        {"reconnect-max-ms", 10, 3600000, &c->reconnect_max_ms},
+	        {"keepalive-s", 1, 60, &c->keepalive_s},
+	};
+	for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
+		if (strcmp(k, numbers[i].name) == 0) {
+			rc = parse_uint(p, k, v, numbers[i].min, numbers[i].max, &n);
+			*numbers[i].dst = (unsigned)n;
+			return rc;
+		}
 	}
 	return failf(p, "unknown key '%s'", k);
 }

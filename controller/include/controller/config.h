@@ -58,7 +58,7 @@ struct controller_config {
 	unsigned open_ms;                       /* how long the relay stays open */
 	bool log_syslog;                        /* else stderr */
 	bool log_verbose;                       /* one line per tap (default on) */
-	uint32_t retention_days;                /* identifying journal rows */
+	unsigned retention_days;                /* identifying journal rows */
 	unsigned batch_max;                     /* sync tuning */
 	unsigned reconnect_min_ms, reconnect_max_ms, keepalive_s;
 
