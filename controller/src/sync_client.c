@@ -405,12 +405,27 @@ static int send_hello(struct controller_sync *s)
 
 /* --- upload ----------------------------------------------------------------------------- */
 
+/* Queue one batch of stream 0 (statistics) or 1 (consumption); on success its last
+ * sequence is in flight until the server's EventAck. */
+static int queue_batch(struct controller_sync *s, Citypass__EventBatch *b, int stream,
+                       uint64_t last_seq, int *sent)
+{
+	Citypass__Frame f = CITYPASS__FRAME__INIT;
+	f.body_case = CITYPASS__FRAME__BODY_EVENT_BATCH;
+	f.event_batch = b;
+	int rc = queue_frame(s, &f);
+	if (rc == 0) {
+		s->streams[stream].inflight_last = last_seq;
+		*sent = 1;
+	}
+	return rc;
+}
+
 static int send_stats(struct controller_sync *s, int *sent)
 {
 	struct controller_stat_row *rows;
 	Citypass__StatEvent *ev = NULL, **evp = NULL;
 	Citypass__EventBatch b = CITYPASS__EVENT_BATCH__INIT;
-	Citypass__Frame f = CITYPASS__FRAME__INIT;
 	size_t n = 0, max = s->cfg.batch_max;
 	int rc;
 
@@ -443,13 +458,7 @@ static int send_stats(struct controller_sync *s, int *sent)
 	b.stream = CITYPASS__STREAM__STATISTICS;
 	b.n_stats = n;
 	b.stats = evp;
-	f.body_case = CITYPASS__FRAME__BODY_EVENT_BATCH;
-	f.event_batch = &b;
-	rc = queue_frame(s, &f);
-	if (rc == 0) {
-		s->streams[0].inflight_last = rows[n - 1].seq;
-		*sent = 1;
-	}
+	rc = queue_batch(s, &b, 0, rows[n - 1].seq, sent);
 out:
 	free(evp);
 	free(ev);
@@ -462,7 +471,6 @@ static int send_consumption(struct controller_sync *s, int *sent)
 	struct controller_consumption_row *rows;
 	Citypass__ConsumptionEvent *ev = NULL, **evp = NULL;
 	Citypass__EventBatch b = CITYPASS__EVENT_BATCH__INIT;
-	Citypass__Frame f = CITYPASS__FRAME__INIT;
 	size_t n = 0, max = s->cfg.batch_max;
 	int rc;
 
@@ -493,13 +501,7 @@ static int send_consumption(struct controller_sync *s, int *sent)
 	b.stream = CITYPASS__STREAM__CONSUMPTION;
 	b.n_consumption = n;
 	b.consumption = evp;
-	f.body_case = CITYPASS__FRAME__BODY_EVENT_BATCH;
-	f.event_batch = &b;
-	rc = queue_frame(s, &f);
-	if (rc == 0) {
-		s->streams[1].inflight_last = rows[n - 1].seq;
-		*sent = 1;
-	}
+	rc = queue_batch(s, &b, 1, rows[n - 1].seq, sent);
 out:
 	free(evp);
 	free(ev);
