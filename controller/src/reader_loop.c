@@ -303,6 +303,23 @@ static void maybe_purge(struct controller_reader_loop *l, uint64_t version, int6
 	l->purged_at = now;
 }
 
+/* Purge on an empty field, so that a new list version's (or the hour's) purge, a DELETE
+ * with its fsync, is done while nobody waits; decide_tap keeps its own call for a tap that
+ * comes before any idle moment, and finds the work already done otherwise. */
+static void housekeeping(struct controller_reader_loop *l)
+{
+	int64_t issued_at = 0;
+	uint64_t version = 0;
+	pthread_rwlock_rdlock(l->p.store_lock);
+	struct proto_list *list = controller_list_store_list(l->p.store);
+	if (list) {
+		issued_at = proto_list_header(list)->issued_at;
+		version = controller_list_store_version(l->p.store);
+	}
+	pthread_rwlock_unlock(l->p.store_lock);
+	maybe_purge(l, version, issued_at, (int64_t)time(NULL));
+}
+
 static void decide_tap(struct controller_reader_loop *l, struct tap *t)
 {
 	const struct controller_config *cfg = l->cfg;
@@ -618,6 +635,7 @@ static void poll_reader(struct controller_reader_loop *l)
 	}
 	if (rc == 0) {
 		l->waiting_removal = false;
+		housekeeping(l);
 		wait_input(l, IDLE_POLL_MS);
 		return;
 	}
