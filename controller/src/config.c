@@ -341,6 +341,12 @@ static int device_key(struct parse_ctx *p, struct controller_config *c, const ch
 			return failf(p, "server '%s': expected HOST:PORT", v);
 		return copy_str(p, k, v, c->server, sizeof(c->server));
 	}
+	if (strcmp(k, "server-name") == 0) {
+		for (const char *q = v; *q; q++)
+			if (!isalnum((unsigned char)*q) && *q != '-' && *q != '.' && *q != '_')
+				return failf(p, "server-name '%s': expected a host name", v);
+		return copy_str(p, k, v, c->server_name, sizeof(c->server_name));
+	}
 	if (strcmp(k, "tz") == 0) {
 		*seen |= 1u << 5;
 		return copy_str(p, k, v, c->tz, sizeof(c->tz));

@@ -34,6 +34,7 @@
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
 #include <mbedtls/net_sockets.h>
+#include <mbedtls/oid.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509_crt.h>
@@ -78,7 +79,8 @@ struct sync_update {
 struct controller_sync {
 	/* configuration, copied */
 	struct controller_sync_config cfg;
-	char *server, *ca_path, *cert_path, *key_path, *device_id, *software_version, *journal_path;
+	char *server, *server_name, *ca_path, *cert_path, *key_path, *device_id, *software_version,
+	        *journal_path;
 	char host[256], port[16];
 	int host_is_name;
 
@@ -221,9 +223,27 @@ static int split_server(struct controller_sync *s)
 	if (errno || *end || end == colon + 1 || port == 0 || port > 65535)
 		return CONTROLLER_ERR_ARG;
 	snprintf(s->port, sizeof(s->port), "%lu", port);
-	/* mbedTLS 2.28 checks names against CN / dNSName only, never iPAddress SANs: for an
-	 * address the chain to the deployment CA is the whole check (docs/controller.md). */
+	/* The name the server certificate must carry: the one pinned in the bundle, else the
+	 * host when it is a name (mbedTLS 2.28 compares CN / dNSName only, never iPAddress
+	 * SANs, so an address alone names nobody: docs/controller.md). */
 	s->host_is_name = inet_pton(AF_INET, s->host, &a) != 1;
+	return 0;
+}
+
+/*
+ * The server's certificate must be issued for a TLS server (extendedKeyUsage serverAuth):
+ * the device CA also signs every gate, and a gate's certificate (clientAuth) must never
+ * pass for the server, whatever name or address it is reached by (issue 10). mbedTLS
+ * accepts a certificate without the extension for any purpose, so presence is required.
+ */
+static int verify_server(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
+{
+	(void)arg;
+	if (depth == 0 && (!(crt->ext_types & MBEDTLS_X509_EXT_EXTENDED_KEY_USAGE) ||
+	                   mbedtls_x509_crt_check_extended_key_usage(
+	                           crt, MBEDTLS_OID_SERVER_AUTH,
+	                           MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH)) != 0))
+		*flags |= MBEDTLS_X509_BADCERT_EXT_KEY_USAGE;
 	return 0;
 }
 
@@ -262,6 +282,7 @@ static int load_tls(struct controller_sync *s)
 	mbedtls_ssl_conf_authmode(&s->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
 	mbedtls_ssl_conf_rng(&s->conf, mbedtls_ctr_drbg_random, &s->drbg);
 	mbedtls_ssl_conf_ca_chain(&s->conf, &s->ca, NULL);
+	mbedtls_ssl_conf_verify(&s->conf, verify_server, s);
 	rc = mbedtls_ssl_conf_own_cert(&s->conf, &s->own, &s->key);
 	if (rc) {
 		sync_log(s, "sync: using certificate %s: %s", s->cert_path,
@@ -851,7 +872,9 @@ static void tcp_connected(struct controller_sync *s)
 	mbedtls_ssl_init(&s->ssl);
 	s->ssl_live = 1;
 	rc = mbedtls_ssl_setup(&s->ssl, &s->conf);
-	if (rc == 0 && s->host_is_name)
+	if (rc == 0 && s->server_name)
+		rc = mbedtls_ssl_set_hostname(&s->ssl, s->server_name);
+	else if (rc == 0 && s->host_is_name)
 		rc = mbedtls_ssl_set_hostname(&s->ssl, s->host);
 	if (rc) {
 		conn_close(s, "TLS setup failed: %s", tls_reason(rc, why, sizeof(why)));
@@ -1066,6 +1089,7 @@ static void sync_free(struct controller_sync *s)
 	free(s->out);
 	free(s->upd.buf);
 	free(s->server);
+	free(s->server_name);
 	free(s->ca_path);
 	free(s->cert_path);
 	free(s->key_path);
@@ -1120,6 +1144,10 @@ int controller_sync_start(struct controller_sync **out, const struct controller_
 	s->device_id = strdup(cfg->device_id);
 	s->software_version = strdup(cfg->software_version ? cfg->software_version : "");
 	s->journal_path = dup_or_null(cfg->journal_path);
+	if (cfg->server_name && cfg->server_name[0] && !(s->server_name = strdup(cfg->server_name))) {
+		rc = CONTROLLER_ERR_NOMEM;
+		goto fail;
+	}
 	if (!s->server || !s->ca_path || !s->cert_path || !s->key_path || !s->device_id ||
 	    !s->software_version || !s->journal_path) {
 		rc = CONTROLLER_ERR_NOMEM;

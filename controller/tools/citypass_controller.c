@@ -193,6 +193,7 @@ static int run(const struct controller_config *cfg, bool first)
 
 	struct controller_sync_config sc = {
 	        .server = cfg->server,
+	        .server_name = cfg->server_name,
 	        .ca_path = cfg->ca_path,
 	        .cert_path = cfg->cert_path,
 	        .key_path = cfg->key_path,

@@ -17,6 +17,7 @@
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/ecp.h>
 #include <mbedtls/entropy.h>
+#include <mbedtls/oid.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/platform_util.h>
 #include <mbedtls/x509_crt.h>
@@ -145,11 +146,31 @@ static void validity_string(time_t t, char out[32])
 	         tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-/* Write a certificate for `subject` signed by `issuer` (the same key when self-signed). */
+/*
+ * extendedKeyUsage (RFC 5280 s.4.2.1.12) telling the two roles apart: the sync server's
+ * certificate is for TLS servers only, a gate's for TLS clients only. Both ends refuse a
+ * peer certificate without the right purpose, so a gate's stolen bundle cannot serve as
+ * the server (issue 10). The value is DER: SEQUENCE { OID id-kp-serverAuth | clientAuth }.
+ */
+static int set_role(mbedtls_x509write_cert *crt, enum server_cert_role role)
+{
+	static const unsigned char server_auth[] = {0x30, 0x0A, 0x06, 0x08, 0x2B, 0x06,
+	                                            0x01, 0x05, 0x05, 0x07, 0x03, 0x01};
+	static const unsigned char client_auth[] = {0x30, 0x0A, 0x06, 0x08, 0x2B, 0x06,
+	                                            0x01, 0x05, 0x05, 0x07, 0x03, 0x02};
+	const unsigned char *v = role == SERVER_CERT_SERVER ? server_auth : client_auth;
+	return mbedtls_x509write_crt_set_extension(
+	        crt, MBEDTLS_OID_EXTENDED_KEY_USAGE, MBEDTLS_OID_SIZE(MBEDTLS_OID_EXTENDED_KEY_USAGE),
+	        0, v, sizeof(server_auth));
+}
+
+/* Write a certificate for `subject` signed by `issuer` (the same key when self-signed).
+ * role < 0: the CA. */
 static int write_cert(mbedtls_pk_context *subject, mbedtls_pk_context *issuer,
-                      const char *subject_name, const char *issuer_name, int is_ca, int days,
+                      const char *subject_name, const char *issuer_name, int role, int days,
                       struct rng *r, const char *path)
 {
+	const int is_ca = role < 0;
 	mbedtls_x509write_cert crt;
 	mbedtls_mpi serial;
 	unsigned char buf[4096];
@@ -184,6 +205,8 @@ static int write_cert(mbedtls_pk_context *subject, mbedtls_pk_context *issuer,
 	                           : MBEDTLS_X509_KU_DIGITAL_SIGNATURE;
 	if (mbedtls_x509write_crt_set_key_usage(&crt, usage) != 0)
 		goto out;
+	if (!is_ca && set_role(&crt, (enum server_cert_role)role) != 0)
+		goto out;
 	if (mbedtls_x509write_crt_pem(&crt, buf, sizeof(buf), mbedtls_ctr_drbg_random, &r->drbg) !=
 	    0)
 		goto out;
@@ -208,15 +231,15 @@ static int cn_ok(const char *cn)
 	return 1;
 }
 
-int server_cert_issue(const char *data_dir, const char *cn, int days, const char *key_path,
-                      const char *crt_path)
+int server_cert_issue(const char *data_dir, const char *cn, enum server_cert_role role, int days,
+                      const char *key_path, const char *crt_path)
 {
 	char ca_key[PATH_MAX], name[128];
 	struct rng r;
 	mbedtls_pk_context ca, pk;
 	int rc;
 
-	if (!cn_ok(cn) || days <= 0)
+	if (!cn_ok(cn) || days <= 0 || (role != SERVER_CERT_SERVER && role != SERVER_CERT_DEVICE))
 		return SERVER_ERR_ARG;
 	if ((rc = server_key_path(ca_key, sizeof(ca_key), data_dir, "ca.key")) != 0)
 		return rc;
@@ -233,7 +256,7 @@ int server_cert_issue(const char *data_dir, const char *cn, int days, const char
 	snprintf(name, sizeof(name), "CN=%s,O=citypass", cn);
 	if ((rc = ec_write_private(&pk, key_path)) != 0)
 		goto out;
-	rc = write_cert(&pk, &ca, name, CA_NAME, 0, days, &r, crt_path);
+	rc = write_cert(&pk, &ca, name, CA_NAME, (int)role, days, &r, crt_path);
 	if (rc)
 		unlink(key_path);
 out:
@@ -391,7 +414,7 @@ static int ca_create(const char *data_dir, struct rng *r)
 	if (rc == 0)
 		rc = ec_write_private(&pk, key);
 	if (rc == 0)
-		rc = write_cert(&pk, &pk, CA_NAME, CA_NAME, 1, 20 * 365, r, crt);
+		rc = write_cert(&pk, &pk, CA_NAME, CA_NAME, -1, 20 * 365, r, crt);
 	mbedtls_pk_free(&pk);
 	return rc;
 }
@@ -419,7 +442,8 @@ int server_keys_create(const char *data_dir, const char *server_name)
 	if (rc == 0) {
 		server_key_path(key, sizeof(key), data_dir, "server.key");
 		server_key_path(crt, sizeof(crt), data_dir, "server.crt");
-		rc = server_cert_issue(data_dir, server_name, 5 * 365, key, crt);
+		rc = server_cert_issue(data_dir, server_name, SERVER_CERT_SERVER, 5 * 365, key,
+		                       crt);
 	}
 	if (rc == 0) {
 		server_key_path(key, sizeof(key), data_dir, "card.keys");

@@ -619,6 +619,13 @@ static int conn_verify(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *fl
 		*flags |= MBEDTLS_X509_BADCERT_OTHER;
 		return 0;
 	}
+	if (*flags & MBEDTLS_X509_BADCERT_EXT_KEY_USAGE) {
+		snprintf(c->refusal, sizeof(c->refusal),
+		         "certificate '%s' is not a gate certificate (no clientAuth "
+		         "extendedKeyUsage)",
+		         c->cn);
+		return 0;
+	}
 	if (*flags)
 		return 0; /* already refused by the chain check: the flags say why */
 	memset(&dev, 0, sizeof(dev));

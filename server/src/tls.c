@@ -24,6 +24,7 @@
 #include "tls.h"
 
 struct tls_ctx {
+	enum tls_role role;
 	mbedtls_entropy_context entropy;
 	mbedtls_ctr_drbg_context drbg;
 	mbedtls_x509_crt ca;
@@ -143,6 +144,7 @@ int tls_ctx_new(struct tls_ctx **out, const struct tls_ctx_params *p, char *err,
 	}
 	if (p->server_name)
 		snprintf(c->server_name, sizeof(c->server_name), "%s", p->server_name);
+	c->role = p->role;
 	*out = c;
 	return 0;
 fail:
@@ -164,6 +166,26 @@ void tls_ctx_free(struct tls_ctx *c)
 	free(c);
 }
 
+int tls_cert_has_purpose(const mbedtls_x509_crt *crt, enum tls_role role)
+{
+	const char *oid = role == TLS_ROLE_SERVER ? MBEDTLS_OID_SERVER_AUTH : MBEDTLS_OID_CLIENT_AUTH;
+	size_t len = role == TLS_ROLE_SERVER ? MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH)
+	                                     : MBEDTLS_OID_SIZE(MBEDTLS_OID_CLIENT_AUTH);
+	if (!(crt->ext_types & MBEDTLS_X509_EXT_EXTENDED_KEY_USAGE))
+		return 0;
+	return mbedtls_x509_crt_check_extended_key_usage(crt, oid, len) == 0;
+}
+
+/* Every session's verify callback: the peer's own certificate (depth 0) must be issued
+ * for the peer's role, then the caller's check (enrolment, on the server) runs. */
+static int session_verify(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
+{
+	struct tls_session *s = arg;
+	if (depth == 0 && !tls_cert_has_purpose(crt, s->peer_role))
+		*flags |= MBEDTLS_X509_BADCERT_EXT_KEY_USAGE;
+	return s->verify ? s->verify(s->verify_arg, crt, depth, flags) : 0;
+}
+
 int tls_session_init(struct tls_session *s, struct tls_ctx *ctx, int fd, tls_verify_fn verify,
                      void *verify_arg)
 {
@@ -171,6 +193,9 @@ int tls_session_init(struct tls_session *s, struct tls_ctx *ctx, int fd, tls_ver
 
 	memset(s, 0, sizeof(*s));
 	s->fd = fd;
+	s->peer_role = ctx->role == TLS_ROLE_SERVER ? TLS_ROLE_CLIENT : TLS_ROLE_SERVER;
+	s->verify = verify;
+	s->verify_arg = verify_arg;
 	mbedtls_ssl_init(&s->ssl);
 	rc = mbedtls_ssl_setup(&s->ssl, &ctx->conf);
 	if (rc)
@@ -180,8 +205,7 @@ int tls_session_init(struct tls_session *s, struct tls_ctx *ctx, int fd, tls_ver
 		if (rc)
 			return rc;
 	}
-	if (verify)
-		mbedtls_ssl_set_verify(&s->ssl, verify, verify_arg);
+	mbedtls_ssl_set_verify(&s->ssl, session_verify, s);
 	mbedtls_ssl_set_bio(&s->ssl, &s->fd, bio_send, bio_recv, NULL);
 	return 0;
 }

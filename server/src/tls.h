@@ -58,6 +58,11 @@ typedef int (*tls_verify_fn)(void *arg, mbedtls_x509_crt *crt, int depth, uint32
 struct tls_session {
 	mbedtls_ssl_context ssl;
 	int fd;
+	/* the peer's certificate must carry the purpose of its role (tls_cert_has_purpose),
+	 * then the caller's own check runs */
+	enum tls_role peer_role;
+	tls_verify_fn verify;
+	void *verify_arg;
 	/* mbedtls_ssl_write() must be re-called with the same length after WANT_WRITE. */
 	size_t pending_write;
 	int ready; /* handshake done */
@@ -88,6 +93,14 @@ void tls_session_close_notify(struct tls_session *s);
 /* The CN of a certificate's subject, NUL-terminated. Returns 0, or -1 when it has none or
  * it does not fit in cap (or contains a NUL byte). */
 int tls_cert_cn(const mbedtls_x509_crt *crt, char *cn, size_t cap);
+
+/*
+ * 1 when the certificate carries an extendedKeyUsage extension that lists the purpose of
+ * `role` (TLS_ROLE_SERVER: id-kp-serverAuth, TLS_ROLE_CLIENT: id-kp-clientAuth), else 0.
+ * mbedTLS alone accepts a certificate without the extension for any purpose; the device
+ * CA signs both the server and the gates, so the purpose is what tells them apart.
+ */
+int tls_cert_has_purpose(const mbedtls_x509_crt *crt, enum tls_role role);
 
 /* A sentence for an mbedTLS error code, written into buf; returns buf. */
 const char *tls_strerror(int err, char *buf, size_t cap);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -890,7 +891,7 @@ static int write_bundle(struct admin *a, const struct server_device *d,
 	struct server_card_keys ck;
 	snprintf(key, sizeof(key), "%s/device.key", dir);
 	snprintf(crt, sizeof(crt), "%s/device.crt", dir);
-	int rc = server_cert_issue(a->data, d->id, 5 * 365, key, crt);
+	int rc = server_cert_issue(a->data, d->id, SERVER_CERT_DEVICE, 5 * 365, key, crt);
 	if (rc == 0)
 		rc = copy_key_file(a->data, "ca.crt", dir, "ca.crt");
 	if (rc == 0)
@@ -901,8 +902,12 @@ static int write_bundle(struct admin *a, const struct server_device *d,
 		rc = server_card_keys_load(a->data, &ck);
 	if (rc)
 		return rc;
-	char vs[16] = "";
+	char vs[16] = "", server_name[SERVER_NAME_MAX] = "";
 	a->st.ops->meta_get(a->st.ctx, "value_sector", vs, sizeof(vs));
+	/* The server's identity, pinned in the bundle: the gate checks the server
+	 * certificate's CN against it however `server` addresses it (issue 10). */
+	if (a->st.ops->meta_get(a->st.ctx, "server_name", server_name, sizeof(server_name)) != 0)
+		return SERVER_ERR_INVALID;
 	admin_hex(ck.slot_master[sec->slot], SERVER_AES_KEY_LEN, hex);
 	admin_hex(ck.sys_id, SERVER_SYS_ID_LEN, sys);
 	int n = snprintf(text, sizeof(text),
@@ -920,12 +925,13 @@ static int write_bundle(struct admin *a, const struct server_device *d,
 	n = snprintf(text, sizeof(text),
 	             "# citypass controller provisioning (docs/admin.md)\n"
 	             "device-id = %s\ngate = %u\nsite = %u\nsite-name = %s\nsector = %u\n"
-	             "sector-name = %s\nserver = %s\ntz = %s\nhours = %s\n"
+	             "sector-name = %s\nserver = %s\nserver-name = %s\ntz = %s\nhours = %s\n"
 	             "antipassback-minutes = %u\nexpiry-policy = %s\n"
 	             "certificate = device.crt\nprivate-key = device.key\nca = ca.crt\n"
 	             "list-public-key = list.pub.pem\nissuer-public-key = issuer.pub.pem\n"
 	             "card-key = card-sector.key\n",
-	             d->id, d->gate, site->id, site->name, sec->number, sec->name, server, site->tz,
+	             d->id, d->gate, site->id, site->name, sec->number, sec->name, server,
+	             server_name, site->tz,
 	             site->hours, site->antipassback_min, site->expiry_policy);
 	snprintf(key, sizeof(key), "%s/device.conf", dir);
 	return server_file_create(key, text, (size_t)n, 0644);
@@ -1007,6 +1013,12 @@ static int device_add(struct admin *a, int argc, char **argv)
 	int rc = admin_open(a);
 	if (rc)
 		return rc;
+	char server_name[SERVER_NAME_MAX] = "";
+	if (a->st.ops->meta_get(a->st.ctx, "server_name", server_name, sizeof(server_name)) == 0 &&
+	    strcasecmp(server_name, name) == 0)
+		return admin_refuse("device name '%s' is the sync server's name: a gate's "
+		                    "certificate must never bear it",
+		                    name);
 	struct server_site s;
 	if (a->st.ops->site_find(a->st.ctx, site, &s) != 0)
 		return admin_refuse("--site '%s': no such site (see 'citypass-admin site list')",

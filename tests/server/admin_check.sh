@@ -131,6 +131,20 @@ done
 [ "$(stat -c %a "$W/b1/card-sector.key")" = 600 ] || fail "card-sector.key is not 0600"
 "$OPENSSL" verify -CAfile "$W/b1/ca.crt" "$W/b1/device.crt" >/dev/null || fail "device cert"
 "$OPENSSL" x509 -in "$W/b1/device.crt" -noout -subject | grep -q "CN = g1" || fail "device CN"
+# the roles, told apart by extendedKeyUsage and checked by openssl itself (issue 10): a gate
+# certificate is for TLS clients only, the server's for TLS servers only
+"$OPENSSL" x509 -in "$W/b1/device.crt" -noout -text | grep -A1 "Extended Key Usage" |
+	grep -qx " *TLS Web Client Authentication" || fail "device certificate is not clientAuth only"
+"$OPENSSL" x509 -in "$W/data/keys/server.crt" -noout -text | grep -A1 "Extended Key Usage" |
+	grep -qx " *TLS Web Server Authentication" || fail "server certificate is not serverAuth only"
+"$OPENSSL" verify -purpose sslserver -CAfile "$W/b1/ca.crt" "$W/b1/device.crt" >/dev/null 2>&1 &&
+	fail "openssl accepts the gate certificate as a TLS server's"
+"$OPENSSL" verify -purpose sslserver -CAfile "$W/b1/ca.crt" "$W/data/keys/server.crt" >/dev/null ||
+	fail "openssl refuses the server certificate for a TLS server"
+grep -q '^server-name = localhost$' "$W/b1/device.conf" || fail "device.conf does not pin the server name"
+case_ "device add: the server's name" 1 "device name 'localhost' is the sync server's name" \
+	adm device add localhost --site pool-n --server h:1 --out "$W/bsrv"
+[ ! -e "$W/bsrv" ] || fail "a refused device add left a bundle"
 grep -q '^sector = 1$' "$W/b1/device.conf" || fail "device.conf sector"
 grep -q '^antipassback-minutes = 30$' "$W/b1/device.conf" || fail "device.conf antipassback"
 grep -q '^expiry-policy = grace:48$' "$W/bw/device.conf" || fail "device.conf policy"

@@ -68,7 +68,8 @@ struct controller_config {
 	char site_name[CONTROLLER_NAME_MAX];
 	uint16_t sector;
 	char sector_name[CONTROLLER_NAME_MAX];
-	char server[CONTROLLER_NAME_MAX]; /* HOST:PORT */
+	char server[CONTROLLER_NAME_MAX];      /* HOST:PORT */
+	char server_name[CONTROLLER_NAME_MAX]; /* the server certificate's CN, pinned; "" none */
 	char tz[CONTROLLER_NAME_MAX];
 	struct controller_site_policy policy;
 	struct controller_stale_policy stale;

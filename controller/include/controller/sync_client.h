@@ -27,6 +27,9 @@ enum controller_update_kind {
 
 struct controller_sync_config {
 	const char *server;    /* "HOST:PORT" */
+	/* The server's identity pinned in the bundle: its certificate's CN must be this,
+	 * however `server` addresses it (NULL: the host of `server` when it is a name). */
+	const char *server_name;
 	const char *ca_path;   /* the deployment's CA certificate (PEM) */
 	const char *cert_path; /* this device's certificate (PEM), CN = device id */
 	const char *key_path;  /* its private key (PEM) */

@@ -42,12 +42,19 @@ int server_keys_create(const char *data_dir, const char *server_name);
 
 int server_card_keys_load(const char *data_dir, struct server_card_keys *out);
 
+/* What a certificate signed by the device CA may be used for (its extendedKeyUsage). */
+enum server_cert_role {
+	SERVER_CERT_SERVER = 0, /* the sync server: id-kp-serverAuth only */
+	SERVER_CERT_DEVICE = 1, /* a gate controller: id-kp-clientAuth only */
+};
+
 /*
- * A new EC P-256 key and a certificate for it signed by the device CA: CN = cn, valid
- * `days` days. The key goes to key_path (0600), the certificate to crt_path.
+ * A new EC P-256 key and a certificate for it signed by the device CA: CN = cn, the
+ * role's extendedKeyUsage, valid `days` days. The key goes to key_path (0600), the
+ * certificate to crt_path.
  */
-int server_cert_issue(const char *data_dir, const char *cn, int days, const char *key_path,
-                      const char *crt_path);
+int server_cert_issue(const char *data_dir, const char *cn, enum server_cert_role role, int days,
+                      const char *key_path, const char *crt_path);
 
 /* "DATA/keys/NAME" into buf. */
 int server_key_path(char *buf, size_t cap, const char *data_dir, const char *name);

@@ -12,6 +12,7 @@
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/ecp.h>
 #include <mbedtls/entropy.h>
+#include <mbedtls/oid.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/x509_crt.h>
 
@@ -67,9 +68,24 @@ static int gen_key(struct rng *r, const char *path)
 	return rc ? -1 : 0;
 }
 
+/* extendedKeyUsage values (DER), as citypass-admin writes them (server/src/keys.c). */
+static int set_purpose(mbedtls_x509write_cert *crt, enum pki_purpose purpose)
+{
+	static const unsigned char eku[2][12] = {
+	        {0x30, 0x0A, 0x06, 0x08, 0x2B, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01},
+	        {0x30, 0x0A, 0x06, 0x08, 0x2B, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02},
+	};
+	if (purpose == PKI_PURPOSE_NONE)
+		return 0;
+	return mbedtls_x509write_crt_set_extension(
+	        crt, MBEDTLS_OID_EXTENDED_KEY_USAGE, MBEDTLS_OID_SIZE(MBEDTLS_OID_EXTENDED_KEY_USAGE),
+	        0, eku[purpose == PKI_PURPOSE_CLIENT], sizeof(eku[0]));
+}
+
 /* Sign subject_key's certificate with issuer_key. issuer_name NULL: self-signed CA. */
 static int issue(struct rng *r, const char *subject_key_path, const char *subject,
-                 const char *issuer_key_path, const char *issuer, int is_ca, const char *out)
+                 const char *issuer_key_path, const char *issuer, int is_ca,
+                 enum pki_purpose purpose, const char *out)
 {
 	static unsigned serial_counter = 1;
 	mbedtls_pk_context skey, ikey;
@@ -108,6 +124,8 @@ static int issue(struct rng *r, const char *subject_key_path, const char *subjec
 		rc = mbedtls_x509write_crt_set_key_usage(&crt, MBEDTLS_X509_KU_KEY_CERT_SIGN |
 		                                                       MBEDTLS_X509_KU_CRL_SIGN);
 	if (!rc)
+		rc = set_purpose(&crt, purpose);
+	if (!rc)
 		rc = mbedtls_x509write_crt_pem(&crt, pem, sizeof(pem), mbedtls_ctr_drbg_random,
 		                               &r->drbg);
 	if (!rc)
@@ -145,12 +163,13 @@ int pki_create_in(struct test_pki *p, const char *dir, const char *tag)
 	}
 	rc = gen_key(&r, p->ca_key);
 	if (!rc)
-		rc = issue(&r, p->ca_key, ca_name, p->ca_key, ca_name, 1, p->ca_cert);
+		rc = issue(&r, p->ca_key, ca_name, p->ca_key, ca_name, 1, PKI_PURPOSE_NONE,
+		           p->ca_cert);
 	if (!rc)
 		rc = gen_key(&r, p->server_key);
 	if (!rc)
 		rc = issue(&r, p->server_key, "CN=localhost,O=citypass", p->ca_key, ca_name, 0,
-		           p->server_cert);
+		           PKI_PURPOSE_SERVER, p->server_cert);
 	if (!rc)
 		rc = gen_key(&r, p->device_key);
 	rng_free(&r);
@@ -169,18 +188,24 @@ int pki_create(struct test_pki *p, const char *tag)
 
 int pki_device(const struct test_pki *p, const char *cn, char *cert)
 {
+	return pki_device_purpose(p, cn, PKI_PURPOSE_CLIENT, cert);
+}
+
+int pki_device_purpose(const struct test_pki *p, const char *cn, enum pki_purpose purpose,
+                       char *cert)
+{
 	struct rng r;
 	char subject[128], ca_name[128];
 	int rc;
 
-	snprintf(cert, PKI_PATH_MAX, "%s/%s-dev-%s.crt", p->dir, p->tag, cn);
+	snprintf(cert, PKI_PATH_MAX, "%s/%s-dev-%s-%d.crt", p->dir, p->tag, cn, (int)purpose);
 	snprintf(subject, sizeof(subject), "CN=%s,O=citypass", cn);
 	snprintf(ca_name, sizeof(ca_name), "CN=citypass test CA %s,O=citypass", p->tag);
 	if (rng_init(&r) != 0) {
 		rng_free(&r);
 		return -1;
 	}
-	rc = issue(&r, p->device_key, subject, p->ca_key, ca_name, 0, cert);
+	rc = issue(&r, p->device_key, subject, p->ca_key, ca_name, 0, purpose, cert);
 	rng_free(&r);
 	return rc;
 }

@@ -26,9 +26,19 @@ int pki_create(struct test_pki *p, const char *tag);
 /* A second CA in the same directory as `base` (for "unknown CA" tests). */
 int pki_create_in(struct test_pki *p, const char *dir, const char *tag);
 
-/* Issue a device certificate with subject CN `cn` signed by p's CA. Writes its path to
- * cert (PKI_PATH_MAX); the key is p->device_key. Returns 0 or -1. */
+/* The extendedKeyUsage a test certificate carries. */
+enum pki_purpose {
+	PKI_PURPOSE_NONE,   /* no extension (the CA; or a certificate of no stated role) */
+	PKI_PURPOSE_SERVER, /* id-kp-serverAuth: the sync server */
+	PKI_PURPOSE_CLIENT, /* id-kp-clientAuth: a gate */
+};
+
+/* Issue a device certificate (clientAuth) with subject CN `cn` signed by p's CA. Writes
+ * its path to cert (PKI_PATH_MAX); the key is p->device_key. Returns 0 or -1. */
 int pki_device(const struct test_pki *p, const char *cn, char *cert);
+/* The same with another purpose (role tests). */
+int pki_device_purpose(const struct test_pki *p, const char *cn, enum pki_purpose purpose,
+                       char *cert);
 
 /* Remove the directory and everything in it. */
 void pki_remove(struct test_pki *p);

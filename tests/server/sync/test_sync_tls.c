@@ -315,9 +315,29 @@ static void test_refused_certificates(void **state)
 	mem_backend_revoke_device(h->mem, "gate-5");
 	expect_refused(h, &revoked, "TLS handshake refused: device is revoked");
 
+	/* right CA, enrolled, but not a gate certificate: the server's purpose (a stolen
+	 * server key cannot pose as a gate) or none at all (issue 10: roles told apart) */
+	struct sim_ctl server_role, no_role;
+	char cert2[PKI_PATH_MAX];
+	mem_backend_add_device(h->mem, "gate-3", SITE, SECTOR_POOL);
+	assert_int_equal(pki_device_purpose(&h->pki, "gate-3", PKI_PURPOSE_SERVER, cert2), 0);
+	assert_int_equal(sim_init(&server_role, "gate-3", SECTOR_POOL, h->pki.ca_cert, cert2,
+	                          h->pki.device_key),
+	                 0);
+	expect_refused(h, &server_role,
+	               "TLS handshake refused: certificate 'gate-3' is not a gate certificate");
+	assert_int_equal(pki_device_purpose(&h->pki, "gate-3", PKI_PURPOSE_NONE, cert2), 0);
+	assert_int_equal(sim_init(&no_role, "gate-3", SECTOR_POOL, h->pki.ca_cert, cert2,
+	                          h->pki.device_key),
+	                 0);
+	expect_refused(h, &no_role,
+	               "TLS handshake refused: certificate 'gate-3' is not a gate certificate");
+
 	harness_stats(h, &st);
-	assert_int_equal(st.refused_handshake, 3);
+	assert_int_equal(st.refused_handshake, 5);
 	assert_int_equal(st.sessions, 0);
+	sim_free(&server_role);
+	sim_free(&no_role);
 
 	/* and the server still serves the good ones */
 	assert_int_equal(harness_controller(h, &good, "gate-2", SITE, SECTOR_POOL), 0);
