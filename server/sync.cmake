@@ -7,6 +7,7 @@ add_library(server_sync STATIC
   ${_sync_dir}/src/tls.c
   ${_sync_dir}/src/sync_plan.c
   ${_sync_dir}/src/sync_conn.c
+  ${_sync_dir}/src/sync_validate.c
   ${_sync_dir}/src/sync_server.c)
 target_include_directories(server_sync PUBLIC ${_sync_dir}/include PRIVATE ${_sync_dir}/src)
 target_link_libraries(server_sync PUBLIC proto citypass::event citypass::mbedtls)

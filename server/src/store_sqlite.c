@@ -1063,6 +1063,59 @@ static int sq_ingest(void *ctx, const char *device, const Citypass__EventBatch *
 	return sq_acked(q, device, stream, acked);
 }
 
+static int sq_product_known(void *ctx, uint16_t sector, uint32_t product, int *known)
+{
+	struct sq *q = ctx;
+	sqlite3_stmt *st;
+	int rc = prep(q, &st,
+	              "SELECT EXISTS(SELECT 1 FROM profiles WHERE sector = ? AND product = ?)");
+	if (rc)
+		return rc;
+	sqlite3_bind_int(st, 1, sector);
+	sqlite3_bind_int64(st, 2, product);
+	int64_t v = 0;
+	rc = one_int64(q, st, &v);
+	*known = v != 0;
+	return rc;
+}
+
+static int sq_consumption_discard(void *ctx, const char *device, uint64_t *n)
+{
+	struct sq *q = ctx;
+	sqlite3_stmt *st;
+	int rc = prep(q, &st, "DELETE FROM consumption WHERE device = ?");
+	if (rc)
+		return rc;
+	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+	rc = run(q, st);
+	*n = rc ? 0 : (uint64_t)sqlite3_changes(q->db);
+	return rc;
+}
+
+static int sq_counted_right(void *ctx, uint16_t sector, const uint8_t key[PROTO_LIST_KEY_LEN],
+                            uint32_t *product, uint8_t *period)
+{
+	struct sq *q = ctx;
+	sqlite3_stmt *st;
+	int rc = prep(q, &st,
+	              "SELECT r.product, r.period FROM pass_ids p JOIN rights r ON r.pass = p.pass"
+	              " AND r.sector = p.sector WHERE p.sector = ? AND p.listkey = ?"
+	              " AND r.period != 0");
+	if (rc)
+		return rc;
+	sqlite3_bind_int(st, 1, sector);
+	sqlite3_bind_blob(st, 2, key, PROTO_LIST_KEY_LEN, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*product = (uint32_t)sqlite3_column_int64(st, 0);
+		*period = (uint8_t)sqlite3_column_int(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return SERVER_ERR_NOT_FOUND;
+	return rc == SQLITE_ROW ? 0 : sq_err(q, rc);
+}
+
 static int sq_acked(void *ctx, const char *device, int stream, uint64_t *seq)
 {
 	struct sq *q = ctx;
@@ -1164,6 +1217,9 @@ static const struct server_store_ops sqlite_ops = {
         .list_prune = sq_list_prune,
         .ingest = sq_ingest,
         .acked = sq_acked,
+        .product_known = sq_product_known,
+        .consumption_discard = sq_consumption_discard,
+        .counted_right = sq_counted_right,
         .stats = sq_stats,
         .close = sq_close,
 };

@@ -7,6 +7,9 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "server/publish.h"
 
 #include "server/store.h"
 #include "server/sync_backend.h"
@@ -25,6 +28,8 @@ static int sb_device_lookup(void *ctx, const char *id, struct server_device_info
 	out->site = d.site;
 	out->sector = d.sector;
 	out->revoked = d.revoked;
+	out->gate = d.gate;
+	out->created = d.created;
 	return 0;
 }
 
@@ -85,6 +90,27 @@ static int sb_acked(void *ctx, const char *device_id, Citypass__Stream stream, u
 	return s->ops->acked(s->ctx, device_id, (int)stream, seq);
 }
 
+static int sb_product_known(void *ctx, uint16_t sector, uint32_t product, int *known)
+{
+	struct server_store *s = ctx;
+	return s->ops->product_known(s->ctx, sector, product, known);
+}
+
+static int sb_counted_right(void *ctx, uint16_t sector, const uint8_t key[8],
+                            struct server_counted_right *out)
+{
+	struct server_store *s = ctx;
+	struct server_periods now;
+	int rc = s->ops->counted_right(s->ctx, sector, key, &out->product, &out->period);
+	if (rc)
+		return rc;
+	/* the gates count periods in the site's zone, the server in the deployment's: one
+	 * period ahead is a clock or zone edge, not a forgery */
+	server_periods_at((int64_t)time(NULL), &now);
+	out->current_period = out->period < 6 ? now.n[out->period] + (out->period > 1) : 0;
+	return 0;
+}
+
 static void sb_destroy(void *ctx)
 {
 	struct server_store *s = ctx;
@@ -99,6 +125,8 @@ static const struct server_sync_backend_ops store_sync_ops = {
         .list_delta = sb_list_delta,
         .ingest = sb_ingest,
         .acked = sb_acked,
+        .product_known = sb_product_known,
+        .counted_right = sb_counted_right,
         .destroy = sb_destroy,
 };
 

@@ -442,36 +442,26 @@ static int conn_hello(struct sync_conn *c, const Citypass__Hello *h)
 	return 0;
 }
 
-/* DESIGN.md section 5: a gate uploads its own usage only. A statistic names its site and
- * sector, a consumption its sector; a batch naming another gate's is refused whole. */
-static const char *foreign_event(const struct sync_conn *c, const Citypass__EventBatch *b)
-{
-	for (size_t i = 0; i < b->n_stats; i++) {
-		if (b->stats[i]->sector != c->dev.sector)
-			return "a statistic of another sector";
-		if (c->dev.site != 0 && b->stats[i]->site != c->dev.site)
-			return "a statistic of another site";
-	}
-	for (size_t i = 0; i < b->n_consumption; i++)
-		if (b->consumption[i]->sector != c->dev.sector)
-			return "a consumption of another sector";
-	return NULL;
-}
-
 static int conn_batch(struct sync_conn *c, const Citypass__EventBatch *b)
 {
 	struct server_sync *s = c->srv;
 	size_t n = b->n_stats + b->n_consumption;
-	const char *foreign;
+	char why[256];
 	uint64_t acked = 0;
 	int rc;
 
 	if (c->state != SYNC_CONN_READY)
 		return conn_bad_input(c, "EventBatch before Hello");
-	foreign = foreign_event(c, b);
-	if (foreign)
-		return conn_bad_input(c, "EventBatch carries %s (device serves site %u sector %u)",
-		                      foreign, c->dev.site, c->dev.sector);
+	/* DESIGN.md s.5 and issue 10: a gate reports its own usage only, every field within
+	 * its domain; a batch with one event outside it is refused whole, nothing stored. */
+	rc = sync_validate_batch(&s->be, &c->dev, b, (int64_t)time(NULL), why, sizeof(why));
+	if (rc < 0)
+		return conn_end(c, LOG_ERR, CITYPASS__ERROR__CODE__INTERNAL,
+		                "checking a batch of %zu event(s) failed (backend error %d)", n, rc);
+	if (rc > 0) {
+		s->stats.refused_batches++;
+		return conn_bad_input(c, "EventBatch refused: %s", why);
+	}
 	/* An empty batch is the keepalive: answered with the stream's current ack. */
 	if (n == 0)
 		rc = s->be.ops->acked(s->be.ctx, c->cn, b->stream, &acked);

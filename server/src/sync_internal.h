@@ -174,6 +174,11 @@ void sync_sector_refresh(struct server_sync *s, struct sync_sector *sec);
 /* Called by sync_conn when a connection closes (to finish a stop). */
 void sync_server_conn_gone(struct server_sync *s);
 
+/* sync_validate.c: 0 when every event of the batch is within what `dev` may report, 1
+ * when one is not (why says which and why), or a backend error. */
+int sync_validate_batch(const struct server_sync_backend *be, const struct server_device_info *dev,
+                        const Citypass__EventBatch *b, int64_t now, char *why, size_t cap);
+
 /* sync_conn.c */
 int sync_conn_start(struct server_sync *s, int fd, const char *peer);
 /* Tell a controller of a new version and queue the update. Returns 0, or -1 when the

@@ -13,11 +13,20 @@
 #define EXIT_USAGE   2
 
 /* The data directory and the open store of one command. */
+#define ADMIN_PUBLISHED_MAX 16
+
 struct admin {
 	const char *data;
 	struct server_store st;
 	int open;
 	int no_publish;
+	/* versions published in the open transaction: announced only once it commits, never
+	 * for one rolled back (issue 10) */
+	struct {
+		uint16_t sector;
+		uint64_t version;
+	} published[ADMIN_PUBLISHED_MAX];
+	size_t n_published;
 };
 
 /* Messages: "citypass-admin: ..." on stderr; usage errors add the --help hint. */

@@ -425,7 +425,8 @@ static int issue_credentials(struct admin *a, int64_t pass, const struct phone_r
 	int rc = cardlib_token_key_load(&issuer, path);
 	if (rc)
 		return admin_refuse("cannot load the issuer key: %s", cardlib_strerror(rc));
-	if (mkdir(out, 0700) != 0 && errno != EEXIST) {
+	int made_out = mkdir(out, 0700) == 0;
+	if (!made_out && errno != EEXIST) {
 		cardlib_token_key_free(issuer);
 		return admin_refuse("cannot create --out '%s': %s", out, strerror(errno));
 	}
@@ -459,13 +460,18 @@ static int issue_credentials(struct admin *a, int64_t pass, const struct phone_r
 			break;
 		}
 		nw++;
-		printf("credential for sector %s: %s\n", pr[i].sector.name, written[nw - 1]);
 	}
 	cardlib_token_key_free(issuer);
-	if (ret)
+	if (ret) {
 		for (size_t i = 0; i < nw; i++)
 			unlink(written[i]);
-	return ret;
+		if (made_out) /* nothing of a refused issue is left behind (issue 10) */
+			rmdir(out);
+		return ret;
+	}
+	for (size_t i = 0; i < nw; i++)
+		printf("credential for sector %s: %s\n", pr[i].sector.name, written[i]);
+	return 0;
 }
 
 /* --- pass issue / replace ------------------------------------------------------------------ */

@@ -110,6 +110,7 @@ void admin_close(struct admin *a)
 
 int admin_begin(struct admin *a)
 {
+	a->n_published = 0;
 	int rc = a->st.ops->begin(a->st.ctx);
 	return rc ? admin_refuse("cannot start a transaction: %s", server_strerror(rc)) : 0;
 }
@@ -119,14 +120,20 @@ int admin_commit(struct admin *a)
 	int rc = a->st.ops->commit(a->st.ctx);
 	if (rc) {
 		a->st.ops->rollback(a->st.ctx);
+		a->n_published = 0;
 		return admin_refuse("cannot commit: %s; nothing was changed", server_strerror(rc));
 	}
+	for (size_t i = 0; i < a->n_published; i++)
+		fprintf(stderr, "published sector %u list version %" PRIu64 "\n",
+		        a->published[i].sector, a->published[i].version);
+	a->n_published = 0;
 	return 0;
 }
 
 void admin_rollback(struct admin *a)
 {
 	a->st.ops->rollback(a->st.ctx);
+	a->n_published = 0;
 }
 
 static int64_t meta_int(struct admin *a, const char *key, int64_t dflt)
@@ -153,7 +160,11 @@ int admin_publish(struct admin *a, uint16_t sector, uint64_t *version)
 		                    server_strerror(rc));
 	if (version)
 		*version = v;
-	fprintf(stderr, "published sector %u list version %" PRIu64 "\n", sector, v);
+	if (a->n_published < ADMIN_PUBLISHED_MAX) {
+		a->published[a->n_published].sector = sector;
+		a->published[a->n_published].version = v;
+		a->n_published++;
+	}
 	return 0;
 }
 
@@ -863,11 +874,14 @@ static int cmd_site(struct admin *a, int argc, char **argv)
 
 static const char device_help[] =
         "usage: citypass-admin device add NAME --site SITE --server HOST:PORT --out DIR\n"
-        "       citypass-admin device revoke NAME\n"
+        "       citypass-admin device revoke NAME [--discard-usage]\n"
         "       citypass-admin device show NAME\n"
         "Enrol a gate controller: writes its provisioning bundle DIR (certificate and key, the\n"
         "device CA, the list and issuer public keys, its sector's card key only, device.conf).\n"
-        "DIR must not exist. NAME becomes the certificate CN and the device id.\n";
+        "DIR must not exist. NAME becomes the certificate CN and the device id.\n"
+        "revoke: the sync server refuses the device from then on; --discard-usage also\n"
+        "forgets every use it reported (a stolen gate's reports stop counting against\n"
+        "quotas and entries) and publishes its sector's list.\n";
 
 static int copy_key_file(const char *data, const char *name, const char *dir, const char *as)
 {
@@ -1068,6 +1082,11 @@ static int device_revoke(struct admin *a, int argc, char **argv, int show)
 		fputs(device_help, stdout);
 		return 0;
 	}
+	int discard = 0;
+	if (!show && argc > 2 && strcmp(argv[2], "--discard-usage") == 0) {
+		discard = 1;
+		argc--;
+	}
 	if (argc < 2)
 		return admin_usage(cmd, "missing the device NAME");
 	if (argc > 2)
@@ -1091,13 +1110,22 @@ static int device_revoke(struct admin *a, int argc, char **argv, int show)
 	if ((rc = admin_begin(a)) != 0)
 		return rc;
 	rc = a->st.ops->device_revoke(a->st.ctx, argv[1]);
+	uint64_t discarded = 0;
+	if (rc == 0 && discard)
+		rc = a->st.ops->consumption_discard(a->st.ctx, argv[1], &discarded);
 	if (rc) {
 		admin_rollback(a);
 		return admin_refuse("cannot revoke device '%s': %s", argv[1], server_strerror(rc));
 	}
+	if (discard && (rc = admin_publish(a, d.sector, NULL)) != 0) {
+		admin_rollback(a);
+		return rc;
+	}
 	if ((rc = admin_commit(a)) != 0)
 		return rc;
 	printf("device %s revoked: the sync server refuses it from its next connection\n", argv[1]);
+	if (discard)
+		printf("device %s: %" PRIu64 " reported use(s) discarded\n", argv[1], discarded);
 	return 0;
 }
 
@@ -1212,16 +1240,18 @@ static int list_publish(struct admin *a, int argc, char **argv)
 		return admin_refuse("cannot read the sectors");
 	}
 	if ((rc = admin_begin(a)) == 0) {
-		for (size_t i = 0; i < n && rc == 0; i++) {
-			uint64_t ver;
-			rc = admin_publish(a, v[i].number, &ver);
-			if (rc == 0)
-				printf("sector %s list version %" PRIu64 "\n", v[i].name, ver);
-		}
+		uint64_t *ver = calloc(n, sizeof(*ver));
+		if (!ver)
+			rc = admin_refuse("out of memory");
+		for (size_t i = 0; i < n && rc == 0; i++)
+			rc = admin_publish(a, v[i].number, &ver[i]);
 		if (rc)
 			admin_rollback(a);
 		else
 			rc = admin_commit(a);
+		for (size_t i = 0; i < n && rc == 0; i++) /* only what was committed */
+			printf("sector %s list version %" PRIu64 "\n", v[i].name, ver[i]);
+		free(ver);
 	}
 	if (v != &one)
 		free(v);

@@ -199,6 +199,12 @@ case_ "pass issue: phone-key not a key" 1 "not a P-256 public key" adm pass issu
 case_ "pass issue: reader absent" 1 "card not personalised at reader 'pn532_uart:$W/no-reader'" adm pass issue --anonymous --right pool --reader "pn532_uart:$W/no-reader"
 [ "$(db_count)" = 0 ] || fail "a refused pass issue left a pass"
 [ ! -e "$W/c/sector-1.cred" ] || fail "a refused pass issue left a credential"
+# issue 10: nothing of a refused issue is left, nor announced — no empty --out directory,
+# no "published ... version N" for a transaction rolled back
+[ ! -e "$W/c" ] || fail "a refused phone issue left its --out directory"
+out=$(adm pass issue --anonymous --right pool --phone-key pool="$W/bad.pem" --out "$W/c" 2>&1 || true)
+printf '%s\n' "$out" | grep -q "published" && fail "a rolled-back issue announced a publication: $out"
+[ ! -e "$W/c" ] || fail "a refused phone issue left its --out directory"
 "$CITYPASS_LIST" show "$W/data" >/dev/null 2>&1 || true
 case_ "pass issue (household, quota)" 0 "pass 1 issued \\(none\\)" adm pass issue --holder "Alice Dupont" \
 	--household dupont --right pool,entries=10 --right waste,quota=24/year/household,product=7

@@ -189,6 +189,15 @@ struct server_store_ops {
 	int (*ingest)(void *ctx, const char *device, const Citypass__EventBatch *b,
 	              uint64_t *acked);
 	int (*acked)(void *ctx, const char *device, int stream, uint64_t *seq);
+	/* What a gate may report (issue 10): *known = 1 when some right of the sector is of
+	 * that product; the counted right (period other than none) of the pass whose list key
+	 * in the sector is `key` (SERVER_ERR_NOT_FOUND if none). */
+	int (*product_known)(void *ctx, uint16_t sector, uint32_t product, int *known);
+	/* Forget every use a device reported (a stolen gate's reports no longer count);
+	 * *n gets how many rows went. */
+	int (*consumption_discard)(void *ctx, const char *device, uint64_t *n);
+	int (*counted_right)(void *ctx, uint16_t sector, const uint8_t key[PROTO_LIST_KEY_LEN],
+	                     uint32_t *product, uint8_t *period);
 	/* Statistics grouped by (site, gate, sector, product, outcome, reason, bucket), where
 	 * bucket is quarter_hour truncated to `bucket_s` seconds; within [from, to). */
 	int (*stats)(void *ctx, int64_t from, int64_t to, int64_t bucket_s,

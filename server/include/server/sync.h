@@ -73,6 +73,7 @@ struct server_sync_stats {
 	uint64_t refused_handshake; /* TLS handshakes failed or certificates refused */
 	uint64_t sessions;          /* Hellos accepted */
 	uint64_t closed_bad_input;  /* connections closed for a protocol violation */
+	uint64_t refused_batches;   /* of which event batches outside what the gate may report */
 	uint64_t timeouts;          /* connections closed by a timeout */
 	uint64_t revoked_sessions;  /* sessions ended because the device was revoked */
 	uint64_t batches;           /* event batches committed and acknowledged */

@@ -29,6 +29,15 @@ struct server_device_info {
 	uint32_t site;
 	uint16_t sector; /* the one service sector it serves */
 	int revoked;
+	uint32_t gate;   /* the gate number its statistics carry; 0: not checked */
+	int64_t created; /* enrolment time (Unix seconds); 0: not checked */
+};
+
+/* A pass's counted right in a sector (quota, or entries counted by the server). */
+struct server_counted_right {
+	uint32_t product;
+	uint8_t period;         /* enum proto_period */
+	int64_t current_period; /* the period number a use made now belongs to */
 };
 
 struct server_blob {
@@ -58,6 +67,15 @@ struct server_sync_backend_ops {
 	              uint64_t *acked_seq);
 	/* The highest acknowledged sequence of a device's stream (0 if none). */
 	int (*acked)(void *ctx, const char *device_id, Citypass__Stream stream, uint64_t *seq);
+	/*
+	 * What a gate may report (server/src/sync_validate.c); either may be NULL, and the
+	 * checks that need it are then skipped. product_known: *known = 1 when `product` is a
+	 * product of a right in `sector`. counted_right: the counted right (a period other than
+	 * none) of the pass whose list key in `sector` is `key`, or SERVER_ERR_NOT_FOUND.
+	 */
+	int (*product_known)(void *ctx, uint16_t sector, uint32_t product, int *known);
+	int (*counted_right)(void *ctx, uint16_t sector, const uint8_t key[8],
+	                     struct server_counted_right *out);
 	void (*destroy)(void *ctx);
 };
 

@@ -30,6 +30,8 @@ rc=0; "$server" --data "$data" --listen nowhere 2>/dev/null || rc=$?
 "$admin" --data "$data" device add gate-2 --site pool-east --server 127.0.0.1:1 --out "$tmp/b2" >/dev/null
 "$admin" --data "$data" device revoke gate-2 >/dev/null
 "$admin" --data "$data" list publish >/dev/null
+# the probe's statistics are of product 10: the server stores only products its rights have
+"$admin" --data "$data" pass issue --anonymous --right pool,product=10 >/dev/null 2>&1
 
 # a free port: try a few random ones (bounded)
 port=

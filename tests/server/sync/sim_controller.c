@@ -29,13 +29,19 @@ double sim_now(void)
 int sim_init(struct sim_ctl *c, const char *id, uint16_t sector, const char *ca, const char *cert,
              const char *key)
 {
+	return sim_init_named(c, id, sector, ca, cert, key, NULL);
+}
+
+int sim_init_named(struct sim_ctl *c, const char *id, uint16_t sector, const char *ca,
+                   const char *cert, const char *key, const char *server_name)
+{
 	char err[256];
 	struct tls_ctx_params p = {
 	        .role = TLS_ROLE_CLIENT,
 	        .ca_path = ca,
 	        .cert_path = cert,
 	        .key_path = key,
-	        .server_name = "localhost",
+	        .server_name = server_name ? server_name : "localhost",
 	};
 
 	memset(c, 0, sizeof(*c));
@@ -194,17 +200,19 @@ int sim_send_stats(struct sim_ctl *c, uint64_t first_seq, size_t count, uint32_t
 	Citypass__StatEvent **ptrs = calloc(count ? count : 1, sizeof(*ptrs));
 	int rc = -1;
 
+	const int64_t qh = (int64_t)time(NULL) - (int64_t)time(NULL) % 900;
 	if (!ev || !ptrs)
 		goto out;
 	for (size_t i = 0; i < count; i++) {
 		citypass__stat_event__init(&ev[i]);
 		ev[i].seq = first_seq + i;
 		ev[i].site = site;
-		ev[i].gate = 1;
+		ev[i].gate = c->gate ? c->gate : 1;
 		ev[i].sector = sector;
 		ev[i].product = 10;
 		ev[i].outcome = (i % 7) ? CITYPASS__OUTCOME__GRANTED : CITYPASS__OUTCOME__REFUSED;
-		ev[i].quarter_hour = 1700000100 - 1700000100 % 900;
+		ev[i].reason = (i % 7) ? 0 : 2; /* granted: 0; refused: unknown pass */
+		ev[i].quarter_hour = qh; /* now: the server refuses a time before enrolment */
 		ptrs[i] = &ev[i];
 	}
 	b.stream = CITYPASS__STREAM__STATISTICS;

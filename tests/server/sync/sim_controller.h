@@ -19,6 +19,7 @@ struct proto_frame_decoder;
 struct sim_ctl {
 	char id[64];
 	uint16_t sector;
+	uint32_t gate; /* the gate number its statistics carry (0: 1) */
 	struct tls_ctx *tls;
 	struct tls_session sess;
 	int fd;
@@ -63,6 +64,10 @@ double sim_now(void);
  * or -1. */
 int sim_init(struct sim_ctl *c, const char *id, uint16_t sector, const char *ca, const char *cert,
              const char *key);
+/* The same, the server certificate's CN checked against server_name (a bundle's
+ * server-name); NULL: "localhost" as sim_init. */
+int sim_init_named(struct sim_ctl *c, const char *id, uint16_t sector, const char *ca,
+                   const char *cert, const char *key, const char *server_name);
 void sim_free(struct sim_ctl *c);
 
 /* Connect to 127.0.0.1:port (or take a connected socket) and start the handshake. */

@@ -7,8 +7,13 @@
  *
  *   sync_probe --port P --bundle DIR [--events N] [--first-seq S] [--wait-push SEC]
  *              [--expect-refused]
+ *              [--forge-stat SITE,GATE,SECTOR,PRODUCT,OUTCOME,REASON,QUARTER_HOUR]...
+ *              [--forge-use SECTOR,KEYHEX16,PRODUCT,COUNT,PERIOD]...
  * Prints "held V snapshots S deltas D acked A" (and "ready held V" before waiting for a
  * push). Exit 0 when everything asked for happened, 1 otherwise.
+ * --forge-stat / --forge-use send one batch of those events (sequences from --first-seq)
+ * as a stolen gate would, and print "acked A" or "closed: ERROR MESSAGE" (exit 0 either
+ * way: the caller judges).
  */
 #include <getopt.h>
 #include <poll.h>
@@ -102,6 +107,100 @@ static int verify_update(struct sim_ctl *c, const Citypass__ListUpdate *u, const
 	return hold(out, out_len);
 }
 
+#define FORGE_MAX 16
+static Citypass__StatEvent forged_stats[FORGE_MAX];
+static Citypass__ConsumptionEvent forged_uses[FORGE_MAX];
+static uint8_t forged_keys[FORGE_MAX][8];
+static size_t n_forged_stats, n_forged_uses;
+
+static int forge_stat(const char *arg)
+{
+	unsigned long long v[7];
+	if (n_forged_stats == FORGE_MAX ||
+	    sscanf(arg, "%llu,%llu,%llu,%llu,%llu,%llu,%llu", &v[0], &v[1], &v[2], &v[3], &v[4],
+	           &v[5], &v[6]) != 7)
+		return -1;
+	Citypass__StatEvent *e = &forged_stats[n_forged_stats++];
+	citypass__stat_event__init(e);
+	e->site = (uint32_t)v[0];
+	e->gate = (uint32_t)v[1];
+	e->sector = (uint32_t)v[2];
+	e->product = (uint32_t)v[3];
+	e->outcome = (Citypass__Outcome)v[4];
+	e->reason = (uint32_t)v[5];
+	e->quarter_hour = (int64_t)v[6];
+	return 0;
+}
+
+static int forge_use(const char *arg)
+{
+	unsigned long long v[4];
+	char hex[17];
+	if (n_forged_uses == FORGE_MAX ||
+	    sscanf(arg, "%llu,%16[0-9a-fA-F],%llu,%llu,%llu", &v[0], hex, &v[1], &v[2], &v[3]) != 5 ||
+	    strlen(hex) != 16)
+		return -1;
+	size_t i = n_forged_uses++;
+	for (int k = 0; k < 8; k++) {
+		unsigned b;
+		sscanf(hex + 2 * k, "%2x", &b);
+		forged_keys[i][k] = (uint8_t)b;
+	}
+	Citypass__ConsumptionEvent *e = &forged_uses[i];
+	citypass__consumption_event__init(e);
+	e->sector = (uint32_t)v[0];
+	e->pseudonym.data = forged_keys[i];
+	e->pseudonym.len = 8;
+	e->product = (uint32_t)v[1];
+	e->count = (uint32_t)v[2];
+	e->period = (uint32_t)v[3];
+	return 0;
+}
+
+static uint64_t want_forged_ack;
+static int cond_forged(const struct sim_ctl *c)
+{
+	return c->closed || (n_forged_stats ? c->stats_acked : c->cons_acked) >= want_forged_ack;
+}
+
+/* Send the forged batch (statistics or consumption), report what the server did. */
+static void send_forged(struct sim_ctl *c, uint64_t first)
+{
+	Citypass__Frame f = CITYPASS__FRAME__INIT;
+	Citypass__EventBatch b = CITYPASS__EVENT_BATCH__INIT;
+	Citypass__StatEvent *sp[FORGE_MAX];
+	Citypass__ConsumptionEvent *up[FORGE_MAX];
+	for (size_t i = 0; i < n_forged_stats; i++) {
+		forged_stats[i].seq = first + i;
+		sp[i] = &forged_stats[i];
+	}
+	for (size_t i = 0; i < n_forged_uses; i++) {
+		forged_uses[i].seq = first + i;
+		up[i] = &forged_uses[i];
+	}
+	if (n_forged_stats) {
+		b.stream = CITYPASS__STREAM__STATISTICS;
+		b.stats = sp;
+		b.n_stats = n_forged_stats;
+	} else {
+		b.stream = CITYPASS__STREAM__CONSUMPTION;
+		b.consumption = up;
+		b.n_consumption = n_forged_uses;
+	}
+	f.body_case = CITYPASS__FRAME__BODY_EVENT_BATCH;
+	f.event_batch = &b;
+	want_forged_ack = first + (n_forged_stats ? n_forged_stats : n_forged_uses) - 1;
+	if (sim_send_frame(c, &f) != 0) {
+		printf("closed: the framing layer refused to send it\n");
+		return;
+	}
+	if (sim_wait(c, cond_forged, 10000) == 1 && !c->closed)
+		printf("acked %llu\n", (unsigned long long)(n_forged_stats ? c->stats_acked
+		                                                           : c->cons_acked));
+	else
+		printf("closed: %s\n", c->last_error_msg[0] ? c->last_error_msg : c->why);
+}
+
 static uint64_t want_held, want_acked;
 static int cond_synced(const struct sim_ctl *c)
 {
@@ -117,6 +216,8 @@ int main(int argc, char **argv)
 	        {"first-seq", required_argument, NULL, 'f'},
 	        {"wait-push", required_argument, NULL, 'w'},
 	        {"expect-refused", no_argument, NULL, 'r'},
+	        {"forge-stat", required_argument, NULL, 's'},
+	        {"forge-use", required_argument, NULL, 'u'},
 	        {NULL, 0, NULL, 0},
 	};
 	const char *bundle = NULL;
@@ -148,6 +249,14 @@ int main(int argc, char **argv)
 		case 'r':
 			expect_refused = 1;
 			break;
+		case 's':
+			if (forge_stat(optarg) != 0)
+				return 2;
+			break;
+		case 'u':
+			if (forge_use(optarg) != 0)
+				return 2;
+			break;
 		default:
 			return 2;
 		}
@@ -170,11 +279,16 @@ int main(int argc, char **argv)
 	P.ring = proto_keyring_new();
 	if (!P.ring || proto_key_load_public(&k, pub) != 0 || proto_keyring_add(P.ring, k) != 0)
 		return 1;
-	if (sim_init(&c, id, sector, ca, cert, key) != 0) {
+	char server_name[80];
+	if (conf_get(conf, "server-name", server_name, sizeof(server_name)) != 0)
+		snprintf(server_name, sizeof(server_name), "localhost");
+	if (sim_init_named(&c, id, sector, ca, cert, key, server_name) != 0) {
 		proto_keyring_free(P.ring);
 		return 1;
 	}
 	c.check_update = verify_update;
+	if (conf_get(conf, "gate", val, sizeof(val)) == 0)
+		c.gate = (uint32_t)strtoul(val, NULL, 10);
 	if (sim_connect(&c, port) != 0 || sim_send_hello(&c, NULL) != 0) {
 		sim_free(&c);
 		proto_keyring_free(P.ring);
@@ -191,6 +305,11 @@ int main(int argc, char **argv)
 	}
 	if (r != 1) {
 		fprintf(stderr, "sync_probe: no session / list: %s\n", c.why);
+		goto out;
+	}
+	if (n_forged_stats || n_forged_uses) {
+		send_forged(&c, first);
+		ok = 1;
 		goto out;
 	}
 	if (events) {
