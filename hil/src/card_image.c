@@ -4,7 +4,7 @@
  * The image is line-oriented text, one record per line, so that an operator can read a
  * card with `cat` and a test failure shows what the card holds:
  *
- *   citypass-desfire-image 1
+ *   citypass-desfire-image 2
  *   uid 04a1b2c3d4e5f6
  *   random-id 0
  *   picc settings=0f key-type=des key=00000000000000000000000000000000 key-version=00
@@ -33,8 +33,8 @@
 #include "card_image.h"
 
 #define IMAGE_MAGIC   "citypass-desfire-image"
-#define IMAGE_VERSION 1
-#define MAX_FIELDS    12
+#define IMAGE_VERSION 2 /* written; version 1 (AES applications only) is still read */
+#define MAX_FIELDS    14
 
 /* ---- the model ------------------------------------------------------------------------ */
 
@@ -78,7 +78,13 @@ uint32_t hil_df_file_footprint(const struct hil_df_file *file)
 {
 	if (!file->present)
 		return 0;
-	const uint32_t bytes = file->type == HIL_DF_FILE_STD ? file->size : 4;
+	uint32_t bytes = 4; /* a value file */
+	if (file->type == HIL_DF_FILE_STD)
+		bytes = file->size;
+	else if (file->type == HIL_DF_FILE_BACKUP)
+		bytes = 2 * file->size; /* the committed data and its mirror */
+	else if (file->type == HIL_DF_FILE_LINEAR || file->type == HIL_DF_FILE_CYCLIC)
+		bytes = file->record_size * file->max_records;
 	return (bytes + HIL_DF_BLOCK - 1) / HIL_DF_BLOCK * HIL_DF_BLOCK;
 }
 
@@ -99,11 +105,18 @@ static void put_hex(FILE *f, const uint8_t *data, size_t len)
 		fprintf(f, "%02x", data[i]);
 }
 
-static void put_key(FILE *f, const char *prefix, const struct hil_df_key *key)
+static const char *key_type_name(uint8_t type)
+{
+	return type == HIL_DF_KEY_AES ? "aes" : type == HIL_DF_KEY_3K3DES ? "3k3des" : "des";
+}
+
+static void put_key(FILE *f, const char *prefix, const struct hil_df_key *key, uint8_t type)
 {
 	fprintf(f, "%s", prefix);
-	put_hex(f, key->value, sizeof(key->value));
+	put_hex(f, key->value, type == HIL_DF_KEY_3K3DES ? 24 : 16);
 }
+
+static const char *const file_type_names[] = {"std", "backup", "value", "linear", "cyclic"};
 
 static void write_image(FILE *f, const struct hil_df_picc *picc)
 {
@@ -111,17 +124,30 @@ static void write_image(FILE *f, const struct hil_df_picc *picc)
 	fprintf(f, "uid ");
 	put_hex(f, picc->uid, HIL_DF_UID_LEN);
 	fprintf(f, "\nrandom-id %u\n", picc->random_id);
-	fprintf(f, "picc settings=%02x key-type=%s", picc->settings,
-	        picc->key_type == HIL_DF_KEY_AES ? "aes" : "des");
-	put_key(f, " key=", &picc->key);
-	fprintf(f, " key-version=%02x\n", picc->key.version);
+	fprintf(f, "picc settings=%02x key-type=%s", picc->settings, key_type_name(picc->key_type));
+	put_key(f, " key=", &picc->key, picc->key_type);
+	fprintf(f, " key-version=%02x", picc->key.version);
+	if (picc->ats_len) {
+		fprintf(f, " ats=");
+		put_hex(f, picc->ats, picc->ats_len);
+	}
+	fprintf(f, " default-key=");
+	put_hex(f, picc->default_key.value, HIL_DF_KEY_MAX);
+	fprintf(f, " default-key-version=%02x\n", picc->default_key.version);
 	for (size_t a = 0; a < picc->napps; a++) {
 		const struct hil_df_app *app = &picc->apps[a];
-		fprintf(f, "app aid=%06x settings=%02x keys=%u key-type=aes\n", (unsigned)app->aid,
-		        app->settings, app->nkeys);
+		fprintf(f, "app aid=%06x settings=%02x keys=%u key-type=%s", (unsigned)app->aid,
+		        app->settings, app->nkeys, key_type_name(app->key_type));
+		if (app->has_fid)
+			fprintf(f, " fid=%04x", app->fid);
+		if (app->df_name_len) {
+			fprintf(f, " dfname=");
+			put_hex(f, app->df_name, app->df_name_len);
+		}
+		fputc('\n', f);
 		for (unsigned k = 0; k < app->nkeys; k++) {
 			fprintf(f, "key no=%u", k);
-			put_key(f, " value=", &app->keys[k]);
+			put_key(f, " value=", &app->keys[k], app->key_type);
 			fprintf(f, " version=%02x\n", app->keys[k].version);
 		}
 		for (unsigned n = 0; n < HIL_DF_MAX_FILES; n++) {
@@ -129,11 +155,17 @@ static void write_image(FILE *f, const struct hil_df_picc *picc)
 			if (!file->present)
 				continue;
 			fprintf(f, "file no=%u type=%s comm=%u access=%04x", n,
-			        file->type == HIL_DF_FILE_STD ? "std" : "value", file->comm,
-			        file->access);
-			if (file->type == HIL_DF_FILE_STD) {
+			        file_type_names[file->type], file->comm, file->access);
+			if (file->has_fid)
+				fprintf(f, " fid=%04x", file->fid);
+			if (file->type == HIL_DF_FILE_STD || file->type == HIL_DF_FILE_BACKUP) {
 				fprintf(f, " size=%u data=", (unsigned)file->size);
 				put_hex(f, file->data, file->size);
+			} else if (file->type != HIL_DF_FILE_VALUE) {
+				fprintf(f, " record-size=%u max-records=%u records=%u data=",
+				        (unsigned)file->record_size, (unsigned)file->max_records,
+				        (unsigned)file->nrecords);
+				put_hex(f, file->data, file->record_size * file->nrecords);
 			} else {
 				fprintf(f,
 				        " lower=%d upper=%d value=%d limited=%u limited-value=%d",
@@ -335,6 +367,8 @@ static int parse_key_type(const char *s, uint8_t *out)
 {
 	if (s && !strcmp(s, "des"))
 		*out = HIL_DF_KEY_DES;
+	else if (s && !strcmp(s, "3k3des"))
+		*out = HIL_DF_KEY_3K3DES;
 	else if (s && !strcmp(s, "aes"))
 		*out = HIL_DF_KEY_AES;
 	else
@@ -342,17 +376,58 @@ static int parse_key_type(const char *s, uint8_t *out)
 	return 0;
 }
 
+static int parse_key_value(const char *s, uint8_t type, struct hil_df_key *key)
+{
+	return parse_hex_bytes(s, key->value, type == HIL_DF_KEY_3K3DES ? 24 : 16);
+}
+
+/* Optional hex bytes, 1 to max of them: 0 (absent: *len = 0), or -1. */
+static int parse_opt_hex(const char *s, uint8_t *out, size_t max, uint8_t *len)
+{
+	*len = 0;
+	if (!s)
+		return 0;
+	const size_t n = strlen(s) / 2;
+	if (n == 0 || n > max || parse_hex_bytes(s, out, n))
+		return -1;
+	*len = (uint8_t)n;
+	return 0;
+}
+
+static int parse_opt_fid(const char *s, uint16_t *fid, uint8_t *has)
+{
+	uint32_t v;
+	*has = 0;
+	if (!s)
+		return 0;
+	if (parse_hex_u32(s, 4, &v))
+		return -1;
+	*fid = (uint16_t)v;
+	*has = 1;
+	return 0;
+}
+
 static int parse_picc(struct record *rec, struct hil_df_picc *picc)
 {
 	if (parse_u8_hex(record_get(rec, "settings"), &picc->settings) ||
 	    parse_key_type(record_get(rec, "key-type"), &picc->key_type) ||
-	    parse_hex_bytes(record_get(rec, "key"), picc->key.value, 16) ||
-	    parse_u8_hex(record_get(rec, "key-version"), &picc->key.version))
+	    parse_key_value(record_get(rec, "key"), picc->key_type, &picc->key) ||
+	    parse_u8_hex(record_get(rec, "key-version"), &picc->key.version) ||
+	    parse_opt_hex(record_get(rec, "ats"), picc->ats, HIL_DF_ATS_MAX, &picc->ats_len) ||
+	    (picc->ats_len && picc->ats[0] != picc->ats_len))
+		return -1;
+	const char *dk = record_get(rec, "default-key"),
+	           *dv = record_get(rec, "default-key-version");
+	if (!dk != !dv)
+		return -1;
+	if (dk && (parse_hex_bytes(dk, picc->default_key.value, HIL_DF_KEY_MAX) ||
+	           parse_u8_hex(dv, &picc->default_key.version)))
 		return -1;
 	return 0;
 }
 
-static int parse_app(struct record *rec, struct hil_df_picc *picc, struct hil_df_app **out)
+static int parse_app(struct record *rec, struct hil_df_picc *picc, struct hil_df_app **out,
+                     long version)
 {
 	uint32_t aid;
 	long keys;
@@ -363,7 +438,11 @@ static int parse_app(struct record *rec, struct hil_df_picc *picc, struct hil_df
 	if (parse_hex_u32(record_get(rec, "aid"), 6, &aid) || aid == 0 ||
 	    parse_u8_hex(record_get(rec, "settings"), &app->settings) ||
 	    parse_dec(record_get(rec, "keys"), 1, HIL_DF_MAX_KEYS, &keys) ||
-	    parse_key_type(record_get(rec, "key-type"), &key_type) || key_type != HIL_DF_KEY_AES)
+	    parse_key_type(record_get(rec, "key-type"), &key_type) ||
+	    parse_opt_fid(record_get(rec, "fid"), &app->fid, &app->has_fid) ||
+	    parse_opt_hex(record_get(rec, "dfname"), app->df_name, HIL_DF_DFNAME_MAX,
+	                  &app->df_name_len) ||
+	    (version == 1 && key_type != HIL_DF_KEY_AES) || (app->df_name_len && !app->has_fid))
 		return -1;
 	for (size_t i = 0; i < picc->napps; i++)
 		if (picc->apps[i].aid == aid)
@@ -382,7 +461,7 @@ static int parse_key(struct record *rec, struct hil_df_app *app, unsigned expect
 	if (!app || expected >= app->nkeys ||
 	    parse_dec(record_get(rec, "no"), 0, HIL_DF_MAX_KEYS - 1, &no) ||
 	    (unsigned long)no != expected ||
-	    parse_hex_bytes(record_get(rec, "value"), app->keys[no].value, 16) ||
+	    parse_key_value(record_get(rec, "value"), app->key_type, &app->keys[no]) ||
 	    parse_u8_hex(record_get(rec, "version"), &app->keys[no].version))
 		return -1;
 	return 0;
@@ -390,7 +469,7 @@ static int parse_key(struct record *rec, struct hil_df_app *app, unsigned expect
 
 static int parse_file(struct record *rec, struct hil_df_app *app)
 {
-	long no, comm, lower, upper, value, limited, limited_value, size;
+	long no, comm, lower, upper, value, limited, limited_value, size, rsize, rmax, rn;
 	uint32_t access;
 	const char *type = record_get(rec, "type");
 	if (!app || !type || parse_dec(record_get(rec, "no"), 0, HIL_DF_MAX_FILES - 1, &no) ||
@@ -400,10 +479,29 @@ static int parse_file(struct record *rec, struct hil_df_app *app)
 	struct hil_df_file *file = &app->files[no];
 	file->comm = (uint8_t)comm;
 	file->access = (uint16_t)access;
-	if (!strcmp(type, "std")) {
+	if (parse_opt_fid(record_get(rec, "fid"), &file->fid, &file->has_fid))
+		return -1;
+	if (!strcmp(type, "linear") || !strcmp(type, "cyclic")) {
+		if (parse_dec(record_get(rec, "record-size"), 1, HIL_DF_CAPACITY, &rsize) ||
+		    parse_dec(record_get(rec, "max-records"), 1, HIL_DF_CAPACITY, &rmax) ||
+		    parse_dec(record_get(rec, "records"), 0, rmax, &rn) ||
+		    rsize * rmax > (long)HIL_DF_CAPACITY)
+			return -1;
+		file->type = type[0] == 'l' ? HIL_DF_FILE_LINEAR : HIL_DF_FILE_CYCLIC;
+		file->record_size = (uint32_t)rsize;
+		file->max_records = (uint32_t)rmax;
+		file->nrecords = (uint32_t)rn;
+		file->data = calloc(1, (size_t)(rsize * rmax));
+		if (!file->data)
+			return HIL_DESFIRE_ENOMEM;
+		file->present = 1;
+		const char *d = record_get(rec, "data");
+		if (rn == 0 ? (d && *d) : parse_hex_bytes(d, file->data, (size_t)(rsize * rn)))
+			return -1;
+	} else if (!strcmp(type, "std") || !strcmp(type, "backup")) {
 		if (parse_dec(record_get(rec, "size"), 1, HIL_DF_CAPACITY, &size))
 			return -1;
-		file->type = HIL_DF_FILE_STD;
+		file->type = type[0] == 's' ? HIL_DF_FILE_STD : HIL_DF_FILE_BACKUP;
 		file->size = (uint32_t)size;
 		file->data = malloc(file->size);
 		if (!file->data)
@@ -436,7 +534,7 @@ static int parse_file(struct record *rec, struct hil_df_app *app)
 enum load_state { WANT_MAGIC, WANT_UID, WANT_RANDOM_ID, WANT_PICC, IN_BODY, DONE };
 
 static int load_line(char *line, enum load_state *state, struct hil_df_picc *picc,
-                     struct hil_df_app **app, unsigned *next_key)
+                     struct hil_df_app **app, unsigned *next_key, long *version)
 {
 	struct record rec;
 	long v;
@@ -446,8 +544,9 @@ static int load_line(char *line, enum load_state *state, struct hil_df_picc *pic
 	case WANT_MAGIC:
 		if (strcmp(rec.kind, IMAGE_MAGIC) || parse_dec(record_get(&rec, NULL), 0, 999, &v))
 			return -1;
-		if (v != IMAGE_VERSION)
+		if (v != IMAGE_VERSION && v != 1)
 			return HIL_DESFIRE_EFORMAT;
+		*version = v;
 		*state = WANT_UID;
 		break;
 	case WANT_UID:
@@ -472,7 +571,7 @@ static int load_line(char *line, enum load_state *state, struct hil_df_picc *pic
 		if (!strcmp(rec.kind, "app")) {
 			if (*app && *next_key != (*app)->nkeys)
 				return -1;
-			rc = parse_app(&rec, picc, app);
+			rc = parse_app(&rec, picc, app, *version);
 			*next_key = 0;
 		} else if (!strcmp(rec.kind, "key")) {
 			rc = parse_key(&rec, *app, *next_key);
@@ -510,12 +609,13 @@ int hil_df_image_load(const char *path, struct hil_df_picc *picc)
 	enum load_state state = WANT_MAGIC;
 	struct hil_df_app *app = NULL;
 	unsigned next_key = 0;
+	long version = 0;
 	int rc = 0;
 	errno = 0;
 	while (getline(&line, &cap, f) >= 0) {
 		if (line[0] == '#' || line[strspn(line, " \t\r\n")] == '\0')
 			continue; /* comments and blank lines */
-		rc = load_line(line, &state, picc, &app, &next_key);
+		rc = load_line(line, &state, picc, &app, &next_key, &version);
 		if (rc)
 			break;
 	}

@@ -22,19 +22,27 @@
 
 /* Crypto of a key set, as in the high bits of CreateApplication's second key-settings byte
  * and of ChangeKey's key number at PICC level. */
-#define HIL_DF_KEY_DES 0x00 /* DES or 2K3DES, 16 bytes (K1 == K2 for single DES) */
-#define HIL_DF_KEY_AES 0x80
+#define HIL_DF_KEY_DES    0x00 /* DES or 2K3DES, 16 bytes (K1 == K2 for single DES) */
+#define HIL_DF_KEY_3K3DES 0x40 /* 3K3DES, 24 bytes */
+#define HIL_DF_KEY_AES    0x80
+#define HIL_DF_KEY_MAX    24 /* bytes of the longest key (3K3DES) */
+#define HIL_DF_DFNAME_MAX 16 /* ISO 7816-4 DF names of applications */
+#define HIL_DF_ATS_MAX    20
 
-#define HIL_DF_FILE_STD   0x00
-#define HIL_DF_FILE_VALUE 0x02
+/* File types, as GetFileSettings reports them. */
+#define HIL_DF_FILE_STD    0x00
+#define HIL_DF_FILE_BACKUP 0x01
+#define HIL_DF_FILE_VALUE  0x02
+#define HIL_DF_FILE_LINEAR 0x03
+#define HIL_DF_FILE_CYCLIC 0x04
 
 #define HIL_DF_COMM_PLAIN 0x00
 #define HIL_DF_COMM_MAC   0x01
 #define HIL_DF_COMM_FULL  0x03
 
 struct hil_df_key {
-	uint8_t value[16];
-	uint8_t version; /* AES keys; DES keys carry theirs in the parity bits */
+	uint8_t value[HIL_DF_KEY_MAX]; /* 16 bytes used, 24 for 3K3DES; the rest zero */
+	uint8_t version;               /* AES keys; DES keys carry theirs in the parity bits */
 };
 
 struct hil_df_file {
@@ -42,9 +50,13 @@ struct hil_df_file {
 	uint8_t type;    /* HIL_DF_FILE_* */
 	uint8_t comm;    /* HIL_DF_COMM_*, as given at creation (0x02 reads as plain) */
 	uint16_t access; /* nibbles from the top: read, write, read&write, change */
-	/* standard data file */
+	uint16_t fid;    /* ISO file identifier, when has_fid */
+	uint8_t has_fid;
+	/* standard and backup data files: size bytes of committed data */
 	uint32_t size;
 	uint8_t *data;
+	/* record files: data holds nrecords records of record_size bytes, oldest first */
+	uint32_t record_size, max_records, nrecords;
 	/* value file */
 	int32_t lower, upper, value;
 	int32_t limited_value; /* what LimitedCredit may still add */
@@ -55,7 +67,11 @@ struct hil_df_app {
 	uint32_t aid;
 	uint8_t settings; /* key settings byte */
 	uint8_t nkeys;
-	uint8_t key_type; /* HIL_DF_KEY_AES: applications are created with AES keys only */
+	uint8_t key_type; /* HIL_DF_KEY_DES, _3K3DES or _AES, for every key of the application */
+	uint16_t fid;     /* ISO DF identifier, when has_fid */
+	uint8_t has_fid;
+	uint8_t df_name[HIL_DF_DFNAME_MAX];
+	uint8_t df_name_len;
 	struct hil_df_key keys[HIL_DF_MAX_KEYS];
 	struct hil_df_file files[HIL_DF_MAX_FILES];
 };
@@ -64,8 +80,13 @@ struct hil_df_picc {
 	uint8_t uid[HIL_DF_UID_LEN];
 	uint8_t random_id;
 	uint8_t settings; /* PICC master key settings */
-	uint8_t key_type; /* HIL_DF_KEY_DES or HIL_DF_KEY_AES */
+	uint8_t key_type; /* HIL_DF_KEY_DES, _3K3DES or _AES */
 	struct hil_df_key key;
+	/* SetConfiguration: the ATS (TL first; the factory one when ats_len is 0) and the key
+	 * new applications' keys start with */
+	uint8_t ats[HIL_DF_ATS_MAX];
+	uint8_t ats_len;
+	struct hil_df_key default_key;
 	size_t napps;
 	struct hil_df_app apps[HIL_DF_MAX_APPS];
 };

@@ -13,10 +13,11 @@
  *
  * Secure messaging, one of four states after an authentication:
  *   none     plain frames;
- *   legacy   DES/2K3DES authentication (0x0A) of the factory PICC master key only: plain
- *            frames, enciphered parts with CRC16 and the legacy "send mode" chaining;
- *   EV1      AuthenticateAES (0xAA): one running IV for the session, updated by the CMAC of
- *            every command and response (8-byte CMACs), enciphered parts with CRC32;
+ *   legacy   DES/2K3DES authentication (0x0A): plain frames, 4-byte MACs on MACed file
+ *            data, enciphered parts with CRC16 and the legacy "send mode" chaining;
+ *   EV1      AuthenticateISO (0x1A, DES/2K3DES/3K3DES keys) or AuthenticateAES (0xAA): one
+ *            running IV for the session, updated by the CMAC of every command and response
+ *            (8-byte CMACs), enciphered parts with CRC32, on the session key's cipher;
  *   EV2      AuthenticateEV2First (0x71): session keys from SV1/SV2, TI, CmdCtr, MACt over
  *            Cmd || CmdCtr || TI || data, IVs derived from TI and CmdCtr, 80-padding.
  * Every command declares how it is secured (struct command below); the file data commands
@@ -58,6 +59,7 @@
 #define ST_NEED_MORE 0x100
 
 #define CMD_AUTH_LEGACY     0x0A
+#define CMD_AUTH_ISO        0x1A
 #define CMD_AUTH_AES        0xAA
 #define CMD_AUTH_EV2_FIRST  0x71
 #define CMD_AUTH_EV2_NONFST 0x77
@@ -82,6 +84,9 @@
 
 static const uint8_t ats_desfire_ev2[] = {0x06, 0x75, 0x77, 0x81, 0x02, 0x80};
 
+/* AUTH_EV1 is the "new" secure messaging of EV1, entered by AuthenticateISO (0x1A, DES,
+ * 2K3DES and 3K3DES keys) and AuthenticateAES (0xAA): CMAC and CRC32, a running IV; the
+ * session's cipher decides the block size. */
 enum auth_kind { AUTH_NONE, AUTH_LEGACY, AUTH_EV1, AUTH_EV2 };
 
 /* How a command's parameters are secured (see sm_unwrap for each session kind). */
@@ -96,18 +101,20 @@ enum cmd_mode {
 
 /* How an answer is secured. */
 enum resp_mode {
-	RM_NONE,  /* never (the session just started or ended) */
-	RM_PLAIN, /* EV1: data || CMAC; EV2: data */
-	RM_MAC,   /* EV1: data || CMAC; EV2: data || MACt */
-	RM_FULL,  /* EV1: E(data || CRC32); EV2: E(data) || MACt; legacy: E(data || CRC16) */
+	RM_NONE,     /* never (the session just started or ended) */
+	RM_PLAIN,    /* EV1: data || CMAC; EV2: data */
+	RM_MAC,      /* EV1: data || CMAC; EV2: data || MACt; legacy: data */
+	RM_DATA_MAC, /* MACed file data: as RM_MAC, and legacy: data || 4-byte MAC */
+	RM_FULL,     /* EV1: E(data || CRC32); EV2: E(data) || MACt; legacy: E(data || CRC16) */
 };
 
 enum pending { PEND_NONE, PEND_AUTH, PEND_OUT, PEND_IN };
 
 struct session {
 	enum auth_kind kind;
+	enum hil_df_cipher cipher; /* of the session key (EV2: AES) */
 	uint8_t key_no;
-	uint8_t enc[16]; /* EV1/legacy session key, EV2 SesAuthENCKey */
+	uint8_t enc[24]; /* EV1/legacy session key, EV2 SesAuthENCKey */
 	uint8_t mac[16]; /* EV2 SesAuthMACKey */
 	uint8_t iv[16];  /* EV1 running IV */
 	uint8_t ti[4];   /* EV2 */
@@ -117,18 +124,23 @@ struct session {
 struct pending_auth {
 	uint8_t cmd;
 	uint8_t key_no;
-	uint8_t key[16];
+	enum hil_df_cipher cipher;
+	uint8_t key[24];
 	uint8_t rnd_b[16];
 	uint8_t iv[16];
 	uint8_t pcd_cap2[6];
 };
 
-/* Value-file changes waiting for CommitTransaction. */
+/* Changes waiting for CommitTransaction: value files (value), backup data files (data, a
+ * copy of the file being written) and record files (a record being written, or cleared). */
 struct txn_entry {
 	uint8_t touched;
 	uint8_t limited_used;
 	int32_t value;
 	int64_t debited;
+	uint8_t *data;   /* backup file: the new contents; record file: the new record */
+	uint8_t cleared; /* ClearRecordFile */
+	uint8_t record;  /* a record was written */
 };
 
 struct hil_desfire_card {
@@ -148,9 +160,10 @@ struct hil_desfire_card {
 	struct txn_entry txn[HIL_DF_MAX_FILES];
 	enum pending pending;
 	struct pending_auth pauth;
-	size_t msg_len, msg_off;      /* PEND_OUT: wrapped answer being sent */
-	size_t plan[2], nplan, iplan; /* sizes of the first frames of a chained answer */
-	size_t rx_len, rx_need;       /* PEND_IN: command being received */
+	size_t msg_len, msg_off; /* PEND_OUT: wrapped answer being sent */
+	/* sizes of the first frames of a chained answer (GetVersion, GetDFNames) */
+	size_t plan[HIL_DF_MAX_APPS], nplan, iplan;
+	size_t rx_len, rx_need; /* PEND_IN: command being received */
 
 	/* the answer to the current exchange */
 	uint8_t ans_status;
@@ -176,6 +189,7 @@ struct req {
 	int drop_session; /* after the answer: ChangeKey of the session key, FormatPICC... */
 	const size_t *plan;
 	size_t nplan;
+	size_t own_plan[HIL_DF_MAX_APPS];
 };
 
 /* ---- small helpers --------------------------------------------------------------------- */
@@ -240,9 +254,16 @@ static void session_clear(struct hil_desfire_card *c)
 	c->auth.kind = AUTH_NONE;
 }
 
+static void txn_clear(struct txn_entry *t)
+{
+	free(t->data);
+	memset(t, 0, sizeof(*t));
+}
+
 static void txn_abort(struct hil_desfire_card *c)
 {
-	memset(c->txn, 0, sizeof(c->txn));
+	for (size_t i = 0; i < HIL_DF_MAX_FILES; i++)
+		txn_clear(&c->txn[i]);
 }
 
 static void pending_clear(struct hil_desfire_card *c)
@@ -317,13 +338,23 @@ static struct hil_df_file *find_file(struct hil_desfire_card *c, uint8_t no)
 	return &c->app->files[no];
 }
 
-/* DESFire keeps a DES key's version in the parity bits of its first half. */
-static uint8_t des_key_version(const uint8_t key[16])
+/* DESFire keeps a DES or 3K3DES key's version in the parity bits of its first 8 bytes. */
+static uint8_t key_version_of(uint8_t type, const struct hil_df_key *key)
 {
-	uint8_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v |= (uint8_t)((key[i] & 1) << (7 - i));
-	return v;
+	return type == HIL_DF_KEY_AES ? key->version : hil_df_des_key_version(key->value);
+}
+
+static enum hil_df_cipher cipher_of(uint8_t key_type)
+{
+	return key_type == HIL_DF_KEY_AES      ? HIL_DF_CIPHER_AES
+	       : key_type == HIL_DF_KEY_3K3DES ? HIL_DF_CIPHER_3K3DES
+	                                       : HIL_DF_CIPHER_2K3DES;
+}
+
+/* Block size of the session's cipher. */
+static size_t sess_block(const struct hil_desfire_card *c)
+{
+	return hil_df_cipher_block(c->auth.cipher);
 }
 
 /* ---- access rights --------------------------------------------------------------------- */
@@ -358,7 +389,12 @@ static int file_access(const struct hil_desfire_card *c, const struct hil_df_fil
 		*comm = HIL_DF_COMM_PLAIN;
 		return 0;
 	}
-	return (!authenticated(c) && key_needed) ? ST_AUTHENTICATION : ST_PERMISSION;
+	/* NXP's public datasheet of the same file system, NT4H2421Gx (NTAG 424 DNA), return
+	 * codes of ReadData and WriteData: AUTHENTICATION_ERROR (AE) when the rights name keys
+	 * but none of them is the authenticated one, whether another key is authenticated or
+	 * none; PERMISSION_DENIED (9D) only when every right the command could use is "never"
+	 * (F). docs/hil-desfire-card.md, "Commands". */
+	return key_needed ? ST_AUTHENTICATION : ST_PERMISSION;
 }
 
 static enum cmd_mode read_cmd_mode(uint8_t comm)
@@ -374,7 +410,9 @@ static enum cmd_mode write_cmd_mode(uint8_t comm)
 
 static enum resp_mode data_resp_mode(uint8_t comm)
 {
-	return comm == HIL_DF_COMM_FULL ? RM_FULL : comm == HIL_DF_COMM_MAC ? RM_MAC : RM_PLAIN;
+	return comm == HIL_DF_COMM_FULL  ? RM_FULL
+	       : comm == HIL_DF_COMM_MAC ? RM_DATA_MAC
+	                                 : RM_PLAIN;
 }
 
 /* ---- secure messaging: commands -------------------------------------------------------- */
@@ -389,7 +427,7 @@ static size_t secured_len(const struct hil_desfire_card *c, enum cmd_mode mode, 
 		if (mode == CM_MAC)
 			return hdr + n + HIL_DF_MACT_LEN;
 		if (mode == CM_FULL)
-			return hdr + pad_to(n + 4, HIL_DF_AES_BLOCK);
+			return hdr + pad_to(n + 4, sess_block(c));
 		return hdr + n;
 	case AUTH_EV2:
 		if (mode == CM_MAC || mode == CM_MGMT)
@@ -400,6 +438,8 @@ static size_t secured_len(const struct hil_desfire_card *c, enum cmd_mode mode, 
 	case AUTH_LEGACY:
 		if (mode == CM_FULL)
 			return hdr + pad_to(n + 2, HIL_DF_DES_BLOCK);
+		if (mode == CM_MAC)
+			return hdr + n + 4;
 		return hdr + n;
 	case AUTH_NONE:
 		break;
@@ -409,7 +449,7 @@ static size_t secured_len(const struct hil_desfire_card *c, enum cmd_mode mode, 
 
 static int ev1_cmac(struct hil_desfire_card *c, const uint8_t *msg, size_t len)
 {
-	return hil_df_aes_cmac(c->auth.enc, c->auth.iv, msg, len) ? ST_EEPROM : 0;
+	return hil_df_cmac(c->auth.cipher, c->auth.enc, c->auth.iv, msg, len) ? ST_EEPROM : 0;
 }
 
 static int unwrap_ev1(struct hil_desfire_card *c, struct req *r, enum cmd_mode mode, size_t hdr,
@@ -429,13 +469,15 @@ static int unwrap_ev1(struct hil_desfire_card *c, struct req *r, enum cmd_mode m
 		return 0;
 	}
 	/* CM_FULL: Cmd || hdr || E(data || CRC32(Cmd || hdr || data) || 00..) */
-	if (plain_len < 0 || r->len < hdr || r->len - hdr != pad_to((size_t)plain_len + 4, 16))
+	if (plain_len < 0 || r->len < hdr ||
+	    r->len - hdr != pad_to((size_t)plain_len + 4, sess_block(c)))
 		return ST_LENGTH;
 	const size_t enc_len = r->len - hdr;
 	uint8_t *p = c->plain;
 	p[0] = r->cmd;
 	memcpy(p + 1, r->data, hdr);
-	if (hil_df_aes_cbc_decrypt(c->auth.enc, c->auth.iv, r->data + hdr, p + 1 + hdr, enc_len))
+	if (hil_df_cbc_decrypt(c->auth.cipher, c->auth.enc, c->auth.iv, r->data + hdr, p + 1 + hdr,
+	                       enc_len))
 		return ST_EEPROM;
 	const size_t covered = 1 + hdr + (size_t)plain_len;
 	uint8_t crc[4];
@@ -496,8 +538,22 @@ static int unwrap_ev2(struct hil_desfire_card *c, struct req *r, enum cmd_mode m
 static int unwrap_legacy(struct hil_desfire_card *c, struct req *r, enum cmd_mode mode, size_t hdr,
                          long plain_len)
 {
+	if (mode == CM_MAC) {
+		/* MACed file data: data || MAC(data), 4 bytes of DES CBC-MAC (libfreefare's
+		 * MAC_COMMAND); the header is not covered */
+		uint8_t mac[4];
+		if (r->len < hdr + 4)
+			return ST_LENGTH;
+		const size_t body = r->len - 4;
+		if (hil_df_legacy_mac(c->auth.enc, r->data + hdr, body - hdr, mac))
+			return ST_EEPROM;
+		if (hil_df_memcmp_ct(mac, r->data + body, 4))
+			return ST_INTEGRITY;
+		r->len = body;
+		return 0;
+	}
 	if (mode != CM_FULL)
-		return 0; /* legacy sessions MAC nothing the emulated card offers */
+		return 0; /* plain and management commands carry no MAC in legacy sessions */
 	if (plain_len < 0 || r->len < hdr || r->len - hdr != pad_to((size_t)plain_len + 2, 8))
 		return ST_LENGTH;
 	const size_t enc_len = r->len - hdr;
@@ -558,7 +614,11 @@ static int sm_wrap(struct hil_desfire_card *c, const struct req *r)
 	case AUTH_NONE:
 		break;
 	case AUTH_LEGACY:
-		if (r->mode == RM_FULL) {
+		if (r->mode == RM_DATA_MAC) {
+			if (hil_df_legacy_mac(c->auth.enc, m, n, m + n))
+				return ST_EEPROM;
+			c->msg_len = n + 4;
+		} else if (r->mode == RM_FULL) {
 			const uint16_t crc = hil_df_crc16(m, n);
 			m[n] = (uint8_t)crc;
 			m[n + 1] = (uint8_t)(crc >> 8);
@@ -573,9 +633,10 @@ static int sm_wrap(struct hil_desfire_card *c, const struct req *r)
 		m[n] = ST_OK;
 		if (r->mode == RM_FULL) {
 			hil_df_crc32_le(m, n + 1, m + n);
-			c->msg_len = pad_to(n + 4, 16);
+			c->msg_len = pad_to(n + 4, sess_block(c));
 			memset(m + n + 4, 0, c->msg_len - n - 4);
-			if (hil_df_aes_cbc_encrypt(c->auth.enc, c->auth.iv, m, m, c->msg_len))
+			if (hil_df_cbc_encrypt(c->auth.cipher, c->auth.enc, c->auth.iv, m, m,
+			                       c->msg_len))
 				return ST_EEPROM;
 		} else {
 			if (ev1_cmac(c, m, n + 1))
@@ -664,7 +725,7 @@ static void finish_ok(struct hil_desfire_card *c, struct req *r)
 	c->msg_off = 0;
 	c->nplan = r->nplan;
 	c->iplan = 0;
-	for (size_t i = 0; i < r->nplan && i < 2; i++)
+	for (size_t i = 0; i < r->nplan && i < HIL_DF_MAX_APPS; i++)
 		c->plan[i] = r->plan[i];
 	send_chunk(c);
 }
@@ -713,28 +774,30 @@ static void refresh_image(struct hil_desfire_card *c)
 
 /* ---- authentication -------------------------------------------------------------------- */
 
-static int auth_key_for(struct hil_desfire_card *c, const struct req *r, uint8_t want_type,
-                        struct hil_df_key **key)
+/* Which key types an authentication command accepts (the others answer AE). */
+static int auth_accepts(uint8_t cmd, uint8_t key_type)
 {
-	if (r->len < 1)
-		return ST_LENGTH;
-	*key = level_key(c, r->data[0]);
-	if (!*key)
-		return ST_NO_SUCH_KEY;
-	if (level_key_type(c) != want_type)
-		return ST_AUTHENTICATION;
-	return 0;
+	switch (cmd) {
+	case CMD_AUTH_LEGACY:
+		return key_type == HIL_DF_KEY_DES;
+	case CMD_AUTH_ISO:
+		return key_type == HIL_DF_KEY_DES || key_type == HIL_DF_KEY_3K3DES;
+	default: /* AES, EV2First, EV2NonFirst */
+		return key_type == HIL_DF_KEY_AES;
+	}
 }
 
 /* Part 1 of every authentication: E(K, RndB), answered with AF. */
 static int auth_start(struct hil_desfire_card *c, struct req *r)
 {
-	const uint8_t want = r->cmd == CMD_AUTH_LEGACY ? HIL_DF_KEY_DES : HIL_DF_KEY_AES;
-	struct hil_df_key *key;
 	const int was_ev2 = c->auth.kind == AUTH_EV2;
-	int st = auth_key_for(c, r, want, &key);
-	if (st)
-		return st;
+	if (r->len < 1)
+		return ST_LENGTH;
+	struct hil_df_key *key = level_key(c, r->data[0]);
+	if (!key)
+		return ST_NO_SUCH_KEY;
+	if (!auth_accepts(r->cmd, level_key_type(c)))
+		return ST_AUTHENTICATION;
 	if (r->cmd == CMD_AUTH_EV2_FIRST) {
 		/* KeyNo LenCap PCDcap2.1..LenCap; longer messages are accepted (§9.1.5) */
 		if (r->len < 2 || r->len < 2u + r->data[1])
@@ -750,7 +813,8 @@ static int auth_start(struct hil_desfire_card *c, struct req *r)
 	memset(pa, 0, sizeof(*pa));
 	pa->cmd = r->cmd;
 	pa->key_no = r->data[0];
-	memcpy(pa->key, key->value, 16);
+	pa->cipher = cipher_of(level_key_type(c));
+	memcpy(pa->key, key->value, sizeof(pa->key));
 	if (r->cmd == CMD_AUTH_EV2_FIRST) {
 		const size_t cap = r->data[1] < 6 ? r->data[1] : 6;
 		memcpy(pa->pcd_cap2, r->data + 2, cap);
@@ -759,18 +823,20 @@ static int auth_start(struct hil_desfire_card *c, struct req *r)
 	if (r->cmd != CMD_AUTH_EV2_NONFST)
 		session_clear(c);
 
-	const size_t n = r->cmd == CMD_AUTH_LEGACY ? 8 : 16;
+	/* randoms: 8 bytes with DES and 2K3DES keys, 16 with 3K3DES and AES */
+	const size_t n = pa->cipher == HIL_DF_CIPHER_2K3DES ? 8 : 16;
 	if (draw_random(c, pa->rnd_b, n))
 		return ST_EEPROM;
 	memcpy(c->resp, pa->rnd_b, n);
+	int st;
 	if (r->cmd == CMD_AUTH_LEGACY) {
 		st = hil_df_legacy_encrypt(pa->key, c->resp, 8);
 	} else {
-		memset(pa->iv, 0, 16);
-		st = hil_df_aes_cbc_encrypt(pa->key, pa->iv, c->resp, c->resp, 16);
-		/* EV1 chains on from that block; EV2 restarts every step from a zero IV */
-		if (r->cmd != CMD_AUTH_AES)
-			memset(pa->iv, 0, 16);
+		memset(pa->iv, 0, sizeof(pa->iv));
+		st = hil_df_cbc_encrypt(pa->cipher, pa->key, pa->iv, c->resp, c->resp, n);
+		/* ISO and AES chain on from that block; EV2 restarts every step from zero */
+		if (r->cmd == CMD_AUTH_EV2_FIRST || r->cmd == CMD_AUTH_EV2_NONFST)
+			memset(pa->iv, 0, sizeof(pa->iv));
 	}
 	if (st)
 		return ST_EEPROM;
@@ -779,12 +845,26 @@ static int auth_start(struct hil_desfire_card *c, struct req *r)
 	return ST_ADDITIONAL_FRAME;
 }
 
+/* The session key of a legacy or ISO authentication (libfreefare 0.4.0's
+ * mifare_desfire_session_key_new: single DES when the key's halves are equal). */
+static void des_session_key(const struct pending_auth *pa, const uint8_t *rnd_a, struct session *s)
+{
+	if (pa->cipher == HIL_DF_CIPHER_3K3DES) {
+		s->cipher = HIL_DF_CIPHER_3K3DES;
+		hil_df_3k3des_session_key(rnd_a, pa->rnd_b, s->enc);
+	} else {
+		s->cipher = HIL_DF_CIPHER_2K3DES;
+		hil_df_legacy_session_key(rnd_a, pa->rnd_b, hil_df_des_key_is_single(pa->key),
+		                          s->enc);
+	}
+}
+
 /* Part 2: AF E(K, RndA || RndB'), answered with E(K, RndA') (and more for EV2First). */
 static void auth_finish(struct hil_desfire_card *c, const uint8_t *data, size_t len)
 {
 	struct pending_auth *pa = &c->pauth;
 	const uint8_t cmd = pa->cmd;
-	const size_t n = cmd == CMD_AUTH_LEGACY ? 8 : 16;
+	const size_t n = pa->cipher == HIL_DF_CIPHER_2K3DES ? 8 : 16;
 	uint8_t buf[32], rot[16], out[32];
 	size_t out_len = n;
 	int ok = len == 2 * n || (cmd == CMD_AUTH_EV2_FIRST && len > 2 * n);
@@ -798,7 +878,7 @@ static void auth_finish(struct hil_desfire_card *c, const uint8_t *data, size_t 
 	if (cmd == CMD_AUTH_LEGACY)
 		ok = hil_df_legacy_receive(pa->key, buf, 16) == 0;
 	else
-		ok = hil_df_aes_cbc_decrypt(pa->key, pa->iv, buf, buf, 32) == 0;
+		ok = hil_df_cbc_decrypt(pa->cipher, pa->key, pa->iv, buf, buf, 2 * n) == 0;
 	hil_df_rotate_left(pa->rnd_b, rot, n);
 	if (!ok || hil_df_memcmp_ct(rot, buf + n, n)) {
 		session_clear(c);
@@ -809,19 +889,24 @@ static void auth_finish(struct hil_desfire_card *c, const uint8_t *data, size_t 
 	const uint8_t *rnd_a = buf;
 	struct session s = {0};
 	s.key_no = pa->key_no;
+	s.cipher = HIL_DF_CIPHER_AES;
 	hil_df_rotate_left(rnd_a, out, n);
 	switch (cmd) {
 	case CMD_AUTH_LEGACY:
 		s.kind = AUTH_LEGACY;
-		hil_df_legacy_session_key(rnd_a, pa->rnd_b, hil_df_des_key_is_single(pa->key),
-		                          s.enc);
+		des_session_key(pa, rnd_a, &s);
 		ok = hil_df_legacy_encrypt(pa->key, out, 8) == 0;
+		break;
+	case CMD_AUTH_ISO:
+		s.kind = AUTH_EV1;
+		des_session_key(pa, rnd_a, &s);
+		/* the IV still holds the last block the reader sent */
+		ok = hil_df_cbc_encrypt(pa->cipher, pa->key, pa->iv, out, out, n) == 0;
 		break;
 	case CMD_AUTH_AES:
 		s.kind = AUTH_EV1;
 		hil_df_ev1_session_key(rnd_a, pa->rnd_b, s.enc);
-		/* the IV still holds the last block the reader sent */
-		ok = hil_df_aes_cbc_encrypt(pa->key, pa->iv, out, out, 16) == 0;
+		ok = hil_df_cbc_encrypt(pa->cipher, pa->key, pa->iv, out, out, 16) == 0;
 		break;
 	case CMD_AUTH_EV2_FIRST:
 		s.kind = AUTH_EV2;
@@ -856,7 +941,7 @@ static void auth_finish(struct hil_desfire_card *c, const uint8_t *data, size_t 
 		answer(c, ST_EEPROM, NULL, 0);
 		return;
 	}
-	c->auth = s; /* EV1: the running IV starts at zero */
+	c->auth = s; /* ISO and AES: the running IV starts at zero */
 	mbedtls_platform_zeroize(&s, sizeof(s));
 	answer(c, ST_OK, out, out_len);
 }
@@ -950,11 +1035,21 @@ static int cmd_create_application(struct hil_desfire_card *c, struct req *r)
 	const uint32_t aid = le24(r->data);
 	const uint8_t settings = r->data[3], keys = r->data[4];
 	const unsigned nkeys = keys & 0x0F;
-	if (aid == 0 || nkeys == 0 || nkeys > HIL_DF_MAX_KEYS)
+	/* KeySett2: bits 7-6 the crypto of every key, bit 5 "files carry ISO identifiers"
+	 * (not checked); the application's own ISO DF identifier and DF name, when it has
+	 * them, follow (libfreefare 0.4.0 create_application(): told by the length alone) */
+	const int with_fid = r->len > 5;
+	if (aid == 0 || nkeys == 0 || nkeys > HIL_DF_MAX_KEYS || (keys & 0xC0) == 0xC0 ||
+	    (keys & 0x10))
 		return ST_PARAMETER;
-	/* only AES key sets are emulated (docs/hil-desfire-card.md) */
-	if ((keys & 0xC0) != HIL_DF_KEY_AES)
-		return ST_PARAMETER;
+	for (size_t i = 0; with_fid && i < c->picc.napps; i++) {
+		const struct hil_df_app *o = &c->picc.apps[i];
+		const size_t name_len = r->len - 7;
+		if ((o->has_fid && o->fid == (uint16_t)(r->data[5] | r->data[6] << 8)) ||
+		    (name_len && o->df_name_len == name_len &&
+		     !memcmp(o->df_name, r->data + 7, name_len)))
+			return ST_DUPLICATE;
+	}
 	if (find_app(c, aid))
 		return ST_DUPLICATE;
 	if (c->picc.napps == HIL_DF_MAX_APPS)
@@ -964,7 +1059,21 @@ static int cmd_create_application(struct hil_desfire_card *c, struct req *r)
 	app->aid = aid;
 	app->settings = settings;
 	app->nkeys = (uint8_t)nkeys;
-	app->key_type = HIL_DF_KEY_AES;
+	app->key_type = keys & 0xC0;
+	if (with_fid) {
+		app->has_fid = 1;
+		app->fid = (uint16_t)(r->data[5] | r->data[6] << 8);
+		app->df_name_len = (uint8_t)(r->len - 7);
+		memcpy(app->df_name, r->data + 7, app->df_name_len);
+	}
+	/* every key starts as the default key of SetConfiguration (zeros from the factory) */
+	for (unsigned k = 0; k < nkeys; k++) {
+		memcpy(app->keys[k].value, c->picc.default_key.value, HIL_DF_KEY_MAX);
+		if (app->key_type != HIL_DF_KEY_3K3DES)
+			memset(app->keys[k].value + 16, 0, HIL_DF_KEY_MAX - 16);
+		app->keys[k].version =
+		        app->key_type == HIL_DF_KEY_AES ? c->picc.default_key.version : 0;
+	}
 	c->dirty = 1;
 	r->mode = RM_MAC;
 	return ST_OK;
@@ -1083,12 +1192,12 @@ static int change_key_decipher(struct hil_desfire_card *c, struct req *r, size_t
 	case AUTH_EV1:
 		extra = same ? 0 : 4;
 		r->sm_done = 1;
-		if (r->len - 1 != pad_to(body + 4 + extra, 16))
+		if (r->len - 1 != pad_to(body + 4 + extra, sess_block(c)))
 			return ST_LENGTH;
 		plain[0] = r->cmd;
 		plain[1] = r->data[0];
-		if (hil_df_aes_cbc_decrypt(c->auth.enc, c->auth.iv, r->data + 1, plain + 2,
-		                           r->len - 1))
+		if (hil_df_cbc_decrypt(c->auth.cipher, c->auth.enc, c->auth.iv, r->data + 1,
+		                       plain + 2, r->len - 1))
 			return ST_EEPROM;
 		covered = 2 + body;
 		uint8_t crc[4];
@@ -1130,42 +1239,46 @@ static int cmd_change_key(struct hil_desfire_card *c, struct req *r)
 		return ST_AUTHENTICATION;
 	const uint8_t raw_no = r->data[0];
 	unsigned target;
-	uint8_t new_type = HIL_DF_KEY_AES;
+	uint8_t new_type;
 	if (!c->app) {
-		/* PICC level: key 0 only; the high bits choose the crypto of the new key */
+		/* PICC level: key 0 only; bits 7-6 choose the crypto of the new master key (00
+		 * DES/2K3DES, 01 3K3DES, 10 AES), as libfreefare's mifare_desfire_change_key() */
 		if ((raw_no & 0x3F) != 0)
 			return ST_NO_SUCH_KEY;
-		if ((raw_no & 0xC0) == 0x40)
-			return ST_PARAMETER; /* 3K3DES is not emulated */
-		new_type = raw_no & 0x80 ? HIL_DF_KEY_AES : HIL_DF_KEY_DES;
+		if ((raw_no & 0xC0) == 0xC0)
+			return ST_PARAMETER;
+		new_type = raw_no & 0xC0;
 		target = 0;
 	} else {
 		if (raw_no >= c->app->nkeys)
 			return ST_NO_SUCH_KEY;
+		new_type = c->app->key_type;
 		target = raw_no;
 	}
 	int st = change_key_allowed(c, target);
 	if (st)
 		return st;
 	const int same = c->auth.key_no == target;
-	/* EV2 always sends a key version; EV1 and legacy only for AES keys */
-	const size_t body = 16 + (new_type == HIL_DF_KEY_AES || c->auth.kind == AUTH_EV2);
+	const size_t key_len = new_type == HIL_DF_KEY_3K3DES ? 24 : 16;
+	/* EV2 always sends a key version; EV1 and legacy only for AES keys (DES keys keep
+	 * theirs in the parity bits) */
+	const size_t body = key_len + (new_type == HIL_DF_KEY_AES || c->auth.kind == AUTH_EV2);
 	st = change_key_decipher(c, r, body, same, plain);
 	if (st)
 		return st;
 	struct hil_df_key *key = level_key(c, target);
-	uint8_t value[16];
-	for (int i = 0; i < 16; i++)
+	uint8_t value[HIL_DF_KEY_MAX] = {0};
+	for (size_t i = 0; i < key_len; i++)
 		value[i] = plain[i] ^ (same ? 0 : key->value[i]);
 	if (!same) {
 		int bad;
 		if (c->auth.kind == AUTH_LEGACY) {
-			const uint16_t crc16 = hil_df_crc16(value, 16);
+			const uint16_t crc16 = hil_df_crc16(value, key_len);
 			bad = plain[body + 2] != (uint8_t)crc16 ||
 			      plain[body + 3] != (uint8_t)(crc16 >> 8);
 		} else {
 			uint8_t crc[4];
-			hil_df_crc32_le(value, 16, crc);
+			hil_df_crc32_le(value, key_len, crc);
 			bad = hil_df_memcmp_ct(crc, plain + body, 4);
 		}
 		if (bad) {
@@ -1174,8 +1287,8 @@ static int cmd_change_key(struct hil_desfire_card *c, struct req *r)
 			return ST_INTEGRITY;
 		}
 	}
-	memcpy(key->value, value, 16);
-	key->version = new_type == HIL_DF_KEY_AES ? plain[16] : des_key_version(value);
+	memcpy(key->value, value, sizeof(value));
+	key->version = new_type == HIL_DF_KEY_AES ? plain[key_len] : hil_df_des_key_version(value);
 	if (!c->app)
 		c->picc.key_type = new_type;
 	mbedtls_platform_zeroize(value, sizeof(value));
@@ -1198,8 +1311,7 @@ static int cmd_get_key_version(struct hil_desfire_card *c, struct req *r)
 	const struct hil_df_key *key = level_key(c, r->data[0]);
 	if (!key)
 		return ST_NO_SUCH_KEY;
-	c->resp[0] =
-	        level_key_type(c) == HIL_DF_KEY_AES ? key->version : des_key_version(key->value);
+	c->resp[0] = key_version_of(level_key_type(c), key);
 	r->resp_len = 1;
 	r->mode = RM_MAC;
 	return ST_OK;
@@ -1215,22 +1327,94 @@ static int cmd_get_free_memory(struct hil_desfire_card *c, struct req *r)
 	return ST_OK;
 }
 
+/* SetConfiguration option 02 (ATS) under EV1 or legacy secure messaging: the reader puts its
+ * own checksum and an 80 marker after the ATS, whose length is its first byte (libfreefare
+ * 0.4.0 mifare_desfire_set_ats: NO_CRC), so the generic unwrapping cannot know the length. */
+static int unwrap_ats(struct hil_desfire_card *c, struct req *r)
+{
+	uint8_t *p = c->plain;
+	r->sm_done = 1;
+	const size_t enc_len = r->len - 1;
+	const size_t bs = c->auth.kind == AUTH_LEGACY ? 8 : sess_block(c);
+	if (enc_len == 0 || enc_len % bs || enc_len > 2 + HIL_DF_ATS_MAX + 4 + bs)
+		return ST_LENGTH;
+	p[0] = r->cmd;
+	p[1] = r->data[0];
+	memcpy(p + 2, r->data + 1, enc_len);
+	int rc = c->auth.kind == AUTH_LEGACY
+	                 ? hil_df_legacy_receive(c->auth.enc, p + 2, enc_len)
+	                 : hil_df_cbc_decrypt(c->auth.cipher, c->auth.enc, c->auth.iv, p + 2, p + 2,
+	                                      enc_len);
+	if (rc)
+		return ST_EEPROM;
+	const size_t tl = p[2], crc_len = c->auth.kind == AUTH_LEGACY ? 2 : 4;
+	if (tl < 1 || tl > HIL_DF_ATS_MAX || tl + crc_len + 1 > enc_len)
+		return ST_INTEGRITY;
+	int bad;
+	if (c->auth.kind == AUTH_LEGACY) {
+		const uint16_t crc = hil_df_crc16(p + 2, tl);
+		bad = p[2 + tl] != (uint8_t)crc || p[3 + tl] != (uint8_t)(crc >> 8);
+	} else {
+		uint8_t crc[4];
+		hil_df_crc32_le(p, 2 + tl, crc);
+		bad = hil_df_memcmp_ct(crc, p + 2 + tl, 4);
+	}
+	bad |= p[2 + tl + crc_len] != 0x80;
+	for (size_t i = 2 + tl + crc_len + 1; i < 2 + enc_len; i++)
+		bad |= p[i] != 0;
+	if (bad)
+		return ST_INTEGRITY;
+	r->data = p + 1;
+	r->len = 1 + tl;
+	return 0;
+}
+
 static int cmd_set_configuration(struct hil_desfire_card *c, struct req *r)
 {
-	/* option 00: PICC configuration; bit 1 random ID (one way), bit 0 format disable
-	 * (not emulated) */
-	if (r->len != 2)
+	/* Option 00: PICC configuration, bit 1 random ID (one way), bit 0 format disable (not
+	 * emulated); 01: the default key of new applications (24 bytes) and its version; 02:
+	 * the ATS (TL first). Everything after the option byte travels enciphered. */
+	if (r->len < 2)
 		return ST_LENGTH;
 	if (c->app)
 		return ST_PERMISSION;
-	const int st = need_master(c);
+	int st = need_master(c);
 	if (st)
 		return st;
-	if (r->data[0] != 0x00 || (r->data[1] & ~0x02))
-		return ST_PARAMETER;
-	if (r->data[1] & 0x02) {
-		c->picc.random_id = 1;
+	const uint8_t option = r->data[0];
+	if (option == 0x02 && c->auth.kind != AUTH_EV2)
+		st = unwrap_ats(c, r);
+	else if (option <= 0x02)
+		st = sm_unwrap(c, r, CM_FULL, 1, option == 0x00 ? 1 : option == 0x01 ? 25 : -1);
+	else
+		st = ST_PARAMETER;
+	if (st)
+		return st;
+	switch (option) {
+	case 0x00:
+		if (r->len != 2)
+			return ST_LENGTH;
+		if (r->data[1] & ~0x02)
+			return ST_PARAMETER;
+		if (r->data[1] & 0x02) {
+			c->picc.random_id = 1;
+			c->dirty = 1;
+		}
+		break;
+	case 0x01:
+		if (r->len != 26)
+			return ST_LENGTH;
+		memcpy(c->picc.default_key.value, r->data + 1, HIL_DF_KEY_MAX);
+		c->picc.default_key.version = r->data[25];
 		c->dirty = 1;
+		break;
+	default:
+		if (r->len < 2 || r->len - 1 != r->data[1] || r->data[1] > HIL_DF_ATS_MAX)
+			return ST_LENGTH;
+		memcpy(c->picc.ats, r->data + 1, r->data[1]);
+		c->picc.ats_len = r->data[1];
+		c->dirty = 1;
+		break;
 	}
 	r->mode = RM_MAC;
 	return ST_OK;
@@ -1262,9 +1446,20 @@ static int new_file(struct hil_desfire_card *c, uint8_t no, uint8_t comm, uint16
 	return 0;
 }
 
-static int cmd_create_std_file(struct hil_desfire_card *c, struct req *r)
+/* The optional ISO file identifier after the file number: its presence is told by the
+ * length of the command. */
+static void set_fid(struct hil_df_file *file, const struct req *r, size_t plain_len)
 {
-	/* FileNo [ISOFileID(2)] CommSett AccessRights(2) FileSize(3) */
+	if (r->len == plain_len + 2) {
+		file->has_fid = 1;
+		file->fid = (uint16_t)(r->data[1] | r->data[2] << 8);
+	}
+}
+
+/* CreateStdDataFile (CD) and CreateBackupDataFile (CB):
+ * FileNo [ISOFileID(2)] CommSett AccessRights(2) FileSize(3). */
+static int create_data_file(struct hil_desfire_card *c, struct req *r, uint8_t type)
+{
 	if (r->len != 7 && r->len != 9)
 		return ST_LENGTH;
 	int st = check_app_and_create_right(c);
@@ -1274,20 +1469,76 @@ static int cmd_create_std_file(struct hil_desfire_card *c, struct req *r)
 	const uint32_t size = le24(p + 4);
 	if (size == 0 || size > HIL_DF_CAPACITY)
 		return size ? ST_OUT_OF_EEPROM : ST_PARAMETER;
+	const uint32_t footprint =
+	        pad_to(size, HIL_DF_BLOCK) * (type == HIL_DF_FILE_BACKUP ? 2 : 1);
 	struct hil_df_file *file;
-	st = new_file(c, r->data[0], p[1], (uint16_t)(p[2] | p[3] << 8), pad_to(size, HIL_DF_BLOCK),
-	              &file);
+	st = new_file(c, r->data[0], p[1], (uint16_t)(p[2] | p[3] << 8), footprint, &file);
 	if (st)
 		return st;
 	file->data = calloc(1, size);
 	if (!file->data)
 		return ST_OUT_OF_EEPROM;
-	file->type = HIL_DF_FILE_STD;
+	file->type = type;
 	file->size = size;
+	set_fid(file, r, 7);
 	file->present = 1;
 	c->dirty = 1;
 	r->mode = RM_MAC;
 	return ST_OK;
+}
+
+static int cmd_create_std_file(struct hil_desfire_card *c, struct req *r)
+{
+	return create_data_file(c, r, HIL_DF_FILE_STD);
+}
+
+static int cmd_create_backup_file(struct hil_desfire_card *c, struct req *r)
+{
+	return create_data_file(c, r, HIL_DF_FILE_BACKUP);
+}
+
+/* CreateLinearRecordFile (C1) and CreateCyclicRecordFile (C0): FileNo [ISOFileID(2)]
+ * CommSett AccessRights(2) RecordSize(3) MaxNumberOfRecords(3). */
+static int create_record_file(struct hil_desfire_card *c, struct req *r, uint8_t type)
+{
+	if (r->len != 10 && r->len != 12)
+		return ST_LENGTH;
+	int st = check_app_and_create_right(c);
+	if (st)
+		return st;
+	const uint8_t *p = r->data + (r->len == 12 ? 2 : 0);
+	const uint32_t rsize = le24(p + 4), rmax = le24(p + 7);
+	/* a cyclic file keeps one record free for the write in progress: at least 2 */
+	if (rsize == 0 || rmax == 0 || (type == HIL_DF_FILE_CYCLIC && rmax < 2))
+		return ST_PARAMETER;
+	if ((uint64_t)rsize * rmax > HIL_DF_CAPACITY)
+		return ST_OUT_OF_EEPROM;
+	struct hil_df_file *file;
+	st = new_file(c, r->data[0], p[1], (uint16_t)(p[2] | p[3] << 8),
+	              pad_to(rsize * rmax, HIL_DF_BLOCK), &file);
+	if (st)
+		return st;
+	file->data = calloc(rmax, rsize);
+	if (!file->data)
+		return ST_OUT_OF_EEPROM;
+	file->type = type;
+	file->record_size = rsize;
+	file->max_records = rmax;
+	set_fid(file, r, 10);
+	file->present = 1;
+	c->dirty = 1;
+	r->mode = RM_MAC;
+	return ST_OK;
+}
+
+static int cmd_create_linear_file(struct hil_desfire_card *c, struct req *r)
+{
+	return create_record_file(c, r, HIL_DF_FILE_LINEAR);
+}
+
+static int cmd_create_cyclic_file(struct hil_desfire_card *c, struct req *r)
+{
+	return create_record_file(c, r, HIL_DF_FILE_CYCLIC);
 }
 
 static int cmd_create_value_file(struct hil_desfire_card *c, struct req *r)
@@ -1328,7 +1579,7 @@ static int cmd_delete_file(struct hil_desfire_card *c, struct req *r)
 	if (!file)
 		return ST_FILE_NOT_FOUND;
 	hil_df_file_clear(file);
-	memset(&c->txn[r->data[0]], 0, sizeof(c->txn[0]));
+	txn_clear(&c->txn[r->data[0]]);
 	c->dirty = 1;
 	r->mode = RM_MAC;
 	return ST_OK;
@@ -1368,9 +1619,14 @@ static int cmd_get_file_settings(struct hil_desfire_card *c, struct req *r)
 	p[0] = file->type;
 	p[1] = file->comm;
 	put_le(p + 2, file->access, 2);
-	if (file->type == HIL_DF_FILE_STD) {
+	if (file->type == HIL_DF_FILE_STD || file->type == HIL_DF_FILE_BACKUP) {
 		put_le(p + 4, file->size, 3);
 		r->resp_len = 7;
+	} else if (file->type != HIL_DF_FILE_VALUE) {
+		put_le(p + 4, file->record_size, 3);
+		put_le(p + 7, file->max_records, 3);
+		put_le(p + 10, file->nrecords, 3);
+		r->resp_len = 13;
 	} else {
 		put_le(p + 4, (uint32_t)file->lower, 4);
 		put_le(p + 8, (uint32_t)file->upper, 4);
@@ -1384,7 +1640,11 @@ static int cmd_get_file_settings(struct hil_desfire_card *c, struct req *r)
 
 /* Common start of the file data commands: the file, of the right type, and the mode the
  * granting right implies. */
-static int data_file(struct hil_desfire_card *c, const struct req *r, size_t hdr, uint8_t type,
+#define TYPE_BIT(t)  (1u << (t))
+#define DATA_FILES   (TYPE_BIT(HIL_DF_FILE_STD) | TYPE_BIT(HIL_DF_FILE_BACKUP))
+#define RECORD_FILES (TYPE_BIT(HIL_DF_FILE_LINEAR) | TYPE_BIT(HIL_DF_FILE_CYCLIC))
+
+static int data_file(struct hil_desfire_card *c, const struct req *r, size_t hdr, unsigned types,
                      unsigned rights, struct hil_df_file **file, uint8_t *comm)
 {
 	if (!c->app)
@@ -1394,7 +1654,7 @@ static int data_file(struct hil_desfire_card *c, const struct req *r, size_t hdr
 	*file = find_file(c, r->data[0]);
 	if (!*file)
 		return ST_FILE_NOT_FOUND;
-	if ((*file)->type != type)
+	if (!(types & TYPE_BIT((*file)->type)))
 		return ST_PARAMETER;
 	return file_access(c, *file, rights, comm);
 }
@@ -1403,7 +1663,7 @@ static int cmd_read_data(struct hil_desfire_card *c, struct req *r)
 {
 	struct hil_df_file *file;
 	uint8_t comm;
-	int st = data_file(c, r, 7, HIL_DF_FILE_STD, AR_READ | AR_RW, &file, &comm);
+	int st = data_file(c, r, 7, DATA_FILES, AR_READ | AR_RW, &file, &comm);
 	if (st)
 		return st;
 	st = sm_unwrap(c, r, read_cmd_mode(comm), 7, 0);
@@ -1429,7 +1689,7 @@ static int cmd_write_data(struct hil_desfire_card *c, struct req *r)
 {
 	struct hil_df_file *file;
 	uint8_t comm;
-	int st = data_file(c, r, 7, HIL_DF_FILE_STD, AR_WRITE | AR_RW, &file, &comm);
+	int st = data_file(c, r, 7, DATA_FILES, AR_WRITE | AR_RW, &file, &comm);
 	if (st)
 		return st;
 	const uint32_t off = le24(r->data + 1), n = le24(r->data + 4);
@@ -1450,9 +1710,231 @@ static int cmd_write_data(struct hil_desfire_card *c, struct req *r)
 		return st;
 	if (r->len != 7 + n)
 		return ST_LENGTH;
-	memcpy(file->data + off, r->data + 7, n);
-	c->dirty = 1;
+	if (file->type == HIL_DF_FILE_BACKUP) {
+		/* written into the mirror; CommitTransaction makes it the file's data */
+		struct txn_entry *t = &c->txn[r->data[0]];
+		if (!t->data) {
+			t->data = malloc(file->size);
+			if (!t->data)
+				return ST_OUT_OF_EEPROM;
+			memcpy(t->data, file->data, file->size);
+		}
+		memcpy(t->data + off, r->data + 7, n);
+		t->touched = 1;
+	} else {
+		memcpy(file->data + off, r->data + 7, n);
+		c->dirty = 1;
+	}
 	r->mode = comm == HIL_DF_COMM_PLAIN ? RM_PLAIN : RM_MAC;
+	return ST_OK;
+}
+
+/* Records a linear file can take, or a cyclic one keeps (one record is the write in
+ * progress: a cyclic file of N records keeps N - 1). */
+static uint32_t record_capacity(const struct hil_df_file *file)
+{
+	return file->type == HIL_DF_FILE_CYCLIC ? file->max_records - 1 : file->max_records;
+}
+
+static int cmd_write_record(struct hil_desfire_card *c, struct req *r)
+{
+	struct hil_df_file *file;
+	uint8_t comm;
+	int st = data_file(c, r, 7, RECORD_FILES, AR_WRITE | AR_RW, &file, &comm);
+	if (st)
+		return st;
+	const uint32_t off = le24(r->data + 1), n = le24(r->data + 4);
+	if (n == 0)
+		return ST_LENGTH;
+	if (off > file->record_size || n > file->record_size - off)
+		return ST_BOUNDARY;
+	const enum cmd_mode mode = write_cmd_mode(comm);
+	const size_t need = secured_len(c, mode, 7, n);
+	if (r->len < need) {
+		r->need = need;
+		return ST_NEED_MORE;
+	}
+	if (r->len > need)
+		return ST_LENGTH;
+	st = sm_unwrap(c, r, mode, 7, (long)n);
+	if (st)
+		return st;
+	if (r->len != 7 + n)
+		return ST_LENGTH;
+	struct txn_entry *t = &c->txn[r->data[0]];
+	if (!t->record) {
+		/* a full linear file takes no new record until it is cleared */
+		const uint32_t kept = t->cleared ? 0 : file->nrecords;
+		if (file->type == HIL_DF_FILE_LINEAR && kept >= record_capacity(file))
+			return ST_BOUNDARY;
+		free(t->data);
+		t->data = calloc(1, file->record_size);
+		if (!t->data)
+			return ST_OUT_OF_EEPROM;
+		t->record = 1;
+	}
+	memcpy(t->data + off, r->data + 7, n);
+	t->touched = 1;
+	r->mode = comm == HIL_DF_COMM_PLAIN ? RM_PLAIN : RM_MAC;
+	return ST_OK;
+}
+
+static int cmd_read_records(struct hil_desfire_card *c, struct req *r)
+{
+	struct hil_df_file *file;
+	uint8_t comm;
+	int st = data_file(c, r, 7, RECORD_FILES, AR_READ | AR_RW, &file, &comm);
+	if (st)
+		return st;
+	st = sm_unwrap(c, r, read_cmd_mode(comm), 7, 0);
+	if (st)
+		return st;
+	if (r->len != 7)
+		return ST_LENGTH;
+	/* Offset counts from the newest record (0); Length 0 means every older one too. The
+	 * records come oldest first. */
+	const uint32_t off = le24(r->data + 1);
+	uint32_t n = le24(r->data + 4);
+	if (off >= file->nrecords)
+		return ST_BOUNDARY;
+	if (n == 0)
+		n = file->nrecords - off;
+	if (n > file->nrecords - off)
+		return ST_BOUNDARY;
+	const uint32_t first = file->nrecords - off - n;
+	memcpy(c->resp, file->data + (size_t)first * file->record_size,
+	       (size_t)n * file->record_size);
+	r->resp_len = (size_t)n * file->record_size;
+	r->mode = data_resp_mode(comm);
+	return ST_OK;
+}
+
+static int cmd_clear_record_file(struct hil_desfire_card *c, struct req *r)
+{
+	struct hil_df_file *file;
+	uint8_t comm;
+	if (r->len != 1)
+		return ST_LENGTH;
+	int st = data_file(c, r, 1, RECORD_FILES, AR_RW, &file, &comm);
+	if (st)
+		return st;
+	struct txn_entry *t = &c->txn[r->data[0]];
+	txn_clear(t);
+	t->cleared = 1;
+	t->touched = 1;
+	r->mode = RM_MAC;
+	return ST_OK;
+}
+
+/* CommitTransaction for a backup or record file. */
+static void commit_file(struct hil_df_file *file, struct txn_entry *t)
+{
+	if (file->type == HIL_DF_FILE_BACKUP && t->data) {
+		memcpy(file->data, t->data, file->size);
+		return;
+	}
+	if (file->type != HIL_DF_FILE_LINEAR && file->type != HIL_DF_FILE_CYCLIC)
+		return;
+	if (t->cleared)
+		file->nrecords = 0;
+	if (!t->record)
+		return;
+	const size_t rs = file->record_size;
+	if (file->nrecords == record_capacity(file)) { /* cyclic: the oldest goes */
+		memmove(file->data, file->data + rs, (file->nrecords - 1) * rs);
+		file->nrecords--;
+	}
+	memcpy(file->data + file->nrecords * rs, t->data, rs);
+	file->nrecords++;
+}
+
+static int cmd_change_file_settings(struct hil_desfire_card *c, struct req *r)
+{
+	/* FileNo, then CommSett AccessRights(2): enciphered when the file's change right names
+	 * a key, sent as a management command when it is free (libfreefare 0.4.0
+	 * mifare_desfire_change_file_settings) */
+	if (!c->app)
+		return ST_PERMISSION;
+	if (r->len < 1)
+		return ST_LENGTH;
+	struct hil_df_file *file = find_file(c, r->data[0]);
+	if (!file)
+		return ST_FILE_NOT_FOUND;
+	const uint8_t change = file->access & 0xF;
+	int st;
+	if (change == AR_NEVER)
+		return ST_PERMISSION;
+	if (change == AR_FREE) {
+		st = sm_unwrap(c, r, CM_MGMT, 1, 3);
+	} else {
+		if (!authenticated(c) || c->auth.key_no != change)
+			return ST_AUTHENTICATION;
+		st = sm_unwrap(c, r, CM_FULL, 1, 3);
+	}
+	if (st)
+		return st;
+	if (r->len != 4)
+		return ST_LENGTH;
+	if (r->data[1] & ~0x03)
+		return ST_PARAMETER;
+	file->comm = r->data[1];
+	file->access = (uint16_t)(r->data[2] | r->data[3] << 8);
+	c->dirty = 1;
+	r->mode = RM_MAC;
+	return ST_OK;
+}
+
+static int cmd_get_df_names(struct hil_desfire_card *c, struct req *r)
+{
+	/* PICC level: AID(3) ISOFileID(2) DFName of every application created with ISO
+	 * identifiers, one application per frame */
+	if (r->len != 0)
+		return ST_LENGTH;
+	if (c->app)
+		return ST_PERMISSION;
+	const int st = need_master_unless(c, KS_FREE_LISTING);
+	if (st)
+		return st;
+	size_t n = 0, frames = 0;
+	for (size_t i = 0; i < c->picc.napps; i++) {
+		const struct hil_df_app *app = &c->picc.apps[i];
+		if (!app->has_fid)
+			continue;
+		put_le(c->resp + n, app->aid, 3);
+		put_le(c->resp + n + 3, app->fid, 2);
+		memcpy(c->resp + n + 5, app->df_name, app->df_name_len);
+		n += 5 + app->df_name_len;
+		frames++;
+	}
+	/* the plan lists the sizes of every frame but the last, which takes the rest */
+	size_t k = 0;
+	for (size_t i = 0; i < c->picc.napps; i++)
+		if (c->picc.apps[i].has_fid && k + 1 < frames)
+			r->own_plan[k++] = 5 + c->picc.apps[i].df_name_len;
+	r->resp_len = n;
+	r->plan = r->own_plan;
+	r->nplan = k;
+	r->mode = RM_MAC;
+	return ST_OK;
+}
+
+static int cmd_get_iso_file_ids(struct hil_desfire_card *c, struct req *r)
+{
+	if (r->len != 0)
+		return ST_LENGTH;
+	if (!c->app)
+		return ST_PERMISSION;
+	const int st = need_master_unless(c, KS_FREE_LISTING);
+	if (st)
+		return st;
+	size_t n = 0;
+	for (uint8_t i = 0; i < HIL_DF_MAX_FILES; i++)
+		if (c->app->files[i].present && c->app->files[i].has_fid) {
+			put_le(c->resp + n, c->app->files[i].fid, 2);
+			n += 2;
+		}
+	r->resp_len = n;
+	r->mode = RM_MAC;
 	return ST_OK;
 }
 
@@ -1466,7 +1948,8 @@ static int cmd_get_value(struct hil_desfire_card *c, struct req *r)
 {
 	struct hil_df_file *file;
 	uint8_t comm;
-	int st = data_file(c, r, 1, HIL_DF_FILE_VALUE, AR_READ | AR_WRITE | AR_RW, &file, &comm);
+	int st = data_file(c, r, 1, TYPE_BIT(HIL_DF_FILE_VALUE), AR_READ | AR_WRITE | AR_RW, &file,
+	                   &comm);
 	if (st)
 		return st;
 	st = sm_unwrap(c, r, read_cmd_mode(comm), 1, 0);
@@ -1486,7 +1969,7 @@ static int value_change(struct hil_desfire_card *c, struct req *r, unsigned righ
 {
 	struct hil_df_file *file;
 	uint8_t comm;
-	int st = data_file(c, r, 1, HIL_DF_FILE_VALUE, rights, &file, &comm);
+	int st = data_file(c, r, 1, TYPE_BIT(HIL_DF_FILE_VALUE), rights, &file, &comm);
 	if (st)
 		return st;
 	st = sm_unwrap(c, r, write_cmd_mode(comm), 1, 4);
@@ -1553,6 +2036,11 @@ static int cmd_commit_transaction(struct hil_desfire_card *c, struct req *r)
 		struct hil_df_file *file = find_file(c, no);
 		if (!t->touched || !file)
 			continue;
+		c->dirty = 1;
+		if (file->type != HIL_DF_FILE_VALUE) {
+			commit_file(file, t);
+			continue;
+		}
 		file->value = t->value;
 		/* what was debited may be credited back once with LimitedCredit */
 		if (t->limited_used)
@@ -1588,6 +2076,7 @@ struct command {
 
 static const struct command commands[] = {
         {CMD_AUTH_LEGACY, CM_NONE, 0, 0, auth_start},
+        {CMD_AUTH_ISO, CM_NONE, 0, 0, auth_start},
         {CMD_AUTH_AES, CM_NONE, 0, 0, auth_start},
         {CMD_AUTH_EV2_FIRST, CM_NONE, 0, 0, auth_start},
         {CMD_AUTH_EV2_NONFST, CM_NONE, 0, 0, auth_start},
@@ -1603,8 +2092,17 @@ static const struct command commands[] = {
         {CMD_CHANGE_KEY, CM_SELF, 0, 0, cmd_change_key},
         {0x64, CM_MGMT, 0, 0, cmd_get_key_version},
         {0x6E, CM_MGMT, 0, 0, cmd_get_free_memory},
-        {0x5C, CM_FULL, 1, 1, cmd_set_configuration},
+        {0x5C, CM_SELF, 0, 0, cmd_set_configuration},
         {0xCD, CM_MGMT, 0, 0, cmd_create_std_file},
+        {0xCB, CM_MGMT, 0, 0, cmd_create_backup_file},
+        {0xC1, CM_MGMT, 0, 0, cmd_create_linear_file},
+        {0xC0, CM_MGMT, 0, 0, cmd_create_cyclic_file},
+        {0x5F, CM_SELF, 0, 0, cmd_change_file_settings},
+        {0x6D, CM_MGMT, 0, 0, cmd_get_df_names},
+        {0x61, CM_MGMT, 0, 0, cmd_get_iso_file_ids},
+        {0x3B, CM_SELF, 0, 0, cmd_write_record},
+        {0xBB, CM_SELF, 0, 0, cmd_read_records},
+        {0xEB, CM_MGMT, 0, 0, cmd_clear_record_file},
         {0xCC, CM_MGMT, 0, 0, cmd_create_value_file},
         {0xDF, CM_MGMT, 0, 0, cmd_delete_file},
         {0x6F, CM_MGMT, 0, 0, cmd_get_file_ids},
@@ -1629,8 +2127,8 @@ static const struct command *find_command(uint8_t code)
 
 static int is_auth_command(uint8_t code)
 {
-	return code == CMD_AUTH_LEGACY || code == CMD_AUTH_AES || code == CMD_AUTH_EV2_FIRST ||
-	       code == CMD_AUTH_EV2_NONFST;
+	return code == CMD_AUTH_LEGACY || code == CMD_AUTH_ISO || code == CMD_AUTH_AES ||
+	       code == CMD_AUTH_EV2_FIRST || code == CMD_AUTH_EV2_NONFST;
 }
 
 /* Runs one complete command (frame = code and parameters, possibly reassembled). */
@@ -1755,8 +2253,14 @@ static void target_info(void *ctx, struct hil_target_info *info)
 	info->sak = 0x20;
 	memcpy(info->uid, c->rf_uid, c->rf_uid_len);
 	info->uid_len = c->rf_uid_len;
-	memcpy(info->ats, ats_desfire_ev2, sizeof(ats_desfire_ev2));
-	info->ats_len = sizeof(ats_desfire_ev2);
+	/* the factory ATS, or the one SetConfiguration option 02 wrote */
+	if (c->picc.ats_len) {
+		memcpy(info->ats, c->picc.ats, c->picc.ats_len);
+		info->ats_len = c->picc.ats_len;
+	} else {
+		memcpy(info->ats, ats_desfire_ev2, sizeof(ats_desfire_ev2));
+		info->ats_len = sizeof(ats_desfire_ev2);
+	}
 }
 
 static void target_activate(void *ctx)

@@ -313,3 +313,163 @@ int hil_df_memcmp_ct(const uint8_t *a, const uint8_t *b, size_t len)
 		diff |= (uint8_t)(a[i] ^ b[i]);
 	return diff != 0;
 }
+
+/* ---- any key type --------------------------------------------------------------------- */
+
+size_t hil_df_cipher_block(enum hil_df_cipher cipher)
+{
+	return cipher == HIL_DF_CIPHER_AES ? HIL_DF_AES_BLOCK : HIL_DF_DES_BLOCK;
+}
+
+size_t hil_df_cipher_key_len(enum hil_df_cipher cipher)
+{
+	return cipher == HIL_DF_CIPHER_3K3DES ? 24 : 16;
+}
+
+/* One block in ECB. */
+static int cipher_block(enum hil_df_cipher cipher, const uint8_t *key, int encrypt,
+                        const uint8_t *in, uint8_t *out)
+{
+	if (cipher == HIL_DF_CIPHER_AES) {
+		mbedtls_aes_context ctx;
+		mbedtls_aes_init(&ctx);
+		int rc = encrypt ? mbedtls_aes_setkey_enc(&ctx, key, 128)
+		                 : mbedtls_aes_setkey_dec(&ctx, key, 128);
+		if (rc == 0)
+			rc = mbedtls_aes_crypt_ecb(
+			        &ctx, encrypt ? MBEDTLS_AES_ENCRYPT : MBEDTLS_AES_DECRYPT, in, out);
+		mbedtls_aes_free(&ctx);
+		return rc;
+	}
+	mbedtls_des3_context ctx;
+	mbedtls_des3_init(&ctx);
+	int rc;
+	if (cipher == HIL_DF_CIPHER_3K3DES)
+		rc = encrypt ? mbedtls_des3_set3key_enc(&ctx, key)
+		             : mbedtls_des3_set3key_dec(&ctx, key);
+	else
+		rc = encrypt ? mbedtls_des3_set2key_enc(&ctx, key)
+		             : mbedtls_des3_set2key_dec(&ctx, key);
+	if (rc == 0)
+		rc = mbedtls_des3_crypt_ecb(&ctx, in, out);
+	mbedtls_des3_free(&ctx);
+	return rc;
+}
+
+int hil_df_cbc_encrypt(enum hil_df_cipher cipher, const uint8_t *key, uint8_t *iv,
+                       const uint8_t *in, uint8_t *out, size_t len)
+{
+	const size_t bs = hil_df_cipher_block(cipher);
+	uint8_t x[16];
+	if (len % bs)
+		return MBEDTLS_ERR_DES_INVALID_INPUT_LENGTH;
+	for (size_t off = 0; off < len; off += bs) {
+		for (size_t i = 0; i < bs; i++)
+			x[i] = in[off + i] ^ iv[i];
+		int rc = cipher_block(cipher, key, 1, x, out + off);
+		if (rc)
+			return rc;
+		memcpy(iv, out + off, bs);
+	}
+	return 0;
+}
+
+int hil_df_cbc_decrypt(enum hil_df_cipher cipher, const uint8_t *key, uint8_t *iv,
+                       const uint8_t *in, uint8_t *out, size_t len)
+{
+	const size_t bs = hil_df_cipher_block(cipher);
+	uint8_t c[16], p[16];
+	if (len % bs)
+		return MBEDTLS_ERR_DES_INVALID_INPUT_LENGTH;
+	for (size_t off = 0; off < len; off += bs) {
+		memcpy(c, in + off, bs);
+		int rc = cipher_block(cipher, key, 0, c, p);
+		if (rc)
+			return rc;
+		for (size_t i = 0; i < bs; i++)
+			out[off + i] = p[i] ^ iv[i];
+		memcpy(iv, c, bs);
+	}
+	return 0;
+}
+
+/* SP 800-38B §6.1: shift left by one bit, XOR Rb when the top bit fell out. */
+static void gf_double(const uint8_t *in, uint8_t *out, size_t bs)
+{
+	const uint8_t carry = in[0] & 0x80;
+	for (size_t i = 0; i + 1 < bs; i++)
+		out[i] = (uint8_t)((in[i] << 1) | (in[i + 1] >> 7));
+	out[bs - 1] = (uint8_t)(in[bs - 1] << 1);
+	if (carry)
+		out[bs - 1] ^= bs == 8 ? 0x1B : 0x87;
+}
+
+int hil_df_cmac(enum hil_df_cipher cipher, const uint8_t *key, uint8_t *iv, const uint8_t *msg,
+                size_t len)
+{
+	if (cipher == HIL_DF_CIPHER_AES)
+		return hil_df_aes_cmac(key, iv, msg, len);
+	const size_t bs = HIL_DF_DES_BLOCK;
+	uint8_t l[8] = {0}, k1[8], k2[8], block[8];
+	int rc = cipher_block(cipher, key, 1, l, l);
+	if (rc)
+		return rc;
+	gf_double(l, k1, bs);
+	gf_double(k1, k2, bs);
+	const size_t nblocks = len == 0 ? 1 : (len + bs - 1) / bs;
+	for (size_t b = 0; b < nblocks && rc == 0; b++) {
+		const size_t off = b * bs, take = len - off < bs ? len - off : bs;
+		memset(block, 0, bs);
+		if (take)
+			memcpy(block, msg + off, take);
+		if (b == nblocks - 1) {
+			if (take < bs)
+				block[take] = 0x80;
+			for (size_t i = 0; i < bs; i++)
+				block[i] ^= take == bs ? k1[i] : k2[i];
+		}
+		for (size_t i = 0; i < bs; i++)
+			iv[i] ^= block[i];
+		rc = cipher_block(cipher, key, 1, iv, iv);
+	}
+	mbedtls_platform_zeroize(l, sizeof(l));
+	mbedtls_platform_zeroize(k1, sizeof(k1));
+	mbedtls_platform_zeroize(k2, sizeof(k2));
+	return rc;
+}
+
+int hil_df_legacy_mac(const uint8_t key[16], const uint8_t *data, size_t len, uint8_t mac[4])
+{
+	uint8_t iv[8] = {0}, block[8];
+	const size_t n = len == 0 ? 8 : (len + 7) / 8 * 8;
+	for (size_t off = 0; off < n; off += 8) {
+		memset(block, 0, 8);
+		if (off < len)
+			memcpy(block, data + off, len - off < 8 ? len - off : 8);
+		for (int i = 0; i < 8; i++)
+			iv[i] ^= block[i];
+		int rc = hil_df_des3_block(key, 1, iv, iv);
+		if (rc)
+			return rc;
+	}
+	memcpy(mac, iv, 4);
+	return 0;
+}
+
+void hil_df_3k3des_session_key(const uint8_t rnd_a[16], const uint8_t rnd_b[16], uint8_t out[24])
+{
+	memcpy(out, rnd_a, 4);
+	memcpy(out + 4, rnd_b, 4);
+	memcpy(out + 8, rnd_a + 6, 4);
+	memcpy(out + 12, rnd_b + 6, 4);
+	memcpy(out + 16, rnd_a + 12, 4);
+	memcpy(out + 20, rnd_b + 12, 4);
+}
+
+uint8_t hil_df_des_key_version(const uint8_t *key)
+{
+	uint8_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v |= (uint8_t)((key[i] & 1) << (7 - i));
+	return v;
+}

@@ -39,6 +39,28 @@ int hil_df_aes_cbc_decrypt(const uint8_t key[16], uint8_t iv[16], const uint8_t 
  * one such IV for the whole session and sends the first 8 bytes of the MAC. */
 int hil_df_aes_cmac(const uint8_t key[16], uint8_t iv[16], const uint8_t *msg, size_t len);
 
+/* ---- any DESFire key type ------------------------------------------------------------- */
+
+/* The block ciphers of DESFire key types: DES and 2K3DES are one 16-byte K1||K2 key (K1 ==
+ * K2 is single DES, since E(K1, D(K1, E(K1, x))) = E(K1, x)), 3K3DES a 24-byte key, AES-128
+ * a 16-byte key. */
+enum hil_df_cipher { HIL_DF_CIPHER_2K3DES, HIL_DF_CIPHER_3K3DES, HIL_DF_CIPHER_AES };
+
+size_t hil_df_cipher_block(enum hil_df_cipher cipher);
+size_t hil_df_cipher_key_len(enum hil_df_cipher cipher);
+
+/* CBC over whole blocks with the running IV of ISO/AES sessions (iv holds the last
+ * ciphertext block afterwards, in both directions; in == out allowed). */
+int hil_df_cbc_encrypt(enum hil_df_cipher cipher, const uint8_t *key, uint8_t *iv,
+                       const uint8_t *in, uint8_t *out, size_t len);
+int hil_df_cbc_decrypt(enum hil_df_cipher cipher, const uint8_t *key, uint8_t *iv,
+                       const uint8_t *in, uint8_t *out, size_t len);
+
+/* CMAC (NIST SP 800-38B) for either block size (Rb 0x1B for 64-bit blocks, 0x87 for
+ * 128-bit ones), chained from `iv`, which then holds the whole MAC. */
+int hil_df_cmac(enum hil_df_cipher cipher, const uint8_t *key, uint8_t *iv, const uint8_t *msg,
+                size_t len);
+
 /* ---- 2K3DES (the factory PICC master key and legacy DES authentication only) ---------- */
 
 /* One block with a 16-byte key K1||K2 (K1 == K2 is single DES). */
@@ -46,6 +68,10 @@ int hil_df_des3_block(const uint8_t key[16], int encrypt, const uint8_t in[8], u
 
 /* Standard CBC encryption with a zero IV: what the card sends under legacy authentication. */
 int hil_df_legacy_encrypt(const uint8_t key[16], uint8_t *buf, size_t len);
+
+/* The 4-byte MAC of legacy sessions (MACed file data): CBC encryption with a zero IV over the
+ * data padded with zeros, first 4 bytes of the last block. */
+int hil_df_legacy_mac(const uint8_t key[16], const uint8_t *data, size_t len, uint8_t mac[4]);
 
 /* Inverse of the reader's legacy "send mode" (each block is deciphered after XOR with the
  * previous ciphertext block, zero IV): what the card receives under legacy authentication. */
@@ -72,6 +98,14 @@ void hil_df_ev1_session_key(const uint8_t rnd_a[16], const uint8_t rnd_b[16], ui
  * when the card key is single DES, else RndA[0..3]||RndB[0..3]||RndA[4..7]||RndB[4..7]. */
 void hil_df_legacy_session_key(const uint8_t rnd_a[8], const uint8_t rnd_b[8], int single_des,
                                uint8_t out[16]);
+
+/* ISO (0x1A) session keys: 2K3DES (8-byte randoms) as the legacy ones, 3K3DES (16-byte
+ * randoms) RndA[0..3] || RndB[0..3] || RndA[6..9] || RndB[6..9] || RndA[12..15] ||
+ * RndB[12..15] (24 bytes). */
+void hil_df_3k3des_session_key(const uint8_t rnd_a[16], const uint8_t rnd_b[16], uint8_t out[24]);
+
+/* The version DESFire keeps in the parity bits of a DES/3DES key's first 8 bytes. */
+uint8_t hil_df_des_key_version(const uint8_t *key);
 
 /* A 2K3DES key whose halves are equal once the parity bits (which DESFire uses for the key
  * version) are ignored is a single DES key. */

@@ -1196,11 +1196,19 @@ static void test_access_refusals(void **state)
 	assert_int_equal(status_of(t, "0C 05 01000000"), 0x9D); /* credit: RW only, never */
 	assert_int_equal(status_of(t, "DC 05 01000000"), 0xBE); /* debit is free, limit 0 */
 
-	/* authenticated with the read key */
+	/* authenticated with the read key: a right naming another key is AUTHENTICATION_ERROR,
+	 * as NXP's NT4H2421Gx lists for ReadData/WriteData (not PERMISSION_DENIED, which is
+	 * for rights set to "never"), and the error ends the session */
 	assert_int_equal(auth_ev1(t, 2, k2), 0x00);
 	assert_int_equal(send_hex(t, "3D 01 000000 010000 00", T_PLAIN, 7, T_MAC, 0, resp, &n),
-	                 0x9D); /* write needs key 1 */
-	assert_int_equal(send_hex(t, "0C 04 01000000", T_PLAIN, 1, T_MAC, 0, resp, &n), 0x9D);
+	                 0xAE); /* write needs key 1 */
+	t->sm = SM_NONE;
+	assert_int_equal(auth_ev1(t, 2, k2), 0x00);
+	assert_int_equal(send_hex(t, "0C 04 01000000", T_PLAIN, 1, T_MAC, 0, resp, &n), 0xAE);
+	t->sm = SM_NONE;
+	assert_int_equal(auth_ev1(t, 2, k2), 0x00);
+	assert_int_equal(send_hex(t, "0C 05 01000000", T_PLAIN, 1, T_MAC, 0, resp, &n),
+	                 0x9D); /* credit of file 5: its read&write right is "never" */
 	assert_int_equal(mgmt_status(t, "CD 07 00 EEEE 100000"), 0x9D); /* master key only */
 	assert_int_equal(mgmt_status(t, "54 0F"), 0x7E); /* the settings must come enciphered */
 	assert_int_equal(auth_ev1(t, 2, k2), 0x00);
@@ -1245,7 +1253,7 @@ static void test_access_refusals(void **state)
 	assert_int_equal(status_of(t, "DA 030201"), 0xAE);
 	assert_int_equal(status_of(t, "FC"), 0xAE);
 	assert_int_equal(status_of(t, "CA 030201 0F 81"), 0xDE);
-	assert_int_equal(status_of(t, "CA 040201 0F 01"), 0x9E); /* DES application */
+	assert_int_equal(status_of(t, "CA 040201 0F C1"), 0x9E); /* crypto bits 11: none */
 	assert_int_equal(status_of(t, "CA 040201 0F 8F"), 0x9E); /* 15 keys */
 	assert_int_equal(status_of(t, "CA 0402"), 0x7E);
 	assert_int_equal(status_of(t, "BD 01 000000 010000"), 0x9D); /* no file at PICC level */
@@ -1539,7 +1547,7 @@ static void test_persistence(void **state)
 	char line[64];
 	assert_non_null(fgets(line, sizeof(line), f));
 	fclose(f);
-	assert_string_equal(line, "citypass-desfire-image 1\n");
+	assert_string_equal(line, "citypass-desfire-image 2\n");
 	struct stat st;
 	assert_int_equal(stat(t->path, &st), 0);
 	assert_int_equal(st.st_mode & 077, 0);
@@ -1591,7 +1599,7 @@ static void test_image_errors(void **state)
 		write_file(path, text);
 		assert_int_equal(hil_desfire_card_open(&c, path, NULL), HIL_DESFIRE_EIMAGE);
 	}
-	write_file(path, "citypass-desfire-image 2\n");
+	write_file(path, "citypass-desfire-image 3\n");
 	assert_int_equal(hil_desfire_card_open(&c, path, NULL), HIL_DESFIRE_EFORMAT);
 	unlink(path);
 	assert_string_equal(hil_desfire_strerror(HIL_DESFIRE_EIMAGE),
