@@ -135,6 +135,20 @@ int desfire_status_error(uint8_t cmd, uint8_t status)
 	}
 }
 
+int desfire_is_file_command(uint8_t cmd)
+{
+	switch (cmd) {
+	case DF_CMD_READ_DATA:
+	case DF_CMD_WRITE_DATA:
+	case DF_CMD_GET_VALUE:
+	case DF_CMD_CREDIT:
+	case DF_CMD_DEBIT:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 /* ---- recognising the card ------------------------------------------------------------- */
 
 /* The historical bytes of an ATS given T0 first (ISO/IEC 14443-4 §5.2). */

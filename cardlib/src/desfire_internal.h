@@ -95,6 +95,8 @@ int desfire_frames(struct cardlib_desfire *d, const uint8_t *cmd, size_t cmd_len
 
 /* The CARDLIB_ERR_* for a DESFire status answered to command `cmd` (0 for 0x00). */
 int desfire_status_error(uint8_t cmd, uint8_t status);
+/* Commands on a file's data, whose refusals the file's access rights decide. */
+int desfire_is_file_command(uint8_t cmd);
 
 /* ---- secure messaging (desfire_sm.c) --------------------------------------------------- */
 

@@ -652,6 +652,13 @@ int desfire_sm_transact(struct cardlib_desfire *d, const struct desfire_cmd *c, 
 	}
 	if (status != DF_ST_OK) {
 		rc = desfire_status_error(c->code, status);
+		/* Authenticated, a file command answered AUTHENTICATION_ERROR means the file's
+		 * access rights name another key than the session's (NXP NT4H2421Gx, ReadData and
+		 * WriteData return codes): a refusal of rights, like PERMISSION_DENIED (rights
+		 * "never"), not a wrong key. */
+		if (status == DF_ST_AUTH && sm->kind != DESFIRE_SESSION_NONE &&
+		    desfire_is_file_command(c->code))
+			rc = CARDLIB_ERR_PERMISSION;
 		if (sm->kind == DESFIRE_SESSION_EV2 ||
 		    (sm->kind == DESFIRE_SESSION_EV1 && ev1_status_ends_session(status)))
 			desfire_sm_reset(sm);

@@ -31,7 +31,8 @@ enum cardlib_error {
 	CARDLIB_ERR_TRUNCATED = -14,       /* a response shorter than its command requires */
 	CARDLIB_ERR_OVERSIZED = -15,       /* a response longer than its command allows */
 	CARDLIB_ERR_VALUE_EXHAUSTED = -16, /* the value file cannot be debited further */
-	CARDLIB_ERR_PERMISSION = -17,      /* the card refused: access rights (9D) */
+	CARDLIB_ERR_PERMISSION = -17,      /* the card refused: access rights (9D, or AE
+	                                    * authenticated with a key they do not name) */
 	CARDLIB_ERR_FILE_MISSING = -18,    /* no such file in the application (F0) */
 	CARDLIB_ERR_CARD_STATUS = -19,     /* another DESFire error status */
 	CARDLIB_ERR_LAYOUT = -20,          /* the card's content is not a citypass layout */
