@@ -320,7 +320,7 @@ int cardlib_card_open_sector(struct cardlib_card **out, struct cardlib_reader *r
 	return 0;
 }
 
-int cardlib_card_debit_entry(struct cardlib_card *c, int32_t *remaining)
+int cardlib_card_debit_begin(struct cardlib_card *c, int32_t *remaining)
 {
 	if (!c || !remaining)
 		return CARDLIB_ERR_ARG;
@@ -329,12 +329,39 @@ int cardlib_card_debit_entry(struct cardlib_card *c, int32_t *remaining)
 	if (c->value <= 0) /* the card would refuse it (BE): spare the exchange */
 		return CARDLIB_ERR_VALUE_EXHAUSTED;
 	int rc = cardlib_desfire_debit(c->d, CARDLIB_LAYOUT_VALUE_FILE, CARDLIB_COMM_FULL, 1);
-	if (rc == 0)
-		rc = cardlib_desfire_commit(c->d);
+	if (rc < 0)
+		return rc;
+	*remaining = c->value - 1;
+	return 0;
+}
+
+int cardlib_card_debit_commit(struct cardlib_card *c)
+{
+	if (!c || !c->d)
+		return CARDLIB_ERR_ARG;
+	int rc = cardlib_desfire_commit(c->d);
 	if (rc < 0)
 		return rc;
 	c->value--;
-	*remaining = c->value;
+	return 0;
+}
+
+int cardlib_card_debit_abort(struct cardlib_card *c)
+{
+	if (!c || !c->d)
+		return CARDLIB_ERR_ARG;
+	return cardlib_desfire_abort(c->d);
+}
+
+int cardlib_card_debit_entry(struct cardlib_card *c, int32_t *remaining)
+{
+	int32_t left = 0;
+	int rc = cardlib_card_debit_begin(c, &left);
+	if (rc == 0)
+		rc = cardlib_card_debit_commit(c);
+	if (rc < 0)
+		return rc;
+	*remaining = left;
 	return 0;
 }
 

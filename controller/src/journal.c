@@ -8,6 +8,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include <sqlite3.h>
 
@@ -15,19 +16,21 @@
 #include "controller/error.h"
 #include "controller/journal.h"
 
-#define SCHEMA_VERSION 1
+/* 1: the first; 2: stat.pending, stat.epoch, consumption.epoch (issue 10). */
+#define SCHEMA_VERSION 2
 
 static const char schema[] =
         "CREATE TABLE IF NOT EXISTS stat("
         " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
         " quarter_hour INTEGER NOT NULL, site INTEGER NOT NULL, gate INTEGER NOT NULL,"
         " sector INTEGER NOT NULL, product INTEGER NOT NULL, granted INTEGER NOT NULL,"
-        " reason INTEGER NOT NULL);"
+        " reason INTEGER NOT NULL, epoch INTEGER NOT NULL DEFAULT 0,"
+        " pending INTEGER NOT NULL DEFAULT 0);"
         "CREATE TABLE IF NOT EXISTS consumption("
         " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
         " tapped_at INTEGER NOT NULL, key BLOB NOT NULL, household INTEGER NOT NULL,"
         " product INTEGER NOT NULL, count INTEGER NOT NULL, period INTEGER NOT NULL,"
-        " period_number INTEGER NOT NULL, acked_at INTEGER);"
+        " period_number INTEGER NOT NULL, acked_at INTEGER, epoch INTEGER NOT NULL DEFAULT 0);"
         "CREATE INDEX IF NOT EXISTS consumption_key ON consumption(key, period_number);"
         "CREATE INDEX IF NOT EXISTS consumption_household ON consumption(household, period_number)"
         " WHERE household != 0;"
@@ -38,6 +41,13 @@ static const char schema[] =
         " WITHOUT ROWID;"
         "INSERT OR IGNORE INTO meta VALUES('stat_acked', 0), ('consumption_acked', 0),"
         " ('consumption_purged_unacked', 0);";
+
+/* Version 1 journals (before issue 10) get the new columns; their rows are epoch 0, the
+ * sequence space the server knew them under. */
+static const char migrate_1_to_2[] = "ALTER TABLE stat ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;"
+                                     "ALTER TABLE stat ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;"
+                                     "ALTER TABLE consumption ADD COLUMN epoch INTEGER NOT NULL"
+                                     " DEFAULT 0;";
 
 enum stmt {
 	ST_BEGIN,
@@ -62,6 +72,11 @@ enum stmt {
 	ST_PURGE_PASSBACK,
 	ST_PENDING_STATS,
 	ST_PENDING_CONSUMPTION,
+	ST_DELETE_STATS_EPOCH,
+	ST_ACK_CONSUMPTION_EPOCH,
+	ST_SETTLE_DONE,
+	ST_SETTLE_UNDONE,
+	ST_SETTLE_ORPHANS,
 	ST_COUNT,
 };
 
@@ -70,19 +85,22 @@ static const char *const stmt_sql[ST_COUNT] = {
         [ST_COMMIT] = "COMMIT",
         [ST_ROLLBACK] = "ROLLBACK",
         [ST_INSERT_STAT] = "INSERT INTO stat(quarter_hour, site, gate, sector, product, granted,"
-                           " reason) VALUES(?,?,?,?,?,?,?)",
+                           " reason, epoch, pending) VALUES(?,?,?,?,?,?,?,?,?)",
         [ST_INSERT_CONSUMPTION] = "INSERT INTO consumption(tapped_at, key, household, product,"
-                                  " count, period, period_number) VALUES(?,?,?,?,?,?,?)",
+                                  " count, period, period_number, epoch)"
+                                  " VALUES(?,?,?,?,?,?,?,?)",
         [ST_UPSERT_PASSBACK] = "INSERT INTO passback(key, at) VALUES(?,?)"
                                " ON CONFLICT(key) DO UPDATE SET at = excluded.at",
-        [ST_FETCH_STATS] = "SELECT seq, quarter_hour, site, gate, sector, product, granted, reason"
-                           " FROM stat ORDER BY seq LIMIT ?",
-        [ST_FETCH_CONSUMPTION] = "SELECT seq, key, product, count, period, period_number"
+        /* never a row at or after one still pending: the server acknowledges "up to" */
+        [ST_FETCH_STATS] = "SELECT seq, quarter_hour, site, gate, sector, product, granted, reason,"
+                           " epoch FROM stat WHERE seq < coalesce((SELECT min(seq) FROM stat"
+                           " WHERE pending), 9223372036854775807) ORDER BY seq LIMIT ?",
+        [ST_FETCH_CONSUMPTION] = "SELECT seq, key, product, count, period, period_number, epoch"
                                  " FROM consumption WHERE acked_at IS NULL ORDER BY seq LIMIT ?",
         [ST_META_GET] = "SELECT value FROM meta WHERE name = ?",
         [ST_META_SET] = "UPDATE meta SET value = ? WHERE name = ?",
         [ST_MAX_SEQ] = "SELECT seq FROM sqlite_sequence WHERE name = ?",
-        [ST_DELETE_STATS] = "DELETE FROM stat WHERE seq <= ?",
+        [ST_DELETE_STATS] = "DELETE FROM stat WHERE seq <= ? AND NOT pending",
         [ST_ACK_CONSUMPTION] = "UPDATE consumption SET acked_at = ?"
                                " WHERE seq <= ? AND acked_at IS NULL",
         [ST_USES_PASS] = "SELECT coalesce(sum(count), 0) FROM consumption WHERE key = ?"
@@ -100,11 +118,22 @@ static const char *const stmt_sql[ST_COUNT] = {
         [ST_PURGE_PASSBACK] = "DELETE FROM passback WHERE at < ?",
         [ST_PENDING_STATS] = "SELECT count(*) FROM stat",
         [ST_PENDING_CONSUMPTION] = "SELECT count(*) FROM consumption WHERE acked_at IS NULL",
+        [ST_DELETE_STATS_EPOCH] = "DELETE FROM stat WHERE epoch = ? AND seq <= ? AND NOT pending",
+        [ST_ACK_CONSUMPTION_EPOCH] = "UPDATE consumption SET acked_at = ? WHERE epoch = ?"
+                                     " AND seq <= ? AND acked_at IS NULL",
+        [ST_SETTLE_DONE] = "UPDATE stat SET pending = 0 WHERE seq = ? AND pending",
+        [ST_SETTLE_UNDONE] = "DELETE FROM stat WHERE seq = ? AND pending",
+        [ST_SETTLE_ORPHANS] = "UPDATE stat SET pending = 0 WHERE pending",
 };
 
 struct controller_journal {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
+	/* This connection's epoch: the rows it appends are numbered (epoch, seq). A journal
+	 * restored from an older copy reuses sequences the server already holds, a wiped one
+	 * restarts them at 1; a fresh epoch per open keeps every decision's name unique for
+	 * the server's deduplication (docs/controller.md, "A lost or restored journal"). */
+	int64_t epoch;
 };
 
 /* --- statement helpers ---------------------------------------------------------------- */
@@ -189,12 +218,13 @@ static int configure(struct controller_journal *j)
 	sqlite3_finalize(s);
 	if (rc)
 		return rc;
-	if (version != 0 && version != SCHEMA_VERSION)
+	if (version != 0 && version != 1 && version != SCHEMA_VERSION)
 		return CONTROLLER_ERR_SCHEMA;
 	if (sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return CONTROLLER_ERR_SQLITE;
-	if (sqlite3_exec(j->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_exec(j->db, "PRAGMA user_version=1", NULL, NULL, NULL) != SQLITE_OK) {
+	if ((version == 1 && sqlite3_exec(j->db, migrate_1_to_2, NULL, NULL, NULL) != SQLITE_OK) ||
+	    sqlite3_exec(j->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(j->db, "PRAGMA user_version=2", NULL, NULL, NULL) != SQLITE_OK) {
 		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
 		return CONTROLLER_ERR_SQLITE;
 	}
@@ -204,6 +234,10 @@ static int configure(struct controller_journal *j)
 		if (sqlite3_prepare_v3(j->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &j->st[i],
 		                       NULL) != SQLITE_OK)
 			return CONTROLLER_ERR_SQLITE;
+	uint64_t e = 0;
+	if (getrandom(&e, sizeof(e), 0) != (ssize_t)sizeof(e))
+		return CONTROLLER_ERR_IO;
+	j->epoch = (int64_t)(e >> 1) | 1; /* positive, never 0 (0: rows of a version 1 journal) */
 	return 0;
 }
 
@@ -257,6 +291,8 @@ static int insert_event(struct controller_journal *j, const struct controller_ev
 	sqlite3_bind_int(s, 5, ev->product);
 	sqlite3_bind_int(s, 6, ev->granted);
 	sqlite3_bind_int(s, 7, ev->reason);
+	sqlite3_bind_int64(s, 8, j->epoch);
+	sqlite3_bind_int(s, 9, ev->pending);
 	int rc = step_done(s);
 	if (rc)
 		return rc;
@@ -271,12 +307,13 @@ static int insert_event(struct controller_journal *j, const struct controller_ev
 		sqlite3_bind_int(s, 5, ev->count ? ev->count : 1);
 		sqlite3_bind_int(s, 6, ev->period);
 		sqlite3_bind_int64(s, 7, ev->period_number);
+		sqlite3_bind_int64(s, 8, j->epoch);
 		if ((rc = step_done(s)))
 			return rc;
 		if (seq)
 			seq->consumption = (uint64_t)sqlite3_last_insert_rowid(j->db);
 	}
-	if (ev->remember_grant) {
+	if (ev->remember_grant && !ev->pending) { /* a pending grant is remembered when settled */
 		s = stmt(j, ST_UPSERT_PASSBACK);
 		sqlite3_bind_blob(s, 1, ev->key, PROTO_LIST_KEY_LEN, SQLITE_STATIC);
 		sqlite3_bind_int64(s, 2, ev->at);
@@ -288,7 +325,7 @@ static int insert_event(struct controller_journal *j, const struct controller_ev
 int controller_journal_append(struct controller_journal *j, const struct controller_event *ev,
                               struct controller_journal_seq *seq)
 {
-	if (!j || !ev)
+	if (!j || !ev || (ev->pending && ev->consumes))
 		return CONTROLLER_ERR_ARG;
 	struct controller_journal_seq got = {0, 0};
 	int rc = begin(j);
@@ -332,6 +369,7 @@ int controller_journal_fetch_stats(struct controller_journal *j, struct controll
 		r->product = (uint16_t)sqlite3_column_int(s, 5);
 		r->granted = sqlite3_column_int(s, 6) != 0;
 		r->reason = (uint8_t)sqlite3_column_int(s, 7);
+		r->epoch = sqlite3_column_int64(s, 8);
 	}
 	sqlite3_reset(s);
 	*n = k;
@@ -358,6 +396,7 @@ int controller_journal_fetch_consumption(struct controller_journal *j,
 		r->count = (uint8_t)sqlite3_column_int(s, 3);
 		r->period = (uint8_t)sqlite3_column_int(s, 4);
 		r->period_number = sqlite3_column_int64(s, 5);
+		r->epoch = sqlite3_column_int64(s, 6);
 	}
 	sqlite3_reset(s);
 	*n = k;
@@ -391,6 +430,84 @@ int controller_journal_ack(struct controller_journal *j, enum controller_stream 
 		if (!rc)
 			rc = meta_set(j, mark, (int64_t)seq);
 	}
+	return finish(j, rc);
+}
+
+int controller_journal_ack_epoch(struct controller_journal *j, enum controller_stream stream,
+                                 int64_t epoch, uint64_t seq, int64_t now, uint64_t *changed)
+{
+	if (!j || (stream != CONTROLLER_STREAM_STATS && stream != CONTROLLER_STREAM_CONSUMPTION) ||
+	    seq > INT64_MAX)
+		return CONTROLLER_ERR_ARG;
+	bool stats = stream == CONTROLLER_STREAM_STATS;
+	const char *mark = stats ? "stat_acked" : "consumption_acked";
+	int rc = begin(j);
+	if (!rc) {
+		sqlite3_stmt *s = stmt(j, stats ? ST_DELETE_STATS_EPOCH : ST_ACK_CONSUMPTION_EPOCH);
+		if (stats) {
+			sqlite3_bind_int64(s, 1, epoch);
+			sqlite3_bind_int64(s, 2, (sqlite3_int64)seq);
+		} else {
+			sqlite3_bind_int64(s, 1, now);
+			sqlite3_bind_int64(s, 2, epoch);
+			sqlite3_bind_int64(s, 3, (sqlite3_int64)seq);
+		}
+		rc = step_done(s);
+	}
+	if (!rc && changed)
+		*changed = (uint64_t)sqlite3_changes(j->db);
+	/* informational (Hello, stats): the last acknowledged sequence, whatever its epoch */
+	if (!rc)
+		rc = meta_set(j, mark, (int64_t)seq);
+	return finish(j, rc);
+}
+
+int64_t controller_journal_epoch(const struct controller_journal *j)
+{
+	return j ? j->epoch : 0;
+}
+
+/* --- a decision whose action is not yet done (a card debit) ----------------------------- */
+
+int controller_journal_settle(struct controller_journal *j, uint64_t stat_seq,
+                              const struct controller_event *ev, bool done)
+{
+	if (!j || !ev || stat_seq == 0)
+		return CONTROLLER_ERR_ARG;
+	/* Done: the gate opens right after, and a pending row found at the next start is
+	 * taken as done anyway (controller_journal_settle_orphans), so this commit need not
+	 * wait for the disk. Undone: a row that must never reach the server, on disk now. */
+	if (done && sqlite3_exec(j->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK)
+		return CONTROLLER_ERR_SQLITE;
+	int rc = begin(j);
+	sqlite3_stmt *s;
+	if (!rc) {
+		s = stmt(j, done ? ST_SETTLE_DONE : ST_SETTLE_UNDONE);
+		sqlite3_bind_int64(s, 1, (sqlite3_int64)stat_seq);
+		rc = step_done(s);
+	}
+	if (!rc && done && ev->remember_grant) {
+		s = stmt(j, ST_UPSERT_PASSBACK);
+		sqlite3_bind_blob(s, 1, ev->key, PROTO_LIST_KEY_LEN, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 2, ev->at);
+		rc = step_done(s);
+	}
+	rc = finish(j, rc);
+	if (done && sqlite3_exec(j->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK &&
+	    rc == 0)
+		rc = CONTROLLER_ERR_SQLITE;
+	return rc;
+}
+
+int controller_journal_settle_orphans(struct controller_journal *j, uint64_t *n)
+{
+	if (!j)
+		return CONTROLLER_ERR_ARG;
+	int rc = begin(j);
+	if (!rc)
+		rc = step_done(stmt(j, ST_SETTLE_ORPHANS));
+	if (!rc && n)
+		*n = (uint64_t)sqlite3_changes(j->db);
 	return finish(j, rc);
 }
 

@@ -59,7 +59,20 @@ struct controller_reader_loop {
 	int64_t relay_close_at_ms; /* 0: nothing to close */
 	uint64_t purged_version;
 	int64_t purged_at;
+
+	/* A card whose CommitTransaction got no answer (pulled away at that instant): it may
+	 * or may not have taken the entry. If it comes back soon, its value tells which
+	 * (docs/controller.md, "Entries on the card"). */
+	struct {
+		bool active;
+		uint8_t key[PROTO_LIST_KEY_LEN];
+		int32_t value_before;
+		int64_t at_ms;
+	} unsure_commit;
 };
+
+/* How long an unanswered commit is remembered for the same card's return. */
+#define UNSURE_COMMIT_MS (10 * 60 * 1000)
 
 /* What one tap brought, whatever the medium. */
 struct tap {
@@ -209,42 +222,53 @@ static void gate_tick(struct controller_reader_loop *l)
 
 /* --- journal, then gate ----------------------------------------------------------------- */
 
-static void journal_and_act(struct controller_reader_loop *l, struct tap *t,
-                            const struct controller_pass *pass, const struct controller_decision *d,
-                            int64_t now)
+static void event_of(struct controller_reader_loop *l, const struct tap *t,
+                     const struct controller_pass *pass, const struct controller_decision *d,
+                     int64_t now, struct controller_event *ev)
 {
 	const struct controller_config *cfg = l->cfg;
-	struct controller_event ev;
-	memset(&ev, 0, sizeof(ev));
-	ev.at = now;
-	ev.site = cfg->site;
-	ev.gate = cfg->gate;
-	ev.sector = cfg->sector;
-	ev.product = pass && pass->found ? pass->profile.product : 0;
-	ev.granted = d->grant;
-	ev.reason = (uint8_t)d->reason;
+	memset(ev, 0, sizeof(*ev));
+	ev->at = now;
+	ev->site = cfg->site;
+	ev->gate = cfg->gate;
+	ev->sector = cfg->sector;
+	ev->product = pass && pass->found ? pass->profile.product : 0;
+	ev->granted = d->grant;
+	ev->reason = (uint8_t)d->reason;
 	if (t->have_key)
-		memcpy(ev.key, t->key, sizeof(ev.key));
+		memcpy(ev->key, t->key, sizeof(ev->key));
 	if (d->grant && t->have_key &&
 	    (d->action == CONTROLLER_ACTION_COUNT_ENTRY ||
 	     d->action == CONTROLLER_ACTION_COUNT_QUOTA)) {
-		ev.consumes = true;
-		ev.household = pass->entry.household;
-		ev.period = d->period;
-		ev.period_number = d->period_number;
-		ev.count = 1;
+		ev->consumes = true;
+		ev->household = pass->entry.household;
+		ev->period = d->period;
+		ev->period_number = d->period_number;
+		ev->count = 1;
 	}
-	ev.remember_grant = d->grant && t->have_key && cfg->policy.antipassback_minutes > 0;
+	ev->remember_grant = d->grant && t->have_key && cfg->policy.antipassback_minutes > 0;
+}
 
-	struct controller_journal_seq seq = {0, 0};
-	int rc = controller_journal_append(l->p.journal, &ev, &seq);
+/* Journal a decision (durable when it returns 0). A failure refuses the tap on the gate:
+ * what is not journalled is not acted upon (DESIGN.md s.5, fail closed). */
+static int journal_decision(struct controller_reader_loop *l, const struct controller_event *ev,
+                            struct controller_journal_seq *seq)
+{
+	seq->stat = seq->consumption = 0;
+	int rc = controller_journal_append(l->p.journal, ev, seq);
 	if (rc != 0) {
-		/* Not journalled, so not acted upon: fail closed (DESIGN.md s.5). */
 		controller_log(LOG_ERR, "journal append failed (%s): tap refused",
 		               controller_strerror(rc));
 		gate_show(l, false, CONTROLLER_LED_AMBER, MSG_OUT_OF_SERVICE);
-		return;
 	}
+	return rc;
+}
+
+/* Carry out a journalled decision: the gate, the log line, the uploader's kick. */
+static void act(struct controller_reader_loop *l, struct tap *t, const struct controller_decision *d,
+                const struct controller_event *ev, const struct controller_journal_seq *seq)
+{
+	const struct controller_config *cfg = l->cfg;
 	/* A grant on a stale list says so on the display, so staff see that the gate has not
 	 * heard from the server (docs/controller.md, stale policy). */
 	char shown[sizeof(d->message) + 32];
@@ -257,10 +281,21 @@ static void journal_and_act(struct controller_reader_loop *l, struct tap *t,
 		               "tap %s %s reason=%s product=%u seq=%" PRIu64 " tap-to-gate=%" PRId64
 		               " ms%s display=\"%s\"",
 		               cred_name(t->cred), d->grant ? "granted" : "refused",
-		               controller_reason_name(d->reason), (unsigned)ev.product, seq.stat,
+		               controller_reason_name(d->reason), (unsigned)ev->product, seq->stat,
 		               took, d->on_stale_list ? " (stale list)" : "", shown);
 	if (l->p.journal_written)
 		l->p.journal_written(l->p.ctx);
+}
+
+static void journal_and_act(struct controller_reader_loop *l, struct tap *t,
+                            const struct controller_pass *pass, const struct controller_decision *d,
+                            int64_t now)
+{
+	struct controller_event ev;
+	struct controller_journal_seq seq;
+	event_of(l, t, pass, d, now, &ev);
+	if (journal_decision(l, &ev, &seq) == 0)
+		act(l, t, d, &ev, &seq);
 }
 
 /* A refusal before any list lookup: the medium itself was refused. */
@@ -320,6 +355,83 @@ static void housekeeping(struct controller_reader_loop *l)
 	maybe_purge(l, version, issued_at, (int64_t)time(NULL));
 }
 
+static bool card_error_is_transport(int rc);
+
+/*
+ * Entries on the card (issue 10): nothing irreversible happens to the card before the
+ * decision is durable, and a tap refused for a local fault costs the citizen nothing.
+ *   Debit (the card holds it uncommitted) → journal, pending → CommitTransaction → settle
+ *   → gate.
+ * Journal fails (full disk…): AbortTransaction, refuse — the card keeps the entry (it also
+ * drops an uncommitted debit by itself when it leaves the field). Commit fails: the row
+ * is deleted (never uploaded) and the citizen asked to tap again; without the commit's
+ * answer the card may have taken the entry, so its return within UNSURE_COMMIT_MS with one
+ * entry less is admitted without a second debit, journalled then.
+ */
+static void debit_and_act(struct controller_reader_loop *l, struct tap *t,
+                          const struct controller_pass *pass, struct controller_decision *d,
+                          int64_t now)
+{
+	struct controller_event ev;
+	struct controller_journal_seq seq;
+	int32_t remaining = 0;
+	int rc;
+
+	if (l->unsure_commit.active && mono_ms() - l->unsure_commit.at_ms > UNSURE_COMMIT_MS)
+		l->unsure_commit.active = false;
+	if (l->unsure_commit.active && t->have_key &&
+	    memcmp(l->unsure_commit.key, t->key, sizeof(t->key)) == 0) {
+		l->unsure_commit.active = false;
+		if (t->card_read.value == l->unsure_commit.value_before - 1) {
+			/* the commit did happen: this entry is paid, let the citizen in */
+			controller_log(LOG_NOTICE, "tap card: the unanswered commit had taken the "
+			                           "entry: admitted without a second debit");
+			event_of(l, t, pass, d, now, &ev);
+			if (journal_decision(l, &ev, &seq) == 0)
+				act(l, t, d, &ev, &seq);
+			return;
+		}
+	}
+	rc = t->card ? cardlib_card_debit_begin(t->card, &remaining) : CARDLIB_ERR_LAYOUT;
+	if (rc == CARDLIB_ERR_VALUE_EXHAUSTED) {
+		d->grant = false;
+		d->reason = CONTROLLER_REASON_ENTRIES_EXHAUSTED;
+		snprintf(d->message, sizeof(d->message), "Plus d'entrée sur la carte");
+		journal_and_act(l, t, pass, d, now);
+		return;
+	}
+	if (rc != 0) { /* no Debit answer: nothing is committed, the card drops it */
+		read_again(l, t, rc);
+		return;
+	}
+	event_of(l, t, pass, d, now, &ev);
+	ev.pending = true;
+	if (journal_decision(l, &ev, &seq) != 0) {
+		(void)cardlib_card_debit_abort(t->card);
+		return;
+	}
+	rc = cardlib_card_debit_commit(t->card);
+	if (rc != 0) {
+		(void)cardlib_card_debit_abort(t->card);
+		int src = controller_journal_settle(l->p.journal, seq.stat, &ev, false);
+		if (src != 0) /* left pending: taken as done at the next start (counted once) */
+			controller_log(LOG_ERR, "journal: cannot withdraw decision %" PRIu64 ": %s",
+			               seq.stat, controller_strerror(src));
+		l->unsure_commit.active = card_error_is_transport(rc);
+		memcpy(l->unsure_commit.key, t->key, sizeof(t->key));
+		l->unsure_commit.value_before = t->card_read.value;
+		l->unsure_commit.at_ms = mono_ms();
+		read_again(l, t, rc);
+		return;
+	}
+	rc = controller_journal_settle(l->p.journal, seq.stat, &ev, true);
+	if (rc != 0) /* the row stays pending, taken as done at the next start: still counted */
+		controller_log(LOG_ERR, "journal: cannot settle decision %" PRIu64 ": %s", seq.stat,
+		               controller_strerror(rc));
+	(void)remaining;
+	act(l, t, d, &ev, &seq);
+}
+
 static void decide_tap(struct controller_reader_loop *l, struct tap *t)
 {
 	const struct controller_config *cfg = l->cfg;
@@ -368,20 +480,9 @@ static void decide_tap(struct controller_reader_loop *l, struct tap *t)
 	struct controller_decision d;
 	controller_decide(&in, &d);
 
-	/* Entries on the card: the card is the atomic counter, debited before the journal. */
 	if (d.grant && d.action == CONTROLLER_ACTION_DEBIT_CARD) {
-		int32_t remaining = 0;
-		int rc = t->card ? cardlib_card_debit_entry(t->card, &remaining)
-		                 : CARDLIB_ERR_LAYOUT;
-		if (rc == CARDLIB_ERR_VALUE_EXHAUSTED) {
-			d.grant = false;
-			d.reason = CONTROLLER_REASON_ENTRIES_EXHAUSTED;
-			snprintf(d.message, sizeof(d.message), "Plus d'entrée sur la carte");
-		} else if (rc != 0) {
-			/* Without the commit's answer the entry is not taken: not a decision. */
-			read_again(l, t, rc);
-			return;
-		}
+		debit_and_act(l, t, &in.pass, &d, now);
+		return;
 	}
 	journal_and_act(l, t, &in.pass, &d, now);
 }

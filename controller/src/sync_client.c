@@ -66,6 +66,7 @@ enum sync_state {
 
 struct sync_stream {
 	uint64_t inflight_last; /* last seq of the batch in flight, 0 when none */
+	int64_t inflight_epoch; /* its journal epoch */
 };
 
 struct sync_update {
@@ -415,6 +416,9 @@ static int send_hello(struct controller_sync *s)
 	h.stats_acked_seq = js.stat_acked;
 	h.consumption_acked_seq = js.consumption_acked;
 	h.software_version = s->software_version;
+	/* issue 10: events are numbered per journal epoch, acked per batch */
+	h.journal_epoch = (uint64_t)controller_journal_epoch(s->journal);
+	h.consumption_purged_unacked = js.consumption_purged_unacked;
 	f.body_case = CITYPASS__FRAME__BODY_HELLO;
 	f.hello = &h;
 	sync_log(s,
@@ -437,10 +441,22 @@ static int queue_batch(struct controller_sync *s, Citypass__EventBatch *b, int s
 	int rc = queue_frame(s, &f);
 	if (rc == 0) {
 		s->streams[stream].inflight_last = last_seq;
+		s->streams[stream].inflight_epoch = (int64_t)b->journal_epoch;
 		*sent = 1;
 	}
 	return rc;
 }
+
+/* A batch holds one journal epoch (the server acknowledges per epoch): the rows up to the
+ * first of another epoch, which goes in the next batch. */
+#define SAME_EPOCH_PREFIX(rows, n)                                                                 \
+	do {                                                                                       \
+		for (size_t k_ = 1; k_ < (n); k_++)                                                \
+			if ((rows)[k_].epoch != (rows)[0].epoch) {                                 \
+				(n) = k_;                                                          \
+				break;                                                             \
+			}                                                                          \
+	} while (0)
 
 static int send_stats(struct controller_sync *s, int *sent)
 {
@@ -456,6 +472,7 @@ static int send_stats(struct controller_sync *s, int *sent)
 	rc = controller_journal_fetch_stats(s->journal, rows, max, &n);
 	if (rc || n == 0)
 		goto out;
+	SAME_EPOCH_PREFIX(rows, n);
 	ev = calloc(n, sizeof(*ev));
 	evp = calloc(n, sizeof(*evp));
 	if (!ev || !evp) {
@@ -479,6 +496,7 @@ static int send_stats(struct controller_sync *s, int *sent)
 	b.stream = CITYPASS__STREAM__STATISTICS;
 	b.n_stats = n;
 	b.stats = evp;
+	b.journal_epoch = (uint64_t)rows[0].epoch;
 	rc = queue_batch(s, &b, 0, rows[n - 1].seq, sent);
 out:
 	free(evp);
@@ -501,6 +519,7 @@ static int send_consumption(struct controller_sync *s, int *sent)
 	rc = controller_journal_fetch_consumption(s->journal, rows, max, &n);
 	if (rc || n == 0)
 		goto out;
+	SAME_EPOCH_PREFIX(rows, n);
 	ev = calloc(n, sizeof(*ev));
 	evp = calloc(n, sizeof(*evp));
 	if (!ev || !evp) {
@@ -522,6 +541,7 @@ static int send_consumption(struct controller_sync *s, int *sent)
 	b.stream = CITYPASS__STREAM__CONSUMPTION;
 	b.n_consumption = n;
 	b.consumption = evp;
+	b.journal_epoch = (uint64_t)rows[0].epoch;
 	rc = queue_batch(s, &b, 1, rows[n - 1].seq, sent);
 out:
 	free(evp);
@@ -551,6 +571,7 @@ static void upload(struct controller_sync *s, int keepalive)
 		Citypass__EventBatch b = CITYPASS__EVENT_BATCH__INIT;
 		Citypass__Frame f = CITYPASS__FRAME__INIT;
 		b.stream = CITYPASS__STREAM__STATISTICS;
+		b.journal_epoch = (uint64_t)controller_journal_epoch(s->journal);
 		f.body_case = CITYPASS__FRAME__BODY_EVENT_BATCH;
 		f.event_batch = &b;
 		if ((rc = queue_frame(s, &f)) != 0)
@@ -586,17 +607,29 @@ static int on_ack(struct controller_sync *s, const Citypass__EventAck *a)
 {
 	int is_stats = a->stream == CITYPASS__STREAM__STATISTICS;
 	struct sync_stream *st = &s->streams[is_stats ? 0 : 1];
+	enum controller_stream stream =
+	        is_stats ? CONTROLLER_STREAM_STATS : CONTROLLER_STREAM_CONSUMPTION;
+	int64_t epoch = (int64_t)a->journal_epoch;
 	int rc;
 
-	rc = controller_journal_ack(
-	        s->journal, is_stats ? CONTROLLER_STREAM_STATS : CONTROLLER_STREAM_CONSUMPTION,
-	        a->acked_seq, (int64_t)time(NULL));
+	if (a->journal_epoch > INT64_MAX) {
+		conn_close(s, "bad input from server: ack of journal epoch %llu",
+		           (unsigned long long)a->journal_epoch);
+		return -1;
+	}
+	if (epoch == 0 && st->inflight_last && st->inflight_epoch != 0) {
+		/* a server from before epochs acknowledges by sequence alone */
+		epoch = st->inflight_epoch;
+	}
+	/* Acks are per journal epoch (issue 10): an ack above what this journal issued in
+	 * that epoch is normal after a restore from an older copy (the server holds rows the
+	 * copy never had) and touches no row of any other epoch. */
+	rc = controller_journal_ack_epoch(s->journal, stream, epoch, a->acked_seq,
+	                                  (int64_t)time(NULL), NULL);
 	if (rc) {
-		/* an ack above what was ever issued: the server holds another device's rows or
-		 * a journal that was reset; never believe it */
-		conn_close(s, "bad input from server: %s ack %llu refused by the journal: %s",
+		conn_close(s, "%s ack %llu (epoch %lld) not recorded by the journal: %s",
 		           is_stats ? "statistics" : "consumption",
-		           (unsigned long long)a->acked_seq, controller_strerror(rc));
+		           (unsigned long long)a->acked_seq, (long long)epoch, controller_strerror(rc));
 		return -1;
 	}
 	pthread_mutex_lock(&s->lock);
@@ -605,7 +638,7 @@ static int on_ack(struct controller_sync *s, const Citypass__EventAck *a)
 	if (!is_stats && a->acked_seq > s->status.consumption_acked)
 		s->status.consumption_acked = a->acked_seq;
 	pthread_mutex_unlock(&s->lock);
-	if (st->inflight_last && a->acked_seq >= st->inflight_last) {
+	if (st->inflight_last && epoch == st->inflight_epoch && a->acked_seq >= st->inflight_last) {
 		sync_log(s, "sync: %s acked up to %llu", is_stats ? "statistics" : "consumption",
 		         (unsigned long long)a->acked_seq);
 		st->inflight_last = 0;

@@ -177,6 +177,17 @@ static int run(const struct controller_config *cfg, bool first)
 		snprintf(err, sizeof(err), "journal %s: %s", journal_path, controller_strerror(rc));
 		goto out;
 	}
+	uint64_t orphans = 0;
+	rc = controller_journal_settle_orphans(journal, &orphans);
+	if (rc != 0) {
+		snprintf(err, sizeof(err), "journal %s: %s", journal_path, controller_strerror(rc));
+		goto out;
+	}
+	if (orphans)
+		controller_log(LOG_WARNING,
+		               "journal: %" PRIu64 " card debit(s) interrupted between the journal "
+		               "and the card's commit: counted as granted",
+		               orphans);
 	if (controller_gate_open(&gate, cfg, err, sizeof(err)) != 0)
 		goto out;
 	struct controller_reader_loop_params lp = {

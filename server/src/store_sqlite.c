@@ -21,6 +21,39 @@ struct sq {
 	sqlite3 *db;
 };
 
+/* The usage streams, named per (device, journal epoch, sequence): a gate's journal numbers
+ * its decisions per epoch, a new one each time it opens (docs/controller.md, "A lost or
+ * restored journal"); epoch 0 holds what gates sent before epochs existed. */
+#define USAGE_TABLES_SQL                                                                           \
+	"CREATE TABLE stats(device TEXT NOT NULL, epoch INTEGER NOT NULL DEFAULT 0,"               \
+	" seq INTEGER NOT NULL, site INTEGER NOT NULL,"                                            \
+	" gate INTEGER NOT NULL, sector INTEGER NOT NULL, product INTEGER NOT NULL,"               \
+	" outcome INTEGER NOT NULL, reason INTEGER NOT NULL, quarter_hour INTEGER NOT NULL,"       \
+	" PRIMARY KEY(device, epoch, seq)) WITHOUT ROWID;"                                         \
+	"CREATE INDEX stats_time ON stats(quarter_hour);"                                          \
+	"CREATE TABLE consumption(device TEXT NOT NULL, epoch INTEGER NOT NULL DEFAULT 0,"         \
+	" seq INTEGER NOT NULL,"                                                                   \
+	" sector INTEGER NOT NULL, pseudonym BLOB NOT NULL, product INTEGER NOT NULL,"             \
+	" count INTEGER NOT NULL, period INTEGER NOT NULL, PRIMARY KEY(device, epoch, seq))"       \
+	" WITHOUT ROWID;"                                                                          \
+	"CREATE INDEX consumption_key ON consumption(sector, pseudonym, product, period);"         \
+	"CREATE TABLE acks(device TEXT NOT NULL, epoch INTEGER NOT NULL DEFAULT 0,"                \
+	" stream INTEGER NOT NULL, seq INTEGER NOT NULL,"                                          \
+	" PRIMARY KEY(device, epoch, stream)) WITHOUT ROWID;"
+
+/* Schema 1 -> 2 (issue 10): the usage tables gain the journal epoch in their keys. */
+static const char migrate_1_to_2[] =
+        "ALTER TABLE stats RENAME TO stats_v1; ALTER TABLE consumption RENAME TO consumption_v1;"
+        " ALTER TABLE acks RENAME TO acks_v1; DROP INDEX stats_time; DROP INDEX consumption_key;"
+        USAGE_TABLES_SQL
+        "INSERT INTO stats SELECT device, 0, seq, site, gate, sector, product, outcome, reason,"
+        " quarter_hour FROM stats_v1;"
+        "INSERT INTO consumption SELECT device, 0, seq, sector, pseudonym, product, count, period"
+        " FROM consumption_v1;"
+        "INSERT INTO acks SELECT device, 0, stream, seq FROM acks_v1;"
+        "DROP TABLE stats_v1; DROP TABLE consumption_v1; DROP TABLE acks_v1;"
+        "PRAGMA user_version=2;";
+
 static const char schema_sql[] =
         "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
         "CREATE TABLE sectors(number INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
@@ -60,18 +93,9 @@ static const char schema_sql[] =
         " version INTEGER NOT NULL, issued_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,"
         " data BLOB NOT NULL, sig BLOB NOT NULL, PRIMARY KEY(sector, base));"
         /* statistics: no identifier of a pass; the device id names a gate */
-        "CREATE TABLE stats(device TEXT NOT NULL, seq INTEGER NOT NULL, site INTEGER NOT NULL,"
-        " gate INTEGER NOT NULL, sector INTEGER NOT NULL, product INTEGER NOT NULL,"
-        " outcome INTEGER NOT NULL, reason INTEGER NOT NULL, quarter_hour INTEGER NOT NULL,"
-        " PRIMARY KEY(device, seq)) WITHOUT ROWID;"
-        "CREATE INDEX stats_time ON stats(quarter_hour);"
-        "CREATE TABLE consumption(device TEXT NOT NULL, seq INTEGER NOT NULL,"
-        " sector INTEGER NOT NULL, pseudonym BLOB NOT NULL, product INTEGER NOT NULL,"
-        " count INTEGER NOT NULL, period INTEGER NOT NULL, PRIMARY KEY(device, seq))"
-        " WITHOUT ROWID;"
-        "CREATE INDEX consumption_key ON consumption(sector, pseudonym, product, period);"
-        "CREATE TABLE acks(device TEXT NOT NULL, stream INTEGER NOT NULL, seq INTEGER NOT NULL,"
-        " PRIMARY KEY(device, stream)) WITHOUT ROWID;";
+        USAGE_TABLES_SQL;
+
+
 
 static int sq_err(struct sq *q, int rc)
 {
@@ -980,24 +1004,52 @@ static int sq_list_prune(void *ctx, uint16_t sector, unsigned keep)
 
 /* --- usage streams ---------------------------------------------------------------------- */
 
-static int sq_acked(void *ctx, const char *device, int stream, uint64_t *seq);
+static int sq_acked_epoch(struct sq *q, const char *device, int64_t epoch, int stream,
+                          uint64_t *seq)
+{
+	sqlite3_stmt *st;
+	int rc = prep(q, &st,
+	              "SELECT COALESCE((SELECT seq FROM acks WHERE device=? AND epoch=? AND"
+	              " stream=?), 0)");
+	if (rc)
+		return rc;
+	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, epoch);
+	sqlite3_bind_int(st, 3, stream);
+	int64_t v = 0;
+	rc = one_int64(q, st, &v);
+	*seq = (uint64_t)v;
+	return rc;
+}
 
 static int sq_ingest(void *ctx, const char *device, const Citypass__EventBatch *b, uint64_t *acked)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st = NULL;
 	int stream = b->stream;
+	const int64_t epoch = (int64_t)b->journal_epoch;
 	int rc;
-	uint64_t high = 0;
+	uint64_t high = 0, done = 0;
+	if (b->journal_epoch > INT64_MAX)
+		return SERVER_ERR_INVALID;
+	/* Everything of this epoch up to the acknowledged sequence is stored, or was (expired
+	 * consumption): a resend from a journal restored from an older copy is skipped even
+	 * where its rows are gone. */
+	if ((rc = sq_acked_epoch(q, device, epoch, stream, &done)) != 0)
+		return rc;
+	high = done;
 	if (stream == CITYPASS__STREAM__STATISTICS) {
 		rc = prep(q, &st,
-		          "INSERT OR IGNORE INTO stats(device, seq, site, gate, sector, product,"
-		          " outcome, reason, quarter_hour) VALUES(?,?,?,?,?,?,?,?,?)");
+		          "INSERT OR IGNORE INTO stats(device, epoch, seq, site, gate, sector, product,"
+		          " outcome, reason, quarter_hour) VALUES(?1,?10,?2,?3,?4,?5,?6,?7,?8,?9)");
 		if (rc)
 			return rc;
 		for (size_t i = 0; i < b->n_stats; i++) {
 			const Citypass__StatEvent *e = b->stats[i];
+			if (e->seq <= done)
+				continue;
 			sqlite3_reset(st);
+			sqlite3_bind_int64(st, 10, epoch);
 			sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
 			sqlite3_bind_int64(st, 2, (int64_t)e->seq);
 			sqlite3_bind_int64(st, 3, e->site);
@@ -1017,8 +1069,8 @@ static int sq_ingest(void *ctx, const char *device, const Citypass__EventBatch *
 	} else if (stream == CITYPASS__STREAM__CONSUMPTION) {
 		rc = prep(
 		        q, &st,
-		        "INSERT OR IGNORE INTO consumption(device, seq, sector, pseudonym, product,"
-		        " count, period) VALUES(?,?,?,?,?,?,?)");
+		        "INSERT OR IGNORE INTO consumption(device, epoch, seq, sector, pseudonym,"
+		        " product, count, period) VALUES(?1,?10,?2,?3,?4,?5,?6,?7)");
 		if (rc)
 			return rc;
 		for (size_t i = 0; i < b->n_consumption; i++) {
@@ -1027,7 +1079,10 @@ static int sq_ingest(void *ctx, const char *device, const Citypass__EventBatch *
 				sqlite3_finalize(st);
 				return SERVER_ERR_INVALID;
 			}
+			if (e->seq <= done)
+				continue;
 			sqlite3_reset(st);
+			sqlite3_bind_int64(st, 10, epoch);
 			sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
 			sqlite3_bind_int64(st, 2, (int64_t)e->seq);
 			sqlite3_bind_int64(st, 3, e->sector);
@@ -1050,17 +1105,18 @@ static int sq_ingest(void *ctx, const char *device, const Citypass__EventBatch *
 	/* The acknowledged sequence is a high-water mark kept apart from the rows, so that
 	 * it survives the deletion of consumption rows whose period has ended. */
 	rc = prep(q, &st,
-	          "INSERT INTO acks(device, stream, seq) VALUES(?1, ?2, ?3) ON CONFLICT(device,"
-	          " stream) DO UPDATE SET seq = MAX(seq, excluded.seq)");
+	          "INSERT INTO acks(device, epoch, stream, seq) VALUES(?1, ?4, ?2, ?3) ON"
+	          " CONFLICT(device, epoch, stream) DO UPDATE SET seq = MAX(seq, excluded.seq)");
 	if (rc)
 		return rc;
 	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 2, stream);
 	sqlite3_bind_int64(st, 3, (int64_t)high);
+	sqlite3_bind_int64(st, 4, epoch);
 	rc = run(q, st);
 	if (rc)
 		return rc;
-	return sq_acked(q, device, stream, acked);
+	return sq_acked_epoch(q, device, epoch, stream, acked);
 }
 
 static int sq_product_known(void *ctx, uint16_t sector, uint32_t product, int *known)
@@ -1116,20 +1172,10 @@ static int sq_counted_right(void *ctx, uint16_t sector, const uint8_t key[PROTO_
 	return rc == SQLITE_ROW ? 0 : sq_err(q, rc);
 }
 
+/* The acknowledged sequence of what the device sent before journal epochs (epoch 0). */
 static int sq_acked(void *ctx, const char *device, int stream, uint64_t *seq)
 {
-	struct sq *q = ctx;
-	sqlite3_stmt *st;
-	int rc = prep(q, &st,
-	              "SELECT COALESCE((SELECT seq FROM acks WHERE device=? AND stream=?), 0)");
-	if (rc)
-		return rc;
-	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 2, stream);
-	int64_t v = 0;
-	rc = one_int64(q, st, &v);
-	*seq = (uint64_t)v;
-	return rc;
+	return sq_acked_epoch(ctx, device, 0, stream, seq);
 }
 
 static int sq_stats(void *ctx, int64_t from, int64_t to, int64_t bucket_s,
@@ -1266,6 +1312,13 @@ int server_store_open_sqlite(struct server_store *out, const char *data_dir, int
 		int64_t v = 0;
 		if (rc == 0)
 			rc = one_int64(q, st, &v);
+		if (rc == 0 && v == 1) { /* migrate forward, in one transaction */
+			rc = exec(q, "BEGIN IMMEDIATE");
+			if (rc == 0)
+				rc = exec(q, migrate_1_to_2);
+			rc = rc == 0 ? exec(q, "COMMIT") : (exec(q, "ROLLBACK"), rc);
+			v = rc == 0 ? 2 : v;
+		}
 		if (rc == 0 && v != SERVER_STORE_SCHEMA_VERSION)
 			rc = SERVER_ERR_INVALID;
 	}

@@ -356,12 +356,13 @@ static uint64_t hello_acked(const Citypass__Hello *h, Citypass__Stream stream)
 	                                              : h->consumption_acked_seq;
 }
 
-static int send_ack(struct sync_conn *c, Citypass__Stream stream, uint64_t seq)
+static int send_ack(struct sync_conn *c, Citypass__Stream stream, uint64_t epoch, uint64_t seq)
 {
 	Citypass__Frame f = CITYPASS__FRAME__INIT;
 	Citypass__EventAck a = CITYPASS__EVENT_ACK__INIT;
 	a.stream = stream;
 	a.acked_seq = seq;
+	a.journal_epoch = epoch;
 	f.body_case = CITYPASS__FRAME__BODY_EVENT_ACK;
 	f.event_ack = &a;
 	return send_frame(c, &f);
@@ -391,16 +392,21 @@ static int conn_hello(struct sync_conn *c, const Citypass__Hello *h)
 	if (send_frame(c, &f) != 0)
 		return conn_close(c, LOG_ERR, "out of memory");
 
+	if (h->consumption_purged_unacked)
+		conn_log(c, LOG_WARNING,
+		         "the gate deleted %llu identifying row(s) at retention before any ack",
+		         (unsigned long long)h->consumption_purged_unacked);
 	/* A controller whose ack was lost (connection cut after the commit) learns here that
-	 * its batch is stored, instead of resending it. */
-	for (int i = 0; i < 2; i++) {
+	 * its batch is stored, instead of resending it. A gate numbering its events per
+	 * journal epoch (issue 10) resends instead: the resend is deduplicated and acked. */
+	for (int i = 0; i < 2 && h->journal_epoch == 0; i++) {
 		int rc = s->be.ops->acked(s->be.ctx, c->cn, streams[i], &acked[i]);
 		if (rc)
 			return conn_end(c, LOG_ERR, CITYPASS__ERROR__CODE__INTERNAL,
 			                "reading acknowledged sequences failed (backend error %d)",
 			                rc);
 		if (acked[i] > hello_acked(h, streams[i])) {
-			if (send_ack(c, streams[i], acked[i]) != 0)
+			if (send_ack(c, streams[i], 0, acked[i]) != 0)
 				return conn_close(c, LOG_ERR, "out of memory");
 		} else if (acked[i] < hello_acked(h, streams[i])) {
 			conn_log(c, LOG_WARNING,
@@ -462,8 +468,11 @@ static int conn_batch(struct sync_conn *c, const Citypass__EventBatch *b)
 		s->stats.refused_batches++;
 		return conn_bad_input(c, "EventBatch refused: %s", why);
 	}
-	/* An empty batch is the keepalive: answered with the stream's current ack. */
-	if (n == 0)
+	/* An empty batch is the keepalive: answered with the stream's current ack (of the
+	 * gate's epoch: nothing to say, 0 — the ack of no row proves the way back). */
+	if (n == 0 && b->journal_epoch != 0)
+		rc = 0;
+	else if (n == 0)
 		rc = s->be.ops->acked(s->be.ctx, c->cn, b->stream, &acked);
 	else
 		rc = s->be.ops->ingest(s->be.ctx, c->cn, b, &acked);
@@ -471,7 +480,7 @@ static int conn_batch(struct sync_conn *c, const Citypass__EventBatch *b)
 		return conn_end(c, LOG_ERR, CITYPASS__ERROR__CODE__INTERNAL,
 		                "storing a batch of %zu event(s) failed (backend error %d)", n, rc);
 	/* ingest returned: the batch is committed, only now may the controller forget it */
-	if (send_ack(c, b->stream, acked) != 0)
+	if (send_ack(c, b->stream, b->journal_epoch, acked) != 0)
 		return conn_close(c, LOG_ERR, "out of memory");
 	if (n > 0) {
 		s->stats.batches++;

@@ -164,6 +164,17 @@ int cardlib_card_open_sector(struct cardlib_card **out, struct cardlib_reader *r
  * when no entry is left (nothing is sent then), CARDLIB_ERR_LAYOUT when the sector does not
  * read the value or the card has no value file. */
 int cardlib_card_debit_entry(struct cardlib_card *card, int32_t *remaining);
+/*
+ * The same in two steps, so that nothing irreversible happens to the card before the gate
+ * has made its decision durable: begin sends the Debit, which the card holds uncommitted
+ * (*remaining: what is left once committed; same refusals as debit_entry); commit sends
+ * CommitTransaction; abort sends AbortTransaction. A card that leaves the field, is
+ * deselected or selects another application drops an uncommitted debit by itself (DESFire
+ * transaction semantics), so abort is a courtesy, never the only guard.
+ */
+int cardlib_card_debit_begin(struct cardlib_card *card, int32_t *remaining);
+int cardlib_card_debit_commit(struct cardlib_card *card);
+int cardlib_card_debit_abort(struct cardlib_card *card);
 /* Ends the session and releases the target. NULL is allowed. */
 void cardlib_card_close(struct cardlib_card *card);
 

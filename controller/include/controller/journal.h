@@ -54,6 +54,11 @@ struct controller_event {
 
 	/* Remember this grant for anti-passback (uses `key`). */
 	bool remember_grant;
+
+	/* The decision's action is not done yet (a card debit awaiting its commit): the
+	 * statistic is journalled but held back from upload, and the grant is remembered,
+	 * until controller_journal_settle(). Not with `consumes`. */
+	bool pending;
 };
 
 /* Sequence numbers an append received; 0 for a stream it wrote nothing to. */
@@ -68,6 +73,7 @@ enum controller_stream {
 };
 
 struct controller_stat_row {
+	int64_t epoch; /* the journal connection that appended it (0: a version 1 journal) */
 	uint64_t seq;
 	int64_t quarter_hour; /* Unix seconds, a multiple of 900 */
 	uint32_t site, gate;
@@ -77,6 +83,7 @@ struct controller_stat_row {
 };
 
 struct controller_consumption_row {
+	int64_t epoch;
 	uint64_t seq;
 	uint8_t key[PROTO_LIST_KEY_LEN];
 	uint16_t product;
@@ -118,6 +125,31 @@ int controller_journal_fetch_consumption(struct controller_journal *j,
  */
 int controller_journal_ack(struct controller_journal *j, enum controller_stream stream,
                            uint64_t seq, int64_t now);
+
+/*
+ * The server committed every row of `stream` appended under `epoch` up to `seq`: the same
+ * effect as controller_journal_ack on those rows only. An ack above what this journal
+ * issued is no error here: a journal restored from an older copy holds fewer rows of an
+ * epoch than the server does (docs/controller.md, "A lost or restored journal").
+ * *changed (may be NULL): rows deleted or marked.
+ */
+int controller_journal_ack_epoch(struct controller_journal *j, enum controller_stream stream,
+                                 int64_t epoch, uint64_t seq, int64_t now, uint64_t *changed);
+
+/* The epoch this connection stamps on the rows it appends (random, > 0, new per open). */
+int64_t controller_journal_epoch(const struct controller_journal *j);
+
+/*
+ * A pending decision (event.pending) was carried out (done: the card committed its debit;
+ * the grant is remembered for anti-passback) or not (its statistic is deleted, durably: it
+ * never reaches the server). `ev` is the event as appended.
+ */
+int controller_journal_settle(struct controller_journal *j, uint64_t stat_seq,
+                              const struct controller_event *ev, bool done);
+/* At start-up, before any thread: rows left pending by a crash or power cut between the
+ * journal and the card's commit are taken as done (the gate may have opened: a decision
+ * that opened a gate is never lost). *n: how many. */
+int controller_journal_settle_orphans(struct controller_journal *j, uint64_t *n);
 
 /*
  * Uses of a counter journalled here that the list issued at `list_issued_at` cannot yet

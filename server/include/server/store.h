@@ -25,7 +25,7 @@
 extern "C" {
 #endif
 
-#define SERVER_STORE_SCHEMA_VERSION 1
+#define SERVER_STORE_SCHEMA_VERSION 2 /* 2: usage keyed by journal epoch (issue 10) */
 #define SERVER_NAME_MAX             64
 #define SERVER_TEXT_MAX             256
 #define SERVER_PASS_ID_LEN          16

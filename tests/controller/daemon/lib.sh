@@ -41,6 +41,8 @@ cleanup() {
 	for p in $CTRL_PIDS $PEER_PIDS; do wait "$p" 2>/dev/null; done
 	[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
 	[ -n "$BENCH_PID" ] && kill "$BENCH_PID" 2>/dev/null && wait "$BENCH_PID" 2>/dev/null
+	# a script's own undo (e.g. unmount what it mounted), once every process is gone
+	[ -n "${EXTRA_CLEANUP:-}" ] && eval "$EXTRA_CLEANUP"
 	if [ $rc -ne 0 ]; then
 		for f in "$T"/ctl-*.log "$T/server.log"; do
 			[ -f "$f" ] || continue
