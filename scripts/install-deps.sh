@@ -9,7 +9,8 @@ set -eu
 
 # Build and runtime libraries (pkg-config names in CMakeLists.txt), test tools, and the
 # independent reference clients the tests run against our code (nfc-list, libfreefare's
-# tools, openssl). libgpiod-dev is for the controller's gpio gate backend.
+# tools, openssl). libgpiod-dev is for the controller's gpio gate backend; libfaketime
+# gives a controller a wrong system clock in the clock tests (issue 10).
 PACKAGES="
 cmake
 make
@@ -29,6 +30,7 @@ openssl
 libfreefare-dev
 libfreefare-bin
 libgpiod-dev
+libfaketime
 "
 
 # Extra packages for the sanitizer and fuzzing builds (clang's libFuzzer runtime).

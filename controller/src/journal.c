@@ -40,7 +40,7 @@ static const char schema[] =
         "CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL)"
         " WITHOUT ROWID;"
         "INSERT OR IGNORE INTO meta VALUES('stat_acked', 0), ('consumption_acked', 0),"
-        " ('consumption_purged_unacked', 0);";
+        " ('consumption_purged_unacked', 0), ('time_floor', 0);";
 
 /* Version 1 journals (before issue 10) get the new columns; their rows are epoch 0, the
  * sequence space the server knew them under. */
@@ -465,6 +465,26 @@ int controller_journal_ack_epoch(struct controller_journal *j, enum controller_s
 int64_t controller_journal_epoch(const struct controller_journal *j)
 {
 	return j ? j->epoch : 0;
+}
+
+int controller_journal_time_floor(struct controller_journal *j, int64_t *t)
+{
+	if (!j || !t)
+		return CONTROLLER_ERR_ARG;
+	return meta_get(j, "time_floor", t);
+}
+
+int controller_journal_set_time_floor(struct controller_journal *j, int64_t t)
+{
+	if (!j)
+		return CONTROLLER_ERR_ARG;
+	int64_t old = 0;
+	int rc = begin(j);
+	if (!rc)
+		rc = meta_get(j, "time_floor", &old);
+	if (!rc && t > old)
+		rc = meta_set(j, "time_floor", t);
+	return finish(j, rc);
 }
 
 /* --- a decision whose action is not yet done (a card debit) ----------------------------- */

@@ -21,6 +21,7 @@
 #include "controller/error.h"
 #include "controller/log.h"
 #include "controller/reader_loop.h"
+#include "controller/timekeeper.h"
 #include "proto/list.h"
 #include "proto/sign.h"
 
@@ -114,6 +115,7 @@ static const char *cred_name(enum controller_credential c)
  */
 struct presence_reader {
 	struct cardlib_reader *inner;
+	struct controller_timekeeper *clock; /* the time phones' proofs are checked at */
 	bool handed;                     /* the next select returns `info` */
 	struct cardlib_target_info info; /* the target the poll selected */
 };
@@ -152,7 +154,7 @@ static int64_t presence_now_ms(void *ctx)
 static int64_t presence_wall_time(void *ctx)
 {
 	struct presence_reader *p = ctx;
-	return cardlib_reader_wall_time(p->inner);
+	return p->clock ? controller_timekeeper_now(p->clock) : cardlib_reader_wall_time(p->inner);
 }
 
 static void presence_destroy(void *ctx)
@@ -172,7 +174,8 @@ static const struct cardlib_reader_ops presence_ops = {
         .destroy = presence_destroy,
 };
 
-static int presence_open(struct cardlib_reader **out, const char *connstring)
+static int presence_open(struct cardlib_reader **out, const char *connstring,
+                         struct controller_timekeeper *clock)
 {
 	struct cardlib_reader *r = calloc(1, sizeof(*r));
 	struct presence_reader *p = calloc(1, sizeof(*p));
@@ -187,6 +190,7 @@ static int presence_open(struct cardlib_reader **out, const char *connstring)
 		free(p);
 		return rc;
 	}
+	p->clock = clock;
 	r->ops = &presence_ops;
 	r->ctx = p;
 	*out = r;
@@ -312,7 +316,7 @@ static void refuse_medium(struct controller_reader_loop *l, struct tap *t, const
 		controller_log(LOG_INFO, "tap %s: %s (%s)", cred_name(t->cred),
 		               cardlib_strerror(cause), message);
 	t->have_key = false;
-	journal_and_act(l, t, NULL, &d, (int64_t)time(NULL));
+	journal_and_act(l, t, NULL, &d, controller_timekeeper_now(l->p.clock));
 }
 
 /* A read that did not complete is not a decision: nothing journalled, ask again. */
@@ -330,10 +334,17 @@ static void maybe_purge(struct controller_reader_loop *l, uint64_t version, int6
 {
 	if (version == l->purged_version && now - l->purged_at < PURGE_EVERY_S)
 		return;
-	int rc = controller_journal_purge(l->p.journal, now, issued_at, l->cfg->retention_days,
+	/* Retention deletes identifying rows even unacknowledged: it is judged by the trusted
+	 * floor, never the wall clock, so a clock jumping forward deletes nothing early
+	 * (issue 10). The floor is kept for the next start at the same time. */
+	int64_t floor = controller_timekeeper_floor(l->p.clock);
+	int rc = controller_journal_purge(l->p.journal, floor, issued_at, l->cfg->retention_days,
 	                                  l->cfg->policy.antipassback_minutes);
 	if (rc)
 		controller_log(LOG_WARNING, "journal purge failed: %s", controller_strerror(rc));
+	if (l->p.clock && (rc = controller_journal_set_time_floor(l->p.journal, floor)) != 0)
+		controller_log(LOG_WARNING, "journal: keeping the time floor failed: %s",
+		               controller_strerror(rc));
 	l->purged_version = version;
 	l->purged_at = now;
 }
@@ -352,7 +363,7 @@ static void housekeeping(struct controller_reader_loop *l)
 		version = controller_list_store_version(l->p.store);
 	}
 	pthread_rwlock_unlock(l->p.store_lock);
-	maybe_purge(l, version, issued_at, (int64_t)time(NULL));
+	maybe_purge(l, version, issued_at, controller_timekeeper_now(l->p.clock));
 }
 
 static bool card_error_is_transport(int rc);
@@ -435,7 +446,7 @@ static void debit_and_act(struct controller_reader_loop *l, struct tap *t,
 static void decide_tap(struct controller_reader_loop *l, struct tap *t)
 {
 	const struct controller_config *cfg = l->cfg;
-	const int64_t now = (int64_t)time(NULL);
+	const int64_t now = controller_timekeeper_now(l->p.clock);
 	struct controller_engine_input in;
 	memset(&in, 0, sizeof(in));
 	in.credential = t->cred;
@@ -613,7 +624,8 @@ static void qr_line(struct controller_reader_loop *l, const char *line, size_t l
 	if (len == 0)
 		return;
 	uint8_t id[CARDLIB_TOKEN_ID_LEN];
-	int rc = cardlib_qr_verify(line, len, l->issuers, l->cfg->sector, (int64_t)time(NULL),
+	int rc = cardlib_qr_verify(line, len, l->issuers, l->cfg->sector,
+	                           controller_timekeeper_now(l->p.clock),
 	                           l->qr_cache, id, NULL);
 	if (rc == CARDLIB_ERR_QR_FORMAT) {
 		/* not a citypass code (any barcode held to the scanner): no decision */
@@ -716,7 +728,7 @@ static void poll_reader(struct controller_reader_loop *l)
 			wait_input(l, IDLE_POLL_MS);
 			return;
 		}
-		if (presence_open(&l->reader, l->cfg->reader) != 0) {
+		if (presence_open(&l->reader, l->cfg->reader, l->p.clock) != 0) {
 			l->reader = NULL;
 			l->reopen_at_ms = now + REOPEN_MS;
 			return;
@@ -806,7 +818,7 @@ int controller_reader_loop_open(struct controller_reader_loop **out,
 			goto fail;
 		}
 	}
-	rc = presence_open(&l->reader, cfg->reader);
+	rc = presence_open(&l->reader, cfg->reader, l->p.clock);
 	if (rc != 0) {
 		snprintf(err, errlen, "reader '%s': cannot open it through libnfc (%s)",
 		         cfg->reader, cardlib_strerror(rc));

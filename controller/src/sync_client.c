@@ -42,6 +42,7 @@
 #include "controller/error.h"
 #include "controller/journal.h"
 #include "controller/sync_client.h"
+#include "controller/timekeeper.h"
 #include "proto/error.h"
 #include "proto/frame.h"
 
@@ -237,9 +238,34 @@ static int split_server(struct controller_sync *s)
  * pass for the server, whatever name or address it is reached by (issue 10). mbedTLS
  * accepts a certificate without the extension for any purpose, so presence is required.
  */
+static int64_t x509_unix(const mbedtls_x509_time *t)
+{
+	struct tm tm = {0};
+	tm.tm_year = t->year - 1900;
+	tm.tm_mon = t->mon - 1;
+	tm.tm_mday = t->day;
+	tm.tm_hour = t->hour;
+	tm.tm_min = t->min;
+	tm.tm_sec = t->sec;
+	return (int64_t)timegm(&tm);
+}
+
 static int verify_server(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
 {
-	(void)arg;
+	struct controller_sync *s = arg;
+	/* Validity dates are judged by the gate's trusted clock, not its wall clock alone
+	 * (issue 10, docs/controller.md "Clock"): a clock behind must not refuse the server
+	 * for "validity starts in the future" (the gate would never sync, and its list never
+	 * expire), a clock ahead must not find it expired. Expired: before the trusted floor
+	 * (the last server time, signed list times, the device certificate's start); not yet
+	 * valid: after the decision clock. */
+	if (s->cfg.clock) {
+		*flags &= ~(uint32_t)(MBEDTLS_X509_BADCERT_EXPIRED | MBEDTLS_X509_BADCERT_FUTURE);
+		if (x509_unix(&crt->valid_to) < controller_timekeeper_floor(s->cfg.clock))
+			*flags |= MBEDTLS_X509_BADCERT_EXPIRED;
+		if (x509_unix(&crt->valid_from) > controller_timekeeper_now(s->cfg.clock))
+			*flags |= MBEDTLS_X509_BADCERT_FUTURE;
+	}
 	if (depth == 0 && (!(crt->ext_types & MBEDTLS_X509_EXT_EXTENDED_KEY_USAGE) ||
 	                   mbedtls_x509_crt_check_extended_key_usage(
 	                           crt, MBEDTLS_OID_SERVER_AUTH,
@@ -479,6 +505,11 @@ static int send_stats(struct controller_sync *s, int *sent)
 		rc = CONTROLLER_ERR_NOMEM;
 		goto out;
 	}
+	/* A decision stamped later than now was made under a clock ahead, offline: its real
+	 * time is unknown but past, the upload's quarter hour is the best one known (the
+	 * server refuses a time a day ahead of its own). */
+	const int64_t now = controller_timekeeper_now(s->cfg.clock);
+	size_t clamped = 0;
 	for (size_t i = 0; i < n; i++) {
 		Citypass__StatEvent e = CITYPASS__STAT_EVENT__INIT;
 		e.seq = rows[i].seq;
@@ -490,6 +521,10 @@ static int send_stats(struct controller_sync *s, int *sent)
 		        rows[i].granted ? CITYPASS__OUTCOME__GRANTED : CITYPASS__OUTCOME__REFUSED;
 		e.reason = rows[i].reason;
 		e.quarter_hour = rows[i].quarter_hour;
+		if (s->cfg.clock && e.quarter_hour > now + 900) {
+			e.quarter_hour = now - now % 900;
+			clamped++;
+		}
 		ev[i] = e;
 		evp[i] = &ev[i];
 	}
@@ -497,6 +532,10 @@ static int send_stats(struct controller_sync *s, int *sent)
 	b.n_stats = n;
 	b.stats = evp;
 	b.journal_epoch = (uint64_t)rows[0].epoch;
+	if (clamped)
+		sync_log(s, "sync: %zu statistic(s) stamped in the future (clock ahead while "
+		            "offline) sent with the current quarter hour",
+		         clamped);
 	rc = queue_batch(s, &b, 0, rows[n - 1].seq, sent);
 out:
 	free(evp);
@@ -584,6 +623,11 @@ static void upload(struct controller_sync *s, int keepalive)
 static int on_welcome(struct controller_sync *s, const Citypass__Welcome *w)
 {
 	int64_t skew = w->server_time - (int64_t)time(NULL);
+	/* the server's time is the gate's from now on (issue 10): kept across restarts as
+	 * the floor a clock behind cannot go under */
+	controller_timekeeper_server_time(s->cfg.clock, w->server_time);
+	if (s->cfg.clock && w->server_time > 0)
+		(void)controller_journal_set_time_floor(s->journal, w->server_time);
 
 	if (s->state != SYNC_HELLO) {
 		conn_close(s, "bad input from server: Welcome outside the session start");
@@ -625,7 +669,7 @@ static int on_ack(struct controller_sync *s, const Citypass__EventAck *a)
 	 * that epoch is normal after a restore from an older copy (the server holds rows the
 	 * copy never had) and touches no row of any other epoch. */
 	rc = controller_journal_ack_epoch(s->journal, stream, epoch, a->acked_seq,
-	                                  (int64_t)time(NULL), NULL);
+	                                  controller_timekeeper_now(s->cfg.clock), NULL);
 	if (rc) {
 		conn_close(s, "%s ack %llu (epoch %lld) not recorded by the journal: %s",
 		           is_stats ? "statistics" : "consumption",

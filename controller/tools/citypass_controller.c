@@ -21,6 +21,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <mbedtls/x509_crt.h>
+
 #include "controller/config.h"
 #include "controller/error.h"
 #include "controller/gate.h"
@@ -29,6 +31,7 @@
 #include "controller/log.h"
 #include "controller/reader_loop.h"
 #include "controller/sync_client.h"
+#include "controller/timekeeper.h"
 #include "proto/error.h"
 #include "proto/sign.h"
 
@@ -49,7 +52,36 @@ struct shared {
 	struct controller_list_store *store;
 	pthread_rwlock_t lock;
 	struct controller_sync *sync;
+	struct controller_timekeeper *clock;
 };
+
+/* The real time is at least the device certificate's start: it was signed at enrolment
+ * (a floor for a gate whose clock is behind and has never synced: issue 10). */
+static int64_t certificate_start(const char *path)
+{
+	mbedtls_x509_crt crt;
+	int64_t t = 0;
+	mbedtls_x509_crt_init(&crt);
+	if (mbedtls_x509_crt_parse_file(&crt, path) == 0) {
+		struct tm tm = {0};
+		tm.tm_year = crt.valid_from.year - 1900;
+		tm.tm_mon = crt.valid_from.mon - 1;
+		tm.tm_mday = crt.valid_from.day;
+		tm.tm_hour = crt.valid_from.hour;
+		tm.tm_min = crt.valid_from.min;
+		tm.tm_sec = crt.valid_from.sec;
+		t = (int64_t)timegm(&tm);
+	}
+	mbedtls_x509_crt_free(&crt);
+	return t;
+}
+
+static void held_list_time(struct shared *s)
+{
+	struct proto_list *list = controller_list_store_list(s->store);
+	if (list) /* signed: the real time is at least its issue time */
+		controller_timekeeper_at_least(s->clock, proto_list_header(list)->issued_at);
+}
 
 static uint64_t held_version(void *ctx)
 {
@@ -64,7 +96,7 @@ static int install(void *ctx, enum controller_update_kind kind, const uint8_t *d
                    const uint8_t *sig, size_t sig_len)
 {
 	struct shared *s = ctx;
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = controller_timekeeper_now(s->clock);
 	pthread_rwlock_wrlock(&s->lock);
 	uint64_t before = controller_list_store_version(s->store);
 	int rc = kind == CONTROLLER_UPDATE_DELTA
@@ -72,6 +104,8 @@ static int install(void *ctx, enum controller_update_kind kind, const uint8_t *d
 	                 : controller_list_store_install_snapshot(s->store, data, len, sig, sig_len,
 	                                                          now);
 	uint64_t after = controller_list_store_version(s->store);
+	if (rc == 0)
+		held_list_time(s);
 	pthread_rwlock_unlock(&s->lock);
 	if (rc == 0)
 		controller_log(LOG_INFO, "list %s installed: version %" PRIu64 " -> %" PRIu64,
@@ -154,8 +188,14 @@ static int run(const struct controller_config *cfg, bool first)
 	keys = load_list_keys(cfg->list_key_path, err, sizeof(err));
 	if (!keys)
 		goto out;
+	sh.clock = controller_timekeeper_new(certificate_start(cfg->cert_path));
+	if (!sh.clock) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto out;
+	}
 	snprintf(path, sizeof(path), "%s/lists", cfg->state_dir);
-	rc = controller_list_store_open(&sh.store, path, cfg->sector, keys, (int64_t)time(NULL));
+	rc = controller_list_store_open(&sh.store, path, cfg->sector, keys,
+	                                controller_timekeeper_now(sh.clock));
 	if (rc != 0) {
 		snprintf(err, sizeof(err), "list store %s: %s", path, controller_strerror(rc));
 		goto out;
@@ -177,6 +217,15 @@ static int run(const struct controller_config *cfg, bool first)
 		snprintf(err, sizeof(err), "journal %s: %s", journal_path, controller_strerror(rc));
 		goto out;
 	}
+	int64_t kept_floor = 0;
+	if (controller_journal_time_floor(journal, &kept_floor) == 0)
+		controller_timekeeper_at_least(sh.clock, kept_floor);
+	held_list_time(&sh);
+	if (controller_timekeeper_skew(sh.clock) < -300)
+		controller_log(LOG_WARNING,
+		               "clock: the system clock is %lld s behind the last trusted time: "
+		               "deciding at the trusted time until the server states its own",
+		               (long long)-controller_timekeeper_skew(sh.clock));
 	uint64_t orphans = 0;
 	rc = controller_journal_settle_orphans(journal, &orphans);
 	if (rc != 0) {
@@ -196,6 +245,7 @@ static int run(const struct controller_config *cfg, bool first)
 	        .store_lock = &sh.lock,
 	        .journal = journal,
 	        .gate = gate,
+	        .clock = sh.clock,
 	        .journal_written = kick,
 	        .ctx = &sh,
 	};
@@ -218,6 +268,7 @@ static int run(const struct controller_config *cfg, bool first)
 	        .keepalive_s = cfg->keepalive_s,
 	        .held_version = held_version,
 	        .install = install,
+	        .clock = sh.clock,
 	        .log = sync_log,
 	        .ctx = &sh,
 	};
@@ -246,7 +297,10 @@ out:
 	controller_sync_stop(sh.sync);
 	controller_reader_loop_close(loop);
 	controller_gate_close(gate);
+	if (journal && sh.clock) /* the next start begins from here */
+		(void)controller_journal_set_time_floor(journal, controller_timekeeper_floor(sh.clock));
 	controller_journal_close(journal);
+	controller_timekeeper_free(sh.clock);
 	controller_list_store_close(sh.store);
 	if (lock_ready)
 		pthread_rwlock_destroy(&sh.lock);

@@ -136,6 +136,11 @@ int controller_journal_ack(struct controller_journal *j, enum controller_stream 
 int controller_journal_ack_epoch(struct controller_journal *j, enum controller_stream stream,
                                  int64_t epoch, uint64_t seq, int64_t now, uint64_t *changed);
 
+/* The last trusted time the gate knew (controller/timekeeper.h), kept across restarts:
+ * get (0 when none yet), and set (only ever raised). */
+int controller_journal_time_floor(struct controller_journal *j, int64_t *t);
+int controller_journal_set_time_floor(struct controller_journal *j, int64_t t);
+
 /* The epoch this connection stamps on the rows it appends (random, > 0, new per open). */
 int64_t controller_journal_epoch(const struct controller_journal *j);
 

@@ -36,6 +36,9 @@ struct controller_reader_loop_params {
 	pthread_rwlock_t *store_lock;        /* ... which installs under the write lock */
 	struct controller_journal *journal;  /* this thread's own connection */
 	struct controller_gate *gate;
+	/* The gate's trusted clock (controller/timekeeper.h): every decision's time; its floor
+	 * drives retention. NULL: the wall clock. */
+	struct controller_timekeeper *clock;
 	/* Called after each journal append (the sync client uploads soon). May be NULL. */
 	void (*journal_written)(void *ctx);
 	void *ctx;

@@ -47,6 +47,10 @@ struct controller_sync_config {
 	 * dropped, logged, and a snapshot requested at the next Hello). */
 	int (*install)(void *ctx, enum controller_update_kind kind, const uint8_t *data, size_t len,
 	               const uint8_t *sig, size_t sig_len);
+	/* The gate's trusted clock (controller/timekeeper.h): anchored at every Welcome; its
+	 * floor judges the server certificate's validity dates and acknowledgement times.
+	 * NULL: the wall clock alone. */
+	struct controller_timekeeper *clock;
 	/* One line per significant event (connect, update, ack, error); may be NULL. */
 	void (*log)(void *ctx, const char *line);
 	void *ctx;

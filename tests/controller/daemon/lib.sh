@@ -142,7 +142,8 @@ enrol() {
 
 # start_controller READER : one controller; its pid goes to CTRL_PID_<reader>
 start_controller() {
-	"$CONTROLLER" --config "$T/$1.conf" >>"$T/ctl-$1.log" 2>&1 &
+	# CTRL_WRAP: a command prefix, e.g. "env LD_PRELOAD=... FAKETIME=-400d" (clock tests)
+	${CTRL_WRAP:-} "$CONTROLLER" --config "$T/$1.conf" >>"$T/ctl-$1.log" 2>&1 &
 	_pid=$!
 	CTRL_PIDS="$CTRL_PIDS $_pid"
 	eval "CTRL_PID_$(echo "$1" | tr -- - _)=$_pid"
