@@ -4,6 +4,7 @@
 #ifndef CITYPASS_ADMIN_H
 #define CITYPASS_ADMIN_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -44,6 +45,9 @@ void admin_rollback(struct admin *a);
 
 /* Publish a sector's next list inside the current transaction (unless --no-publish). */
 int admin_publish(struct admin *a, uint16_t sector, uint64_t *version);
+
+/* Bytes of the well-formed UTF-8 character at p, 0 when it is not one. */
+size_t admin_utf8_len(const unsigned char *p);
 
 /* Parsing, each returning 0 or -1 (the caller names the value in its message). */
 int admin_parse_u64(const char *s, uint64_t max, uint64_t *out);

@@ -567,6 +567,16 @@ static int parse_issue(struct admin *a, const char *cmd, int argc, char **argv,
 		if (o->holder && (!*o->holder || strlen(o->holder) >= SERVER_TEXT_MAX))
 			return admin_usage(cmd, "--holder '%s': expected 1 to 255 characters",
 			                   o->holder);
+		for (const unsigned char *q = (const unsigned char *)(o->holder ? o->holder : "");
+		     *q;) {
+			size_t n = admin_utf8_len(q);
+			if (n == 0)
+				return admin_usage(cmd,
+				                   "--holder: byte %zu is not UTF-8 text (names are "
+				                   "stored and exported as UTF-8)",
+				                   (size_t)(q - (const unsigned char *)o->holder) + 1);
+			q += n;
+		}
 	}
 	if (optind < argc)
 		return admin_usage(cmd, "unexpected argument '%s'", argv[optind]);

@@ -264,16 +264,53 @@ static void sector_names(struct admin *a, char *out, size_t cap)
 
 /* --- output ------------------------------------------------------------------------------ */
 
+/* Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlongs, no surrogates,
+ * at most U+10FFFF), 0 when it is not one. */
+size_t admin_utf8_len(const unsigned char *p)
+{
+	unsigned c = p[0];
+	size_t n;
+	unsigned min;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF)
+		n = 2, min = 0x80;
+	else if (c >= 0xE0 && c <= 0xEF)
+		n = 3, min = 0x800;
+	else if (c >= 0xF0 && c <= 0xF4)
+		n = 4, min = 0x10000;
+	else
+		return 0;
+	unsigned v = c & (0x3F >> (n - 1));
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+		v = (v << 6) | (p[i] & 0x3F);
+	}
+	if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
+		return 0;
+	return n;
+}
+
+/* A JSON string (RFC 8259): text that is not UTF-8 (written into the database before the
+ * CLI checked its input, or by another tool) becomes U+FFFD, never invalid JSON. */
 void admin_json_string(FILE *f, const char *s)
 {
 	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+	for (const unsigned char *p = (const unsigned char *)s; *p;) {
+		size_t n = admin_utf8_len(p);
+		if (n == 0) {
+			fputs("\\ufffd", f);
+			p++;
+			continue;
+		}
 		if (*p == '"' || *p == '\\')
 			fprintf(f, "\\%c", *p);
-		else if (*p < 0x20)
+		else if (*p < 0x20 || *p == 0x7F)
 			fprintf(f, "\\u%04x", *p);
 		else
-			fputc(*p, f);
+			fwrite(p, 1, n, f);
+		p += n;
 	}
 	fputc('"', f);
 }
@@ -755,6 +792,11 @@ static int site_add(struct admin *a, int argc, char **argv)
 		                   name);
 	if (!sector)
 		return admin_usage("site add ", "missing --sector");
+	if (strlen(hours) >= SERVER_TEXT_MAX) /* never cut silently (issue 10) */
+		return admin_usage("site add ",
+		                   "--hours: %zu characters, at most %d (write fewer rules, or "
+		                   "ranges such as Mon-Fri)",
+		                   strlen(hours), SERVER_TEXT_MAX - 1);
 	if (!hours_ok(hours))
 		return admin_usage("site add ",
 		                   "--hours '%s': expected 'always' or rules like "

@@ -199,6 +199,12 @@ case_ "pass issue: phone-key not a key" 1 "not a P-256 public key" adm pass issu
 case_ "pass issue: reader absent" 1 "card not personalised at reader 'pn532_uart:$W/no-reader'" adm pass issue --anonymous --right pool --reader "pn532_uart:$W/no-reader"
 [ "$(db_count)" = 0 ] || fail "a refused pass issue left a pass"
 [ ! -e "$W/c/sector-1.cred" ] || fail "a refused pass issue left a credential"
+# issue 10: a name that is not UTF-8 is refused at the door, and one already in the
+# database (written by another tool) is still exported as valid JSON; --hours is never cut
+case_ "pass issue: holder not UTF-8" 2 "--holder: byte 5 is not UTF-8" \
+	adm pass issue --holder "$(printf 'Zo\303\251\377')" --right pool
+case_ "site add: --hours too long" 2 "--hours: 300 characters, at most 255" \
+	adm site add long-hours --sector pool --hours "$(printf 'Mon 09:00-10:00;%.0s' $(seq 1 20) | cut -c1-300)"
 # issue 10: nothing of a refused issue is left, nor announced — no empty --out directory,
 # no "published ... version N" for a transaction rolled back
 [ ! -e "$W/c" ] || fail "a refused phone issue left its --out directory"
@@ -220,6 +226,17 @@ case_ "pass show: unknown" 1 "pass 99: no such pass" adm pass show 99
 case_ "pass show: no id" 2 "missing the pass ID" adm pass show
 case_ "pass list" 0 "Alice Dupont" adm pass list
 case_ "pass list --json" 0 '"id":3' adm pass list --json
+# a holder name that is not UTF-8, written by another tool: still valid JSON (issue 10),
+# checked by Python's json module, an independent parser
+if command -v sqlite3 >/dev/null && command -v python3 >/dev/null; then
+	old_holder=$(sqlite3 "$W/data/citypass.db" "select hex(holder) from passes where id = 1")
+	sqlite3 "$W/data/citypass.db" "update passes set holder = cast(x'5a6fff80c3' as text) where id = 1"
+	adm pass list --json | python3 -c 'import json, sys; json.load(sys.stdin)' ||
+		fail "pass list --json is not valid JSON with a non-UTF-8 name"
+	adm pass list --json | grep -q '"Zo\\ufffd\\ufffd\\ufffd"' || fail "invalid bytes not shown as U+FFFD"
+	sqlite3 "$W/data/citypass.db" "update passes set holder = cast(x'$old_holder' as text) where id = 1"
+	echo "ok - pass list --json stays valid JSON with a non-UTF-8 name"
+fi
 case_ "pass list --household" 0 "Bruno" adm pass list --household dupont
 case_ "pass list --sector bus" 0 "anonymous" adm pass list --sector bus
 case_ "pass list: bad state" 2 "--state 'lost'" adm pass list --state lost

@@ -94,6 +94,30 @@ cp "$T/bb.conf" "$T/x.conf"
 expect_start_error "unreadable list key" 1 "list-public-key .*list.pub.pem"
 cp "$T/bundle-pool-1/list.pub.pem" "$T/bb/list.pub.pem"
 
+# issue 10: --check loads the key for real; secrets and the state directory are guarded
+echo "garbage" >"$T/bb/device.key"
+cp "$T/bb.conf" "$T/x.conf"
+rc=0
+out=$(timeout 20 "$CONTROLLER" --config "$T/x.conf" --check 2>&1) || rc=$?
+[ "$rc" = 1 ] || fail "--check passed a garbage device.key ($out)"
+printf '%s\n' "$out" | grep -q "private-key .*device.key: not a private key" ||
+	fail "--check on a garbage key: $out"
+echo "ok - --check refuses a garbage device.key"
+openssl ecparam -name prime256v1 -genkey -noout -out "$T/bb/device.key" 2>/dev/null
+chmod 600 "$T/bb/device.key"
+expect_start_error "another device's key" 1 "device.key is not the key of certificate"
+cp -p "$T/bundle-pool-1/device.key" "$T/bb/device.key"
+chmod 644 "$T/bb/device.key"
+expect_start_error "world-readable device key" 1 "device.key is readable by other users \\(mode 0644\\)"
+chmod 600 "$T/bb/device.key"
+chmod 640 "$T/bb/card-sector.key"
+expect_start_error "group-readable card key" 1 "card-sector.key is readable by other users"
+chmod 600 "$T/bb/card-sector.key"
+mkdir -p "$T/state-open"
+chmod 777 "$T/state-open"
+sed 's/^state-dir = .*/state-dir = state-open/' "$T/bb.conf" >"$T/x.conf"
+expect_start_error "0777 state dir" 1 "state-dir .*state-open is writable by other users \\(mode 0777\\)"
+
 # gpio: configuration errors a machine without the hardware can still check
 gpio_variant() {
 	sed '/^gate = /d; /^bench-/d' "$good" >"$T/x.conf"
