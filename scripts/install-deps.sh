@@ -27,6 +27,7 @@ libprotobuf-c-dev
 protobuf-c-compiler
 libcmocka-dev
 openssl
+xxd
 libfreefare-dev
 libfreefare-bin
 libgpiod-dev

@@ -286,6 +286,72 @@ int cardlib_desfire_authenticate(struct cardlib_desfire *d, enum cardlib_auth_ki
 		return desfire_sm_auth_ev2_first(d, key_no, key);
 	case CARDLIB_AUTH_EV1:
 		return desfire_sm_auth_ev1_aes(d, key_no, key);
+	case CARDLIB_AUTH_LEGACY:
+	case CARDLIB_AUTH_ISO:
+		break; /* DES keys: cardlib_desfire_authenticate_key() */
+	}
+	return CARDLIB_ERR_ARG;
+}
+
+/* ---- keys of any type ----------------------------------------------------------------- */
+
+static size_t key_len(enum cardlib_key_type type)
+{
+	return type == CARDLIB_KEY_3K3DES ? 24 : 16;
+}
+
+static int key_type_valid(enum cardlib_key_type type)
+{
+	return type == CARDLIB_KEY_DES || type == CARDLIB_KEY_3K3DES || type == CARDLIB_KEY_AES;
+}
+
+int cardlib_key_make(struct cardlib_key *k, enum cardlib_key_type type, const uint8_t *bytes,
+                     size_t len, uint8_t version)
+{
+	if (!k || !bytes || !key_type_valid(type) || len != key_len(type))
+		return CARDLIB_ERR_ARG;
+	memset(k, 0, sizeof(*k));
+	k->type = type;
+	memcpy(k->bytes, bytes, len);
+	k->version = type == CARDLIB_KEY_AES ? version : 0;
+	if (type != CARDLIB_KEY_AES)
+		cardlib_key_set_des_version(k, version);
+	return 0;
+}
+
+void cardlib_key_set_des_version(struct cardlib_key *k, uint8_t version)
+{
+	if (!k || k->type == CARDLIB_KEY_AES)
+		return;
+	int single = k->type == CARDLIB_KEY_DES;
+	for (int i = 0; single && i < 8; i++)
+		single = ((k->bytes[i] ^ k->bytes[i + 8]) & 0xFE) == 0;
+	for (int i = 0; i < 8; i++) {
+		k->bytes[i] = (uint8_t)((k->bytes[i] & 0xFE) | ((version >> (7 - i)) & 1));
+		if (single)
+			k->bytes[i + 8] = k->bytes[i];
+	}
+}
+
+int cardlib_desfire_authenticate_key(struct cardlib_desfire *d, enum cardlib_auth_kind kind,
+                                     uint8_t key_no, const struct cardlib_key *key)
+{
+	if (!d || !key || key_no > 13 || !key_type_valid(key->type))
+		return CARDLIB_ERR_ARG;
+	switch (kind) {
+	case CARDLIB_AUTH_EV2:
+	case CARDLIB_AUTH_EV1:
+		if (key->type != CARDLIB_KEY_AES)
+			return CARDLIB_ERR_ARG;
+		return cardlib_desfire_authenticate(d, kind, key_no, key->bytes);
+	case CARDLIB_AUTH_LEGACY:
+		if (key->type != CARDLIB_KEY_DES)
+			return CARDLIB_ERR_ARG;
+		return desfire_sm_auth_legacy(d, key_no, key->bytes);
+	case CARDLIB_AUTH_ISO:
+		if (key->type == CARDLIB_KEY_AES)
+			return CARDLIB_ERR_ARG;
+		return desfire_sm_auth_iso(d, key_no, key->bytes, key->type == CARDLIB_KEY_3K3DES);
 	}
 	return CARDLIB_ERR_ARG;
 }
@@ -455,46 +521,81 @@ int cardlib_desfire_change_key(struct cardlib_desfire *d, uint8_t key_no,
                                const uint8_t new_key[CARDLIB_AES_KEY_LEN], uint8_t new_version,
                                const uint8_t old_key[CARDLIB_AES_KEY_LEN])
 {
-	if (!d || !new_key || key_no > 13 || (d->aid == 0 && key_no != 0))
+	struct cardlib_key nk, ok;
+	if (!new_key)
+		return CARDLIB_ERR_ARG;
+	cardlib_key_make(&nk, CARDLIB_KEY_AES, new_key, 16, new_version);
+	if (old_key)
+		cardlib_key_make(&ok, CARDLIB_KEY_AES, old_key, 16, 0);
+	int rc = cardlib_desfire_change_key_ex(d, key_no, &nk, old_key ? &ok : NULL);
+	mbedtls_platform_zeroize(&nk, sizeof(nk));
+	mbedtls_platform_zeroize(&ok, sizeof(ok));
+	return rc;
+}
+
+/*
+ * ChangeKey's cryptogram, for the session in force (libfreefare 0.4.0
+ * mifare_desfire_change_key(); NT4H2421Gx Table 63 for EV2):
+ *   key data = new key (same key) or new XOR old (another key), 16 bytes or 24 (3K3DES),
+ *              then the version byte for an AES key (always under EV2);
+ *   EV2:       key data [‖ CRC32(new key)], in CommMode.Full;
+ *   EV1:       key data ‖ CRC32(C4 ‖ KeyNo ‖ key data) [‖ CRC32(new key)], enciphered;
+ *   legacy:    key data ‖ CRC16(key data) [‖ CRC16(new key)], enciphered in send mode.
+ * At PICC level KeyNo's bits 7-6 give the new master key's type (00 DES, 40 3K3DES, 80 AES).
+ */
+int cardlib_desfire_change_key_ex(struct cardlib_desfire *d, uint8_t key_no,
+                                  const struct cardlib_key *new_key,
+                                  const struct cardlib_key *old_key)
+{
+	if (!d || !new_key || key_no > 13 || (d->aid == 0 && key_no != 0) ||
+	    !key_type_valid(new_key->type))
 		return CARDLIB_ERR_ARG;
 	if (d->sm.kind == DESFIRE_SESSION_NONE)
 		return CARDLIB_ERR_AUTH; /* the new key travels enciphered */
 	const int same = key_no == d->sm.key_no;
 	if (!same && !old_key)
 		return CARDLIB_ERR_ARG;
+	if (d->sm.kind == DESFIRE_SESSION_EV2 && new_key->type != CARDLIB_KEY_AES)
+		return CARDLIB_ERR_ARG; /* cardlib's EV2 sessions change AES keys only */
 
-	/* at PICC level bits 7-6 give the new master key's type: 10 = AES */
-	const uint8_t kn = (uint8_t)(key_no | (d->aid == 0 ? 0x80 : 0x00));
-	uint8_t data[32];
+	const uint8_t kn = (uint8_t)(key_no | (d->aid == 0 ? (uint8_t)new_key->type : 0x00));
+	const size_t klen = key_len(new_key->type);
+	uint8_t data[48];
 	size_t n = 0;
-	if (same) {
-		memcpy(data, new_key, 16);
-	} else {
-		for (int i = 0; i < 16; i++)
-			data[i] = new_key[i] ^ old_key[i];
-	}
-	n = 16;
-	data[n++] = new_version;
-	if (d->sm.kind == DESFIRE_SESSION_EV2) {
-		/* NT4H2421Gx §10.6.1 Table 63: other key = (new ^ old) ‖ KeyVer ‖ CRC32(new) */
+	for (size_t i = 0; i < klen; i++)
+		data[i] = (uint8_t)(new_key->bytes[i] ^ (same ? 0 : old_key->bytes[i]));
+	n = klen;
+	if (new_key->type == CARDLIB_KEY_AES || d->sm.kind == DESFIRE_SESSION_EV2)
+		data[n++] = new_key->version;
+	switch (d->sm.kind) {
+	case DESFIRE_SESSION_EV2:
 		if (!same) {
-			desfire_crc32(new_key, 16, data + n);
+			desfire_crc32(new_key->bytes, klen, data + n);
 			n += 4;
 		}
-	} else {
-		/* libfreefare 0.4.0 mifare_desfire_change_key(): CRC32 over the command
-		 * (C4 ‖ KeyNo ‖ key data ‖ KeyVer), then for another key CRC32(new key) */
-		uint8_t crcin[2 + 17];
+		break;
+	case DESFIRE_SESSION_EV1: {
+		uint8_t crcin[2 + 25];
 		crcin[0] = DF_CMD_CHANGE_KEY;
 		crcin[1] = kn;
-		memcpy(crcin + 2, data, 17);
-		desfire_crc32(crcin, sizeof(crcin), data + n);
+		memcpy(crcin + 2, data, n);
+		desfire_crc32(crcin, 2 + n, data + n);
+		mbedtls_platform_zeroize(crcin, sizeof(crcin));
 		n += 4;
 		if (!same) {
-			desfire_crc32(new_key, 16, data + n);
+			desfire_crc32(new_key->bytes, klen, data + n);
 			n += 4;
 		}
-		mbedtls_platform_zeroize(crcin, sizeof(crcin));
+		break;
+	}
+	default: /* legacy */
+		desfire_crc16(data, n, data + n);
+		n += 2;
+		if (!same) {
+			desfire_crc16(new_key->bytes, klen, data + n);
+			n += 2;
+		}
+		break;
 	}
 	const struct desfire_cmd c = {
 	        .code = DF_CMD_CHANGE_KEY,
@@ -511,6 +612,109 @@ int cardlib_desfire_change_key(struct cardlib_desfire *d, uint8_t key_no,
 	int rc = desfire_sm_transact(d, &c, NULL, &rn);
 	mbedtls_platform_zeroize(data, sizeof(data));
 	return rc;
+}
+
+int cardlib_desfire_get_key_settings(struct cardlib_desfire *d, uint8_t *settings, uint8_t *keys)
+{
+	if (!d || !settings || !keys)
+		return CARDLIB_ERR_ARG;
+	const struct desfire_cmd c = {
+	        .code = DF_CMD_GET_KEY_SETTINGS,
+	        .cmd_mode = CARDLIB_COMM_MACED,
+	        .resp_mode = CARDLIB_COMM_MACED,
+	        .resp_min = 2,
+	        .resp_max = 2,
+	};
+	uint8_t v[2];
+	size_t n = 0;
+	int rc = desfire_sm_transact(d, &c, v, &n);
+	if (rc == 0) {
+		*settings = v[0];
+		*keys = v[1];
+	}
+	return rc;
+}
+
+int cardlib_desfire_change_key_settings(struct cardlib_desfire *d, uint8_t settings)
+{
+	if (!d)
+		return CARDLIB_ERR_ARG;
+	if (d->sm.kind == DESFIRE_SESSION_NONE)
+		return CARDLIB_ERR_AUTH; /* the settings travel enciphered */
+	const struct desfire_cmd c = {
+	        .code = DF_CMD_CHANGE_KEY_SETTINGS,
+	        .data = &settings,
+	        .data_len = 1,
+	        .cmd_mode = CARDLIB_COMM_FULL,
+	        .resp_mode = CARDLIB_COMM_MACED,
+	};
+	size_t n = 0;
+	return desfire_sm_transact(d, &c, NULL, &n);
+}
+
+int cardlib_desfire_get_key_version(struct cardlib_desfire *d, uint8_t key_no, uint8_t *version)
+{
+	if (!d || !version || key_no > 13)
+		return CARDLIB_ERR_ARG;
+	const struct desfire_cmd c = {
+	        .code = DF_CMD_GET_KEY_VERSION,
+	        .hdr = &key_no,
+	        .hdr_len = 1,
+	        .cmd_mode = CARDLIB_COMM_MACED,
+	        .resp_mode = CARDLIB_COMM_MACED,
+	        .resp_min = 1,
+	        .resp_max = 1,
+	};
+	size_t n = 0;
+	return desfire_sm_transact(d, &c, version, &n);
+}
+
+int cardlib_desfire_set_configuration(struct cardlib_desfire *d, uint8_t flags)
+{
+	if (!d || d->aid != 0 ||
+	    (flags & ~(CARDLIB_CONFIG_FORMAT_DISABLED | CARDLIB_CONFIG_RANDOM_ID)))
+		return CARDLIB_ERR_ARG;
+	if (d->sm.kind == DESFIRE_SESSION_NONE)
+		return CARDLIB_ERR_AUTH;
+	static const uint8_t option = 0x00;
+	const struct desfire_cmd c = {
+	        .code = DF_CMD_SET_CONFIGURATION,
+	        .hdr = &option,
+	        .hdr_len = 1,
+	        .data = &flags,
+	        .data_len = 1,
+	        .cmd_mode = CARDLIB_COMM_FULL,
+	        .resp_mode = CARDLIB_COMM_MACED,
+	};
+	size_t n = 0;
+	return desfire_sm_transact(d, &c, NULL, &n);
+}
+
+int cardlib_desfire_get_application_ids(struct cardlib_desfire *d, uint32_t *aids, size_t cap,
+                                        size_t *n)
+{
+	if (!d || !n || (cap && !aids))
+		return CARDLIB_ERR_ARG;
+	/* at most 28 applications on EV1 (more on EV2: up to what two frames carry here) */
+	uint8_t v[3 * 38];
+	size_t len = 0;
+	const struct desfire_cmd c = {
+	        .code = DF_CMD_GET_APPLICATION_IDS,
+	        .cmd_mode = CARDLIB_COMM_MACED,
+	        .resp_mode = CARDLIB_COMM_MACED,
+	        .resp_min = 0,
+	        .resp_max = sizeof(v),
+	};
+	int rc = desfire_sm_transact(d, &c, v, &len);
+	if (rc)
+		return rc;
+	if (len % 3)
+		return CARDLIB_ERR_TRUNCATED;
+	*n = len / 3;
+	for (size_t i = 0; i < *n && i < cap; i++)
+		aids[i] = (uint32_t)v[3 * i] | (uint32_t)v[3 * i + 1] << 8 |
+		          (uint32_t)v[3 * i + 2] << 16;
+	return 0;
 }
 
 int cardlib_desfire_create_std_data_file(struct cardlib_desfire *d, uint8_t file_no,

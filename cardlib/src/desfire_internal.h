@@ -19,6 +19,8 @@
 
 /* Command codes (DESFire EV2 datasheet command set). */
 enum desfire_cmd_code {
+	DF_CMD_AUTH_LEGACY = 0x0A,
+	DF_CMD_AUTH_ISO = 0x1A,
 	DF_CMD_AUTH_AES = 0xAA,
 	DF_CMD_AUTH_EV2_FIRST = 0x71,
 	DF_CMD_ADDITIONAL_FRAME = 0xAF,
@@ -28,6 +30,11 @@ enum desfire_cmd_code {
 	DF_CMD_CREATE_APPLICATION = 0xCA,
 	DF_CMD_SELECT_APPLICATION = 0x5A,
 	DF_CMD_CHANGE_KEY = 0xC4,
+	DF_CMD_GET_KEY_SETTINGS = 0x45,
+	DF_CMD_CHANGE_KEY_SETTINGS = 0x54,
+	DF_CMD_GET_KEY_VERSION = 0x64,
+	DF_CMD_SET_CONFIGURATION = 0x5C,
+	DF_CMD_GET_APPLICATION_IDS = 0x6A,
 	DF_CMD_CREATE_STD_DATA_FILE = 0xCD,
 	DF_CMD_CREATE_VALUE_FILE = 0xCC,
 	DF_CMD_READ_DATA = 0xBD,
@@ -59,18 +66,29 @@ enum desfire_status {
 
 enum desfire_session_kind {
 	DESFIRE_SESSION_NONE = 0,
-	DESFIRE_SESSION_EV1,
+	DESFIRE_SESSION_LEGACY, /* Authenticate (0A): DESFire native, CRC16, "send mode" */
+	DESFIRE_SESSION_EV1,    /* AuthenticateISO (1A) or AuthenticateAES (AA) */
 	DESFIRE_SESSION_EV2,
+};
+
+/* The block ciphers of the key types. 2K3DES takes 16 bytes (K1 == K2: single DES). */
+enum desfire_cipher {
+	DESFIRE_CIPHER_AES = 0,
+	DESFIRE_CIPHER_2K3DES,
+	DESFIRE_CIPHER_3K3DES,
 };
 
 /* The secure-messaging state of an authenticated session. */
 struct desfire_sm {
 	enum desfire_session_kind kind;
-	uint8_t key_no; /* the key authenticated with (as sent, without PICC flags) */
-	/* EV2: SesAuthENCKey / SesAuthMACKey. EV1: both hold the one session key. */
-	uint8_t enc_key[16];
+	enum desfire_cipher cipher; /* of the session key; EV2 always AES */
+	uint8_t key_no;             /* the key authenticated with (as sent, without PICC flags) */
+	/* EV2: SesAuthENCKey / SesAuthMACKey. EV1 and legacy: enc_key holds the one session key
+	 * (16 bytes, 24 for 3K3DES), mac_key a copy of its first 16. */
+	uint8_t enc_key[24];
 	uint8_t mac_key[16];
-	uint8_t iv[16];   /* EV1: the running IV (CMACs and CBC chain through it) */
+	uint8_t iv[16];   /* EV1: the running IV (CMACs and CBC chain through it; 8 bytes used
+	                   * with a DES session key) */
 	uint8_t ti[4];    /* EV2: transaction identifier */
 	uint16_t cmd_ctr; /* EV2: command counter */
 };
@@ -129,6 +147,11 @@ int desfire_sm_auth_ev2_first(struct cardlib_desfire *d, uint8_t key_no,
                               const uint8_t key[CARDLIB_AES_KEY_LEN]);
 int desfire_sm_auth_ev1_aes(struct cardlib_desfire *d, uint8_t key_no,
                             const uint8_t key[CARDLIB_AES_KEY_LEN]);
+/* Authenticate (0x0A, DES/2K3DES key of 16 bytes) and AuthenticateISO (0x1A, 16 bytes of
+ * DES/2K3DES, or 24 of 3K3DES when three_key). */
+int desfire_sm_auth_legacy(struct cardlib_desfire *d, uint8_t key_no, const uint8_t key[16]);
+int desfire_sm_auth_iso(struct cardlib_desfire *d, uint8_t key_no, const uint8_t *key,
+                        int three_key);
 
 void desfire_sm_reset(struct desfire_sm *sm);
 
@@ -150,6 +173,31 @@ int desfire_ev2_session_keys(const uint8_t key[16], const uint8_t rnda[16], cons
                              uint8_t enc[16], uint8_t mac[16]);
 /* MACt: the 8 odd-indexed bytes of a CMAC (S14, S12... in NXP's MSB-first numbering). */
 void desfire_mact(const uint8_t cmac[16], uint8_t mact[8]);
+
+/* Any cipher: block size (8 or 16), one block, CBC on whole blocks with iv updated to the
+ * last ciphertext block, and CMAC (NIST SP 800-38B; Rb 0x1B for 64-bit blocks) whose chain
+ * starts at iv (NULL: zero), the whole block-size MAC into mac. */
+size_t desfire_cipher_block(enum desfire_cipher cipher);
+int desfire_cipher_ecb(enum desfire_cipher cipher, const uint8_t *key, int encrypt,
+                       const uint8_t *in, uint8_t *out);
+int desfire_cipher_cbc(enum desfire_cipher cipher, const uint8_t *key, int encrypt, uint8_t *iv,
+                       const uint8_t *in, uint8_t *out, size_t len);
+int desfire_cipher_cmac(enum desfire_cipher cipher, const uint8_t *key, const uint8_t *iv,
+                        const uint8_t *msg, size_t len, uint8_t *mac);
+/* DESFire native ("legacy") chaining with a 2K3DES key: the reader "sends" with
+ * c[i] = D(K, p[i] XOR c[i-1]) and "receives" with the ordinary CBC decryption, both from a
+ * zero IV at each message (libfreefare 0.4.0's MCD_SEND/MCO_DECYPHER and MCD_RECEIVE). */
+int desfire_legacy_send(const uint8_t key[16], uint8_t *buf, size_t len);
+int desfire_legacy_receive(const uint8_t key[16], uint8_t *buf, size_t len);
+/* CRC_A of ISO/IEC 14443-3 (preset 6363, reflected 8408), appended least significant byte
+ * first: what legacy sessions put after enciphered data. */
+void desfire_crc16(const uint8_t *data, size_t len, uint8_t out[2]);
+/* Session keys of legacy and ISO authentication from RndA and RndB (libfreefare 0.4.0
+ * mifare_desfire_session_key_new): 2K3DES RndA[0..3] RndB[0..3] RndA[4..7] RndB[4..7], the
+ * first half twice when the key is single DES (its halves equal, parity bits aside); 3K3DES
+ * RndA[0..3] RndB[0..3] RndA[6..9] RndB[6..9] RndA[12..15] RndB[12..15]. */
+void desfire_des_session_key(const uint8_t *key, int three_key, const uint8_t *rnda,
+                             const uint8_t *rndb, uint8_t out[24]);
 
 /* ---- Test access ----------------------------------------------------------------------- */
 

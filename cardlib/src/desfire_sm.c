@@ -9,12 +9,20 @@
  * 9797-1 padding method 2, CmdCtr), and for EV1 the behaviour libfreefare 0.4.0 documents in
  * its mifare_desfire_crypto.c comments (one running IV, CMAC over every command and answer,
  * CRC32 + zero padding for enciphered data). RFC 4493 for CMAC.
+ *
+ * DES keys (the factory PICC master key and whatever a card comes back with): legacy
+ * Authenticate (0A) and its native secure messaging (CRC_A of ISO/IEC 14443-3 after
+ * enciphered data, the reader's "send mode" c[i] = D(p[i] XOR c[i-1]) from a zero IV, as
+ * libfreefare 0.4.0 and the public transcripts cited in test_cardlib_des.c do it), and
+ * AuthenticateISO (1A) with DES, 2K3DES and 3K3DES keys, after which EV1 secure messaging
+ * runs on 8-byte blocks (NIST SP 800-38B CMAC with Rb = 1B, SP 800-67 TDEA).
  */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
 #include <mbedtls/aes.h>
+#include <mbedtls/des.h>
 #include <mbedtls/platform_util.h>
 
 #include "cardlib/error.h"
@@ -171,6 +179,182 @@ void desfire_mact(const uint8_t cmac[16], uint8_t mact[8])
 		mact[i] = cmac[2 * i + 1];
 }
 
+/* ---- any cipher ----------------------------------------------------------------------- */
+
+size_t desfire_cipher_block(enum desfire_cipher cipher)
+{
+	return cipher == DESFIRE_CIPHER_AES ? 16 : 8;
+}
+
+int desfire_cipher_ecb(enum desfire_cipher cipher, const uint8_t *key, int encrypt,
+                       const uint8_t *in, uint8_t *out)
+{
+	int rc;
+	if (cipher == DESFIRE_CIPHER_AES) {
+		mbedtls_aes_context aes;
+		mbedtls_aes_init(&aes);
+		rc = encrypt ? mbedtls_aes_setkey_enc(&aes, key, 128)
+		             : mbedtls_aes_setkey_dec(&aes, key, 128);
+		if (rc == 0)
+			rc = mbedtls_aes_crypt_ecb(
+			        &aes, encrypt ? MBEDTLS_AES_ENCRYPT : MBEDTLS_AES_DECRYPT, in, out);
+		mbedtls_aes_free(&aes);
+		return rc == 0 ? 0 : CARDLIB_ERR_CRYPTO;
+	}
+	mbedtls_des3_context des;
+	mbedtls_des3_init(&des);
+	if (cipher == DESFIRE_CIPHER_3K3DES)
+		rc = encrypt ? mbedtls_des3_set3key_enc(&des, key)
+		             : mbedtls_des3_set3key_dec(&des, key);
+	else
+		rc = encrypt ? mbedtls_des3_set2key_enc(&des, key)
+		             : mbedtls_des3_set2key_dec(&des, key);
+	if (rc == 0)
+		rc = mbedtls_des3_crypt_ecb(&des, in, out);
+	mbedtls_des3_free(&des);
+	return rc == 0 ? 0 : CARDLIB_ERR_CRYPTO;
+}
+
+int desfire_cipher_cbc(enum desfire_cipher cipher, const uint8_t *key, int encrypt, uint8_t *iv,
+                       const uint8_t *in, uint8_t *out, size_t len)
+{
+	const size_t bs = desfire_cipher_block(cipher);
+	uint8_t x[16], c[16];
+	if (len % bs)
+		return CARDLIB_ERR_ARG;
+	for (size_t off = 0; off < len; off += bs) {
+		int rc;
+		if (encrypt) {
+			for (size_t i = 0; i < bs; i++)
+				x[i] = in[off + i] ^ iv[i];
+			rc = desfire_cipher_ecb(cipher, key, 1, x, out + off);
+			if (rc)
+				return rc;
+			memcpy(iv, out + off, bs);
+		} else {
+			memcpy(c, in + off, bs);
+			rc = desfire_cipher_ecb(cipher, key, 0, c, x);
+			if (rc)
+				return rc;
+			for (size_t i = 0; i < bs; i++)
+				out[off + i] = x[i] ^ iv[i];
+			memcpy(iv, c, bs);
+		}
+	}
+	return 0;
+}
+
+/* SP 800-38B §6.1 subkey doubling for either block size. */
+static void cmac_double_bs(const uint8_t *in, uint8_t *out, size_t bs)
+{
+	const uint8_t carry = in[0] & 0x80;
+	for (size_t i = 0; i + 1 < bs; i++)
+		out[i] = (uint8_t)((in[i] << 1) | (in[i + 1] >> 7));
+	out[bs - 1] = (uint8_t)(in[bs - 1] << 1);
+	if (carry)
+		out[bs - 1] ^= bs == 8 ? 0x1B : 0x87;
+}
+
+int desfire_cipher_cmac(enum desfire_cipher cipher, const uint8_t *key, const uint8_t *iv,
+                        const uint8_t *msg, size_t len, uint8_t *mac)
+{
+	if (cipher == DESFIRE_CIPHER_AES)
+		return desfire_cmac(key, iv, msg, len, mac);
+	const size_t bs = 8;
+	uint8_t l[8] = {0}, k1[8], k2[8], x[8] = {0}, block[8];
+	int rc = desfire_cipher_ecb(cipher, key, 1, l, l);
+	if (rc)
+		return rc;
+	cmac_double_bs(l, k1, bs);
+	cmac_double_bs(k1, k2, bs);
+	if (iv)
+		memcpy(x, iv, bs);
+	const size_t nblocks = len == 0 ? 1 : (len + bs - 1) / bs;
+	for (size_t b = 0; b < nblocks && rc == 0; b++) {
+		const size_t off = b * bs, take = len - off < bs ? len - off : bs;
+		memset(block, 0, bs);
+		if (take)
+			memcpy(block, msg + off, take);
+		if (b == nblocks - 1) {
+			if (take < bs)
+				block[take] = 0x80;
+			for (size_t i = 0; i < bs; i++)
+				block[i] ^= take == bs ? k1[i] : k2[i];
+		}
+		for (size_t i = 0; i < bs; i++)
+			x[i] ^= block[i];
+		rc = desfire_cipher_ecb(cipher, key, 1, x, x);
+	}
+	if (rc == 0)
+		memcpy(mac, x, bs);
+	mbedtls_platform_zeroize(l, sizeof(l));
+	mbedtls_platform_zeroize(k1, sizeof(k1));
+	mbedtls_platform_zeroize(k2, sizeof(k2));
+	return rc;
+}
+
+int desfire_legacy_send(const uint8_t key[16], uint8_t *buf, size_t len)
+{
+	uint8_t prev[8] = {0};
+	if (len % 8)
+		return CARDLIB_ERR_ARG;
+	for (size_t off = 0; off < len; off += 8) {
+		for (int i = 0; i < 8; i++)
+			buf[off + i] ^= prev[i];
+		int rc = desfire_cipher_ecb(DESFIRE_CIPHER_2K3DES, key, 0, buf + off, buf + off);
+		if (rc)
+			return rc;
+		memcpy(prev, buf + off, 8);
+	}
+	return 0;
+}
+
+int desfire_legacy_receive(const uint8_t key[16], uint8_t *buf, size_t len)
+{
+	uint8_t iv[8] = {0};
+	return desfire_cipher_cbc(DESFIRE_CIPHER_2K3DES, key, 0, iv, buf, buf, len);
+}
+
+void desfire_crc16(const uint8_t *data, size_t len, uint8_t out[2])
+{
+	uint16_t crc = 0x6363;
+	for (size_t i = 0; i < len; i++) {
+		crc ^= data[i];
+		for (int b = 0; b < 8; b++)
+			crc = (uint16_t)((crc >> 1) ^ ((crc & 1u) ? 0x8408u : 0u));
+	}
+	out[0] = (uint8_t)crc;
+	out[1] = (uint8_t)(crc >> 8);
+}
+
+/* DES keys' halves are equal, the parity bits (where DESFire keeps the version) aside. */
+static int des_key_is_single(const uint8_t key[16])
+{
+	uint8_t diff = 0;
+	for (int i = 0; i < 8; i++)
+		diff |= (uint8_t)((key[i] ^ key[i + 8]) & 0xFE);
+	return diff == 0;
+}
+
+void desfire_des_session_key(const uint8_t *key, int three_key, const uint8_t *rnda,
+                             const uint8_t *rndb, uint8_t out[24])
+{
+	memset(out, 0, 24);
+	memcpy(out, rnda, 4);
+	memcpy(out + 4, rndb, 4);
+	if (three_key) {
+		memcpy(out + 8, rnda + 6, 4);
+		memcpy(out + 12, rndb + 6, 4);
+		memcpy(out + 16, rnda + 12, 4);
+		memcpy(out + 20, rndb + 12, 4);
+	} else if (des_key_is_single(key)) {
+		memcpy(out + 8, out, 8);
+	} else {
+		memcpy(out + 8, rnda + 4, 4);
+		memcpy(out + 12, rndb + 4, 4);
+	}
+}
+
 /* AN12196 §5.6 / NT4H2421Gx §9.1.7: SV = label ‖ 00 01 00 80 ‖ RndA[15..14] ‖
  * (RndA[13..8] XOR RndB[15..10]) ‖ RndB[9..0] ‖ RndA[7..0], NXP numbering bytes from the
  * most significant, i.e. in memory order: RndA[0..1], RndA[2..7]^RndB[0..5], RndB[6..15],
@@ -294,6 +478,7 @@ static int authenticate(struct cardlib_desfire *d, uint8_t code, uint8_t key_no,
 			goto out;
 		memcpy(d->sm.ti, plain, 4);
 		d->sm.cmd_ctr = 0;
+		d->sm.cipher = DESFIRE_CIPHER_AES;
 		d->sm.kind = DESFIRE_SESSION_EV2;
 	} else {
 		/* libfreefare: RndA[0..3] ‖ RndB[0..3] ‖ RndA[12..15] ‖ RndB[12..15], IV zero */
@@ -303,6 +488,7 @@ static int authenticate(struct cardlib_desfire *d, uint8_t code, uint8_t key_no,
 		memcpy(d->sm.enc_key + 12, rndb + 12, 4);
 		memcpy(d->sm.mac_key, d->sm.enc_key, 16);
 		memset(d->sm.iv, 0, 16);
+		d->sm.cipher = DESFIRE_CIPHER_AES;
 		d->sm.kind = DESFIRE_SESSION_EV1;
 	}
 out:
@@ -325,6 +511,84 @@ int desfire_sm_auth_ev1_aes(struct cardlib_desfire *d, uint8_t key_no,
                             const uint8_t key[CARDLIB_AES_KEY_LEN])
 {
 	return authenticate(d, DF_CMD_AUTH_AES, key_no, key);
+}
+
+/*
+ * Authenticate (0A) and AuthenticateISO (1A): the same three passes with DES ciphers and
+ * 8-byte randoms (16 with a 3K3DES key). Legacy: the card's messages are read with the CBC
+ * decryption from a zero IV, the reader's sent in "send mode" (each message from a zero IV);
+ * ISO: ordinary CBC, the IV chained through the three messages as AES EV1 does.
+ */
+static int authenticate_des(struct cardlib_desfire *d, uint8_t code, uint8_t key_no,
+                            const uint8_t *key, int three_key)
+{
+	const int legacy = code == DF_CMD_AUTH_LEGACY;
+	const enum desfire_cipher cipher =
+	        three_key ? DESFIRE_CIPHER_3K3DES : DESFIRE_CIPHER_2K3DES;
+	const size_t n = three_key ? 16 : 8;
+	uint8_t cmd[1 + 32], ek[16], plain[32], rnda[16], rndb[16], iv[8] = {0};
+	int rc;
+
+	desfire_sm_reset(&d->sm);
+	cmd[0] = code;
+	cmd[1] = key_no;
+	rc = auth_step(d, cmd, 2, ek, n, DF_ST_ADDITIONAL_FRAME);
+	if (rc == 0) {
+		memcpy(rndb, ek, n);
+		rc = legacy ? desfire_legacy_receive(key, rndb, n)
+		            : desfire_cipher_cbc(cipher, key, 0, iv, rndb, rndb, n);
+	}
+	if (rc == 0)
+		rc = fill_random(rnda, n);
+	if (rc)
+		goto out;
+
+	memcpy(plain, rnda, n);
+	memcpy(plain + n, rndb + 1, n - 1); /* RndB rotated left by one byte */
+	plain[2 * n - 1] = rndb[0];
+	cmd[0] = DF_CMD_ADDITIONAL_FRAME;
+	memcpy(cmd + 1, plain, 2 * n);
+	rc = legacy ? desfire_legacy_send(key, cmd + 1, 2 * n)
+	            : desfire_cipher_cbc(cipher, key, 1, iv, cmd + 1, cmd + 1, 2 * n);
+	if (rc == 0)
+		rc = auth_step(d, cmd, 1 + 2 * n, ek, n, DF_ST_OK);
+	if (rc == 0)
+		rc = legacy ? desfire_legacy_receive(key, ek, n)
+		            : desfire_cipher_cbc(cipher, key, 0, iv, ek, ek, n);
+	if (rc)
+		goto out;
+	uint8_t diff = 0;
+	for (size_t i = 0; i < n; i++)
+		diff |= (uint8_t)(ek[i] ^ rnda[(i + 1) % n]);
+	if (diff) {
+		rc = CARDLIB_ERR_AUTH; /* the card does not know the key */
+		goto out;
+	}
+	d->sm.key_no = key_no;
+	d->sm.cipher = cipher;
+	desfire_des_session_key(key, three_key, rnda, rndb, d->sm.enc_key);
+	memcpy(d->sm.mac_key, d->sm.enc_key, 16);
+	memset(d->sm.iv, 0, sizeof(d->sm.iv));
+	d->sm.kind = legacy ? DESFIRE_SESSION_LEGACY : DESFIRE_SESSION_EV1;
+out:
+	if (rc)
+		desfire_sm_reset(&d->sm);
+	mbedtls_platform_zeroize(plain, sizeof(plain));
+	mbedtls_platform_zeroize(rnda, sizeof(rnda));
+	mbedtls_platform_zeroize(rndb, sizeof(rndb));
+	mbedtls_platform_zeroize(ek, sizeof(ek));
+	return rc;
+}
+
+int desfire_sm_auth_legacy(struct cardlib_desfire *d, uint8_t key_no, const uint8_t key[16])
+{
+	return authenticate_des(d, DF_CMD_AUTH_LEGACY, key_no, key, 0);
+}
+
+int desfire_sm_auth_iso(struct cardlib_desfire *d, uint8_t key_no, const uint8_t *key,
+                        int three_key)
+{
+	return authenticate_des(d, DF_CMD_AUTH_ISO, key_no, key, three_key);
 }
 
 /* ---- EV2 secure messaging ------------------------------------------------------------- */
@@ -490,6 +754,7 @@ static int ev1_protect(struct desfire_sm *sm, const struct desfire_cmd *c, uint8
 	if (c->data_len)
 		memcpy(tx + n, c->data, c->data_len);
 	n += c->data_len;
+	const size_t bs = desfire_cipher_block(sm->cipher);
 	if (c->cmd_mode == CARDLIB_COMM_FULL && c->data_len) {
 		/* E(data ‖ CRC32(cmd ‖ header ‖ data) ‖ 00..), the CBC chained from the IV */
 		const size_t off = 1 + c->hdr_len;
@@ -498,9 +763,10 @@ static int ev1_protect(struct desfire_sm *sm, const struct desfire_cmd *c, uint8
 			desfire_crc32(tx, n, tx + n);
 			plain += 4;
 		}
-		size_t enc = ((plain - off + 15) / 16) * 16;
+		size_t enc = ((plain - off + bs - 1) / bs) * bs;
 		memset(tx + plain, 0, off + enc - plain);
-		int rc = desfire_cbc_encrypt(sm->enc_key, sm->iv, tx + off, tx + off, enc);
+		int rc = desfire_cipher_cbc(sm->cipher, sm->enc_key, 1, sm->iv, tx + off, tx + off,
+		                            enc);
 		if (rc)
 			return rc;
 		return (int)(off + enc);
@@ -508,10 +774,10 @@ static int ev1_protect(struct desfire_sm *sm, const struct desfire_cmd *c, uint8
 	/* every other command is CMACed to keep the IV in step; the CMAC travels only with
 	 * MACed data (libfreefare's CMAC_COMMAND vs MAC_COMMAND) */
 	uint8_t mac[16];
-	int rc = desfire_cmac(sm->mac_key, sm->iv, tx, n, mac);
+	int rc = desfire_cipher_cmac(sm->cipher, sm->enc_key, sm->iv, tx, n, mac);
 	if (rc)
 		return rc;
-	memcpy(sm->iv, mac, 16);
+	memcpy(sm->iv, mac, bs);
 	if (c->cmd_mode == CARDLIB_COMM_MACED && c->data_len) {
 		memcpy(tx + n, mac, 8);
 		n += 8;
@@ -522,6 +788,7 @@ static int ev1_protect(struct desfire_sm *sm, const struct desfire_cmd *c, uint8
 static int ev1_unprotect(struct desfire_sm *sm, const struct desfire_cmd *c, uint8_t *rx, size_t n,
                          uint8_t *resp, size_t *resp_len)
 {
+	const size_t bs = desfire_cipher_block(sm->cipher);
 	int rc;
 	if (c->ends_session) {
 		rc = bounds(c, n);
@@ -543,11 +810,11 @@ static int ev1_unprotect(struct desfire_sm *sm, const struct desfire_cmd *c, uin
 		if (body)
 			memcpy(msg, rx, body);
 		msg[body] = DF_ST_OK;
-		rc = desfire_cmac(sm->mac_key, sm->iv, msg, body + 1, mac);
+		rc = desfire_cipher_cmac(sm->cipher, sm->enc_key, sm->iv, msg, body + 1, mac);
 		free(msg);
 		if (rc)
 			return rc;
-		memcpy(sm->iv, mac, 16);
+		memcpy(sm->iv, mac, bs);
 		if (ct_differ(mac, rx + body, 8))
 			return CARDLIB_ERR_MAC;
 		rc = bounds(c, body);
@@ -558,17 +825,17 @@ static int ev1_unprotect(struct desfire_sm *sm, const struct desfire_cmd *c, uin
 		return 0;
 	}
 	/* E(data ‖ CRC32(data ‖ status) ‖ 00..): the length is found where the CRC holds */
-	if (n < ((c->resp_min + 4 + 15) / 16) * 16)
+	if (n < ((c->resp_min + 4 + bs - 1) / bs) * bs)
 		return CARDLIB_ERR_TRUNCATED;
-	if (n > ((c->resp_max + 4 + 15) / 16) * 16)
+	if (n > ((c->resp_max + 4 + bs - 1) / bs) * bs)
 		return CARDLIB_ERR_OVERSIZED;
-	if (n % 16)
+	if (n % bs)
 		return CARDLIB_ERR_MAC;
-	rc = desfire_cbc_decrypt(sm->enc_key, sm->iv, rx, rx, n);
+	rc = desfire_cipher_cbc(sm->cipher, sm->enc_key, 0, sm->iv, rx, rx, n);
 	if (rc)
 		return rc;
 	for (size_t len = c->resp_max + 1; len-- > c->resp_min;) {
-		if (((len + 4 + 15) / 16) * 16 != n)
+		if (((len + 4 + bs - 1) / bs) * bs != n)
 			continue;
 		int zeros = 1;
 		for (size_t i = len + 4; i < n; i++)
@@ -581,6 +848,77 @@ static int ev1_unprotect(struct desfire_sm *sm, const struct desfire_cmd *c, uin
 		desfire_crc32(rx, len + 1, crc);
 		rx[len] = saved;
 		if (ct_differ(crc, rx + len, 4))
+			continue;
+		copy_out(resp, rx, len);
+		*resp_len = len;
+		return 0;
+	}
+	return CARDLIB_ERR_MAC;
+}
+
+/* ---- legacy (DESFire native) secure messaging ----------------------------------------- */
+
+/* Enciphered data travel as send-mode(data ‖ CRC16(data) ‖ 00..); nothing else is protected
+ * (cardlib sends no MACed file data in legacy sessions). */
+static int legacy_protect(const struct desfire_sm *sm, const struct desfire_cmd *c, uint8_t *tx)
+{
+	size_t n = 0;
+	tx[n++] = c->code;
+	if (c->hdr_len)
+		memcpy(tx + n, c->hdr, c->hdr_len);
+	n += c->hdr_len;
+	if (c->data_len)
+		memcpy(tx + n, c->data, c->data_len);
+	n += c->data_len;
+	if (c->cmd_mode != CARDLIB_COMM_FULL || !c->data_len)
+		return (int)n;
+	const size_t off = 1 + c->hdr_len;
+	size_t plain = n;
+	if (!c->no_crc) {
+		desfire_crc16(tx + off, c->data_len, tx + n);
+		plain += 2;
+	}
+	const size_t enc = ((plain - off + 7) / 8) * 8;
+	memset(tx + plain, 0, off + enc - plain);
+	int rc = desfire_legacy_send(sm->enc_key, tx + off, enc);
+	return rc ? rc : (int)(off + enc);
+}
+
+/* Enciphered answers: D(data ‖ CRC16(data) ‖ 00..) from a zero IV; the length is found where
+ * the CRC holds and only zeros follow. */
+static int legacy_unprotect(const struct desfire_sm *sm, const struct desfire_cmd *c, uint8_t *rx,
+                            size_t n, uint8_t *resp, size_t *resp_len)
+{
+	int rc;
+	if (c->ends_session || c->resp_mode != CARDLIB_COMM_FULL) {
+		rc = bounds(c, n);
+		if (rc == 0) {
+			copy_out(resp, rx, n);
+			*resp_len = n;
+		}
+		return rc;
+	}
+	if (n < ((c->resp_min + 2 + 7) / 8) * 8)
+		return CARDLIB_ERR_TRUNCATED;
+	if (n > ((c->resp_max + 2 + 7) / 8) * 8)
+		return CARDLIB_ERR_OVERSIZED;
+	if (n % 8)
+		return CARDLIB_ERR_MAC;
+	rc = desfire_legacy_receive(sm->enc_key, rx, n);
+	if (rc)
+		return rc;
+	/* Shortest first: CRC_A over data ‖ CRC(data) is zero, and stays zero over the padding,
+	 * so every longer length would seem to hold a CRC 00 00 (libfreefare searches the same
+	 * way). */
+	for (size_t len = c->resp_min; len <= c->resp_max; len++) {
+		if (((len + 2 + 7) / 8) * 8 != n)
+			continue;
+		int zeros = 1;
+		for (size_t i = len + 2; i < n; i++)
+			zeros &= rx[i] == 0;
+		uint8_t crc[2];
+		desfire_crc16(rx, len, crc);
+		if (!zeros || ct_differ(crc, rx + len, 2))
 			continue;
 		copy_out(resp, rx, len);
 		*resp_len = len;
@@ -628,6 +966,9 @@ int desfire_sm_transact(struct cardlib_desfire *d, const struct desfire_cmd *c, 
 	case DESFIRE_SESSION_EV1:
 		n = ev1_protect(sm, c, tx);
 		break;
+	case DESFIRE_SESSION_LEGACY:
+		n = legacy_protect(sm, c, tx);
+		break;
 	default:
 		n = (int)(1 + c->hdr_len + c->data_len);
 		tx[0] = c->code;
@@ -660,7 +1001,7 @@ int desfire_sm_transact(struct cardlib_desfire *d, const struct desfire_cmd *c, 
 		    desfire_is_file_command(c->code))
 			rc = CARDLIB_ERR_PERMISSION;
 		if (sm->kind == DESFIRE_SESSION_EV2 ||
-		    (sm->kind == DESFIRE_SESSION_EV1 && ev1_status_ends_session(status)))
+		    (sm->kind != DESFIRE_SESSION_NONE && ev1_status_ends_session(status)))
 			desfire_sm_reset(sm);
 		goto out;
 	}
@@ -673,6 +1014,9 @@ int desfire_sm_transact(struct cardlib_desfire *d, const struct desfire_cmd *c, 
 		break;
 	case DESFIRE_SESSION_EV1:
 		rc = ev1_unprotect(sm, c, rx, rx_len, resp, resp_len);
+		break;
+	case DESFIRE_SESSION_LEGACY:
+		rc = legacy_unprotect(sm, c, rx, rx_len, resp, resp_len);
 		break;
 	default:
 		rc = bounds(c, rx_len);
