@@ -34,6 +34,7 @@
 
 #include "bench_table.h"
 #include "cardlib/error.h"
+#include "cardlib/issue.h"
 #include "cardlib/layout.h"
 #include "cardlib/reader.h"
 #include "hil/desfire.h"
@@ -367,7 +368,8 @@ int main(int argc, char **argv)
 		struct cardlib_reader *r = NULL;
 		int rc = cardlib_nfc_open(&r, er.connstring);
 		if (rc == 0)
-			rc = cardlib_card_personalise(r, &ks, &ids, 10);
+			rc = cardlib_card_issue(
+			        r, &ks, &ids, &(struct cardlib_issue_opts){.initial_entries = 10});
 		if (rc < 0)
 			die("personalisation: %s", cardlib_strerror(rc));
 		cardlib_reader_free(r);

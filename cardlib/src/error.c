@@ -39,6 +39,13 @@ const char *cardlib_strerror(int err)
 		return "the card answered with an error status";
 	case CARDLIB_ERR_LAYOUT:
 		return "the card's content is not a citypass layout";
+	case CARDLIB_ERR_CARD_FOREIGN:
+		return "the card's PICC master key is neither a factory default nor this "
+		       "deployment's: "
+		       "it belongs to another system";
+	case CARDLIB_ERR_CARD_ISSUED:
+		return "the card is already issued by this deployment (take it back with 'card "
+		       "recycle' first)";
 	case CARDLIB_ERR_NOT_CITYPASS:
 		return "not a citypass phone";
 	case CARDLIB_ERR_CRED_FORMAT:

@@ -1,5 +1,6 @@
 /*
- * The citypass card layout (cardlib/layout.h): personalisation, and one gate's tap.
+ * The citypass card layout (cardlib/layout.h): its keys, and one gate's tap. Issuing and
+ * the rest of the card's life are in issue.c.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -9,17 +10,10 @@
 #include "cardlib/diversify.h"
 #include "cardlib/error.h"
 #include "cardlib/layout.h"
+#include "layout_internal.h"
 
 #define REAL_UID_LEN 7
-/* Application key settings: AMK changeable (bit 0), no free directory listing (bit 1: a
- * stranger learns nothing of which sectors a card carries), no free create/delete (bit 2),
- * configuration changeable (bit 3); the AMK changes the other keys (bits 7-4 = 0). */
-#define APP_KEY_SETTINGS 0x09
-/* How cardlib authenticates for personalisation: the default of DESIGN.md s.3. */
-#define PERSO_AUTH CARDLIB_AUTH_EV2
-#define AMK_NO     0
 
-static const uint8_t zero_key[CARDLIB_AES_KEY_LEN];
 /* layout.h: the UID key's label stands where a UID would; 00 is no manufacturer code. */
 static const uint8_t uid_key_label[REAL_UID_LEN] = {0x00, 'U', 'I', 'D', 'K', 'E', 'Y'};
 
@@ -27,6 +21,7 @@ struct cardlib_card {
 	struct cardlib_reader *reader;
 	struct cardlib_desfire *d;
 	struct cardlib_sector_key key;
+	int uid_key_previous; /* the previous version's UID key opened a random-ID card */
 	int has_value;
 	int32_t value;
 };
@@ -59,7 +54,7 @@ int cardlib_layout_uid_key(const struct cardlib_layout_system *sys,
 	                                  sys->sys_id, sys->sys_id_len, out);
 }
 
-static int keyset_valid(const struct cardlib_keyset *ks)
+int cardlib_keyset_valid(const struct cardlib_keyset *ks)
 {
 	if (!ks || !system_valid(&ks->sys) || ks->n_sectors == 0 ||
 	    ks->n_sectors > CARDLIB_LAYOUT_SECTORS_MAX)
@@ -80,23 +75,34 @@ static int keyset_valid(const struct cardlib_keyset *ks)
 int cardlib_keyset_sector_key(const struct cardlib_keyset *ks, size_t index,
                               struct cardlib_sector_key *out)
 {
-	if (!keyset_valid(ks) || index >= ks->n_sectors || !out)
+	if (!cardlib_keyset_valid(ks) || index >= ks->n_sectors || !out)
 		return CARDLIB_ERR_ARG;
+	const struct cardlib_layout_sector *s = &ks->sectors[index];
 	memset(out, 0, sizeof(*out));
 	out->sys = ks->sys;
-	out->slot = ks->sectors[index].slot;
-	memcpy(out->master, ks->sectors[index].master, CARDLIB_AES_KEY_LEN);
+	out->slot = s->slot;
+	memcpy(out->master, s->master, CARDLIB_AES_KEY_LEN);
+	out->version = s->version;
+	out->has_previous = s->has_previous;
+	memcpy(out->previous, s->previous, CARDLIB_AES_KEY_LEN);
+	out->previous_version = s->previous_version;
 	out->reads_value = ks->value_slot == (int)out->slot;
 	out->auth = CARDLIB_AUTH_EV2;
 	return 0;
 }
 
-/* Every key of the application for the card with this UID, by key number. */
-static int card_keys(const struct cardlib_keyset *ks, const uint8_t uid[REAL_UID_LEN],
-                     uint8_t keys[][CARDLIB_AES_KEY_LEN], uint8_t n_keys)
+int cardlib_layout_card_keys(const struct cardlib_keyset *ks, const uint8_t uid[7],
+                             uint8_t keys[][CARDLIB_AES_KEY_LEN], uint8_t *n_keys)
 {
+	if (!cardlib_keyset_valid(ks) || !uid || !keys || !n_keys)
+		return CARDLIB_ERR_ARG;
+	uint8_t max_slot = 0;
+	for (size_t i = 0; i < ks->n_sectors; i++)
+		if (ks->sectors[i].slot > max_slot)
+			max_slot = ks->sectors[i].slot;
+	*n_keys = (uint8_t)(1 + 2 * (max_slot + 1));
 	int rc = cardlib_layout_read_key(&ks->sys, ks->app_master, uid, REAL_UID_LEN, keys[0]);
-	for (uint8_t k = 1; rc == 0 && k < n_keys; k++) /* slots the card does not carry */
+	for (uint8_t k = 1; rc == 0 && k < *n_keys; k++) /* slots the card does not carry */
 		memcpy(keys[k], keys[0], CARDLIB_AES_KEY_LEN);
 	for (size_t i = 0; rc == 0 && i < ks->n_sectors; i++) {
 		const struct cardlib_layout_sector *s = &ks->sectors[i];
@@ -109,9 +115,7 @@ static int card_keys(const struct cardlib_keyset *ks, const uint8_t uid[REAL_UID
 	return rc;
 }
 
-/* ---- personalisation ------------------------------------------------------------------- */
-
-static int select_card(struct cardlib_reader *reader, struct cardlib_desfire **d,
+int layout_select_card(struct cardlib_reader *reader, struct cardlib_desfire **d,
                        struct cardlib_target_info *info)
 {
 	int rc = cardlib_reader_select(reader, info);
@@ -125,96 +129,16 @@ static int select_card(struct cardlib_reader *reader, struct cardlib_desfire **d
 	return rc;
 }
 
-static void end_session(struct cardlib_reader *reader, struct cardlib_desfire *d)
+void layout_end_session(struct cardlib_reader *reader, struct cardlib_desfire *d)
 {
 	cardlib_desfire_close(d);
 	cardlib_reader_release(reader);
 }
 
-/* A refused authentication is a key the card does not have under that number. */
-static int auth_error(int rc)
+int layout_auth_error(int rc)
 {
 	return rc == CARDLIB_ERR_PERMISSION || rc == CARDLIB_ERR_CARD_STATUS ? CARDLIB_ERR_AUTH
 	                                                                     : rc;
-}
-
-static int write_application(struct cardlib_desfire *d, const struct cardlib_keyset *ks,
-                             const struct cardlib_pass_ids *ids, int32_t initial_entries,
-                             uint8_t keys[][CARDLIB_AES_KEY_LEN], uint8_t n_keys)
-{
-	int rc = cardlib_desfire_create_application(d, ks->sys.aid, APP_KEY_SETTINGS, n_keys);
-	if (rc == 0)
-		rc = cardlib_desfire_select_application(d, ks->sys.aid);
-	if (rc == 0)
-		rc = auth_error(cardlib_desfire_authenticate(d, PERSO_AUTH, AMK_NO, zero_key));
-	for (size_t i = 0; rc == 0 && i < ks->n_sectors; i++) {
-		uint8_t s = ks->sectors[i].slot;
-		uint16_t access =
-		        CARDLIB_ACCESS(CARDLIB_LAYOUT_READ_KEY(s), AMK_NO, CARDLIB_AR_DENY, AMK_NO);
-		rc = cardlib_desfire_create_std_data_file(d, CARDLIB_LAYOUT_FILE(s),
-		                                          CARDLIB_COMM_FULL, access,
-		                                          CARDLIB_LAYOUT_ID_LEN);
-		if (rc == 0)
-			rc = cardlib_desfire_write_data(d, CARDLIB_LAYOUT_FILE(s), 0, ids->id[i],
-			                                CARDLIB_LAYOUT_ID_LEN, CARDLIB_COMM_FULL);
-	}
-	if (rc == 0 && initial_entries != CARDLIB_LAYOUT_NO_VALUE) {
-		/* Debit is granted by the read right; Credit by read&write only (the AMK) */
-		uint16_t access = CARDLIB_ACCESS(CARDLIB_LAYOUT_READ_KEY(ks->value_slot),
-		                                 CARDLIB_AR_DENY, AMK_NO, AMK_NO);
-		rc = cardlib_desfire_create_value_file(
-		        d, CARDLIB_LAYOUT_VALUE_FILE, CARDLIB_COMM_FULL, access, 0,
-		        CARDLIB_LAYOUT_ENTRIES_MAX, initial_entries, 0);
-	}
-	/* the AMK last: changing the session's own key ends the session */
-	for (uint8_t k = 1; rc == 0 && k < n_keys; k++)
-		rc = cardlib_desfire_change_key(d, k, keys[k], ks->key_version, zero_key);
-	if (rc == 0)
-		rc = cardlib_desfire_change_key(d, AMK_NO, keys[AMK_NO], ks->key_version, zero_key);
-	return rc;
-}
-
-int cardlib_card_personalise(struct cardlib_reader *reader, const struct cardlib_keyset *ks,
-                             const struct cardlib_pass_ids *ids, int32_t initial_entries)
-{
-	if (!reader || !keyset_valid(ks) || !ids ||
-	    (initial_entries != CARDLIB_LAYOUT_NO_VALUE &&
-	     (ks->value_slot < 0 || initial_entries < 0 ||
-	      initial_entries > CARDLIB_LAYOUT_ENTRIES_MAX)))
-		return CARDLIB_ERR_ARG;
-	uint8_t max_slot = 0;
-	for (size_t i = 0; i < ks->n_sectors; i++)
-		if (ks->sectors[i].slot > max_slot)
-			max_slot = ks->sectors[i].slot;
-	uint8_t n_keys = (uint8_t)(1 + 2 * (max_slot + 1));
-
-	struct cardlib_target_info info;
-	struct cardlib_desfire *d = NULL;
-	int rc = select_card(reader, &d, &info);
-	if (rc < 0)
-		return rc;
-	uint8_t uid[CARDLIB_UID_MAX];
-	size_t uid_len = 0;
-	uint8_t keys[1 + 2 * CARDLIB_LAYOUT_SECTORS_MAX][CARDLIB_AES_KEY_LEN];
-	rc = cardlib_desfire_select_application(d, 0);
-	if (rc == 0)
-		rc = auth_error(cardlib_desfire_authenticate(d, PERSO_AUTH, 0, zero_key));
-	/* the real UID even on a random-ID card: keys are diversified with it */
-	if (rc == 0)
-		rc = cardlib_desfire_get_card_uid(d, uid, &uid_len);
-	if (rc == 0 && uid_len != REAL_UID_LEN)
-		rc = CARDLIB_ERR_NOT_DESFIRE;
-	if (rc == 0)
-		rc = card_keys(ks, uid, keys, n_keys);
-	if (rc == 0)
-		rc = cardlib_desfire_format_picc(d);
-	if (rc == 0) /* FormatPICC ends the session */
-		rc = auth_error(cardlib_desfire_authenticate(d, PERSO_AUTH, 0, zero_key));
-	if (rc == 0)
-		rc = write_application(d, ks, ids, initial_entries, keys, n_keys);
-	mbedtls_platform_zeroize(keys, sizeof(keys));
-	end_session(reader, d);
-	return rc;
 }
 
 /* ---- a gate's tap ---------------------------------------------------------------------- */
@@ -237,10 +161,17 @@ static int real_uid(struct cardlib_card *c, const struct cardlib_target_info *in
 		return 0;
 	}
 	uint8_t uid_key[CARDLIB_AES_KEY_LEN];
-	int rc = cardlib_layout_uid_key(&c->key.sys, c->key.master, uid_key);
-	if (rc == 0)
-		rc = auth_error(cardlib_desfire_authenticate(
-		        c->d, c->key.auth, CARDLIB_LAYOUT_UID_KEY(c->key.slot), uid_key));
+	int rc = CARDLIB_ERR_AUTH;
+	/* the current version first; the previous one while a rotation goes on */
+	for (int prev = 0; rc == CARDLIB_ERR_AUTH && prev <= c->key.has_previous; prev++) {
+		rc = cardlib_layout_uid_key(&c->key.sys, prev ? c->key.previous : c->key.master,
+		                            uid_key);
+		if (rc == 0)
+			rc = layout_auth_error(cardlib_desfire_authenticate(
+			        c->d, c->key.auth, CARDLIB_LAYOUT_UID_KEY(c->key.slot), uid_key));
+		if (rc == 0)
+			c->uid_key_previous = prev;
+	}
 	mbedtls_platform_zeroize(uid_key, sizeof(uid_key));
 	if (rc == 0)
 		rc = cardlib_desfire_get_card_uid(c->d, read->uid, &read->uid_len);
@@ -259,11 +190,23 @@ static int file_error(int rc)
 static int read_sector_files(struct cardlib_card *c, struct cardlib_card_read *read)
 {
 	uint8_t read_key[CARDLIB_AES_KEY_LEN];
-	int rc = cardlib_layout_read_key(&c->key.sys, c->key.master, read->uid, read->uid_len,
-	                                 read_key);
-	if (rc == 0)
-		rc = auth_error(cardlib_desfire_authenticate(
-		        c->d, c->key.auth, CARDLIB_LAYOUT_READ_KEY(c->key.slot), read_key));
+	int rc = CARDLIB_ERR_AUTH;
+	/* The version that opened a random-ID card's UID key first (a card moved to the new
+	 * version at a desk has both keys at it, unless it was pulled between the two
+	 * ChangeKeys); the current version first on other cards. */
+	const int first = read->random_id ? c->uid_key_previous : 0;
+	for (int i = 0; rc == CARDLIB_ERR_AUTH && i <= c->key.has_previous; i++) {
+		const int prev = i ? !first : first;
+		rc = cardlib_layout_read_key(&c->key.sys, prev ? c->key.previous : c->key.master,
+		                             read->uid, read->uid_len, read_key);
+		if (rc == 0)
+			rc = layout_auth_error(cardlib_desfire_authenticate(
+			        c->d, c->key.auth, CARDLIB_LAYOUT_READ_KEY(c->key.slot), read_key));
+		if (rc == 0) {
+			read->previous_key = prev;
+			read->key_version = prev ? c->key.previous_version : c->key.version;
+		}
+	}
 	mbedtls_platform_zeroize(read_key, sizeof(read_key));
 	if (rc == 0)
 		rc = file_error(cardlib_desfire_read_data(c->d, CARDLIB_LAYOUT_FILE(c->key.slot), 0,
@@ -298,7 +241,7 @@ int cardlib_card_open_sector(struct cardlib_card **out, struct cardlib_reader *r
 	c->key = *key;
 
 	struct cardlib_target_info info;
-	int rc = select_card(reader, &c->d, &info);
+	int rc = layout_select_card(reader, &c->d, &info);
 	if (rc < 0) {
 		c->d = NULL;
 		cardlib_card_close(c);
@@ -370,7 +313,7 @@ void cardlib_card_close(struct cardlib_card *c)
 	if (!c)
 		return;
 	if (c->d)
-		end_session(c->reader, c->d);
+		layout_end_session(c->reader, c->d);
 	mbedtls_platform_zeroize(c, sizeof(*c));
 	free(c);
 }

@@ -7,7 +7,7 @@
 #  (b) libfreefare personalises a random-ID card; cardlib reads it (GetCardUID under the
 #      sector's UID key), and so does libfreefare;
 #  (c) cardlib refuses MIFARE Classic and UID-only tags (NOT_DESFIRE), a blank DESFire
-#      (APP_MISSING), a sector the pass does not carry (AUTH), a DES PICC key (AUTH).
+#      (APP_MISSING), a sector the pass does not carry (AUTH), another system's PICC key (CARD_FOREIGN).
 # Reader-command counts are printed by cardlib_tool (a count, not a timing).
 . "$(dirname "$0")/lib.sh"
 : "${CARDLIB_TOOL:?}" "${FREEFARE_CITYPASS:?}"
@@ -72,7 +72,17 @@ expect_in "$out" "error=-10 " "a UID-only tag is NOT_DESFIRE"
 ctl place gate desfire "$BENCH_DIR/blank.card" picc-aes >/dev/null
 out=$(tool gate read 0) && fail "a blank card was read: $out"
 expect_in "$out" "error=-11 " "a blank DESFire is APP_MISSING"
-ctl place gate desfire "$BENCH_DIR/des.card" >/dev/null
-out=$(tool gate personalise) && fail "a DES PICC key was personalised: $out"
-expect_in "$out" "error=-12 " "a DES PICC master key is AUTH for cardlib"
+# a card as NXP ships it (DES PICC key) is issued; another system's card is refused
+ctl place gate desfire "$BENCH_DIR/des.card" uid=04D0D0D0D0D0D0 >/dev/null
+out=$(tool gate personalise) || fail "a factory DES card was not issued: $out"
+cat >"$BENCH_DIR/foreign.card" <<'CARD'
+citypass-desfire-image 2
+uid 04e0e1e2e3e4e5
+random-id 0
+picc settings=0f key-type=des key=0123456789abcdef0123456789abcdef key-version=00
+end
+CARD
+ctl place gate desfire "$BENCH_DIR/foreign.card" >/dev/null
+out=$(tool gate personalise) && fail "another system's card was issued: $out"
+expect_in "$out" "error=-21 " "a PICC key neither factory nor ours is CARD_FOREIGN"
 echo "cardlib layout check passed"

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "cardlib/error.h"
+#include "cardlib/issue.h"
 #include "cardlib/layout.h"
 #include "cardlib/reader.h"
 
@@ -106,7 +107,8 @@ int main(int argc, char **argv)
 	}
 	int status;
 	if (slot < 0) {
-		rc = cardlib_card_personalise(r, &ks, &ids, 10);
+		rc = cardlib_card_issue(r, &ks, &ids,
+		                        &(struct cardlib_issue_opts){.initial_entries = 10});
 		status = rc < 0 ? refused(rc) : 0;
 		if (rc == 0)
 			printf("personalised\n");

@@ -21,6 +21,7 @@
 
 #include "cardlib/desfire.h"
 #include "cardlib/error.h"
+#include "cardlib/issue.h"
 #include "cardlib/layout.h"
 #include "cardlib/reader.h"
 #include "hil/desfire.h"
@@ -89,8 +90,10 @@ static void make_keyset(struct cardlib_keyset *ks, uint8_t seed)
 	ks->sys.aid = CARDLIB_LAYOUT_AID;
 	memcpy(ks->sys.sys_id, "citypass-test", 13);
 	ks->sys.sys_id_len = 13;
-	for (int i = 0; i < CARDLIB_AES_KEY_LEN; i++)
+	for (int i = 0; i < CARDLIB_AES_KEY_LEN; i++) {
 		ks->app_master[i] = (uint8_t)(seed + i);
+		ks->picc_master[i] = (uint8_t)(seed * 3 + 0x80 + i);
+	}
 	ks->key_version = 1;
 	const uint8_t slots[] = {POOL, LIBRARY, BUS};
 	ks->n_sectors = sizeof(slots);
@@ -109,6 +112,13 @@ static void make_ids(struct cardlib_pass_ids *ids, uint8_t seed)
 			ids->id[s][i] = (uint8_t)(seed ^ (s << 4) ^ i);
 }
 
+static int issue(struct cardlib_reader *r, const struct cardlib_keyset *ks,
+                 const struct cardlib_pass_ids *ids, int32_t entries)
+{
+	const struct cardlib_issue_opts opts = {.initial_entries = entries};
+	return cardlib_card_issue(r, ks, ids, &opts);
+}
+
 static unsigned long commands(const struct cardlib_reader *r)
 {
 	return r->stats.selects + r->stats.exchanges;
@@ -121,7 +131,7 @@ static void personalised_card(struct field *f, struct cardlib_keyset *ks,
 	make_keyset(ks, 1);
 	make_ids(ids, 0x5A);
 	place_desfire(f, uid_a, random_id, 1);
-	assert_int_equal(cardlib_card_personalise(f->reader, ks, ids, entries), 0);
+	assert_int_equal(issue(f->reader, ks, ids, entries), 0);
 }
 
 /* A session of cardlib's DESFire layer on a plain card (uid_a), authenticated with a
@@ -314,15 +324,13 @@ static void test_classic_and_uid_only_are_not_desfire(void **state)
 	assert_int_equal(hil_classic1k_target_new(&t, uid4), 0);
 	hil_field_place(&f->hf, t);
 	assert_int_equal(cardlib_card_read_sector(f->reader, &key, &read), CARDLIB_ERR_NOT_DESFIRE);
-	assert_int_equal(cardlib_card_personalise(f->reader, &ks, &ids, 10),
-	                 CARDLIB_ERR_NOT_DESFIRE);
+	assert_int_equal(issue(f->reader, &ks, &ids, 10), CARDLIB_ERR_NOT_DESFIRE);
 
 	field_clear(f);
 	assert_int_equal(hil_uid_only_target_new(&t, uid_b), 0);
 	hil_field_place(&f->hf, t);
 	assert_int_equal(cardlib_card_read_sector(f->reader, &key, &read), CARDLIB_ERR_NOT_DESFIRE);
-	assert_int_equal(cardlib_card_personalise(f->reader, &ks, &ids, 10),
-	                 CARDLIB_ERR_NOT_DESFIRE);
+	assert_int_equal(issue(f->reader, &ks, &ids, 10), CARDLIB_ERR_NOT_DESFIRE);
 
 	field_clear(f);
 	assert_int_equal(cardlib_card_read_sector(f->reader, &key, &read), CARDLIB_ERR_NO_CARD);
@@ -343,11 +351,10 @@ static void test_unknown_keys_are_auth(void **state)
 	assert_int_equal(cardlib_keyset_sector_key(&ks, 0, &key), 0);
 	key.sys.sys_id[0] ^= 1;
 	assert_int_equal(cardlib_card_read_sector(f->reader, &key, &read), CARDLIB_ERR_AUTH);
-	/* personalised again by another issuer (the PICC master key is unchanged: layout.h),
-	 * the first issuer's gates no longer read it */
-	assert_int_equal(cardlib_card_personalise(f->reader, &other, &ids, 5), 0);
+	/* another issuer cannot issue it again: its PICC master key is the first issuer's */
+	assert_int_equal(issue(f->reader, &other, &ids, 5), CARDLIB_ERR_CARD_FOREIGN);
 	assert_int_equal(cardlib_keyset_sector_key(&ks, 0, &key), 0);
-	assert_int_equal(cardlib_card_read_sector(f->reader, &key, &read), CARDLIB_ERR_AUTH);
+	assert_int_equal(cardlib_card_read_sector(f->reader, &key, &read), 0);
 	/* a random-ID card with unknown keys fails at the UID key */
 	personalised_card(f, &ks, &ids, 1, 10);
 	assert_int_equal(cardlib_keyset_sector_key(&other, 0, &key), 0);
@@ -366,9 +373,10 @@ static void test_blank_card_and_des_picc(void **state)
 	assert_int_equal(cardlib_keyset_sector_key(&ks, 0, &key), 0);
 	place_desfire(f, uid_b, 0, 1);
 	assert_int_equal(cardlib_card_read_sector(f->reader, &key, &read), CARDLIB_ERR_APP_MISSING);
-	/* as NXP ships them: DES PICC master key, which cardlib (AES only) cannot use */
+	/* as NXP ships them: DES PICC master key (test_cardlib_issue.c for the rest) */
 	place_desfire(f, uid_b, 0, 0);
-	assert_int_equal(cardlib_card_personalise(f->reader, &ks, &ids, 10), CARDLIB_ERR_AUTH);
+	assert_int_equal(issue(f->reader, &ks, &ids, 10), 0);
+	assert_int_equal(cardlib_card_read_sector(f->reader, &key, &read), 0);
 }
 
 static void test_keyset_refusals(void **state)
@@ -380,16 +388,15 @@ static void test_keyset_refusals(void **state)
 	make_ids(&ids, 0x5A);
 	struct cardlib_keyset bad = ks;
 	bad.sectors[1].slot = POOL; /* twice the same slot */
-	assert_int_equal(cardlib_card_personalise(f->reader, &bad, &ids, 1), CARDLIB_ERR_ARG);
+	assert_int_equal(issue(f->reader, &bad, &ids, 1), CARDLIB_ERR_ARG);
 	bad = ks;
 	bad.sectors[0].slot = CARDLIB_LAYOUT_SECTORS_MAX;
-	assert_int_equal(cardlib_card_personalise(f->reader, &bad, &ids, 1), CARDLIB_ERR_ARG);
+	assert_int_equal(issue(f->reader, &bad, &ids, 1), CARDLIB_ERR_ARG);
 	bad = ks;
 	bad.value_slot = -1; /* entries but no sector to debit them */
-	assert_int_equal(cardlib_card_personalise(f->reader, &bad, &ids, 1), CARDLIB_ERR_ARG);
-	assert_int_equal(
-	        cardlib_card_personalise(f->reader, &ks, &ids, CARDLIB_LAYOUT_ENTRIES_MAX + 1),
-	        CARDLIB_ERR_ARG);
+	assert_int_equal(issue(f->reader, &bad, &ids, 1), CARDLIB_ERR_ARG);
+	assert_int_equal(issue(f->reader, &ks, &ids, CARDLIB_LAYOUT_ENTRIES_MAX + 1),
+	                 CARDLIB_ERR_ARG);
 	/* the two keys of a sector differ, and depend on the UID only for the read key */
 	uint8_t r1[16], r2[16], u1[16];
 	assert_int_equal(cardlib_layout_read_key(&ks.sys, ks.sectors[0].master, uid_a, 7, r1), 0);

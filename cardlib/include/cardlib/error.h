@@ -36,6 +36,8 @@ enum cardlib_error {
 	CARDLIB_ERR_FILE_MISSING = -18,    /* no such file in the application (F0) */
 	CARDLIB_ERR_CARD_STATUS = -19,     /* another DESFire error status */
 	CARDLIB_ERR_LAYOUT = -20,          /* the card's content is not a citypass layout */
+	CARDLIB_ERR_CARD_FOREIGN = -21,    /* PICC master key neither factory nor ours */
+	CARDLIB_ERR_CARD_ISSUED = -22,     /* already issued by us (or not the card expected) */
 
 	/* phones */
 	CARDLIB_ERR_NOT_CITYPASS = -30,   /* an ISO 14443-4 target without the citypass AID */

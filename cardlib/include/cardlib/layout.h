@@ -46,11 +46,17 @@
  * An authentication is two exchanges (EV2First and EV1 alike), so the random-ID path is
  * 8, one over the 7 of DESIGN.md s.9.
  *
- * The PICC master key: cardlib speaks AES only, so personalisation needs a card whose PICC
- * master key is already AES (00*16): on the bench, a card placed with `picc-aes`. Cards
- * ship from NXP with DES 00*8: a real deployment first changes the PICC master key to AES
- * (and then to a diversified issuer key), and sets random ID, with its card-issuing
- * station; cardlib neither changes the PICC master key nor sets random ID.
+ * The PICC master key, and the card's whole life (cardlib/issue.h, docs/card-layout.md):
+ * cards come as NXP ships them (PICC master key DES 00*8, or 2K3DES/3K3DES/AES zeros,
+ * settings 0x0F); issuing leaves the PICC master key diversified from the issuer's PICC
+ * master (AN10922, AID 000000), settings 0x09 (FormatPICC, CreateApplication,
+ * DeleteApplication and listings need that key) and, as the deployment chooses, random ID.
+ *
+ * Key versions: every key carries one. The application master key has the keyset's
+ * key_version; a sector's two keys have that sector's version, which `keys rotate` raises.
+ * A gate holds its sector's current and previous master and opens cards of either version
+ * (the previous costs a failed authentication more); a card moves to the current version
+ * at a desk (cardlib_card_update_keys).
  */
 #ifndef CARDLIB_LAYOUT_H
 #define CARDLIB_LAYOUT_H
@@ -89,15 +95,22 @@ struct cardlib_layout_system {
 
 struct cardlib_layout_sector {
 	uint8_t slot;                        /* 0 .. CARDLIB_LAYOUT_SECTORS_MAX - 1 */
-	uint8_t master[CARDLIB_AES_KEY_LEN]; /* the sector master key */
+	uint8_t master[CARDLIB_AES_KEY_LEN]; /* the sector master key, current version */
+	uint8_t version;                     /* its key version, written with the card keys */
+	int has_previous;                    /* during a rotation: the version before */
+	uint8_t previous[CARDLIB_AES_KEY_LEN];
+	uint8_t previous_version;
 };
 
 /* What the issuer (personalisation station) holds. */
 struct cardlib_keyset {
 	struct cardlib_layout_system sys;
-	uint8_t app_master[CARDLIB_AES_KEY_LEN]; /* diversified into key 0 */
-	uint8_t key_version;                     /* given to every key written */
-	size_t n_sectors;                        /* 1 .. CARDLIB_LAYOUT_SECTORS_MAX */
+	uint8_t app_master[CARDLIB_AES_KEY_LEN];  /* diversified into key 0 */
+	uint8_t key_version;                      /* of the application master key */
+	uint8_t picc_master[CARDLIB_AES_KEY_LEN]; /* diversified into the PICC master key */
+	uint8_t picc_version;                     /* of the PICC master key */
+	int random_id;                            /* issuing turns random ID on */
+	size_t n_sectors;                         /* 1 .. CARDLIB_LAYOUT_SECTORS_MAX */
 	struct cardlib_layout_sector sectors[CARDLIB_LAYOUT_SECTORS_MAX];
 	int value_slot; /* the sector whose gates debit entries, or -1 (no value file) */
 };
@@ -107,11 +120,15 @@ struct cardlib_pass_ids {
 	uint8_t id[CARDLIB_LAYOUT_SECTORS_MAX][CARDLIB_LAYOUT_ID_LEN];
 };
 
-/* What a gate holds: its sector's master key. */
+/* What a gate holds: its sector's master key, and the previous one during a rotation. */
 struct cardlib_sector_key {
 	struct cardlib_layout_system sys;
 	uint8_t slot;
 	uint8_t master[CARDLIB_AES_KEY_LEN];
+	uint8_t version;
+	int has_previous;
+	uint8_t previous[CARDLIB_AES_KEY_LEN];
+	uint8_t previous_version;
 	int reads_value;             /* 1: this sector's gates read (and debit) the value file */
 	enum cardlib_auth_kind auth; /* CARDLIB_AUTH_EV2 by default */
 };
@@ -124,7 +141,9 @@ struct cardlib_card_read {
 	int32_t value;
 	uint8_t uid[CARDLIB_UID_MAX];
 	size_t uid_len;
-	int random_id; /* the card showed a random ID at anticollision */
+	int random_id;       /* the card showed a random ID at anticollision */
+	uint8_t key_version; /* of the sector key that opened the card */
+	int previous_key;    /* the previous version opened it: the card awaits a desk visit */
 };
 
 /* The gate key of keyset->sectors[index]. 0 or CARDLIB_ERR_ARG. */
@@ -139,15 +158,13 @@ int cardlib_layout_uid_key(const struct cardlib_layout_system *sys,
                            const uint8_t master[CARDLIB_AES_KEY_LEN],
                            uint8_t out[CARDLIB_AES_KEY_LEN]);
 
-/*
- * Personalise the card in the reader's field: select it, authenticate with the PICC master
- * key (AES 00*16), FormatPICC, create the application, files and keys above, write the
- * identifiers and, unless initial_entries is CARDLIB_LAYOUT_NO_VALUE, a value file holding
- * initial_entries (0 .. CARDLIB_LAYOUT_ENTRIES_MAX; needs keyset->value_slot). Everything on
- * the card is erased. CARDLIB_ERR_AUTH when the PICC master key is not AES 00*16.
- */
-int cardlib_card_personalise(struct cardlib_reader *reader, const struct cardlib_keyset *ks,
-                             const struct cardlib_pass_ids *ids, int32_t initial_entries);
+/* Every key of the citypass application on the card with this real UID (7 bytes), by key
+ * number, at the keyset's current versions; *n_keys gets how many the application has
+ * (1 + 2 (highest slot + 1)). For issuing and inspection; the caller wipes the keys. */
+int cardlib_layout_card_keys(const struct cardlib_keyset *ks, const uint8_t uid[7],
+                             uint8_t keys[][CARDLIB_AES_KEY_LEN], uint8_t *n_keys);
+/* 1 when the keyset is usable (slots distinct and in range, the value slot among them). */
+int cardlib_keyset_valid(const struct cardlib_keyset *ks);
 
 /*
  * One tap at a gate of one sector, kept open so that the gate can decide, then debit an
