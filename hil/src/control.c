@@ -49,6 +49,18 @@ static char *next_word(char **rest)
 	return w;
 }
 
+/* A decimal count, 1 to 1 000 000. */
+static int parse_count(const char *s, long *out)
+{
+	char *end;
+	errno = 0;
+	const long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 1 || v > 1000000)
+		return -1;
+	*out = v;
+	return 0;
+}
+
 static int parse_hex(const char *s, uint8_t *out, size_t want)
 {
 	if (strlen(s) != 2 * want)
@@ -103,10 +115,14 @@ static void cmd_place(struct bench *b, int fd, char *rest)
 				o.random_id = 1;
 			} else if (strcmp(w, "picc-aes") == 0) {
 				o.picc_key_aes = 1;
+			} else if (strncmp(w, "pull-after=", 11) == 0 &&
+			           parse_count(w + 11, &o.pull_after) == 0) {
+				continue;
 			} else {
 				reply_error(fd,
 				            "place %s desfire: '%s' is not valid: expected "
-				            "uid=<14 hex digits>, random-id or picc-aes",
+				            "uid=<14 hex digits>, random-id, picc-aes or "
+				            "pull-after=<exchanges, 1 or more>",
 				            name, w);
 				return;
 			}
@@ -116,8 +132,8 @@ static void cmd_place(struct bench *b, int fd, char *rest)
 			reply_error(fd, "place %s desfire %s: %s", name, image, err);
 			return;
 		}
-		snprintf(desc, sizeof(desc), "desfire %s%s", image,
-		         o.random_id ? " random-id" : "");
+		snprintf(desc, sizeof(desc), "desfire %s%s%s", image,
+		         o.random_id ? " random-id" : "", o.pull_after ? " pulled" : "");
 	} else if (strcmp(kind, "classic") == 0 || strcmp(kind, "uid-only") == 0) {
 		int classic = kind[0] == 'c';
 		uint8_t uid[7] = {0x04, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66};

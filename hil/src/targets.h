@@ -15,6 +15,8 @@ struct bench_desfire_opts {
 	int random_id;    /* for a new card: anonymous random UID until authenticated */
 	int picc_key_aes; /* for a new card: AES PICC master key of zeros (else DES, as
 	                   * NXP ships cards) */
+	long pull_after;  /* > 0: the card leaves the field during its pull_after-th exchange
+	                   * (executed, unanswered): an agent pulling it away mid-command */
 };
 
 /* Open (or create) a virtual DESFire card image as a target; err gets the reason. */
