@@ -272,7 +272,7 @@ card() {
 	shift
 	_r=
 	for r in "$@"; do _r="$_r --right $r"; done
-	ctl place desk desfire "$_img" "uid=$_uid" picc-aes >/dev/null
+	ctl place desk desfire "$_img" "uid=$_uid" >/dev/null
 	# shellcheck disable=SC2086
 	_o=$(adm pass issue --holder "$_name" ${_hh:+--household "$_hh"} $_r --reader "$(reader desk)" 2>&1) ||
 		fail "pass issue $_name: $_o"
@@ -368,7 +368,7 @@ play 12:05 lib-1 "LÃ©a's lost card (someone found it)" refused revoked "Carte rÃ
 out " -- 12:10 at the desk the agent replaces the pass (pass replace): in one transaction the old"
 out "    pass is marked 'replaced' and a new card with the same rights is personalised; the new"
 out "    lists are pushed to the gates"
-ctl place desk desfire "$T/lea2.card" uid=04EA0002BE4A4D picc-aes >/dev/null
+ctl place desk desfire "$T/lea2.card" uid=04EA0002BE4A4D >/dev/null
 _o=$(adm pass replace "$lea" --reason lost --reader "$(reader desk)" 2>&1) ||
 	{ note "pass replace: $_o"; fail "pass replace $lea refused"; }
 ctl remove desk >/dev/null

@@ -283,11 +283,25 @@ static int load_card_key(const char *path, uint16_t sector, struct cardlib_secto
 			seen |= 8;
 		} else if (strcmp(s, "key-version") == 0) {
 			rc = parse_uint(&p, s, v, 0, 255, &num);
+			k->version = (uint8_t)num;
 		} else if (strcmp(s, "master") == 0) {
 			if (hex_decode(v, k->master, sizeof(k->master), &n) ||
 			    n != sizeof(k->master))
 				rc = failf(&p, "master: expected 32 hex digits (an AES-128 key)");
 			seen |= 16;
+		} else if (strcmp(s, "previous-key-version") == 0) {
+			/* during a key rotation (docs/admin.md): cards not yet moved */
+			rc = parse_uint(&p, s, v, 0, 255, &num);
+			k->previous_version = (uint8_t)num;
+			seen |= 32;
+		} else if (strcmp(s, "previous-master") == 0) {
+			if (hex_decode(v, k->previous, sizeof(k->previous), &n) ||
+			    n != sizeof(k->previous))
+				rc = failf(
+				        &p,
+				        "previous-master: expected 32 hex digits (an AES-128 key)");
+			k->has_previous = 1;
+			seen |= 64;
 		} else if (strcmp(s, "reads-value") == 0) {
 			rc = parse_uint(&p, s, v, 0, 1, &num);
 			k->reads_value = (int)num;
@@ -297,9 +311,13 @@ static int load_card_key(const char *path, uint16_t sector, struct cardlib_secto
 	}
 	fclose(f);
 	memset(line, 0, sizeof(line));
-	if (rc == 0 && seen != 31) {
+	if (rc == 0 && (seen & 31) != 31) {
 		p.line = 0;
 		rc = failf(&p, "incomplete: needs aid, system-id, sector, slot and master");
+	}
+	if (rc == 0 && (seen & 96) && (seen & 96) != 96) {
+		p.line = 0;
+		rc = failf(&p, "previous-master and previous-key-version go together");
 	}
 	return rc;
 }

@@ -159,9 +159,9 @@ static int set_role(mbedtls_x509write_cert *crt, enum server_cert_role role)
 	static const unsigned char client_auth[] = {0x30, 0x0A, 0x06, 0x08, 0x2B, 0x06,
 	                                            0x01, 0x05, 0x05, 0x07, 0x03, 0x02};
 	const unsigned char *v = role == SERVER_CERT_SERVER ? server_auth : client_auth;
-	return mbedtls_x509write_crt_set_extension(
-	        crt, MBEDTLS_OID_EXTENDED_KEY_USAGE, MBEDTLS_OID_SIZE(MBEDTLS_OID_EXTENDED_KEY_USAGE),
-	        0, v, sizeof(server_auth));
+	return mbedtls_x509write_crt_set_extension(crt, MBEDTLS_OID_EXTENDED_KEY_USAGE,
+	                                           MBEDTLS_OID_SIZE(MBEDTLS_OID_EXTENDED_KEY_USAGE),
+	                                           0, v, sizeof(server_auth));
 }
 
 /* Write a certificate for `subject` signed by `issuer` (the same key when self-signed).
@@ -290,31 +290,65 @@ static int hex_decode(const char *s, uint8_t *out, size_t n)
 	return s[2 * n] == 0 || s[2 * n] == '\n' || s[2 * n] == ' ' ? 0 : -1;
 }
 
+/*
+ * card.keys, text (docs/admin.md):
+ *   system-id HEX16 / key-version N / app-master HEX32 / picc-master HEX32 /
+ *   picc-version N / slot-master S HEX32 [version V [previous HEX32 W]]
+ * A slot-master line without a version (deployments made before key rotation) has the
+ * application master's key-version.
+ */
+static int card_keys_text(const struct server_card_keys *k, char *text, size_t cap)
+{
+	char hex[2 * SERVER_AES_KEY_LEN + 1], prev[2 * SERVER_AES_KEY_LEN + 1];
+	size_t off = 0;
+	hex_encode(k->sys_id, sizeof(k->sys_id), hex);
+	off += (size_t)snprintf(text + off, cap - off,
+	                        "# citypass card keys (docs/admin.md) - secret\n"
+	                        "system-id %s\nkey-version %u\n",
+	                        hex, k->key_version);
+	hex_encode(k->app_master, sizeof(k->app_master), hex);
+	off += (size_t)snprintf(text + off, cap - off, "app-master %s\n", hex);
+	if (k->has_picc_master) {
+		hex_encode(k->picc_master, sizeof(k->picc_master), hex);
+		off += (size_t)snprintf(text + off, cap - off, "picc-master %s\npicc-version %u\n",
+		                        hex, k->picc_version);
+	}
+	for (int s = 0; s < SERVER_CARD_SLOTS && off < cap; s++) {
+		const struct server_card_slot *sl = &k->slot[s];
+		hex_encode(sl->master, SERVER_AES_KEY_LEN, hex);
+		off += (size_t)snprintf(text + off, cap - off, "slot-master %d %s version %u", s,
+		                        hex, sl->version);
+		if (sl->has_previous) {
+			hex_encode(sl->previous, SERVER_AES_KEY_LEN, prev);
+			off += (size_t)snprintf(text + off, cap - off, " previous %s %u", prev,
+			                        sl->previous_version);
+		}
+		off += (size_t)snprintf(text + off, cap - off, "\n");
+	}
+	mbedtls_platform_zeroize(hex, sizeof(hex));
+	mbedtls_platform_zeroize(prev, sizeof(prev));
+	return off < cap ? (int)off : -1;
+}
+
 static int card_keys_create(const char *path, struct rng *r)
 {
 	struct server_card_keys k;
-	char text[1024], hex[2 * SERVER_AES_KEY_LEN + 1];
+	char text[2048];
 	memset(&k, 0, sizeof(k));
 	k.key_version = 1;
+	k.has_picc_master = 1;
+	k.picc_version = 1;
 	if (mbedtls_ctr_drbg_random(&r->drbg, k.sys_id, sizeof(k.sys_id)) != 0 ||
 	    mbedtls_ctr_drbg_random(&r->drbg, k.app_master, sizeof(k.app_master)) != 0 ||
-	    mbedtls_ctr_drbg_random(&r->drbg, (unsigned char *)k.slot_master,
-	                            sizeof(k.slot_master)) != 0)
+	    mbedtls_ctr_drbg_random(&r->drbg, k.picc_master, sizeof(k.picc_master)) != 0)
 		return SERVER_ERR_CRYPTO;
-	size_t off = 0;
-	hex_encode(k.sys_id, sizeof(k.sys_id), hex);
-	off += (size_t)snprintf(text + off, sizeof(text) - off,
-	                        "# citypass card keys (docs/admin.md) - secret\n"
-	                        "system-id %s\nkey-version %u\n",
-	                        hex, k.key_version);
-	hex_encode(k.app_master, sizeof(k.app_master), hex);
-	off += (size_t)snprintf(text + off, sizeof(text) - off, "app-master %s\n", hex);
 	for (int s = 0; s < SERVER_CARD_SLOTS; s++) {
-		hex_encode(k.slot_master[s], SERVER_AES_KEY_LEN, hex);
-		off += (size_t)snprintf(text + off, sizeof(text) - off, "slot-master %d %s\n", s,
-		                        hex);
+		k.slot[s].version = 1;
+		if (mbedtls_ctr_drbg_random(&r->drbg, k.slot[s].master, SERVER_AES_KEY_LEN) != 0)
+			return SERVER_ERR_CRYPTO;
 	}
-	int rc = server_file_create(path, text, off, 0600);
+	int n = card_keys_text(&k, text, sizeof(text));
+	int rc = n < 0 ? SERVER_ERR_INVALID : server_file_create(path, text, (size_t)n, 0600);
 	mbedtls_platform_zeroize(text, sizeof(text));
 	mbedtls_platform_zeroize(&k, sizeof(k));
 	return rc;
@@ -322,7 +356,7 @@ static int card_keys_create(const char *path, struct rng *r)
 
 int server_card_keys_load(const char *data_dir, struct server_card_keys *out)
 {
-	char path[PATH_MAX], line[256];
+	char path[PATH_MAX], line[320];
 	int rc = server_key_path(path, sizeof(path), data_dir, "card.keys");
 	if (rc)
 		return rc;
@@ -330,12 +364,12 @@ int server_card_keys_load(const char *data_dir, struct server_card_keys *out)
 	if (!f)
 		return errno == ENOENT ? SERVER_ERR_NOT_FOUND : SERVER_ERR_IO;
 	memset(out, 0, sizeof(*out));
-	unsigned seen = 0;
+	unsigned seen = 0, versioned = 0;
 	rc = 0;
 	while (fgets(line, sizeof(line), f)) {
-		char hex[80];
-		unsigned v;
-		int slot;
+		char hex[80], prev[80];
+		unsigned v, pv;
+		int slot, n = 0;
 		if (line[0] == '#' || line[0] == '\n')
 			continue;
 		if (sscanf(line, "system-id %64s", hex) == 1) {
@@ -347,19 +381,128 @@ int server_card_keys_load(const char *data_dir, struct server_card_keys *out)
 		} else if (sscanf(line, "app-master %64s", hex) == 1) {
 			rc |= hex_decode(hex, out->app_master, SERVER_AES_KEY_LEN);
 			seen |= 4;
-		} else if (sscanf(line, "slot-master %d %64s", &slot, hex) == 2 && slot >= 0 &&
-		           slot < SERVER_CARD_SLOTS) {
-			rc |= hex_decode(hex, out->slot_master[slot], SERVER_AES_KEY_LEN);
+		} else if (sscanf(line, "picc-master %64s", hex) == 1) {
+			rc |= hex_decode(hex, out->picc_master, SERVER_AES_KEY_LEN);
+			out->has_picc_master = 1;
+		} else if (sscanf(line, "picc-version %u", &v) == 1 && v <= 255) {
+			out->picc_version = (uint8_t)v;
+		} else if (sscanf(line, "slot-master %d %64s%n", &slot, hex, &n) == 2 &&
+		           slot >= 0 && slot < SERVER_CARD_SLOTS) {
+			struct server_card_slot *sl = &out->slot[slot];
+			rc |= hex_decode(hex, sl->master, SERVER_AES_KEY_LEN);
 			seen |= 8u << slot;
+			const char *rest = line + n;
+			int m = sscanf(rest, " version %u previous %64s %u", &v, prev, &pv);
+			if (m >= 1) {
+				if (v > 255 || m == 2 || (m == 3 && pv > 255))
+					rc = -1;
+				sl->version = (uint8_t)v;
+				versioned |= 1u << slot;
+			}
+			if (m == 3) {
+				rc |= hex_decode(prev, sl->previous, SERVER_AES_KEY_LEN);
+				sl->has_previous = 1;
+				sl->previous_version = (uint8_t)pv;
+			}
+			mbedtls_platform_zeroize(prev, sizeof(prev));
 		} else {
 			rc = -1;
 		}
+		mbedtls_platform_zeroize(hex, sizeof(hex));
 	}
 	fclose(f);
 	mbedtls_platform_zeroize(line, sizeof(line));
 	if (rc || seen != (1u | 2u | 4u | (((1u << SERVER_CARD_SLOTS) - 1) << 3)))
 		return SERVER_ERR_INVALID;
+	for (int s = 0; s < SERVER_CARD_SLOTS; s++)
+		if (!(versioned & (1u << s)))
+			out->slot[s].version = out->key_version;
 	return 0;
+}
+
+int server_card_keys_save(const char *data_dir, const struct server_card_keys *k)
+{
+	char path[PATH_MAX], tmp[PATH_MAX], text[2048];
+	int rc = server_key_path(path, sizeof(path), data_dir, "card.keys");
+	if (rc)
+		return rc;
+	if (snprintf(tmp, sizeof(tmp), "%s.new", path) >= (int)sizeof(tmp))
+		return SERVER_ERR_ARG;
+	const int n = card_keys_text(k, text, sizeof(text));
+	if (n < 0)
+		return SERVER_ERR_INVALID;
+	unlink(tmp); /* a leftover of a crash: card.keys itself is still whole */
+	rc = server_file_create(tmp, text, (size_t)n, 0600);
+	mbedtls_platform_zeroize(text, sizeof(text));
+	if (rc)
+		return rc;
+	if (rename(tmp, path) != 0) {
+		unlink(tmp);
+		return SERVER_ERR_IO;
+	}
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s/keys", data_dir);
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		(void)fsync(fd);
+		close(fd);
+	}
+	return 0;
+}
+
+static int random_key(uint8_t out[SERVER_AES_KEY_LEN])
+{
+	struct rng r;
+	int rc = rng_init(&r);
+	if (rc == 0 && mbedtls_ctr_drbg_random(&r.drbg, out, SERVER_AES_KEY_LEN) != 0)
+		rc = SERVER_ERR_CRYPTO;
+	rng_free(&r);
+	return rc;
+}
+
+int server_card_keys_add_picc_master(const char *data_dir, struct server_card_keys *k)
+{
+	if (k->has_picc_master)
+		return 0;
+	int rc = random_key(k->picc_master);
+	if (rc)
+		return rc;
+	k->has_picc_master = 1;
+	k->picc_version = 1;
+	return server_card_keys_save(data_dir, k);
+}
+
+int server_card_keys_rotate(const char *data_dir, struct server_card_keys *k, int slot)
+{
+	if (slot < 0 || slot >= SERVER_CARD_SLOTS)
+		return SERVER_ERR_ARG;
+	struct server_card_slot *sl = &k->slot[slot];
+	if (sl->version == 255)
+		return SERVER_ERR_INVALID;
+	uint8_t fresh[SERVER_AES_KEY_LEN];
+	int rc = random_key(fresh);
+	if (rc)
+		return rc;
+	memcpy(sl->previous, sl->master, SERVER_AES_KEY_LEN);
+	sl->previous_version = sl->version;
+	sl->has_previous = 1;
+	memcpy(sl->master, fresh, SERVER_AES_KEY_LEN);
+	sl->version++;
+	mbedtls_platform_zeroize(fresh, sizeof(fresh));
+	return server_card_keys_save(data_dir, k);
+}
+
+int server_card_keys_retire(const char *data_dir, struct server_card_keys *k, int slot)
+{
+	if (slot < 0 || slot >= SERVER_CARD_SLOTS)
+		return SERVER_ERR_ARG;
+	struct server_card_slot *sl = &k->slot[slot];
+	if (!sl->has_previous)
+		return SERVER_ERR_NOT_FOUND;
+	mbedtls_platform_zeroize(sl->previous, sizeof(sl->previous));
+	sl->has_previous = 0;
+	sl->previous_version = 0;
+	return server_card_keys_save(data_dir, k);
 }
 
 static int list_key_create(const char *data_dir)

@@ -599,6 +599,27 @@ static int sq_pass_id_get(void *ctx, int64_t pass, uint16_t sector, uint8_t id[S
 	return rc;
 }
 
+static int sq_pass_id_find(void *ctx, uint16_t sector, const uint8_t id[SERVER_PASS_ID_LEN],
+                           int64_t *pass)
+{
+	struct sq *q = ctx;
+	sqlite3_stmt *st;
+	int rc = prep(q, &st, "SELECT pass FROM pass_ids WHERE sector=? AND ident=?");
+	if (rc)
+		return rc;
+	sqlite3_bind_int(st, 1, sector);
+	sqlite3_bind_blob(st, 2, id, SERVER_PASS_ID_LEN, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*pass = sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else {
+		rc = rc == SQLITE_DONE ? SERVER_ERR_NOT_FOUND : SERVER_ERR_IO;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
 /* --- rights and profiles ---------------------------------------------------------------- */
 
 static void bind_profile(sqlite3_stmt *st, int at, const struct proto_rights_profile *p)
@@ -1247,6 +1268,7 @@ static const struct server_store_ops sqlite_ops = {
         .pass_each = sq_pass_each,
         .pass_id_add = sq_pass_id_add,
         .pass_id_get = sq_pass_id_get,
+        .pass_id_find = sq_pass_id_find,
         .right_set = sq_right_set,
         .right_delete = sq_right_delete,
         .rights_of_pass = sq_rights_of_pass,

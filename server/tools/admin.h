@@ -69,5 +69,17 @@ int admin_cmd_rights(struct admin *a, int argc, char **argv);
 int admin_cmd_stats(struct admin *a, int argc, char **argv);
 int admin_cmd_opendata(struct admin *a, int argc, char **argv);
 int admin_cmd_quota(struct admin *a, int argc, char **argv);
+int admin_cmd_card(struct admin *a, int argc, char **argv);
+int admin_cmd_keys(struct admin *a, int argc, char **argv);
+
+/* Cards (admin_card.c). Issue pass `pass` on the card at reader conn (a card as bought, or
+ * one of ours that holds no pass), with `entries` on the value file when the deployment
+ * has a value sector: 0 or an exit status, the refusal printed. */
+int admin_card_issue(struct admin *a, int64_t pass, const char *conn, int32_t entries);
+struct server_card_keys;
+/* The text of a gate bundle's card-sector.key: the sector's master key(s) only. Its length,
+ * or -1 when cap is too small. */
+int admin_card_sector_key_text(const struct server_card_keys *ck, uint16_t sector, uint8_t slot,
+                               int reads_value, char *text, size_t cap);
 
 #endif /* CITYPASS_ADMIN_H */

@@ -47,8 +47,9 @@ static const char pass_help[] =
         "                    shared by the household across every site of the sector\n"
         "  fare=standard|resident|concession|free\n"
         "A pass holds at most one right per sector: a new right replaces the old one.\n"
-        "--reader: personalise the card in that libnfc reader (PICC master key AES, e.g. the\n"
-        "bench's picc-aes cards). --phone-key: the phone's request PEM for that sector\n"
+        "--reader: issue the pass on the card in that libnfc reader: a card as NXP ships it\n"
+        "(or one of this deployment's holding no pass), protected on the way (docs/admin.md,\n"
+        "\"Cards\"). --phone-key: the phone's request PEM for that sector\n"
         "('citypass-token enrol'; SECTOR= may be left out for its sector-N.request.pem);\n"
         "the credentials go to DIR/sector-N.cred.\n"
         "STATE: active, revoked, replaced, suspended.\n";
@@ -310,60 +311,17 @@ static int publish_rights_of(struct admin *a, int64_t pass)
 
 /* --- media: card and phone ---------------------------------------------------------------- */
 
+/* The card: entries on its value file come from the value sector's right, when the card
+ * carries them (mark_card_entries); the card work is admin_card.c's. */
 static int personalise_card(struct admin *a, int64_t pass, const char *conn,
                             const struct server_right *r, size_t nr)
 {
-	struct server_card_keys ck;
-	struct cardlib_keyset ks;
-	struct cardlib_pass_ids ids;
-	struct server_sector *v = NULL;
-	size_t n = 0;
-	int rc = server_card_keys_load(a->data, &ck);
-	if (rc)
-		return admin_refuse("cannot load the card keys: %s", server_strerror(rc));
-	if ((rc = a->st.ops->sector_list(a->st.ctx, &v, &n)) != 0)
-		return admin_refuse("cannot read the sectors");
-	memset(&ks, 0, sizeof(ks));
-	memset(&ids, 0, sizeof(ids));
-	ks.sys.aid = CARDLIB_LAYOUT_AID;
-	memcpy(ks.sys.sys_id, ck.sys_id, SERVER_SYS_ID_LEN);
-	ks.sys.sys_id_len = SERVER_SYS_ID_LEN;
-	memcpy(ks.app_master, ck.app_master, sizeof(ks.app_master));
-	ks.key_version = ck.key_version;
-	ks.value_slot = -1;
-	int32_t entries = CARDLIB_LAYOUT_NO_VALUE;
-	int vsec = value_sector(a);
-	for (size_t i = 0; i < n && i < CARDLIB_LAYOUT_SECTORS_MAX && rc == 0; i++) {
-		ks.sectors[i].slot = v[i].slot;
-		memcpy(ks.sectors[i].master, ck.slot_master[v[i].slot], CARDLIB_AES_KEY_LEN);
-		rc = a->st.ops->pass_id_get(a->st.ctx, pass, v[i].number, ids.id[i], NULL);
-		if (v[i].number == vsec) {
-			ks.value_slot = v[i].slot;
-			entries = 0;
-			for (size_t j = 0; j < nr; j++)
-				if (r[j].sector == vsec &&
-				    (r[j].p.flags & PROTO_PROFILE_ENTRIES_ON_CARD))
-					entries = r[j].p.limit;
-		}
-		ks.n_sectors = i + 1;
-	}
-	free(v);
-	memset(&ck, 0, sizeof(ck));
-	if (rc) {
-		memset(&ks, 0, sizeof(ks));
-		return admin_refuse("cannot read the pass's identifiers: %s", server_strerror(rc));
-	}
-	struct cardlib_reader *reader = NULL;
-	rc = cardlib_nfc_open(&reader, conn);
-	if (rc == 0)
-		rc = cardlib_card_personalise(reader, &ks, &ids, entries);
-	cardlib_reader_free(reader);
-	memset(&ks, 0, sizeof(ks));
-	memset(&ids, 0, sizeof(ids));
-	if (rc)
-		return admin_refuse("card not personalised at reader '%s': %s", conn,
-		                    cardlib_strerror(rc));
-	return 0;
+	int32_t entries = 0;
+	const int vsec = value_sector(a);
+	for (size_t j = 0; j < nr; j++)
+		if (r[j].sector == vsec && (r[j].p.flags & PROTO_PROFILE_ENTRIES_ON_CARD))
+			entries = r[j].p.limit;
+	return admin_card_issue(a, pass, conn, entries);
 }
 
 struct phone_req {

@@ -45,6 +45,8 @@ static const char main_help[] =
         "  stats           usage counts (table, CSV, JSON)\n"
         "  opendata export open-data CSV, small counts suppressed\n"
         "  quota report    passes and households past a counted right's limit\n"
+        "  card inspect|recycle    the card in a reader: which pass, its keys; take it back\n"
+        "  keys show|rotate|retire card key versions\n"
         "\n"
         "Each command has --help. Exit status: 0 done, 1 refused, 2 bad usage.\n"
         "options:\n"
@@ -380,7 +382,9 @@ static const char init_help[] =
         "  --tz ZONE               time zone of day numbers and periods (default Europe/Paris)\n"
         "  --list-validity-days N  list expiry after issue, 1..365 days (default 7)\n"
         "  --keep N                snapshots and deltas kept per sector, 1..1000 (default 30)\n"
-        "  --credential-days N     phone credential validity, 1..3660 days (default 365)\n";
+        "  --credential-days N     phone credential validity, 1..3660 days (default 365)\n"
+        "  --random-id on|off      issued cards show a new random UID at every tap, so that no\n"
+        "                          reader in town can follow a citizen by UID (default on)\n";
 
 static int tz_ok(const char *tz)
 {
@@ -441,12 +445,14 @@ static int cmd_init(struct admin *a, int argc, char **argv)
 	        {"list-validity-days", required_argument, NULL, 'l'},
 	        {"keep", required_argument, NULL, 'k'},
 	        {"credential-days", required_argument, NULL, 'c'},
+	        {"random-id", required_argument, NULL, 'R'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	const char *server_name = "localhost", *sectors = "pool,library,waste,bus";
 	const char *value_sector = NULL, *tz = "Europe/Paris";
 	uint64_t validity = 7, keep = 30, cred_days = 365;
+	const char *random_id = "1";
 	int c;
 	getopt_reset();
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -482,6 +488,12 @@ static int cmd_init(struct admin *a, int argc, char **argv)
 				                   "--credential-days '%s': expected a "
 				                   "number of days from 1 to 3660",
 				                   optarg);
+			break;
+		case 'R':
+			if (strcmp(optarg, "on") && strcmp(optarg, "off"))
+				return admin_usage("init ", "--random-id '%s': expected on or off",
+				                   optarg);
+			random_id = optarg[1] == 'n' ? "1" : "0";
 			break;
 		case 'h':
 			fputs(init_help, stdout);
@@ -577,10 +589,23 @@ static int cmd_init(struct admin *a, int argc, char **argv)
 		snprintf(v_cred, sizeof(v_cred), "%" PRIu64, cred_days);
 		snprintf(v_now, sizeof(v_now), "%" PRId64, now);
 		snprintf(v_schema, sizeof(v_schema), "%d", SERVER_STORE_SCHEMA_VERSION);
-		const char *meta[] = {"server_name",     server_name, "tz",      tz,
-		                      "list_validity",   v_valid,     "keep",    v_keep,
-		                      "credential_days", v_cred,      "created", v_now,
-		                      "schema",          v_schema,    NULL};
+		const char *meta[] = {"server_name",
+		                      server_name,
+		                      "tz",
+		                      tz,
+		                      "list_validity",
+		                      v_valid,
+		                      "keep",
+		                      v_keep,
+		                      "credential_days",
+		                      v_cred,
+		                      "created",
+		                      v_now,
+		                      "schema",
+		                      v_schema,
+		                      "random_id",
+		                      random_id,
+		                      NULL};
 		struct server_publish_opts po = {now, (int64_t)validity * 86400, (unsigned)keep};
 		setenv("TZ", tz, 1);
 		tzset();
@@ -943,7 +968,7 @@ static int write_bundle(struct admin *a, const struct server_device *d,
                         const struct server_site *site, const struct server_sector *sec,
                         const char *server, const char *dir)
 {
-	char key[PATH_MAX], crt[PATH_MAX], text[2048], hex[40], sys[20];
+	char key[PATH_MAX], crt[PATH_MAX], text[2048];
 	struct server_card_keys ck;
 	snprintf(key, sizeof(key), "%s/device.key", dir);
 	snprintf(crt, sizeof(crt), "%s/device.crt", dir);
@@ -964,17 +989,14 @@ static int write_bundle(struct admin *a, const struct server_device *d,
 	 * certificate's CN against it however `server` addresses it (issue 10). */
 	if (a->st.ops->meta_get(a->st.ctx, "server_name", server_name, sizeof(server_name)) != 0)
 		return SERVER_ERR_INVALID;
-	admin_hex(ck.slot_master[sec->slot], SERVER_AES_KEY_LEN, hex);
-	admin_hex(ck.sys_id, SERVER_SYS_ID_LEN, sys);
-	int n = snprintf(text, sizeof(text),
-	                 "# citypass card sector key (docs/admin.md) - secret\n"
-	                 "aid c17a55\nsystem-id %s\nsector %u\nslot %u\nkey-version %u\n"
-	                 "master %s\nreads-value %d\n",
-	                 sys, sec->number, sec->slot, ck.key_version, hex,
-	                 vs[0] && (uint16_t)atoi(vs) == sec->number);
+	/* only this sector's master (and the previous one during a rotation): never the
+	 * application master, the issuer PICC master or another sector's key */
+	int n = admin_card_sector_key_text(&ck, sec->number, sec->slot,
+	                                   vs[0] && (uint16_t)atoi(vs) == sec->number, text,
+	                                   sizeof(text));
 	memset(&ck, 0, sizeof(ck));
 	snprintf(key, sizeof(key), "%s/card-sector.key", dir);
-	rc = server_file_create(key, text, (size_t)n, 0600);
+	rc = n < 0 ? SERVER_ERR_INVALID : server_file_create(key, text, (size_t)n, 0600);
 	memset(text, 0, sizeof(text));
 	if (rc)
 		return rc;
@@ -987,8 +1009,8 @@ static int write_bundle(struct admin *a, const struct server_device *d,
 	             "list-public-key = list.pub.pem\nissuer-public-key = issuer.pub.pem\n"
 	             "card-key = card-sector.key\n",
 	             d->id, d->gate, site->id, site->name, sec->number, sec->name, server,
-	             server_name, site->tz,
-	             site->hours, site->antipassback_min, site->expiry_policy);
+	             server_name, site->tz, site->hours, site->antipassback_min,
+	             site->expiry_policy);
 	snprintf(key, sizeof(key), "%s/device.conf", dir);
 	return server_file_create(key, text, (size_t)n, 0644);
 }
@@ -1493,6 +1515,10 @@ int main(int argc, char **argv)
 		rc = admin_cmd_opendata(&a, sub_argc, sub);
 	else if (strcmp(cmd, "quota") == 0)
 		rc = admin_cmd_quota(&a, sub_argc, sub);
+	else if (strcmp(cmd, "card") == 0)
+		rc = admin_cmd_card(&a, sub_argc, sub);
+	else if (strcmp(cmd, "keys") == 0)
+		rc = admin_cmd_keys(&a, sub_argc, sub);
 	else
 		rc = admin_usage(NULL, "unknown command '%s'", cmd);
 	admin_close(&a);

@@ -35,8 +35,8 @@ K=$T/bundle-pool-1/card-sector.key
 grep -q "^sector 1$" "$K" && grep -q "^slot 0$" "$K" || fail "pool bundle key: $(grep -v master "$K")"
 pm=$(sed -n 's/^master //p' "$K")
 ck=$CITYPASS_DATA/keys/card.keys
-[ "$(sed -n 's/^slot-master 0 //p' "$ck")" = "$pm" ] || fail "the pool bundle's master is not slot 0's"
-lm=$(sed -n 's/^slot-master 1 //p' "$ck")
+[ "$(sed -n 's/^slot-master 0 \([0-9a-f]*\).*/\1/p' "$ck")" = "$pm" ] || fail "the pool bundle's master is not slot 0's"
+lm=$(sed -n 's/^slot-master 1 \([0-9a-f]*\).*/\1/p' "$ck")
 [ -n "$lm" ] && [ "$lm" != "$pm" ] || fail "library slot master missing or equal"
 grep -rqi "$lm" "$T/bundle-pool-1" && fail "the pool bundle holds the library master key"
 grep -qi "$(sed -n 's/^app-master //p' "$ck")" "$K" && fail "the pool bundle holds the application master key"

@@ -3,7 +3,7 @@
 # pn532_uart driver: the card personalised at the desk is read at a gate with nothing but
 # the gate's provisioning bundle (card-sector.key), and what it holds is the identifier
 # whose list key the database and the published list carry. A card the station cannot
-# personalise (DES PICC key) leaves no pass behind. A replacement card carries new
+# issue (another system's card) leaves no pass behind. A replacement card carries new
 # identifiers and the old card is listed as replaced.
 # Env: ADMIN PROBE HIL (tests/server/CMakeLists.txt).
 . "$(dirname "$0")/../hil/lib.sh"
@@ -27,7 +27,7 @@ adm device add gp --site pool-n --server localhost:7443 --out "$BENCH_DIR/bp" >/
 adm device add gl --site lib-c --server localhost:7443 --out "$BENCH_DIR/bl" >/dev/null
 
 # 1. issue on a card
-ctl place desk desfire "$BENCH_DIR/a.card" uid=04A1A2A3A4A5A6 picc-aes >/dev/null
+ctl place desk desfire "$BENCH_DIR/a.card" uid=04A1A2A3A4A5A6 >/dev/null
 out=$(adm pass issue --holder Bob --right pool,entries=10 --right library --reader "$(reader desk)" 2>&1) ||
 	fail "pass issue --reader: $out"
 expect_in "$out" "pass 1 issued \\(card\\)" "pass issued on a card"
@@ -52,11 +52,20 @@ expect_in "$out" "error=-12 " "another sector's file needs its own key"
 ctl remove gate >/dev/null
 echo "ok - pass issue --reader: card personalised and read back at the gates"
 
-# 2. a card the station cannot personalise: nothing is left behind
-ctl place desk desfire "$BENCH_DIR/des.card" >/dev/null
+# 2. a card the station cannot issue (another system's, its PICC master key unknown):
+# nothing is left behind
+cat >"$BENCH_DIR/foreign.card" <<'CARD'
+citypass-desfire-image 2
+uid 04e0e1e2e3e4e5
+random-id 0
+picc settings=09 key-type=aes key=5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a key-version=03
+end
+CARD
+ctl place desk desfire "$BENCH_DIR/foreign.card" >/dev/null
 out=$(adm pass issue --holder Eve --right pool --reader "$(reader desk)" 2>&1) &&
-	fail "a DES PICC card was personalised: $out"
-expect_in "$out" "card not personalised at reader" "the refusal names the reader"
+	fail "another system's card was issued: $out"
+expect_in "$out" "card not issued at reader '.*': the card's PICC master key is neither a factory default nor this deployment's" \
+	"the refusal names the reader and the cause"
 n=$(adm pass list --json | grep -o '"id":' | wc -l)
 [ "$n" = 1 ] || fail "a refused issue left a pass ($n passes)"
 ctl remove desk >/dev/null
@@ -64,7 +73,7 @@ echo "ok - a refused card leaves no pass"
 
 # 3. replacement on a new card
 old_pool=$(key_of 1 pool)
-ctl place desk desfire "$BENCH_DIR/b.card" uid=04B1B2B3B4B5B6 picc-aes >/dev/null
+ctl place desk desfire "$BENCH_DIR/b.card" uid=04B1B2B3B4B5B6 >/dev/null
 out=$(adm pass replace 1 --reason damaged --reader "$(reader desk)" 2>&1) || fail "pass replace: $out"
 expect_in "$out" "pass 1 replaced by pass 2" "replaced"
 ctl remove desk >/dev/null

@@ -149,15 +149,19 @@ grep -q '^sector = 1$' "$W/b1/device.conf" || fail "device.conf sector"
 grep -q '^antipassback-minutes = 30$' "$W/b1/device.conf" || fail "device.conf antipassback"
 grep -q '^expiry-policy = grace:48$' "$W/bw/device.conf" || fail "device.conf policy"
 # only its sector's card key: the pool key is slot 0's, and no other slot's key is there
-pool_key=$(sed -n 's/^slot-master 0 //p' "$W/data/keys/card.keys")
+pool_key=$(sed -n 's/^slot-master 0 \([0-9a-f]*\).*/\1/p' "$W/data/keys/card.keys")
 grep -q "^master $pool_key\$" "$W/b1/card-sector.key" || fail "bundle card key is not slot 0's"
 [ "$(grep -c '^master ' "$W/b1/card-sector.key")" = 1 ] || fail "bundle holds more than one key"
 for s in 1 2 3 4 5; do
-	k=$(sed -n "s/^slot-master $s //p" "$W/data/keys/card.keys")
+	k=$(sed -n "s/^slot-master $s \\([0-9a-f]*\\).*/\\1/p" "$W/data/keys/card.keys")
 	! grep -q "$k" "$W/b1"/* || fail "bundle holds slot $s's key"
 done
 ! grep -q "$(sed -n 's/^app-master //p' "$W/data/keys/card.keys")" "$W/b1"/* ||
 	fail "bundle holds the application master key"
+# the issuer PICC master key exists from init on, and no gate ever gets it
+picc=$(sed -n 's/^picc-master //p' "$W/data/keys/card.keys")
+[ ${#picc} = 32 ] || fail "init made no issuer PICC master key"
+! grep -q "$picc" "$W/b1"/* || fail "bundle holds the issuer PICC master key"
 case_ "device show" 0 "device g1 gate 1 site 1 sector 1 active" adm device show g1
 case_ "sync backend: device lookup" 0 "device g1 site 1 sector 1 revoked 0 latest 1" "$PROBE" device "$W/data" g1
 case_ "device revoke: unknown" 1 "device 'g9': no such device" adm device revoke g9
@@ -196,7 +200,7 @@ case_ "pass issue: phone-key missing file" 2 "cannot read '$W/none.pem'" adm pas
 case_ "pass issue: out without phone" 2 "--out '$W/c' is only for --phone-key" adm pass issue --anonymous --out "$W/c"
 echo "not a key" >"$W/bad.pem"
 case_ "pass issue: phone-key not a key" 1 "not a P-256 public key" adm pass issue --anonymous --right pool --phone-key pool="$W/bad.pem" --out "$W/c"
-case_ "pass issue: reader absent" 1 "card not personalised at reader 'pn532_uart:$W/no-reader'" adm pass issue --anonymous --right pool --reader "pn532_uart:$W/no-reader"
+case_ "pass issue: reader absent" 1 "card not issued at reader 'pn532_uart:$W/no-reader'" adm pass issue --anonymous --right pool --reader "pn532_uart:$W/no-reader"
 [ "$(db_count)" = 0 ] || fail "a refused pass issue left a pass"
 [ ! -e "$W/c/sector-1.cred" ] || fail "a refused pass issue left a credential"
 # issue 10: a name that is not UTF-8 is refused at the door, and one already in the
@@ -336,9 +340,9 @@ case_ "rights revoke" 0 "right in sector library revoked" adm rights revoke 2 --
 case_ "pass replace: no id" 2 "missing the pass ID" adm pass replace
 case_ "pass replace: with rights" 2 "keeps the holder" adm pass replace 2 --right pool
 # a revoked (lost) pass may be replaced later at the desk: here only the absent reader refuses
-case_ "pass replace: revoked pass accepted, reader absent" 1 "card not personalised" \
+case_ "pass replace: revoked pass accepted, reader absent" 1 "card not issued" \
 	adm pass replace 1 --reader "pn532_uart:$W/no-reader"
-case_ "pass replace: reader absent" 1 "card not personalised" adm pass replace 2 --reader "pn532_uart:$W/no-reader"
+case_ "pass replace: reader absent" 1 "card not issued" adm pass replace 2 --reader "pn532_uart:$W/no-reader"
 case_ "pass show: not replaced after a refusal" 0 "state: active" adm pass show 2
 case_ "pass replace" 0 "pass 2 replaced by pass 4" adm pass replace 2 --reason damaged
 case_ "pass show: replaced" 0 "replaced by: pass 4" adm pass show 2

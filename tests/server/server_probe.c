@@ -6,7 +6,8 @@
  *   server_probe delta-apply BASE DELTA SIG PUB OUT   apply a delta as a gate (writes OUT
  *                                                and OUT.sig)
  *   server_probe card-read CONNSTRING BUNDLE     read a card with a device bundle's sector
- *                                                key: prints id, list-key, value
+ *                                                key: prints id, list-key, value, and the
+ *                                                key version that opened it
  *   server_probe ingest DATA DEVICE stats SEQ N SITE GATE SECTOR PRODUCT OUTCOME QH
  *   server_probe ingest DATA DEVICE consumption SEQ SECTOR KEYHEX PRODUCT COUNT PERIOD
  *   server_probe acked DATA DEVICE stats|consumption
@@ -157,6 +158,13 @@ static int card_read(const char *conn, const char *bundle)
 			k.slot = (uint8_t)v;
 		} else if (sscanf(line, "master %64s", hex) == 1) {
 			hexdec(hex, k.master, sizeof(k.master));
+		} else if (sscanf(line, "key-version %u", &v) == 1) {
+			k.version = (uint8_t)v;
+		} else if (sscanf(line, "previous-master %64s", hex) == 1) {
+			hexdec(hex, k.previous, sizeof(k.previous));
+			k.has_previous = 1;
+		} else if (sscanf(line, "previous-key-version %u", &v) == 1) {
+			k.previous_version = (uint8_t)v;
 		} else if (sscanf(line, "reads-value %u", &v) == 1) {
 			k.reads_value = (int)v;
 		}
@@ -179,6 +187,7 @@ static int card_read(const char *conn, const char *bundle)
 	hexprint("list-key", key, sizeof(key));
 	if (rd.has_value)
 		printf("value %d\n", (int)rd.value);
+	printf("key-version %u%s\n", rd.key_version, rd.previous_key ? " previous" : "");
 	return 0;
 }
 

@@ -5,8 +5,10 @@
  *   issuer.key / issuer.pub.pem   ECDSA P-256 issuer of phone credentials (cardlib_token_key_*)
  *   ca.key / ca.crt               device CA, self-signed, EC P-256
  *   server.key / server.crt       the sync server's TLS certificate (CN = server name)
- *   card.keys                     card system identifier, key version, application master
- *                                 key and one master key per sector slot (AES-128)
+ *   card.keys                     card system identifier, application master key, the
+ *                                 issuer PICC master key (issuing side only: never in a
+ *                                 gate's bundle), and per sector slot its master key at the
+ *                                 current version and, during a rotation, the previous one
  * Private files are created 0600 and never overwritten.
  */
 #ifndef SERVER_KEYS_H
@@ -25,11 +27,24 @@ extern "C" {
 #define SERVER_AES_KEY_LEN 16
 #define SERVER_SYS_ID_LEN  8
 
+/* A sector slot's card master key: the current version, and the previous one while gates
+ * and cards move to the new (keys rotate). */
+struct server_card_slot {
+	uint8_t master[SERVER_AES_KEY_LEN];
+	uint8_t version;
+	int has_previous;
+	uint8_t previous[SERVER_AES_KEY_LEN];
+	uint8_t previous_version;
+};
+
 struct server_card_keys {
 	uint8_t sys_id[SERVER_SYS_ID_LEN];
-	uint8_t key_version;
+	uint8_t key_version; /* of the application master key */
 	uint8_t app_master[SERVER_AES_KEY_LEN];
-	uint8_t slot_master[SERVER_CARD_SLOTS][SERVER_AES_KEY_LEN];
+	int has_picc_master; /* deployments made before protected cards have none yet */
+	uint8_t picc_master[SERVER_AES_KEY_LEN];
+	uint8_t picc_version;
+	struct server_card_slot slot[SERVER_CARD_SLOTS];
 };
 
 /* Write `len` bytes to a new file with `mode`; SERVER_ERR_EXISTS if it exists. */
@@ -41,6 +56,15 @@ int server_file_read(const char *path, uint8_t **data, size_t *len);
 int server_keys_create(const char *data_dir, const char *server_name);
 
 int server_card_keys_load(const char *data_dir, struct server_card_keys *out);
+/* Replace card.keys with k: a new file (0600) renamed over the old one, fsynced. */
+int server_card_keys_save(const char *data_dir, const struct server_card_keys *k);
+/* A new issuer PICC master key (version 1) for a deployment that has none, saved. */
+int server_card_keys_add_picc_master(const char *data_dir, struct server_card_keys *k);
+/* Slot `slot` gets a new master key at version + 1; the current one becomes the previous
+ * (the one before it is dropped: gates accept two versions). SERVER_ERR_INVALID at 255. */
+int server_card_keys_rotate(const char *data_dir, struct server_card_keys *k, int slot);
+/* Slot `slot` forgets its previous master key (every card has moved). */
+int server_card_keys_retire(const char *data_dir, struct server_card_keys *k, int slot);
 
 /* What a certificate signed by the device CA may be used for (its extendedKeyUsage). */
 enum server_cert_role {

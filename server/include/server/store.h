@@ -155,6 +155,9 @@ struct server_store_ops {
 	                   const uint8_t key[PROTO_LIST_KEY_LEN]);
 	int (*pass_id_get)(void *ctx, int64_t pass, uint16_t sector, uint8_t id[SERVER_PASS_ID_LEN],
 	                   uint8_t key[PROTO_LIST_KEY_LEN]);
+	/* The pass whose identifier in `sector` is `id` (a card read at the desk). NOT_FOUND. */
+	int (*pass_id_find)(void *ctx, uint16_t sector, const uint8_t id[SERVER_PASS_ID_LEN],
+	                    int64_t *pass);
 
 	int (*right_set)(void *ctx, const struct server_right *r); /* replaces the sector's */
 	int (*right_delete)(void *ctx, int64_t pass, uint16_t sector);

@@ -180,13 +180,13 @@ wait_list() {
 		fail "$1 holds list v$(list_version "$1"), server has v$_want"
 }
 
-# issue_card IMAGE UID RIGHT... : personalise a picc-aes card at the desk; prints pass id
+# issue_card IMAGE UID RIGHT... : issue a factory-fresh card at the desk; prints pass id
 issue_card() {
 	_img=$1 _uid=$2
 	shift 2
 	_r=
 	for r in "$@"; do _r="$_r --right $r"; done
-	ctl place desk desfire "$_img" "uid=$_uid" picc-aes >/dev/null
+	ctl place desk desfire "$_img" "uid=$_uid" >/dev/null
 	# shellcheck disable=SC2086
 	_out=$(adm pass issue --holder "Holder $_uid" ${HOUSEHOLD:+--household "$HOUSEHOLD"} $_r --reader "$(reader desk)" 2>&1) ||
 		fail "pass issue: $_out"

@@ -1,0 +1,190 @@
+/*
+ * admin_keys.c — citypass-admin keys …: card key versions (docs/admin.md "Key rotation").
+ *
+ *   keys show                 the versions of every card key (never the keys)
+ *   keys rotate --sector S    a new master key for sector S's card keys; the old one stays
+ *                             as the previous version, which gates keep accepting
+ *   keys retire --sector S    forget the previous version once cards have moved
+ *
+ * Gates get the new and the previous key in their bundle and over the sync link (the server
+ * reads card.keys at each session and when told the keys changed). Cards move to the new
+ * version at a desk: `card inspect --reader R --update-keys`.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin.h"
+#include "server/keys.h"
+
+static const char keys_help[] =
+        "usage: citypass-admin keys show [--json]\n"
+        "       citypass-admin keys rotate --sector S\n"
+        "       citypass-admin keys retire --sector S\n"
+        "rotate: a new version of sector S's card master key. Gates accept the new and the\n"
+        "  previous version until it is retired; a card moves to the new version at a desk\n"
+        "  ('card inspect --reader R --update-keys'). At most two versions live at once:\n"
+        "  rotating again drops the oldest, whose cards gates then refuse.\n"
+        "retire: gates stop accepting the previous version of sector S.\n";
+
+/* Tell the sync server that card keys changed: it sends gates their sector's keys again. */
+static int note_change(struct admin *a)
+{
+	char v[32];
+	int64_t now = 0;
+	admin_now(&now);
+	snprintf(v, sizeof(v), "%" PRId64, now);
+	int rc = admin_begin(a);
+	if (rc)
+		return rc;
+	rc = a->st.ops->meta_set(a->st.ctx, "card_keys_changed", v);
+	if (rc) {
+		admin_rollback(a);
+		return admin_refuse("cannot record the change: %s", server_strerror(rc));
+	}
+	return admin_commit(a);
+}
+
+static int keys_show(struct admin *a, int json)
+{
+	struct server_card_keys ck;
+	struct server_sector *v = NULL;
+	size_t n = 0;
+	int rc = server_card_keys_load(a->data, &ck);
+	if (rc)
+		return admin_refuse("cannot load the card keys: %s", server_strerror(rc));
+	if (a->st.ops->sector_list(a->st.ctx, &v, &n) != 0) {
+		memset(&ck, 0, sizeof(ck));
+		return admin_refuse("cannot read the sectors");
+	}
+	if (json)
+		printf("{\"application_master\":%u,\"picc_master\":", ck.key_version);
+	else
+		printf("application master key: version %u\nPICC master key (issuer): ",
+		       ck.key_version);
+	if (json)
+		printf(ck.has_picc_master ? "%u" : "null", ck.picc_version);
+	else if (ck.has_picc_master)
+		printf("version %u\n", ck.picc_version);
+	else
+		printf("none yet (created at the first card issued)\n");
+	if (json)
+		printf(",\"sectors\":[");
+	for (size_t i = 0; i < n; i++) {
+		const struct server_card_slot *sl = &ck.slot[v[i].slot];
+		if (json) {
+			printf("%s{\"sector\":", i ? "," : "");
+			admin_json_string(stdout, v[i].name);
+			printf(",\"version\":%u,\"previous\":", sl->version);
+			printf(sl->has_previous ? "%u}" : "null}", sl->previous_version);
+		} else if (sl->has_previous) {
+			printf("sector %-10s version %u (previous %u still accepted)\n", v[i].name,
+			       sl->version, sl->previous_version);
+		} else {
+			printf("sector %-10s version %u\n", v[i].name, sl->version);
+		}
+	}
+	if (json)
+		printf("]}\n");
+	free(v);
+	memset(&ck, 0, sizeof(ck));
+	return 0;
+}
+
+static int keys_change(struct admin *a, const char *sector, int rotate)
+{
+	struct server_sector sec;
+	if (admin_find_sector(a, sector, &sec) != 0)
+		return admin_usage(
+		        rotate ? "keys rotate " : "keys retire ",
+		        "--sector '%s': no such sector (see 'citypass-admin sector list')", sector);
+	struct server_card_keys ck;
+	int rc = server_card_keys_load(a->data, &ck);
+	if (rc)
+		return admin_refuse("cannot load the card keys: %s", server_strerror(rc));
+	const struct server_card_slot *sl = &ck.slot[sec.slot];
+	const uint8_t dropped = sl->has_previous ? sl->previous_version : 0;
+	rc = rotate ? server_card_keys_rotate(a->data, &ck, sec.slot)
+	            : server_card_keys_retire(a->data, &ck, sec.slot);
+	const uint8_t version = sl->version, previous = sl->previous_version;
+	memset(&ck, 0, sizeof(ck));
+	if (rc == SERVER_ERR_NOT_FOUND)
+		return admin_refuse("sector %s has no previous key version to retire", sec.name);
+	if (rc == SERVER_ERR_INVALID)
+		return admin_refuse("sector %s is at key version 255, the last one", sec.name);
+	if (rc)
+		return admin_refuse("cannot change the card keys: %s", server_strerror(rc));
+	if ((rc = note_change(a)) != 0)
+		return rc;
+	if (rotate) {
+		printf("sector %s: card keys version %u; version %u still accepted by gates until "
+		       "'keys retire --sector %s'\n",
+		       sec.name, version, previous, sec.name);
+		if (dropped)
+			fprintf(stderr,
+			        "version %u is no longer accepted: cards still at it need a new "
+			        "card\n",
+			        dropped);
+	} else {
+		printf("sector %s: only card keys version %u are accepted now\n", sec.name,
+		       version);
+	}
+	return 0;
+}
+
+int admin_cmd_keys(struct admin *a, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	        {"sector", required_argument, NULL, 's'},
+	        {"json", no_argument, NULL, 'j'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
+	};
+	if (argc < 2)
+		return admin_usage("keys ", "missing a keys command (show, rotate, retire)");
+	const char *sub = argv[1];
+	if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
+		fputs(keys_help, stdout);
+		return 0;
+	}
+	const int show = strcmp(sub, "show") == 0, rotate = strcmp(sub, "rotate") == 0;
+	if (!show && !rotate && strcmp(sub, "retire") != 0)
+		return admin_usage(
+		        "keys ", "unknown keys command '%s' (expected show, rotate, retire)", sub);
+	char cmd[16];
+	snprintf(cmd, sizeof(cmd), "keys %s ", sub);
+	const char *sector = NULL;
+	int json = 0, c;
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc - 1, argv + 1, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			sector = optarg;
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 'h':
+			fputs(keys_help, stdout);
+			return 0;
+		default:
+			return admin_usage(cmd, "option '%s' is not known or lacks its value",
+			                   argv[optind]);
+		}
+	}
+	if (optind + 1 < argc)
+		return admin_usage(cmd, "unexpected argument '%s'", argv[optind + 1]);
+	if (show && sector)
+		return admin_usage(cmd, "--sector is for rotate and retire");
+	if (!show && json)
+		return admin_usage(cmd, "--json is for 'keys show'");
+	if (!show && !sector)
+		return admin_usage(cmd, "missing --sector S");
+	int rc = admin_open(a);
+	if (rc)
+		return rc;
+	return show ? keys_show(a, json) : keys_change(a, sector, rotate);
+}
