@@ -35,6 +35,7 @@ struct desk {
 	uint8_t uid[REAL_UID_LEN];
 	int settings_known;
 	uint8_t settings;
+	int app_keys_unknown; /* FOREIGN, yet a citypass application none of our keys opens */
 };
 
 /* ---- keys ------------------------------------------------------------------------------ */
@@ -174,6 +175,7 @@ static int desk_open(struct desk *k, struct cardlib_reader *reader, const struct
 		rc = uid_through_app(k);
 		if (rc == CARDLIB_ERR_APP_MISSING || rc == CARDLIB_ERR_AUTH) {
 			k->state = CARDLIB_CARD_FOREIGN;
+			k->app_keys_unknown = rc == CARDLIB_ERR_AUTH;
 			return 0;
 		}
 		if (rc)
@@ -450,6 +452,7 @@ int cardlib_card_inspect(struct cardlib_reader *reader, const struct cardlib_key
 		out->picc_settings = k.settings;
 		out->random_id = k.info.uid_len != REAL_UID_LEN;
 		out->uid_known = k.uid_known;
+		out->app_keys_unknown = k.app_keys_unknown;
 		memcpy(out->uid, k.uid, REAL_UID_LEN);
 		rc = cardlib_desfire_select_application(k.d, ks->sys.aid);
 		if (rc == CARDLIB_ERR_APP_MISSING) {

@@ -4,6 +4,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -511,7 +512,8 @@ static int check_secrets(const struct controller_config *c, char *err, size_t er
 			return failf(&p,
 			             "%s %s is readable by other users (mode %04o): a secret must "
 			             "be the controller's alone (chmod 600 it)",
-			             secrets[i].name, secrets[i].path, (unsigned)(st.st_mode & 07777));
+			             secrets[i].name, secrets[i].path,
+			             (unsigned)(st.st_mode & 07777));
 	}
 	if (stat(c->state_dir, &st) == 0 && (st.st_mode & 022))
 		return failf(&p,
@@ -679,6 +681,8 @@ static int check_controller(struct parse_ctx *p, struct controller_config *c, un
 	return 0;
 }
 
+static int load_synced_card_key(struct controller_config *c, char *err, size_t errlen);
+
 int controller_config_load(const char *path, struct controller_config *out, char *err,
                            size_t errlen)
 {
@@ -726,11 +730,94 @@ int controller_config_load(const char *path, struct controller_config *out, char
 	if (rc == 0)
 		rc = check_secrets(c, err, errlen);
 	if (rc == 0)
+		rc = load_synced_card_key(c, err, errlen);
+	if (rc == 0)
 		*out = *c;
 out:
 	controller_config_wipe(c);
 	free(c);
 	return rc;
+}
+
+/* --- card keys over the sync link (issue 11) ----------------------------------------------- */
+
+int controller_card_key_path(const struct controller_config *cfg, char *path, size_t cap)
+{
+	int n = snprintf(path, cap, "%s/%s", cfg->state_dir, CONTROLLER_SYNCED_CARD_KEY);
+	return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+static void hex_put(FILE *f, const char *name, const uint8_t *b, size_t n)
+{
+	fprintf(f, "%s ", name);
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%02x", b[i]);
+	fputc('\n', f);
+}
+
+int controller_card_key_save(const struct controller_config *cfg,
+                             const struct cardlib_sector_key *k)
+{
+	char path[CONTROLLER_PATH_MAX], tmp[CONTROLLER_PATH_MAX + 8];
+	if (controller_card_key_path(cfg, path, sizeof(path)) != 0 ||
+	    snprintf(tmp, sizeof(tmp), "%s.new", path) >= (int)sizeof(tmp))
+		return -1;
+	unlink(tmp);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	FILE *f = fdopen(fd, "w");
+	if (!f) {
+		close(fd);
+		unlink(tmp);
+		return -1;
+	}
+	/* the format of the bundle's card-sector.key (docs/admin.md), as the server sent it */
+	fprintf(f,
+	        "# citypass card sector key, as the sync server sent it last (issue 11) - "
+	        "secret\naid %06x\n",
+	        (unsigned)k->sys.aid);
+	hex_put(f, "system-id", k->sys.sys_id, k->sys.sys_id_len);
+	fprintf(f, "sector %u\nslot %u\nkey-version %u\n", (unsigned)cfg->sector, (unsigned)k->slot,
+	        (unsigned)k->version);
+	hex_put(f, "master", k->master, sizeof(k->master));
+	fprintf(f, "reads-value %d\n", k->reads_value);
+	if (k->has_previous) {
+		fprintf(f, "previous-key-version %u\n", (unsigned)k->previous_version);
+		hex_put(f, "previous-master", k->previous, sizeof(k->previous));
+	}
+	int ok = fflush(f) == 0 && !ferror(f) && fsync(fd) == 0;
+	ok = fclose(f) == 0 && ok;
+	if (ok)
+		ok = rename(tmp, path) == 0;
+	if (!ok) {
+		unlink(tmp);
+		return -1;
+	}
+	int dfd = open(cfg->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		(void)fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+}
+
+/* What the server sent last supersedes the bundle's keys, unless the bundle is newer (a
+ * gate provisioned again after rotations). A damaged copy is an error: the gate is told. */
+static int load_synced_card_key(struct controller_config *c, char *err, size_t errlen)
+{
+	char path[CONTROLLER_PATH_MAX];
+	struct cardlib_sector_key k;
+	if (controller_card_key_path(c, path, sizeof(path)) != 0 || access(path, F_OK) != 0)
+		return 0;
+	if (load_card_key(path, c->sector, &k, err, errlen) != 0)
+		return -1;
+	if (k.version >= c->card_key.version && k.slot == c->card_key.slot)
+		c->card_key = k;
+	volatile uint8_t *p = (volatile uint8_t *)&k;
+	for (size_t i = 0; i < sizeof(k); i++)
+		p[i] = 0;
+	return 0;
 }
 
 void controller_config_wipe(struct controller_config *cfg)

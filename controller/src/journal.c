@@ -44,10 +44,11 @@ static const char schema[] =
 
 /* Version 1 journals (before issue 10) get the new columns; their rows are epoch 0, the
  * sequence space the server knew them under. */
-static const char migrate_1_to_2[] = "ALTER TABLE stat ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;"
-                                     "ALTER TABLE stat ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;"
-                                     "ALTER TABLE consumption ADD COLUMN epoch INTEGER NOT NULL"
-                                     " DEFAULT 0;";
+static const char migrate_1_to_2[] =
+        "ALTER TABLE stat ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE stat ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE consumption ADD COLUMN epoch INTEGER NOT NULL"
+        " DEFAULT 0;";
 
 enum stmt {
 	ST_BEGIN,

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <mbedtls/platform_util.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -116,8 +118,8 @@ static const char *cred_name(enum controller_credential c)
 struct presence_reader {
 	struct cardlib_reader *inner;
 	struct controller_timekeeper *clock; /* the time phones' proofs are checked at */
-	bool handed;                     /* the next select returns `info` */
-	struct cardlib_target_info info; /* the target the poll selected */
+	bool handed;                         /* the next select returns `info` */
+	struct cardlib_target_info info;     /* the target the poll selected */
 };
 
 static int presence_select(void *ctx, struct cardlib_target_info *info)
@@ -269,8 +271,9 @@ static int journal_decision(struct controller_reader_loop *l, const struct contr
 }
 
 /* Carry out a journalled decision: the gate, the log line, the uploader's kick. */
-static void act(struct controller_reader_loop *l, struct tap *t, const struct controller_decision *d,
-                const struct controller_event *ev, const struct controller_journal_seq *seq)
+static void act(struct controller_reader_loop *l, struct tap *t,
+                const struct controller_decision *d, const struct controller_event *ev,
+                const struct controller_journal_seq *seq)
 {
 	const struct controller_config *cfg = l->cfg;
 	/* A grant on a stale list says so on the display, so staff see that the gate has not
@@ -530,7 +533,13 @@ static void tap_card(struct controller_reader_loop *l, struct tap *t,
 	t->cred = CONTROLLER_CRED_CARD;
 	/* open_sector begins with a select: it gets the target the poll selected */
 	presence_hand_over(l->reader, info);
-	int rc = cardlib_card_open_sector(&t->card, l->reader, &l->cfg->card_key, &rd);
+	/* the sync thread may replace the card keys (a rotation): a copy for this tap */
+	struct cardlib_sector_key key;
+	pthread_rwlock_rdlock(l->p.store_lock);
+	key = l->cfg->card_key;
+	pthread_rwlock_unlock(l->p.store_lock);
+	int rc = cardlib_card_open_sector(&t->card, l->reader, &key, &rd);
+	mbedtls_platform_zeroize(&key, sizeof(key));
 	if (rc == CARDLIB_ERR_NO_CARD)
 		return; /* gone between the two selects */
 	if (rc != 0) {
@@ -625,8 +634,7 @@ static void qr_line(struct controller_reader_loop *l, const char *line, size_t l
 		return;
 	uint8_t id[CARDLIB_TOKEN_ID_LEN];
 	int rc = cardlib_qr_verify(line, len, l->issuers, l->cfg->sector,
-	                           controller_timekeeper_now(l->p.clock),
-	                           l->qr_cache, id, NULL);
+	                           controller_timekeeper_now(l->p.clock), l->qr_cache, id, NULL);
 	if (rc == CARDLIB_ERR_QR_FORMAT) {
 		/* not a citypass code (any barcode held to the scanner): no decision */
 		controller_log(LOG_NOTICE, "QR scanner: not a citypass code (%zu characters)", len);

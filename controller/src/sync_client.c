@@ -266,10 +266,10 @@ static int verify_server(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *
 		if (x509_unix(&crt->valid_from) > controller_timekeeper_now(s->cfg.clock))
 			*flags |= MBEDTLS_X509_BADCERT_FUTURE;
 	}
-	if (depth == 0 && (!(crt->ext_types & MBEDTLS_X509_EXT_EXTENDED_KEY_USAGE) ||
-	                   mbedtls_x509_crt_check_extended_key_usage(
-	                           crt, MBEDTLS_OID_SERVER_AUTH,
-	                           MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH)) != 0))
+	if (depth == 0 &&
+	    (!(crt->ext_types & MBEDTLS_X509_EXT_EXTENDED_KEY_USAGE) ||
+	     mbedtls_x509_crt_check_extended_key_usage(
+	             crt, MBEDTLS_OID_SERVER_AUTH, MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH)) != 0))
 		*flags |= MBEDTLS_X509_BADCERT_EXT_KEY_USAGE;
 	return 0;
 }
@@ -533,8 +533,9 @@ static int send_stats(struct controller_sync *s, int *sent)
 	b.stats = evp;
 	b.journal_epoch = (uint64_t)rows[0].epoch;
 	if (clamped)
-		sync_log(s, "sync: %zu statistic(s) stamped in the future (clock ahead while "
-		            "offline) sent with the current quarter hour",
+		sync_log(s,
+		         "sync: %zu statistic(s) stamped in the future (clock ahead while "
+		         "offline) sent with the current quarter hour",
 		         clamped);
 	rc = queue_batch(s, &b, 0, rows[n - 1].seq, sent);
 out:
@@ -620,6 +621,28 @@ static void upload(struct controller_sync *s, int keepalive)
 
 /* --- messages from the server ----------------------------------------------------------- */
 
+/* Issue 11: the card keys of the gate's sector (Welcome, or pushed after a rotation). The
+ * frame decoder checked their shape; a sector other than the gate's is bad input. */
+static int on_card_keys(struct controller_sync *s, const Citypass__CardKeys *k)
+{
+	if (k->sector != s->cfg.sector) {
+		conn_close(s, "bad input from server: card keys of sector %u (the gate is %u's)",
+		           (unsigned)k->sector, (unsigned)s->cfg.sector);
+		return -1;
+	}
+	if (!s->cfg.card_keys)
+		return 0;
+	const struct controller_card_keys ck = {
+	        .version = (uint8_t)k->version,
+	        .master = k->master.data,
+	        .has_previous = k->previous_master.len == 16,
+	        .previous_version = (uint8_t)k->previous_version,
+	        .previous = k->previous_master.len == 16 ? k->previous_master.data : NULL,
+	};
+	s->cfg.card_keys(s->cfg.ctx, &ck);
+	return 0;
+}
+
 static int on_welcome(struct controller_sync *s, const Citypass__Welcome *w)
 {
 	int64_t skew = w->server_time - (int64_t)time(NULL);
@@ -642,6 +665,8 @@ static int on_welcome(struct controller_sync *s, const Citypass__Welcome *w)
 	pthread_mutex_unlock(&s->lock);
 	sync_log(s, "sync: connected to %s (server '%.64s'), clock skew %lld s", s->server,
 	         w->server_version, (long long)skew);
+	if (w->card_keys && on_card_keys(s, w->card_keys) != 0)
+		return -1;
 	timer_ms(s->keepalive_ev, s->cfg.keepalive_s * 1000u);
 	upload(s, 0);
 	return s->state == SYNC_READY ? 0 : -1;
@@ -673,7 +698,8 @@ static int on_ack(struct controller_sync *s, const Citypass__EventAck *a)
 	if (rc) {
 		conn_close(s, "%s ack %llu (epoch %lld) not recorded by the journal: %s",
 		           is_stats ? "statistics" : "consumption",
-		           (unsigned long long)a->acked_seq, (long long)epoch, controller_strerror(rc));
+		           (unsigned long long)a->acked_seq, (long long)epoch,
+		           controller_strerror(rc));
 		return -1;
 	}
 	pthread_mutex_lock(&s->lock);
@@ -803,6 +829,8 @@ static int on_frame(struct controller_sync *s, const Citypass__Frame *f)
 		return on_ack(s, f->event_ack);
 	case CITYPASS__FRAME__BODY_LIST_UPDATE:
 		return on_update(s, f->list_update);
+	case CITYPASS__FRAME__BODY_CARD_KEYS:
+		return on_card_keys(s, f->card_keys);
 	case CITYPASS__FRAME__BODY_LIST_PUBLISHED:
 		/* the server follows it with the update itself (docs/sync-server.md, Push) */
 		if (f->list_published->sector == s->cfg.sector &&
@@ -1221,7 +1249,8 @@ int controller_sync_start(struct controller_sync **out, const struct controller_
 	s->device_id = strdup(cfg->device_id);
 	s->software_version = strdup(cfg->software_version ? cfg->software_version : "");
 	s->journal_path = dup_or_null(cfg->journal_path);
-	if (cfg->server_name && cfg->server_name[0] && !(s->server_name = strdup(cfg->server_name))) {
+	if (cfg->server_name && cfg->server_name[0] &&
+	    !(s->server_name = strdup(cfg->server_name))) {
 		rc = CONTROLLER_ERR_NOMEM;
 		goto fail;
 	}

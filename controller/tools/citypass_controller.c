@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <mbedtls/platform_util.h>
 #include <mbedtls/x509_crt.h>
 
 #include "controller/config.h"
@@ -49,6 +50,7 @@ static void on_signal(int sig)
 
 /* What the sync thread shares with the reader thread. */
 struct shared {
+	struct controller_config *cfg; /* card_key changes under lock (issue 11) */
 	struct controller_list_store *store;
 	pthread_rwlock_t lock;
 	struct controller_sync *sync;
@@ -118,6 +120,46 @@ static int install(void *ctx, enum controller_update_kind kind, const uint8_t *d
 	return rc;
 }
 
+/* Issue 11: the server's card keys for this sector (at every session; pushed after a
+ * rotation). A change replaces the reader's key under the store lock and is kept in the
+ * state directory, so that a restart offline still opens the new cards. */
+static void card_keys(void *ctx, const struct controller_card_keys *k)
+{
+	struct shared *s = ctx;
+	struct controller_config *cfg = s->cfg;
+	struct cardlib_sector_key next;
+	pthread_rwlock_rdlock(&s->lock);
+	next = cfg->card_key;
+	pthread_rwlock_unlock(&s->lock);
+	const int same = next.version == k->version && !memcmp(next.master, k->master, 16) &&
+	                 next.has_previous == k->has_previous &&
+	                 (!k->has_previous || (next.previous_version == k->previous_version &&
+	                                       !memcmp(next.previous, k->previous, 16)));
+	if (!same) {
+		next.version = k->version;
+		memcpy(next.master, k->master, 16);
+		next.has_previous = k->has_previous;
+		next.previous_version = k->has_previous ? k->previous_version : 0;
+		memset(next.previous, 0, sizeof(next.previous));
+		if (k->has_previous)
+			memcpy(next.previous, k->previous, 16);
+		if (controller_card_key_save(cfg, &next) != 0)
+			controller_log(LOG_WARNING, "card keys: cannot keep them in %s: %s",
+			               cfg->state_dir, strerror(errno));
+		pthread_rwlock_wrlock(&s->lock);
+		cfg->card_key = next;
+		pthread_rwlock_unlock(&s->lock);
+		if (k->has_previous)
+			controller_log(
+			        LOG_NOTICE,
+			        "card keys: version %u, and version %u for cards not yet moved",
+			        k->version, k->previous_version);
+		else
+			controller_log(LOG_NOTICE, "card keys: version %u only", k->version);
+	}
+	mbedtls_platform_zeroize(&next, sizeof(next));
+}
+
 static void sync_log(void *ctx, const char *line)
 {
 	(void)ctx;
@@ -160,12 +202,13 @@ static struct proto_keyring *load_list_keys(const char *path, char *err, size_t 
  * One life of the daemon with one configuration: 0 when stopped, 1 when it could not
  * start. Returns on SIGTERM or SIGHUP (reload_requested then stays set for the caller).
  */
-static int run(const struct controller_config *cfg, bool first)
+static int run(struct controller_config *cfg, bool first)
 {
 	char err[CONTROLLER_ERROR_MAX] = "";
 	char path[CONTROLLER_PATH_MAX + 32];
 	struct shared sh;
 	memset(&sh, 0, sizeof(sh));
+	sh.cfg = cfg;
 	struct controller_journal *journal = NULL;
 	struct controller_gate *gate = NULL;
 	struct controller_reader_loop *loop = NULL;
@@ -268,6 +311,7 @@ static int run(const struct controller_config *cfg, bool first)
 	        .keepalive_s = cfg->keepalive_s,
 	        .held_version = held_version,
 	        .install = install,
+	        .card_keys = card_keys,
 	        .clock = sh.clock,
 	        .log = sync_log,
 	        .ctx = &sh,
@@ -298,7 +342,8 @@ out:
 	controller_reader_loop_close(loop);
 	controller_gate_close(gate);
 	if (journal && sh.clock) /* the next start begins from here */
-		(void)controller_journal_set_time_floor(journal, controller_timekeeper_floor(sh.clock));
+		(void)controller_journal_set_time_floor(journal,
+		                                        controller_timekeeper_floor(sh.clock));
 	controller_journal_close(journal);
 	controller_timekeeper_free(sh.clock);
 	controller_list_store_close(sh.store);

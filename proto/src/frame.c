@@ -207,6 +207,18 @@ static int validate_event_ack(const Citypass__EventAck *a)
 	return 0;
 }
 
+/* Issue 11: a sector's card key, current and (optional) previous, AES-128 each. */
+static int validate_card_keys(const Citypass__CardKeys *k)
+{
+	if (!k || k->sector == 0 || k->sector > UINT16_MAX || k->version > 255 ||
+	    k->previous_version > 255 || !bytes_ok(&k->master) || k->master.len != 16 ||
+	    !bytes_ok(&k->previous_master) ||
+	    (k->previous_master.len != 0 && k->previous_master.len != 16) ||
+	    (k->previous_master.len == 0 && k->previous_version != 0))
+		return PROTO_ERR_FRAME_INVALID;
+	return 0;
+}
+
 /* A body case whose pointer is NULL packs to nothing, so it counts as no body. */
 int proto_frame_validate(const Citypass__Frame *msg)
 {
@@ -217,7 +229,9 @@ int proto_frame_validate(const Citypass__Frame *msg)
 	case CITYPASS__FRAME__BODY_HELLO:
 		return msg->hello ? validate_hello(msg->hello) : PROTO_ERR_FRAME_NO_BODY;
 	case CITYPASS__FRAME__BODY_WELCOME:
-		return msg->welcome ? 0 : PROTO_ERR_FRAME_NO_BODY;
+		if (!msg->welcome)
+			return PROTO_ERR_FRAME_NO_BODY;
+		return msg->welcome->card_keys ? validate_card_keys(msg->welcome->card_keys) : 0;
 	case CITYPASS__FRAME__BODY_LIST_UPDATE:
 		return msg->list_update ? validate_list_update(msg->list_update)
 		                        : PROTO_ERR_FRAME_NO_BODY;
@@ -231,6 +245,9 @@ int proto_frame_validate(const Citypass__Frame *msg)
 		                      : PROTO_ERR_FRAME_NO_BODY;
 	case CITYPASS__FRAME__BODY_ERROR:
 		return msg->error ? 0 : PROTO_ERR_FRAME_NO_BODY;
+	case CITYPASS__FRAME__BODY_CARD_KEYS:
+		return msg->card_keys ? validate_card_keys(msg->card_keys)
+		                      : PROTO_ERR_FRAME_NO_BODY;
 	default:
 		return PROTO_ERR_FRAME_NO_BODY;
 	}

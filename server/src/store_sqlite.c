@@ -44,8 +44,8 @@ struct sq {
 /* Schema 1 -> 2 (issue 10): the usage tables gain the journal epoch in their keys. */
 static const char migrate_1_to_2[] =
         "ALTER TABLE stats RENAME TO stats_v1; ALTER TABLE consumption RENAME TO consumption_v1;"
-        " ALTER TABLE acks RENAME TO acks_v1; DROP INDEX stats_time; DROP INDEX consumption_key;"
-        USAGE_TABLES_SQL
+        " ALTER TABLE acks RENAME TO acks_v1; DROP INDEX stats_time; DROP INDEX "
+        "consumption_key;" USAGE_TABLES_SQL
         "INSERT INTO stats SELECT device, 0, seq, site, gate, sector, product, outcome, reason,"
         " quarter_hour FROM stats_v1;"
         "INSERT INTO consumption SELECT device, 0, seq, sector, pseudonym, product, count, period"
@@ -94,8 +94,6 @@ static const char schema_sql[] =
         " data BLOB NOT NULL, sig BLOB NOT NULL, PRIMARY KEY(sector, base));"
         /* statistics: no identifier of a pass; the device id names a gate */
         USAGE_TABLES_SQL;
-
-
 
 static int sq_err(struct sq *q, int rc)
 {
@@ -1061,7 +1059,8 @@ static int sq_ingest(void *ctx, const char *device, const Citypass__EventBatch *
 	high = done;
 	if (stream == CITYPASS__STREAM__STATISTICS) {
 		rc = prep(q, &st,
-		          "INSERT OR IGNORE INTO stats(device, epoch, seq, site, gate, sector, product,"
+		          "INSERT OR IGNORE INTO stats(device, epoch, seq, site, gate, sector, "
+		          "product,"
 		          " outcome, reason, quarter_hour) VALUES(?1,?10,?2,?3,?4,?5,?6,?7,?8,?9)");
 		if (rc)
 			return rc;
@@ -1088,10 +1087,9 @@ static int sq_ingest(void *ctx, const char *device, const Citypass__EventBatch *
 				high = e->seq;
 		}
 	} else if (stream == CITYPASS__STREAM__CONSUMPTION) {
-		rc = prep(
-		        q, &st,
-		        "INSERT OR IGNORE INTO consumption(device, epoch, seq, sector, pseudonym,"
-		        " product, count, period) VALUES(?1,?10,?2,?3,?4,?5,?6,?7)");
+		rc = prep(q, &st,
+		          "INSERT OR IGNORE INTO consumption(device, epoch, seq, sector, pseudonym,"
+		          " product, count, period) VALUES(?1,?10,?2,?3,?4,?5,?6,?7)");
 		if (rc)
 			return rc;
 		for (size_t i = 0; i < b->n_consumption; i++) {

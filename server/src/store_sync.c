@@ -5,6 +5,8 @@
  * backs the sync server. Ingestion is one transaction per batch, committed before the
  * acknowledged sequence is returned (DESIGN.md s.5: acknowledged = durable).
  */
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -118,6 +120,48 @@ static void sb_destroy(void *ctx)
 	free(s);
 }
 
+/* The backend over the rights database, and the data directory whose keys/card.keys holds
+ * the card masters. The store comes first: the sb_* functions above take it as ctx. */
+struct store_sync {
+	struct server_store st;
+	char data_dir[PATH_MAX];
+};
+
+static int sb_card_keys(void *ctx, uint16_t sector, struct server_card_slot *out)
+{
+	struct store_sync *b = ctx;
+	struct server_sector *v = NULL;
+	size_t n = 0;
+	int rc = b->st.ops->sector_list(b->st.ctx, &v, &n), slot = -1;
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		if (v[i].number == sector)
+			slot = v[i].slot;
+	free(v);
+	if (rc)
+		return rc;
+	if (slot < 0 || slot >= SERVER_CARD_SLOTS)
+		return SERVER_ERR_NOT_FOUND;
+	struct server_card_keys ck;
+	rc = server_card_keys_load(b->data_dir, &ck);
+	if (rc == 0)
+		*out = ck.slot[slot];
+	memset(&ck, 0, sizeof(ck));
+	return rc;
+}
+
+static int sb_card_keys_stamp(void *ctx, int64_t *stamp)
+{
+	struct store_sync *b = ctx;
+	char v[32];
+	*stamp = 0;
+	int rc = b->st.ops->meta_get(b->st.ctx, "card_keys_changed", v, sizeof(v));
+	if (rc == SERVER_ERR_NOT_FOUND)
+		return 0;
+	if (rc == 0)
+		*stamp = strtoll(v, NULL, 10);
+	return rc;
+}
+
 static const struct server_sync_backend_ops store_sync_ops = {
         .device_lookup = sb_device_lookup,
         .list_latest = sb_list_latest,
@@ -127,6 +171,8 @@ static const struct server_sync_backend_ops store_sync_ops = {
         .acked = sb_acked,
         .product_known = sb_product_known,
         .counted_right = sb_counted_right,
+        .card_keys = sb_card_keys,
+        .card_keys_stamp = sb_card_keys_stamp,
         .destroy = sb_destroy,
 };
 
@@ -134,15 +180,20 @@ int server_sync_backend_sqlite(struct server_sync_backend *out, const char *data
 {
 	if (!out || !data_dir)
 		return SERVER_ERR_ARG;
-	struct server_store *s = calloc(1, sizeof(*s));
-	if (!s)
+	struct store_sync *b = calloc(1, sizeof(*b));
+	if (!b)
 		return SERVER_ERR_NOMEM;
-	int rc = server_store_open_sqlite(s, data_dir, 0);
+	if (snprintf(b->data_dir, sizeof(b->data_dir), "%s", data_dir) >=
+	    (int)sizeof(b->data_dir)) {
+		free(b);
+		return SERVER_ERR_ARG;
+	}
+	int rc = server_store_open_sqlite(&b->st, data_dir, 0);
 	if (rc) {
-		free(s);
+		free(b);
 		return rc;
 	}
 	out->ops = &store_sync_ops;
-	out->ctx = s;
+	out->ctx = b;
 	return 0;
 }

@@ -348,6 +348,56 @@ int sync_conn_notify(struct sync_conn *c, uint64_t version)
 	return 0;
 }
 
+/* --- card keys (issue 11) ----------------------------------------------------------------- */
+
+/* The sector's card keys from the backend into k (master/previous point into slot): 1 when
+ * there are some to give, 0 when the backend has none, -1 on a backend error. */
+static int card_keys_of(struct sync_conn *c, Citypass__CardKeys *k, struct server_card_slot *slot)
+{
+	struct server_sync *s = c->srv;
+	if (!s->be.ops->card_keys)
+		return 0;
+	int rc = s->be.ops->card_keys(s->be.ctx, c->dev.sector, slot);
+	if (rc == SERVER_ERR_NOT_FOUND)
+		return 0;
+	if (rc) {
+		conn_log(c, LOG_ERR, "reading the card keys failed (backend error %d)", rc);
+		return -1;
+	}
+	k->sector = c->dev.sector;
+	k->version = slot->version;
+	k->master.data = slot->master;
+	k->master.len = sizeof(slot->master);
+	if (slot->has_previous) {
+		k->previous_version = slot->previous_version;
+		k->previous_master.data = slot->previous;
+		k->previous_master.len = sizeof(slot->previous);
+	}
+	return 1;
+}
+
+int sync_conn_send_card_keys(struct sync_conn *c)
+{
+	Citypass__Frame f = CITYPASS__FRAME__INIT;
+	Citypass__CardKeys k = CITYPASS__CARD_KEYS__INIT;
+	struct server_card_slot slot;
+	if (c->state != SYNC_CONN_READY)
+		return -1;
+	int have = card_keys_of(c, &k, &slot);
+	int rc = -1;
+	if (have == 1) {
+		f.body_case = CITYPASS__FRAME__BODY_CARD_KEYS;
+		f.card_keys = &k;
+		rc = send_frame(c, &f);
+		if (rc == 0) {
+			conn_update(c);
+			event_active(c->wr, EV_WRITE, 1);
+		}
+	}
+	memset(&slot, 0, sizeof(slot));
+	return rc;
+}
+
 /* --- session rules ---------------------------------------------------------------------- */
 
 static uint64_t hello_acked(const Citypass__Hello *h, Citypass__Stream stream)
@@ -387,9 +437,18 @@ static int conn_hello(struct sync_conn *c, const Citypass__Hello *h)
 
 	w.server_time = (int64_t)time(NULL);
 	w.server_version = s->server_version;
+	/* issue 11: the gate's card keys at every session, so a gate offline during a
+	 * rotation catches up at its next connection */
+	Citypass__CardKeys ck = CITYPASS__CARD_KEYS__INIT;
+	struct server_card_slot slot;
+	const int have_keys = card_keys_of(c, &ck, &slot);
+	if (have_keys == 1)
+		w.card_keys = &ck;
 	f.body_case = CITYPASS__FRAME__BODY_WELCOME;
 	f.welcome = &w;
-	if (send_frame(c, &f) != 0)
+	const int sent = send_frame(c, &f);
+	memset(&slot, 0, sizeof(slot));
+	if (sent != 0)
 		return conn_close(c, LOG_ERR, "out of memory");
 
 	if (h->consumption_purged_unacked)
@@ -463,7 +522,8 @@ static int conn_batch(struct sync_conn *c, const Citypass__EventBatch *b)
 	rc = sync_validate_batch(&s->be, &c->dev, b, (int64_t)time(NULL), why, sizeof(why));
 	if (rc < 0)
 		return conn_end(c, LOG_ERR, CITYPASS__ERROR__CODE__INTERNAL,
-		                "checking a batch of %zu event(s) failed (backend error %d)", n, rc);
+		                "checking a batch of %zu event(s) failed (backend error %d)", n,
+		                rc);
 	if (rc > 0) {
 		s->stats.refused_batches++;
 		return conn_bad_input(c, "EventBatch refused: %s", why);
@@ -503,6 +563,8 @@ static const char *body_name(Citypass__Frame__BodyCase body)
 		return "ListUpdate";
 	case CITYPASS__FRAME__BODY_LIST_PUBLISHED:
 		return "ListPublished";
+	case CITYPASS__FRAME__BODY_CARD_KEYS:
+		return "CardKeys";
 	case CITYPASS__FRAME__BODY_EVENT_BATCH:
 		return "EventBatch";
 	case CITYPASS__FRAME__BODY_EVENT_ACK:

@@ -162,6 +162,9 @@ struct server_sync {
 	struct server_sync_stats stats;
 	int stopping;
 	int stopped;
+	/* issue 11: the card keys' change stamp the controllers were last given */
+	int64_t card_keys_stamp;
+	int card_keys_polled;
 };
 
 void sync_log(struct server_sync *s, int priority, const char *fmt, ...)
@@ -184,6 +187,8 @@ int sync_conn_start(struct server_sync *s, int fd, const char *peer);
 /* Tell a controller of a new version and queue the update. Returns 0, or -1 when the
  * connection was closed doing so. */
 int sync_conn_notify(struct sync_conn *c, uint64_t version);
+/* Issue 11: send the connection's sector card keys (a rotation was made). 0 or -1. */
+int sync_conn_send_card_keys(struct sync_conn *c);
 /* Look the device up again; end the session if it was revoked or removed. */
 void sync_conn_recheck(struct sync_conn *c);
 /* Begin a graceful close: Error SHUTTING_DOWN, drain, close. */

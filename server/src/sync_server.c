@@ -138,6 +138,29 @@ void sync_sector_refresh(struct server_sync *s, struct sync_sector *sec)
 	         sec->sector, (unsigned long long)latest, notified);
 }
 
+/* Issue 11: an agent rotated or retired a card key version: every connected gate gets its
+ * sector's keys now (a gate connecting later gets them in its Welcome). */
+static void refresh_card_keys(struct server_sync *s)
+{
+	int64_t stamp = 0;
+	if (!s->be.ops->card_keys_stamp || s->be.ops->card_keys_stamp(s->be.ctx, &stamp) != 0)
+		return;
+	if (!s->card_keys_polled || stamp == s->card_keys_stamp) {
+		s->card_keys_polled = 1;
+		s->card_keys_stamp = stamp;
+		return;
+	}
+	s->card_keys_stamp = stamp;
+	unsigned sent = 0;
+	struct sync_conn *c, *next;
+	for (c = TAILQ_FIRST(&s->conns); c; c = next) {
+		next = TAILQ_NEXT(c, all_link);
+		if (sync_conn_send_card_keys(c) == 0)
+			sent++;
+	}
+	sync_log(s, LOG_INFO, "card keys changed: sent to %u controller(s)", sent);
+}
+
 static void poll_published(evutil_socket_t fd, short what, void *arg)
 {
 	struct server_sync *s = arg;
@@ -146,6 +169,7 @@ static void poll_published(evutil_socket_t fd, short what, void *arg)
 	for (size_t i = 0; i < s->n_sectors; i++)
 		if (s->sectors[i]->n_conns > 0)
 			sync_sector_refresh(s, s->sectors[i]);
+	refresh_card_keys(s);
 }
 
 /* Revocation is checked at every handshake; this also ends sessions already open. One

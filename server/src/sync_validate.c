@@ -58,7 +58,8 @@ static int product_known(const struct server_sync_backend *be, uint16_t sector, 
 	return rc;
 }
 
-static int refuse(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int refuse(char *why, size_t cap, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
 static int refuse(char *why, size_t cap, const char *fmt, ...)
 {
 	va_list ap;
@@ -77,14 +78,15 @@ static int validate_stat(const struct server_sync_backend *be, const struct serv
 		return refuse(why, cap, "statistic seq %llu: sector %u, the device serves %u", seq,
 		              e->sector, dev->sector);
 	if (dev->site != 0 && e->site != dev->site)
-		return refuse(why, cap, "statistic seq %llu: site %u, the device is at site %u", seq,
-		              e->site, dev->site);
+		return refuse(why, cap, "statistic seq %llu: site %u, the device is at site %u",
+		              seq, e->site, dev->site);
 	if (dev->gate != 0 && e->gate != dev->gate)
 		return refuse(why, cap, "statistic seq %llu: gate %u, the device is gate %u", seq,
 		              e->gate, dev->gate);
 	if (e->reason > PROTO_STAT_REASON_MAX)
-		return refuse(why, cap, "statistic seq %llu: reason %u is not a known reason (0-%u)",
-		              seq, e->reason, PROTO_STAT_REASON_MAX);
+		return refuse(why, cap,
+		              "statistic seq %llu: reason %u is not a known reason (0-%u)", seq,
+		              e->reason, PROTO_STAT_REASON_MAX);
 	if ((e->outcome == CITYPASS__OUTCOME__GRANTED) != (e->reason == 0))
 		return refuse(why, cap, "statistic seq %llu: outcome %s with reason %u", seq,
 		              e->outcome == CITYPASS__OUTCOME__GRANTED ? "granted" : "refused",
@@ -98,7 +100,8 @@ static int validate_stat(const struct server_sync_backend *be, const struct serv
 		              (long long)now);
 	if (e->product == 0) {
 		if (e->outcome == CITYPASS__OUTCOME__GRANTED)
-			return refuse(why, cap, "statistic seq %llu: a grant without a product", seq);
+			return refuse(why, cap, "statistic seq %llu: a grant without a product",
+			              seq);
 		return 0;
 	}
 	int known = 0;
@@ -106,8 +109,9 @@ static int validate_stat(const struct server_sync_backend *be, const struct serv
 	if (rc)
 		return rc;
 	if (!known)
-		return refuse(why, cap, "statistic seq %llu: product %u is not a product of sector %u",
-		              seq, e->product, dev->sector);
+		return refuse(why, cap,
+		              "statistic seq %llu: product %u is not a product of sector %u", seq,
+		              e->product, dev->sector);
 	return 0;
 }
 
@@ -116,8 +120,8 @@ static int validate_use(const struct server_sync_backend *be, const struct serve
 {
 	const unsigned long long seq = (unsigned long long)e->seq;
 	if (e->sector != dev->sector)
-		return refuse(why, cap, "consumption seq %llu: sector %u, the device serves %u", seq,
-		              e->sector, dev->sector);
+		return refuse(why, cap, "consumption seq %llu: sector %u, the device serves %u",
+		              seq, e->sector, dev->sector);
 	if (e->count != 1)
 		return refuse(why, cap,
 		              "consumption seq %llu: count %u (a gate reports each use it "
@@ -141,8 +145,8 @@ static int validate_use(const struct server_sync_backend *be, const struct serve
 		              seq, e->product, r.product);
 	if ((int64_t)e->period > r.current_period)
 		return refuse(why, cap,
-		              "consumption seq %llu: period %u is after the current one (%lld)", seq,
-		              e->period, (long long)r.current_period);
+		              "consumption seq %llu: period %u is after the current one (%lld)",
+		              seq, e->period, (long long)r.current_period);
 	return 0;
 }
 

@@ -168,7 +168,8 @@ void tls_ctx_free(struct tls_ctx *c)
 
 int tls_cert_has_purpose(const mbedtls_x509_crt *crt, enum tls_role role)
 {
-	const char *oid = role == TLS_ROLE_SERVER ? MBEDTLS_OID_SERVER_AUTH : MBEDTLS_OID_CLIENT_AUTH;
+	const char *oid =
+	        role == TLS_ROLE_SERVER ? MBEDTLS_OID_SERVER_AUTH : MBEDTLS_OID_CLIENT_AUTH;
 	size_t len = role == TLS_ROLE_SERVER ? MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH)
 	                                     : MBEDTLS_OID_SIZE(MBEDTLS_OID_CLIENT_AUTH);
 	if (!(crt->ext_types & MBEDTLS_X509_EXT_EXTENDED_KEY_USAGE))

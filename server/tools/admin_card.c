@@ -214,7 +214,11 @@ static const char *picc_state_text(const struct cardlib_card_report *r)
 	case CARDLIB_CARD_OURS:
 		return "issued by this deployment";
 	default:
-		return "another system's (unknown PICC master key)";
+		return r->app_keys_unknown
+		               ? "a citypass card whose keys this deployment no longer accepts (a "
+		                 "retired key version, or another deployment's): it needs a new "
+		                 "card"
+		               : "another system's (unknown PICC master key)";
 	}
 }
 

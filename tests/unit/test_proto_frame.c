@@ -1071,6 +1071,51 @@ static void test_rule_event_ack_stream(void **state)
 	REFUSED(&s.frame);
 }
 
+/* Issue 11: a sector's card keys, in Welcome or alone: AES-128 keys, versions of a byte,
+ * a previous key with its version or neither. */
+static void test_rule_card_keys(void **state)
+{
+	(void)state;
+	uint8_t key[17] = {1, 2, 3};
+	Citypass__CardKeys k = CITYPASS__CARD_KEYS__INIT;
+	Citypass__Welcome w = CITYPASS__WELCOME__INIT;
+	Citypass__Frame f = CITYPASS__FRAME__INIT;
+	k.sector = 3;
+	k.version = 2;
+	k.master.data = key;
+	k.master.len = 16;
+	f.body_case = CITYPASS__FRAME__BODY_CARD_KEYS;
+	f.card_keys = &k;
+	ACCEPTED(&f);
+	k.previous_version = 1;
+	REFUSED(&f); /* a previous version without its key */
+	k.previous_master.data = key;
+	k.previous_master.len = 16;
+	ACCEPTED(&f);
+	k.previous_master.len = 17;
+	REFUSED(&f);
+	k.previous_master.len = 16;
+	k.master.len = 15;
+	REFUSED(&f);
+	k.master.len = 16;
+	k.version = 256;
+	REFUSED(&f);
+	k.version = 2;
+	k.sector = 0;
+	REFUSED(&f);
+	k.sector = 70000;
+	REFUSED(&f);
+	k.sector = 3;
+	/* inside Welcome, the same rules */
+	w.server_time = 1;
+	w.card_keys = &k;
+	f.body_case = CITYPASS__FRAME__BODY_WELCOME;
+	f.welcome = &w;
+	ACCEPTED(&f);
+	k.master.len = 0;
+	REFUSED(&f);
+}
+
 static void test_rule_hello_device_id(void **state)
 {
 	(void)state;
@@ -1122,6 +1167,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_roundtrip_hello),
+	        cmocka_unit_test(test_rule_card_keys),
 	        cmocka_unit_test(test_roundtrip_welcome),
 	        cmocka_unit_test(test_roundtrip_list_update_snapshot),
 	        cmocka_unit_test(test_roundtrip_list_update_delta),

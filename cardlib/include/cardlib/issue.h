@@ -66,6 +66,10 @@ struct cardlib_card_report {
 	int uid_known;
 	uint8_t uid[7]; /* the real UID, when uid_known */
 	int has_app;    /* the citypass application is on the card */
+	/* FOREIGN, yet a random-ID card carrying the citypass application: none of the
+	 * keyset's UID keys (current or previous version) opens it - a retired key version,
+	 * or another deployment's card */
+	int app_keys_unknown;
 	uint8_t app_key_version;
 	struct cardlib_card_sector sectors[CARDLIB_LAYOUT_SECTORS_MAX];
 	int has_value;

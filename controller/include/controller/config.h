@@ -96,6 +96,17 @@ int controller_config_load(const char *path, struct controller_config *cfg, char
 int controller_config_parse_hours(const char *text, struct controller_site_policy *policy,
                                   char *err, size_t errlen);
 
+/*
+ * Issue 11: the card keys the sync server sends (a sector key rotation) are kept in the
+ * state directory, in card-sector.key's format, and supersede the bundle's at start-up
+ * unless the bundle's version is newer. controller_card_key_save writes them atomically
+ * (0600); 0 or -1.
+ */
+#define CONTROLLER_SYNCED_CARD_KEY "card-sector.key"
+int controller_card_key_path(const struct controller_config *cfg, char *path, size_t cap);
+int controller_card_key_save(const struct controller_config *cfg,
+                             const struct cardlib_sector_key *k);
+
 /* Wipe secrets (the card master key) from a configuration no longer used. */
 void controller_config_wipe(struct controller_config *cfg);
 

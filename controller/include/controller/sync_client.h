@@ -25,8 +25,18 @@ enum controller_update_kind {
 	CONTROLLER_UPDATE_DELTA = 2,
 };
 
+/* Issue 11: the card keys of the gate's sector as the server gives them (valid during the
+ * call only). */
+struct controller_card_keys {
+	uint8_t version;
+	const uint8_t *master; /* 16 bytes */
+	int has_previous;
+	uint8_t previous_version;
+	const uint8_t *previous; /* 16 bytes when has_previous */
+};
+
 struct controller_sync_config {
-	const char *server;    /* "HOST:PORT" */
+	const char *server; /* "HOST:PORT" */
 	/* The server's identity pinned in the bundle: its certificate's CN must be this,
 	 * however `server` addresses it (NULL: the host of `server` when it is a name). */
 	const char *server_name;
@@ -47,6 +57,9 @@ struct controller_sync_config {
 	 * dropped, logged, and a snapshot requested at the next Hello). */
 	int (*install)(void *ctx, enum controller_update_kind kind, const uint8_t *data, size_t len,
 	               const uint8_t *sig, size_t sig_len);
+	/* The card keys of the gate's sector, at every session and after a rotation; called
+	 * on the sync thread; may be NULL. */
+	void (*card_keys)(void *ctx, const struct controller_card_keys *keys);
 	/* The gate's trusted clock (controller/timekeeper.h): anchored at every Welcome; its
 	 * floor judges the server certificate's validity dates and acknowledgement times.
 	 * NULL: the wall clock alone. */

@@ -15,6 +15,7 @@
 
 #include "citypass.pb-c.h"
 #include "server/error.h"
+#include "server/keys.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -76,6 +77,14 @@ struct server_sync_backend_ops {
 	int (*product_known)(void *ctx, uint16_t sector, uint32_t product, int *known);
 	int (*counted_right)(void *ctx, uint16_t sector, const uint8_t key[8],
 	                     struct server_counted_right *out);
+	/*
+	 * Issue 11, either may be NULL (no card keys over the link). card_keys: the card master
+	 * key of `sector` at the current version and, during a rotation, the previous one
+	 * (SERVER_ERR_NOT_FOUND: no such sector). card_keys_stamp: changes whenever an agent
+	 * rotates or retires a version (0 before any), so the server knows when to push.
+	 */
+	int (*card_keys)(void *ctx, uint16_t sector, struct server_card_slot *out);
+	int (*card_keys_stamp)(void *ctx, int64_t *stamp);
 	void (*destroy)(void *ctx);
 };
 
