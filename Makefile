@@ -28,13 +28,16 @@ build: deps $(BUILD)/CMakeCache.txt
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
+# scripts run under the test guard too: nothing they start outlives them (tests/testing.cmake)
 demo: build
-	@BUILD=$(BUILD) scripts/demo.sh
+	@BUILD=$(BUILD) $(BUILD)/tests/citypass-test-guard run --name demo -- \
+		sh scripts/demo.sh
 
 bench: deps
 	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release
 	cmake --build build-bench -j $(JOBS) --target bench_list bench_card bench_server bench_journal bench_engine \
-		citypass-admin citypass-server citypass-hil citypass-controller citypass-token
+		citypass-admin citypass-server citypass-hil citypass-controller citypass-token \
+		citypass-test-guard
 	cmake --build build-bench --target bench
 
 sanitize: deps

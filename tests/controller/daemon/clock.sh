@@ -33,8 +33,8 @@ start_server
 enrol pool-1 pool-n pool-1
 issue_card "$T/ann.card" 04A1B2C3D4E5F6 pool,quota=50/year >/dev/null
 ben=$(issue_card "$T/ben.card" 04B1B2B3B4B5B6 pool)
-db() { sqlite3 "$CITYPASS_DATA/citypass.db" "$1"; }
-jdb() { sqlite3 "$T/state-pool-1/journal.db" "$1"; }
+db() { sql "$CITYPASS_DATA/citypass.db" "$1"; }
+jdb() { sql "$T/state-pool-1/journal.db" "$1"; }
 : >"$T/taps"
 taps() { wc -l <"$T/taps" | tr -d ' '; }
 server_exact() { [ "$(server_count)" = "$(taps)" ]; }

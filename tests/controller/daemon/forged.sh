@@ -17,7 +17,7 @@ adm site add pool-n --sector pool >/dev/null
 adm site add waste-a --sector waste >/dev/null
 start_server
 enrol waste-9 waste-a waste-9 # the stolen gate: site 2, gate 1, sector 2
-db() { sqlite3 "$CITYPASS_DATA/citypass.db" "$1"; }
+db() { sql "$CITYPASS_DATA/citypass.db" "$1"; }
 alice=$(adm pass issue --holder Alice --right waste,quota=2/year 2>/dev/null |
 	sed -n 's/^pass \([0-9]*\) issued.*/\1/p')
 [ -n "$alice" ] || fail "pass issue"

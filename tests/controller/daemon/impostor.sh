@@ -24,7 +24,7 @@ wait_list pool-1 pool
 : >"$T/taps"
 taps() { wc -l <"$T/taps" | tr -d ' '; }
 server_exact() { [ "$(server_count)" = "$(taps)" ]; }
-pending() { sqlite3 "$T/state-pool-1/journal.db" "select count(*) from stat"; }
+pending() { sql "$T/state-pool-1/journal.db" "select count(*) from stat"; }
 
 echo tap >>"$T/taps"
 expect "$(tap pool-1 desfire "$T/ann.card")" "relay=open led=green" "online tap"

@@ -60,6 +60,18 @@ fail() {
 	echo "FAIL: $*" >&2
 	exit 1
 }
+MAIN_PID=$$
+# sql DB QUERY : sqlite3's answer. A sqlite3 that fails (missing tool, locked or corrupt
+# file, bad query) fails the test, even from inside $(...), whose own exit would only end
+# the subshell and leave the script comparing two empty strings.
+sql() {
+	_out=$(sqlite3 -bail "$1" "$2" 2>"$T/sql.err") || {
+		echo "FAIL: sqlite3 $1 \"$2\": $(cat "$T/sql.err")" >&2
+		kill -TERM "$MAIN_PID"
+		exit 1
+	}
+	printf '%s\n' "$_out"
+}
 adm() { timeout 60 "$ADMIN" "$@"; }
 ctl() { timeout 20 "$HIL" ctl --run-dir "$BENCH" "$@"; }
 reader() { echo "pn532_uart:$BENCH/readers/$1"; }
