@@ -7,8 +7,11 @@
  *
  * A missing slice is a timeout; a slice longer than what is left is cut. flags picks the
  * session: bit 0 EV1 (AuthenticateAES) instead of EV2First, bit 1 a long MACed read too
- * (answers in AF frames), bit 2 an ATS that is not DESFire's (recognition by GetVersion).
- * The session is what a gate does: select, authenticate, read the sector file (Full), get
+ * (answers in AF frames), bit 2 an ATS that is not DESFire's (recognition by GetVersion),
+ * bit 3 a desk's session with a factory card instead (issue 11: legacy authentication with
+ * the DES key, or with bit 4 ISO authentication, then GetCardUID, GetKeySettings,
+ * GetKeyVersion, GetApplicationIDs, ChangeKeySettings — the DES secure messaging's
+ * decoders). The gate's session is: select, authenticate, read the sector file (Full), get
  * the value, debit, commit, and GetCardUID. Beyond "no crash, no out-of-bounds read" (ASan,
  * UBSan), it checks that whatever cardlib accepted is within what it asked for.
  *
@@ -32,6 +35,8 @@
 #define FLAG_EV1    0x01
 #define FLAG_LONG   0x02
 #define FLAG_NOT_80 0x04
+#define FLAG_DESK   0x08
+#define FLAG_ISO    0x10
 #define SESSION_AID 0x5C1701u
 #define RECORD_MAX  8192
 
@@ -82,6 +87,28 @@ static int ok_or_refused(int rc)
 	return rc;
 }
 
+/* What a desk does with a card as bought (DES PICC key): the DES sessions' decoders. */
+static void desk_session(struct cardlib_desfire *d, uint8_t flags)
+{
+	struct cardlib_key des0;
+	uint8_t uid[CARDLIB_UID_MAX], settings = 0, keys = 0, version = 0;
+	size_t uid_len = 0, n = 0;
+	uint32_t aids[4];
+	cardlib_key_make(&des0, CARDLIB_KEY_DES, zero_key, 16, 0);
+	ok_or_refused(cardlib_desfire_select_application(d, 0));
+	ok_or_refused(cardlib_desfire_get_key_settings(d, &settings, &keys));
+	ok_or_refused(cardlib_desfire_authenticate_key(
+	        d, (flags & FLAG_ISO) ? CARDLIB_AUTH_ISO : CARDLIB_AUTH_LEGACY, 0, &des0));
+	if (ok_or_refused(cardlib_desfire_get_card_uid(d, uid, &uid_len)) == 0 &&
+	    (uid_len < 4 || uid_len > CARDLIB_UID_MAX))
+		fail("GetCardUID accepted a UID of impossible length", (int)uid_len);
+	ok_or_refused(cardlib_desfire_get_key_settings(d, &settings, &keys));
+	ok_or_refused(cardlib_desfire_get_key_version(d, 0, &version));
+	if (ok_or_refused(cardlib_desfire_get_application_ids(d, aids, 4, &n)) == 0 && n > 38)
+		fail("GetApplicationIDs accepted more than it can hold", (int)n);
+	ok_or_refused(cardlib_desfire_change_key_settings(d, 0x0F));
+}
+
 /* What a gate does with a card; the same sequence whether recorded or replayed. */
 static void gate_session(struct cardlib_reader *r, uint8_t flags)
 {
@@ -92,6 +119,12 @@ static void gate_session(struct cardlib_reader *r, uint8_t flags)
 	target_info(&info, flags);
 	if (ok_or_refused(cardlib_desfire_open(&d, r, &info)) != 0)
 		return;
+	if (flags & FLAG_DESK) {
+		desk_session(d, flags);
+		cardlib_desfire_close(d);
+		cardlib_reader_release(r);
+		return;
+	}
 
 	const enum cardlib_auth_kind kind =
 	        (flags & FLAG_EV1) ? CARDLIB_AUTH_EV1 : CARDLIB_AUTH_EV2;
@@ -276,6 +309,43 @@ void fuzz_seeds(fuzz_emit_fn emit, void *ctx)
 		rec->recording = 0;
 		cardlib_desfire_set_random(NULL, NULL);
 		emit(rec->buf, rec->len, ctx);
+	}
+	/* the desk's sessions with a factory card (PICC key DES zeros) */
+	{
+		struct hil_field desk = {0};
+		struct hil_desfire_card *fresh = NULL;
+		struct cardlib_reader *dr = NULL;
+		char image2[80];
+		snprintf(image2, sizeof(image2), "%s/fresh", dir);
+		struct hil_desfire_config fcfg = {
+		        .uid = {0x04, 0x5a, 0x11, 0x22, 0x33, 0x44, 0x80}};
+		if (hil_desfire_card_open(&fresh, image2, &fcfg) == 0) {
+			hil_desfire_card_set_random(fresh, card_random, NULL);
+			hil_field_place(&desk, hil_desfire_card_target(fresh));
+			desk.on_answer = rec_answer;
+			desk.on_answer_ctx = rec;
+			const struct cardlib_loopback_peer dpeer = hil_field_peer(&desk);
+			if (cardlib_loopback_new(&dr, &dpeer, 0) == 0) {
+				static const uint8_t desk_flags[] = {FLAG_DESK,
+				                                     FLAG_DESK | FLAG_ISO};
+				for (size_t i = 0; i < sizeof(desk_flags); i++) {
+					card_rng_state = 0xde5c0000u + (uint32_t)i;
+					cardlib_desfire_set_random(fixed_rnda, NULL);
+					rec->len = 0;
+					rec->buf[rec->len++] = desk_flags[i];
+					rec->recording = 1;
+					recording_seeds = 1;
+					gate_session(dr, desk_flags[i]);
+					recording_seeds = 0;
+					rec->recording = 0;
+					cardlib_desfire_set_random(NULL, NULL);
+					emit(rec->buf, rec->len, ctx);
+				}
+			}
+			cardlib_reader_free(dr);
+			hil_field_clear(&desk);
+		}
+		unlink(image2);
 	}
 	/* and a few hostile starts: empty, a lone status, an AF that never ends */
 	static const uint8_t lone[] = {0x00, 0x00, 0x01, 0x91};
