@@ -7,7 +7,8 @@
 #   bench_issue.sh [CARDS]     env: ADMIN SERVER HIL CONTROLLER TOKEN (or BUILD=dir)
 #
 # From the bench's event log, for each card: the reader commands of the card (from the
-# first InListPassiveTarget that found it to the last exchange), the bytes they put on the
+# first InListPassiveTarget that found it to the last command; repeats the log folds
+# counted back in), the bytes they put on the
 # wire (the same framing count as bench_tap.sh: host frame, ACK, answer), the floor =
 # bytes x 10 bits / 115 200, and the card time (first select .. last answer) beside it;
 # and the whole command's wall time (process start, libnfc open, database, card).
@@ -37,15 +38,18 @@ while [ $i -lt "$N" ]; do
 		--reader "$(reader desk)" >/dev/null 2>"$T/issue.err" || fail "issue: $(cat "$T/issue.err")"
 	t1=$(date +%s%N)
 	ctl events "since=$since" | awk -v wall="$(( (t1 - t0) / 1000 ))" '
-		$2 != "desk" || $3 != "pn532" || $4 == "(last" { next }
+		$2 != "desk" || $3 != "pn532" { next }
+		# the log folds a command repeated with the same sizes (ChangeKey after ChangeKey):
+		# "(last command repeated N times)" stands for N more of the previous one
+		$4 == "(last" { if (start) { n += $7; bytes += $7 * prev; if (prevx) x += $7 } next }
 		$4 == "InListPassiveTarget" && $8 == "19" && !start { start = $1 }
 		start {
 			n++
-			if ($4 == "InDataExchange") { bytes += 7 + 3 + $5 + 6 + 7 + 3 + $8 }
-			else { bytes += 7 + 2 + $5 + 6 + 7 + 2 + $8 }
+			if ($4 == "InDataExchange") { prev = 7 + 3 + $5 + 6 + 7 + 3 + $8; prevx = 1; x++ }
+			else { prev = 7 + 2 + $5 + 6 + 7 + 2 + $8; prevx = 0 }
+			bytes += prev
 			last = $1
 		}
-		$4 == "InDataExchange" && start { x++ }
 		END { print last - start, bytes, n, x, wall }
 	' >>"$T/issues.txt"
 done
