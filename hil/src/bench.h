@@ -27,13 +27,22 @@ struct gate_state {
 	char display[128];
 };
 
+/* What an emulated reader does with the host's frames (`fault` command). */
+enum reader_fault {
+	FAULT_NONE,
+	FAULT_GARBAGE, /* every byte it sends is noise: a broken or wrong device on the line */
+	FAULT_SILENT,  /* it answers nothing at all, not even an ACK: a chip that hung */
+};
+
 struct reader {
 	char name[BENCH_NAME_MAX];
-	int master;     /* our end of the reader's pty */
-	int slave;      /* kept open: libnfc's close must not hang up the line */
-	char link[160]; /* RUNDIR/readers/NAME -> /dev/pts/N */
-	int qr_master, qr_slave;
+	int master;              /* our end of the reader's pty; -1 while unplugged */
+	int slave;               /* kept open: libnfc's close must not hang up the line */
+	char link[160];          /* RUNDIR/readers/NAME -> /dev/pts/N */
+	int qr_master, qr_slave; /* -1 while the scanner is unplugged */
 	char qr_link[160];
+	enum reader_fault fault;
+	uint32_t noise; /* FAULT_GARBAGE's generator state */
 	struct hil_pn532 *chip;
 	char target_desc[160];
 	/* wire-time model */
@@ -69,6 +78,15 @@ void bench_event(struct bench *b, const char *reader, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 
 struct reader *bench_find_reader(struct bench *b, const char *name);
+
+/* Take a reader's pty (and its chip, and the card on it) or its QR scanner's pty away, as
+ * a USB device unplugged: the ends are closed, the link removed. Plug creates them anew (a
+ * new pty, so a replaced device: whoever had the old one open must open the link again).
+ * 0, or -1 with errno. */
+int bench_unplug_reader(struct bench *b, struct reader *r);
+int bench_plug_reader(struct bench *b, struct reader *r);
+int bench_unplug_scanner(struct bench *b, struct reader *r);
+int bench_plug_scanner(struct bench *b, struct reader *r);
 
 /* control.c: one command line in, the answer written to fd. */
 void control_handle_line(struct bench *b, int fd, char *line);

@@ -98,6 +98,10 @@ static void cmd_place(struct bench *b, int fd, char *rest)
 		reply_error(fd, "no reader named '%s'", name);
 		return;
 	}
+	if (!r->chip) {
+		reply_error(fd, "place: reader %s is unplugged (plug %s first)", name, name);
+		return;
+	}
 	struct hil_target t;
 	char desc[160];
 	char *w;
@@ -187,7 +191,8 @@ static void cmd_remove(struct bench *b, int fd, char *rest)
 		reply_error(fd, "remove: no reader named '%s'", name ? name : "");
 		return;
 	}
-	hil_pn532_set_target(r->chip, NULL);
+	if (r->chip) /* unplugged: the card went with the reader */
+		hil_pn532_set_target(r->chip, NULL);
 	bench_event(b, r->name, "removed %s", r->target_desc);
 	snprintf(r->target_desc, sizeof(r->target_desc), "none");
 	reply_ok(fd, NULL);
@@ -207,6 +212,11 @@ static void cmd_qr(struct bench *b, int fd, char *rest)
 		reply_error(fd, "qr %s: missing the text the scanner reads", name);
 		return;
 	}
+	if (r->qr_master < 0) {
+		reply_error(fd, "qr %s: the scanner is unplugged (plug %s scanner first)", name,
+		            name);
+		return;
+	}
 	/* a scanner in keyboard-line mode: the code's text, then CR LF */
 	size_t len = strlen(rest);
 	if (write(r->qr_master, rest, len) != (ssize_t)len || write(r->qr_master, "\r\n", 2) != 2) {
@@ -215,6 +225,69 @@ static void cmd_qr(struct bench *b, int fd, char *rest)
 		return;
 	}
 	bench_event(b, r->name, "qr %zu chars", len);
+	reply_ok(fd, NULL);
+}
+
+/* unplug|plug READER [reader|scanner]: both devices when neither is named. */
+static void cmd_plug(struct bench *b, int fd, char *rest, int plug)
+{
+	const char *verb = plug ? "plug" : "unplug";
+	char *name = next_word(&rest), *which = next_word(&rest);
+	struct reader *r = name ? bench_find_reader(b, name) : NULL;
+	if (!r) {
+		reply_error(fd, "%s: no reader named '%s'", verb, name ? name : "");
+		return;
+	}
+	int reader = !which || strcmp(which, "reader") == 0;
+	int scanner = !which || strcmp(which, "scanner") == 0;
+	if ((!reader && !scanner) || next_word(&rest)) {
+		reply_error(fd, "%s %s: expected 'reader', 'scanner' or nothing (both)", verb,
+		            name);
+		return;
+	}
+	int was_reader = r->master >= 0, was_scanner = r->qr_master >= 0;
+	if (reader && was_reader != plug &&
+	    (plug ? bench_plug_reader(b, r) : bench_unplug_reader(b, r)) != 0) {
+		reply_error(fd, "%s %s reader: %s", verb, name, strerror(errno));
+		return;
+	}
+	if (scanner && was_scanner != plug &&
+	    (plug ? bench_plug_scanner(b, r) : bench_unplug_scanner(b, r)) != 0) {
+		reply_error(fd, "%s %s scanner: %s", verb, name, strerror(errno));
+		return;
+	}
+	if (reader && was_reader != plug)
+		bench_event(b, r->name, "%s reader%s%s", plug ? "plugged" : "unplugged",
+		            plug ? " tty=" : "", plug ? r->link : "");
+	if (scanner && was_scanner != plug)
+		bench_event(b, r->name, "%s scanner%s%s", plug ? "plugged" : "unplugged",
+		            plug ? " qr=" : "", plug ? r->qr_link : "");
+	reply_ok(fd, NULL);
+}
+
+/* fault READER none|garbage|silent: what the emulated chip sends the host. */
+static void cmd_fault(struct bench *b, int fd, char *rest)
+{
+	char *name = next_word(&rest), *what = next_word(&rest);
+	struct reader *r = name ? bench_find_reader(b, name) : NULL;
+	if (!r) {
+		reply_error(fd, "fault: no reader named '%s'", name ? name : "");
+		return;
+	}
+	enum reader_fault f;
+	if (what && strcmp(what, "none") == 0)
+		f = FAULT_NONE;
+	else if (what && strcmp(what, "garbage") == 0)
+		f = FAULT_GARBAGE;
+	else if (what && strcmp(what, "silent") == 0)
+		f = FAULT_SILENT;
+	else {
+		reply_error(fd, "fault %s: '%s' is not valid: expected none, garbage or silent",
+		            name, what ? what : "");
+		return;
+	}
+	r->fault = f;
+	bench_event(b, r->name, "fault %s", what);
 	reply_ok(fd, NULL);
 }
 
@@ -281,15 +354,18 @@ static void list_events(struct bench *b, int fd, long long since, const char *re
 static void cmd_status(struct bench *b, int fd)
 {
 	dprintf(fd, "ok\n");
+	static const char *const faults[] = {"none", "garbage", "silent"};
 	for (size_t i = 0; i < b->n_readers; i++) {
 		struct reader *r = &b->readers[i];
 		struct hil_pn532_stats st;
 		hil_pn532_get_stats(r->chip, &st);
 		dprintf(fd,
 		        "reader %s tty=%s qr=%s frames=%lu bad=%lu commands=%lu exchanges=%lu "
-		        "relay=%s led=%s target=%s\n",
-		        r->name, r->link, r->qr_link, st.frames_in, st.frames_bad, st.commands,
-		        st.exchanges, r->gate.relay, r->gate.led, r->target_desc);
+		        "relay=%s led=%s target=%s fault=%s\n",
+		        r->name, r->master >= 0 ? r->link : "unplugged",
+		        r->qr_master >= 0 ? r->qr_link : "unplugged", st.frames_in, st.frames_bad,
+		        st.commands, st.exchanges, r->gate.relay, r->gate.led, r->target_desc,
+		        faults[r->fault]);
 	}
 	dprintf(fd, ".\n");
 }
@@ -312,6 +388,10 @@ void control_handle_line(struct bench *b, int fd, char *line)
 		cmd_qr(b, fd, rest);
 	} else if (strcmp(cmd, "gate") == 0) {
 		cmd_gate(b, fd, rest);
+	} else if (strcmp(cmd, "unplug") == 0 || strcmp(cmd, "plug") == 0) {
+		cmd_plug(b, fd, rest, cmd[0] == 'p');
+	} else if (strcmp(cmd, "fault") == 0) {
+		cmd_fault(b, fd, rest);
 	} else if (strcmp(cmd, "events") == 0 || strcmp(cmd, "outputs") == 0) {
 		int outputs = cmd[0] == 'o';
 		char *reader = outputs ? next_word(&rest) : NULL;

@@ -111,6 +111,22 @@ static void reader_write(void *ctx, const uint8_t *data, size_t len)
 	struct reader *r = ctx;
 	struct bench *b = the_bench;
 	long long now = bench_now_us();
+	uint8_t noise[1024];
+	if (r->fault == FAULT_SILENT || r->master < 0)
+		return;
+	if (r->fault == FAULT_GARBAGE) {
+		/* as many bytes of noise as the chip meant to send (xorshift32): never the
+		 * 00 00 FF of a frame start for long, so the host reads nothing it can use */
+		if (len > sizeof(noise))
+			len = sizeof(noise);
+		for (size_t i = 0; i < len; i++) {
+			r->noise ^= r->noise << 13;
+			r->noise ^= r->noise >> 17;
+			r->noise ^= r->noise << 5;
+			noise[i] = (uint8_t)(r->noise | 0x01); /* never 00 */
+		}
+		data = noise;
+	}
 	/* The chip could only start once the host's bytes had crossed the line, and the
 	 * answer to an exchange waits for the card as well. */
 	long long start = now + wire_us(b, r->in_pending);
@@ -169,6 +185,8 @@ static void reader_log(void *ctx, const char *line)
 static long long reader_flush(struct reader *r)
 {
 	long long now = bench_now_us();
+	if (r->master < 0)
+		return -1;
 	while (r->out_head && r->out_head->due_us <= now) {
 		struct out_chunk *c = r->out_head;
 		size_t off = 0;
@@ -249,6 +267,95 @@ static int valid_name(const char *s)
 	return 1;
 }
 
+static int new_chip(struct reader *r)
+{
+	struct hil_pn532_io io = {
+	        .write = reader_write, .log = reader_log, .now_ms = reader_now_ms, .ctx = r};
+	r->chip = hil_pn532_new(&io);
+	r->in_pending = 0;
+	r->line_free_us = 0;
+	r->exchanges_seen = 0;
+	r->last_log[0] = '\0';
+	r->last_log_repeats = 0;
+	return r->chip ? 0 : -1;
+}
+
+static void drop_output(struct reader *r)
+{
+	while (r->out_head) {
+		struct out_chunk *c = r->out_head;
+		r->out_head = c->next;
+		free(c);
+	}
+	r->out_tail = NULL;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+int bench_unplug_reader(struct bench *b, struct reader *r)
+{
+	(void)b;
+	if (r->master < 0) {
+		errno = EALREADY;
+		return -1;
+	}
+	hil_pn532_free(r->chip); /* the card in its field goes with it */
+	r->chip = NULL;
+	drop_output(r);
+	close_fd(&r->master);
+	close_fd(&r->slave);
+	unlink(r->link);
+	snprintf(r->target_desc, sizeof(r->target_desc), "none");
+	return 0;
+}
+
+int bench_plug_reader(struct bench *b, struct reader *r)
+{
+	(void)b;
+	if (r->master >= 0) {
+		errno = EALREADY;
+		return -1;
+	}
+	if (open_pty(&r->master, &r->slave, r->link) != 0)
+		return -1;
+	if (new_chip(r) != 0) {
+		close_fd(&r->master);
+		close_fd(&r->slave);
+		unlink(r->link);
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
+}
+
+int bench_unplug_scanner(struct bench *b, struct reader *r)
+{
+	(void)b;
+	if (r->qr_master < 0) {
+		errno = EALREADY;
+		return -1;
+	}
+	close_fd(&r->qr_master);
+	close_fd(&r->qr_slave);
+	unlink(r->qr_link);
+	return 0;
+}
+
+int bench_plug_scanner(struct bench *b, struct reader *r)
+{
+	(void)b;
+	if (r->qr_master >= 0) {
+		errno = EALREADY;
+		return -1;
+	}
+	return open_pty(&r->qr_master, &r->qr_slave, r->qr_link);
+}
+
 static int reader_create(struct bench *b, const char *name)
 {
 	struct reader *r = &b->readers[b->n_readers];
@@ -260,6 +367,8 @@ static int reader_create(struct bench *b, const char *name)
 	snprintf(qr_link, sizeof(qr_link), "%s/qr/%s", b->run_dir, name);
 	memcpy(r->link, link, sizeof(link));
 	memcpy(r->qr_link, qr_link, sizeof(qr_link));
+	r->master = r->slave = r->qr_master = r->qr_slave = -1;
+	r->noise = 0x2545F491u;
 	if (open_pty(&r->master, &r->slave, r->link) != 0) {
 		fprintf(stderr, "citypass-hil: cannot create the pty for reader %s: %s\n", name,
 		        strerror(errno));
@@ -270,10 +379,7 @@ static int reader_create(struct bench *b, const char *name)
 		        strerror(errno));
 		return -1;
 	}
-	struct hil_pn532_io io = {
-	        .write = reader_write, .log = reader_log, .now_ms = reader_now_ms, .ctx = r};
-	r->chip = hil_pn532_new(&io);
-	if (!r->chip) {
+	if (new_chip(r) != 0) {
 		fprintf(stderr, "citypass-hil: out of memory\n");
 		return -1;
 	}
@@ -288,15 +394,11 @@ static int reader_create(struct bench *b, const char *name)
 static void reader_destroy(struct reader *r)
 {
 	hil_pn532_free(r->chip);
-	while (r->out_head) {
-		struct out_chunk *c = r->out_head;
-		r->out_head = c->next;
-		free(c);
-	}
-	close(r->master);
-	close(r->slave);
-	close(r->qr_master);
-	close(r->qr_slave);
+	drop_output(r);
+	close_fd(&r->master);
+	close_fd(&r->slave);
+	close_fd(&r->qr_master);
+	close_fd(&r->qr_slave);
 	unlink(r->link);
 	unlink(r->qr_link);
 }
@@ -504,6 +606,10 @@ static int cmd_run(int argc, char **argv)
 		long long next_due = -1;
 		pfd[n++] = (struct pollfd){.fd = b->listen_fd, .events = POLLIN};
 		for (size_t i = 0; i < b->n_readers; i++) {
+			if (b->readers[i].master < 0) { /* unplugged: keep the slot, poll nothing */
+				pfd[n++] = (struct pollfd){.fd = -1};
+				continue;
+			}
 			long long poll_ms = hil_pn532_tick(b->readers[i].chip);
 			if (poll_ms >= 0) {
 				long long at = bench_now_us() + poll_ms * 1000;
@@ -535,6 +641,8 @@ static int cmd_run(int argc, char **argv)
 			if (!(pfd[k].revents & (POLLIN | POLLHUP | POLLERR)))
 				continue;
 			uint8_t buf[1024];
+			if (r->master < 0) /* unplugged by a control command of this round */
+				continue;
 			ssize_t got = read(r->master, buf, sizeof(buf));
 			/* EIO: nobody has the slave open but us; POLLHUP then repeats until a
 			 * host opens it, so back off briefly */
@@ -543,6 +651,8 @@ static int cmd_run(int argc, char **argv)
 					usleep(1000);
 				continue;
 			}
+			if (r->fault == FAULT_SILENT)
+				continue; /* a hung chip: the host's bytes go nowhere */
 			r->in_pending += (size_t)got;
 			hil_pn532_feed(r->chip, buf, (size_t)got);
 		}
@@ -593,6 +703,8 @@ static const char ctl_usage[] =
         "  place READER classic [uid=HEX8] | place READER uid-only [uid=HEX14]\n"
         "  place READER external SOCKET | remove READER\n"
         "  qr READER TEXT | gate READER [relay=open|closed] [led=COLOUR] [display=TEXT]\n"
+        "  unplug READER [reader|scanner] | plug READER [reader|scanner]\n"
+        "  fault READER none|garbage|silent\n"
         "  quit\n";
 
 static int connect_control(const char *run_dir, double wait_s)
