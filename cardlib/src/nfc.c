@@ -20,17 +20,10 @@ struct nfc_backend {
 	int selected;
 };
 
-static int nfcb_select(void *ctx, struct cardlib_target_info *info)
+static int target_found(struct nfc_backend *b, const nfc_target *t,
+                        struct cardlib_target_info *info)
 {
-	struct nfc_backend *b = ctx;
-	const nfc_modulation mod = {.nmt = NMT_ISO14443A, .nbr = NBR_106};
-	nfc_target t;
-	int n = nfc_initiator_select_passive_target(b->dev, mod, NULL, 0, &t);
-	if (n < 0)
-		return n == NFC_ETIMEOUT ? 0 : CARDLIB_ERR_IO;
-	if (n == 0)
-		return 0;
-	const nfc_iso14443a_info *a = &t.nti.nai;
+	const nfc_iso14443a_info *a = &t->nti.nai;
 	size_t uid_len = a->szUidLen < CARDLIB_UID_MAX ? a->szUidLen : CARDLIB_UID_MAX;
 	size_t ats_len = a->szAtsLen < CARDLIB_ATS_MAX ? a->szAtsLen : CARDLIB_ATS_MAX;
 	memcpy(info->uid, a->abtUid, uid_len);
@@ -41,6 +34,45 @@ static int nfcb_select(void *ctx, struct cardlib_target_info *info)
 	info->ats_len = ats_len;
 	b->selected = 1;
 	return 1;
+}
+
+static int nfcb_select(void *ctx, struct cardlib_target_info *info)
+{
+	struct nfc_backend *b = ctx;
+	const nfc_modulation mod = {.nmt = NMT_ISO14443A, .nbr = NBR_106};
+	nfc_target t;
+	int n = nfc_initiator_select_passive_target(b->dev, mod, NULL, 0, &t);
+	if (n < 0)
+		return n == NFC_ETIMEOUT ? 0 : CARDLIB_ERR_IO;
+	if (n == 0)
+		return 0;
+	return target_found(b, &t, info);
+}
+
+/*
+ * The PN532 polls by itself (InAutoPoll, UM0701 s.7.3.13): it answers the moment a target
+ * enters the field, selected and (ISO 14443-4) activated, or with no target once PollNr x
+ * Period x 150 ms have passed. libnfc waits for that answer with no timeout of its own,
+ * and nothing is an error when the field stays empty: no 50 ms error flush, no command
+ * sent after the card arrived (HIL-NOTES.md, "Timing"). libnfc's bAutoIso14443_4 makes it
+ * ask for ISO 14443-4A before MIFARE, so a DESFire card or a phone comes with its ATS.
+ */
+static int nfcb_wait(void *ctx, struct cardlib_target_info *info, int timeout_ms)
+{
+	struct nfc_backend *b = ctx;
+	const nfc_modulation mod = {.nmt = NMT_ISO14443A, .nbr = NBR_106};
+	nfc_target t;
+	int polls = (timeout_ms + 149) / 150;
+	if (polls < 1)
+		polls = 1;
+	if (polls > 0xFE) /* 0xFF would poll for ever */
+		polls = 0xFE;
+	int n = nfc_initiator_poll_target(b->dev, &mod, 1, (uint8_t)polls, 1, &t);
+	if (n < 0)
+		return n == NFC_ETIMEOUT ? 0 : CARDLIB_ERR_IO;
+	if (n == 0)
+		return 0;
+	return target_found(b, &t, info);
 }
 
 static int nfcb_transceive(void *ctx, const uint8_t *tx, size_t tx_len, uint8_t *rx, size_t rx_cap,
@@ -103,6 +135,7 @@ static const struct cardlib_reader_ops nfc_ops = {
         .select = nfcb_select,
         .transceive = nfcb_transceive,
         .release = nfcb_release,
+        .wait = nfcb_wait,
         .now_ms = mono_ms,
         .wall_time = wall_time,
         .destroy = nfcb_destroy,

@@ -16,6 +16,17 @@ int cardlib_reader_select(struct cardlib_reader *r, struct cardlib_target_info *
 	return r->ops->select(r->ctx, info);
 }
 
+int cardlib_reader_wait(struct cardlib_reader *r, struct cardlib_target_info *info, int timeout_ms)
+{
+	if (!r || !info || timeout_ms < 0)
+		return CARDLIB_ERR_ARG;
+	if (!r->ops->wait)
+		return cardlib_reader_select(r, info);
+	memset(info, 0, sizeof(*info));
+	r->stats.selects++;
+	return r->ops->wait(r->ctx, info, timeout_ms);
+}
+
 int cardlib_reader_transceive(struct cardlib_reader *r, const uint8_t *tx, size_t tx_len,
                               uint8_t *rx, size_t rx_cap, int timeout_ms)
 {

@@ -1096,7 +1096,53 @@ static int replay_use(struct cardlib_qr_replay_cache *cache, uint16_t sector,
 	free_slot->sector = sector;
 	memcpy(free_slot->id, id, CARDLIB_TOKEN_ID_LEN);
 	free_slot->expires = (int64_t)step * CARDLIB_QR_STEP_S + CARDLIB_QR_STEP_S + QR_SKEW_S;
+	/* cardlib_qr_step() says the same to a cache kept elsewhere (a gate's journal) */
 	return CARDLIB_OK;
+}
+
+/* A QR line's payload: version(1) step(4) cred_len(1) cred sig_len(1) sig. 0 or QR_FORMAT. */
+struct qr_payload {
+	uint8_t bytes[QR_PAYLOAD_MAX];
+	uint32_t step;
+	const uint8_t *cred, *sig;
+	size_t cred_len, sig_len;
+};
+
+static int qr_parse(const char *line, size_t len, struct qr_payload *q)
+{
+	while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+		len--;
+	const size_t prefix = strlen(CARDLIB_QR_PREFIX);
+	if (len < prefix || len > CARDLIB_QR_LINE_MAX || memcmp(line, CARDLIB_QR_PREFIX, prefix))
+		return CARDLIB_ERR_QR_FORMAT;
+	uint8_t *payload = q->bytes;
+	const long n = b64url_decode(line + prefix, len - prefix, payload, sizeof(q->bytes));
+	if (n < 7 || payload[0] != CARDLIB_TOKEN_VERSION)
+		return CARDLIB_ERR_QR_FORMAT;
+	q->step = (uint32_t)payload[1] << 24 | (uint32_t)payload[2] << 16 |
+	          (uint32_t)payload[3] << 8 | payload[4];
+	q->cred_len = payload[5];
+	if ((size_t)n < 7 + q->cred_len)
+		return CARDLIB_ERR_QR_FORMAT;
+	q->cred = payload + 6;
+	q->sig_len = payload[6 + q->cred_len];
+	q->sig = payload + 7 + q->cred_len;
+	if ((size_t)n != 7 + q->cred_len + q->sig_len)
+		return CARDLIB_ERR_QR_FORMAT;
+	return 0;
+}
+
+int cardlib_qr_step(const char *line, size_t len, uint32_t *step, int64_t *expires)
+{
+	if ((!line && len) || !step || !expires)
+		return CARDLIB_ERR_ARG;
+	struct qr_payload q;
+	int rc = qr_parse(line, len, &q);
+	if (rc != 0)
+		return rc;
+	*step = q.step;
+	*expires = (int64_t)q.step * CARDLIB_QR_STEP_S + CARDLIB_QR_STEP_S + QR_SKEW_S;
+	return 0;
 }
 
 int cardlib_qr_verify(const char *line, size_t len, const struct cardlib_token_keyring *issuers,
@@ -1106,29 +1152,16 @@ int cardlib_qr_verify(const char *line, size_t len, const struct cardlib_token_k
 {
 	if ((!line && len) || !issuers || !identifier)
 		return CARDLIB_ERR_ARG;
-	while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-		len--;
-	const size_t prefix = strlen(CARDLIB_QR_PREFIX);
-	if (len < prefix || len > CARDLIB_QR_LINE_MAX || memcmp(line, CARDLIB_QR_PREFIX, prefix))
-		return CARDLIB_ERR_QR_FORMAT;
-	uint8_t payload[QR_PAYLOAD_MAX];
-	const long n = b64url_decode(line + prefix, len - prefix, payload, sizeof(payload));
-	/* version(1) step(4) cred_len(1) cred sig_len(1) sig */
-	if (n < 7 || payload[0] != CARDLIB_TOKEN_VERSION)
-		return CARDLIB_ERR_QR_FORMAT;
-	const uint32_t step = (uint32_t)payload[1] << 24 | (uint32_t)payload[2] << 16 |
-	                      (uint32_t)payload[3] << 8 | payload[4];
-	const size_t cred_len = payload[5];
-	if ((size_t)n < 7 + cred_len)
-		return CARDLIB_ERR_QR_FORMAT;
-	const uint8_t *cred = payload + 6;
-	const size_t sig_len = payload[6 + cred_len];
-	const uint8_t *sig = payload + 7 + cred_len;
-	if ((size_t)n != 7 + cred_len + sig_len)
-		return CARDLIB_ERR_QR_FORMAT;
+	struct qr_payload q;
+	int rc = qr_parse(line, len, &q);
+	if (rc != 0)
+		return rc;
+	const uint32_t step = q.step;
+	const uint8_t *cred = q.cred, *sig = q.sig;
+	const size_t cred_len = q.cred_len, sig_len = q.sig_len;
 
 	struct cardlib_token_credential c;
-	int rc = cardlib_token_credential_verify(cred, cred_len, issuers, sector, now, &c);
+	rc = cardlib_token_credential_verify(cred, cred_len, issuers, sector, now, &c);
 	if (rc != 0)
 		return rc;
 	/* s*30 - 15 <= now <= s*30 + 45: |now - middle of the step| <= 30 */

@@ -42,6 +42,10 @@ struct cardlib_reader_ops {
 	                  int timeout_ms);
 	/* Release the target (deselect). */
 	void (*release)(void *ctx);
+	/* Optional. Wait up to about timeout_ms for a target to come into the field, and
+	 * select it the moment it does (the reader polls by itself: a PN532's InAutoPoll).
+	 * Returns like select. NULL: cardlib_reader_wait() selects once, without waiting. */
+	int (*wait)(void *ctx, struct cardlib_target_info *info, int timeout_ms);
 	/* Monotonic milliseconds (timeouts, QR replay-cache expiry). */
 	int64_t (*now_ms)(void *ctx);
 	/* Wall-clock Unix seconds (credential validity, QR windows). */
@@ -66,6 +70,9 @@ struct cardlib_reader {
 
 /* Wrappers that keep the statistics; cardlib calls the ops only through them. */
 int cardlib_reader_select(struct cardlib_reader *r, struct cardlib_target_info *info);
+/* Wait for a target to arrive (ops.wait), up to about timeout_ms; counted as a select. */
+int cardlib_reader_wait(struct cardlib_reader *r, struct cardlib_target_info *info,
+                        int timeout_ms);
 int cardlib_reader_transceive(struct cardlib_reader *r, const uint8_t *tx, size_t tx_len,
                               uint8_t *rx, size_t rx_cap, int timeout_ms);
 void cardlib_reader_release(struct cardlib_reader *r);

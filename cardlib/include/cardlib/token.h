@@ -183,6 +183,14 @@ int cardlib_qr_verify(const char *line, size_t len, const struct cardlib_token_k
                       uint8_t identifier[CARDLIB_TOKEN_ID_LEN],
                       struct cardlib_token_credential *cred);
 
+/*
+ * The time step a citypass QR line carries, and the last wall second at which it can still
+ * pass the window check — how long a replay cache kept elsewhere must remember it (a gate
+ * keeps the codes it accepted in its journal, across restarts). Nothing is verified: call
+ * it on a line cardlib_qr_verify accepted. 0, or CARDLIB_ERR_QR_FORMAT.
+ */
+int cardlib_qr_step(const char *line, size_t len, uint32_t *step, int64_t *expires);
+
 /* --- testing ---------------------------------------------------------------------------- */
 
 /*
