@@ -676,7 +676,10 @@ static int check_controller(struct parse_ctx *p, struct controller_config *c, un
 	if (c->reconnect_min_ms > c->reconnect_max_ms)
 		return failf(p, "reconnect-min-ms %u is above reconnect-max-ms %u",
 		             c->reconnect_min_ms, c->reconnect_max_ms);
-	if (c->qr_scanner[0] && access(c->qr_scanner, R_OK | W_OK) != 0)
+	/* A scanner not there (yet) is no configuration error: USB devices come and go, the
+	 * daemon opens it when it appears (issue 13). One it may not use is. */
+	if (c->qr_scanner[0] && access(c->qr_scanner, R_OK | W_OK) != 0 && errno != ENOENT &&
+	    errno != ENODEV && errno != ENXIO)
 		return failf(p, "qr-scanner '%s': cannot open: %s", c->qr_scanner, strerror(errno));
 	return 0;
 }

@@ -39,6 +39,10 @@ static const char schema[] =
         " WITHOUT ROWID;"
         "CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL)"
         " WITHOUT ROWID;"
+        /* issue 13: QR codes accepted here, until they could no longer pass the window (an
+         * older controller ignores the table: no schema version needed) */
+        "CREATE TABLE IF NOT EXISTS qr_seen(key BLOB NOT NULL, step INTEGER NOT NULL,"
+        " expires INTEGER NOT NULL, PRIMARY KEY(key, step)) WITHOUT ROWID;"
         "INSERT OR IGNORE INTO meta VALUES('stat_acked', 0), ('consumption_acked', 0),"
         " ('consumption_purged_unacked', 0), ('time_floor', 0);";
 
@@ -78,6 +82,9 @@ enum stmt {
 	ST_SETTLE_DONE,
 	ST_SETTLE_UNDONE,
 	ST_SETTLE_ORPHANS,
+	ST_INSERT_QR,
+	ST_QR_SEEN,
+	ST_PURGE_QR,
 	ST_COUNT,
 };
 
@@ -125,6 +132,9 @@ static const char *const stmt_sql[ST_COUNT] = {
         [ST_SETTLE_DONE] = "UPDATE stat SET pending = 0 WHERE seq = ? AND pending",
         [ST_SETTLE_UNDONE] = "DELETE FROM stat WHERE seq = ? AND pending",
         [ST_SETTLE_ORPHANS] = "UPDATE stat SET pending = 0 WHERE pending",
+        [ST_INSERT_QR] = "INSERT OR IGNORE INTO qr_seen(key, step, expires) VALUES(?,?,?)",
+        [ST_QR_SEEN] = "SELECT count(*) FROM qr_seen WHERE key = ? AND step = ? AND expires >= ?",
+        [ST_PURGE_QR] = "DELETE FROM qr_seen WHERE expires < ?",
 };
 
 struct controller_journal {
@@ -313,6 +323,14 @@ static int insert_event(struct controller_journal *j, const struct controller_ev
 			return rc;
 		if (seq)
 			seq->consumption = (uint64_t)sqlite3_last_insert_rowid(j->db);
+	}
+	if (ev->qr) { /* this code is used: in this transaction, so never acted on unrecorded */
+		s = stmt(j, ST_INSERT_QR);
+		sqlite3_bind_blob(s, 1, ev->key, PROTO_LIST_KEY_LEN, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 2, ev->qr_step);
+		sqlite3_bind_int64(s, 3, ev->qr_expires);
+		if ((rc = step_done(s)))
+			return rc;
 	}
 	if (ev->remember_grant && !ev->pending) { /* a pending grant is remembered when settled */
 		s = stmt(j, ST_UPSERT_PASSBACK);
@@ -622,7 +640,27 @@ int controller_journal_purge(struct controller_journal *j, int64_t now, int64_t 
 		sqlite3_bind_int64(s, 1, apb_horizon > horizon ? apb_horizon : horizon);
 		rc = step_done(s);
 	}
+	if (!rc) { /* a QR code past its window cannot be replayed: it is forgotten */
+		s = stmt(j, ST_PURGE_QR);
+		sqlite3_bind_int64(s, 1, now);
+		rc = step_done(s);
+	}
 	return finish(j, rc);
+}
+
+int controller_journal_qr_seen(struct controller_journal *j, const uint8_t key[PROTO_LIST_KEY_LEN],
+                               uint32_t step, int64_t now, bool *seen)
+{
+	if (!j || !key || !seen)
+		return CONTROLLER_ERR_ARG;
+	sqlite3_stmt *s = stmt(j, ST_QR_SEEN);
+	sqlite3_bind_blob(s, 1, key, PROTO_LIST_KEY_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, step);
+	sqlite3_bind_int64(s, 3, now);
+	int64_t n = 0;
+	int rc = step_int(s, &n);
+	*seen = n > 0;
+	return rc;
 }
 
 int controller_journal_stats(struct controller_journal *j, struct controller_journal_stats *st)

@@ -39,6 +39,7 @@
 #define CONTROLLER_VERSION "0.1.0"
 
 static volatile sig_atomic_t stop_requested, reload_requested;
+static char **daemon_argv; /* the reader's watchdog starts the daemon again with it */
 
 static void on_signal(int sig)
 {
@@ -291,6 +292,7 @@ static int run(struct controller_config *cfg, bool first)
 	        .clock = sh.clock,
 	        .journal_written = kick,
 	        .ctx = &sh,
+	        .argv = daemon_argv,
 	};
 	if (controller_reader_loop_open(&loop, &lp, err, sizeof(err)) != 0)
 		goto out;
@@ -380,6 +382,7 @@ int main(int argc, char **argv)
 	        {NULL, 0, NULL, 0},
 	};
 	const char *config_path = getenv("CITYPASS_CONTROLLER_CONFIG");
+	daemon_argv = argv;
 	bool check_only = false;
 	int c;
 	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -422,6 +425,10 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	controller_log_init("citypass-controller", cfg.log_syslog);
+	/* libnfc logs every failed open itself, once a second while a reader is unplugged:
+	 * the daemon says it once (docs/controller.md). An operator's own level wins. Before
+	 * any thread: libnfc reads the environment (HIL-NOTES.md, pitfall 2). */
+	setenv("LIBNFC_LOG_LEVEL", "0", 0);
 
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));

@@ -6,8 +6,9 @@
  *          scenario runner reads it back with `citypass-hil ctl outputs READER`;
  *   gpio   a relay and two LEDs on GPIO lines through libgpiod 1.6 (the display text
  *          then only goes to the log).
- * Every call is made from the reader thread. The journal append comes before any call
- * that opens (DESIGN.md s.5).
+ * Calls come from the reader or the scanner thread, one at a time (the reader loop's
+ * panel, src/panel.c). The journal append comes before any call that opens (DESIGN.md
+ * s.5).
  */
 #ifndef CONTROLLER_GATE_H
 #define CONTROLLER_GATE_H

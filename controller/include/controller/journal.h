@@ -55,6 +55,13 @@ struct controller_event {
 	/* Remember this grant for anti-passback (uses `key`). */
 	bool remember_grant;
 
+	/* A QR code (issue 13): (key, qr_step) is remembered until qr_expires, the last second
+	 * the code could pass the window, so that its screenshot is refused across a reload
+	 * or a restart (controller_journal_qr_seen). */
+	bool qr;
+	uint32_t qr_step;
+	int64_t qr_expires;
+
 	/* The decision's action is not done yet (a card debit awaiting its commit): the
 	 * statistic is journalled but held back from upload, and the grant is remembered,
 	 * until controller_journal_settle(). Not with `consumes`. */
@@ -166,6 +173,11 @@ int controller_journal_local_uses(struct controller_journal *j,
                                   uint8_t scope, uint8_t period, int64_t period_number,
                                   int64_t list_issued_at, uint32_t *uses);
 
+/* Whether the QR code of this pass's key and time step was accepted here and can still
+ * pass its window at `now` (journalled with its decision: event.qr). */
+int controller_journal_qr_seen(struct controller_journal *j, const uint8_t key[PROTO_LIST_KEY_LEN],
+                               uint32_t step, int64_t now, bool *seen);
+
 /* The last remembered grant of this pass at this site, 0 when none. */
 int controller_journal_last_grant(struct controller_journal *j,
                                   const uint8_t key[PROTO_LIST_KEY_LEN], int64_t *at);
@@ -183,7 +195,8 @@ int controller_journal_counters(struct controller_journal *j, const struct contr
 /*
  * Housekeeping, run after each sync and hourly: forget acknowledged consumption rows the
  * list issued at `list_issued_at` reflects, every identifying row older than
- * retention_days (0: the default 90), and anti-passback entries older than the window.
+ * retention_days (0: the default 90), anti-passback entries older than the window, and QR
+ * codes past theirs.
  */
 int controller_journal_purge(struct controller_journal *j, int64_t now, int64_t list_issued_at,
                              uint32_t retention_days, uint32_t antipassback_minutes);

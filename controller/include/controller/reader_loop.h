@@ -9,6 +9,11 @@
  *   journal, decide (controller_decide, civil time of the site's zone), debit the card
  *   when the engine says so, append to the journal (durable), then drive the gate.
  *
+ * Two threads: the caller's (the reader thread, which owns libnfc) and a scanner thread
+ * (the QR line, the gate's timers, a watchdog of the reader thread); decisions are taken
+ * one at a time. Both devices may come and go: each is opened again with a bounded
+ * back-off, and the display says "Hors service" while the reader cannot read.
+ *
  * A card left on the reader is decided once: after a tap the loop waits until a select
  * finds the field empty before it decides again. A target with a fixed UID that differs
  * from the last one is a new tap at once; a random-ID target (4-byte UID starting 08h:
@@ -42,18 +47,22 @@ struct controller_reader_loop_params {
 	/* Called after each journal append (the sync client uploads soon). May be NULL. */
 	void (*journal_written)(void *ctx);
 	void *ctx;
+	/* The daemon's command line: a reader hung inside libnfc makes the controller execute
+	 * itself again with it (src/qr_scanner.c, the watchdog). NULL: it exits instead. */
+	char *const *argv;
 };
 
 struct controller_reader_loop;
 
 /*
- * Open the reader (libnfc connection string) and the QR scanner line, load the issuer key
- * for phones. 0, or -1 with one sentence in err.
+ * Load the issuer key for phones, prepare the gate's panel. The reader and the QR scanner
+ * are opened by run(), and again whenever they fail. 0, or -1 with one sentence in err.
  */
 int controller_reader_loop_open(struct controller_reader_loop **out,
                                 const struct controller_reader_loop_params *params, char *err,
                                 size_t errlen);
-/* Run until *stop or *reload becomes non-zero (signal handlers set them). */
+/* Run until *stop or *reload becomes non-zero (signal handlers set them); the scanner
+ * thread runs meanwhile. */
 void controller_reader_loop_run(struct controller_reader_loop *loop, volatile sig_atomic_t *stop,
                                 volatile sig_atomic_t *reload);
 void controller_reader_loop_close(struct controller_reader_loop *loop);
