@@ -67,6 +67,7 @@ struct tap {
 	uint8_t key[PROTO_LIST_KEY_LEN];
 	struct cardlib_card *card; /* cards: the open session (for a debit) */
 	struct controller_card_read card_read;
+	bool paid; /* a card whose unanswered commit had taken this entry: no second debit */
 	/* QR: the code's time step, remembered with the decision (a screenshot cannot be
 	 * used again in its window, across a restart) until `qr_expires` */
 	bool qr;

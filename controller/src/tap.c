@@ -193,20 +193,12 @@ static void debit_and_act(struct controller_reader_loop *l, struct tap *t,
 	int32_t remaining = 0;
 	int rc;
 
-	if (l->unsure_commit.active && reader_mono_ms() - l->unsure_commit.at_ms > UNSURE_COMMIT_MS)
-		l->unsure_commit.active = false;
-	if (l->unsure_commit.active && t->have_key &&
-	    memcmp(l->unsure_commit.key, t->key, sizeof(t->key)) == 0) {
-		l->unsure_commit.active = false;
-		if (t->card_read.value == l->unsure_commit.value_before - 1) {
-			/* the commit did happen: this entry is paid, let the citizen in */
-			controller_log(LOG_NOTICE, "tap card: the unanswered commit had taken the "
-			                           "entry: admitted without a second debit");
-			event_of(l, t, pass, d, now, &ev);
-			if (journal_decision(l, &ev, &seq) == 0)
-				act(l, t, d, &ev, &seq);
-			return;
-		}
+	if (t->paid) {
+		/* the unanswered commit did happen: this entry is paid, let the citizen in */
+		controller_log(LOG_NOTICE, "tap card: the unanswered commit had taken the entry: "
+		                           "admitted without a second debit");
+		journal_and_act(l, t, pass, d, now);
+		return;
 	}
 	rc = t->card ? cardlib_card_debit_begin(t->card, &remaining) : CARDLIB_ERR_LAYOUT;
 	if (rc == CARDLIB_ERR_VALUE_EXHAUSTED) {
@@ -293,6 +285,19 @@ void tap_decide(struct controller_reader_loop *l, struct tap *t)
 		}
 	}
 
+	/* The card whose commit went unanswered is back (docs/controller.md, "Entries on the
+	 * card"): one entry less, the commit happened — it is decided as it was then, from the
+	 * value the entry was taken from, and nothing more is debited. */
+	if (l->unsure_commit.active && reader_mono_ms() - l->unsure_commit.at_ms > UNSURE_COMMIT_MS)
+		l->unsure_commit.active = false;
+	if (l->unsure_commit.active && t->cred == CONTROLLER_CRED_CARD && t->have_key &&
+	    memcmp(l->unsure_commit.key, t->key, sizeof(t->key)) == 0) {
+		l->unsure_commit.active = false;
+		if (in.card.value_present && in.card.value == l->unsure_commit.value_before - 1) {
+			t->paid = true;
+			in.card.value = l->unsure_commit.value_before;
+		}
+	}
 	struct controller_decision d;
 	controller_decide(&in, &d);
 
