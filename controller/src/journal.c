@@ -145,6 +145,7 @@ struct controller_journal {
 	 * restarts them at 1; a fresh epoch per open keeps every decision's name unique for
 	 * the server's deduplication (docs/controller.md, "A lost or restored journal"). */
 	int64_t epoch;
+	int wal_frames; /* WAL frames after this connection's last commit (deferred checkpoints) */
 };
 
 /* --- statement helpers ---------------------------------------------------------------- */
@@ -646,6 +647,39 @@ int controller_journal_purge(struct controller_journal *j, int64_t now, int64_t 
 		rc = step_done(s);
 	}
 	return finish(j, rc);
+}
+
+/* sqlite's wal_autocheckpoint threshold, which a deferring connection keeps, at idle */
+#define CHECKPOINT_FRAMES 1000
+
+static int wal_frames_seen(void *ctx, sqlite3 *db, const char *name, int frames)
+{
+	(void)db;
+	(void)name;
+	((struct controller_journal *)ctx)->wal_frames = frames;
+	return SQLITE_OK;
+}
+
+int controller_journal_defer_checkpoints(struct controller_journal *j)
+{
+	if (!j)
+		return CONTROLLER_ERR_ARG;
+	/* replaces sqlite's own hook (the autocheckpoint): the count is kept, nothing done */
+	sqlite3_wal_hook(j->db, wal_frames_seen, j);
+	return 0;
+}
+
+int controller_journal_checkpoint_due(struct controller_journal *j)
+{
+	if (!j)
+		return CONTROLLER_ERR_ARG;
+	if (j->wal_frames < CHECKPOINT_FRAMES)
+		return 0;
+	int rc = sqlite3_wal_checkpoint_v2(j->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+		return CONTROLLER_ERR_SQLITE;
+	j->wal_frames = 0;
+	return 0;
 }
 
 int controller_journal_qr_seen(struct controller_journal *j, const uint8_t key[PROTO_LIST_KEY_LEN],

@@ -251,10 +251,11 @@ static int tap_phone(struct controller_reader_loop *l, struct tap *t)
 		cardlib_reader_release(l->reader);
 		return 1;
 	}
-	cardlib_reader_release(l->reader);
 	proto_list_key(l->cfg->sector, id, sizeof(id), t->key);
 	t->have_key = true;
 	tap_decide(l, t);
+	/* released once the gate is told: the deselect's round trip is no part of the tap */
+	cardlib_reader_release(l->reader);
 	return 1;
 }
 
@@ -444,6 +445,11 @@ int controller_reader_loop_open(struct controller_reader_loop **out,
 			         cardlib_strerror(rc));
 			goto fail;
 		}
+	}
+	/* no WAL checkpoint inside a tap's commit: housekeeping does them on an empty field */
+	if (controller_journal_defer_checkpoints(params->journal) != 0) {
+		snprintf(err, errlen, "journal: cannot defer its checkpoints");
+		goto fail;
 	}
 	if (cardlib_qr_replay_cache_new(&l->qr_cache, QR_CACHE_ENTRIES) != 0) {
 		snprintf(err, errlen, "out of memory");

@@ -171,6 +171,11 @@ void tap_housekeeping(struct controller_reader_loop *l)
 	}
 	pthread_rwlock_unlock(l->p.store_lock);
 	maybe_purge(l, version, issued_at, controller_timekeeper_now(l->p.clock));
+	/* the WAL copied back while nobody waits: never inside a tap's commit */
+	int rc = controller_journal_checkpoint_due(l->p.journal);
+	if (rc)
+		controller_log(LOG_WARNING, "journal checkpoint failed: %s",
+		               controller_strerror(rc));
 }
 
 /*

@@ -41,6 +41,8 @@ struct reader {
 	char link[160];          /* RUNDIR/readers/NAME -> /dev/pts/N */
 	int qr_master, qr_slave; /* -1 while the scanner is unplugged */
 	char qr_link[160];
+	struct out_chunk *qr_head, *qr_tail; /* scanner lines held back by the wire model */
+	long long qr_line_free_us;
 	enum reader_fault fault;
 	uint32_t noise; /* FAULT_GARBAGE's generator state */
 	struct hil_pn532 *chip;
@@ -87,6 +89,10 @@ int bench_unplug_reader(struct bench *b, struct reader *r);
 int bench_plug_reader(struct bench *b, struct reader *r);
 int bench_unplug_scanner(struct bench *b, struct reader *r);
 int bench_plug_scanner(struct bench *b, struct reader *r);
+
+/* The scanner reads a line: its bytes reach the QR pty as a UART at --baud would deliver
+ * them (at once without --baud). 0, or -1 with errno. */
+int bench_qr_send(struct bench *b, struct reader *r, const char *line, size_t len);
 
 /* control.c: one command line in, the answer written to fd. */
 void control_handle_line(struct bench *b, int fd, char *line);

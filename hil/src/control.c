@@ -219,12 +219,21 @@ static void cmd_qr(struct bench *b, int fd, char *rest)
 	}
 	/* a scanner in keyboard-line mode: the code's text, then CR LF */
 	size_t len = strlen(rest);
-	if (write(r->qr_master, rest, len) != (ssize_t)len || write(r->qr_master, "\r\n", 2) != 2) {
+	char line[4100];
+	if (len > sizeof(line) - 2) {
+		reply_error(fd, "qr %s: a line of %zu characters: at most %zu", name, len,
+		            sizeof(line) - 2);
+		return;
+	}
+	memcpy(line, rest, len);
+	memcpy(line + len, "\r\n", 2);
+	/* the event first: it is when the scanner starts sending (the tap's start) */
+	bench_event(b, r->name, "qr %zu chars", len);
+	if (bench_qr_send(b, r, line, len + 2) != 0) {
 		reply_error(fd, "qr %s: cannot write to the scanner line: %s", name,
 		            strerror(errno));
 		return;
 	}
-	bench_event(b, r->name, "qr %zu chars", len);
 	reply_ok(fd, NULL);
 }
 

@@ -173,6 +173,16 @@ int controller_journal_local_uses(struct controller_journal *j,
                                   uint8_t scope, uint8_t period, int64_t period_number,
                                   int64_t list_issued_at, uint32_t *uses);
 
+/*
+ * WAL checkpoints (copying the WAL into the database, with its fsyncs) happen on the
+ * commit that finds 1 000 frames or more in the WAL: inside a tap's append, a tail latency
+ * of tens of ms. The reader loop defers them on its connection and calls
+ * controller_journal_checkpoint_due (PASSIVE: it waits for nobody; same threshold) while
+ * the field is empty.
+ */
+int controller_journal_defer_checkpoints(struct controller_journal *j);
+int controller_journal_checkpoint_due(struct controller_journal *j);
+
 /* Whether the QR code of this pass's key and time step was accepted here and can still
  * pass its window at `now` (journalled with its decision: event.qr). */
 int controller_journal_qr_seen(struct controller_journal *j, const uint8_t key[PROTO_LIST_KEY_LEN],
