@@ -82,6 +82,7 @@ enum stmt {
 	ST_SETTLE_DONE,
 	ST_SETTLE_UNDONE,
 	ST_SETTLE_ORPHANS,
+	ST_REMEMBER_GRANT,
 	ST_INSERT_QR,
 	ST_QR_SEEN,
 	ST_PURGE_QR,
@@ -132,6 +133,8 @@ static const char *const stmt_sql[ST_COUNT] = {
         [ST_SETTLE_DONE] = "UPDATE stat SET pending = 0 WHERE seq = ? AND pending",
         [ST_SETTLE_UNDONE] = "DELETE FROM stat WHERE seq = ? AND pending",
         [ST_SETTLE_ORPHANS] = "UPDATE stat SET pending = 0 WHERE pending",
+        [ST_REMEMBER_GRANT] = "INSERT INTO passback(key, at) VALUES(?,?) ON CONFLICT(key)"
+                              " DO UPDATE SET at = max(at, excluded.at)",
         [ST_INSERT_QR] = "INSERT OR IGNORE INTO qr_seen(key, step, expires) VALUES(?,?,?)",
         [ST_QR_SEEN] = "SELECT count(*) FROM qr_seen WHERE key = ? AND step = ? AND expires >= ?",
         [ST_PURGE_QR] = "DELETE FROM qr_seen WHERE expires < ?",
@@ -680,6 +683,17 @@ int controller_journal_checkpoint_due(struct controller_journal *j)
 		return CONTROLLER_ERR_SQLITE;
 	j->wal_frames = 0;
 	return 0;
+}
+
+int controller_journal_remember_grant(struct controller_journal *j,
+                                      const uint8_t key[PROTO_LIST_KEY_LEN], int64_t at)
+{
+	if (!j || !key)
+		return CONTROLLER_ERR_ARG;
+	sqlite3_stmt *s = stmt(j, ST_REMEMBER_GRANT);
+	sqlite3_bind_blob(s, 1, key, PROTO_LIST_KEY_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, at);
+	return step_done(s);
 }
 
 int controller_journal_qr_seen(struct controller_journal *j, const uint8_t key[PROTO_LIST_KEY_LEN],

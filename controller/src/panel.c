@@ -78,12 +78,15 @@ int64_t panel_tick(struct panel *p)
 static void device(struct panel *p, bool *state, bool up)
 {
 	pthread_mutex_lock(&p->lock);
-	if (*state != up) {
+	const bool changed = *state != up;
+	if (changed) {
 		*state = up;
 		if (!p->decision_until_ms)
 			idle_locked(p, false);
 	}
 	pthread_mutex_unlock(&p->lock);
+	if (changed && p->changed) /* the office hears of it (issue 13, item 2) */
+		p->changed(p->ctx);
 }
 
 void panel_reader(struct panel *p, bool up)
@@ -101,6 +104,15 @@ void panel_idle(struct panel *p)
 	pthread_mutex_lock(&p->lock);
 	p->decision_until_ms = 0;
 	idle_locked(p, true);
+	pthread_mutex_unlock(&p->lock);
+}
+
+void panel_devices(struct panel *p, bool *reader, bool *scanner_configured, bool *scanner)
+{
+	pthread_mutex_lock(&p->lock);
+	*reader = p->reader_up;
+	*scanner_configured = p->scanner_configured;
+	*scanner = p->scanner_up;
 	pthread_mutex_unlock(&p->lock);
 }
 

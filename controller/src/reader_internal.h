@@ -40,6 +40,8 @@ struct panel {
 	bool reader_up;
 	bool scanner_configured, scanner_up;
 	char idle_shown[96]; /* what the idle display last said ("" before the first) */
+	void (*changed)(void *ctx); /* a device came or went (outside the lock) */
+	void *ctx;
 };
 
 void panel_init(struct panel *p, struct controller_gate *gate, unsigned open_ms,
@@ -54,6 +56,7 @@ void panel_reader(struct panel *p, bool up);
 void panel_scanner(struct panel *p, bool up);
 /* The idle display, whatever is shown now (start and stop). */
 void panel_idle(struct panel *p);
+void panel_devices(struct panel *p, bool *reader, bool *scanner_configured, bool *scanner);
 /* Relay closed, LEDs off, the display left as it is (stop). */
 void panel_off(struct panel *p);
 

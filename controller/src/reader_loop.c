@@ -426,6 +426,8 @@ int controller_reader_loop_open(struct controller_reader_loop **out,
 	pthread_mutex_init(&l->decide_lock, NULL);
 	const struct controller_config *cfg = l->cfg;
 	panel_init(&l->panel, params->gate, cfg->open_ms, cfg->qr_scanner[0] != '\0');
+	l->panel.changed = params->devices_changed;
+	l->panel.ctx = params->ctx;
 	uint8_t h[PROTO_HASH_LEN];
 	proto_sha256((const uint8_t *)cfg->device_id, strlen(cfg->device_id), h);
 	memcpy(l->gate_id, h, sizeof(l->gate_id));
@@ -463,6 +465,12 @@ int controller_reader_loop_open(struct controller_reader_loop **out,
 fail:
 	controller_reader_loop_close(l);
 	return -1;
+}
+
+void controller_reader_loop_devices(struct controller_reader_loop *l, bool *reader_up,
+                                    bool *scanner_configured, bool *scanner_up)
+{
+	panel_devices(&l->panel, reader_up, scanner_configured, scanner_up);
 }
 
 void controller_reader_loop_close(struct controller_reader_loop *l)

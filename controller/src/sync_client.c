@@ -56,6 +56,10 @@
 /* A server silent this many keepalive periods is taken for gone. */
 #define SYNC_SILENT_PERIODS 3
 #define SYNC_TLS_RECORD     16384u
+/* Issue 13: a gate's health goes at Hello, when it changed, and at least this often. */
+#define SYNC_HEALTH_EVERY_S 300
+/* Grants waiting for the sync thread (a burst at a busy gate); more are dropped. */
+#define SYNC_GRANTS_MAX 64
 
 enum sync_state {
 	SYNC_IDLE,       /* no connection; a reconnect timer may be pending */
@@ -121,9 +125,17 @@ struct controller_sync {
 	uint64_t published; /* newest version the server announced */
 	double last_rx;     /* monotonic seconds of the last frame received */
 
-	/* status, read by other threads */
+	/* issue 13: health reports and shared anti-passback grants */
+	uint32_t server_features; /* Welcome.features of this session */
+	int health_due;           /* report at the next chance (set on the sync thread) */
+	double health_sent;       /* monotonic seconds of the last report */
+
+	/* status, read by other threads; and what they hand to this one */
 	pthread_mutex_t lock;
 	struct controller_sync_status status;
+	int health_changed; /* under lock: another thread asked for a report */
+	uint8_t grants[SYNC_GRANTS_MAX][PROTO_LIST_KEY_LEN]; /* under lock */
+	size_t n_grants;
 };
 
 /* --- small helpers ---------------------------------------------------------------------- */
@@ -422,6 +434,37 @@ static int queue_frame(struct controller_sync *s, const Citypass__Frame *f)
 	return 0;
 }
 
+/* Issue 13: the report the office sees (GateHealth); its caller owns `h`. */
+static void fill_health(struct controller_sync *s, Citypass__GateHealth *h)
+{
+	static const Citypass__GateHealth__Device states[] = {
+	        [CONTROLLER_DEVICE_OK] = CITYPASS__GATE_HEALTH__DEVICE__DEVICE_OK,
+	        [CONTROLLER_DEVICE_DOWN] = CITYPASS__GATE_HEALTH__DEVICE__DEVICE_DOWN,
+	        [CONTROLLER_DEVICE_NOT_CONFIGURED] =
+	                CITYPASS__GATE_HEALTH__DEVICE__DEVICE_NOT_CONFIGURED,
+	};
+	struct controller_gate_health g;
+	memset(&g, 0, sizeof(g));
+	s->cfg.health(s->cfg.ctx, &g);
+	citypass__gate_health__init(h);
+	if (g.reader >= CONTROLLER_DEVICE_OK && g.reader <= CONTROLLER_DEVICE_NOT_CONFIGURED)
+		h->reader = states[g.reader];
+	if (g.scanner >= CONTROLLER_DEVICE_OK && g.scanner <= CONTROLLER_DEVICE_NOT_CONFIGURED)
+		h->scanner = states[g.scanner];
+	h->list_version = g.list_version;
+	h->list_issued_at = g.list_issued_at;
+	h->free_disk_bytes = g.free_disk_bytes;
+	h->clock_skew_s = g.clock_skew_s;
+	struct controller_journal_stats js;
+	if (controller_journal_stats(s->journal, &js) == 0)
+		h->journal_backlog = js.stat_pending + js.consumption_pending;
+	s->health_due = 0;
+	s->health_sent = mono_now();
+	pthread_mutex_lock(&s->lock);
+	s->status.health_reports++;
+	pthread_mutex_unlock(&s->lock);
+}
+
 static int send_hello(struct controller_sync *s)
 {
 	Citypass__Frame f = CITYPASS__FRAME__INIT;
@@ -445,6 +488,13 @@ static int send_hello(struct controller_sync *s)
 	/* issue 10: events are numbered per journal epoch, acked per batch */
 	h.journal_epoch = (uint64_t)controller_journal_epoch(s->journal);
 	h.consumption_purged_unacked = js.consumption_purged_unacked;
+	Citypass__GateHealth health;
+	if (s->cfg.health) {
+		fill_health(s, &health);
+		h.health = &health;
+	}
+	if (s->cfg.share_passback)
+		h.features |= CITYPASS__FEATURE__FEATURE_PASSBACK_SHARE;
 	f.body_case = CITYPASS__FRAME__BODY_HELLO;
 	f.hello = &h;
 	sync_log(s,
@@ -532,6 +582,11 @@ static int send_stats(struct controller_sync *s, int *sent)
 	b.n_stats = n;
 	b.stats = evp;
 	b.journal_epoch = (uint64_t)rows[0].epoch;
+	Citypass__GateHealth health;
+	if (s->health_due && s->cfg.health) {
+		fill_health(s, &health);
+		b.health = &health;
+	}
 	if (clamped)
 		sync_log(s,
 		         "sync: %zu statistic(s) stamped in the future (clock ahead while "
@@ -607,11 +662,21 @@ static void upload(struct controller_sync *s, int keepalive)
 		conn_close(s, "upload failed: %s", controller_strerror(rc));
 		return;
 	}
-	if (keepalive && !sent && !s->streams[0].inflight_last && !s->streams[1].inflight_last) {
+	/* a health report due goes in an empty statistics batch (an older server takes it
+	 * for a keepalive and ignores the field), unless a statistics batch is in flight: the
+	 * next one carries it */
+	const int report = s->health_due && s->cfg.health && !s->streams[0].inflight_last;
+	if ((keepalive && !sent && !s->streams[0].inflight_last && !s->streams[1].inflight_last) ||
+	    report) {
 		Citypass__EventBatch b = CITYPASS__EVENT_BATCH__INIT;
 		Citypass__Frame f = CITYPASS__FRAME__INIT;
+		Citypass__GateHealth health;
 		b.stream = CITYPASS__STREAM__STATISTICS;
 		b.journal_epoch = (uint64_t)controller_journal_epoch(s->journal);
+		if (report) {
+			fill_health(s, &health);
+			b.health = &health;
+		}
 		f.body_case = CITYPASS__FRAME__BODY_EVENT_BATCH;
 		f.event_batch = &b;
 		if ((rc = queue_frame(s, &f)) != 0)
@@ -643,6 +708,56 @@ static int on_card_keys(struct controller_sync *s, const Citypass__CardKeys *k)
 	return 0;
 }
 
+/* Issue 13: another gate of the site admitted this pass: remembered at this gate's time
+ * (the frame left that gate within the second), for the window only. */
+static int on_passback(struct controller_sync *s, const Citypass__PassbackGrant *g)
+{
+	if (!s->cfg.share_passback) {
+		conn_close(s, "bad input from server: a shared grant this gate did not ask for");
+		return -1;
+	}
+	int rc = controller_journal_remember_grant(s->journal, g->key.data,
+	                                           controller_timekeeper_now(s->cfg.clock));
+	if (rc)
+		sync_log(s, "sync: a grant shared by another gate not remembered: %s",
+		         controller_strerror(rc));
+	pthread_mutex_lock(&s->lock);
+	s->status.grants_heard++;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+/* Send the grants other threads handed over, if the server shares them; else they go:
+ * a grant is worth its first seconds only. */
+static void send_grants(struct controller_sync *s)
+{
+	uint8_t keys[SYNC_GRANTS_MAX][PROTO_LIST_KEY_LEN];
+	size_t n;
+	pthread_mutex_lock(&s->lock);
+	n = s->n_grants;
+	memcpy(keys, s->grants, n * PROTO_LIST_KEY_LEN);
+	s->n_grants = 0;
+	pthread_mutex_unlock(&s->lock);
+	if (s->state != SYNC_READY || !(s->server_features & CITYPASS__FEATURE__FEATURE_PASSBACK_SHARE))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		Citypass__Frame f = CITYPASS__FRAME__INIT;
+		Citypass__PassbackGrant g = CITYPASS__PASSBACK_GRANT__INIT;
+		g.key.data = keys[i];
+		g.key.len = PROTO_LIST_KEY_LEN;
+		f.body_case = CITYPASS__FRAME__BODY_PASSBACK_GRANT;
+		f.passback_grant = &g;
+		int rc = queue_frame(s, &f);
+		if (rc) {
+			conn_close(s, "sharing a grant failed: %s", controller_strerror(rc));
+			return;
+		}
+		pthread_mutex_lock(&s->lock);
+		s->status.grants_shared++;
+		pthread_mutex_unlock(&s->lock);
+	}
+}
+
 static int on_welcome(struct controller_sync *s, const Citypass__Welcome *w)
 {
 	int64_t skew = w->server_time - (int64_t)time(NULL);
@@ -658,6 +773,7 @@ static int on_welcome(struct controller_sync *s, const Citypass__Welcome *w)
 	}
 	s->state = SYNC_READY;
 	s->healthy = 1;
+	s->server_features = w->features;
 	event_del(s->setup_ev);
 	pthread_mutex_lock(&s->lock);
 	s->status.connected = 1;
@@ -831,6 +947,8 @@ static int on_frame(struct controller_sync *s, const Citypass__Frame *f)
 		return on_update(s, f->list_update);
 	case CITYPASS__FRAME__BODY_CARD_KEYS:
 		return on_card_keys(s, f->card_keys);
+	case CITYPASS__FRAME__BODY_PASSBACK_GRANT:
+		return on_passback(s, f->passback_grant);
 	case CITYPASS__FRAME__BODY_LIST_PUBLISHED:
 		/* the server follows it with the update itself (docs/sync-server.md, Push) */
 		if (f->list_published->sector == s->cfg.sector &&
@@ -1095,6 +1213,8 @@ static void on_keepalive(evutil_socket_t fd, short what, void *arg)
 		conn_close(s, "server silent for %u s", SYNC_SILENT_PERIODS * s->cfg.keepalive_s);
 		return;
 	}
+	if (s->cfg.health && mono_now() - s->health_sent >= SYNC_HEALTH_EVERY_S)
+		s->health_due = 1;
 	upload(s, 1);
 	/* queue_frame re-armed the timer if anything went out; else wait a period more */
 	if (s->state == SYNC_READY && !event_pending(s->keepalive_ev, EV_TIMEOUT, NULL))
@@ -1121,14 +1241,29 @@ static void on_pipe(evutil_socket_t fd, short what, void *arg)
 	int kick = 0;
 	(void)what;
 
+	int grants = 0;
 	while ((n = read(fd, buf, sizeof(buf))) > 0) {
 		for (ssize_t i = 0; i < n; i++) {
 			if (buf[i] == 'q') {
 				event_base_loopbreak(s->base);
 				return;
 			}
-			kick = 1;
+			if (buf[i] == 'g')
+				grants = 1;
+			else
+				kick = 1;
 		}
+	}
+	pthread_mutex_lock(&s->lock);
+	if (s->health_changed)
+		s->health_due = 1;
+	s->health_changed = 0;
+	pthread_mutex_unlock(&s->lock);
+	/* a shared grant goes at once: a second pool gate must know it within the second */
+	if (grants) {
+		send_grants(s);
+		if (s->state == SYNC_READY)
+			flush_out(s);
 	}
 	/* coalesce a burst of kicks into one upload, a few ms later: "soon", not per tap */
 	if (kick && !event_pending(s->kick_ev, EV_TIMEOUT, NULL))
@@ -1316,6 +1451,33 @@ int controller_sync_start(struct controller_sync **out, const struct controller_
 fail:
 	sync_free(s);
 	return rc;
+}
+
+static void wake(struct controller_sync *s, char c)
+{
+	/* a full pipe already holds a wake-up: nothing is lost */
+	(void)!write(s->pipe_wr, &c, 1);
+}
+
+void controller_sync_health_changed(struct controller_sync *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->health_changed = 1;
+	pthread_mutex_unlock(&s->lock);
+	wake(s, 'h');
+}
+
+void controller_sync_share_grant(struct controller_sync *s, const uint8_t key[8])
+{
+	if (!s || !s->cfg.share_passback)
+		return;
+	pthread_mutex_lock(&s->lock);
+	if (s->n_grants < SYNC_GRANTS_MAX)
+		memcpy(s->grants[s->n_grants++], key, PROTO_LIST_KEY_LEN);
+	pthread_mutex_unlock(&s->lock);
+	wake(s, 'g');
 }
 
 void controller_sync_kick(struct controller_sync *s)

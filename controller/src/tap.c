@@ -96,6 +96,9 @@ static void act(struct controller_reader_loop *l, struct tap *t,
 		               took, d->on_stale_list ? " (stale list)" : "", shown);
 	if (l->p.journal_written)
 		l->p.journal_written(l->p.ctx);
+	/* the site's other gates refuse this pass for the window too (DESIGN.md s.4) */
+	if (ev->remember_grant && l->p.granted)
+		l->p.granted(l->p.ctx, ev->key);
 }
 
 static void journal_and_act(struct controller_reader_loop *l, struct tap *t,

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include <mbedtls/platform_util.h>
@@ -56,6 +57,8 @@ struct shared {
 	pthread_rwlock_t lock;
 	struct controller_sync *sync;
 	struct controller_timekeeper *clock;
+	struct controller_reader_loop *loop; /* issue 13: the devices' state for the health */
+	const char *state_dir;
 };
 
 /* The real time is at least the device certificate's start: it was signed at enrolment
@@ -165,6 +168,42 @@ static void sync_log(void *ctx, const char *line)
 {
 	(void)ctx;
 	controller_log(LOG_INFO, "sync: %s", line);
+}
+
+/* Issue 13: what the office sees of this gate (sync thread). */
+static void health(void *ctx, struct controller_gate_health *out)
+{
+	struct shared *s = ctx;
+	bool reader = false, scanner_configured = false, scanner = false;
+	if (s->loop)
+		controller_reader_loop_devices(s->loop, &reader, &scanner_configured, &scanner);
+	out->reader = reader ? CONTROLLER_DEVICE_OK : CONTROLLER_DEVICE_DOWN;
+	out->scanner = !scanner_configured ? CONTROLLER_DEVICE_NOT_CONFIGURED
+	               : scanner           ? CONTROLLER_DEVICE_OK
+	                                   : CONTROLLER_DEVICE_DOWN;
+	pthread_rwlock_rdlock(&s->lock);
+	struct proto_list *list = controller_list_store_list(s->store);
+	out->list_version = controller_list_store_version(s->store);
+	out->list_issued_at = list ? proto_list_header(list)->issued_at : 0;
+	pthread_rwlock_unlock(&s->lock);
+	struct statvfs fs;
+	if (statvfs(s->state_dir, &fs) == 0)
+		out->free_disk_bytes = (uint64_t)fs.f_bavail * fs.f_frsize;
+	out->clock_skew_s = controller_timekeeper_skew(s->clock);
+}
+
+static void devices_changed(void *ctx)
+{
+	struct shared *s = ctx;
+	if (s->sync)
+		controller_sync_health_changed(s->sync);
+}
+
+static void granted(void *ctx, const uint8_t key[8])
+{
+	struct shared *s = ctx;
+	if (s->sync)
+		controller_sync_share_grant(s->sync, key);
 }
 
 static void kick(void *ctx)
@@ -291,11 +330,15 @@ static int run(struct controller_config *cfg, bool first)
 	        .gate = gate,
 	        .clock = sh.clock,
 	        .journal_written = kick,
+	        .devices_changed = devices_changed,
+	        .granted = granted,
 	        .ctx = &sh,
 	        .argv = daemon_argv,
 	};
 	if (controller_reader_loop_open(&loop, &lp, err, sizeof(err)) != 0)
 		goto out;
+	sh.loop = loop;
+	sh.state_dir = cfg->state_dir;
 
 	struct controller_sync_config sc = {
 	        .server = cfg->server,
@@ -315,6 +358,8 @@ static int run(struct controller_config *cfg, bool first)
 	        .install = install,
 	        .card_keys = card_keys,
 	        .clock = sh.clock,
+	        .health = health,
+	        .share_passback = cfg->policy.antipassback_minutes > 0,
 	        .log = sync_log,
 	        .ctx = &sh,
 	};

@@ -245,6 +245,14 @@ int proto_frame_validate(const Citypass__Frame *msg)
 		                      : PROTO_ERR_FRAME_NO_BODY;
 	case CITYPASS__FRAME__BODY_ERROR:
 		return msg->error ? 0 : PROTO_ERR_FRAME_NO_BODY;
+	case CITYPASS__FRAME__BODY_PASSBACK_GRANT:
+		/* a list key and nothing else: no other identifier can ride along */
+		if (!msg->passback_grant)
+			return PROTO_ERR_FRAME_NO_BODY;
+		return bytes_ok(&msg->passback_grant->key) &&
+		                       msg->passback_grant->key.len == PSEUDONYM_SIZE
+		               ? 0
+		               : PROTO_ERR_FRAME_INVALID;
 	case CITYPASS__FRAME__BODY_CARD_KEYS:
 		return msg->card_keys ? validate_card_keys(msg->card_keys)
 		                      : PROTO_ERR_FRAME_NO_BODY;

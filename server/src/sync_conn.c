@@ -437,6 +437,9 @@ static int conn_hello(struct sync_conn *c, const Citypass__Hello *h)
 
 	w.server_time = (int64_t)time(NULL);
 	w.server_version = s->server_version;
+	/* issue 13: this server relays anti-passback grants between the gates of a site */
+	w.features = CITYPASS__FEATURE__FEATURE_PASSBACK_SHARE;
+	c->features = h->features;
 	/* issue 11: the gate's card keys at every session, so a gate offline during a
 	 * rotation catches up at its next connection */
 	Citypass__CardKeys ck = CITYPASS__CARD_KEYS__INIT;
@@ -552,6 +555,37 @@ static int conn_batch(struct sync_conn *c, const Citypass__EventBatch *b)
 	return 0;
 }
 
+/*
+ * Issue 13: a gate admitted a pass at a site with anti-passback (DESIGN.md s.4): the
+ * other connected gates of the same site and sector that take shared grants hear of it at
+ * once, so a second pool gate refuses the card a second later. The server keeps nothing
+ * and logs no key: the list key crosses, for the window only (DESIGN.md s.5).
+ */
+static int conn_passback(struct sync_conn *c, const Citypass__Frame *f)
+{
+	if (c->state != SYNC_CONN_READY)
+		return conn_bad_input(c, "PassbackGrant before Hello");
+	if (!(c->features & CITYPASS__FEATURE__FEATURE_PASSBACK_SHARE))
+		return conn_bad_input(c, "PassbackGrant from a gate that did not announce it");
+	unsigned told = 0;
+	struct sync_conn *o;
+	TAILQ_FOREACH(o, &c->sector->conns, sector_link)
+	{
+		if (o == c || o->state != SYNC_CONN_READY || o->dev.site != c->dev.site ||
+		    !(o->features & CITYPASS__FEATURE__FEATURE_PASSBACK_SHARE))
+			continue;
+		if (send_frame(o, f) != 0)
+			continue; /* out of memory: that gate stays per gate this once */
+		/* written from its write callback, as a publication is */
+		event_active(o->wr, EV_WRITE, 1);
+		told++;
+	}
+	c->srv->stats.grants_relayed += told;
+	conn_log(c, LOG_DEBUG, "anti-passback grant shared with %u gate(s) of site %u", told,
+	         c->dev.site);
+	return 0;
+}
+
 static const char *body_name(Citypass__Frame__BodyCase body)
 {
 	switch (body) {
@@ -585,6 +619,8 @@ static int conn_frame(struct sync_conn *c, const Citypass__Frame *f)
 		return conn_hello(c, f->hello);
 	case CITYPASS__FRAME__BODY_EVENT_BATCH:
 		return conn_batch(c, f->event_batch);
+	case CITYPASS__FRAME__BODY_PASSBACK_GRANT:
+		return conn_passback(c, f);
 	case CITYPASS__FRAME__BODY_ERROR:
 		return conn_close(c, LOG_WARNING, "controller reported error %d: %.200s",
 		                  (int)f->error->code, f->error->message ? f->error->message : "");

@@ -118,6 +118,7 @@ struct sync_conn {
 	int have_dev;
 
 	struct sync_sector *sector; /* set once Hello is accepted */
+	uint32_t features;          /* Hello.features: the newer bodies this gate takes */
 	uint64_t held;              /* version held once the queued updates are applied */
 	struct sync_outgoing *q_head, *q_tail;
 

@@ -188,6 +188,12 @@ int controller_journal_checkpoint_due(struct controller_journal *j);
 int controller_journal_qr_seen(struct controller_journal *j, const uint8_t key[PROTO_LIST_KEY_LEN],
                                uint32_t step, int64_t now, bool *seen);
 
+/* Issue 13: another gate of the site admitted this pass at `at` (shared through the
+ * server): remembered for anti-passback as this gate's own grants are (the later time
+ * wins), purged after the window. */
+int controller_journal_remember_grant(struct controller_journal *j,
+                                      const uint8_t key[PROTO_LIST_KEY_LEN], int64_t at);
+
 /* The last remembered grant of this pass at this site, 0 when none. */
 int controller_journal_last_grant(struct controller_journal *j,
                                   const uint8_t key[PROTO_LIST_KEY_LEN], int64_t *at);

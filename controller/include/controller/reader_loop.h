@@ -25,6 +25,8 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 #include "controller/config.h"
 #include "controller/gate.h"
@@ -47,6 +49,11 @@ struct controller_reader_loop_params {
 	/* Called after each journal append (the sync client uploads soon). May be NULL. */
 	void (*journal_written)(void *ctx);
 	void *ctx;
+	/* Issue 13: the reader or the scanner came or went (the gate's health changed), and a
+	 * pass was admitted at a site with anti-passback (its grant goes to the site's other
+	 * gates). Called from the reader or the scanner thread; each may be NULL. */
+	void (*devices_changed)(void *ctx);
+	void (*granted)(void *ctx, const uint8_t key[8]);
 	/* The daemon's command line: a reader hung inside libnfc makes the controller execute
 	 * itself again with it (src/qr_scanner.c, the watchdog). NULL: it exits instead. */
 	char *const *argv;
@@ -66,6 +73,11 @@ int controller_reader_loop_open(struct controller_reader_loop **out,
 void controller_reader_loop_run(struct controller_reader_loop *loop, volatile sig_atomic_t *stop,
                                 volatile sig_atomic_t *reload);
 void controller_reader_loop_close(struct controller_reader_loop *loop);
+
+/* Issue 13, thread-safe: whether the reader and the scanner can read now (a scanner not
+ * configured: *scanner_configured false). */
+void controller_reader_loop_devices(struct controller_reader_loop *loop, bool *reader_up,
+                                    bool *scanner_configured, bool *scanner_up);
 
 #ifdef __cplusplus
 }

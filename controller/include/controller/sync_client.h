@@ -35,6 +35,23 @@ struct controller_card_keys {
 	const uint8_t *previous; /* 16 bytes when has_previous */
 };
 
+/* Issue 13: a device's state in the gate's health report (GateHealth). */
+enum controller_device_state {
+	CONTROLLER_DEVICE_OK = 1,
+	CONTROLLER_DEVICE_DOWN = 2, /* configured, but unplugged, silent or answering garbage */
+	CONTROLLER_DEVICE_NOT_CONFIGURED = 3,
+};
+
+/* Issue 13: what the office sees of a gate (`citypass-admin device list`); the journal's
+ * backlog is added by the sync client from its own connection. */
+struct controller_gate_health {
+	enum controller_device_state reader, scanner;
+	uint64_t list_version;
+	int64_t list_issued_at; /* the held list's, 0 with none */
+	uint64_t free_disk_bytes;
+	int64_t clock_skew_s; /* the system clock minus the trusted time */
+};
+
 struct controller_sync_config {
 	const char *server; /* "HOST:PORT" */
 	/* The server's identity pinned in the bundle: its certificate's CN must be this,
@@ -64,6 +81,13 @@ struct controller_sync_config {
 	 * floor judges the server certificate's validity dates and acknowledgement times.
 	 * NULL: the wall clock alone. */
 	struct controller_timekeeper *clock;
+	/* Issue 13: the gate's health now (Hello, then when it changed and every 5 minutes);
+	 * called on the sync thread; may be NULL (no report). */
+	void (*health)(void *ctx, struct controller_gate_health *out);
+	/* Issue 13: the site has an anti-passback window: grants are shared with the other
+	 * gates of the site through the server (controller_sync_share_grant), and theirs are
+	 * remembered in the journal at this gate's time. */
+	int share_passback;
 	/* One line per significant event (connect, update, ack, error); may be NULL. */
 	void (*log)(void *ctx, const char *line);
 	void *ctx;
@@ -75,6 +99,8 @@ struct controller_sync_status {
 	int64_t clock_skew_s; /* server time - gate time at the last Welcome */
 	uint64_t stats_acked, consumption_acked;
 	unsigned long reconnects;
+	unsigned long health_reports;              /* GateHealth sent (issue 13) */
+	unsigned long grants_shared, grants_heard; /* PassbackGrant sent / received */
 };
 
 struct controller_sync;
@@ -83,6 +109,13 @@ struct controller_sync;
 int controller_sync_start(struct controller_sync **out, const struct controller_sync_config *cfg);
 /* Thread-safe: new journal rows are waiting (upload soon rather than at the next tick). */
 void controller_sync_kick(struct controller_sync *s);
+/* Thread-safe: the gate's health changed (a device came or went): report it soon. */
+void controller_sync_health_changed(struct controller_sync *s);
+/* Thread-safe: this gate admitted the pass whose list key is `key` at a site with
+ * anti-passback; it goes to the site's other gates through the server at once when the
+ * link is up and the server shares grants (else it is dropped: offline, anti-passback can
+ * only be per gate). */
+void controller_sync_share_grant(struct controller_sync *s, const uint8_t key[8]);
 /* Thread-safe snapshot of the link's state. */
 void controller_sync_get_status(struct controller_sync *s, struct controller_sync_status *st);
 /* Stop the thread (finishing an upload in flight is not waited for: unacked rows stay in

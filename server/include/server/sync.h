@@ -81,6 +81,7 @@ struct server_sync_stats {
 	uint64_t updates;           /* list updates sent (a delta chain counts each delta) */
 	uint64_t snapshots;         /* ... of which snapshots */
 	uint64_t published;         /* new versions noticed by polling */
+	uint64_t grants_relayed;    /* anti-passback grants passed to a site's gates (issue 13) */
 	unsigned connections;       /* open now */
 };
 
