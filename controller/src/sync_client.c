@@ -738,7 +738,8 @@ static void send_grants(struct controller_sync *s)
 	memcpy(keys, s->grants, n * PROTO_LIST_KEY_LEN);
 	s->n_grants = 0;
 	pthread_mutex_unlock(&s->lock);
-	if (s->state != SYNC_READY || !(s->server_features & CITYPASS__FEATURE__FEATURE_PASSBACK_SHARE))
+	if (s->state != SYNC_READY ||
+	    !(s->server_features & CITYPASS__FEATURE__FEATURE_PASSBACK_SHARE))
 		return;
 	for (size_t i = 0; i < n; i++) {
 		Citypass__Frame f = CITYPASS__FRAME__INIT;

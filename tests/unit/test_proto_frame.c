@@ -1116,6 +1116,65 @@ static void test_rule_card_keys(void **state)
 	REFUSED(&f);
 }
 
+/* Issue 13: a shared anti-passback grant is an 8-byte list key and nothing else. */
+static void test_rule_passback_grant(void **state)
+{
+	(void)state;
+	uint8_t key[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+	Citypass__PassbackGrant g = CITYPASS__PASSBACK_GRANT__INIT;
+	Citypass__Frame f = CITYPASS__FRAME__INIT;
+	f.body_case = CITYPASS__FRAME__BODY_PASSBACK_GRANT;
+	f.passback_grant = &g;
+	g.key.data = key;
+	g.key.len = 8;
+	ACCEPTED(&f);
+	g.key.len = 9; /* a longer "key" could carry a card UID */
+	REFUSED(&f);
+	g.key.len = 0;
+	REFUSED(&f);
+	f.passback_grant = NULL;
+	assert_int_equal(proto_frame_validate(&f), PROTO_ERR_FRAME_NO_BODY);
+}
+
+/* Issue 13: what a newer peer adds to a message an older one knows is ignored — the
+ * health, features and positions ride in new fields of old messages. Here a Hello with
+ * field 49 (a number no version uses) set, as a field this decoder would not know. */
+static void test_unknown_fields_of_a_newer_peer_ignored(void **state)
+{
+	(void)state;
+	Citypass__Hello h = CITYPASS__HELLO__INIT;
+	Citypass__GateHealth health = CITYPASS__GATE_HEALTH__INIT;
+	Citypass__Frame f = CITYPASS__FRAME__INIT;
+	h.device_id = "gate-1";
+	h.features = CITYPASS__FEATURE__FEATURE_PASSBACK_SHARE;
+	health.reader = CITYPASS__GATE_HEALTH__DEVICE__DEVICE_DOWN;
+	health.free_disk_bytes = 123456789;
+	h.health = &health;
+	f.body_case = CITYPASS__FRAME__BODY_HELLO;
+	f.hello = &h;
+	size_t len;
+	uint8_t *raw = pack_raw(&f, &len); /* the length prefix, then Frame{1: Hello{...}} */
+	const uint8_t *payload = raw + 4;
+	len -= 4;
+	/* field 49 (varint 7) appended inside the Hello: tag (49 << 3) = 0x188 */
+	uint8_t framed[520] = {0, 0, 0, (uint8_t)(len + 3)};
+	assert_true(len + 3 <= sizeof(framed) - 4 && payload[0] == 0x0a && payload[1] < 0x7d);
+	memcpy(framed + 4, payload, len);
+	framed[5] = (uint8_t)(payload[1] + 3);
+	framed[4 + len] = 0x88;
+	framed[5 + len] = 0x03;
+	framed[6 + len] = 0x07;
+	free(raw);
+	Citypass__Frame *got = NULL;
+	assert_int_equal(proto_frame_decode(framed, len + 7, 0, &got), 1);
+	assert_string_equal(got->hello->device_id, "gate-1");
+	assert_int_equal(got->hello->features, CITYPASS__FEATURE__FEATURE_PASSBACK_SHARE);
+	assert_int_equal(got->hello->health->reader, CITYPASS__GATE_HEALTH__DEVICE__DEVICE_DOWN);
+	assert_int_equal(got->hello->health->free_disk_bytes, 123456789);
+	assert_int_equal(got->hello->base.n_unknown_fields, 1);
+	proto_frame_free_message(got);
+}
+
 static void test_rule_hello_device_id(void **state)
 {
 	(void)state;
@@ -1205,6 +1264,8 @@ int main(void)
 	        cmocka_unit_test(test_rule_list_update_versions),
 	        cmocka_unit_test(test_rule_event_ack_stream),
 	        cmocka_unit_test(test_rule_hello_device_id),
+	        cmocka_unit_test(test_rule_passback_grant),
+	        cmocka_unit_test(test_unknown_fields_of_a_newer_peer_ignored),
 	        cmocka_unit_test(test_rule_free_bodies_accepted),
 	        cmocka_unit_test(test_strerror_frame_errors),
 	};
