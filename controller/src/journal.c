@@ -16,8 +16,9 @@
 #include "controller/error.h"
 #include "controller/journal.h"
 
-/* 1: the first; 2: stat.pending, stat.epoch, consumption.epoch (issue 10). */
-#define SCHEMA_VERSION 2
+/* 1: the first; 2: stat.pending, stat.epoch, consumption.epoch (issue 10);
+ * 3: consumption.ack_position (issue 13). */
+#define SCHEMA_VERSION 3
 
 static const char schema[] =
         "CREATE TABLE IF NOT EXISTS stat("
@@ -30,7 +31,8 @@ static const char schema[] =
         " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
         " tapped_at INTEGER NOT NULL, key BLOB NOT NULL, household INTEGER NOT NULL,"
         " product INTEGER NOT NULL, count INTEGER NOT NULL, period INTEGER NOT NULL,"
-        " period_number INTEGER NOT NULL, acked_at INTEGER, epoch INTEGER NOT NULL DEFAULT 0);"
+        " period_number INTEGER NOT NULL, acked_at INTEGER, epoch INTEGER NOT NULL DEFAULT 0,"
+        " ack_position INTEGER);"
         "CREATE INDEX IF NOT EXISTS consumption_key ON consumption(key, period_number);"
         "CREATE INDEX IF NOT EXISTS consumption_household ON consumption(household, period_number)"
         " WHERE household != 0;"
@@ -44,7 +46,8 @@ static const char schema[] =
         "CREATE TABLE IF NOT EXISTS qr_seen(key BLOB NOT NULL, step INTEGER NOT NULL,"
         " expires INTEGER NOT NULL, PRIMARY KEY(key, step)) WITHOUT ROWID;"
         "INSERT OR IGNORE INTO meta VALUES('stat_acked', 0), ('consumption_acked', 0),"
-        " ('consumption_purged_unacked', 0), ('time_floor', 0);";
+        " ('consumption_purged_unacked', 0), ('time_floor', 0), ('list_position_version', 0),"
+        " ('list_position', 0);";
 
 /* Version 1 journals (before issue 10) get the new columns; their rows are epoch 0, the
  * sequence space the server knew them under. */
@@ -53,6 +56,8 @@ static const char migrate_1_to_2[] =
         "ALTER TABLE stat ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;"
         "ALTER TABLE consumption ADD COLUMN epoch INTEGER NOT NULL"
         " DEFAULT 0;";
+/* Version 2 journals: acked rows have no server position (the time rule counts them). */
+static const char migrate_2_to_3[] = "ALTER TABLE consumption ADD COLUMN ack_position INTEGER;";
 
 enum stmt {
 	ST_BEGIN,
@@ -83,6 +88,7 @@ enum stmt {
 	ST_SETTLE_UNDONE,
 	ST_SETTLE_ORPHANS,
 	ST_REMEMBER_GRANT,
+	ST_ACK_POSITION,
 	ST_INSERT_QR,
 	ST_QR_SEEN,
 	ST_PURGE_QR,
@@ -112,15 +118,20 @@ static const char *const stmt_sql[ST_COUNT] = {
         [ST_DELETE_STATS] = "DELETE FROM stat WHERE seq <= ? AND NOT pending",
         [ST_ACK_CONSUMPTION] = "UPDATE consumption SET acked_at = ?"
                                " WHERE seq <= ? AND acked_at IS NULL",
-        [ST_USES_PASS] = "SELECT coalesce(sum(count), 0) FROM consumption WHERE key = ?"
-                         " AND period_number = ? AND period = ?"
-                         " AND (acked_at IS NULL OR acked_at >= ?)",
+        /* ?4 issue time, ?5 1 when the list's position is known, ?6 that position */
+        [ST_USES_PASS] = "SELECT coalesce(sum(count), 0) FROM consumption WHERE key = ?1"
+                         " AND period_number = ?2 AND period = ?3 AND (acked_at IS NULL OR"
+                         " CASE WHEN ?5 AND ack_position IS NOT NULL THEN ack_position > ?6"
+                         " ELSE acked_at >= ?4 END)",
         [ST_USES_HOUSEHOLD] = "SELECT coalesce(sum(count), 0) FROM consumption"
-                              " WHERE household = ? AND household != 0 AND period_number = ?"
-                              " AND period = ? AND (acked_at IS NULL OR acked_at >= ?)",
+                              " WHERE household = ?1 AND household != 0 AND period_number = ?2"
+                              " AND period = ?3 AND (acked_at IS NULL OR"
+                              " CASE WHEN ?5 AND ack_position IS NOT NULL"
+                              " THEN ack_position > ?6 ELSE acked_at >= ?4 END)",
         [ST_LAST_GRANT] = "SELECT at FROM passback WHERE key = ?",
-        [ST_PURGE_COUNTED] = "DELETE FROM consumption WHERE acked_at IS NOT NULL"
-                             " AND acked_at < ?",
+        [ST_PURGE_COUNTED] = "DELETE FROM consumption WHERE acked_at IS NOT NULL AND"
+                             " CASE WHEN ?2 AND ack_position IS NOT NULL"
+                             " THEN ack_position <= ?3 ELSE acked_at < ?1 END",
         [ST_COUNT_UNACKED_OLD] = "SELECT count(*) FROM consumption WHERE tapped_at < ?"
                                  " AND acked_at IS NULL",
         [ST_PURGE_OLD] = "DELETE FROM consumption WHERE tapped_at < ?",
@@ -133,6 +144,8 @@ static const char *const stmt_sql[ST_COUNT] = {
         [ST_SETTLE_DONE] = "UPDATE stat SET pending = 0 WHERE seq = ? AND pending",
         [ST_SETTLE_UNDONE] = "DELETE FROM stat WHERE seq = ? AND pending",
         [ST_SETTLE_ORPHANS] = "UPDATE stat SET pending = 0 WHERE pending",
+        [ST_ACK_POSITION] = "UPDATE consumption SET ack_position = ? WHERE epoch = ?"
+                            " AND seq <= ? AND acked_at IS NOT NULL AND ack_position IS NULL",
         [ST_REMEMBER_GRANT] = "INSERT INTO passback(key, at) VALUES(?,?) ON CONFLICT(key)"
                               " DO UPDATE SET at = max(at, excluded.at)",
         [ST_INSERT_QR] = "INSERT OR IGNORE INTO qr_seen(key, step, expires) VALUES(?,?,?)",
@@ -233,13 +246,15 @@ static int configure(struct controller_journal *j)
 	sqlite3_finalize(s);
 	if (rc)
 		return rc;
-	if (version != 0 && version != 1 && version != SCHEMA_VERSION)
+	if (version < 0 || version > SCHEMA_VERSION)
 		return CONTROLLER_ERR_SCHEMA;
 	if (sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return CONTROLLER_ERR_SQLITE;
 	if ((version == 1 && sqlite3_exec(j->db, migrate_1_to_2, NULL, NULL, NULL) != SQLITE_OK) ||
+	    ((version == 1 || version == 2) &&
+	     sqlite3_exec(j->db, migrate_2_to_3, NULL, NULL, NULL) != SQLITE_OK) ||
 	    sqlite3_exec(j->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_exec(j->db, "PRAGMA user_version=2", NULL, NULL, NULL) != SQLITE_OK) {
+	    sqlite3_exec(j->db, "PRAGMA user_version=3", NULL, NULL, NULL) != SQLITE_OK) {
 		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
 		return CONTROLLER_ERR_SQLITE;
 	}
@@ -556,13 +571,33 @@ int controller_journal_settle_orphans(struct controller_journal *j, uint64_t *n)
 
 /* --- what the engine needs ------------------------------------------------------------ */
 
+/* Whether the server said which uses the held list reflects, and up to where. */
+static int list_position(struct controller_journal *j, const struct controller_list_mark *list,
+                         int *known, int64_t *position)
+{
+	int64_t version = 0;
+	*known = 0;
+	*position = 0;
+	int rc = meta_get(j, "list_position_version", &version);
+	if (!rc)
+		rc = meta_get(j, "list_position", position);
+	if (!rc && list->version != 0 && (uint64_t)version == list->version && *position > 0)
+		*known = 1;
+	return rc;
+}
+
 int controller_journal_local_uses(struct controller_journal *j,
                                   const uint8_t key[PROTO_LIST_KEY_LEN], uint32_t household,
                                   uint8_t scope, uint8_t period, int64_t period_number,
-                                  int64_t list_issued_at, uint32_t *uses)
+                                  const struct controller_list_mark *list, uint32_t *uses)
 {
-	if (!j || !key || !uses)
+	if (!j || !key || !uses || !list)
 		return CONTROLLER_ERR_ARG;
+	int known;
+	int64_t position;
+	int rc = list_position(j, list, &known, &position);
+	if (rc)
+		return rc;
 	bool by_household = scope == PROTO_SCOPE_HOUSEHOLD && household != 0;
 	sqlite3_stmt *s = stmt(j, by_household ? ST_USES_HOUSEHOLD : ST_USES_PASS);
 	if (by_household)
@@ -571,11 +606,40 @@ int controller_journal_local_uses(struct controller_journal *j,
 		sqlite3_bind_blob(s, 1, key, PROTO_LIST_KEY_LEN, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, period_number);
 	sqlite3_bind_int(s, 3, period);
-	sqlite3_bind_int64(s, 4, list_issued_at);
+	sqlite3_bind_int64(s, 4, list->issued_at);
+	sqlite3_bind_int(s, 5, known);
+	sqlite3_bind_int64(s, 6, position);
 	int64_t v;
-	int rc = step_int(s, &v);
+	rc = step_int(s, &v);
 	*uses = rc ? 0 : (v > UINT32_MAX ? UINT32_MAX : (uint32_t)v);
 	return rc;
+}
+
+int controller_journal_ack_position(struct controller_journal *j, int64_t epoch, uint64_t seq,
+                                    uint64_t position)
+{
+	if (!j || seq > INT64_MAX || position > INT64_MAX)
+		return CONTROLLER_ERR_ARG;
+	if (position == 0)
+		return 0;
+	sqlite3_stmt *s = stmt(j, ST_ACK_POSITION);
+	sqlite3_bind_int64(s, 1, (int64_t)position);
+	sqlite3_bind_int64(s, 2, epoch);
+	sqlite3_bind_int64(s, 3, (int64_t)seq);
+	return step_done(s);
+}
+
+int controller_journal_set_list_position(struct controller_journal *j, uint64_t version,
+                                         uint64_t position)
+{
+	if (!j || version > INT64_MAX || position > INT64_MAX)
+		return CONTROLLER_ERR_ARG;
+	int rc = begin(j);
+	if (!rc)
+		rc = meta_set(j, "list_position_version", (int64_t)version);
+	if (!rc)
+		rc = meta_set(j, "list_position", (int64_t)position);
+	return finish(j, rc);
 }
 
 int controller_journal_last_grant(struct controller_journal *j,
@@ -589,10 +653,10 @@ int controller_journal_last_grant(struct controller_journal *j,
 }
 
 int controller_journal_counters(struct controller_journal *j, const struct controller_pass *pass,
-                                int64_t list_issued_at, int32_t today,
+                                const struct controller_list_mark *list, int32_t today,
                                 struct controller_local_counters *out)
 {
-	if (!j || !pass || !out)
+	if (!j || !pass || !out || !list)
 		return CONTROLLER_ERR_ARG;
 	memset(out, 0, sizeof(*out));
 	if (!pass->found)
@@ -603,16 +667,22 @@ int controller_journal_counters(struct controller_journal *j, const struct contr
 		return rc;
 	return controller_journal_local_uses(j, pass->entry.key, pass->entry.household, p->scope,
 	                                     p->period, controller_period_number(p->period, today),
-	                                     list_issued_at, &out->uses);
+	                                     list, &out->uses);
 }
 
 /* --- housekeeping --------------------------------------------------------------------- */
 
-int controller_journal_purge(struct controller_journal *j, int64_t now, int64_t list_issued_at,
-                             uint32_t retention_days, uint32_t antipassback_minutes)
+int controller_journal_purge(struct controller_journal *j, int64_t now,
+                             const struct controller_list_mark *list, uint32_t retention_days,
+                             uint32_t antipassback_minutes)
 {
-	if (!j)
+	if (!j || !list)
 		return CONTROLLER_ERR_ARG;
+	int known;
+	int64_t position;
+	int prc = list_position(j, list, &known, &position);
+	if (prc)
+		return prc;
 	if (retention_days == 0)
 		retention_days = CONTROLLER_RETENTION_DAYS_DEFAULT;
 	int64_t horizon = now - (int64_t)retention_days * 86400;
@@ -621,7 +691,9 @@ int controller_journal_purge(struct controller_journal *j, int64_t now, int64_t 
 	sqlite3_stmt *s;
 	if (!rc) {
 		s = stmt(j, ST_PURGE_COUNTED);
-		sqlite3_bind_int64(s, 1, list_issued_at);
+		sqlite3_bind_int64(s, 1, list->issued_at);
+		sqlite3_bind_int(s, 2, known);
+		sqlite3_bind_int64(s, 3, position);
 		rc = step_done(s);
 	}
 	if (!rc) {

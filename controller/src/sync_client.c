@@ -819,6 +819,13 @@ static int on_ack(struct controller_sync *s, const Citypass__EventAck *a)
 		           controller_strerror(rc));
 		return -1;
 	}
+	/* issue 13: where the server holds these uses; a list at or past it counts them */
+	if (!is_stats && a->position &&
+	    (rc = controller_journal_ack_position(s->journal, epoch, a->acked_seq, a->position))) {
+		conn_close(s, "consumption ack position %llu not recorded: %s",
+		           (unsigned long long)a->position, controller_strerror(rc));
+		return -1;
+	}
 	pthread_mutex_lock(&s->lock);
 	if (is_stats && a->acked_seq > s->status.stats_acked)
 		s->status.stats_acked = a->acked_seq;
@@ -896,6 +903,14 @@ static int on_update(struct controller_sync *s, const Citypass__ListUpdate *u)
 		return update_bad(s, "shorter than its total_size");
 	if (u->signature.len == 0)
 		return update_bad(s, "without a signature");
+	/* Issue 13: which of this gate's acked uses the new version holds (0: the server does
+	 * not say; the time rule counts then). Recorded before the install, so a decision
+	 * never sees the new list without it: the position names its version, and a list
+	 * held with another version falls back to the time rule. */
+	rc = controller_journal_set_list_position(s->journal, a->version, u->consumption_position);
+	if (rc)
+		sync_log(s, "sync: the list's usage position not recorded: %s",
+		         controller_strerror(rc));
 	rc = s->cfg.install(s->cfg.ctx,
 	                    a->kind == CITYPASS__LIST_UPDATE__KIND__SNAPSHOT
 	                            ? CONTROLLER_UPDATE_SNAPSHOT

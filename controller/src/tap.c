@@ -148,7 +148,8 @@ static void maybe_purge(struct controller_reader_loop *l, uint64_t version, int6
 	 * floor, never the wall clock, so a clock jumping forward deletes nothing early
 	 * (issue 10). The floor is kept for the next start at the same time. */
 	int64_t floor = controller_timekeeper_floor(l->p.clock);
-	int rc = controller_journal_purge(l->p.journal, floor, issued_at, l->cfg->retention_days,
+	const struct controller_list_mark mark = {version, issued_at};
+	int rc = controller_journal_purge(l->p.journal, floor, &mark, l->cfg->retention_days,
 	                                  l->cfg->policy.antipassback_minutes);
 	if (rc)
 		controller_log(LOG_WARNING, "journal purge failed: %s", controller_strerror(rc));
@@ -283,8 +284,9 @@ void tap_decide(struct controller_reader_loop *l, struct tap *t)
 	}
 	maybe_purge(l, version, issued_at, now);
 	if (in.pass.found) {
-		int rc = controller_journal_counters(l->p.journal, &in.pass, issued_at,
-		                                     in.civil.day, &in.local);
+		const struct controller_list_mark mark = {version, issued_at};
+		int rc = controller_journal_counters(l->p.journal, &in.pass, &mark, in.civil.day,
+		                                     &in.local);
 		if (rc != 0) {
 			controller_log(LOG_ERR, "journal counters failed (%s): tap refused",
 			               controller_strerror(rc));

@@ -55,6 +55,15 @@ static void reopen(struct env *e)
 	assert_int_equal(controller_journal_open(&e->j, e->path), 0);
 }
 
+/* A list without a server position: the time rule (issue 13 keeps it for older servers). */
+static const struct controller_list_mark *issued_mark(int64_t issued_at)
+{
+	static struct controller_list_mark m;
+	m.version = 0;
+	m.issued_at = issued_at;
+	return &m;
+}
+
 static struct controller_event tap(int64_t at, uint8_t pass)
 {
 	struct controller_event ev = {
@@ -166,16 +175,19 @@ static void test_local_uses_count_what_the_list_lacks(void **state)
 	assert_int_equal(controller_journal_append(e->j, &old, NULL), 0);
 	uint32_t u;
 	assert_int_equal(controller_journal_local_uses(e->j, v1.key, 77, PROTO_SCOPE_HOUSEHOLD,
-	                                               PROTO_PERIOD_YEAR, 2026, issued, &u),
+	                                               PROTO_PERIOD_YEAR, 2026, issued_mark(issued),
+	                                               &u),
 	                 0);
 	assert_int_equal(u, 2);
 	assert_int_equal(controller_journal_local_uses(e->j, v1.key, 77, PROTO_SCOPE_PASS,
-	                                               PROTO_PERIOD_YEAR, 2026, issued, &u),
+	                                               PROTO_PERIOD_YEAR, 2026, issued_mark(issued),
+	                                               &u),
 	                 0);
 	assert_int_equal(u, 1);
 	/* household scope without a household: the pass's own */
 	assert_int_equal(controller_journal_local_uses(e->j, v3.key, 0, PROTO_SCOPE_HOUSEHOLD,
-	                                               PROTO_PERIOD_YEAR, 2026, issued, &u),
+	                                               PROTO_PERIOD_YEAR, 2026, issued_mark(issued),
+	                                               &u),
 	                 0);
 	assert_int_equal(u, 1);
 
@@ -192,20 +204,24 @@ static void test_local_uses_count_what_the_list_lacks(void **state)
 	assert_int_equal(controller_journal_fetch_consumption(e->j, rows, 8, &n), 0);
 	assert_int_equal(n, 2);
 	assert_int_equal(controller_journal_local_uses(e->j, v1.key, 77, PROTO_SCOPE_HOUSEHOLD,
-	                                               PROTO_PERIOD_YEAR, 2026, issued, &u),
+	                                               PROTO_PERIOD_YEAR, 2026, issued_mark(issued),
+	                                               &u),
 	                 0);
 	assert_int_equal(u, 0);
 	/* v3 acknowledged after the list was issued: still only this gate knows it */
 	assert_int_equal(controller_journal_ack(e->j, CONTROLLER_STREAM_CONSUMPTION, 3, issued + 5),
 	                 0);
 	assert_int_equal(controller_journal_local_uses(e->j, v3.key, 0, PROTO_SCOPE_PASS,
-	                                               PROTO_PERIOD_YEAR, 2026, issued, &u),
+	                                               PROTO_PERIOD_YEAR, 2026, issued_mark(issued),
+	                                               &u),
 	                 0);
 	assert_int_equal(u, 1);
 	/* a newer list (issued after that ack) reflects it: purge forgets the row */
-	assert_int_equal(controller_journal_purge(e->j, issued + 100, issued + 50, 0, 0), 0);
+	assert_int_equal(
+	        controller_journal_purge(e->j, issued + 100, issued_mark(issued + 50), 0, 0), 0);
 	assert_int_equal(controller_journal_local_uses(e->j, v3.key, 0, PROTO_SCOPE_PASS,
-	                                               PROTO_PERIOD_YEAR, 2026, issued + 50, &u),
+	                                               PROTO_PERIOD_YEAR, 2026,
+	                                               issued_mark(issued + 50), &u),
 	                 0);
 	assert_int_equal(u, 0);
 	/* the unacknowledged row is untouched */
@@ -229,10 +245,12 @@ static void test_anti_passback_memory(void **state)
 	assert_int_equal(controller_journal_last_grant(e->j, other, &at), 0);
 	assert_int_equal(at, 0);
 	/* kept while the 30-minute window can use it, forgotten after */
-	assert_int_equal(controller_journal_purge(e->j, T0 + 60 + 29 * 60, 0, 0, 30), 0);
+	assert_int_equal(controller_journal_purge(e->j, T0 + 60 + 29 * 60, issued_mark(0), 0, 30),
+	                 0);
 	assert_int_equal(controller_journal_last_grant(e->j, ev.key, &at), 0);
 	assert_int_equal(at, T0 + 60);
-	assert_int_equal(controller_journal_purge(e->j, T0 + 60 + 31 * 60, 0, 0, 30), 0);
+	assert_int_equal(controller_journal_purge(e->j, T0 + 60 + 31 * 60, issued_mark(0), 0, 30),
+	                 0);
 	assert_int_equal(controller_journal_last_grant(e->j, ev.key, &at), 0);
 	assert_int_equal(at, 0);
 }
@@ -246,7 +264,7 @@ static void test_retention_bounds_identifying_rows(void **state)
 	assert_int_equal(controller_journal_append(e->j, &recent, NULL), 0);
 	/* 91 days later, nothing uploaded: the identifying row goes, counted; the statistics
 	 * rows (no identifier) wait for their ack */
-	assert_int_equal(controller_journal_purge(e->j, T0 + 91 * DAY, 0, 0, 0), 0);
+	assert_int_equal(controller_journal_purge(e->j, T0 + 91 * DAY, issued_mark(0), 0, 0), 0);
 	struct controller_consumption_row rows[4];
 	size_t n;
 	assert_int_equal(controller_journal_fetch_consumption(e->j, rows, 4, &n), 0);
@@ -257,7 +275,7 @@ static void test_retention_bounds_identifying_rows(void **state)
 	assert_int_equal(st.consumption_purged_unacked, 1);
 	assert_int_equal(st.stat_pending, 2);
 	/* a shorter retention setting applies */
-	assert_int_equal(controller_journal_purge(e->j, T0 + 91 * DAY, 0, 10, 0), 0);
+	assert_int_equal(controller_journal_purge(e->j, T0 + 91 * DAY, issued_mark(0), 10, 0), 0);
 	assert_int_equal(controller_journal_fetch_consumption(e->j, rows, 4, &n), 0);
 	assert_int_equal(n, 0);
 	assert_int_equal(controller_journal_stats(e->j, &st), 0);
@@ -273,7 +291,9 @@ static bool household_visit(struct controller_journal *j, const struct controlle
 	in.civil.day = today;
 	in.civil.minute = (uint16_t)(now % DAY / 60);
 	in.civil.weekday = (uint8_t)controller_weekday(today);
-	assert_int_equal(controller_journal_counters(j, pass, list_issued_at, today, &in.local), 0);
+	assert_int_equal(
+	        controller_journal_counters(j, pass, issued_mark(list_issued_at), today, &in.local),
+	        0);
 	struct controller_decision d;
 	controller_decide(&in, &d);
 	struct controller_event ev = {.at = now,
@@ -330,6 +350,68 @@ static long file_size(const char *path)
 	return n;
 }
 
+/*
+ * Issue 13, item 5: the same-second double count. A use acknowledged in the second a list
+ * was issued was counted twice when that list already held it (the time rule cannot tell:
+ * ack time >= issue time). The server's positions can: the use's (EventAck.position) and
+ * the list's (ListUpdate.consumption_position) — no clock, no one-second sleep.
+ */
+static void test_positions_tell_what_the_list_holds(void **state)
+{
+	struct env *e = *state;
+	const int64_t t = T0 + 500; /* the ack, and the lists' issue time: one second */
+	struct controller_event v = waste_visit(T0, 1, 0, 2026);
+	struct controller_consumption_row rows[4];
+	size_t n;
+	uint32_t u;
+	assert_int_equal(controller_journal_append(e->j, &v, NULL), 0);
+	assert_int_equal(controller_journal_fetch_consumption(e->j, rows, 4, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(controller_journal_ack_epoch(e->j, CONTROLLER_STREAM_CONSUMPTION,
+	                                              rows[0].epoch, 1, t, NULL),
+	                 0);
+	assert_int_equal(controller_journal_ack_position(e->j, rows[0].epoch, 1, 40), 0);
+
+	/* the time rule alone (no position known for the list): counted here as well */
+	const struct controller_list_mark v7 = {7, t};
+	assert_int_equal(controller_journal_local_uses(e->j, v.key, 0, PROTO_SCOPE_PASS,
+	                                               PROTO_PERIOD_YEAR, 2026, &v7, &u),
+	                 0);
+	assert_int_equal(u, 1);
+	/* list 7 was published after the use's commit (position 40 >= 40): it holds it */
+	assert_int_equal(controller_journal_set_list_position(e->j, 7, 40), 0);
+	assert_int_equal(controller_journal_local_uses(e->j, v.key, 0, PROTO_SCOPE_PASS,
+	                                               PROTO_PERIOD_YEAR, 2026, &v7, &u),
+	                 0);
+	assert_int_equal(u, 0);
+	/* list 7 published before it (39), in the same second: only this gate knows it */
+	assert_int_equal(controller_journal_set_list_position(e->j, 7, 39), 0);
+	assert_int_equal(controller_journal_local_uses(e->j, v.key, 0, PROTO_SCOPE_PASS,
+	                                               PROTO_PERIOD_YEAR, 2026, &v7, &u),
+	                 0);
+	assert_int_equal(u, 1);
+	/* a position of another version says nothing of the list held: the time rule */
+	const struct controller_list_mark v6 = {6, t + 1};
+	assert_int_equal(controller_journal_local_uses(e->j, v.key, 0, PROTO_SCOPE_PASS,
+	                                               PROTO_PERIOD_YEAR, 2026, &v6, &u),
+	                 0);
+	assert_int_equal(u, 0);
+	/* purge keeps the row while the list lacks it, forgets it once one holds it */
+	assert_int_equal(controller_journal_purge(e->j, t + 10, &v7, 0, 0), 0);
+	assert_int_equal(controller_journal_local_uses(e->j, v.key, 0, PROTO_SCOPE_PASS,
+	                                               PROTO_PERIOD_YEAR, 2026, &v7, &u),
+	                 0);
+	assert_int_equal(u, 1);
+	const struct controller_list_mark v8 = {8, t};
+	assert_int_equal(controller_journal_set_list_position(e->j, 8, 41), 0);
+	assert_int_equal(controller_journal_purge(e->j, t + 10, &v8, 0, 0), 0);
+	assert_int_equal(controller_journal_set_list_position(e->j, 7, 39), 0);
+	assert_int_equal(controller_journal_local_uses(e->j, v.key, 0, PROTO_SCOPE_PASS,
+	                                               PROTO_PERIOD_YEAR, 2026, &v7, &u),
+	                 0);
+	assert_int_equal(u, 0); /* gone */
+}
+
 /* Issue 13: no WAL checkpoint inside a tap's append (its fsyncs are a tail latency); the
  * reader loop runs the one that is due while the field is empty. */
 static void test_checkpoints_deferred_to_idle(void **state)
@@ -375,6 +457,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_retention_bounds_identifying_rows, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_household_quota_across_taps, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_positions_tell_what_the_list_holds, setup,
+	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_checkpoints_deferred_to_idle, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
 	};

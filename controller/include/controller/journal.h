@@ -36,6 +36,18 @@ extern "C" {
 
 struct controller_journal;
 
+/*
+ * The list a gate holds, as far as counting its own uses goes (issue 13, item 5): a use
+ * acknowledged at server position P is in the list's counts when the server said, with the
+ * list, that it reflects every use up to a position >= P (controller_journal_set_list_
+ * position, for that version). Without a position (an older server, version 0 here) the
+ * rule falls back to times: a use acked before the list's issue time is in it.
+ */
+struct controller_list_mark {
+	uint64_t version;
+	int64_t issued_at;
+};
+
 /* One decision, as the controller journals it. */
 struct controller_event {
 	int64_t at; /* the gate's clock at the decision, Unix seconds */
@@ -164,14 +176,25 @@ int controller_journal_settle(struct controller_journal *j, uint64_t stat_seq,
 int controller_journal_settle_orphans(struct controller_journal *j, uint64_t *n);
 
 /*
- * Uses of a counter journalled here that the list issued at `list_issued_at` cannot yet
- * include: rows not acknowledged, or acknowledged at or after that issue time. Counts
- * the household's rows when scope is the household and household != 0, else the pass's.
+ * Uses of a counter journalled here that the held list cannot yet include: rows not
+ * acknowledged, or acknowledged at a server position above the one the list reflects (or,
+ * with no position known, at or after its issue time). Counts the household's rows when
+ * scope is the household and household != 0, else the pass's.
  */
 int controller_journal_local_uses(struct controller_journal *j,
                                   const uint8_t key[PROTO_LIST_KEY_LEN], uint32_t household,
                                   uint8_t scope, uint8_t period, int64_t period_number,
-                                  int64_t list_issued_at, uint32_t *uses);
+                                  const struct controller_list_mark *list, uint32_t *uses);
+
+/* Issue 13: the server acknowledged the consumption rows of `epoch` up to `seq` at its
+ * usage position `position` (EventAck.position; 0: unknown, nothing recorded). Rows
+ * already given a position keep theirs. */
+int controller_journal_ack_position(struct controller_journal *j, int64_t epoch, uint64_t seq,
+                                    uint64_t position);
+/* Issue 13: list `version` reflects every use up to server position `position`
+ * (ListUpdate.consumption_position; 0: unknown). Kept until the next. */
+int controller_journal_set_list_position(struct controller_journal *j, uint64_t version,
+                                         uint64_t position);
 
 /*
  * WAL checkpoints (copying the WAL into the database, with its fsyncs) happen on the
@@ -205,17 +228,18 @@ int controller_journal_last_grant(struct controller_journal *j,
  * zero uses.
  */
 int controller_journal_counters(struct controller_journal *j, const struct controller_pass *pass,
-                                int64_t list_issued_at, int32_t today,
+                                const struct controller_list_mark *list, int32_t today,
                                 struct controller_local_counters *out);
 
 /*
  * Housekeeping, run after each sync and hourly: forget acknowledged consumption rows the
- * list issued at `list_issued_at` reflects, every identifying row older than
+ * held list reflects (as local_uses judges it), every identifying row older than
  * retention_days (0: the default 90), anti-passback entries older than the window, and QR
  * codes past theirs.
  */
-int controller_journal_purge(struct controller_journal *j, int64_t now, int64_t list_issued_at,
-                             uint32_t retention_days, uint32_t antipassback_minutes);
+int controller_journal_purge(struct controller_journal *j, int64_t now,
+                             const struct controller_list_mark *list, uint32_t retention_days,
+                             uint32_t antipassback_minutes);
 
 int controller_journal_stats(struct controller_journal *j, struct controller_journal_stats *st);
 
