@@ -40,6 +40,8 @@
 #define CONTROLLER_VERSION "0.1.0"
 
 static volatile sig_atomic_t stop_requested, reload_requested;
+/* --check-state: open the gate's state as a start does, say what it holds, stop there */
+static bool check_state_only;
 static char **daemon_argv; /* the reader's watchdog starts the daemon again with it */
 
 static void on_signal(int sig)
@@ -320,6 +322,22 @@ static int run(struct controller_config *cfg, bool first)
 		               "journal: %" PRIu64 " card debit(s) interrupted between the journal "
 		               "and the card's commit: counted as granted",
 		               orphans);
+	if (check_state_only) {
+		struct controller_journal_stats js;
+		rc = controller_journal_stats(journal, &js);
+		if (rc != 0) {
+			snprintf(err, sizeof(err), "journal %s: %s", journal_path,
+			         controller_strerror(rc));
+			goto out;
+		}
+		printf("state ok: list version %" PRIu64 "%s; journal: %" PRIu64
+		       " statistic(s), %" PRIu64 " use(s) unacknowledged\n",
+		       controller_list_store_version(sh.store),
+		       controller_list_store_fell_back(sh.store) ? " (fell back)" : "",
+		       js.stat_pending, js.consumption_pending);
+		ret = 0;
+		goto out;
+	}
 	if (controller_gate_open(&gate, cfg, err, sizeof(err)) != 0)
 		goto out;
 	struct controller_reader_loop_params lp = {
@@ -402,7 +420,7 @@ out:
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: citypass-controller --config FILE [--check]\n"
+	fprintf(f, "Usage: citypass-controller --config FILE [--check | --check-state]\n"
 	           "\n"
 	           "Gate controller of citypass: reads cards, phones and QR codes at one reader,\n"
 	           "decides offline from the signed list, journals every decision, drives the\n"
@@ -410,6 +428,8 @@ static void usage(FILE *f)
 	           "\n"
 	           "  -c, --config FILE   the controller's configuration (key = value lines)\n"
 	           "      --check         load and check the configuration, then exit\n"
+	           "      --check-state   open the state directory as a start does (the list\n"
+	           "                      store, the journal), print what it holds, exit\n"
 	           "  -h, --help          this help\n"
 	           "      --version       print the version\n"
 	           "\n"
@@ -420,11 +440,9 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	        {"config", required_argument, NULL, 'c'},
-	        {"check", no_argument, NULL, 'k'},
-	        {"help", no_argument, NULL, 'h'},
-	        {"version", no_argument, NULL, 'V'},
-	        {NULL, 0, NULL, 0},
+	        {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
+	        {"check-state", no_argument, NULL, 's'},  {"help", no_argument, NULL, 'h'},
+	        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
 	};
 	const char *config_path = getenv("CITYPASS_CONTROLLER_CONFIG");
 	daemon_argv = argv;
@@ -437,6 +455,9 @@ int main(int argc, char **argv)
 			break;
 		case 'k':
 			check_only = true;
+			break;
+		case 's':
+			check_state_only = true;
 			break;
 		case 'h':
 			usage(stdout);
