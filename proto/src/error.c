@@ -61,6 +61,10 @@ const char *proto_strerror(int err)
 		return "no list entry for this pass";
 	case PROTO_ERR_LIST_FIELD:
 		return "list header field out of range";
+	case PROTO_ERR_LIST_MANIFEST:
+		return "list manifest is malformed or does not match its head";
+	case PROTO_ERR_LIST_HASH:
+		return "list file does not match its signed hash (damaged or altered)";
 	}
 	return "unknown proto error";
 }

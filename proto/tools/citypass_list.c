@@ -1,9 +1,10 @@
 /*
  * citypass-list — inspect, verify and (for tests and demos) make signed allow-lists.
  *
- * Auditors verify a published list with openssl alone; this tool says more: the header,
- * the key id, and the exact reason a list is refused. Exit 0 on success, 1 when a list or
- * key is refused, 2 on bad usage.
+ * Auditors verify a published list with openssl and sha256sum alone (docs/list-format.md);
+ * this tool says more: the head, the key id, and the exact reason a list is refused. It
+ * reads format 2 (a version's manifest and the files beside it) and format 1 (one file and
+ * its signature). Exit 0 on success, 1 when a list or key is refused, 2 on bad usage.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -12,8 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
+#include "proto/clist.h"
 #include "proto/error.h"
 #include "proto/list.h"
 #include "proto/sign.h"
@@ -24,20 +27,28 @@
 static const char usage_text[] =
         "usage: citypass-list COMMAND [OPTIONS]\n"
         "\n"
+        "LIST is a format 2 manifest (vV.manifest, its files beside it) or a format 1 file.\n"
         "commands:\n"
-        "  show LIST [--json]                       print a list's header\n"
-        "  verify LIST --pub PEM --sig SIG [--sector N] [--now UNIX] [--held VERSION]\n"
-        "                                           verify as a gate would, say why if refused\n"
+        "  show LIST [--json]                       print a list's head\n"
+        "  verify LIST --pub PEM [--sig SIG] [--sector N] [--now UNIX] [--held VERSION]\n"
+        "                                           verify as a gate would (every chunk of a\n"
+        "                                           format 2 list), say why if refused\n"
+        "  lookup LIST KEYHEX                       a pass's entry, found as a gate finds it\n"
         "  keyid --pub PEM                          print the key id lists carry (16 hex digits)\n"
         "  keygen --private FILE --public FILE      create an ECDSA P-256 list-signing key\n"
         "  sign --key PEM --out SIG FILE            detached DER signature of FILE\n"
-        "  sample --key PEM --out LIST [--sector N] [--passes N] [--version N] [--valid-days N]\n"
-        "                                           build and sign a list of synthetic passes\n"
-        "                                           (tests and demos); writes LIST and LIST.sig\n"
+        "  sample --key PEM --out DIR [--sector N] [--passes N] [--version N] [--valid-days N]\n"
+        "         [--format 1|2]                    build and sign a list of synthetic passes\n"
+        "                                           (tests, demos): format 2 writes DIR/vN.*\n"
+        "                                           and chunk files; format 1 writes the file\n"
+        "                                           DIR and DIR.sig\n"
+        "  to-format1 LIST --key PEM --out FILE     the same passes as one format 1 file and\n"
+        "                                           FILE.sig, signed with PEM (tests of a gate\n"
+        "                                           upgrading from format 1)\n"
         "\n"
         "options:\n"
         "  -h, --help     this text\n"
-        "  --version      print the version\n";
+        "  --version      print the version (after a command: the list version, for sample)\n";
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
 {
@@ -131,17 +142,74 @@ enum {
 	OPT_VERSION_NUM,
 	OPT_VALID_DAYS,
 	OPT_PRINT_VERSION,
+	OPT_FORMAT,
 };
 
 struct args {
 	const char *pub, *sig, *private_path, *public_path, *key, *out;
-	uint64_t sector, now, held, passes, version, valid_days;
+	uint64_t sector, now, held, passes, version, valid_days, format;
 	int have_sector, have_now, json;
-	const char *file;
+	const char *file, *arg2;
 };
+
+/* A format 2 list is named by its manifest; anything else is taken as format 1. */
+static int is_manifest(const char *path)
+{
+	size_t n = strlen(path);
+	return n > 9 && strcmp(path + n - 9, ".manifest") == 0;
+}
+
+static struct proto_keyring *ring_of(const char *pub)
+{
+	struct proto_key *key;
+	int rc = proto_key_load_public(&key, pub);
+	if (rc) {
+		refused("cannot use public key", pub, rc);
+		return NULL;
+	}
+	struct proto_keyring *ring = proto_keyring_new();
+	if (!ring || proto_keyring_add(ring, key) != 0) {
+		proto_keyring_free(ring);
+		refused("cannot use public key", pub, PROTO_ERR_NOMEM);
+		return NULL;
+	}
+	return ring;
+}
+
+static int show_v2(const struct args *a)
+{
+	struct proto_clist_dir d;
+	int rc = proto_clist_dir_open(&d, a->file, a->sig);
+	if (rc)
+		return refused("cannot read list", a->file, rc);
+	const struct proto_clist_head *h = &d.h;
+	char kid[2 * PROTO_KEY_ID_LEN + 1], prev[2 * PROTO_HASH_LEN + 1], hash[2 * PROTO_HASH_LEN + 1];
+	uint8_t mh[PROTO_HASH_LEN];
+	proto_sha256(d.manifest, d.manifest_len, mh);
+	hex(kid, h->key_id, PROTO_KEY_ID_LEN);
+	hex(prev, h->prev_manifest, PROTO_HASH_LEN);
+	hex(hash, mh, PROTO_HASH_LEN);
+	if (a->json)
+		printf("{\"format\":%u,\"sector\":%u,\"version\":%" PRIu64 ",\"issued_at\":%" PRId64
+		       ",\"expires_at\":%" PRId64 ",\"key_id\":\"%s\",\"entries\":%" PRIu32
+		       ",\"profiles\":%u,\"chunks\":%" PRIu32 ",\"prev_manifest\":\"%s\","
+		       "\"manifest_sha256\":\"%s\"}\n",
+		       h->format, h->sector, h->version, h->issued_at, h->expires_at, kid,
+		       h->entry_count, h->profile_count, d.m.n_chunks, prev, hash);
+	else
+		printf("format      %u\nsector      %u\nversion     %" PRIu64 "\nissued_at   %" PRId64
+		       "\nexpires_at  %" PRId64 "\nkey_id      %s\nentries     %" PRIu32
+		       "\nprofiles    %u\nchunks      %" PRIu32 "\nprev        %s\nmanifest    %s\n",
+		       h->format, h->sector, h->version, h->issued_at, h->expires_at, kid,
+		       h->entry_count, h->profile_count, d.m.n_chunks, prev, hash);
+	proto_clist_dir_close(&d);
+	return 0;
+}
 
 static int cmd_show(const struct args *a)
 {
+	if (is_manifest(a->file))
+		return show_v2(a);
 	struct proto_list *l;
 	int rc = proto_list_open_file(&l, a->file);
 	if (rc)
@@ -169,23 +237,46 @@ static int cmd_show(const struct args *a)
 	return 0;
 }
 
+static int verify_v2(const struct args *a, struct proto_keyring *ring)
+{
+	struct proto_clist_dir d;
+	int rc = proto_clist_dir_open(&d, a->file, a->sig);
+	if (rc)
+		return refused("cannot read list", a->file, rc);
+	struct proto_list_policy policy = {
+	        .sector = a->have_sector ? (uint16_t)a->sector : d.h.sector,
+	        .held_version = a->held,
+	        .now = a->have_now ? (int64_t)a->now : (int64_t)time(NULL),
+	        .keys = ring,
+	};
+	int exit_code = 0;
+	rc = proto_clist_dir_verify(&d, &policy, 1);
+	if (rc)
+		exit_code = refused("refused list", a->file, rc);
+	else
+		printf("%s: valid: sector %u, version %" PRIu64 ", %" PRIu32 " passes in %" PRIu32
+		       " chunks\n",
+		       a->file, d.h.sector, d.h.version, d.h.entry_count, d.m.n_chunks);
+	proto_clist_dir_close(&d);
+	return exit_code;
+}
+
 static int cmd_verify(const struct args *a)
 {
-	if (!a->pub || !a->sig)
-		return usage_error("%s needs --pub PEM and --sig SIG", "verify");
-	struct proto_key *key;
-	int rc = proto_key_load_public(&key, a->pub);
-	if (rc)
-		return refused("cannot use public key", a->pub, rc);
-	struct proto_keyring *ring = proto_keyring_new();
-	if (!ring || proto_keyring_add(ring, key) != 0) {
+	if (!a->pub || (!a->sig && !is_manifest(a->file)))
+		return usage_error("%s needs --pub PEM (and --sig SIG for a format 1 list)", "verify");
+	struct proto_keyring *ring = ring_of(a->pub);
+	if (!ring)
+		return EXIT_REFUSED;
+	if (is_manifest(a->file)) {
+		int rc = verify_v2(a, ring);
 		proto_keyring_free(ring);
-		return refused("cannot use public key", a->pub, PROTO_ERR_NOMEM);
+		return rc;
 	}
 	size_t sig_len = 0;
 	uint8_t *sig = read_file(a->sig, &sig_len);
 	struct proto_list *l = NULL;
-	int exit_code = 0;
+	int exit_code = 0, rc;
 	if (!sig) {
 		fprintf(stderr, "citypass-list: cannot read signature %s: %s\n", a->sig,
 		        strerror(errno));
@@ -213,6 +304,55 @@ static int cmd_verify(const struct args *a)
 	free(sig);
 	proto_keyring_free(ring);
 	return exit_code;
+}
+
+static int unhex(const char *s, uint8_t *out, size_t n)
+{
+	if (strlen(s) != 2 * n)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+		if (sscanf(s + 2 * i, "%2x", &v) != 1)
+			return -1;
+		out[i] = (uint8_t)v;
+	}
+	return 0;
+}
+
+static int cmd_lookup(const struct args *a)
+{
+	uint8_t key[PROTO_LIST_KEY_LEN];
+	if (!a->arg2 || unhex(a->arg2, key, sizeof(key)) != 0)
+		return usage_error("lookup needs LIST and a key of %d hex digits", 2 * PROTO_LIST_KEY_LEN);
+	struct proto_list_entry e;
+	struct proto_rights_profile p;
+	int rc;
+	if (is_manifest(a->file)) {
+		struct proto_clist_dir d;
+		rc = proto_clist_dir_open(&d, a->file, a->sig);
+		if (rc)
+			return refused("cannot read list", a->file, rc);
+		rc = proto_clist_dir_lookup(&d, key, &e, &p);
+		proto_clist_dir_close(&d);
+	} else {
+		struct proto_list *l = NULL;
+		rc = proto_list_open_file(&l, a->file);
+		if (rc)
+			return refused("cannot read list", a->file, rc);
+		rc = proto_list_lookup(l, key, &e, &p);
+		proto_list_close(l);
+	}
+	if (rc == PROTO_ERR_LIST_NOT_FOUND) {
+		printf("absent\n");
+		return EXIT_REFUSED;
+	}
+	if (rc)
+		return refused("cannot search list", a->file, rc);
+	printf("status %u profile %u used %u period %u household %u limit %u period-kind %u "
+	       "scope %u flags %u\n",
+	       e.status, e.profile, e.used, e.used_period, e.household, p.limit, p.period, p.scope,
+	       p.flags);
+	return 0;
 }
 
 static int cmd_keyid(const struct args *a)
@@ -290,10 +430,48 @@ static int cmd_sign(const struct args *a)
 	return rc;
 }
 
+static int write_in(const char *dir, const char *name, const uint8_t *data, size_t len)
+{
+	char path[4096 + PROTO_CLIST_NAME_MAX];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (write_file(path, data, len) != 0) {
+		fprintf(stderr, "citypass-list: cannot write %s: %s\n", path, strerror(errno));
+		return EXIT_REFUSED;
+	}
+	return 0;
+}
+
+static int write_v2(const char *dir, const struct proto_clist_built *b)
+{
+	char name[PROTO_CLIST_NAME_MAX];
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+		fprintf(stderr, "citypass-list: cannot create %s: %s\n", dir, strerror(errno));
+		return EXIT_REFUSED;
+	}
+	uint64_t v = b->head.version;
+	proto_clist_name_manifest(name, v);
+	int rc = write_in(dir, name, b->manifest_bytes, b->manifest_len);
+	proto_clist_name_sig(name, v);
+	rc = rc ? rc : write_in(dir, name, b->sig, b->sig_len);
+	proto_clist_name_head(name, v);
+	rc = rc ? rc : write_in(dir, name, b->head_bytes, b->head_len);
+	for (uint32_t j = 0; rc == 0 && j < b->manifest.n_chunks; j++) {
+		proto_clist_name_chunk(name, j, b->manifest.chunks[j].since, 1);
+		rc = write_in(dir, name, b->chunks[j].idx, b->chunks[j].idx_len);
+		proto_clist_name_chunk(name, j, b->manifest.chunks[j].since, 0);
+		rc = rc ? rc
+		        : write_in(dir, name, b->chunks[j].dat,
+		                   (size_t)b->chunks[j].n * PROTO_CLIST_ENTRY_SIZE);
+	}
+	return rc;
+}
+
 static int cmd_sample(const struct args *a)
 {
 	if (!a->key || !a->out)
-		return usage_error("%s needs --key PEM and --out LIST", "sample");
+		return usage_error("%s needs --key PEM and --out DIR", "sample");
+	if (a->format != 1 && a->format != 2)
+		return usage_error("--format %" PRIu64 ": expected 1 or 2", a->format);
 	struct proto_key *key;
 	int rc = proto_key_load_private(&key, a->key);
 	if (rc)
@@ -325,19 +503,94 @@ static int cmd_sample(const struct args *a)
 		entries[i].profile = (uint16_t)(i % 3);
 		entries[i].household = (uint32_t)(i % 3 == 2 ? 1 + i / 2 : 0);
 	}
+	int exit_code = 0;
+	if (a->format == 2) {
+		struct proto_clist_params params = {
+		        .sector = (uint16_t)a->sector,
+		        .version = a->version,
+		        .issued_at = now,
+		        .expires_at = now + (int64_t)a->valid_days * 86400,
+		        .bits = proto_clist_bits_for(a->passes),
+		};
+		struct proto_clist_built b;
+		rc = proto_clist_build(&params, key, profiles, 3, entries, a->passes, &b);
+		if (rc)
+			exit_code = refused("cannot build", a->out, rc);
+		else
+			exit_code = write_v2(a->out, &b);
+		if (rc == 0)
+			proto_clist_built_free(&b);
+	} else {
+		struct proto_list_params params = {
+		        .sector = (uint16_t)a->sector,
+		        .version = a->version,
+		        .issued_at = now,
+		        .expires_at = now + (int64_t)a->valid_days * 86400,
+		};
+		uint8_t *buf = NULL;
+		size_t len = 0;
+		rc = proto_list_build(&params, key, profiles, 3, entries, a->passes, &buf, &len);
+		if (rc) {
+			exit_code = refused("cannot build", a->out, rc);
+		} else if (write_file(a->out, buf, len) != 0) {
+			fprintf(stderr, "citypass-list: cannot write %s: %s\n", a->out, strerror(errno));
+			exit_code = EXIT_REFUSED;
+		} else {
+			char sig_path[4096];
+			snprintf(sig_path, sizeof(sig_path), "%s.sig", a->out);
+			exit_code = sign_to(key, buf, len, sig_path);
+		}
+		free(buf);
+	}
+	free(entries);
+	proto_key_free(key);
+	return exit_code;
+}
+
+/* Every entry of a format 2 version as a format 1 file, signed with --key. */
+static int cmd_to_format1(const struct args *a)
+{
+	if (!a->key || !a->out || !is_manifest(a->file))
+		return usage_error("%s needs a format 2 LIST, --key PEM and --out FILE", "to-format1");
+	struct proto_key *key;
+	int rc = proto_key_load_private(&key, a->key);
+	if (rc)
+		return refused("cannot use private key", a->key, rc);
+	struct proto_clist_dir d;
+	rc = proto_clist_dir_open(&d, a->file, a->sig);
+	if (rc) {
+		proto_key_free(key);
+		return refused("cannot read list", a->file, rc);
+	}
+	struct proto_list_entry *e = calloc(d.h.entry_count ? d.h.entry_count : 1, sizeof(*e));
+	size_t n = 0;
+	rc = e ? 0 : PROTO_ERR_NOMEM;
+	for (uint32_t j = 0; rc == 0 && j < d.m.n_chunks; j++) {
+		uint8_t *dat = NULL;
+		size_t len = 0;
+		rc = proto_clist_dir_file(&d, j, 0, &dat, &len);
+		for (size_t i = 0; rc == 0 && i < len / PROTO_CLIST_ENTRY_SIZE; i++) {
+			if (n == d.h.entry_count) {
+				rc = PROTO_ERR_LIST_COUNT;
+				break;
+			}
+			proto_clist_entry_decode(dat + i * PROTO_CLIST_ENTRY_SIZE, &e[n++]);
+		}
+		free(dat);
+	}
 	struct proto_list_params params = {
-	        .sector = (uint16_t)a->sector,
-	        .version = a->version,
-	        .issued_at = now,
-	        .expires_at = now + (int64_t)a->valid_days * 86400,
+	        .sector = d.h.sector,
+	        .version = d.h.version,
+	        .issued_at = d.h.issued_at,
+	        .expires_at = d.h.expires_at,
 	};
 	uint8_t *buf = NULL;
 	size_t len = 0;
-	rc = proto_list_build(&params, key, profiles, 3, entries, a->passes, &buf, &len);
-	free(entries);
+	if (rc == 0)
+		rc = proto_list_build(&params, key, d.h.profiles, d.h.profile_count, e, n, &buf, &len);
 	int exit_code = 0;
 	if (rc) {
-		exit_code = refused("cannot build", a->out, rc);
+		exit_code = refused("cannot convert", a->file, rc);
 	} else if (write_file(a->out, buf, len) != 0) {
 		fprintf(stderr, "citypass-list: cannot write %s: %s\n", a->out, strerror(errno));
 		exit_code = EXIT_REFUSED;
@@ -347,6 +600,8 @@ static int cmd_sample(const struct args *a)
 		exit_code = sign_to(key, buf, len, sig_path);
 	}
 	free(buf);
+	free(e);
+	proto_clist_dir_close(&d);
 	proto_key_free(key);
 	return exit_code;
 }
@@ -369,19 +624,42 @@ int main(int argc, char **argv)
 	        {"passes", required_argument, NULL, OPT_PASSES},
 	        {"list-version", required_argument, NULL, OPT_VERSION_NUM},
 	        {"valid-days", required_argument, NULL, OPT_VALID_DAYS},
+	        {"format", required_argument, NULL, OPT_FORMAT},
 	        {NULL, 0, NULL, 0},
 	};
-	struct args a = {.passes = 1000, .version = 1, .valid_days = 7, .sector = 1};
+	struct args a = {.passes = 1000, .version = 1, .valid_days = 7, .sector = 1, .format = 2};
+	/* Before a command, --version prints the tool's version; after one it is the list
+	 * version (sample --version N writes version N): the command comes first, and the
+	 * options after it are parsed on their own. */
+	const char *cmd = NULL;
+	if (argc >= 2 && argv[1][0] != '-') {
+		cmd = argv[1];
+		argc--;
+		argv++;
+	}
+	const int after_command = cmd != NULL;
+	struct option cmd_opts[sizeof(opts) / sizeof(opts[0])];
+	memcpy(cmd_opts, opts, sizeof(opts));
+	cmd_opts[1].has_arg = required_argument;
 	int c;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "h", after_command ? cmd_opts : opts, NULL)) != -1) {
 		int bad = 0;
 		switch (c) {
 		case 'h':
 			fputs(usage_text, stdout);
 			return 0;
 		case OPT_PRINT_VERSION:
+			if (after_command) {
+				if (!optarg)
+					return usage_error("%s", "--version needs a list version here");
+				bad = parse_u64(optarg, "--version", UINT64_MAX, &a.version);
+				break;
+			}
 			puts("citypass-list 0.1.0");
 			return 0;
+		case OPT_FORMAT:
+			bad = parse_u64(optarg, "--format", 2, &a.format);
+			break;
 		case OPT_PUB:
 			a.pub = optarg;
 			break;
@@ -430,30 +708,34 @@ int main(int argc, char **argv)
 		if (bad)
 			return EXIT_USAGE;
 	}
-	if (optind >= argc)
-		return usage_error("%s", "missing command");
-	const char *cmd = argv[optind++];
+	if (!cmd)
+		return usage_error("%s", optind < argc ? "options come after the command"
+		                                       : "missing command");
 	static const struct {
 		const char *name;
 		int (*fn)(const struct args *);
-		int needs_file;
+		int files;
 	} cmds[] = {
 	        {"show", cmd_show, 1},     {"verify", cmd_verify, 1}, {"keyid", cmd_keyid, 0},
 	        {"keygen", cmd_keygen, 0}, {"sign", cmd_sign, 1},     {"sample", cmd_sample, 0},
+	        {"lookup", cmd_lookup, 2}, {"to-format1", cmd_to_format1, 1},
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		if (strcmp(cmd, cmds[i].name) != 0)
 			continue;
-		if (cmds[i].needs_file) {
-			if (optind + 1 != argc)
-				return usage_error("'%s' needs exactly one file argument", cmd);
-			a.file = argv[optind];
-		} else if (optind != argc) {
-			return usage_error("unexpected argument '%s'", argv[optind]);
+		if (argc - optind != cmds[i].files) {
+			if (cmds[i].files == 0)
+				return usage_error("unexpected argument '%s'", argv[optind]);
+			return usage_error("'%s' needs exactly %d argument%s", cmd, cmds[i].files,
+			                   cmds[i].files > 1 ? "s" : "");
 		}
+		if (cmds[i].files >= 1)
+			a.file = argv[optind];
+		if (cmds[i].files == 2)
+			a.arg2 = argv[optind + 1];
 		return cmds[i].fn(&a);
 	}
-	return usage_error("unknown command '%s': expected show, verify, keyid, keygen, sign or "
-	                   "sample",
+	return usage_error("unknown command '%s': expected show, verify, lookup, keyid, keygen, "
+	                   "sign, sample or to-format1",
 	                   cmd);
 }

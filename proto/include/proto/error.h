@@ -47,6 +47,9 @@ enum proto_error {
 	PROTO_ERR_DELTA_OP = -54, /* delta removes/changes an absent key, adds a present one */
 	PROTO_ERR_LIST_NOT_FOUND = -55, /* lookup: no entry for this key */
 	PROTO_ERR_LIST_FIELD = -56,     /* a header field is out of range */
+	/* format 2 (proto/clist.h) */
+	PROTO_ERR_LIST_MANIFEST = -60, /* manifest malformed, or not the one its head describes */
+	PROTO_ERR_LIST_HASH = -61,     /* a file or leaf does not match its signed hash */
 };
 
 /* A short English sentence for an error code; never NULL. */
