@@ -22,6 +22,8 @@ const char *controller_strerror(int err)
 		return "time zone conversion failed";
 	case CONTROLLER_ERR_SCHEMA:
 		return "journal has an unknown schema version";
+	case CONTROLLER_ERR_LIST_DAMAGED:
+		return "list file damaged: it no longer matches what was signed";
 	default:
 		return proto_strerror(err);
 	}

@@ -123,6 +123,7 @@ struct controller_sync {
 	int healthy;        /* this session reached Welcome and nothing went wrong */
 	int stopping;       /* the loop has ended: no more reconnects */
 	uint64_t published; /* newest version the server announced */
+	uint64_t hello_held; /* the version the last Hello claimed */
 	double last_rx;     /* monotonic seconds of the last frame received */
 
 	/* issue 13: health reports and shared anti-passback grants */
@@ -479,6 +480,8 @@ static int send_hello(struct controller_sync *s)
 		return rc;
 	held.sector = s->cfg.sector;
 	held.version = s->want_snapshot ? 0 : s->cfg.held_version(s->cfg.ctx);
+	held.format = s->cfg.held_format ? s->cfg.held_format(s->cfg.ctx) : 2;
+	s->hello_held = held.version;
 	h.device_id = s->device_id;
 	h.n_lists = 1;
 	h.lists = lists;
@@ -1244,6 +1247,13 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
 	struct controller_sync *s = arg;
 	(void)fd;
 	(void)what;
+	/* The store found a damaged file and now claims no list: a repeated Hello asks the
+	 * server for a snapshot (docs/sync-server.md) without waiting for the next session. */
+	if (s->state == SYNC_READY && !s->upd.active && s->hello_held != 0 &&
+	    s->cfg.held_version(s->cfg.ctx) == 0 && send_hello(s) != 0) {
+		conn_close(s, "Hello failed: out of memory");
+		return;
+	}
 	upload(s, 0);
 	if (s->state == SYNC_READY)
 		flush_out(s);

@@ -167,13 +167,14 @@ void tap_housekeeping(struct controller_reader_loop *l)
 {
 	int64_t issued_at = 0;
 	uint64_t version = 0;
+	struct controller_list_info info;
 	pthread_rwlock_rdlock(l->p.store_lock);
-	struct proto_list *list = controller_list_store_list(l->p.store);
-	if (list) {
-		issued_at = proto_list_header(list)->issued_at;
-		version = controller_list_store_version(l->p.store);
-	}
+	controller_list_store_info(l->p.store, &info);
 	pthread_rwlock_unlock(l->p.store_lock);
+	if (info.held) {
+		issued_at = info.issued_at;
+		version = info.version;
+	}
 	maybe_purge(l, version, issued_at, controller_timekeeper_now(l->p.clock));
 	/* the WAL copied back while nobody waits: never inside a tap's commit */
 	int rc = controller_journal_checkpoint_due(l->p.journal);
@@ -263,16 +264,31 @@ void tap_decide(struct controller_reader_loop *l, struct tap *t)
 	/* The list under the read lock: the entry is copied out, the lock held briefly. */
 	int64_t issued_at = 0;
 	uint64_t version = 0;
+	struct controller_list_info info;
+	int lookup = 0;
 	pthread_rwlock_rdlock(l->p.store_lock);
-	struct proto_list *list = controller_list_store_list(l->p.store);
-	in.list_state = controller_list_state_at(list, &cfg->stale, now);
-	if (list) {
-		issued_at = proto_list_header(list)->issued_at;
-		version = controller_list_store_version(l->p.store);
-		if (controller_list_store_lookup(l->p.store, t->key, &in.pass) != 0)
+	controller_list_store_info(l->p.store, &info);
+	in.list_state = controller_list_state_at(&info, &cfg->stale, now);
+	if (info.held) {
+		issued_at = info.issued_at;
+		version = info.version;
+		lookup = controller_list_store_lookup(l->p.store, t->key, &in.pass);
+		if (lookup != 0)
 			in.pass.found = false;
 	}
 	pthread_rwlock_unlock(l->p.store_lock);
+	if (lookup == CONTROLLER_ERR_LIST_DAMAGED) {
+		/* The leaf this pass is in no longer matches what was signed: decide nothing
+		 * from it. The store now asks the server for a snapshot; wake the sync client. */
+		controller_log(LOG_ERR,
+		               "list v%" PRIu64 " is damaged on disk: tap refused, asking the server "
+		               "for a fresh copy",
+		               version);
+		panel_show(&l->panel, false, CONTROLLER_LED_AMBER, MSG_OUT_OF_SERVICE);
+		if (l->p.journal_written)
+			l->p.journal_written(l->p.ctx);
+		return;
+	}
 
 	/* The process's zone is the site's (set once at start-up, before the sync thread:
 	 * no setenv per tap racing with the other thread's getenv). */

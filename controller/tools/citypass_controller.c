@@ -84,20 +84,34 @@ static int64_t certificate_start(const char *path)
 	return t;
 }
 
+/* Called on the thread that installs (or before the sync thread starts): the store is
+ * only written there, so reading it needs no lock. */
 static void held_list_time(struct shared *s)
 {
-	struct proto_list *list = controller_list_store_list(s->store);
-	if (list) /* signed: the real time is at least its issue time */
-		controller_timekeeper_at_least(s->clock, proto_list_header(list)->issued_at);
+	struct controller_list_info info;
+	controller_list_store_info(s->store, &info);
+	if (info.held) /* signed: the real time is at least its issue time */
+		controller_timekeeper_at_least(s->clock, info.issued_at);
 }
 
+/* The store is only written by the sync thread (this callback and install), so reading
+ * it here needs no lock; the reader thread's lookups take the lock's read side. */
 static uint64_t held_version(void *ctx)
 {
 	struct shared *s = ctx;
-	pthread_rwlock_rdlock(&s->lock);
-	uint64_t v = controller_list_store_version(s->store);
-	pthread_rwlock_unlock(&s->lock);
+	uint64_t v;
+	unsigned format;
+	controller_list_store_hello(s->store, &v, &format);
 	return v;
+}
+
+static unsigned held_format(void *ctx)
+{
+	struct shared *s = ctx;
+	uint64_t v;
+	unsigned format;
+	controller_list_store_hello(s->store, &v, &format);
+	return format;
 }
 
 static int install(void *ctx, enum controller_update_kind kind, const uint8_t *data, size_t len,
@@ -105,7 +119,10 @@ static int install(void *ctx, enum controller_update_kind kind, const uint8_t *d
 {
 	struct shared *s = ctx;
 	int64_t now = controller_timekeeper_now(s->clock);
-	pthread_rwlock_wrlock(&s->lock);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* The store prepares and commits the new version aside, then takes the lock for
+	 * writing only for the instant it swaps it in: taps never wait for an install. */
 	uint64_t before = controller_list_store_version(s->store);
 	int rc = kind == CONTROLLER_UPDATE_DELTA
 	                 ? controller_list_store_apply_delta(s->store, data, len, sig, sig_len, now)
@@ -114,11 +131,16 @@ static int install(void *ctx, enum controller_update_kind kind, const uint8_t *d
 	uint64_t after = controller_list_store_version(s->store);
 	if (rc == 0)
 		held_list_time(s);
-	pthread_rwlock_unlock(&s->lock);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	struct controller_list_store_stats st;
+	controller_list_store_stats(s->store, &st);
+	double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
 	if (rc == 0)
-		controller_log(LOG_INFO, "list %s installed: version %" PRIu64 " -> %" PRIu64,
-		               kind == CONTROLLER_UPDATE_DELTA ? "delta" : "snapshot", before,
-		               after);
+		controller_log(LOG_INFO,
+		               "list %s installed: version %" PRIu64 " -> %" PRIu64
+		               " in %.1f ms (%" PRIu64 " bytes in %u files written, %u chunks kept)",
+		               kind == CONTROLLER_UPDATE_DELTA ? "delta" : "snapshot", before, after,
+		               ms, st.bytes_written, st.files_written, st.chunks_reused);
 	else
 		controller_log(LOG_WARNING, "list %s refused: %s",
 		               kind == CONTROLLER_UPDATE_DELTA ? "delta" : "snapshot",
@@ -183,11 +205,11 @@ static void health(void *ctx, struct controller_gate_health *out)
 	out->scanner = !scanner_configured ? CONTROLLER_DEVICE_NOT_CONFIGURED
 	               : scanner           ? CONTROLLER_DEVICE_OK
 	                                   : CONTROLLER_DEVICE_DOWN;
-	pthread_rwlock_rdlock(&s->lock);
-	struct proto_list *list = controller_list_store_list(s->store);
-	out->list_version = controller_list_store_version(s->store);
-	out->list_issued_at = list ? proto_list_header(list)->issued_at : 0;
-	pthread_rwlock_unlock(&s->lock);
+	/* the sync thread is the store's only writer: no lock needed to read it here */
+	struct controller_list_info info;
+	controller_list_store_info(s->store, &info);
+	out->list_version = info.version;
+	out->list_issued_at = info.held ? info.issued_at : 0;
 	struct statvfs fs;
 	if (statvfs(s->state_dir, &fs) == 0)
 		out->free_disk_bytes = (uint64_t)fs.f_bavail * fs.f_frsize;
@@ -285,16 +307,22 @@ static int run(struct controller_config *cfg, bool first)
 		snprintf(err, sizeof(err), "list store %s: %s", path, controller_strerror(rc));
 		goto out;
 	}
-	controller_log(LOG_NOTICE, "list store %s: version %" PRIu64 "%s", path,
-	               controller_list_store_version(sh.store),
-	               controller_list_store_fell_back(sh.store)
-	                       ? " (fell back: the newest pair was damaged or uncommitted)"
-	                       : "");
+	struct controller_list_info li;
+	controller_list_store_info(sh.store, &li);
+	if (controller_list_store_fell_back(sh.store))
+		controller_log(LOG_WARNING,
+		               "list store %s: the list on disk was not used (%s): asking the "
+		               "server for a snapshot",
+		               path, controller_strerror(controller_list_store_open_error(sh.store)));
+	controller_log(LOG_NOTICE, "list store %s: version %" PRIu64 " (format %u, %" PRIu32
+	               " passes)%s", path, li.version, li.held ? li.format : 0, li.entries,
+	               li.damaged ? ", damaged files found: asking for a snapshot" : "");
 	if (pthread_rwlock_init(&sh.lock, NULL) != 0) {
 		snprintf(err, sizeof(err), "cannot create the list lock");
 		goto out;
 	}
 	lock_ready = true;
+	controller_list_store_set_lock(sh.store, &sh.lock);
 	char journal_path[CONTROLLER_PATH_MAX + 32];
 	snprintf(journal_path, sizeof(journal_path), "%s/journal.db", cfg->state_dir);
 	rc = controller_journal_open(&journal, journal_path);
@@ -373,6 +401,7 @@ static int run(struct controller_config *cfg, bool first)
 	        .reconnect_max_ms = cfg->reconnect_max_ms,
 	        .keepalive_s = cfg->keepalive_s,
 	        .held_version = held_version,
+	        .held_format = held_format,
 	        .install = install,
 	        .card_keys = card_keys,
 	        .clock = sh.clock,

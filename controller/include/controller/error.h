@@ -22,6 +22,8 @@ enum controller_error {
 	CONTROLLER_ERR_NO_LIST = -104, /* the store holds no valid list */
 	CONTROLLER_ERR_TZ = -105,      /* time zone conversion failed */
 	CONTROLLER_ERR_SCHEMA = -106,  /* journal written by an unknown schema version */
+	/* the list store (issue 12's range) */
+	CONTROLLER_ERR_LIST_DAMAGED = -130, /* a list file no longer matches what was signed */
 };
 
 /* A short English sentence for a controller or proto error code; never NULL. */

@@ -67,8 +67,11 @@ struct controller_sync_config {
 	unsigned batch_max;       /* events per batch (e.g. 1000) */
 	unsigned reconnect_min_ms, reconnect_max_ms; /* backoff bounds (e.g. 500, 60000) */
 	unsigned keepalive_s; /* empty batch when idle (docs/sync-server.md: <= 60) */
-	/* The list version the gate holds now (0: none); called on the sync thread. */
+	/* The list version the gate holds now (0: none, or a snapshot is wanted); called on the
+	 * sync thread, also after a kick: a change since the last Hello sends a new Hello. */
 	uint64_t (*held_version)(void *ctx);
+	/* The list format it holds (docs/list-format.md); NULL: format 2. */
+	unsigned (*held_format)(void *ctx);
 	/* Install a complete, assembled update (bytes and detached signature); called on the
 	 * sync thread. Returns 0, or a negative proto/controller error (the update is then
 	 * dropped, logged, and a snapshot requested at the next Hello). */
