@@ -24,6 +24,8 @@ const char *server_strerror(int err)
 		return "already exists";
 	case SERVER_ERR_CRYPTO:
 		return "a cryptographic operation failed";
+	case SERVER_ERR_BUSY:
+		return "busy: another writer holds the database or the sector's list";
 	default:
 		return "unknown error";
 	}

@@ -13,13 +13,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include <sqlite3.h>
-
-#include "server/store.h"
-
-struct sq {
-	sqlite3 *db;
-};
+#include "store_sqlite_internal.h"
 
 /* The usage streams, named per (device, journal epoch, sequence): a gate's journal numbers
  * its decisions per epoch, a new one each time it opens (docs/controller.md, "A lost or
@@ -54,7 +48,7 @@ static const char migrate_1_to_2[] =
         "DROP TABLE stats_v1; DROP TABLE consumption_v1; DROP TABLE acks_v1;"
         "PRAGMA user_version=2;";
 
-static const char schema_sql[] =
+const char sq_schema_v2_sql[] =
         "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
         "CREATE TABLE sectors(number INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
         " slot INTEGER NOT NULL UNIQUE);"
@@ -95,7 +89,7 @@ static const char schema_sql[] =
         /* statistics: no identifier of a pass; the device id names a gate */
         USAGE_TABLES_SQL;
 
-static int sq_err(struct sq *q, int rc)
+int sq_err(struct sq *q, int rc)
 {
 	(void)q;
 	switch (rc) {
@@ -107,12 +101,14 @@ static int sq_err(struct sq *q, int rc)
 		return SERVER_ERR_EXISTS;
 	case SQLITE_NOMEM:
 		return SERVER_ERR_NOMEM;
+	case SQLITE_BUSY:
+		return SERVER_ERR_BUSY;
 	default:
 		return SERVER_ERR_IO;
 	}
 }
 
-static int prep(struct sq *q, sqlite3_stmt **st, const char *sql)
+int sq_prep(struct sq *q, sqlite3_stmt **st, const char *sql)
 {
 	int rc = sqlite3_prepare_v2(q->db, sql, -1, st, NULL);
 	if (rc != SQLITE_OK) {
@@ -122,27 +118,73 @@ static int prep(struct sq *q, sqlite3_stmt **st, const char *sql)
 	return 0;
 }
 
-/* Run a statement to completion; 0, or EXISTS on a constraint. */
-static int run(struct sq *q, sqlite3_stmt *st)
+int sq_step(struct sq *q, sqlite3_stmt *st)
 {
-	int rc = sqlite3_step(st);
+	q->counters.statements++;
+	return sqlite3_step(st);
+}
+
+int sq_cached(struct sq *q, sqlite3_stmt **st, const char *sql)
+{
+	for (size_t i = 0; i < q->n_cache; i++) {
+		if (q->cache[i].sql == sql) {
+			sqlite3_reset(q->cache[i].st);
+			sqlite3_clear_bindings(q->cache[i].st);
+			*st = q->cache[i].st;
+			return 0;
+		}
+	}
+	int rc = sq_prep(q, st, sql);
+	if (rc == 0 && q->n_cache < SQ_CACHE_MAX) {
+		q->cache[q->n_cache].sql = sql;
+		q->cache[q->n_cache].st = *st;
+		q->n_cache++;
+	} else if (rc == 0) {
+		/* a full cache is a programming error: say so */
+		fprintf(stderr, "sqlite: statement cache full\n");
+		sqlite3_finalize(*st);
+		rc = SERVER_ERR_NOMEM;
+	}
+	return rc;
+}
+
+int sq_run_cached(struct sq *q, sqlite3_stmt *st)
+{
+	int rc = sq_step(q, st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return 0;
+	return sq_err(q, rc == SQLITE_ROW ? SQLITE_ERROR : rc);
+}
+
+void sq_bind_blob_counted(struct sq *q, sqlite3_stmt *st, int at, const void *data, size_t len)
+{
+	q->counters.bytes_written += len;
+	sqlite3_bind_blob64(st, at, data, len, SQLITE_STATIC);
+}
+
+/* Run a statement to completion; 0, or EXISTS on a constraint. */
+int sq_run(struct sq *q, sqlite3_stmt *st)
+{
+	int rc = sq_step(q, st);
 	sqlite3_finalize(st);
 	if (rc == SQLITE_DONE)
 		return 0;
 	return sq_err(q, rc == SQLITE_ROW ? SQLITE_ERROR : rc);
 }
 
-static int exec(struct sq *q, const char *sql)
+int sq_exec(struct sq *q, const char *sql)
 {
 	char *msg = NULL;
 	int rc = sqlite3_exec(q->db, sql, NULL, NULL, &msg);
-	if (rc != SQLITE_OK && msg)
+	/* a locked database is SERVER_ERR_BUSY, which callers wait out or report themselves */
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY && msg)
 		fprintf(stderr, "sqlite: %s\n", msg);
 	sqlite3_free(msg);
 	return sq_err(q, rc);
 }
 
-static void copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
+void sq_copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
 {
 	const unsigned char *t = sqlite3_column_text(st, col);
 	snprintf(dst, cap, "%s", t ? (const char *)t : "");
@@ -152,19 +194,26 @@ static void copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
 
 static int sq_begin(void *ctx)
 {
-	return exec(ctx, "BEGIN IMMEDIATE");
+	return sq_exec(ctx, "BEGIN IMMEDIATE");
+}
+
+/* A read transaction: one consistent snapshot for every read until commit, no lock taken
+ * (WAL: writers go on meanwhile). */
+static int sq_begin_read(void *ctx)
+{
+	return sq_exec(ctx, "BEGIN DEFERRED");
 }
 
 static int sq_commit(void *ctx)
 {
-	return exec(ctx, "COMMIT");
+	return sq_exec(ctx, "COMMIT");
 }
 
 static void sq_rollback(void *ctx)
 {
 	struct sq *q = ctx;
 	if (!sqlite3_get_autocommit(q->db))
-		(void)exec(q, "ROLLBACK");
+		(void)sq_exec(q, "ROLLBACK");
 }
 
 /* --- meta, sectors, sites, devices ------------------------------------------------------ */
@@ -173,13 +222,13 @@ static int sq_meta_get(void *ctx, const char *key, char *out, size_t cap)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = prep(q, &st, "SELECT value FROM meta WHERE key=?");
+	int rc = sq_prep(q, &st, "SELECT value FROM meta WHERE key=?");
 	if (rc)
 		return rc;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
+	rc = sq_step(q, st);
 	if (rc == SQLITE_ROW) {
-		copy_text(out, cap, st, 0);
+		sq_copy_text(out, cap, st, 0);
 		rc = 0;
 	} else {
 		rc = rc == SQLITE_DONE ? SERVER_ERR_NOT_FOUND : sq_err(q, rc);
@@ -192,37 +241,37 @@ static int sq_meta_set(void *ctx, const char *key, const char *value)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = prep(q, &st, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)");
+	int rc = sq_prep(q, &st, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)");
 	if (rc)
 		return rc;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
-	return run(q, st);
+	return sq_run(q, st);
 }
 
 static int sq_sector_add(void *ctx, const struct server_sector *s)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = prep(q, &st, "INSERT INTO sectors(number, name, slot) VALUES(?, ?, ?)");
+	int rc = sq_prep(q, &st, "INSERT INTO sectors(number, name, slot) VALUES(?, ?, ?)");
 	if (rc)
 		return rc;
 	sqlite3_bind_int(st, 1, s->number);
 	sqlite3_bind_text(st, 2, s->name, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 3, s->slot);
-	return run(q, st);
+	return sq_run(q, st);
 }
 
 static int sq_sector_list(void *ctx, struct server_sector **out, size_t *n)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = prep(q, &st, "SELECT number, name, slot FROM sectors ORDER BY number");
+	int rc = sq_prep(q, &st, "SELECT number, name, slot FROM sectors ORDER BY number");
 	if (rc)
 		return rc;
 	struct server_sector *v = NULL;
 	size_t len = 0;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = sq_step(q, st)) == SQLITE_ROW) {
 		struct server_sector *nv = realloc(v, (len + 1) * sizeof(*v));
 		if (!nv) {
 			free(v);
@@ -231,7 +280,7 @@ static int sq_sector_list(void *ctx, struct server_sector **out, size_t *n)
 		}
 		v = nv;
 		v[len].number = (uint16_t)sqlite3_column_int(st, 0);
-		copy_text(v[len].name, sizeof(v[len].name), st, 1);
+		sq_copy_text(v[len].name, sizeof(v[len].name), st, 1);
 		v[len].slot = (uint8_t)sqlite3_column_int(st, 2);
 		len++;
 	}
@@ -249,7 +298,7 @@ static int sq_site_add(void *ctx, struct server_site *s)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = prep(q, &st,
+	int rc = sq_prep(q, &st,
 	              "INSERT INTO sites(name, sector, hours, tz, antipassback, expiry_policy)"
 	              " VALUES(?, ?, ?, ?, ?, ?)");
 	if (rc)
@@ -260,7 +309,7 @@ static int sq_site_add(void *ctx, struct server_site *s)
 	sqlite3_bind_text(st, 4, s->tz, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, s->antipassback_min);
 	sqlite3_bind_text(st, 6, s->expiry_policy, -1, SQLITE_STATIC);
-	rc = run(q, st);
+	rc = sq_run(q, st);
 	if (rc == 0)
 		s->id = (uint32_t)sqlite3_last_insert_rowid(q->db);
 	return rc;
@@ -268,15 +317,15 @@ static int sq_site_add(void *ctx, struct server_site *s)
 
 static int site_row(struct sq *q, sqlite3_stmt *st, struct server_site *o)
 {
-	int rc = sqlite3_step(st);
+	int rc = sq_step(q, st);
 	if (rc == SQLITE_ROW) {
 		o->id = (uint32_t)sqlite3_column_int64(st, 0);
-		copy_text(o->name, sizeof(o->name), st, 1);
+		sq_copy_text(o->name, sizeof(o->name), st, 1);
 		o->sector = (uint16_t)sqlite3_column_int(st, 2);
-		copy_text(o->hours, sizeof(o->hours), st, 3);
-		copy_text(o->tz, sizeof(o->tz), st, 4);
+		sq_copy_text(o->hours, sizeof(o->hours), st, 3);
+		sq_copy_text(o->tz, sizeof(o->tz), st, 4);
 		o->antipassback_min = (uint32_t)sqlite3_column_int64(st, 5);
-		copy_text(o->expiry_policy, sizeof(o->expiry_policy), st, 6);
+		sq_copy_text(o->expiry_policy, sizeof(o->expiry_policy), st, 6);
 		rc = 0;
 	} else {
 		rc = rc == SQLITE_DONE ? SERVER_ERR_NOT_FOUND : sq_err(q, rc);
@@ -291,7 +340,7 @@ static int sq_site_find(void *ctx, const char *name, struct server_site *out)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = prep(q, &st, SITE_COLS "WHERE name=?");
+	int rc = sq_prep(q, &st, SITE_COLS "WHERE name=?");
 	if (rc)
 		return rc;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -302,7 +351,7 @@ static int sq_site_get(void *ctx, uint32_t id, struct server_site *out)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = prep(q, &st, SITE_COLS "WHERE id=?");
+	int rc = sq_prep(q, &st, SITE_COLS "WHERE id=?");
 	if (rc)
 		return rc;
 	sqlite3_bind_int64(st, 1, id);
@@ -315,7 +364,7 @@ static int sq_device_add(void *ctx, struct server_device *d)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = prep(
+	int rc = sq_prep(
 	        q, &st,
 	        "INSERT INTO devices(id, gate, site, sector, revoked, created)"
 	        " VALUES(?1, (SELECT COALESCE(MAX(gate), 0) + 1 FROM devices), ?2, ?3, 0, ?4)");
@@ -325,7 +374,7 @@ static int sq_device_add(void *ctx, struct server_device *d)
 	sqlite3_bind_int64(st, 2, d->site);
 	sqlite3_bind_int(st, 3, d->sector);
 	sqlite3_bind_int64(st, 4, d->created);
-	rc = run(q, st);
+	rc = sq_run(q, st);
 	if (rc)
 		return rc;
 	struct server_device back;
@@ -339,14 +388,14 @@ static int sq_device_find(void *ctx, const char *id, struct server_device *out)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = prep(q, &st,
+	int rc = sq_prep(q, &st,
 	              "SELECT id, gate, site, sector, revoked, created FROM devices WHERE id=?");
 	if (rc)
 		return rc;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
+	rc = sq_step(q, st);
 	if (rc == SQLITE_ROW) {
-		copy_text(out->id, sizeof(out->id), st, 0);
+		sq_copy_text(out->id, sizeof(out->id), st, 0);
 		out->gate = (uint32_t)sqlite3_column_int64(st, 1);
 		out->site = (uint32_t)sqlite3_column_int64(st, 2);
 		out->sector = (uint16_t)sqlite3_column_int(st, 3);
@@ -364,11 +413,11 @@ static int sq_device_revoke(void *ctx, const char *id)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = prep(q, &st, "UPDATE devices SET revoked=1 WHERE id=?");
+	int rc = sq_prep(q, &st, "UPDATE devices SET revoked=1 WHERE id=?");
 	if (rc)
 		return rc;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	rc = run(q, st);
+	rc = sq_run(q, st);
 	if (rc == 0 && sqlite3_changes(q->db) == 0)
 		rc = SERVER_ERR_NOT_FOUND;
 	return rc;
@@ -380,19 +429,19 @@ static int sq_household_add(void *ctx, const char *name, int64_t *id)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = prep(q, &st, "INSERT INTO households(name) VALUES(?)");
+	int rc = sq_prep(q, &st, "INSERT INTO households(name) VALUES(?)");
 	if (rc)
 		return rc;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	rc = run(q, st);
+	rc = sq_run(q, st);
 	if (rc == 0)
 		*id = sqlite3_last_insert_rowid(q->db);
 	return rc;
 }
 
-static int one_int64(struct sq *q, sqlite3_stmt *st, int64_t *out)
+int sq_one_int64(struct sq *q, sqlite3_stmt *st, int64_t *out)
 {
-	int rc = sqlite3_step(st);
+	int rc = sq_step(q, st);
 	if (rc == SQLITE_ROW) {
 		*out = sqlite3_column_int64(st, 0);
 		rc = 0;
@@ -407,37 +456,37 @@ static int sq_household_find(void *ctx, const char *name, int64_t *id)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = prep(q, &st, "SELECT id FROM households WHERE name=?");
+	int rc = sq_prep(q, &st, "SELECT id FROM households WHERE name=?");
 	if (rc)
 		return rc;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	return one_int64(q, st, id);
+	return sq_one_int64(q, st, id);
 }
 
 static int sq_household_tag_add(void *ctx, int64_t household, uint16_t sector, uint32_t tag)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = prep(q, &st, "INSERT INTO household_tags(household, sector, tag) VALUES(?,?,?)");
+	int rc = sq_prep(q, &st, "INSERT INTO household_tags(household, sector, tag) VALUES(?,?,?)");
 	if (rc)
 		return rc;
 	sqlite3_bind_int64(st, 1, household);
 	sqlite3_bind_int(st, 2, sector);
 	sqlite3_bind_int64(st, 3, tag);
-	return run(q, st);
+	return sq_run(q, st);
 }
 
 static int sq_household_tag_get(void *ctx, int64_t household, uint16_t sector, uint32_t *tag)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = prep(q, &st, "SELECT tag FROM household_tags WHERE household=? AND sector=?");
+	int rc = sq_prep(q, &st, "SELECT tag FROM household_tags WHERE household=? AND sector=?");
 	if (rc)
 		return rc;
 	sqlite3_bind_int64(st, 1, household);
 	sqlite3_bind_int(st, 2, sector);
 	int64_t v = 0;
-	rc = one_int64(q, st, &v);
+	rc = sq_one_int64(q, st, &v);
 	*tag = (uint32_t)v;
 	return rc;
 }
@@ -462,14 +511,14 @@ static int sq_pass_add(void *ctx, struct server_pass *p)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = prep(q, &st,
+	int rc = sq_prep(q, &st,
 	              "INSERT INTO passes(holder, household, state, reason, medium, replaced_by,"
 	              " created) VALUES(?, ?, ?, ?, ?, ?, ?)");
 	if (rc)
 		return rc;
 	bind_pass_fields(st, p);
 	sqlite3_bind_int64(st, 7, p->created);
-	rc = run(q, st);
+	rc = sq_run(q, st);
 	if (rc == 0)
 		p->id = sqlite3_last_insert_rowid(q->db);
 	return rc;
@@ -480,11 +529,11 @@ static int sq_pass_add(void *ctx, struct server_pass *p)
 static void pass_from_row(sqlite3_stmt *st, struct server_pass *o)
 {
 	o->id = sqlite3_column_int64(st, 0);
-	copy_text(o->holder, sizeof(o->holder), st, 1);
+	sq_copy_text(o->holder, sizeof(o->holder), st, 1);
 	o->household = sqlite3_column_int64(st, 2);
 	o->state = sqlite3_column_int(st, 3);
-	copy_text(o->reason, sizeof(o->reason), st, 4);
-	copy_text(o->medium, sizeof(o->medium), st, 5);
+	sq_copy_text(o->reason, sizeof(o->reason), st, 4);
+	sq_copy_text(o->medium, sizeof(o->medium), st, 5);
 	o->replaced_by = sqlite3_column_int64(st, 6);
 	o->created = sqlite3_column_int64(st, 7);
 }
@@ -493,11 +542,11 @@ static int sq_pass_get(void *ctx, int64_t id, struct server_pass *out)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = prep(q, &st, PASS_COLS "FROM passes WHERE id=?");
+	int rc = sq_prep(q, &st, PASS_COLS "FROM passes WHERE id=?");
 	if (rc)
 		return rc;
 	sqlite3_bind_int64(st, 1, id);
-	rc = sqlite3_step(st);
+	rc = sq_step(q, st);
 	if (rc == SQLITE_ROW) {
 		pass_from_row(st, out);
 		rc = 0;
@@ -512,14 +561,14 @@ static int sq_pass_update(void *ctx, const struct server_pass *p)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = prep(q, &st,
+	int rc = sq_prep(q, &st,
 	              "UPDATE passes SET holder=?, household=?, state=?, reason=?, medium=?,"
 	              " replaced_by=? WHERE id=?");
 	if (rc)
 		return rc;
 	bind_pass_fields(st, p);
 	sqlite3_bind_int64(st, 7, p->id);
-	rc = run(q, st);
+	rc = sq_run(q, st);
 	if (rc == 0 && sqlite3_changes(q->db) == 0)
 		rc = SERVER_ERR_NOT_FOUND;
 	return rc;
@@ -530,7 +579,7 @@ static int sq_pass_each(void *ctx, const struct server_pass_filter *f,
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = prep(q, &st,
+	int rc = sq_prep(q, &st,
 	              PASS_COLS "FROM passes WHERE (?1 IS NULL OR instr(holder, ?1) > 0)"
 	                        " AND (?2 = 0 OR household = ?2) AND (?3 < 0 OR state = ?3)"
 	                        " AND (?4 < 0 OR EXISTS (SELECT 1 FROM rights r WHERE r.pass ="
@@ -543,7 +592,7 @@ static int sq_pass_each(void *ctx, const struct server_pass_filter *f,
 	sqlite3_bind_int(st, 3, f->state);
 	sqlite3_bind_int(st, 4, f->sector);
 	int ret = 0;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = sq_step(q, st)) == SQLITE_ROW) {
 		struct server_pass p;
 		pass_from_row(st, &p);
 		ret = fn(arg, &p);
@@ -562,14 +611,14 @@ static int sq_pass_id_add(void *ctx, int64_t pass, uint16_t sector,
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = prep(q, &st, "INSERT INTO pass_ids(pass, sector, ident, listkey) VALUES(?,?,?,?)");
+	int rc = sq_prep(q, &st, "INSERT INTO pass_ids(pass, sector, ident, listkey) VALUES(?,?,?,?)");
 	if (rc)
 		return rc;
 	sqlite3_bind_int64(st, 1, pass);
 	sqlite3_bind_int(st, 2, sector);
 	sqlite3_bind_blob(st, 3, id, SERVER_PASS_ID_LEN, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 4, key, PROTO_LIST_KEY_LEN, SQLITE_STATIC);
-	return run(q, st);
+	return sq_run(q, st);
 }
 
 static int sq_pass_id_get(void *ctx, int64_t pass, uint16_t sector, uint8_t id[SERVER_PASS_ID_LEN],
@@ -577,12 +626,12 @@ static int sq_pass_id_get(void *ctx, int64_t pass, uint16_t sector, uint8_t id[S
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = prep(q, &st, "SELECT ident, listkey FROM pass_ids WHERE pass=? AND sector=?");
+	int rc = sq_prep(q, &st, "SELECT ident, listkey FROM pass_ids WHERE pass=? AND sector=?");
 	if (rc)
 		return rc;
 	sqlite3_bind_int64(st, 1, pass);
 	sqlite3_bind_int(st, 2, sector);
-	rc = sqlite3_step(st);
+	rc = sq_step(q, st);
 	if (rc == SQLITE_ROW && sqlite3_column_bytes(st, 0) == SERVER_PASS_ID_LEN &&
 	    sqlite3_column_bytes(st, 1) == PROTO_LIST_KEY_LEN) {
 		if (id)
@@ -602,12 +651,12 @@ static int sq_pass_id_find(void *ctx, uint16_t sector, const uint8_t id[SERVER_P
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = prep(q, &st, "SELECT pass FROM pass_ids WHERE sector=? AND ident=?");
+	int rc = sq_prep(q, &st, "SELECT pass FROM pass_ids WHERE sector=? AND ident=?");
 	if (rc)
 		return rc;
 	sqlite3_bind_int(st, 1, sector);
 	sqlite3_bind_blob(st, 2, id, SERVER_PASS_ID_LEN, SQLITE_STATIC);
-	rc = sqlite3_step(st);
+	rc = sq_step(q, st);
 	if (rc == SQLITE_ROW) {
 		*pass = sqlite3_column_int64(st, 0);
 		rc = 0;
@@ -620,58 +669,31 @@ static int sq_pass_id_find(void *ctx, uint16_t sector, const uint8_t id[SERVER_P
 
 /* --- rights and profiles ---------------------------------------------------------------- */
 
-static void bind_profile(sqlite3_stmt *st, int at, const struct proto_rights_profile *p)
-{
-	sqlite3_bind_int(st, at + 0, p->product);
-	sqlite3_bind_int(st, at + 1, p->valid_from);
-	sqlite3_bind_int(st, at + 2, p->valid_to);
-	sqlite3_bind_int(st, at + 3, p->limit);
-	sqlite3_bind_int(st, at + 4, p->period);
-	sqlite3_bind_int(st, at + 5, p->scope);
-	sqlite3_bind_int(st, at + 6, p->fare);
-	sqlite3_bind_int(st, at + 7, p->flags);
-}
-
-static void profile_from_row(sqlite3_stmt *st, int at, struct proto_rights_profile *p)
-{
-	memset(p, 0, sizeof(*p));
-	p->product = (uint16_t)sqlite3_column_int(st, at + 0);
-	p->valid_from = (uint16_t)sqlite3_column_int(st, at + 1);
-	p->valid_to = (uint16_t)sqlite3_column_int(st, at + 2);
-	p->limit = (uint8_t)sqlite3_column_int(st, at + 3);
-	p->period = (uint8_t)sqlite3_column_int(st, at + 4);
-	p->scope = (uint8_t)sqlite3_column_int(st, at + 5);
-	p->fare = (uint8_t)sqlite3_column_int(st, at + 6);
-	p->flags = (uint8_t)sqlite3_column_int(st, at + 7);
-}
-
-#define PROFILE_COLS "product, valid_from, valid_to, lim, period, scope, fare, flags"
-
 static int sq_right_set(void *ctx, const struct server_right *r)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = prep(q, &st,
+	int rc = sq_prep(q, &st,
 	              "INSERT OR REPLACE INTO rights(pass, sector, " PROFILE_COLS
 	              ") VALUES(?,?,?,?,?,?,?,?,?,?)");
 	if (rc)
 		return rc;
 	sqlite3_bind_int64(st, 1, r->pass);
 	sqlite3_bind_int(st, 2, r->sector);
-	bind_profile(st, 3, &r->p);
-	return run(q, st);
+	sq_bind_profile(st, 3, &r->p);
+	return sq_run(q, st);
 }
 
 static int sq_right_delete(void *ctx, int64_t pass, uint16_t sector)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = prep(q, &st, "DELETE FROM rights WHERE pass=? AND sector=?");
+	int rc = sq_prep(q, &st, "DELETE FROM rights WHERE pass=? AND sector=?");
 	if (rc)
 		return rc;
 	sqlite3_bind_int64(st, 1, pass);
 	sqlite3_bind_int(st, 2, sector);
-	rc = run(q, st);
+	rc = sq_run(q, st);
 	if (rc == 0 && sqlite3_changes(q->db) == 0)
 		rc = SERVER_ERR_NOT_FOUND;
 	return rc;
@@ -681,14 +703,14 @@ static int sq_rights_of_pass(void *ctx, int64_t pass, struct server_right **out,
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = prep(q, &st,
+	int rc = sq_prep(q, &st,
 	              "SELECT sector, " PROFILE_COLS " FROM rights WHERE pass=? ORDER BY sector");
 	if (rc)
 		return rc;
 	sqlite3_bind_int64(st, 1, pass);
 	struct server_right *v = NULL;
 	size_t len = 0;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = sq_step(q, st)) == SQLITE_ROW) {
 		struct server_right *nv = realloc(v, (len + 1) * sizeof(*v));
 		if (!nv) {
 			free(v);
@@ -698,7 +720,7 @@ static int sq_rights_of_pass(void *ctx, int64_t pass, struct server_right **out,
 		v = nv;
 		v[len].pass = pass;
 		v[len].sector = (uint16_t)sqlite3_column_int(st, 0);
-		profile_from_row(st, 1, &v[len].p);
+		sq_profile_from_row(st, 1, &v[len].p);
 		len++;
 	}
 	sqlite3_finalize(st);
@@ -708,316 +730,6 @@ static int sq_rights_of_pass(void *ctx, int64_t pass, struct server_right **out,
 	}
 	*out = v;
 	*n = len;
-	return 0;
-}
-
-static int sq_profile_index(void *ctx, uint16_t sector, const struct proto_rights_profile *p,
-                            uint16_t *index)
-{
-	struct sq *q = ctx;
-	sqlite3_stmt *st;
-	int rc = prep(q, &st,
-	              "SELECT idx FROM profiles WHERE sector=? AND product=? AND valid_from=? AND"
-	              " valid_to=? AND lim=? AND period=? AND scope=? AND fare=? AND flags=?");
-	if (rc)
-		return rc;
-	sqlite3_bind_int(st, 1, sector);
-	bind_profile(st, 2, p);
-	int64_t idx;
-	rc = one_int64(q, st, &idx);
-	if (rc == SERVER_ERR_NOT_FOUND) {
-		rc = prep(q, &st,
-		          "INSERT INTO profiles(sector, idx, " PROFILE_COLS ") VALUES(?1,"
-		          " (SELECT COALESCE(MAX(idx) + 1, 0) FROM profiles WHERE sector=?1),"
-		          " ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING idx");
-		if (rc)
-			return rc;
-		sqlite3_bind_int(st, 1, sector);
-		bind_profile(st, 2, p);
-		rc = one_int64(q, st, &idx);
-	}
-	if (rc)
-		return rc;
-	if (idx < 0 || idx >= (int64_t)PROTO_LIST_MAX_PROFILES)
-		return SERVER_ERR_INVALID;
-	*index = (uint16_t)idx;
-	return 0;
-}
-
-static int sq_profiles(void *ctx, uint16_t sector, struct proto_rights_profile **out, size_t *n)
-{
-	struct sq *q = ctx;
-	sqlite3_stmt *st;
-	int rc = prep(q, &st,
-	              "SELECT idx, " PROFILE_COLS " FROM profiles WHERE sector=? ORDER BY idx");
-	if (rc)
-		return rc;
-	sqlite3_bind_int(st, 1, sector);
-	struct proto_rights_profile *v = NULL;
-	size_t len = 0;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (sqlite3_column_int64(st, 0) != (int64_t)len) {
-			rc = SQLITE_CORRUPT;
-			break;
-		}
-		struct proto_rights_profile *nv = realloc(v, (len + 1) * sizeof(*v));
-		if (!nv) {
-			free(v);
-			sqlite3_finalize(st);
-			return SERVER_ERR_NOMEM;
-		}
-		v = nv;
-		profile_from_row(st, 1, &v[len]);
-		len++;
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		free(v);
-		return sq_err(q, rc);
-	}
-	*out = v;
-	*n = len;
-	return 0;
-}
-
-/* The current period number of a right, from the periods passed as ?2..?5 (day, week,
- * month, year); lifetime and none are period 0. */
-#define CUR_PERIOD(col)                                                                            \
-	"(CASE " col " WHEN 2 THEN ?2 WHEN 3 THEN ?3 WHEN 4 THEN ?4 WHEN 5 THEN ?5 ELSE 0 END)"
-
-/* Every pass with a right in sector ?1: its list key, state, household tag, right, and its
- * uses in the right's current period (the household's, for a household quota). */
-/* clang-format off */
-static const char list_rows_sql[] =
-	"SELECT pi.listkey, p.state, COALESCE(ht.tag, 0), r.product, r.valid_from,"
-	" r.valid_to, r.lim, r.period, r.scope, r.fare, r.flags,"
-	" CASE WHEN r.period = 0 OR (r.flags & 1) THEN 0"
-	" WHEN r.scope = 1 AND p.household IS NOT NULL THEN"
-	"  (SELECT COALESCE(SUM(c.count), 0) FROM passes pp"
-	"   JOIN pass_ids p2 ON p2.pass = pp.id AND p2.sector = ?1"
-	"   JOIN consumption c ON c.sector = ?1 AND c.pseudonym = p2.listkey"
-	"    AND c.product = r.product AND c.period = " CUR_PERIOD("r.period")
-	"   WHERE pp.household = p.household)"
-	" ELSE (SELECT COALESCE(SUM(c.count), 0) FROM consumption c WHERE c.sector = ?1"
-	"   AND c.pseudonym = pi.listkey AND c.product = r.product"
-	"   AND c.period = " CUR_PERIOD("r.period") ") END"
-	" FROM rights r JOIN passes p ON p.id = r.pass"
-	" JOIN pass_ids pi ON pi.pass = r.pass AND pi.sector = r.sector"
-	" LEFT JOIN household_tags ht ON ht.household = p.household AND ht.sector = r.sector"
-	" WHERE r.sector = ?1";
-/* clang-format on */
-
-static int sq_list_rows(void *ctx, uint16_t sector, const struct server_periods *now,
-                        struct server_list_row **out, size_t *n)
-{
-	struct sq *q = ctx;
-	sqlite3_stmt *st;
-	int rc = prep(q, &st, list_rows_sql);
-	if (rc)
-		return rc;
-	sqlite3_bind_int(st, 1, sector);
-	for (int i = 0; i < 4; i++)
-		sqlite3_bind_int64(st, 2 + i, now->n[2 + i]);
-	struct server_list_row *v = NULL;
-	size_t len = 0, cap = 0;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (len == cap) {
-			size_t ncap = cap ? cap * 2 : 256;
-			struct server_list_row *nv = realloc(v, ncap * sizeof(*v));
-			if (!nv) {
-				free(v);
-				sqlite3_finalize(st);
-				return SERVER_ERR_NOMEM;
-			}
-			v = nv;
-			cap = ncap;
-		}
-		struct server_list_row *r = &v[len++];
-		if (sqlite3_column_bytes(st, 0) != PROTO_LIST_KEY_LEN) {
-			rc = SQLITE_CORRUPT;
-			break;
-		}
-		memcpy(r->key, sqlite3_column_blob(st, 0), PROTO_LIST_KEY_LEN);
-		r->state = sqlite3_column_int(st, 1);
-		r->household_tag = (uint32_t)sqlite3_column_int64(st, 2);
-		profile_from_row(st, 3, &r->p);
-		int64_t used = sqlite3_column_int64(st, 11);
-		r->used = used < 0 ? 0 : (uint32_t)(used > UINT32_MAX ? UINT32_MAX : used);
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		free(v);
-		return sq_err(q, rc);
-	}
-	*out = v;
-	*n = len;
-	return 0;
-}
-
-static int sq_consumption_rekey(void *ctx, uint16_t sector, const uint8_t from[PROTO_LIST_KEY_LEN],
-                                const uint8_t to[PROTO_LIST_KEY_LEN])
-{
-	struct sq *q = ctx;
-	sqlite3_stmt *st;
-	int rc = prep(q, &st,
-	              "UPDATE consumption SET pseudonym = ?3 WHERE sector = ?1 AND pseudonym = ?2");
-	if (rc)
-		return rc;
-	sqlite3_bind_int(st, 1, sector);
-	sqlite3_bind_blob(st, 2, from, PROTO_LIST_KEY_LEN, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 3, to, PROTO_LIST_KEY_LEN, SQLITE_STATIC);
-	return run(q, st);
-}
-
-static int sq_consumption_expire(void *ctx, uint16_t sector, const struct server_periods *now)
-{
-	struct sq *q = ctx;
-	sqlite3_stmt *st;
-	/* A row's period ended when it is older than the current period of the right it
-	 * counts for; rows of products no right uses any more go too. */
-	int rc = prep(q, &st,
-	              "DELETE FROM consumption WHERE sector = ?1 AND NOT EXISTS (SELECT 1 FROM"
-	              " rights r WHERE r.sector = ?1 AND r.product = consumption.product AND"
-	              " (r.period = 1 OR consumption.period >= " CUR_PERIOD("r.period") "))");
-	if (rc)
-		return rc;
-	sqlite3_bind_int(st, 1, sector);
-	for (int i = 0; i < 4; i++)
-		sqlite3_bind_int64(st, 2 + i, now->n[2 + i]);
-	return run(q, st);
-}
-
-/* --- lists and deltas ------------------------------------------------------------------- */
-
-static int sq_list_latest(void *ctx, uint16_t sector, uint64_t *version)
-{
-	struct sq *q = ctx;
-	sqlite3_stmt *st;
-	int rc = prep(q, &st, "SELECT COALESCE(MAX(version), 0) FROM lists WHERE sector=?");
-	if (rc)
-		return rc;
-	sqlite3_bind_int(st, 1, sector);
-	int64_t v = 0;
-	rc = one_int64(q, st, &v);
-	*version = (uint64_t)v;
-	return rc;
-}
-
-static int blob_row(struct sq *q, sqlite3_stmt *st, struct server_stored_list *o)
-{
-	int rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		sqlite3_finalize(st);
-		return rc == SQLITE_DONE ? SERVER_ERR_NOT_FOUND : sq_err(q, rc);
-	}
-	o->version = (uint64_t)sqlite3_column_int64(st, 0);
-	o->issued_at = sqlite3_column_int64(st, 1);
-	o->expires_at = sqlite3_column_int64(st, 2);
-	int len = sqlite3_column_bytes(st, 3);
-	int slen = sqlite3_column_bytes(st, 4);
-	if (slen <= 0 || slen > PROTO_SIG_MAX || len <= 0) {
-		sqlite3_finalize(st);
-		return SERVER_ERR_IO;
-	}
-	o->data = malloc((size_t)len);
-	if (!o->data) {
-		sqlite3_finalize(st);
-		return SERVER_ERR_NOMEM;
-	}
-	memcpy(o->data, sqlite3_column_blob(st, 3), (size_t)len);
-	o->len = (size_t)len;
-	memcpy(o->sig, sqlite3_column_blob(st, 4), (size_t)slen);
-	o->sig_len = (size_t)slen;
-	sqlite3_finalize(st);
-	return 0;
-}
-
-static int sq_list_get(void *ctx, uint16_t sector, uint64_t version, struct server_stored_list *out)
-{
-	struct sq *q = ctx;
-	sqlite3_stmt *st;
-	int rc = prep(q, &st,
-	              "SELECT version, issued_at, expires_at, data, sig FROM lists WHERE sector=?"
-	              " AND version=?");
-	if (rc)
-		return rc;
-	sqlite3_bind_int(st, 1, sector);
-	sqlite3_bind_int64(st, 2, (int64_t)version);
-	return blob_row(q, st, out);
-}
-
-static int sq_list_put(void *ctx, uint16_t sector, const struct server_stored_list *l)
-{
-	struct sq *q = ctx;
-	sqlite3_stmt *st;
-	int rc = prep(q, &st,
-	              "INSERT INTO lists(sector, version, issued_at, expires_at, data, sig)"
-	              " VALUES(?,?,?,?,?,?)");
-	if (rc)
-		return rc;
-	sqlite3_bind_int(st, 1, sector);
-	sqlite3_bind_int64(st, 2, (int64_t)l->version);
-	sqlite3_bind_int64(st, 3, l->issued_at);
-	sqlite3_bind_int64(st, 4, l->expires_at);
-	sqlite3_bind_blob64(st, 5, l->data, l->len, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 6, l->sig, (int)l->sig_len, SQLITE_STATIC);
-	return run(q, st);
-}
-
-static int sq_delta_get(void *ctx, uint16_t sector, uint64_t base, struct server_stored_list *out)
-{
-	struct sq *q = ctx;
-	sqlite3_stmt *st;
-	int rc = prep(q, &st,
-	              "SELECT version, issued_at, expires_at, data, sig FROM deltas WHERE sector=?"
-	              " AND base=?");
-	if (rc)
-		return rc;
-	sqlite3_bind_int(st, 1, sector);
-	sqlite3_bind_int64(st, 2, (int64_t)base);
-	return blob_row(q, st, out);
-}
-
-static int sq_delta_put(void *ctx, uint16_t sector, uint64_t base,
-                        const struct server_stored_list *d)
-{
-	struct sq *q = ctx;
-	sqlite3_stmt *st;
-	int rc = prep(q, &st,
-	              "INSERT INTO deltas(sector, base, version, issued_at, expires_at, data, sig)"
-	              " VALUES(?,?,?,?,?,?,?)");
-	if (rc)
-		return rc;
-	sqlite3_bind_int(st, 1, sector);
-	sqlite3_bind_int64(st, 2, (int64_t)base);
-	sqlite3_bind_int64(st, 3, (int64_t)d->version);
-	sqlite3_bind_int64(st, 4, d->issued_at);
-	sqlite3_bind_int64(st, 5, d->expires_at);
-	sqlite3_bind_blob64(st, 6, d->data, d->len, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 7, d->sig, (int)d->sig_len, SQLITE_STATIC);
-	return run(q, st);
-}
-
-static int sq_list_prune(void *ctx, uint16_t sector, unsigned keep)
-{
-	struct sq *q = ctx;
-	static const char *const sql[] = {
-	        "DELETE FROM lists WHERE sector=?1 AND version <= (SELECT MAX(version) FROM lists"
-	        " WHERE sector=?1) - ?2",
-	        "DELETE FROM deltas WHERE sector=?1 AND version <= (SELECT MAX(version) FROM"
-	        " deltas WHERE sector=?1) - ?2",
-	};
-	for (size_t i = 0; i < 2; i++) {
-		sqlite3_stmt *st;
-		int rc = prep(q, &st, sql[i]);
-		if (rc)
-			return rc;
-		sqlite3_bind_int(st, 1, sector);
-		sqlite3_bind_int64(st, 2, keep);
-		rc = run(q, st);
-		if (rc)
-			return rc;
-	}
 	return 0;
 }
 
@@ -1027,7 +739,7 @@ static int sq_acked_epoch(struct sq *q, const char *device, int64_t epoch, int s
                           uint64_t *seq)
 {
 	sqlite3_stmt *st;
-	int rc = prep(q, &st,
+	int rc = sq_prep(q, &st,
 	              "SELECT COALESCE((SELECT seq FROM acks WHERE device=? AND epoch=? AND"
 	              " stream=?), 0)");
 	if (rc)
@@ -1036,7 +748,7 @@ static int sq_acked_epoch(struct sq *q, const char *device, int64_t epoch, int s
 	sqlite3_bind_int64(st, 2, epoch);
 	sqlite3_bind_int(st, 3, stream);
 	int64_t v = 0;
-	rc = one_int64(q, st, &v);
+	rc = sq_one_int64(q, st, &v);
 	*seq = (uint64_t)v;
 	return rc;
 }
@@ -1058,7 +770,7 @@ static int sq_ingest(void *ctx, const char *device, const Citypass__EventBatch *
 		return rc;
 	high = done;
 	if (stream == CITYPASS__STREAM__STATISTICS) {
-		rc = prep(q, &st,
+		rc = sq_prep(q, &st,
 		          "INSERT OR IGNORE INTO stats(device, epoch, seq, site, gate, sector, "
 		          "product,"
 		          " outcome, reason, quarter_hour) VALUES(?1,?10,?2,?3,?4,?5,?6,?7,?8,?9)");
@@ -1079,7 +791,7 @@ static int sq_ingest(void *ctx, const char *device, const Citypass__EventBatch *
 			sqlite3_bind_int(st, 7, e->outcome);
 			sqlite3_bind_int64(st, 8, e->reason);
 			sqlite3_bind_int64(st, 9, e->quarter_hour);
-			if (sqlite3_step(st) != SQLITE_DONE) {
+			if (sq_step(q, st) != SQLITE_DONE) {
 				sqlite3_finalize(st);
 				return SERVER_ERR_IO;
 			}
@@ -1087,7 +799,7 @@ static int sq_ingest(void *ctx, const char *device, const Citypass__EventBatch *
 				high = e->seq;
 		}
 	} else if (stream == CITYPASS__STREAM__CONSUMPTION) {
-		rc = prep(q, &st,
+		rc = sq_prep(q, &st,
 		          "INSERT OR IGNORE INTO consumption(device, epoch, seq, sector, pseudonym,"
 		          " product, count, period) VALUES(?1,?10,?2,?3,?4,?5,?6,?7)");
 		if (rc)
@@ -1110,7 +822,7 @@ static int sq_ingest(void *ctx, const char *device, const Citypass__EventBatch *
 			sqlite3_bind_int64(st, 5, e->product);
 			sqlite3_bind_int64(st, 6, e->count);
 			sqlite3_bind_int64(st, 7, e->period);
-			if (sqlite3_step(st) != SQLITE_DONE) {
+			if (sq_step(q, st) != SQLITE_DONE) {
 				sqlite3_finalize(st);
 				return SERVER_ERR_IO;
 			}
@@ -1123,7 +835,7 @@ static int sq_ingest(void *ctx, const char *device, const Citypass__EventBatch *
 	sqlite3_finalize(st);
 	/* The acknowledged sequence is a high-water mark kept apart from the rows, so that
 	 * it survives the deletion of consumption rows whose period has ended. */
-	rc = prep(q, &st,
+	rc = sq_prep(q, &st,
 	          "INSERT INTO acks(device, epoch, stream, seq) VALUES(?1, ?4, ?2, ?3) ON"
 	          " CONFLICT(device, epoch, stream) DO UPDATE SET seq = MAX(seq, excluded.seq)");
 	if (rc)
@@ -1132,7 +844,7 @@ static int sq_ingest(void *ctx, const char *device, const Citypass__EventBatch *
 	sqlite3_bind_int(st, 2, stream);
 	sqlite3_bind_int64(st, 3, (int64_t)high);
 	sqlite3_bind_int64(st, 4, epoch);
-	rc = run(q, st);
+	rc = sq_run(q, st);
 	if (rc)
 		return rc;
 	return sq_acked_epoch(q, device, epoch, stream, acked);
@@ -1142,14 +854,14 @@ static int sq_product_known(void *ctx, uint16_t sector, uint32_t product, int *k
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = prep(q, &st,
+	int rc = sq_prep(q, &st,
 	              "SELECT EXISTS(SELECT 1 FROM profiles WHERE sector = ? AND product = ?)");
 	if (rc)
 		return rc;
 	sqlite3_bind_int(st, 1, sector);
 	sqlite3_bind_int64(st, 2, product);
 	int64_t v = 0;
-	rc = one_int64(q, st, &v);
+	rc = sq_one_int64(q, st, &v);
 	*known = v != 0;
 	return rc;
 }
@@ -1158,11 +870,11 @@ static int sq_consumption_discard(void *ctx, const char *device, uint64_t *n)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = prep(q, &st, "DELETE FROM consumption WHERE device = ?");
+	int rc = sq_prep(q, &st, "DELETE FROM consumption WHERE device = ?");
 	if (rc)
 		return rc;
 	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
-	rc = run(q, st);
+	rc = sq_run(q, st);
 	*n = rc ? 0 : (uint64_t)sqlite3_changes(q->db);
 	return rc;
 }
@@ -1172,7 +884,7 @@ static int sq_counted_right(void *ctx, uint16_t sector, const uint8_t key[PROTO_
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = prep(q, &st,
+	int rc = sq_prep(q, &st,
 	              "SELECT r.product, r.period FROM pass_ids p JOIN rights r ON r.pass = p.pass"
 	              " AND r.sector = p.sector WHERE p.sector = ? AND p.listkey = ?"
 	              " AND r.period != 0");
@@ -1180,7 +892,7 @@ static int sq_counted_right(void *ctx, uint16_t sector, const uint8_t key[PROTO_
 		return rc;
 	sqlite3_bind_int(st, 1, sector);
 	sqlite3_bind_blob(st, 2, key, PROTO_LIST_KEY_LEN, SQLITE_STATIC);
-	rc = sqlite3_step(st);
+	rc = sq_step(q, st);
 	if (rc == SQLITE_ROW) {
 		*product = (uint32_t)sqlite3_column_int64(st, 0);
 		*period = (uint8_t)sqlite3_column_int(st, 1);
@@ -1202,7 +914,7 @@ static int sq_stats(void *ctx, int64_t from, int64_t to, int64_t bucket_s,
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = prep(q, &st,
+	int rc = sq_prep(q, &st,
 	              "SELECT site, gate, sector, product, outcome, reason,"
 	              " (quarter_hour / ?3) * ?3 AS b, COUNT(*) FROM stats WHERE quarter_hour >= ?1"
 	              " AND quarter_hour < ?2 GROUP BY site, gate, sector, product, outcome,"
@@ -1213,7 +925,7 @@ static int sq_stats(void *ctx, int64_t from, int64_t to, int64_t bucket_s,
 	sqlite3_bind_int64(st, 2, to);
 	sqlite3_bind_int64(st, 3, bucket_s > 0 ? bucket_s : 900);
 	int ret = 0;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = sq_step(q, st)) == SQLITE_ROW) {
 		struct server_stat_row r;
 		r.site = (uint32_t)sqlite3_column_int64(st, 0);
 		r.gate = (uint32_t)sqlite3_column_int64(st, 1);
@@ -1233,17 +945,32 @@ static int sq_stats(void *ctx, int64_t from, int64_t to, int64_t bucket_s,
 	return ret;
 }
 
+static void sq_busy_timeout(void *ctx, int ms)
+{
+	struct sq *q = ctx;
+	sqlite3_busy_timeout(q->db, ms);
+}
+
+static void sq_counters(void *ctx, struct server_store_counters *out)
+{
+	struct sq *q = ctx;
+	*out = q->counters;
+}
+
 static void sq_close(void *ctx)
 {
 	struct sq *q = ctx;
 	if (!q)
 		return;
+	for (size_t i = 0; i < q->n_cache; i++)
+		sqlite3_finalize(q->cache[i].st);
 	sqlite3_close(q->db);
 	free(q);
 }
 
 static const struct server_store_ops sqlite_ops = {
         .begin = sq_begin,
+        .begin_read = sq_begin_read,
         .commit = sq_commit,
         .rollback = sq_rollback,
         .meta_get = sq_meta_get,
@@ -1270,17 +997,26 @@ static const struct server_store_ops sqlite_ops = {
         .right_set = sq_right_set,
         .right_delete = sq_right_delete,
         .rights_of_pass = sq_rights_of_pass,
-        .profile_index = sq_profile_index,
         .profiles = sq_profiles,
+        .profile_add = sq_profile_add,
         .list_rows = sq_list_rows,
+        .list_row = sq_list_row,
+        .list_changes = sq_list_changes,
+        .list_changes_trim = sq_list_changes_trim,
         .consumption_expire = sq_consumption_expire,
         .consumption_rekey = sq_consumption_rekey,
         .list_latest = sq_list_latest,
-        .list_get = sq_list_get,
-        .list_put = sq_list_put,
+        .list_published = sq_list_published,
+        .list_version_get = sq_list_version_get,
+        .list_version_put = sq_list_version_put,
+        .list_file_get = sq_list_file_get,
+        .list_file_put = sq_list_file_put,
+        .list_files_retire = sq_list_files_retire,
         .delta_get = sq_delta_get,
         .delta_put = sq_delta_put,
         .list_prune = sq_list_prune,
+        .counters = sq_counters,
+        .busy_timeout = sq_busy_timeout,
         .ingest = sq_ingest,
         .acked = sq_acked,
         .product_known = sq_product_known,
@@ -1289,6 +1025,48 @@ static const struct server_store_ops sqlite_ops = {
         .stats = sq_stats,
         .close = sq_close,
 };
+
+static int schema_version(struct sq *q, int64_t *v)
+{
+	sqlite3_stmt *st;
+	int rc = sq_prep(q, &st, "PRAGMA user_version");
+	return rc ? rc : sq_one_int64(q, st, v);
+}
+
+/* Bring an older schema forward, each step in one transaction (BEGIN IMMEDIATE: a second
+ * process opening at the same moment waits, then finds the work done). */
+static int migrate(struct sq *q)
+{
+	static const char *const steps[] = {
+	        NULL,
+	        migrate_1_to_2,   /* 1 -> 2: usage keyed by journal epoch (issue 10) */
+	        sq_schema_v3_sql, /* 2 -> 3: format 2 lists and the change log (issue 12) */
+	};
+	for (;;) {
+		int64_t v = 0;
+		int rc = schema_version(q, &v);
+		if (rc || v == SERVER_STORE_SCHEMA_VERSION)
+			return rc;
+		if (v > SERVER_STORE_SCHEMA_VERSION || v < 1)
+			return SERVER_ERR_INVALID;
+		if ((rc = sq_exec(q, "BEGIN IMMEDIATE")) != 0)
+			return rc;
+		rc = schema_version(q, &v);
+		if (rc == 0 && v >= 1 && v < SERVER_STORE_SCHEMA_VERSION) {
+			char pragma[48];
+			snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d", (int)v + 1);
+			rc = sq_exec(q, steps[v]);
+			if (rc == 0)
+				rc = sq_exec(q, pragma);
+		}
+		if (rc == 0)
+			rc = sq_exec(q, "COMMIT");
+		if (rc) {
+			(void)sq_exec(q, "ROLLBACK");
+			return rc;
+		}
+	}
+}
 
 int server_store_open_sqlite(struct server_store *out, const char *data_dir, int create)
 {
@@ -1312,36 +1090,20 @@ int server_store_open_sqlite(struct server_store *out, const char *data_dir, int
 		return SERVER_ERR_IO;
 	}
 	sqlite3_busy_timeout(q->db, 10000);
-	int rc = exec(q, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+	int rc = sq_exec(q, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
 	                 " PRAGMA foreign_keys=ON;");
 	if (rc == 0 && create) {
 		(void)chmod(path, 0600);
-		rc = exec(q, "BEGIN");
+		/* a new database is made at version 2 and migrated like an old one: one path */
+		rc = sq_exec(q, "BEGIN");
 		if (rc == 0)
-			rc = exec(q, schema_sql);
-		if (rc == 0) {
-			char pragma[64];
-			snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d",
-			         SERVER_STORE_SCHEMA_VERSION);
-			rc = exec(q, pragma);
-		}
-		rc = rc == 0 ? exec(q, "COMMIT") : rc;
-	} else if (rc == 0) {
-		sqlite3_stmt *st;
-		rc = prep(q, &st, "PRAGMA user_version");
-		int64_t v = 0;
+			rc = sq_exec(q, sq_schema_v2_sql);
 		if (rc == 0)
-			rc = one_int64(q, st, &v);
-		if (rc == 0 && v == 1) { /* migrate forward, in one transaction */
-			rc = exec(q, "BEGIN IMMEDIATE");
-			if (rc == 0)
-				rc = exec(q, migrate_1_to_2);
-			rc = rc == 0 ? exec(q, "COMMIT") : (exec(q, "ROLLBACK"), rc);
-			v = rc == 0 ? 2 : v;
-		}
-		if (rc == 0 && v != SERVER_STORE_SCHEMA_VERSION)
-			rc = SERVER_ERR_INVALID;
+			rc = sq_exec(q, "PRAGMA user_version=2");
+		rc = rc == 0 ? sq_exec(q, "COMMIT") : rc;
 	}
+	if (rc == 0)
+		rc = migrate(q);
 	if (rc) {
 		sq_close(q);
 		return rc;
@@ -1357,6 +1119,15 @@ void server_store_close(struct server_store *s)
 		s->ops->close(s->ctx);
 		s->ops = NULL;
 		s->ctx = NULL;
+	}
+}
+
+void server_list_version_free(struct server_list_version *v)
+{
+	if (v) {
+		free(v->head);
+		free(v->manifest);
+		v->head = v->manifest = NULL;
 	}
 }
 

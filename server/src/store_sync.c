@@ -13,6 +13,7 @@
 
 #include "server/publish.h"
 
+#include "proto/clist.h"
 #include "server/store.h"
 #include "server/sync_backend.h"
 
@@ -38,7 +39,7 @@ static int sb_device_lookup(void *ctx, const char *id, struct server_device_info
 static int sb_list_latest(void *ctx, uint16_t sector, uint64_t *version)
 {
 	struct server_store *s = ctx;
-	return s->ops->list_latest(s->ctx, sector, version);
+	return s->ops->list_published(s->ctx, sector, version);
 }
 
 static int give(struct server_stored_list *l, struct server_blob *blob, uint8_t sig[SERVER_SIG_MAX],
@@ -51,13 +52,53 @@ static int give(struct server_stored_list *l, struct server_blob *blob, uint8_t 
 	return 0;
 }
 
+/* A format 2 version as one snapshot stream (proto/clist.h): the manifest, then the head
+ * and every chunk file it names, in its order. */
 static int sb_list_snapshot(void *ctx, uint16_t sector, uint64_t version, struct server_blob *list,
                             uint8_t sig[SERVER_SIG_MAX], size_t *sig_len)
 {
 	struct server_store *s = ctx;
-	struct server_stored_list l = {0};
-	int rc = s->ops->list_get(s->ctx, sector, version, &l);
-	return rc ? rc : give(&l, list, sig, sig_len);
+	struct server_list_version v;
+	struct proto_clist_manifest m;
+	int rc = s->ops->list_version_get(s->ctx, sector, version, &v);
+	if (rc)
+		return rc;
+	if (proto_clist_manifest_parse(v.manifest, v.manifest_len, &m) != 0) {
+		server_list_version_free(&v);
+		return SERVER_ERR_IO;
+	}
+	uint32_t n = 1 + 2 * m.n_chunks;
+	uint8_t **files = calloc(n, sizeof(*files));
+	size_t *lens = calloc(n, sizeof(*lens));
+	rc = files && lens ? 0 : SERVER_ERR_NOMEM;
+	if (rc == 0) {
+		files[0] = v.head;
+		lens[0] = v.head_len;
+	}
+	for (uint32_t j = 0; rc == 0 && j < m.n_chunks; j++) {
+		rc = s->ops->list_file_get(s->ctx, sector, j, m.chunks[j].since, 1, &files[1 + 2 * j],
+		                           &lens[1 + 2 * j]);
+		if (rc == 0)
+			rc = s->ops->list_file_get(s->ctx, sector, j, m.chunks[j].since, 0,
+			                           &files[2 + 2 * j], &lens[2 + 2 * j]);
+	}
+	if (rc == 0)
+		rc = proto_clist_stream_encode(sector, v.version, v.manifest, v.manifest_len,
+		                               (const uint8_t *const *)files, lens, n, &list->data,
+		                               &list->len) == 0
+		             ? 0
+		             : SERVER_ERR_NOMEM;
+	if (rc == 0) {
+		memcpy(sig, v.sig, v.sig_len);
+		*sig_len = v.sig_len;
+	}
+	for (uint32_t i = 1; files && i < n; i++)
+		free(files[i]);
+	free(files);
+	free(lens);
+	proto_clist_manifest_free(&m);
+	server_list_version_free(&v);
+	return rc;
 }
 
 static int sb_list_delta(void *ctx, uint16_t sector, uint64_t base_version,

@@ -21,6 +21,7 @@
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509.h>
 
+#include "proto/clist.h"
 #include "proto/error.h"
 #include "proto/frame.h"
 #include "sync_internal.h"
@@ -431,9 +432,19 @@ static int conn_hello(struct sync_conn *c, const Citypass__Hello *h)
 	if (strcmp(h->device_id, c->cn) != 0)
 		return conn_bad_input(c, "Hello.device_id '%.64s' is not the certificate's CN",
 		                      h->device_id);
-	for (size_t i = 0; i < h->n_lists; i++)
-		if (h->lists[i]->sector == c->dev.sector)
-			held = h->lists[i]->version;
+	for (size_t i = 0; i < h->n_lists; i++) {
+		if (h->lists[i]->sector != c->dev.sector)
+			continue;
+		held = h->lists[i]->version;
+		/* a gate holding another format (0: one that predates the field, format 1) takes
+		 * a snapshot of the published format, even of the version it holds */
+		if (h->lists[i]->format != PROTO_CLIST_FORMAT && held) {
+			conn_log(c, LOG_INFO, "holds v%llu in list format %u: a format %u snapshot follows",
+			         (unsigned long long)held, h->lists[i]->format ? h->lists[i]->format : 1,
+			         PROTO_CLIST_FORMAT);
+			held = 0;
+		}
+	}
 
 	w.server_time = (int64_t)time(NULL);
 	w.server_version = s->server_version;

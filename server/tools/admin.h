@@ -14,20 +14,12 @@
 #define EXIT_USAGE   2
 
 /* The data directory and the open store of one command. */
-#define ADMIN_PUBLISHED_MAX 16
-
 struct admin {
 	const char *data;
 	struct server_store st;
 	int open;
 	int no_publish;
-	/* versions published in the open transaction: announced only once it commits, never
-	 * for one rolled back (issue 10) */
-	struct {
-		uint16_t sector;
-		uint64_t version;
-	} published[ADMIN_PUBLISHED_MAX];
-	size_t n_published;
+	int full_publish; /* list publish --full */
 };
 
 /* Messages: "citypass-admin: ..." on stderr; usage errors add the --help hint. */
@@ -43,7 +35,8 @@ int admin_begin(struct admin *a);
 int admin_commit(struct admin *a);
 void admin_rollback(struct admin *a);
 
-/* Publish a sector's next list inside the current transaction (unless --no-publish). */
+/* Publish a sector's next list from the changes logged (unless --no-publish): after the
+ * command's transaction committed, never inside it (the publisher runs its own). */
 int admin_publish(struct admin *a, uint16_t sector, uint64_t *version);
 
 /* Bytes of the well-formed UTF-8 character at p, 0 when it is not one. */

@@ -612,8 +612,6 @@ static int finish_pass(struct admin *a, struct server_pass *p, struct issue_opts
 		return rc;
 	if (o->counters_from && (rc = carry_counters(a, o->counters_from, p->id, o)) != 0)
 		return rc;
-	if ((rc = publish_rights_of(a, p->id)) != 0)
-		return rc;
 	if (o->reader && (rc = personalise_card(a, p->id, o->reader, o->rights, o->n_rights)) != 0)
 		return rc;
 	if (o->n_phones && (rc = issue_credentials(a, p->id, o->phones, o->n_phones, o->out)) != 0)
@@ -659,7 +657,7 @@ static int pass_issue(struct admin *a, int argc, char **argv)
 		return rc;
 	}
 	printf("pass %" PRId64 " issued (%s)\n", p.id, p.medium);
-	return 0;
+	return publish_rights_of(a, p.id);
 }
 
 static int parse_pass_id(const char *cmd, const char *s, int64_t *id)
@@ -745,7 +743,7 @@ static int pass_replace(struct admin *a, int argc, char **argv)
 		return rc;
 	}
 	printf("pass %" PRId64 " replaced by pass %" PRId64 " (%s)\n", id, p.id, p.medium);
-	return 0;
+	return publish_rights_of(a, p.id);
 }
 
 /* --- show / list / revoke ------------------------------------------------------------------ */
@@ -996,14 +994,10 @@ static int pass_revoke(struct admin *a, int argc, char **argv)
 		admin_rollback(a);
 		return admin_refuse("cannot revoke pass %" PRId64 ": %s", id, server_strerror(rc));
 	}
-	if ((rc = publish_rights_of(a, id)) != 0) {
-		admin_rollback(a);
-		return rc;
-	}
 	if ((rc = admin_commit(a)) != 0)
 		return rc;
 	printf("pass %" PRId64 " revoked: %s\n", id, reason);
-	return 0;
+	return publish_rights_of(a, id);
 }
 
 int admin_cmd_pass(struct admin *a, int argc, char **argv)
@@ -1099,8 +1093,6 @@ int admin_cmd_rights(struct admin *a, int argc, char **argv)
 		return rc;
 	if (grant) {
 		rc = set_rights(a, &p, r, ns);
-		for (size_t i = 0; i < ns && rc == 0; i++)
-			rc = admin_publish(a, r[i].sector, NULL);
 	} else {
 		int src = a->st.ops->right_delete(a->st.ctx, id, sec.number);
 		if (src == SERVER_ERR_NOT_FOUND)
@@ -1108,8 +1100,6 @@ int admin_cmd_rights(struct admin *a, int argc, char **argv)
 			                  sec.name);
 		else if (src)
 			rc = admin_refuse("cannot revoke the right: %s", server_strerror(src));
-		else
-			rc = admin_publish(a, sec.number, NULL);
 	}
 	if (rc) {
 		admin_rollback(a);
@@ -1121,5 +1111,9 @@ int admin_cmd_rights(struct admin *a, int argc, char **argv)
 		printf("pass %" PRId64 ": %zu right(s) granted\n", id, ns);
 	else
 		printf("pass %" PRId64 ": right in sector %s revoked\n", id, sec.name);
-	return 0;
+	if (!grant)
+		return admin_publish(a, sec.number, NULL);
+	for (size_t i = 0; i < ns && rc == 0; i++)
+		rc = admin_publish(a, r[i].sector, NULL);
+	return rc;
 }

@@ -24,6 +24,7 @@
 
 #include "admin.h"
 #include "server/keys.h"
+#include "proto/clist.h"
 #include "server/publish.h"
 
 #define VERSION "0.1.0"
@@ -112,7 +113,6 @@ void admin_close(struct admin *a)
 
 int admin_begin(struct admin *a)
 {
-	a->n_published = 0;
 	int rc = a->st.ops->begin(a->st.ctx);
 	return rc ? admin_refuse("cannot start a transaction: %s", server_strerror(rc)) : 0;
 }
@@ -122,20 +122,14 @@ int admin_commit(struct admin *a)
 	int rc = a->st.ops->commit(a->st.ctx);
 	if (rc) {
 		a->st.ops->rollback(a->st.ctx);
-		a->n_published = 0;
 		return admin_refuse("cannot commit: %s; nothing was changed", server_strerror(rc));
 	}
-	for (size_t i = 0; i < a->n_published; i++)
-		fprintf(stderr, "published sector %u list version %" PRIu64 "\n",
-		        a->published[i].sector, a->published[i].version);
-	a->n_published = 0;
 	return 0;
 }
 
 void admin_rollback(struct admin *a)
 {
 	a->st.ops->rollback(a->st.ctx);
-	a->n_published = 0;
 }
 
 static int64_t meta_int(struct admin *a, const char *key, int64_t dflt)
@@ -151,22 +145,32 @@ int admin_publish(struct admin *a, uint16_t sector, uint64_t *version)
 	if (a->no_publish)
 		return 0;
 	struct server_publish_opts o;
+	memset(&o, 0, sizeof(o));
 	if (admin_now(&o.now) != 0)
 		return admin_refuse("CITYPASS_NOW is not a Unix time");
 	o.validity_s = meta_int(a, "list_validity", SERVER_LIST_VALIDITY_DEFAULT);
 	o.keep = (unsigned)meta_int(a, "keep", SERVER_KEEP_DEFAULT);
-	uint64_t v = 0;
-	int rc = server_publish_sector(&a->st, a->data, sector, &o, &v);
+	o.full = a->full_publish;
+	struct server_publish_result r;
+	int rc = server_publish_sector(&a->st, a->data, sector, &o, &r);
 	if (rc)
-		return admin_refuse("cannot publish the list of sector %u: %s", sector,
-		                    server_strerror(rc));
+		return admin_refuse("the change is saved, but the list of sector %u was not "
+		                    "published: %s (run 'citypass-admin list publish' again)",
+		                    sector, server_strerror(rc));
 	if (version)
-		*version = v;
-	if (a->n_published < ADMIN_PUBLISHED_MAX) {
-		a->published[a->n_published].sector = sector;
-		a->published[a->n_published].version = v;
-		a->n_published++;
-	}
+		*version = r.version;
+	/* printed once the version is committed: never for a transaction rolled back (the
+	 * publisher runs after the command's own commit and commits its own) */
+	if (r.full)
+		fprintf(stderr,
+		        "published sector %u list version %" PRIu64 " (%" PRIu32 " passes, rebuilt: "
+		        "gates take a snapshot)\n",
+		        sector, r.version, r.entries);
+	else
+		fprintf(stderr,
+		        "published sector %u list version %" PRIu64 " (%" PRIu32 " passes, %" PRIu32
+		        " chunk(s) rewritten, delta of %zu bytes)\n",
+		        sector, r.version, r.entries, r.changed_chunks, r.delta_len);
 	return 0;
 }
 
@@ -424,14 +428,15 @@ static int init_fill(struct server_store *st, const char *dir, char sectors[][SE
 	}
 	for (size_t i = 0; rc == 0 && meta[i]; i += 2)
 		rc = st->ops->meta_set(st->ctx, meta[i], meta[i + 1]);
-	/* Version 1 of every sector's list, empty: a gate enrolled before any pass is issued
-	 * still gets a valid signed list. */
-	for (size_t i = 0; rc == 0 && i < n; i++)
-		rc = server_publish_sector(st, dir, (uint16_t)(i + 1), po, NULL);
 	if (rc == 0)
 		rc = st->ops->commit(st->ctx);
 	if (rc)
 		st->ops->rollback(st->ctx);
+	/* Version 1 of every sector's list, empty: a gate enrolled before any pass is issued
+	 * still gets a valid signed list. (The publisher runs its own transactions; a failure
+	 * here leaves the scratch directory, which init removes.) */
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = server_publish_sector(st, dir, (uint16_t)(i + 1), po, NULL);
 	return rc;
 }
 
@@ -606,7 +611,7 @@ static int cmd_init(struct admin *a, int argc, char **argv)
 		                      "random_id",
 		                      random_id,
 		                      NULL};
-		struct server_publish_opts po = {now, (int64_t)validity * 86400, (unsigned)keep};
+		struct server_publish_opts po = {now, (int64_t)validity * 86400, (unsigned)keep, 0, 0};
 		setenv("TZ", tz, 1);
 		tzset();
 		rc = init_fill(&st, tmp, names, n, value_sector, meta, &po);
@@ -1262,13 +1267,15 @@ static int cmd_household(struct admin *a, int argc, char **argv)
 /* --- lists ------------------------------------------------------------------------------- */
 
 static const char list_help[] =
-        "usage: citypass-admin list publish [--sector S]\n"
+        "usage: citypass-admin list publish [--sector S] [--full]\n"
         "       citypass-admin list export --sector S --out DIR [--version N]\n"
-        "publish: the next version of every sector's list (or one sector's).\n"
-        "export: writes DIR/sector-NUM-vVERSION.cpl, its detached DER signature (.sig) and\n"
-        "DIR/list.pub.pem, so that anyone can run\n"
-        "  openssl dgst -sha256 -verify DIR/list.pub.pem -signature LIST.sig LIST\n"
-        "With the version's delta from the previous version when kept (.cpld, .cpld.sig).\n";
+        "publish: the next version of every sector's list (or one sector's), from the changes\n"
+        "logged since the last one; --full rebuilds every chunk (gates then take a snapshot).\n"
+        "export: writes every file of the version (newest unless --version) to\n"
+        "DIR/sector-NUM-vVERSION/ with list.pub.pem, so that anyone can check it there with\n"
+        "  openssl dgst -sha256 -verify list.pub.pem -signature vV.manifest.sig vV.manifest\n"
+        "  sha256sum -c vV.manifest\n"
+        "and the delta from the previous version when kept (vV.delta).\n";
 
 static int list_publish(struct admin *a, int argc, char **argv)
 {
@@ -1279,6 +1286,8 @@ static int list_publish(struct admin *a, int argc, char **argv)
 			return 0;
 		} else if (strcmp(argv[i], "--sector") == 0 && i + 1 < argc) {
 			sector = argv[++i];
+		} else if (strcmp(argv[i], "--full") == 0) {
+			a->full_publish = 1;
 		} else {
 			return admin_usage("list publish ", "unexpected argument '%s'", argv[i]);
 		}
@@ -1303,32 +1312,63 @@ static int list_publish(struct admin *a, int argc, char **argv)
 	} else if (a->st.ops->sector_list(a->st.ctx, &v, &n) != 0) {
 		return admin_refuse("cannot read the sectors");
 	}
-	if ((rc = admin_begin(a)) == 0) {
-		uint64_t *ver = calloc(n, sizeof(*ver));
-		if (!ver)
-			rc = admin_refuse("out of memory");
-		for (size_t i = 0; i < n && rc == 0; i++)
-			rc = admin_publish(a, v[i].number, &ver[i]);
-		if (rc)
-			admin_rollback(a);
-		else
-			rc = admin_commit(a);
-		for (size_t i = 0; i < n && rc == 0; i++) /* only what was committed */
-			printf("sector %s list version %" PRIu64 "\n", v[i].name, ver[i]);
-		free(ver);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		uint64_t ver;
+		rc = admin_publish(a, v[i].number, &ver);
+		if (rc == 0)
+			printf("sector %s list version %" PRIu64 "\n", v[i].name, ver);
 	}
 	if (v != &one)
 		free(v);
 	return rc;
 }
 
-static int write_out(const char *dir, const char *name, const uint8_t *b, size_t n, int *made)
+static int write_out(const char *dir, const char *name, const uint8_t *b, size_t n)
 {
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	int rc = server_file_create(path, b, n, 0644);
-	if (rc == 0)
-		(*made)++;
+	return server_file_create(path, b, n, 0644);
+}
+
+static int rm_export(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+/* Every file of a published version into dir (made here, so that a failure removes it). */
+static int export_version(struct admin *a, uint16_t sector, const struct server_list_version *v,
+                          const char *dir)
+{
+	struct proto_clist_manifest m;
+	char name[PROTO_CLIST_NAME_MAX];
+	if (proto_clist_manifest_parse(v->manifest, v->manifest_len, &m) != 0)
+		return SERVER_ERR_IO;
+	proto_clist_name_manifest(name, v->version);
+	int rc = write_out(dir, name, v->manifest, v->manifest_len);
+	if (rc == 0) {
+		proto_clist_name_sig(name, v->version);
+		rc = write_out(dir, name, v->sig, v->sig_len);
+	}
+	if (rc == 0) {
+		proto_clist_name_head(name, v->version);
+		rc = write_out(dir, name, v->head, v->head_len);
+	}
+	for (uint32_t j = 0; rc == 0 && j < m.n_chunks; j++) {
+		for (int idx = 0; rc == 0 && idx < 2; idx++) {
+			uint8_t *data = NULL;
+			size_t len = 0;
+			rc = a->st.ops->list_file_get(a->st.ctx, sector, j, m.chunks[j].since, idx,
+			                              &data, &len);
+			proto_clist_name_chunk(name, j, m.chunks[j].since, idx);
+			if (rc == 0)
+				rc = write_out(dir, name, data, len);
+			free(data);
+		}
+	}
+	proto_clist_manifest_free(&m);
 	return rc;
 }
 
@@ -1385,61 +1425,53 @@ static int list_export(struct admin *a, int argc, char **argv)
 		                   "of: %s)",
 		                   sector, names);
 	}
-	if (version == 0) {
-		a->st.ops->list_latest(a->st.ctx, sec.number, &version);
-		if (version == 0)
-			return admin_refuse("sector %s has no published list yet (run 'list "
-			                    "publish')",
-			                    sec.name);
-	}
-	struct server_stored_list l = {0}, d = {0};
-	rc = a->st.ops->list_get(a->st.ctx, sec.number, version, &l);
+	struct server_list_version v;
+	struct server_stored_list d = {0};
+	rc = a->st.ops->list_version_get(a->st.ctx, sec.number, version, &v);
+	if (rc == SERVER_ERR_NOT_FOUND && version == 0)
+		return admin_refuse("sector %s has no published list yet (run 'list publish')",
+		                    sec.name);
 	if (rc == SERVER_ERR_NOT_FOUND)
 		return admin_refuse("sector %s has no list version %" PRIu64 " (not published, or "
 		                    "no longer kept)",
 		                    sec.name, version);
 	if (rc)
 		return admin_refuse("cannot read the list: %s", server_strerror(rc));
+	version = v.version;
 	int has_delta =
 	        version > 1 && a->st.ops->delta_get(a->st.ctx, sec.number, version - 1, &d) == 0;
+	char dir[PATH_MAX], name[96];
 	if (mkdir(out, 0755) != 0 && errno != EEXIST) {
-		server_stored_list_free(&l);
+		server_list_version_free(&v);
+		server_stored_list_free(&d);
 		return admin_refuse("cannot create --out '%s': %s", out, strerror(errno));
 	}
-	char base[64], name[96], pub[PATH_MAX];
-	int made = 0;
-	snprintf(base, sizeof(base), "sector-%u-v%" PRIu64, sec.number, version);
-	snprintf(name, sizeof(name), "%s.cpl", base);
-	rc = write_out(out, name, l.data, l.len, &made);
-	snprintf(name, sizeof(name), "%s.cpl.sig", base);
-	if (rc == 0)
-		rc = write_out(out, name, l.sig, l.sig_len, &made);
-	if (rc == 0 && has_delta) {
-		snprintf(name, sizeof(name), "%s.cpld", base);
-		rc = write_out(out, name, d.data, d.len, &made);
-		snprintf(name, sizeof(name), "%s.cpld.sig", base);
-		if (rc == 0)
-			rc = write_out(out, name, d.sig, d.sig_len, &made);
+	snprintf(dir, sizeof(dir), "%s/sector-%u-v%" PRIu64, out, sec.number, version);
+	if (mkdir(dir, 0755) != 0) {
+		rc = errno == EEXIST ? SERVER_ERR_EXISTS : SERVER_ERR_IO;
+		server_list_version_free(&v);
+		server_stored_list_free(&d);
+		return admin_refuse("cannot export to '%s': %s", dir,
+		                    rc == SERVER_ERR_EXISTS ? "it exists already" : strerror(errno));
 	}
-	snprintf(pub, sizeof(pub), "%s/list.pub.pem", out);
-	struct stat sb;
-	if (rc == 0 && stat(pub, &sb) != 0)
-		rc = copy_key_file(a->data, "list.pub.pem", out, "list.pub.pem");
-	server_stored_list_free(&l);
+	rc = export_version(a, sec.number, &v, dir);
+	if (rc == 0 && has_delta) {
+		snprintf(name, sizeof(name), "v%" PRIu64 ".delta", version);
+		rc = write_out(dir, name, d.data, d.len);
+	}
+	if (rc == 0)
+		rc = copy_key_file(a->data, "list.pub.pem", dir, "list.pub.pem");
+	server_list_version_free(&v);
 	server_stored_list_free(&d);
 	if (rc) {
-		/* remove what this run wrote */
-		static const char *const ext[] = {".cpl", ".cpl.sig", ".cpld", ".cpld.sig"};
-		for (int i = 0; i < made && i < 4; i++) {
-			snprintf(pub, sizeof(pub), "%s/%s%s", out, base, ext[i]);
-			unlink(pub);
-		}
-		return admin_refuse("cannot export to '%s': %s (a file of that name exists?)", out,
-		                    server_strerror(rc));
+		nftw(dir, rm_export, 8, FTW_DEPTH | FTW_PHYS);
+		return admin_refuse("cannot export to '%s': %s", dir, server_strerror(rc));
 	}
-	printf("%s/%s.cpl\n%s/%s.cpl.sig\n%s/list.pub.pem\n", out, base, out, base, out);
-	if (has_delta)
-		printf("%s/%s.cpld\n%s/%s.cpld.sig\n", out, base, out, base);
+	/* what an auditor runs, with nothing of ours (docs/list-format.md) */
+	printf("%s\n", dir);
+	printf("  cd %s && openssl dgst -sha256 -verify list.pub.pem -signature v%" PRIu64
+	       ".manifest.sig v%" PRIu64 ".manifest && sha256sum -c --quiet v%" PRIu64 ".manifest\n",
+	       dir, version, version, version);
 	return 0;
 }
 

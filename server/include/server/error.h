@@ -18,6 +18,9 @@ enum server_error {
 	SERVER_ERR_INVALID = -6,   /* the input breaks a rule */
 	SERVER_ERR_EXISTS = -7,    /* refusing to overwrite */
 	SERVER_ERR_CRYPTO = -8,    /* key generation, signing, certificates */
+	/* issue 12's range */
+	SERVER_ERR_BUSY = -30, /* the database is locked by another writer, or a sector's list
+	                          is being published by someone else: try again later */
 };
 
 /* A sentence for an error code; never NULL. */

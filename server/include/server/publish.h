@@ -1,12 +1,19 @@
 /*
  * server/publish.h — the list publisher: from the rights database to signed lists.
  *
- * For one sector: every pass holding a right there becomes an entry (status from the
- * pass's state, used/used_period from the consumption stream, household quotas summed over
- * the household); identical rights share one profile whose index never changes; the
- * snapshot is built and signed with DATA/keys/list.key, and so is the delta from the
- * previous version. Runs inside the caller's transaction, so a change and the list that
- * shows it commit together.
+ * For one sector: every pass holding a right there is an entry (status from the pass's
+ * state, used/used_period from the consumption stream, household quotas summed over the
+ * household); identical rights share one profile whose index never changes. Lists are in
+ * format 2 (proto/clist.h, docs/list-format.md) and publishing costs what changed: the
+ * store logs the list key of every change (server/store.h), and a publish reads that log,
+ * recomputes those entries only, rewrites the chunks that hold them, and signs a new
+ * manifest and the delta from the previous version. The first publish of a sector (and a
+ * format upgrade, or a sector that outgrew its partition) rebuilds everything once.
+ *
+ * A publish runs its own short transactions (never the caller's): it reads in one read
+ * transaction, computes and signs without any lock, then writes the version in one short
+ * write transaction. Publishers of one sector take turns (a lease in the database), so two
+ * agents publishing at once are served one after the other.
  */
 #ifndef SERVER_PUBLISH_H
 #define SERVER_PUBLISH_H
@@ -25,7 +32,18 @@ extern "C" {
 struct server_publish_opts {
 	int64_t now;        /* issue time, Unix seconds */
 	int64_t validity_s; /* expiry = now + validity_s */
-	unsigned keep;      /* snapshots and deltas kept per sector */
+	unsigned keep;      /* versions and deltas kept per sector */
+	int full;           /* rebuild every chunk (gates then need a snapshot) */
+};
+
+/* What a publish did. */
+struct server_publish_result {
+	uint64_t version;
+	int full;                /* every chunk was rebuilt */
+	uint32_t changed_keys;   /* keys the change log named */
+	uint32_t changed_chunks; /* chunks rewritten */
+	uint32_t entries;        /* passes in the new version */
+	size_t delta_len;        /* bytes of the delta from the previous version (0: none) */
 };
 
 /*
@@ -35,9 +53,10 @@ struct server_publish_opts {
  */
 void server_periods_at(int64_t now, struct server_periods *out);
 
-/* Publish the next version of a sector's list; *version gets it. */
+/* Publish the next version of a sector's list (outside any transaction of the caller's);
+ * res may be NULL. */
 int server_publish_sector(struct server_store *s, const char *data_dir, uint16_t sector,
-                          const struct server_publish_opts *o, uint64_t *version);
+                          const struct server_publish_opts *o, struct server_publish_result *res);
 
 #ifdef __cplusplus
 }

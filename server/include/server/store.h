@@ -25,7 +25,8 @@
 extern "C" {
 #endif
 
-#define SERVER_STORE_SCHEMA_VERSION 2 /* 2: usage keyed by journal epoch (issue 10) */
+#define SERVER_STORE_SCHEMA_VERSION 3 /* 2: usage keyed by journal epoch (issue 10); 3: format 2
+                                         lists and the change log (issue 12) */
 #define SERVER_NAME_MAX             64
 #define SERVER_TEXT_MAX             256
 #define SERVER_PASS_ID_LEN          16
@@ -108,6 +109,7 @@ struct server_stat_row {
 	uint64_t count;
 };
 
+/* A delta as stored: the bytes, and the signature of the version it produces. */
 struct server_stored_list {
 	uint64_t version;
 	int64_t issued_at, expires_at;
@@ -117,8 +119,30 @@ struct server_stored_list {
 	size_t sig_len;
 };
 
+/* One published version of a sector's list (format 2, docs/list-format.md): its head and
+ * signed manifest; the chunk files it names are list files (list_file_get). */
+struct server_list_version {
+	uint64_t version;
+	int64_t issued_at, expires_at;
+	uint8_t *head;
+	size_t head_len;
+	uint8_t *manifest;
+	size_t manifest_len;
+	uint8_t sig[PROTO_SIG_MAX];
+	size_t sig_len;
+};
+
+/* The work a store did since it was opened: tests check that a change costs what changed
+ * by counting it, not by timing it. */
+struct server_store_counters {
+	uint64_t statements;    /* statements stepped */
+	uint64_t bytes_written; /* blob bytes written */
+};
+
 struct server_store_ops {
 	int (*begin)(void *ctx);
+	/* A transaction that only reads: one snapshot, no write lock; end it with commit. */
+	int (*begin_read)(void *ctx);
 	int (*commit)(void *ctx);
 	void (*rollback)(void *ctx);
 
@@ -163,13 +187,27 @@ struct server_store_ops {
 	int (*right_delete)(void *ctx, int64_t pass, uint16_t sector);
 	int (*rights_of_pass)(void *ctx, int64_t pass, struct server_right **out, size_t *n);
 
-	/* The stable index of a profile in a sector, created on first use. */
-	int (*profile_index)(void *ctx, uint16_t sector, const struct proto_rights_profile *p,
-	                     uint16_t *index);
+	/*
+	 * Lists (server/publish.h, docs/list-format.md). Every change that can alter a list
+	 * entry (a right, a pass's state or household, a household tag, a consumption row) is
+	 * logged, with the list key it touches, by the store itself, in the transaction that
+	 * makes it: the publisher reads the log instead of the whole sector.
+	 */
+	/* The sector's profiles in index order; add one at the next index. */
 	int (*profiles)(void *ctx, uint16_t sector, struct proto_rights_profile **out, size_t *n);
+	int (*profile_add)(void *ctx, uint16_t sector, uint16_t index,
+	                   const struct proto_rights_profile *p);
 	/* Every pass holding a right in the sector, with its usage in the current periods. */
 	int (*list_rows)(void *ctx, uint16_t sector, const struct server_periods *now,
 	                 struct server_list_row **out, size_t *n);
+	/* The row of one list key; SERVER_ERR_NOT_FOUND when no right is listed under it. */
+	int (*list_row)(void *ctx, uint16_t sector, const uint8_t key[PROTO_LIST_KEY_LEN],
+	                const struct server_periods *now, struct server_list_row *out);
+	/* The distinct keys logged as changed in the sector (*keys malloc'd), and in *upto the
+	 * last log position read; trim forgets the log up to that position. */
+	int (*list_changes)(void *ctx, uint16_t sector, int64_t *upto,
+	                    uint8_t (**keys)[PROTO_LIST_KEY_LEN], size_t *n);
+	int (*list_changes_trim)(void *ctx, uint16_t sector, int64_t upto);
 	/* Delete consumption rows of the sector whose period has ended. */
 	int (*consumption_expire)(void *ctx, uint16_t sector, const struct server_periods *now);
 	/* Move a sector's counted uses from one list key to another: a replaced card's
@@ -177,15 +215,29 @@ struct server_store_ops {
 	int (*consumption_rekey)(void *ctx, uint16_t sector, const uint8_t from[PROTO_LIST_KEY_LEN],
 	                         const uint8_t to[PROTO_LIST_KEY_LEN]);
 
-	int (*list_latest)(void *ctx, uint16_t sector, uint64_t *version); /* 0 if none */
-	int (*list_get)(void *ctx, uint16_t sector, uint64_t version,
-	                struct server_stored_list *out);
-	int (*list_put)(void *ctx, uint16_t sector, const struct server_stored_list *l);
+	/* The newest version published for the sector in any format (0 if none): the next
+	 * one is numbered after it. */
+	int (*list_latest)(void *ctx, uint16_t sector, uint64_t *version);
+	/* The newest format 2 version, the one gates are brought to (0 if none). */
+	int (*list_published)(void *ctx, uint16_t sector, uint64_t *version);
+	/* A format 2 version (version 0: the newest); SERVER_ERR_NOT_FOUND if none. */
+	int (*list_version_get)(void *ctx, uint16_t sector, uint64_t version,
+	                        struct server_list_version *out);
+	int (*list_version_put)(void *ctx, uint16_t sector, const struct server_list_version *v);
+	/* A chunk file (idx: the .idx, else the .dat) written by version `since`. */
+	int (*list_file_get)(void *ctx, uint16_t sector, uint32_t chunk, uint64_t since, int idx,
+	                     uint8_t **data, size_t *len);
+	int (*list_file_put)(void *ctx, uint16_t sector, uint32_t chunk, uint64_t since, int idx,
+	                     const uint8_t *data, size_t len);
+	/* Version `version` replaces chunk `chunk` (every chunk when negative): the files written
+	 * before it are kept only as long as the versions that name them. */
+	int (*list_files_retire)(void *ctx, uint16_t sector, int64_t chunk, uint64_t version);
 	int (*delta_get)(void *ctx, uint16_t sector, uint64_t base, struct server_stored_list *out);
 	int (*delta_put)(void *ctx, uint16_t sector, uint64_t base,
 	                 const struct server_stored_list *d);
-	/* Keep the newest `keep` snapshots and deltas of a sector. */
+	/* Keep the newest `keep` versions and deltas of a sector, and the files they name. */
 	int (*list_prune)(void *ctx, uint16_t sector, unsigned keep);
+	void (*counters)(void *ctx, struct server_store_counters *out);
 
 	/* One event batch, deduplicated on (device, stream, seq), inside the caller's
 	 * transaction; *acked gets the highest stored seq of that stream. */
@@ -219,13 +271,15 @@ struct server_store {
 
 /*
  * Open (create = 1: create, refusing an existing file with SERVER_ERR_EXISTS) the sqlite
- * store DATA_DIR/citypass.db. A store of another schema version is SERVER_ERR_INVALID.
+ * store DATA_DIR/citypass.db. An older schema is migrated forward in one transaction
+ * (docs/admin.md, "Upgrading"); a newer one is SERVER_ERR_INVALID.
  */
 int server_store_open_sqlite(struct server_store *out, const char *data_dir, int create);
 void server_store_close(struct server_store *s);
 
-/* Convenience: free a stored list's data. */
+/* Convenience: free a stored delta's data, a version's head and manifest. */
 void server_stored_list_free(struct server_stored_list *l);
+void server_list_version_free(struct server_list_version *v);
 
 #ifdef __cplusplus
 }

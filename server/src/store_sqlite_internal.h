@@ -1,0 +1,86 @@
+/*
+ * store_sqlite_internal.h — what the two files of the sqlite store share:
+ *   store_sqlite.c        the connection, schema and migrations, deployment data, passes,
+ *                         rights, usage streams
+ *   store_sqlite_lists.c  what the list publisher needs: profiles, list rows, the change
+ *                         log, published versions, their chunk files and deltas
+ */
+#ifndef SERVER_STORE_SQLITE_INTERNAL_H
+#define SERVER_STORE_SQLITE_INTERNAL_H
+
+#include <sqlite3.h>
+
+#include "server/store.h"
+
+/* Statements prepared once per connection (the hot paths: publishing, ingestion). */
+#define SQ_CACHE_MAX 48
+
+struct sq {
+	sqlite3 *db;
+	struct {
+		const char *sql; /* a static string: the cache is keyed by its address */
+		sqlite3_stmt *st;
+	} cache[SQ_CACHE_MAX];
+	size_t n_cache;
+	struct server_store_counters counters;
+};
+
+int sq_err(struct sq *q, int rc);
+/* Prepare a one-off statement (the caller finalizes it, sq_run does). */
+int sq_prep(struct sq *q, sqlite3_stmt **st, const char *sql);
+/* The connection's prepared statement for `sql` (a static string), reset and unbound;
+ * never finalized by the caller. */
+int sq_cached(struct sq *q, sqlite3_stmt **st, const char *sql);
+/* sqlite3_step, counted. */
+int sq_step(struct sq *q, sqlite3_stmt *st);
+/* Run a one-off statement to completion and finalize it: 0, or EXISTS on a constraint. */
+int sq_run(struct sq *q, sqlite3_stmt *st);
+/* Run a cached statement to completion (it is reset, not finalized). */
+int sq_run_cached(struct sq *q, sqlite3_stmt *st);
+int sq_exec(struct sq *q, const char *sql);
+/* The first column of the single row of a one-off statement (finalized). */
+int sq_one_int64(struct sq *q, sqlite3_stmt *st, int64_t *out);
+void sq_copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col);
+/* Bind a blob and count its bytes as written. */
+void sq_bind_blob_counted(struct sq *q, sqlite3_stmt *st, int at, const void *data, size_t len);
+
+#define PROFILE_COLS "product, valid_from, valid_to, lim, period, scope, fare, flags"
+void sq_bind_profile(sqlite3_stmt *st, int at, const struct proto_rights_profile *p);
+void sq_profile_from_row(sqlite3_stmt *st, int at, struct proto_rights_profile *p);
+
+/* Schema version 2, as databases made before format 2 hold it (new databases are made
+ * with it, then migrated; tests build one to check the migration). */
+extern const char sq_schema_v2_sql[];
+
+/* Schema 2 -> 3 (lists in format 2, the change log): run inside the migration's
+ * transaction. */
+extern const char sq_schema_v3_sql[];
+
+/* store_sqlite_lists.c: the list ops of the store */
+int sq_profiles(void *ctx, uint16_t sector, struct proto_rights_profile **out, size_t *n);
+int sq_profile_add(void *ctx, uint16_t sector, uint16_t index, const struct proto_rights_profile *p);
+int sq_list_rows(void *ctx, uint16_t sector, const struct server_periods *now,
+                 struct server_list_row **out, size_t *n);
+int sq_list_row(void *ctx, uint16_t sector, const uint8_t key[PROTO_LIST_KEY_LEN],
+                const struct server_periods *now, struct server_list_row *out);
+int sq_list_changes(void *ctx, uint16_t sector, int64_t *upto,
+                    uint8_t (**keys)[PROTO_LIST_KEY_LEN], size_t *n);
+int sq_list_changes_trim(void *ctx, uint16_t sector, int64_t upto);
+int sq_consumption_expire(void *ctx, uint16_t sector, const struct server_periods *now);
+int sq_consumption_rekey(void *ctx, uint16_t sector, const uint8_t from[PROTO_LIST_KEY_LEN],
+                         const uint8_t to[PROTO_LIST_KEY_LEN]);
+int sq_list_latest(void *ctx, uint16_t sector, uint64_t *version);
+int sq_list_published(void *ctx, uint16_t sector, uint64_t *version);
+int sq_list_version_get(void *ctx, uint16_t sector, uint64_t version,
+                        struct server_list_version *out);
+int sq_list_version_put(void *ctx, uint16_t sector, const struct server_list_version *v);
+int sq_list_file_get(void *ctx, uint16_t sector, uint32_t chunk, uint64_t since, int idx,
+                     uint8_t **data, size_t *len);
+int sq_list_file_put(void *ctx, uint16_t sector, uint32_t chunk, uint64_t since, int idx,
+                     const uint8_t *data, size_t len);
+int sq_list_files_retire(void *ctx, uint16_t sector, int64_t chunk, uint64_t version);
+int sq_delta_get(void *ctx, uint16_t sector, uint64_t base, struct server_stored_list *out);
+int sq_delta_put(void *ctx, uint16_t sector, uint64_t base, const struct server_stored_list *d);
+int sq_list_prune(void *ctx, uint16_t sector, unsigned keep);
+
+#endif
