@@ -325,6 +325,19 @@ static int expire_daily(struct pub *p)
 
 /* --- 2. reading ---------------------------------------------------------------------- */
 
+static uint64_t chunk_target(const struct server_publish_opts *o)
+{
+	return o->chunk_target ? o->chunk_target : PROTO_CLIST_CHUNK_TARGET;
+}
+
+static unsigned bits_for(const struct server_publish_opts *o, uint64_t n)
+{
+	unsigned b = 0;
+	while (b < PROTO_CLIST_MAX_BITS && (n >> b) > chunk_target(o))
+		b++;
+	return b;
+}
+
 static int read_full(struct pub *p)
 {
 	struct server_list_row *rows = NULL;
@@ -472,7 +485,7 @@ static int read_phase(struct pub *p)
 		rc = map_load(&p->profiles, s, p->sector);
 	if (rc == 0) {
 		/* a sector that grew to twice its partition's target is cut finer, once */
-		uint64_t target = (uint64_t)PROTO_CLIST_CHUNK_TARGET << (p->have_base ? p->bh.bits : 0);
+		uint64_t target = (uint64_t)chunk_target(p->o) << (p->have_base ? p->bh.bits : 0);
 		p->full = p->o->full || !p->have_base || p->latest != p->base.version ||
 		          (uint64_t)p->bh.entry_count + p->n_keys > 2 * target;
 		rc = p->full ? read_full(p) : read_changes(p);
@@ -567,7 +580,7 @@ static int publish_full(struct pub *p, struct server_publish_result *res)
 	params.version = p->latest + 1;
 	params.issued_at = p->o->now;
 	params.expires_at = p->o->now + p->o->validity_s;
-	params.bits = proto_clist_bits_for(p->n_entries);
+	params.bits = bits_for(p->o, p->n_entries);
 	if (p->have_base)
 		memcpy(params.prev_manifest, p->base_hash, PROTO_HASH_LEN);
 	int rc = from_proto(proto_clist_build(&params, p->key, p->profiles.v, p->profiles.n,

@@ -31,11 +31,13 @@ ms() { echo $(($(date +%s%N) / 1000000)); }
 # site,service,outcome (CSV), for one outcome ("granted"/"refused"/"all")
 stats_csv() { adm stats --by site,service,outcome --format csv 2>/dev/null; }
 
-# list_file SECTOR_NAME OUTDIR : exports the newest list of a sector, prints its .cpl path
+# list_file SECTOR_NAME OUTDIR : exports the newest list of a sector, prints the path of its
+# manifest (the version's files and list.pub.pem are beside it)
 list_file() {
 	rm -rf "$2"
 	adm list export --sector "$1" --out "$2" >/dev/null 2>&1 || fail "list export $1"
-	ls "$2"/*.cpl | sed -n 's/.*-v\([0-9]*\)\.cpl$/\1 &/p' | sort -n | tail -n1 | cut -d' ' -f2
+	ls "$2"/sector-*/v*.manifest | sed -n 's/.*\/v\([0-9]*\)\.manifest$/\1 &/p' | sort -n |
+		tail -n1 | cut -d' ' -f2
 }
 
 # list_key PASS SECTOR_NAME : the pass's list key in that sector (pass show --json)

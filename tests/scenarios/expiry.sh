@@ -49,7 +49,7 @@ tap_expect pool-2 "relay=open led=green display=Bienvenue$" "fresh list: granted
 stop_server
 while [ "$(date +%s)" -le "$exp" ]; do sleep 0.2; done
 sleep 0.5
-"$LISTTOOL" verify "$f" --pub "$T/ex/list.pub.pem" --sig "$f.sig" --sector 1 >/dev/null 2>&1 &&
+"$LISTTOOL" verify "$f" --pub "$(dirname "$f")/list.pub.pem" --sig "$f.sig" --sector 1 >/dev/null 2>&1 &&
 	fail "citypass-list verify accepts the expired list"
 echo "ok - citypass-list verify refuses the list now that it has expired"
 tap_expect pool-1 "relay=closed led=red display=Service indisponible – liste périmée" "expired list, policy refuse: known card refused" desfire "$T/ann.card"

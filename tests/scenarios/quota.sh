@@ -40,8 +40,8 @@ echo "ok - the server folded visit 1 into the list both gates hold (used 1)"
 
 offline waste-2
 vb=$(list_version waste-2)
-ub=$("$PROBE" lookup "$T/state-waste-2/lists/v$vb.cpl" "$ka" | sed -n 's/.* used \([0-9]*\) .*/\1/p')
-lim=$("$PROBE" lookup "$T/state-waste-2/lists/v$vb.cpl" "$ka" | sed -n 's/.* limit \([0-9]*\) .*/\1/p')
+ub=$("$PROBE" lookup "$T/state-waste-2/lists/v$vb.manifest" "$ka" | sed -n 's/.* used \([0-9]*\) .*/\1/p')
+lim=$("$PROBE" lookup "$T/state-waste-2/lists/v$vb.manifest" "$ka" | sed -n 's/.* limit \([0-9]*\) .*/\1/p')
 [ "$ub" = 1 ] && [ "$lim" = 3 ] || fail "waste-b's held list v$vb: used '$ub' limit '$lim', expected 1 and 3"
 bound=$((lim - ub))
 echo "ok - waste-b restarted with its server unreachable; its list v$vb says used $ub of $lim: it may grant $bound offline"

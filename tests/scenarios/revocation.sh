@@ -63,8 +63,8 @@ tap_expect pool-4 "relay=closed led=red display=Carte révoquée" "revoked card 
 adm pass show "$ann" | grep -q "^state: revoked - lost" || fail "pass show: $(adm pass show "$ann")"
 echo "ok - pass show: revoked - lost"
 f=$(list_file pool "$T/ex")
-case $f in *"-v$want.cpl") ;; *) fail "exported newest list $f, expected v$want" ;; esac
-"$LISTTOOL" verify "$f" --pub "$T/ex/list.pub.pem" --sig "$f.sig" --sector 1 >/dev/null 2>&1 ||
+case $f in *"/v$want.manifest") ;; *) fail "exported newest list $f, expected v$want" ;; esac
+"$LISTTOOL" verify "$f" --pub "$(dirname "$f")/list.pub.pem" --sig "$f.sig" --sector 1 >/dev/null 2>&1 ||
 	fail "the published list does not verify"
 "$PROBE" lookup "$f" "$(list_key "$ann" pool)" | grep -q "^status 1 " ||
 	fail "list v$want: $("$PROBE" lookup "$f" "$(list_key "$ann" pool)")"

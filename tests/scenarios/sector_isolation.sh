@@ -61,7 +61,7 @@ echo "ok - the library file with the pool key: refused (${out#refused: })"
 
 # the pool list
 f=$(list_file pool "$T/ex")
-"$LISTTOOL" verify "$f" --pub "$T/ex/list.pub.pem" --sig "$f.sig" --sector 1 >/dev/null 2>&1 ||
+"$LISTTOOL" verify "$f" --pub "$(dirname "$f")/list.pub.pem" --sig "$f.sig" --sector 1 >/dev/null 2>&1 ||
 	fail "the pool list does not verify"
 "$PROBE" lookup "$f" "$kp" | grep -q "^status 0 " || fail "pool list: pool key absent"
 "$PROBE" lookup "$f" "$kl" >/dev/null 2>&1 && fail "pool list holds the library key $kl"

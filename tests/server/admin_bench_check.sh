@@ -40,7 +40,7 @@ out=$(gate_read "$BENCH_DIR/bl") || fail "library gate reading the card: $out"
 expect_in "$out" "^list-key $(key_of 1 library)\$" "the library gate reads pass 1's library identifier"
 expect_not_in "$out" "^value" "the library gate does not read the value file"
 adm list export --sector pool --out "$BENCH_DIR/ex" >/dev/null
-L=$(ls "$BENCH_DIR"/ex/sector-1-v*.cpl)
+L=$(ls "$BENCH_DIR"/ex/sector-1-v*/v*.manifest)
 out=$("$PROBE" lookup "$L" "$(key_of 1 pool)") || fail "pass 1 not in the pool list: $out"
 expect_in "$out" "^status 0 .*flags 1\$" "listed active, entries on the card"
 # the pool key of the bundle does not open the library file: the waste sector's gate
@@ -82,7 +82,7 @@ out=$(gate_read "$BENCH_DIR/bp") || fail "reading the new card: $out"
 expect_in "$out" "^list-key $(key_of 2 pool)\$" "the new card carries pass 2's identifier"
 [ "$(key_of 2 pool)" != "$old_pool" ] || fail "the replacement reused the identifier"
 adm list export --sector pool --out "$BENCH_DIR/ex2" >/dev/null
-L=$(ls "$BENCH_DIR"/ex2/sector-1-v*.cpl)
+L=$(ls "$BENCH_DIR"/ex2/sector-1-v*/v*.manifest)
 out=$("$PROBE" lookup "$L" "$old_pool") || fail "old card not in the list: $out"
 expect_in "$out" "^status 2 " "the old card is listed as replaced"
 echo "ok - pass replace --reader"

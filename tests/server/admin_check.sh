@@ -261,16 +261,23 @@ case_ "list export: no out" 2 "missing --out" adm list export --sector pool
 case_ "list export: unknown sector" 2 "--sector 'gym': no such sector" adm list export --sector gym --out "$W/ex"
 case_ "list export: bad version" 2 "--version 'latest'" adm list export --sector pool --out "$W/ex" --version latest
 case_ "list export: missing version" 1 "no list version 42" adm list export --sector pool --out "$W/ex" --version 42
-case_ "list export" 0 "sector-1-v2.cpl" adm list export --sector pool --out "$W/ex"
+case_ "list export" 0 "sector-1-v2" adm list export --sector pool --out "$W/ex"
 case_ "list export: refuses to overwrite" 1 "cannot export" adm list export --sector pool --out "$W/ex"
-case_ "openssl verifies the exported list" 0 "Verified OK" "$OPENSSL" dgst -sha256 -verify "$W/ex/list.pub.pem" \
-	-signature "$W/ex/sector-1-v2.cpl.sig" "$W/ex/sector-1-v2.cpl"
-printf 'x' >>"$W/ex/sector-1-v2.cpl"
-case_ "openssl refuses a modified list" 1 "Verification failure" "$OPENSSL" dgst -sha256 -verify "$W/ex/list.pub.pem" \
-	-signature "$W/ex/sector-1-v2.cpl.sig" "$W/ex/sector-1-v2.cpl"
-case_ "list export: key id" 0 "" "$CITYPASS_LIST" keyid --pub "$W/ex/list.pub.pem"
-keyid=$("$CITYPASS_LIST" keyid --pub "$W/ex/list.pub.pem")
-oid=$("$OPENSSL" pkey -pubin -in "$W/ex/list.pub.pem" -outform DER | "$OPENSSL" dgst -sha256 -r | cut -c1-16)
+X="$W/ex/sector-1-v2"
+case_ "openssl verifies the exported manifest" 0 "Verified OK" "$OPENSSL" dgst -sha256 -verify "$X/list.pub.pem" \
+	-signature "$X/v2.manifest.sig" "$X/v2.manifest"
+case_ "sha256sum checks every file it names" 0 "" sh -c "cd '$X' && sha256sum -c --quiet v2.manifest"
+cp "$X/v2.manifest" "$W/manifest.orig"
+printf 'x' >>"$X/v2.manifest"
+case_ "openssl refuses a modified manifest" 1 "Verification failure" "$OPENSSL" dgst -sha256 -verify "$X/list.pub.pem" \
+	-signature "$X/v2.manifest.sig" "$X/v2.manifest"
+cp "$W/manifest.orig" "$X/v2.manifest"
+dat=$(ls "$X"/c000-v*.dat)
+printf 'x' >>"$dat"
+case_ "sha256sum refuses a modified chunk" 1 "FAILED" sh -c "cd '$X' && sha256sum -c --quiet v2.manifest"
+case_ "list export: key id" 0 "" "$CITYPASS_LIST" keyid --pub "$X/list.pub.pem"
+keyid=$("$CITYPASS_LIST" keyid --pub "$X/list.pub.pem")
+oid=$("$OPENSSL" pkey -pubin -in "$X/list.pub.pem" -outform DER | "$OPENSSL" dgst -sha256 -r | cut -c1-16)
 [ "$keyid" = "$oid" ] || fail "key id $keyid, openssl says $oid"
 
 case_ "list publish: unknown sector" 2 "--sector 'gym'" adm list publish --sector gym
@@ -282,7 +289,7 @@ case_ "list publish (all)" 0 "sector bus list version 3" adm list publish
 # export DIR: the newest waste list into DIR, its path in $L (and its delta in $L.d)
 export_waste() {
 	adm list export --sector waste --out "$1" >/dev/null
-	L=$(ls "$1"/sector-3-v*.cpl)
+	L=$(ls "$1"/sector-3-v*/v*.manifest)
 }
 export_waste "$W/w3"
 L3=$L
@@ -295,22 +302,26 @@ case_ "pass revoke: twice" 1 "pass 1 is already revoked" adm pass revoke 1 --rea
 case_ "pass show: revoked" 0 "state: revoked - lost" adm pass show 1
 export_waste "$W/w4"
 L4=$L
-v3=$(echo "$L3" | sed 's/.*-v\([0-9]*\)\.cpl$/\1/')
-v4=$(echo "$L4" | sed 's/.*-v\([0-9]*\)\.cpl$/\1/')
+v3=$(echo "$L3" | sed 's/.*\/v\([0-9]*\)\.manifest$/\1/')
+v4=$(echo "$L4" | sed 's/.*\/v\([0-9]*\)\.manifest$/\1/')
 [ "$v4" = $((v3 + 1)) ] || fail "revocation did not publish the next version ($v3 -> $v4)"
-case_ "citypass-list verifies the new version" 0 "" "$CITYPASS_LIST" verify "$L4" --pub "$W/w4/list.pub.pem" \
-	--sig "$L4.sig" --sector 3 --held "$v3"
-case_ "citypass-list refuses it as a rollback" 1 "" "$CITYPASS_LIST" verify "$L4" --pub "$W/w4/list.pub.pem" \
-	--sig "$L4.sig" --sector 3 --held "$v4"
+P4="$(dirname "$L4")/list.pub.pem"
+case_ "citypass-list verifies the new version" 0 "" "$CITYPASS_LIST" verify "$L4" --pub "$P4" \
+	--sector 3 --held "$v3"
+case_ "citypass-list refuses it as a rollback" 1 "" "$CITYPASS_LIST" verify "$L4" --pub "$P4" \
+	--sector 3 --held "$v4"
 case_ "citypass-list show" 0 "version +$v4" "$CITYPASS_LIST" show "$L4"
 case_ "revocation in the next version" 0 "^status 1 " "$PROBE" lookup "$L4" "$k_waste"
 case_ "household member still active" 0 "^status 0 " "$PROBE" lookup "$L4" "$k2_waste"
-case_ "delta N -> N+1 applies" 0 "applied" "$PROBE" delta-apply "$L3" \
-	"${L4}d" "${L4}d.sig" "$W/w4/list.pub.pem" "$W/applied.cpl"
-cmp "$W/applied.cpl" "$L4" || fail "the applied delta is not the next snapshot"
-cmp "$W/applied.cpl.sig" "$L4.sig" || fail "the applied delta's signature"
+D4="$(dirname "$L4")/v$v4.delta"
+case_ "delta N -> N+1 applies" 0 "applied: version $v4, 1 chunk" "$PROBE" delta-apply "$L3" \
+	"$D4" "$L4.sig" "$P4" "$W/applied"
+cmp "$W/applied/v$v4.manifest" "$L4" || fail "the applied delta does not give the published manifest"
+for f in "$W"/applied/c*; do
+	cmp "$f" "$(dirname "$L4")/$(basename "$f")" || fail "the applied delta's $(basename "$f")"
+done
 case_ "delta: refused on the wrong base" 1 "delta refused" "$PROBE" delta-apply "$L4" \
-	"${L4}d" "${L4}d.sig" "$W/w4/list.pub.pem" "$W/applied2.cpl"
+	"$D4" "$L4.sig" "$P4" "$W/applied2"
 
 # --- consumption feeds the household quota ---------------------------------------------------
 year=$(TZ=Europe/Paris date +%Y)

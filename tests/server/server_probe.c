@@ -2,9 +2,9 @@
  * server_probe — what a gate and the sync server would do with citypass-admin's output,
  * for tests/server/admin_check.sh. Uses only public headers (proto, cardlib, server).
  *
- *   server_probe lookup LIST KEYHEX              status/profile/used of one list key
- *   server_probe delta-apply BASE DELTA SIG PUB OUT   apply a delta as a gate (writes OUT
- *                                                and OUT.sig)
+ *   server_probe lookup MANIFEST KEYHEX          status/profile/used of one list key
+ *   server_probe delta-apply BASE_MANIFEST DELTA SIG PUB OUTDIR   apply a delta as a gate
+ *                                                (writes the files it changed to OUTDIR)
  *   server_probe card-read CONNSTRING BUNDLE     read a card with a device bundle's sector
  *                                                key: prints id, list-key, value, and the
  *                                                key version that opened it
@@ -19,12 +19,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "cardlib/error.h"
 #include "cardlib/layout.h"
 #include "cardlib/reader.h"
 #include "cardlib/token.h"
+#include "proto/clist.h"
 #include "proto/error.h"
 #include "proto/list.h"
 #include "proto/sign.h"
@@ -58,20 +60,20 @@ static void hexprint(const char *label, const uint8_t *b, size_t n)
 	printf("\n");
 }
 
-static int lookup(const char *path, const char *hex)
+static int lookup(const char *manifest, const char *hex)
 {
-	struct proto_list *l = NULL;
+	struct proto_clist_dir d;
 	uint8_t key[PROTO_LIST_KEY_LEN];
 	if (hexdec(hex, key, sizeof(key)))
 		return usage();
-	int rc = proto_list_open_file(&l, path);
+	int rc = proto_clist_dir_open(&d, manifest, NULL);
 	if (rc) {
-		fprintf(stderr, "open %s: %s\n", path, proto_strerror(rc));
+		fprintf(stderr, "open %s: %s\n", manifest, proto_strerror(rc));
 		return 1;
 	}
 	struct proto_list_entry e;
 	struct proto_rights_profile p;
-	rc = proto_list_lookup(l, key, &e, &p);
+	rc = proto_clist_dir_lookup(&d, key, &e, &p);
 	if (rc == 0)
 		printf("status %u profile %u used %u period %u household %u limit %u "
 		       "period-kind %u scope %u flags %u\n",
@@ -79,7 +81,7 @@ static int lookup(const char *path, const char *hex)
 		       p.scope, p.flags);
 	else
 		printf("absent\n");
-	proto_list_close(l);
+	proto_clist_dir_close(&d);
 	return rc == 0 ? 0 : 1;
 }
 
@@ -88,48 +90,79 @@ static int read_all(const char *path, uint8_t **buf, size_t *len)
 	return server_file_read(path, buf, len) == 0 ? 0 : -1;
 }
 
+static int read_base(void *ctx, uint32_t chunk, uint8_t **dat, uint32_t *n)
+{
+	size_t len = 0;
+	int rc = proto_clist_dir_file(ctx, chunk, 0, dat, &len);
+	*n = (uint32_t)(len / PROTO_CLIST_ENTRY_SIZE);
+	return rc;
+}
+
+static int put(const char *dir, const char *name, const uint8_t *b, size_t n)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return server_file_create(path, b, n, 0644);
+}
+
+/* Apply a delta to the version in BASE's directory as a gate would, and write what a gate
+ * would then hold that the base did not (the new manifest, signature, head and chunks). */
 static int delta_apply(char **argv)
 {
-	uint8_t *base_buf = NULL, *delta = NULL, *sig = NULL, *out = NULL;
-	size_t base_len, delta_len, sig_len, out_len, rsig_len;
-	uint8_t rsig[PROTO_SIG_MAX];
-	struct proto_list *base = NULL;
+	uint8_t *delta = NULL, *sig = NULL;
+	size_t delta_len, sig_len;
+	struct proto_clist_dir base;
 	struct proto_key *pub = NULL;
 	struct proto_keyring *ring = proto_keyring_new();
-	int ret = 1;
-	if (read_all(argv[0], &base_buf, &base_len) || read_all(argv[1], &delta, &delta_len) ||
-	    read_all(argv[2], &sig, &sig_len) || proto_key_load_public(&pub, argv[3]) != 0) {
+	struct proto_clist_applied ap;
+	int ret = 1, opened = 0;
+	memset(&ap, 0, sizeof(ap));
+	if (read_all(argv[1], &delta, &delta_len) || read_all(argv[2], &sig, &sig_len) ||
+	    proto_key_load_public(&pub, argv[3]) != 0 ||
+	    proto_clist_dir_open(&base, argv[0], NULL) != 0) {
 		fprintf(stderr, "cannot read the inputs\n");
 		goto out;
 	}
+	opened = 1;
 	proto_keyring_add(ring, pub);
-	int rc = proto_list_open_mem(&base, base_buf, base_len);
-	if (rc == 0) {
-		const struct proto_list_header *h = proto_list_header(base);
-		struct proto_list_policy pol = {h->sector, h->version, h->issued_at, ring};
-		rc = proto_delta_apply(base, delta, delta_len, sig, sig_len, &pol, &out, &out_len,
-		                       rsig, &rsig_len);
-	}
+	uint8_t base_hash[PROTO_HASH_LEN];
+	proto_sha256(base.manifest, base.manifest_len, base_hash);
+	struct proto_list_policy pol = {base.h.sector, base.h.version, base.h.issued_at, ring};
+	int rc = proto_clist_delta_apply(&base.m, base_hash, read_base, &base, delta, delta_len, sig,
+	                                 sig_len, &pol, &ap);
 	if (rc) {
 		fprintf(stderr, "delta refused: %s\n", proto_strerror(rc));
 		goto out;
 	}
-	char sigpath[4096];
-	snprintf(sigpath, sizeof(sigpath), "%s.sig", argv[4]);
-	if (server_file_create(argv[4], out, out_len, 0644) != 0 ||
-	    server_file_create(sigpath, rsig, rsig_len, 0644) != 0) {
+	char name[PROTO_CLIST_NAME_MAX];
+	uint64_t v = ap.head.version;
+	mkdir(argv[4], 0755);
+	proto_clist_name_manifest(name, v);
+	rc = put(argv[4], name, ap.manifest_bytes, ap.manifest_len);
+	proto_clist_name_sig(name, v);
+	rc = rc ? rc : put(argv[4], name, sig, sig_len);
+	proto_clist_name_head(name, v);
+	rc = rc ? rc : put(argv[4], name, ap.head_bytes, ap.head_len);
+	for (uint32_t i = 0; rc == 0 && i < ap.n_changed; i++) {
+		proto_clist_name_chunk(name, ap.changed[i], v, 0);
+		rc = put(argv[4], name, ap.chunks[i].dat,
+		         (size_t)ap.chunks[i].n * PROTO_CLIST_ENTRY_SIZE);
+		proto_clist_name_chunk(name, ap.changed[i], v, 1);
+		rc = rc ? rc : put(argv[4], name, ap.chunks[i].idx, ap.chunks[i].idx_len);
+	}
+	if (rc) {
 		fprintf(stderr, "cannot write %s\n", argv[4]);
 		goto out;
 	}
-	printf("applied: %zu bytes\n", out_len);
+	printf("applied: version %" PRIu64 ", %" PRIu32 " chunk(s) changed\n", v, ap.n_changed);
 	ret = 0;
 out:
-	proto_list_close(base);
+	proto_clist_applied_free(&ap);
+	if (opened)
+		proto_clist_dir_close(&base);
 	proto_keyring_free(ring);
-	free(base_buf);
 	free(delta);
 	free(sig);
-	free(out);
 	return ret;
 }
 

@@ -1,8 +1,10 @@
 /*
  * test_server_store — the sqlite store, the publisher and the sync backend as libraries:
- * schema refusal, ingestion deduplicated on (device, stream, seq) with durable acks,
- * consumption feeding household quotas, stable profile indices, revocation in the next
- * version, and a stored delta that turns version N into exactly version N+1.
+ * schema refusal and migration, ingestion deduplicated on (device, stream, seq) with
+ * durable acks, consumption feeding household quotas, stable profile indices, revocation
+ * in the next version, a stored delta that turns version N into exactly version N+1, and
+ * the cost of a change: statements run and bytes written by a publish do not grow with
+ * the deployment, and what the change log published equals a full rebuild.
  */
 #define _XOPEN_SOURCE 700
 #include <ftw.h>
@@ -17,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "proto/clist.h"
 #include "proto/error.h"
 #include "proto/list.h"
 #include "proto/sign.h"
@@ -24,6 +27,7 @@
 #include "server/publish.h"
 #include "server/store.h"
 #include "server/sync_backend.h"
+#include "store_sqlite_internal.h"
 
 #define NOW 1790000000 /* 2026-09-21 */
 
@@ -82,6 +86,114 @@ static int64_t add_pass(struct fx *f, int64_t household, uint16_t sector, uint8_
 	struct server_right r = {ps.id, sector, *p};
 	assert_int_equal(f->st.ops->right_set(f->st.ctx, &r), 0);
 	return ps.id;
+}
+
+/* --- reading a published version back, as a gate would --------------------------------- */
+
+struct pubv {
+	struct server_list_version v;
+	struct proto_clist_manifest m;
+	struct proto_clist_head h;
+};
+
+static void pubv_get(struct fx *f, uint16_t sector, uint64_t version, struct pubv *out)
+{
+	assert_int_equal(f->st.ops->list_version_get(f->st.ctx, sector, version, &out->v), 0);
+	assert_int_equal(proto_clist_manifest_parse(out->v.manifest, out->v.manifest_len, &out->m), 0);
+	assert_int_equal(proto_clist_head_parse(out->v.head, out->v.head_len, &out->h), 0);
+}
+
+static void pubv_free(struct pubv *p)
+{
+	server_list_version_free(&p->v);
+	proto_clist_manifest_free(&p->m);
+	proto_clist_head_free(&p->h);
+}
+
+static int store_chunk(struct fx *f, uint16_t sector, const struct pubv *p, uint32_t j, int idx,
+                       uint8_t **data, size_t *len)
+{
+	return f->st.ops->list_file_get(f->st.ctx, sector, j, p->m.chunks[j].since, idx, data, len);
+}
+
+/* The entry of `key` in a published version (0, or PROTO_ERR_LIST_NOT_FOUND). */
+static int pubv_lookup(struct fx *f, uint16_t sector, const struct pubv *p, const uint8_t *key,
+                       struct proto_list_entry *e, struct proto_rights_profile *pr)
+{
+	uint32_t j = proto_clist_chunk_of(key, p->h.bits);
+	uint8_t *idx = NULL, *dat = NULL;
+	size_t il = 0, dl = 0;
+	struct proto_clist_idx ix;
+	assert_int_equal(store_chunk(f, sector, p, j, 1, &idx, &il), 0);
+	assert_int_equal(store_chunk(f, sector, p, j, 0, &dat, &dl), 0);
+	assert_int_equal(proto_clist_chunk_verify(&p->m, &p->h, j, idx, il, dat, dl), 0);
+	assert_int_equal(proto_clist_idx_parse(idx, il, &ix), 0);
+	int64_t leaf = proto_clist_idx_find(&ix, key);
+	int rc = PROTO_ERR_LIST_NOT_FOUND;
+	if (leaf >= 0) {
+		uint64_t off;
+		size_t len;
+		proto_clist_leaf_span(&ix, (uint32_t)leaf, &off, &len);
+		rc = proto_clist_leaf_lookup(&ix, (uint32_t)leaf, dat + off, len, key, e);
+	}
+	if (rc == 0 && pr)
+		*pr = p->h.profiles[e->profile];
+	free(idx);
+	free(dat);
+	return rc;
+}
+
+/* Every entry of a version, in key order (what a gate holds). */
+static struct proto_list_entry *pubv_entries(struct fx *f, uint16_t sector, const struct pubv *p,
+                                             size_t *n)
+{
+	struct proto_list_entry *e = calloc(p->h.entry_count + 1, sizeof(*e));
+	*n = 0;
+	for (uint32_t j = 0; j < p->m.n_chunks; j++) {
+		uint8_t *dat = NULL;
+		size_t dl = 0;
+		assert_int_equal(store_chunk(f, sector, p, j, 0, &dat, &dl), 0);
+		for (size_t i = 0; i < dl / PROTO_CLIST_ENTRY_SIZE; i++) {
+			assert_true(*n < p->h.entry_count);
+			proto_clist_entry_decode(dat + i * PROTO_CLIST_ENTRY_SIZE, &e[(*n)++]);
+		}
+		free(dat);
+	}
+	assert_int_equal(*n, p->h.entry_count);
+	return e;
+}
+
+struct store_reader {
+	struct fx *f;
+	uint16_t sector;
+	const struct pubv *p;
+};
+
+static int read_store_chunk(void *ctx, uint32_t j, uint8_t **dat, uint32_t *n)
+{
+	struct store_reader *r = ctx;
+	size_t len = 0;
+	int rc = store_chunk(r->f, r->sector, r->p, j, 0, dat, &len);
+	*n = (uint32_t)(len / PROTO_CLIST_ENTRY_SIZE);
+	return rc ? PROTO_ERR_IO : 0;
+}
+
+static int profile_same(const struct proto_rights_profile *a, const struct proto_rights_profile *b)
+{
+	return a->product == b->product && a->valid_from == b->valid_from &&
+	       a->valid_to == b->valid_to && a->limit == b->limit && a->period == b->period &&
+	       a->scope == b->scope && a->fare == b->fare && a->flags == b->flags;
+}
+
+static struct proto_keyring *list_ring(struct fx *f)
+{
+	char pub[256];
+	struct proto_key *key = NULL;
+	server_key_path(pub, sizeof(pub), f->dir, "list.pub.pem");
+	assert_int_equal(proto_key_load_public(&key, pub), 0);
+	struct proto_keyring *ring = proto_keyring_new();
+	assert_int_equal(proto_keyring_add(ring, key), 0);
+	return ring;
 }
 
 static void test_schema_refuses_second_create(void **state)
@@ -205,23 +317,20 @@ static void test_household_quota_from_consumption(void **state)
 	assert_int_equal(f->st.ops->commit(f->st.ctx), 0);
 	assert_int_equal(acked, 3);
 
-	struct server_publish_opts o = {NOW, 7 * 86400, 30};
-	uint64_t v = 0;
-	assert_int_equal(server_publish_sector(&f->st, f->dir, 3, &o, &v), 0);
-	assert_int_equal(v, 1);
-	struct server_stored_list l = {0};
-	assert_int_equal(f->st.ops->list_get(f->st.ctx, 3, 1, &l), 0);
-	struct proto_list *list = NULL;
-	assert_int_equal(proto_list_open_mem(&list, l.data, l.len), 0);
+	struct server_publish_opts o = {NOW, 7 * 86400, 30, 0, 0};
+	struct server_publish_result r;
+	assert_int_equal(server_publish_sector(&f->st, f->dir, 3, &o, &r), 0);
+	assert_int_equal(r.version, 1);
+	struct pubv pv;
+	pubv_get(f, 3, 1, &pv);
 	struct proto_list_entry e;
-	assert_int_equal(proto_list_lookup(list, k2, &e, NULL), 0);
+	assert_int_equal(pubv_lookup(f, 3, &pv, k2, &e, NULL), 0);
 	assert_int_equal(e.used, 2 + 3); /* both passes of the household, this year only */
 	assert_int_equal(e.used_period, 2026 & 0xFF);
 	assert_int_equal(e.household, 0x123456);
-	proto_list_close(list);
-	server_stored_list_free(&l);
+	pubv_free(&pv);
 	/* publishing deleted last year's row */
-	assert_int_equal(server_publish_sector(&f->st, f->dir, 3, &o, &v), 0);
+	assert_int_equal(server_publish_sector(&f->st, f->dir, 3, &o, &r), 0);
 	assert_int_equal(
 	        f->st.ops->acked(f->st.ctx, "gate-w", CITYPASS__STREAM__CONSUMPTION, &acked), 0);
 	assert_int_equal(acked, 3); /* the ack survives the purge */
@@ -235,84 +344,332 @@ static void test_revocation_and_delta(void **state)
 	uint8_t k1[8], k2[8];
 	int64_t p1 = add_pass(f, 0, 1, 0x31, &sub, k1);
 	add_pass(f, 0, 1, 0x32, &ten, k2);
-	struct server_publish_opts o = {NOW, 7 * 86400, 30};
-	uint64_t v;
-	assert_int_equal(server_publish_sector(&f->st, f->dir, 1, &o, &v), 0);
-	assert_int_equal(v, 1);
+	struct server_publish_opts o = {NOW, 7 * 86400, 30, 0, 0};
+	struct server_publish_result r;
+	assert_int_equal(server_publish_sector(&f->st, f->dir, 1, &o, &r), 0);
+	assert_int_equal(r.version, 1);
+	assert_true(r.full);
 
 	struct server_pass ps;
 	assert_int_equal(f->st.ops->pass_get(f->st.ctx, p1, &ps), 0);
 	ps.state = SERVER_PASS_REVOKED;
 	assert_int_equal(f->st.ops->pass_update(f->st.ctx, &ps), 0);
 	o.now += 60;
-	assert_int_equal(server_publish_sector(&f->st, f->dir, 1, &o, &v), 0);
-	assert_int_equal(v, 2);
+	assert_int_equal(server_publish_sector(&f->st, f->dir, 1, &o, &r), 0);
+	assert_int_equal(r.version, 2);
+	assert_false(r.full);
+	assert_int_equal(r.changed_keys, 1);
+	assert_int_equal(r.changed_chunks, 1);
 
-	struct server_stored_list l1 = {0}, l2 = {0}, d = {0};
-	assert_int_equal(f->st.ops->list_get(f->st.ctx, 1, 1, &l1), 0);
-	assert_int_equal(f->st.ops->list_get(f->st.ctx, 1, 2, &l2), 0);
+	struct pubv v1, v2;
+	struct server_stored_list d = {0};
+	pubv_get(f, 1, 1, &v1);
+	pubv_get(f, 1, 2, &v2);
 	assert_int_equal(f->st.ops->delta_get(f->st.ctx, 1, 1, &d), 0);
 	assert_int_equal(d.version, 2);
+	assert_int_equal(d.len, r.delta_len);
 
-	char pub[256];
-	struct proto_key *key = NULL;
-	server_key_path(pub, sizeof(pub), f->dir, "list.pub.pem");
-	assert_int_equal(proto_key_load_public(&key, pub), 0);
-	assert_int_equal(proto_verify(key, l2.data, l2.len, l2.sig, l2.sig_len), 0);
-	struct proto_keyring *ring = proto_keyring_new();
-	assert_int_equal(proto_keyring_add(ring, key), 0);
-
-	struct proto_list *base = NULL, *next = NULL;
-	assert_int_equal(proto_list_open_mem(&base, l1.data, l1.len), 0);
+	/* the signature is over the manifest; a gate applying the delta to version 1 derives
+	 * that very manifest, and the server's signature verifies over it */
+	struct proto_keyring *ring = list_ring(f);
 	struct proto_list_policy pol = {1, 1, NOW + 120, ring};
-	uint8_t *out = NULL, rsig[PROTO_SIG_MAX];
-	size_t out_len = 0, rsig_len = 0;
-	assert_int_equal(proto_delta_apply(base, d.data, d.len, d.sig, d.sig_len, &pol, &out,
-	                                   &out_len, rsig, &rsig_len),
+	struct proto_clist_manifest m;
+	struct proto_clist_head h;
+	assert_int_equal(proto_clist_verify(v2.v.manifest, v2.v.manifest_len, v2.v.sig, v2.v.sig_len,
+	                                    v2.v.head, v2.v.head_len, &pol, &m, &h),
 	                 0);
-	assert_int_equal(out_len, l2.len);
-	assert_memory_equal(out, l2.data, l2.len);
-	assert_int_equal(rsig_len, l2.sig_len);
+	proto_clist_manifest_free(&m);
+	proto_clist_head_free(&h);
+	uint8_t h1[PROTO_HASH_LEN];
+	proto_sha256(v1.v.manifest, v1.v.manifest_len, h1);
+	struct store_reader rd = {f, 1, &v1};
+	struct proto_clist_applied ap;
+	assert_int_equal(proto_clist_delta_apply(&v1.m, h1, read_store_chunk, &rd, d.data, d.len,
+	                                         d.sig, d.sig_len, &pol, &ap),
+	                 0);
+	assert_int_equal(ap.manifest_len, v2.v.manifest_len);
+	assert_memory_equal(ap.manifest_bytes, v2.v.manifest, v2.v.manifest_len);
+	proto_clist_applied_free(&ap);
 
 	/* the revoked pass is listed as revoked, profiles kept their indices */
-	assert_int_equal(proto_list_open_mem(&next, l2.data, l2.len), 0);
-	struct proto_list_entry e1, e2;
+	struct proto_list_entry e1, e2, b1;
 	struct proto_rights_profile pr;
-	assert_int_equal(proto_list_lookup(next, k1, &e1, &pr), 0);
+	assert_int_equal(pubv_lookup(f, 1, &v2, k1, &e1, &pr), 0);
 	assert_int_equal(e1.status, PROTO_STATUS_REVOKED);
 	assert_int_equal(pr.valid_from, 20000);
-	assert_int_equal(proto_list_lookup(next, k2, &e2, &pr), 0);
+	assert_int_equal(pubv_lookup(f, 1, &v2, k2, &e2, &pr), 0);
 	assert_int_equal(e2.status, PROTO_STATUS_ACTIVE);
 	assert_int_equal(pr.flags, PROTO_PROFILE_ENTRIES_ON_CARD);
-	struct proto_list_entry b1;
-	assert_int_equal(proto_list_lookup(base, k1, &b1, NULL), 0);
+	assert_int_equal(pubv_lookup(f, 1, &v1, k1, &b1, NULL), 0);
 	assert_int_equal(b1.profile, e1.profile);
 	assert_int_equal(b1.status, PROTO_STATUS_ACTIVE);
 
-	proto_list_close(next);
-	proto_list_close(base);
 	proto_keyring_free(ring);
-	free(out);
-	server_stored_list_free(&l1);
-	server_stored_list_free(&l2);
+	pubv_free(&v1);
+	pubv_free(&v2);
 	server_stored_list_free(&d);
 }
 
 static void test_prune_keeps_last(void **state)
 {
 	struct fx *f = *state;
-	struct server_publish_opts o = {NOW, 86400, 3};
-	uint64_t v = 0;
-	for (int i = 0; i < 6; i++)
-		assert_int_equal(server_publish_sector(&f->st, f->dir, 1, &o, &v), 0);
-	assert_int_equal(v, 6);
+	struct server_publish_opts o = {NOW, 86400, 3, 0, 0};
+	struct server_publish_result r;
+	struct proto_rights_profile p = {1, 0, 0xFFFF, 0, 0, 0, 0, 0};
+	uint8_t key[8];
+	add_pass(f, 0, 1, 0x41, &p, key);
+	for (int i = 0; i < 6; i++) {
+		/* a change each time, so that chunk files are replaced and can go */
+		struct server_right rt = {1, 1, p};
+		rt.p.product = (uint16_t)(10 + i);
+		assert_int_equal(f->st.ops->right_set(f->st.ctx, &rt), 0);
+		assert_int_equal(server_publish_sector(&f->st, f->dir, 1, &o, &r), 0);
+	}
+	assert_int_equal(r.version, 6);
+	struct server_list_version v;
+	assert_int_equal(f->st.ops->list_version_get(f->st.ctx, 1, 3, &v), SERVER_ERR_NOT_FOUND);
+	assert_int_equal(f->st.ops->list_version_get(f->st.ctx, 1, 4, &v), 0);
+	server_list_version_free(&v);
 	struct server_stored_list l = {0};
-	assert_int_equal(f->st.ops->list_get(f->st.ctx, 1, 3, &l), SERVER_ERR_NOT_FOUND);
-	assert_int_equal(f->st.ops->list_get(f->st.ctx, 1, 4, &l), 0);
-	server_stored_list_free(&l);
 	assert_int_equal(f->st.ops->delta_get(f->st.ctx, 1, 2, &l), SERVER_ERR_NOT_FOUND);
 	assert_int_equal(f->st.ops->delta_get(f->st.ctx, 1, 5, &l), 0);
 	server_stored_list_free(&l);
+	/* the chunk files of versions 1..3 are gone; those of 4..6 stay */
+	uint8_t *data = NULL;
+	size_t len = 0;
+	assert_int_equal(f->st.ops->list_file_get(f->st.ctx, 1, 0, 3, 0, &data, &len),
+	                 SERVER_ERR_NOT_FOUND);
+	for (uint64_t since = 4; since <= 6; since++) {
+		assert_int_equal(f->st.ops->list_file_get(f->st.ctx, 1, 0, since, 0, &data, &len), 0);
+		free(data);
+	}
+}
+
+/* --- a change costs what changed --------------------------------------------------------- */
+
+/* n passes in sector 1 (2 of 3 with a household quota shared by households of 3) */
+static void many_passes(struct fx *f, int n, int64_t *first)
+{
+	struct proto_rights_profile sub = {1, 0, 0xFFFF, 0, 0, 0, 0, 0};
+	struct proto_rights_profile quota = {5, 0, 0xFFFF, 24, PROTO_PERIOD_YEAR,
+	                                     PROTO_SCOPE_HOUSEHOLD, 1, 0};
+	assert_int_equal(f->st.ops->begin(f->st.ctx), 0);
+	int64_t hh = 0;
+	for (int i = 0; i < n; i++) {
+		if (i % 3 == 0) {
+			char name[32];
+			snprintf(name, sizeof(name), "h%d", i);
+			assert_int_equal(f->st.ops->household_add(f->st.ctx, name, &hh), 0);
+			assert_int_equal(f->st.ops->household_tag_add(f->st.ctx, hh, 1, (uint32_t)(i + 1)), 0);
+		}
+		struct server_pass ps;
+		memset(&ps, 0, sizeof(ps));
+		ps.household = i % 3 ? hh : 0;
+		snprintf(ps.medium, sizeof(ps.medium), "card");
+		assert_int_equal(f->st.ops->pass_add(f->st.ctx, &ps), 0);
+		if (i == 0)
+			*first = ps.id;
+		uint8_t id[16] = {0}, key[8];
+		memcpy(id, &i, sizeof(i));
+		id[15] = 0x5a;
+		proto_list_key(1, id, sizeof(id), key);
+		assert_int_equal(f->st.ops->pass_id_add(f->st.ctx, ps.id, 1, id, key), 0);
+		struct server_right r = {ps.id, 1, i % 3 ? quota : sub};
+		assert_int_equal(f->st.ops->right_set(f->st.ctx, &r), 0);
+	}
+	assert_int_equal(f->st.ops->commit(f->st.ctx), 0);
+}
+
+struct cost {
+	uint64_t statements, bytes;
+	uint32_t chunks;
+};
+
+static void revoke_and_measure(struct fx *f, int64_t pass, const struct server_publish_opts *o,
+                               struct cost *c)
+{
+	struct server_pass ps;
+	struct server_store_counters before, after;
+	struct server_publish_result r;
+	assert_int_equal(f->st.ops->pass_get(f->st.ctx, pass, &ps), 0);
+	ps.state = SERVER_PASS_REVOKED;
+	assert_int_equal(f->st.ops->begin(f->st.ctx), 0);
+	assert_int_equal(f->st.ops->pass_update(f->st.ctx, &ps), 0);
+	assert_int_equal(f->st.ops->commit(f->st.ctx), 0);
+	f->st.ops->counters(f->st.ctx, &before);
+	assert_int_equal(server_publish_sector(&f->st, f->dir, 1, o, &r), 0);
+	f->st.ops->counters(f->st.ctx, &after);
+	assert_false(r.full);
+	c->statements = after.statements - before.statements;
+	c->bytes = after.bytes_written - before.bytes_written;
+	c->chunks = r.changed_chunks;
+}
+
+static void cost_of_one_revocation(int n, struct cost *c)
+{
+	struct fx *f;
+	assert_int_equal(setup((void **)&f), 0);
+	int64_t first = 0;
+	many_passes(f, n, &first);
+	/* chunks of ~256 passes: a 16 000-pass sector has 64 of them */
+	struct server_publish_opts o = {NOW, 7 * 86400, 30, 0, 256};
+	struct server_publish_result r;
+	assert_int_equal(server_publish_sector(&f->st, f->dir, 1, &o, &r), 0);
+	assert_true(r.full);
+	revoke_and_measure(f, first + n / 2, &o, c);
+	teardown((void **)&f);
+}
+
+static void test_publish_costs_what_changed(void **state)
+{
+	(void)state;
+	struct cost small, large;
+	cost_of_one_revocation(2000, &small);
+	cost_of_one_revocation(16000, &large);
+	print_message("one revocation: %llu statements, %llu bytes at 2 000 passes; %llu "
+	              "statements, %llu bytes at 16 000\n",
+	              (unsigned long long)small.statements, (unsigned long long)small.bytes,
+	              (unsigned long long)large.statements, (unsigned long long)large.bytes);
+	/* one pass changed: one chunk rewritten, whatever the size of the sector */
+	assert_int_equal(small.chunks, 1);
+	assert_int_equal(large.chunks, 1);
+	/* the statements a publish runs do not depend on the passes held */
+	assert_int_equal(small.statements, large.statements);
+	/* bytes written: one chunk of ~250 passes (15 bytes each, and its index), the delta,
+	 * the head, and the manifest (one line per file: it grows with the chunks, 64 here
+	 * against 8, not with the passes); a full rebuild would write 16 000 x 15 = 240 000 */
+	assert_true(large.bytes * 10 < 16000 * PROTO_CLIST_ENTRY_SIZE);
+	assert_true(large.bytes - small.bytes < (64 - 8) * 2 * 90);
+}
+
+/* Every path that changes an entry is in the change log: after changes of every kind,
+ * the version published from the log equals a full rebuild made right after. */
+static void test_change_log_equals_full_rebuild(void **state)
+{
+	struct fx *f = *state;
+	int64_t first = 0;
+	many_passes(f, 1500, &first);
+	/* a household whose sector tag comes only after this first version */
+	struct server_pass ps;
+	int64_t hh;
+	assert_int_equal(f->st.ops->household_add(f->st.ctx, "late", &hh), 0);
+	assert_int_equal(f->st.ops->pass_get(f->st.ctx, first + 40, &ps), 0);
+	ps.household = hh;
+	assert_int_equal(f->st.ops->pass_update(f->st.ctx, &ps), 0);
+	struct server_publish_opts o = {NOW, 7 * 86400, 30, 0, 128};
+	struct server_publish_result r;
+	assert_int_equal(server_publish_sector(&f->st, f->dir, 1, &o, &r), 0);
+
+	assert_int_equal(f->st.ops->begin(f->st.ctx), 0);
+	/* a revocation, a household move, a right changed, a right removed, a new pass */
+	assert_int_equal(f->st.ops->pass_get(f->st.ctx, first + 10, &ps), 0);
+	ps.state = SERVER_PASS_SUSPENDED;
+	assert_int_equal(f->st.ops->pass_update(f->st.ctx, &ps), 0);
+	assert_int_equal(f->st.ops->pass_get(f->st.ctx, first + 4, &ps), 0);
+	ps.household = 0;
+	assert_int_equal(f->st.ops->pass_update(f->st.ctx, &ps), 0);
+	struct proto_rights_profile np = {9, 100, 200, 0, 0, 0, 2, 0};
+	struct server_right rt = {first + 20, 1, np};
+	assert_int_equal(f->st.ops->right_set(f->st.ctx, &rt), 0);
+	assert_int_equal(f->st.ops->right_delete(f->st.ctx, first + 30, 1), 0);
+	uint8_t knew[8];
+	add_pass(f, 0, 1, 0x77, &np, knew);
+	/* the household gets its tag now */
+	assert_int_equal(f->st.ops->household_tag_add(f->st.ctx, hh, 1, 0xABCDE), 0);
+	assert_int_equal(f->st.ops->commit(f->st.ctx), 0);
+	/* uses counted by a gate for a household member */
+	uint8_t k50[8];
+	assert_int_equal(f->st.ops->pass_id_get(f->st.ctx, first + 50, 1, NULL, k50), 0);
+	Citypass__ConsumptionEvent c = CITYPASS__CONSUMPTION_EVENT__INIT, *cp = &c;
+	c.seq = 1;
+	c.sector = 1;
+	c.pseudonym.data = k50;
+	c.pseudonym.len = 8;
+	c.product = 5;
+	c.count = 2;
+	c.period = 2026;
+	Citypass__EventBatch b = CITYPASS__EVENT_BATCH__INIT;
+	b.stream = CITYPASS__STREAM__CONSUMPTION;
+	b.consumption = &cp;
+	b.n_consumption = 1;
+	uint64_t acked;
+	assert_int_equal(f->st.ops->begin(f->st.ctx), 0);
+	assert_int_equal(f->st.ops->ingest(f->st.ctx, "gate-x", &b, &acked), 0);
+	assert_int_equal(f->st.ops->commit(f->st.ctx), 0);
+
+	assert_int_equal(server_publish_sector(&f->st, f->dir, 1, &o, &r), 0);
+	assert_false(r.full);
+	uint64_t incremental = r.version;
+	o.full = 1;
+	assert_int_equal(server_publish_sector(&f->st, f->dir, 1, &o, &r), 0);
+	assert_true(r.full);
+
+	struct pubv a, z;
+	pubv_get(f, 1, incremental, &a);
+	pubv_get(f, 1, r.version, &z);
+	size_t na, nz;
+	struct proto_list_entry *ea = pubv_entries(f, 1, &a, &na);
+	struct proto_list_entry *ez = pubv_entries(f, 1, &z, &nz);
+	assert_int_equal(na, nz);
+	for (size_t i = 0; i < na; i++) {
+		assert_memory_equal(ea[i].key, ez[i].key, 8);
+		assert_int_equal(ea[i].status, ez[i].status);
+		assert_int_equal(ea[i].household, ez[i].household);
+		assert_int_equal(ea[i].used, ez[i].used);
+		assert_int_equal(ea[i].used_period, ez[i].used_period);
+		assert_true(profile_same(&a.h.profiles[ea[i].profile], &z.h.profiles[ez[i].profile]));
+	}
+	/* and the changes are there */
+	struct proto_list_entry e;
+	uint8_t k10[8], k49[8];
+	assert_int_equal(f->st.ops->pass_id_get(f->st.ctx, first + 10, 1, NULL, k10), 0);
+	assert_int_equal(pubv_lookup(f, 1, &a, k10, &e, NULL), 0);
+	assert_int_equal(e.status, PROTO_STATUS_SUSPENDED);
+	assert_int_equal(pubv_lookup(f, 1, &a, knew, &e, NULL), 0);
+	assert_int_equal(f->st.ops->pass_id_get(f->st.ctx, first + 49, 1, NULL, k49), 0);
+	assert_int_equal(pubv_lookup(f, 1, &a, k49, &e, NULL), 0);
+	assert_int_equal(e.used, 2); /* another member of pass 50's household */
+	free(ea);
+	free(ez);
+	pubv_free(&a);
+	pubv_free(&z);
+}
+
+/* A database of schema 2 (format 1 lists) is migrated at open; numbering goes on. */
+static void test_migration_to_format2_lists(void **state)
+{
+	(void)state;
+	char dir[64], path[128];
+	snprintf(dir, sizeof(dir), "/tmp/test-server-mig-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(server_keys_create(dir, "localhost"), 0);
+	snprintf(path, sizeof(path), "%s/%s", dir, SERVER_DB_FILE);
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sq_schema_v2_sql, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	                              "PRAGMA user_version=2; INSERT INTO sectors VALUES(1, 'pool', 0);"
+	                              " INSERT INTO lists VALUES(1, 7, 0, 1, x'00', x'00');",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+	struct server_store st;
+	assert_int_equal(server_store_open_sqlite(&st, dir, 0), 0);
+	uint64_t v = 0;
+	assert_int_equal(st.ops->list_latest(st.ctx, 1, &v), 0);
+	assert_int_equal(v, 7);
+	assert_int_equal(st.ops->list_published(st.ctx, 1, &v), 0);
+	assert_int_equal(v, 0);
+	struct server_publish_opts o = {NOW, 86400, 30, 0, 0};
+	struct server_publish_result r;
+	assert_int_equal(server_publish_sector(&st, dir, 1, &o, &r), 0);
+	assert_int_equal(r.version, 8); /* a gate holding format 1 v7 never sees it go back */
+	assert_true(r.full);
+	server_store_close(&st);
+	/* reopening finds schema 3 and leaves it */
+	assert_int_equal(server_store_open_sqlite(&st, dir, 0), 0);
+	server_store_close(&st);
+	nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 int main(void)
@@ -325,6 +682,10 @@ int main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_revocation_and_delta, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_prune_keeps_last, setup, teardown),
+	        cmocka_unit_test(test_publish_costs_what_changed),
+	        cmocka_unit_test_setup_teardown(test_change_log_equals_full_rebuild, setup,
+	                                        teardown),
+	        cmocka_unit_test(test_migration_to_format2_lists),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,6 +2,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -95,4 +96,175 @@ void fixture_resign(const struct list_fixture *f, const uint8_t *buf, size_t len
                     uint8_t sig[PROTO_SIG_MAX], size_t *sig_len)
 {
 	assert_int_equal(proto_sign(f->signer, buf, len, sig, sig_len), 0);
+}
+
+/* --- format 2 ------------------------------------------------------------------------ */
+
+static void v2_stream(struct v2list *l)
+{
+	uint32_t n = 1 + 2 * l->m.n_chunks;
+	const uint8_t **files = calloc(n, sizeof(*files));
+	size_t *lens = calloc(n, sizeof(*lens));
+	assert_non_null(files);
+	assert_non_null(lens);
+	files[0] = l->head;
+	lens[0] = l->head_len;
+	for (uint32_t j = 0; j < l->m.n_chunks; j++) {
+		files[1 + 2 * j] = l->chunks[j].idx;
+		lens[1 + 2 * j] = l->chunks[j].idx_len;
+		files[2 + 2 * j] = l->chunks[j].dat;
+		lens[2 + 2 * j] = (size_t)l->chunks[j].n * PROTO_CLIST_ENTRY_SIZE;
+	}
+	assert_int_equal(proto_clist_stream_encode(l->sector, l->version, l->manifest,
+	                                           l->manifest_len, files, lens, n, &l->stream,
+	                                           &l->stream_len),
+	                 0);
+	free(files);
+	free(lens);
+}
+
+static uint8_t *dup_bytes(const uint8_t *b, size_t n)
+{
+	uint8_t *c = malloc(n ? n : 1);
+	assert_non_null(c);
+	if (n)
+		memcpy(c, b, n);
+	return c;
+}
+
+void fixture_v2_build(const struct list_fixture *f, uint16_t sector, uint64_t version, unsigned bits,
+                      struct proto_list_entry *e, size_t n, struct v2list *out)
+{
+	struct proto_clist_params p = {
+	        .sector = sector,
+	        .version = version,
+	        .issued_at = FIXTURE_ISSUED,
+	        .expires_at = FIXTURE_EXPIRES,
+	        .bits = bits,
+	};
+	struct proto_clist_built b;
+	assert_int_equal(proto_clist_build(&p, f->signer, fixture_profiles, FIXTURE_PROFILE_COUNT, e, n,
+	                                   &b),
+	                 0);
+	memset(out, 0, sizeof(*out));
+	out->sector = sector;
+	out->version = version;
+	out->head = dup_bytes(b.head_bytes, b.head_len);
+	out->head_len = b.head_len;
+	out->manifest = dup_bytes(b.manifest_bytes, b.manifest_len);
+	out->manifest_len = b.manifest_len;
+	memcpy(out->sig, b.sig, b.sig_len);
+	out->sig_len = b.sig_len;
+	assert_int_equal(proto_clist_manifest_copy(&out->m, &b.manifest), 0);
+	out->chunks = b.chunks; /* taken */
+	b.chunks = NULL;
+	proto_clist_built_free(&b);
+	v2_stream(out);
+}
+
+static int change_cmp(const void *a, const void *b)
+{
+	return memcmp(((const struct v2change *)a)->e.key, ((const struct v2change *)b)->e.key,
+	              PROTO_LIST_KEY_LEN);
+}
+
+static int read_fixture_chunk(void *ctx, uint32_t j, uint8_t **dat, uint32_t *n)
+{
+	const struct v2list *l = ctx;
+	*n = l->chunks[j].n;
+	*dat = dup_bytes(l->chunks[j].dat, (size_t)*n * PROTO_CLIST_ENTRY_SIZE);
+	return 0;
+}
+
+void fixture_v2_next(const struct list_fixture *f, const struct v2list *base,
+                     struct v2change *changes, size_t n, struct v2list *next, uint8_t **delta,
+                     size_t *delta_len)
+{
+	struct proto_clist_head h;
+	assert_int_equal(proto_clist_head_parse(base->head, base->head_len, &h), 0);
+	if (n > 1)
+		qsort(changes, n, sizeof(*changes), change_cmp);
+	/* per chunk, the sorted operations */
+	struct proto_clist_delta_chunk *dc = calloc(n ? n : 1, sizeof(*dc));
+	uint8_t *ops = calloc(n ? n : 1, PROTO_CLIST_OP_SIZE);
+	assert_non_null(dc);
+	assert_non_null(ops);
+	uint32_t k = 0;
+	int64_t count = h.entry_count;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *op = ops + i * PROTO_CLIST_OP_SIZE;
+		op[0] = changes[i].op;
+		proto_clist_entry_encode(op + 1, &changes[i].e);
+		if (op[0] == PROTO_CLIST_OP_REMOVE)
+			memset(op + 1 + PROTO_LIST_KEY_LEN, 0, PROTO_CLIST_ENTRY_SIZE - PROTO_LIST_KEY_LEN);
+		count += op[0] == PROTO_CLIST_OP_ADD ? 1 : op[0] == PROTO_CLIST_OP_REMOVE ? -1 : 0;
+		uint32_t chunk = proto_clist_chunk_of(changes[i].e.key, h.bits);
+		if (k == 0 || dc[k - 1].chunk != chunk)
+			dc[k++] = (struct proto_clist_delta_chunk){.chunk = chunk, .ops = op};
+		dc[k - 1].op_count++;
+	}
+	h.version = base->version + 1;
+	h.entry_count = (uint32_t)count;
+	proto_key_id(f->signer, h.key_id);
+	proto_sha256(base->manifest, base->manifest_len, h.prev_manifest);
+	uint8_t *head = NULL;
+	size_t head_len = 0;
+	assert_int_equal(proto_clist_head_encode(&h, &head, &head_len), 0);
+	struct proto_clist_applied ap;
+	assert_int_equal(proto_clist_derive(&base->m, head, head_len, dc, k, read_fixture_chunk,
+	                                    (void *)base, &ap),
+	                 0);
+	memset(next, 0, sizeof(*next));
+	next->sector = base->sector;
+	next->version = h.version;
+	next->head = head;
+	next->head_len = head_len;
+	next->manifest = dup_bytes(ap.manifest_bytes, ap.manifest_len);
+	next->manifest_len = ap.manifest_len;
+	assert_int_equal(proto_sign(f->signer, next->manifest, next->manifest_len, next->sig,
+	                            &next->sig_len),
+	                 0);
+	assert_int_equal(proto_clist_manifest_copy(&next->m, &ap.manifest), 0);
+	next->chunks = calloc(next->m.n_chunks, sizeof(*next->chunks));
+	assert_non_null(next->chunks);
+	for (uint32_t j = 0, c = 0; j < next->m.n_chunks; j++) {
+		struct proto_clist_chunk_data *d = &next->chunks[j];
+		const struct proto_clist_chunk_data *s =
+		        c < ap.n_changed && ap.changed[c] == j ? &ap.chunks[c++] : &base->chunks[j];
+		d->n = s->n;
+		d->dat = dup_bytes(s->dat, (size_t)s->n * PROTO_CLIST_ENTRY_SIZE);
+		d->idx = dup_bytes(s->idx, s->idx_len);
+		d->idx_len = s->idx_len;
+	}
+	struct proto_clist_delta d = {
+	        .sector = base->sector,
+	        .base_version = base->version,
+	        .version = next->version,
+	        .head = head,
+	        .head_len = head_len,
+	};
+	proto_sha256(base->manifest, base->manifest_len, d.base_manifest);
+	assert_int_equal(proto_clist_delta_encode(&d, dc, k, delta, delta_len), 0);
+	proto_clist_applied_free(&ap);
+	proto_clist_head_free(&h);
+	free(dc);
+	free(ops);
+	v2_stream(next);
+}
+
+void fixture_v2_free(struct v2list *l)
+{
+	if (!l)
+		return;
+	if (l->chunks)
+		for (uint32_t j = 0; j < l->m.n_chunks; j++) {
+			free(l->chunks[j].dat);
+			free(l->chunks[j].idx);
+		}
+	free(l->chunks);
+	free(l->head);
+	free(l->manifest);
+	free(l->stream);
+	proto_clist_manifest_free(&l->m);
+	memset(l, 0, sizeof(*l));
 }

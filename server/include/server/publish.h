@@ -34,6 +34,9 @@ struct server_publish_opts {
 	int64_t validity_s; /* expiry = now + validity_s */
 	unsigned keep;      /* versions and deltas kept per sector */
 	int full;           /* rebuild every chunk (gates then need a snapshot) */
+	/* Entries a chunk aims at when a full rebuild partitions the sector (0: the format's
+	 * PROTO_CLIST_CHUNK_TARGET). Tests set it low to get many chunks from few passes. */
+	unsigned chunk_target;
 };
 
 /* What a publish did. */

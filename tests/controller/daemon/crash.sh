@@ -4,9 +4,10 @@
 # tens of milliseconds, so deltas are being installed) and while it uploads the taps just
 # made. Each iteration: start, then either (one in four) kill -9 within 120 ms, while the
 # list versions published since the last run are being installed, or one tap (journalled
-# before the gate shows it), a random delay of 0-250 ms, and kill -9. After every kill the list store on disk must verify with
-# openssl alone (the pair CURRENT names: hash and signature) and the next start must come
-# up; at the end the server's count of events equals the number of taps, exactly.
+# before the gate shows it), a random delay of 0-250 ms, and kill -9. After every kill the list
+# store on disk must verify with openssl and sha256sum alone (the manifest CURRENT names, its
+# signature, every file) and the next start must come up; at the end the server's count of
+# events equals the number of taps, exactly.
 #   CONTROLLER_CRASH_ITERATIONS (default 200), CONTROLLER_CRASH_SEED to replay delays.
 # Env: ADMIN SERVER HIL CONTROLLER TOKEN.
 . "$(dirname "$0")/lib.sh"
@@ -36,17 +37,19 @@ LISTS="$T/state-pool-1/lists"
 ) &
 PEER_PIDS="$PEER_PIDS $!"
 
-# the store as a crash left it: CURRENT (if any) names a pair whose hash matches and whose
-# signature openssl verifies
+# the store as a crash left it: CURRENT (if any) names a manifest whose hash matches, whose
+# signature openssl verifies, and every file of which sha256sum finds intact
 check_store() {
 	[ -f "$LISTS/CURRENT" ] || return 0
 	v=$(sed -n 's/^version \([0-9]*\)$/\1/p' "$LISTS/CURRENT")
-	h=$(sed -n 's/^sha256 \([0-9a-f]*\)$/\1/p' "$LISTS/CURRENT")
+	h=$(sed -n 's/^manifest \([0-9a-f]*\)$/\1/p' "$LISTS/CURRENT")
 	[ -n "$v" ] && [ -n "$h" ] || fail "iteration $1: CURRENT is malformed: $(cat "$LISTS/CURRENT")"
-	[ "$(sha256sum "$LISTS/v$v.cpl" | cut -d' ' -f1)" = "$h" ] ||
-		fail "iteration $1: v$v.cpl does not match CURRENT's hash"
-	openssl dgst -sha256 -verify "$PUB" -signature "$LISTS/v$v.sig" "$LISTS/v$v.cpl" \
+	[ "$(sha256sum "$LISTS/v$v.manifest" | cut -d' ' -f1)" = "$h" ] ||
+		fail "iteration $1: v$v.manifest does not match CURRENT's hash"
+	openssl dgst -sha256 -verify "$PUB" -signature "$LISTS/v$v.manifest.sig" "$LISTS/v$v.manifest" \
 		>/dev/null 2>&1 || fail "iteration $1: openssl does not verify v$v"
+	(cd "$LISTS" && sha256sum -c --quiet "v$v.manifest" >/dev/null 2>&1) ||
+		fail "iteration $1: a file of v$v does not match its manifest"
 }
 
 taps=0

@@ -181,7 +181,7 @@ list_version() {
 }
 server_version() { # server_version SECTOR_NAME
 	adm list export --sector "$1" --out "$T/exp.$$" >/dev/null 2>&1 || true
-	ls "$T/exp.$$" | sed -n 's/^sector-[0-9]*-v\([0-9]*\)\.cpl$/\1/p' | sort -n | tail -n1
+	ls "$T/exp.$$" | sed -n 's/^sector-[0-9]*-v\([0-9]*\)$/\1/p' | sort -n | tail -n1
 	rm -rf "$T/exp.$$"
 }
 # wait_list READER SECTOR_NAME : the controller holds the server's latest version

@@ -180,6 +180,7 @@ int sim_send_hello(struct sim_ctl *c, const char *device_id)
 
 	held.sector = c->sector;
 	held.version = c->held;
+	held.format = 2; /* docs/list-format.md: what this server publishes */
 	h.device_id = (char *)(device_id ? device_id : c->id);
 	h.lists = lists;
 	h.n_lists = 1;
