@@ -237,14 +237,17 @@ static int take_line(const uint8_t **p, const uint8_t *end, uint8_t hash[PROTO_H
 	return PROTO_OK;
 }
 
-/* Decimal digits, no sign, no leading zero, at most 19 (fits uint64). */
+/* Decimal digits of a version (1 .. 2^64 - 1): no sign, no leading zero. */
 static int take_version(const char **s, const char *end, uint64_t *v)
 {
 	const char *p = *s;
 	uint64_t x = 0;
 	int n = 0;
-	while (p < end && *p >= '0' && *p <= '9' && n < 19) {
-		x = x * 10 + (uint64_t)(*p - '0');
+	while (p < end && *p >= '0' && *p <= '9') {
+		uint64_t d = (uint64_t)(*p - '0');
+		if (x > (UINT64_MAX - d) / 10)
+			return -1;
+		x = x * 10 + d;
 		p++;
 		n++;
 	}

@@ -6,9 +6,9 @@
  *
  *   list store — a child installs version after version (snapshots and deltas alternate)
  *   and reports each success on a pipe; the parent kills it after a random delay, reopens
- *   the store, and checks that it opened without falling back, that the pair on disk
- *   verifies with proto alone, and that its version is the last one reported or the one
- *   being installed.
+ *   the store, and checks that it opened without falling back or finding damage, that the
+ *   version on disk (manifest, signature, every chunk) verifies with proto alone, and that
+ *   its version is the last one reported or the one being installed.
  *
  *   journal — a child appends taps (each durable before it reports the sequence), and now
  *   and then uploads a batch to a simulated server (the pipe) and acknowledges it. After
@@ -39,6 +39,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "controller/error.h"
 #include "controller/journal.h"
 #include "controller/list_store.h"
 #include "list_fixture.h"
@@ -150,20 +151,26 @@ static void rm_rf(const char *dir)
 
 struct store_ctx {
 	struct list_fixture fx;
-	char dir[64];
+	char dir[96];
 };
 
-/* Version v of the chain: the same passes, counters moving with the version. */
-static void build_version(const struct list_fixture *fx, uint64_t v, const uint8_t *prev_hash,
-                          struct built_list *out)
+/* Version v as a snapshot: the same passes, counters moving with the version. */
+static void build_version(const struct list_fixture *fx, uint64_t v, struct v2list *out)
 {
 	struct proto_list_entry e[PASSES];
 	fixture_entries(e, PASSES, 1);
 	for (size_t i = 0; i < PASSES; i++)
 		e[i].used = (uint8_t)((e[i].used + v * (i % 3)) % 200);
-	fixture_build(fx, v, prev_hash, e, PASSES, out);
+	fixture_v2_build(fx, FIXTURE_SECTOR, v, 2, e, PASSES, out);
 }
 
+static void manifest_path(const struct store_ctx *c, uint64_t v, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/v%llu.manifest", c->dir, (unsigned long long)v);
+}
+
+/* Snapshots and deltas alternate; a delta changes a few passes' counters of the version the
+ * store holds, read back from its own files. */
 static void store_child(void *arg)
 {
 	struct store_ctx *c = arg;
@@ -173,54 +180,51 @@ static void store_child(void *arg)
 		child_fail(0, rc);
 	for (;;) {
 		uint64_t v = controller_list_store_version(s);
-		struct proto_list *cur = controller_list_store_list(s);
-		struct built_list next;
-		build_version(&c->fx, v + 1, cur ? proto_list_hash(cur) : NULL, &next);
-		if (cur && (v & 1)) {
-			uint8_t *delta, sig[PROTO_SIG_MAX];
-			size_t len, sig_len;
-			struct proto_list *target = NULL;
-			rc = proto_list_open_mem(&target, next.buf, next.len);
-			if (!rc)
-				rc = proto_delta_build(cur, target, next.sig, next.sig_len,
-				                       c->fx.signer, &delta, &len);
-			proto_list_close(target);
-			if (!rc)
-				rc = proto_sign(c->fx.signer, delta, len, sig, &sig_len);
-			if (!rc) {
-				rc = controller_list_store_apply_delta(s, delta, len, sig, sig_len,
-				                                       NOW);
-				free(delta);
+		struct v2list next;
+		if (v && (v & 1)) {
+			char p[128];
+			struct v2list cur;
+			manifest_path(c, v, p, sizeof(p));
+			fixture_v2_load(p, &cur);
+			struct v2change ch[3];
+			for (int k = 0; k < 3; k++) {
+				uint32_t j = (uint32_t)((v + (uint64_t)k) % cur.m.n_chunks);
+				const struct proto_clist_chunk_data *d = &cur.chunks[j];
+				ch[k].op = PROTO_CLIST_OP_CHANGE;
+				proto_clist_entry_decode(d->dat + (size_t)((v * 7) % d->n) *
+				                                          PROTO_CLIST_ENTRY_SIZE,
+				                         &ch[k].e);
+				ch[k].e.used = (uint8_t)((ch[k].e.used + 1) % 200);
 			}
+			uint8_t *delta = NULL;
+			size_t len = 0;
+			fixture_v2_next(&c->fx, &cur, ch, 3, &next, &delta, &len);
+			rc = controller_list_store_apply_delta(s, delta, len, next.sig, next.sig_len, NOW);
+			free(delta);
+			fixture_v2_free(&cur);
 		} else {
-			rc = controller_list_store_install_snapshot(s, next.buf, next.len, next.sig,
-			                                            next.sig_len, NOW);
+			build_version(&c->fx, v + 1, &next);
+			rc = controller_list_store_install_snapshot(s, next.stream, next.stream_len,
+			                                            next.sig, next.sig_len, NOW);
 		}
-		free(next.buf);
+		fixture_v2_free(&next);
 		if (rc)
 			child_fail(v + 1, rc);
 		report('V', v + 1, 0);
 	}
 }
 
-/* Check the pair CURRENT names with nothing but proto. */
+/* Check the version CURRENT names with nothing but proto: its signature and every file. */
 static void verify_on_disk(struct store_ctx *c, uint64_t version)
 {
 	char p[128];
-	snprintf(p, sizeof(p), "%s/v%llu.sig", c->dir, (unsigned long long)version);
-	FILE *f = fopen(p, "rb");
-	assert_non_null(f);
-	uint8_t sig[PROTO_SIG_MAX + 1];
-	size_t sig_len = fread(sig, 1, sizeof(sig), f);
-	fclose(f);
-	snprintf(p, sizeof(p), "%s/v%llu.cpl", c->dir, (unsigned long long)version);
-	struct proto_list *l = NULL;
-	assert_int_equal(proto_list_open_file(&l, p), 0);
+	struct proto_clist_dir d;
+	manifest_path(c, version, p, sizeof(p));
+	assert_int_equal(proto_clist_dir_open(&d, p, NULL), 0);
 	struct proto_list_policy pol = {FIXTURE_SECTOR, 0, NOW, c->fx.ring};
-	assert_int_equal(proto_list_verify(l, sig, sig_len, &pol), 0);
-	assert_int_equal(proto_list_check_entries(l), 0);
-	assert_int_equal(proto_list_header(l)->version, version);
-	proto_list_close(l);
+	assert_int_equal(proto_clist_dir_verify(&d, &pol, 1), 0);
+	assert_int_equal(d.h.version, version);
+	proto_clist_dir_close(&d);
 }
 
 static void test_list_store_survives_sigkill(void **state)
@@ -228,8 +232,10 @@ static void test_list_store_survives_sigkill(void **state)
 	(void)state;
 	struct store_ctx c;
 	fixture_init(&c.fx);
-	snprintf(c.dir, sizeof(c.dir), "/tmp/ctl-crash-store-XXXXXX");
-	assert_non_null(mkdtemp(c.dir));
+	char root[64];
+	snprintf(root, sizeof(root), "/tmp/ctl-crash-store-XXXXXX");
+	assert_non_null(mkdtemp(root));
+	snprintf(c.dir, sizeof(c.dir), "%s/lists", root);
 	seed_rng();
 	uint64_t held = 0;
 	int n = iterations(), mid_update = 0;
@@ -246,19 +252,20 @@ static void test_list_store_survives_sigkill(void **state)
 		assert_int_equal(
 		        controller_list_store_open(&s, c.dir, FIXTURE_SECTOR, c.fx.ring, NOW), 0);
 		uint64_t v = controller_list_store_version(s);
-		/* A kill before the first commit may leave a complete, verified v1 pair and no
-		 * CURRENT: the store adopts it and says it recovered. Once CURRENT exists, a
-		 * kill must never make the store search. */
-		if (controller_list_store_fell_back(s) && held != 0)
-			fail_msg("iteration %d: fell back (held v%llu, now v%llu)", i,
-			         (unsigned long long)held, (unsigned long long)v);
+		/* a kill must never leave something the store cannot use, nor damaged files */
+		struct controller_list_info info;
+		controller_list_store_info(s, &info);
+		if (controller_list_store_fell_back(s) || info.damaged)
+			fail_msg("iteration %d: store unusable after a kill (held v%llu, now v%llu, %s)",
+			         i, (unsigned long long)held, (unsigned long long)v,
+			         controller_strerror(controller_list_store_open_error(s)));
 		/* the old or the new version, never anything else */
 		if (v != reported && v != reported + 1)
 			fail_msg("iteration %d: store holds v%llu, last reported v%llu", i,
 			         (unsigned long long)v, (unsigned long long)reported);
 		mid_update += v == reported + 1; /* killed after the commit, before the report */
 		if (v) {
-			assert_non_null(controller_list_store_list(s));
+			assert_true(info.held);
 			verify_on_disk(&c, v);
 		}
 		held = v;
@@ -268,7 +275,7 @@ static void test_list_store_survives_sigkill(void **state)
 	              "commit and report\n",
 	              n, elapsed_since(&t0), (unsigned long long)held, mid_update);
 	assert_true(held > 0);
-	rm_rf(c.dir);
+	rm_rf(root);
 	fixture_free(&c.fx);
 }
 

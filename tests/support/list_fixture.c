@@ -252,6 +252,35 @@ void fixture_v2_next(const struct list_fixture *f, const struct v2list *base,
 	v2_stream(next);
 }
 
+void fixture_v2_load(const char *manifest_path, struct v2list *out)
+{
+	struct proto_clist_dir d;
+	assert_int_equal(proto_clist_dir_open(&d, manifest_path, NULL), 0);
+	memset(out, 0, sizeof(*out));
+	out->sector = d.h.sector;
+	out->version = d.h.version;
+	out->head = dup_bytes(d.head, d.head_len);
+	out->head_len = d.head_len;
+	out->manifest = dup_bytes(d.manifest, d.manifest_len);
+	out->manifest_len = d.manifest_len;
+	assert_true(d.sig_len <= PROTO_SIG_MAX);
+	memcpy(out->sig, d.sig, d.sig_len);
+	out->sig_len = d.sig_len;
+	assert_int_equal(proto_clist_manifest_copy(&out->m, &d.m), 0);
+	out->chunks = calloc(d.m.n_chunks, sizeof(*out->chunks));
+	assert_non_null(out->chunks);
+	for (uint32_t j = 0; j < d.m.n_chunks; j++) {
+		size_t dl = 0;
+		assert_int_equal(proto_clist_dir_file(&d, j, 0, &out->chunks[j].dat, &dl), 0);
+		out->chunks[j].n = (uint32_t)(dl / PROTO_CLIST_ENTRY_SIZE);
+		assert_int_equal(proto_clist_dir_file(&d, j, 1, &out->chunks[j].idx,
+		                                      &out->chunks[j].idx_len),
+		                 0);
+	}
+	proto_clist_dir_close(&d);
+	v2_stream(out);
+}
+
 void fixture_v2_free(struct v2list *l)
 {
 	if (!l)

@@ -83,6 +83,8 @@ struct v2change {
 void fixture_v2_next(const struct list_fixture *f, const struct v2list *base,
                      struct v2change *changes, size_t n, struct v2list *next, uint8_t **delta,
                      size_t *delta_len);
+/* A version as a directory holds it (a gate's store, an export), by its manifest's path. */
+void fixture_v2_load(const char *manifest_path, struct v2list *out);
 void fixture_v2_free(struct v2list *l);
 
 #define FIXTURE_SECTOR  7

@@ -2,8 +2,9 @@
  * sync_probe — one simulated controller provisioned from a real device bundle (made by
  * `citypass-admin device add`), for the end-to-end check against citypass-server on the
  * sqlite rights database (e2e_sqlite.sh). Lists it receives are verified the way a gate
- * does: snapshots with proto_list_verify(), deltas applied with proto_delta_apply() to the
- * list it holds, both against the bundle's list.pub.pem.
+ * does: snapshots with proto_clist_stream_open() and every chunk checked, deltas applied
+ * with proto_clist_delta_apply() to the list it holds, both against the bundle's
+ * list.pub.pem.
  *
  *   sync_probe --port P --bundle DIR [--events N] [--first-seq S] [--wait-push SEC]
  *              [--expect-refused]
@@ -22,17 +23,33 @@
 #include <string.h>
 #include <time.h>
 
+#include "proto/clist.h"
+#include "proto/error.h"
 #include "proto/list.h"
 #include "proto/sign.h"
 #include "sim_controller.h"
 
+/* The list held: its manifest (and that manifest's hash) and every chunk's entries. */
 struct probe {
 	struct proto_keyring *ring;
-	uint8_t *list_buf; /* the list held (copy: proto_list_open_mem does not copy) */
-	struct proto_list *list;
+	struct proto_clist_manifest m;
+	uint8_t manifest_hash[PROTO_HASH_LEN];
+	uint8_t **dat;
+	uint32_t *n;
 };
 
 static struct probe P;
+
+static void drop_held(void)
+{
+	for (uint32_t j = 0; P.dat && j < P.m.n_chunks; j++)
+		free(P.dat[j]);
+	free(P.dat);
+	free(P.n);
+	proto_clist_manifest_free(&P.m);
+	P.dat = NULL;
+	P.n = NULL;
+}
 
 static int conf_get(const char *path, const char *key, char *out, size_t cap)
 {
@@ -55,17 +72,58 @@ static int conf_get(const char *path, const char *key, char *out, size_t cap)
 	return found;
 }
 
-static int hold(uint8_t *buf, size_t len)
+static int read_held(void *ctx, uint32_t j, uint8_t **dat, uint32_t *n)
 {
-	struct proto_list *l;
-	if (proto_list_open_mem(&l, buf, len) != 0) {
-		free(buf);
+	(void)ctx;
+	size_t len = (size_t)P.n[j] * PROTO_CLIST_ENTRY_SIZE;
+	*dat = malloc(len ? len : 1);
+	if (!*dat)
+		return PROTO_ERR_NOMEM;
+	memcpy(*dat, P.dat[j], len);
+	*n = P.n[j];
+	return 0;
+}
+
+static int take_snapshot(const struct proto_list_policy *pol, const Citypass__ListUpdate *u,
+                         const uint8_t *data, size_t len)
+{
+	struct proto_clist_stream st;
+	struct proto_clist_manifest m;
+	struct proto_clist_head h;
+	int rc = proto_clist_stream_open(data, len, u->signature.data, u->signature.len, pol, &st,
+	                                 &m, &h);
+	if (rc) {
+		fprintf(stderr, "sync_probe: snapshot refused: %s\n", proto_strerror(rc));
 		return -1;
 	}
-	proto_list_close(P.list);
-	free(P.list_buf);
-	P.list = l;
-	P.list_buf = buf;
+	uint8_t **dat = calloc(m.n_chunks, sizeof(*dat));
+	uint32_t *n = calloc(m.n_chunks, sizeof(*n));
+	size_t cursor = 0;
+	rc = dat && n ? 0 : PROTO_ERR_NOMEM;
+	for (uint32_t j = 0; rc == 0 && j < m.n_chunks; j++) {
+		const uint8_t *idx, *d;
+		size_t il;
+		rc = proto_clist_stream_chunk(&st, &m, &h, &cursor, j, &idx, &il, &d, &n[j]);
+		if (rc == 0 && !(dat[j] = malloc((size_t)n[j] * PROTO_CLIST_ENTRY_SIZE + 1)))
+			rc = PROTO_ERR_NOMEM;
+		if (rc == 0)
+			memcpy(dat[j], d, (size_t)n[j] * PROTO_CLIST_ENTRY_SIZE);
+	}
+	proto_clist_head_free(&h);
+	if (rc) {
+		fprintf(stderr, "sync_probe: snapshot refused: %s\n", proto_strerror(rc));
+		for (uint32_t j = 0; dat && j < m.n_chunks; j++)
+			free(dat[j]);
+		free(dat);
+		free(n);
+		proto_clist_manifest_free(&m);
+		return -1;
+	}
+	drop_held();
+	P.m = m;
+	P.dat = dat;
+	P.n = n;
+	proto_sha256(st.manifest, st.manifest_len, P.manifest_hash);
 	return 0;
 }
 
@@ -75,36 +133,30 @@ static int verify_update(struct sim_ctl *c, const Citypass__ListUpdate *u, const
 	struct proto_list_policy pol = {
 	        .sector = c->sector, .held_version = c->held, .now = time(NULL), .keys = P.ring};
 
-	if (u->kind == CITYPASS__LIST_UPDATE__KIND__SNAPSHOT) {
-		uint8_t *copy = malloc(len);
-		struct proto_list *l;
-		if (!copy)
-			return -1;
-		memcpy(copy, data, len);
-		if (proto_list_open_mem(&l, copy, len) != 0) {
-			free(copy);
-			return -1;
-		}
-		int rc = proto_list_verify(l, u->signature.data, u->signature.len, &pol);
-		proto_list_close(l);
-		if (rc != 0) {
-			fprintf(stderr, "sync_probe: snapshot refused (%d)\n", rc);
-			free(copy);
-			return -1;
-		}
-		return hold(copy, len);
-	}
-	uint8_t *out = NULL, sig[PROTO_SIG_MAX];
-	size_t out_len = 0, sig_len = 0;
-	if (!P.list)
+	if (u->kind == CITYPASS__LIST_UPDATE__KIND__SNAPSHOT)
+		return take_snapshot(&pol, u, data, len);
+	if (!P.dat)
 		return -1;
-	int rc = proto_delta_apply(P.list, data, len, u->signature.data, u->signature.len, &pol,
-	                           &out, &out_len, sig, &sig_len);
+	struct proto_clist_applied ap;
+	int rc = proto_clist_delta_apply(&P.m, P.manifest_hash, read_held, NULL, data, len,
+	                                 u->signature.data, u->signature.len, &pol, &ap);
 	if (rc != 0) {
-		fprintf(stderr, "sync_probe: delta refused (%d)\n", rc);
+		fprintf(stderr, "sync_probe: delta refused: %s\n", proto_strerror(rc));
 		return -1;
 	}
-	return hold(out, out_len);
+	for (uint32_t i = 0; i < ap.n_changed; i++) {
+		uint32_t j = ap.changed[i];
+		free(P.dat[j]);
+		P.dat[j] = ap.chunks[i].dat;
+		P.n[j] = ap.chunks[i].n;
+		ap.chunks[i].dat = NULL;
+	}
+	proto_sha256(ap.manifest_bytes, ap.manifest_len, P.manifest_hash);
+	proto_clist_manifest_free(&P.m);
+	P.m = ap.manifest;
+	ap.manifest.chunks = NULL;
+	proto_clist_applied_free(&ap);
+	return 0;
 }
 
 #define FORGE_MAX 16
@@ -335,8 +387,7 @@ int main(int argc, char **argv)
 	ok = c.bad_updates == 0;
 out:
 	sim_free(&c);
-	proto_list_close(P.list);
-	free(P.list_buf);
+	drop_held();
 	proto_keyring_free(P.ring);
 	return ok ? 0 : 1;
 }
