@@ -123,7 +123,7 @@ struct controller_sync {
 	int healthy;        /* this session reached Welcome and nothing went wrong */
 	int stopping;       /* the loop has ended: no more reconnects */
 	uint64_t published; /* newest version the server announced */
-	uint64_t hello_held; /* the version the last Hello claimed */
+	uint64_t hello_held; /* the version the server believes this gate holds */
 	double last_rx;     /* monotonic seconds of the last frame received */
 
 	/* issue 13: health reports and shared anti-passback grants */
@@ -931,6 +931,7 @@ static int on_update(struct controller_sync *s, const Citypass__ListUpdate *u)
 		return -1;
 	}
 	s->want_snapshot = 0;
+	s->hello_held = a->version;
 	sync_log(s, "sync: installed %s v%llu (%zu bytes, %u chunk%s)",
 	         a->kind == CITYPASS__LIST_UPDATE__KIND__SNAPSHOT ? "snapshot" : "delta",
 	         (unsigned long long)a->version, a->len, (unsigned)a->chunk_count,
