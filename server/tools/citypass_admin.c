@@ -1186,16 +1186,14 @@ static int device_revoke(struct admin *a, int argc, char **argv, int show)
 		admin_rollback(a);
 		return admin_refuse("cannot revoke device '%s': %s", argv[1], server_strerror(rc));
 	}
-	if (discard && (rc = admin_publish(a, d.sector, NULL)) != 0) {
-		admin_rollback(a);
-		return rc;
-	}
 	if ((rc = admin_commit(a)) != 0)
 		return rc;
 	printf("device %s revoked: the sync server refuses it from its next connection\n", argv[1]);
 	if (discard)
 		printf("device %s: %" PRIu64 " reported use(s) discarded\n", argv[1], discarded);
-	return 0;
+	/* the discarded uses change the counts the sector's list shows (the change log has
+	 * their keys): published once the revocation is committed */
+	return discard ? admin_publish(a, d.sector, NULL) : 0;
 }
 
 static int cmd_device(struct admin *a, int argc, char **argv)
