@@ -8,9 +8,11 @@ add_library(server_sync STATIC
   ${_sync_dir}/src/sync_plan.c
   ${_sync_dir}/src/sync_conn.c
   ${_sync_dir}/src/sync_validate.c
+  ${_sync_dir}/src/sync_ingest.c
   ${_sync_dir}/src/sync_server.c)
 target_include_directories(server_sync PUBLIC ${_sync_dir}/include PRIVATE ${_sync_dir}/src)
-target_link_libraries(server_sync PUBLIC proto citypass::event citypass::mbedtls)
+find_package(Threads REQUIRED)
+target_link_libraries(server_sync PUBLIC proto citypass::event citypass::mbedtls Threads::Threads)
 if(DEFINED PROJECT_VERSION AND NOT PROJECT_VERSION STREQUAL "")
   target_compile_definitions(server_sync PRIVATE CITYPASS_VERSION="${PROJECT_VERSION}")
 endif()

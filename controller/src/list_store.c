@@ -485,6 +485,9 @@ static int install_stream(struct controller_list_store *s, const uint8_t *buf, s
 	/* the signature is checked here, before a single file is written */
 	int rc = proto_clist_stream_open(buf, len, sig, sig_len, &pol, &st, &v->manifest, &v->head);
 	if (rc) {
+		/* an expired or older version comes back parsed: nothing of it is kept */
+		proto_clist_manifest_free(&v->manifest);
+		proto_clist_head_free(&v->head);
 		free(v);
 		return rc;
 	}

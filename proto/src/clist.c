@@ -361,6 +361,9 @@ int proto_clist_verify(const uint8_t *manifest, size_t manifest_len, const uint8
 {
 	if (!manifest || !head || !policy || !m || !h)
 		return PROTO_ERR_ARG;
+	/* both always safe to free afterwards, whatever the outcome */
+	memset(m, 0, sizeof(*m));
+	memset(h, 0, sizeof(*h));
 	int rc = proto_clist_head_parse(head, head_len, h);
 	if (rc)
 		return rc;

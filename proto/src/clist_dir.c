@@ -100,8 +100,11 @@ int proto_clist_dir_verify(const struct proto_clist_dir *d, const struct proto_l
 	struct proto_clist_head h;
 	int rc = proto_clist_verify(d->manifest, d->manifest_len, d->sig, d->sig_len, d->head,
 	                            d->head_len, policy, &m, &h);
-	if (rc)
+	if (rc) {
+		proto_clist_head_free(&h); /* filled for an expired or older version */
+		proto_clist_manifest_free(&m);
 		return rc;
+	}
 	uint64_t total = 0;
 	for (uint32_t j = 0; deep && rc == 0 && j < m.n_chunks; j++) {
 		uint8_t *idx = NULL, *dat = NULL;

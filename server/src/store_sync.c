@@ -127,6 +127,22 @@ static int sb_ingest(void *ctx, const char *device_id, const Citypass__EventBatc
 	return rc;
 }
 
+static int sb_ingest_group(void *ctx, const char *const *device_ids,
+                           const Citypass__EventBatch *const *batches, size_t n, uint64_t *acked)
+{
+	struct server_store *s = ctx;
+	if (!device_ids || !batches || !acked)
+		return SERVER_ERR_ARG;
+	int rc = s->ops->begin(s->ctx);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = s->ops->ingest(s->ctx, device_ids[i], batches[i], &acked[i]);
+	if (rc == 0)
+		rc = s->ops->commit(s->ctx);
+	if (rc)
+		s->ops->rollback(s->ctx);
+	return rc;
+}
+
 static int sb_acked(void *ctx, const char *device_id, Citypass__Stream stream, uint64_t *seq)
 {
 	struct server_store *s = ctx;
@@ -209,6 +225,7 @@ static const struct server_sync_backend_ops store_sync_ops = {
         .list_snapshot = sb_list_snapshot,
         .list_delta = sb_list_delta,
         .ingest = sb_ingest,
+        .ingest_group = sb_ingest_group,
         .acked = sb_acked,
         .product_known = sb_product_known,
         .counted_right = sb_counted_right,
@@ -237,4 +254,14 @@ int server_sync_backend_sqlite(struct server_sync_backend *out, const char *data
 	out->ops = &store_sync_ops;
 	out->ctx = b;
 	return 0;
+}
+
+int server_sync_backend_sqlite_ingest(struct server_sync_backend *out, const char *data_dir)
+{
+	int rc = server_sync_backend_sqlite(out, data_dir);
+	if (rc == 0) {
+		struct server_store *s = out->ctx;
+		s->ops->busy_timeout(s->ctx, 200);
+	}
+	return rc;
 }

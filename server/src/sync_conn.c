@@ -33,6 +33,8 @@
 /* Fairness: records written / read per callback before yielding to other connections. */
 #define SYNC_WRITE_ROUNDS 64
 #define SYNC_READ_ROUNDS  32
+/* Batches of one connection handed to the ingest thread and not answered yet, at most. */
+#define SYNC_MAX_PENDING_BATCHES 4
 /* A connection refused for bad input gets this long to receive its Error frame. */
 #define SYNC_REJECT_DRAIN_MS 1000
 
@@ -40,10 +42,26 @@ static int conn_flush(struct sync_conn *c);
 
 /* --- lifecycle -------------------------------------------------------------------------- */
 
+struct sync_conn *sync_conn_ref(struct sync_conn *c)
+{
+	c->refs++;
+	return c;
+}
+
+void sync_conn_unref(struct sync_conn *c)
+{
+	if (--c->refs == 0 && c->closed)
+		free(c);
+}
+
+/* Close everything of the connection; the structure itself goes now, or when the last
+ * batch handed to the ingest thread comes back (sync_conn_unref). */
 static void conn_free(struct sync_conn *c)
 {
 	struct server_sync *s = c->srv;
 
+	if (c->closed)
+		return;
 	TAILQ_REMOVE(&s->conns, c, all_link);
 	if (c->sector) {
 		TAILQ_REMOVE(&c->sector->conns, c, sector_link);
@@ -68,7 +86,9 @@ static void conn_free(struct sync_conn *c)
 	if (c->fd >= 0)
 		evutil_closesocket(c->fd);
 	s->stats.connections--;
-	free(c);
+	c->closed = 1;
+	if (c->refs == 0)
+		free(c);
 	sync_server_conn_gone(s);
 }
 
@@ -521,8 +541,10 @@ static int conn_hello(struct sync_conn *c, const Citypass__Hello *h)
 	return 0;
 }
 
-static int conn_batch(struct sync_conn *c, const Citypass__EventBatch *b)
+/* A batch to store: checked here, committed by the ingest thread (the frame is `taken`). */
+static int conn_batch(struct sync_conn *c, Citypass__Frame *f, int *taken)
 {
+	const Citypass__EventBatch *b = f->event_batch;
 	struct server_sync *s = c->srv;
 	size_t n = b->n_stats + b->n_consumption;
 	char why[256];
@@ -544,26 +566,53 @@ static int conn_batch(struct sync_conn *c, const Citypass__EventBatch *b)
 	}
 	/* An empty batch is the keepalive: answered with the stream's current ack (of the
 	 * gate's epoch: nothing to say, 0 — the ack of no row proves the way back). */
-	if (n == 0 && b->journal_epoch != 0)
-		rc = 0;
-	else if (n == 0)
-		rc = s->be.ops->acked(s->be.ctx, c->cn, b->stream, &acked);
-	else
-		rc = s->be.ops->ingest(s->be.ctx, c->cn, b, &acked);
-	if (rc)
-		return conn_end(c, LOG_ERR, CITYPASS__ERROR__CODE__INTERNAL,
-		                "storing a batch of %zu event(s) failed (backend error %d)", n, rc);
-	/* ingest returned: the batch is committed, only now may the controller forget it */
-	if (send_ack(c, b->stream, b->journal_epoch, acked) != 0)
+	if (n == 0) {
+		rc = b->journal_epoch != 0 ? 0 : s->be.ops->acked(s->be.ctx, c->cn, b->stream, &acked);
+		if (rc)
+			return conn_end(c, LOG_ERR, CITYPASS__ERROR__CODE__INTERNAL,
+			                "reading an acknowledged sequence failed (backend error %d)", rc);
+		if (send_ack(c, b->stream, b->journal_epoch, acked) != 0)
+			return conn_close(c, LOG_ERR, "out of memory");
+		return 0;
+	}
+	/* The commit leaves the loop (sync_ingest.c); the ack follows it, in
+	 * sync_conn_batch_done(). */
+	if (sync_ingest_submit(s, c, f) != 0)
 		return conn_close(c, LOG_ERR, "out of memory");
-	if (n > 0) {
+	*taken = 1;
+	c->pending_batches++;
+	return 0;
+}
+
+void sync_conn_batch_done(struct sync_conn *c, const Citypass__EventBatch *b, int rc,
+                          uint64_t acked)
+{
+	struct server_sync *s = c->srv;
+	size_t n = b->n_stats + b->n_consumption;
+	c->pending_batches--;
+	if (c->closed) {
+		/* committed or not, the gate learns its ack from its next Hello */
+	} else if (rc) {
+		conn_end(c, LOG_ERR, CITYPASS__ERROR__CODE__INTERNAL,
+		         "storing a batch of %zu event(s) failed (backend error %d)", n, rc);
+	} else if (send_ack(c, b->stream, b->journal_epoch, acked) != 0) {
+		/* committed, only now may the controller forget it */
+		conn_close(c, LOG_ERR, "out of memory");
+	} else {
 		s->stats.batches++;
 		s->stats.events += n;
 		conn_log(c, LOG_DEBUG, "batch of %zu %s event(s) stored, acked up to %llu", n,
 		         b->stream == CITYPASS__STREAM__STATISTICS ? "statistics" : "consumption",
 		         (unsigned long long)acked);
+		/* reading paused for the batches in flight resumes; output goes out */
+		if (c->state == SYNC_CONN_READY && !event_pending(c->rd, EV_READ, NULL) &&
+		    evbuffer_get_length(c->out) < SYNC_OUT_LOW_WATER) {
+			event_add(c->rd, NULL);
+			event_active(c->rd, EV_READ, 1);
+		}
+		event_active(c->wr, EV_WRITE, 1);
 	}
-	return 0;
+	sync_conn_unref(c);
 }
 
 /*
@@ -621,7 +670,7 @@ static const char *body_name(Citypass__Frame__BodyCase body)
 	}
 }
 
-static int conn_frame(struct sync_conn *c, const Citypass__Frame *f)
+static int conn_frame(struct sync_conn *c, Citypass__Frame *f, int *taken)
 {
 	if (c->state == SYNC_CONN_READY)
 		set_timer(c, c->srv->tv_idle);
@@ -629,7 +678,7 @@ static int conn_frame(struct sync_conn *c, const Citypass__Frame *f)
 	case CITYPASS__FRAME__BODY_HELLO:
 		return conn_hello(c, f->hello);
 	case CITYPASS__FRAME__BODY_EVENT_BATCH:
-		return conn_batch(c, f->event_batch);
+		return conn_batch(c, f, taken);
 	case CITYPASS__FRAME__BODY_PASSBACK_GRANT:
 		return conn_passback(c, f);
 	case CITYPASS__FRAME__BODY_ERROR:
@@ -655,13 +704,21 @@ static int conn_take_frames(struct sync_conn *c)
 			event_del(c->rd);
 			return conn_flush(c);
 		}
+		/* a gate has one batch per stream in flight; more waits in the decoder until the
+		 * ingest thread has answered (sync_conn_batch_done resumes reading) */
+		if (c->pending_batches >= SYNC_MAX_PENDING_BATCHES) {
+			event_del(c->rd);
+			return 0;
+		}
 		rc = proto_frame_next(c->dec, &f);
 		if (rc == 0)
 			return 0;
 		if (rc < 0)
 			return conn_bad_input(c, "bad frame: %s", proto_strerror(rc));
-		rc = conn_frame(c, f);
-		proto_frame_free_message(f);
+		int taken = 0;
+		rc = conn_frame(c, f, &taken);
+		if (!taken)
+			proto_frame_free_message(f);
 		if (rc < 0)
 			return -1;
 	}

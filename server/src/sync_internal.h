@@ -3,6 +3,7 @@
  *   sync_server.c  the server: listener, sectors, publish polling, stop, logging
  *   sync_conn.c    one controller connection: TLS, framing, the session rules
  *   sync_plan.c    which list update brings a controller current, and the blob cache
+ *   sync_ingest.c  the thread that commits event batches (never the loop)
  * Tests reach it through the server/src include path (the planner is unit-tested alone).
  */
 #ifndef SERVER_SYNC_INTERNAL_H
@@ -122,6 +123,12 @@ struct sync_conn {
 	uint64_t held;              /* version held once the queued updates are applied */
 	struct sync_outgoing *q_head, *q_tail;
 
+	/* Batches handed to the ingest thread and not back yet: each holds a reference, so
+	 * that a connection closed meanwhile stays allocated (`closed`) until they are. */
+	unsigned refs;
+	unsigned pending_batches;
+	int closed;
+
 	TAILQ_ENTRY(sync_conn) all_link;
 	TAILQ_ENTRY(sync_conn) sector_link;
 };
@@ -166,6 +173,7 @@ struct server_sync {
 	/* issue 11: the card keys' change stamp the controllers were last given */
 	int64_t card_keys_stamp;
 	int card_keys_polled;
+	struct sync_ingest *ingest;
 };
 
 void sync_log(struct server_sync *s, int priority, const char *fmt, ...)
@@ -183,8 +191,23 @@ void sync_server_conn_gone(struct server_sync *s);
 int sync_validate_batch(const struct server_sync_backend *be, const struct server_device_info *dev,
                         const Citypass__EventBatch *b, int64_t now, char *why, size_t cap);
 
+/* sync_ingest.c: the ingest thread, with its own backend connection. submit takes the
+ * frame (freed once done) and a reference to the connection; sync_conn_batch_done() gets
+ * the result on the loop. */
+int sync_ingest_start(struct server_sync *s, const struct server_sync_backend *be);
+int sync_ingest_submit(struct server_sync *s, struct sync_conn *c, Citypass__Frame *f);
+void sync_ingest_stop(struct server_sync *s);
+void sync_ingest_free(struct server_sync *s);
+size_t sync_ingest_queued(const struct server_sync *s);
+void sync_ingest_counters(const struct server_sync *s, uint64_t *groups, uint64_t *busy);
+
 /* sync_conn.c */
 int sync_conn_start(struct server_sync *s, int fd, const char *peer);
+struct sync_conn *sync_conn_ref(struct sync_conn *c);
+void sync_conn_unref(struct sync_conn *c);
+/* A batch the ingest thread committed (rc 0, acked: the stream's new ack) or failed. */
+void sync_conn_batch_done(struct sync_conn *c, const Citypass__EventBatch *b, int rc,
+                          uint64_t acked);
 /* Tell a controller of a new version and queue the update. Returns 0, or -1 when the
  * connection was closed doing so. */
 int sync_conn_notify(struct sync_conn *c, uint64_t version);

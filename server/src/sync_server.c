@@ -253,6 +253,12 @@ int server_sync_new(struct server_sync **out, struct event_base *base,
 		server_sync_free(s);
 		return SERVER_ERR_NOMEM;
 	}
+	rc = sync_ingest_start(s, cfg->ingest_backend.ops ? &cfg->ingest_backend : &cfg->backend);
+	if (rc) {
+		sync_log(s, LOG_ERR, "cannot start the ingest thread (error %d)", rc);
+		server_sync_free(s);
+		return rc;
+	}
 	struct timeval poll_tv = ms_to_tv(s->poll_interval_ms);
 	event_add(s->poll_ev, &poll_tv);
 	struct timeval recheck_tv = ms_to_tv(s->device_recheck_ms);
@@ -386,6 +392,8 @@ void server_sync_stop(struct server_sync *s)
 	}
 	event_del(s->poll_ev);
 	event_del(s->recheck_ev);
+	/* the transaction under way ends; queued batches go unacknowledged (sent again) */
+	sync_ingest_stop(s);
 	for (c = TAILQ_FIRST(&s->conns); c; c = next) {
 		next = TAILQ_NEXT(c, all_link);
 		sync_conn_shutdown(c);
@@ -400,8 +408,10 @@ int server_sync_stopped(const struct server_sync *s)
 
 void server_sync_get_stats(const struct server_sync *s, struct server_sync_stats *out)
 {
-	if (s && out)
+	if (s && out) {
 		*out = s->stats;
+		sync_ingest_counters(s, &out->ingest_groups, &out->ingest_busy);
+	}
 }
 
 void server_sync_free(struct server_sync *s)
@@ -412,6 +422,7 @@ void server_sync_free(struct server_sync *s)
 		return;
 	s->stopping = 1;
 	s->stopped = 1; /* no summary from conn_gone: free is not a stop */
+	sync_ingest_free(s); /* gives back the connections' references first */
 	while ((c = TAILQ_FIRST(&s->conns)) != NULL)
 		sync_conn_destroy(c);
 	if (s->listener)

@@ -133,7 +133,7 @@ int main(int argc, char **argv)
 	const char *ca = NULL, *cert = NULL, *key = NULL;
 	char ca_buf[PATH_MAX], cert_buf[PATH_MAX], key_buf[PATH_MAX];
 	struct server_sync_config cfg;
-	struct server_sync_backend backend;
+	struct server_sync_backend backend, ingest;
 	struct event_base *base;
 	struct run r = {0};
 	int use_syslog = 0, opt, rc;
@@ -225,12 +225,19 @@ int main(int argc, char **argv)
 	}
 
 	rc = server_sync_backend_sqlite(&backend, data);
+	if (rc == 0) {
+		/* the ingest thread commits on its own connection (server/sync.h) */
+		rc = server_sync_backend_sqlite_ingest(&ingest, data);
+		if (rc)
+			backend.ops->destroy(backend.ctx);
+	}
 	if (rc) {
 		fprintf(stderr, "citypass-server: cannot open the rights database in '%s': %s\n",
 		        data, server_strerror(rc));
 		return 1;
 	}
 	cfg.backend = backend;
+	cfg.ingest_backend = ingest;
 	/* a controller vanishing mid-write must not kill the server (tls.c also uses
 	 * MSG_NOSIGNAL; this covers everything else) */
 	signal(SIGPIPE, SIG_IGN);
@@ -238,6 +245,7 @@ int main(int argc, char **argv)
 	if (!base) {
 		fprintf(stderr, "citypass-server: cannot create the event loop\n");
 		backend.ops->destroy(backend.ctx);
+		ingest.ops->destroy(ingest.ctx);
 		return 1;
 	}
 	rc = server_sync_new(&r.srv, base, &cfg);
@@ -271,6 +279,7 @@ out:
 	server_sync_free(r.srv);
 	event_base_free(base);
 	backend.ops->destroy(backend.ctx);
+	ingest.ops->destroy(ingest.ctx);
 	if (use_syslog)
 		closelog();
 	return rc;

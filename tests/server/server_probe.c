@@ -12,6 +12,7 @@
  *   server_probe ingest DATA DEVICE consumption SEQ SECTOR KEYHEX PRODUCT COUNT PERIOD
  *   server_probe acked DATA DEVICE stats|consumption
  *   server_probe device DATA DEVICE              the sync backend's device lookup
+ *   server_probe hold-lock DATA SECONDS          hold the database's write lock that long
  *   server_probe qr-verify ISSUER_PUB SECTOR LINE  a gate's QR check: prints list-key
  * Exit 0 done, 1 refused (message on stderr), 2 bad usage.
  */
@@ -21,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cardlib/error.h"
 #include "cardlib/layout.h"
@@ -31,7 +33,10 @@
 #include "proto/list.h"
 #include "proto/sign.h"
 #include "server/keys.h"
+#include "server/store.h"
 #include "server/sync_backend.h"
+
+#include <sqlite3.h>
 
 static int usage(void)
 {
@@ -362,6 +367,34 @@ static int qr_verify(char **argv)
 	return 0;
 }
 
+/* Hold the database's write lock for SECONDS, as a long writer would (a publish of old, an
+ * import in one transaction): what the sync server must ride out without failing a gate. */
+static int hold_lock(const char *data, const char *seconds)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/%s", data, SERVER_DB_FILE);
+	sqlite3 *db = NULL;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+		fprintf(stderr, "cannot open %s\n", path);
+		sqlite3_close(db);
+		return 1;
+	}
+	sqlite3_busy_timeout(db, 10000);
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE; UPDATE meta SET value = value WHERE key = 'tz'", NULL,
+	                 NULL, NULL) != SQLITE_OK) {
+		fprintf(stderr, "cannot lock: %s\n", sqlite3_errmsg(db));
+		sqlite3_close(db);
+		return 1;
+	}
+	printf("locked\n");
+	fflush(stdout);
+	sleep((unsigned)atoi(seconds));
+	int rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	sqlite3_close(db);
+	printf("released\n");
+	return rc == SQLITE_OK ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -381,5 +414,7 @@ int main(int argc, char **argv)
 		return qr_verify(argv + 2);
 	if (strcmp(c, "device") == 0 && argc == 4)
 		return device(argv + 2);
+	if (strcmp(c, "hold-lock") == 0 && argc == 4)
+		return hold_lock(argv[2], argv[3]);
 	return usage();
 }

@@ -125,7 +125,8 @@ void proto_clist_manifest_free(struct proto_clist_manifest *m);
  * (PROTO_ERR_LIST_SECTOR), key id (_UNKNOWN_KEY), signature (_SIGNATURE), the head's hash
  * against the manifest (PROTO_ERR_LIST_HASH), head and manifest agreeing (_MANIFEST),
  * expiry (_EXPIRED), version above policy->held_version (_ROLLBACK). m and h are filled on
- * success (and on _EXPIRED / _ROLLBACK, so a caller may still use a list that only expired).
+ * success and on _EXPIRED / _ROLLBACK (so a caller may still use a list that only expired):
+ * free them in every case (they are zeroed when nothing was kept).
  */
 int proto_clist_verify(const uint8_t *manifest, size_t manifest_len, const uint8_t *sig,
                        size_t sig_len, const uint8_t *head, size_t head_len,

@@ -238,6 +238,9 @@ struct server_store_ops {
 	/* Keep the newest `keep` versions and deltas of a sector, and the files they name. */
 	int (*list_prune)(void *ctx, uint16_t sector, unsigned keep);
 	void (*counters)(void *ctx, struct server_store_counters *out);
+	/* How long a statement waits for a database locked by another writer before it
+	 * returns SERVER_ERR_BUSY (default 10 s). */
+	void (*busy_timeout)(void *ctx, int ms);
 
 	/* One event batch, deduplicated on (device, stream, seq), inside the caller's
 	 * transaction; *acked gets the highest stored seq of that stream. */

@@ -39,6 +39,9 @@ typedef void (*server_sync_log_fn)(void *arg, int priority, const char *line);
 struct server_sync_config {
 	/* Storage; borrowed: the caller destroys it after server_sync_free(). */
 	struct server_sync_backend backend;
+	/* What the ingest thread commits batches with (its own database connection); ops NULL:
+	 * `backend`, which must then be safe to call from two threads. Borrowed too. */
+	struct server_sync_backend ingest_backend;
 
 	/* PEM files: the deployment CA that signs device certificates, the server's own
 	 * certificate and key, and optionally a CRL of the CA. */
@@ -77,6 +80,8 @@ struct server_sync_stats {
 	uint64_t timeouts;          /* connections closed by a timeout */
 	uint64_t revoked_sessions;  /* sessions ended because the device was revoked */
 	uint64_t batches;           /* event batches committed and acknowledged */
+	uint64_t ingest_groups;     /* transactions the ingest thread committed them in */
+	uint64_t ingest_busy;       /* times it found the database locked and waited */
 	uint64_t events;            /* events in those batches */
 	uint64_t updates;           /* list updates sent (a delta chain counts each delta) */
 	uint64_t snapshots;         /* ... of which snapshots */
@@ -110,8 +115,9 @@ void server_sync_check_published(struct server_sync *s);
  * Stop: close the listener, tell every controller SHUTTING_DOWN, let output drain for at
  * most stop_drain_ms, then close every connection and remove every event of the server,
  * so event_base_dispatch() returns once the caller's own events are gone. Batches are
- * ingested synchronously inside the loop, so none is ever half done when this runs: each
- * acknowledged batch was committed before its ack was queued.
+ * committed by the ingest thread: stop lets the transaction under way finish and drops
+ * what is still queued, unacknowledged (gates send it again); an ack is only ever sent for
+ * a committed batch.
  */
 void server_sync_stop(struct server_sync *s);
 

@@ -66,6 +66,12 @@ struct server_sync_backend_ops {
 	 */
 	int (*ingest)(void *ctx, const char *device_id, const Citypass__EventBatch *batch,
 	              uint64_t *acked_seq);
+	/* Optional: n batches (of the devices named) in one transaction, committed before
+	 * returning, each deduplicated as ingest does; acked[i] for each. SERVER_ERR_BUSY when
+	 * the database is locked by another writer (nothing stored: try again), any other
+	 * error when one batch was refused (nothing stored: take them one by one). */
+	int (*ingest_group)(void *ctx, const char *const *device_ids,
+	                    const Citypass__EventBatch *const *batches, size_t n, uint64_t *acked);
 	/* The highest acknowledged sequence of a device's stream (0 if none). */
 	int (*acked)(void *ctx, const char *device_id, Citypass__Stream stream, uint64_t *seq);
 	/*
@@ -95,6 +101,9 @@ struct server_sync_backend {
 
 /* The sqlite rights database as a sync backend (server/src/store_sync.c). */
 int server_sync_backend_sqlite(struct server_sync_backend *out, const char *data_dir);
+/* A second connection to it for the sync server's ingest thread: it waits for a locked
+ * database a short while only (the thread retries, and can be stopped meanwhile). */
+int server_sync_backend_sqlite_ingest(struct server_sync_backend *out, const char *data_dir);
 
 #ifdef __cplusplus
 }

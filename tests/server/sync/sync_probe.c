@@ -7,6 +7,7 @@
  * list.pub.pem.
  *
  *   sync_probe --port P --bundle DIR [--events N] [--first-seq S] [--wait-push SEC]
+ *              [--ack-wait SEC]
  *              [--expect-refused]
  *              [--forge-stat SITE,GATE,SECTOR,PRODUCT,OUTCOME,REASON,QUARTER_HOUR]...
  *              [--forge-use SECTOR,KEYHEX16,PRODUCT,COUNT,PERIOD]...
@@ -94,6 +95,8 @@ static int take_snapshot(const struct proto_list_policy *pol, const Citypass__Li
 	                                 &m, &h);
 	if (rc) {
 		fprintf(stderr, "sync_probe: snapshot refused: %s\n", proto_strerror(rc));
+		proto_clist_head_free(&h); /* filled for an expired or older version */
+		proto_clist_manifest_free(&m);
 		return -1;
 	}
 	uint8_t **dat = calloc(m.n_chunks, sizeof(*dat));
@@ -254,6 +257,7 @@ static void send_forged(struct sim_ctl *c, uint64_t first)
 }
 
 static uint64_t want_held, want_acked;
+static unsigned ack_wait_s = 10; /* --ack-wait: how long a batch may take to be acknowledged */
 static int cond_synced(const struct sim_ctl *c)
 {
 	return c->welcomed && c->held >= want_held && c->stats_acked >= want_acked;
@@ -270,6 +274,7 @@ int main(int argc, char **argv)
 	        {"expect-refused", no_argument, NULL, 'r'},
 	        {"forge-stat", required_argument, NULL, 's'},
 	        {"forge-use", required_argument, NULL, 'u'},
+	        {"ack-wait", required_argument, NULL, 'a'},
 	        {NULL, 0, NULL, 0},
 	};
 	const char *bundle = NULL;
@@ -308,6 +313,9 @@ int main(int argc, char **argv)
 		case 'u':
 			if (forge_use(optarg) != 0)
 				return 2;
+			break;
+		case 'a':
+			ack_wait_s = (unsigned)strtoul(optarg, NULL, 10);
 			break;
 		default:
 			return 2;
@@ -367,7 +375,7 @@ int main(int argc, char **argv)
 	if (events) {
 		sim_send_stats(&c, first, events, site, sector);
 		want_acked = first + events - 1;
-		if (sim_wait(&c, cond_synced, 10000) != 1) {
+		if (sim_wait(&c, cond_synced, (int)ack_wait_s * 1000) != 1) {
 			fprintf(stderr, "sync_probe: batch not acknowledged: %s\n", c.why);
 			goto out;
 		}
