@@ -1,7 +1,7 @@
 /*
  * publish.c — the next version of a sector's list, from the change log (server/publish.h).
  *
- *   1. lease      one publisher per sector at a time (a row in meta, with an expiry)
+ *   1. lock       one publisher at a time (an flock the kernel drops if the process dies)
  *   2. read       in one read transaction: the newest version, the keys the change log
  *                 names and their rows (or every row, for a full rebuild), the chunks they
  *                 fall in
@@ -11,10 +11,13 @@
  *                 log trimmed up to what was read, old versions pruned; a full rebuild
  *                 writes its chunk files before, in transactions of a few MiB each
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,8 +28,7 @@
 #include "server/keys.h"
 #include "server/publish.h"
 
-#define LEASE_S          300 /* a publisher that died frees the sector after this */
-#define LEASE_WAIT_MS    30000
+#define LOCK_WAIT_MS     30000 /* another publish under way: wait this long at most */
 #define FILE_BATCH_BYTES (8u << 20) /* full rebuild: chunk files written per transaction */
 #define WRITE_ATTEMPTS   3
 
@@ -199,7 +201,7 @@ struct pub {
 	const struct server_publish_opts *o;
 	struct proto_key *key;
 	struct server_periods per;
-	char lease[64];
+	int lock_fd;
 
 	uint64_t latest;
 	struct server_list_version base; /* the newest format 2 version, if any */
@@ -253,52 +255,42 @@ static void pub_reset(struct pub *p)
 	memset(&p->profiles, 0, sizeof(p->profiles));
 }
 
-/* --- 1. the lease -------------------------------------------------------------------- */
+/* --- 1. one publisher at a time ------------------------------------------------------- */
 
-static int lease_take(struct pub *p)
+/* An flock(2) on DATA/publish.lock: held for the whole publish, released by the kernel when
+ * the process ends however it ends (an agent's Ctrl-C, a kill -9), so a publisher that dies
+ * never blocks the next one. (A PostgreSQL store would take an advisory lock instead.) */
+static int lock_take(struct pub *p, const char *data_dir)
 {
-	char key[48], val[96];
-	snprintf(key, sizeof(key), "list_publisher.%u", p->sector);
-	for (int waited = 0;; waited += 50) {
-		int64_t now = (int64_t)time(NULL);
-		int rc = p->s->ops->begin(p->s->ctx);
-		if (rc)
-			return rc;
-		rc = p->s->ops->meta_get(p->s->ctx, key, val, sizeof(val));
-		char holder[64] = "";
-		long long until = 0;
-		int busy = rc == 0 && sscanf(val, "%63s %lld", holder, &until) == 2 &&
-		           strcmp(holder, p->lease) != 0 && until > now;
-		if (!busy) {
-			snprintf(val, sizeof(val), "%s %lld", p->lease, (long long)(now + LEASE_S));
-			rc = p->s->ops->meta_set(p->s->ctx, key, val);
-			rc = rc ? rc : p->s->ops->commit(p->s->ctx);
-			if (rc)
-				p->s->ops->rollback(p->s->ctx);
-			return rc;
-		}
-		p->s->ops->rollback(p->s->ctx);
-		if (waited >= LEASE_WAIT_MS)
+	char path[PATH_MAX];
+	if (snprintf(path, sizeof(path), "%s/publish.lock", data_dir) >= (int)sizeof(path))
+		return SERVER_ERR_ARG;
+	p->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (p->lock_fd < 0)
+		return SERVER_ERR_IO;
+	for (int waited = 0;; waited += 20) {
+		if (flock(p->lock_fd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			break;
+		if (waited >= LOCK_WAIT_MS) {
+			close(p->lock_fd);
+			p->lock_fd = -1;
 			return SERVER_ERR_BUSY;
-		struct timespec ts = {0, 50 * 1000 * 1000};
+		}
+		struct timespec ts = {0, 20 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
+	close(p->lock_fd);
+	p->lock_fd = -1;
+	return SERVER_ERR_IO;
 }
 
-/* Inside a write transaction. */
-static int lease_drop(struct pub *p)
+static void lock_drop(struct pub *p)
 {
-	char key[48];
-	snprintf(key, sizeof(key), "list_publisher.%u", p->sector);
-	return p->s->ops->meta_set(p->s->ctx, key, "- 0");
-}
-
-static void lease_drop_now(struct pub *p)
-{
-	if (p->s->ops->begin(p->s->ctx) != 0)
-		return;
-	if (lease_drop(p) != 0 || p->s->ops->commit(p->s->ctx) != 0)
-		p->s->ops->rollback(p->s->ctx);
+	if (p->lock_fd >= 0)
+		close(p->lock_fd); /* releases the flock */
+	p->lock_fd = -1;
 }
 
 /* Consumption of ended periods goes once a day, not at every publish: it is a scan of the
@@ -554,7 +546,7 @@ static int write_version(struct pub *p, const struct server_list_version *v,
 	uint64_t latest = 0;
 	int rc = s->ops->list_latest(s->ctx, p->sector, &latest);
 	if (rc == 0 && latest != p->latest)
-		rc = SERVER_ERR_BUSY; /* someone published meanwhile (no lease?): start again */
+		rc = SERVER_ERR_BUSY; /* someone published meanwhile: start again */
 	if (rc == 0)
 		rc = write_profiles(p);
 	if (rc == 0)
@@ -565,8 +557,6 @@ static int write_version(struct pub *p, const struct server_list_version *v,
 		rc = s->ops->list_changes_trim(s->ctx, p->sector, p->upto);
 	if (rc == 0)
 		rc = s->ops->list_prune(s->ctx, p->sector, p->o->keep ? p->o->keep : SERVER_KEEP_DEFAULT);
-	if (rc == 0)
-		rc = lease_drop(p);
 	return rc;
 }
 
@@ -733,12 +723,9 @@ int server_publish_sector(struct server_store *s, const char *data_dir, uint16_t
 		return rc;
 	if (proto_key_load_private(&p.key, path) != 0)
 		return SERVER_ERR_CRYPTO;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	snprintf(p.lease, sizeof(p.lease), "%ld.%ld.%ld", (long)getpid(), (long)ts.tv_sec,
-	         (long)ts.tv_nsec);
+	p.lock_fd = -1;
 	server_periods_at(o->now, &p.per);
-	rc = lease_take(&p);
+	rc = lock_take(&p, data_dir);
 	if (rc == 0)
 		rc = expire_daily(&p);
 	for (int attempt = 0; rc == 0 && attempt < WRITE_ATTEMPTS; attempt++) {
@@ -754,8 +741,7 @@ int server_publish_sector(struct server_store *s, const char *data_dir, uint16_t
 		if (attempt + 1 < WRITE_ATTEMPTS)
 			rc = 0;
 	}
-	if (rc)
-		lease_drop_now(&p);
+	lock_drop(&p);
 	proto_key_free(p.key);
 	return rc;
 }

@@ -15,6 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -635,6 +639,42 @@ static void test_change_log_equals_full_rebuild(void **state)
 	pubv_free(&z);
 }
 
+/* A publisher that dies in the middle (kill -9, an agent's Ctrl-C) does not stop the next
+ * one: the kernel drops its lock with it. */
+static void test_a_dead_publisher_blocks_nobody(void **state)
+{
+	struct fx *f = *state;
+	char path[128];
+	snprintf(path, sizeof(path), "%s/publish.lock", f->dir);
+	int ready[2];
+	assert_int_equal(pipe(ready), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) { /* holds the lock as a publisher would, then is killed */
+		int fd = open(path, O_RDWR | O_CREAT, 0600);
+		if (fd < 0 || flock(fd, LOCK_EX) != 0)
+			_exit(1);
+		(void)!write(ready[1], "x", 1);
+		pause();
+		_exit(0);
+	}
+	char c;
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	close(ready[0]);
+	close(ready[1]);
+	/* the lock is free at once (a lock kept in the database would be held until it timed
+	 * out), and the next publish goes through */
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), 0);
+	close(fd);
+	struct server_publish_opts o = {NOW, 86400, 3, 0, 0};
+	struct server_publish_result r;
+	assert_int_equal(server_publish_sector(&f->st, f->dir, 1, &o, &r), 0);
+}
+
 /* A database of schema 2 (format 1 lists) is migrated at open; numbering goes on. */
 static void test_migration_to_format2_lists(void **state)
 {
@@ -682,6 +722,8 @@ int main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_revocation_and_delta, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_prune_keeps_last, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_a_dead_publisher_blocks_nobody, setup,
+	                                        teardown),
 	        cmocka_unit_test(test_publish_costs_what_changed),
 	        cmocka_unit_test_setup_teardown(test_change_log_equals_full_rebuild, setup,
 	                                        teardown),

@@ -12,8 +12,9 @@
  *
  * A publish runs its own short transactions (never the caller's): it reads in one read
  * transaction, computes and signs without any lock, then writes the version in one short
- * write transaction. Publishers of one sector take turns (a lease in the database), so two
- * agents publishing at once are served one after the other.
+ * write transaction. Publishers take turns (an flock on DATA/publish.lock, which the kernel
+ * releases when a publisher dies), so two agents publishing at once are served one after
+ * the other.
  */
 #ifndef SERVER_PUBLISH_H
 #define SERVER_PUBLISH_H

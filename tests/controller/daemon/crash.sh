@@ -35,7 +35,8 @@ LISTS="$T/state-pool-1/lists"
 		sleep 0.03
 	done
 ) &
-PEER_PIDS="$PEER_PIDS $!"
+CHURN_PID=$!
+PEER_PIDS="$PEER_PIDS $CHURN_PID"
 
 # the store as a crash left it: CURRENT (if any) names a manifest whose hash matches, whose
 # signature openssl verifies, and every file of which sha256sum finds intact
@@ -91,6 +92,8 @@ while [ $i -lt "$N" ]; do
 	[ $((i % 50)) = 0 ] && echo "ok - $i kills, $taps taps, $(server_count) at the server so far"
 done
 touch "$T/stop-churn"
+# the publisher ends its last command and stops: nothing of it outlives the test
+wait "$CHURN_PID" 2>/dev/null || true
 
 # a last start: everything arrives, exactly once, and the store holds the newest list
 start_controller pool-1
