@@ -125,7 +125,11 @@ static int map_load(struct profile_map *m, struct server_store *s, uint16_t sect
 		return rc;
 	m->cap = m->n;
 	m->loaded = m->n;
-	return map_rehash(m, 64);
+	/* at most half full, always: open addressing needs empty slots to end its probes */
+	size_t slots = 64;
+	while (slots < 2 * m->n + 2)
+		slots *= 2;
+	return map_rehash(m, slots);
 }
 
 /* The index of p, added at the end when new. */

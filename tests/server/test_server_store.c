@@ -639,6 +639,29 @@ static void test_change_log_equals_full_rebuild(void **state)
 	pubv_free(&z);
 }
 
+/* Hundreds of distinct rights in a sector (the profile table the publisher keeps in memory
+ * grows past its first size): publishing still ends, and the indices stay stable. */
+static void test_many_profiles(void **state)
+{
+	struct fx *f = *state;
+	uint8_t key[8];
+	for (int i = 0; i < 250; i++) {
+		struct proto_rights_profile p = {(uint16_t)(100 + i), 0, 0xFFFF, 0, 0, 0, 0, 0};
+		add_pass(f, 0, 1, (uint8_t)i, &p, key);
+	}
+	struct server_publish_opts o = {NOW, 86400, 3, 0, 0};
+	struct server_publish_result r;
+	assert_int_equal(server_publish_sector(&f->st, f->dir, 1, &o, &r), 0);
+	struct server_right rt = {1, 1, {999, 0, 0xFFFF, 0, 0, 0, 0, 0}};
+	assert_int_equal(f->st.ops->right_set(f->st.ctx, &rt), 0);
+	assert_int_equal(server_publish_sector(&f->st, f->dir, 1, &o, &r), 0);
+	assert_false(r.full);
+	struct pubv v;
+	pubv_get(f, 1, r.version, &v);
+	assert_int_equal(v.h.profile_count, 251);
+	pubv_free(&v);
+}
+
 /* A publisher that dies in the middle (kill -9, an agent's Ctrl-C) does not stop the next
  * one: the kernel drops its lock with it. */
 static void test_a_dead_publisher_blocks_nobody(void **state)
@@ -722,6 +745,7 @@ int main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_revocation_and_delta, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_prune_keeps_last, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_many_profiles, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_a_dead_publisher_blocks_nobody, setup,
 	                                        teardown),
 	        cmocka_unit_test(test_publish_costs_what_changed),
