@@ -129,6 +129,7 @@ struct controller_sync {
 	/* issue 13: health reports and shared anti-passback grants */
 	uint32_t server_features; /* Welcome.features of this session */
 	int health_due;           /* report at the next chance (set on the sync thread) */
+	uint64_t health_backlog;  /* the journal backlog in the last report */
 	double health_sent;       /* monotonic seconds of the last report */
 
 	/* status, read by other threads; and what they hand to this one */
@@ -459,6 +460,7 @@ static void fill_health(struct controller_sync *s, Citypass__GateHealth *h)
 	struct controller_journal_stats js;
 	if (controller_journal_stats(s->journal, &js) == 0)
 		h->journal_backlog = js.stat_pending + js.consumption_pending;
+	s->health_backlog = h->journal_backlog;
 	s->health_due = 0;
 	s->health_sent = mono_now();
 	pthread_mutex_lock(&s->lock);
@@ -839,6 +841,13 @@ static int on_ack(struct controller_sync *s, const Citypass__EventAck *a)
 		sync_log(s, "sync: %s acked up to %llu", is_stats ? "statistics" : "consumption",
 		         (unsigned long long)a->acked_seq);
 		st->inflight_last = 0;
+		/* issue 13: the office saw a backlog; once it is all acked, say so at once
+		 * (not at the next 5-minute report) */
+		struct controller_journal_stats js;
+		if (s->health_backlog && !s->streams[0].inflight_last &&
+		    !s->streams[1].inflight_last && controller_journal_stats(s->journal, &js) == 0 &&
+		    js.stat_pending + js.consumption_pending == 0)
+			s->health_due = 1;
 		upload(s, 0);
 	}
 	return s->state == SYNC_READY ? 0 : -1;
@@ -932,13 +941,15 @@ static int on_update(struct controller_sync *s, const Citypass__ListUpdate *u)
 	}
 	s->want_snapshot = 0;
 	s->hello_held = a->version;
+	s->health_due = 1; /* issue 13: the office sees the new version at once */
 	sync_log(s, "sync: installed %s v%llu (%zu bytes, %u chunk%s)",
 	         a->kind == CITYPASS__LIST_UPDATE__KIND__SNAPSHOT ? "snapshot" : "delta",
 	         (unsigned long long)a->version, a->len, (unsigned)a->chunk_count,
 	         a->chunk_count == 1 ? "" : "s");
 	free(a->buf);
 	memset(a, 0, sizeof(*a));
-	return 0;
+	upload(s, 0);
+	return s->state == SYNC_READY ? 0 : -1;
 }
 
 static int on_frame(struct controller_sync *s, const Citypass__Frame *f)

@@ -214,6 +214,7 @@ struct pub {
 	struct proto_clist_head bh;
 	uint8_t base_hash[PROTO_HASH_LEN];
 	int64_t upto;
+	uint64_t usage_position; /* issue 13: read with the rows: every use at or below is in */
 	uint8_t (*keys)[PROTO_LIST_KEY_LEN];
 	size_t n_keys;
 	struct profile_map profiles;
@@ -477,6 +478,10 @@ static int read_phase(struct pub *p)
 	}
 	if (rc == 0)
 		rc = s->ops->list_changes(s->ctx, p->sector, &p->upto, &p->keys, &p->n_keys);
+	/* in the same read transaction as the rows: the list counts every use stored up to
+	 * this position, and none above (issue 13: what a gate counts itself) */
+	if (rc == 0 && s->ops->usage_position)
+		rc = s->ops->usage_position(s->ctx, &p->usage_position);
 	if (rc == 0)
 		rc = map_load(&p->profiles, s, p->sector);
 	if (rc == 0) {
@@ -603,6 +608,7 @@ static int publish_full(struct pub *p, struct server_publish_result *res)
 	        .version = params.version,
 	        .issued_at = params.issued_at,
 	        .expires_at = params.expires_at,
+	        .usage_position = p->usage_position,
 	        .head = b.head_bytes,
 	        .head_len = b.head_len,
 	        .manifest = b.manifest_bytes,
@@ -654,6 +660,7 @@ static int publish_changes(struct pub *p, struct server_publish_result *res)
 	        .version = version,
 	        .issued_at = h.issued_at,
 	        .expires_at = h.expires_at,
+	        .usage_position = p->usage_position,
 	        .head = head,
 	        .head_len = head_len,
 	        .manifest = ap.manifest_bytes,

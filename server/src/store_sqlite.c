@@ -48,6 +48,21 @@ static const char migrate_1_to_2[] =
         "DROP TABLE stats_v1; DROP TABLE consumption_v1; DROP TABLE acks_v1;"
         "PRAGMA user_version=2;";
 
+/* Schema 3 -> 4 (issue 13): each stored use gets the position of its batch (a counter in
+ * meta), each list version the position it reflects: a gate tells which of its acked uses
+ * a list holds without comparing clocks (the same-second double count). And the gates'
+ * last health report, for `citypass-admin device list`. */
+static const char migrate_3_to_4[] =
+        "ALTER TABLE consumption ADD COLUMN pos INTEGER NOT NULL DEFAULT 0;"
+        "CREATE INDEX consumption_pos ON consumption(device, epoch, seq, pos);"
+        "INSERT OR IGNORE INTO meta(key, value) VALUES('usage_position', 0);"
+        "ALTER TABLE list_versions ADD COLUMN usage_position INTEGER NOT NULL DEFAULT 0;"
+        "CREATE TABLE device_health(device TEXT PRIMARY KEY REFERENCES devices(id)"
+        " ON DELETE CASCADE, reported_at INTEGER NOT NULL, reader INTEGER NOT NULL,"
+        " scanner INTEGER NOT NULL, list_version INTEGER NOT NULL,"
+        " list_issued_at INTEGER NOT NULL, journal_backlog INTEGER NOT NULL,"
+        " free_disk_bytes INTEGER NOT NULL, clock_skew_s INTEGER NOT NULL) WITHOUT ROWID;";
+
 const char sq_schema_v2_sql[] =
         "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
         "CREATE TABLE sectors(number INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
@@ -799,11 +814,28 @@ static int sq_ingest(void *ctx, const char *device, const Citypass__EventBatch *
 				high = e->seq;
 		}
 	} else if (stream == CITYPASS__STREAM__CONSUMPTION) {
+		/* issue 13: the batch's rows get the next usage position (a list published
+		 * later, reading a position at or above it, counts them) */
+		int64_t pos = 0;
+		int fresh = 0;
+		for (size_t i = 0; i < b->n_consumption; i++)
+			fresh |= b->consumption[i]->seq > done;
+		if (fresh) {
+			rc = sq_prep(q, &st,
+			             "UPDATE meta SET value = CAST(value AS INTEGER) + 1"
+			             " WHERE key = 'usage_position' RETURNING CAST(value AS INTEGER)");
+			if (rc)
+				return rc;
+			rc = sq_one_int64(q, st, &pos);
+			if (rc)
+				return rc;
+		}
 		rc = sq_prep(q, &st,
 		          "INSERT OR IGNORE INTO consumption(device, epoch, seq, sector, pseudonym,"
-		          " product, count, period) VALUES(?1,?10,?2,?3,?4,?5,?6,?7)");
+		          " product, count, period, pos) VALUES(?1,?10,?2,?3,?4,?5,?6,?7,?11)");
 		if (rc)
 			return rc;
+		sqlite3_bind_int64(st, 11, pos);
 		for (size_t i = 0; i < b->n_consumption; i++) {
 			const Citypass__ConsumptionEvent *e = b->consumption[i];
 			if (e->pseudonym.len != PROTO_LIST_KEY_LEN) {
@@ -848,6 +880,120 @@ static int sq_ingest(void *ctx, const char *device, const Citypass__EventBatch *
 	if (rc)
 		return rc;
 	return sq_acked_epoch(q, device, epoch, stream, acked);
+}
+
+static int sq_usage_position(void *ctx, uint64_t *pos)
+{
+	struct sq *q = ctx;
+	sqlite3_stmt *st;
+	int rc = sq_prep(q, &st,
+	                 "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'usage_position'");
+	int64_t v = 0;
+	if (rc == 0)
+		rc = sq_one_int64(q, st, &v);
+	*pos = v > 0 ? (uint64_t)v : 0;
+	return rc;
+}
+
+static int sq_usage_position_of(void *ctx, const char *device, uint64_t epoch, uint64_t seq,
+                                uint64_t *pos)
+{
+	struct sq *q = ctx;
+	sqlite3_stmt *st;
+	if (epoch > INT64_MAX || seq > INT64_MAX)
+		return SERVER_ERR_INVALID;
+	int rc = sq_prep(q, &st,
+	                 "SELECT COALESCE(MAX(pos), 0) FROM consumption WHERE device = ?1 AND"
+	                 " epoch = ?2 AND seq <= ?3");
+	if (rc)
+		return rc;
+	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)epoch);
+	sqlite3_bind_int64(st, 3, (int64_t)seq);
+	int64_t v = 0;
+	rc = sq_one_int64(q, st, &v);
+	*pos = v > 0 ? (uint64_t)v : 0;
+	return rc;
+}
+
+static int sq_device_health_put(void *ctx, const struct server_device_health *h)
+{
+	struct sq *q = ctx;
+	sqlite3_stmt *st;
+	int rc = sq_prep(q, &st,
+	                 "INSERT OR REPLACE INTO device_health(device, reported_at, reader, scanner,"
+	                 " list_version, list_issued_at, journal_backlog, free_disk_bytes,"
+	                 " clock_skew_s) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9"
+	                 " WHERE EXISTS(SELECT 1 FROM devices WHERE id = ?1)");
+	if (rc)
+		return rc;
+	sqlite3_bind_text(st, 1, h->device, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, h->reported_at);
+	sqlite3_bind_int(st, 3, h->reader);
+	sqlite3_bind_int(st, 4, h->scanner);
+	sqlite3_bind_int64(st, 5, h->list_version > INT64_MAX ? INT64_MAX : (int64_t)h->list_version);
+	sqlite3_bind_int64(st, 6, h->list_issued_at);
+	sqlite3_bind_int64(st, 7,
+	                   h->journal_backlog > INT64_MAX ? INT64_MAX : (int64_t)h->journal_backlog);
+	sqlite3_bind_int64(st, 8,
+	                   h->free_disk_bytes > INT64_MAX ? INT64_MAX : (int64_t)h->free_disk_bytes);
+	sqlite3_bind_int64(st, 9, h->clock_skew_s);
+	return sq_run(q, st);
+}
+
+static int sq_device_status_list(void *ctx, struct server_device_status **out, size_t *n)
+{
+	struct sq *q = ctx;
+	sqlite3_stmt *st;
+	*out = NULL;
+	*n = 0;
+	int rc = sq_prep(q, &st,
+	                 "SELECT d.id, d.gate, d.site, d.sector, d.revoked, d.created, s.name,"
+	                 " h.reported_at, h.reader, h.scanner, h.list_version, h.list_issued_at,"
+	                 " h.journal_backlog, h.free_disk_bytes, h.clock_skew_s"
+	                 " FROM devices d JOIN sites s ON s.id = d.site"
+	                 " LEFT JOIN device_health h ON h.device = d.id ORDER BY d.gate");
+	if (rc)
+		return rc;
+	size_t cap = 0;
+	while ((rc = sq_step(q, st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? 2 * cap : 16;
+			struct server_device_status *g = realloc(*out, cap * sizeof(**out));
+			if (!g) {
+				sqlite3_finalize(st);
+				free(*out);
+				*out = NULL;
+				*n = 0;
+				return SERVER_ERR_NOMEM;
+			}
+			*out = g;
+		}
+		struct server_device_status *d = &(*out)[(*n)++];
+		memset(d, 0, sizeof(*d));
+		sq_copy_text(d->dev.id, sizeof(d->dev.id), st, 0);
+		d->dev.gate = (uint32_t)sqlite3_column_int64(st, 1);
+		d->dev.site = (uint32_t)sqlite3_column_int64(st, 2);
+		d->dev.sector = (uint16_t)sqlite3_column_int(st, 3);
+		d->dev.revoked = sqlite3_column_int(st, 4);
+		d->dev.created = sqlite3_column_int64(st, 5);
+		sq_copy_text(d->site_name, sizeof(d->site_name), st, 6);
+		d->has_health = sqlite3_column_type(st, 7) != SQLITE_NULL;
+		if (d->has_health) {
+			struct server_device_health *h = &d->health;
+			snprintf(h->device, sizeof(h->device), "%s", d->dev.id);
+			h->reported_at = sqlite3_column_int64(st, 7);
+			h->reader = sqlite3_column_int(st, 8);
+			h->scanner = sqlite3_column_int(st, 9);
+			h->list_version = (uint64_t)sqlite3_column_int64(st, 10);
+			h->list_issued_at = sqlite3_column_int64(st, 11);
+			h->journal_backlog = (uint64_t)sqlite3_column_int64(st, 12);
+			h->free_disk_bytes = (uint64_t)sqlite3_column_int64(st, 13);
+			h->clock_skew_s = sqlite3_column_int64(st, 14);
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : sq_err(q, rc);
 }
 
 static int sq_product_known(void *ctx, uint16_t sector, uint32_t product, int *known)
@@ -983,6 +1129,8 @@ static const struct server_store_ops sqlite_ops = {
         .device_add = sq_device_add,
         .device_find = sq_device_find,
         .device_revoke = sq_device_revoke,
+        .device_health_put = sq_device_health_put,
+        .device_status_list = sq_device_status_list,
         .household_add = sq_household_add,
         .household_find = sq_household_find,
         .household_tag_add = sq_household_tag_add,
@@ -1003,6 +1151,8 @@ static const struct server_store_ops sqlite_ops = {
         .list_row = sq_list_row,
         .list_changes = sq_list_changes,
         .list_changes_trim = sq_list_changes_trim,
+        .usage_position = sq_usage_position,
+        .usage_position_of = sq_usage_position_of,
         .consumption_expire = sq_consumption_expire,
         .consumption_rekey = sq_consumption_rekey,
         .list_latest = sq_list_latest,
@@ -1041,6 +1191,7 @@ static int migrate(struct sq *q)
 	        NULL,
 	        migrate_1_to_2,   /* 1 -> 2: usage keyed by journal epoch (issue 10) */
 	        sq_schema_v3_sql, /* 2 -> 3: format 2 lists and the change log (issue 12) */
+	        migrate_3_to_4,   /* 3 -> 4: usage positions, gates' health (issue 13) */
 	};
 	for (;;) {
 		int64_t v = 0;

@@ -445,7 +445,8 @@ static int copy_blob(sqlite3_stmt *st, int col, uint8_t **out, size_t *len)
 }
 
 static const char version_get_sql[] =
-        "SELECT version, issued_at, expires_at, head, manifest, sig FROM list_versions"
+        "SELECT version, issued_at, expires_at, head, manifest, sig, usage_position"
+        " FROM list_versions"
         " WHERE sector = ?1 AND (?2 = 0 OR version = ?2) ORDER BY version DESC LIMIT 1";
 
 int sq_list_version_get(void *ctx, uint16_t sector, uint64_t version,
@@ -467,6 +468,7 @@ int sq_list_version_get(void *ctx, uint16_t sector, uint64_t version,
 	out->version = (uint64_t)sqlite3_column_int64(st, 0);
 	out->issued_at = sqlite3_column_int64(st, 1);
 	out->expires_at = sqlite3_column_int64(st, 2);
+	out->usage_position = (uint64_t)sqlite3_column_int64(st, 6);
 	int slen = sqlite3_column_bytes(st, 5);
 	if (slen <= 0 || slen > PROTO_SIG_MAX) {
 		sqlite3_reset(st);
@@ -484,8 +486,8 @@ int sq_list_version_get(void *ctx, uint16_t sector, uint64_t version,
 }
 
 static const char version_put_sql[] =
-        "INSERT INTO list_versions(sector, version, issued_at, expires_at, head, manifest, sig)"
-        " VALUES(?,?,?,?,?,?,?)";
+        "INSERT INTO list_versions(sector, version, issued_at, expires_at, head, manifest, sig,"
+        " usage_position) VALUES(?,?,?,?,?,?,?,?)";
 
 int sq_list_version_put(void *ctx, uint16_t sector, const struct server_list_version *v)
 {
@@ -501,6 +503,7 @@ int sq_list_version_put(void *ctx, uint16_t sector, const struct server_list_ver
 	sq_bind_blob_counted(q, st, 5, v->head, v->head_len);
 	sq_bind_blob_counted(q, st, 6, v->manifest, v->manifest_len);
 	sq_bind_blob_counted(q, st, 7, v->sig, v->sig_len);
+	sqlite3_bind_int64(st, 8, (int64_t)v->usage_position);
 	return sq_run_cached(q, st);
 }
 

@@ -91,6 +91,7 @@ static int sb_list_snapshot(void *ctx, uint16_t sector, uint64_t version, struct
 	if (rc == 0) {
 		memcpy(sig, v.sig, v.sig_len);
 		*sig_len = v.sig_len;
+		list->usage_position = v.usage_position;
 	}
 	for (uint32_t i = 1; files && i < n; i++)
 		free(files[i]);
@@ -107,7 +108,15 @@ static int sb_list_delta(void *ctx, uint16_t sector, uint64_t base_version,
 	struct server_store *s = ctx;
 	struct server_stored_list l = {0};
 	int rc = s->ops->delta_get(s->ctx, sector, base_version, &l);
-	return rc ? rc : give(&l, delta, sig, sig_len);
+	if (rc)
+		return rc;
+	/* issue 13: the position of the version the delta leads to */
+	struct server_list_version v;
+	if (s->ops->list_version_get(s->ctx, sector, base_version + 1, &v) == 0) {
+		delta->usage_position = v.usage_position;
+		server_list_version_free(&v);
+	}
+	return give(&l, delta, sig, sig_len);
 }
 
 static int sb_ingest(void *ctx, const char *device_id, const Citypass__EventBatch *batch,
@@ -136,6 +145,52 @@ static int sb_ingest_group(void *ctx, const char *const *device_ids,
 	int rc = s->ops->begin(s->ctx);
 	for (size_t i = 0; rc == 0 && i < n; i++)
 		rc = s->ops->ingest(s->ctx, device_ids[i], batches[i], &acked[i]);
+	if (rc == 0)
+		rc = s->ops->commit(s->ctx);
+	if (rc)
+		s->ops->rollback(s->ctx);
+	return rc;
+}
+
+static int sb_usage_position(void *ctx, const char *device_id, uint64_t epoch, uint64_t seq,
+                             uint64_t *pos)
+{
+	struct server_store *s = ctx;
+	return s->ops->usage_position_of(s->ctx, device_id, epoch, seq, pos);
+}
+
+static int health_state(Citypass__GateHealth__Device d)
+{
+	switch (d) {
+	case CITYPASS__GATE_HEALTH__DEVICE__DEVICE_OK:
+		return SERVER_DEVICE_OK;
+	case CITYPASS__GATE_HEALTH__DEVICE__DEVICE_DOWN:
+		return SERVER_DEVICE_DOWN;
+	case CITYPASS__GATE_HEALTH__DEVICE__DEVICE_NOT_CONFIGURED:
+		return SERVER_DEVICE_NOT_CONFIGURED;
+	default: /* a newer gate's state: unknown here */
+		return SERVER_DEVICE_UNKNOWN;
+	}
+}
+
+static int sb_gate_health(void *ctx, const struct server_gate_report *r, size_t n)
+{
+	struct server_store *s = ctx;
+	int rc = s->ops->begin(s->ctx);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		struct server_device_health h;
+		memset(&h, 0, sizeof(h));
+		snprintf(h.device, sizeof(h.device), "%s", r[i].device_id);
+		h.reported_at = r[i].at;
+		h.reader = health_state(r[i].health->reader);
+		h.scanner = health_state(r[i].health->scanner);
+		h.list_version = r[i].health->list_version;
+		h.list_issued_at = r[i].health->list_issued_at;
+		h.journal_backlog = r[i].health->journal_backlog;
+		h.free_disk_bytes = r[i].health->free_disk_bytes;
+		h.clock_skew_s = r[i].health->clock_skew_s;
+		rc = s->ops->device_health_put(s->ctx, &h);
+	}
 	if (rc == 0)
 		rc = s->ops->commit(s->ctx);
 	if (rc)
@@ -226,6 +281,8 @@ static const struct server_sync_backend_ops store_sync_ops = {
         .list_delta = sb_list_delta,
         .ingest = sb_ingest,
         .ingest_group = sb_ingest_group,
+        .usage_position = sb_usage_position,
+        .gate_health = sb_gate_health,
         .acked = sb_acked,
         .product_known = sb_product_known,
         .counted_right = sb_counted_right,

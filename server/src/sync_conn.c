@@ -235,6 +235,7 @@ static int conn_fill(struct sync_conn *c)
 		u.total_size = b->len;
 		u.data.data = b->data ? b->data + off : NULL;
 		u.data.len = b->len - off < chunk ? b->len - off : chunk;
+		u.consumption_position = b->usage_position; /* issue 13 */
 		if (o->next_chunk + 1 == count) {
 			u.signature.data = (uint8_t *)b->sig;
 			u.signature.len = b->sig_len;
@@ -427,16 +428,23 @@ static uint64_t hello_acked(const Citypass__Hello *h, Citypass__Stream stream)
 	                                              : h->consumption_acked_seq;
 }
 
-static int send_ack(struct sync_conn *c, Citypass__Stream stream, uint64_t epoch, uint64_t seq)
+static int send_ack_at(struct sync_conn *c, Citypass__Stream stream, uint64_t epoch,
+                       uint64_t seq, uint64_t position)
 {
 	Citypass__Frame f = CITYPASS__FRAME__INIT;
 	Citypass__EventAck a = CITYPASS__EVENT_ACK__INIT;
 	a.stream = stream;
 	a.acked_seq = seq;
 	a.journal_epoch = epoch;
+	a.position = position; /* issue 13: where the uses sit (consumption) */
 	f.body_case = CITYPASS__FRAME__BODY_EVENT_ACK;
 	f.event_ack = &a;
 	return send_frame(c, &f);
+}
+
+static int send_ack(struct sync_conn *c, Citypass__Stream stream, uint64_t epoch, uint64_t seq)
+{
+	return send_ack_at(c, stream, epoch, seq, 0);
 }
 
 static int conn_hello(struct sync_conn *c, const Citypass__Hello *h)
@@ -485,6 +493,8 @@ static int conn_hello(struct sync_conn *c, const Citypass__Hello *h)
 	if (sent != 0)
 		return conn_close(c, LOG_ERR, "out of memory");
 
+	if (h->health && sync_ingest_health(s, c->cn, h->health) != 0)
+		return conn_close(c, LOG_ERR, "out of memory");
 	if (h->consumption_purged_unacked)
 		conn_log(c, LOG_WARNING,
 		         "the gate deleted %llu identifying row(s) at retention before any ack",
@@ -564,6 +574,9 @@ static int conn_batch(struct sync_conn *c, Citypass__Frame *f, int *taken)
 		s->stats.refused_batches++;
 		return conn_bad_input(c, "EventBatch refused: %s", why);
 	}
+	/* issue 13: a gate's health rides on a batch (an empty one when nothing else goes) */
+	if (b->health && sync_ingest_health(s, c->cn, b->health) != 0)
+		return conn_close(c, LOG_ERR, "out of memory");
 	/* An empty batch is the keepalive: answered with the stream's current ack (of the
 	 * gate's epoch: nothing to say, 0 — the ack of no row proves the way back). */
 	if (n == 0) {
@@ -585,7 +598,7 @@ static int conn_batch(struct sync_conn *c, Citypass__Frame *f, int *taken)
 }
 
 void sync_conn_batch_done(struct sync_conn *c, const Citypass__EventBatch *b, int rc,
-                          uint64_t acked)
+                          uint64_t acked, uint64_t position)
 {
 	struct server_sync *s = c->srv;
 	size_t n = b->n_stats + b->n_consumption;
@@ -595,7 +608,7 @@ void sync_conn_batch_done(struct sync_conn *c, const Citypass__EventBatch *b, in
 	} else if (rc) {
 		conn_end(c, LOG_ERR, CITYPASS__ERROR__CODE__INTERNAL,
 		         "storing a batch of %zu event(s) failed (backend error %d)", n, rc);
-	} else if (send_ack(c, b->stream, b->journal_epoch, acked) != 0) {
+	} else if (send_ack_at(c, b->stream, b->journal_epoch, acked, position) != 0) {
 		/* committed, only now may the controller forget it */
 		conn_close(c, LOG_ERR, "out of memory");
 	} else {

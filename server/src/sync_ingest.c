@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
@@ -36,8 +37,19 @@ struct ingest_job {
 	Citypass__Frame *frame; /* owns the batch */
 	int rc;
 	uint64_t acked;
+	uint64_t position; /* issue 13: where a consumption batch's uses sit */
 	struct ingest_job *next;
 };
+
+/* Issue 13: a gate's health report, stored by the worker (nothing is answered). */
+struct health_job {
+	struct server_gate_report report;
+	Citypass__GateHealth health;
+	struct health_job *next;
+};
+
+/* Reports waiting, at most: beyond, a gate's report is dropped (it comes again). */
+#define HEALTH_QUEUE_MAX 16384
 
 struct sync_ingest {
 	struct server_sync *srv;
@@ -48,6 +60,8 @@ struct sync_ingest {
 	pthread_cond_t cond;
 	struct ingest_job *todo_head, *todo_tail; /* loop -> worker */
 	struct ingest_job *done_head, *done_tail; /* worker -> loop */
+	struct health_job *health_head;          /* loop -> worker, stored in any order */
+	size_t health_queued;
 	size_t queued;
 	int stop;
 	int pipe_rd, pipe_wr;
@@ -69,6 +83,23 @@ static void sleep_ms(unsigned ms)
 {
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 	nanosleep(&ts, NULL);
+}
+
+/* Issue 13: where each committed consumption batch's uses sit (EventAck.position): read
+ * after the commit, a list published from then on counts them iff its position is at or
+ * above. Unknown (0) when the backend cannot say. */
+static void positions(struct sync_ingest *in, struct ingest_job *group, size_t n)
+{
+	const struct server_sync_backend *be = &in->be;
+	for (struct ingest_job *j = group; n-- && j; j = j->next) {
+		const Citypass__EventBatch *b = j->frame->event_batch;
+		j->position = 0;
+		if (j->rc || b->stream != CITYPASS__STREAM__CONSUMPTION || !be->ops->usage_position)
+			continue;
+		if (be->ops->usage_position(be->ctx, j->conn->cn, b->journal_epoch, j->acked,
+		                            &j->position) != 0)
+			j->position = 0;
+	}
 }
 
 /* Commit a group: all of it in one transaction when the backend can, else batch by batch.
@@ -96,6 +127,7 @@ static uint64_t commit_group(struct sync_ingest *in, struct ingest_job *group, s
 					j->rc = 0;
 					j->acked = acked[i];
 				}
+				positions(in, group, n);
 				return busy;
 			}
 			if (rc != SERVER_ERR_BUSY)
@@ -115,6 +147,7 @@ static uint64_t commit_group(struct sync_ingest *in, struct ingest_job *group, s
 		sleep_ms(wait);
 		wait = wait * 2 > INGEST_BUSY_MAX_MS ? INGEST_BUSY_MAX_MS : wait * 2;
 	}
+	const size_t count = n;
 	for (struct ingest_job *j = group; n--; j = j->next) {
 		wait = 10;
 		for (;;) {
@@ -131,7 +164,38 @@ static uint64_t commit_group(struct sync_ingest *in, struct ingest_job *group, s
 			wait = wait * 2 > INGEST_BUSY_MAX_MS ? INGEST_BUSY_MAX_MS : wait * 2;
 		}
 	}
+	positions(in, group, count);
 	return busy;
+}
+
+/* Issue 13: store the health reports queued (one transaction); a database busy for long
+ * or failing drops them (the gates report again within minutes). */
+static void store_health(struct sync_ingest *in, struct health_job *list)
+{
+	const struct server_sync_backend *be = &in->be;
+	struct server_gate_report reports[256];
+	while (list) {
+		size_t n = 0;
+		struct health_job *first = list;
+		while (list && n < sizeof(reports) / sizeof(reports[0])) {
+			reports[n] = list->report;
+			reports[n].health = &list->health;
+			n++;
+			list = list->next;
+		}
+		int rc = SERVER_ERR_BUSY;
+		for (unsigned wait = 10; be->ops->gate_health && rc == SERVER_ERR_BUSY && wait <= 640;
+		     wait *= 2) {
+			rc = be->ops->gate_health(be->ctx, reports, n);
+			if (rc == SERVER_ERR_BUSY)
+				sleep_ms(wait);
+		}
+		while (first != list) {
+			struct health_job *next = first->next;
+			free(first);
+			first = next;
+		}
+	}
 }
 
 static void *worker(void *arg)
@@ -139,10 +203,19 @@ static void *worker(void *arg)
 	struct sync_ingest *in = arg;
 	pthread_mutex_lock(&in->lock);
 	for (;;) {
-		while (!in->todo_head && !in->stop)
+		while (!in->todo_head && !in->health_head && !in->stop)
 			pthread_cond_wait(&in->cond, &in->lock);
 		if (in->stop && !in->todo_head)
 			break;
+		if (!in->todo_head) { /* health reports only */
+			struct health_job *h = in->health_head;
+			in->health_head = NULL;
+			in->health_queued = 0;
+			pthread_mutex_unlock(&in->lock);
+			store_health(in, h);
+			pthread_mutex_lock(&in->lock);
+			continue;
+		}
 		/* take what is queued, up to a group */
 		struct ingest_job *group = in->todo_head, *last = group;
 		size_t n = 1;
@@ -169,6 +242,13 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&in->lock);
 		/* wake the loop; a full pipe already holds a wake-up */
 		(void)!write(in->pipe_wr, "d", 1);
+		/* the health reports that came meanwhile: never starved by a stream of batches */
+		pthread_mutex_lock(&in->lock);
+		struct health_job *h = in->health_head;
+		in->health_head = NULL;
+		in->health_queued = 0;
+		pthread_mutex_unlock(&in->lock);
+		store_health(in, h);
 		pthread_mutex_lock(&in->lock);
 	}
 	pthread_mutex_unlock(&in->lock);
@@ -189,7 +269,7 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_unlock(&in->lock);
 	while (j) {
 		struct ingest_job *next = j->next;
-		sync_conn_batch_done(j->conn, j->frame->event_batch, j->rc, j->acked);
+		sync_conn_batch_done(j->conn, j->frame->event_batch, j->rc, j->acked, j->position);
 		proto_frame_free_message(j->frame);
 		free(j);
 		j = next;
@@ -244,6 +324,35 @@ int sync_ingest_submit(struct server_sync *s, struct sync_conn *c, Citypass__Fra
 	return 0;
 }
 
+int sync_ingest_health(struct server_sync *s, const char *device_id,
+                       const Citypass__GateHealth *h)
+{
+	struct sync_ingest *in = s->ingest;
+	if (!in || !h)
+		return 0;
+	struct health_job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return SERVER_ERR_NOMEM;
+	snprintf(j->report.device_id, sizeof(j->report.device_id), "%s", device_id);
+	j->report.at = (int64_t)time(NULL);
+	j->health = *h;
+	/* only the known fields travel on: the frame, and what protobuf-c kept, are freed */
+	j->health.base.n_unknown_fields = 0;
+	j->health.base.unknown_fields = NULL;
+	pthread_mutex_lock(&in->lock);
+	if (in->health_queued >= HEALTH_QUEUE_MAX) {
+		pthread_mutex_unlock(&in->lock);
+		free(j);
+		return 0;
+	}
+	j->next = in->health_head;
+	in->health_head = j;
+	in->health_queued++;
+	pthread_cond_signal(&in->cond);
+	pthread_mutex_unlock(&in->lock);
+	return 0;
+}
+
 void sync_ingest_stop(struct server_sync *s)
 {
 	struct sync_ingest *in = s->ingest;
@@ -265,6 +374,12 @@ void sync_ingest_stop(struct server_sync *s)
 	pthread_mutex_unlock(&in->lock);
 	pthread_join(in->thread, NULL);
 	in->started = 0;
+	while (in->health_head) {
+		struct health_job *next = in->health_head->next;
+		free(in->health_head);
+		in->health_head = next;
+	}
+	in->health_queued = 0;
 	while (j) {
 		struct ingest_job *next = j->next;
 		sync_conn_unref(j->conn);

@@ -38,6 +38,7 @@ struct sync_blob {
 	size_t len;
 	uint8_t sig[SERVER_SIG_MAX];
 	size_t sig_len;
+	uint64_t usage_position; /* issue 13: ListUpdate.consumption_position */
 };
 
 struct sync_blob *sync_blob_ref(struct sync_blob *b);
@@ -196,6 +197,9 @@ int sync_validate_batch(const struct server_sync_backend *be, const struct serve
  * the result on the loop. */
 int sync_ingest_start(struct server_sync *s, const struct server_sync_backend *be);
 int sync_ingest_submit(struct server_sync *s, struct sync_conn *c, Citypass__Frame *f);
+/* Issue 13: a gate's health report (Hello, EventBatch), copied and stored by the worker. */
+int sync_ingest_health(struct server_sync *s, const char *device_id,
+                       const Citypass__GateHealth *h);
 void sync_ingest_stop(struct server_sync *s);
 void sync_ingest_free(struct server_sync *s);
 size_t sync_ingest_queued(const struct server_sync *s);
@@ -207,7 +211,7 @@ struct sync_conn *sync_conn_ref(struct sync_conn *c);
 void sync_conn_unref(struct sync_conn *c);
 /* A batch the ingest thread committed (rc 0, acked: the stream's new ack) or failed. */
 void sync_conn_batch_done(struct sync_conn *c, const Citypass__EventBatch *b, int rc,
-                          uint64_t acked);
+                          uint64_t acked, uint64_t position);
 /* Tell a controller of a new version and queue the update. Returns 0, or -1 when the
  * connection was closed doing so. */
 int sync_conn_notify(struct sync_conn *c, uint64_t version);

@@ -50,6 +50,7 @@ static struct sync_blob *blob_new(uint16_t sector, int is_delta, uint64_t base, 
 	b->version = version;
 	b->data = data->data;
 	b->len = data->len;
+	b->usage_position = data->usage_position;
 	data->data = NULL;
 	if (sig_len > SERVER_SIG_MAX)
 		sig_len = SERVER_SIG_MAX;

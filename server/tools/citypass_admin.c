@@ -38,7 +38,7 @@ static const char main_help[] =
         "  init            create the database and all key material\n"
         "  sector list     the deployment's service sectors\n"
         "  site add|list   sites (opening hours, anti-passback, list-expiry policy)\n"
-        "  device add|revoke|show  gate controllers and their provisioning bundles\n"
+        "  device add|revoke|show|list  gate controllers, their bundles and their health\n"
         "  household add           households (quotas shared by their passes)\n"
         "  pass issue|show|list|revoke|replace   passes, on a card or a phone\n"
         "  rights grant|revoke     a pass's right in a sector\n"
@@ -948,6 +948,7 @@ static const char device_help[] =
         "usage: citypass-admin device add NAME --site SITE --server HOST:PORT --out DIR\n"
         "       citypass-admin device revoke NAME [--discard-usage]\n"
         "       citypass-admin device show NAME\n"
+        "       citypass-admin device list [--json] [--silent-after MINUTES]\n"
         "Enrol a gate controller: writes its provisioning bundle DIR (certificate and key, the\n"
         "device CA, the list and issuer public keys, its sector's card key only, device.conf).\n"
         "DIR must not exist. NAME becomes the certificate CN and the device id.\n"
@@ -1199,7 +1200,7 @@ static int device_revoke(struct admin *a, int argc, char **argv, int show)
 static int cmd_device(struct admin *a, int argc, char **argv)
 {
 	if (argc < 2)
-		return admin_usage("device ", "missing a device command (add, revoke, show)");
+		return admin_usage("device ", "missing a device command (add, revoke, show, list)");
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		fputs(device_help, stdout);
 		return 0;
@@ -1210,7 +1211,9 @@ static int cmd_device(struct admin *a, int argc, char **argv)
 		return device_revoke(a, argc - 1, argv + 1, 0);
 	if (strcmp(argv[1], "show") == 0)
 		return device_revoke(a, argc - 1, argv + 1, 1);
-	return admin_usage("device ", "unknown device command '%s' (expected add, revoke, show)",
+	if (strcmp(argv[1], "list") == 0) /* issue 13: the gates' health */
+		return admin_cmd_device_list(a, argc - 1, argv + 1);
+	return admin_usage("device ", "unknown device command '%s' (expected add, revoke, show, list)",
 	                   argv[1]);
 }
 

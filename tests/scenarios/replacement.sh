@@ -33,7 +33,7 @@ tap_expect library-1 "relay=open led=green display=Bienvenue – 4 passages rest
 tap_expect waste-1 "relay=open led=green display=Bienvenue – 2 passages restants cette année" "old card: waste, 2 left this year" desfire "$T/old.card"
 three() { [ "$(server_count granted)" -ge 3 ]; }
 wait_for 20 three || fail "server counts $(server_count granted) grants, expected 3"
-sleep 1.5 # consumption beside statistics; and a list issued a second after the acks
+wait_for 20 uses_acked library-1 waste-1 || fail "the uses were not acknowledged"
 
 # replacement on a new card at the desk
 ctl place desk desfire "$T/new.card" uid=04C1C2C3C4C5C6 >/dev/null

@@ -25,8 +25,9 @@
 extern "C" {
 #endif
 
-#define SERVER_STORE_SCHEMA_VERSION 3 /* 2: usage keyed by journal epoch (issue 10); 3: format 2
-                                         lists and the change log (issue 12) */
+#define SERVER_STORE_SCHEMA_VERSION 4 /* 2: usage keyed by journal epoch (issue 10); 3: format 2
+                                         lists and the change log (issue 12); 4: usage
+                                         positions, gates' health (issue 13) */
 #define SERVER_NAME_MAX             64
 #define SERVER_TEXT_MAX             256
 #define SERVER_PASS_ID_LEN          16
@@ -54,6 +55,33 @@ struct server_device {
 	uint16_t sector;
 	int revoked;
 	int64_t created;
+};
+
+/* Issue 13: a gate's health as it last reported it (GateHealth, docs/sync-protocol.md). */
+enum server_device_state {
+	SERVER_DEVICE_UNKNOWN = 0,
+	SERVER_DEVICE_OK = 1,
+	SERVER_DEVICE_DOWN = 2,
+	SERVER_DEVICE_NOT_CONFIGURED = 3,
+};
+
+struct server_device_health {
+	char device[SERVER_NAME_MAX];
+	int64_t reported_at; /* the server's time when it arrived (Unix seconds) */
+	int reader, scanner; /* enum server_device_state */
+	uint64_t list_version;
+	int64_t list_issued_at;
+	uint64_t journal_backlog;
+	uint64_t free_disk_bytes;
+	int64_t clock_skew_s;
+};
+
+/* A device and what it last reported (has_health 0: nothing yet). */
+struct server_device_status {
+	struct server_device dev;
+	char site_name[SERVER_NAME_MAX];
+	int has_health;
+	struct server_device_health health;
 };
 
 enum server_pass_state {
@@ -124,6 +152,7 @@ struct server_stored_list {
 struct server_list_version {
 	uint64_t version;
 	int64_t issued_at, expires_at;
+	uint64_t usage_position; /* issue 13: every use at or below it is in this version */
 	uint8_t *head;
 	size_t head_len;
 	uint8_t *manifest;
@@ -160,6 +189,10 @@ struct server_store_ops {
 	int (*device_add)(void *ctx, struct server_device *d); /* fills gate; EXISTS on id */
 	int (*device_find)(void *ctx, const char *id, struct server_device *out);
 	int (*device_revoke)(void *ctx, const char *id);
+	/* Issue 13: record a gate's health report (replacing its last); every device with
+	 * its last report, in gate order (*out malloc'd). */
+	int (*device_health_put)(void *ctx, const struct server_device_health *h);
+	int (*device_status_list)(void *ctx, struct server_device_status **out, size_t *n);
 
 	int (*household_add)(void *ctx, const char *name, int64_t *id);
 	int (*household_find)(void *ctx, const char *name, int64_t *id);
@@ -208,6 +241,14 @@ struct server_store_ops {
 	int (*list_changes)(void *ctx, uint16_t sector, int64_t *upto,
 	                    uint8_t (**keys)[PROTO_LIST_KEY_LEN], size_t *n);
 	int (*list_changes_trim)(void *ctx, uint16_t sector, int64_t upto);
+	/* Issue 13: the usage position: every consumption row stored gets the position of its
+	 * batch, from a counter that only grows; a list read in the same transaction as this
+	 * value reflects every row at or below it (ListUpdate.consumption_position). */
+	int (*usage_position)(void *ctx, uint64_t *pos);
+	/* ... and where a device's uses of `epoch` up to `seq` sit: the highest position of
+	 * their rows (0: none kept), EventAck.position. */
+	int (*usage_position_of)(void *ctx, const char *device, uint64_t epoch, uint64_t seq,
+	                         uint64_t *pos);
 	/* Delete consumption rows of the sector whose period has ended. */
 	int (*consumption_expire)(void *ctx, uint16_t sector, const struct server_periods *now);
 	/* Move a sector's counted uses from one list key to another: a replaced card's

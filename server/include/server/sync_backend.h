@@ -44,6 +44,16 @@ struct server_counted_right {
 struct server_blob {
 	uint8_t *data;
 	size_t len;
+	/* issue 13: the usage position the list version (a snapshot's, a delta's target)
+	 * reflects, ListUpdate.consumption_position; 0 unknown */
+	uint64_t usage_position;
+};
+
+/* Issue 13: a gate's health report, as the sync server hands it to the backend. */
+struct server_gate_report {
+	char device_id[SERVER_DEVICE_ID_MAX];
+	int64_t at; /* the server's time when it arrived */
+	const Citypass__GateHealth *health;
 };
 
 struct server_sync_backend_ops {
@@ -81,6 +91,13 @@ struct server_sync_backend_ops {
 	 * none) of the pass whose list key in `sector` is `key`, or SERVER_ERR_NOT_FOUND.
 	 */
 	int (*product_known)(void *ctx, uint16_t sector, uint32_t product, int *known);
+	/* Issue 13, optional (NULL: EventAck.position stays 0): where a device's uses of
+	 * `epoch` up to `seq` sit (the highest usage position of their rows). */
+	int (*usage_position)(void *ctx, const char *device_id, uint64_t epoch, uint64_t seq,
+	                      uint64_t *pos);
+	/* Issue 13, optional (NULL: reports are dropped): store n gates' health reports, each
+	 * replacing that gate's last, in one transaction. */
+	int (*gate_health)(void *ctx, const struct server_gate_report *reports, size_t n);
 	int (*counted_right)(void *ctx, uint16_t sector, const uint8_t key[8],
 	                     struct server_counted_right *out);
 	/*

@@ -65,7 +65,7 @@ MAIN_PID=$$
 # file, bad query) fails the test, even from inside $(...), whose own exit would only end
 # the subshell and leave the script comparing two empty strings.
 sql() {
-	_out=$(sqlite3 -bail "$1" "$2" 2>"$T/sql.err") || {
+	_out=$(sqlite3 -bail -cmd ".timeout 5000" "$1" "$2" 2>"$T/sql.err") || {
 		echo "FAIL: sqlite3 $1 \"$2\": $(cat "$T/sql.err")" >&2
 		kill -TERM "$MAIN_PID"
 		exit 1
@@ -264,6 +264,15 @@ scan() {
 		_line=$(ctl outputs "$1" "since=$_since" | grep -E "led=(green|red|amber)" | head -n1 || true)
 	done
 	echo "$_line"
+}
+
+# uses_acked READER... : every use those gates journalled is acknowledged by the server
+# (the consumption stream goes beside the statistics stream, in its own batches)
+uses_acked() {
+	for _g in "$@"; do
+		[ "$(sql "$T/state-$_g/journal.db" "select count(*) from consumption where acked_at is null")" = 0 ] ||
+			return 1
+	done
 }
 
 # expect LINE PATTERN MESSAGE

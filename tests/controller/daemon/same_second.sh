@@ -34,18 +34,19 @@ enrol waste-ga waste-a waste-1
 start_controller waste-1
 issue_card "$T/ann.card" 04A1B2C3D4E5F6 waste,quota=3/year >/dev/null
 wait_list waste-1 waste
-acked() { [ "$(sql "$T/state-waste-1/journal.db" "select count(*) from consumption where acked_at is not null")" = "$1" ]; }
+# every use the gate journalled is acknowledged (acked rows the list reflects are forgotten)
+all_acked() { [ "$(sql "$T/state-waste-1/journal.db" "select count(*) from consumption where acked_at is null")" = 0 ]; }
 
 out=$(tap waste-1 desfire "$T/ann.card")
 expect "$out" "relay=open led=green display=Bienvenue – 2 passages restants cette année" "visit 1"
-wait_for 15 acked 1 || fail "the use was not acknowledged"
+wait_for 15 all_acked || fail "the use was not acknowledged"
 # a list folding the use, issued in the second of its ack (the clocks are stopped)
 adm list publish --sector waste >/dev/null 2>&1 || fail "list publish"
 wait_list waste-1 waste
 out=$(tap waste-1 desfire "$T/ann.card")
 expect "$out" "relay=open led=green display=Bienvenue – 1 passage restant cette année" \
 	"visit 2: the use the list holds is not counted again"
-wait_for 15 acked 2 || fail "the second use was not acknowledged"
+wait_for 15 all_acked || fail "the second use was not acknowledged"
 adm list publish --sector waste >/dev/null 2>&1 || fail "list publish"
 wait_list waste-1 waste
 out=$(tap waste-1 desfire "$T/ann.card")

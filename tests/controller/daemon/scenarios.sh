@@ -94,14 +94,14 @@ expect "$out" "relay=open led=green" "waste-a: first visit"
 # waste-b learns of it through the server: consumption uploaded, folded into a new list
 wait_for 20 server_has_all ||
 	fail "the server did not receive the events"
-sleep 1 # the consumption stream goes beside the statistics stream
+wait_for 20 uses_acked waste-1 || fail "the use was not acknowledged"
 adm list publish --sector waste >/dev/null 2>&1 || true
 wait_list waste-2 waste
 out=$(t waste-2 desfire "$T/alice.card")
 expect "$out" "relay=open led=green" "waste-b: second visit"
 wait_for 20 server_has_all ||
 	fail "the server did not receive the events"
-sleep 1 # the consumption stream goes beside the statistics stream
+wait_for 20 uses_acked waste-2 || fail "the use was not acknowledged"
 adm list publish --sector waste >/dev/null 2>&1 || true
 wait_list waste-1 waste
 out=$(t waste-1 desfire "$T/alice.card")

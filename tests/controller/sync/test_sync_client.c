@@ -44,6 +44,12 @@ struct lists {
 	size_t delta_sig_len[3];
 	uint64_t latest; /* what the server may see as published */
 	int corrupt;     /* serve snapshots with a flipped signature byte */
+	/* issue 13: the health reports the server stored, in order */
+	struct {
+		int reader;
+		uint64_t backlog, list_version;
+	} reports[64];
+	size_t n_reports;
 	struct server_sync_backend inner;
 	struct server_sync_backend_ops ops;
 };
@@ -130,6 +136,20 @@ static int op_acked(void *ctx, const char *id, Citypass__Stream stream, uint64_t
 	return l->inner.ops->acked(l->inner.ctx, id, stream, seq);
 }
 
+static int op_gate_health(void *ctx, const struct server_gate_report *r, size_t n)
+{
+	struct lists *l = ctx;
+	pthread_mutex_lock(&l->lock);
+	for (size_t i = 0; i < n && l->n_reports < 64; i++) {
+		l->reports[l->n_reports].reader = (int)r[i].health->reader;
+		l->reports[l->n_reports].backlog = r[i].health->journal_backlog;
+		l->reports[l->n_reports].list_version = r[i].health->list_version;
+		l->n_reports++;
+	}
+	pthread_mutex_unlock(&l->lock);
+	return 0;
+}
+
 static void op_destroy(void *ctx)
 {
 	(void)ctx;
@@ -163,6 +183,7 @@ static void lists_init(struct lists *l, struct mem_backend *mem)
 	        .list_delta = op_delta,
 	        .ingest = op_ingest,
 	        .acked = op_acked,
+	        .gate_health = op_gate_health,
 	        .destroy = op_destroy,
 	};
 }
@@ -252,6 +273,7 @@ static int gate_log_has(struct gate *g, const char *needle)
 /* --- one test's world ------------------------------------------------------------------- */
 
 struct world {
+	enum controller_device_state reader; /* what the gate's health callback says */
 	struct harness h;
 	struct lists lists;
 	struct gate gate;
@@ -261,6 +283,17 @@ struct world {
 	char server[64];
 	uint64_t taps;
 };
+
+static void world_health(void *ctx, struct controller_gate_health *out)
+{
+	/* ctx is the gate, as for every callback: its world around it */
+	struct world *w = (struct world *)((char *)ctx - offsetof(struct world, gate));
+	pthread_mutex_lock(&w->gate.lock);
+	out->reader = w->reader;
+	pthread_mutex_unlock(&w->gate.lock);
+	out->scanner = CONTROLLER_DEVICE_NOT_CONFIGURED;
+	out->list_version = gate_held(&w->gate);
+}
 
 static void on_stop(evutil_socket_t fd, short what, void *arg)
 {
@@ -622,6 +655,60 @@ static void test_not_enrolled_refused(void **state)
 	assert_int_equal(held(w), 0);
 }
 
+/* Issue 13: the office hears of the gate's health at connect (its backlog, the list it
+ * holds), as soon as the backlog is all acknowledged, and as soon as a device goes. */
+static size_t reports(struct world *w)
+{
+	pthread_mutex_lock(&w->lists.lock);
+	size_t n = w->lists.n_reports;
+	pthread_mutex_unlock(&w->lists.lock);
+	return n;
+}
+
+static int report_matches(struct world *w, size_t from, int reader, uint64_t backlog)
+{
+	int found = 0;
+	pthread_mutex_lock(&w->lists.lock);
+	for (size_t i = from; i < w->lists.n_reports; i++)
+		found |= w->lists.reports[i].reader == reader && w->lists.reports[i].backlog == backlog;
+	pthread_mutex_unlock(&w->lists.lock);
+	return found;
+}
+
+static void test_health_reported(void **state)
+{
+	struct world *w = *state;
+	mem_backend_add_device(w->h.mem, DEVICE, SITE, FIXTURE_SECTOR);
+	mem_backend_fail_ingest(w->h.mem, 1); /* what the gate journals stays unacked */
+	server_up(&w->h, 0);
+	w->reader = CONTROLLER_DEVICE_OK;
+	w->cfg.health = world_health;
+	tap(w, 7, 0);
+	start_client(w);
+	/* at Hello: the backlog the office must see (the uploads fail, the gate retries) */
+	WAIT_FOR(report_matches(w, 0, CITYPASS__GATE_HEALTH__DEVICE__DEVICE_OK, 7), 5000);
+	assert_true(report_matches(w, 0, CITYPASS__GATE_HEALTH__DEVICE__DEVICE_OK, 7));
+	assert_int_equal(w->lists.reports[0].backlog, 7);
+
+	/* the server stores again: the drained backlog is reported at once, not in 5 min */
+	mem_backend_fail_ingest(w->h.mem, 0);
+	WAIT_FOR(unacked_stats(w) == 0 &&
+	                 report_matches(w, 0, CITYPASS__GATE_HEALTH__DEVICE__DEVICE_OK, 0),
+	         10000);
+	assert_int_equal(unacked_stats(w), 0);
+	assert_true(report_matches(w, 0, CITYPASS__GATE_HEALTH__DEVICE__DEVICE_OK, 0));
+
+	/* the reader goes: reported at once */
+	size_t before = reports(w);
+	pthread_mutex_lock(&w->gate.lock);
+	w->reader = CONTROLLER_DEVICE_DOWN;
+	pthread_mutex_unlock(&w->gate.lock);
+	controller_sync_health_changed(w->sync);
+	WAIT_FOR(report_matches(w, before, CITYPASS__GATE_HEALTH__DEVICE__DEVICE_DOWN, 0), 5000);
+	assert_true(report_matches(w, before, CITYPASS__GATE_HEALTH__DEVICE__DEVICE_DOWN, 0));
+	assert_true(status(w).health_reports >= 3);
+}
+
 /* The server closes a link silent for 1.5 s; a keepalive every second keeps an idle one
  * open well past that. */
 static void test_keepalive_keeps_idle_link(void **state)
@@ -663,6 +750,7 @@ int main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_not_enrolled_refused, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_keepalive_keeps_idle_link, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_health_reported, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
