@@ -174,6 +174,7 @@ static int open_v2(struct controller_list_store *s, uint64_t version,
 	}
 	v->version = version;
 	v->issued_at = v->head.issued_at;
+	memcpy(v->key_id, v->head.key_id, PROTO_KEY_ID_LEN);
 	v->expires_at = v->head.expires_at;
 	v->entries = v->head.entry_count;
 	memcpy(v->file_hash, want, PROTO_HASH_LEN);
@@ -265,6 +266,13 @@ void controller_list_store_set_lock(struct controller_list_store *s, pthread_rwl
 		s->lock = lock;
 }
 
+void controller_list_store_set_keys(struct controller_list_store *s,
+                                    const struct proto_keyring *keys)
+{
+	if (s && keys)
+		s->keys = keys;
+}
+
 /* --- what the reader and the sync client see ----------------------------------------- */
 
 void controller_list_store_info(const struct controller_list_store *s,
@@ -282,6 +290,7 @@ void controller_list_store_info(const struct controller_list_store *s,
 	info->issued_at = s->cur->issued_at;
 	info->expires_at = s->cur->expires_at;
 	info->entries = s->cur->entries;
+	memcpy(info->key_id, s->cur->key_id, PROTO_KEY_ID_LEN);
 }
 
 uint64_t controller_list_store_version(const struct controller_list_store *s)
@@ -531,6 +540,7 @@ static int install_stream(struct controller_list_store *s, const uint8_t *buf, s
 	}
 	v->version = v->head.version;
 	v->issued_at = v->head.issued_at;
+	memcpy(v->key_id, v->head.key_id, PROTO_KEY_ID_LEN);
 	v->expires_at = v->head.expires_at;
 	v->entries = v->head.entry_count;
 	proto_sha256(st.manifest, st.manifest_len, v->file_hash);
@@ -618,6 +628,8 @@ static int apply_delta_v2(struct controller_list_store *s, const uint8_t *delta,
 	if (rc == 0) {
 		v->version = v->head.version;
 		v->issued_at = v->head.issued_at;
+		memcpy(v->key_id, v->head.key_id, PROTO_KEY_ID_LEN);
+	memcpy(v->key_id, v->head.key_id, PROTO_KEY_ID_LEN);
 		v->expires_at = v->head.expires_at;
 		v->entries = v->head.entry_count;
 		proto_sha256(ap.manifest_bytes, ap.manifest_len, v->file_hash);

@@ -30,6 +30,7 @@ struct ls_version {
 	unsigned format;
 	uint64_t version;
 	int64_t issued_at, expires_at;
+	uint8_t key_id[PROTO_KEY_ID_LEN]; /* of the key that signed it */
 	uint32_t entries;
 	uint8_t file_hash[PROTO_HASH_LEN]; /* of the manifest (2) or of the list file (1) */
 	/* format 2 */

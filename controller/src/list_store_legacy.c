@@ -51,6 +51,7 @@ static int legacy_version(struct controller_list_store *s, uint8_t *buf, size_t 
 	const struct proto_list_header *h = proto_list_header(v->legacy);
 	v->version = h->version;
 	v->issued_at = h->issued_at;
+	memcpy(v->key_id, h->key_id, PROTO_KEY_ID_LEN);
 	v->expires_at = h->expires_at;
 	v->entries = h->entry_count;
 	memcpy(v->file_hash, proto_list_hash(v->legacy), PROTO_HASH_LEN);

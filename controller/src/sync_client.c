@@ -500,6 +500,8 @@ static int send_hello(struct controller_sync *s)
 	}
 	if (s->cfg.share_passback)
 		h.features |= CITYPASS__FEATURE__FEATURE_PASSBACK_SHARE;
+	if (s->cfg.key_chain)
+		h.features |= CITYPASS__FEATURE__FEATURE_KEY_CHAIN;
 	f.body_case = CITYPASS__FRAME__BODY_HELLO;
 	f.hello = &h;
 	sync_log(s,
@@ -713,6 +715,28 @@ static int on_card_keys(struct controller_sync *s, const Citypass__CardKeys *k)
 	return 0;
 }
 
+/* Issue 11: the list key's rotation statements (Welcome, or pushed after a rotation, before
+ * the lists the new key signs). The frame decoder bounded them; their signatures are the
+ * callback's to check. A refused chain is logged, not fatal: the gate keeps the keys it
+ * trusts and refuses lists signed by any other. */
+static int on_key_chain(struct controller_sync *s, const Citypass__KeyChain *k)
+{
+	if (!s->cfg.key_chain || k->n_statements == 0)
+		return 0;
+	struct proto_rotation_signed *st = calloc(k->n_statements, sizeof(*st));
+	if (!st)
+		return 0;
+	for (size_t i = 0; i < k->n_statements; i++) {
+		const Citypass__KeyStatement *m = k->statements[i];
+		st[i] = (struct proto_rotation_signed){m->text.data,          m->text.len,
+		                                       m->old_signature.data, m->old_signature.len,
+		                                       m->new_signature.data, m->new_signature.len};
+	}
+	s->cfg.key_chain(s->cfg.ctx, st, k->n_statements);
+	free(st);
+	return 0;
+}
+
 /* Issue 13: another gate of the site admitted this pass: remembered at this gate's time
  * (the frame left that gate within the second), for the window only. */
 static int on_passback(struct controller_sync *s, const Citypass__PassbackGrant *g)
@@ -789,6 +813,8 @@ static int on_welcome(struct controller_sync *s, const Citypass__Welcome *w)
 	         w->server_version, (long long)skew);
 	if (w->card_keys && on_card_keys(s, w->card_keys) != 0)
 		return -1;
+	if (w->key_chain)
+		on_key_chain(s, w->key_chain);
 	timer_ms(s->keepalive_ev, s->cfg.keepalive_s * 1000u);
 	upload(s, 0);
 	return s->state == SYNC_READY ? 0 : -1;
@@ -978,6 +1004,8 @@ static int on_frame(struct controller_sync *s, const Citypass__Frame *f)
 		return on_update(s, f->list_update);
 	case CITYPASS__FRAME__BODY_CARD_KEYS:
 		return on_card_keys(s, f->card_keys);
+	case CITYPASS__FRAME__BODY_KEY_CHAIN:
+		return on_key_chain(s, f->key_chain);
 	case CITYPASS__FRAME__BODY_PASSBACK_GRANT:
 		return on_passback(s, f->passback_grant);
 	case CITYPASS__FRAME__BODY_LIST_PUBLISHED:

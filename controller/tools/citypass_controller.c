@@ -29,6 +29,7 @@
 #include "controller/error.h"
 #include "controller/gate.h"
 #include "controller/journal.h"
+#include "controller/list_keys.h"
 #include "controller/list_store.h"
 #include "controller/log.h"
 #include "controller/reader_loop.h"
@@ -61,7 +62,18 @@ struct shared {
 	struct controller_timekeeper *clock;
 	struct controller_reader_loop *loop; /* issue 13: the devices' state for the health */
 	const char *state_dir;
+	struct controller_list_keys *list_keys; /* issue 11: the list key's rotations followed */
 };
+
+/* The keys the next update may be signed by: the newest, and the held list's own while it
+ * is older (controller/list_keys.h). On the sync thread, or before it starts. */
+static void trust_update(struct shared *s)
+{
+	struct controller_list_info li;
+	controller_list_store_info(s->store, &li);
+	controller_list_store_set_keys(
+	        s->store, controller_list_keys_for(s->list_keys, li.held ? li.key_id : NULL));
+}
 
 /* The real time is at least the device certificate's start: it was signed at enrolment
  * (a floor for a gate whose clock is behind and has never synced: issue 10). */
@@ -129,8 +141,11 @@ static int install(void *ctx, enum controller_update_kind kind, const uint8_t *d
 	                 : controller_list_store_install_snapshot(s->store, data, len, sig, sig_len,
 	                                                          now);
 	uint64_t after = controller_list_store_version(s->store);
-	if (rc == 0)
+	if (rc == 0) {
 		held_list_time(s);
+		/* a list under the newest key is held: an older key is refused from now on */
+		trust_update(s);
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	struct controller_list_store_stats st;
 	controller_list_store_stats(s->store, &st);
@@ -146,6 +161,29 @@ static int install(void *ctx, enum controller_update_kind kind, const uint8_t *d
 		               kind == CONTROLLER_UPDATE_DELTA ? "delta" : "snapshot",
 		               controller_strerror(rc));
 	return rc;
+}
+
+/* Issue 11: the list key's rotation statements, followed from the keys held and kept in
+ * the state directory before any list under the new key comes (controller/list_keys.h). */
+static void key_chain(void *ctx, const struct proto_rotation_signed *st, size_t n)
+{
+	struct shared *s = ctx;
+	size_t added = 0;
+	int rc = controller_list_keys_follow(s->list_keys, st, n, &added);
+	if (added) {
+		uint8_t id[PROTO_KEY_ID_LEN];
+		controller_list_keys_newest(s->list_keys, id);
+		controller_log(LOG_NOTICE,
+		               "list key: %zu rotation(s) followed; lists are now signed by key "
+		               "%02x%02x%02x%02x%02x%02x%02x%02x",
+		               added, id[0], id[1], id[2], id[3], id[4], id[5], id[6], id[7]);
+		trust_update(s);
+	}
+	if (rc)
+		controller_log(LOG_ERR,
+		               "list key: a rotation statement from the server was refused: %s "
+		               "(the gate keeps the keys it trusts)",
+		               controller_strerror(rc));
 }
 
 /* Issue 11: the server's card keys for this sector (at every session; pushed after a
@@ -244,24 +282,6 @@ static int make_dir(const char *path)
 	return 0;
 }
 
-static struct proto_keyring *load_list_keys(const char *path, char *err, size_t errlen)
-{
-	struct proto_key *key = NULL;
-	int rc = proto_key_load_public(&key, path);
-	if (rc != 0) {
-		snprintf(err, errlen, "list-public-key %s: %s", path, proto_strerror(rc));
-		return NULL;
-	}
-	struct proto_keyring *ring = proto_keyring_new();
-	if (!ring || proto_keyring_add(ring, key) != 0) {
-		proto_key_free(key);
-		proto_keyring_free(ring);
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	return ring;
-}
-
 /*
  * One life of the daemon with one configuration: 0 when stopped, 1 when it could not
  * start. Returns on SIGTERM or SIGHUP (reload_requested then stays set for the caller).
@@ -276,7 +296,6 @@ static int run(struct controller_config *cfg, bool first)
 	struct controller_journal *journal = NULL;
 	struct controller_gate *gate = NULL;
 	struct controller_reader_loop *loop = NULL;
-	struct proto_keyring *keys = NULL;
 	int ret = 1, rc;
 	bool lock_ready = false;
 
@@ -292,16 +311,23 @@ static int run(struct controller_config *cfg, bool first)
 		         strerror(errno));
 		goto out;
 	}
-	keys = load_list_keys(cfg->list_key_path, err, sizeof(err));
-	if (!keys)
+	rc = controller_list_keys_open(&sh.list_keys, cfg->list_key_path, cfg->state_dir, err,
+	                               sizeof(err));
+	if (rc != 0)
 		goto out;
+	if (err[0]) {
+		controller_log(LOG_WARNING, "list key: %s", err);
+		err[0] = 0;
+	}
 	sh.clock = controller_timekeeper_new(certificate_start(cfg->cert_path));
 	if (!sh.clock) {
 		snprintf(err, sizeof(err), "out of memory");
 		goto out;
 	}
 	snprintf(path, sizeof(path), "%s/lists", cfg->state_dir);
-	rc = controller_list_store_open(&sh.store, path, cfg->sector, keys,
+	/* any key of the chain at open: the list held may predate a rotation followed since */
+	rc = controller_list_store_open(&sh.store, path, cfg->sector,
+	                                controller_list_keys_all(sh.list_keys),
 	                                controller_timekeeper_now(sh.clock));
 	if (rc != 0) {
 		snprintf(err, sizeof(err), "list store %s: %s", path, controller_strerror(rc));
@@ -323,6 +349,7 @@ static int run(struct controller_config *cfg, bool first)
 	}
 	lock_ready = true;
 	controller_list_store_set_lock(sh.store, &sh.lock);
+	trust_update(&sh); /* from here on: the newest key, and the held list's own */
 	char journal_path[CONTROLLER_PATH_MAX + 32];
 	snprintf(journal_path, sizeof(journal_path), "%s/journal.db", cfg->state_dir);
 	rc = controller_journal_open(&journal, journal_path);
@@ -404,6 +431,7 @@ static int run(struct controller_config *cfg, bool first)
 	        .held_format = held_format,
 	        .install = install,
 	        .card_keys = card_keys,
+	        .key_chain = key_chain,
 	        .clock = sh.clock,
 	        .health = health,
 	        .share_passback = cfg->policy.antipassback_minutes > 0,
@@ -443,7 +471,7 @@ out:
 	controller_list_store_close(sh.store);
 	if (lock_ready)
 		pthread_rwlock_destroy(&sh.lock);
-	proto_keyring_free(keys);
+	controller_list_keys_close(sh.list_keys); /* after the store: it holds its rings */
 	return ret;
 }
 

@@ -65,6 +65,14 @@ const char *proto_strerror(int err)
 		return "list manifest is malformed or does not match its head";
 	case PROTO_ERR_LIST_HASH:
 		return "list file does not match its signed hash (damaged or altered)";
+	case PROTO_ERR_ROTATION_FORMAT:
+		return "list-key rotation statement is malformed";
+	case PROTO_ERR_ROTATION_UNANNOUNCED:
+		return "list key not announced by the key this gate trusts";
+	case PROTO_ERR_ROTATION_NUMBER:
+		return "list-key rotation statement out of sequence";
+	case PROTO_ERR_ROTATION_SIGNATURE:
+		return "list-key rotation statement signature does not verify";
 	}
 	return "unknown proto error";
 }

@@ -13,6 +13,7 @@
 
 #include "proto/error.h"
 #include "proto/frame.h"
+#include "proto/rotation.h"
 
 /* DER ECDSA P-256 signature: SEQUENCE of two INTEGERs of at most 33 bytes each. */
 #define SIGNATURE_MAX 72
@@ -219,6 +220,24 @@ static int validate_card_keys(const Citypass__CardKeys *k)
 	return 0;
 }
 
+/* Issue 11: the list key's rotation statements (proto/rotation.h), bounded in number and
+ * size here; their meaning and signatures are the receiver's key chain's to check. */
+static int validate_key_chain(const Citypass__KeyChain *k)
+{
+	if (!k || k->n_statements > PROTO_KEY_CHAIN_MAX)
+		return PROTO_ERR_FRAME_INVALID;
+	for (size_t i = 0; i < k->n_statements; i++) {
+		const Citypass__KeyStatement *st = k->statements[i];
+		if (!st || !bytes_ok(&st->text) || st->text.len == 0 ||
+		    st->text.len > PROTO_ROTATION_TEXT_MAX || !bytes_ok(&st->old_signature) ||
+		    st->old_signature.len == 0 || st->old_signature.len > SIGNATURE_MAX ||
+		    !bytes_ok(&st->new_signature) || st->new_signature.len == 0 ||
+		    st->new_signature.len > SIGNATURE_MAX)
+			return PROTO_ERR_FRAME_INVALID;
+	}
+	return 0;
+}
+
 /* A body case whose pointer is NULL packs to nothing, so it counts as no body. */
 int proto_frame_validate(const Citypass__Frame *msg)
 {
@@ -231,7 +250,9 @@ int proto_frame_validate(const Citypass__Frame *msg)
 	case CITYPASS__FRAME__BODY_WELCOME:
 		if (!msg->welcome)
 			return PROTO_ERR_FRAME_NO_BODY;
-		return msg->welcome->card_keys ? validate_card_keys(msg->welcome->card_keys) : 0;
+		if (msg->welcome->card_keys && validate_card_keys(msg->welcome->card_keys) != 0)
+			return PROTO_ERR_FRAME_INVALID;
+		return msg->welcome->key_chain ? validate_key_chain(msg->welcome->key_chain) : 0;
 	case CITYPASS__FRAME__BODY_LIST_UPDATE:
 		return msg->list_update ? validate_list_update(msg->list_update)
 		                        : PROTO_ERR_FRAME_NO_BODY;
@@ -256,6 +277,8 @@ int proto_frame_validate(const Citypass__Frame *msg)
 	case CITYPASS__FRAME__BODY_CARD_KEYS:
 		return msg->card_keys ? validate_card_keys(msg->card_keys)
 		                      : PROTO_ERR_FRAME_NO_BODY;
+	case CITYPASS__FRAME__BODY_KEY_CHAIN:
+		return msg->key_chain ? validate_key_chain(msg->key_chain) : PROTO_ERR_FRAME_NO_BODY;
 	default:
 		return PROTO_ERR_FRAME_NO_BODY;
 	}

@@ -274,6 +274,12 @@ static int sb_card_keys_stamp(void *ctx, int64_t *stamp)
 	return rc;
 }
 
+static int sb_list_chain(void *ctx, struct server_list_chain *out)
+{
+	struct store_sync *b = ctx;
+	return server_list_chain_load(b->data_dir, out);
+}
+
 static const struct server_sync_backend_ops store_sync_ops = {
         .device_lookup = sb_device_lookup,
         .list_latest = sb_list_latest,
@@ -288,6 +294,7 @@ static const struct server_sync_backend_ops store_sync_ops = {
         .counted_right = sb_counted_right,
         .card_keys = sb_card_keys,
         .card_keys_stamp = sb_card_keys_stamp,
+        .list_chain = sb_list_chain,
         .destroy = sb_destroy,
 };
 

@@ -420,6 +420,26 @@ int sync_conn_send_card_keys(struct sync_conn *c)
 	return rc;
 }
 
+/* --- the list key's rotations (issue 11) ------------------------------------------------ */
+
+int sync_conn_send_key_chain(struct sync_conn *c)
+{
+	Citypass__Frame f = CITYPASS__FRAME__INIT;
+	struct server_sync *s = c->srv;
+	/* a gate that did not announce it would take the frame for garbage (issue 13's rule) */
+	if (c->state != SYNC_CONN_READY || s->chain.n == 0 ||
+	    !(c->features & CITYPASS__FEATURE__FEATURE_KEY_CHAIN))
+		return -1;
+	f.body_case = CITYPASS__FRAME__BODY_KEY_CHAIN;
+	f.key_chain = &s->chain_msg;
+	int rc = send_frame(c, &f);
+	if (rc == 0) {
+		conn_update(c);
+		event_active(c->wr, EV_WRITE, 1);
+	}
+	return rc;
+}
+
 /* --- session rules ---------------------------------------------------------------------- */
 
 static uint64_t hello_acked(const Citypass__Hello *h, Citypass__Stream stream)
@@ -477,7 +497,7 @@ static int conn_hello(struct sync_conn *c, const Citypass__Hello *h)
 	w.server_time = (int64_t)time(NULL);
 	w.server_version = s->server_version;
 	/* issue 13: this server relays anti-passback grants between the gates of a site */
-	w.features = CITYPASS__FEATURE__FEATURE_PASSBACK_SHARE;
+	w.features = CITYPASS__FEATURE__FEATURE_PASSBACK_SHARE | CITYPASS__FEATURE__FEATURE_KEY_CHAIN;
 	c->features = h->features;
 	/* issue 11: the gate's card keys at every session, so a gate offline during a
 	 * rotation catches up at its next connection */
@@ -486,6 +506,9 @@ static int conn_hello(struct sync_conn *c, const Citypass__Hello *h)
 	const int have_keys = card_keys_of(c, &ck, &slot);
 	if (have_keys == 1)
 		w.card_keys = &ck;
+	/* issue 11: the list key's whole history, for a gate that missed a rotation */
+	if (s->chain.n > 0)
+		w.key_chain = &s->chain_msg;
 	f.body_case = CITYPASS__FRAME__BODY_WELCOME;
 	f.welcome = &w;
 	const int sent = send_frame(c, &f);
@@ -672,6 +695,8 @@ static const char *body_name(Citypass__Frame__BodyCase body)
 		return "ListPublished";
 	case CITYPASS__FRAME__BODY_CARD_KEYS:
 		return "CardKeys";
+	case CITYPASS__FRAME__BODY_KEY_CHAIN:
+		return "KeyChain";
 	case CITYPASS__FRAME__BODY_EVENT_BATCH:
 		return "EventBatch";
 	case CITYPASS__FRAME__BODY_EVENT_ACK:

@@ -174,6 +174,11 @@ struct server_sync {
 	/* issue 11: the card keys' change stamp the controllers were last given */
 	int64_t card_keys_stamp;
 	int card_keys_polled;
+	/* issue 11: the list key's rotation statements as last read, and as sent */
+	struct server_list_chain chain;
+	Citypass__KeyStatement *chain_msgs;
+	Citypass__KeyStatement **chain_ptrs;
+	Citypass__KeyChain chain_msg;
 	struct sync_ingest *ingest;
 };
 
@@ -217,6 +222,8 @@ void sync_conn_batch_done(struct sync_conn *c, const Citypass__EventBatch *b, in
 int sync_conn_notify(struct sync_conn *c, uint64_t version);
 /* Issue 11: send the connection's sector card keys (a rotation was made). 0 or -1. */
 int sync_conn_send_card_keys(struct sync_conn *c);
+/* Issue 11: send the list key's rotation statements (an agent rotated it). 0 or -1. */
+int sync_conn_send_key_chain(struct sync_conn *c);
 /* Look the device up again; end the session if it was revoked or removed. */
 void sync_conn_recheck(struct sync_conn *c);
 /* Begin a graceful close: Error SHUTTING_DOWN, drain, close. */

@@ -161,11 +161,77 @@ static void refresh_card_keys(struct server_sync *s)
 	sync_log(s, LOG_INFO, "card keys changed: sent to %u controller(s)", sent);
 }
 
+static void chain_msg_free(struct server_sync *s)
+{
+	free(s->chain_msgs);
+	free(s->chain_ptrs);
+	s->chain_msgs = NULL;
+	s->chain_ptrs = NULL;
+	server_list_chain_free(&s->chain);
+	citypass__key_chain__init(&s->chain_msg);
+}
+
+/* Issue 11: the list key rotated (a new statement in DATA/keys/list-chain): every gate that
+ * follows chains gets them now, before the lists the new key signs (refreshed right after
+ * this in the same poll); a gate connecting later gets them in its Welcome. */
+static void refresh_key_chain(struct server_sync *s, int push)
+{
+	struct server_list_chain c;
+	if (!s->be.ops->list_chain)
+		return;
+	int rc = s->be.ops->list_chain(s->be.ctx, &c);
+	if (rc) {
+		sync_log(s, LOG_ERR,
+		         "list key chain unreadable (error %d): gates keep the key they hold", rc);
+		return;
+	}
+	if (c.n == s->chain.n) {
+		server_list_chain_free(&c);
+		return;
+	}
+	Citypass__KeyStatement *msgs = calloc(c.n ? c.n : 1, sizeof(*msgs));
+	Citypass__KeyStatement **ptrs = calloc(c.n ? c.n : 1, sizeof(*ptrs));
+	if (!msgs || !ptrs) {
+		free(msgs);
+		free(ptrs);
+		server_list_chain_free(&c);
+		return;
+	}
+	chain_msg_free(s);
+	s->chain = c;
+	for (size_t i = 0; i < c.n; i++) {
+		citypass__key_statement__init(&msgs[i]);
+		msgs[i].text.data = (uint8_t *)c.s[i].text;
+		msgs[i].text.len = c.s[i].text_len;
+		msgs[i].old_signature.data = (uint8_t *)c.s[i].old_sig;
+		msgs[i].old_signature.len = c.s[i].old_sig_len;
+		msgs[i].new_signature.data = (uint8_t *)c.s[i].new_sig;
+		msgs[i].new_signature.len = c.s[i].new_sig_len;
+		ptrs[i] = &msgs[i];
+	}
+	s->chain_msgs = msgs;
+	s->chain_ptrs = ptrs;
+	s->chain_msg.n_statements = c.n;
+	s->chain_msg.statements = ptrs;
+	if (!push)
+		return;
+	unsigned sent = 0;
+	struct sync_conn *conn, *next;
+	for (conn = TAILQ_FIRST(&s->conns); conn; conn = next) {
+		next = TAILQ_NEXT(conn, all_link);
+		if (sync_conn_send_key_chain(conn) == 0)
+			sent++;
+	}
+	sync_log(s, LOG_INFO, "list key rotated (%zu statement(s)): sent to %u controller(s)", c.n,
+	         sent);
+}
+
 static void poll_published(evutil_socket_t fd, short what, void *arg)
 {
 	struct server_sync *s = arg;
 	(void)fd;
 	(void)what;
+	refresh_key_chain(s, 1);
 	for (size_t i = 0; i < s->n_sectors; i++)
 		if (s->sectors[i]->n_conns > 0)
 			sync_sector_refresh(s, s->sectors[i]);
@@ -259,6 +325,7 @@ int server_sync_new(struct server_sync **out, struct event_base *base,
 		server_sync_free(s);
 		return rc;
 	}
+	refresh_key_chain(s, 0);
 	struct timeval poll_tv = ms_to_tv(s->poll_interval_ms);
 	event_add(s->poll_ev, &poll_tv);
 	struct timeval recheck_tv = ms_to_tv(s->device_recheck_ms);
@@ -436,6 +503,7 @@ void server_sync_free(struct server_sync *s)
 		free(s->sectors[i]);
 	}
 	free(s->sectors);
+	chain_msg_free(s);
 	tls_ctx_free(s->tls);
 	free(s);
 }

@@ -5,6 +5,7 @@
  *   keys rotate --sector S    a new master key for sector S's card keys; the old one stays
  *                             as the previous version, which gates keep accepting
  *   keys retire --sector S    forget the previous version once cards have moved
+ *   keys rotate --list-key    a new list-signing key, announced under the old one
  *
  * Gates get the new and the previous key in their bundle and over the sync link (the server
  * reads card.keys at each session and when told the keys changed). Cards move to the new
@@ -18,16 +19,22 @@
 
 #include "admin.h"
 #include "server/keys.h"
+#include "server/list_keys.h"
 
 static const char keys_help[] =
         "usage: citypass-admin keys show [--json]\n"
         "       citypass-admin keys rotate --sector S\n"
+        "       citypass-admin keys rotate --list-key\n"
         "       citypass-admin keys retire --sector S\n"
         "rotate: a new version of sector S's card master key. Gates accept the new and the\n"
         "  previous version until it is retired; a card moves to the new version at a desk\n"
         "  ('card inspect --reader R --update-keys'). At most two versions live at once:\n"
         "  rotating again drops the oldest, whose cards gates then refuse.\n"
-        "retire: gates stop accepting the previous version of sector S.\n";
+        "retire: gates stop accepting the previous version of sector S.\n"
+        "rotate --list-key: a new list-signing key, announced by a statement signed by the\n"
+        "  old key and the new one (DATA/keys/list-chain/N.txt); every sector is published\n"
+        "  again under the new key. Gates follow the statement over the sync link and from\n"
+        "  then on refuse lists signed by a key it did not announce.\n";
 
 /* Tell the sync server that card keys changed: it sends gates their sector's keys again. */
 static int note_change(struct admin *a)
@@ -134,11 +141,51 @@ static int keys_change(struct admin *a, const char *sector, int rotate)
 	return 0;
 }
 
+static void hex_id(const uint8_t id[PROTO_KEY_ID_LEN], char out[2 * PROTO_KEY_ID_LEN + 1])
+{
+	for (size_t i = 0; i < PROTO_KEY_ID_LEN; i++)
+		snprintf(out + 2 * i, 3, "%02x", id[i]);
+}
+
+/* The list-signing key: rotate, then publish every sector under the new key. The statement
+ * is on disk before any list the new key signs, so the server sends it first. */
+static int list_key_rotate(struct admin *a)
+{
+	struct server_list_rotation r;
+	int rc = server_list_key_rotate(a->data, &r);
+	if (rc == SERVER_ERR_INVALID)
+		return admin_refuse("DATA/keys/list-chain is damaged (a statement unreadable or "
+		                    "missing a signature): restore it from the backup");
+	if (rc)
+		return admin_refuse("cannot rotate the list-signing key: %s", server_strerror(rc));
+	char from[2 * PROTO_KEY_ID_LEN + 1], to[2 * PROTO_KEY_ID_LEN + 1];
+	hex_id(r.from, from);
+	hex_id(r.to, to);
+	if (r.finished_interrupted)
+		printf("an interrupted rotation was finished: ");
+	printf("list-signing key %s replaces %s (statement %u)\n", to, from, (unsigned)r.number);
+	printf("check it: cd %s/keys/list-chain && openssl dgst -sha256 -verify %u.old.pub.pem "
+	       "-signature %u.old.sig %u.txt && openssl dgst -sha256 -verify ../list.pub.pem "
+	       "-signature %u.new.sig %u.txt\n",
+	       a->data, (unsigned)r.number, (unsigned)r.number, (unsigned)r.number,
+	       (unsigned)r.number, (unsigned)r.number);
+	struct server_sector *v = NULL;
+	size_t n = 0;
+	if (a->st.ops->sector_list(a->st.ctx, &v, &n) != 0)
+		return admin_refuse("the key rotated, but the sectors cannot be read: run "
+		                    "'citypass-admin list publish' for each sector");
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = admin_publish(a, v[i].number, NULL);
+	free(v);
+	return rc;
+}
+
 int admin_cmd_keys(struct admin *a, int argc, char **argv)
 {
 	static const struct option opts[] = {
 	        {"sector", required_argument, NULL, 's'},
 	        {"json", no_argument, NULL, 'j'},
+	        {"list-key", no_argument, NULL, 'l'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
@@ -156,7 +203,7 @@ int admin_cmd_keys(struct admin *a, int argc, char **argv)
 	char cmd[16];
 	snprintf(cmd, sizeof(cmd), "keys %s ", sub);
 	const char *sector = NULL;
-	int json = 0, c;
+	int json = 0, list_key = 0, c;
 	optind = 0;
 	opterr = 0;
 	while ((c = getopt_long(argc - 1, argv + 1, "h", opts, NULL)) != -1) {
@@ -166,6 +213,9 @@ int admin_cmd_keys(struct admin *a, int argc, char **argv)
 			break;
 		case 'j':
 			json = 1;
+			break;
+		case 'l':
+			list_key = 1;
 			break;
 		case 'h':
 			fputs(keys_help, stdout);
@@ -181,10 +231,14 @@ int admin_cmd_keys(struct admin *a, int argc, char **argv)
 		return admin_usage(cmd, "--sector is for rotate and retire");
 	if (!show && json)
 		return admin_usage(cmd, "--json is for 'keys show'");
-	if (!show && !sector)
-		return admin_usage(cmd, "missing --sector S");
+	if (list_key && (!rotate || sector))
+		return admin_usage(cmd, "--list-key is for 'keys rotate', without --sector");
+	if (!show && !sector && !list_key)
+		return admin_usage(cmd, "missing --sector S (or, to rotate, --list-key)");
 	int rc = admin_open(a);
 	if (rc)
 		return rc;
+	if (list_key)
+		return list_key_rotate(a);
 	return show ? keys_show(a, json) : keys_change(a, sector, rotate);
 }

@@ -60,6 +60,7 @@ struct controller_list_info {
 	int64_t issued_at;
 	int64_t expires_at;
 	uint32_t entries;
+	uint8_t key_id[PROTO_KEY_ID_LEN]; /* of the key that signed the list in use */
 	bool damaged; /* a file was found damaged since open: a snapshot is wanted */
 };
 
@@ -80,6 +81,11 @@ struct controller_list_store_stats {
 int controller_list_store_open(struct controller_list_store **out, const char *dir, uint16_t sector,
                                const struct proto_keyring *keys, int64_t now);
 void controller_list_store_close(struct controller_list_store *store);
+
+/* Trust `keys` from now on (not copied) for what is installed next: after the list key
+ * rotated (controller/list_keys.h). On the thread that installs. */
+void controller_list_store_set_keys(struct controller_list_store *store,
+                                    const struct proto_keyring *keys);
 
 /* The reader's lock (see above); NULL (the default) for a single-threaded user. */
 void controller_list_store_set_lock(struct controller_list_store *store, pthread_rwlock_t *lock);

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto/rotation.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -80,6 +82,10 @@ struct controller_sync_config {
 	/* The card keys of the gate's sector, at every session and after a rotation; called
 	 * on the sync thread; may be NULL. */
 	void (*card_keys)(void *ctx, const struct controller_card_keys *keys);
+	/* Issue 11: the list key's rotation statements, oldest first (Welcome, and pushed after
+	 * a rotation, always before the lists the new key signs); called on the sync thread;
+	 * may be NULL (the gate then does not announce FEATURE_KEY_CHAIN). */
+	void (*key_chain)(void *ctx, const struct proto_rotation_signed *statements, size_t n);
 	/* The gate's trusted clock (controller/timekeeper.h): anchored at every Welcome; its
 	 * floor judges the server certificate's validity dates and acknowledgement times.
 	 * NULL: the wall clock alone. */

@@ -50,6 +50,12 @@ enum proto_error {
 	/* format 2 (proto/clist.h) */
 	PROTO_ERR_LIST_MANIFEST = -60, /* manifest malformed, or not the one its head describes */
 	PROTO_ERR_LIST_HASH = -61,     /* a file or leaf does not match its signed hash */
+
+	/* list-key rotation statements (proto/rotation.h) */
+	PROTO_ERR_ROTATION_FORMAT = -70,      /* not a statement in its one canonical text */
+	PROTO_ERR_ROTATION_UNANNOUNCED = -71, /* its key is not announced by the newest held */
+	PROTO_ERR_ROTATION_NUMBER = -72,      /* its number does not follow the chain's */
+	PROTO_ERR_ROTATION_SIGNATURE = -73,   /* one of its two signatures does not verify */
 };
 
 /* A short English sentence for an error code; never NULL. */

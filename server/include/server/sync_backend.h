@@ -16,6 +16,7 @@
 #include "citypass.pb-c.h"
 #include "server/error.h"
 #include "server/keys.h"
+#include "server/list_keys.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -108,6 +109,12 @@ struct server_sync_backend_ops {
 	 */
 	int (*card_keys)(void *ctx, uint16_t sector, struct server_card_slot *out);
 	int (*card_keys_stamp)(void *ctx, int64_t *stamp);
+	/*
+	 * Issue 11, may be NULL (the list key never rotates): the statements rotating the
+	 * list-signing key, oldest first (server/list_keys.h). Read at every poll: a new one
+	 * goes to every connected gate before the lists it signs.
+	 */
+	int (*list_chain)(void *ctx, struct server_list_chain *out);
 	void (*destroy)(void *ctx);
 };
 
