@@ -10,7 +10,11 @@
  * fallback, the journal recovered and migrated, interrupted debits settled). Criteria, for
  * a crash after the workload learned that a call returned (its mark):
  *   - the controller starts, with a valid list: the old or the new version (the new one
- *     once its install returned);
+ *     once its install returned), never none; and every pass of every version looked up
+ *     in the store as the state holds it gets exactly that version's answer (nothing
+ *     decided from an unverified byte, no valid pass refused for a damaged leaf). The list
+ *     workload: format 2 version 1 held, a delta to 2, a snapshot of 3, signed by the
+ *     fixture's key, which the gate's bundle trusts here;
  *   - no decision that opened a gate is lost: every append that returned is there, or was
  *     acknowledged (and so deleted) by an ack that returned;
  *   - no acknowledged event comes back: no statistic at or below an ack that returned;
@@ -34,7 +38,10 @@
 
 #include "controller/error.h"
 #include "controller/journal.h"
+#include "controller/list_store.h"
 #include "crash_record.h"
+#include "list_fixture.h"
+#include "proto/error.h"
 
 #define MAX_MARKS 128
 
@@ -44,7 +51,8 @@ enum mark_kind {
 	M_ACKING,    /* ... about to be: from here they may be gone (the server has them) */
 	M_ACK_USES,  /* uses of epoch up to seq acknowledged */
 	M_WITHDRAWN, /* a pending decision withdrawn (its card did not commit) */
-	M_LIST,      /* a list version installed */
+	M_LIST_BEGIN, /* a list install called (from here the new version may be in use) */
+	M_LIST,       /* a list version installed (returned) */
 	M_OTHER,
 };
 
@@ -63,7 +71,22 @@ static char state_dir[512]; /* what the workload writes (recorded) */
 static char base_dir[512];  /* its copy before the workload */
 static char crash_dir[512]; /* each state, materialised */
 static const char *controller;
-static uint64_t list_old, list_new;
+
+/* The list workload (issue 13, item 3): the gate's sector, the deployment's list key is
+ * the fixture's (its public half written into the bundle), versions 1 (in the base), 2 (a
+ * delta) and 3 (a snapshot). The expected content of each version, to look every pass up
+ * in each state. */
+#define LIST_SECTOR 1 /* pool, the first sector of `init --sectors pool` */
+#define LIST_BITS   2 /* 4 chunks */
+#define LIST_PASSES 600
+#define LIST_NOW    (FIXTURE_ISSUED + 60) /* the workload's clock: the lists are valid */
+static struct list_fixture fx;
+static struct v2list lv[4];
+static uint8_t *ldelta[4];
+static size_t ldelta_len[4];
+static struct proto_list_entry lexp[4][LIST_PASSES + 1]; /* each version's passes, sorted */
+static size_t lexp_n[4];
+static uint64_t list_old = 1;
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die(const char *fmt, ...)
@@ -114,6 +137,13 @@ static void deployment(void)
 	       " --out %s/bundle >/dev/null",
 	       root, admin, root, admin, root, admin, root) != 0)
 		die("citypass-admin could not make the deployment");
+	/* the lists of this test are signed by the fixture's key: the gate trusts it */
+	char pub[600];
+	snprintf(pub, sizeof(pub), "%s/bundle/list.pub.pem", root);
+	if (access(pub, F_OK) != 0)
+		die("%s: not in the bundle", pub);
+	if (unlink(pub) != 0 || proto_key_write_public_pem(fx.signer, pub) != 0)
+		die("cannot write %s", pub);
 	char conf[600];
 	snprintf(conf, sizeof(conf), "%s/gate.conf", root);
 	FILE *f = fopen(conf, "w");
@@ -226,12 +256,140 @@ static void journal_workload(void)
 	mark(M_OTHER, 0, 0, "journal closed");
 }
 
+/* --- the list install ------------------------------------------------------------------ */
+
+static int entry_cmp(const void *a, const void *b)
+{
+	return memcmp(((const struct proto_list_entry *)a)->key,
+	              ((const struct proto_list_entry *)b)->key, PROTO_LIST_KEY_LEN);
+}
+
+/* Version v of the expected content: version v-1's with these changes. */
+static void expect_next(int v, const struct v2change *c, size_t n)
+{
+	memcpy(lexp[v], lexp[v - 1], sizeof(lexp[v]));
+	lexp_n[v] = lexp_n[v - 1];
+	for (size_t i = 0; i < n; i++) {
+		struct proto_list_entry *e =
+		        bsearch(&c[i].e, lexp[v], lexp_n[v], sizeof(lexp[v][0]), entry_cmp);
+		if (c[i].op == PROTO_CLIST_OP_ADD && !e && lexp_n[v] <= LIST_PASSES)
+			lexp[v][lexp_n[v]++] = c[i].e;
+		else if (c[i].op == PROTO_CLIST_OP_CHANGE && e)
+			*e = c[i].e;
+		else if (c[i].op == PROTO_CLIST_OP_REMOVE && e)
+			*e = lexp[v][--lexp_n[v]];
+		else
+			die("list change %zu of version %d does not apply", i, v);
+		qsort(lexp[v], lexp_n[v], sizeof(lexp[v][0]), entry_cmp);
+	}
+}
+
+/* Versions 1..3: v2 counts a use, revokes a pass, adds one and removes one; v3 counts
+ * another use (reaching the gate as a snapshot: a gate too far behind gets one). */
+static void lists_build(void)
+{
+	static struct proto_list_entry e[LIST_PASSES];
+	fixture_entries(e, LIST_PASSES, 1);
+	fixture_v2_build(&fx, LIST_SECTOR, 1, LIST_BITS, e, LIST_PASSES, &lv[1]);
+	memcpy(lexp[1], e, sizeof(e));
+	lexp_n[1] = LIST_PASSES;
+	struct proto_list_entry added;
+	fixture_entries(&added, 1, 9);
+	struct v2change c2[4] = {
+	        {PROTO_CLIST_OP_CHANGE, e[101]},
+	        {PROTO_CLIST_OP_CHANGE, e[350]},
+	        {PROTO_CLIST_OP_ADD, added},
+	        {PROTO_CLIST_OP_REMOVE, e[500]},
+	};
+	c2[0].e.used++;
+	c2[1].e.status = PROTO_STATUS_REVOKED;
+	fixture_v2_next(&fx, &lv[1], c2, 4, &lv[2], &ldelta[2], &ldelta_len[2]);
+	expect_next(2, c2, 4);
+	struct v2change c3 = {PROTO_CLIST_OP_CHANGE, e[202]};
+	c3.e.used += 2;
+	fixture_v2_next(&fx, &lv[2], &c3, 1, &lv[3], &ldelta[3], &ldelta_len[3]);
+	expect_next(3, &c3, 1);
+}
+
+static void list_mark(enum mark_kind kind, uint64_t version, const char *what)
+{
+	mark(kind, 0, 0, what);
+	marks[n_marks - 1].version = version;
+}
+
+static void list_workload(const char *dir)
+{
+	struct controller_list_store *s = NULL;
+	if (controller_list_store_open(&s, dir, LIST_SECTOR, fx.ring, LIST_NOW) != 0 ||
+	    controller_list_store_version(s) != 1)
+		die("the list store does not hold version 1");
+	list_mark(M_LIST_BEGIN, 2, "installing list v2 (delta)");
+	int rc = controller_list_store_apply_delta(s, ldelta[2], ldelta_len[2], lv[2].sig,
+	                                           lv[2].sig_len, LIST_NOW);
+	if (rc != 0)
+		die("delta v2: %s", controller_strerror(rc));
+	list_mark(M_LIST, 2, "list v2 installed");
+	list_mark(M_LIST_BEGIN, 3, "installing list v3 (snapshot)");
+	rc = controller_list_store_install_snapshot(s, lv[3].stream, lv[3].stream_len, lv[3].sig,
+	                                            lv[3].sig_len, LIST_NOW);
+	if (rc != 0)
+		die("snapshot v3: %s", controller_strerror(rc));
+	list_mark(M_LIST, 3, "list v3 installed");
+	controller_list_store_close(s);
+}
+
+/* Every pass of every version looked up in the store as the state holds it: the answer is
+ * version `version`'s, byte for byte, or the tap is refused (LIST_DAMAGED) — never a
+ * decision from a byte the signature does not cover. Returns the wrong answers (and counts
+ * the refusals: a valid list must not refuse either). */
+static long lookups(const char *dir, uint64_t version, long *refused)
+{
+	*refused = 0;
+	if (version < 1 || version > 3)
+		return 0;
+	struct controller_list_store *s = NULL;
+	if (controller_list_store_open(&s, dir, LIST_SECTOR, fx.ring, LIST_NOW) != 0)
+		return 1;
+	long wrong = 0;
+	if (controller_list_store_version(s) != version)
+		wrong++;
+	/* the union of every version's keys: present in one, absent from another */
+	for (int v = 1; v <= 3 && !wrong; v++) {
+		for (size_t i = 0; i < lexp_n[v]; i++) {
+			struct controller_pass p;
+			int rc = controller_list_store_lookup(s, lexp[v][i].key, &p);
+			if (rc == CONTROLLER_ERR_LIST_DAMAGED) {
+				(*refused)++;
+				continue;
+			}
+			const struct proto_list_entry *want = bsearch(
+			        &lexp[v][i], lexp[version], lexp_n[version], sizeof(lexp[0][0]),
+			        entry_cmp);
+			if (rc != 0 || p.found != (want != NULL) ||
+			    (want && (p.entry.status != want->status || p.entry.used != want->used ||
+			              p.entry.profile != want->profile ||
+			              p.entry.household != want->household)))
+				wrong++;
+		}
+	}
+	controller_list_store_close(s);
+	return wrong;
+}
+
 /* --- checking one state ----------------------------------------------------------------- */
 
 struct tally {
 	long states;
 	long violations;
+	long list_states; /* crashes during a list install */
 };
+
+static const char *state_lists(const char *dir)
+{
+	static char p[600];
+	snprintf(p, sizeof(p), "%s/lists", dir);
+	return p;
+}
 
 static int violation(struct tally *t, const struct crash_state *st, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
@@ -303,13 +461,26 @@ static int check_state(void *ctx, const struct crash_state *st, const char *dir)
 	const char *v = strstr(out, "list version ");
 	if (v)
 		version = strtoull(v + 13, NULL, 10);
-	bool installed = false;
-	for (size_t m = 0; m < reached; m++)
-		installed |= marks[m].kind == M_LIST;
-	if (list_new && version != list_new && (installed || version != list_old))
-		violation(t, st, "holds list version %llu (old %llu, new %llu%s)", version,
-		          (unsigned long long)list_old, (unsigned long long)list_new,
-		          installed ? ", installed" : "");
+	/* the list: the last one installed, or the one being installed */
+	uint64_t held = list_old, installing = 0;
+	for (size_t m = 0; m < reached; m++) {
+		if (marks[m].kind == M_LIST_BEGIN)
+			installing = marks[m].version;
+		else if (marks[m].kind == M_LIST)
+			held = marks[m].version, installing = 0;
+	}
+	t->list_states += installing != 0;
+	if (version != held && (!installing || version != installing))
+		violation(t, st, "holds list version %llu (installed v%llu%s%llu)", version,
+		          (unsigned long long)held, installing ? ", installing v" : "",
+		          (unsigned long long)installing);
+	else if (strstr(out, "fell back"))
+		violation(t, st, "the list on disk was not used (fell back): %s", out);
+	long refused = 0, wrong = lookups(state_lists(dir), version, &refused);
+	if (wrong)
+		violation(t, st, "%ld lookup(s) of list v%llu answered wrong", wrong, version);
+	if (refused)
+		violation(t, st, "%ld lookup(s) of list v%llu refused (damaged)", refused, version);
 
 	char path[600];
 	snprintf(path, sizeof(path), "%s/journal.db", dir);
@@ -370,6 +541,8 @@ int main(void)
 	snprintf(state_dir, sizeof(state_dir), "%s/state", root);
 	snprintf(base_dir, sizeof(base_dir), "%s/base", root);
 	snprintf(crash_dir, sizeof(crash_dir), "%s/crash", root);
+	fixture_init(&fx);
+	lists_build();
 	deployment();
 
 	/* the state before the workload: a journal as a first start leaves it, no list yet */
@@ -383,6 +556,13 @@ int main(void)
 	controller_journal_close(j);
 	snprintf(path, sizeof(path), "%s/lists", state_dir);
 	mkdir(path, 0700);
+	/* ... and list version 1, installed as the sync client does */
+	struct controller_list_store *ls = NULL;
+	if (controller_list_store_open(&ls, path, LIST_SECTOR, fx.ring, LIST_NOW) != 0 ||
+	    controller_list_store_install_snapshot(ls, lv[1].stream, lv[1].stream_len, lv[1].sig,
+	                                           lv[1].sig_len, LIST_NOW) != 0)
+		die("cannot install list v1");
+	controller_list_store_close(ls);
 	if (sh("cp -a %s/. %s/", state_dir, base_dir) != 0)
 		die("cp");
 
@@ -390,6 +570,7 @@ int main(void)
 		die("cannot register the recording VFS");
 	crash_record_start(state_dir);
 	journal_workload();
+	list_workload(path);
 	crash_record_stop();
 	const struct crash_log *log = crash_record_log();
 	printf("workload: %zu file-system operations recorded, %zu marks\n", log->n, n_marks);
@@ -406,15 +587,21 @@ int main(void)
 		}
 	}
 
-	struct tally t = {0, 0};
+	struct tally t = {0, 0, 0};
 	long n = crash_states_explore(log, base_dir, crash_dir, check_state, &t);
 	if (n < 0)
 		die("exploring the states failed");
-	printf("crash states explored: %ld, violations: %ld\n", t.states, t.violations);
+	printf("crash states explored: %ld (%ld of them during a list install), violations: %ld\n",
+	       t.states, t.list_states, t.violations);
 	if (!getenv("KEEP_TMP"))
 		sh("rm -rf %s", root);
 	else
 		printf("kept %s\n", root);
 	crash_record_reset();
+	for (int v = 1; v <= 3; v++) {
+		fixture_v2_free(&lv[v]);
+		free(ldelta[v]);
+	}
+	fixture_free(&fx);
 	return t.violations == 0 ? 0 : 1;
 }
