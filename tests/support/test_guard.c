@@ -134,18 +134,27 @@ static size_t descendants(pid_t root, pid_t *out, size_t cap)
 static void describe(pid_t pid, char *buf, size_t cap)
 {
 	char path[64], exe[PATH_MAX] = "?", cmd[256] = "";
-	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
-	ssize_t n = readlink(path, exe, sizeof(exe) - 1);
-	exe[n > 0 ? n : 1] = '\0';
-	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
+	/* A process caught inside execve shows its new exe and an empty command line for an
+	 * instant (seen on a loaded machine): look again for up to 0.5 s, so that every
+	 * leftover is named by what it runs. */
+	for (int tries = 0; tries < 50; tries++) {
+		if (tries)
+			usleep(10000);
+		snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+		ssize_t n = readlink(path, exe, sizeof(exe) - 1);
+		exe[n > 0 ? n : 1] = '\0';
+		snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			break; /* gone */
 		ssize_t r = read(fd, cmd, sizeof(cmd) - 1);
 		close(fd);
 		for (ssize_t i = 0; i < r - 1; i++)
 			if (cmd[i] == '\0')
 				cmd[i] = ' ';
 		cmd[r > 0 ? r : 0] = '\0';
+		if (r > 0)
+			break;
 	}
 	snprintf(buf, cap, "pid %d (%s: %s)", (int)pid, exe, cmd);
 }
