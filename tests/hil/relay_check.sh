@@ -25,6 +25,18 @@ fi
 expect_in "$out" '^error ' "timeout reported"
 grep -q '^apdu 12 bytes$' "$BENCH_DIR/peer.log" || fail "the peer did not see the APDU"
 
+# the longest APDU a peer takes (600 bytes, beyond any PN532 frame) is answered with its
+# two status bytes more: the answer once overflowed the peer's send buffer by those two
+"$RELAY_PEER" "$BENCH_DIR/long.sock" >/dev/null &
+PEER_PIDS="$PEER_PIDS $!"
+i=0
+until [ -S "$BENCH_DIR/long.sock" ]; do
+	i=$((i + 1)); [ $i -lt 100 ] || fail "relay peer did not start"; sleep 0.05
+done
+out=$("$RELAY_PEER" --exchange "$BENCH_DIR/long.sock" 600 2>&1) ||
+	fail "a 600-byte APDU: $out"
+expect_in "$out" '^answer X 602 bytes$' "a 600-byte APDU answered with 602 bytes"
+
 # unknown socket: a clear error, nothing placed
 if msg=$(ctl place r1 external "$BENCH_DIR/nobody.sock" 2>&1); then
 	fail "placing a missing peer must fail"

@@ -5,11 +5,16 @@
  *
  *   relay_peer SOCKET [--uid HEX8] [--silent-after N] [--hang-up-after N]
  *   relay_peer SOCKET --forward PEER_SOCKET [--tamper]
+ *   relay_peer --exchange SOCKET LEN
  *
  * With --forward it is a man in the middle: it passes every message on to another peer
  * (the real phone) and its answers back, flipping the last data byte of every answer with
  * --tamper. The reader side cannot tell it is there; only the protocol above can (a
  * signature or MAC over the exchange), which is what the tests using it check.
+ *
+ * --exchange is the client side of the same socket, without the bench: it sends one APDU
+ * of LEN bytes (0 to 600, the most a peer takes) and prints the length of the answer, so a
+ * test can reach the limits that no PN532 frame carries.
  */
 #include <errno.h>
 #include <signal.h>
@@ -17,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -34,14 +40,16 @@ static int read_exact(int fd, unsigned char *buf, size_t n)
 	return 0;
 }
 
+/* The header and the payload go out in one writev, so no staging buffer can be too small:
+ * an answer is up to two bytes longer than the 600-byte APDU it reverses (the status
+ * word), which overflowed the 603-byte copy this replaced. */
 static int send_msg(int fd, char type, const unsigned char *p, size_t n)
 {
-	unsigned char buf[3 + 600];
-	buf[0] = (unsigned char)type;
-	buf[1] = (unsigned char)(n >> 8);
-	buf[2] = (unsigned char)n;
-	memcpy(buf + 3, p, n);
-	return write(fd, buf, 3 + n) == (ssize_t)(3 + n) ? 0 : -1;
+	if (n > 0xFFFF)
+		return -1; /* the length field is two bytes */
+	unsigned char hdr[3] = {(unsigned char)type, (unsigned char)(n >> 8), (unsigned char)n};
+	struct iovec iov[2] = {{hdr, sizeof(hdr)}, {(void *)p, n}};
+	return writev(fd, iov, n ? 2 : 1) == (ssize_t)(sizeof(hdr) + n) ? 0 : -1;
 }
 
 /* Man in the middle: every message from the bench goes to the real peer; every answer
@@ -81,8 +89,45 @@ static void mitm(int bench_fd, const char *peer_path, int tamper)
 	close(peer);
 }
 
+/* One APDU of n bytes to the peer listening on path; the answer's length on stdout. */
+static int exchange(const char *path, const char *len)
+{
+	char *end;
+	long n = strtol(len, &end, 10);
+	if (*len == '\0' || *end != '\0' || n < 0 || n > 600) {
+		fprintf(stderr, "relay_peer: --exchange LEN '%s': expected 0 to 600\n", len);
+		return 2;
+	}
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		perror("relay_peer: --exchange: connect");
+		if (fd >= 0)
+			close(fd);
+		return 1;
+	}
+	unsigned char apdu[600], hdr[3], answer[0xFFFF];
+	for (long k = 0; k < n; k++)
+		apdu[k] = (unsigned char)k;
+	int rc = 1;
+	if (send_msg(fd, 'X', apdu, (size_t)n) == 0 && read_exact(fd, hdr, 3) == 0) {
+		size_t an = (size_t)hdr[1] << 8 | hdr[2];
+		if (read_exact(fd, answer, an) == 0) {
+			printf("answer %c %zu bytes\n", hdr[0], an);
+			rc = 0;
+		}
+	}
+	if (rc)
+		fprintf(stderr, "relay_peer: --exchange: no answer from %s\n", path);
+	close(fd);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 4 && !strcmp(argv[1], "--exchange"))
+		return exchange(argv[2], argv[3]);
 	unsigned char uid[4] = {0x08, 0x12, 0x34, 0x56};
 	long silent_after = -1, hang_up_after = -1;
 	const char *forward = NULL;
