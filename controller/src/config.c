@@ -15,6 +15,7 @@
 
 #include <mbedtls/error.h>
 #include <mbedtls/pk.h>
+#include <mbedtls/platform_util.h>
 #include <mbedtls/x509_crt.h>
 
 #include "controller/config.h"
@@ -239,6 +240,9 @@ static int load_card_key(const char *path, uint16_t sector, struct cardlib_secto
 	FILE *f = fopen(path, "r");
 	if (!f)
 		return failf(&p, "cannot open: %s", strerror(errno));
+	/* stdio's own buffer would keep the file's text (the master keys) after fclose */
+	char iobuf[BUFSIZ];
+	setvbuf(f, iobuf, _IOFBF, sizeof(iobuf));
 	memset(k, 0, sizeof(*k));
 	k->auth = CARDLIB_AUTH_EV2;
 	char line[LINE_MAX_LEN];
@@ -311,7 +315,9 @@ static int load_card_key(const char *path, uint16_t sector, struct cardlib_secto
 		}
 	}
 	fclose(f);
-	memset(line, 0, sizeof(line));
+	/* the last line read may be a master key's; a compiler may drop a memset before return */
+	mbedtls_platform_zeroize(line, sizeof(line));
+	mbedtls_platform_zeroize(iobuf, sizeof(iobuf));
 	if (rc == 0 && (seen & 31) != 31) {
 		p.line = 0;
 		rc = failf(&p, "incomplete: needs aid, system-id, sector, slot and master");
@@ -320,6 +326,8 @@ static int load_card_key(const char *path, uint16_t sector, struct cardlib_secto
 		p.line = 0;
 		rc = failf(&p, "previous-master and previous-key-version go together");
 	}
+	if (rc != 0) /* a refused file leaves no half-read key behind */
+		mbedtls_platform_zeroize(k, sizeof(*k));
 	return rc;
 }
 
@@ -775,6 +783,8 @@ int controller_card_key_save(const struct controller_config *cfg,
 		unlink(tmp);
 		return -1;
 	}
+	char iobuf[BUFSIZ]; /* ours, so that the keys' text can be wiped after fclose */
+	setvbuf(f, iobuf, _IOFBF, sizeof(iobuf));
 	/* the format of the bundle's card-sector.key (docs/admin.md), as the server sent it */
 	fprintf(f,
 	        "# citypass card sector key, as the sync server sent it last (issue 11) - "
@@ -791,6 +801,7 @@ int controller_card_key_save(const struct controller_config *cfg,
 	}
 	int ok = fflush(f) == 0 && !ferror(f) && fsync(fd) == 0;
 	ok = fclose(f) == 0 && ok;
+	mbedtls_platform_zeroize(iobuf, sizeof(iobuf));
 	if (ok)
 		ok = rename(tmp, path) == 0;
 	if (!ok) {
@@ -817,15 +828,11 @@ static int load_synced_card_key(struct controller_config *c, char *err, size_t e
 		return -1;
 	if (k.version >= c->card_key.version && k.slot == c->card_key.slot)
 		c->card_key = k;
-	volatile uint8_t *p = (volatile uint8_t *)&k;
-	for (size_t i = 0; i < sizeof(k); i++)
-		p[i] = 0;
+	mbedtls_platform_zeroize(&k, sizeof(k));
 	return 0;
 }
 
 void controller_config_wipe(struct controller_config *cfg)
 {
-	volatile uint8_t *p = (volatile uint8_t *)&cfg->card_key;
-	for (size_t i = 0; i < sizeof(cfg->card_key); i++)
-		p[i] = 0;
+	mbedtls_platform_zeroize(&cfg->card_key, sizeof(cfg->card_key));
 }

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <mbedtls/platform_util.h>
+
 #include "admin.h"
 #include "cardlib/error.h"
 #include "cardlib/issue.h"
@@ -52,7 +54,7 @@ int admin_card_sector_key_text(const struct server_card_keys *ck, uint16_t secto
 		              "previous-key-version %u\nprevious-master %s\n", sl->previous_version,
 		              hex);
 	}
-	memset(hex, 0, sizeof(hex));
+	mbedtls_platform_zeroize(hex, sizeof(hex));
 	return n < 0 || (size_t)n >= cap ? -1 : n;
 }
 
@@ -78,12 +80,12 @@ static int load_keyset(struct admin *a, struct cardlib_keyset *ks, struct server
 	if (rc)
 		return admin_refuse("cannot load the card keys: %s", server_strerror(rc));
 	if (!ck.has_picc_master && (rc = server_card_keys_add_picc_master(a->data, &ck)) != 0) {
-		memset(&ck, 0, sizeof(ck));
+		mbedtls_platform_zeroize(&ck, sizeof(ck));
 		return admin_refuse("cannot create the issuer PICC master key: %s",
 		                    server_strerror(rc));
 	}
 	if ((rc = a->st.ops->sector_list(a->st.ctx, sectors, n)) != 0) {
-		memset(&ck, 0, sizeof(ck));
+		mbedtls_platform_zeroize(&ck, sizeof(ck));
 		return admin_refuse("cannot read the sectors");
 	}
 	memset(ks, 0, sizeof(*ks));
@@ -110,7 +112,7 @@ static int load_keyset(struct admin *a, struct cardlib_keyset *ks, struct server
 			ks->value_slot = s->slot;
 		ks->n_sectors = i + 1;
 	}
-	memset(&ck, 0, sizeof(ck));
+	mbedtls_platform_zeroize(&ck, sizeof(ck));
 	return 0;
 }
 
@@ -152,7 +154,7 @@ int admin_card_issue(struct admin *a, int64_t pass, const char *conn, int32_t en
 		rc = a->st.ops->pass_id_get(a->st.ctx, pass, v[i].number, ids.id[i], NULL);
 	if (rc) {
 		free(v);
-		memset(&ks, 0, sizeof(ks));
+		mbedtls_platform_zeroize(&ks, sizeof(ks));
 		return admin_refuse("cannot read the pass's identifiers: %s", server_strerror(rc));
 	}
 	struct cardlib_reader *reader = NULL;
@@ -198,8 +200,8 @@ int admin_card_issue(struct admin *a, int64_t pass, const char *conn, int32_t en
 		                   cardlib_strerror(rc));
 	cardlib_reader_free(reader);
 	free(v);
-	memset(&ks, 0, sizeof(ks));
-	memset(&ids, 0, sizeof(ids));
+	mbedtls_platform_zeroize(&ks, sizeof(ks));
+	mbedtls_platform_zeroize(&ids, sizeof(ids));
 	return ret;
 }
 
@@ -363,7 +365,7 @@ static int card_inspect(struct admin *a, const char *conn, int json, int update)
 	}
 	cardlib_reader_free(reader);
 	free(v);
-	memset(&ks, 0, sizeof(ks));
+	mbedtls_platform_zeroize(&ks, sizeof(ks));
 	return ret;
 }
 
@@ -414,7 +416,7 @@ static int card_recycle(struct admin *a, const char *conn)
 		                   cardlib_strerror(rc));
 	cardlib_reader_free(reader);
 	free(v);
-	memset(&ks, 0, sizeof(ks));
+	mbedtls_platform_zeroize(&ks, sizeof(ks));
 	return ret;
 }
 

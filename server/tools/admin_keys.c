@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <mbedtls/platform_util.h>
+
 #include "admin.h"
 #include "server/keys.h"
 #include "server/list_keys.h"
@@ -63,7 +65,7 @@ static int keys_show(struct admin *a, int json)
 	if (rc)
 		return admin_refuse("cannot load the card keys: %s", server_strerror(rc));
 	if (a->st.ops->sector_list(a->st.ctx, &v, &n) != 0) {
-		memset(&ck, 0, sizeof(ck));
+		mbedtls_platform_zeroize(&ck, sizeof(ck));
 		return admin_refuse("cannot read the sectors");
 	}
 	if (json)
@@ -96,7 +98,7 @@ static int keys_show(struct admin *a, int json)
 	if (json)
 		printf("]}\n");
 	free(v);
-	memset(&ck, 0, sizeof(ck));
+	mbedtls_platform_zeroize(&ck, sizeof(ck));
 	return 0;
 }
 
@@ -116,7 +118,7 @@ static int keys_change(struct admin *a, const char *sector, int rotate)
 	rc = rotate ? server_card_keys_rotate(a->data, &ck, sec.slot)
 	            : server_card_keys_retire(a->data, &ck, sec.slot);
 	const uint8_t version = sl->version, previous = sl->previous_version;
-	memset(&ck, 0, sizeof(ck));
+	mbedtls_platform_zeroize(&ck, sizeof(ck));
 	if (rc == SERVER_ERR_NOT_FOUND)
 		return admin_refuse("sector %s has no previous key version to retire", sec.name);
 	if (rc == SERVER_ERR_INVALID)

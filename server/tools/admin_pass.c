@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <mbedtls/platform_util.h>
+
 #include "admin.h"
 #include "cardlib/error.h"
 #include "cardlib/layout.h"
@@ -403,7 +405,7 @@ static int issue_credentials(struct admin *a, int64_t pass, const struct phone_r
 			len = cardlib_token_issue(issuer, pr[i].sector.number, id, phone, from,
 			                          until, cred, sizeof(cred));
 		cardlib_token_key_free(phone);
-		memset(id, 0, sizeof(id));
+		mbedtls_platform_zeroize(id, sizeof(id));
 		if (len < 0) {
 			ret = admin_refuse("cannot issue the credential of sector %s: %s",
 			                   pr[i].sector.name, cardlib_strerror(len));

@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <mbedtls/platform_util.h>
+
 #include "admin.h"
 #include "server/keys.h"
 #include "proto/clist.h"
@@ -1000,10 +1002,10 @@ static int write_bundle(struct admin *a, const struct server_device *d,
 	int n = admin_card_sector_key_text(&ck, sec->number, sec->slot,
 	                                   vs[0] && (uint16_t)atoi(vs) == sec->number, text,
 	                                   sizeof(text));
-	memset(&ck, 0, sizeof(ck));
+	mbedtls_platform_zeroize(&ck, sizeof(ck));
 	snprintf(key, sizeof(key), "%s/card-sector.key", dir);
 	rc = n < 0 ? SERVER_ERR_INVALID : server_file_create(key, text, (size_t)n, 0600);
-	memset(text, 0, sizeof(text));
+	mbedtls_platform_zeroize(text, sizeof(text));
 	if (rc)
 		return rc;
 	n = snprintf(text, sizeof(text),
