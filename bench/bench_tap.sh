@@ -36,7 +36,9 @@ PHASE=${BENCH_TAP_PHASE:-}
 if [ -z "$PHASE" ]; then
 	# the two deployments, then one table
 	OUT=$(mktemp -d "${TMPDIR:-/tmp}/bench-tap-XXXXXX")
-	trap 'rm -rf "$OUT"' EXIT
+	. "$ROOT/tests/support/procs.sh" # the one exit convention
+	cleanup() { rm -rf "$OUT"; }
+	on_exit cleanup
 	# A gate's controller has its machine to itself; this one may share a 2-core CI box:
 	# as root, the bench's processes run at a higher priority than the neighbours'
 	# builds (the disk, and so the journal's fsync, is still shared).

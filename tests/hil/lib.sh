@@ -1,6 +1,10 @@
 # lib.sh — shared by the bench tests: start a citypass-hil bench in a fresh directory,
 # stop it on exit, and small assertions. Sourced; expects HIL (path to citypass-hil).
 set -eu
+# the one exit convention (tests/support/procs.sh), found from the sourcing script's place
+_d=$(cd "$(dirname "$0")" && pwd)
+while [ ! -f "$_d/tests/support/procs.sh" ] && [ "$_d" != / ]; do _d=$(dirname "$_d"); done
+. "$_d/tests/support/procs.sh"
 
 : "${HIL:?HIL must name the citypass-hil binary}"
 export LIBNFC_AUTO_SCAN=false
@@ -11,20 +15,15 @@ BENCH_PID=
 PEER_PIDS=
 
 cleanup() {
-	rc=$?
-	for p in $PEER_PIDS; do kill "$p" 2>/dev/null || true; done
-	if [ -n "$BENCH_PID" ]; then
-		kill "$BENCH_PID" 2>/dev/null || true
-		wait "$BENCH_PID" 2>/dev/null || true
-	fi
+	stop_procs $PEER_PIDS
+	stop_procs $BENCH_PID
 	if [ $rc -ne 0 ] && [ -f "$BENCH_DIR/events.log" ]; then
 		echo "--- last bench events" >&2
 		tail -n 40 "$BENCH_DIR/events.log" >&2
 	fi
 	rm -rf "$BENCH_DIR"
-	exit $rc
 }
-trap cleanup EXIT INT TERM
+on_exit cleanup
 
 fail() {
 	echo "FAIL: $*" >&2

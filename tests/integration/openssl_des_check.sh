@@ -7,7 +7,9 @@ vectors=$1
 openssl=$2
 n=0
 tmp=$(mktemp)
-trap 'rm -f "$tmp"' EXIT INT TERM
+. "$(dirname "$0")/../support/procs.sh" # the one exit convention
+cleanup() { rm -f "$tmp"; }
+on_exit cleanup
 "$vectors" 16 >"$tmp"
 while read -r kind cipher key a b c; do
 	case $kind in

@@ -13,7 +13,9 @@ set -eu
 tool=$1
 openssl=$2
 dir=$(mktemp -d "${TMPDIR:-/tmp}/citypass-openssl-XXXXXX")
-trap 'rm -rf "$dir"' EXIT
+. "$(dirname "$0")/../support/procs.sh" # the one exit convention
+cleanup() { rm -rf "$dir"; }
+on_exit cleanup
 cd "$dir"
 
 fail() {

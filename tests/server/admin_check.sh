@@ -10,7 +10,9 @@ set -eu
 : "${ADMIN:?}" "${PROBE:?}" "${CITYPASS_LIST:?}" "${CITYPASS_TOKEN:?}"
 OPENSSL=${OPENSSL:-openssl}
 W=$(mktemp -d "${TMPDIR:-/tmp}/citypass-admin-test-XXXXXX")
-trap 'rm -rf "$W"' EXIT INT TERM
+. "$(dirname "$0")/../support/procs.sh" # the one exit convention
+cleanup() { rm -rf "$W"; }
+on_exit cleanup
 export CITYPASS_DATA="$W/data"
 unset CITYPASS_NOW
 CASES=0

@@ -9,14 +9,13 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/guard-XXXXXX")
 # every process below carries this marker: what is found afterwards came from this script
 MARK="$T/build"
 mkdir -p "$MARK"
+. "$(dirname "$0")/procs.sh" # the one exit convention
 cleanup() {
-	rc=$?
 	# nothing of ours may survive this check either (the sweep kills and names it)
 	"$GUARD" sweep --build-dir "$MARK" >/dev/null 2>&1 || true
 	rm -rf "$T"
-	exit $rc
 }
-trap cleanup EXIT
+on_exit cleanup
 fail() {
 	echo "FAIL: $*" >&2
 	exit 1

@@ -4,6 +4,10 @@
 # Everything lives in one temp directory and is stopped on exit. Every wait is bounded.
 # Sourced; expects ADMIN SERVER HIL CONTROLLER TOKEN (paths to the binaries).
 set -eu
+# the one exit convention (tests/support/procs.sh), found from the sourcing script's place
+_d=$(cd "$(dirname "$0")" && pwd)
+while [ ! -f "$_d/tests/support/procs.sh" ] && [ "$_d" != / ]; do _d=$(dirname "$_d"); done
+. "$_d/tests/support/procs.sh"
 
 : "${ADMIN:?}" "${SERVER:?}" "${HIL:?}" "${CONTROLLER:?}" "${TOKEN:?}"
 export LIBNFC_AUTO_SCAN=false
@@ -20,27 +24,9 @@ PORT=
 KEEP_TMP=${KEEP_TMP:-}
 
 cleanup() {
-	rc=$?
-	set +e
-	for p in $CTRL_PIDS $PEER_PIDS; do kill "$p" 2>/dev/null; done
-	# bounded: whatever has not stopped 5 s after SIGTERM is killed
-	_i=0
-	while [ $_i -lt 50 ]; do
-		_alive=
-		for p in $CTRL_PIDS $PEER_PIDS; do kill -0 "$p" 2>/dev/null && _alive=1; done
-		[ -z "$_alive" ] && break
-		sleep 0.1
-		_i=$((_i + 1))
-	done
-	for p in $CTRL_PIDS $PEER_PIDS; do
-		if kill -0 "$p" 2>/dev/null; then
-			echo "cleanup: pid $p ignored SIGTERM for 5 s: SIGKILL" >&2
-			kill -9 "$p" 2>/dev/null
-		fi
-	done
-	for p in $CTRL_PIDS $PEER_PIDS; do wait "$p" 2>/dev/null; done
-	[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
-	[ -n "$BENCH_PID" ] && kill "$BENCH_PID" 2>/dev/null && wait "$BENCH_PID" 2>/dev/null
+	# controllers and peers before the server and the bench they talk to
+	stop_procs $CTRL_PIDS $PEER_PIDS
+	stop_procs $SERVER_PID $BENCH_PID
 	# a script's own undo (e.g. unmount what it mounted), once every process is gone
 	[ -n "${EXTRA_CLEANUP:-}" ] && eval "$EXTRA_CLEANUP"
 	if [ $rc -ne 0 ]; then
@@ -51,10 +37,8 @@ cleanup() {
 		done
 	fi
 	if [ -n "$KEEP_TMP" ]; then echo "kept $T" >&2; else rm -rf "$T"; fi
-	exit $rc
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+on_exit cleanup
 
 fail() {
 	echo "FAIL: $*" >&2

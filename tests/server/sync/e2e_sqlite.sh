@@ -10,11 +10,12 @@ admin=$1 server=$2 probe=$3
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/citypass-e2e-XXXXXX")
 data=$tmp/data
 pid=
+. "$(dirname "$0")/../../support/procs.sh" # the one exit convention
 cleanup() {
-	if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
+	stop_procs $pid
 	rm -rf "$tmp"
 }
-trap cleanup EXIT
+on_exit cleanup
 fail() { echo "FAIL: $*" >&2; echo "--- server log" >&2; cat "$tmp/server.log" >&2 || true; exit 1; }
 
 # command line: --help, bad usage

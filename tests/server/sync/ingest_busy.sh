@@ -12,12 +12,12 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/citypass-busy-XXXXXX")
 data=$tmp/data
 pid=
 pids=
+. "$(dirname "$0")/../../support/procs.sh" # the one exit convention
 cleanup() {
-	for p in $pids $pid; do kill "$p" 2>/dev/null || true; done
-	for p in $pids $pid; do wait "$p" 2>/dev/null || true; done
+	stop_procs $pids $pid
 	rm -rf "$tmp"
 }
-trap cleanup EXIT
+on_exit cleanup
 fail() { echo "FAIL: $*" >&2; echo "--- server log" >&2; tail -n 30 "$tmp/server.log" >&2 || true; exit 1; }
 
 "$admin" --data "$data" init --server-name 127.0.0.1 >/dev/null
