@@ -3,8 +3,10 @@
 #   make demo       run the whole system on the emulated bench (scripts/demo.sh)
 #   make bench      benchmarks (Release build), each figure beside a same-run baseline
 #   make sanitize   the whole suite again under AddressSanitizer + UBSan
+#   make tsan       the tests that run threads (label `threads`) under ThreadSanitizer
 #   make fuzz       libFuzzer builds of every fuzz target, FUZZ_SECONDS each (clang)
 #   make format     clang-format every C source in place
+#   make format-check  fail, naming the files, where FORMAT_CHECKED is not clang-formatted
 # Variables: BUILD (build dir), JOBS, CTEST_ARGS (e.g. CTEST_ARGS="-L unit").
 
 BUILD        ?= build
@@ -12,7 +14,7 @@ JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS   ?=
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build test demo bench sanitize fuzz format clean
+.PHONY: all deps build test demo bench sanitize tsan fuzz format format-check clean
 
 all: build
 
@@ -47,6 +49,13 @@ sanitize: deps
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
+# halt_on_error: a race ends the process that found it, so the test that started it fails
+tsan: deps
+	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DCITYPASS_TSAN=ON
+	cmake --build build-tsan -j $(JOBS)
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+		ctest --output-on-failure -j $(JOBS) -L threads $(CTEST_ARGS)
+
 fuzz:
 	@CITYPASS_DEPS_FUZZ=1 scripts/install-deps.sh
 	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCITYPASS_FUZZ=ON
@@ -64,5 +73,22 @@ format:
 	find cardlib controller server proto hil tests bench -name '*.[ch]' -print0 | \
 		xargs -0 -r clang-format -i
 
+# The tree CI holds to clang-format. Not yet server/, bench/, tests/server/, tests/unit/,
+# controller/src/sync_client.c and tests/controller/sync/: they were being rewritten by
+# issues 12 and 13 when the check came (issue 14); add them once formatted.
+FORMAT_CHECKED ?= cardlib proto hil controller tests/controller tests/crash tests/fuzz \
+	tests/hil tests/integration tests/support
+FORMAT_SKIPPED ?= controller/src/sync_client.c tests/controller/sync/test_sync_client.c
+
+format-check:
+	@bad=$$(find $(FORMAT_CHECKED) -name '*.[ch]' | grep -vxF "$$(printf '%s\n' $(FORMAT_SKIPPED))" | \
+		while read -r f; do \
+			clang-format --dry-run -Werror "$$f" >/dev/null 2>&1 || echo "$$f"; \
+		done); \
+	if [ -n "$$bad" ]; then \
+		echo "not clang-formatted (make format, or clang-format -i FILE):"; \
+		echo "$$bad" | sed 's/^/  /'; exit 1; \
+	fi; echo "clang-format: $(FORMAT_CHECKED) formatted"
+
 clean:
-	rm -rf build build-asan build-bench build-fuzz
+	rm -rf build build-asan build-tsan build-bench build-fuzz

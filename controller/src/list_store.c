@@ -59,7 +59,8 @@ static void mark_damaged(struct controller_list_store *s, struct ls_chunk *c)
  * that does not fit gives a chunk marked damaged, so that one bad file costs the passes it
  * holds, not the whole list. */
 static struct ls_chunk *chunk_new(struct controller_list_store *s, uint32_t number, uint64_t since,
-                                  uint8_t *idx_buf, size_t idx_len, const uint8_t want[PROTO_HASH_LEN])
+                                  uint8_t *idx_buf, size_t idx_len,
+                                  const uint8_t want[PROTO_HASH_LEN])
 {
 	struct ls_chunk *c = calloc(1, sizeof(*c));
 	if (!c) {
@@ -79,7 +80,8 @@ static struct ls_chunk *chunk_new(struct controller_list_store *s, uint32_t numb
 	if (ok) {
 		proto_sha256(idx_buf, idx_len, hash);
 		ok = memcmp(hash, want, PROTO_HASH_LEN) == 0 &&
-		     proto_clist_idx_parse(idx_buf, idx_len, &c->idx) == 0 && c->idx.chunk == number;
+		     proto_clist_idx_parse(idx_buf, idx_len, &c->idx) == 0 &&
+		     c->idx.chunk == number;
 	}
 	proto_clist_name_chunk(name, number, since, 0);
 	if (ok && ls_path(s, p, sizeof(p), name) == 0)
@@ -345,9 +347,9 @@ static int lookup_v2(struct controller_list_store *s, const struct ls_version *v
 	do
 		r = pread(c->fd, buf, len, (off_t)off);
 	while (r < 0 && errno == EINTR);
-	int rc = r == (ssize_t)len
-	                 ? proto_clist_leaf_lookup(&c->idx, (uint32_t)leaf, buf, len, key, &pass->entry)
-	                 : PROTO_ERR_LIST_HASH;
+	int rc = r == (ssize_t)len ? proto_clist_leaf_lookup(&c->idx, (uint32_t)leaf, buf, len, key,
+	                                                     &pass->entry)
+	                           : PROTO_ERR_LIST_HASH;
 	if (rc == PROTO_ERR_LIST_NOT_FOUND)
 		return 0;
 	if (rc == 0 && pass->entry.profile >= v->head.profile_count)
@@ -363,7 +365,8 @@ static int lookup_v2(struct controller_list_store *s, const struct ls_version *v
 }
 
 int controller_list_store_lookup(struct controller_list_store *s,
-                                 const uint8_t key[PROTO_LIST_KEY_LEN], struct controller_pass *pass)
+                                 const uint8_t key[PROTO_LIST_KEY_LEN],
+                                 struct controller_pass *pass)
 {
 	if (!s || !key || !pass)
 		return CONTROLLER_ERR_ARG;
@@ -394,7 +397,8 @@ int ls_commit(struct controller_list_store *s, struct ls_version *v)
 {
 	int rc = ls_fsync_dir(s);
 	if (rc == 0)
-		rc = ls_pointer_write(s, v->format, v->version, v->file_hash); /* the commit point */
+		rc = ls_pointer_write(s, v->format, v->version,
+		                      v->file_hash); /* the commit point */
 	if (rc) {
 		ls_version_free(v);
 		ls_sweep(s, s->cur);
@@ -509,8 +513,8 @@ static int install_stream(struct controller_list_store *s, const uint8_t *buf, s
 		size_t idx_len;
 		uint32_t n;
 		const struct proto_clist_ref *r = &v->manifest.chunks[j];
-		rc = proto_clist_stream_chunk(&st, &v->manifest, &v->head, &cursor, j, &idx, &idx_len,
-		                              &dat, &n);
+		rc = proto_clist_stream_chunk(&st, &v->manifest, &v->head, &cursor, j, &idx,
+		                              &idx_len, &dat, &n);
 		if (rc)
 			break;
 		struct ls_chunk *c = reusable(s, j, r, v->head.bits);
@@ -520,7 +524,8 @@ static int install_stream(struct controller_list_store *s, const uint8_t *buf, s
 			continue;
 		}
 		rc = write_chunk_files(s, j, r->since, idx, idx_len, dat, n);
-		if (rc == 0 && !(v->chunks[j] = chunk_written(s, j, r->since, idx, idx_len, r->idx_hash)))
+		if (rc == 0 &&
+		    !(v->chunks[j] = chunk_written(s, j, r->since, idx, idx_len, r->idx_hash)))
 			rc = CONTROLLER_ERR_NOMEM;
 	}
 	if (rc == 0 && entries_of(v) != v->head.entry_count)
@@ -590,8 +595,8 @@ static int apply_delta_v2(struct controller_list_store *s, const uint8_t *delta,
 	if (pol.held_version < cur->version)
 		pol.held_version = cur->version; /* a delta always moves forward */
 	struct proto_clist_applied ap;
-	int rc = proto_clist_delta_apply(&cur->manifest, cur->file_hash, read_base_chunk, cur, delta,
-	                                 len, sig, sig_len, &pol, &ap);
+	int rc = proto_clist_delta_apply(&cur->manifest, cur->file_hash, read_base_chunk, cur,
+	                                 delta, len, sig, sig_len, &pol, &ap);
 	if (rc)
 		return rc;
 	struct ls_version *v = calloc(1, sizeof(*v));
@@ -612,8 +617,8 @@ static int apply_delta_v2(struct controller_list_store *s, const uint8_t *delta,
 			const struct proto_clist_chunk_data *d = &ap.chunks[k++];
 			const struct proto_clist_ref *r = &v->manifest.chunks[j];
 			rc = write_chunk_files(s, j, r->since, d->idx, d->idx_len, d->dat, d->n);
-			if (rc == 0 &&
-			    !(v->chunks[j] = chunk_written(s, j, r->since, d->idx, d->idx_len, r->idx_hash)))
+			if (rc == 0 && !(v->chunks[j] = chunk_written(s, j, r->since, d->idx,
+			                                              d->idx_len, r->idx_hash)))
 				rc = CONTROLLER_ERR_NOMEM;
 		} else {
 			v->chunks[j] = chunk_ref(cur->chunks[j]);
@@ -623,8 +628,8 @@ static int apply_delta_v2(struct controller_list_store *s, const uint8_t *delta,
 	if (rc == 0 && !any_damaged(v) && entries_of(v) != v->head.entry_count)
 		rc = PROTO_ERR_LIST_COUNT;
 	if (rc == 0)
-		rc = write_top_files(s, v->head.version, ap.head_bytes, ap.head_len, ap.manifest_bytes,
-		                     ap.manifest_len, sig, sig_len);
+		rc = write_top_files(s, v->head.version, ap.head_bytes, ap.head_len,
+		                     ap.manifest_bytes, ap.manifest_len, sig, sig_len);
 	if (rc == 0) {
 		v->version = v->head.version;
 		v->issued_at = v->head.issued_at;

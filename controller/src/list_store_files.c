@@ -90,8 +90,8 @@ int ls_fsync_dir(const struct controller_list_store *s)
 	return fsync_path(s->dir);
 }
 
-int ls_read_file(const struct controller_list_store *s, const char *name, size_t max,
-                 uint8_t **buf, size_t *len)
+int ls_read_file(const struct controller_list_store *s, const char *name, size_t max, uint8_t **buf,
+                 size_t *len)
 {
 	char p[4096];
 	int rc = ls_path(s, p, sizeof(p), name);
@@ -157,11 +157,12 @@ int ls_pointer_write(struct controller_list_store *s, unsigned format, uint64_t 
 {
 	char h[2 * PROTO_HASH_LEN + 1], text[256];
 	hex(hash, PROTO_HASH_LEN, h);
-	int n = format == 1 ? snprintf(text, sizeof(text),
-	                               POINTER_MAGIC_1 "\nversion %" PRIu64 "\nsha256 %s\n", version, h)
-	                    : snprintf(text, sizeof(text),
-	                               POINTER_MAGIC_2 "\nversion %" PRIu64 "\nmanifest %s\n", version,
-	                               h);
+	int n = format == 1
+	                ? snprintf(text, sizeof(text),
+	                           POINTER_MAGIC_1 "\nversion %" PRIu64 "\nsha256 %s\n", version, h)
+	                : snprintf(text, sizeof(text),
+	                           POINTER_MAGIC_2 "\nversion %" PRIu64 "\nmanifest %s\n", version,
+	                           h);
 	int rc = ls_write_atomic(s, LS_POINTER, (const uint8_t *)text, (size_t)n);
 	return rc ? rc : ls_fsync_dir(s);
 }
@@ -178,8 +179,8 @@ int ls_pointer_read(const struct controller_list_store *s, unsigned *format, uin
 	memcpy(text, buf, len);
 	text[len] = '\0';
 	free(buf);
-	if (sscanf(text, POINTER_MAGIC_2 "%c version %" SCNu64 " manifest %64s", &end, version, h) ==
-	            3 &&
+	if (sscanf(text, POINTER_MAGIC_2 "%c version %" SCNu64 " manifest %64s", &end, version,
+	           h) == 3 &&
 	    end == '\n')
 		*format = 2;
 	else if (sscanf(text, POINTER_MAGIC_1 "%c version %" SCNu64 " sha256 %64s", &end, version,

@@ -57,9 +57,10 @@ struct controller_list_store {
 	struct controller_list_store_stats stats;
 };
 
-#define LS_POINTER     "CURRENT"
-#define LS_MAX_SIG     (PROTO_SIG_MAX + 1)
-#define LS_MAX_HEAD    (PROTO_CLIST_HEAD_FIXED + (size_t)PROTO_CLIST_MAX_PROFILES * PROTO_LIST_PROFILE_SIZE)
+#define LS_POINTER "CURRENT"
+#define LS_MAX_SIG (PROTO_SIG_MAX + 1)
+#define LS_MAX_HEAD                                                                                \
+	(PROTO_CLIST_HEAD_FIXED + (size_t)PROTO_CLIST_MAX_PROFILES * PROTO_LIST_PROFILE_SIZE)
 #define LS_MAX_MANIFEST ((size_t)(1 + (2u << PROTO_CLIST_MAX_BITS)) * (67 + PROTO_CLIST_NAME_MAX))
 
 /* --- files (list_store_files.c) -------------------------------------------------------- */
@@ -70,8 +71,8 @@ int ls_write_atomic(struct controller_list_store *s, const char *name, const uin
                     size_t len);
 int ls_fsync_dir(const struct controller_list_store *s);
 /* The whole file (malloc'd); CONTROLLER_ERR_IO when missing or larger than max. */
-int ls_read_file(const struct controller_list_store *s, const char *name, size_t max,
-                 uint8_t **buf, size_t *len);
+int ls_read_file(const struct controller_list_store *s, const char *name, size_t max, uint8_t **buf,
+                 size_t *len);
 int ls_pointer_read(const struct controller_list_store *s, unsigned *format, uint64_t *version,
                     uint8_t hash[PROTO_HASH_LEN]);
 /* Replace CURRENT (the commit point) and make it durable. */

@@ -70,7 +70,8 @@ int ls_legacy_open(struct controller_list_store *s, uint64_t version,
 	if (rc == 0)
 		rc = ls_read_file(s, cpl,
 		                  PROTO_LIST_HEADER_SIZE +
-		                          (size_t)PROTO_LIST_MAX_PROFILES * PROTO_LIST_PROFILE_SIZE +
+		                          (size_t)PROTO_LIST_MAX_PROFILES *
+		                                  PROTO_LIST_PROFILE_SIZE +
 		                          (size_t)PROTO_LIST_MAX_ENTRIES * PROTO_LIST_ENTRY_SIZE,
 		                  &buf, &len);
 	if (rc == 0) {
@@ -101,7 +102,8 @@ static int install_buffer(struct controller_list_store *s, const uint8_t *list, 
 		return CONTROLLER_ERR_NOMEM;
 	memcpy(copy, list, len);
 	struct ls_version *v = NULL;
-	int rc = legacy_version(s, copy, len, sig, sig_len, ls_held_for_install(s, 1), now, false, &v);
+	int rc = legacy_version(s, copy, len, sig, sig_len, ls_held_for_install(s, 1), now, false,
+	                        &v);
 	if (rc)
 		return rc;
 	char cpl[PROTO_CLIST_NAME_MAX], sign[PROTO_CLIST_NAME_MAX];
@@ -132,8 +134,8 @@ int ls_legacy_delta(struct controller_list_store *s, const uint8_t *delta, size_
 	        .sector = s->sector, .held_version = s->cur->version, .now = now, .keys = s->keys};
 	uint8_t *out = NULL, rsig[PROTO_SIG_MAX];
 	size_t out_len = 0, rsig_len = 0;
-	int rc = proto_delta_apply(s->cur->legacy, delta, len, sig, sig_len, &pol, &out, &out_len, rsig,
-	                           &rsig_len);
+	int rc = proto_delta_apply(s->cur->legacy, delta, len, sig, sig_len, &pol, &out, &out_len,
+	                           rsig, &rsig_len);
 	if (rc)
 		return rc;
 	rc = install_buffer(s, out, out_len, rsig, rsig_len, now);

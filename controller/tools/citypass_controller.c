@@ -153,9 +153,10 @@ static int install(void *ctx, enum controller_update_kind kind, const uint8_t *d
 	if (rc == 0)
 		controller_log(LOG_INFO,
 		               "list %s installed: version %" PRIu64 " -> %" PRIu64
-		               " in %.1f ms (%" PRIu64 " bytes in %u files written, %u chunks kept)",
-		               kind == CONTROLLER_UPDATE_DELTA ? "delta" : "snapshot", before, after,
-		               ms, st.bytes_written, st.files_written, st.chunks_reused);
+		               " in %.1f ms (%" PRIu64
+		               " bytes in %u files written, %u chunks kept)",
+		               kind == CONTROLLER_UPDATE_DELTA ? "delta" : "snapshot", before,
+		               after, ms, st.bytes_written, st.files_written, st.chunks_reused);
 	else
 		controller_log(LOG_WARNING, "list %s refused: %s",
 		               kind == CONTROLLER_UPDATE_DELTA ? "delta" : "snapshot",
@@ -339,9 +340,11 @@ static int run(struct controller_config *cfg, bool first)
 		controller_log(LOG_WARNING,
 		               "list store %s: the list on disk was not used (%s): asking the "
 		               "server for a snapshot",
-		               path, controller_strerror(controller_list_store_open_error(sh.store)));
-	controller_log(LOG_NOTICE, "list store %s: version %" PRIu64 " (format %u, %" PRIu32
-	               " passes)%s", path, li.version, li.held ? li.format : 0, li.entries,
+		               path,
+		               controller_strerror(controller_list_store_open_error(sh.store)));
+	controller_log(LOG_NOTICE,
+	               "list store %s: version %" PRIu64 " (format %u, %" PRIu32 " passes)%s", path,
+	               li.version, li.held ? li.format : 0, li.entries,
 	               li.damaged ? ", damaged files found: asking for a snapshot" : "");
 	if (pthread_rwlock_init(&sh.lock, NULL) != 0) {
 		snprintf(err, sizeof(err), "cannot create the list lock");

@@ -89,7 +89,8 @@ int proto_clist_head_parse(const uint8_t *b, size_t len, struct proto_clist_head
 	if (!h->profiles)
 		return PROTO_ERR_NOMEM;
 	for (uint32_t i = 0; i < h->profile_count && rc == 0; i++)
-		rc = list_profile_decode(b + PROTO_CLIST_HEAD_FIXED + (size_t)i * PROTO_LIST_PROFILE_SIZE,
+		rc = list_profile_decode(b + PROTO_CLIST_HEAD_FIXED +
+		                                 (size_t)i * PROTO_LIST_PROFILE_SIZE,
 		                         &h->profiles[i]);
 	if (rc)
 		proto_clist_head_free(h);
@@ -157,8 +158,7 @@ void proto_clist_name_head(char out[PROTO_CLIST_NAME_MAX], uint64_t version)
 	snprintf(out, PROTO_CLIST_NAME_MAX, "v%" PRIu64 ".head", version);
 }
 
-void proto_clist_name_chunk(char out[PROTO_CLIST_NAME_MAX], uint32_t chunk, uint64_t since,
-                            int idx)
+void proto_clist_name_chunk(char out[PROTO_CLIST_NAME_MAX], uint32_t chunk, uint64_t since, int idx)
 {
 	snprintf(out, PROTO_CLIST_NAME_MAX, "c%03" PRIx32 "-v%" PRIu64 ".%s", chunk, since,
 	         idx ? "idx" : "dat");
@@ -335,7 +335,8 @@ int proto_clist_manifest_parse(const uint8_t *text, size_t len, struct proto_cli
 	return rc;
 }
 
-int proto_clist_manifest_copy(struct proto_clist_manifest *dst, const struct proto_clist_manifest *src)
+int proto_clist_manifest_copy(struct proto_clist_manifest *dst,
+                              const struct proto_clist_manifest *src)
 {
 	*dst = *src;
 	dst->chunks = malloc((size_t)src->n_chunks * sizeof(*dst->chunks));
@@ -454,7 +455,8 @@ int proto_clist_idx_parse(const uint8_t *b, size_t len, struct proto_clist_idx *
 	if (idx->entry_count > PROTO_LIST_MAX_ENTRIES)
 		return PROTO_ERR_LIST_OVERSIZED;
 	idx->leaf_count = leaves_of(idx->entry_count);
-	int rc = list_body_check(len - PROTO_CLIST_IDX_FIXED, idx->leaf_count, PROTO_CLIST_IDX_LEAF);
+	int rc =
+	        list_body_check(len - PROTO_CLIST_IDX_FIXED, idx->leaf_count, PROTO_CLIST_IDX_LEAF);
 	if (rc)
 		return rc;
 	idx->leaves = b + PROTO_CLIST_IDX_FIXED;
@@ -465,7 +467,8 @@ int proto_clist_idx_parse(const uint8_t *b, size_t len, struct proto_clist_idx *
 	return PROTO_OK;
 }
 
-int64_t proto_clist_idx_find(const struct proto_clist_idx *idx, const uint8_t key[PROTO_LIST_KEY_LEN])
+int64_t proto_clist_idx_find(const struct proto_clist_idx *idx,
+                             const uint8_t key[PROTO_LIST_KEY_LEN])
 {
 	/* the last leaf whose first key is <= key */
 	uint32_t lo = 0, hi = idx->leaf_count;

@@ -12,8 +12,8 @@
 #include "proto/error.h"
 
 int proto_clist_chunk_verify(const struct proto_clist_manifest *m, const struct proto_clist_head *h,
-                             uint32_t chunk, const uint8_t *idx, size_t idx_len,
-                             const uint8_t *dat, size_t dat_len)
+                             uint32_t chunk, const uint8_t *idx, size_t idx_len, const uint8_t *dat,
+                             size_t dat_len)
 {
 	if (!m || !h || !idx || (dat_len && !dat) || chunk >= m->n_chunks)
 		return PROTO_ERR_ARG;
@@ -31,7 +31,8 @@ int proto_clist_chunk_verify(const struct proto_clist_manifest *m, const struct 
 		return rc;
 	if (ix.chunk != chunk)
 		return PROTO_ERR_LIST_MANIFEST;
-	if (dat_len % PROTO_CLIST_ENTRY_SIZE != 0 || dat_len / PROTO_CLIST_ENTRY_SIZE != ix.entry_count)
+	if (dat_len % PROTO_CLIST_ENTRY_SIZE != 0 ||
+	    dat_len / PROTO_CLIST_ENTRY_SIZE != ix.entry_count)
 		return PROTO_ERR_LIST_COUNT;
 	rc = proto_clist_chunk_check(dat, ix.entry_count, h->bits, chunk, h->profile_count);
 	if (rc)
@@ -62,8 +63,8 @@ int proto_clist_stream_open(const uint8_t *buf, size_t len, const uint8_t *sig, 
 	size_t head_len;
 	if (!proto_clist_stream_next(s, &cursor, &head, &head_len))
 		return PROTO_ERR_LIST_COUNT;
-	rc = proto_clist_verify(s->manifest, s->manifest_len, sig, sig_len, head, head_len, policy, m,
-	                        h);
+	rc = proto_clist_verify(s->manifest, s->manifest_len, sig, sig_len, head, head_len, policy,
+	                        m, h);
 	if (rc && rc != PROTO_ERR_LIST_EXPIRED && rc != PROTO_ERR_LIST_ROLLBACK)
 		return rc;
 	int structural = 0;
@@ -79,10 +80,10 @@ int proto_clist_stream_open(const uint8_t *buf, size_t len, const uint8_t *sig, 
 	return rc;
 }
 
-int proto_clist_stream_chunk(const struct proto_clist_stream *s, const struct proto_clist_manifest *m,
-                             const struct proto_clist_head *h, size_t *cursor, uint32_t chunk,
-                             const uint8_t **idx, size_t *idx_len, const uint8_t **dat,
-                             uint32_t *n)
+int proto_clist_stream_chunk(const struct proto_clist_stream *s,
+                             const struct proto_clist_manifest *m, const struct proto_clist_head *h,
+                             size_t *cursor, uint32_t chunk, const uint8_t **idx, size_t *idx_len,
+                             const uint8_t **dat, uint32_t *n)
 {
 	size_t dat_len;
 	if (*cursor == 0) {
@@ -157,7 +158,8 @@ int proto_clist_derive(const struct proto_clist_manifest *base, const uint8_t *h
 		}
 		rc = read(ctx, c->chunk, &old, &old_n);
 		if (rc == 0)
-			rc = proto_clist_chunk_apply(old, old_n, c->ops, c->op_count, &d->dat, &d->n);
+			rc = proto_clist_chunk_apply(old, old_n, c->ops, c->op_count, &d->dat,
+			                             &d->n);
 		free(old);
 		if (rc == 0)
 			rc = proto_clist_chunk_check(d->dat, d->n, out->head.bits, c->chunk,
@@ -218,8 +220,8 @@ int proto_clist_delta_apply(const struct proto_clist_manifest *base,
 	if (rc)
 		return rc;
 
-	struct proto_clist_delta_chunk *changes = calloc(d.chunk_count ? d.chunk_count : 1,
-	                                                 sizeof(*changes));
+	struct proto_clist_delta_chunk *changes =
+	        calloc(d.chunk_count ? d.chunk_count : 1, sizeof(*changes));
 	if (!changes)
 		return PROTO_ERR_NOMEM;
 	size_t cursor = 0;

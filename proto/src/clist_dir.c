@@ -60,7 +60,8 @@ int proto_clist_dir_open(struct proto_clist_dir *d, const char *manifest_path, c
 	else if (slash == manifest_path)
 		snprintf(d->path, sizeof(d->path), "/");
 	else
-		snprintf(d->path, sizeof(d->path), "%.*s", (int)(slash - manifest_path), manifest_path);
+		snprintf(d->path, sizeof(d->path), "%.*s", (int)(slash - manifest_path),
+		         manifest_path);
 	char sp[4200];
 	if (!sig_path) {
 		snprintf(sp, sizeof(sp), "%s.sig", manifest_path);
@@ -145,8 +146,8 @@ int proto_clist_dir_lookup(const struct proto_clist_dir *d, const uint8_t key[PR
 			rc = PROTO_ERR_LIST_NOT_FOUND;
 		} else {
 			proto_clist_leaf_span(&ix, (uint32_t)leaf, &off, &len);
-			rc = off + len <= dl ? proto_clist_leaf_lookup(&ix, (uint32_t)leaf, dat + off,
-			                                               len, key, e)
+			rc = off + len <= dl ? proto_clist_leaf_lookup(&ix, (uint32_t)leaf,
+			                                               dat + off, len, key, e)
 			                     : PROTO_ERR_LIST_HASH;
 		}
 	}

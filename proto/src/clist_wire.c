@@ -13,7 +13,8 @@
 #define DELTA_FIXED  64
 #define CHUNK_FIXED  6 /* chunk number 2, op count 4 */
 /* A head holds at most PROTO_CLIST_MAX_PROFILES profiles. */
-#define HEAD_MAX (PROTO_CLIST_HEAD_FIXED + (size_t)PROTO_CLIST_MAX_PROFILES * PROTO_LIST_PROFILE_SIZE)
+#define HEAD_MAX                                                                                   \
+	(PROTO_CLIST_HEAD_FIXED + (size_t)PROTO_CLIST_MAX_PROFILES * PROTO_LIST_PROFILE_SIZE)
 
 int proto_clist_kind(const uint8_t *buf, size_t len)
 {
@@ -188,8 +189,8 @@ int proto_clist_stream_next(const struct proto_clist_stream *s, size_t *cursor,
 }
 
 int proto_clist_stream_encode(uint16_t sector, uint64_t version, const uint8_t *manifest,
-                              size_t manifest_len, const uint8_t *const *files,
-                              const size_t *lens, uint32_t n, uint8_t **out, size_t *len)
+                              size_t manifest_len, const uint8_t *const *files, const size_t *lens,
+                              uint32_t n, uint8_t **out, size_t *len)
 {
 	if (!manifest || !manifest_len || manifest_len > UINT32_MAX || (n && (!files || !lens)) ||
 	    !out || !len)

@@ -183,7 +183,8 @@ static int show_v2(const struct args *a)
 	if (rc)
 		return refused("cannot read list", a->file, rc);
 	const struct proto_clist_head *h = &d.h;
-	char kid[2 * PROTO_KEY_ID_LEN + 1], prev[2 * PROTO_HASH_LEN + 1], hash[2 * PROTO_HASH_LEN + 1];
+	char kid[2 * PROTO_KEY_ID_LEN + 1], prev[2 * PROTO_HASH_LEN + 1],
+	        hash[2 * PROTO_HASH_LEN + 1];
 	uint8_t mh[PROTO_HASH_LEN];
 	proto_sha256(d.manifest, d.manifest_len, mh);
 	hex(kid, h->key_id, PROTO_KEY_ID_LEN);
@@ -197,9 +198,11 @@ static int show_v2(const struct args *a)
 		       h->format, h->sector, h->version, h->issued_at, h->expires_at, kid,
 		       h->entry_count, h->profile_count, d.m.n_chunks, prev, hash);
 	else
-		printf("format      %u\nsector      %u\nversion     %" PRIu64 "\nissued_at   %" PRId64
-		       "\nexpires_at  %" PRId64 "\nkey_id      %s\nentries     %" PRIu32
-		       "\nprofiles    %u\nchunks      %" PRIu32 "\nprev        %s\nmanifest    %s\n",
+		printf("format      %u\nsector      %u\nversion     %" PRIu64
+		       "\nissued_at   %" PRId64 "\nexpires_at  %" PRId64
+		       "\nkey_id      %s\nentries     %" PRIu32
+		       "\nprofiles    %u\nchunks      %" PRIu32
+		       "\nprev        %s\nmanifest    %s\n",
 		       h->format, h->sector, h->version, h->issued_at, h->expires_at, kid,
 		       h->entry_count, h->profile_count, d.m.n_chunks, prev, hash);
 	proto_clist_dir_close(&d);
@@ -264,7 +267,8 @@ static int verify_v2(const struct args *a, struct proto_keyring *ring)
 static int cmd_verify(const struct args *a)
 {
 	if (!a->pub || (!a->sig && !is_manifest(a->file)))
-		return usage_error("%s needs --pub PEM (and --sig SIG for a format 1 list)", "verify");
+		return usage_error("%s needs --pub PEM (and --sig SIG for a format 1 list)",
+		                   "verify");
 	struct proto_keyring *ring = ring_of(a->pub);
 	if (!ring)
 		return EXIT_REFUSED;
@@ -323,7 +327,8 @@ static int cmd_lookup(const struct args *a)
 {
 	uint8_t key[PROTO_LIST_KEY_LEN];
 	if (!a->arg2 || unhex(a->arg2, key, sizeof(key)) != 0)
-		return usage_error("lookup needs LIST and a key of %d hex digits", 2 * PROTO_LIST_KEY_LEN);
+		return usage_error("lookup needs LIST and a key of %d hex digits",
+		                   2 * PROTO_LIST_KEY_LEN);
 	struct proto_list_entry e;
 	struct proto_rights_profile p;
 	int rc;
@@ -533,7 +538,8 @@ static int cmd_sample(const struct args *a)
 		if (rc) {
 			exit_code = refused("cannot build", a->out, rc);
 		} else if (write_file(a->out, buf, len) != 0) {
-			fprintf(stderr, "citypass-list: cannot write %s: %s\n", a->out, strerror(errno));
+			fprintf(stderr, "citypass-list: cannot write %s: %s\n", a->out,
+			        strerror(errno));
 			exit_code = EXIT_REFUSED;
 		} else {
 			char sig_path[4096];
@@ -551,7 +557,8 @@ static int cmd_sample(const struct args *a)
 static int cmd_to_format1(const struct args *a)
 {
 	if (!a->key || !a->out || !is_manifest(a->file))
-		return usage_error("%s needs a format 2 LIST, --key PEM and --out FILE", "to-format1");
+		return usage_error("%s needs a format 2 LIST, --key PEM and --out FILE",
+		                   "to-format1");
 	struct proto_key *key;
 	int rc = proto_key_load_private(&key, a->key);
 	if (rc)
@@ -587,7 +594,8 @@ static int cmd_to_format1(const struct args *a)
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	if (rc == 0)
-		rc = proto_list_build(&params, key, d.h.profiles, d.h.profile_count, e, n, &buf, &len);
+		rc = proto_list_build(&params, key, d.h.profiles, d.h.profile_count, e, n, &buf,
+		                      &len);
 	int exit_code = 0;
 	if (rc) {
 		exit_code = refused("cannot convert", a->file, rc);
@@ -651,7 +659,8 @@ int main(int argc, char **argv)
 		case OPT_PRINT_VERSION:
 			if (after_command) {
 				if (!optarg)
-					return usage_error("%s", "--version needs a list version here");
+					return usage_error("%s",
+					                   "--version needs a list version here");
 				bad = parse_u64(optarg, "--version", UINT64_MAX, &a.version);
 				break;
 			}
@@ -716,8 +725,9 @@ int main(int argc, char **argv)
 		int (*fn)(const struct args *);
 		int files;
 	} cmds[] = {
-	        {"show", cmd_show, 1},     {"verify", cmd_verify, 1}, {"keyid", cmd_keyid, 0},
-	        {"keygen", cmd_keygen, 0}, {"sign", cmd_sign, 1},     {"sample", cmd_sample, 0},
+	        {"show", cmd_show, 1},     {"verify", cmd_verify, 1},
+	        {"keyid", cmd_keyid, 0},   {"keygen", cmd_keygen, 0},
+	        {"sign", cmd_sign, 1},     {"sample", cmd_sample, 0},
 	        {"lookup", cmd_lookup, 2}, {"to-format1", cmd_to_format1, 1},
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {

@@ -199,7 +199,8 @@ static void store_child(void *arg)
 			uint8_t *delta = NULL;
 			size_t len = 0;
 			fixture_v2_next(&c->fx, &cur, ch, 3, &next, &delta, &len);
-			rc = controller_list_store_apply_delta(s, delta, len, next.sig, next.sig_len, NOW);
+			rc = controller_list_store_apply_delta(s, delta, len, next.sig,
+			                                       next.sig_len, NOW);
 			free(delta);
 			fixture_v2_free(&cur);
 		} else {
@@ -256,7 +257,8 @@ static void test_list_store_survives_sigkill(void **state)
 		struct controller_list_info info;
 		controller_list_store_info(s, &info);
 		if (controller_list_store_fell_back(s) || info.damaged)
-			fail_msg("iteration %d: store unusable after a kill (held v%llu, now v%llu, %s)",
+			fail_msg("iteration %d: store unusable after a kill (held v%llu, now "
+			         "v%llu, %s)",
 			         i, (unsigned long long)held, (unsigned long long)v,
 			         controller_strerror(controller_list_store_open_error(s)));
 		/* the old or the new version, never anything else */

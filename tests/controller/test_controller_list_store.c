@@ -90,7 +90,8 @@ static int teardown(void **state)
 static struct controller_list_store *open_store(struct env *e)
 {
 	struct controller_list_store *s = NULL;
-	assert_int_equal(controller_list_store_open(&s, e->dir, FIXTURE_SECTOR, e->fx.ring, NOW), 0);
+	assert_int_equal(controller_list_store_open(&s, e->dir, FIXTURE_SECTOR, e->fx.ring, NOW),
+	                 0);
 	return s;
 }
 
@@ -129,7 +130,8 @@ static void entry_place(struct env *e, const struct v2list *l, const uint8_t *ke
 	proto_clist_name_chunk(name, j, l->m.chunks[j].since, 0);
 	path_in(e, name, path, cap);
 	for (uint32_t i = 0; i < c->n; i++)
-		if (memcmp(c->dat + (size_t)i * PROTO_CLIST_ENTRY_SIZE, key, PROTO_LIST_KEY_LEN) == 0) {
+		if (memcmp(c->dat + (size_t)i * PROTO_CLIST_ENTRY_SIZE, key, PROTO_LIST_KEY_LEN) ==
+		    0) {
 			*off = (off_t)i * PROTO_CLIST_ENTRY_SIZE;
 			*chunk = j;
 			return;
@@ -169,7 +171,8 @@ static void test_empty_store_holds_nothing(void **state)
 	assert_int_equal(controller_list_store_version(s), 0);
 	assert_false(controller_list_store_fell_back(s));
 	struct controller_pass p;
-	assert_int_equal(controller_list_store_lookup(s, e->revoked_key, &p), CONTROLLER_ERR_NO_LIST);
+	assert_int_equal(controller_list_store_lookup(s, e->revoked_key, &p),
+	                 CONTROLLER_ERR_NO_LIST);
 	struct controller_stale_policy pol = {CONTROLLER_STALE_ACCEPT_KNOWN, 24};
 	assert_int_equal(controller_list_state_at(&i, &pol, NOW), CONTROLLER_LIST_EXPIRED);
 	controller_list_store_close(s);
@@ -236,8 +239,9 @@ static void test_refusals_leave_the_store_unchanged(void **state)
 	fixture_v2_free(&other);
 	fixture_free(&stranger);
 	/* a signature of another manifest */
-	assert_int_equal(controller_list_store_install_snapshot(s, e->v[3].stream, e->v[3].stream_len,
-	                                                        e->v[1].sig, e->v[1].sig_len, NOW),
+	assert_int_equal(controller_list_store_install_snapshot(s, e->v[3].stream,
+	                                                        e->v[3].stream_len, e->v[1].sig,
+	                                                        e->v[1].sig_len, NOW),
 	                 PROTO_ERR_LIST_SIGNATURE);
 	/* one byte of a chunk changed in transit */
 	uint8_t *bad = malloc(e->v[3].stream_len);
@@ -508,8 +512,8 @@ static void test_a_forged_manifest_is_refused_at_open(void **state)
 	proto_clist_head_free(&h);
 	proto_sha256(forged.head, forged.head_len, forged.m.head_hash);
 	free(forged.manifest);
-	assert_int_equal(proto_clist_manifest_encode(&forged.m, &forged.manifest, &forged.manifest_len),
-	                 0);
+	assert_int_equal(
+	        proto_clist_manifest_encode(&forged.m, &forged.manifest, &forged.manifest_len), 0);
 	char p[256], name[PROTO_CLIST_NAME_MAX];
 	path_in(e, "v1.manifest", p, sizeof(p));
 	write_file(p, forged.manifest, forged.manifest_len);
@@ -518,7 +522,8 @@ static void test_a_forged_manifest_is_refused_at_open(void **state)
 	for (uint32_t j = 0; j < forged.m.n_chunks; j++) {
 		proto_clist_name_chunk(name, j, 1, 0);
 		path_in(e, name, p, sizeof(p));
-		write_file(p, forged.chunks[j].dat, (size_t)forged.chunks[j].n * PROTO_CLIST_ENTRY_SIZE);
+		write_file(p, forged.chunks[j].dat,
+		           (size_t)forged.chunks[j].n * PROTO_CLIST_ENTRY_SIZE);
 		proto_clist_name_chunk(name, j, 1, 1);
 		path_in(e, name, p, sizeof(p));
 		write_file(p, forged.chunks[j].idx, forged.chunks[j].idx_len);
@@ -528,7 +533,8 @@ static void test_a_forged_manifest_is_refused_at_open(void **state)
 	proto_sha256(forged.manifest, forged.manifest_len, mh);
 	for (int i = 0; i < PROTO_HASH_LEN; i++)
 		snprintf(hexs + 2 * i, 3, "%02x", mh[i]);
-	int n = snprintf(text, sizeof(text), "citypass list store 2\nversion 1\nmanifest %s\n", hexs);
+	int n = snprintf(text, sizeof(text), "citypass list store 2\nversion 1\nmanifest %s\n",
+	                 hexs);
 	path_in(e, "CURRENT", p, sizeof(p));
 	write_file(p, (const uint8_t *)text, (size_t)n);
 
@@ -569,7 +575,8 @@ static void test_open_uses_only_the_manifest_current_names(void **state)
 	for (uint32_t j = 0; j < other.m.n_chunks; j++) {
 		proto_clist_name_chunk(name, j, 1, 0);
 		path_in(e, name, p, sizeof(p));
-		write_file(p, other.chunks[j].dat, (size_t)other.chunks[j].n * PROTO_CLIST_ENTRY_SIZE);
+		write_file(p, other.chunks[j].dat,
+		           (size_t)other.chunks[j].n * PROTO_CLIST_ENTRY_SIZE);
 		proto_clist_name_chunk(name, j, 1, 1);
 		path_in(e, name, p, sizeof(p));
 		write_file(p, other.chunks[j].idx, other.chunks[j].idx_len);
@@ -698,7 +705,8 @@ static void test_stale_policy(void **state)
 {
 	(void)state;
 	const int64_t exp = FIXTURE_EXPIRES;
-	struct controller_list_info i = {.held = true, .format = 2, .version = 1, .expires_at = exp};
+	struct controller_list_info i = {
+	        .held = true, .format = 2, .version = 1, .expires_at = exp};
 	struct controller_stale_policy refuse = {CONTROLLER_STALE_REFUSE_ALL, 0};
 	struct controller_stale_policy grace = {CONTROLLER_STALE_ACCEPT_KNOWN, 6};
 	assert_int_equal(controller_list_state_at(&i, &refuse, exp - 1), CONTROLLER_LIST_FRESH);

@@ -142,8 +142,11 @@ void fuzz_seeds(fuzz_emit_fn emit, void *ctx)
 		size_t head_len = 0, delta_len = 0;
 		if (proto_clist_head_encode(&h, &head, &head_len) != 0)
 			abort();
-		struct proto_clist_delta d = {.sector = 5, .base_version = 1, .version = 2,
-		                              .head = head, .head_len = head_len};
+		struct proto_clist_delta d = {.sector = 5,
+		                              .base_version = 1,
+		                              .version = 2,
+		                              .head = head,
+		                              .head_len = head_len};
 		memcpy(d.base_manifest, base_hash, PROTO_HASH_LEN);
 		if (proto_clist_delta_encode(&d, c, k, &delta, &delta_len) != 0)
 			abort();

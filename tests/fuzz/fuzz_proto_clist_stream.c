@@ -46,14 +46,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (proto_clist_idx_parse(file, flen, &ix) == 0 && ix.leaf_count)
 				(void)proto_clist_idx_find(&ix, file);
 		} else if (have_h && flen % PROTO_CLIST_ENTRY_SIZE == 0) {
-			(void)proto_clist_chunk_check(file, (uint32_t)(flen / PROTO_CLIST_ENTRY_SIZE),
+			(void)proto_clist_chunk_check(file,
+			                              (uint32_t)(flen / PROTO_CLIST_ENTRY_SIZE),
 			                              h.bits, (i - 2) / 2, h.profile_count);
 		}
 		if (have_m && have_h && i >= 1 && i % 2 == 0 && (i - 2) / 2 < m.n_chunks) {
 			/* the whole chunk check, as at install (hashes will mostly refuse) */
 			const uint8_t *idx = NULL;
 			size_t il = 0, c2 = 0;
-			for (uint32_t k = 0; k < i && proto_clist_stream_next(&s, &c2, &idx, &il); k++)
+			for (uint32_t k = 0; k < i && proto_clist_stream_next(&s, &c2, &idx, &il);
+			     k++)
 				;
 			(void)proto_clist_chunk_verify(&m, &h, (i - 2) / 2, idx, il, file, flen);
 		}
@@ -80,8 +82,11 @@ void fuzz_seeds(fuzz_emit_fn emit, void *ctx)
 			e[i].profile = (uint16_t)(i % 2);
 			e[i].status = (uint8_t)(i % 7 == 0);
 		}
-		struct proto_clist_params p = {
-		        .sector = 5, .version = 1 + bits, .issued_at = 100, .expires_at = 200, .bits = bits};
+		struct proto_clist_params p = {.sector = 5,
+		                               .version = 1 + bits,
+		                               .issued_at = 100,
+		                               .expires_at = 200,
+		                               .bits = bits};
 		struct proto_clist_built b;
 		uint8_t *stream = NULL;
 		size_t len = 0;

@@ -132,8 +132,8 @@ static uint8_t *dup_bytes(const uint8_t *b, size_t n)
 	return c;
 }
 
-void fixture_v2_build(const struct list_fixture *f, uint16_t sector, uint64_t version, unsigned bits,
-                      struct proto_list_entry *e, size_t n, struct v2list *out)
+void fixture_v2_build(const struct list_fixture *f, uint16_t sector, uint64_t version,
+                      unsigned bits, struct proto_list_entry *e, size_t n, struct v2list *out)
 {
 	struct proto_clist_params p = {
 	        .sector = sector,
@@ -143,9 +143,9 @@ void fixture_v2_build(const struct list_fixture *f, uint16_t sector, uint64_t ve
 	        .bits = bits,
 	};
 	struct proto_clist_built b;
-	assert_int_equal(proto_clist_build(&p, f->signer, fixture_profiles, FIXTURE_PROFILE_COUNT, e, n,
-	                                   &b),
-	                 0);
+	assert_int_equal(
+	        proto_clist_build(&p, f->signer, fixture_profiles, FIXTURE_PROFILE_COUNT, e, n, &b),
+	        0);
 	memset(out, 0, sizeof(*out));
 	out->sector = sector;
 	out->version = version;
@@ -196,7 +196,8 @@ void fixture_v2_next(const struct list_fixture *f, const struct v2list *base,
 		op[0] = changes[i].op;
 		proto_clist_entry_encode(op + 1, &changes[i].e);
 		if (op[0] == PROTO_CLIST_OP_REMOVE)
-			memset(op + 1 + PROTO_LIST_KEY_LEN, 0, PROTO_CLIST_ENTRY_SIZE - PROTO_LIST_KEY_LEN);
+			memset(op + 1 + PROTO_LIST_KEY_LEN, 0,
+			       PROTO_CLIST_ENTRY_SIZE - PROTO_LIST_KEY_LEN);
 		count += op[0] == PROTO_CLIST_OP_ADD ? 1 : op[0] == PROTO_CLIST_OP_REMOVE ? -1 : 0;
 		uint32_t chunk = proto_clist_chunk_of(changes[i].e.key, h.bits);
 		if (k == 0 || dc[k - 1].chunk != chunk)

@@ -69,8 +69,8 @@ struct v2list {
 
 /* Build and sign version `version` of `sector` (valid FIXTURE_ISSUED..FIXTURE_EXPIRES) in
  * 2^bits chunks; entries are sorted in place. */
-void fixture_v2_build(const struct list_fixture *f, uint16_t sector, uint64_t version, unsigned bits,
-                      struct proto_list_entry *e, size_t n, struct v2list *out);
+void fixture_v2_build(const struct list_fixture *f, uint16_t sector, uint64_t version,
+                      unsigned bits, struct proto_list_entry *e, size_t n, struct v2list *out);
 
 /* One change for fixture_v2_next: op is PROTO_CLIST_OP_ADD, _CHANGE or _REMOVE. */
 struct v2change {

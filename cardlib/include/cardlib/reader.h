@@ -71,8 +71,7 @@ struct cardlib_reader {
 /* Wrappers that keep the statistics; cardlib calls the ops only through them. */
 int cardlib_reader_select(struct cardlib_reader *r, struct cardlib_target_info *info);
 /* Wait for a target to arrive (ops.wait), up to about timeout_ms; counted as a select. */
-int cardlib_reader_wait(struct cardlib_reader *r, struct cardlib_target_info *info,
-                        int timeout_ms);
+int cardlib_reader_wait(struct cardlib_reader *r, struct cardlib_target_info *info, int timeout_ms);
 int cardlib_reader_transceive(struct cardlib_reader *r, const uint8_t *tx, size_t tx_len,
                               uint8_t *rx, size_t rx_cap, int timeout_ms);
 void cardlib_reader_release(struct cardlib_reader *r);

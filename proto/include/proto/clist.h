@@ -61,7 +61,8 @@ extern "C" {
 
 /* --- entries ------------------------------------------------------------------------- */
 
-void proto_clist_entry_encode(uint8_t out[PROTO_CLIST_ENTRY_SIZE], const struct proto_list_entry *e);
+void proto_clist_entry_encode(uint8_t out[PROTO_CLIST_ENTRY_SIZE],
+                              const struct proto_list_entry *e);
 void proto_clist_entry_decode(const uint8_t in[PROTO_CLIST_ENTRY_SIZE], struct proto_list_entry *e);
 /* The chunk a key belongs to: its first `bits` bits. */
 uint32_t proto_clist_chunk_of(const uint8_t key[PROTO_LIST_KEY_LEN], unsigned bits);
@@ -156,9 +157,9 @@ void proto_clist_leaf_span(const struct proto_clist_idx *idx, uint32_t leaf, uin
                            size_t *len);
 /* Check a leaf's bytes against the index (PROTO_ERR_LIST_HASH), then search it:
  * 0 and *entry, or PROTO_ERR_LIST_NOT_FOUND. */
-int proto_clist_leaf_lookup(const struct proto_clist_idx *idx, uint32_t leaf,
-                            const uint8_t *bytes, size_t len,
-                            const uint8_t key[PROTO_LIST_KEY_LEN], struct proto_list_entry *e);
+int proto_clist_leaf_lookup(const struct proto_clist_idx *idx, uint32_t leaf, const uint8_t *bytes,
+                            size_t len, const uint8_t key[PROTO_LIST_KEY_LEN],
+                            struct proto_list_entry *e);
 
 /* O(n) check of a chunk's entries: strictly increasing keys (PROTO_ERR_LIST_ORDER), all in
  * chunk `chunk` of a `bits` partition (_ORDER), profile indices below profile_count
@@ -223,8 +224,8 @@ int proto_clist_stream_next(const struct proto_clist_stream *s, size_t *cursor,
                             const uint8_t **data, size_t *len);
 /* Encode (malloc'd) a stream of the manifest and files[] (in manifest order). */
 int proto_clist_stream_encode(uint16_t sector, uint64_t version, const uint8_t *manifest,
-                              size_t manifest_len, const uint8_t *const *files,
-                              const size_t *lens, uint32_t n, uint8_t **out, size_t *len);
+                              size_t manifest_len, const uint8_t *const *files, const size_t *lens,
+                              uint32_t n, uint8_t **out, size_t *len);
 
 /* Is this buffer a format 2 snapshot stream (1), a format 2 delta (2), or neither (0)? */
 int proto_clist_kind(const uint8_t *buf, size_t len);
@@ -239,8 +240,8 @@ int proto_clist_kind(const uint8_t *buf, size_t len);
  * (PROTO_ERR_LIST_HASH). O(chunk).
  */
 int proto_clist_chunk_verify(const struct proto_clist_manifest *m, const struct proto_clist_head *h,
-                             uint32_t chunk, const uint8_t *idx, size_t idx_len,
-                             const uint8_t *dat, size_t dat_len);
+                             uint32_t chunk, const uint8_t *idx, size_t idx_len, const uint8_t *dat,
+                             size_t dat_len);
 
 /*
  * A snapshot stream with its detached signature: framing, then proto_clist_verify() of its
@@ -253,10 +254,10 @@ int proto_clist_stream_open(const uint8_t *buf, size_t len, const uint8_t *sig, 
                             struct proto_clist_manifest *m, struct proto_clist_head *h);
 /* The next chunk of an opened stream, checked with proto_clist_chunk_verify(). *cursor
  * starts at 0 and chunks come in order; *dat is n entries. */
-int proto_clist_stream_chunk(const struct proto_clist_stream *s, const struct proto_clist_manifest *m,
-                             const struct proto_clist_head *h, size_t *cursor, uint32_t chunk,
-                             const uint8_t **idx, size_t *idx_len, const uint8_t **dat,
-                             uint32_t *n);
+int proto_clist_stream_chunk(const struct proto_clist_stream *s,
+                             const struct proto_clist_manifest *m, const struct proto_clist_head *h,
+                             size_t *cursor, uint32_t chunk, const uint8_t **idx, size_t *idx_len,
+                             const uint8_t **dat, uint32_t *n);
 
 /* What applying a delta produced: the new head and manifest (their bytes too), and the
  * changed chunks, each with its new entries and index. */
@@ -268,7 +269,7 @@ struct proto_clist_applied {
 	uint8_t *manifest_bytes;
 	size_t manifest_len;
 	uint32_t n_changed;
-	uint32_t *changed;                      /* chunk numbers, increasing */
+	uint32_t *changed;                     /* chunk numbers, increasing */
 	struct proto_clist_chunk_data *chunks; /* n_changed */
 };
 
@@ -316,7 +317,8 @@ struct proto_clist_dir {
 /* Read and parse a version's manifest, signature (sig_path NULL: MANIFEST.sig beside it)
  * and head. Nothing is verified: see proto_clist_dir_verify. PROTO_ERR_IO when a file is
  * missing. */
-int proto_clist_dir_open(struct proto_clist_dir *d, const char *manifest_path, const char *sig_path);
+int proto_clist_dir_open(struct proto_clist_dir *d, const char *manifest_path,
+                         const char *sig_path);
 /* proto_clist_verify(), then (deep) proto_clist_chunk_verify() of every chunk and the total
  * entry count: everything a gate checks at install. */
 int proto_clist_dir_verify(const struct proto_clist_dir *d, const struct proto_list_policy *policy,
