@@ -18,7 +18,7 @@
 #include <sqlite3.h>
 
 #include "bench_table.h"
-#include "controller/clock.h"
+#include "proto/calendar.h"
 #include "controller/engine.h"
 #include "controller/list_store.h"
 #include "proto/list.h"
@@ -192,8 +192,12 @@ int main(int argc, char **argv)
 	r.in.site = &r.site;
 	r.in.list_state = CONTROLLER_LIST_FRESH;
 	r.in.now = now;
-	if (controller_civil_from_utc(now, "UTC", &r.in.civil))
-		die("cannot convert the clock");
+	struct proto_zone *utc = NULL;
+	if (proto_zone_load(&utc, "UTC") != 0)
+		die("cannot load the UTC zone");
+	proto_zone_civil(utc, now, &r.in.civil);
+	r.in.period_day = r.in.civil.day;
+	proto_zone_free(utc);
 	uint64_t *ours = calloc(decisions, sizeof(*ours)), *base = calloc(decisions, sizeof(*base));
 	if (!ours || !base)
 		die("out of memory");

@@ -383,6 +383,10 @@ static int device_key(struct parse_ctx *p, struct controller_config *c, const ch
 		*seen |= 1u << 5;
 		return copy_str(p, k, v, c->tz, sizeof(c->tz));
 	}
+	/* the zone quota periods are numbered in, the same on the server and every gate
+	 * (proto/calendar.h); a bundle written before it existed counts in the site's */
+	if (strcmp(k, "period-tz") == 0)
+		return copy_str(p, k, v, c->period_tz, sizeof(c->period_tz));
 	if (strcmp(k, "hours") == 0) {
 		if (controller_config_parse_hours(v, &c->policy, err, sizeof(err)))
 			return failf(p, "%s", err);
@@ -444,6 +448,17 @@ static int device_key(struct parse_ctx *p, struct controller_config *c, const ch
 	return failf(p, "unknown key '%s'", k);
 }
 
+/* A zone must be one the C library knows, or hours would silently be UTC. */
+static int zone_check(struct parse_ctx *p, const char *key, const char *tz)
+{
+	char zpath[CONTROLLER_PATH_MAX + 64];
+	snprintf(zpath, sizeof(zpath), "/usr/share/zoneinfo/%s", tz);
+	if (tz[0] != ':' && strstr(tz, "..") == NULL && access(zpath, R_OK) != 0 &&
+	    strcmp(tz, "UTC") != 0)
+		return failf(p, "%s '%s': not a time zone of this system (%s)", key, tz, zpath);
+	return 0;
+}
+
 static const char *const device_mandatory[] = {
         "device-id",
         "gate",
@@ -487,12 +502,9 @@ static int load_device(struct controller_config *c, char *err, size_t errlen)
 	for (unsigned b = 0; b < 12; b++)
 		if (!(seen & (1u << b)))
 			return failf(&p, "missing key '%s'", device_mandatory[b]);
-	/* The zone must be one the C library knows, or hours would silently be UTC. */
-	char zpath[CONTROLLER_PATH_MAX + 64];
-	snprintf(zpath, sizeof(zpath), "/usr/share/zoneinfo/%s", c->tz);
-	if (c->tz[0] != ':' && strstr(c->tz, "..") == NULL && access(zpath, R_OK) != 0 &&
-	    strcmp(c->tz, "UTC") != 0)
-		return failf(&p, "tz '%s': not a time zone of this system (%s)", c->tz, zpath);
+	if (zone_check(&p, "tz", c->tz) != 0 ||
+	    (c->period_tz[0] && zone_check(&p, "period-tz", c->period_tz) != 0))
+		return -1;
 	return load_card_key(c->card_key_path, c->sector, &c->card_key, err, errlen);
 }
 

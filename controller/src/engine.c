@@ -74,13 +74,13 @@ static bool within_validity(const struct controller_engine_input *in, struct con
 	int32_t today = in->civil.day, y;
 	unsigned m, md;
 	if (p->valid_from != PROTO_DAY_UNBOUNDED_FROM && today < (int32_t)p->valid_from) {
-		controller_civil_from_days(p->valid_from, &y, &m, &md);
+		proto_civil_from_days(p->valid_from, &y, &m, &md);
 		refuse(d, CONTROLLER_REASON_NOT_YET_VALID, "");
 		say(d, "Valable à partir du %02u/%02u/%04d", md, m, (int)y);
 		return false;
 	}
 	if (p->valid_to != PROTO_DAY_UNBOUNDED_TO && today > (int32_t)p->valid_to) {
-		controller_civil_from_days(p->valid_to, &y, &m, &md);
+		proto_civil_from_days(p->valid_to, &y, &m, &md);
 		refuse(d, CONTROLLER_REASON_SUBSCRIPTION_EXPIRED, "");
 		say(d, "Abonnement expiré le %02u/%02u/%04d", md, m, (int)y);
 		return false;
@@ -191,7 +191,7 @@ static bool debit_card_entry(const struct controller_engine_input *in,
 static bool count_use(const struct controller_engine_input *in, struct controller_decision *d)
 {
 	const struct proto_rights_profile *p = &in->pass.profile;
-	int64_t period_number = controller_period_number(p->period, in->civil.day);
+	int64_t period_number = proto_period_number(p->period, in->period_day);
 	uint32_t used = listed_uses(in, period_number) + in->local.uses;
 	bool entries = p->period == PROTO_PERIOD_LIFETIME;
 	if (used >= p->limit)

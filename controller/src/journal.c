@@ -12,7 +12,7 @@
 
 #include <sqlite3.h>
 
-#include "controller/clock.h"
+#include "proto/calendar.h"
 #include "controller/error.h"
 #include "controller/journal.h"
 
@@ -666,8 +666,8 @@ int controller_journal_counters(struct controller_journal *j, const struct contr
 	if (rc || p->period == PROTO_PERIOD_NONE)
 		return rc;
 	return controller_journal_local_uses(j, pass->entry.key, pass->entry.household, p->scope,
-	                                     p->period, controller_period_number(p->period, today),
-	                                     list, &out->uses);
+	                                     p->period, proto_period_number(p->period, today), list,
+	                                     &out->uses);
 }
 
 /* --- housekeeping --------------------------------------------------------------------- */

@@ -39,7 +39,7 @@ struct panel {
 	int64_t decision_until_ms; /* a decision is shown until then; 0: the idle display */
 	bool reader_up;
 	bool scanner_configured, scanner_up;
-	char idle_shown[96]; /* what the idle display last said ("" before the first) */
+	char idle_shown[96];        /* what the idle display last said ("" before the first) */
 	void (*changed)(void *ctx); /* a device came or went (outside the lock) */
 	void *ctx;
 };
@@ -83,7 +83,9 @@ struct controller_reader_loop {
 	const struct controller_config *cfg;
 	volatile sig_atomic_t *stop, *reload; /* set by run() for both threads */
 
-	pthread_mutex_t decide_lock; /* one decision at a time (one journal connection) */
+	pthread_mutex_t decide_lock;    /* one decision at a time (one journal connection) */
+	struct proto_zone *site_zone;   /* opening hours, subscription days */
+	struct proto_zone *period_zone; /* quota periods: the deployment's zone */
 	struct panel panel;
 	uint8_t gate_id[CARDLIB_TOKEN_GATE_ID_LEN];
 	uint64_t purged_version;

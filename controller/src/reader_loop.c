@@ -432,6 +432,14 @@ int controller_reader_loop_open(struct controller_reader_loop **out,
 	proto_sha256((const uint8_t *)cfg->device_id, strlen(cfg->device_id), h);
 	memcpy(l->gate_id, h, sizeof(l->gate_id));
 
+	/* before any thread starts: a zone is read under a temporary TZ (proto/calendar.h) */
+	const char *period_tz = cfg->period_tz[0] ? cfg->period_tz : cfg->tz;
+	if (proto_zone_load(&l->site_zone, cfg->tz) != 0 ||
+	    proto_zone_load(&l->period_zone, period_tz) != 0) {
+		snprintf(err, errlen, "tz %s / period-tz %s: not a time zone of this system",
+		         cfg->tz, period_tz);
+		goto fail;
+	}
 	/* one keyring per thread: nothing of mbedTLS is shared across threads */
 	for (int i = 0; i < 2; i++) {
 		struct cardlib_token_key *issuer = NULL;
@@ -481,6 +489,8 @@ void controller_reader_loop_close(struct controller_reader_loop *l)
 	if (l->qr_fd >= 0)
 		close(l->qr_fd);
 	cardlib_qr_replay_cache_free(l->qr_cache);
+	proto_zone_free(l->site_zone);
+	proto_zone_free(l->period_zone);
 	cardlib_token_keyring_free(l->issuers);
 	cardlib_token_keyring_free(l->qr_issuers);
 	panel_destroy(&l->panel);

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "cardlib/error.h"
-#include "controller/clock.h"
+#include "proto/calendar.h"
 #include "controller/error.h"
 #include "controller/log.h"
 #include "controller/timekeeper.h"
@@ -281,7 +281,8 @@ void tap_decide(struct controller_reader_loop *l, struct tap *t)
 		/* The leaf this pass is in no longer matches what was signed: decide nothing
 		 * from it. The store now asks the server for a snapshot; wake the sync client. */
 		controller_log(LOG_ERR,
-		               "list v%" PRIu64 " is damaged on disk: tap refused, asking the server "
+		               "list v%" PRIu64
+		               " is damaged on disk: tap refused, asking the server "
 		               "for a fresh copy",
 		               version);
 		panel_show(&l->panel, false, CONTROLLER_LED_AMBER, MSG_OUT_OF_SERVICE);
@@ -290,18 +291,16 @@ void tap_decide(struct controller_reader_loop *l, struct tap *t)
 		return;
 	}
 
-	/* The process's zone is the site's (set once at start-up, before the sync thread:
-	 * no setenv per tap racing with the other thread's getenv). */
-	if (controller_civil_from_utc(now, NULL, &in.civil) != 0) {
-		controller_log(LOG_ERR, "time zone %s: cannot convert the clock: tap refused",
-		               cfg->tz);
-		panel_show(&l->panel, false, CONTROLLER_LED_AMBER, MSG_OUT_OF_SERVICE);
-		return;
-	}
+	/* Hours and subscription days in the site's zone, quota periods in the deployment's
+	 * (proto/calendar.h): both zones were loaded at start-up, no TZ is touched per tap. */
+	proto_zone_civil(l->site_zone, now, &in.civil);
+	struct proto_civil_time period_civil;
+	proto_zone_civil(l->period_zone, now, &period_civil);
+	in.period_day = period_civil.day;
 	maybe_purge(l, version, issued_at, now);
 	if (in.pass.found) {
 		const struct controller_list_mark mark = {version, issued_at};
-		int rc = controller_journal_counters(l->p.journal, &in.pass, &mark, in.civil.day,
+		int rc = controller_journal_counters(l->p.journal, &in.pass, &mark, in.period_day,
 		                                     &in.local);
 		if (rc != 0) {
 			controller_log(LOG_ERR, "journal counters failed (%s): tap refused",

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proto/calendar.h"
 #include "proto/clist.h"
 #include "proto/error.h"
 #include "proto/list.h"
@@ -32,29 +33,15 @@
 #define FILE_BATCH_BYTES (8u << 20) /* full rebuild: chunk files written per transaction */
 #define WRITE_ATTEMPTS   3
 
-/* Days since 1970-01-01 of a civil date (H. Hinnant's days_from_civil). */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	unsigned yoe = (unsigned)(y - era * 400);
-	unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (int64_t)doe - 719468;
-}
-
+/* The deployment's zone is the process's (proto/calendar.h numbers the periods). */
+_Static_assert(sizeof(((struct server_periods *)0)->n) == PROTO_PERIOD_KINDS * sizeof(int64_t),
+               "one period number per enum proto_period");
 void server_periods_at(int64_t now, struct server_periods *out)
 {
-	struct tm tm;
-	time_t t = (time_t)now;
-	localtime_r(&t, &tm);
-	int64_t year = tm.tm_year + 1900;
-	int64_t day = days_from_civil(year, (unsigned)tm.tm_mon + 1, (unsigned)tm.tm_mday);
+	struct proto_civil_time today;
 	memset(out, 0, sizeof(*out));
-	out->n[PROTO_PERIOD_DAY] = day;
-	out->n[PROTO_PERIOD_WEEK] = (day + 3) / 7;
-	out->n[PROTO_PERIOD_MONTH] = year * 12 + tm.tm_mon; /* month 0-11: as the gates count */
-	out->n[PROTO_PERIOD_YEAR] = year;
+	if (proto_civil_local(now, &today) == 0)
+		proto_periods_of_day(today.day, out->n);
 }
 
 static int from_proto(int rc)

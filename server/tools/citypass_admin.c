@@ -26,6 +26,7 @@
 
 #include "admin.h"
 #include "server/keys.h"
+#include "proto/calendar.h"
 #include "proto/clist.h"
 #include "server/publish.h"
 
@@ -1008,16 +1009,22 @@ static int write_bundle(struct admin *a, const struct server_device *d,
 	mbedtls_platform_zeroize(text, sizeof(text));
 	if (rc)
 		return rc;
+	/* quota periods are numbered in this zone, the server's (proto/calendar.h); a TZ that
+	 * names no zone file leaves the gate counting in its site's, as before period-tz */
+	char period_tz[SERVER_NAME_MAX];
+	if (proto_zone_process_name(period_tz, sizeof(period_tz)) != 0)
+		snprintf(period_tz, sizeof(period_tz), "%s", site->tz);
 	n = snprintf(text, sizeof(text),
 	             "# citypass controller provisioning (docs/admin.md)\n"
 	             "device-id = %s\ngate = %u\nsite = %u\nsite-name = %s\nsector = %u\n"
-	             "sector-name = %s\nserver = %s\nserver-name = %s\ntz = %s\nhours = %s\n"
+	             "sector-name = %s\nserver = %s\nserver-name = %s\ntz = %s\nperiod-tz = %s\n"
+	             "hours = %s\n"
 	             "antipassback-minutes = %u\nexpiry-policy = %s\n"
 	             "certificate = device.crt\nprivate-key = device.key\nca = ca.crt\n"
 	             "list-public-key = list.pub.pem\nissuer-public-key = issuer.pub.pem\n"
 	             "card-key = card-sector.key\n",
 	             d->id, d->gate, site->id, site->name, sec->number, sec->name, server,
-	             server_name, site->tz, site->hours, site->antipassback_min,
+	             server_name, site->tz, period_tz, site->hours, site->antipassback_min,
 	             site->expiry_policy);
 	snprintf(key, sizeof(key), "%s/device.conf", dir);
 	return server_file_create(key, text, (size_t)n, 0644);

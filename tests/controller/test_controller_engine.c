@@ -13,7 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "controller/clock.h"
+#include "proto/calendar.h"
 #include "controller/engine.h"
 
 /* --- the products a town sells -------------------------------------------------------- */
@@ -34,7 +34,7 @@ static struct proto_rights_profile products[PRODUCT_COUNT];
 
 static uint16_t day_of(int y, unsigned m, unsigned d)
 {
-	return (uint16_t)controller_days_from_civil(y, m, d);
+	return (uint16_t)proto_days_from_civil(y, m, d);
 }
 
 static void define_products(void)
@@ -384,7 +384,7 @@ static const struct rule rules[] = {
 
 static void run_rule(const struct rule *r)
 {
-	int32_t today = controller_days_from_civil(NOW_DAY_Y, NOW_DAY_M, NOW_DAY_D);
+	int32_t today = proto_days_from_civil(NOW_DAY_Y, NOW_DAY_M, NOW_DAY_D);
 	int hhmm = r->local_hhmm ? r->local_hhmm : 1000;
 	struct controller_engine_input in = {
 	        .credential = r->credential,
@@ -394,8 +394,9 @@ static void run_rule(const struct rule *r)
 	        .list_state = r->list,
 	        .now = (int64_t)today * 86400 + 8 * 3600, /* 10:00 in Paris (CEST) */
 	        .civil = {.day = today,
-	                  .weekday = (uint8_t)controller_weekday(today),
+	                  .weekday = (uint8_t)proto_weekday(today),
 	                  .minute = (uint16_t)(hhmm / 100 * 60 + hhmm % 100)},
+	        .period_day = today,
 	};
 	if (r->product != NOT_LISTED) {
 		const struct proto_rights_profile *p = &products[r->product];
@@ -405,7 +406,7 @@ static void run_rule(const struct rule *r)
 		in.pass.entry.household = p->scope == PROTO_SCOPE_HOUSEHOLD ? 42 : 0;
 		in.pass.entry.used = r->listed_used;
 		in.pass.entry.used_period =
-		        (uint8_t)(controller_period_number(p->period, today) - r->listed_period);
+		        (uint8_t)(proto_period_number(p->period, today) - r->listed_period);
 	}
 	if (r->last_grant_minutes_ago)
 		in.local.last_grant_at = in.now - (int64_t)r->last_grant_minutes_ago * 60;
@@ -422,8 +423,7 @@ static void run_rule(const struct rule *r)
 	if (d.action == CONTROLLER_ACTION_COUNT_QUOTA ||
 	    d.action == CONTROLLER_ACTION_COUNT_ENTRY) {
 		assert_int_equal(d.period, in.pass.profile.period);
-		assert_true(d.period_number ==
-		            controller_period_number(in.pass.profile.period, today));
+		assert_true(d.period_number == proto_period_number(in.pass.profile.period, today));
 	}
 }
 
@@ -442,10 +442,38 @@ static void test_no_site_policy_means_open(void **state)
 	define_products();
 	struct controller_engine_input in = {
 	        .pass = {.found = true, .profile = products[SEASON_PASS]},
-	        .civil = {.day = day_of(2026, 7, 15)}};
+	        .civil = {.day = day_of(2026, 7, 15)},
+	        .period_day = day_of(2026, 7, 15)};
 	struct controller_decision d;
 	controller_decide(&in, &d);
 	assert_true(d.grant);
+}
+
+/* A site whose date is already 1 January while the deployment's is still 31 December
+ * (an overseas site, or one east of the server): the year's quota is counted in the
+ * deployment's year, as the server counted the list's uses — not reset by the site's. */
+static void test_quota_period_is_the_deployments(void **state)
+{
+	(void)state;
+	define_products();
+	const struct proto_rights_profile *p = &products[WASTE_RESIDENT];
+	struct controller_engine_input in = {
+	        .pass = {.found = true, .profile = *p},
+	        .civil = {.day = day_of(2027, 1, 1), .minute = 10 * 60},
+	        .period_day = day_of(2026, 12, 31)};
+	in.pass.entry.household = 42;
+	in.pass.entry.used = 24;
+	in.pass.entry.used_period =
+	        (uint8_t)(proto_period_number(PROTO_PERIOD_YEAR, day_of(2026, 12, 31)) & 0xFF);
+	struct controller_decision d;
+	controller_decide(&in, &d);
+	assert_false(d.grant);
+	assert_int_equal(d.reason, CONTROLLER_REASON_QUOTA_REACHED);
+	/* the deployment's new year: the list's 24 are of the year before */
+	in.period_day = day_of(2027, 1, 1);
+	controller_decide(&in, &d);
+	assert_true(d.grant);
+	assert_int_equal(d.period_number, 2027);
 }
 
 /* --- period numbers ------------------------------------------------------------------- */
@@ -453,52 +481,59 @@ static void test_no_site_policy_means_open(void **state)
 static void test_period_numbers(void **state)
 {
 	(void)state;
-	int32_t d = controller_days_from_civil(2026, 7, 15);
-	assert_int_equal(controller_period_number(PROTO_PERIOD_NONE, d), 0);
-	assert_int_equal(controller_period_number(PROTO_PERIOD_LIFETIME, d), 0);
-	assert_int_equal(controller_period_number(PROTO_PERIOD_DAY, d), d);
-	assert_int_equal(controller_period_number(PROTO_PERIOD_YEAR, d), 2026);
-	assert_int_equal(controller_period_number(PROTO_PERIOD_MONTH, d), 2026 * 12 + 6);
+	int32_t d = proto_days_from_civil(2026, 7, 15);
+	assert_int_equal(proto_period_number(PROTO_PERIOD_NONE, d), 0);
+	assert_int_equal(proto_period_number(PROTO_PERIOD_LIFETIME, d), 0);
+	assert_int_equal(proto_period_number(PROTO_PERIOD_DAY, d), d);
+	assert_int_equal(proto_period_number(PROTO_PERIOD_YEAR, d), 2026);
+	assert_int_equal(proto_period_number(PROTO_PERIOD_MONTH, d), 2026 * 12 + 6);
 	/* Weeks run Monday to Sunday: Sunday 19 July and Monday 20 July differ. */
-	int64_t sun = controller_period_number(PROTO_PERIOD_WEEK,
-	                                       controller_days_from_civil(2026, 7, 19));
-	int64_t mon = controller_period_number(PROTO_PERIOD_WEEK,
-	                                       controller_days_from_civil(2026, 7, 20));
-	int64_t prev_mon = controller_period_number(PROTO_PERIOD_WEEK,
-	                                            controller_days_from_civil(2026, 7, 13));
+	int64_t sun = proto_period_number(PROTO_PERIOD_WEEK, proto_days_from_civil(2026, 7, 19));
+	int64_t mon = proto_period_number(PROTO_PERIOD_WEEK, proto_days_from_civil(2026, 7, 20));
+	int64_t prev_mon =
+	        proto_period_number(PROTO_PERIOD_WEEK, proto_days_from_civil(2026, 7, 13));
 	assert_int_equal(mon, sun + 1);
 	assert_int_equal(prev_mon, sun);
 	/* New Year: 31 December and 1 January are different years and months. */
-	int32_t dec31 = controller_days_from_civil(2025, 12, 31);
-	assert_int_equal(controller_period_number(PROTO_PERIOD_YEAR, dec31 + 1),
-	                 controller_period_number(PROTO_PERIOD_YEAR, dec31) + 1);
-	assert_int_equal(controller_period_number(PROTO_PERIOD_MONTH, dec31 + 1),
-	                 controller_period_number(PROTO_PERIOD_MONTH, dec31) + 1);
+	int32_t dec31 = proto_days_from_civil(2025, 12, 31);
+	assert_int_equal(proto_period_number(PROTO_PERIOD_YEAR, dec31 + 1),
+	                 proto_period_number(PROTO_PERIOD_YEAR, dec31) + 1);
+	assert_int_equal(proto_period_number(PROTO_PERIOD_MONTH, dec31 + 1),
+	                 proto_period_number(PROTO_PERIOD_MONTH, dec31) + 1);
 	/* Days before 1970 still map back and forth. */
 	int32_t y;
 	unsigned m, md;
-	controller_civil_from_days(controller_days_from_civil(1969, 12, 29), &y, &m, &md);
+	proto_civil_from_days(proto_days_from_civil(1969, 12, 29), &y, &m, &md);
 	assert_int_equal(y, 1969);
 	assert_int_equal(m, 12);
 	assert_int_equal(md, 29);
-	assert_int_equal(controller_weekday(controller_days_from_civil(1969, 12, 29)), 0);
-	assert_int_equal(controller_weekday(0), 3); /* 1 January 1970 was a Thursday */
+	assert_int_equal(proto_weekday(proto_days_from_civil(1969, 12, 29)), 0);
+	assert_int_equal(proto_weekday(0), 3); /* 1 January 1970 was a Thursday */
 }
 
 /* --- civil time across daylight-saving changes (Europe/Paris) ------------------------- */
 
 static int64_t utc(int y, unsigned m, unsigned d, int hh, int mm)
 {
-	return (int64_t)controller_days_from_civil(y, m, d) * 86400 + hh * 3600 + mm * 60;
+	return (int64_t)proto_days_from_civil(y, m, d) * 86400 + hh * 3600 + mm * 60;
+}
+
+/* t as civil time in Europe/Paris, as a gate of that site sees it */
+static void paris(int64_t t, struct proto_civil_time *c)
+{
+	struct proto_zone *z = NULL;
+	assert_int_equal(proto_zone_load(&z, "Europe/Paris"), 0);
+	proto_zone_civil(z, t, c);
+	proto_zone_free(z);
 }
 
 static void check_local(int64_t t, int y, unsigned m, unsigned d, int hh, int mm)
 {
-	struct controller_civil_time c;
-	assert_int_equal(controller_civil_from_utc(t, "Europe/Paris", &c), 0);
-	assert_int_equal(c.day, controller_days_from_civil(y, m, d));
+	struct proto_civil_time c;
+	paris(t, &c);
+	assert_int_equal(c.day, proto_days_from_civil(y, m, d));
 	assert_int_equal(c.minute, hh * 60 + mm);
-	assert_int_equal(c.weekday, controller_weekday(c.day));
+	assert_int_equal(c.weekday, proto_weekday(c.day));
 }
 
 static void test_paris_dst(void **state)
@@ -525,11 +560,11 @@ static void test_paris_dst(void **state)
 	in.pass.profile.valid_from = 0;
 	struct controller_decision d;
 	in.now = utc(2026, 3, 29, 7, 30);
-	assert_int_equal(controller_civil_from_utc(in.now, "Europe/Paris", &in.civil), 0);
+	paris(in.now, &in.civil);
 	controller_decide(&in, &d);
 	assert_true(d.grant);
 	in.now = utc(2026, 3, 22, 7, 30);
-	assert_int_equal(controller_civil_from_utc(in.now, "Europe/Paris", &in.civil), 0);
+	paris(in.now, &in.civil);
 	controller_decide(&in, &d);
 	assert_false(d.grant);
 	assert_int_equal(d.reason, CONTROLLER_REASON_OUTSIDE_HOURS);
@@ -540,6 +575,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_council_rules),
 	        cmocka_unit_test(test_no_site_policy_means_open),
+	        cmocka_unit_test(test_quota_period_is_the_deployments),
 	        cmocka_unit_test(test_period_numbers),
 	        cmocka_unit_test(test_paris_dst),
 	};

@@ -290,7 +290,8 @@ static bool household_visit(struct controller_journal *j, const struct controlle
 	struct controller_engine_input in = {.pass = *pass, .now = now};
 	in.civil.day = today;
 	in.civil.minute = (uint16_t)(now % DAY / 60);
-	in.civil.weekday = (uint8_t)controller_weekday(today);
+	in.civil.weekday = (uint8_t)proto_weekday(today);
+	in.period_day = today;
 	assert_int_equal(
 	        controller_journal_counters(j, pass, issued_mark(list_issued_at), today, &in.local),
 	        0);
@@ -327,7 +328,7 @@ static void test_household_quota_across_taps(void **state)
 	                                          .scope = PROTO_SCOPE_HOUSEHOLD};
 	a.entry.household = 77;
 	a.entry.used = 1; /* one visit the server already counted this year */
-	a.entry.used_period = (uint8_t)controller_period_number(PROTO_PERIOD_YEAR, T0 / DAY);
+	a.entry.used_period = (uint8_t)proto_period_number(PROTO_PERIOD_YEAR, T0 / DAY);
 	b = a;
 	memset(a.entry.key, 0xA1, sizeof(a.entry.key));
 	memset(b.entry.key, 0xB2, sizeof(b.entry.key));

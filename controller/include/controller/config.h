@@ -70,7 +70,8 @@ struct controller_config {
 	char sector_name[CONTROLLER_NAME_MAX];
 	char server[CONTROLLER_NAME_MAX];      /* HOST:PORT */
 	char server_name[CONTROLLER_NAME_MAX]; /* the server certificate's CN, pinned; "" none */
-	char tz[CONTROLLER_NAME_MAX];
+	char tz[CONTROLLER_NAME_MAX];          /* the site's: hours, subscription days */
+	char period_tz[CONTROLLER_NAME_MAX];   /* the deployment's: quota periods; "" = tz */
 	struct controller_site_policy policy;
 	struct controller_stale_policy stale;
 	char cert_path[CONTROLLER_PATH_MAX], key_path[CONTROLLER_PATH_MAX];

@@ -3,7 +3,7 @@
  *
  * A pure function of (list entry, local counters, credential, site policy, clock): no I/O,
  * no globals, no time zone lookups. Everything else in the controller feeds it (list store,
- * journal, card read, controller_civil_from_utc) or carries out its verdict (relay,
+ * journal, card read, proto_zone_civil) or carries out its verdict (relay,
  * display, card debit, journal). The rules are DESIGN.md section 4; their order and the
  * messages are in docs/controller.md, and tests/controller/test_controller_engine.c has
  * one table row per rule.
@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "controller/clock.h"
+#include "proto/calendar.h"
 #include "proto/list.h"
 
 #ifdef __cplusplus
@@ -111,8 +111,11 @@ struct controller_engine_input {
 	struct controller_local_counters local;
 	const struct controller_site_policy *site;
 	enum controller_list_state list_state;
-	int64_t now;                        /* the gate's clock, Unix seconds */
-	struct controller_civil_time civil; /* now, in the site's local civil time */
+	int64_t now;                   /* the gate's clock, Unix seconds */
+	struct proto_civil_time civil; /* now, in the site's local civil time */
+	/* Today in the deployment's zone, which numbers quota periods on the server and on
+	 * every gate alike (proto/calendar.h): the site's zone may be another. */
+	int32_t period_day;
 };
 
 #define CONTROLLER_MESSAGE_MAX 96

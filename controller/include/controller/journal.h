@@ -61,7 +61,7 @@ struct controller_event {
 	uint8_t key[PROTO_LIST_KEY_LEN]; /* the pass's list key: its sector pseudonym */
 	uint32_t household;              /* household tag, 0 = none */
 	uint8_t period;                  /* enum proto_period of the counter */
-	int64_t period_number;           /* controller_period_number() */
+	int64_t period_number;           /* proto_period_number() */
 	uint8_t count;                   /* uses consumed, normally 1 */
 
 	/* Remember this grant for anti-passback (uses `key`). */

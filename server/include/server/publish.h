@@ -51,9 +51,9 @@ struct server_publish_result {
 };
 
 /*
- * The current period numbers at `now`, from the civil date in the process's time zone
- * (TZ): day = days since 1970-01-01, week = (day + 3) / 7 (weeks start on Monday),
- * month = year * 12 + month (1..12), year = year.
+ * The current period numbers at `now`: proto_periods_of_day() (proto/calendar.h) of the
+ * civil date in the process's time zone (TZ), which is the deployment's — the zone
+ * `device add` writes into each bundle as period-tz, so that gates count alike.
  */
 void server_periods_at(int64_t now, struct server_periods *out);
 

@@ -94,6 +94,11 @@ bundle_variant device.conf 's/^hours = .*/hours = Mon-Fri 14:00-12:00/'
 expect_start_error "reversed window" 1 "hours 'Mon-Fri 14:00-12:00'"
 bundle_variant device.conf 's/^tz = .*/tz = Europe\/Atlantis/'
 expect_start_error "unknown zone" 1 "tz 'Europe/Atlantis': not a time zone"
+# quota periods are counted in the deployment's zone, which device add writes down
+grep -q '^period-tz = [A-Za-z]' "$T/bundle-pool-1/device.conf" ||
+	fail "the bundle names no period-tz: $(cat "$T/bundle-pool-1/device.conf")"
+bundle_variant device.conf 's/^period-tz = .*/period-tz = Mars\/Olympus/'
+expect_start_error "unknown period zone" 1 "period-tz 'Mars/Olympus': not a time zone"
 bundle_variant device.conf 's/^expiry-policy = .*/expiry-policy = grace:9999/'
 expect_start_error "grace too long" 1 "expiry-policy 'grace:9999'"
 bundle_variant device.conf '/^sector =/d'
