@@ -634,7 +634,7 @@ static int apply_delta_v2(struct controller_list_store *s, const uint8_t *delta,
 		v->version = v->head.version;
 		v->issued_at = v->head.issued_at;
 		memcpy(v->key_id, v->head.key_id, PROTO_KEY_ID_LEN);
-	memcpy(v->key_id, v->head.key_id, PROTO_KEY_ID_LEN);
+		memcpy(v->key_id, v->head.key_id, PROTO_KEY_ID_LEN);
 		v->expires_at = v->head.expires_at;
 		v->entries = v->head.entry_count;
 		proto_sha256(ap.manifest_bytes, ap.manifest_len, v->file_hash);

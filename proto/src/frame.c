@@ -278,7 +278,8 @@ int proto_frame_validate(const Citypass__Frame *msg)
 		return msg->card_keys ? validate_card_keys(msg->card_keys)
 		                      : PROTO_ERR_FRAME_NO_BODY;
 	case CITYPASS__FRAME__BODY_KEY_CHAIN:
-		return msg->key_chain ? validate_key_chain(msg->key_chain) : PROTO_ERR_FRAME_NO_BODY;
+		return msg->key_chain ? validate_key_chain(msg->key_chain)
+		                      : PROTO_ERR_FRAME_NO_BODY;
 	default:
 		return PROTO_ERR_FRAME_NO_BODY;
 	}

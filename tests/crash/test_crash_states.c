@@ -46,11 +46,11 @@
 #define MAX_MARKS 128
 
 enum mark_kind {
-	M_APPEND,    /* a decision durable: (epoch, seq) */
-	M_ACK_STATS, /* statistics of epoch up to seq acknowledged */
-	M_ACKING,    /* ... about to be: from here they may be gone (the server has them) */
-	M_ACK_USES,  /* uses of epoch up to seq acknowledged */
-	M_WITHDRAWN, /* a pending decision withdrawn (its card did not commit) */
+	M_APPEND,     /* a decision durable: (epoch, seq) */
+	M_ACK_STATS,  /* statistics of epoch up to seq acknowledged */
+	M_ACKING,     /* ... about to be: from here they may be gone (the server has them) */
+	M_ACK_USES,   /* uses of epoch up to seq acknowledged */
+	M_WITHDRAWN,  /* a pending decision withdrawn (its card did not commit) */
 	M_LIST_BEGIN, /* a list install called (from here the new version may be in use) */
 	M_LIST,       /* a list version installed (returned) */
 	M_OTHER,
@@ -362,13 +362,14 @@ static long lookups(const char *dir, uint64_t version, long *refused)
 				(*refused)++;
 				continue;
 			}
-			const struct proto_list_entry *want = bsearch(
-			        &lexp[v][i], lexp[version], lexp_n[version], sizeof(lexp[0][0]),
-			        entry_cmp);
+			const struct proto_list_entry *want =
+			        bsearch(&lexp[v][i], lexp[version], lexp_n[version],
+			                sizeof(lexp[0][0]), entry_cmp);
 			if (rc != 0 || p.found != (want != NULL) ||
-			    (want && (p.entry.status != want->status || p.entry.used != want->used ||
-			              p.entry.profile != want->profile ||
-			              p.entry.household != want->household)))
+			    (want &&
+			     (p.entry.status != want->status || p.entry.used != want->used ||
+			      p.entry.profile != want->profile ||
+			      p.entry.household != want->household)))
 				wrong++;
 		}
 	}
