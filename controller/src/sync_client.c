@@ -42,6 +42,7 @@
 #include "controller/error.h"
 #include "controller/journal.h"
 #include "controller/sync_client.h"
+#include "ca_follow.h"
 #include "controller/timekeeper.h"
 #include "proto/error.h"
 #include "proto/frame.h"
@@ -86,7 +87,9 @@ struct controller_sync {
 	/* configuration, copied */
 	struct controller_sync_config cfg;
 	char *server, *server_name, *ca_path, *cert_path, *key_path, *device_id, *software_version,
-	        *journal_path;
+	        *journal_path, *ca_followed_path;
+	char *ca_kept; /* issue 11: the device CAs followed, as kept on disk (PEM pairs) */
+	size_t ca_kept_len;
 	char host[256], port[16];
 	int host_is_name;
 
@@ -302,6 +305,20 @@ static int load_tls(struct controller_sync *s)
 		sync_log(s, "sync: reading CA certificate %s: %s", s->ca_path,
 		         tls_reason(rc, why, sizeof(why)));
 		return CONTROLLER_ERR_IO;
+	}
+	if (s->ca_followed_path) {
+		/* the CAs followed since enrolment, each followed again from the bundle's */
+		char cwhy[200] = "";
+		int n = ca_follow_load(&s->ca, s->ca_followed_path, &s->ca_kept, &s->ca_kept_len,
+		                       cwhy, sizeof(cwhy));
+		if (n < 0) {
+			char aside[4200];
+			snprintf(aside, sizeof(aside), "%s.refused", s->ca_followed_path);
+			(void)rename(s->ca_followed_path, aside);
+			sync_log(s, "sync: device CA: %s: not believed (moved to %s)", cwhy, aside);
+		} else if (n > 0) {
+			sync_log(s, "sync: device CA: %d CA(s) followed since enrolment", n);
+		}
 	}
 	if ((rc = mbedtls_x509_crt_parse_file(&s->own, s->cert_path)) != 0) {
 		sync_log(s, "sync: reading device certificate %s: %s", s->cert_path,
@@ -737,6 +754,34 @@ static int on_key_chain(struct controller_sync *s, const Citypass__KeyChain *k)
 	return 0;
 }
 
+/* Issue 11: the device CA's rotations (Welcome): a CA certified by one this gate trusts
+ * becomes an anchor for the next handshakes, kept on disk first. A refusal is logged, not
+ * fatal: the session in progress was authenticated by an anchor already held. */
+static void on_ca_chain(struct controller_sync *s, const Citypass__CaChain *c)
+{
+	if (!s->ca_followed_path || c->n_announcements == 0)
+		return;
+	struct ca_announcement *a = calloc(c->n_announcements, sizeof(*a));
+	if (!a)
+		return;
+	for (size_t i = 0; i < c->n_announcements; i++) {
+		const Citypass__CaAnnouncement *m = c->announcements[i];
+		a[i] = (struct ca_announcement){m->cross_certificate.data, m->ca_certificate.data,
+		                                m->cross_certificate.len, m->ca_certificate.len};
+	}
+	char why[200] = "";
+	int n = ca_follow(&s->ca, a, c->n_announcements, &s->ca_kept, &s->ca_kept_len, why,
+	                  sizeof(why));
+	free(a);
+	if (n > 0 && ca_follow_save(s->ca_followed_path, s->ca_kept, s->ca_kept_len) != 0)
+		sync_log(s, "sync: device CA: cannot keep %s: %s", s->ca_followed_path,
+		         strerror(errno));
+	if (n > 0)
+		sync_log(s, "sync: device CA: %d rotation(s) followed", n);
+	if (n < 0)
+		sync_log(s, "sync: device CA: an announcement refused: %s", why);
+}
+
 /* Issue 13: another gate of the site admitted this pass: remembered at this gate's time
  * (the frame left that gate within the second), for the window only. */
 static int on_passback(struct controller_sync *s, const Citypass__PassbackGrant *g)
@@ -815,6 +860,8 @@ static int on_welcome(struct controller_sync *s, const Citypass__Welcome *w)
 		return -1;
 	if (w->key_chain)
 		on_key_chain(s, w->key_chain);
+	if (w->ca_chain)
+		on_ca_chain(s, w->ca_chain);
 	timer_ms(s->keepalive_ev, s->cfg.keepalive_s * 1000u);
 	upload(s, 0);
 	return s->state == SYNC_READY ? 0 : -1;
@@ -1397,6 +1444,8 @@ static void sync_free(struct controller_sync *s)
 	free(s->server);
 	free(s->server_name);
 	free(s->ca_path);
+	free(s->ca_followed_path);
+	free(s->ca_kept);
 	free(s->cert_path);
 	free(s->key_path);
 	free(s->device_id);
@@ -1450,6 +1499,10 @@ int controller_sync_start(struct controller_sync **out, const struct controller_
 	s->device_id = strdup(cfg->device_id);
 	s->software_version = strdup(cfg->software_version ? cfg->software_version : "");
 	s->journal_path = dup_or_null(cfg->journal_path);
+	if (cfg->ca_followed_path && !(s->ca_followed_path = strdup(cfg->ca_followed_path))) {
+		rc = CONTROLLER_ERR_NOMEM;
+		goto fail;
+	}
 	if (cfg->server_name && cfg->server_name[0] &&
 	    !(s->server_name = strdup(cfg->server_name))) {
 		rc = CONTROLLER_ERR_NOMEM;

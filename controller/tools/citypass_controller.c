@@ -416,10 +416,13 @@ static int run(struct controller_config *cfg, bool first)
 	sh.loop = loop;
 	sh.state_dir = cfg->state_dir;
 
+	char ca_followed[CONTROLLER_PATH_MAX + 32];
+	snprintf(ca_followed, sizeof(ca_followed), "%s/ca-followed.pem", cfg->state_dir);
 	struct controller_sync_config sc = {
 	        .server = cfg->server,
 	        .server_name = cfg->server_name,
 	        .ca_path = cfg->ca_path,
+	        .ca_followed_path = ca_followed,
 	        .cert_path = cfg->cert_path,
 	        .key_path = cfg->key_path,
 	        .device_id = cfg->device_id,

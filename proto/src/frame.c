@@ -238,6 +238,21 @@ static int validate_key_chain(const Citypass__KeyChain *k)
 	return 0;
 }
 
+/* Issue 11: the device CA's rotations: bounded here, verified by the gate. */
+static int validate_ca_chain(const Citypass__CaChain *c)
+{
+	if (c->n_announcements > PROTO_KEY_CHAIN_MAX)
+		return PROTO_ERR_FRAME_INVALID;
+	for (size_t i = 0; i < c->n_announcements; i++) {
+		const Citypass__CaAnnouncement *a = c->announcements[i];
+		if (!a || !bytes_ok(&a->cross_certificate) || a->cross_certificate.len == 0 ||
+		    a->cross_certificate.len > 4096 || !bytes_ok(&a->ca_certificate) ||
+		    a->ca_certificate.len == 0 || a->ca_certificate.len > 4096)
+			return PROTO_ERR_FRAME_INVALID;
+	}
+	return 0;
+}
+
 /* A body case whose pointer is NULL packs to nothing, so it counts as no body. */
 int proto_frame_validate(const Citypass__Frame *msg)
 {
@@ -251,6 +266,8 @@ int proto_frame_validate(const Citypass__Frame *msg)
 		if (!msg->welcome)
 			return PROTO_ERR_FRAME_NO_BODY;
 		if (msg->welcome->card_keys && validate_card_keys(msg->welcome->card_keys) != 0)
+			return PROTO_ERR_FRAME_INVALID;
+		if (msg->welcome->ca_chain && validate_ca_chain(msg->welcome->ca_chain) != 0)
 			return PROTO_ERR_FRAME_INVALID;
 		return msg->welcome->key_chain ? validate_key_chain(msg->welcome->key_chain) : 0;
 	case CITYPASS__FRAME__BODY_LIST_UPDATE:

@@ -1,8 +1,6 @@
 /*
- * keys.c — create and load the deployment's key material (server/keys.h).
- *
- * Certificates are written with mbedTLS 2.28's x509write (no subjectAltName writer in
- * 2.28: the server certificate names its host in the CN only).
+ * keys.c — create and load the deployment's key material (server/keys.h): the key files,
+ * the card keys and the list key. The device CA and its certificates are certs.c's.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,13 +23,9 @@
 #include "cardlib/token.h"
 #include "proto/sign.h"
 #include "server/keys.h"
+#include "keys_internal.h"
 
-struct rng {
-	mbedtls_entropy_context entropy;
-	mbedtls_ctr_drbg_context drbg;
-};
-
-static int rng_init(struct rng *r)
+int keys_rng_init(struct rng *r)
 {
 	static const unsigned char pers[] = "citypass-admin keys";
 	mbedtls_entropy_init(&r->entropy);
@@ -42,7 +36,7 @@ static int rng_init(struct rng *r)
 	return 0;
 }
 
-static void rng_free(struct rng *r)
+void keys_rng_free(struct rng *r)
 {
 	mbedtls_ctr_drbg_free(&r->drbg);
 	mbedtls_entropy_free(&r->entropy);
@@ -114,156 +108,6 @@ int server_file_read(const char *path, uint8_t **data, size_t *len)
 	*data = buf;
 	*len = n;
 	return 0;
-}
-
-/* --- EC keys and certificates ------------------------------------------------------------ */
-
-static int ec_generate(mbedtls_pk_context *pk, struct rng *r)
-{
-	if (mbedtls_pk_setup(pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)) != 0)
-		return SERVER_ERR_CRYPTO;
-	if (mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(*pk),
-	                        mbedtls_ctr_drbg_random, &r->drbg) != 0)
-		return SERVER_ERR_CRYPTO;
-	return 0;
-}
-
-static int ec_write_private(mbedtls_pk_context *pk, const char *path)
-{
-	unsigned char pem[1024];
-	if (mbedtls_pk_write_key_pem(pk, pem, sizeof(pem)) != 0)
-		return SERVER_ERR_CRYPTO;
-	int rc = server_file_create(path, pem, strlen((char *)pem), 0600);
-	mbedtls_platform_zeroize(pem, sizeof(pem));
-	return rc;
-}
-
-static void validity_string(time_t t, char out[32])
-{
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	snprintf(out, 32, "%04d%02d%02d%02d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-	         tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
-
-/*
- * extendedKeyUsage (RFC 5280 s.4.2.1.12) telling the two roles apart: the sync server's
- * certificate is for TLS servers only, a gate's for TLS clients only. Both ends refuse a
- * peer certificate without the right purpose, so a gate's stolen bundle cannot serve as
- * the server (issue 10). The value is DER: SEQUENCE { OID id-kp-serverAuth | clientAuth }.
- */
-static int set_role(mbedtls_x509write_cert *crt, enum server_cert_role role)
-{
-	static const unsigned char server_auth[] = {0x30, 0x0A, 0x06, 0x08, 0x2B, 0x06,
-	                                            0x01, 0x05, 0x05, 0x07, 0x03, 0x01};
-	static const unsigned char client_auth[] = {0x30, 0x0A, 0x06, 0x08, 0x2B, 0x06,
-	                                            0x01, 0x05, 0x05, 0x07, 0x03, 0x02};
-	const unsigned char *v = role == SERVER_CERT_SERVER ? server_auth : client_auth;
-	return mbedtls_x509write_crt_set_extension(crt, MBEDTLS_OID_EXTENDED_KEY_USAGE,
-	                                           MBEDTLS_OID_SIZE(MBEDTLS_OID_EXTENDED_KEY_USAGE),
-	                                           0, v, sizeof(server_auth));
-}
-
-/* Write a certificate for `subject` signed by `issuer` (the same key when self-signed).
- * role < 0: the CA. */
-static int write_cert(mbedtls_pk_context *subject, mbedtls_pk_context *issuer,
-                      const char *subject_name, const char *issuer_name, int role, int days,
-                      struct rng *r, const char *path)
-{
-	const int is_ca = role < 0;
-	mbedtls_x509write_cert crt;
-	mbedtls_mpi serial;
-	unsigned char buf[4096];
-	unsigned char sn[16];
-	char from[32], to[32];
-	int rc = SERVER_ERR_CRYPTO;
-
-	mbedtls_x509write_crt_init(&crt);
-	mbedtls_mpi_init(&serial);
-	time_t now = time(NULL);
-	validity_string(now - 3600, from);
-	validity_string(now + (time_t)days * 86400, to);
-	if (mbedtls_ctr_drbg_random(&r->drbg, sn, sizeof(sn)) != 0)
-		goto out;
-	sn[0] &= 0x7F; /* a positive serial (RFC 5280 s.4.1.2.2) */
-	sn[0] |= 0x01;
-	if (mbedtls_mpi_read_binary(&serial, sn, sizeof(sn)) != 0)
-		goto out;
-	mbedtls_x509write_crt_set_version(&crt, MBEDTLS_X509_CRT_VERSION_3);
-	mbedtls_x509write_crt_set_md_alg(&crt, MBEDTLS_MD_SHA256);
-	mbedtls_x509write_crt_set_subject_key(&crt, subject);
-	mbedtls_x509write_crt_set_issuer_key(&crt, issuer);
-	if (mbedtls_x509write_crt_set_serial(&crt, &serial) != 0 ||
-	    mbedtls_x509write_crt_set_validity(&crt, from, to) != 0 ||
-	    mbedtls_x509write_crt_set_subject_name(&crt, subject_name) != 0 ||
-	    mbedtls_x509write_crt_set_issuer_name(&crt, issuer_name) != 0 ||
-	    mbedtls_x509write_crt_set_basic_constraints(&crt, is_ca, is_ca ? 0 : -1) != 0 ||
-	    mbedtls_x509write_crt_set_subject_key_identifier(&crt) != 0 ||
-	    mbedtls_x509write_crt_set_authority_key_identifier(&crt) != 0)
-		goto out;
-	unsigned int usage = is_ca ? MBEDTLS_X509_KU_KEY_CERT_SIGN | MBEDTLS_X509_KU_CRL_SIGN
-	                           : MBEDTLS_X509_KU_DIGITAL_SIGNATURE;
-	if (mbedtls_x509write_crt_set_key_usage(&crt, usage) != 0)
-		goto out;
-	if (!is_ca && set_role(&crt, (enum server_cert_role)role) != 0)
-		goto out;
-	if (mbedtls_x509write_crt_pem(&crt, buf, sizeof(buf), mbedtls_ctr_drbg_random, &r->drbg) !=
-	    0)
-		goto out;
-	rc = server_file_create(path, buf, strlen((char *)buf), 0644);
-out:
-	mbedtls_mpi_free(&serial);
-	mbedtls_x509write_crt_free(&crt);
-	return rc;
-}
-
-/* The CA's distinguished name as written in its certificate. */
-#define CA_NAME "CN=citypass device CA,O=citypass"
-
-/* Check a CN fits a distinguished name without escaping. */
-static int cn_ok(const char *cn)
-{
-	if (!*cn || strlen(cn) > 64)
-		return 0;
-	for (const char *p = cn; *p; p++)
-		if (*p == ',' || *p == '=' || *p == '+' || *p == '\\' || *p == '"' || *p < 0x20)
-			return 0;
-	return 1;
-}
-
-int server_cert_issue(const char *data_dir, const char *cn, enum server_cert_role role, int days,
-                      const char *key_path, const char *crt_path)
-{
-	char ca_key[PATH_MAX], name[128];
-	struct rng r;
-	mbedtls_pk_context ca, pk;
-	int rc;
-
-	if (!cn_ok(cn) || days <= 0 || (role != SERVER_CERT_SERVER && role != SERVER_CERT_DEVICE))
-		return SERVER_ERR_ARG;
-	if ((rc = server_key_path(ca_key, sizeof(ca_key), data_dir, "ca.key")) != 0)
-		return rc;
-	mbedtls_pk_init(&ca);
-	mbedtls_pk_init(&pk);
-	if ((rc = rng_init(&r)) != 0)
-		goto out;
-	if (mbedtls_pk_parse_keyfile(&ca, ca_key, NULL) != 0) {
-		rc = SERVER_ERR_CRYPTO;
-		goto out;
-	}
-	if ((rc = ec_generate(&pk, &r)) != 0)
-		goto out;
-	snprintf(name, sizeof(name), "CN=%s,O=citypass", cn);
-	if ((rc = ec_write_private(&pk, key_path)) != 0)
-		goto out;
-	rc = write_cert(&pk, &ca, name, CA_NAME, (int)role, days, &r, crt_path);
-	if (rc)
-		unlink(key_path);
-out:
-	mbedtls_pk_free(&pk);
-	mbedtls_pk_free(&ca);
-	rng_free(&r);
-	return rc;
 }
 
 /* --- list, issuer and card keys ---------------------------------------------------------- */
@@ -453,10 +297,10 @@ int server_card_keys_save(const char *data_dir, const struct server_card_keys *k
 static int random_key(uint8_t out[SERVER_AES_KEY_LEN])
 {
 	struct rng r;
-	int rc = rng_init(&r);
+	int rc = keys_rng_init(&r);
 	if (rc == 0 && mbedtls_ctr_drbg_random(&r.drbg, out, SERVER_AES_KEY_LEN) != 0)
 		rc = SERVER_ERR_CRYPTO;
-	rng_free(&r);
+	keys_rng_free(&r);
 	return rc;
 }
 
@@ -544,44 +388,26 @@ static int issuer_key_create(const char *data_dir)
 	return rc;
 }
 
-static int ca_create(const char *data_dir, struct rng *r)
-{
-	char key[PATH_MAX], crt[PATH_MAX];
-	mbedtls_pk_context pk;
-	int rc = server_key_path(key, sizeof(key), data_dir, "ca.key");
-	rc = rc ? rc : server_key_path(crt, sizeof(crt), data_dir, "ca.crt");
-	if (rc)
-		return rc;
-	mbedtls_pk_init(&pk);
-	rc = ec_generate(&pk, r);
-	if (rc == 0)
-		rc = ec_write_private(&pk, key);
-	if (rc == 0)
-		rc = write_cert(&pk, &pk, CA_NAME, CA_NAME, -1, 20 * 365, r, crt);
-	mbedtls_pk_free(&pk);
-	return rc;
-}
-
 int server_keys_create(const char *data_dir, const char *server_name)
 {
 	char dir[PATH_MAX], key[PATH_MAX], crt[PATH_MAX];
 	struct rng r;
 	int rc;
-	if (!cn_ok(server_name))
+	if (!keys_cn_ok(server_name))
 		return SERVER_ERR_ARG;
 	if (snprintf(dir, sizeof(dir), "%s/keys", data_dir) >= (int)sizeof(dir))
 		return SERVER_ERR_ARG;
 	if (mkdir(dir, 0700) != 0)
 		return errno == EEXIST ? SERVER_ERR_EXISTS : SERVER_ERR_IO;
-	if ((rc = rng_init(&r)) != 0) {
-		rng_free(&r);
+	if ((rc = keys_rng_init(&r)) != 0) {
+		keys_rng_free(&r);
 		return rc;
 	}
 	rc = list_key_create(data_dir);
 	if (rc == 0)
 		rc = issuer_key_create(data_dir);
 	if (rc == 0)
-		rc = ca_create(data_dir, &r);
+		rc = keys_ca_create(data_dir, &r);
 	if (rc == 0) {
 		server_key_path(key, sizeof(key), data_dir, "server.key");
 		server_key_path(crt, sizeof(crt), data_dir, "server.crt");
@@ -592,6 +418,6 @@ int server_keys_create(const char *data_dir, const char *server_name)
 		server_key_path(key, sizeof(key), data_dir, "card.keys");
 		rc = card_keys_create(key, &r);
 	}
-	rng_free(&r);
+	keys_rng_free(&r);
 	return rc;
 }

@@ -280,6 +280,12 @@ static int sb_list_chain(void *ctx, struct server_list_chain *out)
 	return server_list_chain_load(b->data_dir, out);
 }
 
+static int sb_ca_chain(void *ctx, struct server_ca_chain *out)
+{
+	struct store_sync *b = ctx;
+	return server_ca_chain_load(b->data_dir, out);
+}
+
 static const struct server_sync_backend_ops store_sync_ops = {
         .device_lookup = sb_device_lookup,
         .list_latest = sb_list_latest,
@@ -295,6 +301,7 @@ static const struct server_sync_backend_ops store_sync_ops = {
         .card_keys = sb_card_keys,
         .card_keys_stamp = sb_card_keys_stamp,
         .list_chain = sb_list_chain,
+        .ca_chain = sb_ca_chain,
         .destroy = sb_destroy,
 };
 

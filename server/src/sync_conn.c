@@ -509,6 +509,8 @@ static int conn_hello(struct sync_conn *c, const Citypass__Hello *h)
 	/* issue 11: the list key's whole history, for a gate that missed a rotation */
 	if (s->chain.n > 0)
 		w.key_chain = &s->chain_msg;
+	if (s->ca_chain.n > 0)
+		w.ca_chain = &s->ca_chain_msg;
 	f.body_case = CITYPASS__FRAME__BODY_WELCOME;
 	f.welcome = &w;
 	const int sent = send_frame(c, &f);

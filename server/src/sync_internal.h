@@ -179,6 +179,11 @@ struct server_sync {
 	Citypass__KeyStatement *chain_msgs;
 	Citypass__KeyStatement **chain_ptrs;
 	Citypass__KeyChain chain_msg;
+	/* issue 11: the device CA's rotations, read at start */
+	struct server_ca_chain ca_chain;
+	Citypass__CaAnnouncement *ca_msgs;
+	Citypass__CaAnnouncement **ca_ptrs;
+	Citypass__CaChain ca_chain_msg;
 	struct sync_ingest *ingest;
 };
 

@@ -226,6 +226,37 @@ static void refresh_key_chain(struct server_sync *s, int push)
 	         sent);
 }
 
+/* Issue 11: the device CA's rotations, once at start (a CA rotation is followed by a
+ * restart: the server's own trust anchors change too). */
+static void load_ca_chain(struct server_sync *s)
+{
+	citypass__ca_chain__init(&s->ca_chain_msg);
+	if (!s->be.ops->ca_chain)
+		return;
+	int rc = s->be.ops->ca_chain(s->be.ctx, &s->ca_chain);
+	if (rc) {
+		sync_log(s, LOG_ERR, "device CA chain unreadable (error %d): not sent to gates", rc);
+		return;
+	}
+	const size_t n = s->ca_chain.n;
+	s->ca_msgs = calloc(n ? n : 1, sizeof(*s->ca_msgs));
+	s->ca_ptrs = calloc(n ? n : 1, sizeof(*s->ca_ptrs));
+	if (!s->ca_msgs || !s->ca_ptrs) {
+		server_ca_chain_free(&s->ca_chain);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		citypass__ca_announcement__init(&s->ca_msgs[i]);
+		s->ca_msgs[i].cross_certificate.data = s->ca_chain.a[i].cross;
+		s->ca_msgs[i].cross_certificate.len = s->ca_chain.a[i].cross_len;
+		s->ca_msgs[i].ca_certificate.data = s->ca_chain.a[i].ca;
+		s->ca_msgs[i].ca_certificate.len = s->ca_chain.a[i].ca_len;
+		s->ca_ptrs[i] = &s->ca_msgs[i];
+	}
+	s->ca_chain_msg.n_announcements = n;
+	s->ca_chain_msg.announcements = s->ca_ptrs;
+}
+
 static void poll_published(evutil_socket_t fd, short what, void *arg)
 {
 	struct server_sync *s = arg;
@@ -326,6 +357,7 @@ int server_sync_new(struct server_sync **out, struct event_base *base,
 		return rc;
 	}
 	refresh_key_chain(s, 0);
+	load_ca_chain(s);
 	struct timeval poll_tv = ms_to_tv(s->poll_interval_ms);
 	event_add(s->poll_ev, &poll_tv);
 	struct timeval recheck_tv = ms_to_tv(s->device_recheck_ms);
@@ -504,6 +536,9 @@ void server_sync_free(struct server_sync *s)
 	}
 	free(s->sectors);
 	chain_msg_free(s);
+	free(s->ca_msgs);
+	free(s->ca_ptrs);
+	server_ca_chain_free(&s->ca_chain);
 	tls_ctx_free(s->tls);
 	free(s);
 }

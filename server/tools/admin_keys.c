@@ -6,6 +6,7 @@
  *                             as the previous version, which gates keep accepting
  *   keys retire --sector S    forget the previous version once cards have moved
  *   keys rotate --list-key    a new list-signing key, announced under the old one
+ *   keys rotate --ca          a new device CA, certified by the old one
  *
  * Gates get the new and the previous key in their bundle and over the sync link (the server
  * reads card.keys at each session and when told the keys changed). Cards move to the new
@@ -27,6 +28,8 @@ static const char keys_help[] =
         "usage: citypass-admin keys show [--json]\n"
         "       citypass-admin keys rotate --sector S\n"
         "       citypass-admin keys rotate --list-key\n"
+        "       citypass-admin keys rotate --ca\n"
+        "       citypass-admin keys retire --ca\n"
         "       citypass-admin keys retire --sector S\n"
         "rotate: a new version of sector S's card master key. Gates accept the new and the\n"
         "  previous version until it is retired; a card moves to the new version at a desk\n"
@@ -36,7 +39,12 @@ static const char keys_help[] =
         "rotate --list-key: a new list-signing key, announced by a statement signed by the\n"
         "  old key and the new one (DATA/keys/list-chain/N.txt); every sector is published\n"
         "  again under the new key. Gates follow the statement over the sync link and from\n"
-        "  then on refuse lists signed by a key it did not announce.\n";
+        "  then on refuse lists signed by a key it did not announce.\n"
+        "rotate --ca: a new device CA, certified by the current one (DATA/keys/ca-chain/\n"
+        "  N.cross.crt), which signs device certificates from now on. Restart\n"
+        "  citypass-server: gates accept the new CA through the old one and keep it.\n"
+        "retire --ca: the server's certificate is reissued by the newest CA (once every\n"
+        "  gate followed: 'device list'). Restart citypass-server.\n";
 
 /* Tell the sync server that card keys changed: it sends gates their sector's keys again. */
 static int note_change(struct admin *a)
@@ -182,12 +190,43 @@ static int list_key_rotate(struct admin *a)
 	return rc;
 }
 
+static int ca_rotate(struct admin *a)
+{
+	struct server_ca_rotation r;
+	int rc = server_ca_rotate(a->data, &r);
+	if (rc)
+		return admin_refuse("cannot rotate the device CA: %s", server_strerror(rc));
+	printf("device CA %u announced by CA %u; restart citypass-server: every gate learns it "
+	       "at its next session. Once 'device list' shows them all on CA %u, run 'keys retire "
+	       "--ca'\n",
+	       r.to, r.from, r.to);
+	printf("check it: cd %s/keys/ca-chain && openssl verify -CAfile %u.ca.crt %u.cross.crt\n",
+	       a->data, r.from, r.from);
+	return 0;
+}
+
+static int ca_retire(struct admin *a)
+{
+	unsigned n = 0;
+	int rc = server_ca_present_newest(a->data, &n);
+	if (rc == SERVER_ERR_NOT_FOUND)
+		return admin_refuse("the device CA was never rotated: nothing to retire");
+	if (rc)
+		return admin_refuse("cannot reissue the server's certificate: %s",
+		                    server_strerror(rc));
+	printf("the server's certificate is now issued by device CA %u; restart citypass-server. "
+	       "Gates that did not follow the rotation can no longer connect\n",
+	       n);
+	return 0;
+}
+
 int admin_cmd_keys(struct admin *a, int argc, char **argv)
 {
 	static const struct option opts[] = {
 	        {"sector", required_argument, NULL, 's'},
 	        {"json", no_argument, NULL, 'j'},
 	        {"list-key", no_argument, NULL, 'l'},
+	        {"ca", no_argument, NULL, 'c'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
@@ -205,7 +244,7 @@ int admin_cmd_keys(struct admin *a, int argc, char **argv)
 	char cmd[16];
 	snprintf(cmd, sizeof(cmd), "keys %s ", sub);
 	const char *sector = NULL;
-	int json = 0, list_key = 0, c;
+	int json = 0, list_key = 0, ca = 0, c;
 	optind = 0;
 	opterr = 0;
 	while ((c = getopt_long(argc - 1, argv + 1, "h", opts, NULL)) != -1) {
@@ -218,6 +257,9 @@ int admin_cmd_keys(struct admin *a, int argc, char **argv)
 			break;
 		case 'l':
 			list_key = 1;
+			break;
+		case 'c':
+			ca = 1;
 			break;
 		case 'h':
 			fputs(keys_help, stdout);
@@ -233,14 +275,20 @@ int admin_cmd_keys(struct admin *a, int argc, char **argv)
 		return admin_usage(cmd, "--sector is for rotate and retire");
 	if (!show && json)
 		return admin_usage(cmd, "--json is for 'keys show'");
-	if (list_key && (!rotate || sector))
-		return admin_usage(cmd, "--list-key is for 'keys rotate', without --sector");
-	if (!show && !sector && !list_key)
-		return admin_usage(cmd, "missing --sector S (or, to rotate, --list-key)");
+	if (list_key && (!rotate || sector || ca))
+		return admin_usage(cmd, "--list-key is for 'keys rotate', alone");
+	if (ca && (show || sector))
+		return admin_usage(cmd, "--ca is for 'keys rotate' and 'keys retire', alone");
+	if (!show && !sector && !list_key && !ca)
+		return admin_usage(cmd, "missing --sector S (or, to rotate, --list-key or --ca)");
 	int rc = admin_open(a);
 	if (rc)
 		return rc;
 	if (list_key)
 		return list_key_rotate(a);
+	if (ca && rotate)
+		return ca_rotate(a);
+	if (ca)
+		return ca_retire(a);
 	return show ? keys_show(a, json) : keys_change(a, sector, rotate);
 }

@@ -60,6 +60,9 @@ struct controller_sync_config {
 	 * however `server` addresses it (NULL: the host of `server` when it is a name). */
 	const char *server_name;
 	const char *ca_path;   /* the deployment's CA certificate (PEM) */
+	/* Issue 11: where the device CAs followed since enrolment are kept (NULL: the gate
+	 * trusts ca_path alone and ignores announcements). */
+	const char *ca_followed_path;
 	const char *cert_path; /* this device's certificate (PEM), CN = device id */
 	const char *key_path;  /* its private key (PEM) */
 	const char *device_id;

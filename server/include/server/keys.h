@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "server/error.h"
 
@@ -79,6 +80,56 @@ enum server_cert_role {
  */
 int server_cert_issue(const char *data_dir, const char *cn, enum server_cert_role role, int days,
                       const char *key_path, const char *crt_path);
+
+/* What a rotation of the device CA did: CA `from` certified CA `to` (= from + 1). */
+struct server_ca_rotation {
+	unsigned from, to;
+};
+
+/*
+ * Rotate the device CA (issue 11, docs/admin.md "Rotating the device CA"): a new CA key
+ * and certificate ("citypass device CA N", DATA/keys/ca-chain/FROM.next.crt) and its
+ * announcement, FROM.cross.crt — the new CA certified by the current one, which gates
+ * check against the anchors they hold before adding the new CA to them. ca.crt becomes
+ * the new CA followed by the earlier ones (the server keeps accepting gates they signed);
+ * device certificates are issued by the new CA from now on; the server keeps presenting
+ * its certificate under the old CA until server_ca_present_newest().
+ */
+int server_ca_rotate(const char *data_dir, struct server_ca_rotation *out);
+
+/* Reissue the server's certificate under the newest CA (`keys retire --ca`): gates that
+ * have not followed the rotations can no longer connect. SERVER_ERR_NOT_FOUND: never
+ * rotated. */
+int server_ca_present_newest(const char *data_dir, unsigned *current);
+
+/* One rotation as gates receive it (DER): the new CA certified by the old, and the new
+ * CA's own certificate. */
+struct server_ca_announcement {
+	uint8_t *cross, *ca;
+	size_t cross_len, ca_len;
+};
+
+struct server_ca_chain {
+	size_t n;
+	struct server_ca_announcement *a; /* oldest first */
+};
+
+/* Every rotation of the device CA (n = 0: never rotated). */
+int server_ca_chain_load(const char *data_dir, struct server_ca_chain *out);
+
+/* Inline: the sync server (which does not link this library) frees what its backend gives. */
+static inline void server_ca_chain_free(struct server_ca_chain *c)
+{
+	for (size_t i = 0; c && i < c->n; i++) {
+		free(c->a[i].cross);
+		free(c->a[i].ca);
+	}
+	if (c) {
+		free(c->a);
+		c->a = NULL;
+		c->n = 0;
+	}
+}
 
 /* "DATA/keys/NAME" into buf. */
 int server_key_path(char *buf, size_t cap, const char *data_dir, const char *name);

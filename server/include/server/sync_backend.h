@@ -115,6 +115,9 @@ struct server_sync_backend_ops {
 	 * goes to every connected gate before the lists it signs.
 	 */
 	int (*list_chain)(void *ctx, struct server_list_chain *out);
+	/* Issue 11, may be NULL: the device CA's rotations (server/keys.h), read at start (the
+	 * server is restarted after a CA rotation) and sent in every Welcome. */
+	int (*ca_chain)(void *ctx, struct server_ca_chain *out);
 	void (*destroy)(void *ctx);
 };
 
