@@ -135,6 +135,7 @@ int main(int argc, char **argv)
 	    proto_key_parse_public(&pub, (const uint8_t *)pem, strlen(pem)) ||
 	    proto_keyring_add(ring, pub))
 		die("cannot make the list key");
+	proto_key_free(pub); /* the ring keeps its own copy */
 	struct proto_list_entry *e = calloc(passes, sizeof(*e));
 	if (!e)
 		die("out of memory");

@@ -827,6 +827,7 @@ int main(int argc, char **argv)
 	if (!b.ring)
 		die("out of memory");
 	check(proto_keyring_add(b.ring, pub), "proto_keyring_add");
+	proto_key_free(pub); /* the ring keeps its own copy */
 	b.policy = (struct proto_list_policy){
 	        .sector = SECTOR, .held_version = 0, .now = b.now, .keys = b.ring};
 

@@ -3,25 +3,23 @@
  * NFC challenge-response on both sides, the rotating QR line and its replay cache.
  * The byte formats are in docs/phone-tokens.md; token_internal.h holds the constants.
  *
- * mbedTLS 2.28: compressed points can be written but not read (ecp_point_read_binary
- * answers FEATURE_UNAVAILABLE), so point_decompress() does it; ECDSA signatures are
- * checked for canonical DER first, as proto does, because 2.28 also accepts BER variants.
+ * The keys, keyrings and the canonical-DER check of signatures are proto's
+ * (proto/sign.h): one home for P-256 keys, whether they sign lists or credentials.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <mbedtls/ctr_drbg.h>
-#include <mbedtls/ecdsa.h>
-#include <mbedtls/ecp.h>
 #include <mbedtls/entropy.h>
-#include <mbedtls/pk.h>
 #include <mbedtls/platform_util.h>
 #include <mbedtls/sha256.h>
 
 #include "cardlib/error.h"
 #include "cardlib/reader.h"
 #include "cardlib/token.h"
+#include "proto/error.h"
+#include "proto/sign.h"
 #include "token_internal.h"
 
 const uint8_t cardlib_token_aid[CARDLIB_TOKEN_AID_LEN] = {0xF0, 'C', 'I', 'T', 'Y',
@@ -40,6 +38,7 @@ void cardlib_token_set_random_for_testing(int (*fn)(void *ctx, unsigned char *bu
 {
 	rng_test_fn = fn;
 	rng_test_ctx = ctx;
+	proto_sign_set_random_for_testing(fn, ctx); /* the keys' generation and signatures */
 }
 
 /* An mbedTLS f_rng: the test hook when set, else the module's ctr_drbg. */
@@ -116,350 +115,37 @@ static void domain_hash(const char *domain, const struct part *parts, size_t n_p
 	mbedtls_sha256_free(&c);
 }
 
-/* One INTEGER of a P-256 ECDSA-Sig-Value in minimal DER; its encoded size or 0. */
-static size_t der_p256_integer(const uint8_t *p, size_t avail)
+/* --- keys: proto's (proto/sign.h) -------------------------------------------------------- */
+
+/* A proto error from a key operation, in cardlib's space. */
+static int from_proto(int rc)
 {
-	if (avail < 3 || p[0] != 0x02)
-		return 0;
-	size_t n = p[1];
-	if (n < 1 || n > 33 || n > avail - 2)
-		return 0;
-	const uint8_t *v = p + 2;
-	if (v[0] & 0x80)
-		return 0; /* negative */
-	if (n > 1 && v[0] == 0x00 && !(v[1] & 0x80))
-		return 0; /* a leading zero that is not needed */
-	return 2 + n;
-}
-
-/* Only canonical DER: anything else could be re-encoded by anyone without the key. */
-static int der_signature_is_canonical(const uint8_t *sig, size_t len)
-{
-	if (len < CRED_MIN_SIG || len > CARDLIB_TOKEN_SIG_MAX || sig[0] != 0x30 || sig[1] >= 0x80 ||
-	    (size_t)sig[1] != len - 2)
-		return 0;
-	size_t r = der_p256_integer(sig + 2, len - 2);
-	if (r == 0)
-		return 0;
-	size_t s = der_p256_integer(sig + 2 + r, len - 2 - r);
-	return s != 0 && 2 + r + s == len;
-}
-
-/* --- keys ------------------------------------------------------------------------------- */
-
-struct cardlib_token_key {
-	mbedtls_pk_context pk;
-	int has_private;
-};
-
-static struct cardlib_token_key *key_alloc(void)
-{
-	struct cardlib_token_key *k = calloc(1, sizeof(*k));
-	if (k)
-		mbedtls_pk_init(&k->pk);
-	return k;
-}
-
-void cardlib_token_key_free(struct cardlib_token_key *key)
-{
-	if (!key)
-		return;
-	mbedtls_pk_free(&key->pk);
-	free(key);
-}
-
-/* Accept only EC keys on P-256. */
-static int key_finish(struct cardlib_token_key *k)
-{
-	if (mbedtls_pk_get_type(&k->pk) != MBEDTLS_PK_ECKEY)
-		return CARDLIB_ERR_ARG;
-	const mbedtls_ecp_keypair *ec = mbedtls_pk_ec(k->pk);
-	if (ec->grp.id != MBEDTLS_ECP_DP_SECP256R1)
-		return CARDLIB_ERR_ARG;
-	k->has_private = mbedtls_mpi_cmp_int(&ec->d, 0) != 0;
-	return CARDLIB_OK;
-}
-
-int cardlib_token_key_generate(struct cardlib_token_key **out)
-{
-	if (!out)
-		return CARDLIB_ERR_ARG;
-	struct cardlib_token_key *k = key_alloc();
-	if (!k)
+	switch (rc) {
+	case PROTO_OK:
+		return CARDLIB_OK;
+	case PROTO_ERR_NOMEM:
 		return CARDLIB_ERR_NOMEM;
-	if (mbedtls_pk_setup(&k->pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)) != 0 ||
-	    mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(k->pk), token_random,
-	                        NULL) != 0) {
-		cardlib_token_key_free(k);
+	case PROTO_ERR_CRYPTO:
 		return CARDLIB_ERR_CRYPTO;
+	default:
+		return CARDLIB_ERR_ARG;
 	}
-	k->has_private = 1;
-	*out = k;
-	return CARDLIB_OK;
 }
 
-int cardlib_token_key_parse(struct cardlib_token_key **out, const uint8_t *buf, size_t len)
-{
-	if (!out || !buf || len == 0 || len > 64 * 1024)
-		return CARDLIB_ERR_ARG;
-	/* mbedTLS wants PEM NUL-terminated, with the NUL counted */
-	uint8_t *copy = malloc(len + 1);
-	struct cardlib_token_key *k = key_alloc();
-	if (!copy || !k) {
-		free(copy);
-		cardlib_token_key_free(k);
-		return CARDLIB_ERR_NOMEM;
-	}
-	memcpy(copy, buf, len);
-	copy[len] = 0;
-	const size_t n = buf[0] == '-' ? len + 1 : len; /* PEM */
-	int rc = mbedtls_pk_parse_key(&k->pk, copy, n, NULL, 0);
-	if (rc != 0) {
-		mbedtls_pk_free(&k->pk);
-		mbedtls_pk_init(&k->pk);
-		rc = mbedtls_pk_parse_public_key(&k->pk, copy, n);
-	}
-	mbedtls_platform_zeroize(copy, len + 1);
-	free(copy);
-	rc = rc == 0 ? key_finish(k) : CARDLIB_ERR_ARG;
-	if (rc != 0) {
-		cardlib_token_key_free(k);
-		return rc;
-	}
-	*out = k;
-	return CARDLIB_OK;
-}
-
-int cardlib_token_key_load(struct cardlib_token_key **out, const char *path)
-{
-	if (!out || !path)
-		return CARDLIB_ERR_ARG;
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return CARDLIB_ERR_IO;
-	uint8_t buf[8192];
-	size_t n = fread(buf, 1, sizeof(buf), f);
-	int too_long = !feof(f);
-	fclose(f);
-	int rc = too_long || n == 0 ? CARDLIB_ERR_ARG : cardlib_token_key_parse(out, buf, n);
-	mbedtls_platform_zeroize(buf, sizeof(buf));
-	return rc;
-}
-
-/*
- * SEC1 2.3.4 for a compressed P-256 point: y = sqrt(x^3 - 3x + b) mod p, which is
- * (x^3 - 3x + b)^((p+1)/4) since p = 3 mod 4; then pick the root with the sign bit.
- */
-static int point_decompress(const mbedtls_ecp_group *grp, const uint8_t in[33], uint8_t out[65])
-{
-	mbedtls_mpi x, y, t, e;
-	int ok = 0;
-	mbedtls_mpi_init(&x);
-	mbedtls_mpi_init(&y);
-	mbedtls_mpi_init(&t);
-	mbedtls_mpi_init(&e);
-	if (mbedtls_mpi_read_binary(&x, in + 1, 32) != 0 || mbedtls_mpi_cmp_mpi(&x, &grp->P) >= 0)
-		goto done;
-	/* t = x^3 - 3x + b mod p */
-	if (mbedtls_mpi_mul_mpi(&t, &x, &x) != 0 || mbedtls_mpi_sub_int(&t, &t, 3) != 0 ||
-	    mbedtls_mpi_mul_mpi(&t, &t, &x) != 0 || mbedtls_mpi_add_mpi(&t, &t, &grp->B) != 0 ||
-	    mbedtls_mpi_mod_mpi(&t, &t, &grp->P) != 0)
-		goto done;
-	/* e = (p + 1) / 4; y = t^e mod p */
-	if (mbedtls_mpi_add_int(&e, &grp->P, 1) != 0 || mbedtls_mpi_shift_r(&e, 2) != 0 ||
-	    mbedtls_mpi_exp_mod(&y, &t, &e, &grp->P, NULL) != 0)
-		goto done;
-	/* a square root exists only for points on the curve */
-	if (mbedtls_mpi_mul_mpi(&e, &y, &y) != 0 || mbedtls_mpi_mod_mpi(&e, &e, &grp->P) != 0 ||
-	    mbedtls_mpi_cmp_mpi(&e, &t) != 0)
-		goto done;
-	if ((size_t)mbedtls_mpi_get_bit(&y, 0) != (size_t)(in[0] & 1) &&
-	    mbedtls_mpi_sub_mpi(&y, &grp->P, &y) != 0)
-		goto done;
-	out[0] = 0x04;
-	ok = mbedtls_mpi_write_binary(&x, out + 1, 32) == 0 &&
-	     mbedtls_mpi_write_binary(&y, out + 33, 32) == 0;
-done:
-	mbedtls_mpi_free(&x);
-	mbedtls_mpi_free(&y);
-	mbedtls_mpi_free(&t);
-	mbedtls_mpi_free(&e);
-	return ok;
-}
-
-int cardlib_token_key_from_point(struct cardlib_token_key **out, const uint8_t *point, size_t len)
-{
-	if (!out || !point)
-		return CARDLIB_ERR_ARG;
-	if (!(len == 33 && (point[0] == 0x02 || point[0] == 0x03)) &&
-	    !(len == 65 && point[0] == 0x04))
-		return CARDLIB_ERR_ARG;
-	struct cardlib_token_key *k = key_alloc();
-	if (!k)
-		return CARDLIB_ERR_NOMEM;
-	int rc = CARDLIB_ERR_ARG;
-	if (mbedtls_pk_setup(&k->pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)) != 0) {
-		rc = CARDLIB_ERR_NOMEM;
-		goto fail;
-	}
-	mbedtls_ecp_keypair *ec = mbedtls_pk_ec(k->pk);
-	if (mbedtls_ecp_group_load(&ec->grp, MBEDTLS_ECP_DP_SECP256R1) != 0) {
-		rc = CARDLIB_ERR_CRYPTO;
-		goto fail;
-	}
-	uint8_t full[65];
-	if (len == 33 && !point_decompress(&ec->grp, point, full))
-		goto fail;
-	if (mbedtls_ecp_point_read_binary(&ec->grp, &ec->Q, len == 33 ? full : point, 65) != 0 ||
-	    mbedtls_ecp_check_pubkey(&ec->grp, &ec->Q) != 0)
-		goto fail;
-	*out = k;
-	return CARDLIB_OK;
-fail:
-	cardlib_token_key_free(k);
-	return rc;
-}
-
-int cardlib_token_key_is_private(const struct cardlib_token_key *key)
-{
-	return key && key->has_private;
-}
-
-int cardlib_token_key_private_pem(const struct cardlib_token_key *key, char *buf, size_t cap)
-{
-	if (!key || !buf || !key->has_private)
-		return CARDLIB_ERR_ARG;
-	/* 2.28 takes a non-const context but does not modify it */
-	if (mbedtls_pk_write_key_pem((mbedtls_pk_context *)&key->pk, (unsigned char *)buf, cap) !=
-	    0)
-		return CARDLIB_ERR_ARG;
-	return CARDLIB_OK;
-}
-
-int cardlib_token_key_public_pem(const struct cardlib_token_key *key, char *buf, size_t cap)
-{
-	if (!key || !buf)
-		return CARDLIB_ERR_ARG;
-	if (mbedtls_pk_write_pubkey_pem((mbedtls_pk_context *)&key->pk, (unsigned char *)buf,
-	                                cap) != 0)
-		return CARDLIB_ERR_ARG;
-	return CARDLIB_OK;
-}
-
-int cardlib_token_key_point(const struct cardlib_token_key *key, uint8_t point[33])
-{
-	if (!key || !point)
-		return CARDLIB_ERR_ARG;
-	const mbedtls_ecp_keypair *ec = mbedtls_pk_ec(key->pk);
-	size_t n = 0;
-	if (mbedtls_ecp_point_write_binary(&ec->grp, &ec->Q, MBEDTLS_ECP_PF_COMPRESSED, &n, point,
-	                                   33) != 0 ||
-	    n != 33)
-		return CARDLIB_ERR_CRYPTO;
-	return CARDLIB_OK;
-}
-
-int cardlib_token_key_id(const struct cardlib_token_key *key, uint8_t id[CARDLIB_TOKEN_KEY_ID_LEN])
-{
-	if (!key || !id)
-		return CARDLIB_ERR_ARG;
-	uint8_t der[160], h[32];
-	int n = mbedtls_pk_write_pubkey_der((mbedtls_pk_context *)&key->pk, der, sizeof(der));
-	if (n <= 0)
-		return CARDLIB_ERR_CRYPTO;
-	sha256(der + sizeof(der) - (size_t)n, (size_t)n, h); /* written at the buffer's end */
-	memcpy(id, h, CARDLIB_TOKEN_KEY_ID_LEN);
-	return CARDLIB_OK;
-}
-
-static int key_sign_hash(const struct cardlib_token_key *key, const uint8_t hash[32],
+static int key_sign_hash(const struct proto_key *key, const uint8_t hash[32],
                          uint8_t sig[CARDLIB_TOKEN_SIG_MAX], size_t *sig_len)
 {
-	unsigned char tmp[MBEDTLS_PK_SIGNATURE_MAX_SIZE];
-	size_t n = 0;
-	if (!key->has_private)
+	if (!proto_key_is_private(key))
 		return CARDLIB_ERR_ARG;
-	if (mbedtls_pk_sign((mbedtls_pk_context *)&key->pk, MBEDTLS_MD_SHA256, hash, 32, tmp, &n,
-	                    token_random, NULL) != 0 ||
-	    n > CARDLIB_TOKEN_SIG_MAX)
-		return CARDLIB_ERR_CRYPTO;
-	memcpy(sig, tmp, n);
-	*sig_len = n;
-	return CARDLIB_OK;
+	return proto_sign_hash(key, hash, sig, sig_len) == PROTO_OK ? CARDLIB_OK
+	                                                            : CARDLIB_ERR_CRYPTO;
 }
 
 /* 1 when sig is a canonical, valid signature of hash by key. */
-static int key_verify_hash(const struct cardlib_token_key *key, const uint8_t hash[32],
-                           const uint8_t *sig, size_t sig_len)
+static int key_verify_hash(const struct proto_key *key, const uint8_t hash[32], const uint8_t *sig,
+                           size_t sig_len)
 {
-	if (!der_signature_is_canonical(sig, sig_len))
-		return 0;
-	return mbedtls_pk_verify((mbedtls_pk_context *)&key->pk, MBEDTLS_MD_SHA256, hash, 32, sig,
-	                         sig_len) == 0;
-}
-
-/* --- keyring ---------------------------------------------------------------------------- */
-
-struct ring_entry {
-	uint8_t id[CARDLIB_TOKEN_KEY_ID_LEN];
-	struct cardlib_token_key *key;
-};
-
-struct cardlib_token_keyring {
-	struct ring_entry *e;
-	size_t n;
-};
-
-int cardlib_token_keyring_new(struct cardlib_token_keyring **out)
-{
-	if (!out)
-		return CARDLIB_ERR_ARG;
-	*out = calloc(1, sizeof(**out));
-	return *out ? CARDLIB_OK : CARDLIB_ERR_NOMEM;
-}
-
-int cardlib_token_keyring_add(struct cardlib_token_keyring *ring,
-                              const struct cardlib_token_key *key)
-{
-	if (!ring || !key)
-		return CARDLIB_ERR_ARG;
-	uint8_t der[160];
-	int n = mbedtls_pk_write_pubkey_der((mbedtls_pk_context *)&key->pk, der, sizeof(der));
-	if (n <= 0)
-		return CARDLIB_ERR_CRYPTO;
-	struct cardlib_token_key *pub = NULL;
-	int rc = cardlib_token_key_parse(&pub, der + sizeof(der) - (size_t)n, (size_t)n);
-	if (rc != 0)
-		return rc;
-	struct ring_entry *grown = realloc(ring->e, (ring->n + 1) * sizeof(*grown));
-	if (!grown) {
-		cardlib_token_key_free(pub);
-		return CARDLIB_ERR_NOMEM;
-	}
-	ring->e = grown;
-	ring->e[ring->n].key = pub;
-	(void)cardlib_token_key_id(pub, ring->e[ring->n].id);
-	ring->n++;
-	return CARDLIB_OK;
-}
-
-void cardlib_token_keyring_free(struct cardlib_token_keyring *ring)
-{
-	if (!ring)
-		return;
-	for (size_t i = 0; i < ring->n; i++)
-		cardlib_token_key_free(ring->e[i].key);
-	free(ring->e);
-	free(ring);
-}
-
-static const struct cardlib_token_key *keyring_find(const struct cardlib_token_keyring *ring,
-                                                    const uint8_t id[CARDLIB_TOKEN_KEY_ID_LEN])
-{
-	for (size_t i = 0; i < ring->n; i++)
-		if (memcmp(ring->e[i].id, id, CARDLIB_TOKEN_KEY_ID_LEN) == 0)
-			return ring->e[i].key;
-	return NULL;
+	return proto_verify_hash(key, hash, sig, sig_len) == PROTO_OK;
 }
 
 /* --- credentials ------------------------------------------------------------------------ */
@@ -517,7 +203,7 @@ int cardlib_token_credential_decode(struct cardlib_token_credential *c, const ui
 	if (len < signed_len + 1)
 		return CARDLIB_ERR_CRED_FORMAT;
 	const size_t S = buf[signed_len];
-	if (len != signed_len + 1 + S || !der_signature_is_canonical(buf + signed_len + 1, S))
+	if (len != signed_len + 1 + S || !proto_sig_is_canonical(buf + signed_len + 1, S))
 		return CARDLIB_ERR_CRED_FORMAT;
 	c->version = buf[CRED_OFF_VERSION];
 	c->sector = get_be16(buf + CRED_OFF_SECTOR);
@@ -542,12 +228,12 @@ static void cred_signed_hash(const uint8_t *signed_part, size_t n, uint8_t h[32]
 	domain_hash(TOKEN_DOMAIN_CRED, &p, 1, h);
 }
 
-int cardlib_token_issue(const struct cardlib_token_key *issuer, uint16_t sector,
+int cardlib_token_issue(const struct proto_key *issuer, uint16_t sector,
                         const uint8_t identifier[CARDLIB_TOKEN_ID_LEN],
-                        const struct cardlib_token_key *phone_key, int64_t valid_from,
-                        int64_t valid_until, uint8_t *out, size_t cap)
+                        const struct proto_key *phone_key, int64_t valid_from, int64_t valid_until,
+                        uint8_t *out, size_t cap)
 {
-	if (!issuer || !identifier || !phone_key || !out || !issuer->has_private)
+	if (!issuer || !identifier || !phone_key || !out || !proto_key_is_private(issuer))
 		return CARDLIB_ERR_ARG;
 	struct cardlib_token_credential c = {.version = CARDLIB_TOKEN_VERSION,
 	                                     .sector = sector,
@@ -555,9 +241,9 @@ int cardlib_token_issue(const struct cardlib_token_key *issuer, uint16_t sector,
 	                                     .valid_from = valid_from,
 	                                     .valid_until = valid_until};
 	memcpy(c.identifier, identifier, CARDLIB_TOKEN_ID_LEN);
-	int rc = cardlib_token_key_point(phone_key, c.phone_key);
+	int rc = from_proto(proto_key_point(phone_key, c.phone_key));
 	if (rc == 0)
-		rc = cardlib_token_key_id(issuer, c.issuer_key_id);
+		proto_key_id(issuer, c.issuer_key_id);
 	if (rc != 0)
 		return rc;
 	if (!cred_fields_valid(&c))
@@ -572,7 +258,7 @@ int cardlib_token_issue(const struct cardlib_token_key *issuer, uint16_t sector,
 }
 
 int cardlib_token_credential_verify(const uint8_t *buf, size_t len,
-                                    const struct cardlib_token_keyring *issuers, uint16_t sector,
+                                    const struct proto_keyring *issuers, uint16_t sector,
                                     int64_t now, struct cardlib_token_credential *out)
 {
 	if (!issuers)
@@ -581,7 +267,7 @@ int cardlib_token_credential_verify(const uint8_t *buf, size_t len,
 	int rc = cardlib_token_credential_decode(&c, buf, len);
 	if (rc != 0)
 		return rc;
-	const struct cardlib_token_key *issuer = keyring_find(issuers, c.issuer_key_id);
+	const struct proto_key *issuer = proto_keyring_find(issuers, c.issuer_key_id);
 	uint8_t h[32];
 	cred_signed_hash(buf, CRED_SIGNED_LEN(c.phone_key_len), h);
 	if (!issuer || !key_verify_hash(issuer, h, c.signature, c.signature_len))
@@ -596,10 +282,11 @@ int cardlib_token_credential_verify(const uint8_t *buf, size_t len,
 }
 
 /* The phone key a verified credential names; CRED_FORMAT if the point is not on P-256. */
-static int cred_phone_key(const struct cardlib_token_credential *c, struct cardlib_token_key **out)
+static int cred_phone_key(const struct cardlib_token_credential *c, struct proto_key **out)
 {
-	int rc = cardlib_token_key_from_point(out, c->phone_key, c->phone_key_len);
-	return rc == CARDLIB_ERR_ARG ? CARDLIB_ERR_CRED_FORMAT : rc;
+	int rc = proto_key_from_point(out, c->phone_key, c->phone_key_len);
+	return rc == PROTO_ERR_KEY || rc == PROTO_ERR_ARG ? CARDLIB_ERR_CRED_FORMAT
+	                                                  : from_proto(rc);
 }
 
 /* --- NFC proof -------------------------------------------------------------------------- */
@@ -626,7 +313,7 @@ struct phone_sector {
 	uint8_t cred[CARDLIB_TOKEN_CRED_MAX];
 	size_t cred_len;
 	uint8_t cred_hash[32];
-	struct cardlib_token_key *key;
+	struct proto_key *key;
 };
 
 struct cardlib_phone {
@@ -648,7 +335,7 @@ void cardlib_phone_free(struct cardlib_phone *p)
 	if (!p)
 		return;
 	for (size_t i = 0; i < p->n; i++)
-		cardlib_token_key_free(p->s[i].key);
+		proto_key_free(p->s[i].key);
 	free(p->s);
 	free(p);
 }
@@ -659,34 +346,22 @@ void cardlib_phone_deselect(struct cardlib_phone *p)
 		p->selected = 0;
 }
 
-/* A private copy of key (the phone owns its keys). */
-static int key_clone_private(const struct cardlib_token_key *key, struct cardlib_token_key **out)
-{
-	char pem[1024];
-	int rc = cardlib_token_key_private_pem(key, pem, sizeof(pem));
-	if (rc == 0)
-		rc = cardlib_token_key_parse(out, (const uint8_t *)pem, strlen(pem));
-	mbedtls_platform_zeroize(pem, sizeof(pem));
-	return rc;
-}
-
 int cardlib_phone_add_sector(struct cardlib_phone *p, const uint8_t *cred, size_t cred_len,
-                             const struct cardlib_token_key *sector_key)
+                             const struct proto_key *sector_key)
 {
-	if (!p || !cred || !sector_key || !sector_key->has_private)
+	if (!p || !cred || !sector_key || !proto_key_is_private(sector_key))
 		return CARDLIB_ERR_ARG;
 	struct cardlib_token_credential c;
 	int rc = cardlib_token_credential_decode(&c, cred, cred_len);
 	if (rc != 0)
 		return rc;
 	/* the credential must name this very key */
-	struct cardlib_token_key *named = NULL;
+	struct proto_key *named = NULL;
 	rc = cred_phone_key(&c, &named);
 	if (rc != 0)
 		return rc;
-	int same = mbedtls_ecp_point_cmp(&mbedtls_pk_ec(named->pk)->Q,
-	                                 &mbedtls_pk_ec(sector_key->pk)->Q) == 0;
-	cardlib_token_key_free(named);
+	int same = proto_key_same_public(named, sector_key);
+	proto_key_free(named);
 	if (!same)
 		return CARDLIB_ERR_CRED_FORMAT;
 
@@ -694,21 +369,21 @@ int cardlib_phone_add_sector(struct cardlib_phone *p, const uint8_t *cred, size_
 	for (size_t i = 0; i < p->n; i++)
 		if (p->s[i].sector == c.sector)
 			slot = &p->s[i];
-	struct cardlib_token_key *copy = NULL;
-	rc = key_clone_private(sector_key, &copy);
+	struct proto_key *copy = NULL;
+	rc = from_proto(proto_key_copy(&copy, sector_key)); /* the phone owns its keys */
 	if (rc != 0)
 		return rc;
 	if (!slot) {
 		struct phone_sector *grown = realloc(p->s, (p->n + 1) * sizeof(*grown));
 		if (!grown) {
-			cardlib_token_key_free(copy);
+			proto_key_free(copy);
 			return CARDLIB_ERR_NOMEM;
 		}
 		p->s = grown;
 		slot = &p->s[p->n++];
 		memset(slot, 0, sizeof(*slot));
 	}
-	cardlib_token_key_free(slot->key);
+	proto_key_free(slot->key);
 	slot->key = copy;
 	slot->sector = c.sector;
 	memcpy(slot->cred, cred, cred_len);
@@ -810,7 +485,7 @@ int cardlib_phone_handle_apdu(struct cardlib_phone *p, const uint8_t *apdu, size
 
 int cardlib_phone_read(struct cardlib_reader *reader, uint16_t sector,
                        const uint8_t gate_id[CARDLIB_TOKEN_GATE_ID_LEN],
-                       const struct cardlib_token_keyring *issuers,
+                       const struct proto_keyring *issuers,
                        uint8_t identifier[CARDLIB_TOKEN_ID_LEN],
                        struct cardlib_token_credential *cred_out)
 {
@@ -879,7 +554,7 @@ int cardlib_phone_read(struct cardlib_reader *reader, uint16_t sector,
 	int rc = cardlib_token_credential_verify(cred, cred_len, issuers, sector, now, &c);
 	if (rc != 0)
 		return rc;
-	struct cardlib_token_key *phone_key = NULL;
+	struct proto_key *phone_key = NULL;
 	rc = cred_phone_key(&c, &phone_key);
 	if (rc != 0)
 		return rc;
@@ -887,7 +562,7 @@ int cardlib_phone_read(struct cardlib_reader *reader, uint16_t sector,
 	sha256(cred, cred_len, cred_hash);
 	nfc_proof_hash(ch, cred_hash, h);
 	const int ok = key_verify_hash(phone_key, h, proof, proof_len);
-	cardlib_token_key_free(phone_key);
+	proto_key_free(phone_key);
 	if (!ok)
 		return CARDLIB_ERR_PROOF;
 	memcpy(identifier, c.identifier, CARDLIB_TOKEN_ID_LEN);
@@ -977,7 +652,7 @@ static void qr_proof_hash(uint32_t step, uint16_t sector, const uint8_t cred_has
 	domain_hash(TOKEN_DOMAIN_QR, parts, 3, h);
 }
 
-int cardlib_qr_encode(const uint8_t *cred, size_t cred_len, const struct cardlib_token_key *key,
+int cardlib_qr_encode(const uint8_t *cred, size_t cred_len, const struct proto_key *key,
                       int64_t now, char *line, size_t cap)
 {
 	if (!cred || !key || !line || now < 0 || now / CARDLIB_QR_STEP_S > UINT32_MAX)
@@ -1145,7 +820,7 @@ int cardlib_qr_step(const char *line, size_t len, uint32_t *step, int64_t *expir
 	return 0;
 }
 
-int cardlib_qr_verify(const char *line, size_t len, const struct cardlib_token_keyring *issuers,
+int cardlib_qr_verify(const char *line, size_t len, const struct proto_keyring *issuers,
                       uint16_t sector, int64_t now, struct cardlib_qr_replay_cache *cache,
                       uint8_t identifier[CARDLIB_TOKEN_ID_LEN],
                       struct cardlib_token_credential *cred_out)
@@ -1168,7 +843,7 @@ int cardlib_qr_verify(const char *line, size_t len, const struct cardlib_token_k
 	const int64_t start = (int64_t)step * CARDLIB_QR_STEP_S;
 	if (now < start - QR_SKEW_S || now > start + CARDLIB_QR_STEP_S + QR_SKEW_S)
 		return CARDLIB_ERR_QR_WINDOW;
-	struct cardlib_token_key *phone_key = NULL;
+	struct proto_key *phone_key = NULL;
 	rc = cred_phone_key(&c, &phone_key);
 	if (rc != 0)
 		return rc;
@@ -1176,7 +851,7 @@ int cardlib_qr_verify(const char *line, size_t len, const struct cardlib_token_k
 	sha256(cred, cred_len, cred_hash);
 	qr_proof_hash(step, c.sector, cred_hash, h);
 	const int ok = key_verify_hash(phone_key, h, sig, sig_len);
-	cardlib_token_key_free(phone_key);
+	proto_key_free(phone_key);
 	if (!ok)
 		return CARDLIB_ERR_PROOF;
 	if (cache) {

@@ -27,6 +27,8 @@
 
 #include "cardlib/error.h"
 #include "cardlib/token.h"
+#include "proto/error.h"
+#include "proto/sign.h"
 
 #define EXIT_REFUSED 1
 #define EXIT_USAGE   2
@@ -149,11 +151,11 @@ static int wallet_path(char *buf, size_t cap, const char *wallet, uint16_t secto
 	return 0;
 }
 
-static struct cardlib_token_key *load_key(const char *path, int want_private)
+static struct proto_key *load_key(const char *path, int want_private)
 {
-	struct cardlib_token_key *k = NULL;
-	int rc = cardlib_token_key_load(&k, path);
-	if (rc == CARDLIB_ERR_IO) {
+	struct proto_key *k = NULL;
+	int rc = proto_key_load(&k, path);
+	if (rc == PROTO_ERR_IO) {
 		say("cannot read %s: %s", path, strerror(errno));
 		return NULL;
 	}
@@ -161,9 +163,9 @@ static struct cardlib_token_key *load_key(const char *path, int want_private)
 		say("%s: not an EC P-256 key in PEM or DER", path);
 		return NULL;
 	}
-	if (want_private && !cardlib_token_key_is_private(k)) {
+	if (want_private && !proto_key_is_private(k)) {
 		say("%s: a public key, expected a private key", path);
-		cardlib_token_key_free(k);
+		proto_key_free(k);
 		return NULL;
 	}
 	return k;
@@ -171,7 +173,7 @@ static struct cardlib_token_key *load_key(const char *path, int want_private)
 
 /* The sector's credential and key from the wallet: 0, or -1 with a message. */
 static int load_sector(const char *wallet, uint16_t sector, uint8_t *cred, size_t *cred_len,
-                       struct cardlib_token_key **key)
+                       struct proto_key **key)
 {
 	char path[4096];
 	struct stat st;
@@ -227,16 +229,16 @@ static int cmd_enrol(const struct opts *o)
 		    (unsigned)o->sector, key_path);
 		return EXIT_REFUSED;
 	}
-	struct cardlib_token_key *k = NULL;
-	int rc = cardlib_token_key_generate(&k);
+	struct proto_key *k = NULL;
+	int rc = proto_key_generate(&k);
 	if (rc != 0) {
-		say("cannot generate a key: %s", cardlib_strerror(rc));
+		say("cannot generate a key: %s", proto_strerror(rc));
 		return EXIT_REFUSED;
 	}
 	int status = EXIT_REFUSED;
-	if (cardlib_token_key_private_pem(k, pem, sizeof(pem)) == 0 &&
+	if (proto_key_private_pem(k, pem, sizeof(pem)) == 0 &&
 	    write_file(key_path, pem, strlen(pem), 0600, 0) == 0) {
-		if (cardlib_token_key_public_pem(k, pem, sizeof(pem)) == 0 &&
+		if (proto_key_public_pem(k, pem, sizeof(pem)) == 0 &&
 		    write_file(req_path, pem, strlen(pem), 0644, 1) == 0) {
 			printf("%s\n", req_path);
 			status = EXIT_SUCCESS;
@@ -245,7 +247,7 @@ static int cmd_enrol(const struct opts *o)
 		}
 	}
 	memset(pem, 0, sizeof(pem));
-	cardlib_token_key_free(k);
+	proto_key_free(k);
 	return status;
 }
 
@@ -261,10 +263,10 @@ static int cmd_issue(const struct opts *o)
 		say("--until %" PRId64 ": must be after --from %" PRId64, o->until, o->from);
 		return EXIT_USAGE;
 	}
-	struct cardlib_token_key *issuer = load_key(o->issuer_key, 1);
+	struct proto_key *issuer = load_key(o->issuer_key, 1);
 	if (!issuer)
 		return EXIT_REFUSED;
-	struct cardlib_token_key *phone = load_key(o->request, 0);
+	struct proto_key *phone = load_key(o->request, 0);
 	int status = EXIT_REFUSED;
 	if (phone) {
 		uint8_t cred[CARDLIB_TOKEN_CRED_MAX];
@@ -275,8 +277,8 @@ static int cmd_issue(const struct opts *o)
 		else if (write_file(o->out, cred, (size_t)n, 0644, 0) == 0)
 			status = EXIT_SUCCESS;
 	}
-	cardlib_token_key_free(phone);
-	cardlib_token_key_free(issuer);
+	proto_key_free(phone);
+	proto_key_free(issuer);
 	return status;
 }
 
@@ -298,7 +300,7 @@ static int cmd_install(const struct opts *o)
 	char path[4096];
 	if (wallet_path(path, sizeof(path), o->wallet, c.sector, "key"))
 		return EXIT_USAGE;
-	struct cardlib_token_key *k = load_key(path, 1);
+	struct proto_key *k = load_key(path, 1);
 	if (!k)
 		return EXIT_REFUSED;
 	struct cardlib_phone *p = NULL;
@@ -306,7 +308,7 @@ static int cmd_install(const struct opts *o)
 	if (rc == 0)
 		rc = cardlib_phone_add_sector(p, cred, len, k);
 	cardlib_phone_free(p);
-	cardlib_token_key_free(k);
+	proto_key_free(k);
 	if (rc != 0) {
 		say("%s: the credential does not bind this wallet's key for sector %u (%s)",
 		    o->credential, (unsigned)c.sector, cardlib_strerror(rc));
@@ -327,13 +329,13 @@ static int cmd_show_qr(const struct opts *o)
 		return EXIT_USAGE;
 	uint8_t cred[CARDLIB_TOKEN_CRED_MAX + 1];
 	size_t len;
-	struct cardlib_token_key *k = NULL;
+	struct proto_key *k = NULL;
 	if (load_sector(o->wallet, o->sector, cred, &len, &k))
 		return EXIT_REFUSED;
 	char line[CARDLIB_QR_LINE_MAX + 1];
 	const int64_t now = o->has_time ? o->time : (int64_t)time(NULL);
 	int n = cardlib_qr_encode(cred, len, k, now, line, sizeof(line));
-	cardlib_token_key_free(k);
+	proto_key_free(k);
 	if (n < 0) {
 		say("sector %u: %s", (unsigned)o->sector, cardlib_strerror(n));
 		return EXIT_REFUSED;
@@ -460,13 +462,13 @@ static int load_wallet(const char *wallet, struct cardlib_phone *p)
 			continue;
 		uint8_t cred[CARDLIB_TOKEN_CRED_MAX + 1];
 		size_t len;
-		struct cardlib_token_key *k = NULL;
+		struct proto_key *k = NULL;
 		if (load_sector(wallet, (uint16_t)sector, cred, &len, &k)) {
 			failed = 1;
 			continue;
 		}
 		int rc = cardlib_phone_add_sector(p, cred, len, k);
-		cardlib_token_key_free(k);
+		proto_key_free(k);
 		if (rc != 0) {
 			say("wallet %s, sector %u: %s", wallet, sector, cardlib_strerror(rc));
 			failed = 1;

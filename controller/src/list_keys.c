@@ -30,21 +30,10 @@ struct controller_list_keys {
 	int ring_has_held, ring_chain_len;
 };
 
-/* A copy of a public key (rings own their keys). */
-static struct proto_key *copy_public(const struct proto_key *k)
-{
-	char pem[512];
-	struct proto_key *c = NULL;
-	if (proto_key_public_pem(k, pem, sizeof(pem)) != 0 ||
-	    proto_key_parse_public(&c, (const uint8_t *)pem, strlen(pem)) != 0)
-		return NULL;
-	return c;
-}
-
+/* A ring keeps its own copy of each key's public half (proto/sign.h). */
 static int ring_add(struct proto_keyring *r, const struct proto_key *k)
 {
-	struct proto_key *c = copy_public(k);
-	return c ? proto_keyring_add(r, c) : CONTROLLER_ERR_NOMEM;
+	return proto_keyring_add(r, k);
 }
 
 static int rebuild_all(struct controller_list_keys *k)

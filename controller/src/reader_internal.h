@@ -93,7 +93,7 @@ struct controller_reader_loop {
 
 	/* --- reader thread -------------------------------------------------------------- */
 	struct cardlib_reader *reader;
-	struct cardlib_token_keyring *issuers; /* phones over NFC */
+	struct proto_keyring *issuers; /* phones over NFC */
 	int64_t reopen_at_ms;
 	int reopen_delay_ms;
 	bool reader_failed_logged;
@@ -118,7 +118,7 @@ struct controller_reader_loop {
 	/* --- scanner thread ------------------------------------------------------------- */
 	pthread_t scanner_thread;
 	bool scanner_running;
-	struct cardlib_token_keyring *qr_issuers; /* its own: no sharing across threads */
+	struct proto_keyring *qr_issuers; /* its own: no sharing across threads */
 	struct cardlib_qr_replay_cache *qr_cache;
 	int qr_fd;
 	int64_t qr_reopen_at_ms;

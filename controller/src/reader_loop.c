@@ -26,6 +26,7 @@
 #include "controller/error.h"
 #include "controller/log.h"
 #include "controller/timekeeper.h"
+#include "proto/error.h"
 #include "proto/list.h"
 #include "proto/sign.h"
 #include "reader_internal.h"
@@ -442,17 +443,17 @@ int controller_reader_loop_open(struct controller_reader_loop **out,
 	}
 	/* one keyring per thread: nothing of mbedTLS is shared across threads */
 	for (int i = 0; i < 2; i++) {
-		struct cardlib_token_key *issuer = NULL;
-		struct cardlib_token_keyring **ring = i ? &l->qr_issuers : &l->issuers;
-		int rc = cardlib_token_key_load(&issuer, cfg->issuer_key_path);
+		struct proto_key *issuer = NULL;
+		struct proto_keyring **ring = i ? &l->qr_issuers : &l->issuers;
+		int rc = proto_key_load(&issuer, cfg->issuer_key_path);
+		if (rc == 0 && !(*ring = proto_keyring_new()))
+			rc = PROTO_ERR_NOMEM;
 		if (rc == 0)
-			rc = cardlib_token_keyring_new(ring);
-		if (rc == 0)
-			rc = cardlib_token_keyring_add(*ring, issuer);
-		cardlib_token_key_free(issuer);
+			rc = proto_keyring_add(*ring, issuer);
+		proto_key_free(issuer);
 		if (rc != 0) {
 			snprintf(err, errlen, "issuer-public-key %s: %s", cfg->issuer_key_path,
-			         cardlib_strerror(rc));
+			         proto_strerror(rc));
 			goto fail;
 		}
 	}
@@ -491,8 +492,8 @@ void controller_reader_loop_close(struct controller_reader_loop *l)
 	cardlib_qr_replay_cache_free(l->qr_cache);
 	proto_zone_free(l->site_zone);
 	proto_zone_free(l->period_zone);
-	cardlib_token_keyring_free(l->issuers);
-	cardlib_token_keyring_free(l->qr_issuers);
+	proto_keyring_free(l->issuers);
+	proto_keyring_free(l->qr_issuers);
 	panel_destroy(&l->panel);
 	pthread_mutex_destroy(&l->decide_lock);
 	free(l);

@@ -1,9 +1,14 @@
 /*
- * ECDSA P-256 keys and signatures over mbedTLS 2.28 (Debian 12's version: the 2.x pk API,
- * whose sign and parse functions take no RNG and no output size).
+ * ECDSA P-256 keys, keyrings and signatures over mbedTLS 2.28 (Debian 12's version: the
+ * 2.x pk API, whose sign and parse functions take no RNG and no output size). The list
+ * keys and the phone tokens' issuer and phone keys are all these (proto/sign.h).
+ *
+ * mbedTLS 2.28 can write compressed points but not read them (ecp_point_read_binary
+ * answers FEATURE_UNAVAILABLE): point_decompress() does it.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -28,7 +33,26 @@ struct proto_key {
 	int rng_ready;
 };
 
-#define KEYRING_MAX 16
+#define KEYRING_MAX  16
+#define KEY_FILE_MAX 8192
+
+static int (*rng_test_fn)(void *, unsigned char *, size_t);
+static void *rng_test_ctx;
+
+void proto_sign_set_random_for_testing(int (*fn)(void *ctx, unsigned char *buf, size_t len),
+                                       void *ctx)
+{
+	rng_test_fn = fn;
+	rng_test_ctx = ctx;
+}
+
+/* An mbedTLS f_rng over a key: the test hook when set, else the key's own DRBG. */
+static int key_random(void *key, unsigned char *buf, size_t len)
+{
+	if (rng_test_fn)
+		return rng_test_fn(rng_test_ctx, buf, len);
+	return mbedtls_ctr_drbg_random(&((struct proto_key *)key)->drbg, buf, len);
+}
 
 struct proto_keyring {
 	size_t n;
@@ -103,8 +127,8 @@ int proto_key_generate(struct proto_key **out)
 	int rc = key_rng_init(k);
 	if (rc == 0 && mbedtls_pk_setup(&k->pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)) != 0)
 		rc = PROTO_ERR_CRYPTO;
-	if (rc == 0 && mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(k->pk),
-	                                   mbedtls_ctr_drbg_random, &k->drbg) != 0)
+	if (rc == 0 &&
+	    mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(k->pk), key_random, k) != 0)
 		rc = PROTO_ERR_CRYPTO;
 	if (rc == 0)
 		rc = key_finish(k);
@@ -171,6 +195,173 @@ int proto_key_parse_public(struct proto_key **out, const uint8_t *buf, size_t le
 	}
 	*out = k;
 	return PROTO_OK;
+}
+
+int proto_key_parse(struct proto_key **out, const uint8_t *buf, size_t len)
+{
+	if (!out || !buf || len == 0 || len > KEY_FILE_MAX)
+		return PROTO_ERR_ARG;
+	/* PEM input must be NUL-terminated and its length count the NUL (mbedtls rule) */
+	uint8_t *copy = malloc(len + 1);
+	struct proto_key *k = key_alloc();
+	if (!copy || !k) {
+		free(copy);
+		proto_key_free(k);
+		return PROTO_ERR_NOMEM;
+	}
+	memcpy(copy, buf, len);
+	copy[len] = 0;
+	const size_t n = buf[0] == '-' ? len + 1 : len;
+	int rc = mbedtls_pk_parse_key(&k->pk, copy, n, NULL, 0);
+	if (rc != 0) {
+		mbedtls_pk_free(&k->pk);
+		mbedtls_pk_init(&k->pk);
+		rc = mbedtls_pk_parse_public_key(&k->pk, copy, n);
+	}
+	mbedtls_platform_zeroize(copy, len + 1);
+	free(copy);
+	rc = rc == 0 ? key_finish(k) : PROTO_ERR_KEY;
+	if (rc) {
+		proto_key_free(k);
+		return rc;
+	}
+	*out = k;
+	return PROTO_OK;
+}
+
+int proto_key_load(struct proto_key **out, const char *path)
+{
+	if (!out || !path)
+		return PROTO_ERR_ARG;
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return PROTO_ERR_IO;
+	uint8_t buf[KEY_FILE_MAX];
+	size_t n = fread(buf, 1, sizeof(buf), f);
+	int too_long = !feof(f);
+	fclose(f);
+	int rc = too_long || n == 0 ? PROTO_ERR_KEY : proto_key_parse(out, buf, n);
+	mbedtls_platform_zeroize(buf, sizeof(buf));
+	return rc;
+}
+
+/*
+ * SEC1 2.3.4 for a compressed P-256 point: y = sqrt(x^3 - 3x + b) mod p, which is
+ * (x^3 - 3x + b)^((p+1)/4) since p = 3 mod 4; then pick the root with the sign bit.
+ */
+static int point_decompress(const mbedtls_ecp_group *grp, const uint8_t in[33], uint8_t out[65])
+{
+	mbedtls_mpi x, y, t, e;
+	int ok = 0;
+	mbedtls_mpi_init(&x);
+	mbedtls_mpi_init(&y);
+	mbedtls_mpi_init(&t);
+	mbedtls_mpi_init(&e);
+	if (mbedtls_mpi_read_binary(&x, in + 1, 32) != 0 || mbedtls_mpi_cmp_mpi(&x, &grp->P) >= 0)
+		goto done;
+	/* t = x^3 - 3x + b mod p */
+	if (mbedtls_mpi_mul_mpi(&t, &x, &x) != 0 || mbedtls_mpi_sub_int(&t, &t, 3) != 0 ||
+	    mbedtls_mpi_mul_mpi(&t, &t, &x) != 0 || mbedtls_mpi_add_mpi(&t, &t, &grp->B) != 0 ||
+	    mbedtls_mpi_mod_mpi(&t, &t, &grp->P) != 0)
+		goto done;
+	/* e = (p + 1) / 4; y = t^e mod p */
+	if (mbedtls_mpi_add_int(&e, &grp->P, 1) != 0 || mbedtls_mpi_shift_r(&e, 2) != 0 ||
+	    mbedtls_mpi_exp_mod(&y, &t, &e, &grp->P, NULL) != 0)
+		goto done;
+	/* a square root exists only for points on the curve */
+	if (mbedtls_mpi_mul_mpi(&e, &y, &y) != 0 || mbedtls_mpi_mod_mpi(&e, &e, &grp->P) != 0 ||
+	    mbedtls_mpi_cmp_mpi(&e, &t) != 0)
+		goto done;
+	if ((size_t)mbedtls_mpi_get_bit(&y, 0) != (size_t)(in[0] & 1) &&
+	    mbedtls_mpi_sub_mpi(&y, &grp->P, &y) != 0)
+		goto done;
+	out[0] = 0x04;
+	ok = mbedtls_mpi_write_binary(&x, out + 1, 32) == 0 &&
+	     mbedtls_mpi_write_binary(&y, out + 33, 32) == 0;
+done:
+	mbedtls_mpi_free(&x);
+	mbedtls_mpi_free(&y);
+	mbedtls_mpi_free(&t);
+	mbedtls_mpi_free(&e);
+	return ok;
+}
+
+int proto_key_from_point(struct proto_key **out, const uint8_t *point, size_t len)
+{
+	if (!out || !point)
+		return PROTO_ERR_ARG;
+	if (!(len == 33 && (point[0] == 0x02 || point[0] == 0x03)) &&
+	    !(len == 65 && point[0] == 0x04))
+		return PROTO_ERR_KEY;
+	struct proto_key *k = key_alloc();
+	if (!k)
+		return PROTO_ERR_NOMEM;
+	int rc = PROTO_ERR_KEY;
+	if (mbedtls_pk_setup(&k->pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)) != 0) {
+		rc = PROTO_ERR_NOMEM;
+		goto fail;
+	}
+	mbedtls_ecp_keypair *ec = mbedtls_pk_ec(k->pk);
+	if (mbedtls_ecp_group_load(&ec->grp, MBEDTLS_ECP_DP_SECP256R1) != 0) {
+		rc = PROTO_ERR_CRYPTO;
+		goto fail;
+	}
+	uint8_t full[65];
+	if (len == 33 && !point_decompress(&ec->grp, point, full))
+		goto fail;
+	if (mbedtls_ecp_point_read_binary(&ec->grp, &ec->Q, len == 33 ? full : point, 65) != 0 ||
+	    mbedtls_ecp_check_pubkey(&ec->grp, &ec->Q) != 0)
+		goto fail;
+	if ((rc = key_finish(k)) != PROTO_OK)
+		goto fail;
+	*out = k;
+	return PROTO_OK;
+fail:
+	proto_key_free(k);
+	return rc;
+}
+
+int proto_key_private_pem(const struct proto_key *key, char *buf, size_t cap)
+{
+	if (!key || !buf || !key->has_private)
+		return PROTO_ERR_ARG;
+	/* 2.28 takes a non-const context but does not modify it */
+	if (mbedtls_pk_write_key_pem((mbedtls_pk_context *)&key->pk, (unsigned char *)buf, cap) !=
+	    0)
+		return PROTO_ERR_BUFSIZE;
+	return PROTO_OK;
+}
+
+int proto_key_copy(struct proto_key **out, const struct proto_key *key)
+{
+	if (!out || !key)
+		return PROTO_ERR_ARG;
+	char pem[512];
+	int rc = key->has_private ? proto_key_private_pem(key, pem, sizeof(pem))
+	                          : proto_key_public_pem(key, pem, sizeof(pem));
+	if (rc == PROTO_OK)
+		rc = proto_key_parse(out, (const uint8_t *)pem, strlen(pem));
+	mbedtls_platform_zeroize(pem, sizeof(pem));
+	return rc;
+}
+
+int proto_key_point(const struct proto_key *key, uint8_t point[PROTO_POINT_LEN])
+{
+	if (!key || !point)
+		return PROTO_ERR_ARG;
+	const mbedtls_ecp_keypair *ec = mbedtls_pk_ec(key->pk);
+	size_t n = 0;
+	if (mbedtls_ecp_point_write_binary(&ec->grp, &ec->Q, MBEDTLS_ECP_PF_COMPRESSED, &n, point,
+	                                   PROTO_POINT_LEN) != 0 ||
+	    n != PROTO_POINT_LEN)
+		return PROTO_ERR_CRYPTO;
+	return PROTO_OK;
+}
+
+int proto_key_same_public(const struct proto_key *a, const struct proto_key *b)
+{
+	return a && b &&
+	       mbedtls_ecp_point_cmp(&mbedtls_pk_ec(a->pk)->Q, &mbedtls_pk_ec(b->pk)->Q) == 0;
 }
 
 static int write_new_file(const char *path, const char *text, mode_t mode)
@@ -246,8 +437,8 @@ int proto_sign_hash(const struct proto_key *key, const uint8_t hash[PROTO_HASH_L
 	struct proto_key *k = (struct proto_key *)key;
 	uint8_t tmp[MBEDTLS_PK_SIGNATURE_MAX_SIZE];
 	size_t n = 0;
-	if (mbedtls_pk_sign(&k->pk, MBEDTLS_MD_SHA256, hash, PROTO_HASH_LEN, tmp, &n,
-	                    mbedtls_ctr_drbg_random, &k->drbg) != 0)
+	if (mbedtls_pk_sign(&k->pk, MBEDTLS_MD_SHA256, hash, PROTO_HASH_LEN, tmp, &n, key_random,
+	                    k) != 0)
 		return PROTO_ERR_CRYPTO;
 	if (n > PROTO_SIG_MAX)
 		return PROTO_ERR_CRYPTO;
@@ -281,15 +472,12 @@ static size_t der_p256_integer(const uint8_t *p, size_t avail)
 	return 2 + n;
 }
 
-/*
- * A signature has exactly one valid encoding. mbedTLS 2.28 also accepts BER variants
- * (a long-form length, for one), which anyone can produce from a valid signature without
- * the key: a gate would then hold a list/signature pair that an auditor's openssl check
- * refuses. So only canonical DER goes to mbedtls_pk_verify.
- */
-static int der_signature_is_canonical(const uint8_t *sig, size_t len)
+/* A signature has exactly one valid encoding: only canonical DER goes to mbedtls_pk_verify
+ * (proto/sign.h says why). */
+int proto_sig_is_canonical(const uint8_t *sig, size_t len)
 {
-	if (len < 8 || sig[0] != 0x30 || sig[1] >= 0x80 || (size_t)sig[1] != len - 2)
+	if (!sig || len < PROTO_SIG_MIN || len > PROTO_SIG_MAX || sig[0] != 0x30 ||
+	    sig[1] >= 0x80 || (size_t)sig[1] != len - 2)
 		return 0;
 	size_t r = der_p256_integer(sig + 2, len - 2);
 	if (r == 0)
@@ -301,7 +489,7 @@ static int der_signature_is_canonical(const uint8_t *sig, size_t len)
 int proto_verify_hash(const struct proto_key *key, const uint8_t hash[PROTO_HASH_LEN],
                       const uint8_t *sig, size_t sig_len)
 {
-	if (sig_len == 0 || sig_len > PROTO_SIG_MAX || !der_signature_is_canonical(sig, sig_len))
+	if (!proto_sig_is_canonical(sig, sig_len))
 		return PROTO_ERR_LIST_SIGNATURE;
 	/* Any failure, including a well-formed signature followed by junk (which mbedtls
 	 * reports as SIG_LEN_MISMATCH after a successful check), is a refusal. */
@@ -324,13 +512,20 @@ struct proto_keyring *proto_keyring_new(void)
 	return calloc(1, sizeof(struct proto_keyring));
 }
 
-int proto_keyring_add(struct proto_keyring *ring, struct proto_key *key)
+int proto_keyring_add(struct proto_keyring *ring, const struct proto_key *key)
 {
-	if (ring->n == KEYRING_MAX || proto_keyring_find(ring, key->id)) {
-		proto_key_free(key);
+	if (!ring || !key || ring->n == KEYRING_MAX || proto_keyring_find(ring, key->id))
 		return PROTO_ERR_ARG;
-	}
-	ring->keys[ring->n++] = key;
+	/* the public half only: a verifier never needs the private one */
+	uint8_t der[160];
+	int n = mbedtls_pk_write_pubkey_der((mbedtls_pk_context *)&key->pk, der, sizeof(der));
+	if (n <= 0)
+		return PROTO_ERR_KEY;
+	struct proto_key *pub = NULL;
+	int rc = proto_key_parse_public(&pub, der + sizeof(der) - (size_t)n, (size_t)n);
+	if (rc)
+		return rc;
+	ring->keys[ring->n++] = pub;
 	return PROTO_OK;
 }
 

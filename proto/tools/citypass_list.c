@@ -169,10 +169,12 @@ static struct proto_keyring *ring_of(const char *pub)
 	}
 	struct proto_keyring *ring = proto_keyring_new();
 	if (!ring || proto_keyring_add(ring, key) != 0) {
+		proto_key_free(key);
 		proto_keyring_free(ring);
 		refused("cannot use public key", pub, PROTO_ERR_NOMEM);
 		return NULL;
 	}
+	proto_key_free(key); /* the ring keeps its own copy */
 	return ring;
 }
 

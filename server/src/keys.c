@@ -369,22 +369,22 @@ static int list_key_create(const char *data_dir)
 static int issuer_key_create(const char *data_dir)
 {
 	char priv[PATH_MAX], pub[PATH_MAX], pem[1024];
-	struct cardlib_token_key *k = NULL;
+	struct proto_key *k = NULL;
 	int rc = server_key_path(priv, sizeof(priv), data_dir, "issuer.key");
 	rc = rc ? rc : server_key_path(pub, sizeof(pub), data_dir, "issuer.pub.pem");
 	if (rc)
 		return rc;
-	if (cardlib_token_key_generate(&k) != 0)
+	if (proto_key_generate(&k) != 0)
 		return SERVER_ERR_CRYPTO;
-	rc = cardlib_token_key_private_pem(k, pem, sizeof(pem)) == 0 ? 0 : SERVER_ERR_CRYPTO;
+	rc = proto_key_private_pem(k, pem, sizeof(pem)) == 0 ? 0 : SERVER_ERR_CRYPTO;
 	if (rc == 0)
 		rc = server_file_create(priv, pem, strlen(pem), 0600);
 	if (rc == 0)
-		rc = cardlib_token_key_public_pem(k, pem, sizeof(pem)) == 0 ? 0 : SERVER_ERR_CRYPTO;
+		rc = proto_key_public_pem(k, pem, sizeof(pem)) == 0 ? 0 : SERVER_ERR_CRYPTO;
 	if (rc == 0)
 		rc = server_file_create(pub, pem, strlen(pem), 0644);
 	mbedtls_platform_zeroize(pem, sizeof(pem));
-	cardlib_token_key_free(k);
+	proto_key_free(k);
 	return rc;
 }
 

@@ -22,7 +22,9 @@
 #include "cardlib/layout.h"
 #include "cardlib/reader.h"
 #include "cardlib/token.h"
+#include "proto/error.h"
 #include "proto/list.h"
+#include "proto/sign.h"
 #include "server/keys.h"
 
 #define MAX_RIGHTS SERVER_CARD_SLOTS
@@ -369,7 +371,7 @@ static int issue_credentials(struct admin *a, int64_t pass, const struct phone_r
                              const char *out)
 {
 	char path[PATH_MAX];
-	struct cardlib_token_key *issuer = NULL;
+	struct proto_key *issuer = NULL;
 	char written[MAX_PHONES][PATH_MAX];
 	size_t nw = 0;
 	int64_t now;
@@ -382,29 +384,29 @@ static int issue_credentials(struct admin *a, int64_t pass, const struct phone_r
 	 * (docs/phone-tokens.md, s.5). */
 	int64_t from = now - now % 86400, until = from + days * 86400;
 	server_key_path(path, sizeof(path), a->data, "issuer.key");
-	int rc = cardlib_token_key_load(&issuer, path);
+	int rc = proto_key_load(&issuer, path);
 	if (rc)
-		return admin_refuse("cannot load the issuer key: %s", cardlib_strerror(rc));
+		return admin_refuse("cannot load the issuer key: %s", proto_strerror(rc));
 	int made_out = mkdir(out, 0700) == 0;
 	if (!made_out && errno != EEXIST) {
-		cardlib_token_key_free(issuer);
+		proto_key_free(issuer);
 		return admin_refuse("cannot create --out '%s': %s", out, strerror(errno));
 	}
 	int ret = 0;
 	for (size_t i = 0; i < n && ret == 0; i++) {
-		struct cardlib_token_key *phone = NULL;
+		struct proto_key *phone = NULL;
 		uint8_t id[SERVER_PASS_ID_LEN], cred[CARDLIB_TOKEN_CRED_MAX];
-		rc = cardlib_token_key_load(&phone, pr[i].file);
+		rc = proto_key_load(&phone, pr[i].file);
 		if (rc) {
 			ret = admin_refuse("--phone-key '%s': not a P-256 public key PEM: %s",
-			                   pr[i].file, cardlib_strerror(rc));
+			                   pr[i].file, proto_strerror(rc));
 			break;
 		}
 		int len = a->st.ops->pass_id_get(a->st.ctx, pass, pr[i].sector.number, id, NULL);
 		if (len == 0)
 			len = cardlib_token_issue(issuer, pr[i].sector.number, id, phone, from,
 			                          until, cred, sizeof(cred));
-		cardlib_token_key_free(phone);
+		proto_key_free(phone);
 		mbedtls_platform_zeroize(id, sizeof(id));
 		if (len < 0) {
 			ret = admin_refuse("cannot issue the credential of sector %s: %s",
@@ -421,7 +423,7 @@ static int issue_credentials(struct admin *a, int64_t pass, const struct phone_r
 		}
 		nw++;
 	}
-	cardlib_token_key_free(issuer);
+	proto_key_free(issuer);
 	if (ret) {
 		for (size_t i = 0; i < nw; i++)
 			unlink(written[i]);

@@ -17,6 +17,7 @@
 #include "cardlib/error.h"
 #include "cardlib/reader.h"
 #include "cardlib/token.h"
+#include "proto/sign.h"
 #include "fuzz.h"
 
 #define T_NOW  1767229200
@@ -24,8 +25,8 @@
 
 static struct {
 	int ready;
-	struct cardlib_token_key *issuer, *phone_key;
-	struct cardlib_token_keyring *ring;
+	struct proto_key *issuer, *phone_key;
+	struct proto_keyring *ring;
 	struct cardlib_phone *phone;
 	uint8_t id[16];
 	uint8_t cred[CARDLIB_TOKEN_CRED_MAX];
@@ -60,8 +61,8 @@ static void fixture(void)
 	cardlib_token_set_random_for_testing(det_random, NULL);
 	for (int i = 0; i < 16; i++)
 		fx.id[i] = (uint8_t)(0x5a ^ (i * 13));
-	if (cardlib_token_key_generate(&fx.issuer) || cardlib_token_key_generate(&fx.phone_key) ||
-	    cardlib_token_keyring_new(&fx.ring) || cardlib_token_keyring_add(fx.ring, fx.issuer) ||
+	if (proto_key_generate(&fx.issuer) || proto_key_generate(&fx.phone_key) ||
+	    !(fx.ring = proto_keyring_new()) || proto_keyring_add(fx.ring, fx.issuer) ||
 	    cardlib_phone_new(&fx.phone))
 		fail("fixture", -1);
 	int n = cardlib_token_issue(fx.issuer, SECTOR, fx.id, fx.phone_key, T_NOW - 86400,

@@ -17,6 +17,7 @@
 #include "cardlib/error.h"
 #include "cardlib/reader.h"
 #include "cardlib/token.h"
+#include "proto/sign.h"
 
 static void print_id(const uint8_t id[CARDLIB_TOKEN_ID_LEN])
 {
@@ -27,7 +28,7 @@ static void print_id(const uint8_t id[CARDLIB_TOKEN_ID_LEN])
 	fflush(stdout);
 }
 
-static int tap(const char *conn, const struct cardlib_token_keyring *ring, uint16_t sector)
+static int tap(const char *conn, const struct proto_keyring *ring, uint16_t sector)
 {
 	static const uint8_t gate_id[CARDLIB_TOKEN_GATE_ID_LEN] = {'b', 'e', 'n', 'c', 'h'};
 	struct cardlib_reader *r = NULL;
@@ -52,8 +53,7 @@ static int tap(const char *conn, const struct cardlib_token_keyring *ring, uint1
 	return rc == 0 ? 0 : 1;
 }
 
-static int scan(const char *tty, const struct cardlib_token_keyring *ring, uint16_t sector,
-                int count)
+static int scan(const char *tty, const struct proto_keyring *ring, uint16_t sector, int count)
 {
 	FILE *f = fopen(tty, "r");
 	if (!f) {
@@ -91,17 +91,17 @@ int main(int argc, char **argv)
 		                "       phone_gate qr SCANNER_TTY ISSUER_PUB SECTOR COUNT\n");
 		return 2;
 	}
-	struct cardlib_token_key *issuer = NULL;
-	struct cardlib_token_keyring *ring = NULL;
-	if (cardlib_token_key_load(&issuer, argv[3]) != 0 ||
-	    cardlib_token_keyring_new(&ring) != 0 || cardlib_token_keyring_add(ring, issuer) != 0) {
+	struct proto_key *issuer = NULL;
+	struct proto_keyring *ring = NULL;
+	if (proto_key_load(&issuer, argv[3]) != 0 || !(ring = proto_keyring_new()) ||
+	    proto_keyring_add(ring, issuer) != 0) {
 		fprintf(stderr, "phone_gate: cannot use issuer key %s\n", argv[3]);
 		return 2;
 	}
 	uint16_t sector = (uint16_t)atoi(argv[4]);
 	int rc = !strcmp(argv[1], "nfc") ? tap(argv[2], ring, sector)
 	                                 : scan(argv[2], ring, sector, atoi(argv[5]));
-	cardlib_token_keyring_free(ring);
-	cardlib_token_key_free(issuer);
+	proto_keyring_free(ring);
+	proto_key_free(issuer);
 	return rc;
 }

@@ -166,6 +166,7 @@ out:
 	if (opened)
 		proto_clist_dir_close(&base);
 	proto_keyring_free(ring);
+	proto_key_free(pub);
 	free(delta);
 	free(sig);
 	return ret;
@@ -344,20 +345,20 @@ static int device(char **argv)
 
 static int qr_verify(char **argv)
 {
-	struct cardlib_token_key *issuer = NULL;
-	struct cardlib_token_keyring *ring = NULL;
+	struct proto_key *issuer = NULL;
+	struct proto_keyring *ring = NULL;
 	uint8_t id[CARDLIB_TOKEN_ID_LEN], key[PROTO_LIST_KEY_LEN];
 	uint16_t sector = (uint16_t)num(argv[1]);
-	int rc = cardlib_token_key_load(&issuer, argv[0]);
+	int rc = proto_key_load(&issuer, argv[0]);
+	if (rc == 0 && !(ring = proto_keyring_new()))
+		rc = PROTO_ERR_NOMEM;
 	if (rc == 0)
-		rc = cardlib_token_keyring_new(&ring);
-	if (rc == 0)
-		rc = cardlib_token_keyring_add(ring, issuer);
+		rc = proto_keyring_add(ring, issuer);
 	if (rc == 0)
 		rc = cardlib_qr_verify(argv[2], strlen(argv[2]), ring, sector, (int64_t)time(NULL),
 		                       NULL, id, NULL);
-	cardlib_token_keyring_free(ring);
-	cardlib_token_key_free(issuer);
+	proto_keyring_free(ring);
+	proto_key_free(issuer);
 	if (rc) {
 		fprintf(stderr, "refused: error=%d (%s)\n", rc, cardlib_strerror(rc));
 		return 1;

@@ -197,6 +197,7 @@ static struct proto_keyring *list_ring(struct fx *f)
 	assert_int_equal(proto_key_load_public(&key, pub), 0);
 	struct proto_keyring *ring = proto_keyring_new();
 	assert_int_equal(proto_keyring_add(ring, key), 0);
+	proto_key_free(key);
 	return ring;
 }
 

@@ -34,6 +34,7 @@ void fixture_init(struct list_fixture *f)
 	f->ring = proto_keyring_new();
 	assert_non_null(f->ring);
 	assert_int_equal(proto_keyring_add(f->ring, pub), 0);
+	proto_key_free(pub); /* the ring keeps its own copy */
 }
 
 void fixture_free(struct list_fixture *f)

@@ -21,6 +21,8 @@
 #include "cardlib/error.h"
 #include "cardlib/reader.h"
 #include "cardlib/token.h"
+#include "proto/error.h"
+#include "proto/sign.h"
 
 #define T0      1767225600 /* 2026-01-01 00:00:00 UTC, a day boundary */
 #define UNTIL   (T0 + 365 * 86400)
@@ -30,8 +32,8 @@
 static const uint8_t gate_id[CARDLIB_TOKEN_GATE_ID_LEN] = {'p', 'o', 'o', 'l', 0, 0, 0, 7};
 
 struct fixture {
-	struct cardlib_token_key *issuer, *other_issuer, *phone1, *phone2;
-	struct cardlib_token_keyring *ring;
+	struct proto_key *issuer, *other_issuer, *phone1, *phone2;
+	struct proto_keyring *ring;
 	uint8_t id1[16], id2[16];
 	uint8_t cred1[CARDLIB_TOKEN_CRED_MAX], cred2[CARDLIB_TOKEN_CRED_MAX];
 	size_t cred1_len, cred2_len;
@@ -42,10 +44,10 @@ static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
-	assert_int_equal(cardlib_token_key_generate(&f->issuer), 0);
-	assert_int_equal(cardlib_token_key_generate(&f->other_issuer), 0);
-	assert_int_equal(cardlib_token_key_generate(&f->phone1), 0);
-	assert_int_equal(cardlib_token_key_generate(&f->phone2), 0);
+	assert_int_equal(proto_key_generate(&f->issuer), 0);
+	assert_int_equal(proto_key_generate(&f->other_issuer), 0);
+	assert_int_equal(proto_key_generate(&f->phone1), 0);
+	assert_int_equal(proto_key_generate(&f->phone2), 0);
 	for (int i = 0; i < 16; i++) {
 		f->id1[i] = (uint8_t)(0x11 * (i + 1));
 		f->id2[i] = (uint8_t)(0xA0 ^ (i * 7 + 3));
@@ -58,8 +60,8 @@ static int setup(void **state)
 	                        sizeof(f->cred2));
 	assert_true(n > 0);
 	f->cred2_len = (size_t)n;
-	assert_int_equal(cardlib_token_keyring_new(&f->ring), 0);
-	assert_int_equal(cardlib_token_keyring_add(f->ring, f->issuer), 0);
+	assert_non_null(f->ring = proto_keyring_new());
+	assert_int_equal(proto_keyring_add(f->ring, f->issuer), 0);
 	assert_int_equal(cardlib_phone_new(&f->phone), 0);
 	assert_int_equal(cardlib_phone_add_sector(f->phone, f->cred1, f->cred1_len, f->phone1), 0);
 	assert_int_equal(cardlib_phone_add_sector(f->phone, f->cred2, f->cred2_len, f->phone2), 0);
@@ -71,11 +73,11 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	cardlib_phone_free(f->phone);
-	cardlib_token_keyring_free(f->ring);
-	cardlib_token_key_free(f->issuer);
-	cardlib_token_key_free(f->other_issuer);
-	cardlib_token_key_free(f->phone1);
-	cardlib_token_key_free(f->phone2);
+	proto_keyring_free(f->ring);
+	proto_key_free(f->issuer);
+	proto_key_free(f->other_issuer);
+	proto_key_free(f->phone1);
+	proto_key_free(f->phone2);
 	free(f);
 	return 0;
 }
@@ -83,11 +85,11 @@ static int teardown(void **state)
 /* --- independent helpers (from the documented formats) ------------------------------- */
 
 /* Sign SHA-256(domain ‖ msg) with key through mbedTLS itself (via the key's PEM). */
-static size_t raw_sign(const struct cardlib_token_key *key, const char *domain, const uint8_t *msg,
+static size_t raw_sign(const struct proto_key *key, const char *domain, const uint8_t *msg,
                        size_t len, uint8_t *sig)
 {
 	char pem[1024];
-	assert_int_equal(cardlib_token_key_private_pem(key, pem, sizeof(pem)), 0);
+	assert_int_equal(proto_key_private_pem(key, pem, sizeof(pem)), 0);
 	mbedtls_pk_context pk;
 	mbedtls_entropy_context ent;
 	mbedtls_ctr_drbg_context drbg;
@@ -119,7 +121,7 @@ static size_t raw_sign(const struct cardlib_token_key *key, const char *domain, 
 }
 
 /* Build a credential byte by byte (docs/phone-tokens.md s.1) and sign it with `issuer`. */
-static size_t forge_cred(const struct cardlib_token_key *issuer, uint8_t version, uint16_t sector,
+static size_t forge_cred(const struct proto_key *issuer, uint8_t version, uint16_t sector,
                          const uint8_t id[16], const uint8_t *point, size_t point_len, int64_t from,
                          int64_t until, uint8_t *out)
 {
@@ -136,7 +138,7 @@ static size_t forge_cred(const struct cardlib_token_key *issuer, uint8_t version
 		out[n++] = (uint8_t)((uint64_t)from >> (8 * i));
 	for (int i = 7; i >= 0; i--)
 		out[n++] = (uint8_t)((uint64_t)until >> (8 * i));
-	assert_int_equal(cardlib_token_key_id(issuer, out + n), 0);
+	proto_key_id(issuer, out + n);
 	n += 8;
 	size_t s = raw_sign(issuer, "CITYPASS-CRED-V1", out, n, out + n + 1);
 	out[n] = (uint8_t)s;
@@ -192,11 +194,11 @@ static void test_credential_round_trip(void **state)
 	assert_int_equal(c.sector, SECTOR1);
 	assert_memory_equal(c.identifier, f->id1, 16);
 	assert_int_equal(c.phone_key_len, 33);
-	assert_int_equal(cardlib_token_key_point(f->phone1, point), 0);
+	assert_int_equal(proto_key_point(f->phone1, point), 0);
 	assert_memory_equal(c.phone_key, point, 33);
 	assert_int_equal(c.valid_from, T0);
 	assert_int_equal(c.valid_until, UNTIL);
-	assert_int_equal(cardlib_token_key_id(f->issuer, kid), 0);
+	proto_key_id(f->issuer, kid);
 	assert_memory_equal(c.issuer_key_id, kid, 8);
 	assert_int_equal(f->cred1_len, 2 + 2 + 16 + 33 + 8 + 8 + 8 + 1 + c.signature_len);
 	int n = cardlib_token_credential_encode(&c, again, sizeof(again));
@@ -217,7 +219,7 @@ static void test_key_id_is_spki_hash(void **state)
 	struct fixture *f = *state;
 	char pem[512];
 	uint8_t kid[8], h[32], der[160];
-	assert_int_equal(cardlib_token_key_public_pem(f->issuer, pem, sizeof(pem)), 0);
+	assert_int_equal(proto_key_public_pem(f->issuer, pem, sizeof(pem)), 0);
 	mbedtls_pk_context pk;
 	mbedtls_pk_init(&pk);
 	assert_int_equal(mbedtls_pk_parse_public_key(&pk, (const uint8_t *)pem, strlen(pem) + 1),
@@ -225,7 +227,7 @@ static void test_key_id_is_spki_hash(void **state)
 	int n = mbedtls_pk_write_pubkey_der(&pk, der, sizeof(der));
 	assert_true(n == 91); /* P-256 SubjectPublicKeyInfo */
 	mbedtls_sha256_ret(der + sizeof(der) - n, (size_t)n, h, 0);
-	assert_int_equal(cardlib_token_key_id(f->issuer, kid), 0);
+	proto_key_id(f->issuer, kid);
 	assert_memory_equal(kid, h, 8);
 	mbedtls_pk_free(&pk);
 }
@@ -236,7 +238,7 @@ static void test_point_compressed_and_uncompressed(void **state)
 	/* the uncompressed point is the SPKI's last 65 bytes */
 	char pem[512];
 	uint8_t der[160], point[33], cred[CARDLIB_TOKEN_CRED_MAX];
-	assert_int_equal(cardlib_token_key_public_pem(f->phone1, pem, sizeof(pem)), 0);
+	assert_int_equal(proto_key_public_pem(f->phone1, pem, sizeof(pem)), 0);
 	mbedtls_pk_context pk;
 	mbedtls_pk_init(&pk);
 	assert_int_equal(mbedtls_pk_parse_public_key(&pk, (const uint8_t *)pem, strlen(pem) + 1),
@@ -245,15 +247,15 @@ static void test_point_compressed_and_uncompressed(void **state)
 	const uint8_t *full = der + sizeof(der) - 65;
 	assert_int_equal(n, 91);
 	assert_int_equal(full[0], 0x04);
-	assert_int_equal(cardlib_token_key_point(f->phone1, point), 0);
+	assert_int_equal(proto_key_point(f->phone1, point), 0);
 	assert_memory_equal(point + 1, full + 1, 32);
 	assert_int_equal(point[0], 0x02 | (full[64] & 1));
-	struct cardlib_token_key *k = NULL;
-	assert_int_equal(cardlib_token_key_from_point(&k, point, 33), 0);
+	struct proto_key *k = NULL;
+	assert_int_equal(proto_key_from_point(&k, point, 33), 0);
 	uint8_t again[33];
-	assert_int_equal(cardlib_token_key_point(k, again), 0);
+	assert_int_equal(proto_key_point(k, again), 0);
 	assert_memory_equal(again, point, 33);
-	cardlib_token_key_free(k);
+	proto_key_free(k);
 	/* a credential with the uncompressed point works end to end (a phone may send it) */
 	size_t cn = forge_cred(f->issuer, 1, SECTOR1, f->id1, full, 65, T0, UNTIL, cred);
 	assert_int_equal(cn, 2 + 2 + 16 + 65 + 24 + 1 + cred[2 + 2 + 16 + 65 + 24]);
@@ -273,9 +275,9 @@ static void test_point_compressed_and_uncompressed(void **state)
 	int refused = 0;
 	for (int i = 0; i < 64 && !refused; i++) {
 		bad[32] = (uint8_t)(point[32] + i + 1);
-		refused = cardlib_token_key_from_point(&k, bad, 33) == CARDLIB_ERR_ARG;
+		refused = proto_key_from_point(&k, bad, 33) == PROTO_ERR_KEY;
 		if (!refused)
-			cardlib_token_key_free(k);
+			proto_key_free(k);
 	}
 	assert_true(refused);
 	mbedtls_pk_free(&pk);
@@ -286,7 +288,7 @@ static void test_credential_refusals(void **state)
 	struct fixture *f = *state;
 	uint8_t c[CARDLIB_TOKEN_CRED_MAX], point[33];
 	size_t n;
-	assert_int_equal(cardlib_token_key_point(f->phone1, point), 0);
+	assert_int_equal(proto_key_point(f->phone1, point), 0);
 #define VERIFY(buf, len, sector, now)                                                              \
 	cardlib_token_credential_verify(buf, len, f->ring, sector, now, NULL)
 
@@ -310,7 +312,7 @@ static void test_credential_refusals(void **state)
 	assert_int_equal(VERIFY(c, n, SECTOR1, T0), CARDLIB_ERR_CRED_SIGNATURE);
 	/* the right key id, the wrong key's signature */
 	uint8_t kid[8];
-	assert_int_equal(cardlib_token_key_id(f->issuer, kid), 0);
+	proto_key_id(f->issuer, kid);
 	memcpy(c + 2 + 2 + 16 + 33 + 16, kid, 8);
 	assert_int_equal(VERIFY(c, n, SECTOR1, T0), CARDLIB_ERR_CRED_SIGNATURE);
 	/* format: every signed refusal first has to get past these */
@@ -356,7 +358,7 @@ static void test_keyring_rotation(void **state)
 	assert_true(n > 0);
 	assert_int_equal(cardlib_token_credential_verify(c, (size_t)n, f->ring, SECTOR1, T0, NULL),
 	                 CARDLIB_ERR_CRED_SIGNATURE);
-	assert_int_equal(cardlib_token_keyring_add(f->ring, f->other_issuer), 0);
+	assert_int_equal(proto_keyring_add(f->ring, f->other_issuer), 0);
 	assert_int_equal(cardlib_token_credential_verify(c, (size_t)n, f->ring, SECTOR1, T0, NULL),
 	                 0);
 	assert_int_equal(
@@ -364,17 +366,17 @@ static void test_keyring_rotation(void **state)
 	        0);
 	/* a public key in the ring: the ring keeps only public halves, and PEM or DER parse */
 	char pem[512];
-	struct cardlib_token_key *pub = NULL;
-	assert_int_equal(cardlib_token_key_public_pem(f->issuer, pem, sizeof(pem)), 0);
-	assert_int_equal(cardlib_token_key_parse(&pub, (const uint8_t *)pem, strlen(pem)), 0);
+	struct proto_key *pub = NULL;
+	assert_int_equal(proto_key_public_pem(f->issuer, pem, sizeof(pem)), 0);
+	assert_int_equal(proto_key_parse(&pub, (const uint8_t *)pem, strlen(pem)), 0);
 	uint8_t a[8], b[8];
-	assert_int_equal(cardlib_token_key_id(pub, a), 0);
-	assert_int_equal(cardlib_token_key_id(f->issuer, b), 0);
+	proto_key_id(pub, a);
+	proto_key_id(f->issuer, b);
 	assert_memory_equal(a, b, 8);
-	cardlib_token_key_free(pub);
+	proto_key_free(pub);
 	static const uint8_t junk[] =
 	        "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n";
-	assert_int_equal(cardlib_token_key_parse(&pub, junk, sizeof(junk) - 1), CARDLIB_ERR_ARG);
+	assert_int_equal(proto_key_parse(&pub, junk, sizeof(junk) - 1), PROTO_ERR_KEY);
 }
 
 /* DESIGN s.3: no link between services. Compare every field of the two credentials. */
@@ -554,7 +556,7 @@ static void test_nfc_round_trip(void **state)
 	mbedtls_sha256_finish_ret(&c, h);
 	mbedtls_sha256_free(&c);
 	char pem[512];
-	assert_int_equal(cardlib_token_key_public_pem(f->phone2, pem, sizeof(pem)), 0);
+	assert_int_equal(proto_key_public_pem(f->phone2, pem, sizeof(pem)), 0);
 	mbedtls_pk_context pk;
 	mbedtls_pk_init(&pk);
 	assert_int_equal(mbedtls_pk_parse_public_key(&pk, (const uint8_t *)pem, strlen(pem) + 1),
@@ -599,12 +601,12 @@ static void test_nfc_refusals(void **state)
 	p.tamper = T_REPLAY;
 	assert_int_equal(nfc_read(f, &p, T0 + 10, SECTOR1, id), CARDLIB_ERR_PROOF);
 	/* a gate that does not hold the issuer key */
-	struct cardlib_token_keyring *saved = f->ring;
-	assert_int_equal(cardlib_token_keyring_new(&f->ring), 0);
-	assert_int_equal(cardlib_token_keyring_add(f->ring, f->other_issuer), 0);
+	struct proto_keyring *saved = f->ring;
+	assert_non_null(f->ring = proto_keyring_new());
+	assert_int_equal(proto_keyring_add(f->ring, f->other_issuer), 0);
 	p.tamper = T_NONE;
 	assert_int_equal(nfc_read(f, &p, T0 + 10, SECTOR1, id), CARDLIB_ERR_CRED_SIGNATURE);
-	cardlib_token_keyring_free(f->ring);
+	proto_keyring_free(f->ring);
 	f->ring = saved;
 }
 
@@ -696,16 +698,16 @@ static void test_phone_refuses_foreign_key(void **state)
 	assert_int_equal(cardlib_phone_new(&p), 0);
 	assert_int_equal(cardlib_phone_add_sector(p, f->cred1, f->cred1_len, f->phone2),
 	                 CARDLIB_ERR_CRED_FORMAT);
-	struct cardlib_token_key *pub = NULL;
+	struct proto_key *pub = NULL;
 	char pem[512];
-	assert_int_equal(cardlib_token_key_public_pem(f->phone1, pem, sizeof(pem)), 0);
-	assert_int_equal(cardlib_token_key_parse(&pub, (const uint8_t *)pem, strlen(pem)), 0);
-	assert_false(cardlib_token_key_is_private(pub));
+	assert_int_equal(proto_key_public_pem(f->phone1, pem, sizeof(pem)), 0);
+	assert_int_equal(proto_key_parse(&pub, (const uint8_t *)pem, strlen(pem)), 0);
+	assert_false(proto_key_is_private(pub));
 	assert_int_equal(cardlib_phone_add_sector(p, f->cred1, f->cred1_len, pub), CARDLIB_ERR_ARG);
 	uint8_t c[CARDLIB_TOKEN_CRED_MAX];
 	assert_int_equal(cardlib_token_issue(pub, 1, f->id1, f->phone1, T0, UNTIL, c, sizeof(c)),
 	                 CARDLIB_ERR_ARG);
-	cardlib_token_key_free(pub);
+	proto_key_free(pub);
 	cardlib_phone_free(p);
 }
 

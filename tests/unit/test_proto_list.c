@@ -230,9 +230,11 @@ static void test_refuses_unknown_key_id(void **state)
 	assert_int_equal(proto_key_public_pem(c->f.signer, pem, sizeof(pem)), 0);
 	assert_int_equal(proto_key_parse_public(&pub, (uint8_t *)pem, strlen(pem)), 0);
 	assert_int_equal(proto_keyring_add(ring, pub), 0);
+	proto_key_free(pub);
 	assert_int_equal(proto_key_public_pem(other.signer, pem, sizeof(pem)), 0);
 	assert_int_equal(proto_key_parse_public(&pub, (uint8_t *)pem, strlen(pem)), 0);
 	assert_int_equal(proto_keyring_add(ring, pub), 0);
+	proto_key_free(pub);
 	struct proto_list_policy p = c->policy;
 	p.keys = ring;
 	struct proto_list *l = NULL;

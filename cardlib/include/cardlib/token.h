@@ -24,7 +24,7 @@ extern "C" {
 
 #define CARDLIB_TOKEN_VERSION    0x01
 #define CARDLIB_TOKEN_ID_LEN     16 /* the pass's identifier for one sector */
-#define CARDLIB_TOKEN_KEY_ID_LEN 8  /* SHA-256(issuer SubjectPublicKeyInfo DER)[0..8] */
+#define CARDLIB_TOKEN_KEY_ID_LEN 8  /* PROTO_KEY_ID_LEN: SHA-256(issuer SPKI DER)[0..8] */
 #define CARDLIB_TOKEN_POINT_MAX  65 /* uncompressed P-256 point; compressed is 33 */
 #define CARDLIB_TOKEN_SIG_MAX    72 /* DER ECDSA-Sig-Value, P-256 */
 #define CARDLIB_TOKEN_HASH_LEN   32
@@ -42,35 +42,16 @@ extern const uint8_t cardlib_token_aid[CARDLIB_TOKEN_AID_LEN];
 /* The longest QR line (without NUL): prefix + base64url of the largest payload. */
 #define CARDLIB_QR_LINE_MAX 360
 
-/* --- keys ----------------------------------------------------------------------------- */
+/* --- keys ---------------------------------------------------------------------------- */
 
-/* An EC P-256 key: private (signs) or public (verifies only). */
-struct cardlib_token_key;
-
-int cardlib_token_key_generate(struct cardlib_token_key **out);
-/* PEM or DER: a private key (SEC1 or PKCS#8, unencrypted) or a SubjectPublicKeyInfo. */
-int cardlib_token_key_parse(struct cardlib_token_key **out, const uint8_t *buf, size_t len);
-int cardlib_token_key_load(struct cardlib_token_key **out, const char *path);
-/* A public key from a SEC1 point (33 bytes compressed or 65 uncompressed). */
-int cardlib_token_key_from_point(struct cardlib_token_key **out, const uint8_t *point, size_t len);
-int cardlib_token_key_is_private(const struct cardlib_token_key *key);
-/* PEM text into buf, NUL-terminated: the private key (SEC1) or the public SPKI. */
-int cardlib_token_key_private_pem(const struct cardlib_token_key *key, char *buf, size_t cap);
-int cardlib_token_key_public_pem(const struct cardlib_token_key *key, char *buf, size_t cap);
-/* The compressed SEC1 point (33 bytes). */
-int cardlib_token_key_point(const struct cardlib_token_key *key, uint8_t point[33]);
-/* First 8 bytes of SHA-256 over the SubjectPublicKeyInfo DER (proto's key-id convention). */
-int cardlib_token_key_id(const struct cardlib_token_key *key, uint8_t id[CARDLIB_TOKEN_KEY_ID_LEN]);
-void cardlib_token_key_free(struct cardlib_token_key *key);
-
-/* The issuer public keys a gate trusts, found by key id. */
-struct cardlib_token_keyring;
-
-int cardlib_token_keyring_new(struct cardlib_token_keyring **out);
-/* Adds the public half of key (the ring keeps its own copy; key stays the caller's). */
-int cardlib_token_keyring_add(struct cardlib_token_keyring *ring,
-                              const struct cardlib_token_key *key);
-void cardlib_token_keyring_free(struct cardlib_token_keyring *ring);
+/*
+ * The phone's per-sector keys and the issuer's are proto's P-256 keys (proto/sign.h:
+ * proto_key_generate, proto_key_load, proto_key_point, proto_key_id ...), and the issuer
+ * keys a gate trusts a proto_keyring (proto_keyring_add keeps its own copy of the public
+ * half). One home for keys, keyrings and the canonical-DER check (issue 14).
+ */
+struct proto_key;
+struct proto_keyring;
 
 /* --- credentials ---------------------------------------------------------------------- */
 
@@ -92,10 +73,10 @@ struct cardlib_token_credential {
  * phone's public key for this sector. Writes the encoding into out; its length, or an
  * error (CARDLIB_ERR_ARG for an impossible period or a key that is not private).
  */
-int cardlib_token_issue(const struct cardlib_token_key *issuer, uint16_t sector,
+int cardlib_token_issue(const struct proto_key *issuer, uint16_t sector,
                         const uint8_t identifier[CARDLIB_TOKEN_ID_LEN],
-                        const struct cardlib_token_key *phone_key, int64_t valid_from,
-                        int64_t valid_until, uint8_t *out, size_t cap);
+                        const struct proto_key *phone_key, int64_t valid_from, int64_t valid_until,
+                        uint8_t *out, size_t cap);
 
 /* Strict decoding: exact length, known version, valid fields. CARDLIB_ERR_CRED_FORMAT. */
 int cardlib_token_credential_decode(struct cardlib_token_credential *c, const uint8_t *buf,
@@ -110,7 +91,7 @@ int cardlib_token_credential_encode(const struct cardlib_token_credential *c, ui
  * < valid_until (CRED_EXPIRED). On success *c (if not NULL) holds the decoded credential.
  */
 int cardlib_token_credential_verify(const uint8_t *buf, size_t len,
-                                    const struct cardlib_token_keyring *issuers, uint16_t sector,
+                                    const struct proto_keyring *issuers, uint16_t sector,
                                     int64_t now, struct cardlib_token_credential *c);
 
 /* --- NFC: the phone side (HCE) -------------------------------------------------------- */
@@ -124,7 +105,7 @@ int cardlib_phone_new(struct cardlib_phone **out);
  * credential for the same sector replaces the first. The phone keeps copies.
  */
 int cardlib_phone_add_sector(struct cardlib_phone *p, const uint8_t *cred, size_t cred_len,
-                             const struct cardlib_token_key *sector_key);
+                             const struct proto_key *sector_key);
 /*
  * Answer one command APDU as the phone: the response length (data + SW1 SW2, at most cap,
  * cap >= 2 required), or CARDLIB_ERR_ARG / _NOMEM / _CRYPTO. Malformed or unknown
@@ -147,7 +128,7 @@ void cardlib_phone_free(struct cardlib_phone *p);
  */
 int cardlib_phone_read(struct cardlib_reader *reader, uint16_t sector,
                        const uint8_t gate_id[CARDLIB_TOKEN_GATE_ID_LEN],
-                       const struct cardlib_token_keyring *issuers,
+                       const struct proto_keyring *issuers,
                        uint8_t identifier[CARDLIB_TOKEN_ID_LEN],
                        struct cardlib_token_credential *cred);
 
@@ -157,7 +138,7 @@ int cardlib_phone_read(struct cardlib_reader *reader, uint16_t sector,
  * The QR text line for now (the phone's clock): "CP1." + base64url, NUL-terminated in
  * line (cap >= CARDLIB_QR_LINE_MAX + 1 is always enough). Its length.
  */
-int cardlib_qr_encode(const uint8_t *cred, size_t cred_len, const struct cardlib_token_key *key,
+int cardlib_qr_encode(const uint8_t *cred, size_t cred_len, const struct proto_key *key,
                       int64_t now, char *line, size_t cap);
 
 /*
@@ -178,7 +159,7 @@ size_t cardlib_qr_replay_cache_count(struct cardlib_qr_replay_cache *cache, int6
  * (PROOF), then the replay cache if not NULL (QR_REPLAY), which records the code only when
  * everything else passed. A trailing CR and/or LF (scanners add them) is ignored.
  */
-int cardlib_qr_verify(const char *line, size_t len, const struct cardlib_token_keyring *issuers,
+int cardlib_qr_verify(const char *line, size_t len, const struct proto_keyring *issuers,
                       uint16_t sector, int64_t now, struct cardlib_qr_replay_cache *cache,
                       uint8_t identifier[CARDLIB_TOKEN_ID_LEN],
                       struct cardlib_token_credential *cred);

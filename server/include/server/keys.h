@@ -2,7 +2,7 @@
  * server/keys.h — the deployment's key material in DATA/keys/ (docs/admin.md).
  *
  *   list.key / list.pub.pem       ECDSA P-256 list-signing key (proto_key_*)
- *   issuer.key / issuer.pub.pem   ECDSA P-256 issuer of phone credentials (cardlib_token_key_*)
+ *   issuer.key / issuer.pub.pem   ECDSA P-256 issuer of phone credentials (proto_key_*)
  *   ca.key / ca.crt               device CA, self-signed, EC P-256
  *   server.key / server.crt       the sync server's TLS certificate (CN = server name)
  *   card.keys                     card system identifier, application master key, the

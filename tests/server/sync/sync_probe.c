@@ -337,8 +337,11 @@ int main(int argc, char **argv)
 	uint32_t site = (uint32_t)strtoul(val, NULL, 10);
 
 	P.ring = proto_keyring_new();
-	if (!P.ring || proto_key_load_public(&k, pub) != 0 || proto_keyring_add(P.ring, k) != 0)
+	if (!P.ring || proto_key_load_public(&k, pub) != 0 || proto_keyring_add(P.ring, k) != 0) {
+		proto_key_free(k);
 		return 1;
+	}
+	proto_key_free(k); /* the ring keeps its own copy */
 	char server_name[80];
 	if (conf_get(conf, "server-name", server_name, sizeof(server_name)) != 0)
 		snprintf(server_name, sizeof(server_name), "localhost");
