@@ -18,7 +18,9 @@
 #include <mbedtls/platform_util.h>
 #include <mbedtls/x509_crt.h>
 
+#include "cardlib/diversify.h"
 #include "controller/config.h"
+#include "proto/bundle.h"
 
 #define LINE_MAX_LEN 2048
 
@@ -217,117 +219,65 @@ bad:
 
 /* --- card-sector.key --------------------------------------------------------------- */
 
-static int hex_decode(const char *s, uint8_t *out, size_t cap, size_t *len)
+/* The card key file (proto/bundle.h reads it) as cardlib's sector key. */
+static void card_key_of(const struct proto_card_key *f, struct cardlib_sector_key *k)
 {
-	size_t n = strlen(s);
-	if (n % 2 || n / 2 > cap)
-		return -1;
-	for (size_t i = 0; i < n / 2; i++) {
-		unsigned v;
-		if (!isxdigit((unsigned char)s[2 * i]) || !isxdigit((unsigned char)s[2 * i + 1]) ||
-		    sscanf(s + 2 * i, "%2x", &v) != 1)
-			return -1;
-		out[i] = (uint8_t)v;
-	}
-	*len = n / 2;
-	return 0;
+	memset(k, 0, sizeof(*k));
+	k->auth = CARDLIB_AUTH_EV2;
+	k->sys.aid = f->aid;
+	memcpy(k->sys.sys_id, f->sys_id, f->sys_id_len);
+	k->sys.sys_id_len = f->sys_id_len;
+	k->slot = f->slot;
+	k->version = f->version;
+	memcpy(k->master, f->master, sizeof(k->master));
+	k->reads_value = f->reads_value;
+	k->has_previous = f->has_previous;
+	k->previous_version = f->previous_version;
+	memcpy(k->previous, f->previous, sizeof(k->previous));
 }
+
+_Static_assert(PROTO_CARD_KEY_SYS_MAX == CARDLIB_DIVERSIFY_SYS_MAX &&
+                       PROTO_CARD_KEY_AES_LEN == CARDLIB_AES_KEY_LEN &&
+                       PROTO_CARD_KEY_SLOTS == CARDLIB_LAYOUT_SECTORS_MAX,
+               "the card key file holds what cardlib's sector key holds");
 
 static int load_card_key(const char *path, uint16_t sector, struct cardlib_sector_key *k, char *err,
                          size_t errlen)
 {
 	struct parse_ctx p = {path, 0, err, errlen};
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return failf(&p, "cannot open: %s", strerror(errno));
-	/* stdio's own buffer would keep the file's text (the master keys) after fclose */
-	char iobuf[BUFSIZ];
-	setvbuf(f, iobuf, _IOFBF, sizeof(iobuf));
 	memset(k, 0, sizeof(*k));
-	k->auth = CARDLIB_AUTH_EV2;
-	char line[LINE_MAX_LEN];
-	unsigned seen = 0;
-	int rc = 0;
-	while (rc == 0 && fgets(line, sizeof(line), f)) {
-		p.line++;
-		char *s = trim(line);
-		if (*s == '\0' || *s == '#')
+	/* read(2), not stdio: no buffer of ours or libc's keeps the master keys afterwards */
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return failf(&p, "cannot open: %s", strerror(errno));
+	char text[PROTO_CARD_KEY_TEXT_MAX * 4];
+	size_t len = 0;
+	ssize_t r = 0;
+	while (len < sizeof(text) && (r = read(fd, text + len, sizeof(text) - len)) != 0) {
+		if (r < 0 && errno == EINTR)
 			continue;
-		char *sp = strpbrk(s, " \t");
-		if (!sp) {
-			rc = failf(&p, "'%s': expected 'key value'", s);
+		if (r < 0)
 			break;
-		}
-		*sp = '\0';
-		char *v = trim(sp + 1);
-		uint8_t buf[32];
-		size_t n = 0;
-		unsigned long num;
-		if (strcmp(s, "aid") == 0) {
-			if (hex_decode(v, buf, 3, &n) || n != 3)
-				rc = failf(&p, "aid '%s': expected 6 hex digits", v);
-			else
-				k->sys.aid =
-				        (uint32_t)buf[0] << 16 | (uint32_t)buf[1] << 8 | buf[2];
-			seen |= 1;
-		} else if (strcmp(s, "system-id") == 0) {
-			if (hex_decode(v, k->sys.sys_id, sizeof(k->sys.sys_id), &n) || n == 0)
-				rc = failf(&p, "system-id '%s': expected 2 to %zu hex digits", v,
-				           2 * sizeof(k->sys.sys_id));
-			k->sys.sys_id_len = n;
-			seen |= 2;
-		} else if (strcmp(s, "sector") == 0) {
-			rc = parse_uint(&p, s, v, 1, 65535, &num);
-			if (rc == 0 && num != sector)
-				rc = failf(&p, "sector %lu: device.conf says sector %u", num,
-				           (unsigned)sector);
-			seen |= 4;
-		} else if (strcmp(s, "slot") == 0) {
-			rc = parse_uint(&p, s, v, 0, CARDLIB_LAYOUT_SECTORS_MAX - 1, &num);
-			k->slot = (uint8_t)num;
-			seen |= 8;
-		} else if (strcmp(s, "key-version") == 0) {
-			rc = parse_uint(&p, s, v, 0, 255, &num);
-			k->version = (uint8_t)num;
-		} else if (strcmp(s, "master") == 0) {
-			if (hex_decode(v, k->master, sizeof(k->master), &n) ||
-			    n != sizeof(k->master))
-				rc = failf(&p, "master: expected 32 hex digits (an AES-128 key)");
-			seen |= 16;
-		} else if (strcmp(s, "previous-key-version") == 0) {
-			/* during a key rotation (docs/admin.md): cards not yet moved */
-			rc = parse_uint(&p, s, v, 0, 255, &num);
-			k->previous_version = (uint8_t)num;
-			seen |= 32;
-		} else if (strcmp(s, "previous-master") == 0) {
-			if (hex_decode(v, k->previous, sizeof(k->previous), &n) ||
-			    n != sizeof(k->previous))
-				rc = failf(
-				        &p,
-				        "previous-master: expected 32 hex digits (an AES-128 key)");
-			k->has_previous = 1;
-			seen |= 64;
-		} else if (strcmp(s, "reads-value") == 0) {
-			rc = parse_uint(&p, s, v, 0, 1, &num);
-			k->reads_value = (int)num;
-		} else {
-			rc = failf(&p, "unknown key '%s'", s);
-		}
+		len += (size_t)r;
 	}
-	fclose(f);
-	/* the last line read may be a master key's; a compiler may drop a memset before return */
-	mbedtls_platform_zeroize(line, sizeof(line));
-	mbedtls_platform_zeroize(iobuf, sizeof(iobuf));
-	if (rc == 0 && (seen & 31) != 31) {
-		p.line = 0;
-		rc = failf(&p, "incomplete: needs aid, system-id, sector, slot and master");
-	}
-	if (rc == 0 && (seen & 96) && (seen & 96) != 96) {
-		p.line = 0;
-		rc = failf(&p, "previous-master and previous-key-version go together");
-	}
-	if (rc != 0) /* a refused file leaves no half-read key behind */
-		mbedtls_platform_zeroize(k, sizeof(*k));
+	close(fd);
+	int rc = 0;
+	if (r < 0)
+		rc = failf(&p, "cannot read: %s", strerror(errno));
+	else if (len == sizeof(text))
+		rc = failf(&p, "longer than %zu bytes: not a card key file", sizeof(text) - 1);
+	struct proto_card_key f;
+	char why[CONTROLLER_ERROR_MAX];
+	if (rc == 0 && proto_card_key_parse(text, len, &f, why, sizeof(why), &p.line) != 0)
+		rc = failf(&p, "%s", why);
+	mbedtls_platform_zeroize(text, sizeof(text));
+	p.line = 0;
+	if (rc == 0 && f.sector != sector)
+		rc = failf(&p, "sector %u: device.conf says sector %u", (unsigned)f.sector,
+		           (unsigned)sector);
+	if (rc == 0)
+		card_key_of(&f, k);
+	mbedtls_platform_zeroize(&f, sizeof(f));
 	return rc;
 }
 
@@ -770,14 +720,6 @@ int controller_card_key_path(const struct controller_config *cfg, char *path, si
 	return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
-static void hex_put(FILE *f, const char *name, const uint8_t *b, size_t n)
-{
-	fprintf(f, "%s ", name);
-	for (size_t i = 0; i < n; i++)
-		fprintf(f, "%02x", b[i]);
-	fputc('\n', f);
-}
-
 int controller_card_key_save(const struct controller_config *cfg,
                              const struct cardlib_sector_key *k)
 {
@@ -785,35 +727,40 @@ int controller_card_key_save(const struct controller_config *cfg,
 	if (controller_card_key_path(cfg, path, sizeof(path)) != 0 ||
 	    snprintf(tmp, sizeof(tmp), "%s.new", path) >= (int)sizeof(tmp))
 		return -1;
+	/* the bundle's card-sector.key format, as the server sent it (proto/bundle.h) */
+	struct proto_card_key f = {
+	        .aid = k->sys.aid,
+	        .sys_id_len = k->sys.sys_id_len,
+	        .sector = cfg->sector,
+	        .slot = k->slot,
+	        .version = k->version,
+	        .reads_value = k->reads_value,
+	        .has_previous = k->has_previous,
+	        .previous_version = k->previous_version,
+	};
+	memcpy(f.sys_id, k->sys.sys_id, k->sys.sys_id_len);
+	memcpy(f.master, k->master, sizeof(f.master));
+	memcpy(f.previous, k->previous, sizeof(f.previous));
+	char text[PROTO_CARD_KEY_TEXT_MAX];
+	int n = proto_card_key_write(&f, "as the sync server sent it last (issue 11)", text,
+	                             sizeof(text));
+	mbedtls_platform_zeroize(&f, sizeof(f));
+	if (n < 0)
+		return -1;
 	unlink(tmp);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -1;
-	FILE *f = fdopen(fd, "w");
-	if (!f) {
-		close(fd);
-		unlink(tmp);
-		return -1;
+	int ok = fd >= 0;
+	for (size_t off = 0; ok && off < (size_t)n;) {
+		ssize_t w = write(fd, text + off, (size_t)n - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		ok = w > 0;
+		off += ok ? (size_t)w : 0;
 	}
-	char iobuf[BUFSIZ]; /* ours, so that the keys' text can be wiped after fclose */
-	setvbuf(f, iobuf, _IOFBF, sizeof(iobuf));
-	/* the format of the bundle's card-sector.key (docs/admin.md), as the server sent it */
-	fprintf(f,
-	        "# citypass card sector key, as the sync server sent it last (issue 11) - "
-	        "secret\naid %06x\n",
-	        (unsigned)k->sys.aid);
-	hex_put(f, "system-id", k->sys.sys_id, k->sys.sys_id_len);
-	fprintf(f, "sector %u\nslot %u\nkey-version %u\n", (unsigned)cfg->sector, (unsigned)k->slot,
-	        (unsigned)k->version);
-	hex_put(f, "master", k->master, sizeof(k->master));
-	fprintf(f, "reads-value %d\n", k->reads_value);
-	if (k->has_previous) {
-		fprintf(f, "previous-key-version %u\n", (unsigned)k->previous_version);
-		hex_put(f, "previous-master", k->previous, sizeof(k->previous));
-	}
-	int ok = fflush(f) == 0 && !ferror(f) && fsync(fd) == 0;
-	ok = fclose(f) == 0 && ok;
-	mbedtls_platform_zeroize(iobuf, sizeof(iobuf));
+	mbedtls_platform_zeroize(text, sizeof(text));
+	ok = ok && fsync(fd) == 0;
+	if (fd >= 0)
+		ok = close(fd) == 0 && ok;
 	if (ok)
 		ok = rename(tmp, path) == 0;
 	if (!ok) {

@@ -73,6 +73,8 @@ const char *proto_strerror(int err)
 		return "list-key rotation statement out of sequence";
 	case PROTO_ERR_ROTATION_SIGNATURE:
 		return "list-key rotation statement signature does not verify";
+	case PROTO_ERR_BUNDLE:
+		return "device bundle file is malformed";
 	}
 	return "unknown proto error";
 }

@@ -19,6 +19,7 @@
 #include "cardlib/issue.h"
 #include "cardlib/layout.h"
 #include "cardlib/reader.h"
+#include "proto/bundle.h"
 #include "proto/list.h"
 #include "server/keys.h"
 
@@ -39,23 +40,21 @@ static const char card_help[] =
 int admin_card_sector_key_text(const struct server_card_keys *ck, uint16_t sector, uint8_t slot,
                                int reads_value, char *text, size_t cap)
 {
-	char hex[2 * SERVER_AES_KEY_LEN + 1], sys[2 * SERVER_SYS_ID_LEN + 1];
 	const struct server_card_slot *sl = &ck->slot[slot];
-	admin_hex(sl->master, SERVER_AES_KEY_LEN, hex);
-	admin_hex(ck->sys_id, SERVER_SYS_ID_LEN, sys);
-	int n = snprintf(text, cap,
-	                 "# citypass card sector key (docs/admin.md) - secret\n"
-	                 "aid c17a55\nsystem-id %s\nsector %u\nslot %u\nkey-version %u\n"
-	                 "master %s\nreads-value %d\n",
-	                 sys, sector, slot, sl->version, hex, reads_value);
-	if (n > 0 && (size_t)n < cap && sl->has_previous) {
-		admin_hex(sl->previous, SERVER_AES_KEY_LEN, hex);
-		n += snprintf(text + n, cap - (size_t)n,
-		              "previous-key-version %u\nprevious-master %s\n", sl->previous_version,
-		              hex);
-	}
-	mbedtls_platform_zeroize(hex, sizeof(hex));
-	return n < 0 || (size_t)n >= cap ? -1 : n;
+	struct proto_card_key k = {.aid = CARDLIB_LAYOUT_AID,
+	                           .sys_id_len = SERVER_SYS_ID_LEN,
+	                           .sector = sector,
+	                           .slot = slot,
+	                           .version = sl->version,
+	                           .reads_value = reads_value,
+	                           .has_previous = sl->has_previous,
+	                           .previous_version = sl->previous_version};
+	memcpy(k.sys_id, ck->sys_id, SERVER_SYS_ID_LEN);
+	memcpy(k.master, sl->master, SERVER_AES_KEY_LEN);
+	memcpy(k.previous, sl->previous, SERVER_AES_KEY_LEN);
+	int n = proto_card_key_write(&k, NULL, text, cap); /* the format's one writer */
+	mbedtls_platform_zeroize(&k, sizeof(k));
+	return n < 0 ? -1 : n;
 }
 
 static int meta_int(struct admin *a, const char *key, int dflt)

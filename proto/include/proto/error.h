@@ -56,6 +56,9 @@ enum proto_error {
 	PROTO_ERR_ROTATION_UNANNOUNCED = -71, /* its key is not announced by the newest held */
 	PROTO_ERR_ROTATION_NUMBER = -72,      /* its number does not follow the chain's */
 	PROTO_ERR_ROTATION_SIGNATURE = -73,   /* one of its two signatures does not verify */
+
+	/* device bundle files (proto/bundle.h) */
+	PROTO_ERR_BUNDLE = -80, /* a bundle file is malformed: the parser says where */
 };
 
 /* A short English sentence for an error code; never NULL. */
