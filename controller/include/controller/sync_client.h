@@ -59,7 +59,7 @@ struct controller_sync_config {
 	/* The server's identity pinned in the bundle: its certificate's CN must be this,
 	 * however `server` addresses it (NULL: the host of `server` when it is a name). */
 	const char *server_name;
-	const char *ca_path;   /* the deployment's CA certificate (PEM) */
+	const char *ca_path; /* the deployment's CA certificate (PEM) */
 	/* Issue 11: where the device CAs followed since enrolment are kept (NULL: the gate
 	 * trusts ca_path alone and ignores announcements). */
 	const char *ca_followed_path;
