@@ -32,6 +32,7 @@
 #define LOCK_WAIT_MS     30000 /* another publish under way: wait this long at most */
 #define FILE_BATCH_BYTES (8u << 20) /* full rebuild: chunk files written per transaction */
 #define WRITE_ATTEMPTS   3
+#define LOG_TRIM_BATCH   20000u /* change log rows forgotten per transaction */
 
 /* The deployment's zone is the process's (proto/calendar.h numbers the periods). */
 _Static_assert(sizeof(((struct server_periods *)0)->n) == PROTO_PERIOD_KINDS * sizeof(int64_t),
@@ -474,7 +475,11 @@ static int read_phase(struct pub *p)
 	if (rc == 0) {
 		/* a sector that grew to twice its partition's target is cut finer, once */
 		uint64_t target = (uint64_t)chunk_target(p->o) << (p->have_base ? p->bh.bits : 0);
-		p->full = p->o->full || !p->have_base || p->latest != p->base.version ||
+		/* a finished bulk import of many passes asks for a rebuild (store.h, import_done) */
+		char key[48], val[8] = "";
+		snprintf(key, sizeof(key), "list_full.%u", p->sector);
+		int asked = s->ops->meta_get(s->ctx, key, val, sizeof(val)) == 0 && val[0] == '1';
+		p->full = p->o->full || asked || !p->have_base || p->latest != p->base.version ||
 		          (uint64_t)p->bh.entry_count + p->n_keys > 2 * target;
 		rc = p->full ? read_full(p) : read_changes(p);
 	}
@@ -550,8 +555,6 @@ static int write_version(struct pub *p, const struct server_list_version *v,
 	if (rc == 0 && delta)
 		rc = s->ops->delta_put(s->ctx, p->sector, p->base.version, delta);
 	if (rc == 0)
-		rc = s->ops->list_changes_trim(s->ctx, p->sector, p->upto);
-	if (rc == 0)
 		rc = s->ops->list_prune(s->ctx, p->sector, p->o->keep ? p->o->keep : SERVER_KEEP_DEFAULT);
 	return rc;
 }
@@ -610,6 +613,10 @@ static int publish_full(struct pub *p, struct server_publish_result *res)
 		/* no delta: a new partition (or a first version) goes to gates as a snapshot */
 		if (rc == 0)
 			rc = write_version(p, &v, NULL);
+		char key[48];
+		snprintf(key, sizeof(key), "list_full.%u", p->sector);
+		if (rc == 0)
+			rc = s->ops->meta_set(s->ctx, key, "0");
 		rc = rc ? rc : s->ops->commit(s->ctx);
 		if (rc)
 			s->ops->rollback(s->ctx);
@@ -703,6 +710,26 @@ static int publish_changes(struct pub *p, struct server_publish_result *res)
 	return rc;
 }
 
+/* After the version committed: forget the log it was made from, a few thousand rows per
+ * transaction. A failure here only leaves rows the next publish reads again and finds
+ * nothing new in. */
+static void trim_log(struct pub *p)
+{
+	struct server_store *s = p->s;
+	unsigned deleted = LOG_TRIM_BATCH;
+	while (deleted == LOG_TRIM_BATCH) {
+		if (s->ops->begin(s->ctx) != 0)
+			return;
+		int rc = s->ops->list_changes_trim(s->ctx, p->sector, p->upto, LOG_TRIM_BATCH,
+		                                   &deleted);
+		rc = rc ? rc : s->ops->commit(s->ctx);
+		if (rc) {
+			s->ops->rollback(s->ctx);
+			return;
+		}
+	}
+}
+
 int server_publish_sector(struct server_store *s, const char *data_dir, uint16_t sector,
                           const struct server_publish_opts *o, struct server_publish_result *res)
 {
@@ -733,6 +760,8 @@ int server_publish_sector(struct server_store *s, const char *data_dir, uint16_t
 				res->changed_keys = (uint32_t)p.n_keys;
 			rc = p.full ? publish_full(&p, res) : publish_changes(&p, res);
 		}
+		if (rc == 0)
+			trim_log(&p);
 		pub_reset(&p);
 		if (rc != SERVER_ERR_BUSY)
 			break;

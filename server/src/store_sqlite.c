@@ -252,7 +252,7 @@ static int sq_meta_get(void *ctx, const char *key, char *out, size_t cap)
 	return rc;
 }
 
-static int sq_meta_set(void *ctx, const char *key, const char *value)
+int sq_meta_set(void *ctx, const char *key, const char *value)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
@@ -440,15 +440,40 @@ static int sq_device_revoke(void *ctx, const char *id)
 
 /* --- households ------------------------------------------------------------------------- */
 
+/* The statements an import runs for every line are prepared once per connection. */
+static const char household_add_sql[] = "INSERT INTO households(name) VALUES(?)";
+static const char household_find_sql[] = "SELECT id FROM households WHERE name=?";
+static const char tag_add_sql[] = "INSERT INTO household_tags(household, sector, tag) VALUES(?,?,?)";
+static const char tag_get_sql[] = "SELECT tag FROM household_tags WHERE household=? AND sector=?";
+static const char pass_add_sql[] =
+        "INSERT INTO passes(holder, household, state, reason, medium, replaced_by, created,"
+        " import_id) VALUES(?, ?, ?, ?, ?, ?, ?, ?)";
+static const char pass_id_add_sql[] =
+        "INSERT INTO pass_ids(pass, sector, ident, listkey) VALUES(?,?,?,?)";
+
+/* The first column of the one row of a cached statement (reset, not finalized). */
+static int one_int64_cached(struct sq *q, sqlite3_stmt *st, int64_t *out)
+{
+	int rc = sq_step(q, st);
+	if (rc == SQLITE_ROW) {
+		*out = sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else {
+		rc = rc == SQLITE_DONE ? SERVER_ERR_NOT_FOUND : sq_err(q, rc);
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
 static int sq_household_add(void *ctx, const char *name, int64_t *id)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = sq_prep(q, &st, "INSERT INTO households(name) VALUES(?)");
+	int rc = sq_cached(q, &st, household_add_sql);
 	if (rc)
 		return rc;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	rc = sq_run(q, st);
+	rc = sq_run_cached(q, st);
 	if (rc == 0)
 		*id = sqlite3_last_insert_rowid(q->db);
 	return rc;
@@ -471,37 +496,37 @@ static int sq_household_find(void *ctx, const char *name, int64_t *id)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = sq_prep(q, &st, "SELECT id FROM households WHERE name=?");
+	int rc = sq_cached(q, &st, household_find_sql);
 	if (rc)
 		return rc;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	return sq_one_int64(q, st, id);
+	return one_int64_cached(q, st, id);
 }
 
 static int sq_household_tag_add(void *ctx, int64_t household, uint16_t sector, uint32_t tag)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = sq_prep(q, &st, "INSERT INTO household_tags(household, sector, tag) VALUES(?,?,?)");
+	int rc = sq_cached(q, &st, tag_add_sql);
 	if (rc)
 		return rc;
 	sqlite3_bind_int64(st, 1, household);
 	sqlite3_bind_int(st, 2, sector);
 	sqlite3_bind_int64(st, 3, tag);
-	return sq_run(q, st);
+	return sq_run_cached(q, st);
 }
 
 static int sq_household_tag_get(void *ctx, int64_t household, uint16_t sector, uint32_t *tag)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = sq_prep(q, &st, "SELECT tag FROM household_tags WHERE household=? AND sector=?");
+	int rc = sq_cached(q, &st, tag_get_sql);
 	if (rc)
 		return rc;
 	sqlite3_bind_int64(st, 1, household);
 	sqlite3_bind_int(st, 2, sector);
 	int64_t v = 0;
-	rc = sq_one_int64(q, st, &v);
+	rc = one_int64_cached(q, st, &v);
 	*tag = (uint32_t)v;
 	return rc;
 }
@@ -526,14 +551,14 @@ static int sq_pass_add(void *ctx, struct server_pass *p)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = sq_prep(q, &st,
-	              "INSERT INTO passes(holder, household, state, reason, medium, replaced_by,"
-	              " created) VALUES(?, ?, ?, ?, ?, ?, ?)");
+	int rc = sq_cached(q, &st, pass_add_sql);
 	if (rc)
 		return rc;
 	bind_pass_fields(st, p);
 	sqlite3_bind_int64(st, 7, p->created);
-	rc = sq_run(q, st);
+	if (p->import_id) /* a pass of an import stays out of lists until it is done */
+		sqlite3_bind_int64(st, 8, p->import_id);
+	rc = sq_run_cached(q, st);
 	if (rc == 0)
 		p->id = sqlite3_last_insert_rowid(q->db);
 	return rc;
@@ -596,6 +621,8 @@ static int sq_pass_each(void *ctx, const struct server_pass_filter *f,
 	sqlite3_stmt *st;
 	int rc = sq_prep(q, &st,
 	              PASS_COLS "FROM passes WHERE (?1 IS NULL OR instr(holder, ?1) > 0)"
+	                        " AND (import_id IS NULL OR import_id IN (SELECT id FROM imports"
+	                        " WHERE done = 1))"
 	                        " AND (?2 = 0 OR household = ?2) AND (?3 < 0 OR state = ?3)"
 	                        " AND (?4 < 0 OR EXISTS (SELECT 1 FROM rights r WHERE r.pass ="
 	                        " passes.id AND r.sector = ?4)) ORDER BY id");
@@ -626,14 +653,14 @@ static int sq_pass_id_add(void *ctx, int64_t pass, uint16_t sector,
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = sq_prep(q, &st, "INSERT INTO pass_ids(pass, sector, ident, listkey) VALUES(?,?,?,?)");
+	int rc = sq_cached(q, &st, pass_id_add_sql);
 	if (rc)
 		return rc;
 	sqlite3_bind_int64(st, 1, pass);
 	sqlite3_bind_int(st, 2, sector);
 	sqlite3_bind_blob(st, 3, id, SERVER_PASS_ID_LEN, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 4, key, PROTO_LIST_KEY_LEN, SQLITE_STATIC);
-	return sq_run(q, st);
+	return sq_run_cached(q, st);
 }
 
 static int sq_pass_id_get(void *ctx, int64_t pass, uint16_t sector, uint8_t id[SERVER_PASS_ID_LEN],
@@ -684,19 +711,20 @@ static int sq_pass_id_find(void *ctx, uint16_t sector, const uint8_t id[SERVER_P
 
 /* --- rights and profiles ---------------------------------------------------------------- */
 
+static const char right_set_sql[] =
+        "INSERT OR REPLACE INTO rights(pass, sector, " PROFILE_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?)";
+
 static int sq_right_set(void *ctx, const struct server_right *r)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = sq_prep(q, &st,
-	              "INSERT OR REPLACE INTO rights(pass, sector, " PROFILE_COLS
-	              ") VALUES(?,?,?,?,?,?,?,?,?,?)");
+	int rc = sq_cached(q, &st, right_set_sql);
 	if (rc)
 		return rc;
 	sqlite3_bind_int64(st, 1, r->pass);
 	sqlite3_bind_int(st, 2, r->sector);
 	sq_bind_profile(st, 3, &r->p);
-	return sq_run(q, st);
+	return sq_run_cached(q, st);
 }
 
 static int sq_right_delete(void *ctx, int64_t pass, uint16_t sector)
@@ -1114,6 +1142,16 @@ static void sq_close(void *ctx)
 	free(q);
 }
 
+static void sq_bulk(void *ctx, unsigned cache_mib)
+{
+	struct sq *q = ctx;
+	char pragma[128];
+	/* a WAL of up to 256 MiB between checkpoints (sqlite's default: 4 MiB) */
+	snprintf(pragma, sizeof(pragma), "PRAGMA cache_size=-%u; PRAGMA wal_autocheckpoint=65536; PRAGMA foreign_keys=OFF",
+	         cache_mib * 1024u);
+	(void)sq_exec(q, pragma);
+}
+
 static const struct server_store_ops sqlite_ops = {
         .begin = sq_begin,
         .begin_read = sq_begin_read,
@@ -1165,8 +1203,14 @@ static const struct server_store_ops sqlite_ops = {
         .delta_get = sq_delta_get,
         .delta_put = sq_delta_put,
         .list_prune = sq_list_prune,
+        .import_open = sq_import_open,
+        .import_progress = sq_import_progress,
+        .import_key_get = sq_import_key_get,
+        .import_key_add = sq_import_key_add,
+        .import_done = sq_import_done,
         .counters = sq_counters,
         .busy_timeout = sq_busy_timeout,
+        .bulk = sq_bulk,
         .ingest = sq_ingest,
         .acked = sq_acked,
         .product_known = sq_product_known,
@@ -1192,6 +1236,7 @@ static int migrate(struct sq *q)
 	        migrate_1_to_2,   /* 1 -> 2: usage keyed by journal epoch (issue 10) */
 	        sq_schema_v3_sql, /* 2 -> 3: format 2 lists and the change log (issue 12) */
 	        migrate_3_to_4,   /* 3 -> 4: usage positions, gates' health (issue 13) */
+	        sq_schema_v5_sql, /* 4 -> 5: bulk import (issue 12) */
 	};
 	for (;;) {
 		int64_t v = 0;

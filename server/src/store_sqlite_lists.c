@@ -92,6 +92,41 @@ const char sq_schema_v3_sql[] =
 	" INSERT INTO list_log(sector, listkey) VALUES(OLD.sector, OLD.pseudonym);"
 	" INSERT INTO list_log(sector, listkey) VALUES(NEW.sector, NEW.pseudonym);"
 	" END;";
+
+/*
+ * Schema version 5: bulk import (admin_import.c). An import's passes are listed once it is
+ * done, all at once: until then the log triggers leave them out (import_done logs them, or
+ * asks for a rebuild), and so do the list queries. (pass_imports, what a line of a file
+ * already created, came with version 3.)
+ */
+#define NOT_IMPORTING(pass)                                                                   \
+	" NOT EXISTS (SELECT 1 FROM passes ip JOIN imports ii ON ii.id = ip.import_id"         \
+	" WHERE ip.id = " pass " AND ii.done = 0)"
+const char sq_schema_v5_sql[] =
+	"CREATE TABLE imports(id INTEGER PRIMARY KEY, sha256 BLOB NOT NULL, started INTEGER"
+	" NOT NULL, lines INTEGER NOT NULL DEFAULT 0, done INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX imports_file ON imports(sha256);"
+	"ALTER TABLE passes ADD COLUMN import_id INTEGER REFERENCES imports(id);"
+	"CREATE INDEX passes_import ON passes(import_id) WHERE import_id IS NOT NULL;"
+	"DROP TRIGGER list_log_right_ins;"
+	"CREATE TRIGGER list_log_right_ins AFTER INSERT ON rights WHEN" NOT_IMPORTING("NEW.pass")
+	" BEGIN"
+	" INSERT INTO list_log(sector, listkey) SELECT NEW.sector, listkey FROM pass_ids"
+	"  WHERE pass = NEW.pass AND sector = NEW.sector;"
+	" END;"
+	"DROP TRIGGER list_log_id_ins;"
+	"CREATE TRIGGER list_log_id_ins AFTER INSERT ON pass_ids WHEN" NOT_IMPORTING("NEW.pass")
+	" BEGIN"
+	" INSERT INTO list_log(sector, listkey) SELECT NEW.sector, NEW.listkey"
+	"  WHERE EXISTS (SELECT 1 FROM rights WHERE pass = NEW.pass AND sector = NEW.sector);"
+	" END;"
+	"DROP TRIGGER list_log_tag_ins;"
+	"CREATE TRIGGER list_log_tag_ins AFTER INSERT ON household_tags BEGIN"
+	" INSERT INTO list_log(sector, listkey) SELECT NEW.sector, pi.listkey FROM passes m"
+	"  JOIN pass_ids pi ON pi.pass = m.id AND pi.sector = NEW.sector"
+	"  JOIN rights r ON r.pass = m.id AND r.sector = NEW.sector"
+	"  WHERE m.household = NEW.household AND" NOT_IMPORTING("m.id") ";"
+	" END;";
 /* clang-format on */
 
 /* --- profiles ------------------------------------------------------------------------ */
@@ -201,19 +236,22 @@ int sq_profile_add(void *ctx, uint16_t sector, uint16_t index, const struct prot
 	"   AND c.pseudonym = pi.listkey AND c.product = r.product" \
 	"   AND c.period = " CUR_PERIOD("r.period") ") END"
 
+/* a pass of an unfinished import is not listed yet */
+#define LISTED " AND (p.import_id IS NULL OR (SELECT done FROM imports WHERE id = p.import_id))"
+
 static const char list_rows_sql[] =
 	ROW_COLS
 	" FROM rights r JOIN passes p ON p.id = r.pass"
 	" JOIN pass_ids pi ON pi.pass = r.pass AND pi.sector = r.sector"
 	" LEFT JOIN household_tags ht ON ht.household = p.household AND ht.sector = r.sector"
-	" WHERE r.sector = ?1";
+	" WHERE r.sector = ?1" LISTED;
 
 static const char list_row_sql[] =
 	ROW_COLS
 	" FROM pass_ids pi JOIN rights r ON r.pass = pi.pass AND r.sector = pi.sector"
 	" JOIN passes p ON p.id = pi.pass"
 	" LEFT JOIN household_tags ht ON ht.household = p.household AND ht.sector = pi.sector"
-	" WHERE pi.sector = ?1 AND pi.listkey = ?6";
+	" WHERE pi.sector = ?1 AND pi.listkey = ?6" LISTED;
 /* clang-format on */
 
 static void bind_periods(sqlite3_stmt *st, uint16_t sector, const struct server_periods *now)
@@ -298,7 +336,8 @@ static const char changes_sql[] =
         "SELECT DISTINCT listkey FROM list_log WHERE sector = ?1 AND id <= ?2";
 static const char changes_upto_sql[] =
         "SELECT COALESCE(MAX(id), 0) FROM list_log WHERE sector = ?1";
-static const char changes_trim_sql[] = "DELETE FROM list_log WHERE sector = ?1 AND id <= ?2";
+static const char changes_trim_sql[] = "DELETE FROM list_log WHERE id IN (SELECT id FROM list_log"
+                                       " WHERE sector = ?1 AND id <= ?2 LIMIT ?3)";
 
 int sq_list_changes(void *ctx, uint16_t sector, int64_t *upto,
                     uint8_t (**keys)[PROTO_LIST_KEY_LEN], size_t *n)
@@ -346,7 +385,8 @@ int sq_list_changes(void *ctx, uint16_t sector, int64_t *upto,
 	return 0;
 }
 
-int sq_list_changes_trim(void *ctx, uint16_t sector, int64_t upto)
+int sq_list_changes_trim(void *ctx, uint16_t sector, int64_t upto, unsigned max,
+                         unsigned *deleted)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
@@ -355,7 +395,10 @@ int sq_list_changes_trim(void *ctx, uint16_t sector, int64_t upto)
 		return rc;
 	sqlite3_bind_int(st, 1, sector);
 	sqlite3_bind_int64(st, 2, upto);
-	return sq_run_cached(q, st);
+	sqlite3_bind_int64(st, 3, max);
+	rc = sq_run_cached(q, st);
+	*deleted = rc ? 0 : (unsigned)sqlite3_changes(q->db);
+	return rc;
 }
 
 /* --- consumption --------------------------------------------------------------------- */
@@ -645,4 +688,120 @@ int sq_list_prune(void *ctx, uint16_t sector, unsigned keep)
 			return rc;
 	}
 	return 0;
+}
+
+/* --- bulk import --------------------------------------------------------------------- */
+
+static const char import_find_sql[] =
+        "SELECT id, lines, done FROM imports WHERE sha256 = ?1 ORDER BY id DESC LIMIT 1";
+static const char import_new_sql[] = "INSERT INTO imports(sha256, started) VALUES(?1, ?2)";
+static const char import_progress_sql[] = "UPDATE imports SET lines = ?2 WHERE id = ?1";
+static const char import_key_get_sql[] =
+        "SELECT k.pass FROM pass_imports k JOIN passes p ON p.id = k.pass WHERE k.key = ?1"
+        " AND (p.import_id IS NULL OR p.import_id = ?2 OR"
+        " (SELECT done FROM imports WHERE id = p.import_id))";
+static const char import_key_add_sql[] =
+        "INSERT OR REPLACE INTO pass_imports(key, pass) VALUES(?1, ?2)";
+
+int sq_import_open(void *ctx, const uint8_t sha256[32], int64_t now, int64_t *id,
+                   uint64_t *lines, int *done)
+{
+	struct sq *q = ctx;
+	sqlite3_stmt *st;
+	int rc = sq_cached(q, &st, import_find_sql);
+	if (rc)
+		return rc;
+	sqlite3_bind_blob(st, 1, sha256, 32, SQLITE_STATIC);
+	rc = sq_step(q, st);
+	if (rc == SQLITE_ROW) { /* this file again: go on where it stopped, or nothing to do */
+		*id = sqlite3_column_int64(st, 0);
+		*lines = (uint64_t)sqlite3_column_int64(st, 1);
+		*done = sqlite3_column_int(st, 2) != 0;
+		sqlite3_reset(st);
+		return 0;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return sq_err(q, rc);
+	if ((rc = sq_cached(q, &st, import_new_sql)) != 0)
+		return rc;
+	sqlite3_bind_blob(st, 1, sha256, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now);
+	rc = sq_run_cached(q, st);
+	if (rc == 0) {
+		*id = sqlite3_last_insert_rowid(q->db);
+		*lines = 0;
+		*done = 0;
+	}
+	return rc;
+}
+
+int sq_import_progress(void *ctx, int64_t id, uint64_t lines)
+{
+	struct sq *q = ctx;
+	sqlite3_stmt *st;
+	int rc = sq_cached(q, &st, import_progress_sql);
+	if (rc)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, (int64_t)lines);
+	return sq_run_cached(q, st);
+}
+
+int sq_import_key_get(void *ctx, int64_t id, const uint8_t key[32], int64_t *pass)
+{
+	struct sq *q = ctx;
+	sqlite3_stmt *st;
+	int rc = sq_cached(q, &st, import_key_get_sql);
+	if (rc)
+		return rc;
+	sqlite3_bind_blob(st, 1, key, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, id);
+	rc = sq_step(q, st);
+	if (rc == SQLITE_ROW)
+		*pass = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? SERVER_ERR_NOT_FOUND : sq_err(q, rc);
+}
+
+int sq_import_key_add(void *ctx, const uint8_t key[32], int64_t pass)
+{
+	struct sq *q = ctx;
+	sqlite3_stmt *st;
+	int rc = sq_cached(q, &st, import_key_add_sql);
+	if (rc)
+		return rc;
+	sqlite3_bind_blob(st, 1, key, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, pass);
+	return sq_run_cached(q, st);
+}
+
+int sq_import_done(void *ctx, int64_t id, const uint16_t *rebuild, size_t n)
+{
+	struct sq *q = ctx;
+	sqlite3_stmt *st;
+	int rc = sq_prep(q, &st, "UPDATE imports SET done = 1 WHERE id = ?1 AND done = 0");
+	if (rc)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	if ((rc = sq_run(q, st)) != 0)
+		return rc;
+	/* the publisher learns of the new passes: a sector rebuilt whole, or their keys logged */
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		char key[32];
+		snprintf(key, sizeof(key), "list_full.%u", rebuild[i]);
+		rc = sq_meta_set(q, key, "1");
+	}
+	if (rc)
+		return rc;
+	rc = sq_prep(q, &st,
+	             "INSERT INTO list_log(sector, listkey) SELECT pi.sector, pi.listkey"
+	             " FROM passes p JOIN rights r ON r.pass = p.id JOIN pass_ids pi ON"
+	             " pi.pass = p.id AND pi.sector = r.sector WHERE p.import_id = ?1 AND"
+	             " COALESCE((SELECT value FROM meta WHERE key = 'list_full.' || r.sector),"
+	             " '0') != '1'");
+	if (rc)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	return sq_run(q, st);
 }

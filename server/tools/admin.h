@@ -49,6 +49,18 @@ int admin_parse_date(const char *s, int64_t *day); /* YYYY-MM-DD -> day number *
 int admin_find_sector(struct admin *a, const char *s, struct server_sector *out);
 int admin_sector_name(struct admin *a, uint16_t number, char *out, size_t cap);
 int admin_now(int64_t *now); /* CITYPASS_NOW (tests) or the clock */
+/* A right in the --right syntax (admin_pass.c): 0, or -1 with err = "'SPEC': what is wrong". */
+int admin_right_parse(struct admin *a, const char *spec, struct server_right *r, char *err,
+                      size_t cap);
+
+/* A name agents type (sector, site, household): letters, digits, '-', '_', '.', 1 to 63. */
+int admin_name_ok(const char *s);
+/* A new identifier of a pass in a sector (admin_pass.c), and a household's tag in a sector,
+ * drawn when it has none: 0 or a store error. */
+int admin_assign_id(struct admin *a, int64_t pass, uint16_t sector);
+int admin_household_tag(struct admin *a, int64_t household, uint16_t sector);
+/* citypass-admin pass import (admin_import.c). */
+int admin_pass_import(struct admin *a, int argc, char **argv);
 
 /* Output. */
 void admin_json_string(FILE *f, const char *s);

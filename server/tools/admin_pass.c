@@ -7,6 +7,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,7 @@ static const char pass_help[] =
         "       citypass-admin pass revoke ID --reason TEXT\n"
         "       citypass-admin pass replace ID [--reason TEXT] [--reader CONNSTRING |\n"
         "                       --phone-key [SECTOR=]FILE... --out DIR]\n"
+        "       citypass-admin pass import FILE.csv [--check]   (see 'pass import --help')\n"
         "\n"
         "SPEC (also for 'rights grant'): SECTOR[,KEY=VALUE]... with keys\n"
         "  product=N         product code 1..65535 (default 1)\n"
@@ -82,21 +84,30 @@ static int parse_period(const char *s, size_t n, uint8_t *period)
 	return -1;
 }
 
-/* One --right SPEC; prints the usage error itself and returns EXIT_USAGE. */
-static int parse_right(struct admin *a, const char *cmd, const char *spec, struct server_right *r)
+__attribute__((format(printf, 3, 4))) static int right_error(char *err, size_t cap,
+                                                            const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, cap, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int admin_right_parse(struct admin *a, const char *spec, struct server_right *r, char *err,
+                      size_t cap)
 {
 	char buf[256];
 	memset(r, 0, sizeof(*r));
 	if (strlen(spec) >= sizeof(buf))
-		return admin_usage(cmd, "--right '%s': too long", spec);
+		return right_error(err, cap, "'%s': too long", spec);
 	snprintf(buf, sizeof(buf), "%s", spec);
 	char *save = NULL, *tok = strtok_r(buf, ",", &save);
 	if (!tok)
-		return admin_usage(cmd, "--right '%s': expected SECTOR[,KEY=VALUE]...", spec);
+		return right_error(err, cap, "'%s': expected SECTOR[,KEY=VALUE]...", spec);
 	struct server_sector sec;
 	if (admin_find_sector(a, tok, &sec) != 0)
-		return admin_usage(cmd,
-		                   "--right '%s': no such sector '%s' (see 'citypass-admin "
+		return right_error(err, cap, "'%s': no such sector '%s' (see 'citypass-admin "
 		                   "sector list')",
 		                   spec, tok);
 	r->sector = sec.number;
@@ -107,22 +118,20 @@ static int parse_right(struct admin *a, const char *cmd, const char *spec, struc
 	while ((tok = strtok_r(NULL, ",", &save)) != NULL) {
 		char *eq = strchr(tok, '=');
 		if (!eq)
-			return admin_usage(cmd, "--right '%s': '%s' is not KEY=VALUE", spec, tok);
+			return right_error(err, cap, "'%s': '%s' is not KEY=VALUE", spec, tok);
 		*eq = 0;
 		const char *k = tok, *v = eq + 1;
 		uint64_t n;
 		int64_t day;
 		if (strcmp(k, "product") == 0) {
 			if (admin_parse_u64(v, 65535, &n) || n == 0)
-				return admin_usage(cmd,
-				                   "--right '%s': product '%s': expected a "
+				return right_error(err, cap, "'%s': product '%s': expected a "
 				                   "number from 1 to 65535",
 				                   spec, v);
 			r->p.product = (uint16_t)n;
 		} else if (strcmp(k, "from") == 0 || strcmp(k, "to") == 0) {
 			if (admin_parse_date(v, &day) || day < 1 || day >= PROTO_DAY_UNBOUNDED_TO)
-				return admin_usage(cmd,
-				                   "--right '%s': %s '%s': expected a date "
+				return right_error(err, cap, "'%s': %s '%s': expected a date "
 				                   "YYYY-MM-DD",
 				                   spec, k, v);
 			if (k[0] == 'f')
@@ -131,8 +140,7 @@ static int parse_right(struct admin *a, const char *cmd, const char *spec, struc
 				r->p.valid_to = (uint16_t)day;
 		} else if (strcmp(k, "entries") == 0) {
 			if (admin_parse_u64(v, 255, &n) || n == 0)
-				return admin_usage(cmd,
-				                   "--right '%s': entries '%s': expected a "
+				return right_error(err, cap, "'%s': entries '%s': expected a "
 				                   "number from 1 to 255",
 				                   spec, v);
 			r->p.limit = (uint8_t)n;
@@ -149,8 +157,7 @@ static int parse_right(struct admin *a, const char *cmd, const char *spec, struc
 			if (!s1 || admin_parse_u64(q, 255, &n) || n == 0 ||
 			    parse_period(s1 + 1, plen, &r->p.period) ||
 			    (s2 && strcmp(s2 + 1, "household") != 0 && strcmp(s2 + 1, "pass") != 0))
-				return admin_usage(cmd,
-				                   "--right '%s': quota '%s': expected "
+				return right_error(err, cap, "'%s': quota '%s': expected "
 				                   "N/day|week|month|year[/household] with N "
 				                   "from 1 to 255",
 				                   spec, v);
@@ -166,23 +173,30 @@ static int parse_right(struct admin *a, const char *cmd, const char *spec, struc
 				if (strcmp(v, fares[i]) == 0)
 					f = i;
 			if (f < 0)
-				return admin_usage(cmd,
-				                   "--right '%s': fare '%s': expected standard, "
+				return right_error(err, cap, "'%s': fare '%s': expected standard, "
 				                   "resident, concession or free",
 				                   spec, v);
 			r->p.fare = (uint8_t)f;
 		} else {
-			return admin_usage(cmd,
-			                   "--right '%s': unknown key '%s' (expected product, "
+			return right_error(err, cap, "'%s': unknown key '%s' (expected product, "
 			                   "from, to, entries, quota, fare)",
 			                   spec, k);
 		}
 	}
 	if (counters > 1)
-		return admin_usage(cmd, "--right '%s': give entries or quota, not both", spec);
+		return right_error(err, cap, "'%s': give entries or quota, not both", spec);
 	if (r->p.valid_from != PROTO_DAY_UNBOUNDED_FROM &&
 	    r->p.valid_to != PROTO_DAY_UNBOUNDED_TO && r->p.valid_from > r->p.valid_to)
-		return admin_usage(cmd, "--right '%s': from is after to", spec);
+		return right_error(err, cap, "'%s': from is after to", spec);
+	return 0;
+}
+
+/* One --right SPEC; prints the usage error itself and returns EXIT_USAGE. */
+static int parse_right(struct admin *a, const char *cmd, const char *spec, struct server_right *r)
+{
+	char err[512];
+	if (admin_right_parse(a, spec, r, err, sizeof(err)) != 0)
+		return admin_usage(cmd, "--right %s", err);
 	return 0;
 }
 
@@ -234,30 +248,49 @@ static int random_bytes(void *buf, size_t n)
 	return 0;
 }
 
-/* A fresh identifier per sector: never reused across sectors (UNIQUE in the store), and
- * drawn again when its 8-byte list key collides within the sector. */
+/* Random bytes from a pool drawn 4 KiB at a time (an import draws millions of ids). */
+static int pooled_random(void *buf, size_t n)
+{
+	static uint8_t pool[4096];
+	static size_t left;
+	if (n > sizeof(pool))
+		return random_bytes(buf, n);
+	if (left < n) {
+		if (random_bytes(pool, sizeof(pool)) != 0)
+			return -1;
+		left = sizeof(pool);
+	}
+	memcpy(buf, pool + sizeof(pool) - left, n);
+	memset(pool + sizeof(pool) - left, 0, n);
+	left -= n;
+	return 0;
+}
+
+int admin_assign_id(struct admin *a, int64_t pass, uint16_t sector)
+{
+	int rc = SERVER_ERR_EXISTS;
+	for (int t = 0; t < ID_RETRIES && rc == SERVER_ERR_EXISTS; t++) {
+		uint8_t id[SERVER_PASS_ID_LEN], key[PROTO_LIST_KEY_LEN];
+		if (pooled_random(id, sizeof(id)) != 0)
+			return SERVER_ERR_CRYPTO;
+		proto_list_key(sector, id, sizeof(id), key);
+		rc = a->st.ops->pass_id_add(a->st.ctx, pass, sector, id, key);
+	}
+	return rc;
+}
+
 static int assign_ids(struct admin *a, int64_t pass)
 {
 	struct server_sector *v = NULL;
 	size_t n = 0;
 	int rc = a->st.ops->sector_list(a->st.ctx, &v, &n);
-	for (size_t i = 0; rc == 0 && i < n; i++) {
-		rc = SERVER_ERR_EXISTS;
-		for (int t = 0; t < ID_RETRIES && rc == SERVER_ERR_EXISTS; t++) {
-			uint8_t id[SERVER_PASS_ID_LEN], key[PROTO_LIST_KEY_LEN];
-			if (random_bytes(id, sizeof(id)) != 0) {
-				rc = SERVER_ERR_CRYPTO;
-				break;
-			}
-			proto_list_key(v[i].number, id, sizeof(id), key);
-			rc = a->st.ops->pass_id_add(a->st.ctx, pass, v[i].number, id, key);
-		}
-	}
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = admin_assign_id(a, pass, v[i].number);
 	free(v);
 	return rc;
 }
 
-static int ensure_household_tag(struct admin *a, int64_t household, uint16_t sector)
+int admin_household_tag(struct admin *a, int64_t household, uint16_t sector)
 {
 	uint32_t tag;
 	int rc = a->st.ops->household_tag_get(a->st.ctx, household, sector, &tag);
@@ -265,7 +298,7 @@ static int ensure_household_tag(struct admin *a, int64_t household, uint16_t sec
 		return rc;
 	rc = SERVER_ERR_EXISTS;
 	for (int t = 0; t < ID_RETRIES && rc == SERVER_ERR_EXISTS; t++) {
-		if (random_bytes(&tag, sizeof(tag)) != 0)
+		if (pooled_random(&tag, sizeof(tag)) != 0)
 			return SERVER_ERR_CRYPTO;
 		tag &= PROTO_LIST_HOUSEHOLD_MAX;
 		if (tag == 0)
@@ -289,9 +322,13 @@ static int set_rights(struct admin *a, const struct server_pass *p, struct serve
 {
 	for (size_t i = 0; i < n; i++) {
 		r[i].pass = p->id;
-		int rc = a->st.ops->right_set(a->st.ctx, &r[i]);
+		/* an imported pass has identifiers only in the sectors of its rights (admin_import.c) */
+		int rc = a->st.ops->pass_id_get(a->st.ctx, p->id, r[i].sector, NULL, NULL);
+		if (rc == SERVER_ERR_NOT_FOUND)
+			rc = admin_assign_id(a, p->id, r[i].sector);
+		rc = rc ? rc : a->st.ops->right_set(a->st.ctx, &r[i]);
 		if (rc == 0 && p->household)
-			rc = ensure_household_tag(a, p->household, r[i].sector);
+			rc = admin_household_tag(a, p->household, r[i].sector);
 		if (rc)
 			return admin_refuse("cannot store the right in sector %u: %s", r[i].sector,
 			                    server_strerror(rc));
@@ -1008,7 +1045,7 @@ int admin_cmd_pass(struct admin *a, int argc, char **argv)
 {
 	if (argc < 2)
 		return admin_usage("pass ", "missing a pass command (issue, show, list, revoke, "
-		                            "replace)");
+		                            "replace, import)");
 	const char *c = argv[1];
 	if (strcmp(c, "--help") == 0 || strcmp(c, "-h") == 0) {
 		fputs(pass_help, stdout);
@@ -1024,9 +1061,11 @@ int admin_cmd_pass(struct admin *a, int argc, char **argv)
 		return pass_revoke(a, argc - 1, argv + 1);
 	if (strcmp(c, "replace") == 0)
 		return pass_replace(a, argc - 1, argv + 1);
+	if (strcmp(c, "import") == 0)
+		return admin_pass_import(a, argc - 1, argv + 1);
 	return admin_usage("pass ",
 	                   "unknown pass command '%s' (expected issue, show, list, "
-	                   "revoke, replace)",
+	                   "revoke, replace, import)",
 	                   c);
 }
 

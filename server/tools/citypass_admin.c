@@ -346,8 +346,7 @@ int admin_state_parse(const char *s)
 	return -1;
 }
 
-/* A name agents type: letters, digits, '-', '_', '.', 1 to 63 characters. */
-static int name_ok(const char *s)
+int admin_name_ok(const char *s)
 {
 	size_t n = strlen(s);
 	if (n == 0 || n >= SERVER_NAME_MAX)
@@ -526,7 +525,7 @@ static int cmd_init(struct admin *a, int argc, char **argv)
 	snprintf(buf, sizeof(buf), "%s", sectors);
 	for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
 	     tok = strtok_r(NULL, ",", &save)) {
-		if (!name_ok(tok))
+		if (!admin_name_ok(tok))
 			return admin_usage("init ",
 			                   "--sectors: '%s' is not a sector name (letters, "
 			                   "digits, '-', '_', '.')",
@@ -818,7 +817,7 @@ static int site_add(struct admin *a, int argc, char **argv)
 	const char *name = argv[optind];
 	if (optind + 1 < argc)
 		return admin_usage("site add ", "unexpected argument '%s'", argv[optind + 1]);
-	if (!name_ok(name))
+	if (!admin_name_ok(name))
 		return admin_usage("site add ",
 		                   "site name '%s': expected 1 to 63 letters, digits, "
 		                   "'-', '_' or '.'",
@@ -1083,7 +1082,7 @@ static int device_add(struct admin *a, int argc, char **argv)
 		return admin_usage("device add ", "unexpected argument '%s'", argv[optind]);
 	if (!name)
 		return admin_usage("device add ", "missing the device NAME");
-	if (!name_ok(name))
+	if (!admin_name_ok(name))
 		return admin_usage("device add ",
 		                   "device name '%s': expected 1 to 63 letters, "
 		                   "digits, '-', '_' or '.'",
@@ -1250,7 +1249,7 @@ static int cmd_household(struct admin *a, int argc, char **argv)
 		return admin_usage("household ", "missing the household NAME");
 	if (argc > 3)
 		return admin_usage("household ", "unexpected argument '%s'", argv[3]);
-	if (!name_ok(argv[2]))
+	if (!admin_name_ok(argv[2]))
 		return admin_usage("household ",
 		                   "household name '%s': expected 1 to 63 letters, "
 		                   "digits, '-', '_' or '.'",

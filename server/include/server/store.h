@@ -25,9 +25,9 @@
 extern "C" {
 #endif
 
-#define SERVER_STORE_SCHEMA_VERSION 4 /* 2: usage keyed by journal epoch (issue 10); 3: format 2
-                                         lists and the change log (issue 12); 4: usage
-                                         positions, gates' health (issue 13) */
+/* 2: usage keyed by journal epoch (issue 10); 3: format 2 lists and the change log (issue
+ * 12); 4: usage positions, gates' health (issue 13); 5: bulk import (issue 12) */
+#define SERVER_STORE_SCHEMA_VERSION 5
 #define SERVER_NAME_MAX             64
 #define SERVER_TEXT_MAX             256
 #define SERVER_PASS_ID_LEN          16
@@ -100,6 +100,7 @@ struct server_pass {
 	char medium[16]; /* "card", "phone" or "none" */
 	int64_t replaced_by;
 	int64_t created;
+	int64_t import_id; /* pass_add only: the bulk import creating it (0: none) */
 };
 
 struct server_pass_filter {
@@ -237,10 +238,13 @@ struct server_store_ops {
 	int (*list_row)(void *ctx, uint16_t sector, const uint8_t key[PROTO_LIST_KEY_LEN],
 	                const struct server_periods *now, struct server_list_row *out);
 	/* The distinct keys logged as changed in the sector (*keys malloc'd), and in *upto the
-	 * last log position read; trim forgets the log up to that position. */
+	 * last log position read; trim forgets the log up to that position, at most `max`
+	 * rows per call (*deleted says how many), so that a long log goes in short
+	 * transactions. */
 	int (*list_changes)(void *ctx, uint16_t sector, int64_t *upto,
 	                    uint8_t (**keys)[PROTO_LIST_KEY_LEN], size_t *n);
-	int (*list_changes_trim)(void *ctx, uint16_t sector, int64_t upto);
+	int (*list_changes_trim)(void *ctx, uint16_t sector, int64_t upto, unsigned max,
+	                         unsigned *deleted);
 	/* Issue 13: the usage position: every consumption row stored gets the position of its
 	 * batch, from a counter that only grows; a list read in the same transaction as this
 	 * value reflects every row at or below it (ListUpdate.consumption_position). */
@@ -278,10 +282,38 @@ struct server_store_ops {
 	                 const struct server_stored_list *d);
 	/* Keep the newest `keep` versions and deltas of a sector, and the files they name. */
 	int (*list_prune)(void *ctx, uint16_t sector, unsigned keep);
+	/*
+	 * Bulk import (citypass-admin pass import). Passes created under an import stay out of
+	 * lists and of pass_each until import_done marks it done, in one row: a file goes in
+	 * whole, however many transactions it takes. An import knows its file by its SHA-256
+	 * and counts the lines it has committed, so that a run interrupted goes on where it
+	 * stopped and the same file run again creates nothing; a file with an id column also
+	 * keeps each id's pass, so that no other file creates it twice.
+	 */
+	/* The import of this file (by its SHA-256): the last one, done or not (*done, and in
+	 * *lines the lines it committed), or a new one. */
+	int (*import_open)(void *ctx, const uint8_t sha256[32], int64_t now, int64_t *id,
+	                   uint64_t *lines, int *done);
+	/* In the transaction that brought them: the import has committed `lines` lines. */
+	int (*import_progress)(void *ctx, int64_t id, uint64_t lines);
+	/* The pass an id (its key) was imported as, by a finished import or by import `id`.
+	 * SERVER_ERR_NOT_FOUND: none; a pass left by another import that never finished does
+	 * not count, and stays unlisted: key_add then points the key at the new pass. */
+	int (*import_key_get)(void *ctx, int64_t id, const uint8_t key[32], int64_t *pass);
+	int (*import_key_add)(void *ctx, const uint8_t key[32], int64_t pass);
+	/* Done: its passes are listed from now on. The `n` sectors in `rebuild` are rebuilt whole
+	 * by their next publish (the import brought most of their passes); in the others the
+	 * new passes' keys go to the change log. */
+	int (*import_done)(void *ctx, int64_t id, const uint16_t *rebuild, size_t n);
 	void (*counters)(void *ctx, struct server_store_counters *out);
 	/* How long a statement waits for a database locked by another writer before it
 	 * returns SERVER_ERR_BUSY (default 10 s). */
 	void (*busy_timeout)(void *ctx, int ms);
+	/* This connection does bulk work from now on (an import's inserts, at random places
+	 * of the identifier indexes): it keeps up to `cache_mib` MiB of the database in memory
+	 * and copies its log into the database file less often, so that a page written by
+	 * many transactions is not written out again by each. */
+	void (*bulk)(void *ctx, unsigned cache_mib);
 
 	/* One event batch, deduplicated on (device, stream, seq), inside the caller's
 	 * transaction; *acked gets the highest stored seq of that stream. */
