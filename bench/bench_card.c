@@ -12,7 +12,9 @@
  * deselect...), exchanges with the card, and bytes on the UART both ways (ACKs included),
  * whose 115 200-baud transfer time is the wire-time floor of DESIGN.md s.9. A plain card
  * and a random-ID card (GetCardUID under the sector's UID key, then the read key: libfreefare
- * does the same). Counts are exact; the times are informative (no wire model, shared
+ * does the same). libfreefare twice for the plain card: as its examples read a card
+ * (freefare_get_tags at every read, which re-initialises the reader) and as a lean program
+ * that lists the card once. Counts are exact; the times are informative (no wire model, shared
  * machine) and nothing here asserts a timing.
  */
 #define _GNU_SOURCE /* posix_openpt, ptsname, cfmakeraw */
@@ -263,15 +265,13 @@ static int freefare_auth(MifareTag tag, uint8_t key_no, uint8_t key[CARDLIB_AES_
 	return rc;
 }
 
-static void freefare_read_once(nfc_device *dev, const struct cardlib_keyset *ks, int random_id,
-                               const uint8_t real_uid[7])
+/* One read with a tag libfreefare knows: connect (it selects the card by its UID), select
+ * the application, authenticate, read, disconnect. */
+static void freefare_read_tag(MifareTag tag, const struct cardlib_keyset *ks, int random_id,
+                              const uint8_t real_uid[7])
 {
 	const struct cardlib_layout_sector *s = &ks->sectors[1];
 	uint8_t key[CARDLIB_AES_KEY_LEN], data[CARDLIB_LAYOUT_ID_LEN + 64];
-	MifareTag *tags = freefare_get_tags(dev);
-	if (!tags || !tags[0] || freefare_get_tag_type(tags[0]) != DESFIRE)
-		die("libfreefare: no DESFire in the field");
-	MifareTag tag = tags[0];
 	MifareDESFireAID aid = mifare_desfire_aid_new(ks->sys.aid);
 	int ok = mifare_desfire_connect(tag) == 0 &&
 	         mifare_desfire_select_application(tag, aid) == 0;
@@ -291,7 +291,44 @@ static void freefare_read_once(nfc_device *dev, const struct cardlib_keyset *ks,
 		die("libfreefare read failed: %s", freefare_strerror(tag));
 	mifare_desfire_disconnect(tag);
 	free(aid);
+}
+
+/* A read as libfreefare's examples do it: freefare_get_tags() lists the cards in the field
+ * (and re-initialises the reader: nfc_initiator_init) every time. */
+static void freefare_read_once(nfc_device *dev, const struct cardlib_keyset *ks, int random_id,
+                               const uint8_t real_uid[7])
+{
+	MifareTag *tags = freefare_get_tags(dev);
+	if (!tags || !tags[0] || freefare_get_tag_type(tags[0]) != DESFIRE)
+		die("libfreefare: no DESFire in the field");
+	freefare_read_tag(tags[0], ks, random_id, real_uid);
 	freefare_free_tags(tags);
+}
+
+/* The lean libfreefare program: the card listed once, then only connect .. disconnect per
+ * read. A plain card only: a random-ID card answers with a new UID at each activation, and
+ * libfreefare's connect selects by the UID it listed. */
+static void run_freefare_lean(struct emulated_reader *er, const struct cardlib_keyset *ks,
+                              const uint8_t real_uid[7], unsigned reads, struct measure *m)
+{
+	nfc_context *ctx = NULL;
+	nfc_init(&ctx);
+	nfc_device *dev = ctx ? nfc_open(ctx, er->connstring) : NULL;
+	if (!dev || nfc_initiator_init(dev) < 0)
+		die("libnfc cannot open %s", er->connstring);
+	MifareTag *tags = freefare_get_tags(dev);
+	if (!tags || !tags[0] || freefare_get_tag_type(tags[0]) != DESFIRE)
+		die("libfreefare: no DESFire in the field");
+	freefare_read_tag(tags[0], ks, 0, real_uid); /* warm-up */
+	struct wire_counts a = reader_counts(er);
+	double t0 = now_s();
+	for (unsigned i = 0; i < reads; i++)
+		freefare_read_tag(tags[0], ks, 0, real_uid);
+	double t = now_s() - t0;
+	per_read(m, a, reader_counts(er), t, reads);
+	freefare_free_tags(tags);
+	nfc_close(dev);
+	nfc_exit(ctx);
 }
 
 static void run_freefare(struct emulated_reader *er, const struct cardlib_keyset *ks, int random_id,
@@ -361,7 +398,7 @@ int main(int argc, char **argv)
 	bench_keyset(&ks, &ids);
 	struct emulated_reader er;
 	reader_start(&er);
-	struct measure c_plain = {0}, f_plain = {0}, c_random = {0}, f_random = {0};
+	struct measure c_plain = {0}, f_plain = {0}, c_random = {0}, f_random = {0}, f_lean = {0};
 	const char *images[2] = {plain_image, random_image};
 	for (int random_id = 0; random_id <= 1; random_id++) {
 		place_card(&er, images[random_id], uid, random_id);
@@ -375,6 +412,8 @@ int main(int argc, char **argv)
 		cardlib_reader_free(r);
 		run_cardlib(&er, &ks, reads, random_id ? &c_random : &c_plain);
 		run_freefare(&er, &ks, random_id, uid, reads, random_id ? &f_random : &f_plain);
+		if (!random_id)
+			run_freefare_lean(&er, &ks, uid, reads, &f_lean);
 	}
 	reader_stop(&er);
 	unlink(plain_image);
@@ -385,6 +424,7 @@ int main(int argc, char **argv)
 	       "emulated PN532 on a pty, libnfc pn532_uart\n\n",
 	       reads);
 	rows_for("plain", &c_plain, &f_plain);
+	rows_for("plain, lean libfreefare", &c_plain, &f_lean);
 	rows_for("random-ID", &c_random, &f_random);
 	bench_table_print(&g_table);
 	printf("\ncardlib's own count (selection + exchanges, DESIGN.md s.9): plain %.1f (budget "

@@ -7,7 +7,7 @@
  * list.pub.pem.
  *
  *   sync_probe --port P --bundle DIR [--events N] [--first-seq S] [--wait-push SEC]
- *              [--ack-wait SEC]
+ *              [--ack-wait SEC] [--batches K [--pause-ms MS]]
  *              [--expect-refused]
  *              [--forge-stat SITE,GATE,SECTOR,PRODUCT,OUTCOME,REASON,QUARTER_HOUR]...
  *              [--forge-use SECTOR,KEYHEX16,PRODUCT,COUNT,PERIOD]...
@@ -275,11 +275,14 @@ int main(int argc, char **argv)
 	        {"forge-stat", required_argument, NULL, 's'},
 	        {"forge-use", required_argument, NULL, 'u'},
 	        {"ack-wait", required_argument, NULL, 'a'},
+	        {"batches", required_argument, NULL, 'B'},
+	        {"pause-ms", required_argument, NULL, 'P'},
 	        {NULL, 0, NULL, 0},
 	};
 	const char *bundle = NULL;
 	unsigned port = 0, wait_push = 0;
 	size_t events = 0;
+	unsigned batches = 1, pause_ms = 0;
 	uint64_t first = 1;
 	int expect_refused = 0, opt;
 	char conf[600], ca[600], cert[600], key[600], pub[600], id[80], val[80];
@@ -316,6 +319,12 @@ int main(int argc, char **argv)
 			break;
 		case 'a':
 			ack_wait_s = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'B':
+			batches = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'P':
+			pause_ms = (unsigned)strtoul(optarg, NULL, 10);
 			break;
 		default:
 			return 2;
@@ -375,11 +384,18 @@ int main(int argc, char **argv)
 		ok = 1;
 		goto out;
 	}
-	if (events) {
-		sim_send_stats(&c, first, events, site, sector);
-		want_acked = first + events - 1;
+	/* --batches: one after the other in this one session, --pause-ms apart (the session
+	 * kept alive meanwhile: a close by the server fails the probe) */
+	for (unsigned b = 0; events && b < batches; b++) {
+		uint64_t from = first + (uint64_t)b * events;
+		sim_send_stats(&c, from, events, site, sector);
+		want_acked = from + events - 1;
 		if (sim_wait(&c, cond_synced, (int)ack_wait_s * 1000) != 1) {
-			fprintf(stderr, "sync_probe: batch not acknowledged: %s\n", c.why);
+			fprintf(stderr, "sync_probe: batch %u not acknowledged: %s\n", b + 1, c.why);
+			goto out;
+		}
+		if (pause_ms && sim_wait(&c, sim_cond_closed, (int)pause_ms) != 0) {
+			fprintf(stderr, "sync_probe: the server closed the session: %s\n", c.why);
 			goto out;
 		}
 	}
