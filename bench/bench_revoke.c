@@ -80,6 +80,19 @@ static int run(char *const argv[], const char *out_path)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
+/* run(), and the CPU seconds the child used (user + system). */
+static int run_cpu(char *const argv[], const char *out_path, double *cpu_s)
+{
+	pid_t pid = spawn(argv, out_path);
+	int status;
+	struct rusage ru;
+	if (pid < 0 || wait4(pid, &status, 0, &ru) < 0)
+		return -1;
+	*cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	         (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
 static void stop_server(void)
 {
 	if (g_server_pid > 0) {
@@ -119,7 +132,8 @@ static int cmp_double(const void *a, const void *b)
 
 /* --- the deployment ------------------------------------------------------------------- */
 
-static int build_deployment(const char *dir, size_t passes, size_t gates, double *import_s)
+static int build_deployment(const char *dir, size_t passes, size_t gates, double *import_s,
+                            double *import_cpu)
 {
 	char data[700], csv[700], bundle[700], name[32], out[700];
 	snprintf(data, sizeof(data), "%s/data", dir);
@@ -161,7 +175,7 @@ static int build_deployment(const char *dir, size_t passes, size_t gates, double
 	fprintf(stderr, "bench_revoke: importing %zu passes...\n", passes);
 	char *imp[] = {(char *)g_admin, "--data", data, "pass", "import", csv, NULL};
 	double t0 = sim_now();
-	int rc = run(imp, out);
+	int rc = run_cpu(imp, out, import_cpu);
 	*import_s = sim_now() - t0;
 	unlink(csv);
 	if (rc) {
@@ -511,7 +525,7 @@ int main(int argc, char **argv)
 	}
 	snprintf(data, sizeof(data), "%s/data", dir);
 	snprintf(stamp, sizeof(stamp), "%s/complete", dir);
-	double import_s = -1;
+	double import_s = -1, import_cpu = -1;
 	int rc = 1;
 	struct sim_ctl *c = NULL;
 	struct pollfd *pfd = NULL;
@@ -522,7 +536,7 @@ int main(int argc, char **argv)
 		snprintf(rm, sizeof(rm), "rm -rf '%s'", dir);
 		if (system(rm) != 0 || mkdir(dir, 0700) != 0)
 			return 1;
-		if (build_deployment(dir, passes, gates, &import_s) != 0)
+		if (build_deployment(dir, passes, gates, &import_s, &import_cpu) != 0)
 			goto out;
 		FILE *f = fopen(stamp, "w");
 		if (f)
@@ -698,9 +712,11 @@ int main(int argc, char **argv)
 	       passes, gates);
 	if (import_s >= 0)
 		printf("import of the deployment (citypass-admin pass import, %zu passes): %.1f s = "
-		       "%.1f s per 1 M (budget <= 30 s per 1 M: %s)\n",
+		       "%.1f s per 1 M (budget <= 30 s per 1 M: %s); CPU %.1f s = %.1f s per 1 M "
+		       "(the wall time counts the other work on this shared machine)\n",
 		       passes, import_s, import_s * 1e6 / (double)passes,
-		       import_s * 1e6 / (double)passes <= 30 ? "met" : "MISSED");
+		       import_s * 1e6 / (double)passes <= 30 ? "met" : "MISSED", import_cpu,
+		       import_cpu * 1e6 / (double)passes);
 	else
 		printf("import of the deployment: not run (the deployment was kept from an earlier "
 		       "run: remove %s to time it)\n",
