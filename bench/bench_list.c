@@ -468,6 +468,8 @@ static void load_rows(struct bench *b, int cold, double *ours_median)
 		struct proto_rights_profile p;
 		uint64_t t0 = now_ns();
 		check(proto_list_open_file(&l, b->list_path), "proto_list_open_file");
+		/* a gate decides from a list only once its signature is checked */
+		check(proto_list_verify(l, b->sig, b->sig_len, &b->policy), "proto_list_verify");
 		check(proto_list_lookup(l, key, &e, &p), "first proto_list_lookup");
 		ours[r] = secs_since(t0);
 		proto_list_close(l);
@@ -489,8 +491,8 @@ static void load_rows(struct bench *b, int cold, double *ours_median)
 	}
 	*ours_median = median(ours, LOAD_REPS);
 	bench_table_add_time(&g_table,
-	                     cold ? "load + 1st lookup, page cache dropped"
-	                          : "load + 1st lookup (median of 20)",
+	                     cold ? "load + verify + 1st lookup, cache dropped"
+	                          : "load + verify + 1st lookup (median of 20)",
 	                     *ours_median, median(base, LOAD_REPS));
 }
 
@@ -887,7 +889,8 @@ int main(int argc, char **argv)
 	       "file size: sqlite db after the checkpoint (WAL truncated).\n"
 	       "verify: ours = proto_list_verify on a freshly opened list (SHA-256 of the file +\n"
 	       "  ECDSA P-256 verify); sqlite = PRAGMA quick_check (it has no signature).\n"
-	       "load: ours = proto_list_open_file + 1st lookup; sqlite = sqlite3_open_v2\n"
+	       "load: ours = proto_list_open_file + proto_list_verify (the signature, as a gate\n"
+	       "  checks it before deciding) + 1st lookup; sqlite = sqlite3_open_v2\n"
 	       "  (read-only) + prepare SELECT + 1st lookup. Fresh handle each repetition; the\n"
 	       "  second row evicts both files with posix_fadvise(DONTNEED) first.\n"
 	       "lookup: %" PRIu32 " random keys (90 %% present, 10 %% absent) after %" PRIu32
@@ -905,19 +908,20 @@ int main(int argc, char **argv)
 	       (double)ru.ru_maxrss / 1024);
 
 	double entry_bytes = (double)(list_size - b.fixed_len) / b.n;
-	printf("\nDESIGN.md s.9 budgets (stated for 5 M passes; informative, not asserted):\n");
+	printf("\nDESIGN.md s.9 budgets (stated for 5 M passes; informative, not asserted; this is\n"
+	       "the format 1 file: a gate's format 2 store is bench_revoke's):\n");
 	printf("  list lookup p99 <= 10 us:           %" PRIu64 " ns  %s\n", p99,
-	       p99 <= 10000 ? "within" : "OVER");
+	       p99 <= 10000 ? "met" : "MISSED");
 	printf("  <= 16 B per pass (+ %zu B header):  %.3f B  %s\n", b.fixed_len, entry_bytes,
-	       entry_bytes <= 16.0 ? "within" : "OVER");
+	       entry_bytes <= 16.0 ? "met" : "MISSED");
 	printf("  5 M passes <= 80 MiB:               %.1f MiB for %" PRIu32 " passes  %s\n",
 	       (double)list_size / (1024 * 1024), b.n,
-	       (double)list_size * 5e6 / b.n <= 80.0 * 1024 * 1024 ? "within" : "OVER");
+	       (double)list_size * 5e6 / b.n <= 80.0 * 1024 * 1024 ? "met" : "MISSED");
 	printf("  load <= 0.5 s:                      %.3f ms warm, %.3f ms cold  %s\n",
 	       load_warm * 1e3, load_cold * 1e3,
-	       load_warm <= 0.5 && load_cold <= 0.5 ? "within" : "OVER");
+	       load_warm <= 0.5 && load_cold <= 0.5 ? "met" : "MISSED");
 	printf("  daily delta at 0.1 %% <= 256 KiB:    %.1f KiB  %s\n", (double)ch.delta_len / 1024,
-	       ch.delta_len <= 256 * 1024 ? "within" : "OVER");
+	       ch.delta_len <= 256 * 1024 ? "met" : "MISSED");
 
 	proto_keyring_free(b.ring);
 	proto_key_free(b.signer);

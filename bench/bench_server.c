@@ -2,18 +2,19 @@
  * bench_server.c — the sync server's two budgets of DESIGN.md section 9, each printed
  * beside a baseline measured in the same run:
  *
- * 1. Event ingestion with durable acks, against the raw batched sqlite insert rate.
+ * 1. Event ingestion with durable acks, against the raw batched sqlite insert rate, in
+ *    alternating phases sized so that each baseline phase takes >= 2 s.
  *    Baseline: the same rows (the rights database's `stats` table layout) inserted by
  *    1 000 per transaction, WAL, synchronous=FULL, no network. Ours: simulated controllers
  *    upload batches of 1 000 over TLS to citypass-server's library on the real sqlite
  *    backend (server_sync_backend_sqlite, a deployment made with citypass-admin), each
  *    batch acknowledged only after its commit. Goal: ratio >= 0.7.
  *
- * 2. Revocation latency: 1 000 controllers connected over TLS hold version N; a new
- *    version is published; time until every controller holds it (ListPublished + delta
- *    received and checked). Several rounds; p50 / p99 / max. Goal: p99 < 1 s. The
- *    in-memory backend stands in for the database here: the figure measures the server
- *    (polling, pushing, TLS), not sqlite.
+ * 2. The server's push alone: 1 000 controllers connected over TLS hold version N; a new
+ *    version appears in the in-memory backend; time until every controller holds it
+ *    (ListPublished + delta received). Several rounds; p50 / p99 / max. It measures the
+ *    server (polling, pushing, TLS), not the budget's revocation, which bench_revoke times
+ *    end to end (citypass-admin, sqlite, the real server binary).
  *
  *   bench_server [--admin PATH-TO-citypass-admin] [--controllers N] [--rows N] [--rounds N]
  * Without --admin the ingestion part is skipped (it needs a real deployment).
@@ -203,7 +204,8 @@ static double median3(double *v)
 	return v[1];
 }
 
-#define PHASES 3
+#define PHASES      3
+#define MIN_PHASE_S 2.0
 
 /*
  * The two measurements alternate (baseline, server, baseline, ...) in PHASES phases of
@@ -285,7 +287,18 @@ static int ingestion(const char *admin, const char *dir, size_t rows, size_t dev
 			goto out;
 		}
 	}
+	/* phases long enough that the ratio is stable: the baseline's phase takes >= 2 s (so
+	 * does ours, slower), whatever the machine; the calibration rows are not counted */
 	size_t per_dev = rows / devices / PHASES;
+	for (uint64_t cal = 1000000000ull;;) {
+		double t0 = sim_now();
+		if (baseline_phase(&base, cal, per_dev, devices) <= 0)
+			goto out;
+		cal += per_dev;
+		if (sim_now() - t0 >= MIN_PHASE_S)
+			break;
+		per_dev *= 2;
+	}
 	for (int p = 0; p < PHASES; p++) {
 		uint64_t first = 1 + (uint64_t)p * per_dev;
 		base_rate[p] = baseline_phase(&base, first, per_dev, devices);
@@ -296,9 +309,10 @@ static int ingestion(const char *admin, const char *dir, size_t rows, size_t dev
 	double b = median3(base_rate), o = median3(our_rate);
 	printf("ingestion: raw sqlite batched insert %.0f rows/s (WAL, synchronous=FULL, %d per "
 	       "transaction); sync server with durable acks %.0f rows/s (%zu controllers over "
-	       "TLS, real sqlite backend); medians of %d alternating phases: ratio %.2f (goal >= "
-	       "0.70: %s)\n",
-	       b, BATCH, o, devices, PHASES, o / b, o / b >= 0.7 ? "met" : "MISSED");
+	       "TLS, real sqlite backend); medians of %d alternating phases of %zu rows (the "
+	       "baseline's >= %.0f s each): ratio %.2f (goal >= 0.70: %s)\n",
+	       b, BATCH, o, devices, PHASES, per_dev * devices, MIN_PHASE_S, o / b,
+	       o / b >= 0.7 ? "met" : "MISSED");
 	rc = 0;
 out:
 	harness_stop(&h);
@@ -388,10 +402,11 @@ static int revocation(size_t n, unsigned rounds)
 	}
 	qsort(lat, nlat, sizeof(*lat), cmp_double);
 	double p50 = lat[nlat / 2], p99 = lat[(size_t)((double)nlat * 0.99)], max = lat[nlat - 1];
-	printf("revocation: %zu controllers x %u rounds, poll interval %u ms: p50 %.0f ms, p99 "
-	       "%.0f ms, max %.0f ms (budget p99 < 1000 ms: %s)\n",
-	       n, rounds, SERVER_SYNC_POLL_INTERVAL_MS, p50 * 1e3, p99 * 1e3, max * 1e3,
-	       p99 < 1.0 ? "met" : "MISSED");
+	printf("server push alone (in-memory backend, a 1 000-pass list, no admin command, no "
+	       "database): %zu controllers x %u rounds, poll interval %u ms: p50 %.0f ms, p99 "
+	       "%.0f ms, max %.0f ms (not the budget's figure: bench_revoke times the revocation "
+	       "end to end)\n",
+	       n, rounds, SERVER_SYNC_POLL_INTERVAL_MS, p50 * 1e3, p99 * 1e3, max * 1e3);
 	rc = 0;
 out:
 	harness_stop(&h);
