@@ -37,7 +37,7 @@ demo: build
 
 bench: deps
 	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release
-	cmake --build build-bench -j $(JOBS) --target bench_list bench_card bench_server bench_revoke bench_journal bench_engine \
+	cmake --build build-bench -j $(JOBS) --target bench_list bench_card bench_server bench_revoke bench_gate bench_journal bench_engine \
 		citypass-admin citypass-server citypass-hil citypass-controller citypass-token \
 		citypass-test-guard
 	cmake --build build-bench --target bench
