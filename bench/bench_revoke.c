@@ -699,29 +699,54 @@ int main(int argc, char **argv)
 		inst_b[n_inst++] = (double)sst.bytes_written;
 	}
 	/* a reconnect storm: every gate drops its connection at once (a network cut) and
-	 * comes back at once; the time until the server has welcomed them all again */
+	 * dials again at once; a gate the server drops (its handshake too slow in the crowd)
+	 * dials again after the controller's backoff (from 500 ms, doubling, jittered); the
+	 * time until the server has welcomed them all, and how many never got in (120 s) */
+	double *next_dial = calloc(gates, sizeof(*next_dial));
+	unsigned *backoff_ms = calloc(gates, sizeof(*backoff_ms));
+	if (!next_dial || !backoff_ms)
+		goto out;
 	for (size_t i = 0; i < gates; i++)
 		sim_disconnect(&c[i]);
 	double storm_t0 = sim_now(), storm_s = -1;
-	size_t storm_refused = 0;
+	size_t storm_refused = 0, redials = 0;
 	for (size_t i = 0; i < gates; i++) {
 		c[i].held = L.version;
+		backoff_ms[i] = 500;
 		if (sim_connect(&c[i], port) != 0 || sim_send_hello(&c[i], NULL) != 0)
-			storm_refused++;
+			next_dial[i] = storm_t0 + 0.5;
 	}
 	while (sim_now() - storm_t0 < 120) {
-		size_t back = 0, closed = 0;
+		size_t back = 0;
+		double now = sim_now();
 		for (size_t i = 0; i < gates; i++) {
-			back += c[i].welcomed && !c[i].closed;
-			closed += c[i].closed;
+			if (c[i].welcomed && !c[i].closed) {
+				back++;
+				continue;
+			}
+			if (!c[i].closed)
+				continue;
+			if (next_dial[i] == 0) { /* just dropped: back off */
+				next_dial[i] = now + backoff_ms[i] * (0.5 + (double)(rand() % 1000) / 2000) / 1e3;
+				if (backoff_ms[i] < 8000)
+					backoff_ms[i] *= 2;
+			} else if (now >= next_dial[i]) {
+				next_dial[i] = 0;
+				redials++;
+				if (sim_connect(&c[i], port) != 0 || sim_send_hello(&c[i], NULL) != 0)
+					c[i].closed = 1;
+			}
 		}
-		if (back + closed + storm_refused >= gates) {
+		if (back == gates) {
 			storm_s = sim_now() - storm_t0;
-			storm_refused += closed;
 			break;
 		}
 		step_all(c, gates, pfd, 20);
 	}
+	for (size_t i = 0; i < gates; i++)
+		storm_refused += !(c[i].welcomed && !c[i].closed);
+	free(next_dial);
+	free(backoff_ms);
 	/* the gates go, then the publisher alone (a full rebuild would send every gate a
 	 * snapshot) */
 	for (size_t i = 0; i < gates; i++)
@@ -802,14 +827,12 @@ int main(int argc, char **argv)
 	       "decision-ready %.0f ms (budget <= 500 ms at 10 M: %s)\n",
 	       open_s * 1e3, held_again, open_rc ? ", open FAILED" : "", exec_s * 1e3,
 	       exec_s >= 0 && exec_s <= 0.5 ? "met" : "MISSED");
-	if (storm_s >= 0)
-		printf("reconnect storm: %zu gates cut and back at once, all welcomed again in %.2f "
-		       "s; refused: %zu (budget: none refused for good, at 10 000 gates: %s at %zu)\n",
-		       gates, storm_s, storm_refused, storm_refused == 0 ? "met" : "MISSED", gates);
-	else
-		printf("reconnect storm: %zu gates cut and back at once: not all welcomed within "
-		       "120 s (MISSED)\n",
-		       gates);
+	printf("reconnect storm: %zu gates cut and dialling again at once (%zu re-dials after "
+	       "the controller's backoff): %s%.2f s until all were welcomed; never got in within "
+	       "120 s: %zu (budget: none refused for good, at 10 000 gates: %s at %zu; the "
+	       "gates' own TLS work runs here on the server's 2 cores)\n",
+	       gates, redials, storm_s >= 0 ? "" : "more than ", storm_s >= 0 ? storm_s : 120.0,
+	       storm_refused, storm_refused == 0 ? "met" : "MISSED", gates);
 	if (rss0 > 0 && rss1 > 0)
 		printf("server resident memory: %ld KiB idle, %ld KiB with %zu gates: %.1f KiB per "
 		       "connection (budget <= 40 KiB: %s)\n",
