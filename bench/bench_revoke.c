@@ -551,6 +551,7 @@ int main(int argc, char **argv)
 	snprintf(log, sizeof(log), "%s/server.log", dir);
 	snprintf(listen, sizeof(listen), "127.0.0.1:0");
 	char *srv[] = {(char *)g_server, "--data", data, "--listen", listen, NULL};
+	unlink(log); /* a kept deployment's last log names the last run's port */
 	g_server_pid = spawn(srv, log);
 	if (g_server_pid < 0 || wait_port(log, &port) != 0) {
 		fprintf(stderr, "bench_revoke: citypass-server did not start (%s)\n", log);
