@@ -576,6 +576,7 @@ static void pass_from_row(sqlite3_stmt *st, struct server_pass *o)
 	sq_copy_text(o->medium, sizeof(o->medium), st, 5);
 	o->replaced_by = sqlite3_column_int64(st, 6);
 	o->created = sqlite3_column_int64(st, 7);
+	o->import_id = 0; /* pass_add's input only: a pass read and added again is not imported */
 }
 
 static int sq_pass_get(void *ctx, int64_t id, struct server_pass *out)
