@@ -6,6 +6,7 @@
  * server can deduplicate on (device, sequence). The highest acknowledged sequence of each
  * stream is kept in `meta` in the same transaction as the deletion it causes.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -161,7 +162,9 @@ struct controller_journal {
 	 * restarts them at 1; a fresh epoch per open keeps every decision's name unique for
 	 * the server's deduplication (docs/controller.md, "A lost or restored journal"). */
 	int64_t epoch;
-	int wal_frames; /* WAL frames after this connection's last commit (deferred checkpoints) */
+	int wal_frames;  /* WAL frames after this connection's last commit (deferred checkpoints) */
+	char error[200]; /* sqlite's sentence behind the last CONTROLLER_ERR_SQLITE */
+	char sentence[256]; /* controller_journal_strerror's */
 };
 
 /* --- statement helpers ---------------------------------------------------------------- */
@@ -173,33 +176,41 @@ static sqlite3_stmt *stmt(struct controller_journal *j, enum stmt s)
 	return j->st[s];
 }
 
-static int step_done(sqlite3_stmt *s)
+/* CONTROLLER_ERR_SQLITE, with sqlite's own sentence kept for controller_journal_error():
+ * it is gone from the connection once the next statement (a ROLLBACK) has run. */
+static int sq_failed(struct controller_journal *j)
+{
+	snprintf(j->error, sizeof(j->error), "%s", sqlite3_errmsg(j->db));
+	return CONTROLLER_ERR_SQLITE;
+}
+
+static int step_done(struct controller_journal *j, sqlite3_stmt *s)
 {
 	int rc = sqlite3_step(s);
 	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : CONTROLLER_ERR_SQLITE;
+	return rc == SQLITE_DONE ? 0 : sq_failed(j);
 }
 
 /* A one-row, one-integer query; *v = 0 when it yields no row. */
-static int step_int(sqlite3_stmt *s, int64_t *v)
+static int step_int(struct controller_journal *j, sqlite3_stmt *s, int64_t *v)
 {
 	int rc = sqlite3_step(s);
 	*v = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
 	sqlite3_reset(s);
-	return (rc == SQLITE_ROW || rc == SQLITE_DONE) ? 0 : CONTROLLER_ERR_SQLITE;
+	return (rc == SQLITE_ROW || rc == SQLITE_DONE) ? 0 : sq_failed(j);
 }
 
 static int begin(struct controller_journal *j)
 {
-	return step_done(stmt(j, ST_BEGIN));
+	return step_done(j, stmt(j, ST_BEGIN));
 }
 
 static int finish(struct controller_journal *j, int rc)
 {
-	if (rc == 0 && (rc = step_done(stmt(j, ST_COMMIT))) == 0)
+	if (rc == 0 && (rc = step_done(j, stmt(j, ST_COMMIT))) == 0)
 		return 0;
 	if (!sqlite3_get_autocommit(j->db))
-		step_done(stmt(j, ST_ROLLBACK));
+		step_done(j, stmt(j, ST_ROLLBACK));
 	return rc;
 }
 
@@ -207,7 +218,7 @@ static int meta_get(struct controller_journal *j, const char *name, int64_t *v)
 {
 	sqlite3_stmt *s = stmt(j, ST_META_GET);
 	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-	return step_int(s, v);
+	return step_int(j, s, v);
 }
 
 static int meta_set(struct controller_journal *j, const char *name, int64_t v)
@@ -215,14 +226,14 @@ static int meta_set(struct controller_journal *j, const char *name, int64_t v)
 	sqlite3_stmt *s = stmt(j, ST_META_SET);
 	sqlite3_bind_int64(s, 1, v);
 	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
-	return step_done(s);
+	return step_done(j, s);
 }
 
 static int max_seq(struct controller_journal *j, const char *table, int64_t *v)
 {
 	sqlite3_stmt *s = stmt(j, ST_MAX_SEQ);
 	sqlite3_bind_text(s, 1, table, -1, SQLITE_STATIC);
-	return step_int(s, v);
+	return step_int(j, s, v);
 }
 
 /* --- open / close --------------------------------------------------------------------- */
@@ -237,33 +248,34 @@ static int configure(struct controller_journal *j)
 	                              "PRAGMA foreign_keys=OFF;";
 	sqlite3_busy_timeout(j->db, 5000);
 	if (sqlite3_exec(j->db, pragmas, NULL, NULL, NULL) != SQLITE_OK)
-		return CONTROLLER_ERR_SQLITE;
+		return sq_failed(j);
 	sqlite3_stmt *s;
 	if (sqlite3_prepare_v2(j->db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
-		return CONTROLLER_ERR_SQLITE;
+		return sq_failed(j);
 	int64_t version;
-	int rc = step_int(s, &version);
+	int rc = step_int(j, s, &version);
 	sqlite3_finalize(s);
 	if (rc)
 		return rc;
 	if (version < 0 || version > SCHEMA_VERSION)
 		return CONTROLLER_ERR_SCHEMA;
 	if (sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-		return CONTROLLER_ERR_SQLITE;
+		return sq_failed(j);
 	if ((version == 1 && sqlite3_exec(j->db, migrate_1_to_2, NULL, NULL, NULL) != SQLITE_OK) ||
 	    ((version == 1 || version == 2) &&
 	     sqlite3_exec(j->db, migrate_2_to_3, NULL, NULL, NULL) != SQLITE_OK) ||
 	    sqlite3_exec(j->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_exec(j->db, "PRAGMA user_version=3", NULL, NULL, NULL) != SQLITE_OK) {
+		int failed = sq_failed(j); /* before the ROLLBACK replaces sqlite's sentence */
 		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
-		return CONTROLLER_ERR_SQLITE;
+		return failed;
 	}
 	if (sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		return CONTROLLER_ERR_SQLITE;
+		return sq_failed(j);
 	for (int i = 0; i < ST_COUNT; i++)
 		if (sqlite3_prepare_v3(j->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &j->st[i],
 		                       NULL) != SQLITE_OK)
-			return CONTROLLER_ERR_SQLITE;
+			return sq_failed(j);
 	uint64_t e = 0;
 	if (getrandom(&e, sizeof(e), 0) != (ssize_t)sizeof(e))
 		return CONTROLLER_ERR_IO;
@@ -271,8 +283,11 @@ static int configure(struct controller_journal *j)
 	return 0;
 }
 
-int controller_journal_open(struct controller_journal **out, const char *path)
+int controller_journal_open_why(struct controller_journal **out, const char *path, char *why,
+                                size_t whylen)
 {
+	if (why && whylen)
+		why[0] = '\0';
 	if (!out || !path)
 		return CONTROLLER_ERR_ARG;
 	*out = NULL;
@@ -283,13 +298,33 @@ int controller_journal_open(struct controller_journal **out, const char *path)
 	                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 	                         NULL) == SQLITE_OK
 	                 ? configure(j)
-	                 : CONTROLLER_ERR_SQLITE;
+	                 : sq_failed(j);
 	if (rc) {
+		if (rc == CONTROLLER_ERR_SQLITE && why && whylen)
+			snprintf(why, whylen, "%s", j->error);
 		controller_journal_close(j);
 		return rc;
 	}
 	*out = j;
 	return 0;
+}
+
+int controller_journal_open(struct controller_journal **out, const char *path)
+{
+	return controller_journal_open_why(out, path, NULL, 0);
+}
+
+const char *controller_journal_error(const struct controller_journal *j)
+{
+	return j && j->error[0] ? j->error : "no sqlite error";
+}
+
+const char *controller_journal_strerror(struct controller_journal *j, int rc)
+{
+	if (rc != CONTROLLER_ERR_SQLITE || !j || !j->error[0])
+		return controller_strerror(rc);
+	snprintf(j->sentence, sizeof(j->sentence), "%s: %s", controller_strerror(rc), j->error);
+	return j->sentence;
 }
 
 void controller_journal_close(struct controller_journal *j)
@@ -323,7 +358,7 @@ static int insert_event(struct controller_journal *j, const struct controller_ev
 	sqlite3_bind_int(s, 7, ev->reason);
 	sqlite3_bind_int64(s, 8, j->epoch);
 	sqlite3_bind_int(s, 9, ev->pending);
-	int rc = step_done(s);
+	int rc = step_done(j, s);
 	if (rc)
 		return rc;
 	if (seq)
@@ -338,7 +373,7 @@ static int insert_event(struct controller_journal *j, const struct controller_ev
 		sqlite3_bind_int(s, 6, ev->period);
 		sqlite3_bind_int64(s, 7, ev->period_number);
 		sqlite3_bind_int64(s, 8, j->epoch);
-		if ((rc = step_done(s)))
+		if ((rc = step_done(j, s)))
 			return rc;
 		if (seq)
 			seq->consumption = (uint64_t)sqlite3_last_insert_rowid(j->db);
@@ -348,14 +383,14 @@ static int insert_event(struct controller_journal *j, const struct controller_ev
 		sqlite3_bind_blob(s, 1, ev->key, PROTO_LIST_KEY_LEN, SQLITE_STATIC);
 		sqlite3_bind_int64(s, 2, ev->qr_step);
 		sqlite3_bind_int64(s, 3, ev->qr_expires);
-		if ((rc = step_done(s)))
+		if ((rc = step_done(j, s)))
 			return rc;
 	}
 	if (ev->remember_grant && !ev->pending) { /* a pending grant is remembered when settled */
 		s = stmt(j, ST_UPSERT_PASSBACK);
 		sqlite3_bind_blob(s, 1, ev->key, PROTO_LIST_KEY_LEN, SQLITE_STATIC);
 		sqlite3_bind_int64(s, 2, ev->at);
-		rc = step_done(s);
+		rc = step_done(j, s);
 	}
 	return rc;
 }
@@ -411,7 +446,7 @@ int controller_journal_fetch_stats(struct controller_journal *j, struct controll
 	}
 	sqlite3_reset(s);
 	*n = k;
-	return rc == SQLITE_DONE ? 0 : CONTROLLER_ERR_SQLITE;
+	return rc == SQLITE_DONE ? 0 : sq_failed(j);
 }
 
 int controller_journal_fetch_consumption(struct controller_journal *j,
@@ -438,7 +473,7 @@ int controller_journal_fetch_consumption(struct controller_journal *j,
 	}
 	sqlite3_reset(s);
 	*n = k;
-	return rc == SQLITE_DONE ? 0 : CONTROLLER_ERR_SQLITE;
+	return rc == SQLITE_DONE ? 0 : sq_failed(j);
 }
 
 int controller_journal_ack(struct controller_journal *j, enum controller_stream stream,
@@ -464,7 +499,7 @@ int controller_journal_ack(struct controller_journal *j, enum controller_stream 
 			sqlite3_bind_int64(s, 1, now);
 			sqlite3_bind_int64(s, 2, (sqlite3_int64)seq);
 		}
-		rc = step_done(s);
+		rc = step_done(j, s);
 		if (!rc)
 			rc = meta_set(j, mark, (int64_t)seq);
 	}
@@ -490,7 +525,7 @@ int controller_journal_ack_epoch(struct controller_journal *j, enum controller_s
 			sqlite3_bind_int64(s, 2, epoch);
 			sqlite3_bind_int64(s, 3, (sqlite3_int64)seq);
 		}
-		rc = step_done(s);
+		rc = step_done(j, s);
 	}
 	if (!rc && changed)
 		*changed = (uint64_t)sqlite3_changes(j->db);
@@ -536,24 +571,24 @@ int controller_journal_settle(struct controller_journal *j, uint64_t stat_seq,
 	 * taken as done anyway (controller_journal_settle_orphans), so this commit need not
 	 * wait for the disk. Undone: a row that must never reach the server, on disk now. */
 	if (done && sqlite3_exec(j->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK)
-		return CONTROLLER_ERR_SQLITE;
+		return sq_failed(j);
 	int rc = begin(j);
 	sqlite3_stmt *s;
 	if (!rc) {
 		s = stmt(j, done ? ST_SETTLE_DONE : ST_SETTLE_UNDONE);
 		sqlite3_bind_int64(s, 1, (sqlite3_int64)stat_seq);
-		rc = step_done(s);
+		rc = step_done(j, s);
 	}
 	if (!rc && done && ev->remember_grant) {
 		s = stmt(j, ST_UPSERT_PASSBACK);
 		sqlite3_bind_blob(s, 1, ev->key, PROTO_LIST_KEY_LEN, SQLITE_STATIC);
 		sqlite3_bind_int64(s, 2, ev->at);
-		rc = step_done(s);
+		rc = step_done(j, s);
 	}
 	rc = finish(j, rc);
 	if (done && sqlite3_exec(j->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK &&
 	    rc == 0)
-		rc = CONTROLLER_ERR_SQLITE;
+		rc = sq_failed(j);
 	return rc;
 }
 
@@ -563,7 +598,7 @@ int controller_journal_settle_orphans(struct controller_journal *j, uint64_t *n)
 		return CONTROLLER_ERR_ARG;
 	int rc = begin(j);
 	if (!rc)
-		rc = step_done(stmt(j, ST_SETTLE_ORPHANS));
+		rc = step_done(j, stmt(j, ST_SETTLE_ORPHANS));
 	if (!rc && n)
 		*n = (uint64_t)sqlite3_changes(j->db);
 	return finish(j, rc);
@@ -610,7 +645,7 @@ int controller_journal_local_uses(struct controller_journal *j,
 	sqlite3_bind_int(s, 5, known);
 	sqlite3_bind_int64(s, 6, position);
 	int64_t v;
-	rc = step_int(s, &v);
+	rc = step_int(j, s, &v);
 	*uses = rc ? 0 : (v > UINT32_MAX ? UINT32_MAX : (uint32_t)v);
 	return rc;
 }
@@ -626,7 +661,7 @@ int controller_journal_ack_position(struct controller_journal *j, int64_t epoch,
 	sqlite3_bind_int64(s, 1, (int64_t)position);
 	sqlite3_bind_int64(s, 2, epoch);
 	sqlite3_bind_int64(s, 3, (int64_t)seq);
-	return step_done(s);
+	return step_done(j, s);
 }
 
 int controller_journal_set_list_position(struct controller_journal *j, uint64_t version,
@@ -649,7 +684,7 @@ int controller_journal_last_grant(struct controller_journal *j,
 		return CONTROLLER_ERR_ARG;
 	sqlite3_stmt *s = stmt(j, ST_LAST_GRANT);
 	sqlite3_bind_blob(s, 1, key, PROTO_LIST_KEY_LEN, SQLITE_STATIC);
-	return step_int(s, at);
+	return step_int(j, s, at);
 }
 
 int controller_journal_counters(struct controller_journal *j, const struct controller_pass *pass,
@@ -694,17 +729,17 @@ int controller_journal_purge(struct controller_journal *j, int64_t now,
 		sqlite3_bind_int64(s, 1, list->issued_at);
 		sqlite3_bind_int(s, 2, known);
 		sqlite3_bind_int64(s, 3, position);
-		rc = step_done(s);
+		rc = step_done(j, s);
 	}
 	if (!rc) {
 		s = stmt(j, ST_COUNT_UNACKED_OLD);
 		sqlite3_bind_int64(s, 1, horizon);
-		rc = step_int(s, &lost);
+		rc = step_int(j, s, &lost);
 	}
 	if (!rc) {
 		s = stmt(j, ST_PURGE_OLD);
 		sqlite3_bind_int64(s, 1, horizon);
-		rc = step_done(s);
+		rc = step_done(j, s);
 	}
 	if (!rc && lost > 0 && !(rc = meta_get(j, "consumption_purged_unacked", &purged_before)))
 		rc = meta_set(j, "consumption_purged_unacked", purged_before + lost);
@@ -714,12 +749,12 @@ int controller_journal_purge(struct controller_journal *j, int64_t now,
 		int64_t apb_horizon = now - (int64_t)antipassback_minutes * 60;
 		s = stmt(j, ST_PURGE_PASSBACK);
 		sqlite3_bind_int64(s, 1, apb_horizon > horizon ? apb_horizon : horizon);
-		rc = step_done(s);
+		rc = step_done(j, s);
 	}
 	if (!rc) { /* a QR code past its window cannot be replayed: it is forgotten */
 		s = stmt(j, ST_PURGE_QR);
 		sqlite3_bind_int64(s, 1, now);
-		rc = step_done(s);
+		rc = step_done(j, s);
 	}
 	return finish(j, rc);
 }
@@ -752,7 +787,7 @@ int controller_journal_checkpoint_due(struct controller_journal *j)
 		return 0;
 	int rc = sqlite3_wal_checkpoint_v2(j->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-		return CONTROLLER_ERR_SQLITE;
+		return sq_failed(j);
 	j->wal_frames = 0;
 	return 0;
 }
@@ -765,7 +800,7 @@ int controller_journal_remember_grant(struct controller_journal *j,
 	sqlite3_stmt *s = stmt(j, ST_REMEMBER_GRANT);
 	sqlite3_bind_blob(s, 1, key, PROTO_LIST_KEY_LEN, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, at);
-	return step_done(s);
+	return step_done(j, s);
 }
 
 int controller_journal_qr_seen(struct controller_journal *j, const uint8_t key[PROTO_LIST_KEY_LEN],
@@ -778,7 +813,7 @@ int controller_journal_qr_seen(struct controller_journal *j, const uint8_t key[P
 	sqlite3_bind_int64(s, 2, step);
 	sqlite3_bind_int64(s, 3, now);
 	int64_t n = 0;
-	int rc = step_int(s, &n);
+	int rc = step_int(j, s, &n);
 	*seen = n > 0;
 	return rc;
 }
@@ -788,9 +823,9 @@ int controller_journal_stats(struct controller_journal *j, struct controller_jou
 	if (!j || !st)
 		return CONTROLLER_ERR_ARG;
 	int64_t v[5];
-	int rc = step_int(stmt(j, ST_PENDING_STATS), &v[0]);
+	int rc = step_int(j, stmt(j, ST_PENDING_STATS), &v[0]);
 	if (!rc)
-		rc = step_int(stmt(j, ST_PENDING_CONSUMPTION), &v[1]);
+		rc = step_int(j, stmt(j, ST_PENDING_CONSUMPTION), &v[1]);
 	if (!rc)
 		rc = meta_get(j, "stat_acked", &v[2]);
 	if (!rc)

@@ -73,7 +73,7 @@ static void qr_line(struct controller_reader_loop *l, const char *line, size_t l
 			controller_log(LOG_ERR,
 			               "journal: QR codes already used unknown (%s): tap "
 			               "refused",
-			               controller_strerror(jrc));
+			               controller_journal_strerror(l->p.journal, jrc));
 			panel_show(&l->panel, false, CONTROLLER_LED_AMBER, MSG_OUT_OF_SERVICE);
 		} else if (seen) {
 			t.qr = false; /* already remembered */

@@ -67,7 +67,7 @@ static int journal_decision(struct controller_reader_loop *l, const struct contr
 	int rc = controller_journal_append(l->p.journal, ev, seq);
 	if (rc != 0) {
 		controller_log(LOG_ERR, "journal append failed (%s): tap refused",
-		               controller_strerror(rc));
+		               controller_journal_strerror(l->p.journal, rc));
 		panel_show(&l->panel, false, CONTROLLER_LED_AMBER, MSG_OUT_OF_SERVICE);
 	}
 	return rc;
@@ -152,10 +152,11 @@ static void maybe_purge(struct controller_reader_loop *l, uint64_t version, int6
 	int rc = controller_journal_purge(l->p.journal, floor, &mark, l->cfg->retention_days,
 	                                  l->cfg->policy.antipassback_minutes);
 	if (rc)
-		controller_log(LOG_WARNING, "journal purge failed: %s", controller_strerror(rc));
+		controller_log(LOG_WARNING, "journal purge failed: %s",
+		               controller_journal_strerror(l->p.journal, rc));
 	if (l->p.clock && (rc = controller_journal_set_time_floor(l->p.journal, floor)) != 0)
 		controller_log(LOG_WARNING, "journal: keeping the time floor failed: %s",
-		               controller_strerror(rc));
+		               controller_journal_strerror(l->p.journal, rc));
 	l->purged_version = version;
 	l->purged_at = now;
 }
@@ -180,7 +181,7 @@ void tap_housekeeping(struct controller_reader_loop *l)
 	int rc = controller_journal_checkpoint_due(l->p.journal);
 	if (rc)
 		controller_log(LOG_WARNING, "journal checkpoint failed: %s",
-		               controller_strerror(rc));
+		               controller_journal_strerror(l->p.journal, rc));
 }
 
 /*
@@ -234,7 +235,7 @@ static void debit_and_act(struct controller_reader_loop *l, struct tap *t,
 		int src = controller_journal_settle(l->p.journal, seq.stat, &ev, false);
 		if (src != 0) /* left pending: taken as done at the next start (counted once) */
 			controller_log(LOG_ERR, "journal: cannot withdraw decision %" PRIu64 ": %s",
-			               seq.stat, controller_strerror(src));
+			               seq.stat, controller_journal_strerror(l->p.journal, src));
 		l->unsure_commit.active = tap_error_is_transport(rc);
 		memcpy(l->unsure_commit.key, t->key, sizeof(t->key));
 		l->unsure_commit.value_before = t->card_read.value;
@@ -245,7 +246,7 @@ static void debit_and_act(struct controller_reader_loop *l, struct tap *t,
 	rc = controller_journal_settle(l->p.journal, seq.stat, &ev, true);
 	if (rc != 0) /* the row stays pending, taken as done at the next start: still counted */
 		controller_log(LOG_ERR, "journal: cannot settle decision %" PRIu64 ": %s", seq.stat,
-		               controller_strerror(rc));
+		               controller_journal_strerror(l->p.journal, rc));
 	(void)remaining;
 	act(l, t, d, &ev, &seq);
 }
@@ -304,7 +305,7 @@ void tap_decide(struct controller_reader_loop *l, struct tap *t)
 		                                     &in.local);
 		if (rc != 0) {
 			controller_log(LOG_ERR, "journal counters failed (%s): tap refused",
-			               controller_strerror(rc));
+			               controller_journal_strerror(l->p.journal, rc));
 			panel_show(&l->panel, false, CONTROLLER_LED_AMBER, MSG_OUT_OF_SERVICE);
 			return;
 		}

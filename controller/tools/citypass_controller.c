@@ -355,9 +355,12 @@ static int run(struct controller_config *cfg, bool first)
 	trust_update(&sh); /* from here on: the newest key, and the held list's own */
 	char journal_path[CONTROLLER_PATH_MAX + 32];
 	snprintf(journal_path, sizeof(journal_path), "%s/journal.db", cfg->state_dir);
-	rc = controller_journal_open(&journal, journal_path);
+	char why[200];
+	rc = controller_journal_open_why(&journal, journal_path, why, sizeof(why));
 	if (rc != 0) {
-		snprintf(err, sizeof(err), "journal %s: %s", journal_path, controller_strerror(rc));
+		/* sqlite's cause, not only "journal database error" (issue 14) */
+		snprintf(err, sizeof(err), "journal %s: %s%s%s", journal_path,
+		         controller_strerror(rc), why[0] ? ": " : "", why);
 		goto out;
 	}
 	int64_t kept_floor = 0;
@@ -372,7 +375,8 @@ static int run(struct controller_config *cfg, bool first)
 	uint64_t orphans = 0;
 	rc = controller_journal_settle_orphans(journal, &orphans);
 	if (rc != 0) {
-		snprintf(err, sizeof(err), "journal %s: %s", journal_path, controller_strerror(rc));
+		snprintf(err, sizeof(err), "journal %s: %s", journal_path,
+		         controller_journal_strerror(journal, rc));
 		goto out;
 	}
 	if (orphans)

@@ -445,6 +445,33 @@ static void test_bad_arguments(void **state)
 	assert_string_equal(controller_strerror(CONTROLLER_ERR_SQLITE), "journal database error");
 }
 
+/* sqlite's own cause reaches the sentence the operator reads (issue 14): not only
+ * "journal database error", but what sqlite said, at open and after a failed call. */
+static void test_sqlite_cause_carried_up(void **state)
+{
+	struct env *e = *state;
+	char path[128], why[200];
+	snprintf(path, sizeof(path), "%s/not-a-journal.db", e->dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	for (int i = 0; i < 64; i++)
+		fputs("this is not a database, whatever its name says\n", f);
+	fclose(f);
+	struct controller_journal *j = NULL;
+	assert_int_equal(controller_journal_open_why(&j, path, why, sizeof(why)),
+	                 CONTROLLER_ERR_SQLITE);
+	assert_null(j);
+	print_message("open: %s\n", why);
+	assert_non_null(strstr(why, "not a database"));
+	assert_int_equal(
+	        controller_journal_open_why(&j, "/nonexistent-dir/x/journal.db", why, sizeof(why)),
+	        CONTROLLER_ERR_SQLITE);
+	assert_non_null(strstr(why, "unable to open"));
+	/* a code that is not sqlite's keeps its own sentence */
+	assert_string_equal(controller_journal_strerror(e->j, CONTROLLER_ERR_ARG),
+	                    "invalid argument");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -462,6 +489,7 @@ int main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_checkpoints_deferred_to_idle, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_sqlite_cause_carried_up, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

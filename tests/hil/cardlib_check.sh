@@ -62,16 +62,16 @@ expect_in "$out" "GetCardUID" "libfreefare took the UID-key path"
 
 # (c)
 out=$(tool gate read 2) && fail "a sector the pass does not carry was read: $out"
-expect_in "$out" "error=-12 " "a sector not on the card is AUTH"
+expect_in "$out" "error=-212 " "a sector not on the card is AUTH"
 ctl place gate classic >/dev/null
 out=$(tool gate read 0) && fail "MIFARE Classic was read: $out"
-expect_in "$out" "error=-10 " "MIFARE Classic is NOT_DESFIRE"
+expect_in "$out" "error=-210 " "MIFARE Classic is NOT_DESFIRE"
 ctl place gate uid-only >/dev/null
 out=$(tool gate read 0) && fail "a UID-only tag was read: $out"
-expect_in "$out" "error=-10 " "a UID-only tag is NOT_DESFIRE"
+expect_in "$out" "error=-210 " "a UID-only tag is NOT_DESFIRE"
 ctl place gate desfire "$BENCH_DIR/blank.card" picc-aes >/dev/null
 out=$(tool gate read 0) && fail "a blank card was read: $out"
-expect_in "$out" "error=-11 " "a blank DESFire is APP_MISSING"
+expect_in "$out" "error=-211 " "a blank DESFire is APP_MISSING"
 # a card as NXP ships it (DES PICC key) is issued; another system's card is refused
 ctl place gate desfire "$BENCH_DIR/des.card" uid=04D0D0D0D0D0D0 >/dev/null
 out=$(tool gate personalise) || fail "a factory DES card was not issued: $out"
@@ -84,5 +84,5 @@ end
 CARD
 ctl place gate desfire "$BENCH_DIR/foreign.card" >/dev/null
 out=$(tool gate personalise) && fail "another system's card was issued: $out"
-expect_in "$out" "error=-21 " "a PICC key neither factory nor ours is CARD_FOREIGN"
+expect_in "$out" "error=-221 " "a PICC key neither factory nor ours is CARD_FOREIGN"
 echo "cardlib layout check passed"

@@ -48,7 +48,7 @@ expect_in "$out" "^status 0 .*flags 1\$" "listed active, entries on the card"
 sed 's/^slot 0$/slot 2/; s/^sector 1$/sector 3/' "$BENCH_DIR/bp/card-sector.key" >"$BENCH_DIR/wrong.key"
 mkdir "$BENCH_DIR/bw" && cp "$BENCH_DIR/wrong.key" "$BENCH_DIR/bw/card-sector.key"
 out=$(gate_read "$BENCH_DIR/bw") && fail "a sector key opened another sector: $out"
-expect_in "$out" "error=-12 " "another sector's file needs its own key"
+expect_in "$out" "error=-212 " "another sector's file needs its own key"
 ctl remove gate >/dev/null
 echo "ok - pass issue --reader: card personalised and read back at the gates"
 

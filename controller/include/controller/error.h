@@ -1,10 +1,11 @@
 /*
  * controller/error.h — error codes of the controller core (list store, journal, clock).
  *
- * Functions return 0 or a negative code. Codes of proto/error.h pass through unchanged
- * (a refused list keeps its precise cause: rollback, signature, base...); the controller's
- * own causes start at -100 so the two ranges never collide. controller_strerror() names
- * both.
+ * Functions return 0 or a negative code. Codes of proto/error.h (-1 to -99) pass through
+ * unchanged (a refused list keeps its precise cause: rollback, signature, base...); the
+ * controller's own causes are -100 to -199 and cardlib's -200 to -299, so no two parts'
+ * codes collide. controller_strerror() names the controller's and proto's (the core links
+ * no cardlib: the reader loop names a card's with cardlib_strerror()).
  */
 #ifndef CONTROLLER_ERROR_H
 #define CONTROLLER_ERROR_H

@@ -120,6 +120,16 @@ struct controller_journal_stats {
 
 /* Open or create the journal database at `path` (WAL, synchronous=FULL). */
 int controller_journal_open(struct controller_journal **out, const char *path);
+/* The same, and when it fails with CONTROLLER_ERR_SQLITE, sqlite's own sentence ("file is
+ * not a database", "database or disk is full") in why: the cause the operator reads. */
+int controller_journal_open_why(struct controller_journal **out, const char *path, char *why,
+                                size_t whylen);
+/* sqlite's sentence behind this journal's last CONTROLLER_ERR_SQLITE (never NULL). */
+const char *controller_journal_error(const struct controller_journal *j);
+/* The sentence for rc returned by this journal: controller_strerror(rc), and for
+ * CONTROLLER_ERR_SQLITE sqlite's cause after it ("journal database error: database or disk
+ * is full"). Valid until the next call on j; j's thread only, as every journal call. */
+const char *controller_journal_strerror(struct controller_journal *j, int rc);
 void controller_journal_close(struct controller_journal *j);
 
 /* Append one decision durably. seq may be NULL. */
