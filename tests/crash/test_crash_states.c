@@ -26,6 +26,7 @@
  * Usage: test_crash_states   env: ADMIN CONTROLLER (the real binaries)
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -532,13 +533,10 @@ static int check_state(void *ctx, const struct crash_state *st, const char *dir)
 
 /* --- main ----------------------------------------------------------------------------------- */
 
-int main(void)
+/* The exploration, in a child of main(): its temp directory is removed by the parent
+ * however the child ends (die(), a sanitizer's abort, a crash, a signal). */
+static int explore(void)
 {
-	controller = getenv("CONTROLLER");
-	snprintf(root, sizeof(root), "%s/crash-XXXXXX",
-	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	if (!mkdtemp(root))
-		die("mkdtemp: %s", strerror(errno));
 	snprintf(state_dir, sizeof(state_dir), "%s/state", root);
 	snprintf(base_dir, sizeof(base_dir), "%s/base", root);
 	snprintf(crash_dir, sizeof(crash_dir), "%s/crash", root);
@@ -594,10 +592,6 @@ int main(void)
 		die("exploring the states failed");
 	printf("crash states explored: %ld (%ld of them during a list install), violations: %ld\n",
 	       t.states, t.list_states, t.violations);
-	if (!getenv("KEEP_TMP"))
-		sh("rm -rf %s", root);
-	else
-		printf("kept %s\n", root);
 	crash_record_reset();
 	for (int v = 1; v <= 3; v++) {
 		fixture_v2_free(&lv[v]);
@@ -605,4 +599,52 @@ int main(void)
 	}
 	fixture_free(&fx);
 	return t.violations == 0 ? 0 : 1;
+}
+
+static volatile sig_atomic_t child_pid;
+
+/* SIGTERM/SIGINT/SIGHUP (a test timeout, ^C): passed to the child, then cleaned up as any end */
+static void forward_signal(int sig)
+{
+	if (child_pid > 0)
+		kill((pid_t)child_pid, sig);
+}
+
+int main(void)
+{
+	controller = getenv("CONTROLLER");
+	snprintf(root, sizeof(root), "%s/crash-XXXXXX",
+	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	if (!mkdtemp(root))
+		die("mkdtemp: %s", strerror(errno));
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		rmdir(root);
+		die("fork: %s", strerror(errno));
+	}
+	if (pid == 0)
+		exit(explore());
+
+	child_pid = pid;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = forward_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	int status = 0;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!getenv("KEEP_TMP"))
+		sh("rm -rf '%s'", root);
+	else
+		printf("kept %s\n", root);
+	if (WIFSIGNALED(status)) {
+		fprintf(stderr, "test_crash_states: the exploration ended by signal %d\n",
+		        WTERMSIG(status));
+		return 128 + WTERMSIG(status);
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }
