@@ -25,12 +25,15 @@
  *
  * Usage: test_crash_states   env: ADMIN CONTROLLER (the real binaries)
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -610,17 +613,55 @@ static void forward_signal(int sig)
 		kill((pid_t)child_pid, sig);
 }
 
+/* A run killed with SIGKILL (ctest's timeout kills the test's whole tree so) cannot clean
+ * up: its directory is removed by the next run. Each run holds a lock on its directory's
+ * .owner while it lives; a directory whose .owner nobody holds is a dead run's. Runs of
+ * other trees sharing TMPDIR hold theirs, and are left alone. */
+static void sweep_dead_runs(const char *tmp)
+{
+	DIR *d = opendir(tmp);
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		char owner[600];
+		if (strncmp(e->d_name, "crash-", 6) != 0)
+			continue;
+		snprintf(owner, sizeof(owner), "%s/%s/.owner", tmp, e->d_name);
+		int fd = open(owner, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue; /* not one of ours, or a run just starting */
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			fprintf(stderr, "test_crash_states: removing %s/%s, left by a killed run\n",
+			        tmp, e->d_name);
+			sh("rm -rf '%s/%s'", tmp, e->d_name);
+		}
+		close(fd);
+	}
+	if (d)
+		closedir(d);
+}
+
 int main(void)
 {
+	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	controller = getenv("CONTROLLER");
-	snprintf(root, sizeof(root), "%s/crash-XXXXXX",
-	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	sweep_dead_runs(tmp);
+	snprintf(root, sizeof(root), "%s/crash-XXXXXX", tmp);
 	if (!mkdtemp(root))
 		die("mkdtemp: %s", strerror(errno));
+	/* locked before it is named .owner: a sweep never sees it unlocked while this lives */
+	char owner[300], owner_tmp[300];
+	snprintf(owner, sizeof(owner), "%s/.owner", root);
+	snprintf(owner_tmp, sizeof(owner_tmp), "%s/.owner.new", root);
+	int owner_fd = open(owner_tmp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (owner_fd < 0 || flock(owner_fd, LOCK_EX) != 0 || rename(owner_tmp, owner) != 0) {
+		int err = errno;
+		sh("rm -rf '%s'", root);
+		die("%s: %s", owner, strerror(err));
+	}
 	fflush(NULL);
 	pid_t pid = fork();
 	if (pid < 0) {
-		rmdir(root);
+		sh("rm -rf '%s'", root);
 		die("fork: %s", strerror(errno));
 	}
 	if (pid == 0)
