@@ -139,12 +139,16 @@ enrol() {
 # start_controller READER : one controller; its pid goes to CTRL_PID_<reader>
 start_controller() {
 	# CTRL_WRAP: a command prefix, e.g. "env LD_PRELOAD=... FAKETIME=-400d" (clock tests)
+	# a restart appends to the same log: only this start's lines count
+	_from=$(($(cat "$T/ctl-$1.log" 2>/dev/null | wc -l) + 1))
 	${CTRL_WRAP:-} "$CONTROLLER" --config "$T/$1.conf" >>"$T/ctl-$1.log" 2>&1 &
 	_pid=$!
 	CTRL_PIDS="$CTRL_PIDS $_pid"
 	eval "CTRL_PID_$(echo "$1" | tr -- - _)=$_pid"
-	wait_for 10 grep -q "started\|cannot start" "$T/ctl-$1.log" || fail "controller $1 silent"
-	grep -q "cannot start" "$T/ctl-$1.log" && fail "controller $1: $(grep 'cannot start' "$T/ctl-$1.log")"
+	_this_start() { tail -n "+$_from" "$T/ctl-$1.log" | grep -q "$2"; }
+	wait_for 10 _this_start "$1" "started\|cannot start" || fail "controller $1 silent"
+	_this_start "$1" "cannot start" &&
+		fail "controller $1: $(tail -n "+$_from" "$T/ctl-$1.log" | grep 'cannot start')"
 	return 0
 }
 

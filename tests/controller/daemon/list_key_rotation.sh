@@ -94,7 +94,7 @@ expect "$out" "relay=open led=green" "pool-1 restarted offline decides from its 
 stop_controller pool-2
 printf 'not a chain' >"$T/state-pool-2/list-keys.chain"
 start_controller pool-2
-grep -q "list-keys.chain: .*moved to" "$T/ctl-pool-2.log" ||
+wait_for 10 grep -q "list-keys.chain: .*moved to" "$T/ctl-pool-2.log" ||
 	fail "a tampered chain file was not set aside: $(tail -5 "$T/ctl-pool-2.log")"
 out=$(tap pool-2 desfire "$T/c.card")
 expect "$out" "led=red" "offline, without its chain, pool-2 cannot trust its list"
