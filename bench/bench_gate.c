@@ -165,11 +165,11 @@ int main(int argc, char **argv)
 	fixture_init(&f);
 	struct proto_list_entry *e = calloc(passes, sizeof(*e));
 	char *init[] = {(char *)admin, "--data", data, "init", "--server-name", "localhost", NULL};
-	char *site[] = {(char *)admin, "--data", data, "site", "add", "pool-bench", "--sector",
-	                "pool", NULL};
-	char *dev[] = {(char *)admin, "--data", data,         "device", "add",    "gate-1",
-	               "--site",      "pool-bench", "--server",  "127.0.0.1:1", "--out", bundle,
-	               NULL};
+	char *site[] = {(char *)admin, "--data",   data,   "site", "add",
+	                "pool-bench",  "--sector", "pool", NULL};
+	char *dev[] = {(char *)admin, "--data", data,         "device",   "add",
+	               "gate-1",      "--site", "pool-bench", "--server", "127.0.0.1:1",
+	               "--out",       bundle,   NULL};
 	if (!e || run(init) || run(site) || run(dev) || unlink(pub) != 0 ||
 	    proto_key_write_public_pem(f.signer, pub) != 0) {
 		fprintf(stderr, "bench_gate: cannot make the device bundle\n");
@@ -178,8 +178,9 @@ int main(int argc, char **argv)
 	FILE *cf = fopen(conf, "w");
 	if (!cf)
 		goto out;
-	fprintf(cf, "bundle = %s\nreader = pn532_uart:/dev/null\nstate-dir = %s/state\n"
-	            "gate = bench\nbench-dir = %s\nbench-reader = gate-1\n",
+	fprintf(cf,
+	        "bundle = %s\nreader = pn532_uart:/dev/null\nstate-dir = %s/state\n"
+	        "gate = bench\nbench-dir = %s\nbench-reader = gate-1\n",
 	        bundle, dir, dir);
 	fclose(cf);
 
@@ -224,7 +225,8 @@ int main(int argc, char **argv)
 		fixture_v2_free(&cur);
 		cur = next;
 		if (irc) {
-			fprintf(stderr, "bench_gate: delta refused: %s\n", controller_strerror(irc));
+			fprintf(stderr, "bench_gate: delta refused: %s\n",
+			        controller_strerror(irc));
 			goto out;
 		}
 		struct controller_list_store_stats st;

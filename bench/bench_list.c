@@ -908,7 +908,8 @@ int main(int argc, char **argv)
 	       (double)ru.ru_maxrss / 1024);
 
 	double entry_bytes = (double)(list_size - b.fixed_len) / b.n;
-	printf("\nDESIGN.md s.9 budgets (stated for 5 M passes; informative, not asserted; this is\n"
+	printf("\nDESIGN.md s.9 budgets (stated for 5 M passes; informative, not asserted; this "
+	       "is\n"
 	       "the format 1 file: a gate's format 2 store is bench_revoke's):\n");
 	printf("  list lookup p99 <= 10 us:           %" PRIu64 " ns  %s\n", p99,
 	       p99 <= 10000 ? "met" : "MISSED");

@@ -47,9 +47,9 @@
 #include "proto/sign.h"
 #include "sim_controller.h"
 
-#define SECTOR  1 /* pool, in a deployment made by citypass-admin init */
-#define WAIT_S  60.0
-#define BUDGET  1.0
+#define SECTOR 1 /* pool, in a deployment made by citypass-admin init */
+#define WAIT_S 60.0
+#define BUDGET 1.0
 
 static const char *g_admin, *g_server, *g_controller;
 static pid_t g_server_pid;
@@ -60,7 +60,8 @@ static pid_t spawn(char *const argv[], const char *out_path)
 {
 	pid_t pid = fork();
 	if (pid == 0) {
-		int fd = open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int fd =
+		        open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		if (fd >= 0) {
 			dup2(fd, 1);
 			dup2(fd, 2);
@@ -139,9 +140,10 @@ static int build_deployment(const char *dir, size_t passes, size_t gates, double
 	snprintf(data, sizeof(data), "%s/data", dir);
 	snprintf(csv, sizeof(csv), "%s/passes.csv", dir);
 	snprintf(out, sizeof(out), "%s/admin.out", dir);
-	char *init[] = {(char *)g_admin, "--data", data, "init", "--server-name", "localhost", NULL};
-	char *site[] = {(char *)g_admin, "--data", data, "site", "add", "pool-bench", "--sector",
-	                "pool", NULL};
+	char *init[] = {(char *)g_admin, "--data",    data, "init",
+	                "--server-name", "localhost", NULL};
+	char *site[] = {(char *)g_admin, "--data",   data,   "site", "add",
+	                "pool-bench",    "--sector", "pool", NULL};
 	if (run(init, out) || run(site, out)) {
 		fprintf(stderr, "bench_revoke: citypass-admin init / site add failed (%s)\n", out);
 		return -1;
@@ -150,9 +152,19 @@ static int build_deployment(const char *dir, size_t passes, size_t gates, double
 	for (size_t i = 0; i < gates; i++) {
 		snprintf(name, sizeof(name), "gate-%zu", i + 1);
 		snprintf(bundle, sizeof(bundle), "%s/bundle-%zu", dir, i + 1);
-		char *add[] = {(char *)g_admin, "--data",   data,   "device", "add",
-		               name,            "--site",   "pool-bench",     "--server",
-		               "127.0.0.1:1",   "--out",    bundle, NULL};
+		char *add[] = {(char *)g_admin,
+		               "--data",
+		               data,
+		               "device",
+		               "add",
+		               name,
+		               "--site",
+		               "pool-bench",
+		               "--server",
+		               "127.0.0.1:1",
+		               "--out",
+		               bundle,
+		               NULL};
 		if (run(add, out)) {
 			fprintf(stderr, "bench_revoke: device add failed (%s)\n", out);
 			return -1;
@@ -382,12 +394,11 @@ static double store_install(struct controller_list_store_stats *st)
 	if (!L.upd)
 		return -1;
 	double t0 = sim_now();
-	int rc = L.upd_snapshot ? controller_list_store_install_snapshot(
-	                                  g_store, L.upd, L.upd_len, L.upd_sig, L.upd_sig_len,
-	                                  time(NULL))
-	                        : controller_list_store_apply_delta(g_store, L.upd, L.upd_len,
-	                                                            L.upd_sig, L.upd_sig_len,
-	                                                            time(NULL));
+	int rc = L.upd_snapshot
+	                 ? controller_list_store_install_snapshot(
+	                           g_store, L.upd, L.upd_len, L.upd_sig, L.upd_sig_len, time(NULL))
+	                 : controller_list_store_apply_delta(g_store, L.upd, L.upd_len, L.upd_sig,
+	                                                     L.upd_sig_len, time(NULL));
 	double t = sim_now() - t0;
 	free(L.upd);
 	free(L.upd_sig);
@@ -410,8 +421,9 @@ static double start_time(const char *dir)
 	FILE *f = fopen(conf, "w");
 	if (!f)
 		return -1;
-	fprintf(f, "bundle = %s/bundle-1\nreader = pn532_uart:/dev/null\nstate-dir = %s/gate-state\n"
-	           "gate = bench\nbench-dir = %s\nbench-reader = gate-1\n",
+	fprintf(f,
+	        "bundle = %s/bundle-1\nreader = pn532_uart:/dev/null\nstate-dir = %s/gate-state\n"
+	        "gate = bench\nbench-dir = %s\nbench-reader = gate-1\n",
 	        dir, dir, dir);
 	fclose(f);
 	snprintf(ctl, sizeof(ctl), "%s", g_controller);
@@ -448,10 +460,10 @@ static void publisher_figures(char *data, size_t passes, uint64_t *pick, double 
 		char id[32];
 		*pick = *pick * 6364136223846793005ull + 1442695040888963407ull;
 		snprintf(id, sizeof(id), "%" PRIu64, 1 + (*pick >> 33) % passes);
-		char *rev[] = {(char *)g_admin, "--data", data, "--no-publish", "pass", "revoke",
-		               id, "--reason", "bench", NULL};
-		char *pub[] = {(char *)g_admin, "--data", data, "list", "publish", "--sector",
-		               "pool", NULL};
+		char *rev[] = {(char *)g_admin, "--data", data,       "--no-publish", "pass",
+		               "revoke",        id,       "--reason", "bench",        NULL};
+		char *pub[] = {(char *)g_admin, "--data",   data,   "list",
+		               "publish",       "--sector", "pool", NULL};
 		char *nop[] = {(char *)g_admin, "--data", data, "sector", "list", NULL};
 		if (run(rev, NULL) != 0)
 			continue; /* revoked by an earlier run: another one */
@@ -467,17 +479,20 @@ static void publisher_figures(char *data, size_t passes, uint64_t *pick, double 
 		*pub_s = p[n / 2];
 		*open_s = o[n / 2];
 	}
-	char *full[] = {(char *)g_admin, "--data", data, "list", "publish", "--sector", "pool",
-	                "--full", NULL};
+	char *full[] = {(char *)g_admin, "--data", data,     "list", "publish",
+	                "--sector",      "pool",   "--full", NULL};
 	*full_s = time_admin(full);
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
-	        {"admin", required_argument, NULL, 'a'}, {"server", required_argument, NULL, 's'},
-	        {"passes", required_argument, NULL, 'p'}, {"gates", required_argument, NULL, 'g'},
-	        {"rounds", required_argument, NULL, 'r'}, {"cache", required_argument, NULL, 'c'},
+	        {"admin", required_argument, NULL, 'a'},
+	        {"server", required_argument, NULL, 's'},
+	        {"passes", required_argument, NULL, 'p'},
+	        {"gates", required_argument, NULL, 'g'},
+	        {"rounds", required_argument, NULL, 'r'},
+	        {"cache", required_argument, NULL, 'c'},
 	        {"controller", required_argument, NULL, 'C'},
 	        {NULL, 0, NULL, 0},
 	};
@@ -487,19 +502,35 @@ int main(int argc, char **argv)
 	int opt;
 	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
 		switch (opt) {
-		case 'a': g_admin = optarg; break;
-		case 's': g_server = optarg; break;
-		case 'p': passes = strtoul(optarg, NULL, 10); break;
-		case 'g': gates = strtoul(optarg, NULL, 10); break;
-		case 'r': rounds = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 'c': cache = optarg; break;
-		case 'C': g_controller = optarg; break;
-		default: return 2;
+		case 'a':
+			g_admin = optarg;
+			break;
+		case 's':
+			g_server = optarg;
+			break;
+		case 'p':
+			passes = strtoul(optarg, NULL, 10);
+			break;
+		case 'g':
+			gates = strtoul(optarg, NULL, 10);
+			break;
+		case 'r':
+			rounds = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'c':
+			cache = optarg;
+			break;
+		case 'C':
+			g_controller = optarg;
+			break;
+		default:
+			return 2;
 		}
 	}
-	if (!g_admin || !g_server || !g_controller || passes < 100 || gates < 1 || gates > 5000 || rounds < 1 ||
-	    rounds > 1000) {
-		fprintf(stderr, "usage: bench_revoke --admin PATH --server PATH --controller PATH [--passes N >= 100] "
+	if (!g_admin || !g_server || !g_controller || passes < 100 || gates < 1 || gates > 5000 ||
+	    rounds < 1 || rounds > 1000) {
+		fprintf(stderr, "usage: bench_revoke --admin PATH --server PATH --controller PATH "
+		                "[--passes N >= 100] "
 		                "[--gates 1..5000] [--rounds 1..1000] [--cache DIR]\n");
 		return 2;
 	}
@@ -562,7 +593,8 @@ int main(int argc, char **argv)
 	snprintf(pub, sizeof(pub), "%s/bundle-1/list.pub.pem", dir);
 	struct proto_key *k = NULL;
 	L.ring = proto_keyring_new();
-	int krc = !L.ring || proto_key_load_public(&k, pub) != 0 || proto_keyring_add(L.ring, k) != 0;
+	int krc =
+	        !L.ring || proto_key_load_public(&k, pub) != 0 || proto_keyring_add(L.ring, k) != 0;
 	proto_key_free(k); /* the ring keeps its own copy */
 	if (krc)
 		goto out;
@@ -596,7 +628,8 @@ int main(int argc, char **argv)
 	if (system(rmst) != 0 ||
 	    controller_list_store_open(&g_store, g_store_dir, SECTOR, L.ring, time(NULL)) != 0 ||
 	    (snap_s = store_install(&sst)) < 0) {
-		fprintf(stderr, "bench_revoke: the gate's list store could not take the snapshot\n");
+		fprintf(stderr,
+		        "bench_revoke: the gate's list store could not take the snapshot\n");
 		goto out;
 	}
 	fprintf(stderr, "bench_revoke: connecting %zu gates at list version %" PRIu64 "...\n",
@@ -613,7 +646,8 @@ int main(int argc, char **argv)
 		for (size_t i = from; i < to; i++) {
 			c[i].held = c[0].held;
 			if (sim_connect(&c[i], port) != 0 || sim_send_hello(&c[i], NULL) != 0) {
-				fprintf(stderr, "bench_revoke: gate %zu could not connect\n", i + 1);
+				fprintf(stderr, "bench_revoke: gate %zu could not connect\n",
+				        i + 1);
 				goto out;
 			}
 		}
@@ -622,8 +656,8 @@ int main(int argc, char **argv)
 			for (size_t i = from; i < to; i++) {
 				if (c[i].closed && !c[i].welcomed) {
 					if (++tries[i - from] > 3) {
-						fprintf(stderr, "bench_revoke: gate %zu: %s\n", i + 1,
-						        c[i].why);
+						fprintf(stderr, "bench_revoke: gate %zu: %s\n",
+						        i + 1, c[i].why);
 						goto out;
 					}
 					if (sim_connect(&c[i], port) != 0 ||
@@ -655,8 +689,8 @@ int main(int argc, char **argv)
 		char id[32];
 		pick = pick * 6364136223846793005ull + 1442695040888963407ull;
 		snprintf(id, sizeof(id), "%" PRIu64, 1 + (pick >> 33) % passes);
-		char *rev[] = {(char *)g_admin, "--data", data, "pass", "revoke", id, "--reason",
-		               "bench", NULL};
+		char *rev[] = {(char *)g_admin, "--data", data, "pass", "revoke", id,
+		               "--reason",      "bench",  NULL};
 		double t0 = sim_now();
 		pid_t pid = spawn(rev, NULL);
 		int status = 0, exited = 0;
@@ -665,7 +699,8 @@ int main(int argc, char **argv)
 				exited = 1;
 				cmd_s[r] = sim_now() - t0;
 				if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-					fprintf(stderr, "bench_revoke: revoke %s failed: again\n", id);
+					fprintf(stderr, "bench_revoke: revoke %s failed: again\n",
+					        id);
 					r--;
 					break;
 				}
@@ -676,7 +711,8 @@ int main(int argc, char **argv)
 			if (exited && got == gates)
 				break;
 			if (sim_now() - t0 > WAIT_S) {
-				fprintf(stderr, "bench_revoke: round %u: %zu of %zu gates updated\n", r,
+				fprintf(stderr,
+				        "bench_revoke: round %u: %zu of %zu gates updated\n", r,
 				        got, gates);
 				goto out;
 			}
@@ -686,8 +722,9 @@ int main(int argc, char **argv)
 			continue;
 		for (size_t i = 0; i < gates; i++) {
 			if (c[i].bad_updates || c[i].closed) {
-				fprintf(stderr, "bench_revoke: gate %zu: bad update or closed: %s\n",
-				        i + 1, c[i].why);
+				fprintf(stderr,
+				        "bench_revoke: gate %zu: bad update or closed: %s\n", i + 1,
+				        c[i].why);
 				goto out;
 			}
 			lat[nlat++] = c[i].held_at - t0;
@@ -728,13 +765,16 @@ int main(int argc, char **argv)
 			if (!c[i].closed)
 				continue;
 			if (next_dial[i] == 0) { /* just dropped: back off */
-				next_dial[i] = now + backoff_ms[i] * (0.5 + (double)(rand() % 1000) / 2000) / 1e3;
+				next_dial[i] =
+				        now + backoff_ms[i] *
+				                      (0.5 + (double)(rand() % 1000) / 2000) / 1e3;
 				if (backoff_ms[i] < 8000)
 					backoff_ms[i] *= 2;
 			} else if (now >= next_dial[i]) {
 				next_dial[i] = 0;
 				redials++;
-				if (sim_connect(&c[i], port) != 0 || sim_send_hello(&c[i], NULL) != 0)
+				if (sim_connect(&c[i], port) != 0 ||
+				    sim_send_hello(&c[i], NULL) != 0)
 					c[i].closed = 1;
 			}
 		}
@@ -776,7 +816,8 @@ int main(int argc, char **argv)
 	       "citypass-server, %zu connected gates ==\n",
 	       passes, gates);
 	if (import_s >= 0)
-		printf("import of the deployment (citypass-admin pass import, %zu passes): %.1f s = "
+		printf("import of the deployment (citypass-admin pass import, %zu passes): %.1f s "
+		       "= "
 		       "%.1f s per 1 M (budget <= 30 s per 1 M: %s); CPU %.1f s = %.1f s per 1 M "
 		       "(the wall time counts the other work on this shared machine)\n",
 		       passes, import_s, import_s * 1e6 / (double)passes,

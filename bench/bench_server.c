@@ -232,8 +232,9 @@ static int ingestion(const char *admin, const char *dir, size_t rows, size_t dev
 		                site_arg,      "--sector", "pool", NULL};
 		/* the simulated gates report product 10: the server stores only products its
 		 * rights have (docs/sync-server.md, what a gate may report) */
-		char *pass[] = {(char *)admin, "--data", data, "pass", "issue", "--anonymous",
-		                "--right", "pool,product=10", NULL};
+		char *pass[] = {(char *)admin, "--data",          data,
+		                "pass",        "issue",           "--anonymous",
+		                "--right",     "pool,product=10", NULL};
 		if (run_cmd(init) || run_cmd(site) || run_cmd(pass)) {
 			fprintf(stderr, "bench: citypass-admin init / site add failed\n");
 			goto out;
@@ -279,7 +280,7 @@ static int ingestion(const char *admin, const char *dir, size_t rows, size_t dev
 		snprintf(dkey, sizeof(dkey), "%s/bundle-%zu/device.key", dir, i + 1);
 		if (sim_init_named(&c[i], id, SECTOR, dca, dcert, dkey, "localhost") != 0)
 			goto out;
-		c[i].held = ~0ull >> 1; /* lists are not what this measures */
+		c[i].held = ~0ull >> 1;        /* lists are not what this measures */
 		c[i].gate = (uint32_t)(i + 1); /* device add numbers the gates in order */
 		if (sim_connect(&c[i], h.port) != 0 || sim_send_hello(&c[i], NULL) != 0 ||
 		    sim_wait(&c[i], sim_cond_welcomed, WAIT_MS) != 1) {

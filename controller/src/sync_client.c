@@ -121,13 +121,13 @@ struct controller_sync {
 	size_t out_len, out_off, out_cap, pending_write;
 	struct sync_stream streams[2];
 	struct sync_update upd;
-	int want_snapshot;  /* an update was refused: Hello claims no list next time */
-	unsigned attempts;  /* reconnects since the last healthy session */
-	int healthy;        /* this session reached Welcome and nothing went wrong */
-	int stopping;       /* the loop has ended: no more reconnects */
-	uint64_t published; /* newest version the server announced */
+	int want_snapshot;   /* an update was refused: Hello claims no list next time */
+	unsigned attempts;   /* reconnects since the last healthy session */
+	int healthy;         /* this session reached Welcome and nothing went wrong */
+	int stopping;        /* the loop has ended: no more reconnects */
+	uint64_t published;  /* newest version the server announced */
 	uint64_t hello_held; /* the version the server believes this gate holds */
-	double last_rx;     /* monotonic seconds of the last frame received */
+	double last_rx;      /* monotonic seconds of the last frame received */
 
 	/* issue 13: health reports and shared anti-passback grants */
 	uint32_t server_features; /* Welcome.features of this session */
@@ -918,7 +918,8 @@ static int on_ack(struct controller_sync *s, const Citypass__EventAck *a)
 		 * (not at the next 5-minute report) */
 		struct controller_journal_stats js;
 		if (s->health_backlog && !s->streams[0].inflight_last &&
-		    !s->streams[1].inflight_last && controller_journal_stats(s->journal, &js) == 0 &&
+		    !s->streams[1].inflight_last &&
+		    controller_journal_stats(s->journal, &js) == 0 &&
 		    js.stat_pending + js.consumption_pending == 0)
 			s->health_due = 1;
 		upload(s, 0);

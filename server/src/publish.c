@@ -29,7 +29,7 @@
 #include "server/keys.h"
 #include "server/publish.h"
 
-#define LOCK_WAIT_MS     30000 /* another publish under way: wait this long at most */
+#define LOCK_WAIT_MS     30000      /* another publish under way: wait this long at most */
 #define FILE_BATCH_BYTES (8u << 20) /* full rebuild: chunk files written per transaction */
 #define WRITE_ATTEMPTS   3
 #define LOG_TRIM_BATCH   20000u /* change log rows forgotten per transaction */
@@ -67,7 +67,7 @@ static int from_proto(int rc)
 struct profile_map {
 	struct proto_rights_profile *v; /* by index */
 	size_t n, cap;
-	size_t loaded; /* those below are in the database; the rest are new */
+	size_t loaded;   /* those below are in the database; the rest are new */
 	uint32_t *slots; /* open addressing: index + 1, 0 empty */
 	size_t n_slots;
 };
@@ -169,8 +169,9 @@ static int entry_of(struct profile_map *m, const struct server_periods *per,
 	/* a stamp only means something beside a count: 0 otherwise, so that an entry nobody
 	 * used is the same bytes whichever period it was last written in */
 	e->used_period = e->used ? (uint8_t)(per->n[r->p.period < 6 ? r->p.period : 0] & 0xFF) : 0;
-	e->status = (uint8_t)(r->state >= 0 && r->state <= PROTO_STATUS_MAX ? r->state
-	                                                                      : PROTO_STATUS_SUSPENDED);
+	e->status =
+	        (uint8_t)(r->state >= 0 && r->state <= PROTO_STATUS_MAX ? r->state
+	                                                                : PROTO_STATUS_SUSPENDED);
 	return rc;
 }
 
@@ -459,9 +460,11 @@ static int read_phase(struct pub *p)
 			rc = 0;
 	}
 	if (rc == 0 && p->have_base) {
-		rc = from_proto(proto_clist_manifest_parse(p->base.manifest, p->base.manifest_len, &p->bm));
+		rc = from_proto(
+		        proto_clist_manifest_parse(p->base.manifest, p->base.manifest_len, &p->bm));
 		if (rc == 0)
-			rc = from_proto(proto_clist_head_parse(p->base.head, p->base.head_len, &p->bh));
+			rc = from_proto(
+			        proto_clist_head_parse(p->base.head, p->base.head_len, &p->bh));
 		proto_sha256(p->base.manifest, p->base.manifest_len, p->base_hash);
 	}
 	if (rc == 0)
@@ -475,7 +478,8 @@ static int read_phase(struct pub *p)
 	if (rc == 0) {
 		/* a sector that grew to twice its partition's target is cut finer, once */
 		uint64_t target = (uint64_t)chunk_target(p->o) << (p->have_base ? p->bh.bits : 0);
-		/* a finished bulk import of many passes asks for a rebuild (store.h, import_done) */
+		/* a finished bulk import of many passes asks for a rebuild (store.h, import_done)
+		 */
 		char key[48], val[8] = "";
 		snprintf(key, sizeof(key), "list_full.%u", p->sector);
 		int asked = s->ops->meta_get(s->ctx, key, val, sizeof(val)) == 0 && val[0] == '1';
@@ -532,7 +536,8 @@ static void head_of(const struct pub *p, uint64_t version, unsigned bits, uint32
 static int write_profiles(struct pub *p)
 {
 	for (size_t i = p->profiles.loaded; i < p->profiles.n; i++) {
-		int rc = p->s->ops->profile_add(p->s->ctx, p->sector, (uint16_t)i, &p->profiles.v[i]);
+		int rc = p->s->ops->profile_add(p->s->ctx, p->sector, (uint16_t)i,
+		                                &p->profiles.v[i]);
 		if (rc)
 			return rc;
 	}
@@ -555,7 +560,8 @@ static int write_version(struct pub *p, const struct server_list_version *v,
 	if (rc == 0 && delta)
 		rc = s->ops->delta_put(s->ctx, p->sector, p->base.version, delta);
 	if (rc == 0)
-		rc = s->ops->list_prune(s->ctx, p->sector, p->o->keep ? p->o->keep : SERVER_KEEP_DEFAULT);
+		rc = s->ops->list_prune(s->ctx, p->sector,
+		                        p->o->keep ? p->o->keep : SERVER_KEEP_DEFAULT);
 	return rc;
 }
 
@@ -584,10 +590,11 @@ static int publish_full(struct pub *p, struct server_publish_result *res)
 		for (; rc == 0 && j < b.manifest.n_chunks && bytes < FILE_BATCH_BYTES; j++) {
 			const struct proto_clist_chunk_data *c = &b.chunks[j];
 			size_t dl = (size_t)c->n * PROTO_CLIST_ENTRY_SIZE;
-			rc = s->ops->list_file_put(s->ctx, p->sector, j, params.version, 0, c->dat, dl);
+			rc = s->ops->list_file_put(s->ctx, p->sector, j, params.version, 0, c->dat,
+			                           dl);
 			if (rc == 0)
-				rc = s->ops->list_file_put(s->ctx, p->sector, j, params.version, 1, c->idx,
-				                           c->idx_len);
+				rc = s->ops->list_file_put(s->ctx, p->sector, j, params.version, 1,
+				                           c->idx, c->idx_len);
 			bytes += dl + c->idx_len;
 		}
 		rc = rc ? rc : s->ops->commit(s->ctx);
@@ -670,8 +677,8 @@ static int publish_changes(struct pub *p, struct server_publish_result *res)
 	};
 	memcpy(d.base_manifest, p->base_hash, PROTO_HASH_LEN);
 	if (rc == 0)
-		rc = from_proto(proto_clist_delta_encode(&d, p->changes, (uint32_t)p->n_changes, &delta,
-		                                         &delta_len));
+		rc = from_proto(proto_clist_delta_encode(&d, p->changes, (uint32_t)p->n_changes,
+		                                         &delta, &delta_len));
 	struct server_stored_list sd = {.version = version,
 	                                .issued_at = h.issued_at,
 	                                .expires_at = h.expires_at,
@@ -686,11 +693,12 @@ static int publish_changes(struct pub *p, struct server_publish_result *res)
 			const struct proto_clist_chunk_data *c = &ap.chunks[i];
 			rc = s->ops->list_files_retire(s->ctx, p->sector, ap.changed[i], version);
 			if (rc == 0)
-				rc = s->ops->list_file_put(s->ctx, p->sector, ap.changed[i], version, 0,
-				                           c->dat, (size_t)c->n * PROTO_CLIST_ENTRY_SIZE);
+				rc = s->ops->list_file_put(s->ctx, p->sector, ap.changed[i],
+				                           version, 0, c->dat,
+				                           (size_t)c->n * PROTO_CLIST_ENTRY_SIZE);
 			if (rc == 0)
-				rc = s->ops->list_file_put(s->ctx, p->sector, ap.changed[i], version, 1,
-				                           c->idx, c->idx_len);
+				rc = s->ops->list_file_put(s->ctx, p->sector, ap.changed[i],
+				                           version, 1, c->idx, c->idx_len);
 		}
 		if (rc == 0)
 			rc = write_version(p, &v, &sd);

@@ -314,8 +314,8 @@ static int sq_site_add(void *ctx, struct server_site *s)
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
 	int rc = sq_prep(q, &st,
-	              "INSERT INTO sites(name, sector, hours, tz, antipassback, expiry_policy)"
-	              " VALUES(?, ?, ?, ?, ?, ?)");
+	                 "INSERT INTO sites(name, sector, hours, tz, antipassback, expiry_policy)"
+	                 " VALUES(?, ?, ?, ?, ?, ?)");
 	if (rc)
 		return rc;
 	sqlite3_bind_text(st, 1, s->name, -1, SQLITE_STATIC);
@@ -404,7 +404,7 @@ static int sq_device_find(void *ctx, const char *id, struct server_device *out)
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
 	int rc = sq_prep(q, &st,
-	              "SELECT id, gate, site, sector, revoked, created FROM devices WHERE id=?");
+	                 "SELECT id, gate, site, sector, revoked, created FROM devices WHERE id=?");
 	if (rc)
 		return rc;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -443,7 +443,8 @@ static int sq_device_revoke(void *ctx, const char *id)
 /* The statements an import runs for every line are prepared once per connection. */
 static const char household_add_sql[] = "INSERT INTO households(name) VALUES(?)";
 static const char household_find_sql[] = "SELECT id FROM households WHERE name=?";
-static const char tag_add_sql[] = "INSERT INTO household_tags(household, sector, tag) VALUES(?,?,?)";
+static const char tag_add_sql[] =
+        "INSERT INTO household_tags(household, sector, tag) VALUES(?,?,?)";
 static const char tag_get_sql[] = "SELECT tag FROM household_tags WHERE household=? AND sector=?";
 static const char pass_add_sql[] =
         "INSERT INTO passes(holder, household, state, reason, medium, replaced_by, created,"
@@ -603,8 +604,8 @@ static int sq_pass_update(void *ctx, const struct server_pass *p)
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
 	int rc = sq_prep(q, &st,
-	              "UPDATE passes SET holder=?, household=?, state=?, reason=?, medium=?,"
-	              " replaced_by=? WHERE id=?");
+	                 "UPDATE passes SET holder=?, household=?, state=?, reason=?, medium=?,"
+	                 " replaced_by=? WHERE id=?");
 	if (rc)
 		return rc;
 	bind_pass_fields(st, p);
@@ -621,12 +622,12 @@ static int sq_pass_each(void *ctx, const struct server_pass_filter *f,
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
 	int rc = sq_prep(q, &st,
-	              PASS_COLS "FROM passes WHERE (?1 IS NULL OR instr(holder, ?1) > 0)"
-	                        " AND (import_id IS NULL OR import_id IN (SELECT id FROM imports"
-	                        " WHERE done = 1))"
-	                        " AND (?2 = 0 OR household = ?2) AND (?3 < 0 OR state = ?3)"
-	                        " AND (?4 < 0 OR EXISTS (SELECT 1 FROM rights r WHERE r.pass ="
-	                        " passes.id AND r.sector = ?4)) ORDER BY id");
+	                 PASS_COLS "FROM passes WHERE (?1 IS NULL OR instr(holder, ?1) > 0)"
+	                           " AND (import_id IS NULL OR import_id IN (SELECT id FROM imports"
+	                           " WHERE done = 1))"
+	                           " AND (?2 = 0 OR household = ?2) AND (?3 < 0 OR state = ?3)"
+	                           " AND (?4 < 0 OR EXISTS (SELECT 1 FROM rights r WHERE r.pass ="
+	                           " passes.id AND r.sector = ?4)) ORDER BY id");
 	if (rc)
 		return rc;
 	if (f->holder)
@@ -747,8 +748,8 @@ static int sq_rights_of_pass(void *ctx, int64_t pass, struct server_right **out,
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = sq_prep(q, &st,
-	              "SELECT sector, " PROFILE_COLS " FROM rights WHERE pass=? ORDER BY sector");
+	int rc = sq_prep(
+	        q, &st, "SELECT sector, " PROFILE_COLS " FROM rights WHERE pass=? ORDER BY sector");
 	if (rc)
 		return rc;
 	sqlite3_bind_int64(st, 1, pass);
@@ -784,8 +785,8 @@ static int sq_acked_epoch(struct sq *q, const char *device, int64_t epoch, int s
 {
 	sqlite3_stmt *st;
 	int rc = sq_prep(q, &st,
-	              "SELECT COALESCE((SELECT seq FROM acks WHERE device=? AND epoch=? AND"
-	              " stream=?), 0)");
+	                 "SELECT COALESCE((SELECT seq FROM acks WHERE device=? AND epoch=? AND"
+	                 " stream=?), 0)");
 	if (rc)
 		return rc;
 	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
@@ -814,10 +815,11 @@ static int sq_ingest(void *ctx, const char *device, const Citypass__EventBatch *
 		return rc;
 	high = done;
 	if (stream == CITYPASS__STREAM__STATISTICS) {
-		rc = sq_prep(q, &st,
-		          "INSERT OR IGNORE INTO stats(device, epoch, seq, site, gate, sector, "
-		          "product,"
-		          " outcome, reason, quarter_hour) VALUES(?1,?10,?2,?3,?4,?5,?6,?7,?8,?9)");
+		rc = sq_prep(
+		        q, &st,
+		        "INSERT OR IGNORE INTO stats(device, epoch, seq, site, gate, sector, "
+		        "product,"
+		        " outcome, reason, quarter_hour) VALUES(?1,?10,?2,?3,?4,?5,?6,?7,?8,?9)");
 		if (rc)
 			return rc;
 		for (size_t i = 0; i < b->n_stats; i++) {
@@ -850,18 +852,20 @@ static int sq_ingest(void *ctx, const char *device, const Citypass__EventBatch *
 		for (size_t i = 0; i < b->n_consumption; i++)
 			fresh |= b->consumption[i]->seq > done;
 		if (fresh) {
-			rc = sq_prep(q, &st,
-			             "UPDATE meta SET value = CAST(value AS INTEGER) + 1"
-			             " WHERE key = 'usage_position' RETURNING CAST(value AS INTEGER)");
+			rc = sq_prep(
+			        q, &st,
+			        "UPDATE meta SET value = CAST(value AS INTEGER) + 1"
+			        " WHERE key = 'usage_position' RETURNING CAST(value AS INTEGER)");
 			if (rc)
 				return rc;
 			rc = sq_one_int64(q, st, &pos);
 			if (rc)
 				return rc;
 		}
-		rc = sq_prep(q, &st,
-		          "INSERT OR IGNORE INTO consumption(device, epoch, seq, sector, pseudonym,"
-		          " product, count, period, pos) VALUES(?1,?10,?2,?3,?4,?5,?6,?7,?11)");
+		rc = sq_prep(
+		        q, &st,
+		        "INSERT OR IGNORE INTO consumption(device, epoch, seq, sector, pseudonym,"
+		        " product, count, period, pos) VALUES(?1,?10,?2,?3,?4,?5,?6,?7,?11)");
 		if (rc)
 			return rc;
 		sqlite3_bind_int64(st, 11, pos);
@@ -897,8 +901,8 @@ static int sq_ingest(void *ctx, const char *device, const Citypass__EventBatch *
 	/* The acknowledged sequence is a high-water mark kept apart from the rows, so that
 	 * it survives the deletion of consumption rows whose period has ended. */
 	rc = sq_prep(q, &st,
-	          "INSERT INTO acks(device, epoch, stream, seq) VALUES(?1, ?4, ?2, ?3) ON"
-	          " CONFLICT(device, epoch, stream) DO UPDATE SET seq = MAX(seq, excluded.seq)");
+	             "INSERT INTO acks(device, epoch, stream, seq) VALUES(?1, ?4, ?2, ?3) ON"
+	             " CONFLICT(device, epoch, stream) DO UPDATE SET seq = MAX(seq, excluded.seq)");
 	if (rc)
 		return rc;
 	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
@@ -949,23 +953,25 @@ static int sq_device_health_put(void *ctx, const struct server_device_health *h)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = sq_prep(q, &st,
-	                 "INSERT OR REPLACE INTO device_health(device, reported_at, reader, scanner,"
-	                 " list_version, list_issued_at, journal_backlog, free_disk_bytes,"
-	                 " clock_skew_s) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9"
-	                 " WHERE EXISTS(SELECT 1 FROM devices WHERE id = ?1)");
+	int rc =
+	        sq_prep(q, &st,
+	                "INSERT OR REPLACE INTO device_health(device, reported_at, reader, scanner,"
+	                " list_version, list_issued_at, journal_backlog, free_disk_bytes,"
+	                " clock_skew_s) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9"
+	                " WHERE EXISTS(SELECT 1 FROM devices WHERE id = ?1)");
 	if (rc)
 		return rc;
 	sqlite3_bind_text(st, 1, h->device, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, h->reported_at);
 	sqlite3_bind_int(st, 3, h->reader);
 	sqlite3_bind_int(st, 4, h->scanner);
-	sqlite3_bind_int64(st, 5, h->list_version > INT64_MAX ? INT64_MAX : (int64_t)h->list_version);
+	sqlite3_bind_int64(st, 5,
+	                   h->list_version > INT64_MAX ? INT64_MAX : (int64_t)h->list_version);
 	sqlite3_bind_int64(st, 6, h->list_issued_at);
-	sqlite3_bind_int64(st, 7,
-	                   h->journal_backlog > INT64_MAX ? INT64_MAX : (int64_t)h->journal_backlog);
-	sqlite3_bind_int64(st, 8,
-	                   h->free_disk_bytes > INT64_MAX ? INT64_MAX : (int64_t)h->free_disk_bytes);
+	sqlite3_bind_int64(
+	        st, 7, h->journal_backlog > INT64_MAX ? INT64_MAX : (int64_t)h->journal_backlog);
+	sqlite3_bind_int64(
+	        st, 8, h->free_disk_bytes > INT64_MAX ? INT64_MAX : (int64_t)h->free_disk_bytes);
 	sqlite3_bind_int64(st, 9, h->clock_skew_s);
 	return sq_run(q, st);
 }
@@ -1030,7 +1036,7 @@ static int sq_product_known(void *ctx, uint16_t sector, uint32_t product, int *k
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
 	int rc = sq_prep(q, &st,
-	              "SELECT EXISTS(SELECT 1 FROM profiles WHERE sector = ? AND product = ?)");
+	                 "SELECT EXISTS(SELECT 1 FROM profiles WHERE sector = ? AND product = ?)");
 	if (rc)
 		return rc;
 	sqlite3_bind_int(st, 1, sector);
@@ -1059,10 +1065,11 @@ static int sq_counted_right(void *ctx, uint16_t sector, const uint8_t key[PROTO_
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = sq_prep(q, &st,
-	              "SELECT r.product, r.period FROM pass_ids p JOIN rights r ON r.pass = p.pass"
-	              " AND r.sector = p.sector WHERE p.sector = ? AND p.listkey = ?"
-	              " AND r.period != 0");
+	int rc = sq_prep(
+	        q, &st,
+	        "SELECT r.product, r.period FROM pass_ids p JOIN rights r ON r.pass = p.pass"
+	        " AND r.sector = p.sector WHERE p.sector = ? AND p.listkey = ?"
+	        " AND r.period != 0");
 	if (rc)
 		return rc;
 	sqlite3_bind_int(st, 1, sector);
@@ -1089,11 +1096,12 @@ static int sq_stats(void *ctx, int64_t from, int64_t to, int64_t bucket_s,
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = sq_prep(q, &st,
-	              "SELECT site, gate, sector, product, outcome, reason,"
-	              " (quarter_hour / ?3) * ?3 AS b, COUNT(*) FROM stats WHERE quarter_hour >= ?1"
-	              " AND quarter_hour < ?2 GROUP BY site, gate, sector, product, outcome,"
-	              " reason, b ORDER BY b, site, gate, sector, product, outcome, reason");
+	int rc = sq_prep(
+	        q, &st,
+	        "SELECT site, gate, sector, product, outcome, reason,"
+	        " (quarter_hour / ?3) * ?3 AS b, COUNT(*) FROM stats WHERE quarter_hour >= ?1"
+	        " AND quarter_hour < ?2 GROUP BY site, gate, sector, product, outcome,"
+	        " reason, b ORDER BY b, site, gate, sector, product, outcome, reason");
 	if (rc)
 		return rc;
 	sqlite3_bind_int64(st, 1, from);
@@ -1148,7 +1156,8 @@ static void sq_bulk(void *ctx, unsigned cache_mib)
 	struct sq *q = ctx;
 	char pragma[128];
 	/* a WAL of up to 256 MiB between checkpoints (sqlite's default: 4 MiB) */
-	snprintf(pragma, sizeof(pragma), "PRAGMA cache_size=-%u; PRAGMA wal_autocheckpoint=65536; PRAGMA foreign_keys=OFF",
+	snprintf(pragma, sizeof(pragma),
+	         "PRAGMA cache_size=-%u; PRAGMA wal_autocheckpoint=65536; PRAGMA foreign_keys=OFF",
 	         cache_mib * 1024u);
 	(void)sq_exec(q, pragma);
 }
@@ -1288,7 +1297,7 @@ int server_store_open_sqlite(struct server_store *out, const char *data_dir, int
 	}
 	sqlite3_busy_timeout(q->db, 10000);
 	int rc = sq_exec(q, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-	                 " PRAGMA foreign_keys=ON;");
+	                    " PRAGMA foreign_keys=ON;");
 	if (rc == 0 && create) {
 		(void)chmod(path, 0600);
 		/* a new database is made at version 2 and migrated like an old one: one path */

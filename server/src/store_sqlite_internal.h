@@ -59,15 +59,15 @@ extern const char sq_schema_v5_sql[];
 
 /* store_sqlite_lists.c: the list ops of the store */
 int sq_profiles(void *ctx, uint16_t sector, struct proto_rights_profile **out, size_t *n);
-int sq_profile_add(void *ctx, uint16_t sector, uint16_t index, const struct proto_rights_profile *p);
+int sq_profile_add(void *ctx, uint16_t sector, uint16_t index,
+                   const struct proto_rights_profile *p);
 int sq_list_rows(void *ctx, uint16_t sector, const struct server_periods *now,
                  struct server_list_row **out, size_t *n);
 int sq_list_row(void *ctx, uint16_t sector, const uint8_t key[PROTO_LIST_KEY_LEN],
                 const struct server_periods *now, struct server_list_row *out);
-int sq_list_changes(void *ctx, uint16_t sector, int64_t *upto,
-                    uint8_t (**keys)[PROTO_LIST_KEY_LEN], size_t *n);
-int sq_list_changes_trim(void *ctx, uint16_t sector, int64_t upto, unsigned max,
-                         unsigned *deleted);
+int sq_list_changes(void *ctx, uint16_t sector, int64_t *upto, uint8_t (**keys)[PROTO_LIST_KEY_LEN],
+                    size_t *n);
+int sq_list_changes_trim(void *ctx, uint16_t sector, int64_t upto, unsigned max, unsigned *deleted);
 int sq_consumption_expire(void *ctx, uint16_t sector, const struct server_periods *now);
 int sq_consumption_rekey(void *ctx, uint16_t sector, const uint8_t from[PROTO_LIST_KEY_LEN],
                          const uint8_t to[PROTO_LIST_KEY_LEN]);
@@ -85,8 +85,8 @@ int sq_delta_get(void *ctx, uint16_t sector, uint64_t base, struct server_stored
 int sq_delta_put(void *ctx, uint16_t sector, uint64_t base, const struct server_stored_list *d);
 int sq_list_prune(void *ctx, uint16_t sector, unsigned keep);
 int sq_meta_set(void *ctx, const char *key, const char *value);
-int sq_import_open(void *ctx, const uint8_t sha256[32], int64_t now, int64_t *id,
-                   uint64_t *lines, int *done);
+int sq_import_open(void *ctx, const uint8_t sha256[32], int64_t now, int64_t *id, uint64_t *lines,
+                   int *done);
 int sq_import_progress(void *ctx, int64_t id, uint64_t lines);
 int sq_import_key_get(void *ctx, int64_t id, const uint8_t key[32], int64_t *pass);
 int sq_import_key_add(void *ctx, const uint8_t key[32], int64_t pass);

@@ -339,8 +339,8 @@ static const char changes_upto_sql[] =
 static const char changes_trim_sql[] = "DELETE FROM list_log WHERE id IN (SELECT id FROM list_log"
                                        " WHERE sector = ?1 AND id <= ?2 LIMIT ?3)";
 
-int sq_list_changes(void *ctx, uint16_t sector, int64_t *upto,
-                    uint8_t (**keys)[PROTO_LIST_KEY_LEN], size_t *n)
+int sq_list_changes(void *ctx, uint16_t sector, int64_t *upto, uint8_t (**keys)[PROTO_LIST_KEY_LEN],
+                    size_t *n)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
@@ -385,8 +385,7 @@ int sq_list_changes(void *ctx, uint16_t sector, int64_t *upto,
 	return 0;
 }
 
-int sq_list_changes_trim(void *ctx, uint16_t sector, int64_t upto, unsigned max,
-                         unsigned *deleted)
+int sq_list_changes_trim(void *ctx, uint16_t sector, int64_t upto, unsigned max, unsigned *deleted)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
@@ -408,8 +407,9 @@ int sq_consumption_rekey(void *ctx, uint16_t sector, const uint8_t from[PROTO_LI
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = sq_prep(q, &st,
-	                 "UPDATE consumption SET pseudonym = ?3 WHERE sector = ?1 AND pseudonym = ?2");
+	int rc = sq_prep(
+	        q, &st,
+	        "UPDATE consumption SET pseudonym = ?3 WHERE sector = ?1 AND pseudonym = ?2");
 	if (rc)
 		return rc;
 	sqlite3_bind_int(st, 1, sector);
@@ -703,8 +703,8 @@ static const char import_key_get_sql[] =
 static const char import_key_add_sql[] =
         "INSERT OR REPLACE INTO pass_imports(key, pass) VALUES(?1, ?2)";
 
-int sq_import_open(void *ctx, const uint8_t sha256[32], int64_t now, int64_t *id,
-                   uint64_t *lines, int *done)
+int sq_import_open(void *ctx, const uint8_t sha256[32], int64_t now, int64_t *id, uint64_t *lines,
+                   int *done)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;

@@ -76,8 +76,8 @@ static int sb_list_snapshot(void *ctx, uint16_t sector, uint64_t version, struct
 		lens[0] = v.head_len;
 	}
 	for (uint32_t j = 0; rc == 0 && j < m.n_chunks; j++) {
-		rc = s->ops->list_file_get(s->ctx, sector, j, m.chunks[j].since, 1, &files[1 + 2 * j],
-		                           &lens[1 + 2 * j]);
+		rc = s->ops->list_file_get(s->ctx, sector, j, m.chunks[j].since, 1,
+		                           &files[1 + 2 * j], &lens[1 + 2 * j]);
 		if (rc == 0)
 			rc = s->ops->list_file_get(s->ctx, sector, j, m.chunks[j].since, 0,
 			                           &files[2 + 2 * j], &lens[2 + 2 * j]);

@@ -448,8 +448,8 @@ static uint64_t hello_acked(const Citypass__Hello *h, Citypass__Stream stream)
 	                                              : h->consumption_acked_seq;
 }
 
-static int send_ack_at(struct sync_conn *c, Citypass__Stream stream, uint64_t epoch,
-                       uint64_t seq, uint64_t position)
+static int send_ack_at(struct sync_conn *c, Citypass__Stream stream, uint64_t epoch, uint64_t seq,
+                       uint64_t position)
 {
 	Citypass__Frame f = CITYPASS__FRAME__INIT;
 	Citypass__EventAck a = CITYPASS__EVENT_ACK__INIT;
@@ -487,9 +487,10 @@ static int conn_hello(struct sync_conn *c, const Citypass__Hello *h)
 		/* a gate holding another format (0: one that predates the field, format 1) takes
 		 * a snapshot of the published format, even of the version it holds */
 		if (h->lists[i]->format != PROTO_CLIST_FORMAT && held) {
-			conn_log(c, LOG_INFO, "holds v%llu in list format %u: a format %u snapshot follows",
-			         (unsigned long long)held, h->lists[i]->format ? h->lists[i]->format : 1,
-			         PROTO_CLIST_FORMAT);
+			conn_log(c, LOG_INFO,
+			         "holds v%llu in list format %u: a format %u snapshot follows",
+			         (unsigned long long)held,
+			         h->lists[i]->format ? h->lists[i]->format : 1, PROTO_CLIST_FORMAT);
 			held = 0;
 		}
 	}
@@ -497,7 +498,8 @@ static int conn_hello(struct sync_conn *c, const Citypass__Hello *h)
 	w.server_time = (int64_t)time(NULL);
 	w.server_version = s->server_version;
 	/* issue 13: this server relays anti-passback grants between the gates of a site */
-	w.features = CITYPASS__FEATURE__FEATURE_PASSBACK_SHARE | CITYPASS__FEATURE__FEATURE_KEY_CHAIN;
+	w.features =
+	        CITYPASS__FEATURE__FEATURE_PASSBACK_SHARE | CITYPASS__FEATURE__FEATURE_KEY_CHAIN;
 	c->features = h->features;
 	/* issue 11: the gate's card keys at every session, so a gate offline during a
 	 * rotation catches up at its next connection */
@@ -605,10 +607,12 @@ static int conn_batch(struct sync_conn *c, Citypass__Frame *f, int *taken)
 	/* An empty batch is the keepalive: answered with the stream's current ack (of the
 	 * gate's epoch: nothing to say, 0 — the ack of no row proves the way back). */
 	if (n == 0) {
-		rc = b->journal_epoch != 0 ? 0 : s->be.ops->acked(s->be.ctx, c->cn, b->stream, &acked);
+		rc = b->journal_epoch != 0 ? 0
+		                           : s->be.ops->acked(s->be.ctx, c->cn, b->stream, &acked);
 		if (rc)
-			return conn_end(c, LOG_ERR, CITYPASS__ERROR__CODE__INTERNAL,
-			                "reading an acknowledged sequence failed (backend error %d)", rc);
+			return conn_end(
+			        c, LOG_ERR, CITYPASS__ERROR__CODE__INTERNAL,
+			        "reading an acknowledged sequence failed (backend error %d)", rc);
 		if (send_ack(c, b->stream, b->journal_epoch, acked) != 0)
 			return conn_close(c, LOG_ERR, "out of memory");
 		return 0;

@@ -29,7 +29,7 @@
 
 /* Batches committed together at most, and the longest wait between two tries while the
  * database is locked by another writer. */
-#define INGEST_GROUP_MAX  256
+#define INGEST_GROUP_MAX   256
 #define INGEST_BUSY_MAX_MS 1000
 
 struct ingest_job {
@@ -60,7 +60,7 @@ struct sync_ingest {
 	pthread_cond_t cond;
 	struct ingest_job *todo_head, *todo_tail; /* loop -> worker */
 	struct ingest_job *done_head, *done_tail; /* worker -> loop */
-	struct health_job *health_head;          /* loop -> worker, stored in any order */
+	struct health_job *health_head;           /* loop -> worker, stored in any order */
 	size_t health_queued;
 	size_t queued;
 	int stop;
@@ -151,7 +151,8 @@ static uint64_t commit_group(struct sync_ingest *in, struct ingest_job *group, s
 	for (struct ingest_job *j = group; n--; j = j->next) {
 		wait = 10;
 		for (;;) {
-			j->rc = be->ops->ingest(be->ctx, j->conn->cn, j->frame->event_batch, &j->acked);
+			j->rc = be->ops->ingest(be->ctx, j->conn->cn, j->frame->event_batch,
+			                        &j->acked);
 			if (j->rc != SERVER_ERR_BUSY)
 				break;
 			pthread_mutex_lock(&in->lock);
@@ -184,8 +185,8 @@ static void store_health(struct sync_ingest *in, struct health_job *list)
 			list = list->next;
 		}
 		int rc = SERVER_ERR_BUSY;
-		for (unsigned wait = 10; be->ops->gate_health && rc == SERVER_ERR_BUSY && wait <= 640;
-		     wait *= 2) {
+		for (unsigned wait = 10;
+		     be->ops->gate_health && rc == SERVER_ERR_BUSY && wait <= 640; wait *= 2) {
 			rc = be->ops->gate_health(be->ctx, reports, n);
 			if (rc == SERVER_ERR_BUSY)
 				sleep_ms(wait);
@@ -324,8 +325,7 @@ int sync_ingest_submit(struct server_sync *s, struct sync_conn *c, Citypass__Fra
 	return 0;
 }
 
-int sync_ingest_health(struct server_sync *s, const char *device_id,
-                       const Citypass__GateHealth *h)
+int sync_ingest_health(struct server_sync *s, const char *device_id, const Citypass__GateHealth *h)
 {
 	struct sync_ingest *in = s->ingest;
 	if (!in || !h)

@@ -208,8 +208,7 @@ int sync_validate_batch(const struct server_sync_backend *be, const struct serve
 int sync_ingest_start(struct server_sync *s, const struct server_sync_backend *be);
 int sync_ingest_submit(struct server_sync *s, struct sync_conn *c, Citypass__Frame *f);
 /* Issue 13: a gate's health report (Hello, EventBatch), copied and stored by the worker. */
-int sync_ingest_health(struct server_sync *s, const char *device_id,
-                       const Citypass__GateHealth *h);
+int sync_ingest_health(struct server_sync *s, const char *device_id, const Citypass__GateHealth *h);
 void sync_ingest_stop(struct server_sync *s);
 void sync_ingest_free(struct server_sync *s);
 size_t sync_ingest_queued(const struct server_sync *s);

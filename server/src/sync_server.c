@@ -235,7 +235,8 @@ static void load_ca_chain(struct server_sync *s)
 		return;
 	int rc = s->be.ops->ca_chain(s->be.ctx, &s->ca_chain);
 	if (rc) {
-		sync_log(s, LOG_ERR, "device CA chain unreadable (error %d): not sent to gates", rc);
+		sync_log(s, LOG_ERR, "device CA chain unreadable (error %d): not sent to gates",
+		         rc);
 		return;
 	}
 	const size_t n = s->ca_chain.n;
@@ -520,7 +521,7 @@ void server_sync_free(struct server_sync *s)
 	if (!s)
 		return;
 	s->stopping = 1;
-	s->stopped = 1; /* no summary from conn_gone: free is not a stop */
+	s->stopped = 1;      /* no summary from conn_gone: free is not a stop */
 	sync_ingest_free(s); /* gives back the connections' references first */
 	while ((c = TAILQ_FIRST(&s->conns)) != NULL)
 		sync_conn_destroy(c);

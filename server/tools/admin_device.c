@@ -64,8 +64,8 @@ static void bytes(uint64_t b, char *out, size_t cap)
 }
 
 /* The flags of one gate, space-separated ("" when all is well). */
-static void flags_of(const struct server_device_status *d, int64_t now, int64_t silent_s,
-                     char *out, size_t cap)
+static void flags_of(const struct server_device_status *d, int64_t now, int64_t silent_s, char *out,
+                     size_t cap)
 {
 	out[0] = '\0';
 	size_t n = 0;
@@ -99,9 +99,10 @@ static int device_list(struct admin *a, int argc, char **argv)
 			break;
 		case 's':
 			if (admin_parse_u64(optarg, 525600, &silent_min) != 0 || silent_min == 0)
-				return admin_usage("device list ",
-				                   "--silent-after '%s': expected minutes, 1 to 525600",
-				                   optarg);
+				return admin_usage(
+				        "device list ",
+				        "--silent-after '%s': expected minutes, 1 to 525600",
+				        optarg);
 			break;
 		case 'h':
 			fputs(list_help, stdout);
@@ -135,7 +136,7 @@ static int device_list(struct admin *a, int argc, char **argv)
 		const struct server_device_status *s = &d[i];
 		const struct server_device_health *h = &s->health;
 		char flags[96], heard[24] = "never", list_age[24] = "-", free_b[24] = "-",
-		                        sector[SERVER_NAME_MAX];
+		                sector[SERVER_NAME_MAX];
 		flags_of(s, now, silent_s, flags, sizeof(flags));
 		if (admin_sector_name(a, s->dev.sector, sector, sizeof(sector)) != 0)
 			snprintf(sector, sizeof(sector), "%u", (unsigned)s->dev.sector);
@@ -155,7 +156,8 @@ static int device_list(struct admin *a, int argc, char **argv)
 			printf(",\"revoked\":%s,\"flags\":[", s->dev.revoked ? "true" : "false");
 			char *save = NULL;
 			int first = 1;
-			for (char *f = strtok_r(flags, " ", &save); f; f = strtok_r(NULL, " ", &save)) {
+			for (char *f = strtok_r(flags, " ", &save); f;
+			     f = strtok_r(NULL, " ", &save)) {
 				printf("%s\"%s\"", first ? "" : ",", f);
 				first = 0;
 			}

@@ -27,9 +27,9 @@
 
 #define BATCH         (1u << 20) /* lines per transaction at most */
 #define BATCH_SECONDS 1.0        /* and seconds: the write lock is held that long at most */
-#define SHOW_ERRORS 20
-#define MEMO_SLOTS  4096u /* distinct rights fields parsed once */
-#define MAX_RIGHTS  SERVER_CARD_SLOTS
+#define SHOW_ERRORS   20
+#define MEMO_SLOTS    4096u /* distinct rights fields parsed once */
+#define MAX_RIGHTS    SERVER_CARD_SLOTS
 /* the database pages an import keeps in memory: its inserts land at random places of the
  * identifier indexes, which a small cache writes out again and again */
 #define IMPORT_CACHE_MIB 512u
@@ -73,13 +73,13 @@ struct import {
 	struct id_seen {
 		uint8_t k[12];
 		uint32_t line;
-	} *ids;
+	} * ids;
 	size_t n_ids, cap_ids;
 	char err[600];
 };
 
 __attribute__((format(printf, 3, 4))) static void line_error(struct import *im, unsigned long line,
-                                                            const char *fmt, ...)
+                                                             const char *fmt, ...)
 {
 	if (++im->errors <= SHOW_ERRORS) {
 		char msg[700];
@@ -142,7 +142,8 @@ static int parse_rights(struct import *im, const char *field, const struct right
 		for (size_t j = 0; j < set->n; j++)
 			if (set->r[j].sector == r->sector) {
 				snprintf(im->err, sizeof(im->err),
-				         "rights '%s': a pass holds one right per sector, and sector "
+				         "rights '%s': a pass holds one right per sector, and "
+				         "sector "
 				         "%u has one already on this line",
 				         spec, r->sector);
 				return -1;
@@ -216,9 +217,10 @@ static int read_header(struct import *im, struct admin_csv *c)
 		           : strcmp(h, "id") == 0        ? &im->col_id
 		                                         : NULL;
 		if (!col)
-			return admin_refuse("%s line %lu: unknown column '%s' in the header "
-			                    "(expected holder, household, rights and optionally id)",
-			                    im->file, line, h);
+			return admin_refuse(
+			        "%s line %lu: unknown column '%s' in the header "
+			        "(expected holder, household, rights and optionally id)",
+			        im->file, line, h);
 		if (*col >= 0)
 			return admin_refuse("%s line %lu: column '%s' appears twice in the header",
 			                    im->file, line, h);
@@ -372,7 +374,8 @@ static int check_file(struct import *im, FILE *f, unsigned long *lines)
 	return 0;
 }
 
-/* --- the second reading: the passes go in ------------------------------------------------------ */
+/* --- the second reading: the passes go in ------------------------------------------------------
+ */
 
 /* The passes this import lists in each sector. */
 static void count_sectors(struct import *im, const struct rights_set *set)
@@ -565,8 +568,8 @@ static int import_file(struct import *im, FILE *f, unsigned long lines)
 		        "citypass-admin: %s line %lu: %s\n"
 		        "citypass-admin: the import stopped before line %lu; none of its passes is "
 		        "listed: run the same command again to finish it\n",
-		        im->file, line, r < 0 ? "the file changed during the import" : server_strerror(rc),
-		        line);
+		        im->file, line,
+		        r < 0 ? "the file changed during the import" : server_strerror(rc), line);
 		return EXIT_REFUSED;
 	}
 	(void)lines;

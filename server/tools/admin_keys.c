@@ -223,12 +223,9 @@ static int ca_retire(struct admin *a)
 int admin_cmd_keys(struct admin *a, int argc, char **argv)
 {
 	static const struct option opts[] = {
-	        {"sector", required_argument, NULL, 's'},
-	        {"json", no_argument, NULL, 'j'},
-	        {"list-key", no_argument, NULL, 'l'},
-	        {"ca", no_argument, NULL, 'c'},
-	        {"help", no_argument, NULL, 'h'},
-	        {NULL, 0, NULL, 0},
+	        {"sector", required_argument, NULL, 's'}, {"json", no_argument, NULL, 'j'},
+	        {"list-key", no_argument, NULL, 'l'},     {"ca", no_argument, NULL, 'c'},
+	        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
 	};
 	if (argc < 2)
 		return admin_usage("keys ", "missing a keys command (show, rotate, retire)");

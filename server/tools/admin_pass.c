@@ -84,8 +84,8 @@ static int parse_period(const char *s, size_t n, uint8_t *period)
 	return -1;
 }
 
-__attribute__((format(printf, 3, 4))) static int right_error(char *err, size_t cap,
-                                                            const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int right_error(char *err, size_t cap, const char *fmt,
+                                                             ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -107,7 +107,8 @@ int admin_right_parse(struct admin *a, const char *spec, struct server_right *r,
 		return right_error(err, cap, "'%s': expected SECTOR[,KEY=VALUE]...", spec);
 	struct server_sector sec;
 	if (admin_find_sector(a, tok, &sec) != 0)
-		return right_error(err, cap, "'%s': no such sector '%s' (see 'citypass-admin "
+		return right_error(err, cap,
+		                   "'%s': no such sector '%s' (see 'citypass-admin "
 		                   "sector list')",
 		                   spec, tok);
 	r->sector = sec.number;
@@ -125,13 +126,15 @@ int admin_right_parse(struct admin *a, const char *spec, struct server_right *r,
 		int64_t day;
 		if (strcmp(k, "product") == 0) {
 			if (admin_parse_u64(v, 65535, &n) || n == 0)
-				return right_error(err, cap, "'%s': product '%s': expected a "
+				return right_error(err, cap,
+				                   "'%s': product '%s': expected a "
 				                   "number from 1 to 65535",
 				                   spec, v);
 			r->p.product = (uint16_t)n;
 		} else if (strcmp(k, "from") == 0 || strcmp(k, "to") == 0) {
 			if (admin_parse_date(v, &day) || day < 1 || day >= PROTO_DAY_UNBOUNDED_TO)
-				return right_error(err, cap, "'%s': %s '%s': expected a date "
+				return right_error(err, cap,
+				                   "'%s': %s '%s': expected a date "
 				                   "YYYY-MM-DD",
 				                   spec, k, v);
 			if (k[0] == 'f')
@@ -140,7 +143,8 @@ int admin_right_parse(struct admin *a, const char *spec, struct server_right *r,
 				r->p.valid_to = (uint16_t)day;
 		} else if (strcmp(k, "entries") == 0) {
 			if (admin_parse_u64(v, 255, &n) || n == 0)
-				return right_error(err, cap, "'%s': entries '%s': expected a "
+				return right_error(err, cap,
+				                   "'%s': entries '%s': expected a "
 				                   "number from 1 to 255",
 				                   spec, v);
 			r->p.limit = (uint8_t)n;
@@ -157,7 +161,8 @@ int admin_right_parse(struct admin *a, const char *spec, struct server_right *r,
 			if (!s1 || admin_parse_u64(q, 255, &n) || n == 0 ||
 			    parse_period(s1 + 1, plen, &r->p.period) ||
 			    (s2 && strcmp(s2 + 1, "household") != 0 && strcmp(s2 + 1, "pass") != 0))
-				return right_error(err, cap, "'%s': quota '%s': expected "
+				return right_error(err, cap,
+				                   "'%s': quota '%s': expected "
 				                   "N/day|week|month|year[/household] with N "
 				                   "from 1 to 255",
 				                   spec, v);
@@ -173,12 +178,14 @@ int admin_right_parse(struct admin *a, const char *spec, struct server_right *r,
 				if (strcmp(v, fares[i]) == 0)
 					f = i;
 			if (f < 0)
-				return right_error(err, cap, "'%s': fare '%s': expected standard, "
+				return right_error(err, cap,
+				                   "'%s': fare '%s': expected standard, "
 				                   "resident, concession or free",
 				                   spec, v);
 			r->p.fare = (uint8_t)f;
 		} else {
-			return right_error(err, cap, "'%s': unknown key '%s' (expected product, "
+			return right_error(err, cap,
+			                   "'%s': unknown key '%s' (expected product, "
 			                   "from, to, entries, quota, fare)",
 			                   spec, k);
 		}
@@ -322,7 +329,8 @@ static int set_rights(struct admin *a, const struct server_pass *p, struct serve
 {
 	for (size_t i = 0; i < n; i++) {
 		r[i].pass = p->id;
-		/* an imported pass has identifiers only in the sectors of its rights (admin_import.c) */
+		/* an imported pass has identifiers only in the sectors of its rights
+		 * (admin_import.c) */
 		int rc = a->st.ops->pass_id_get(a->st.ctx, p->id, r[i].sector, NULL, NULL);
 		if (rc == SERVER_ERR_NOT_FOUND)
 			rc = admin_assign_id(a, p->id, r[i].sector);
@@ -570,10 +578,11 @@ static int parse_issue(struct admin *a, const char *cmd, int argc, char **argv,
 		     *q;) {
 			size_t n = admin_utf8_len(q);
 			if (n == 0)
-				return admin_usage(cmd,
-				                   "--holder: byte %zu is not UTF-8 text (names are "
-				                   "stored and exported as UTF-8)",
-				                   (size_t)(q - (const unsigned char *)o->holder) + 1);
+				return admin_usage(
+				        cmd,
+				        "--holder: byte %zu is not UTF-8 text (names are "
+				        "stored and exported as UTF-8)",
+				        (size_t)(q - (const unsigned char *)o->holder) + 1);
 			q += n;
 		}
 	}

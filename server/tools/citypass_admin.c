@@ -166,7 +166,8 @@ int admin_publish(struct admin *a, uint16_t sector, uint64_t *version)
 	 * publisher runs after the command's own commit and commits its own) */
 	if (r.full)
 		fprintf(stderr,
-		        "published sector %u list version %" PRIu64 " (%" PRIu32 " passes, rebuilt: "
+		        "published sector %u list version %" PRIu64 " (%" PRIu32
+		        " passes, rebuilt: "
 		        "gates take a snapshot)\n",
 		        sector, r.version, r.entries);
 	else
@@ -613,7 +614,8 @@ static int cmd_init(struct admin *a, int argc, char **argv)
 		                      "random_id",
 		                      random_id,
 		                      NULL};
-		struct server_publish_opts po = {now, (int64_t)validity * 86400, (unsigned)keep, 0, 0};
+		struct server_publish_opts po = {now, (int64_t)validity * 86400, (unsigned)keep, 0,
+		                                 0};
 		setenv("TZ", tz, 1);
 		tzset();
 		rc = init_fill(&st, tmp, names, n, value_sector, meta, &po);
@@ -1221,7 +1223,8 @@ static int cmd_device(struct admin *a, int argc, char **argv)
 		return device_revoke(a, argc - 1, argv + 1, 1);
 	if (strcmp(argv[1], "list") == 0) /* issue 13: the gates' health */
 		return admin_cmd_device_list(a, argc - 1, argv + 1);
-	return admin_usage("device ", "unknown device command '%s' (expected add, revoke, show, list)",
+	return admin_usage("device ",
+	                   "unknown device command '%s' (expected add, revoke, show, list)",
 	                   argv[1]);
 }
 
@@ -1461,7 +1464,8 @@ static int list_export(struct admin *a, int argc, char **argv)
 		server_list_version_free(&v);
 		server_stored_list_free(&d);
 		return admin_refuse("cannot export to '%s': %s", dir,
-		                    rc == SERVER_ERR_EXISTS ? "it exists already" : strerror(errno));
+		                    rc == SERVER_ERR_EXISTS ? "it exists already"
+		                                            : strerror(errno));
 	}
 	rc = export_version(a, sec.number, &v, dir);
 	if (rc == 0 && has_delta) {
@@ -1479,7 +1483,8 @@ static int list_export(struct admin *a, int argc, char **argv)
 	/* what an auditor runs, with nothing of ours (docs/list-format.md) */
 	printf("%s\n", dir);
 	printf("  cd %s && openssl dgst -sha256 -verify list.pub.pem -signature v%" PRIu64
-	       ".manifest.sig v%" PRIu64 ".manifest && sha256sum -c --quiet v%" PRIu64 ".manifest\n",
+	       ".manifest.sig v%" PRIu64 ".manifest && sha256sum -c --quiet v%" PRIu64
+	       ".manifest\n",
 	       dir, version, version, version);
 	return 0;
 }

@@ -133,8 +133,8 @@ static int delta_apply(char **argv)
 	uint8_t base_hash[PROTO_HASH_LEN];
 	proto_sha256(base.manifest, base.manifest_len, base_hash);
 	struct proto_list_policy pol = {base.h.sector, base.h.version, base.h.issued_at, ring};
-	int rc = proto_clist_delta_apply(&base.m, base_hash, read_base, &base, delta, delta_len, sig,
-	                                 sig_len, &pol, &ap);
+	int rc = proto_clist_delta_apply(&base.m, base_hash, read_base, &base, delta, delta_len,
+	                                 sig, sig_len, &pol, &ap);
 	if (rc) {
 		fprintf(stderr, "delta refused: %s\n", proto_strerror(rc));
 		goto out;
@@ -381,8 +381,8 @@ static int hold_lock(const char *data, const char *seconds)
 		return 1;
 	}
 	sqlite3_busy_timeout(db, 10000);
-	if (sqlite3_exec(db, "BEGIN IMMEDIATE; UPDATE meta SET value = value WHERE key = 'tz'", NULL,
-	                 NULL, NULL) != SQLITE_OK) {
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE; UPDATE meta SET value = value WHERE key = 'tz'",
+	                 NULL, NULL, NULL) != SQLITE_OK) {
 		fprintf(stderr, "cannot lock: %s\n", sqlite3_errmsg(db));
 		sqlite3_close(db);
 		return 1;

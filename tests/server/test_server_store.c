@@ -103,7 +103,8 @@ struct pubv {
 static void pubv_get(struct fx *f, uint16_t sector, uint64_t version, struct pubv *out)
 {
 	assert_int_equal(f->st.ops->list_version_get(f->st.ctx, sector, version, &out->v), 0);
-	assert_int_equal(proto_clist_manifest_parse(out->v.manifest, out->v.manifest_len, &out->m), 0);
+	assert_int_equal(proto_clist_manifest_parse(out->v.manifest, out->v.manifest_len, &out->m),
+	                 0);
 	assert_int_equal(proto_clist_head_parse(out->v.head, out->v.head_len, &out->h), 0);
 }
 
@@ -380,8 +381,8 @@ static void test_revocation_and_delta(void **state)
 	struct proto_list_policy pol = {1, 1, NOW + 120, ring};
 	struct proto_clist_manifest m;
 	struct proto_clist_head h;
-	assert_int_equal(proto_clist_verify(v2.v.manifest, v2.v.manifest_len, v2.v.sig, v2.v.sig_len,
-	                                    v2.v.head, v2.v.head_len, &pol, &m, &h),
+	assert_int_equal(proto_clist_verify(v2.v.manifest, v2.v.manifest_len, v2.v.sig,
+	                                    v2.v.sig_len, v2.v.head, v2.v.head_len, &pol, &m, &h),
 	                 0);
 	proto_clist_manifest_free(&m);
 	proto_clist_head_free(&h);
@@ -445,7 +446,8 @@ static void test_prune_keeps_last(void **state)
 	assert_int_equal(f->st.ops->list_file_get(f->st.ctx, 1, 0, 3, 0, &data, &len),
 	                 SERVER_ERR_NOT_FOUND);
 	for (uint64_t since = 4; since <= 6; since++) {
-		assert_int_equal(f->st.ops->list_file_get(f->st.ctx, 1, 0, since, 0, &data, &len), 0);
+		assert_int_equal(f->st.ops->list_file_get(f->st.ctx, 1, 0, since, 0, &data, &len),
+		                 0);
 		free(data);
 	}
 }
@@ -456,8 +458,8 @@ static void test_prune_keeps_last(void **state)
 static void many_passes(struct fx *f, int n, int64_t *first)
 {
 	struct proto_rights_profile sub = {1, 0, 0xFFFF, 0, 0, 0, 0, 0};
-	struct proto_rights_profile quota = {5, 0, 0xFFFF, 24, PROTO_PERIOD_YEAR,
-	                                     PROTO_SCOPE_HOUSEHOLD, 1, 0};
+	struct proto_rights_profile quota = {
+	        5, 0, 0xFFFF, 24, PROTO_PERIOD_YEAR, PROTO_SCOPE_HOUSEHOLD, 1, 0};
 	assert_int_equal(f->st.ops->begin(f->st.ctx), 0);
 	int64_t hh = 0;
 	for (int i = 0; i < n; i++) {
@@ -465,7 +467,9 @@ static void many_passes(struct fx *f, int n, int64_t *first)
 			char name[32];
 			snprintf(name, sizeof(name), "h%d", i);
 			assert_int_equal(f->st.ops->household_add(f->st.ctx, name, &hh), 0);
-			assert_int_equal(f->st.ops->household_tag_add(f->st.ctx, hh, 1, (uint32_t)(i + 1)), 0);
+			assert_int_equal(
+			        f->st.ops->household_tag_add(f->st.ctx, hh, 1, (uint32_t)(i + 1)),
+			        0);
 		}
 		struct server_pass ps;
 		memset(&ps, 0, sizeof(ps));
@@ -622,7 +626,8 @@ static void test_change_log_equals_full_rebuild(void **state)
 		assert_int_equal(ea[i].household, ez[i].household);
 		assert_int_equal(ea[i].used, ez[i].used);
 		assert_int_equal(ea[i].used_period, ez[i].used_period);
-		assert_true(profile_same(&a.h.profiles[ea[i].profile], &z.h.profiles[ez[i].profile]));
+		assert_true(
+		        profile_same(&a.h.profiles[ea[i].profile], &z.h.profiles[ez[i].profile]));
 	}
 	/* and the changes are there */
 	struct proto_list_entry e;
@@ -711,11 +716,12 @@ static void test_migration_to_format2_lists(void **state)
 	sqlite3 *db = NULL;
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, sq_schema_v2_sql, NULL, NULL, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db,
-	                              "PRAGMA user_version=2; INSERT INTO sectors VALUES(1, 'pool', 0);"
-	                              " INSERT INTO lists VALUES(1, 7, 0, 1, x'00', x'00');",
-	                              NULL, NULL, NULL),
-	                 SQLITE_OK);
+	assert_int_equal(
+	        sqlite3_exec(db,
+	                     "PRAGMA user_version=2; INSERT INTO sectors VALUES(1, 'pool', 0);"
+	                     " INSERT INTO lists VALUES(1, 7, 0, 1, x'00', x'00');",
+	                     NULL, NULL, NULL),
+	        SQLITE_OK);
 	sqlite3_close(db);
 	struct server_store st;
 	assert_int_equal(server_store_open_sqlite(&st, dir, 0), 0);

@@ -44,7 +44,8 @@ static void agree(const char *deployment, const char *site)
 		proto_zone_civil(period_zone, t, &gate);
 		proto_zone_civil(site_zone, t, &at_site);
 		for (size_t i = 0; i < sizeof(periods); i++) {
-			assert_int_equal(sp.n[periods[i]], proto_period_number(periods[i], gate.day));
+			assert_int_equal(sp.n[periods[i]],
+			                 proto_period_number(periods[i], gate.day));
 			if (sp.n[periods[i]] != proto_period_number(periods[i], at_site.day))
 				site_disagrees++;
 		}

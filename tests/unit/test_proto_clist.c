@@ -44,14 +44,17 @@ static struct proto_list_policy policy(uint64_t held)
 static void test_entry_layout(void **state)
 {
 	(void)state;
-	struct proto_list_entry e = {.profile = 0x1234, .household = 0xABCDEF, .used = 7,
-	                             .used_period = 26, .status = PROTO_STATUS_SUSPENDED};
+	struct proto_list_entry e = {.profile = 0x1234,
+	                             .household = 0xABCDEF,
+	                             .used = 7,
+	                             .used_period = 26,
+	                             .status = PROTO_STATUS_SUSPENDED};
 	memcpy(e.key, "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
 	uint8_t b[PROTO_CLIST_ENTRY_SIZE];
 	proto_clist_entry_encode(b, &e);
 	/* key, then status in the two high bits above a 14-bit profile, household, used, period */
-	static const uint8_t want[PROTO_CLIST_ENTRY_SIZE] = {1, 2, 3, 4, 5, 6, 7, 8, 0xD2, 0x34,
-	                                                      0xAB, 0xCD, 0xEF, 7, 26};
+	static const uint8_t want[PROTO_CLIST_ENTRY_SIZE] = {1,    2,    3,    4,    5,    6, 7, 8,
+	                                                     0xD2, 0x34, 0xAB, 0xCD, 0xEF, 7, 26};
 	assert_memory_equal(b, want, sizeof(want));
 	struct proto_list_entry d;
 	proto_clist_entry_decode(b, &d);
@@ -75,8 +78,13 @@ static void test_entry_layout(void **state)
 static void test_head_fields_are_checked(void **state)
 {
 	(void)state;
-	struct proto_clist_head h = {.format = 2, .sector = 7, .version = 3, .issued_at = 10,
-	                             .expires_at = 20, .bits = 4, .profile_count = 3,
+	struct proto_clist_head h = {.format = 2,
+	                             .sector = 7,
+	                             .version = 3,
+	                             .issued_at = 10,
+	                             .expires_at = 20,
+	                             .bits = 4,
+	                             .profile_count = 3,
 	                             .profiles = (struct proto_rights_profile *)fixture_profiles};
 	uint8_t *b = NULL;
 	size_t n = 0;
@@ -143,7 +151,8 @@ static void test_manifest_is_sha256sum_text_in_one_form(void **state)
 	size_t line = 67 + strlen("v12.head"), cl = 67 + strlen("c000-v12.idx");
 	memcpy(c + line, l.manifest + line + 2 * cl, 2 * cl);
 	memcpy(c + line + 2 * cl, l.manifest + line, 2 * cl);
-	assert_int_equal(proto_clist_manifest_parse(c, l.manifest_len, &m), PROTO_ERR_LIST_MANIFEST);
+	assert_int_equal(proto_clist_manifest_parse(c, l.manifest_len, &m),
+	                 PROTO_ERR_LIST_MANIFEST);
 	free(c);
 	fixture_v2_free(&l);
 }
@@ -218,7 +227,8 @@ static void test_a_leaf_is_checked_before_it_is_searched(void **state)
 	assert_int_equal(proto_clist_idx_parse(l.chunks[0].idx, l.chunks[0].idx_len, &ix), 0);
 	assert_int_equal(ix.entry_count, 1000);
 	assert_int_equal(ix.leaf_count, 16); /* 15 leaves of 64 and one of 40 */
-	assert_int_equal(proto_clist_idx_size(1000), PROTO_CLIST_IDX_FIXED + 16 * PROTO_CLIST_IDX_LEAF);
+	assert_int_equal(proto_clist_idx_size(1000),
+	                 PROTO_CLIST_IDX_FIXED + 16 * PROTO_CLIST_IDX_LEAF);
 	uint64_t off;
 	size_t len;
 	proto_clist_leaf_span(&ix, 15, &off, &len);
@@ -229,8 +239,8 @@ static void test_a_leaf_is_checked_before_it_is_searched(void **state)
 		assert_int_equal(leaf, (int64_t)(i / 64));
 		struct proto_list_entry got;
 		proto_clist_leaf_span(&ix, (uint32_t)leaf, &off, &len);
-		assert_int_equal(proto_clist_leaf_lookup(&ix, (uint32_t)leaf, l.chunks[0].dat + off, len,
-		                                         e[i].key, &got),
+		assert_int_equal(proto_clist_leaf_lookup(&ix, (uint32_t)leaf, l.chunks[0].dat + off,
+		                                         len, e[i].key, &got),
 		                 0);
 		assert_int_equal(got.status, e[i].status);
 	}
@@ -266,7 +276,8 @@ static void test_chunk_operations_fit_the_base_or_are_refused(void **state)
 	struct {
 		uint8_t op;
 		struct proto_list_entry e;
-	} want[3] = {{PROTO_CLIST_OP_CHANGE, e[2]}, {PROTO_CLIST_OP_ADD, fresh},
+	} want[3] = {{PROTO_CLIST_OP_CHANGE, e[2]},
+	             {PROTO_CLIST_OP_ADD, fresh},
 	             {PROTO_CLIST_OP_REMOVE, e[7]}};
 	want[0].e.used = 99;
 	for (int i = 0; i < 3; i++)
@@ -343,9 +354,9 @@ static void test_delta_apply_gives_what_was_signed(void **state)
 	proto_sha256(b.manifest, b.manifest_len, hb);
 	struct proto_list_policy p = policy(1);
 	struct proto_clist_applied ap;
-	assert_int_equal(proto_clist_delta_apply(&a.m, ha, read_v2, &a, d12, l12, b.sig, b.sig_len,
-	                                         &p, &ap),
-	                 0);
+	assert_int_equal(
+	        proto_clist_delta_apply(&a.m, ha, read_v2, &a, d12, l12, b.sig, b.sig_len, &p, &ap),
+	        0);
 	assert_int_equal(ap.manifest_len, b.manifest_len);
 	assert_memory_equal(ap.manifest_bytes, b.manifest, b.manifest_len);
 	assert_true(ap.n_changed >= 1 && ap.n_changed <= 2);
@@ -353,9 +364,9 @@ static void test_delta_apply_gives_what_was_signed(void **state)
 	proto_clist_applied_free(&ap);
 
 	/* the refusals, in order */
-	assert_int_equal(proto_clist_delta_apply(&a.m, ha, read_v2, &a, d23, l23, c.sig, c.sig_len,
-	                                         &p, &ap),
-	                 PROTO_ERR_DELTA_BASE); /* base is v2, a gate holding v1 */
+	assert_int_equal(
+	        proto_clist_delta_apply(&a.m, ha, read_v2, &a, d23, l23, c.sig, c.sig_len, &p, &ap),
+	        PROTO_ERR_DELTA_BASE); /* base is v2, a gate holding v1 */
 	uint8_t wrong[PROTO_HASH_LEN];
 	memcpy(wrong, ha, sizeof(wrong));
 	wrong[0] ^= 1;
@@ -363,22 +374,22 @@ static void test_delta_apply_gives_what_was_signed(void **state)
 	                                         b.sig_len, &p, &ap),
 	                 PROTO_ERR_DELTA_BASE);
 	p = policy(2);
-	assert_int_equal(proto_clist_delta_apply(&a.m, ha, read_v2, &a, d12, l12, b.sig, b.sig_len,
-	                                         &p, &ap),
-	                 PROTO_ERR_LIST_ROLLBACK);
+	assert_int_equal(
+	        proto_clist_delta_apply(&a.m, ha, read_v2, &a, d12, l12, b.sig, b.sig_len, &p, &ap),
+	        PROTO_ERR_LIST_ROLLBACK);
 	p = policy(1);
-	assert_int_equal(proto_clist_delta_apply(&a.m, ha, read_v2, &a, d12, l12, c.sig, c.sig_len,
-	                                         &p, &ap),
-	                 PROTO_ERR_DELTA_RESULT); /* not what the signature covers */
+	assert_int_equal(
+	        proto_clist_delta_apply(&a.m, ha, read_v2, &a, d12, l12, c.sig, c.sig_len, &p, &ap),
+	        PROTO_ERR_DELTA_RESULT); /* not what the signature covers */
 	p.now = FIXTURE_EXPIRES;
-	assert_int_equal(proto_clist_delta_apply(&a.m, ha, read_v2, &a, d12, l12, b.sig, b.sig_len,
-	                                         &p, &ap),
-	                 PROTO_ERR_LIST_EXPIRED);
+	assert_int_equal(
+	        proto_clist_delta_apply(&a.m, ha, read_v2, &a, d12, l12, b.sig, b.sig_len, &p, &ap),
+	        PROTO_ERR_LIST_EXPIRED);
 	p = policy(1);
 	p.sector = 9;
-	assert_int_equal(proto_clist_delta_apply(&a.m, ha, read_v2, &a, d12, l12, b.sig, b.sig_len,
-	                                         &p, &ap),
-	                 PROTO_ERR_LIST_SECTOR);
+	assert_int_equal(
+	        proto_clist_delta_apply(&a.m, ha, read_v2, &a, d12, l12, b.sig, b.sig_len, &p, &ap),
+	        PROTO_ERR_LIST_SECTOR);
 	/* framing: cut short, or followed by junk */
 	struct proto_clist_delta d;
 	assert_int_equal(proto_clist_delta_parse(d12, l12, &d), 0);
@@ -408,17 +419,17 @@ static void test_snapshot_stream_is_checked_file_by_file(void **state)
 	struct proto_clist_manifest m;
 	struct proto_clist_head h;
 	struct proto_list_policy p = policy(3);
-	assert_int_equal(proto_clist_stream_open(l.stream, l.stream_len, l.sig, l.sig_len, &p, &st,
-	                                         &m, &h),
-	                 0);
+	assert_int_equal(
+	        proto_clist_stream_open(l.stream, l.stream_len, l.sig, l.sig_len, &p, &st, &m, &h),
+	        0);
 	size_t cursor = 0;
 	uint32_t total = 0;
 	for (uint32_t j = 0; j < m.n_chunks; j++) {
 		const uint8_t *idx, *dat;
 		size_t il;
 		uint32_t n;
-		assert_int_equal(proto_clist_stream_chunk(&st, &m, &h, &cursor, j, &idx, &il, &dat, &n),
-		                 0);
+		assert_int_equal(
+		        proto_clist_stream_chunk(&st, &m, &h, &cursor, j, &idx, &il, &dat, &n), 0);
 		total += n;
 	}
 	assert_int_equal(total, 200);
@@ -428,9 +439,8 @@ static void test_snapshot_stream_is_checked_file_by_file(void **state)
 	uint8_t *bad = malloc(l.stream_len);
 	memcpy(bad, l.stream, l.stream_len);
 	bad[l.stream_len - 1] ^= 1;
-	assert_int_equal(proto_clist_stream_open(bad, l.stream_len, l.sig, l.sig_len, &p, &st, &m,
-	                                         &h),
-	                 0);
+	assert_int_equal(
+	        proto_clist_stream_open(bad, l.stream_len, l.sig, l.sig_len, &p, &st, &m, &h), 0);
 	cursor = 0;
 	const uint8_t *idx, *dat;
 	size_t il;
@@ -445,9 +455,9 @@ static void test_snapshot_stream_is_checked_file_by_file(void **state)
 	                                         &st, &m, &h),
 	                 PROTO_ERR_LIST_TRUNCATED);
 	p = policy(4);
-	assert_int_equal(proto_clist_stream_open(l.stream, l.stream_len, l.sig, l.sig_len, &p, &st,
-	                                         &m, &h),
-	                 PROTO_ERR_LIST_ROLLBACK);
+	assert_int_equal(
+	        proto_clist_stream_open(l.stream, l.stream_len, l.sig, l.sig_len, &p, &st, &m, &h),
+	        PROTO_ERR_LIST_ROLLBACK);
 	proto_clist_manifest_free(&m);
 	proto_clist_head_free(&h);
 	free(bad);

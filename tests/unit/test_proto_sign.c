@@ -202,9 +202,9 @@ static void test_keyring_finds_by_id(void **state)
 	size_t sig_len = 0;
 	assert_int_equal(proto_sign(a, (const uint8_t *)"m", 1, sig, &sig_len), 0);
 	assert_false(proto_key_is_private(proto_keyring_find(ring, ida)));
-	assert_int_equal(proto_verify(proto_keyring_find(ring, ida), (const uint8_t *)"m", 1, sig,
-	                              sig_len),
-	                 0);
+	assert_int_equal(
+	        proto_verify(proto_keyring_find(ring, ida), (const uint8_t *)"m", 1, sig, sig_len),
+	        0);
 	proto_key_free(a);
 	proto_key_free(b);
 	proto_key_free(c);

@@ -673,7 +673,8 @@ static int report_matches(struct world *w, size_t from, int reader, uint64_t bac
 	int found = 0;
 	pthread_mutex_lock(&w->lists.lock);
 	for (size_t i = from; i < w->lists.n_reports; i++)
-		found |= w->lists.reports[i].reader == reader && w->lists.reports[i].backlog == backlog;
+		found |= w->lists.reports[i].reader == reader &&
+		         w->lists.reports[i].backlog == backlog;
 	pthread_mutex_unlock(&w->lists.lock);
 	return found;
 }

@@ -171,9 +171,8 @@ static size_t n_forged_stats, n_forged_uses;
 static int forge_stat(const char *arg)
 {
 	unsigned long long v[7];
-	if (n_forged_stats == FORGE_MAX ||
-	    sscanf(arg, "%llu,%llu,%llu,%llu,%llu,%llu,%llu", &v[0], &v[1], &v[2], &v[3], &v[4],
-	           &v[5], &v[6]) != 7)
+	if (n_forged_stats == FORGE_MAX || sscanf(arg, "%llu,%llu,%llu,%llu,%llu,%llu,%llu", &v[0],
+	                                          &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]) != 7)
 		return -1;
 	Citypass__StatEvent *e = &forged_stats[n_forged_stats++];
 	citypass__stat_event__init(e);
@@ -192,7 +191,8 @@ static int forge_use(const char *arg)
 	unsigned long long v[4];
 	char hex[17];
 	if (n_forged_uses == FORGE_MAX ||
-	    sscanf(arg, "%llu,%16[0-9a-fA-F],%llu,%llu,%llu", &v[0], hex, &v[1], &v[2], &v[3]) != 5 ||
+	    sscanf(arg, "%llu,%16[0-9a-fA-F],%llu,%llu,%llu", &v[0], hex, &v[1], &v[2], &v[3]) !=
+	            5 ||
 	    strlen(hex) != 16)
 		return -1;
 	size_t i = n_forged_uses++;
@@ -250,8 +250,8 @@ static void send_forged(struct sim_ctl *c, uint64_t first)
 		return;
 	}
 	if (sim_wait(c, cond_forged, 10000) == 1 && !c->closed)
-		printf("acked %llu\n", (unsigned long long)(n_forged_stats ? c->stats_acked
-		                                                           : c->cons_acked));
+		printf("acked %llu\n",
+		       (unsigned long long)(n_forged_stats ? c->stats_acked : c->cons_acked));
 	else
 		printf("closed: %s\n", c->last_error_msg[0] ? c->last_error_msg : c->why);
 }
@@ -391,7 +391,8 @@ int main(int argc, char **argv)
 		sim_send_stats(&c, from, events, site, sector);
 		want_acked = from + events - 1;
 		if (sim_wait(&c, cond_synced, (int)ack_wait_s * 1000) != 1) {
-			fprintf(stderr, "sync_probe: batch %u not acknowledged: %s\n", b + 1, c.why);
+			fprintf(stderr, "sync_probe: batch %u not acknowledged: %s\n", b + 1,
+			        c.why);
 			goto out;
 		}
 		if (pause_ms && sim_wait(&c, sim_cond_closed, (int)pause_ms) != 0) {

@@ -77,9 +77,10 @@ static int set_purpose(mbedtls_x509write_cert *crt, enum pki_purpose purpose)
 	};
 	if (purpose == PKI_PURPOSE_NONE)
 		return 0;
-	return mbedtls_x509write_crt_set_extension(
-	        crt, MBEDTLS_OID_EXTENDED_KEY_USAGE, MBEDTLS_OID_SIZE(MBEDTLS_OID_EXTENDED_KEY_USAGE),
-	        0, eku[purpose == PKI_PURPOSE_CLIENT], sizeof(eku[0]));
+	return mbedtls_x509write_crt_set_extension(crt, MBEDTLS_OID_EXTENDED_KEY_USAGE,
+	                                           MBEDTLS_OID_SIZE(MBEDTLS_OID_EXTENDED_KEY_USAGE),
+	                                           0, eku[purpose == PKI_PURPOSE_CLIENT],
+	                                           sizeof(eku[0]));
 }
 
 /* Sign subject_key's certificate with issuer_key. issuer_name NULL: self-signed CA. */

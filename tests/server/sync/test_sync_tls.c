@@ -326,9 +326,9 @@ static void test_refused_certificates(void **state)
 	expect_refused(h, &server_role,
 	               "TLS handshake refused: certificate 'gate-3' is not a gate certificate");
 	assert_int_equal(pki_device_purpose(&h->pki, "gate-3", PKI_PURPOSE_NONE, cert2), 0);
-	assert_int_equal(sim_init(&no_role, "gate-3", SECTOR_POOL, h->pki.ca_cert, cert2,
-	                          h->pki.device_key),
-	                 0);
+	assert_int_equal(
+	        sim_init(&no_role, "gate-3", SECTOR_POOL, h->pki.ca_cert, cert2, h->pki.device_key),
+	        0);
 	expect_refused(h, &no_role,
 	               "TLS handshake refused: certificate 'gate-3' is not a gate certificate");
 
@@ -408,8 +408,8 @@ static void test_bad_input_isolated(void **state)
 	assert_int_equal(sim_session(&foreign, h->port, 1, WAIT_MS), 0);
 	assert_int_equal(sim_send_stats(&foreign, 1, 10, SITE, SECTOR_LIBRARY), 0);
 	assert_int_equal(sim_wait(&foreign, sim_cond_closed, WAIT_MS), 1);
-	assert_true(harness_log_has(h, "EventBatch refused: statistic seq 1: sector 9, the device serves 7",
-	                            WAIT_MS));
+	assert_true(harness_log_has(
+	        h, "EventBatch refused: statistic seq 1: sector 9, the device serves 7", WAIT_MS));
 	assert_int_equal(mem_backend_rows(h->mem, "gate-2", CITYPASS__STREAM__STATISTICS), 0);
 
 	/* events before Hello */
