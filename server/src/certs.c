@@ -255,20 +255,6 @@ static int append_file(char **buf, size_t *len, const char *from)
 	return 0;
 }
 
-static int replace_with(const char *path, const char *data, size_t len, unsigned mode)
-{
-	char tmp[PATH_MAX];
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
-		return SERVER_ERR_ARG;
-	unlink(tmp);
-	int rc = server_file_create(tmp, data, len, mode);
-	if (rc == 0 && rename(tmp, path) != 0) {
-		unlink(tmp);
-		rc = SERVER_ERR_IO;
-	}
-	return rc;
-}
-
 /* The CN of the server certificate in use (the name gates pin). */
 static int server_cn(const char *crt_path, char *cn, size_t cap)
 {
@@ -420,7 +406,7 @@ int server_ca_rotate(const char *data_dir, struct server_ca_rotation *out)
 		uint8_t *d = NULL;
 		size_t dl = 0;
 		rc = read_all(crt, &d, &dl);
-		rc = rc ? rc : replace_with(before, (const char *)d, dl, 0644);
+		rc = rc ? rc : server_file_replace(before, (const char *)d, dl, 0644);
 		free(d);
 	}
 	/* 4. the new CA's own certificate, sent with the announcement: what a gate adds to
@@ -431,7 +417,7 @@ int server_ca_rotate(const char *data_dir, struct server_ca_rotation *out)
 		uint8_t *d = NULL;
 		size_t dl = 0;
 		rc = read_all(ncrt, &d, &dl);
-		rc = rc ? rc : replace_with(next, (const char *)d, dl, 0644);
+		rc = rc ? rc : server_file_replace(next, (const char *)d, dl, 0644);
 		free(d);
 	}
 	/* 5. the commit point: N.cross.crt exists, the CA is number n + 1 from now on */
@@ -446,7 +432,7 @@ int server_ca_rotate(const char *data_dir, struct server_ca_rotation *out)
 		if (rename(nkey, key) != 0)
 			rc = SERVER_ERR_IO;
 	}
-	rc = rc ? rc : replace_with(crt, bundle, blen, 0644);
+	rc = rc ? rc : server_file_replace(crt, bundle, blen, 0644);
 	free(bundle);
 	if (rc == 0) {
 		out->from = n;

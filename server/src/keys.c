@@ -74,6 +74,20 @@ int server_file_create(const char *path, const void *data, size_t len, unsigned 
 	return close(fd) == 0 ? 0 : SERVER_ERR_IO;
 }
 
+int server_file_replace(const char *path, const void *data, size_t len, unsigned mode)
+{
+	char tmp[PATH_MAX];
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return SERVER_ERR_ARG;
+	unlink(tmp); /* a crash's leftover: path itself is still whole */
+	int rc = server_file_create(tmp, data, len, mode);
+	if (rc == 0 && rename(tmp, path) != 0) {
+		unlink(tmp);
+		rc = SERVER_ERR_IO;
+	}
+	return rc;
+}
+
 int server_file_read(const char *path, uint8_t **data, size_t *len)
 {
 	FILE *f = fopen(path, "rb");

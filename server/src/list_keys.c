@@ -108,27 +108,12 @@ int server_list_chain_load(const char *data_dir, struct server_list_chain *out)
 	return 0;
 }
 
-/* Write path through path.tmp and a rename, so that a reader sees the old or the new. */
-static int replace_file(const char *path, const void *data, size_t len, unsigned mode)
-{
-	char tmp[PATH_MAX];
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
-		return SERVER_ERR_ARG;
-	unlink(tmp);
-	int rc = server_file_create(tmp, data, len, mode);
-	if (rc == 0 && rename(tmp, path) != 0) {
-		unlink(tmp);
-		rc = SERVER_ERR_IO;
-	}
-	return rc;
-}
-
 static int write_pub(const struct proto_key *k, const char *path)
 {
 	char pem[512];
 	if (proto_key_public_pem(k, pem, sizeof(pem)) != 0)
 		return SERVER_ERR_CRYPTO;
-	return replace_file(path, pem, strlen(pem), 0644);
+	return server_file_replace(path, pem, strlen(pem), 0644);
 }
 
 /* Statement n is committed: make its key current (list.key.next over list.key). */
@@ -167,7 +152,7 @@ static int write_sig(const char *data_dir, uint32_t n, const char *ext, const st
 		return rc;
 	if (proto_sign(k, (const uint8_t *)text, len, sig, &sig_len) != 0)
 		return SERVER_ERR_CRYPTO;
-	return replace_file(path, sig, sig_len, 0644);
+	return server_file_replace(path, sig, sig_len, 0644);
 }
 
 int server_list_key_rotate(const char *data_dir, struct server_list_rotation *out)
@@ -238,7 +223,7 @@ int server_list_key_rotate(const char *data_dir, struct server_list_rotation *ou
 		sync_dir(dir);
 		/* the commit point */
 		rc = chain_path(path, sizeof(path), data_dir, n, "txt");
-		rc = rc ? rc : replace_file(path, text, len, 0644);
+		rc = rc ? rc : server_file_replace(path, text, len, 0644);
 		sync_dir(dir);
 	}
 	if (rc == 0) {

@@ -50,6 +50,9 @@ struct server_card_keys {
 
 /* Write `len` bytes to a new file with `mode`; SERVER_ERR_EXISTS if it exists. */
 int server_file_create(const char *path, const void *data, size_t len, unsigned mode);
+/* Replace path with `len` bytes through path.tmp (created, fsynced) and a rename, so that a
+ * reader sees the old file or the new one. */
+int server_file_replace(const char *path, const void *data, size_t len, unsigned mode);
 /* Read a whole file (malloc'd, NUL-terminated beyond len). */
 int server_file_read(const char *path, uint8_t **data, size_t *len);
 
