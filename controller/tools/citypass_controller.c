@@ -287,7 +287,9 @@ static int make_dir(const char *path)
  * One life of the daemon with one configuration: 0 when stopped, 1 when it could not
  * start. Returns on SIGTERM or SIGHUP (reload_requested then stays set for the caller).
  */
-static int run(struct controller_config *cfg, bool first)
+/* how: "started", "reloaded" or, after a refused reload, "restarted" on the running
+ * configuration: the log tells an operator which configuration the gate now runs. */
+static int run(struct controller_config *cfg, const char *how)
 {
 	char err[CONTROLLER_ERROR_MAX] = "";
 	char path[CONTROLLER_PATH_MAX + 32];
@@ -462,9 +464,9 @@ static int run(struct controller_config *cfg, bool first)
 	controller_log(LOG_NOTICE,
 	               "%s: device %s, site %u (%s), gate %u, sector %u (%s), reader %s, "
 	               "gate backend %s, server %s",
-	               first ? "started" : "reloaded", cfg->device_id, (unsigned)cfg->site,
-	               cfg->site_name, (unsigned)cfg->gate, (unsigned)cfg->sector, cfg->sector_name,
-	               cfg->reader, gate->name, cfg->server);
+	               how, cfg->device_id, (unsigned)cfg->site, cfg->site_name,
+	               (unsigned)cfg->gate, (unsigned)cfg->sector, cfg->sector_name, cfg->reader,
+	               gate->name, cfg->server);
 	controller_reader_loop_run(loop, &stop_requested, &reload_requested);
 	ret = 0;
 out:
@@ -572,13 +574,15 @@ int main(int argc, char **argv)
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	int rc = run(&cfg, true);
+	int rc = run(&cfg, "started");
 	while (rc == 0 && !stop_requested && reload_requested) {
+		const char *how = "reloaded";
 		reload_requested = 0;
 		if (controller_config_load(config_path, &next, err, sizeof(err)) != 0) {
 			controller_log(LOG_ERR,
 			               "reload refused, keeping the running configuration: %s",
 			               err);
+			how = "restarted";
 		} else {
 			controller_config_wipe(&cfg);
 			cfg = next;
@@ -586,7 +590,7 @@ int main(int argc, char **argv)
 			controller_log_init("citypass-controller", cfg.log_syslog);
 			controller_log(LOG_NOTICE, "configuration reloaded from %s", config_path);
 		}
-		rc = run(&cfg, false);
+		rc = run(&cfg, how);
 		/* a reload that cannot start (reader gone...) ends the daemon: exit 1 */
 	}
 	controller_config_wipe(&cfg);

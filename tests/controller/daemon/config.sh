@@ -178,8 +178,11 @@ kill -HUP $pid
 wait_for 10 grep -q "reload refused, keeping the running configuration: .*open-ms 'never'" \
 	"$T/ctl-live.log" || fail "a broken reload: $(tail -n 3 "$T/ctl-live.log")"
 kill -0 $pid || fail "a broken reload stopped the controller"
+# a refused reload says it restarted on the running configuration, never "reloaded"
+wait_for 10 grep -q "restarted: device pool-1" "$T/ctl-live.log" ||
+	fail "a refused reload does not say it restarted: $(tail -n 3 "$T/ctl-live.log")"
+! grep -q "reloaded: device" "$T/ctl-live.log" || fail "a refused reload logged 'reloaded'"
 sed -i 's/^open-ms = never$/open-ms = 1500/' "$T/live.conf"
-# the refused reload restarted on the running configuration and logged "reloaded" too:
 # only what follows this HUP says the good file was applied
 from=$(($(wc -l <"$T/ctl-live.log") + 1))
 kill -HUP $pid
