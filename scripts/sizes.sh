@@ -8,7 +8,7 @@
 set -eu
 cd "${1:-$(dirname "$0")/..}"
 N=${N:-15}
-files=$(find cardlib controller hil proto server -name '*.[ch]' | sort)
+files=$(find cardlib controller hil link proto server -name '*.[ch]' | sort)
 echo "== largest files (lines)"
 # shellcheck disable=SC2086
 wc -l $files | grep -v ' total$' | sort -rn | head -n "$N"

@@ -2,10 +2,9 @@
  * sync_client.c — the gate's side of the sync link (controller/sync_client.h,
  * docs/controller.md "The sync client").
  *
- * One thread, one event_base, one connection at a time. mbedTLS 2.28 runs over a
- * non-blocking socket through mbedtls_ssl_set_bio() with our own send(MSG_NOSIGNAL)/recv,
- * exactly as the server does (server/src/tls.c; Debian 12's libevent has no mbedTLS
- * bufferevent). Other threads reach the loop only through a pipe: one byte 'k' (kick) or
+ * One thread, one event_base, one connection at a time. TLS is the link's (link/tls.h),
+ * the same sessions over a non-blocking socket as the server's (Debian 12's libevent has no
+ * mbedTLS bufferevent). Other threads reach the loop only through a pipe: one byte 'k' (kick) or
  * 'q' (stop), so no libevent threading support is needed.
  *
  * Session: TCP connect → TLS handshake (server verified against the deployment CA) →
@@ -30,20 +29,14 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <mbedtls/ctr_drbg.h>
-#include <mbedtls/entropy.h>
-#include <mbedtls/error.h>
 #include <mbedtls/net_sockets.h>
-#include <mbedtls/oid.h>
-#include <mbedtls/pk.h>
-#include <mbedtls/ssl.h>
-#include <mbedtls/x509_crt.h>
 
 #include "controller/error.h"
 #include "controller/journal.h"
 #include "controller/sync_client.h"
 #include "ca_follow.h"
 #include "controller/timekeeper.h"
+#include "link/tls.h"
 #include "proto/error.h"
 #include "proto/frame.h"
 
@@ -56,7 +49,6 @@
 #define SYNC_BATCH_CAP 8192u
 /* A server silent this many keepalive periods is taken for gone. */
 #define SYNC_SILENT_PERIODS 3
-#define SYNC_TLS_RECORD     16384u
 /* Issue 13: a gate's health goes at Hello, when it changed, and at least this often. */
 #define SYNC_HEALTH_EVERY_S 300
 /* Grants waiting for the sync thread (a burst at a busy gate); more are dropped. */
@@ -93,14 +85,10 @@ struct controller_sync {
 	char host[256], port[16];
 	int host_is_name;
 
-	/* TLS material, loaded once */
-	mbedtls_entropy_context entropy;
-	mbedtls_ctr_drbg_context drbg;
-	mbedtls_x509_crt ca, own;
-	mbedtls_pk_context key;
-	mbedtls_ssl_config conf;
-	mbedtls_ssl_context ssl;
-	int ssl_live;
+	/* TLS material, loaded once; a session per connection */
+	struct link_tls_ctx *tls;
+	struct link_tls_session sess;
+	int sess_live;
 
 	/* thread and loop */
 	pthread_t thread;
@@ -118,7 +106,7 @@ struct controller_sync {
 	int fd;
 	struct proto_frame_decoder *dec;
 	uint8_t *out;
-	size_t out_len, out_off, out_cap, pending_write;
+	size_t out_len, out_off, out_cap;
 	struct sync_stream streams[2];
 	struct sync_update upd;
 	int want_snapshot;   /* an update was refused: Hello claims no list next time */
@@ -168,12 +156,6 @@ static void sync_log(struct controller_sync *s, const char *fmt, ...)
 	s->cfg.log(s->cfg.ctx, line);
 }
 
-static const char *tls_reason(int rc, char *buf, size_t cap)
-{
-	mbedtls_strerror(rc, buf, cap);
-	return buf;
-}
-
 static char *dup_or_null(const char *s)
 {
 	return s ? strdup(s) : NULL;
@@ -190,34 +172,6 @@ static void timer_ms(struct event *ev, unsigned ms)
 {
 	struct timeval tv = {(time_t)(ms / 1000u), (suseconds_t)(ms % 1000u) * 1000};
 	event_add(ev, &tv);
-}
-
-/* --- bio over a non-blocking socket (as server/src/tls.c) -------------------------------- */
-
-static int bio_send(void *arg, const unsigned char *buf, size_t len)
-{
-	int fd = *(int *)arg;
-	ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-	if (n >= 0)
-		return (int)n;
-	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-		return MBEDTLS_ERR_SSL_WANT_WRITE;
-	if (errno == EPIPE || errno == ECONNRESET)
-		return MBEDTLS_ERR_NET_CONN_RESET;
-	return MBEDTLS_ERR_NET_SEND_FAILED;
-}
-
-static int bio_recv(void *arg, unsigned char *buf, size_t len)
-{
-	int fd = *(int *)arg;
-	ssize_t n = recv(fd, buf, len, 0);
-	if (n >= 0)
-		return (int)n;
-	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-		return MBEDTLS_ERR_SSL_WANT_READ;
-	if (errno == ECONNRESET || errno == EPIPE)
-		return MBEDTLS_ERR_NET_CONN_RESET;
-	return MBEDTLS_ERR_NET_RECV_FAILED;
 }
 
 /* --- configuration and TLS material ----------------------------------------------------- */
@@ -242,9 +196,6 @@ static int split_server(struct controller_sync *s)
 	if (errno || *end || end == colon + 1 || port == 0 || port > 65535)
 		return CONTROLLER_ERR_ARG;
 	snprintf(s->port, sizeof(s->port), "%lu", port);
-	/* The name the server certificate must carry: the one pinned in the bundle, else the
-	 * host when it is a name (mbedTLS 2.28 compares CN / dNSName only, never iPAddress
-	 * SANs, so an address alone names nobody: docs/controller.md). */
 	s->host_is_name = inet_pton(AF_INET, s->host, &a) != 1;
 	return 0;
 }
@@ -252,24 +203,13 @@ static int split_server(struct controller_sync *s)
 /*
  * The server's certificate must be issued for a TLS server (extendedKeyUsage serverAuth):
  * the device CA also signs every gate, and a gate's certificate (clientAuth) must never
- * pass for the server, whatever name or address it is reached by (issue 10). mbedTLS
- * accepts a certificate without the extension for any purpose, so presence is required.
+ * pass for the server, whatever name or address it is reached by (issue 10). The link
+ * checks the purpose of every peer (link_tls_cert_has_purpose); this adds the gate's clock.
  */
-static int64_t x509_unix(const mbedtls_x509_time *t)
-{
-	struct tm tm = {0};
-	tm.tm_year = t->year - 1900;
-	tm.tm_mon = t->mon - 1;
-	tm.tm_mday = t->day;
-	tm.tm_hour = t->hour;
-	tm.tm_min = t->min;
-	tm.tm_sec = t->sec;
-	return (int64_t)timegm(&tm);
-}
-
 static int verify_server(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
 {
 	struct controller_sync *s = arg;
+	(void)depth;
 	/* Validity dates are judged by the gate's trusted clock, not its wall clock alone
 	 * (issue 10, docs/controller.md "Clock"): a clock behind must not refuse the server
 	 * for "validity starts in the future" (the gate would never sync, and its list never
@@ -278,39 +218,41 @@ static int verify_server(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *
 	 * valid: after the decision clock. */
 	if (s->cfg.clock) {
 		*flags &= ~(uint32_t)(MBEDTLS_X509_BADCERT_EXPIRED | MBEDTLS_X509_BADCERT_FUTURE);
-		if (x509_unix(&crt->valid_to) < controller_timekeeper_floor(s->cfg.clock))
+		if (link_tls_time_unix(&crt->valid_to) < controller_timekeeper_floor(s->cfg.clock))
 			*flags |= MBEDTLS_X509_BADCERT_EXPIRED;
-		if (x509_unix(&crt->valid_from) > controller_timekeeper_now(s->cfg.clock))
+		if (link_tls_time_unix(&crt->valid_from) > controller_timekeeper_now(s->cfg.clock))
 			*flags |= MBEDTLS_X509_BADCERT_FUTURE;
 	}
-	if (depth == 0 &&
-	    (!(crt->ext_types & MBEDTLS_X509_EXT_EXTENDED_KEY_USAGE) ||
-	     mbedtls_x509_crt_check_extended_key_usage(
-	             crt, MBEDTLS_OID_SERVER_AUTH, MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH)) != 0))
-		*flags |= MBEDTLS_X509_BADCERT_EXT_KEY_USAGE;
 	return 0;
 }
 
 static int load_tls(struct controller_sync *s)
 {
-	static const char pers[] = "citypass-sync-client";
-	char why[128];
-	int rc;
+	/* The name the server certificate must carry: the one pinned in the bundle, else the
+	 * host when it is a name (mbedTLS 2.28 compares CN / dNSName only, never iPAddress
+	 * SANs, so an address alone names nobody: docs/controller.md). */
+	const struct link_tls_params p = {
+	        .role = LINK_TLS_CLIENT,
+	        .ca_path = s->ca_path,
+	        .cert_path = s->cert_path,
+	        .key_path = s->key_path,
+	        .server_name = s->server_name    ? s->server_name
+	                       : s->host_is_name ? s->host
+	                                         : NULL,
+	        .personalisation = "citypass-sync-client",
+	};
+	char why[400];
+	int rc = link_tls_ctx_new(&s->tls, &p, why, sizeof(why));
 
-	rc = mbedtls_ctr_drbg_seed(&s->drbg, mbedtls_entropy_func, &s->entropy,
-	                           (const unsigned char *)pers, sizeof(pers) - 1);
-	if (rc)
-		goto fail_what;
-	if ((rc = mbedtls_x509_crt_parse_file(&s->ca, s->ca_path)) != 0) {
-		sync_log(s, "sync: reading CA certificate %s: %s", s->ca_path,
-		         tls_reason(rc, why, sizeof(why)));
+	if (rc) {
+		sync_log(s, "sync: %s", why);
 		return CONTROLLER_ERR_IO;
 	}
 	if (s->ca_followed_path) {
 		/* the CAs followed since enrolment, each followed again from the bundle's */
 		char cwhy[200] = "";
-		int n = ca_follow_load(&s->ca, s->ca_followed_path, &s->ca_kept, &s->ca_kept_len,
-		                       cwhy, sizeof(cwhy));
+		int n = ca_follow_load(link_tls_ctx_anchors(s->tls), s->ca_followed_path,
+		                       &s->ca_kept, &s->ca_kept_len, cwhy, sizeof(cwhy));
 		if (n < 0) {
 			char aside[4200];
 			snprintf(aside, sizeof(aside), "%s.refused", s->ca_followed_path);
@@ -320,37 +262,7 @@ static int load_tls(struct controller_sync *s)
 			sync_log(s, "sync: device CA: %d CA(s) followed since enrolment", n);
 		}
 	}
-	if ((rc = mbedtls_x509_crt_parse_file(&s->own, s->cert_path)) != 0) {
-		sync_log(s, "sync: reading device certificate %s: %s", s->cert_path,
-		         tls_reason(rc, why, sizeof(why)));
-		return CONTROLLER_ERR_IO;
-	}
-	if ((rc = mbedtls_pk_parse_keyfile(&s->key, s->key_path, NULL)) != 0) {
-		sync_log(s, "sync: reading device key %s: %s", s->key_path,
-		         tls_reason(rc, why, sizeof(why)));
-		return CONTROLLER_ERR_IO;
-	}
-	rc = mbedtls_ssl_config_defaults(&s->conf, MBEDTLS_SSL_IS_CLIENT,
-	                                 MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
-	if (rc)
-		goto fail_what;
-	/* DESIGN.md s.3: TLS 1.2 or newer (2.28 speaks 1.2 only), server verified. */
-	mbedtls_ssl_conf_min_version(&s->conf, MBEDTLS_SSL_MAJOR_VERSION_3,
-	                             MBEDTLS_SSL_MINOR_VERSION_3);
-	mbedtls_ssl_conf_authmode(&s->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
-	mbedtls_ssl_conf_rng(&s->conf, mbedtls_ctr_drbg_random, &s->drbg);
-	mbedtls_ssl_conf_ca_chain(&s->conf, &s->ca, NULL);
-	mbedtls_ssl_conf_verify(&s->conf, verify_server, s);
-	rc = mbedtls_ssl_conf_own_cert(&s->conf, &s->own, &s->key);
-	if (rc) {
-		sync_log(s, "sync: using certificate %s: %s", s->cert_path,
-		         tls_reason(rc, why, sizeof(why)));
-		return CONTROLLER_ERR_ARG;
-	}
 	return 0;
-fail_what:
-	sync_log(s, "sync: TLS setup failed: %s", tls_reason(rc, why, sizeof(why)));
-	return CONTROLLER_ERR_IO;
 }
 
 /* --- connection lifetime ---------------------------------------------------------------- */
@@ -376,11 +288,11 @@ static void conn_close(struct controller_sync *s, const char *fmt, ...)
 	event_del(s->wr_ev);
 	event_del(s->keepalive_ev);
 	event_del(s->setup_ev);
-	if (s->ssl_live) {
+	if (s->sess_live) {
 		if (was_ready)
-			(void)mbedtls_ssl_close_notify(&s->ssl);
-		mbedtls_ssl_free(&s->ssl);
-		s->ssl_live = 0;
+			link_tls_session_close_notify(&s->sess);
+		link_tls_session_free(&s->sess);
+		s->sess_live = 0;
 	}
 	if (s->fd >= 0) {
 		close(s->fd);
@@ -388,7 +300,7 @@ static void conn_close(struct controller_sync *s, const char *fmt, ...)
 	}
 	proto_frame_decoder_free(s->dec);
 	s->dec = NULL;
-	s->out_len = s->out_off = s->pending_write = 0;
+	s->out_len = s->out_off = 0;
 	memset(s->streams, 0, sizeof(s->streams));
 	free(s->upd.buf);
 	memset(&s->upd, 0, sizeof(s->upd));
@@ -414,7 +326,7 @@ static void schedule_reconnect(struct controller_sync *s)
 		cap *= 2;
 	if (cap > s->cfg.reconnect_max_ms)
 		cap = s->cfg.reconnect_max_ms;
-	if (mbedtls_ctr_drbg_random(&s->drbg, (unsigned char *)&r, sizeof(r)) != 0)
+	if (link_tls_ctx_random(s->tls, &r, sizeof(r)) != 0)
 		r = (uint32_t)rand();
 	delay = s->cfg.reconnect_min_ms +
 	        (unsigned)(r % (uint32_t)(cap - s->cfg.reconnect_min_ms + 1));
@@ -430,7 +342,7 @@ static int queue_frame(struct controller_sync *s, const Citypass__Frame *f)
 	size_t need = proto_frame_encoded_size(f);
 	long n;
 
-	if (s->out_off == s->out_len && s->pending_write == 0)
+	if (s->out_off == s->out_len && s->sess.pending_write == 0)
 		s->out_off = s->out_len = 0;
 	if (s->out_len + need > s->out_cap) {
 		size_t cap = s->out_cap ? s->out_cap : 4096;
@@ -770,8 +682,8 @@ static void on_ca_chain(struct controller_sync *s, const Citypass__CaChain *c)
 		                                m->cross_certificate.len, m->ca_certificate.len};
 	}
 	char why[200] = "";
-	int n = ca_follow(&s->ca, a, c->n_announcements, &s->ca_kept, &s->ca_kept_len, why,
-	                  sizeof(why));
+	int n = ca_follow(link_tls_ctx_anchors(s->tls), a, c->n_announcements, &s->ca_kept,
+	                  &s->ca_kept_len, why, sizeof(why));
 	free(a);
 	if (n > 0 && ca_follow_save(s->ca_followed_path, s->ca_kept, s->ca_kept_len) != 0)
 		sync_log(s, "sync: device CA: cannot keep %s: %s", s->ca_followed_path,
@@ -1078,24 +990,16 @@ static void flush_out(struct controller_sync *s)
 	char why[128];
 
 	while (s->out_off < s->out_len) {
-		size_t n = s->pending_write;
-		int rc;
-
-		if (!n) {
-			n = s->out_len - s->out_off;
-			if (n > SYNC_TLS_RECORD)
-				n = SYNC_TLS_RECORD;
-		}
-		rc = mbedtls_ssl_write(&s->ssl, s->out + s->out_off, n);
-		if (rc == MBEDTLS_ERR_SSL_WANT_WRITE || rc == MBEDTLS_ERR_SSL_WANT_READ) {
-			/* mbedTLS wants the same buffer and length again */
-			s->pending_write = n;
+		long rc = link_tls_session_write(&s->sess, s->out + s->out_off,
+		                                 s->out_len - s->out_off);
+		if (rc == LINK_TLS_WANT_WRITE || rc == LINK_TLS_WANT_READ) {
+			/* the link re-sends the same record when writable */
 			event_add(s->wr_ev, NULL);
 			return;
 		}
-		s->pending_write = 0;
 		if (rc < 0) {
-			conn_close(s, "TLS write failed: %s", tls_reason(rc, why, sizeof(why)));
+			conn_close(s, "TLS write failed: %s",
+			           link_tls_strerror((int)rc, why, sizeof(why)));
 			return;
 		}
 		s->out_off += (size_t)rc;
@@ -1105,24 +1009,25 @@ static void flush_out(struct controller_sync *s)
 
 static void read_frames(struct controller_sync *s)
 {
-	uint8_t buf[SYNC_TLS_RECORD];
+	uint8_t buf[LINK_TLS_RECORD_MAX];
 	char why[128];
 
 	for (;;) {
 		Citypass__Frame *f = NULL;
-		int rc = mbedtls_ssl_read(&s->ssl, buf, sizeof(buf));
-		if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE)
+		long n = link_tls_session_read(&s->sess, buf, sizeof(buf));
+		int rc;
+		if (n == LINK_TLS_WANT_READ || n == LINK_TLS_WANT_WRITE)
 			return;
-		if (rc == 0 || rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY ||
-		    rc == MBEDTLS_ERR_SSL_CONN_EOF) {
+		if (n == 0) {
 			conn_close(s, "closed by the server");
 			return;
 		}
-		if (rc < 0) {
-			conn_close(s, "TLS read failed: %s", tls_reason(rc, why, sizeof(why)));
+		if (n < 0) {
+			conn_close(s, "TLS read failed: %s",
+			           link_tls_strerror((int)n, why, sizeof(why)));
 			return;
 		}
-		if (proto_frame_decoder_feed(s->dec, buf, (size_t)rc) != 0) {
+		if (proto_frame_decoder_feed(s->dec, buf, (size_t)n) != 0) {
 			conn_close(s, "out of memory reading a frame");
 			return;
 		}
@@ -1142,24 +1047,21 @@ static void read_frames(struct controller_sync *s)
 static void step_handshake(struct controller_sync *s)
 {
 	char why[200];
-	int rc = mbedtls_ssl_handshake(&s->ssl);
+	int rc = link_tls_session_handshake(&s->sess);
 
-	if (rc == MBEDTLS_ERR_SSL_WANT_READ)
+	if (rc == LINK_TLS_WANT_READ)
 		return; /* the persistent read event calls again */
-	if (rc == MBEDTLS_ERR_SSL_WANT_WRITE) {
+	if (rc == LINK_TLS_WANT_WRITE) {
 		event_add(s->wr_ev, NULL);
 		return;
 	}
 	if (rc != 0) {
-		uint32_t flags = mbedtls_ssl_get_verify_result(&s->ssl);
+		uint32_t flags = mbedtls_ssl_get_verify_result(&s->sess.ssl);
 		if (rc == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED && flags != 0 &&
 		    flags != (uint32_t)-1) {
-			int n = mbedtls_x509_crt_verify_info(why, sizeof(why), "", flags);
-			for (int i = 0; n > 0 && i < n && why[i]; i++)
-				if (why[i] == '\n')
-					why[i] = why[i + 1] ? ';' : '\0';
+			link_tls_verify_reason(flags, why, sizeof(why));
 			conn_close(s, "server certificate refused: %s", why);
-		} else if (s->ssl.state > MBEDTLS_SSL_CLIENT_CERTIFICATE &&
+		} else if (s->sess.ssl.state > MBEDTLS_SSL_CLIENT_CERTIFICATE &&
 		           (rc == MBEDTLS_ERR_NET_CONN_RESET || rc == MBEDTLS_ERR_SSL_CONN_EOF ||
 		            rc == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE)) {
 			/* The server checks our certificate and its enrolment inside the
@@ -1170,15 +1072,16 @@ static void step_handshake(struct controller_sync *s)
 			        "TLS handshake refused by the server after our certificate (device "
 			        "not enrolled or revoked, or certificate not from the deployment "
 			        "CA; the server's log names which): %s",
-			        tls_reason(rc, why, sizeof(why)));
+			        link_tls_strerror(rc, why, sizeof(why)));
 		} else {
-			conn_close(s, "TLS handshake failed: %s", tls_reason(rc, why, sizeof(why)));
+			conn_close(s, "TLS handshake failed: %s",
+			           link_tls_strerror(rc, why, sizeof(why)));
 		}
 		return;
 	}
 	s->state = SYNC_HELLO;
-	sync_log(s, "sync: TLS up with %s (%s, %s)", s->server, mbedtls_ssl_get_version(&s->ssl),
-	         mbedtls_ssl_get_ciphersuite(&s->ssl));
+	sync_log(s, "sync: TLS up with %s (%s, %s)", s->server,
+	         mbedtls_ssl_get_version(&s->sess.ssl), mbedtls_ssl_get_ciphersuite(&s->sess.ssl));
 	rc = send_hello(s);
 	if (rc) {
 		conn_close(s, "Hello failed: %s", controller_strerror(rc));
@@ -1199,18 +1102,12 @@ static void tcp_connected(struct controller_sync *s)
 		conn_close(s, "connect failed: %s", strerror(err));
 		return;
 	}
-	mbedtls_ssl_init(&s->ssl);
-	s->ssl_live = 1;
-	rc = mbedtls_ssl_setup(&s->ssl, &s->conf);
-	if (rc == 0 && s->server_name)
-		rc = mbedtls_ssl_set_hostname(&s->ssl, s->server_name);
-	else if (rc == 0 && s->host_is_name)
-		rc = mbedtls_ssl_set_hostname(&s->ssl, s->host);
+	s->sess_live = 1;
+	rc = link_tls_session_init(&s->sess, s->tls, s->fd, verify_server, s);
 	if (rc) {
-		conn_close(s, "TLS setup failed: %s", tls_reason(rc, why, sizeof(why)));
+		conn_close(s, "TLS setup failed: %s", link_tls_strerror(rc, why, sizeof(why)));
 		return;
 	}
-	mbedtls_ssl_set_bio(&s->ssl, &s->fd, bio_send, bio_recv, NULL);
 	s->state = SYNC_HANDSHAKE;
 	event_add(s->rd_ev, NULL);
 	step_handshake(s);
@@ -1434,12 +1331,7 @@ static void sync_free(struct controller_sync *s)
 		close(s->pipe_rd);
 	if (s->pipe_wr >= 0)
 		close(s->pipe_wr);
-	mbedtls_ssl_config_free(&s->conf);
-	mbedtls_pk_free(&s->key);
-	mbedtls_x509_crt_free(&s->own);
-	mbedtls_x509_crt_free(&s->ca);
-	mbedtls_ctr_drbg_free(&s->drbg);
-	mbedtls_entropy_free(&s->entropy);
+	link_tls_ctx_free(s->tls);
 	free(s->out);
 	free(s->upd.buf);
 	free(s->server);
@@ -1482,12 +1374,6 @@ int controller_sync_start(struct controller_sync **out, const struct controller_
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->init_lock, NULL);
 	pthread_cond_init(&s->init_cond, NULL);
-	mbedtls_entropy_init(&s->entropy);
-	mbedtls_ctr_drbg_init(&s->drbg);
-	mbedtls_x509_crt_init(&s->ca);
-	mbedtls_x509_crt_init(&s->own);
-	mbedtls_pk_init(&s->key);
-	mbedtls_ssl_config_init(&s->conf);
 	if (s->cfg.batch_max > SYNC_BATCH_CAP)
 		s->cfg.batch_max = SYNC_BATCH_CAP;
 	if (s->cfg.keepalive_s > 60)

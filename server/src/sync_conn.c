@@ -82,7 +82,7 @@ static void conn_free(struct sync_conn *c)
 	if (c->out)
 		evbuffer_free(c->out);
 	proto_frame_decoder_free(c->dec);
-	tls_session_free(&c->tls);
+	link_tls_session_free(&c->tls);
 	if (c->fd >= 0)
 		evutil_closesocket(c->fd);
 	s->stats.connections--;
@@ -265,21 +265,21 @@ static int conn_flush(struct sync_conn *c)
 		size_t len = evbuffer_get_length(c->out);
 		if (len == 0)
 			break;
-		size_t n = len < TLS_RECORD_MAX ? len : TLS_RECORD_MAX;
+		size_t n = len < LINK_TLS_RECORD_MAX ? len : LINK_TLS_RECORD_MAX;
 		const uint8_t *p = evbuffer_pullup(c->out, (ev_ssize_t)n);
 		if (!p)
 			return conn_close(c, LOG_ERR, "out of memory writing");
-		long w = tls_session_write(&c->tls, p, n);
+		long w = link_tls_session_write(&c->tls, p, n);
 		if (w > 0) {
 			evbuffer_drain(c->out, (size_t)w);
 			continue;
 		}
-		if (w == TLS_WANT_WRITE || w == TLS_WANT_READ) {
+		if (w == LINK_TLS_WANT_WRITE || w == LINK_TLS_WANT_READ) {
 			event_add(c->wr, NULL);
 			return 0;
 		}
 		return conn_close(c, LOG_INFO, "write failed: %s",
-		                  tls_strerror((int)w, err, sizeof(err)));
+		                  link_tls_strerror((int)w, err, sizeof(err)));
 	}
 	if (evbuffer_get_length(c->out) > 0 || (c->q_head && c->state != SYNC_CONN_CLOSING)) {
 		/* more to send: yield to the other connections, come back when writable */
@@ -287,7 +287,7 @@ static int conn_flush(struct sync_conn *c)
 		return 0;
 	}
 	if (c->state == SYNC_CONN_CLOSING) {
-		tls_session_close_notify(&c->tls);
+		link_tls_session_close_notify(&c->tls);
 		conn_free(c);
 		return -1;
 	}
@@ -770,13 +770,13 @@ static int conn_take_frames(struct sync_conn *c)
 
 static void conn_read(struct sync_conn *c)
 {
-	uint8_t buf[TLS_RECORD_MAX];
+	uint8_t buf[LINK_TLS_RECORD_MAX];
 	char err[128];
 
 	if (conn_take_frames(c) < 0)
 		return;
 	for (int round = 0; round < SYNC_READ_ROUNDS; round++) {
-		long n = tls_session_read(&c->tls, buf, sizeof(buf));
+		long n = link_tls_session_read(&c->tls, buf, sizeof(buf));
 		if (n > 0) {
 			if (proto_frame_decoder_feed(c->dec, buf, (size_t)n) != 0) {
 				conn_close(c, LOG_ERR, "out of memory reading");
@@ -788,9 +788,9 @@ static void conn_read(struct sync_conn *c)
 				return; /* paused by back-pressure */
 			continue;
 		}
-		if (n == TLS_WANT_READ)
+		if (n == LINK_TLS_WANT_READ)
 			goto out;
-		if (n == TLS_WANT_WRITE) {
+		if (n == LINK_TLS_WANT_WRITE) {
 			event_add(c->wr, NULL);
 			goto out;
 		}
@@ -799,7 +799,7 @@ static void conn_read(struct sync_conn *c)
 			return;
 		}
 		conn_close(c, LOG_WARNING, "TLS read failed: %s",
-		           tls_strerror((int)n, err, sizeof(err)));
+		           link_tls_strerror((int)n, err, sizeof(err)));
 		return;
 	}
 	/* more may be waiting: let the other connections run first */
@@ -822,7 +822,7 @@ static int conn_verify(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *fl
 
 	if (depth != 0)
 		return 0;
-	if (tls_cert_cn(crt, c->cn, sizeof(c->cn)) != 0) {
+	if (link_tls_cert_cn(crt, c->cn, sizeof(c->cn)) != 0) {
 		c->cn[0] = '\0';
 		snprintf(c->refusal, sizeof(c->refusal), "device certificate has no usable CN");
 		*flags |= MBEDTLS_X509_BADCERT_OTHER;
@@ -859,11 +859,11 @@ static int conn_verify(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *fl
 static void conn_handshake(struct sync_conn *c)
 {
 	char why[256];
-	int rc = tls_session_handshake(&c->tls);
+	int rc = link_tls_session_handshake(&c->tls);
 
-	if (rc == TLS_WANT_READ)
+	if (rc == LINK_TLS_WANT_READ)
 		return;
-	if (rc == TLS_WANT_WRITE) {
+	if (rc == LINK_TLS_WANT_WRITE) {
 		event_add(c->wr, NULL);
 		return;
 	}
@@ -872,10 +872,10 @@ static void conn_handshake(struct sync_conn *c)
 		if (c->refusal[0]) {
 			snprintf(why, sizeof(why), "%s", c->refusal);
 		} else if (rc == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
-			tls_verify_reason(mbedtls_ssl_get_verify_result(&c->tls.ssl), why,
-			                  sizeof(why));
+			link_tls_verify_reason(mbedtls_ssl_get_verify_result(&c->tls.ssl), why,
+			                       sizeof(why));
 		} else {
-			tls_strerror(rc, why, sizeof(why));
+			link_tls_strerror(rc, why, sizeof(why));
 		}
 		conn_close(c, LOG_WARNING, "TLS handshake refused: %s", why);
 		return;
@@ -972,7 +972,7 @@ int sync_conn_start(struct server_sync *s, int fd, const char *peer)
 	c->wr = event_new(s->base, fd, EV_WRITE, on_write, c);
 	c->timer = evtimer_new(s->base, on_timer, c);
 	if (!c->out || !c->dec || !c->rd || !c->wr || !c->timer ||
-	    tls_session_init(&c->tls, s->tls, fd, conn_verify, c) != 0) {
+	    link_tls_session_init(&c->tls, s->tls, fd, conn_verify, c) != 0) {
 		conn_free(c); /* fd stays with the caller, which closes it */
 		return SERVER_ERR_NOMEM;
 	}

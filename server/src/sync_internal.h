@@ -16,7 +16,7 @@
 
 #include "server/sync.h"
 #include "server/sync_backend.h"
-#include "tls.h"
+#include "link/tls.h"
 
 struct event;
 struct evbuffer;
@@ -109,7 +109,7 @@ struct sync_conn {
 	int fd;
 	char peer[64];
 	enum sync_conn_state state;
-	struct tls_session tls;
+	struct link_tls_session tls;
 	struct event *rd, *wr, *timer;
 	struct evbuffer *out;
 	struct proto_frame_decoder *dec;
@@ -147,7 +147,7 @@ struct sync_sector {
 struct server_sync {
 	struct event_base *base;
 	struct server_sync_backend be;
-	struct tls_ctx *tls;
+	struct link_tls_ctx *tls;
 	struct evconnlistener *listener;
 	unsigned port;
 	struct event *poll_ev;

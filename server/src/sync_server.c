@@ -329,14 +329,14 @@ int server_sync_new(struct server_sync **out, struct event_base *base,
 	         cfg->server_version ? cfg->server_version : "citypass-server " CITYPASS_VERSION);
 	TAILQ_INIT(&s->conns);
 
-	struct tls_ctx_params tp = {
-	        .role = TLS_ROLE_SERVER,
+	struct link_tls_params tp = {
+	        .role = LINK_TLS_SERVER,
 	        .ca_path = cfg->ca_path,
 	        .cert_path = cfg->cert_path,
 	        .key_path = cfg->key_path,
 	        .crl_path = cfg->crl_path,
 	};
-	rc = tls_ctx_new(&s->tls, &tp, err, sizeof(err));
+	rc = link_tls_ctx_new(&s->tls, &tp, err, sizeof(err));
 	if (rc) {
 		sync_log(s, LOG_ERR, "TLS setup failed: %s", err);
 		free(s);
@@ -540,6 +540,6 @@ void server_sync_free(struct server_sync *s)
 	free(s->ca_msgs);
 	free(s->ca_ptrs);
 	server_ca_chain_free(&s->ca_chain);
-	tls_ctx_free(s->tls);
+	link_tls_ctx_free(s->tls);
 	free(s);
 }

@@ -238,7 +238,7 @@ int main(int argc, char **argv)
 	}
 	cfg.backend = backend;
 	cfg.ingest_backend = ingest;
-	/* a controller vanishing mid-write must not kill the server (tls.c also uses
+	/* a controller vanishing mid-write must not kill the server (link/src/tls.c also uses
 	 * MSG_NOSIGNAL; this covers everything else) */
 	signal(SIGPIPE, SIG_IGN);
 	base = event_base_new();

@@ -36,8 +36,8 @@ int sim_init_named(struct sim_ctl *c, const char *id, uint16_t sector, const cha
                    const char *cert, const char *key, const char *server_name)
 {
 	char err[256];
-	struct tls_ctx_params p = {
-	        .role = TLS_ROLE_CLIENT,
+	struct link_tls_params p = {
+	        .role = LINK_TLS_CLIENT,
 	        .ca_path = ca,
 	        .cert_path = cert,
 	        .key_path = key,
@@ -48,7 +48,7 @@ int sim_init_named(struct sim_ctl *c, const char *id, uint16_t sector, const cha
 	c->fd = -1;
 	snprintf(c->id, sizeof(c->id), "%s", id);
 	c->sector = sector;
-	if (tls_ctx_new(&c->tls, &p, err, sizeof(err)) != 0) {
+	if (link_tls_ctx_new(&c->tls, &p, err, sizeof(err)) != 0) {
 		fprintf(stderr, "sim %s: %s\n", id, err);
 		return -1;
 	}
@@ -58,7 +58,7 @@ int sim_init_named(struct sim_ctl *c, const char *id, uint16_t sector, const cha
 static void sim_reset_conn(struct sim_ctl *c)
 {
 	if (c->fd >= 0) {
-		tls_session_free(&c->sess);
+		link_tls_session_free(&c->sess);
 		close(c->fd);
 	}
 	c->fd = -1;
@@ -76,7 +76,7 @@ void sim_free(struct sim_ctl *c)
 	sim_reset_conn(c);
 	free(c->out);
 	free(c->asm_buf);
-	tls_ctx_free(c->tls);
+	link_tls_ctx_free(c->tls);
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
 }
@@ -97,7 +97,7 @@ int sim_connect_fd(struct sim_ctl *c, int fd)
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	c->fd = fd;
 	c->dec = proto_frame_decoder_new(0);
-	if (!c->dec || tls_session_init(&c->sess, c->tls, fd, NULL, NULL) != 0) {
+	if (!c->dec || link_tls_session_init(&c->sess, c->tls, fd, NULL, NULL) != 0) {
 		close(fd);
 		c->fd = -1;
 		return -1;
@@ -134,7 +134,7 @@ static void sim_fail(struct sim_ctl *c, const char *what, int rc)
 	c->closed = 1;
 	if (rc)
 		snprintf(c->why, sizeof(c->why), "%s: %s", what,
-		         tls_strerror(rc, err, sizeof(err)));
+		         link_tls_strerror(rc, err, sizeof(err)));
 	else
 		snprintf(c->why, sizeof(c->why), "%s", what);
 }
@@ -312,16 +312,16 @@ static void sim_handle(struct sim_ctl *c, const Citypass__Frame *f)
 
 int sim_step(struct sim_ctl *c)
 {
-	uint8_t buf[TLS_RECORD_MAX];
+	uint8_t buf[LINK_TLS_RECORD_MAX];
 
 	if (c->closed || c->fd < 0)
 		return -1;
 	c->want_write = 0;
 	if (!c->handshaken) {
-		int rc = tls_session_handshake(&c->sess);
-		if (rc == TLS_WANT_WRITE)
+		int rc = link_tls_session_handshake(&c->sess);
+		if (rc == LINK_TLS_WANT_WRITE)
 			c->want_write = 1;
-		if (rc == TLS_WANT_READ || rc == TLS_WANT_WRITE)
+		if (rc == LINK_TLS_WANT_READ || rc == LINK_TLS_WANT_WRITE)
 			return 0;
 		if (rc) {
 			sim_fail(c, "handshake failed", rc);
@@ -330,13 +330,13 @@ int sim_step(struct sim_ctl *c)
 		c->handshaken = 1;
 	}
 	while (c->out_len > 0) {
-		long w = tls_session_write(&c->sess, c->out, c->out_len);
+		long w = link_tls_session_write(&c->sess, c->out, c->out_len);
 		if (w > 0) {
 			memmove(c->out, c->out + w, c->out_len - (size_t)w);
 			c->out_len -= (size_t)w;
 			continue;
 		}
-		if (w == TLS_WANT_WRITE || w == TLS_WANT_READ) {
+		if (w == LINK_TLS_WANT_WRITE || w == LINK_TLS_WANT_READ) {
 			c->want_write = 1;
 			break;
 		}
@@ -344,8 +344,8 @@ int sim_step(struct sim_ctl *c)
 		return -1;
 	}
 	for (;;) {
-		long n = tls_session_read(&c->sess, buf, sizeof(buf));
-		if (n == TLS_WANT_READ || n == TLS_WANT_WRITE)
+		long n = link_tls_session_read(&c->sess, buf, sizeof(buf));
+		if (n == LINK_TLS_WANT_READ || n == LINK_TLS_WANT_WRITE)
 			break;
 		if (n == 0) {
 			sim_fail(c, "closed by the server", 0);

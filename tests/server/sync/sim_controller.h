@@ -1,9 +1,10 @@
 /*
  * sim_controller.h — a simulated gate controller for the sync server's tests and
  * benchmarks: mbedTLS client with a device certificate over a non-blocking socket (the
- * server's own tls.c), the framing of proto/frame.h, and the state a real controller
- * keeps (list version held, acknowledged sequences). Stepped by poll(): one controller
- * alone with sim_wait(), a thousand at once by the benchmark's own poll loop.
+ * link's TLS, link/tls.h, as the server and the real gate use it), the framing of proto/frame.h,
+ * and the state a real controller keeps (list version held, acknowledged sequences). Stepped by
+ * poll(): one controller alone with sim_wait(), a thousand at once by the benchmark's own poll
+ * loop.
  */
 #ifndef TEST_SIM_CONTROLLER_H
 #define TEST_SIM_CONTROLLER_H
@@ -12,7 +13,7 @@
 #include <stdint.h>
 
 #include "citypass.pb-c.h"
-#include "tls.h"
+#include "link/tls.h"
 
 struct proto_frame_decoder;
 
@@ -20,8 +21,8 @@ struct sim_ctl {
 	char id[64];
 	uint16_t sector;
 	uint32_t gate; /* the gate number its statistics carry (0: 1) */
-	struct tls_ctx *tls;
-	struct tls_session sess;
+	struct link_tls_ctx *tls;
+	struct link_tls_session sess;
 	int fd;
 	int handshaken;
 	int closed; /* the server closed, or an error: see why */

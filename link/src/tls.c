@@ -1,9 +1,11 @@
 /*
- * tls.c — mbedTLS 2.28 over a non-blocking socket through mbedtls_ssl_set_bio().
+ * tls.c — mbedTLS 2.28 over a non-blocking socket through mbedtls_ssl_set_bio(), for both
+ * ends of the sync link (link/tls.h).
  *
  * Our own send/recv rather than mbedtls_net_send(): that one write()s, and a peer that
- * resets the connection would raise SIGPIPE in the whole server. send(MSG_NOSIGNAL) keeps
- * a dying peer a per-connection error.
+ * resets the connection would raise SIGPIPE in the whole process (the server, or a gate
+ * whose reader thread would die with it). send(MSG_NOSIGNAL) keeps a dying peer a
+ * per-connection error.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -11,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
@@ -21,10 +24,10 @@
 #include <mbedtls/x509_crl.h>
 #include <mbedtls/x509_crt.h>
 
-#include "tls.h"
+#include "link/tls.h"
 
-struct tls_ctx {
-	enum tls_role role;
+struct link_tls_ctx {
+	enum link_tls_role role;
 	mbedtls_entropy_context entropy;
 	mbedtls_ctr_drbg_context drbg;
 	mbedtls_x509_crt ca;
@@ -36,7 +39,7 @@ struct tls_ctx {
 	char server_name[256];
 };
 
-static const char personalisation[] = "citypass-sync";
+static const char default_personalisation[] = "citypass-sync";
 
 static int bio_send(void *arg, const unsigned char *buf, size_t len)
 {
@@ -75,9 +78,11 @@ static void say(char *err, size_t cap, const char *what, const char *path, int r
 	snprintf(err, cap, "%s %s: %s", what, path ? path : "(none)", why);
 }
 
-int tls_ctx_new(struct tls_ctx **out, const struct tls_ctx_params *p, char *err, size_t err_cap)
+int link_tls_ctx_new(struct link_tls_ctx **out, const struct link_tls_params *p, char *err,
+                     size_t err_cap)
 {
-	struct tls_ctx *c;
+	struct link_tls_ctx *c;
+	const char *pers;
 	int rc;
 
 	if (!out || !p || !p->ca_path || !p->cert_path || !p->key_path)
@@ -93,9 +98,9 @@ int tls_ctx_new(struct tls_ctx **out, const struct tls_ctx_params *p, char *err,
 	mbedtls_pk_init(&c->key);
 	mbedtls_ssl_config_init(&c->conf);
 
+	pers = p->personalisation ? p->personalisation : default_personalisation;
 	rc = mbedtls_ctr_drbg_seed(&c->drbg, mbedtls_entropy_func, &c->entropy,
-	                           (const unsigned char *)personalisation,
-	                           sizeof(personalisation) - 1);
+	                           (const unsigned char *)pers, strlen(pers));
 	if (rc) {
 		say(err, err_cap, "seeding the RNG for", "TLS", rc);
 		goto fail;
@@ -124,7 +129,7 @@ int tls_ctx_new(struct tls_ctx **out, const struct tls_ctx_params *p, char *err,
 		c->have_crl = 1;
 	}
 	rc = mbedtls_ssl_config_defaults(&c->conf,
-	                                 p->role == TLS_ROLE_SERVER ? MBEDTLS_SSL_IS_SERVER
+	                                 p->role == LINK_TLS_SERVER ? MBEDTLS_SSL_IS_SERVER
 	                                                            : MBEDTLS_SSL_IS_CLIENT,
 	                                 MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
 	if (rc) {
@@ -148,11 +153,11 @@ int tls_ctx_new(struct tls_ctx **out, const struct tls_ctx_params *p, char *err,
 	*out = c;
 	return 0;
 fail:
-	tls_ctx_free(c);
+	link_tls_ctx_free(c);
 	return rc;
 }
 
-void tls_ctx_free(struct tls_ctx *c)
+void link_tls_ctx_free(struct link_tls_ctx *c)
 {
 	if (!c)
 		return;
@@ -166,11 +171,21 @@ void tls_ctx_free(struct tls_ctx *c)
 	free(c);
 }
 
-int tls_cert_has_purpose(const mbedtls_x509_crt *crt, enum tls_role role)
+mbedtls_x509_crt *link_tls_ctx_anchors(struct link_tls_ctx *c)
+{
+	return &c->ca;
+}
+
+int link_tls_ctx_random(struct link_tls_ctx *c, void *buf, size_t len)
+{
+	return mbedtls_ctr_drbg_random(&c->drbg, buf, len);
+}
+
+int link_tls_cert_has_purpose(const mbedtls_x509_crt *crt, enum link_tls_role role)
 {
 	const char *oid =
-	        role == TLS_ROLE_SERVER ? MBEDTLS_OID_SERVER_AUTH : MBEDTLS_OID_CLIENT_AUTH;
-	size_t len = role == TLS_ROLE_SERVER ? MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH)
+	        role == LINK_TLS_SERVER ? MBEDTLS_OID_SERVER_AUTH : MBEDTLS_OID_CLIENT_AUTH;
+	size_t len = role == LINK_TLS_SERVER ? MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH)
 	                                     : MBEDTLS_OID_SIZE(MBEDTLS_OID_CLIENT_AUTH);
 	if (!(crt->ext_types & MBEDTLS_X509_EXT_EXTENDED_KEY_USAGE))
 		return 0;
@@ -181,20 +196,20 @@ int tls_cert_has_purpose(const mbedtls_x509_crt *crt, enum tls_role role)
  * for the peer's role, then the caller's check (enrolment, on the server) runs. */
 static int session_verify(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
 {
-	struct tls_session *s = arg;
-	if (depth == 0 && !tls_cert_has_purpose(crt, s->peer_role))
+	struct link_tls_session *s = arg;
+	if (depth == 0 && !link_tls_cert_has_purpose(crt, s->peer_role))
 		*flags |= MBEDTLS_X509_BADCERT_EXT_KEY_USAGE;
 	return s->verify ? s->verify(s->verify_arg, crt, depth, flags) : 0;
 }
 
-int tls_session_init(struct tls_session *s, struct tls_ctx *ctx, int fd, tls_verify_fn verify,
-                     void *verify_arg)
+int link_tls_session_init(struct link_tls_session *s, struct link_tls_ctx *ctx, int fd,
+                          link_tls_verify_fn verify, void *verify_arg)
 {
 	int rc;
 
 	memset(s, 0, sizeof(*s));
 	s->fd = fd;
-	s->peer_role = ctx->role == TLS_ROLE_SERVER ? TLS_ROLE_CLIENT : TLS_ROLE_SERVER;
+	s->peer_role = ctx->role == LINK_TLS_SERVER ? LINK_TLS_CLIENT : LINK_TLS_SERVER;
 	s->verify = verify;
 	s->verify_arg = verify_arg;
 	mbedtls_ssl_init(&s->ssl);
@@ -211,13 +226,13 @@ int tls_session_init(struct tls_session *s, struct tls_ctx *ctx, int fd, tls_ver
 	return 0;
 }
 
-void tls_session_free(struct tls_session *s)
+void link_tls_session_free(struct link_tls_session *s)
 {
 	mbedtls_ssl_free(&s->ssl);
 	s->ready = 0;
 }
 
-int tls_session_handshake(struct tls_session *s)
+int link_tls_session_handshake(struct link_tls_session *s)
 {
 	int rc = mbedtls_ssl_handshake(&s->ssl);
 	if (rc == 0)
@@ -225,7 +240,7 @@ int tls_session_handshake(struct tls_session *s)
 	return rc;
 }
 
-long tls_session_read(struct tls_session *s, uint8_t *buf, size_t cap)
+long link_tls_session_read(struct link_tls_session *s, uint8_t *buf, size_t cap)
 {
 	int rc = mbedtls_ssl_read(&s->ssl, buf, cap);
 	if (rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || rc == MBEDTLS_ERR_SSL_CONN_EOF)
@@ -235,10 +250,10 @@ long tls_session_read(struct tls_session *s, uint8_t *buf, size_t cap)
 	return rc;
 }
 
-long tls_session_write(struct tls_session *s, const uint8_t *buf, size_t len)
+long link_tls_session_write(struct link_tls_session *s, const uint8_t *buf, size_t len)
 {
-	size_t n =
-	        s->pending_write ? s->pending_write : (len > TLS_RECORD_MAX ? TLS_RECORD_MAX : len);
+	size_t n = s->pending_write ? s->pending_write
+	                            : (len > LINK_TLS_RECORD_MAX ? LINK_TLS_RECORD_MAX : len);
 	int rc;
 
 	if (n > len)
@@ -252,18 +267,18 @@ long tls_session_write(struct tls_session *s, const uint8_t *buf, size_t len)
 	return rc;
 }
 
-size_t tls_session_pending(const struct tls_session *s)
+size_t link_tls_session_pending(const struct link_tls_session *s)
 {
 	return mbedtls_ssl_get_bytes_avail(&s->ssl);
 }
 
-void tls_session_close_notify(struct tls_session *s)
+void link_tls_session_close_notify(struct link_tls_session *s)
 {
 	if (s->ready)
 		(void)mbedtls_ssl_close_notify(&s->ssl);
 }
 
-int tls_cert_cn(const mbedtls_x509_crt *crt, char *cn, size_t cap)
+int link_tls_cert_cn(const mbedtls_x509_crt *crt, char *cn, size_t cap)
 {
 	const mbedtls_x509_name *n;
 
@@ -279,13 +294,25 @@ int tls_cert_cn(const mbedtls_x509_crt *crt, char *cn, size_t cap)
 	return -1;
 }
 
-const char *tls_strerror(int err, char *buf, size_t cap)
+int64_t link_tls_time_unix(const mbedtls_x509_time *t)
+{
+	struct tm tm = {0};
+	tm.tm_year = t->year - 1900;
+	tm.tm_mon = t->mon - 1;
+	tm.tm_mday = t->day;
+	tm.tm_hour = t->hour;
+	tm.tm_min = t->min;
+	tm.tm_sec = t->sec;
+	return (int64_t)timegm(&tm);
+}
+
+const char *link_tls_strerror(int err, char *buf, size_t cap)
 {
 	mbedtls_strerror(err, buf, cap);
 	return buf;
 }
 
-void tls_verify_reason(uint32_t flags, char *buf, size_t cap)
+void link_tls_verify_reason(uint32_t flags, char *buf, size_t cap)
 {
 	int n = mbedtls_x509_crt_verify_info(buf, cap, "", flags);
 	/* verify_info ends every reason with a newline: keep the log to one line */
