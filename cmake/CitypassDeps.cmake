@@ -50,5 +50,9 @@ add_library(citypass::freefare ALIAS PkgConfig::FREEFARE)
 pkg_check_modules(GPIOD REQUIRED IMPORTED_TARGET libgpiod)
 add_library(citypass::gpiod ALIAS PkgConfig::GPIOD)
 
+# libsystemd: readiness, watchdog and journald for the daemons (service/).
+pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
+add_library(citypass::systemd ALIAS PkgConfig::SYSTEMD)
+
 # The controller runs its reader and its sync link on two threads.
 find_package(Threads REQUIRED)

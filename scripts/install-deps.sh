@@ -10,7 +10,8 @@ set -eu
 # Build and runtime libraries (pkg-config names in CMakeLists.txt), test tools, and the
 # independent reference clients the tests run against our code (nfc-list, libfreefare's
 # tools, openssl). libgpiod-dev is for the controller's gpio gate backend; libfaketime
-# gives a controller a wrong system clock in the clock tests (issue 10).
+# gives a controller a wrong system clock in the clock tests (issue 10); libsystemd-dev
+# lets the daemons talk to systemd (readiness, watchdog, journald: service/).
 PACKAGES="
 cmake
 make
@@ -32,6 +33,7 @@ libfreefare-dev
 libfreefare-bin
 libgpiod-dev
 libfaketime
+libsystemd-dev
 "
 
 # Extra packages for the sanitizer and fuzzing builds (clang's libFuzzer runtime).

@@ -20,5 +20,5 @@ endif()
 # lives in the `server` library.
 if(TARGET server)
   add_executable(citypass-server ${_sync_dir}/tools/citypass_server.c)
-  target_link_libraries(citypass-server PRIVATE server_sync server)
+  target_link_libraries(citypass-server PRIVATE server_sync server service)
 endif()

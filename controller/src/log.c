@@ -1,57 +1,53 @@
-/* controller/src/log.c — stderr or syslog, one line per call. */
+/* controller/src/log.c — the daemon's lines, with the gate's identity as journald fields
+ * (service/service.h chooses journald, syslog or stderr). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "controller/log.h"
+#include "service/service.h"
 
-static bool log_to_syslog;
-static const char *log_ident = "citypass-controller";
+/* Set while no other thread logs (before the sync thread starts, controller/log.h). */
+static char ctx_device[64], ctx_site[96], ctx_sector[96];
 
 void controller_log_init(const char *ident, bool use_syslog)
 {
-	if (log_to_syslog && !use_syslog)
-		closelog();
-	log_ident = ident;
-	log_to_syslog = use_syslog;
-	if (use_syslog)
-		openlog(ident, LOG_PID, LOG_DAEMON);
+	service_log_open(ident, use_syslog);
 }
 
-static const char *prio_name(int prio)
+void controller_log_context(const char *device, const char *site, const char *sector)
 {
-	switch (prio) {
-	case LOG_ERR:
-		return "error";
-	case LOG_WARNING:
-		return "warning";
-	case LOG_NOTICE:
-		return "notice";
-	case LOG_DEBUG:
-		return "debug";
-	default:
-		return "info";
-	}
+	snprintf(ctx_device, sizeof(ctx_device), "%s", device ? device : "");
+	snprintf(ctx_site, sizeof(ctx_site), "%s", site ? site : "");
+	snprintf(ctx_sector, sizeof(ctx_sector), "%s", sector ? sector : "");
+}
+
+static void vlog(int prio, const char *outcome, const char *reason, const char *fmt, va_list ap)
+{
+	char msg[1024];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	struct service_log_fields f = {
+	        .device = ctx_device[0] ? ctx_device : NULL,
+	        .site = ctx_site[0] ? ctx_site : NULL,
+	        .sector = ctx_sector[0] ? ctx_sector : NULL,
+	        .outcome = outcome,
+	        .reason = reason,
+	};
+	service_log(prio, &f, msg);
 }
 
 void controller_log(int prio, const char *fmt, ...)
 {
-	char msg[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vlog(prio, NULL, NULL, fmt, ap);
 	va_end(ap);
-	if (log_to_syslog) {
-		syslog(prio, "%s", msg);
-		return;
-	}
-	struct timespec ts;
-	struct tm tm;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	/* one fprintf: stdio locks the stream, so lines of two threads never interleave */
-	fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s: %s: %s\n", tm.tm_year + 1900,
-	        tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
-	        log_ident, prio_name(prio), msg);
+}
+
+void controller_log_tap(int prio, const char *outcome, const char *reason, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(prio, outcome, reason, fmt, ap);
+	va_end(ap);
 }

@@ -30,6 +30,7 @@
 #include "proto/list.h"
 #include "proto/sign.h"
 #include "reader_internal.h"
+#include "service/service.h"
 
 /* One InAutoPoll: the chip answers a card at once, or "none" after this; the loop then
  * looks at its flags (stop, reload) and polls again. */
@@ -285,11 +286,13 @@ static void tap_target(struct controller_reader_loop *l, const struct cardlib_ta
 
 /* --- the reader ------------------------------------------------------------------------------ */
 
-/* Sleep up to ms, in slices, while no stop or reload is asked for. */
+/* Sleep up to ms, in slices, while no stop or reload is asked for. A loop that waits for
+ * an unplugged reader is alive: it feeds systemd's watchdog as it waits. */
 static void nap(struct controller_reader_loop *l, int64_t ms)
 {
 	while (ms > 0 && !*l->stop && !*l->reload) {
 		int64_t slice = ms < 200 ? ms : 200;
+		service_watchdog_feed();
 		struct timespec ts = {(time_t)(slice / 1000), (long)(slice % 1000) * 1000000L};
 		nanosleep(&ts, NULL);
 		ms -= slice;
@@ -404,8 +407,12 @@ void controller_reader_loop_run(struct controller_reader_loop *l, volatile sig_a
 	panel_idle(&l->panel);
 	if (qr_scanner_start(l) != 0)
 		controller_log(LOG_ERR, "cannot start the scanner thread: QR codes are not read");
-	while (!*stop && !*reload)
+	while (!*stop && !*reload) {
+		/* systemd's watchdog is fed by this loop only: a reader thread stuck where its own
+		 * watchdog (qr_scanner.c) cannot free it gets the daemon restarted */
+		service_watchdog_feed();
 		reader_turn(l);
+	}
 	qr_scanner_join(l);
 	panel_off(&l->panel);
 }

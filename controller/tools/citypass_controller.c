@@ -37,6 +37,7 @@
 #include "controller/timekeeper.h"
 #include "proto/error.h"
 #include "proto/sign.h"
+#include "service/service.h"
 
 #define CONTROLLER_VERSION "0.1.0"
 
@@ -302,6 +303,8 @@ static int run(struct controller_config *cfg, const char *how)
 	int ret = 1, rc;
 	bool lock_ready = false;
 
+	/* every line from here names the gate (journald fields, controller/log.h) */
+	controller_log_context(cfg->device_id, cfg->site_name, cfg->sector_name);
 	/* The site's zone becomes the process's, once, before any thread starts: the reader
 	 * loop then breaks time down with localtime_r and never writes the environment. */
 	if (setenv("TZ", cfg->tz, 1) != 0) {
@@ -467,7 +470,15 @@ static int run(struct controller_config *cfg, const char *how)
 	               how, cfg->device_id, (unsigned)cfg->site, cfg->site_name,
 	               (unsigned)cfg->gate, (unsigned)cfg->sector, cfg->sector_name, cfg->reader,
 	               gate->name, cfg->server);
+	char status[CONTROLLER_NAME_MAX * 2 + CONTROLLER_PATH_MAX + 64];
+	snprintf(status, sizeof(status), "%s: device %s, sector %s, server %s", how, cfg->device_id,
+	         cfg->sector_name, cfg->server);
+	service_notify_ready(status);
 	controller_reader_loop_run(loop, &stop_requested, &reload_requested);
+	if (stop_requested)
+		service_notify_stopping();
+	else if (reload_requested)
+		service_notify_reloading();
 	ret = 0;
 out:
 	if (ret != 0)

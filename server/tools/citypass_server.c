@@ -20,6 +20,7 @@
 
 #include "server/sync.h"
 #include "server/sync_backend.h"
+#include "service/service.h"
 
 #ifndef CITYPASS_VERSION
 #define CITYPASS_VERSION "0.1.0"
@@ -55,16 +56,27 @@ static void usage(FILE *out)
 	        SERVER_SYNC_HELLO_TIMEOUT_MS / 1000, SERVER_SYNC_POLL_INTERVAL_MS);
 }
 
-static void log_syslog(void *arg, int priority, const char *line)
+/* journald (under systemd) or syslog (--syslog); stderr keeps sync_log's own lines */
+static void log_service(void *arg, int priority, const char *line)
 {
 	(void)arg;
-	syslog(priority, "%s", line);
+	service_log(priority, NULL, line);
 }
 
 struct run {
 	struct server_sync *srv;
-	struct event *sigterm, *sigint;
+	struct event *sigterm, *sigint, *watchdog;
 };
+
+/* systemd's watchdog is fed from the event loop itself: a loop stalled by a slow callback
+ * stops feeding it, and systemd restarts the server (citypass-server.service). */
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	service_watchdog_feed();
+}
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -74,8 +86,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	 * flight here. Stop drains output, closes everything, and the loop then ends. */
 	fprintf(stderr, "citypass-server: %s received, stopping\n",
 	        sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	service_notify_stopping();
 	event_del(r->sigterm);
 	event_del(r->sigint);
+	if (r->watchdog)
+		event_del(r->watchdog);
 	server_sync_stop(r->srv);
 }
 
@@ -219,10 +234,9 @@ int main(int argc, char **argv)
 	cfg.ca_path = ca ? ca : ca_buf;
 	cfg.cert_path = cert ? cert : cert_buf;
 	cfg.key_path = key ? key : key_buf;
-	if (use_syslog) {
-		openlog("citypass-server", LOG_PID, LOG_DAEMON);
-		cfg.log = log_syslog;
-	}
+	service_log_open("citypass-server", use_syslog);
+	if (service_log_dest() != SERVICE_LOG_STDERR)
+		cfg.log = log_service;
 
 	rc = server_sync_backend_sqlite(&backend, data);
 	if (rc == 0) {
@@ -269,6 +283,22 @@ int main(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
+	uint64_t wd_usec = service_watchdog_usec();
+	if (wd_usec > 0) {
+		/* twice per interval (service_watchdog_feed keeps to that too) */
+		struct timeval tv = {.tv_sec = (time_t)(wd_usec / 2 / 1000000),
+		                     .tv_usec = (suseconds_t)(wd_usec / 2 % 1000000)};
+		r.watchdog = event_new(base, -1, EV_PERSIST, on_watchdog, &r);
+		if (!r.watchdog || event_add(r.watchdog, &tv) != 0) {
+			fprintf(stderr, "citypass-server: cannot start the watchdog timer\n");
+			rc = 1;
+			goto out;
+		}
+		service_watchdog_feed();
+	}
+	char status[160];
+	snprintf(status, sizeof(status), "serving gates on %s", listen);
+	service_notify_ready(status);
 	event_base_dispatch(base);
 	rc = server_sync_stopped(r.srv) ? 0 : 1;
 out:
@@ -276,11 +306,11 @@ out:
 		event_free(r.sigterm);
 	if (r.sigint)
 		event_free(r.sigint);
+	if (r.watchdog)
+		event_free(r.watchdog);
 	server_sync_free(r.srv);
 	event_base_free(base);
 	backend.ops->destroy(backend.ctx);
 	ingest.ops->destroy(ingest.ctx);
-	if (use_syslog)
-		closelog();
 	return rc;
 }
