@@ -88,12 +88,13 @@ static void act(struct controller_reader_loop *l, struct tap *t,
 	           shown);
 	int64_t took = reader_mono_ms() - t->t0_ms;
 	if (cfg->log_verbose)
-		controller_log(LOG_INFO,
-		               "tap %s %s reason=%s product=%u seq=%" PRIu64 " tap-to-gate=%" PRId64
-		               " ms%s display=\"%s\"",
-		               reader_cred_name(t->cred), d->grant ? "granted" : "refused",
-		               controller_reason_name(d->reason), (unsigned)ev->product, seq->stat,
-		               took, d->on_stale_list ? " (stale list)" : "", shown);
+		controller_log_tap(LOG_INFO, d->grant ? "granted" : "refused",
+		                   controller_reason_name(d->reason),
+		                   "tap %s %s reason=%s product=%u seq=%" PRIu64
+		                   " tap-to-gate=%" PRId64 " ms%s display=\"%s\"",
+		                   reader_cred_name(t->cred), d->grant ? "granted" : "refused",
+		                   controller_reason_name(d->reason), (unsigned)ev->product,
+		                   seq->stat, took, d->on_stale_list ? " (stale list)" : "", shown);
 	if (l->p.journal_written)
 		l->p.journal_written(l->p.ctx);
 	/* the site's other gates refuse this pass for the window too (DESIGN.md s.4) */
@@ -123,8 +124,9 @@ void tap_refuse_medium(struct controller_reader_loop *l, struct tap *t, const ch
 	d.remaining = -1;
 	snprintf(d.message, sizeof(d.message), "%s", message);
 	if (l->cfg->log_verbose)
-		controller_log(LOG_INFO, "tap %s: %s (%s)", reader_cred_name(t->cred),
-		               cardlib_strerror(cause), message);
+		controller_log_tap(LOG_INFO, "refused", controller_reason_name(d.reason),
+		                   "tap %s: %s (%s)", reader_cred_name(t->cred),
+		                   cardlib_strerror(cause), message);
 	t->have_key = false;
 	journal_and_act(l, t, NULL, &d, controller_timekeeper_now(l->p.clock));
 }
@@ -132,8 +134,8 @@ void tap_refuse_medium(struct controller_reader_loop *l, struct tap *t, const ch
 /* A read that did not complete is not a decision: nothing journalled, ask again. */
 void tap_read_again(struct controller_reader_loop *l, struct tap *t, int cause)
 {
-	controller_log(LOG_NOTICE, "tap %s: read failed (%s): not decided",
-	               reader_cred_name(t->cred), cardlib_strerror(cause));
+	controller_log_tap(LOG_NOTICE, "not_decided", NULL, "tap %s: read failed (%s): not decided",
+	                   reader_cred_name(t->cred), cardlib_strerror(cause));
 	panel_show(&l->panel, false, CONTROLLER_LED_AMBER, MSG_READ_AGAIN);
 }
 

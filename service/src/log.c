@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+/* CODE_FILE/CODE_LINE would name this file for every line: not worth sending */
+#define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
 
 #include "service/service.h"
