@@ -353,8 +353,8 @@ fold_waste
 play 09:00 pool-1 "Camille" granted ok "Bienvenue – 9 entrées restantes" desfire "$T/camille.card"
 play 09:05 pool-1 "Camille again" refused anti_passback "Passage déjà enregistré – réessayez dans [0-9]+ min" \
 	desfire "$T/camille.card"
-play 09:40 pool-1 "clone (MIFARE Classic)" refused unknown_pass "Carte non reconnue" classic uid=04CA3111
-play 09:41 pool-1 "clone (DESFire, same UID)" refused unknown_pass "Carte non reconnue" \
+play 09:40 pool-1 "clone (MIFARE Classic)" refused clone_suspected "Carte non reconnue" classic uid=04CA3111
+play 09:41 pool-1 "clone (DESFire, same UID)" refused clone_suspected "Carte non reconnue" \
 	desfire "$T/clone.card" uid=04CA3111E0C0DE
 play 10:00 lib-1 "Léa" granted ok "Bienvenue" desfire "$T/lea.card"
 play 10:40 waste-s "Camille" granted ok "Bienvenue – 1 passage restant cette année" desfire "$T/camille.card"
@@ -416,9 +416,9 @@ play 16:45 waste-s "Camille" refused quota_reached "Quota annuel atteint" desfir
 play 17:00 waste-s "Thomas" granted ok "Bienvenue – 21 passages restants cette année" desfire "$T/thomas.card"
 qr=$(timeout 20 "$TOKEN" show-qr --wallet "$W" --sector 4)
 play 17:30 bus-12 "Nadia (QR)" granted ok "Bienvenue.*" qr "$qr"
-play 17:31 bus-12 "screenshot of Nadia's QR" refused unknown_pass "Code QR déjà utilisé" qr "$qr"
+play 17:31 bus-12 "screenshot of Nadia's QR" refused qr_replayed "Code QR déjà utilisé" qr "$qr"
 old=$(timeout 20 "$TOKEN" show-qr --wallet "$W" --sector 4 --time $(($(date +%s) - 2400)))
-play 18:10 bus-12 "the 17:30 screenshot" refused unknown_pass "Code QR périmé – actualisez-le" qr "$old"
+play 18:10 bus-12 "the 17:30 screenshot" refused qr_outside_window "Code QR périmé – actualisez-le" qr "$old"
 
 say "Every decision reached the server exactly once"
 all_in() { for r in $READERS; do gate_synced "$r" || return 1; done; [ "$(server_count)" -ge "$TAPS" ]; }
@@ -428,6 +428,8 @@ check "the server counts $(server_count) decisions: the $TAPS taps of the day" e
 
 say "Anonymised statistics (citypass-admin stats: no identifier of any kind)"
 adm stats --by site,service,outcome --format table | sed 's/^/   /' | tee -a "$TRANSCRIPT"
+say "Why the gates decided so (citypass-admin stats --by service,outcome,reason)"
+adm stats --by service,outcome,reason --format table | sed 's/^/   /' | tee -a "$TRANSCRIPT"
 
 say "Open data (citypass-admin opendata export: one row per hour × site × service)"
 CSV="$OUT/opendata.csv"

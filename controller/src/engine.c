@@ -250,24 +250,6 @@ void controller_decide(const struct controller_engine_input *in, struct controll
 
 const char *controller_reason_name(enum controller_reason reason)
 {
-	static const char *const names[] = {
-	        [CONTROLLER_REASON_OK] = "ok",
-	        [CONTROLLER_REASON_LIST_EXPIRED] = "list_expired",
-	        [CONTROLLER_REASON_UNKNOWN_PASS] = "unknown_pass",
-	        [CONTROLLER_REASON_REVOKED] = "revoked",
-	        [CONTROLLER_REASON_REPLACED] = "replaced",
-	        [CONTROLLER_REASON_SUSPENDED] = "suspended",
-	        [CONTROLLER_REASON_NOT_YET_VALID] = "not_yet_valid",
-	        [CONTROLLER_REASON_SUBSCRIPTION_EXPIRED] = "subscription_expired",
-	        [CONTROLLER_REASON_FARE_NOT_ACCEPTED] = "fare_not_accepted",
-	        [CONTROLLER_REASON_OUTSIDE_HOURS] = "outside_hours",
-	        [CONTROLLER_REASON_ANTI_PASSBACK] = "anti_passback",
-	        [CONTROLLER_REASON_QUOTA_REACHED] = "quota_reached",
-	        [CONTROLLER_REASON_ENTRIES_EXHAUSTED] = "entries_exhausted",
-	        [CONTROLLER_REASON_CARD_VALUE_MISSING] = "card_value_missing",
-	        [CONTROLLER_REASON_BAD_STATUS] = "bad_status",
-	};
-	if ((unsigned)reason > CONTROLLER_REASON_MAX)
-		return "unknown";
-	return names[reason];
+	const char *name = proto_reason_name((uint32_t)reason);
+	return name ? name : "unknown";
 }

@@ -15,6 +15,15 @@
 #define MSG_IDLE_NO_QR  "Présentez votre carte (QR hors service)"
 #define MSG_OUT_QR_ONLY "Hors service – présentez un code QR"
 
+/* The tap's gate ops: a decision, held open_ms like panel_show's. */
+static int decision_set(void *ctx, const struct controller_gate_state *st)
+{
+	panel_show(ctx, st->relay_open, st->led, st->display);
+	return 0;
+}
+
+static const struct controller_gate_ops decision_ops = {.set = decision_set, .destroy = NULL};
+
 void panel_init(struct panel *p, struct controller_gate *gate, unsigned open_ms,
                 bool scanner_configured)
 {
@@ -25,6 +34,9 @@ void panel_init(struct panel *p, struct controller_gate *gate, unsigned open_ms,
 	p->reader_up = true; /* until the reader thread says otherwise */
 	p->scanner_configured = scanner_configured;
 	p->scanner_up = true;
+	p->decisions.ops = &decision_ops;
+	p->decisions.ctx = p;
+	snprintf(p->decisions.name, sizeof(p->decisions.name), "panel");
 }
 
 void panel_destroy(struct panel *p)

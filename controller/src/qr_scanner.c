@@ -31,58 +31,17 @@
 #include "proto/list.h"
 #include "reader_internal.h"
 
-#define REOPEN_MIN_MS   100
-#define REOPEN_MAX_MS   1000
-#define CHECK_PATH_MS   1000 /* how often the line's path is compared with the open device */
-#define WATCH_MS        250  /* the watchdog looks at the reader thread this often */
-#define MSG_QR_NOT_OURS "Code QR non reconnu"
-#define MSG_QR_REPLAY   "Code QR déjà utilisé"
+#define REOPEN_MIN_MS 100
+#define REOPEN_MAX_MS 1000
+#define CHECK_PATH_MS 1000 /* how often the line's path is compared with the open device */
+#define WATCH_MS      250  /* the watchdog looks at the reader thread this often */
 
-/* --- deciding a line ------------------------------------------------------------------------ */
+/* --- a line ------------------------------------------------------------------------------- */
 
+/* Each line is a tap (controller/tap.h): verified, decided, journalled, shown. */
 static void qr_line(struct controller_reader_loop *l, const char *line, size_t len)
 {
-	struct tap t;
-	memset(&t, 0, sizeof(t));
-	t.t0_ms = reader_mono_ms();
-	t.cred = CONTROLLER_CRED_PHONE_QR;
-	if (len == 0)
-		return;
-	uint8_t id[CARDLIB_TOKEN_ID_LEN];
-	const int64_t now = controller_timekeeper_now(l->p.clock);
-	int rc = cardlib_qr_verify(line, len, l->qr_issuers, l->cfg->sector, now, l->qr_cache, id,
-	                           NULL);
-	pthread_mutex_lock(&l->decide_lock);
-	if (rc == CARDLIB_ERR_QR_FORMAT) {
-		/* not a citypass code (any barcode held to the scanner): no decision */
-		controller_log(LOG_NOTICE, "QR scanner: not a citypass code (%zu characters)", len);
-		panel_show(&l->panel, false, CONTROLLER_LED_RED, MSG_QR_NOT_OURS);
-	} else if (rc != 0) {
-		tap_refuse_credential(l, &t, rc);
-	} else {
-		proto_list_key(l->cfg->sector, id, sizeof(id), t.key);
-		t.have_key = true;
-		t.qr = cardlib_qr_step(line, len, &t.qr_step, &t.qr_expires) == 0;
-		/* The memory cache forgets at a reload or a restart; the journal does not (the
-		 * code's decision recorded it): a screenshot is refused for its whole window. */
-		bool seen = false;
-		int jrc = t.qr ? controller_journal_qr_seen(l->p.journal, t.key, t.qr_step, now,
-		                                            &seen)
-		               : 0;
-		if (jrc != 0) {
-			controller_log(LOG_ERR,
-			               "journal: QR codes already used unknown (%s): tap "
-			               "refused",
-			               controller_journal_strerror(l->p.journal, jrc));
-			panel_show(&l->panel, false, CONTROLLER_LED_AMBER, MSG_OUT_OF_SERVICE);
-		} else if (seen) {
-			t.qr = false; /* already remembered */
-			tap_refuse_medium(l, &t, MSG_QR_REPLAY, CARDLIB_ERR_QR_REPLAY);
-		} else {
-			tap_decide(l, &t);
-		}
-	}
-	pthread_mutex_unlock(&l->decide_lock);
+	controller_tap_qr(l->tap, line, len, reader_mono_ms(), NULL);
 }
 
 static void qr_bytes(struct controller_reader_loop *l, const char *buf, size_t n)

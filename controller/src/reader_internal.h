@@ -1,15 +1,15 @@
 /*
  * reader_internal.h — the reader loop's parts (controller/reader_loop.h), shared by:
  *   reader_loop.c  the reader thread: the reader opened, polled (the PN532 polls by itself),
- *                  re-opened with a bounded back-off; cards and phones over NFC
- *   qr_scanner.c   the scanner thread: the QR line opened, read, re-opened; the gate's
- *                  timers; the watchdog of a reader hung inside libnfc
- *   tap.c          one tap decided, whatever brought it: list, counters, engine, card
- *                  debit, journal, gate
+ *                  re-opened with a bounded back-off; each target handed to the tap
+ *   qr_scanner.c   the scanner thread: the QR line opened, read, re-opened; each line
+ *                  handed to the tap; the gate's timers; the watchdog of a reader hung
+ *                  inside libnfc
  *   panel.c        the gate's outputs, shared by the two threads, and what the display
  *                  shows between taps (out of service while the reader cannot read)
- * Decisions are taken one at a time (decide_lock): both threads share one journal
- * connection, and a tap is short.
+ * What a tap does — medium, list, counters, engine, card debit, journal, gate — is
+ * controller/tap.h (src/tap.c), which takes decisions one at a time: both threads share
+ * one journal connection, and a tap is short.
  */
 #ifndef CONTROLLER_READER_INTERNAL_H
 #define CONTROLLER_READER_INTERNAL_H
@@ -24,6 +24,7 @@
 #include "cardlib/token.h"
 #include "controller/engine.h"
 #include "controller/reader_loop.h"
+#include "controller/tap.h"
 #include "proto/list.h"
 
 #define MSG_IDLE           "Présentez votre pass"
@@ -42,6 +43,9 @@ struct panel {
 	char idle_shown[96];        /* what the idle display last said ("" before the first) */
 	void (*changed)(void *ctx); /* a device came or went (outside the lock) */
 	void *ctx;
+	/* The gate ops a tap drives (controller/tap.h): each call is a decision shown, as
+	 * panel_show. */
+	struct controller_gate decisions;
 };
 
 void panel_init(struct panel *p, struct controller_gate *gate, unsigned open_ms,
@@ -62,34 +66,13 @@ void panel_off(struct panel *p);
 
 /* --- the loop ------------------------------------------------------------------------------ */
 
-/* What one tap brought, whatever the medium. */
-struct tap {
-	enum controller_credential cred;
-	int64_t t0_ms;
-	bool have_key;
-	uint8_t key[PROTO_LIST_KEY_LEN];
-	struct cardlib_card *card; /* cards: the open session (for a debit) */
-	struct controller_card_read card_read;
-	bool paid; /* a card whose unanswered commit had taken this entry: no second debit */
-	/* QR: the code's time step, remembered with the decision (a screenshot cannot be
-	 * used again in its window, across a restart) until `qr_expires` */
-	bool qr;
-	uint32_t qr_step;
-	int64_t qr_expires;
-};
-
 struct controller_reader_loop {
 	struct controller_reader_loop_params p;
 	const struct controller_config *cfg;
 	volatile sig_atomic_t *stop, *reload; /* set by run() for both threads */
 
-	pthread_mutex_t decide_lock;    /* one decision at a time (one journal connection) */
-	struct proto_zone *site_zone;   /* opening hours, subscription days */
-	struct proto_zone *period_zone; /* quota periods: the deployment's zone */
+	struct controller_tap *tap; /* every decision (one at a time, whichever thread) */
 	struct panel panel;
-	uint8_t gate_id[CARDLIB_TOKEN_GATE_ID_LEN];
-	uint64_t purged_version;
-	int64_t purged_at;
 
 	/* --- reader thread -------------------------------------------------------------- */
 	struct cardlib_reader *reader;
@@ -100,15 +83,6 @@ struct controller_reader_loop {
 	bool waiting_removal; /* the target decided last, until the field is seen empty */
 	uint8_t last_uid[CARDLIB_UID_MAX];
 	size_t last_uid_len;
-	/* A card whose CommitTransaction got no answer (pulled away at that instant): it may
-	 * or may not have taken the entry. If it comes back soon, its value tells which
-	 * (docs/controller.md, "Entries on the card"). */
-	struct {
-		bool active;
-		uint8_t key[PROTO_LIST_KEY_LEN];
-		int32_t value_before;
-		int64_t at_ms;
-	} unsure_commit;
 	/* The watchdog's view of the reader thread: inside libnfc since (0: not), and for
 	 * how long that may legitimately last. libnfc waits for an InAutoPoll's ACK and
 	 * answer with no timeout: a chip that stops answering would hang the thread. */
@@ -119,7 +93,6 @@ struct controller_reader_loop {
 	pthread_t scanner_thread;
 	bool scanner_running;
 	struct proto_keyring *qr_issuers; /* its own: no sharing across threads */
-	struct cardlib_qr_replay_cache *qr_cache;
 	int qr_fd;
 	int64_t qr_reopen_at_ms;
 	int qr_reopen_delay_ms;
@@ -131,23 +104,6 @@ struct controller_reader_loop {
 };
 
 int64_t reader_mono_ms(void);
-const char *reader_cred_name(enum controller_credential c);
-
-/* --- tap.c: deciding (callers hold decide_lock) -------------------------------------------- */
-
-/* The list, the counters, the engine, then the card debit or the journal, then the gate. */
-void tap_decide(struct controller_reader_loop *l, struct tap *t);
-/* A refusal before any list lookup: the medium itself was refused (journalled). */
-void tap_refuse_medium(struct controller_reader_loop *l, struct tap *t, const char *message,
-                       int cause);
-/* A phone's credential or QR code refused, with the message its cause deserves. */
-void tap_refuse_credential(struct controller_reader_loop *l, struct tap *t, int rc);
-/* A read that did not complete: nothing journalled, the citizen asked to try again. */
-void tap_read_again(struct controller_reader_loop *l, struct tap *t, int cause);
-/* Journal housekeeping while nobody waits (purges, the trusted time floor). */
-void tap_housekeeping(struct controller_reader_loop *l);
-/* cardlib errors that mean the exchange did not complete (not a refusal of the card). */
-bool tap_error_is_transport(int rc);
 
 /* --- qr_scanner.c ------------------------------------------------------------------------ */
 

@@ -1,6 +1,7 @@
 /*
  * controller/src/reader_loop.c — the reader thread (see controller/reader_loop.h and
- * reader_internal.h): the reader opened, polled and re-opened; cards and phones over NFC.
+ * reader_internal.h): the reader opened, polled and re-opened; each target it finds is
+ * handed to the tap (controller/tap.h), which decides it.
  *
  * Waiting for a card costs nothing and loses nothing: the PN532 polls by itself
  * (InAutoPoll, cardlib_reader_wait) and answers the moment a card enters the field, so a
@@ -17,8 +18,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <mbedtls/platform_util.h>
-
 #include "cardlib/error.h"
 #include "cardlib/layout.h"
 #include "cardlib/reader.h"
@@ -34,35 +33,21 @@
 
 /* One InAutoPoll: the chip answers a card at once, or "none" after this; the loop then
  * looks at its flags (stop, reload) and polls again. */
-#define WAIT_MS          300
-#define REMOVAL_POLL_MS  100  /* pause between selects while a decided card stays */
-#define REOPEN_MIN_MS    100  /* reader lost: first retry, then doubling ... */
-#define REOPEN_MAX_MS    1000 /* ... up to this: back within ~1 s of the device */
-#define QR_CACHE_ENTRIES 1024
+#define WAIT_MS         300
+#define REMOVAL_POLL_MS 100  /* pause between selects while a decided card stays */
+#define REOPEN_MIN_MS   100  /* reader lost: first retry, then doubling ... */
+#define REOPEN_MAX_MS   1000 /* ... up to this: back within ~1 s of the device */
 /* How long a libnfc call of this thread may take before the watchdog acts (qr_scanner.c):
  * an InAutoPoll lasts WAIT_MS; a tap's exchanges each have libnfc's own timeouts. */
 #define BUSY_WAIT_LIMIT_MS (WAIT_MS + 3000)
 #define BUSY_TAP_LIMIT_MS  15000
 #define BUSY_OPEN_LIMIT_MS 8000
-#define MSG_CARD_UNKNOWN   "Carte non reconnue"
 
 int64_t reader_mono_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-const char *reader_cred_name(enum controller_credential c)
-{
-	switch (c) {
-	case CONTROLLER_CRED_PHONE_NFC:
-		return "phone-nfc";
-	case CONTROLLER_CRED_PHONE_QR:
-		return "phone-qr";
-	default:
-		return "card";
-	}
 }
 
 /* The watchdog (qr_scanner.c) sees how long this thread has been inside libnfc. */
@@ -186,102 +171,15 @@ static void presence_hand_over(struct cardlib_reader *r, const struct cardlib_ta
 	p->handed = true;
 }
 
-/* --- media ---------------------------------------------------------------------------------- */
-
-/* The historical bytes of an ATS given without its TL byte (ISO/IEC 14443-4 s.5.2). */
-static void ats_historical(const struct cardlib_target_info *info, const uint8_t **hist,
-                           size_t *len)
-{
-	*hist = NULL;
-	*len = 0;
-	if (info->ats_len == 0)
-		return;
-	uint8_t t0 = info->ats[0];
-	size_t skip = 1 + !!(t0 & 0x10) + !!(t0 & 0x20) + !!(t0 & 0x40);
-	if (skip <= info->ats_len) {
-		*hist = info->ats + skip;
-		*len = info->ats_len - skip;
-	}
-}
-
-static void tap_card(struct controller_reader_loop *l, struct tap *t,
-                     const struct cardlib_target_info *info)
-{
-	struct cardlib_card_read rd;
-	t->cred = CONTROLLER_CRED_CARD;
-	/* open_sector begins with a select: it gets the target the poll selected */
-	presence_hand_over(l->reader, info);
-	/* the sync thread may replace the card keys (a rotation): a copy for this tap */
-	struct cardlib_sector_key key;
-	pthread_rwlock_rdlock(l->p.store_lock);
-	key = l->cfg->card_key;
-	pthread_rwlock_unlock(l->p.store_lock);
-	int rc = cardlib_card_open_sector(&t->card, l->reader, &key, &rd);
-	mbedtls_platform_zeroize(&key, sizeof(key));
-	if (rc == CARDLIB_ERR_NO_CARD)
-		return; /* gone between the two selects */
-	if (rc != 0) {
-		if (tap_error_is_transport(rc))
-			tap_read_again(l, t, rc);
-		else /* NOT_DESFIRE, APP_MISSING, AUTH, LAYOUT, MAC, ...: not one of our cards */
-			tap_refuse_medium(l, t, MSG_CARD_UNKNOWN, rc);
-		return;
-	}
-	proto_list_key(l->cfg->sector, rd.id, sizeof(rd.id), t->key);
-	t->have_key = true;
-	t->card_read.value_present = rd.has_value != 0;
-	t->card_read.value = rd.value;
-	memset(&rd, 0, sizeof(rd)); /* the real UID: diversification only, never kept */
-	tap_decide(l, t);
-	cardlib_card_close(t->card);
-	t->card = NULL;
-}
-
-/* 1 when the target was a citypass phone (decided or refused), 0 when it is not one. */
-static int tap_phone(struct controller_reader_loop *l, struct tap *t)
-{
-	uint8_t id[CARDLIB_TOKEN_ID_LEN];
-	t->cred = CONTROLLER_CRED_PHONE_NFC;
-	int rc = cardlib_phone_read(l->reader, l->cfg->sector, l->gate_id, l->issuers, id, NULL);
-	if (rc == CARDLIB_ERR_NOT_CITYPASS)
-		return 0;
-	if (rc != 0) {
-		if (tap_error_is_transport(rc))
-			tap_read_again(l, t, rc);
-		else
-			tap_refuse_credential(l, t, rc);
-		cardlib_reader_release(l->reader);
-		return 1;
-	}
-	proto_list_key(l->cfg->sector, id, sizeof(id), t->key);
-	t->have_key = true;
-	tap_decide(l, t);
-	/* released once the gate is told: the deselect's round trip is no part of the tap */
-	cardlib_reader_release(l->reader);
-	return 1;
-}
+/* --- a tap ------------------------------------------------------------------------------- */
 
 static void tap_target(struct controller_reader_loop *l, const struct cardlib_target_info *info,
                        int64_t t0)
 {
-	struct tap t;
-	memset(&t, 0, sizeof(t));
-	t.t0_ms = t0;
-	t.cred = CONTROLLER_CRED_CARD;
-	pthread_mutex_lock(&l->decide_lock);
-	if (!(info->sak & 0x20)) {
-		/* MIFARE Classic, Ultralight, UID-only tags: a UID is not a credential */
-		cardlib_reader_release(l->reader);
-		tap_refuse_medium(l, &t, MSG_CARD_UNKNOWN, CARDLIB_ERR_NOT_DESFIRE);
-	} else {
-		const uint8_t *hist;
-		size_t hist_len;
-		ats_historical(info, &hist, &hist_len);
-		bool desfire_ats = hist_len == 1 && hist[0] == 0x80;
-		if (desfire_ats || !tap_phone(l, &t))
-			tap_card(l, &t, info);
-	}
-	pthread_mutex_unlock(&l->decide_lock);
+	/* cardlib's card session begins with a select: it gets the target the poll selected
+	 * (a phone's exchanges need no select; a release ends the hand-over) */
+	presence_hand_over(l->reader, info);
+	controller_tap_target(l->tap, l->reader, info, t0, NULL);
 }
 
 /* --- the reader ------------------------------------------------------------------------------ */
@@ -380,9 +278,7 @@ static void reader_turn(struct controller_reader_loop *l)
 	panel_reader(&l->panel, true);
 	if (rc == 0) {
 		l->waiting_removal = false;
-		pthread_mutex_lock(&l->decide_lock);
-		tap_housekeeping(l);
-		pthread_mutex_unlock(&l->decide_lock);
+		controller_tap_housekeeping(l->tap);
 		return;
 	}
 	if (l->waiting_removal && same_target(l, &info)) {
@@ -431,23 +327,11 @@ int controller_reader_loop_open(struct controller_reader_loop **out,
 	l->qr_fd = -1;
 	l->reopen_delay_ms = REOPEN_MIN_MS;
 	l->qr_reopen_delay_ms = REOPEN_MIN_MS;
-	pthread_mutex_init(&l->decide_lock, NULL);
 	const struct controller_config *cfg = l->cfg;
 	panel_init(&l->panel, params->gate, cfg->open_ms, cfg->qr_scanner[0] != '\0');
 	l->panel.changed = params->devices_changed;
 	l->panel.ctx = params->ctx;
-	uint8_t h[PROTO_HASH_LEN];
-	proto_sha256((const uint8_t *)cfg->device_id, strlen(cfg->device_id), h);
-	memcpy(l->gate_id, h, sizeof(l->gate_id));
 
-	/* before any thread starts: a zone is read under a temporary TZ (proto/calendar.h) */
-	const char *period_tz = cfg->period_tz[0] ? cfg->period_tz : cfg->tz;
-	if (proto_zone_load(&l->site_zone, cfg->tz) != 0 ||
-	    proto_zone_load(&l->period_zone, period_tz) != 0) {
-		snprintf(err, errlen, "tz %s / period-tz %s: not a time zone of this system",
-		         cfg->tz, period_tz);
-		goto fail;
-	}
 	/* one keyring per thread: nothing of mbedTLS is shared across threads */
 	for (int i = 0; i < 2; i++) {
 		struct proto_key *issuer = NULL;
@@ -464,15 +348,21 @@ int controller_reader_loop_open(struct controller_reader_loop **out,
 			goto fail;
 		}
 	}
-	/* no WAL checkpoint inside a tap's commit: housekeeping does them on an empty field */
-	if (controller_journal_defer_checkpoints(params->journal) != 0) {
-		snprintf(err, errlen, "journal: cannot defer its checkpoints");
+	const struct controller_tap_params tp = {
+	        .cfg = cfg,
+	        .store = params->store,
+	        .store_lock = params->store_lock,
+	        .journal = params->journal,
+	        .clock = params->clock,
+	        .gate = &l->panel.decisions,
+	        .nfc_issuers = l->issuers,
+	        .qr_issuers = l->qr_issuers,
+	        .journal_written = params->journal_written,
+	        .granted = params->granted,
+	        .ctx = params->ctx,
+	};
+	if (controller_tap_open(&l->tap, &tp, err, errlen) != 0)
 		goto fail;
-	}
-	if (cardlib_qr_replay_cache_new(&l->qr_cache, QR_CACHE_ENTRIES) != 0) {
-		snprintf(err, errlen, "out of memory");
-		goto fail;
-	}
 	/* The reader and the scanner are opened by their threads, and again whenever they
 	 * fail: a gate whose reader is unplugged at boot starts, says "Hors service", syncs
 	 * and reports it (docs/controller.md, "Devices come and go"). */
@@ -496,12 +386,9 @@ void controller_reader_loop_close(struct controller_reader_loop *l)
 	cardlib_reader_free(l->reader);
 	if (l->qr_fd >= 0)
 		close(l->qr_fd);
-	cardlib_qr_replay_cache_free(l->qr_cache);
-	proto_zone_free(l->site_zone);
-	proto_zone_free(l->period_zone);
+	controller_tap_close(l->tap);
 	proto_keyring_free(l->issuers);
 	proto_keyring_free(l->qr_issuers);
 	panel_destroy(&l->panel);
-	pthread_mutex_destroy(&l->decide_lock);
 	free(l);
 }

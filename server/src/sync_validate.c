@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "proto/frame.h"
+#include "proto/reason.h"
 #include "sync_internal.h"
 
 /* A gate's clock may be off by this much either way before its statistics are refused
@@ -83,10 +84,11 @@ static int validate_stat(const struct server_sync_backend *be, const struct serv
 	if (dev->gate != 0 && e->gate != dev->gate)
 		return refuse(why, cap, "statistic seq %llu: gate %u, the device is gate %u", seq,
 		              e->gate, dev->gate);
-	if (e->reason > PROTO_STAT_REASON_MAX)
+	if (!proto_reason_known(e->reason))
 		return refuse(why, cap,
-		              "statistic seq %llu: reason %u is not a known reason (0-%u)", seq,
-		              e->reason, PROTO_STAT_REASON_MAX);
+		              "statistic seq %llu: reason %u is not a known reason "
+		              "(proto/reason.h)",
+		              seq, e->reason);
 	if ((e->outcome == CITYPASS__OUTCOME__GRANTED) != (e->reason == 0))
 		return refuse(why, cap, "statistic seq %llu: outcome %s with reason %u", seq,
 		              e->outcome == CITYPASS__OUTCOME__GRANTED ? "granted" : "refused",

@@ -12,13 +12,14 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "proto/reason.h"
 
 #define SUPPRESS_BELOW 10
 
-enum dim { DIM_SITE = 1, DIM_SERVICE = 2, DIM_OUTCOME = 4, DIM_HOUR = 8 };
+enum dim { DIM_SITE = 1, DIM_SERVICE = 2, DIM_OUTCOME = 4, DIM_HOUR = 8, DIM_REASON = 16 };
 
 struct agg_row {
-	uint32_t site, sector;
+	uint32_t site, sector, reason;
 	int outcome;
 	int64_t hour;
 	uint64_t granted, refused, count;
@@ -43,10 +44,13 @@ static int agg_add(void *arg, const struct server_stat_row *r)
 		k.outcome = r->outcome;
 	if (g->dims & DIM_HOUR)
 		k.hour = r->quarter_hour - r->quarter_hour % 3600;
+	if (g->dims & DIM_REASON)
+		k.reason = r->reason;
 	size_t i = 0;
 	for (; i < g->n; i++)
 		if (g->v[i].site == k.site && g->v[i].sector == k.sector &&
-		    g->v[i].outcome == k.outcome && g->v[i].hour == k.hour)
+		    g->v[i].outcome == k.outcome && g->v[i].hour == k.hour &&
+		    g->v[i].reason == k.reason)
 			break;
 	if (i == g->n) {
 		if (g->n == g->cap) {
@@ -72,6 +76,17 @@ static const char *outcome_name(int o)
 	return o == CITYPASS__OUTCOME__GRANTED   ? "granted"
 	       : o == CITYPASS__OUTCOME__REFUSED ? "refused"
 	                                         : "unspecified";
+}
+
+/* The gate's reason, by the name the gates log it under (proto/reason.h); a number no
+ * version knows (an older database's) by its number. */
+static void reason_text(uint32_t reason, char *out, size_t cap)
+{
+	const char *name = proto_reason_name(reason);
+	if (name)
+		snprintf(out, cap, "%s", name);
+	else
+		snprintf(out, cap, "reason-%u", reason);
 }
 
 static void hour_text(int64_t t, char *out, size_t cap)
@@ -160,16 +175,18 @@ static int parse_report(const char *cmd, int argc, char **argv, struct report_op
 					o->dims |= DIM_OUTCOME;
 				else if (strcmp(tok, "hour") == 0)
 					o->dims |= DIM_HOUR;
+				else if (strcmp(tok, "reason") == 0)
+					o->dims |= DIM_REASON;
 				else
 					return admin_usage(cmd,
 					                   "--by: '%s' is not site, service, "
-					                   "outcome or hour",
+					                   "outcome, hour or reason",
 					                   tok);
 			}
 			if (!o->dims)
 				return admin_usage(cmd,
-				                   "--by '%s': expected site, service, outcome "
-				                   "or hour, comma-separated",
+				                   "--by '%s': expected site, service, outcome, "
+				                   "hour or reason, comma-separated",
 				                   optarg);
 			break;
 		}
@@ -215,8 +232,9 @@ static const char stats_help[] =
         "usage: citypass-admin stats [--from DATE] [--to DATE] [--by DIMS]\n"
         "                            [--format table|csv|json | --json]\n"
         "Counts of gate decisions from the statistics stream (no identifiers), grouped by DIMS:\n"
-        "site, service, outcome, hour, comma-separated (default all four). Dates YYYY-MM-DD in\n"
-        "the deployment's time zone, both days included.\n";
+        "site, service, outcome, hour, reason, comma-separated (default site, service, outcome,\n"
+        "hour). reason is why the gate decided so (ok, unknown_pass, clone_suspected, ...:\n"
+        "docs/admin.md). Dates YYYY-MM-DD in the deployment's time zone, both days included.\n";
 
 int admin_cmd_stats(struct admin *a, int argc, char **argv)
 {
@@ -242,6 +260,8 @@ int admin_cmd_stats(struct admin *a, int argc, char **argv)
 			printf("%sservice", sep), sep = ",";
 		if (o.dims & DIM_OUTCOME)
 			printf("%soutcome", sep), sep = ",";
+		if (o.dims & DIM_REASON)
+			printf("%sreason", sep), sep = ",";
 		printf("%scount\n", sep);
 	} else if (o.format == 2) {
 		printf("[");
@@ -254,14 +274,17 @@ int admin_cmd_stats(struct admin *a, int argc, char **argv)
 			printf("%-12s", "service");
 		if (o.dims & DIM_OUTCOME)
 			printf("%-12s", "outcome");
+		if (o.dims & DIM_REASON)
+			printf("%-22s", "reason");
 		printf("%10s\n", "count");
 	}
 	for (size_t i = 0; i < g.n; i++) {
 		const struct agg_row *r = &g.v[i];
-		char hour[40], site[SERVER_NAME_MAX], sec[SERVER_NAME_MAX];
+		char hour[40], site[SERVER_NAME_MAX], sec[SERVER_NAME_MAX], why[32];
 		hour_text(r->hour, hour, sizeof(hour));
 		site_text(a, r->site, site, sizeof(site));
 		admin_sector_name(a, (uint16_t)r->sector, sec, sizeof(sec));
+		reason_text(r->reason, why, sizeof(why));
 		if (o.format == 2) {
 			const char *sep = "";
 			printf("%s{", i ? "," : "");
@@ -280,6 +303,8 @@ int admin_cmd_stats(struct admin *a, int argc, char **argv)
 			if (o.dims & DIM_OUTCOME)
 				printf("%s\"outcome\":\"%s\"", sep, outcome_name(r->outcome)),
 				        sep = ",";
+			if (o.dims & DIM_REASON)
+				printf("%s\"reason\":\"%s\"", sep, why), sep = ",";
 			printf("%s\"count\":%" PRIu64 "}", sep, r->count);
 		} else if (o.format == 1) {
 			const char *sep = "";
@@ -291,6 +316,8 @@ int admin_cmd_stats(struct admin *a, int argc, char **argv)
 				printf("%s%s", sep, sec), sep = ",";
 			if (o.dims & DIM_OUTCOME)
 				printf("%s%s", sep, outcome_name(r->outcome)), sep = ",";
+			if (o.dims & DIM_REASON)
+				printf("%s%s", sep, why), sep = ",";
 			printf("%s%" PRIu64 "\n", sep, r->count);
 		} else {
 			if (o.dims & DIM_HOUR)
@@ -301,6 +328,8 @@ int admin_cmd_stats(struct admin *a, int argc, char **argv)
 				printf("%-12s", sec);
 			if (o.dims & DIM_OUTCOME)
 				printf("%-12s", outcome_name(r->outcome));
+			if (o.dims & DIM_REASON)
+				printf("%-22s", why);
 			printf("%10" PRIu64 "\n", r->count);
 		}
 	}

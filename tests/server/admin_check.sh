@@ -406,6 +406,12 @@ case_ "stats: bad --format" 2 "--format 'xml'" adm stats --format xml
 case_ "stats: bad --from" 2 "--from '2026-13-01'" adm stats --from 2026-13-01
 case_ "stats: from after to" 2 "--from is after --to" adm stats --from 2026-05-02 --to 2026-05-01
 case_ "stats: empty range" 0 "count" adm stats --from 2000-01-01 --to 2000-01-02
+# issue 14: a clone refused at a gate is counted under its own reason, not unknown_pass
+case_ "ingest clone refusals" 0 "acked 20" "$PROBE" ingest "$W/data" g1 stats 19 2 1 1 1 0 2 "$qh" 50
+case_ "acked" 0 "acked 20" "$PROBE" acked "$W/data" g1 stats
+case_ "stats --by reason" 0 "^refused,clone_suspected,2$" adm stats --by outcome,reason --format csv
+case_ "stats --by reason (table)" 0 "clone_suspected +2" adm stats --by reason
+case_ "stats --by reason (json)" 0 '"reason":"clone_suspected","count":2' adm stats --by reason --json
 case_ "opendata export" 0 ",pool-n,pool,15,<10$" adm opendata export
 case_ "opendata export --out" 0 "" adm opendata export --out "$W/open.csv"
 head -1 "$W/open.csv" | grep -qx "hour,site,service,granted,refused" || fail "opendata header"

@@ -8,7 +8,7 @@
  *   server_probe card-read CONNSTRING BUNDLE     read a card with a device bundle's sector
  *                                                key: prints id, list-key, value, and the
  *                                                key version that opened it
- *   server_probe ingest DATA DEVICE stats SEQ N SITE GATE SECTOR PRODUCT OUTCOME QH
+ *   server_probe ingest DATA DEVICE stats SEQ N SITE GATE SECTOR PRODUCT OUTCOME QH [REASON]
  *   server_probe ingest DATA DEVICE consumption SEQ SECTOR KEYHEX PRODUCT COUNT PERIOD
  *   server_probe acked DATA DEVICE stats|consumption
  *   server_probe device DATA DEVICE              the sync backend's device lookup
@@ -249,7 +249,7 @@ static int ingest(int argc, char **argv)
 	Citypass__StatEvent *st = NULL, **stp = NULL;
 	Citypass__ConsumptionEvent ce = CITYPASS__CONSUMPTION_EVENT__INIT, *cep = &ce;
 	uint8_t key[8];
-	if (strcmp(argv[2], "stats") == 0 && argc == 11) {
+	if (strcmp(argv[2], "stats") == 0 && (argc == 11 || argc == 12)) {
 		size_t n = num(argv[4]);
 		st = calloc(n, sizeof(*st));
 		stp = calloc(n, sizeof(*stp));
@@ -262,6 +262,7 @@ static int ingest(int argc, char **argv)
 			st[i].product = (uint32_t)num(argv[8]);
 			st[i].outcome = (Citypass__Outcome)num(argv[9]);
 			st[i].quarter_hour = (int64_t)num(argv[10]);
+			st[i].reason = argc == 12 ? (uint32_t)num(argv[11]) : 0;
 			stp[i] = &st[i];
 		}
 		batch.stream = CITYPASS__STREAM__STATISTICS;

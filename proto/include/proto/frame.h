@@ -26,9 +26,7 @@ extern "C" {
 #define PROTO_FRAME_DEFAULT_MAX (1024u * 1024u)
 /* Largest list chunk a sender puts in one ListUpdate. */
 #define PROTO_FRAME_LIST_CHUNK (256u * 1024u)
-/* The highest reason a statistic may carry: the gate engine's reasons are 0 (granted)
- * to 14 (controller/engine.h, CONTROLLER_REASON_MAX; stable numbers). */
-#define PROTO_STAT_REASON_MAX 14u
+/* The reasons a statistic may carry: proto/reason.h (proto_reason_known). */
 
 struct proto_frame_decoder;
 

@@ -5,8 +5,8 @@
 #   grant (card, entries on the card), entries exhausted, revoked (revocation pushed),
 #   subscription expired, wrong service, outside opening hours, anti-passback, a household
 #   quota reached across two waste sites, clone cards (MIFARE Classic, UID-only, a DESFire
-#   with a copied UID), a card left on the reader counted once, a phone over NFC and over
-#   QR, a replayed QR code.
+#   with a copied UID: counted under clone_suspected), a card left on the reader counted
+#   once, a phone over NFC and over QR, a replayed QR code.
 # Env: ADMIN SERVER HIL CONTROLLER TOKEN.
 . "$(dirname "$0")/lib.sh"
 
@@ -146,4 +146,12 @@ wait_for 30 server_has_all || fail "server counts $(server_count) decisions, exp
 sleep 1
 [ "$(server_count)" = "$(taps)" ] || fail "server counts $(server_count) decisions, expected $(taps)"
 echo "ok - the server counts every one of the $(taps) decisions exactly once"
+
+# --- issue 14: a refused medium keeps its cause in the statistics (it was unknown_pass)
+reasons=$(adm stats --by reason --format csv 2>&1)
+for want in clone_suspected,3 qr_replayed,1 qr_outside_window,1 unknown_pass,1; do
+	printf '%s\n' "$reasons" | grep -qx "$want" ||
+		fail "statistics by reason: no '$want' in: $(echo $reasons)"
+done
+echo "ok - three clones counted as clone_suspected, the QR replay and the stale QR as their own reasons"
 echo "controller scenarios passed"
