@@ -59,8 +59,8 @@ static int verified(int rc, uint32_t flags)
 }
 
 /* 1: added, 0: already an anchor, -1: refused (why). */
-static int follow_one(mbedtls_x509_crt *anchors, const struct ca_announcement *a, char **kept,
-                      size_t *kept_len, char *why, size_t cap)
+static int follow_one(mbedtls_x509_crt *anchors, const struct controller_ca_announcement *a,
+                      char **kept, size_t *kept_len, char *why, size_t cap)
 {
 	mbedtls_x509_crt cross, ca;
 	unsigned char k1[256], k2[256];
@@ -111,8 +111,8 @@ out:
 	return rc;
 }
 
-int ca_follow(mbedtls_x509_crt *anchors, const struct ca_announcement *a, size_t n, char **kept,
-              size_t *kept_len, char *why, size_t cap)
+int ca_follow(mbedtls_x509_crt *anchors, const struct controller_ca_announcement *a, size_t n,
+              char **kept, size_t *kept_len, char *why, size_t cap)
 {
 	int added = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -144,8 +144,8 @@ int ca_follow_load(mbedtls_x509_crt *anchors, const char *path, char **kept, siz
 			added = -1;
 			break;
 		}
-		const struct ca_announcement an = {c->raw.p, c->next->raw.p, c->raw.len,
-		                                   c->next->raw.len};
+		const struct controller_ca_announcement an = {c->raw.p, c->next->raw.p, c->raw.len,
+		                                              c->next->raw.len};
 		int rc = follow_one(anchors, &an, kept, kept_len, why, cap);
 		if (rc < 0) {
 			added = -1;

@@ -12,11 +12,7 @@
 
 #include <mbedtls/x509_crt.h>
 
-/* One rotation, DER: the new CA certified by the one before, and the new CA itself. */
-struct ca_announcement {
-	const uint8_t *cross, *ca;
-	size_t cross_len, ca_len;
-};
+#include "controller/sync_session.h" /* struct controller_ca_announcement: one rotation */
 
 /*
  * Follow announcements, oldest first: each whose CA is not yet an anchor must be a
@@ -26,8 +22,8 @@ struct ca_announcement {
  * `*kept` (PEM, cross then CA: what ca_follow_load reads back). Returns the count added,
  * or -1 at the first announcement refused (why says which and why; those before it stay).
  */
-int ca_follow(mbedtls_x509_crt *anchors, const struct ca_announcement *a, size_t n, char **kept,
-              size_t *kept_len, char *why, size_t cap);
+int ca_follow(mbedtls_x509_crt *anchors, const struct controller_ca_announcement *a, size_t n,
+              char **kept, size_t *kept_len, char *why, size_t cap);
 
 /* Read `path` (pairs as ca_follow keeps them) and follow them again from `anchors`: a file
  * that does not follow is not believed (why says so); its pairs that did are kept. Returns

@@ -2,13 +2,13 @@
  * controller/sync_client.h — the gate's side of the sync link (docs/sync-protocol.md,
  * docs/sync-server.md).
  *
- * One mutually authenticated TLS connection to citypass-server, run on its own thread with
- * its own libevent loop, so that the reader thread (libnfc, decisions) never waits for the
- * network. It sends Hello, applies the list updates it receives through the caller's
- * install callback, uploads the journal's two streams in batches and acks them in the
- * journal only when the server acknowledged them, reacts to the server's publish
- * notifications, sends keepalives, and reconnects with exponential backoff and jitter while
- * the gate works on offline.
+ * One mutually authenticated TLS connection to citypass-server (link/tls.h), run on its own
+ * thread with its own libevent loop, so that the reader thread (libnfc, decisions) never
+ * waits for the network, and reconnected with exponential backoff and jitter while the gate
+ * works on offline. The protocol is the session's (controller/sync_session.h): it sends
+ * Hello, applies the list updates it receives through the caller's install callback,
+ * uploads the journal's two streams in batches and acks them in the journal only when the
+ * server acknowledged them, reacts to the server's publish notifications, sends keepalives.
  */
 #ifndef CONTROLLER_SYNC_CLIENT_H
 #define CONTROLLER_SYNC_CLIENT_H
