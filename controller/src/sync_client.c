@@ -581,16 +581,19 @@ static void on_pipe(evutil_socket_t fd, short what, void *arg)
 	if (s->health_changed)
 		controller_sync_session_health_changed(s->session);
 	s->health_changed = 0;
-	n_keys = s->n_grants;
+	/* only with a 'g' read: a grant queued after it comes with its own 'g' */
+	n_keys = grants ? s->n_grants : 0;
 	memcpy(keys, s->grants, n_keys * PROTO_LIST_KEY_LEN);
-	s->n_grants = 0;
+	if (grants)
+		s->n_grants = 0;
 	pthread_mutex_unlock(&s->lock);
 	/* a shared grant goes at once: a second pool gate must know it within the second
 	 * (offline, or to a server that does not share them, it is dropped: a grant is worth
 	 * its first seconds only) */
 	if (grants && s->state == SYNC_SESSION)
-		after_session(s, controller_sync_session_share_grants(
-		                         s->session, (const uint8_t(*)[8])keys, n_keys));
+		after_session(
+		        s, controller_sync_session_share_grants(
+		                   s->session, (const uint8_t(*)[PROTO_LIST_KEY_LEN])keys, n_keys));
 	/* coalesce a burst of kicks into one upload, a few ms later: "soon", not per tap */
 	if (kick && !event_pending(s->kick_ev, EV_TIMEOUT, NULL))
 		timer_ms(s->kick_ev, 5);
