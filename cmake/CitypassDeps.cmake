@@ -54,5 +54,9 @@ add_library(citypass::gpiod ALIAS PkgConfig::GPIOD)
 pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
 add_library(citypass::systemd ALIAS PkgConfig::SYSTEMD)
 
+# libargon2: the passphrase of a deployment's backup (server/backup.h), Argon2id.
+pkg_check_modules(ARGON2 REQUIRED IMPORTED_TARGET libargon2)
+add_library(citypass::argon2 ALIAS PkgConfig::ARGON2)
+
 # The controller runs its reader and its sync link on two threads.
 find_package(Threads REQUIRED)

@@ -11,7 +11,8 @@ set -eu
 # independent reference clients the tests run against our code (nfc-list, libfreefare's
 # tools, openssl). libgpiod-dev is for the controller's gpio gate backend; libfaketime
 # gives a controller a wrong system clock in the clock tests (issue 10); libsystemd-dev
-# lets the daemons talk to systemd (readiness, watchdog, journald: service/).
+# lets the daemons talk to systemd (readiness, watchdog, journald: service/); libargon2-dev
+# derives a backup's key from its passphrase, and the argon2 tool checks that derivation.
 PACKAGES="
 cmake
 make
@@ -33,6 +34,8 @@ libfreefare-dev
 libfreefare-bin
 libgpiod-dev
 libfaketime
+libargon2-dev
+argon2
 libsystemd-dev
 "
 

@@ -439,9 +439,13 @@ int sq_consumption_expire(void *ctx, uint16_t sector, const struct server_period
 
 /* --- published versions, their files, deltas ----------------------------------------- */
 
+/* The newest of: format 2 versions, the format 1 ones, and the floor a restore sets
+ * (admin_backup.c) above anything the lost server may have published. */
 static const char latest_sql[] =
         "SELECT MAX(COALESCE((SELECT MAX(version) FROM list_versions WHERE sector = ?1), 0),"
         " COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'list_v1_latest.' || ?1),"
+        " 0),"
+        " COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'list_floor.' || ?1),"
         " 0))";
 
 int sq_list_latest(void *ctx, uint16_t sector, uint64_t *version)

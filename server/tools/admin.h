@@ -77,6 +77,8 @@ int admin_cmd_quota(struct admin *a, int argc, char **argv);
 int admin_cmd_card(struct admin *a, int argc, char **argv);
 int admin_cmd_keys(struct admin *a, int argc, char **argv);
 int admin_cmd_device_list(struct admin *a, int argc, char **argv); /* admin_device.c */
+int admin_cmd_backup(struct admin *a, int argc, char **argv);      /* admin_backup.c */
+int admin_cmd_restore(struct admin *a, int argc, char **argv);
 
 /* Cards (admin_card.c). Issue pass `pass` on the card at reader conn (a card as bought, or
  * one of ours that holds no pass), with `entries` on the value file when the deployment

@@ -51,6 +51,8 @@ static const char main_help[] =
         "  quota report    passes and households past a counted right's limit\n"
         "  card inspect|recycle    the card in a reader: which pass, its keys; take it back\n"
         "  keys show|rotate|retire card key versions\n"
+        "  backup          the whole deployment in one encrypted file (server running)\n"
+        "  restore         a backup into a new data directory, lists republished above it\n"
         "\n"
         "Each command has --help. Exit status: 0 done, 1 refused, 2 bad usage.\n"
         "options:\n"
@@ -1565,6 +1567,10 @@ int main(int argc, char **argv)
 		rc = admin_cmd_card(&a, sub_argc, sub);
 	else if (strcmp(cmd, "keys") == 0)
 		rc = admin_cmd_keys(&a, sub_argc, sub);
+	else if (strcmp(cmd, "backup") == 0)
+		rc = admin_cmd_backup(&a, sub_argc, sub);
+	else if (strcmp(cmd, "restore") == 0)
+		rc = admin_cmd_restore(&a, sub_argc, sub);
 	else
 		rc = admin_usage(NULL, "unknown command '%s'", cmd);
 	admin_close(&a);

@@ -29,6 +29,9 @@ extern "C" {
 
 #define SERVER_LIST_VALIDITY_DEFAULT (7 * 86400)
 #define SERVER_KEEP_DEFAULT          30
+/* How far a restore raises every sector's list version (meta list_floor.N): above any
+ * version the lost server can have published since the backup (docs/backup.md). */
+#define SERVER_LIST_RESTORE_GAP 1000000u
 
 struct server_publish_opts {
 	int64_t now;        /* issue time, Unix seconds */
