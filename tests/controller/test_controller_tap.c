@@ -20,7 +20,8 @@
  *     whose answer was lost is admitted on its return without a second debit;
  *   - a revoked pass: refused, journalled with reason revoked;
  *   - clones (MIFARE Classic, UID-only tag, a DESFire without the application) refused and
- *     journalled as clone_suspected, a card of another deployment as card_auth_failed
+ *     journalled as clone_suspected, a card of another deployment as card_auth_failed,
+ *     QR codes replayed, stale, expired or of an unknown issuer each with their own reason
  *     (issue 14: they were all unknown_pass).
  */
 #include <setjmp.h>
@@ -41,6 +42,7 @@
 #include "cardlib/issue.h"
 #include "cardlib/layout.h"
 #include "cardlib/reader.h"
+#include "cardlib/token.h"
 #include "controller/config.h"
 #include "controller/journal.h"
 #include "controller/list_store.h"
@@ -96,6 +98,10 @@ struct env {
 	struct controller_tap *tap;
 	struct cardlib_keyset ks;
 	struct cardlib_pass_ids ids_active, ids_revoked, ids_quota, ids_stranger;
+	/* phones: the deployment's issuer, one phone's key, its pass identifier (listed) */
+	struct proto_key *issuer, *phone;
+	struct proto_keyring *issuers;
+	uint8_t phone_id[CARDLIB_TOKEN_ID_LEN];
 
 	/* the field: the bench's target, watched */
 	struct hil_field hf;
@@ -363,7 +369,12 @@ static int setup(void **state)
 	make_ids(&e->ids_quota, 0x21);
 	make_ids(&e->ids_stranger, 0x77);
 	fixture_init(&e->fx);
-	struct proto_list_entry entries[3];
+	assert_int_equal(proto_key_generate(&e->issuer), 0);
+	assert_int_equal(proto_key_generate(&e->phone), 0);
+	assert_non_null(e->issuers = proto_keyring_new());
+	assert_int_equal(proto_keyring_add(e->issuers, e->issuer), 0);
+	memset(e->phone_id, 0x6B, sizeof(e->phone_id));
+	struct proto_list_entry entries[4];
 	memset(entries, 0, sizeof(entries));
 	list_key_of(&e->ids_active, entries[0].key);
 	entries[0].profile = 1; /* 10 entries, on the card */
@@ -374,8 +385,11 @@ static int setup(void **state)
 	list_key_of(&e->ids_quota, entries[2].key);
 	entries[2].profile = 2; /* 24 a year: journalled, nothing on the card */
 	entries[2].status = PROTO_STATUS_ACTIVE;
+	proto_list_key(FIXTURE_SECTOR, e->phone_id, sizeof(e->phone_id), entries[3].key);
+	entries[3].profile = 2;
+	entries[3].status = PROTO_STATUS_ACTIVE;
 	struct v2list list;
-	fixture_v2_build(&e->fx, FIXTURE_SECTOR, 1, 0, entries, 3, &list);
+	fixture_v2_build(&e->fx, FIXTURE_SECTOR, 1, 0, entries, 4, &list);
 	assert_int_equal(controller_list_store_open(&e->store, e->store_dir, FIXTURE_SECTOR,
 	                                            e->fx.ring, NOW),
 	                 0);
@@ -412,6 +426,8 @@ static int setup(void **state)
 	        .journal = e->journal,
 	        .clock = e->clock,
 	        .gate = &e->gate,
+	        .nfc_issuers = e->issuers,
+	        .qr_issuers = e->issuers,
 	};
 	char err[256];
 	assert_int_equal(controller_tap_open(&e->tap, &p, err, sizeof(err)), 0);
@@ -438,6 +454,9 @@ static int teardown(void **state)
 	controller_journal_close(e->journal);
 	controller_list_store_close(e->store);
 	fixture_free(&e->fx);
+	proto_keyring_free(e->issuers);
+	proto_key_free(e->issuer);
+	proto_key_free(e->phone);
 	char cmd[200];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
 	assert_int_equal(system(cmd), 0);
@@ -707,6 +726,86 @@ static void test_clones_refused_with_their_reason(void **state)
 	assert_int_equal(rows[3].reason, CONTROLLER_REASON_CARD_AUTH_FAILED);
 }
 
+/* A QR code shown at `at` by the phone, its credential issued by `issuer` for
+ * [from, until). */
+static void qr_code(struct env *e, const struct proto_key *issuer, int64_t from, int64_t until,
+                    int64_t at, char line[CARDLIB_QR_LINE_MAX + 1])
+{
+	uint8_t cred[CARDLIB_TOKEN_CRED_MAX];
+	int n = cardlib_token_issue(issuer, FIXTURE_SECTOR, e->phone_id, e->phone, from, until,
+	                            cred, sizeof(cred));
+	assert_true(n > 0);
+	assert_true(cardlib_qr_encode(cred, (size_t)n, e->phone, at, line,
+	                              CARDLIB_QR_LINE_MAX + 1) > 0);
+}
+
+static struct controller_tap_result scan(struct env *e, const char *line)
+{
+	struct controller_tap_result res;
+	e->n_ev = 0;
+	controller_tap_qr(e->tap, line, strlen(line), 0, &res);
+	return res;
+}
+
+/* The QR scanner's line goes through the same seam: granted once, then its screenshot
+ * refused as qr_replayed; a code outside its window, an expired credential, a credential
+ * of an unknown issuer each refused with a reason of its own (issue 14); a barcode that
+ * is no citypass code decides nothing. Each refusal journalled before the gate is told. */
+static void test_qr_codes_and_their_reasons(void **state)
+{
+	struct env *e = *state;
+	char line[CARDLIB_QR_LINE_MAX + 1];
+	const int64_t day = 86400;
+	qr_code(e, e->issuer, NOW - day, NOW + day, NOW, line);
+	struct controller_tap_result res = scan(e, line);
+	assert_int_equal(res.outcome, CONTROLLER_TAP_GRANTED);
+	size_t open = gate_opened(e);
+	assert_true(open != SIZE_MAX);
+	assert_int_equal(e->ev[open].journal.granted, 1);
+
+	static const struct {
+		int64_t from, until, at;
+		bool stranger; /* issued by a key the gate does not trust */
+		enum controller_reason reason;
+		const char *display;
+	} refusals[] = {
+	        {NOW - 86400, NOW + 86400, NOW, false, CONTROLLER_REASON_QR_REPLAYED,
+	         "Code QR déjà utilisé"},
+	        {NOW - 86400, NOW + 86400, NOW - 300, false, CONTROLLER_REASON_QR_OUTSIDE_WINDOW,
+	         "Code QR périmé – actualisez-le"},
+	        {NOW - 2 * 86400, NOW - 86400, NOW, false, CONTROLLER_REASON_CREDENTIAL_EXPIRED,
+	         "Pass expiré – renouvelez-le"},
+	        {NOW - 86400, NOW + 86400, NOW, true, CONTROLLER_REASON_CREDENTIAL_INVALID,
+	         "Pass non valide"},
+	};
+	struct proto_key *stranger = NULL;
+	assert_int_equal(proto_key_generate(&stranger), 0);
+	for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
+		if (refusals[i].reason != CONTROLLER_REASON_QR_REPLAYED)
+			qr_code(e, refusals[i].stranger ? stranger : e->issuer, refusals[i].from,
+			        refusals[i].until, refusals[i].at, line);
+		int rows = journal_view(e).rows;
+		res = scan(e, line);
+		assert_int_equal(res.outcome, CONTROLLER_TAP_REFUSED);
+		assert_string_equal(controller_reason_name(res.reason),
+		                    controller_reason_name(refusals[i].reason));
+		assert_int_equal(gate_opened(e), SIZE_MAX);
+		const struct event *shown = last_gate(e);
+		assert_string_equal(shown->display, refusals[i].display);
+		assert_int_equal(shown->journal.rows, rows + 1);
+		assert_int_equal(last_reason(e), refusals[i].reason);
+	}
+	proto_key_free(stranger);
+
+	/* any barcode: not a pass, no decision */
+	int rows = journal_view(e).rows;
+	res = scan(e, "4006381333931");
+	assert_int_equal(res.outcome, CONTROLLER_TAP_NONE);
+	assert_int_equal(gate_opened(e), SIZE_MAX);
+	assert_string_equal(last_gate(e)->display, "Code QR non reconnu");
+	assert_int_equal(journal_view(e).rows, rows);
+}
+
 /* The reasons' names are the server's (one table, proto/reason.h). */
 static void test_reason_names(void **state)
 {
@@ -738,6 +837,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_unknown_pass, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_clones_refused_with_their_reason, setup,
 	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_qr_codes_and_their_reasons, setup, teardown),
 	        cmocka_unit_test(test_reason_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
