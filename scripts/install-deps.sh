@@ -34,6 +34,7 @@ libfreefare-dev
 libfreefare-bin
 libgpiod-dev
 libfaketime
+curl
 libargon2-dev
 argon2
 libsystemd-dev

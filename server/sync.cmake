@@ -19,6 +19,7 @@ endif()
 # The daemon needs the rights database's sync backend (server_sync_backend_sqlite), which
 # lives in the `server` library.
 if(TARGET server)
-  add_executable(citypass-server ${_sync_dir}/tools/citypass_server.c)
+  add_executable(citypass-server ${_sync_dir}/tools/citypass_server.c
+                                 ${_sync_dir}/tools/server_metrics.c)
   target_link_libraries(citypass-server PRIVATE server_sync server service)
 endif()

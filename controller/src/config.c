@@ -586,6 +586,16 @@ static int controller_key(struct parse_ctx *p, struct controller_config *c, cons
 	}
 	if (strcmp(k, "log-taps") == 0)
 		return parse_bool(p, k, v, &c->log_verbose);
+	if (strcmp(k, "metrics") == 0) {
+		/* the address itself is checked when it is bound (loopback only) */
+		const char *colon = strrchr(v, ':');
+		if (!colon || colon == v || !isdigit((unsigned char)colon[1]))
+			return failf(p,
+			             "metrics '%s': expected ADDR:PORT on loopback, e.g. "
+			             "127.0.0.1:9465",
+			             v);
+		return copy_str(p, k, v, c->metrics, sizeof(c->metrics));
+	}
 	/* The plain numbers, each with its bounds. */
 	const struct {
 		const char *name;

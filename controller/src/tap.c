@@ -17,6 +17,7 @@
 #include "cardlib/token.h"
 #include "controller/error.h"
 #include "controller/log.h"
+#include "controller/metrics.h"
 #include "controller/tap.h"
 #include "proto/calendar.h"
 #include "proto/list.h"
@@ -200,6 +201,8 @@ static void act(struct controller_tap *tap, struct one_tap *t, const struct cont
 	t->res->reason = d->reason;
 	t->res->seq = seq->stat;
 	int64_t took = mono_ms() - t->t0_ms;
+	controller_metrics_tap(d->grant ? CONTROLLER_METRIC_GRANTED : CONTROLLER_METRIC_REFUSED,
+	                       d->reason, took);
 	if (cfg->log_verbose)
 		controller_log_tap(LOG_INFO, d->grant ? "granted" : "refused",
 		                   controller_reason_name(d->reason),
@@ -250,6 +253,7 @@ static void refuse_medium(struct controller_tap *tap, struct one_tap *t,
 /* A read that did not complete is not a decision: nothing journalled, ask again. */
 static void read_again(struct controller_tap *tap, struct one_tap *t, int cause)
 {
+	controller_metrics_tap(CONTROLLER_METRIC_NOT_DECIDED, CONTROLLER_REASON_OK, 0);
 	controller_log_tap(LOG_NOTICE, "not_decided", NULL, "tap %s: read failed (%s): not decided",
 	                   cred_name(t->cred), cardlib_strerror(cause));
 	gate_show(tap, false, CONTROLLER_LED_AMBER, MSG_READ_AGAIN);

@@ -32,6 +32,7 @@
 #include "controller/list_keys.h"
 #include "controller/list_store.h"
 #include "controller/log.h"
+#include "controller/metrics.h"
 #include "controller/reader_loop.h"
 #include "controller/sync_client.h"
 #include "controller/timekeeper.h"
@@ -254,6 +255,25 @@ static void health(void *ctx, struct controller_gate_health *out)
 	if (statvfs(s->state_dir, &fs) == 0)
 		out->free_disk_bytes = (uint64_t)fs.f_bavail * fs.f_frsize;
 	out->clock_skew_s = controller_timekeeper_skew(s->clock);
+	controller_metrics_health(out);
+}
+
+/* For the metrics thread: the devices and the clock, both readable from any thread. */
+static void metrics_devices(void *ctx, int *reader_up, int *scanner_configured, int *scanner_up)
+{
+	struct shared *s = ctx;
+	bool r = false, c = false, q = false;
+	if (s->loop)
+		controller_reader_loop_devices(s->loop, &r, &c, &q);
+	*reader_up = r;
+	*scanner_configured = c;
+	*scanner_up = q;
+}
+
+static int64_t metrics_skew(void *ctx)
+{
+	struct shared *s = ctx;
+	return controller_timekeeper_skew(s->clock);
 }
 
 static void devices_changed(void *ctx)
@@ -300,6 +320,7 @@ static int run(struct controller_config *cfg, const char *how)
 	struct controller_journal *journal = NULL;
 	struct controller_gate *gate = NULL;
 	struct controller_reader_loop *loop = NULL;
+	struct controller_metrics_server *metrics = NULL;
 	int ret = 1, rc;
 	bool lock_ready = false;
 
@@ -464,6 +485,33 @@ static int run(struct controller_config *cfg, const char *how)
 		sh.sync = NULL;
 		goto out;
 	}
+	if (cfg->metrics[0]) {
+		const struct controller_metrics_params mp = {
+		        .addr = cfg->metrics,
+		        .journal_path = journal_path,
+		        .state_dir = cfg->state_dir,
+		        .device = cfg->device_id,
+		        .site = cfg->site_name,
+		        .sector = cfg->sector_name,
+		        .devices = metrics_devices,
+		        .clock_skew = metrics_skew,
+		        .ctx = &sh,
+		};
+		char mwhy[300];
+		/* like the sync thread, it inherits a mask: signals are for the reader thread */
+		sigset_t all2, old2;
+		sigfillset(&all2);
+		pthread_sigmask(SIG_BLOCK, &all2, &old2);
+		rc = controller_metrics_start(&metrics, &mp, mwhy, sizeof(mwhy));
+		pthread_sigmask(SIG_SETMASK, &old2, NULL);
+		if (rc != 0) {
+			snprintf(err, sizeof(err), "metrics: %s", mwhy);
+			goto out;
+		}
+		controller_log(LOG_INFO, "metrics at http://%.*s:%u/metrics",
+		               (int)(strrchr(cfg->metrics, ':') - cfg->metrics), cfg->metrics,
+		               controller_metrics_port(metrics));
+	}
 	controller_log(LOG_NOTICE,
 	               "%s: device %s, site %u (%s), gate %u, sector %u (%s), reader %s, "
 	               "gate backend %s, server %s",
@@ -483,6 +531,7 @@ static int run(struct controller_config *cfg, const char *how)
 out:
 	if (ret != 0)
 		controller_log(LOG_ERR, "cannot start: %s", err);
+	controller_metrics_stop(metrics);
 	controller_sync_stop(sh.sync);
 	controller_reader_loop_close(loop);
 	controller_gate_close(gate);

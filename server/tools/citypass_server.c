@@ -20,6 +20,8 @@
 
 #include "server/sync.h"
 #include "server/sync_backend.h"
+#include "server_metrics.h"
+#include "service/metrics.h"
 #include "service/service.h"
 
 #ifndef CITYPASS_VERSION
@@ -47,6 +49,8 @@ static void usage(FILE *out)
 	        "      --poll-ms MS        how often new list versions are looked for (default "
 	        "%u)\n"
 	        "      --syslog            log to syslog (daemon facility) instead of stderr\n"
+	        "      --metrics ADDR:PORT serve Prometheus metrics at http://ADDR:PORT/metrics\n"
+	        "                          (a loopback address; default: off)\n"
 	        "  -v, --verbose           also log every batch and connection step\n"
 	        "  -h, --help              this help\n"
 	        "      --version           print the version\n"
@@ -66,6 +70,7 @@ static void log_service(void *arg, int priority, const char *line)
 struct run {
 	struct server_sync *srv;
 	struct event *sigterm, *sigint, *watchdog;
+	struct service_metrics *metrics;
 };
 
 /* systemd's watchdog is fed from the event loop itself: a loop stalled by a slow callback
@@ -91,6 +96,9 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	event_del(r->sigint);
 	if (r->watchdog)
 		event_del(r->watchdog);
+	/* its listener would keep the loop running after the sync server's events are gone */
+	service_metrics_free(r->metrics);
+	r->metrics = NULL;
 	server_sync_stop(r->srv);
 }
 
@@ -125,6 +133,7 @@ int main(int argc, char **argv)
 		OPT_HELLO,
 		OPT_POLL,
 		OPT_SYSLOG,
+		OPT_METRICS,
 		OPT_VERSION
 	};
 	static const struct option options[] = {
@@ -138,6 +147,7 @@ int main(int argc, char **argv)
 	        {"hello-timeout", required_argument, NULL, OPT_HELLO},
 	        {"poll-ms", required_argument, NULL, OPT_POLL},
 	        {"syslog", no_argument, NULL, OPT_SYSLOG},
+	        {"metrics", required_argument, NULL, OPT_METRICS},
 	        {"verbose", no_argument, NULL, 'v'},
 	        {"help", no_argument, NULL, 'h'},
 	        {"version", no_argument, NULL, OPT_VERSION},
@@ -152,6 +162,8 @@ int main(int argc, char **argv)
 	struct event_base *base;
 	struct run r = {0};
 	int use_syslog = 0, opt, rc;
+	const char *metrics_addr = NULL;
+	struct server_metrics_ctx mx = {0};
 
 	memset(&cfg, 0, sizeof(cfg));
 	while ((opt = getopt_long(argc, argv, "d:l:vh", options, NULL)) != -1) {
@@ -182,6 +194,9 @@ int main(int argc, char **argv)
 			if (parse_seconds("--hello-timeout", optarg, &cfg.hello_timeout_ms))
 				return 2;
 			cfg.handshake_timeout_ms = cfg.hello_timeout_ms;
+			break;
+		case OPT_METRICS:
+			metrics_addr = optarg;
 			break;
 		case OPT_POLL: {
 			char *end;
@@ -283,6 +298,27 @@ int main(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
+	if (metrics_addr) {
+		char why[300];
+		mx.srv = r.srv;
+		/* a connection of its own, read only: a scrape never waits on the ingest's */
+		mx.st_open = server_store_open_sqlite(&mx.st, data, 0) == 0;
+		if (service_metrics_listen(&r.metrics, base, metrics_addr, server_metrics_render,
+		                           &mx, why, sizeof(why)) != 0) {
+			fprintf(stderr, "citypass-server: --metrics: %s\n", why);
+			rc = 2;
+			goto out;
+		}
+		/* the port bound (0 asks for a free one): the host part as given */
+		char line[400];
+		snprintf(line, sizeof(line), "metrics at http://%.*s:%u/metrics",
+		         (int)(strrchr(metrics_addr, ':') - metrics_addr), metrics_addr,
+		         service_metrics_port(r.metrics));
+		if (cfg.log)
+			cfg.log(NULL, LOG_INFO, line);
+		else
+			fprintf(stderr, "citypass-server: %s\n", line);
+	}
 	uint64_t wd_usec = service_watchdog_usec();
 	if (wd_usec > 0) {
 		/* twice per interval (service_watchdog_feed keeps to that too) */
@@ -308,6 +344,9 @@ out:
 		event_free(r.sigint);
 	if (r.watchdog)
 		event_free(r.watchdog);
+	service_metrics_free(r.metrics);
+	if (mx.st_open)
+		mx.st.ops->close(mx.st.ctx);
 	server_sync_free(r.srv);
 	event_base_free(base);
 	backend.ops->destroy(backend.ctx);

@@ -50,6 +50,7 @@ struct controller_config {
 	char bundle_dir[CONTROLLER_PATH_MAX];
 	char reader[CONTROLLER_PATH_MAX];     /* libnfc connection string */
 	char qr_scanner[CONTROLLER_PATH_MAX]; /* serial device of the QR scanner, "" none */
+	char metrics[CONTROLLER_NAME_MAX];    /* Prometheus endpoint ADDR:PORT, "" off */
 	char state_dir[CONTROLLER_PATH_MAX];  /* lists/ and journal.db live here */
 	enum controller_gate_kind gate_kind;
 	char bench_dir[CONTROLLER_PATH_MAX];    /* bench: citypass-hil's run directory */

@@ -95,7 +95,8 @@ start_server() {
 	for _attempt in 1 2 3 4 5 6 7 8 9 10; do
 		_p=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 40000))
 		[ -n "$PORT" ] && _p=$PORT
-		"$SERVER" --data "$CITYPASS_DATA" --listen "127.0.0.1:$_p" --poll-ms 50 \
+		# shellcheck disable=SC2086 # SERVER_ARGS: extra options, word-split on purpose
+		"$SERVER" --data "$CITYPASS_DATA" --listen "127.0.0.1:$_p" --poll-ms 50 ${SERVER_ARGS:-} \
 			>>"$T/server.log" 2>&1 &
 		SERVER_PID=$!
 		if wait_for 5 grep -q "listening on 127.0.0.1:$_p" "$T/server.log"; then
