@@ -379,6 +379,17 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		char ip[INET_ADDRSTRLEN];
 		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
 		snprintf(peer, sizeof(peer), "%s:%u", ip, ntohs(in->sin_port));
+	} else if (sa && sa->sa_family == AF_INET6 && len >= (int)sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		char ip[INET6_ADDRSTRLEN];
+		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+			/* an IPv4 gate on the [::] socket: named as IPv4, like on 0.0.0.0 */
+			inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], ip, sizeof(ip));
+			snprintf(peer, sizeof(peer), "%s:%u", ip, ntohs(in6->sin6_port));
+		} else {
+			inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+			snprintf(peer, sizeof(peer), "[%s]:%u", ip, ntohs(in6->sin6_port));
+		}
 	}
 	s->stats.accepted++;
 	/* Pushes are small and latency matters more than packet count (DESIGN.md s.9). */
@@ -399,45 +410,88 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 	sync_log(s, LOG_WARNING, "accept failed: %s", evutil_socket_error_to_string(err));
 }
 
+/* "1.2.3.4:P" or "[v6]:P" (P from 0: any free port). */
+static int parse_listen(const char *addr_port, struct sockaddr_storage *ss, socklen_t *len,
+                        char *host, size_t hostcap)
+{
+	const char *colon = strrchr(addr_port, ':'), *h = addr_port;
+	char *end;
+	if (!colon || colon == addr_port)
+		return -1;
+	size_t hl = (size_t)(colon - addr_port);
+	if (addr_port[0] == '[') {
+		if (hl < 3 || addr_port[hl - 1] != ']')
+			return -1;
+		h++;
+		hl -= 2;
+	}
+	if (hl >= hostcap)
+		return -1;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	errno = 0;
+	unsigned long port = strtoul(colon + 1, &end, 10);
+	if (errno || *end || end == colon + 1 || port > 65535)
+		return -1;
+	memset(ss, 0, sizeof(*ss));
+	struct sockaddr_in *in = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+	if (addr_port[0] != '[' && inet_pton(AF_INET, host, &in->sin_addr) == 1) {
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)port);
+		*len = sizeof(*in);
+		return 0;
+	}
+	if (addr_port[0] == '[' && inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*in6);
+		return 0;
+	}
+	return -1;
+}
+
 int server_sync_listen(struct server_sync *s, const char *addr_port)
 {
-	struct sockaddr_in sin;
+	struct sockaddr_storage ss;
+	socklen_t len = 0;
 	char host[64];
-	const char *colon;
-	char *end;
-	unsigned long port;
 
 	if (!s || !addr_port || s->listener || s->stopping)
 		return SERVER_ERR_ARG;
-	colon = strrchr(addr_port, ':');
-	if (!colon || (size_t)(colon - addr_port) >= sizeof(host) || colon == addr_port)
+	if (parse_listen(addr_port, &ss, &len, host, sizeof(host)) != 0)
 		return SERVER_ERR_ARG;
-	memcpy(host, addr_port, (size_t)(colon - addr_port));
-	host[colon - addr_port] = '\0';
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	if (errno || *end || end == colon + 1 || port > 65535)
-		return SERVER_ERR_ARG;
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)port);
-	if (inet_pton(AF_INET, host, &sin.sin_addr) != 1)
-		return SERVER_ERR_ARG;
-
-	s->listener = evconnlistener_new_bind(s->base, on_accept, s,
-	                                      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-	                                              LEV_OPT_CLOSE_ON_EXEC,
-	                                      4096, (struct sockaddr *)&sin, sizeof(sin));
-	if (!s->listener) {
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1, zero = 0;
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* [::] takes IPv4 gates too, whatever the system's default (net.ipv6.bindv6only): one
+	 * listener serves both families; a specific v6 address serves IPv6 only anyway */
+	if (fd >= 0 && ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	if (fd < 0 || bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 4096) != 0) {
 		sync_log(s, LOG_ERR, "cannot listen on %s: %s", addr_port, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return SERVER_ERR_IO;
+	}
+	s->listener = evconnlistener_new(s->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	if (!s->listener) {
+		sync_log(s, LOG_ERR, "cannot listen on %s: out of memory", addr_port);
+		close(fd);
 		return SERVER_ERR_IO;
 	}
 	evconnlistener_set_error_cb(s->listener, on_accept_error);
-	struct sockaddr_in bound;
+	struct sockaddr_storage bound;
 	socklen_t blen = sizeof(bound);
-	if (getsockname(evconnlistener_get_fd(s->listener), (struct sockaddr *)&bound, &blen) == 0)
-		s->port = ntohs(bound.sin_port);
-	sync_log(s, LOG_INFO, "listening on %s:%u", host, s->port);
+	if (getsockname(fd, (struct sockaddr *)&bound, &blen) == 0)
+		s->port = ntohs(bound.ss_family == AF_INET6
+		                        ? ((struct sockaddr_in6 *)&bound)->sin6_port
+		                        : ((struct sockaddr_in *)&bound)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		sync_log(s, LOG_INFO, "listening on [%s]:%u", host, s->port);
+	else
+		sync_log(s, LOG_INFO, "listening on %s:%u", host, s->port);
 	return 0;
 }
 

@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -28,7 +30,9 @@
 #define CITYPASS_VERSION "0.1.0"
 #endif
 
-#define DEFAULT_LISTEN "0.0.0.0:7443"
+/* IPv6 and IPv4 on one socket; 0.0.0.0 where the machine has no IPv6 (main) */
+#define DEFAULT_LISTEN      "[::]:7443"
+#define DEFAULT_LISTEN_IPV4 "0.0.0.0:7443"
 
 static void usage(FILE *out)
 {
@@ -39,7 +43,9 @@ static void usage(FILE *out)
 	        "TLS, receive their sector's list updates (pushed on publish) and upload usage.\n"
 	        "\n"
 	        "  -d, --data DIR          deployment data directory (or $CITYPASS_DATA)\n"
-	        "  -l, --listen ADDR:PORT  IPv4 address and port to listen on (default %s)\n"
+	        "  -l, --listen ADDR:PORT  address and port: 192.0.2.1:7443, [2001:db8::1]:7443, "
+	        "or\n"
+	        "                          [::]:7443 for IPv6 and IPv4 (default %s)\n"
 	        "      --ca FILE           device CA certificate (default DIR/keys/ca.crt)\n"
 	        "      --cert FILE         server certificate (default DIR/keys/server.crt)\n"
 	        "      --key FILE          server private key (default DIR/keys/server.key)\n"
@@ -155,6 +161,7 @@ int main(int argc, char **argv)
 	};
 	const char *data = getenv("CITYPASS_DATA");
 	const char *listen = DEFAULT_LISTEN;
+	int listen_given = 0;
 	const char *ca = NULL, *cert = NULL, *key = NULL;
 	char ca_buf[PATH_MAX], cert_buf[PATH_MAX], key_buf[PATH_MAX];
 	struct server_sync_config cfg;
@@ -173,6 +180,7 @@ int main(int argc, char **argv)
 			break;
 		case 'l':
 			listen = optarg;
+			listen_given = 1;
 			break;
 		case OPT_CA:
 			ca = optarg;
@@ -277,11 +285,21 @@ int main(int argc, char **argv)
 		ingest.ops->destroy(ingest.ctx);
 		return 1;
 	}
+	if (!listen_given) {
+		/* a kernel without IPv6 (ipv6.disable=1): the default falls back to IPv4 */
+		int probe = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (probe < 0)
+			listen = DEFAULT_LISTEN_IPV4;
+		else
+			close(probe);
+	}
 	rc = server_sync_new(&r.srv, base, &cfg);
 	if (rc == 0)
 		rc = server_sync_listen(r.srv, listen);
 	if (rc == SERVER_ERR_ARG) {
-		fprintf(stderr, "citypass-server: --listen '%s': expected IPV4ADDR:PORT\n", listen);
+		fprintf(stderr,
+		        "citypass-server: --listen '%s': expected IPV4:PORT or [IPV6]:PORT\n",
+		        listen);
 		rc = 2;
 		goto out;
 	}

@@ -96,7 +96,8 @@ struct server_sync_stats {
 int server_sync_new(struct server_sync **out, struct event_base *base,
                     const struct server_sync_config *cfg);
 
-/* Listen on "ADDR:PORT" (IPv4 dotted quad; port 0 picks a free one). Returns 0 or
+/* Listen on "ADDR:PORT": "1.2.3.4:P" or "[v6]:P", "[::]:P" taking IPv4 too (port 0 picks
+ * a free one). Returns 0 or
  * SERVER_ERR_ARG (unparsable address), SERVER_ERR_IO (bind failed; logged). */
 int server_sync_listen(struct server_sync *s, const char *addr_port);
 
