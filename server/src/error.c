@@ -1,6 +1,9 @@
 /*
- * error.c — sentences for server_error codes.
+ * error.c — sentences for server_error codes, and the refusal sentence of an operation.
  */
+#include <stdarg.h>
+#include <stdio.h>
+
 #include "server/error.h"
 
 const char *server_strerror(int err)
@@ -26,7 +29,24 @@ const char *server_strerror(int err)
 		return "a cryptographic operation failed";
 	case SERVER_ERR_BUSY:
 		return "busy: another writer holds the database or the sector's list";
+	case SERVER_ERR_STATE:
+		return "the pass's state does not allow it";
+	case SERVER_ERR_CARD:
+		return "the card or its reader failed";
+	case SERVER_ERR_IN_USE:
+		return "the card holds a live pass";
 	default:
 		return "unknown error";
 	}
+}
+
+int server_why_set(struct server_why *why, int code, const char *fmt, ...)
+{
+	if (why) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(why->text, sizeof(why->text), fmt, ap);
+		va_end(ap);
+	}
+	return code;
 }

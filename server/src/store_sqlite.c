@@ -104,9 +104,15 @@ const char sq_schema_v2_sql[] =
         /* statistics: no identifier of a pass; the device id names a gate */
         USAGE_TABLES_SQL;
 
+void sq_fail(struct sq *q, const char *msg)
+{
+	snprintf(q->errmsg, sizeof(q->errmsg), "%s", msg ? msg : "");
+}
+
 int sq_err(struct sq *q, int rc)
 {
-	(void)q;
+	if (rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW && q && q->db)
+		sq_fail(q, sqlite3_errmsg(q->db));
 	switch (rc) {
 	case SQLITE_OK:
 	case SQLITE_DONE:
@@ -126,10 +132,8 @@ int sq_err(struct sq *q, int rc)
 int sq_prep(struct sq *q, sqlite3_stmt **st, const char *sql)
 {
 	int rc = sqlite3_prepare_v2(q->db, sql, -1, st, NULL);
-	if (rc != SQLITE_OK) {
-		fprintf(stderr, "sqlite: %s\n", sqlite3_errmsg(q->db));
+	if (rc != SQLITE_OK)
 		return sq_err(q, rc);
-	}
 	return 0;
 }
 
@@ -156,8 +160,8 @@ int sq_cached(struct sq *q, sqlite3_stmt **st, const char *sql)
 		q->n_cache++;
 	} else if (rc == 0) {
 		/* a full cache is a programming error: say so */
-		fprintf(stderr, "sqlite: statement cache full\n");
 		sqlite3_finalize(*st);
+		sq_fail(q, "statement cache full (SQ_CACHE_MAX)");
 		rc = SERVER_ERR_NOMEM;
 	}
 	return rc;
@@ -192,11 +196,11 @@ int sq_exec(struct sq *q, const char *sql)
 {
 	char *msg = NULL;
 	int rc = sqlite3_exec(q->db, sql, NULL, NULL, &msg);
-	/* a locked database is SERVER_ERR_BUSY, which callers wait out or report themselves */
-	if (rc != SQLITE_OK && rc != SQLITE_BUSY && msg)
-		fprintf(stderr, "sqlite: %s\n", msg);
+	int err = sq_err(q, rc);
+	if (rc != SQLITE_OK && msg) /* the statement's own words, not the connection's */
+		sq_fail(q, msg);
 	sqlite3_free(msg);
-	return sq_err(q, rc);
+	return err;
 }
 
 void sq_copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
@@ -1140,6 +1144,12 @@ static void sq_counters(void *ctx, struct server_store_counters *out)
 	*out = q->counters;
 }
 
+static const char *sq_last_error(void *ctx)
+{
+	struct sq *q = ctx;
+	return q->errmsg;
+}
+
 static void sq_close(void *ctx)
 {
 	struct sq *q = ctx;
@@ -1227,6 +1237,7 @@ static const struct server_store_ops sqlite_ops = {
         .consumption_discard = sq_consumption_discard,
         .counted_right = sq_counted_right,
         .stats = sq_stats,
+        .last_error = sq_last_error,
         .close = sq_close,
 };
 
@@ -1317,6 +1328,20 @@ int server_store_open_sqlite(struct server_store *out, const char *data_dir, int
 	out->ops = &sqlite_ops;
 	out->ctx = q;
 	return 0;
+}
+
+const char *server_store_strerror(struct server_store *st, int rc)
+{
+	/* per thread: the sync server's ingestion thread and its loop each have a store */
+	static _Thread_local char buf[SERVER_WHY_MAX];
+	const char *own = st && st->ops && st->ops->last_error ? st->ops->last_error(st->ctx) : "";
+	/* only a failure of the database has words of its own worth reading: a refusal we
+	 * made (not found, exists) is already the whole sentence */
+	if (!own || !*own ||
+	    (rc != SERVER_ERR_IO && rc != SERVER_ERR_BUSY && rc != SERVER_ERR_NOMEM))
+		return server_strerror(rc);
+	snprintf(buf, sizeof(buf), "%s (%s)", server_strerror(rc), own);
+	return buf;
 }
 
 void server_store_close(struct server_store *s)

@@ -23,9 +23,16 @@ struct sq {
 	} cache[SQ_CACHE_MAX];
 	size_t n_cache;
 	struct server_store_counters counters;
+	/* sqlite's own sentence for the last failure ("disk I/O error", "database is locked"),
+	 * carried up to the agent by server_store_strerror instead of printed here */
+	char errmsg[256];
+	char sentence[SERVER_WHY_MAX];
 };
 
+/* The SERVER_ERR_* for a sqlite result code, keeping sqlite's message of a failure. */
 int sq_err(struct sq *q, int rc);
+/* Keep a sentence of our own as the last failure's cause. */
+void sq_fail(struct sq *q, const char *msg);
 /* Prepare a one-off statement (the caller finalizes it, sq_run does). */
 int sq_prep(struct sq *q, sqlite3_stmt **st, const char *sql);
 /* The connection's prepared statement for `sql` (a static string), reset and unbound;

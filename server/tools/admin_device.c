@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "server/passes.h"
 
 #define SILENT_DEFAULT_MIN 15 /* a connected gate reports at least every 5 minutes */
 
@@ -138,8 +139,7 @@ static int device_list(struct admin *a, int argc, char **argv)
 		char flags[96], heard[24] = "never", list_age[24] = "-", free_b[24] = "-",
 		                sector[SERVER_NAME_MAX];
 		flags_of(s, now, silent_s, flags, sizeof(flags));
-		if (admin_sector_name(a, s->dev.sector, sector, sizeof(sector)) != 0)
-			snprintf(sector, sizeof(sector), "%u", (unsigned)s->dev.sector);
+		server_sector_name(&a->st, s->dev.sector, sector, sizeof(sector));
 		if (s->has_health) {
 			age(now - h->reported_at, heard, sizeof(heard));
 			if (h->list_issued_at)

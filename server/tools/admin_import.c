@@ -132,10 +132,10 @@ static int parse_rights(struct import *im, const char *field, const struct right
 			         MAX_RIGHTS);
 			return -1;
 		}
-		char why[512];
+		struct server_why why;
 		struct server_right *r = &set->r[set->n];
-		if (admin_right_parse(im->a, spec, r, why, sizeof(why)) != 0) {
-			snprintf(im->err, sizeof(im->err), "rights %s", why);
+		if (server_right_parse(&im->a->st, spec, r, &why) != 0) {
+			snprintf(im->err, sizeof(im->err), "rights %s", why.text);
 			return -1;
 		}
 		r->p.flags &= (uint8_t)~PROTO_PROFILE_ENTRIES_ON_CARD; /* no card yet */
@@ -175,7 +175,7 @@ static const char *text_problem(const char *s)
 	for (const unsigned char *q = (const unsigned char *)s; *q;) {
 		if (*q < 0x20 || *q == 0x7f)
 			return "holds a control character (a line break, a tab...)";
-		size_t n = admin_utf8_len(q);
+		size_t n = server_utf8_len(q);
 		if (n == 0)
 			return "is not UTF-8 text (names are stored and exported as UTF-8)";
 		q += n;
@@ -244,7 +244,7 @@ static const char *shown(const char *s, char *out, size_t cap)
 			o += (size_t)snprintf(out + o, cap - o, "...");
 			break;
 		}
-		size_t n = *q >= 0x20 && *q != 0x7f ? admin_utf8_len(q) : 0;
+		size_t n = *q >= 0x20 && *q != 0x7f ? server_utf8_len(q) : 0;
 		if (n == 0) {
 			o += (size_t)snprintf(out + o, cap - o, "\\x%02X", *q);
 			q++;
@@ -273,7 +273,7 @@ static int check_line(struct import *im, const struct admin_csv *c, unsigned lon
 		line_error(im, line, "holder '%s': %s", shown(holder, v, sizeof(v)), why);
 		return -1;
 	}
-	if (*household && !admin_name_ok(household)) {
+	if (*household && !server_name_ok(household)) {
 		line_error(im, line,
 		           "household '%s': expected 1 to 63 letters, digits, '-', '_' or '.'",
 		           shown(household, v, sizeof(v)));
@@ -447,10 +447,10 @@ static int add_line(struct import *im, int64_t import_id, const struct admin_csv
 	for (size_t i = 0; i < set->n && rc == 0; i++) {
 		struct server_right r = set->r[i];
 		r.pass = p.id;
-		rc = admin_assign_id(a, p.id, r.sector);
+		rc = server_pass_id_assign(&a->st, p.id, r.sector);
 		rc = rc ? rc : a->st.ops->right_set(a->st.ctx, &r);
 		if (rc == 0 && p.household)
-			rc = admin_household_tag(a, p.household, r.sector);
+			rc = server_household_tag(&a->st, p.household, r.sector);
 	}
 	count_sectors(im, set);
 	if (rc == 0 && im->col_id >= 0)

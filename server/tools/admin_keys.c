@@ -113,7 +113,7 @@ static int keys_show(struct admin *a, int json)
 static int keys_change(struct admin *a, const char *sector, int rotate)
 {
 	struct server_sector sec;
-	if (admin_find_sector(a, sector, &sec) != 0)
+	if (server_sector_find(&a->st, sector, &sec) != 0)
 		return admin_usage(
 		        rotate ? "keys rotate " : "keys retire ",
 		        "--sector '%s': no such sector (see 'citypass-admin sector list')", sector);

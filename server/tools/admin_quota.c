@@ -124,7 +124,7 @@ int admin_cmd_quota(struct admin *a, int argc, char **argv)
 	struct server_sector one, *all = NULL;
 	size_t n = 0;
 	if (sector_arg) {
-		if (admin_find_sector(a, sector_arg, &one) != 0)
+		if (server_sector_find(&a->st, sector_arg, &one) != 0)
 			return admin_usage("quota report ", "--sector '%s': no such sector",
 			                   sector_arg);
 	} else if ((rc = a->st.ops->sector_list(a->st.ctx, &all, &n)) != 0) {

@@ -110,7 +110,7 @@ static void site_text(struct admin *a, uint32_t id, char *out, size_t cap)
 static int parse_day_start(const char *s, int64_t *t)
 {
 	int64_t day;
-	if (admin_parse_date(s, &day) != 0)
+	if (server_day_parse(s, &day) != 0)
 		return -1;
 	time_t u = (time_t)day * 86400;
 	struct tm tm;
@@ -283,7 +283,7 @@ int admin_cmd_stats(struct admin *a, int argc, char **argv)
 		char hour[40], site[SERVER_NAME_MAX], sec[SERVER_NAME_MAX], why[32];
 		hour_text(r->hour, hour, sizeof(hour));
 		site_text(a, r->site, site, sizeof(site));
-		admin_sector_name(a, (uint16_t)r->sector, sec, sizeof(sec));
+		server_sector_name(&a->st, (uint16_t)r->sector, sec, sizeof(sec));
 		reason_text(r->reason, why, sizeof(why));
 		if (o.format == 2) {
 			const char *sep = "";
@@ -393,7 +393,7 @@ int admin_cmd_opendata(struct admin *a, int argc, char **argv)
 		char hour[40], site[SERVER_NAME_MAX], sec[SERVER_NAME_MAX];
 		hour_text(g.v[i].hour, hour, sizeof(hour));
 		site_text(a, g.v[i].site, site, sizeof(site));
-		admin_sector_name(a, (uint16_t)g.v[i].sector, sec, sizeof(sec));
+		server_sector_name(&a->st, (uint16_t)g.v[i].sector, sec, sizeof(sec));
 		fprintf(f, "%s,%s,%s", hour, site, sec);
 		cell(f, g.v[i].granted);
 		cell(f, g.v[i].refused);

@@ -101,6 +101,10 @@ int admin_open(struct admin *a)
 		return admin_refuse("cannot open the database in '%s': %s", a->data,
 		                    server_strerror(rc));
 	a->open = 1;
+	a->desk.st = &a->st;
+	a->desk.data = a->data;
+	if (admin_now(&a->desk.now) != 0) /* refused by the commands that publish */
+		a->desk.now = (int64_t)time(NULL);
 	char tz[SERVER_NAME_MAX];
 	if (a->st.ops->meta_get(a->st.ctx, "tz", tz, sizeof(tz)) == 0) {
 		setenv("TZ", tz, 1);
@@ -119,7 +123,9 @@ void admin_close(struct admin *a)
 int admin_begin(struct admin *a)
 {
 	int rc = a->st.ops->begin(a->st.ctx);
-	return rc ? admin_refuse("cannot start a transaction: %s", server_strerror(rc)) : 0;
+	return rc ? admin_refuse("cannot start a transaction: %s",
+	                         server_store_strerror(&a->st, rc))
+	          : 0;
 }
 
 int admin_commit(struct admin *a)
@@ -127,7 +133,8 @@ int admin_commit(struct admin *a)
 	int rc = a->st.ops->commit(a->st.ctx);
 	if (rc) {
 		a->st.ops->rollback(a->st.ctx);
-		return admin_refuse("cannot commit: %s; nothing was changed", server_strerror(rc));
+		return admin_refuse("cannot commit: %s; nothing was changed",
+		                    server_store_strerror(&a->st, rc));
 	}
 	return 0;
 }
@@ -180,6 +187,14 @@ int admin_publish(struct admin *a, uint16_t sector, uint64_t *version)
 	return 0;
 }
 
+int admin_publish_changed(struct admin *a, const struct server_sector_set *changed)
+{
+	int rc = 0;
+	for (size_t i = 0; i < changed->n && rc == 0; i++)
+		rc = admin_publish(a, changed->v[i], NULL);
+	return rc;
+}
+
 /* --- parsing ----------------------------------------------------------------------------- */
 
 int admin_parse_u64(const char *s, uint64_t max, uint64_t *out)
@@ -195,27 +210,6 @@ int admin_parse_u64(const char *s, uint64_t max, uint64_t *out)
 	return 0;
 }
 
-int admin_parse_date(const char *s, int64_t *day)
-{
-	int y, m, d, n = 0;
-	if (strlen(s) != 10 || sscanf(s, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || n != 10)
-		return -1;
-	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-	if (y < 1970 || y > 2149 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1])
-		return -1;
-	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-	if (m == 2 && d == 29 && !leap)
-		return -1;
-	struct tm tm = {0};
-	tm.tm_year = y - 1900;
-	tm.tm_mon = m - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = 12;
-	time_t t = timegm(&tm);
-	*day = (int64_t)t / 86400;
-	return 0;
-}
-
 int admin_now(int64_t *now)
 {
 	const char *s = getenv("CITYPASS_NOW");
@@ -227,36 +221,6 @@ int admin_now(int64_t *now)
 		return 0;
 	}
 	*now = (int64_t)time(NULL);
-	return 0;
-}
-
-int admin_find_sector(struct admin *a, const char *s, struct server_sector *out)
-{
-	struct server_sector *v = NULL;
-	size_t n = 0;
-	if (a->st.ops->sector_list(a->st.ctx, &v, &n) != 0)
-		return -1;
-	uint64_t num = 0;
-	int numeric = admin_parse_u64(s, UINT16_MAX, &num) == 0;
-	int found = -1;
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(v[i].name, s) == 0 || (numeric && v[i].number == num)) {
-			*out = v[i];
-			found = 0;
-		}
-	free(v);
-	return found;
-}
-
-int admin_sector_name(struct admin *a, uint16_t number, char *out, size_t cap)
-{
-	char num[8];
-	snprintf(num, sizeof(num), "%u", number);
-	struct server_sector s;
-	if (admin_find_sector(a, num, &s) == 0)
-		snprintf(out, cap, "%s", s.name);
-	else
-		snprintf(out, cap, "%u", number);
 	return 0;
 }
 
@@ -276,41 +240,13 @@ static void sector_names(struct admin *a, char *out, size_t cap)
 
 /* --- output ------------------------------------------------------------------------------ */
 
-/* Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlongs, no surrogates,
- * at most U+10FFFF), 0 when it is not one. */
-size_t admin_utf8_len(const unsigned char *p)
-{
-	unsigned c = p[0];
-	size_t n;
-	unsigned min;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF)
-		n = 2, min = 0x80;
-	else if (c >= 0xE0 && c <= 0xEF)
-		n = 3, min = 0x800;
-	else if (c >= 0xF0 && c <= 0xF4)
-		n = 4, min = 0x10000;
-	else
-		return 0;
-	unsigned v = c & (0x3F >> (n - 1));
-	for (size_t i = 1; i < n; i++) {
-		if ((p[i] & 0xC0) != 0x80)
-			return 0;
-		v = (v << 6) | (p[i] & 0x3F);
-	}
-	if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
-		return 0;
-	return n;
-}
-
 /* A JSON string (RFC 8259): text that is not UTF-8 (written into the database before the
  * CLI checked its input, or by another tool) becomes U+FFFD, never invalid JSON. */
 void admin_json_string(FILE *f, const char *s)
 {
 	fputc('"', f);
 	for (const unsigned char *p = (const unsigned char *)s; *p;) {
-		size_t n = admin_utf8_len(p);
+		size_t n = server_utf8_len(p);
 		if (n == 0) {
 			fputs("\\ufffd", f);
 			p++;
@@ -332,35 +268,6 @@ void admin_hex(const uint8_t *b, size_t n, char *out)
 	for (size_t i = 0; i < n; i++)
 		sprintf(out + 2 * i, "%02x", b[i]);
 	out[2 * n] = 0;
-}
-
-static const char *const state_names[] = {"active", "revoked", "replaced", "suspended"};
-
-const char *admin_state_name(int state)
-{
-	return state >= 0 && state <= 3 ? state_names[state] : "unknown";
-}
-
-int admin_state_parse(const char *s)
-{
-	for (int i = 0; i < 4; i++)
-		if (strcmp(s, state_names[i]) == 0)
-			return i;
-	return -1;
-}
-
-int admin_name_ok(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n >= SERVER_NAME_MAX)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '-' || c == '_' || c == '.'))
-			return 0;
-	}
-	return 1;
 }
 
 /* Reinitialise getopt for a subcommand's own options. */
@@ -528,7 +435,7 @@ static int cmd_init(struct admin *a, int argc, char **argv)
 	snprintf(buf, sizeof(buf), "%s", sectors);
 	for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
 	     tok = strtok_r(NULL, ",", &save)) {
-		if (!admin_name_ok(tok))
+		if (!server_name_ok(tok))
 			return admin_usage("init ",
 			                   "--sectors: '%s' is not a sector name (letters, "
 			                   "digits, '-', '_', '.')",
@@ -649,27 +556,26 @@ static int cmd_init(struct admin *a, int argc, char **argv)
 
 /* --- sector list ------------------------------------------------------------------------- */
 
-static int cmd_sector(struct admin *a, int argc, char **argv)
+static const char sector_help[] = "usage: citypass-admin sector list [--json]\n"
+                                  "The service sectors made by init: number, name, card slot.\n";
+
+static int sector_list(struct admin *a, int argc, char **argv)
 {
-	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		fputs("usage: citypass-admin sector list [--json]\n"
-		      "The service sectors made by init: number, name, card slot.\n",
-		      argc < 2 ? stderr : stdout);
-		return argc < 2 ? EXIT_USAGE : 0;
+	int json = argc > 1 && strcmp(argv[1], "--json") == 0;
+	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		fputs(sector_help, stdout);
+		return 0;
 	}
-	if (strcmp(argv[1], "list") != 0)
-		return admin_usage("sector ", "unknown sector command '%s' (expected list)",
-		                   argv[1]);
-	int json = argc > 2 && strcmp(argv[2], "--json") == 0;
-	if (argc > 2 + json)
-		return admin_usage("sector ", "unexpected argument '%s'", argv[2 + json]);
+	if (argc > 1 + json)
+		return admin_usage("sector ", "unexpected argument '%s'", argv[1 + json]);
 	int rc = admin_open(a);
 	if (rc)
 		return rc;
 	struct server_sector *v = NULL;
 	size_t n = 0;
-	if (a->st.ops->sector_list(a->st.ctx, &v, &n) != 0)
-		return admin_refuse("cannot read the sectors");
+	if ((rc = a->st.ops->sector_list(a->st.ctx, &v, &n)) != 0)
+		return admin_refuse("cannot read the sectors: %s",
+		                    server_store_strerror(&a->st, rc));
 	if (json)
 		printf("[");
 	for (size_t i = 0; i < n; i++) {
@@ -821,7 +727,7 @@ static int site_add(struct admin *a, int argc, char **argv)
 	const char *name = argv[optind];
 	if (optind + 1 < argc)
 		return admin_usage("site add ", "unexpected argument '%s'", argv[optind + 1]);
-	if (!admin_name_ok(name))
+	if (!server_name_ok(name))
 		return admin_usage("site add ",
 		                   "site name '%s': expected 1 to 63 letters, digits, "
 		                   "'-', '_' or '.'",
@@ -854,7 +760,7 @@ static int site_add(struct admin *a, int argc, char **argv)
 	struct server_site s;
 	memset(&s, 0, sizeof(s));
 	struct server_sector sec;
-	if (admin_find_sector(a, sector, &sec) != 0) {
+	if (server_sector_find(&a->st, sector, &sec) != 0) {
 		char names[256];
 		sector_names(a, names, sizeof(names));
 		return admin_usage("site add ",
@@ -889,7 +795,7 @@ static int site_add(struct admin *a, int argc, char **argv)
 static int print_site(struct admin *a, const struct server_site *s, int json, int first)
 {
 	char sec[SERVER_NAME_MAX];
-	admin_sector_name(a, s->sector, sec, sizeof(sec));
+	server_sector_name(&a->st, s->sector, sec, sizeof(sec));
 	if (!json) {
 		printf("%-4u %-20s %-10s apb=%umin expiry=%s tz=%s hours=%s\n", s->id, s->name, sec,
 		       s->antipassback_min, s->expiry_policy, s->tz, s->hours);
@@ -931,21 +837,6 @@ static int site_list(struct admin *a, int argc, char **argv)
 	if (json)
 		printf("]\n");
 	return 0;
-}
-
-static int cmd_site(struct admin *a, int argc, char **argv)
-{
-	if (argc < 2)
-		return admin_usage("site ", "missing a site command (add, list)");
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		fputs(site_help, stdout);
-		return 0;
-	}
-	if (strcmp(argv[1], "add") == 0)
-		return site_add(a, argc - 1, argv + 1);
-	if (strcmp(argv[1], "list") == 0)
-		return site_list(a, argc - 1, argv + 1);
-	return admin_usage("site ", "unknown site command '%s' (expected add or list)", argv[1]);
 }
 
 /* --- devices ----------------------------------------------------------------------------- */
@@ -1086,7 +977,7 @@ static int device_add(struct admin *a, int argc, char **argv)
 		return admin_usage("device add ", "unexpected argument '%s'", argv[optind]);
 	if (!name)
 		return admin_usage("device add ", "missing the device NAME");
-	if (!admin_name_ok(name))
+	if (!server_name_ok(name))
 		return admin_usage("device add ",
 		                   "device name '%s': expected 1 to 63 letters, "
 		                   "digits, '-', '_' or '.'",
@@ -1122,7 +1013,7 @@ static int device_add(struct admin *a, int argc, char **argv)
 	struct server_sector sec;
 	char num[8];
 	snprintf(num, sizeof(num), "%u", s.sector);
-	if (admin_find_sector(a, num, &sec) != 0)
+	if (server_sector_find(&a->st, num, &sec) != 0)
 		return admin_refuse("site '%s' names a missing sector %u", site, s.sector);
 	struct server_device d;
 	memset(&d, 0, sizeof(d));
@@ -1157,7 +1048,7 @@ static int device_add(struct admin *a, int argc, char **argv)
 	return 0;
 }
 
-static int device_revoke(struct admin *a, int argc, char **argv, int show)
+static int device_revoke_or_show(struct admin *a, int argc, char **argv, int show)
 {
 	const char *cmd = show ? "device show " : "device revoke ";
 	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
@@ -1209,72 +1100,46 @@ static int device_revoke(struct admin *a, int argc, char **argv, int show)
 	return discard ? admin_publish(a, d.sector, NULL) : 0;
 }
 
-static int cmd_device(struct admin *a, int argc, char **argv)
+static int device_revoke(struct admin *a, int argc, char **argv)
 {
-	if (argc < 2)
-		return admin_usage("device ", "missing a device command (add, revoke, show, list)");
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		fputs(device_help, stdout);
-		return 0;
-	}
-	if (strcmp(argv[1], "add") == 0)
-		return device_add(a, argc - 1, argv + 1);
-	if (strcmp(argv[1], "revoke") == 0)
-		return device_revoke(a, argc - 1, argv + 1, 0);
-	if (strcmp(argv[1], "show") == 0)
-		return device_revoke(a, argc - 1, argv + 1, 1);
-	if (strcmp(argv[1], "list") == 0) /* issue 13: the gates' health */
-		return admin_cmd_device_list(a, argc - 1, argv + 1);
-	return admin_usage("device ",
-	                   "unknown device command '%s' (expected add, revoke, show, list)",
-	                   argv[1]);
+	return device_revoke_or_show(a, argc, argv, 0);
+}
+
+static int device_show(struct admin *a, int argc, char **argv)
+{
+	return device_revoke_or_show(a, argc, argv, 1);
 }
 
 /* --- households -------------------------------------------------------------------------- */
 
-static int cmd_household(struct admin *a, int argc, char **argv)
+static const char household_help[] =
+        "usage: citypass-admin household add NAME\n"
+        "A household groups passes whose quotas are shared (scope household). Give it to 'pass\n"
+        "issue --household NAME'.\n";
+
+static int household_add(struct admin *a, int argc, char **argv)
 {
-	static const char help[] = "usage: citypass-admin household add NAME\n"
-	                           "A household groups passes whose quotas are shared (scope "
-	                           "household). Give it to 'pass issue --household NAME'.\n";
+	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		fputs(household_help, stdout);
+		return 0;
+	}
 	if (argc < 2)
-		return admin_usage("household ", "missing a household command (add)");
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		fputs(help, stdout);
-		return 0;
-	}
-	if (strcmp(argv[1], "add") != 0)
-		return admin_usage("household ", "unknown household command '%s' (expected add)",
-		                   argv[1]);
-	if (argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
-		fputs(help, stdout);
-		return 0;
-	}
-	if (argc < 3)
 		return admin_usage("household ", "missing the household NAME");
-	if (argc > 3)
-		return admin_usage("household ", "unexpected argument '%s'", argv[3]);
-	if (!admin_name_ok(argv[2]))
+	if (argc > 2)
+		return admin_usage("household ", "unexpected argument '%s'", argv[2]);
+	if (!server_name_ok(argv[1]))
 		return admin_usage("household ",
 		                   "household name '%s': expected 1 to 63 letters, "
 		                   "digits, '-', '_' or '.'",
-		                   argv[2]);
+		                   argv[1]);
 	int rc = admin_open(a);
 	if (rc)
 		return rc;
 	int64_t id;
-	if ((rc = admin_begin(a)) != 0)
-		return rc;
-	rc = a->st.ops->household_add(a->st.ctx, argv[2], &id);
-	if (rc) {
-		admin_rollback(a);
-		if (rc == SERVER_ERR_EXISTS)
-			return admin_refuse("household '%s' already exists", argv[2]);
-		return admin_refuse("cannot add household '%s': %s", argv[2], server_strerror(rc));
-	}
-	if ((rc = admin_commit(a)) != 0)
-		return rc;
-	printf("household %" PRId64 " %s\n", id, argv[2]);
+	struct server_why why;
+	if (server_household_add(&a->desk, argv[1], &id, &why) != 0)
+		return admin_refuse("%s", why.text);
+	printf("household %" PRId64 " %s\n", id, argv[1]);
 	return 0;
 }
 
@@ -1313,7 +1178,7 @@ static int list_publish(struct admin *a, int argc, char **argv)
 	struct server_sector one, *v = NULL;
 	size_t n = 0;
 	if (sector) {
-		if (admin_find_sector(a, sector, &one) != 0) {
+		if (server_sector_find(&a->st, sector, &one) != 0) {
 			char names[256];
 			sector_names(a, names, sizeof(names));
 			return admin_usage("list publish ",
@@ -1431,7 +1296,7 @@ static int list_export(struct admin *a, int argc, char **argv)
 	if (rc)
 		return rc;
 	struct server_sector sec;
-	if (admin_find_sector(a, sector, &sec) != 0) {
+	if (server_sector_find(&a->st, sector, &sec) != 0) {
 		char names[256];
 		sector_names(a, names, sizeof(names));
 		return admin_usage("list export ",
@@ -1491,23 +1356,87 @@ static int list_export(struct admin *a, int argc, char **argv)
 	return 0;
 }
 
-static int cmd_list(struct admin *a, int argc, char **argv)
+/* --- the commands ------------------------------------------------------------------------ */
+
+/* One line per command: the CLI is this table. A command without subcommands (sub NULL)
+ * takes its own arguments; the help of a command is its first line's. */
+static const struct admin_command {
+	const char *name, *sub;
+	int (*handler)(struct admin *a, int argc, char **argv);
+	const char *help;
+} commands[] = {
+        {"init", NULL, cmd_init, init_help},
+        {"sector", "list", sector_list, sector_help},
+        {"site", "add", site_add, site_help},
+        {"site", "list", site_list, site_help},
+        {"device", "add", device_add, device_help},
+        {"device", "revoke", device_revoke, device_help},
+        {"device", "show", device_show, device_help},
+        {"device", "list", admin_cmd_device_list, device_help}, /* the gates' health */
+        {"household", "add", household_add, household_help},
+        {"pass", "issue", admin_pass_issue, admin_pass_help},
+        {"pass", "show", admin_pass_show, admin_pass_help},
+        {"pass", "list", admin_pass_list, admin_pass_help},
+        {"pass", "revoke", admin_pass_revoke, admin_pass_help},
+        {"pass", "replace", admin_pass_replace, admin_pass_help},
+        {"pass", "import", admin_pass_import, admin_pass_help},
+        {"rights", "grant", admin_rights_grant, admin_rights_help},
+        {"rights", "revoke", admin_rights_revoke, admin_rights_help},
+        {"list", "publish", list_publish, list_help},
+        {"list", "export", list_export, list_help},
+        {"stats", NULL, admin_cmd_stats, NULL},
+        {"opendata", NULL, admin_cmd_opendata, NULL},
+        {"quota", NULL, admin_cmd_quota, NULL},
+        {"card", "inspect", admin_card_inspect, admin_card_help},
+        {"card", "recycle", admin_card_recycle, admin_card_help},
+        {"keys", NULL, admin_cmd_keys, NULL},
+        {"backup", NULL, admin_cmd_backup, NULL},
+        {"restore", NULL, admin_cmd_restore, NULL},
+};
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* The subcommands of `name`, for messages: "add, revoke, show or list". */
+static void sub_names(const char *name, char *out, size_t cap)
 {
-	if (argc < 2)
-		return admin_usage("list ", "missing a list command (publish, export)");
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		fputs(list_help, stdout);
-		return 0;
-	}
-	if (strcmp(argv[1], "publish") == 0)
-		return list_publish(a, argc - 1, argv + 1);
-	if (strcmp(argv[1], "export") == 0)
-		return list_export(a, argc - 1, argv + 1);
-	return admin_usage("list ", "unknown list command '%s' (expected publish or export)",
-	                   argv[1]);
+	size_t n = 0, k = 0, off = 0;
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		n += strcmp(commands[i].name, name) == 0;
+	out[0] = 0;
+	for (size_t i = 0; i < N_COMMANDS && off < cap; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			off += (size_t)snprintf(out + off, cap - off, "%s%s",
+			                        k++ == 0 ? ""
+			                        : k == n ? " or "
+			                                 : ", ",
+			                        commands[i].sub);
 }
 
-/* --- main -------------------------------------------------------------------------------- */
+/* argv[0] is the command's name. */
+static int run_command(struct admin *a, int argc, char **argv)
+{
+	const struct admin_command *first = NULL;
+	char cmd[32], subs[128];
+	for (size_t i = 0; i < N_COMMANDS && !first; i++)
+		if (strcmp(commands[i].name, argv[0]) == 0)
+			first = &commands[i];
+	if (!first)
+		return admin_usage(NULL, "unknown command '%s'", argv[0]);
+	if (!first->sub)
+		return first->handler(a, argc, argv);
+	snprintf(cmd, sizeof(cmd), "%s ", first->name);
+	sub_names(first->name, subs, sizeof(subs));
+	if (argc < 2)
+		return admin_usage(cmd, "missing a %s command (%s)", first->name, subs);
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		fputs(first->help, stdout);
+		return 0;
+	}
+	for (const struct admin_command *c = first; c < commands + N_COMMANDS; c++)
+		if (strcmp(c->name, first->name) == 0 && strcmp(c->sub, argv[1]) == 0)
+			return c->handler(a, argc - 1, argv + 1);
+	return admin_usage(cmd, "unknown %s command '%s' (expected %s)", first->name, argv[1],
+	                   subs);
+}
 
 int main(int argc, char **argv)
 {
@@ -1537,42 +1466,7 @@ int main(int argc, char **argv)
 	}
 	if (i >= argc)
 		return admin_usage(NULL, "missing a command");
-	const char *cmd = argv[i];
-	int sub_argc = argc - i;
-	char **sub = argv + i;
-	int rc;
-	if (strcmp(cmd, "init") == 0)
-		rc = cmd_init(&a, sub_argc, sub);
-	else if (strcmp(cmd, "sector") == 0)
-		rc = cmd_sector(&a, sub_argc, sub);
-	else if (strcmp(cmd, "site") == 0)
-		rc = cmd_site(&a, sub_argc, sub);
-	else if (strcmp(cmd, "device") == 0)
-		rc = cmd_device(&a, sub_argc, sub);
-	else if (strcmp(cmd, "household") == 0)
-		rc = cmd_household(&a, sub_argc, sub);
-	else if (strcmp(cmd, "pass") == 0)
-		rc = admin_cmd_pass(&a, sub_argc, sub);
-	else if (strcmp(cmd, "rights") == 0)
-		rc = admin_cmd_rights(&a, sub_argc, sub);
-	else if (strcmp(cmd, "list") == 0)
-		rc = cmd_list(&a, sub_argc, sub);
-	else if (strcmp(cmd, "stats") == 0)
-		rc = admin_cmd_stats(&a, sub_argc, sub);
-	else if (strcmp(cmd, "opendata") == 0)
-		rc = admin_cmd_opendata(&a, sub_argc, sub);
-	else if (strcmp(cmd, "quota") == 0)
-		rc = admin_cmd_quota(&a, sub_argc, sub);
-	else if (strcmp(cmd, "card") == 0)
-		rc = admin_cmd_card(&a, sub_argc, sub);
-	else if (strcmp(cmd, "keys") == 0)
-		rc = admin_cmd_keys(&a, sub_argc, sub);
-	else if (strcmp(cmd, "backup") == 0)
-		rc = admin_cmd_backup(&a, sub_argc, sub);
-	else if (strcmp(cmd, "restore") == 0)
-		rc = admin_cmd_restore(&a, sub_argc, sub);
-	else
-		rc = admin_usage(NULL, "unknown command '%s'", cmd);
+	int rc = run_command(&a, argc - i, argv + i);
 	admin_close(&a);
 	return rc;
 }

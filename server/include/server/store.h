@@ -334,6 +334,10 @@ struct server_store_ops {
 	int (*stats)(void *ctx, int64_t from, int64_t to, int64_t bucket_s,
 	             int (*fn)(void *arg, const struct server_stat_row *r), void *arg);
 
+	/* The backend's own words for its last failure ("disk I/O error", "database is
+	 * locked"), "" when it has none: server_store_strerror puts them after ours. */
+	const char *(*last_error)(void *ctx);
+
 	void (*close)(void *ctx);
 };
 
@@ -352,6 +356,11 @@ struct server_store {
  */
 int server_store_open_sqlite(struct server_store *out, const char *data_dir, int create);
 void server_store_close(struct server_store *s);
+
+/* The sentence for rc returned by one of st's ops: server_strerror(rc), and for a failure of
+ * the database the backend's own words after it ("the database or a file failed (disk I/O
+ * error)"). Valid until the next call with st. */
+const char *server_store_strerror(struct server_store *st, int rc);
 
 /* Convenience: free a stored delta's data, a version's head and manifest. */
 void server_stored_list_free(struct server_stored_list *l);

@@ -1,0 +1,208 @@
+/*
+ * server/passes.h — a pass's life at the desk, as a library: households, issuing a pass (on a
+ * card through a reader, on a phone, or awaiting its medium), replacing and revoking it,
+ * granting and withdrawing rights, and taking a card back. citypass-admin and the agents'
+ * web back office (DESIGN §12) call the same functions (docs/admin.md, "Passes and rights").
+ *
+ * Every operation that changes the database is one store transaction: it commits whole or
+ * leaves the database as it was. It returns 0 or a negative SERVER_ERR_* (server/error.h)
+ * with, in *why, the sentence the agent reads ("pass 12 is already revoked"); a failure of
+ * the database carries sqlite's own words at its end. Nothing here prints.
+ *
+ * Lists are not published inside an operation (the publisher runs its own transactions,
+ * after the change is committed): an operation says in *changed which sectors' lists its
+ * change touches, and the caller publishes them (server/publish.h) or leaves that to a later
+ * `list publish`.
+ *
+ * Renewing a right is granting it again with new dates: a pass holds one right per sector,
+ * and a grant replaces the sector's.
+ */
+#ifndef SERVER_PASSES_H
+#define SERVER_PASSES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cardlib/issue.h"
+#include "server/error.h"
+#include "server/keys.h"
+#include "server/store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* What every operation works on: the deployment's open store, its data directory (the key
+ * files: card keys, the issuer key) and the time of the operation (Unix seconds). */
+struct server_desk {
+	struct server_store *st;
+	const char *data;
+	int64_t now;
+};
+
+/* The sectors whose lists an operation changed: publish these. */
+struct server_sector_set {
+	size_t n;
+	uint16_t v[SERVER_CARD_SLOTS];
+};
+
+/* --- the vocabulary agents type ---------------------------------------------------------- */
+
+/* A sector by name or number: 0, or SERVER_ERR_NOT_FOUND (or a store error). */
+int server_sector_find(struct server_store *st, const char *s, struct server_sector *out);
+/* The sector's name, or its number as text when it has none. */
+void server_sector_name(struct server_store *st, uint16_t number, char *out, size_t cap);
+/* "active", "revoked", "replaced", "suspended" ("unknown" otherwise), and back (-1). */
+const char *server_pass_state_name(int state);
+int server_pass_state_parse(const char *s);
+/* A name agents type (sector, site, household, device): letters, digits, '-', '_', '.',
+ * 1 to 63 characters. 1 when it is one. */
+int server_name_ok(const char *s);
+/* Bytes of the well-formed UTF-8 character at p (RFC 3629: no overlongs, no surrogates, at
+ * most U+10FFFF), 0 when it is not one. */
+size_t server_utf8_len(const unsigned char *p);
+/* YYYY-MM-DD to a day number (days since 1970-01-01), 1970 to 2149: 0 or -1. */
+int server_day_parse(const char *s, int64_t *day);
+
+/*
+ * A right in the --right syntax: SECTOR[,KEY=VALUE]... with product=N, from=DAY, to=DAY,
+ * entries=N, quota=N/PERIOD[/household|/pass], fare=NAME (docs/admin.md). 0, or
+ * SERVER_ERR_INVALID (or NOT_FOUND for an unknown sector) with why = "'SPEC': what is wrong".
+ */
+int server_right_parse(struct server_store *st, const char *spec, struct server_right *r,
+                       struct server_why *why);
+/* A right in words ("product 1, from 2026-01-01 to 2026-12-31, quota 24 per year per
+ * household, fare resident"). */
+void server_right_describe(const struct proto_rights_profile *p, char *out, size_t cap);
+
+/* --- households ---------------------------------------------------------------------------- */
+
+/* A new household (name as server_name_ok): 0 and *id, or EXISTS, INVALID. */
+int server_household_add(const struct server_desk *d, const char *name, int64_t *id,
+                         struct server_why *why);
+
+/* --- passes -------------------------------------------------------------------------------- */
+
+/* A phone's request for a sector's credential: the P-256 public key PEM of
+ * 'citypass-token enrol'. */
+struct server_phone_request {
+	uint16_t sector;
+	const char *pem_path;
+};
+
+/*
+ * The medium a new pass goes on: a card in `reader` (the caller opened it: a libnfc reader
+ * for the CLI, the desk's for the back office; `reader_name` names it in sentences), or
+ * phone credentials written to out_dir/sector-N.cred (made 0700 if missing, removed again
+ * when the operation fails), or neither (the pass awaits its medium).
+ */
+struct server_pass_medium {
+	struct cardlib_reader *reader;
+	const char *reader_name;
+	const struct server_phone_request *phones;
+	size_t n_phones;
+	const char *out_dir;
+};
+
+/* What a new pass is: holder (NULL or "": anonymous, else 1 to 255 bytes of UTF-8), the
+ * household's name (NULL: none; it must exist), its rights (one per sector). */
+struct server_pass_order {
+	const char *holder;
+	const char *household;
+	const struct server_right *rights;
+	size_t n_rights;
+	struct server_pass_medium medium;
+};
+
+/* What issuing (or replacing) made. */
+struct server_issued {
+	struct server_pass pass;          /* the new pass as stored */
+	struct server_sector_set changed; /* the lists to publish */
+	int card_retaken;                 /* the card held no pass of ours (an issue interrupted
+	                                     after the card was finished): taken back and issued */
+};
+
+/*
+ * Issue a pass: the pass, its identifier in every sector, its rights, and its medium (the
+ * card personalised, the credentials written) in one transaction; a card or phone that
+ * fails leaves no pass. Refusals: INVALID (holder, rights
+ * naming a sector twice, a card and a phone at once), NOT_FOUND (household), CARD (the
+ * card or reader: cardlib's sentence), IN_USE (the card holds a pass), CRYPTO, IO.
+ */
+int server_pass_issue(const struct server_desk *d, const struct server_pass_order *o,
+                      struct server_issued *out, struct server_why *why);
+
+/*
+ * Replace pass `old_id` by a new pass on `medium` keeping its holder, household and rights
+ * (and the uses already counted under them), the old one marked replaced (with `reason`,
+ * "replaced" when NULL or empty) in the same transaction. A revoked pass can be replaced
+ * (a lost card is revoked at once, replaced at the desk later); a replaced one cannot
+ * (STATE). NOT_FOUND: no such pass.
+ */
+int server_pass_replace(const struct server_desk *d, int64_t old_id, const char *reason,
+                        const struct server_pass_medium *medium, struct server_issued *out,
+                        struct server_why *why);
+
+/* Revoke a pass (lost, stolen, moved away): reason 1 to 255 bytes. STATE when it is already
+ * revoked or replaced, NOT_FOUND. */
+int server_pass_revoke(const struct server_desk *d, int64_t id, const char *reason,
+                       struct server_sector_set *changed, struct server_why *why);
+
+/* Read a pass: 0, or NOT_FOUND with why "pass N: no such pass". */
+int server_pass_read(const struct server_desk *d, int64_t id, struct server_pass *out,
+                     struct server_why *why);
+
+/* --- rights -------------------------------------------------------------------------------- */
+
+/* Grant rights to an active (or suspended) pass, each replacing the pass's right in its
+ * sector: STATE for a revoked or replaced pass, INVALID for a sector named twice. Entries
+ * granted after issue are counted by the server (the card is not rewritten). */
+int server_rights_grant(const struct server_desk *d, int64_t pass, const struct server_right *r,
+                        size_t n, struct server_sector_set *changed, struct server_why *why);
+/* Withdraw the pass's right in a sector: NOT_FOUND when it holds none (or no such pass). */
+int server_rights_withdraw(const struct server_desk *d, int64_t pass, uint16_t sector,
+                           struct server_sector_set *changed, struct server_why *why);
+
+/* --- identifiers (issue and bulk import) ------------------------------------------------- */
+
+/* A new random identifier of the pass in a sector (and its list key), drawn again when
+ * taken: 0 or a store error. Inside the caller's transaction. */
+int server_pass_id_assign(struct server_store *st, int64_t pass, uint16_t sector);
+/* The household's tag in a sector, drawn when it has none. Inside the caller's transaction. */
+int server_household_tag(struct server_store *st, int64_t household, uint16_t sector);
+
+/* --- cards --------------------------------------------------------------------------------- */
+
+/* What a card in a reader is for this deployment (server_card_inspect). */
+struct server_card_info {
+	struct cardlib_card_report report; /* cardlib's reading of the card */
+	size_t moved;                      /* sectors moved to the current key version */
+	int has_pass;                      /* the card's pass is in the database: */
+	struct server_pass pass;
+	/* the deployment's sectors in card order (sectors[i] is the report's sectors[i]), and
+	 * each one's current key version, previous one (has_previous) */
+	size_t n_sectors;
+	struct server_sector sectors[SERVER_CARD_SLOTS];
+	uint8_t version[SERVER_CARD_SLOTS], previous_version[SERVER_CARD_SLOTS];
+	int has_previous[SERVER_CARD_SLOTS];
+};
+
+/* Read the card in `reader` and find its pass (from the identifiers the card gives: nothing
+ * to type). update_keys: first move keys left at the previous version to the current one
+ * (INVALID when the card is not ours). CARD when the card cannot be read. */
+int server_card_inspect(const struct server_desk *d, struct cardlib_reader *reader,
+                        const char *reader_name, int update_keys, struct server_card_info *out,
+                        struct server_why *why);
+
+/* Take back a card issued here whose pass is revoked or replaced (or that holds no pass
+ * of ours): its PICC master key back to the factory key, formatted, ready to be issued
+ * again. IN_USE when its pass is live; CARD for another system's card or a reader fault.
+ * *random_id: whether the card keeps random ID on. */
+int server_card_recycle(const struct server_desk *d, struct cardlib_reader *reader,
+                        const char *reader_name, int *random_id, struct server_why *why);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SERVER_PASSES_H */

@@ -1,0 +1,146 @@
+/*
+ * desk_words.c — the vocabulary agents type and read (server/passes.h): sectors by name or
+ * number, pass states, the names of things, days. The CLI and the back office parse and
+ * show them the same way.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pass_internal.h"
+
+int server_sector_find(struct server_store *st, const char *s, struct server_sector *out)
+{
+	struct server_sector *v = NULL;
+	size_t n = 0;
+	int rc = st->ops->sector_list(st->ctx, &v, &n);
+	if (rc)
+		return rc;
+	char *end = NULL;
+	unsigned long num = 0;
+	int numeric = s[0] >= '0' && s[0] <= '9';
+	if (numeric) {
+		num = strtoul(s, &end, 10);
+		numeric = *end == 0 && num <= UINT16_MAX;
+	}
+	rc = SERVER_ERR_NOT_FOUND;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i].name, s) == 0 || (numeric && v[i].number == num)) {
+			*out = v[i];
+			rc = 0;
+		}
+	free(v);
+	return rc;
+}
+
+void server_sector_name(struct server_store *st, uint16_t number, char *out, size_t cap)
+{
+	char num[8];
+	snprintf(num, sizeof(num), "%u", number);
+	struct server_sector s;
+	if (server_sector_find(st, num, &s) == 0)
+		snprintf(out, cap, "%s", s.name);
+	else
+		snprintf(out, cap, "%u", number);
+}
+
+static const char *const state_names[] = {"active", "revoked", "replaced", "suspended"};
+
+const char *server_pass_state_name(int state)
+{
+	return state >= 0 && state <= 3 ? state_names[state] : "unknown";
+}
+
+int server_pass_state_parse(const char *s)
+{
+	for (int i = 0; i < 4; i++)
+		if (strcmp(s, state_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+int server_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n >= SERVER_NAME_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_' || c == '.'))
+			return 0;
+	}
+	return 1;
+}
+
+size_t server_utf8_len(const unsigned char *p)
+{
+	unsigned c = p[0];
+	size_t n;
+	unsigned min;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF)
+		n = 2, min = 0x80;
+	else if (c >= 0xE0 && c <= 0xEF)
+		n = 3, min = 0x800;
+	else if (c >= 0xF0 && c <= 0xF4)
+		n = 4, min = 0x10000;
+	else
+		return 0;
+	unsigned v = c & (0x3F >> (n - 1));
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+		v = (v << 6) | (p[i] & 0x3F);
+	}
+	if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
+		return 0;
+	return n;
+}
+
+int server_day_parse(const char *s, int64_t *day)
+{
+	int y, m, d, n = 0;
+	if (strlen(s) != 10 || sscanf(s, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || n != 10)
+		return -1;
+	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	if (y < 1970 || y > 2149 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1])
+		return -1;
+	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	if (m == 2 && d == 29 && !leap)
+		return -1;
+	struct tm tm = {0};
+	tm.tm_year = y - 1900;
+	tm.tm_mon = m - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = 12;
+	time_t t = timegm(&tm);
+	*day = (int64_t)t / 86400;
+	return 0;
+}
+
+int pass_value_sector(struct server_store *st)
+{
+	char vs[16];
+	if (st->ops->meta_get(st->ctx, "value_sector", vs, sizeof(vs)) != 0)
+		return -1;
+	return atoi(vs);
+}
+
+void pass_changed_add(struct server_sector_set *set, uint16_t sector)
+{
+	if (!set)
+		return;
+	for (size_t i = 0; i < set->n; i++)
+		if (set->v[i] == sector)
+			return;
+	if (set->n < SERVER_CARD_SLOTS)
+		set->v[set->n++] = sector;
+}
+
+int pass_why_store(struct server_why *why, struct server_store *st, int rc, const char *what)
+{
+	return server_why_set(why, rc, "%s: %s", what, server_store_strerror(st, rc));
+}

@@ -1,0 +1,38 @@
+/*
+ * pass_internal.h — what the files of the pass lifecycle (server/passes.h) share:
+ *   desk_words.c   the vocabulary agents type: sectors, states, names, days
+ *   pass_rights.c  the --right syntax, rights granted and withdrawn
+ *   pass_life.c    households, identifiers, issuing, replacing, revoking; phone credentials
+ *   pass_card.c    the card at the desk: personalising, inspecting, taking back
+ */
+#ifndef SERVER_PASS_INTERNAL_H
+#define SERVER_PASS_INTERNAL_H
+
+#include "server/passes.h"
+
+/* The sector the gates debit entries on the card's value file for, -1 when none. */
+int pass_value_sector(struct server_store *st);
+
+/* Add a sector to the set (once). */
+void pass_changed_add(struct server_sector_set *set, uint16_t sector);
+
+/* Entries go on the card's value file only for a card issued in the value sector with a
+ * lifetime count: flag them so, and unflag every other right. */
+void pass_mark_card_entries(struct server_store *st, struct server_right *r, size_t n, int card);
+
+/* Store rights for pass p (identifiers drawn where missing, household tags): inside the
+ * caller's transaction. 0 or a store error with why. */
+int pass_rights_store(struct server_store *st, const struct server_pass *p,
+                      const struct server_right *r, size_t n, struct server_why *why);
+
+/* Personalise the card in medium->reader for pass `pass` (its identifiers are in the
+ * database, inside the caller's transaction), entries on its value file from the value
+ * sector's right. 0, or CARD / IN_USE / a store error with why. */
+int pass_card_personalise(const struct server_desk *d, int64_t pass,
+                          const struct server_pass_medium *medium, const struct server_right *r,
+                          size_t nr, int *retaken, struct server_why *why);
+
+/* why = "WHAT: the store's sentence for rc" (sqlite's words included); returns rc. */
+int pass_why_store(struct server_why *why, struct server_store *st, int rc, const char *what);
+
+#endif
