@@ -49,12 +49,29 @@ int admin_now(int64_t *now); /* CITYPASS_NOW (tests) or the clock */
 /* citypass-admin pass import (admin_import.c). */
 int admin_pass_import(struct admin *a, int argc, char **argv);
 
+/* Shared by the commands' files. */
+void admin_getopt_reset(void); /* before a subcommand's own getopt_long */
+int admin_bad_option(const char *cmd, char **argv);
+void admin_sector_names(struct admin *a, char *out, size_t cap); /* "pool, library" */
+int admin_tz_ok(const char *tz);                                 /* an IANA zone file */
+int admin_copy_key_file(const char *data, const char *name, const char *dir, const char *as);
+void admin_remove_tree(const char *path); /* what a failed command wrote */
+
 /* Output. */
 void admin_json_string(FILE *f, const char *s);
 void admin_hex(const uint8_t *b, size_t n, char *out);
 
 /* Commands (return an exit status), each called with argv[0] its subcommand's name (the
  * command's own for a command without subcommands); the table is citypass_admin.c's. */
+int admin_init(struct admin *a, int argc, char **argv);        /* admin_init.c */
+int admin_sector_list(struct admin *a, int argc, char **argv); /* admin_site.c */
+int admin_site_add(struct admin *a, int argc, char **argv);
+int admin_site_list(struct admin *a, int argc, char **argv);
+int admin_device_add(struct admin *a, int argc, char **argv); /* admin_device_add.c */
+int admin_device_revoke(struct admin *a, int argc, char **argv);
+int admin_device_show(struct admin *a, int argc, char **argv);
+int admin_list_publish(struct admin *a, int argc, char **argv); /* admin_list.c */
+int admin_list_export(struct admin *a, int argc, char **argv);
 int admin_pass_issue(struct admin *a, int argc, char **argv);
 int admin_pass_show(struct admin *a, int argc, char **argv);
 int admin_pass_list(struct admin *a, int argc, char **argv);
@@ -71,7 +88,8 @@ int admin_cmd_keys(struct admin *a, int argc, char **argv);
 int admin_cmd_device_list(struct admin *a, int argc, char **argv); /* admin_device.c */
 int admin_cmd_backup(struct admin *a, int argc, char **argv);      /* admin_backup.c */
 int admin_cmd_restore(struct admin *a, int argc, char **argv);
-extern const char admin_pass_help[], admin_rights_help[], admin_card_help[];
+extern const char admin_pass_help[], admin_rights_help[], admin_card_help[], admin_init_help[],
+        admin_sector_help[], admin_site_help[], admin_device_help[], admin_list_help[];
 
 struct cardlib_reader;
 /* "WHAT in N reader commands (B bytes out, B in)" on stderr: what a card operation cost. */

@@ -1,0 +1,295 @@
+/*
+ * admin_device_add.c — citypass-admin device add|revoke|show: enrolling a gate controller (its
+ * provisioning bundle) and revoking it. `device list` (the gates' health) is admin_device.c's.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mbedtls/platform_util.h>
+
+#include "admin.h"
+#include "server/keys.h"
+#include "proto/calendar.h"
+#include "proto/clist.h"
+#include "server/publish.h"
+
+/* --- devices ----------------------------------------------------------------------------- */
+
+const char admin_device_help[] =
+        "usage: citypass-admin device add NAME --site SITE --server HOST:PORT --out DIR\n"
+        "       citypass-admin device revoke NAME [--discard-usage]\n"
+        "       citypass-admin device show NAME\n"
+        "       citypass-admin device list [--json] [--silent-after MINUTES]\n"
+        "Enrol a gate controller: writes its provisioning bundle DIR (certificate and key, the\n"
+        "device CA, the list and issuer public keys, its sector's card key only, device.conf).\n"
+        "DIR must not exist. NAME becomes the certificate CN and the device id.\n"
+        "revoke: the sync server refuses the device from then on; --discard-usage also\n"
+        "forgets every use it reported (a stolen gate's reports stop counting against\n"
+        "quotas and entries) and publishes its sector's list.\n";
+
+int admin_copy_key_file(const char *data, const char *name, const char *dir, const char *as)
+{
+	char from[PATH_MAX], to[PATH_MAX];
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	server_key_path(from, sizeof(from), data, name);
+	snprintf(to, sizeof(to), "%s/%s", dir, as);
+	int rc = server_file_read(from, &buf, &len);
+	if (rc == 0)
+		rc = server_file_create(to, buf, len, 0644);
+	free(buf);
+	return rc;
+}
+
+static int write_bundle(struct admin *a, const struct server_device *d,
+                        const struct server_site *site, const struct server_sector *sec,
+                        const char *server, const char *dir)
+{
+	char key[PATH_MAX], crt[PATH_MAX], text[2048];
+	struct server_card_keys ck;
+	snprintf(key, sizeof(key), "%s/device.key", dir);
+	snprintf(crt, sizeof(crt), "%s/device.crt", dir);
+	int rc = server_cert_issue(a->data, d->id, SERVER_CERT_DEVICE, 5 * 365, key, crt);
+	if (rc == 0)
+		rc = admin_copy_key_file(a->data, "ca.crt", dir, "ca.crt");
+	if (rc == 0)
+		rc = admin_copy_key_file(a->data, "list.pub.pem", dir, "list.pub.pem");
+	if (rc == 0)
+		rc = admin_copy_key_file(a->data, "issuer.pub.pem", dir, "issuer.pub.pem");
+	if (rc == 0)
+		rc = server_card_keys_load(a->data, &ck);
+	if (rc)
+		return rc;
+	char vs[16] = "", server_name[SERVER_NAME_MAX] = "";
+	a->st.ops->meta_get(a->st.ctx, "value_sector", vs, sizeof(vs));
+	/* The server's identity, pinned in the bundle: the gate checks the server
+	 * certificate's CN against it however `server` addresses it (issue 10). */
+	if (a->st.ops->meta_get(a->st.ctx, "server_name", server_name, sizeof(server_name)) != 0)
+		return SERVER_ERR_INVALID;
+	/* only this sector's master (and the previous one during a rotation): never the
+	 * application master, the issuer PICC master or another sector's key */
+	int n = admin_card_sector_key_text(&ck, sec->number, sec->slot,
+	                                   vs[0] && (uint16_t)atoi(vs) == sec->number, text,
+	                                   sizeof(text));
+	mbedtls_platform_zeroize(&ck, sizeof(ck));
+	snprintf(key, sizeof(key), "%s/card-sector.key", dir);
+	rc = n < 0 ? SERVER_ERR_INVALID : server_file_create(key, text, (size_t)n, 0600);
+	mbedtls_platform_zeroize(text, sizeof(text));
+	if (rc)
+		return rc;
+	/* quota periods are numbered in this zone, the server's (proto/calendar.h); a TZ that
+	 * names no zone file leaves the gate counting in its site's, as before period-tz */
+	char period_tz[SERVER_NAME_MAX];
+	if (proto_zone_process_name(period_tz, sizeof(period_tz)) != 0)
+		snprintf(period_tz, sizeof(period_tz), "%s", site->tz);
+	n = snprintf(text, sizeof(text),
+	             "# citypass controller provisioning (docs/admin.md)\n"
+	             "device-id = %s\ngate = %u\nsite = %u\nsite-name = %s\nsector = %u\n"
+	             "sector-name = %s\nserver = %s\nserver-name = %s\ntz = %s\nperiod-tz = %s\n"
+	             "hours = %s\n"
+	             "antipassback-minutes = %u\nexpiry-policy = %s\n"
+	             "certificate = device.crt\nprivate-key = device.key\nca = ca.crt\n"
+	             "list-public-key = list.pub.pem\nissuer-public-key = issuer.pub.pem\n"
+	             "card-key = card-sector.key\n",
+	             d->id, d->gate, site->id, site->name, sec->number, sec->name, server,
+	             server_name, site->tz, period_tz, site->hours, site->antipassback_min,
+	             site->expiry_policy);
+	snprintf(key, sizeof(key), "%s/device.conf", dir);
+	return server_file_create(key, text, (size_t)n, 0644);
+}
+
+static int server_addr_ok(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	uint64_t port;
+	if (!colon || colon == s || (size_t)(colon - s) > 253)
+		return 0;
+	if (admin_parse_u64(colon + 1, 65535, &port) || port == 0)
+		return 0;
+	for (const char *p = s; p < colon; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '[' ||
+		      *p == ']' || *p == ':'))
+			return 0;
+	return 1;
+}
+
+int admin_device_add(struct admin *a, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	        {"site", required_argument, NULL, 's'}, {"server", required_argument, NULL, 'S'},
+	        {"out", required_argument, NULL, 'o'},  {"name", required_argument, NULL, 'n'},
+	        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+	};
+	const char *site = NULL, *server = NULL, *out = NULL, *name = NULL;
+	int c;
+	admin_getopt_reset();
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			site = optarg;
+			break;
+		case 'S':
+			server = optarg;
+			break;
+		case 'o':
+			out = optarg;
+			break;
+		case 'n':
+			name = optarg;
+			break;
+		case 'h':
+			fputs(admin_device_help, stdout);
+			return 0;
+		default:
+			return admin_bad_option("device add ", argv);
+		}
+	}
+	if (!name && optind < argc)
+		name = argv[optind++];
+	if (optind < argc)
+		return admin_usage("device add ", "unexpected argument '%s'", argv[optind]);
+	if (!name)
+		return admin_usage("device add ", "missing the device NAME");
+	if (!server_name_ok(name))
+		return admin_usage("device add ",
+		                   "device name '%s': expected 1 to 63 letters, "
+		                   "digits, '-', '_' or '.'",
+		                   name);
+	if (!site)
+		return admin_usage("device add ", "missing --site");
+	if (!server)
+		return admin_usage("device add ", "missing --server HOST:PORT");
+	if (!server_addr_ok(server))
+		return admin_usage("device add ",
+		                   "--server '%s': expected HOST:PORT with a port "
+		                   "from 1 to 65535",
+		                   server);
+	if (!out)
+		return admin_usage("device add ", "missing --out DIR");
+	struct stat sb;
+	if (stat(out, &sb) == 0)
+		return admin_refuse("--out '%s' already exists: refusing to overwrite a bundle",
+		                    out);
+	int rc = admin_open(a);
+	if (rc)
+		return rc;
+	char server_name[SERVER_NAME_MAX] = "";
+	if (a->st.ops->meta_get(a->st.ctx, "server_name", server_name, sizeof(server_name)) == 0 &&
+	    strcasecmp(server_name, name) == 0)
+		return admin_refuse("device name '%s' is the sync server's name: a gate's "
+		                    "certificate must never bear it",
+		                    name);
+	struct server_site s;
+	if (a->st.ops->site_find(a->st.ctx, site, &s) != 0)
+		return admin_refuse("--site '%s': no such site (see 'citypass-admin site list')",
+		                    site);
+	struct server_sector sec;
+	char num[8];
+	snprintf(num, sizeof(num), "%u", s.sector);
+	if (server_sector_find(&a->st, num, &sec) != 0)
+		return admin_refuse("site '%s' names a missing sector %u", site, s.sector);
+	struct server_device d;
+	memset(&d, 0, sizeof(d));
+	snprintf(d.id, sizeof(d.id), "%s", name);
+	d.site = s.id;
+	d.sector = s.sector;
+	admin_now(&d.created);
+	if ((rc = admin_begin(a)) != 0)
+		return rc;
+	rc = a->st.ops->device_add(a->st.ctx, &d);
+	if (rc) {
+		admin_rollback(a);
+		if (rc == SERVER_ERR_EXISTS)
+			return admin_refuse("device '%s' already exists", name);
+		return admin_refuse("cannot add device '%s': %s", name, server_strerror(rc));
+	}
+	if (mkdir(out, 0700) != 0) {
+		admin_rollback(a);
+		return admin_refuse("cannot create --out '%s': %s", out, strerror(errno));
+	}
+	rc = write_bundle(a, &d, &s, &sec, server, out);
+	if (rc == 0)
+		rc = a->st.ops->commit(a->st.ctx);
+	if (rc) {
+		admin_rollback(a);
+		admin_remove_tree(out);
+		return admin_refuse("cannot enrol device '%s': %s; nothing was written", name,
+		                    server_strerror(rc));
+	}
+	printf("device %s (gate %u) at site %s, sector %s: bundle in %s\n", d.id, d.gate, s.name,
+	       sec.name, out);
+	return 0;
+}
+
+static int device_revoke_or_show(struct admin *a, int argc, char **argv, int show)
+{
+	const char *cmd = show ? "device show " : "device revoke ";
+	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		fputs(admin_device_help, stdout);
+		return 0;
+	}
+	int discard = 0;
+	if (!show && argc > 2 && strcmp(argv[2], "--discard-usage") == 0) {
+		discard = 1;
+		argc--;
+	}
+	if (argc < 2)
+		return admin_usage(cmd, "missing the device NAME");
+	if (argc > 2)
+		return admin_usage(cmd, "unexpected argument '%s'", argv[2]);
+	int rc = admin_open(a);
+	if (rc)
+		return rc;
+	struct server_device d;
+	rc = a->st.ops->device_find(a->st.ctx, argv[1], &d);
+	if (rc == SERVER_ERR_NOT_FOUND)
+		return admin_refuse("device '%s': no such device", argv[1]);
+	if (rc)
+		return admin_refuse("cannot read device '%s': %s", argv[1], server_strerror(rc));
+	if (show) {
+		printf("device %s gate %u site %u sector %u %s\n", d.id, d.gate, d.site, d.sector,
+		       d.revoked ? "revoked" : "active");
+		return 0;
+	}
+	if (d.revoked)
+		return admin_refuse("device '%s' is already revoked", argv[1]);
+	if ((rc = admin_begin(a)) != 0)
+		return rc;
+	rc = a->st.ops->device_revoke(a->st.ctx, argv[1]);
+	uint64_t discarded = 0;
+	if (rc == 0 && discard)
+		rc = a->st.ops->consumption_discard(a->st.ctx, argv[1], &discarded);
+	if (rc) {
+		admin_rollback(a);
+		return admin_refuse("cannot revoke device '%s': %s", argv[1], server_strerror(rc));
+	}
+	if ((rc = admin_commit(a)) != 0)
+		return rc;
+	printf("device %s revoked: the sync server refuses it from its next connection\n", argv[1]);
+	if (discard)
+		printf("device %s: %" PRIu64 " reported use(s) discarded\n", argv[1], discarded);
+	/* the discarded uses change the counts the sector's list shows (the change log has
+	 * their keys): published once the revocation is committed */
+	return discard ? admin_publish(a, d.sector, NULL) : 0;
+}
+
+int admin_device_revoke(struct admin *a, int argc, char **argv)
+{
+	return device_revoke_or_show(a, argc, argv, 0);
+}
+
+int admin_device_show(struct admin *a, int argc, char **argv)
+{
+	return device_revoke_or_show(a, argc, argv, 1);
+}
