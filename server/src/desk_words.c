@@ -144,3 +144,19 @@ int pass_why_store(struct server_why *why, struct server_store *st, int rc, cons
 {
 	return server_why_set(why, rc, "%s: %s", what, server_store_strerror(st, rc));
 }
+
+int pass_begin(struct server_store *st, struct server_why *why)
+{
+	int rc = st->ops->begin(st->ctx);
+	return rc ? pass_why_store(why, st, rc, "cannot start a transaction") : 0;
+}
+
+int pass_end(struct server_store *st, int rc, struct server_why *why)
+{
+	if (rc == 0 && (rc = st->ops->commit(st->ctx)) != 0)
+		server_why_set(why, rc, "cannot commit: %s; nothing was changed",
+		               server_store_strerror(st, rc));
+	if (rc)
+		st->ops->rollback(st->ctx);
+	return rc;
+}

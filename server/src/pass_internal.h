@@ -32,6 +32,11 @@ int pass_card_personalise(const struct server_desk *d, int64_t pass,
                           const struct server_pass_medium *medium, const struct server_right *r,
                           size_t nr, int *retaken, struct server_why *why);
 
+/* One operation's transaction: begin it, and end it with rc (0: commit, which may fail;
+ * else roll back), why saying what failed. Both return the operation's code. */
+int pass_begin(struct server_store *st, struct server_why *why);
+int pass_end(struct server_store *st, int rc, struct server_why *why);
+
 /* why = "WHAT: the store's sentence for rc" (sqlite's words included); returns rc. */
 int pass_why_store(struct server_why *why, struct server_store *st, int rc, const char *what);
 

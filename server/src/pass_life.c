@@ -115,9 +115,9 @@ int server_household_add(const struct server_desk *d, const char *name, int64_t 
 		                      "household name '%s': expected 1 to 63 letters, digits, '-', "
 		                      "'_' or '.'",
 		                      name);
-	int rc = st->ops->begin(st->ctx);
+	int rc = pass_begin(st, why);
 	if (rc)
-		return pass_why_store(why, st, rc, "cannot start a transaction");
+		return rc;
 	rc = st->ops->household_add(st->ctx, name, id);
 	if (rc == SERVER_ERR_EXISTS) {
 		server_why_set(why, rc, "household '%s' already exists", name);
@@ -125,13 +125,8 @@ int server_household_add(const struct server_desk *d, const char *name, int64_t 
 		char what[128];
 		snprintf(what, sizeof(what), "cannot add household '%s'", name);
 		pass_why_store(why, st, rc, what);
-	} else if ((rc = st->ops->commit(st->ctx)) != 0) {
-		server_why_set(why, rc, "cannot commit: %s; nothing was changed",
-		               server_store_strerror(st, rc));
 	}
-	if (rc)
-		st->ops->rollback(st->ctx);
-	return rc;
+	return pass_end(st, rc, why);
 }
 
 /* --- phone credentials -------------------------------------------------------------------- */
@@ -286,9 +281,9 @@ static int add_pass(const struct server_desk *d, struct server_pass *p, struct s
                     struct server_issued *out, struct server_why *why)
 {
 	struct server_store *st = d->st;
-	int rc = st->ops->begin(st->ctx);
+	int rc = pass_begin(st, why);
 	if (rc)
-		return pass_why_store(why, st, rc, "cannot start a transaction");
+		return rc;
 	rc = st->ops->pass_add(st->ctx, p);
 	if (rc == 0 && old) {
 		old->state = SERVER_PASS_REPLACED;
@@ -305,13 +300,8 @@ static int add_pass(const struct server_desk *d, struct server_pass *p, struct s
 	} else {
 		rc = finish_pass(d, p, r, nr, old ? old->id : 0, m, out, why);
 	}
-	if (rc == 0 && (rc = st->ops->commit(st->ctx)) != 0)
-		server_why_set(why, rc, "cannot commit: %s; nothing was changed",
-		               server_store_strerror(st, rc));
-	if (rc) {
-		st->ops->rollback(st->ctx);
+	if ((rc = pass_end(st, rc, why)) != 0)
 		return rc;
-	}
 	out->pass = *p;
 	for (size_t i = 0; i < nr; i++)
 		pass_changed_add(&out->changed, r[i].sector);
@@ -472,21 +462,16 @@ int server_pass_revoke(const struct server_desk *d, int64_t id, const char *reas
 		                      server_pass_state_name(p.state));
 	p.state = SERVER_PASS_REVOKED;
 	snprintf(p.reason, sizeof(p.reason), "%s", reason);
-	if ((rc = st->ops->begin(st->ctx)) != 0)
-		return pass_why_store(why, st, rc, "cannot start a transaction");
+	if ((rc = pass_begin(st, why)) != 0)
+		return rc;
 	rc = st->ops->pass_update(st->ctx, &p);
 	if (rc) {
 		char what[64];
 		snprintf(what, sizeof(what), "cannot revoke pass %" PRId64, id);
 		pass_why_store(why, st, rc, what);
-	} else if ((rc = st->ops->commit(st->ctx)) != 0) {
-		server_why_set(why, rc, "cannot commit: %s; nothing was changed",
-		               server_store_strerror(st, rc));
 	}
-	if (rc) {
-		st->ops->rollback(st->ctx);
+	if ((rc = pass_end(st, rc, why)) != 0)
 		return rc;
-	}
 	/* committed: a failure to read the sectors now is the caller's to publish them all */
 	return rights_sectors(st, id, changed, why);
 }

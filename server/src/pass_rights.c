@@ -250,16 +250,11 @@ int server_rights_grant(const struct server_desk *d, int64_t pass, const struct 
 	memcpy(v, r, n * sizeof(*r));
 	/* Entries granted after issue are counted by the server: the card is not rewritten. */
 	pass_mark_card_entries(st, v, n, 0);
-	if ((rc = st->ops->begin(st->ctx)) != 0)
-		return pass_why_store(why, st, rc, "cannot start a transaction");
-	rc = pass_rights_store(st, &p, v, n, why);
-	if (rc == 0 && (rc = st->ops->commit(st->ctx)) != 0)
-		server_why_set(why, rc, "cannot commit: %s; nothing was changed",
-		               server_store_strerror(st, rc));
-	if (rc) {
-		st->ops->rollback(st->ctx);
+	if ((rc = pass_begin(st, why)) != 0)
 		return rc;
-	}
+	rc = pass_rights_store(st, &p, v, n, why);
+	if ((rc = pass_end(st, rc, why)) != 0)
+		return rc;
 	for (size_t i = 0; i < n; i++)
 		pass_changed_add(changed, v[i].sector);
 	return 0;
@@ -273,8 +268,8 @@ int server_rights_withdraw(const struct server_desk *d, int64_t pass, uint16_t s
 	int rc = server_pass_read(d, pass, &p, why);
 	if (rc)
 		return rc;
-	if ((rc = st->ops->begin(st->ctx)) != 0)
-		return pass_why_store(why, st, rc, "cannot start a transaction");
+	if ((rc = pass_begin(st, why)) != 0)
+		return rc;
 	rc = st->ops->right_delete(st->ctx, pass, sector);
 	if (rc == SERVER_ERR_NOT_FOUND) {
 		char name[SERVER_NAME_MAX];
@@ -282,14 +277,9 @@ int server_rights_withdraw(const struct server_desk *d, int64_t pass, uint16_t s
 		server_why_set(why, rc, "pass %" PRId64 " holds no right in sector %s", pass, name);
 	} else if (rc) {
 		pass_why_store(why, st, rc, "cannot revoke the right");
-	} else if ((rc = st->ops->commit(st->ctx)) != 0) {
-		server_why_set(why, rc, "cannot commit: %s; nothing was changed",
-		               server_store_strerror(st, rc));
 	}
-	if (rc) {
-		st->ops->rollback(st->ctx);
+	if ((rc = pass_end(st, rc, why)) != 0)
 		return rc;
-	}
 	pass_changed_add(changed, sector);
 	return 0;
 }
