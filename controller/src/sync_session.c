@@ -20,71 +20,25 @@
 #include "controller/timekeeper.h"
 #include "proto/error.h"
 #include "proto/frame.h"
+#include "sync_session_internal.h"
 
 /* Largest update assembled: 5 M passes at 16 bytes is 80 MiB (DESIGN.md s.9). */
 #define SYNC_UPDATE_MAX (256u * 1024u * 1024u)
-/* One batch stays well under the 1 MiB frame limit (a statistic encodes in ~40 bytes). */
-#define SYNC_BATCH_CAP 8192u
 /* A server silent this many keepalive periods is taken for gone. */
 #define SYNC_SILENT_PERIODS 3
 /* Issue 13: a gate's health goes at Hello, when it changed, and at least this often. */
 #define SYNC_HEALTH_EVERY_S 300
 
-enum { STREAM_STATS = 0, STREAM_CONSUMPTION = 1 };
-
-struct sync_stream {
-	uint64_t inflight_last; /* last seq of the batch in flight, 0 when none */
-	int64_t inflight_epoch; /* its journal epoch */
-};
-
-struct sync_update {
-	int active;
-	uint32_t sector, kind, next_chunk, chunk_count;
-	uint64_t base_version, version, total_size;
-	uint8_t *buf;
-	size_t len, cap;
-};
-
-struct controller_sync_session {
-	struct controller_sync_session_config cfg;
-	char *server, *device_id, *software_version;
-	enum controller_sync_session_state state;
-	char why[320];
-
-	/* this connection's */
-	struct proto_frame_decoder *dec;
-	uint8_t *out;
-	size_t out_len, out_off, out_cap;
-	uint64_t frames_queued;
-	struct sync_stream streams[2];
-	struct sync_update upd;
-	int healthy;              /* reached Welcome and nothing went wrong */
-	uint32_t server_features; /* Welcome.features */
-
-	/* across connections */
-	int want_snapshot;       /* an update was refused: Hello claims no list next time */
-	uint64_t published;      /* newest version the server announced */
-	uint64_t hello_held;     /* the version the server believes this gate holds */
-	double last_rx;          /* monotonic seconds of the last frame received */
-	int health_due;          /* issue 13: report at the next chance */
-	uint64_t health_backlog; /* the journal backlog in the last report */
-	double health_sent;      /* monotonic seconds of the last report */
-	struct controller_sync_status status;
-};
-
 /* --- small helpers ---------------------------------------------------------------------- */
 
-static double mono_now(void)
+double sess_mono_now(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void sync_log(struct controller_sync_session *s, const char *fmt, ...)
-        __attribute__((format(printf, 2, 3)));
-
-static void sync_log(struct controller_sync_session *s, const char *fmt, ...)
+void sess_log(struct controller_sync_session *s, const char *fmt, ...)
 {
 	char line[512];
 	va_list ap;
@@ -97,11 +51,8 @@ static void sync_log(struct controller_sync_session *s, const char *fmt, ...)
 	s->cfg.log(s->cfg.ctx, line);
 }
 
-static int session_end(struct controller_sync_session *s, const char *fmt, ...)
-        __attribute__((format(printf, 2, 3)));
-
-/* End the session: the first reason is the one kept (what follows is a consequence). */
-static int session_end(struct controller_sync_session *s, const char *fmt, ...)
+/* The first reason is the one kept (what follows is a consequence). */
+int sess_end(struct controller_sync_session *s, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -114,12 +65,12 @@ static int session_end(struct controller_sync_session *s, const char *fmt, ...)
 	return -1;
 }
 
-static int ready(const struct controller_sync_session *s)
+int sess_ready(const struct controller_sync_session *s)
 {
 	return s->state == CONTROLLER_SYNC_SESSION_READY;
 }
 
-static int queue_frame(struct controller_sync_session *s, const Citypass__Frame *f)
+int sess_queue_frame(struct controller_sync_session *s, const Citypass__Frame *f)
 {
 	size_t need = proto_frame_encoded_size(f);
 	long n;
@@ -145,36 +96,6 @@ static int queue_frame(struct controller_sync_session *s, const Citypass__Frame 
 }
 
 /* --- what the gate sends ---------------------------------------------------------------- */
-
-/* Issue 13: the report the office sees (GateHealth); its caller owns `h`. */
-static void fill_health(struct controller_sync_session *s, Citypass__GateHealth *h)
-{
-	static const Citypass__GateHealth__Device states[] = {
-	        [CONTROLLER_DEVICE_OK] = CITYPASS__GATE_HEALTH__DEVICE__DEVICE_OK,
-	        [CONTROLLER_DEVICE_DOWN] = CITYPASS__GATE_HEALTH__DEVICE__DEVICE_DOWN,
-	        [CONTROLLER_DEVICE_NOT_CONFIGURED] =
-	                CITYPASS__GATE_HEALTH__DEVICE__DEVICE_NOT_CONFIGURED,
-	};
-	struct controller_gate_health g;
-	memset(&g, 0, sizeof(g));
-	s->cfg.health(s->cfg.ctx, &g);
-	citypass__gate_health__init(h);
-	if (g.reader >= CONTROLLER_DEVICE_OK && g.reader <= CONTROLLER_DEVICE_NOT_CONFIGURED)
-		h->reader = states[g.reader];
-	if (g.scanner >= CONTROLLER_DEVICE_OK && g.scanner <= CONTROLLER_DEVICE_NOT_CONFIGURED)
-		h->scanner = states[g.scanner];
-	h->list_version = g.list_version;
-	h->list_issued_at = g.list_issued_at;
-	h->free_disk_bytes = g.free_disk_bytes;
-	h->clock_skew_s = g.clock_skew_s;
-	struct controller_journal_stats js;
-	if (controller_journal_stats(s->cfg.journal, &js) == 0)
-		h->journal_backlog = js.stat_pending + js.consumption_pending;
-	s->health_backlog = h->journal_backlog;
-	s->health_due = 0;
-	s->health_sent = mono_now();
-	s->status.health_reports++;
-}
 
 static int send_hello(struct controller_sync_session *s)
 {
@@ -203,7 +124,7 @@ static int send_hello(struct controller_sync_session *s)
 	h.consumption_purged_unacked = js.consumption_purged_unacked;
 	Citypass__GateHealth health;
 	if (s->cfg.health) {
-		fill_health(s, &health);
+		sess_fill_health(s, &health);
 		h.health = &health;
 	}
 	if (s->cfg.share_passback)
@@ -212,224 +133,11 @@ static int send_hello(struct controller_sync_session *s)
 		h.features |= CITYPASS__FEATURE__FEATURE_KEY_CHAIN;
 	f.body_case = CITYPASS__FRAME__BODY_HELLO;
 	f.hello = &h;
-	sync_log(s,
+	sess_log(s,
 	         "sync: Hello as %s, sector %u holds v%llu, acked statistics %llu consumption %llu",
 	         s->device_id, (unsigned)held.sector, (unsigned long long)held.version,
 	         (unsigned long long)js.stat_acked, (unsigned long long)js.consumption_acked);
-	return queue_frame(s, &f);
-}
-
-/* --- upload: the journal's two streams as batches ---------------------------------------- */
-
-/*
- * One journal stream and how its rows become a batch's events. Both streams go the same
- * way (send_stream): the pending rows of one journal epoch (the server acknowledges per
- * epoch), at most batch_max, one batch in flight.
- */
-struct stream_kind {
-	Citypass__Stream wire;
-	size_t row_size;
-	int (*fetch)(struct controller_journal *j, void *rows, size_t max, size_t *n);
-	int64_t (*epoch)(const void *row);
-	uint64_t (*seq)(const void *row);
-	/* Hang the events of rows[0..n) on b, their memory in *mem (the caller frees it). */
-	int (*fill)(struct controller_sync_session *s, const void *rows, size_t n,
-	            Citypass__EventBatch *b, void **mem);
-};
-
-static int stat_fetch(struct controller_journal *j, void *rows, size_t max, size_t *n)
-{
-	return controller_journal_fetch_stats(j, rows, max, n);
-}
-
-static int64_t stat_epoch(const void *row)
-{
-	return ((const struct controller_stat_row *)row)->epoch;
-}
-
-static uint64_t stat_seq(const void *row)
-{
-	return ((const struct controller_stat_row *)row)->seq;
-}
-
-static int stat_fill(struct controller_sync_session *s, const void *rows_, size_t n,
-                     Citypass__EventBatch *b, void **mem)
-{
-	const struct controller_stat_row *rows = rows_;
-	/* one block: the events, then the pointers to them */
-	Citypass__StatEvent *ev = calloc(n, sizeof(*ev) + sizeof(ev));
-	if (!ev)
-		return CONTROLLER_ERR_NOMEM;
-	Citypass__StatEvent **evp = (Citypass__StatEvent **)(ev + n);
-	*mem = ev;
-	/* A decision stamped later than now was made under a clock ahead, offline: its real
-	 * time is unknown but past, the upload's quarter hour is the best one known (the
-	 * server refuses a time a day ahead of its own). */
-	const int64_t now = controller_timekeeper_now(s->cfg.clock);
-	size_t clamped = 0;
-	for (size_t i = 0; i < n; i++) {
-		Citypass__StatEvent e = CITYPASS__STAT_EVENT__INIT;
-		e.seq = rows[i].seq;
-		e.site = rows[i].site;
-		e.gate = rows[i].gate;
-		e.sector = rows[i].sector;
-		e.product = rows[i].product;
-		e.outcome =
-		        rows[i].granted ? CITYPASS__OUTCOME__GRANTED : CITYPASS__OUTCOME__REFUSED;
-		e.reason = rows[i].reason;
-		e.quarter_hour = rows[i].quarter_hour;
-		if (s->cfg.clock && e.quarter_hour > now + 900) {
-			e.quarter_hour = now - now % 900;
-			clamped++;
-		}
-		ev[i] = e;
-		evp[i] = &ev[i];
-	}
-	b->n_stats = n;
-	b->stats = evp;
-	if (clamped)
-		sync_log(s,
-		         "sync: %zu statistic(s) stamped in the future (clock ahead while "
-		         "offline) sent with the current quarter hour",
-		         clamped);
-	return 0;
-}
-
-static int use_fetch(struct controller_journal *j, void *rows, size_t max, size_t *n)
-{
-	return controller_journal_fetch_consumption(j, rows, max, n);
-}
-
-static int64_t use_epoch(const void *row)
-{
-	return ((const struct controller_consumption_row *)row)->epoch;
-}
-
-static uint64_t use_seq(const void *row)
-{
-	return ((const struct controller_consumption_row *)row)->seq;
-}
-
-static int use_fill(struct controller_sync_session *s, const void *rows_, size_t n,
-                    Citypass__EventBatch *b, void **mem)
-{
-	const struct controller_consumption_row *rows = rows_;
-	/* one block: the events, then the pointers to them */
-	Citypass__ConsumptionEvent *ev = calloc(n, sizeof(*ev) + sizeof(ev));
-	if (!ev)
-		return CONTROLLER_ERR_NOMEM;
-	Citypass__ConsumptionEvent **evp = (Citypass__ConsumptionEvent **)(ev + n);
-	*mem = ev;
-	for (size_t i = 0; i < n; i++) {
-		Citypass__ConsumptionEvent e = CITYPASS__CONSUMPTION_EVENT__INIT;
-		e.seq = rows[i].seq;
-		e.sector = s->cfg.sector;
-		/* the protobuf field is not const; the encoder only reads it */
-		e.pseudonym.data = (uint8_t *)rows[i].key;
-		e.pseudonym.len = PROTO_LIST_KEY_LEN;
-		e.product = rows[i].product;
-		e.count = rows[i].count;
-		e.period = (uint32_t)rows[i].period_number;
-		ev[i] = e;
-		evp[i] = &ev[i];
-	}
-	b->n_consumption = n;
-	b->consumption = evp;
-	return 0;
-}
-
-static const struct stream_kind stream_kinds[2] = {
-        [STREAM_STATS] = {CITYPASS__STREAM__STATISTICS, sizeof(struct controller_stat_row),
-                          stat_fetch, stat_epoch, stat_seq, stat_fill},
-        [STREAM_CONSUMPTION] = {CITYPASS__STREAM__CONSUMPTION,
-                                sizeof(struct controller_consumption_row), use_fetch, use_epoch,
-                                use_seq, use_fill},
-};
-
-/* Queue one batch of a stream's pending rows; on success its last sequence is in flight
- * until the server's EventAck. Nothing pending: nothing sent. */
-static int send_stream(struct controller_sync_session *s, int stream, int *sent)
-{
-	const struct stream_kind *k = &stream_kinds[stream];
-	Citypass__EventBatch b = CITYPASS__EVENT_BATCH__INIT;
-	Citypass__Frame f = CITYPASS__FRAME__INIT;
-	Citypass__GateHealth health;
-	size_t n = 0, max = s->cfg.batch_max;
-	void *mem = NULL;
-	uint8_t *rows = calloc(max, k->row_size);
-	int rc;
-
-	if (!rows)
-		return CONTROLLER_ERR_NOMEM;
-	rc = k->fetch(s->cfg.journal, rows, max, &n);
-	if (rc || n == 0)
-		goto out;
-	/* a batch holds one journal epoch: the rows up to the first of another epoch, which
-	 * go in the next batch */
-	for (size_t i = 1; i < n; i++)
-		if (k->epoch(rows + i * k->row_size) != k->epoch(rows)) {
-			n = i;
-			break;
-		}
-	b.stream = k->wire;
-	b.journal_epoch = (uint64_t)k->epoch(rows);
-	if ((rc = k->fill(s, rows, n, &b, &mem)) != 0)
-		goto out;
-	if (stream == STREAM_STATS && s->health_due && s->cfg.health) {
-		fill_health(s, &health);
-		b.health = &health;
-	}
-	f.body_case = CITYPASS__FRAME__BODY_EVENT_BATCH;
-	f.event_batch = &b;
-	if ((rc = queue_frame(s, &f)) == 0) {
-		s->streams[stream].inflight_last = k->seq(rows + (n - 1) * k->row_size);
-		s->streams[stream].inflight_epoch = (int64_t)b.journal_epoch;
-		*sent = 1;
-	}
-out:
-	free(mem);
-	free(rows);
-	return rc;
-}
-
-/* Send what the journal holds, one batch in flight per stream (the next one goes when the
- * ack of this one has been written to the journal, so fetch never returns rows in flight).
- * With keepalive set and nothing to send, send an empty statistics batch. */
-static int upload(struct controller_sync_session *s, int keepalive)
-{
-	int sent = 0, rc = 0;
-
-	if (!ready(s))
-		return s->state == CONTROLLER_SYNC_SESSION_ENDED ? -1 : 0;
-	if (!s->streams[STREAM_STATS].inflight_last)
-		rc = send_stream(s, STREAM_STATS, &sent);
-	if (rc == 0 && !s->streams[STREAM_CONSUMPTION].inflight_last)
-		rc = send_stream(s, STREAM_CONSUMPTION, &sent);
-	if (rc)
-		return session_end(s, "upload failed: %s", controller_strerror(rc));
-	/* a health report due goes in an empty statistics batch (an older server takes it
-	 * for a keepalive and ignores the field), unless a statistics batch is in flight: the
-	 * next one carries it */
-	const int idle = !s->streams[STREAM_STATS].inflight_last &&
-	                 !s->streams[STREAM_CONSUMPTION].inflight_last;
-	const int report =
-	        s->health_due && s->cfg.health && !s->streams[STREAM_STATS].inflight_last;
-	if ((keepalive && !sent && idle) || report) {
-		Citypass__EventBatch b = CITYPASS__EVENT_BATCH__INIT;
-		Citypass__Frame f = CITYPASS__FRAME__INIT;
-		Citypass__GateHealth health;
-		b.stream = CITYPASS__STREAM__STATISTICS;
-		b.journal_epoch = (uint64_t)controller_journal_epoch(s->cfg.journal);
-		if (report) {
-			fill_health(s, &health);
-			b.health = &health;
-		}
-		f.body_case = CITYPASS__FRAME__BODY_EVENT_BATCH;
-		f.event_batch = &b;
-		if ((rc = queue_frame(s, &f)) != 0)
-			return session_end(s, "keepalive failed: %s", controller_strerror(rc));
-	}
-	return 0;
+	return sess_queue_frame(s, &f);
 }
 
 /* --- messages from the server ----------------------------------------------------------- */
@@ -439,9 +147,9 @@ static int upload(struct controller_sync_session *s, int keepalive)
 static int on_card_keys(struct controller_sync_session *s, const Citypass__CardKeys *k)
 {
 	if (k->sector != s->cfg.sector)
-		return session_end(
-		        s, "bad input from server: card keys of sector %u (the gate is %u's)",
-		        (unsigned)k->sector, (unsigned)s->cfg.sector);
+		return sess_end(s,
+		                "bad input from server: card keys of sector %u (the gate is %u's)",
+		                (unsigned)k->sector, (unsigned)s->cfg.sector);
 	if (!s->cfg.card_keys)
 		return 0;
 	const struct controller_card_keys ck = {
@@ -501,12 +209,12 @@ static void on_ca_chain(struct controller_sync_session *s, const Citypass__CaCha
 static int on_passback(struct controller_sync_session *s, const Citypass__PassbackGrant *g)
 {
 	if (!s->cfg.share_passback)
-		return session_end(s, "bad input from server: a shared grant this gate did not "
-		                      "ask for");
+		return sess_end(s, "bad input from server: a shared grant this gate did not "
+		                   "ask for");
 	int rc = controller_journal_remember_grant(s->cfg.journal, g->key.data,
 	                                           controller_timekeeper_now(s->cfg.clock));
 	if (rc)
-		sync_log(s, "sync: a grant shared by another gate not remembered: %s",
+		sess_log(s, "sync: a grant shared by another gate not remembered: %s",
 		         controller_strerror(rc));
 	s->status.grants_heard++;
 	return 0;
@@ -522,12 +230,12 @@ static int on_welcome(struct controller_sync_session *s, const Citypass__Welcome
 		(void)controller_journal_set_time_floor(s->cfg.journal, w->server_time);
 
 	if (s->state != CONTROLLER_SYNC_SESSION_HELLO)
-		return session_end(s, "bad input from server: Welcome outside the session start");
+		return sess_end(s, "bad input from server: Welcome outside the session start");
 	s->state = CONTROLLER_SYNC_SESSION_READY;
 	s->healthy = 1;
 	s->server_features = w->features;
 	s->status.clock_skew_s = skew;
-	sync_log(s, "sync: connected to %s (server '%.64s'), clock skew %lld s", s->server,
+	sess_log(s, "sync: connected to %s (server '%.64s'), clock skew %lld s", s->server,
 	         w->server_version, (long long)skew);
 	if (w->card_keys && on_card_keys(s, w->card_keys) != 0)
 		return -1;
@@ -535,7 +243,7 @@ static int on_welcome(struct controller_sync_session *s, const Citypass__Welcome
 		on_key_chain(s, w->key_chain);
 	if (w->ca_chain)
 		on_ca_chain(s, w->ca_chain);
-	return upload(s, 0);
+	return sess_upload(s, 0);
 }
 
 static int on_ack(struct controller_sync_session *s, const Citypass__EventAck *a)
@@ -548,8 +256,8 @@ static int on_ack(struct controller_sync_session *s, const Citypass__EventAck *a
 	int rc;
 
 	if (a->journal_epoch > INT64_MAX)
-		return session_end(s, "bad input from server: ack of journal epoch %llu",
-		                   (unsigned long long)a->journal_epoch);
+		return sess_end(s, "bad input from server: ack of journal epoch %llu",
+		                (unsigned long long)a->journal_epoch);
 	if (epoch == 0 && st->inflight_last && st->inflight_epoch != 0) {
 		/* a server from before epochs acknowledges by sequence alone */
 		epoch = st->inflight_epoch;
@@ -560,22 +268,22 @@ static int on_ack(struct controller_sync_session *s, const Citypass__EventAck *a
 	rc = controller_journal_ack_epoch(s->cfg.journal, stream, epoch, a->acked_seq,
 	                                  controller_timekeeper_now(s->cfg.clock), NULL);
 	if (rc)
-		return session_end(s, "%s ack %llu (epoch %lld) not recorded by the journal: %s",
-		                   is_stats ? "statistics" : "consumption",
-		                   (unsigned long long)a->acked_seq, (long long)epoch,
-		                   controller_strerror(rc));
+		return sess_end(s, "%s ack %llu (epoch %lld) not recorded by the journal: %s",
+		                is_stats ? "statistics" : "consumption",
+		                (unsigned long long)a->acked_seq, (long long)epoch,
+		                controller_strerror(rc));
 	/* issue 13: where the server holds these uses; a list at or past it counts them */
 	if (!is_stats && a->position &&
 	    (rc = controller_journal_ack_position(s->cfg.journal, epoch, a->acked_seq,
 	                                          a->position)))
-		return session_end(s, "consumption ack position %llu not recorded: %s",
-		                   (unsigned long long)a->position, controller_strerror(rc));
+		return sess_end(s, "consumption ack position %llu not recorded: %s",
+		                (unsigned long long)a->position, controller_strerror(rc));
 	if (is_stats && a->acked_seq > s->status.stats_acked)
 		s->status.stats_acked = a->acked_seq;
 	if (!is_stats && a->acked_seq > s->status.consumption_acked)
 		s->status.consumption_acked = a->acked_seq;
 	if (st->inflight_last && epoch == st->inflight_epoch && a->acked_seq >= st->inflight_last) {
-		sync_log(s, "sync: %s acked up to %llu", is_stats ? "statistics" : "consumption",
+		sess_log(s, "sync: %s acked up to %llu", is_stats ? "statistics" : "consumption",
 		         (unsigned long long)a->acked_seq);
 		st->inflight_last = 0;
 		/* issue 13: the office saw a backlog; once it is all acked, say so at once
@@ -586,14 +294,14 @@ static int on_ack(struct controller_sync_session *s, const Citypass__EventAck *a
 		    controller_journal_stats(s->cfg.journal, &js) == 0 &&
 		    js.stat_pending + js.consumption_pending == 0)
 			s->health_due = 1;
-		return upload(s, 0);
+		return sess_upload(s, 0);
 	}
 	return 0;
 }
 
 static int update_bad(struct controller_sync_session *s, const char *why)
 {
-	return session_end(s, "bad input from server: ListUpdate %s", why);
+	return sess_end(s, "bad input from server: ListUpdate %s", why);
 }
 
 /* Take one chunk into the update being assembled. 1: complete, 0: more to come, -1. */
@@ -635,7 +343,7 @@ static int update_take_chunk(struct controller_sync_session *s, const Citypass__
 			cap = (size_t)a->total_size;
 		uint8_t *g = realloc(a->buf, cap);
 		if (!g)
-			return session_end(s, "out of memory assembling an update");
+			return sess_end(s, "out of memory assembling an update");
 		a->buf = g;
 		a->cap = cap;
 	}
@@ -667,7 +375,7 @@ static int on_update(struct controller_sync_session *s, const Citypass__ListUpda
 	rc = controller_journal_set_list_position(s->cfg.journal, a->version,
 	                                          u->consumption_position);
 	if (rc)
-		sync_log(s, "sync: the list's usage position not recorded: %s",
+		sess_log(s, "sync: the list's usage position not recorded: %s",
 		         controller_strerror(rc));
 	rc = s->cfg.install(s->cfg.ctx,
 	                    a->kind == CITYPASS__LIST_UPDATE__KIND__SNAPSHOT
@@ -679,38 +387,37 @@ static int on_update(struct controller_sync_session *s, const Citypass__ListUpda
 		 * for a snapshot, after the backoff, so a bad update cannot loop fast */
 		s->want_snapshot = 1;
 		s->healthy = 0;
-		return session_end(s, "%s v%llu (base v%llu, %zu bytes) refused: %s", kind,
-		                   (unsigned long long)a->version,
-		                   (unsigned long long)a->base_version, a->len,
-		                   controller_strerror(rc));
+		return sess_end(s, "%s v%llu (base v%llu, %zu bytes) refused: %s", kind,
+		                (unsigned long long)a->version, (unsigned long long)a->base_version,
+		                a->len, controller_strerror(rc));
 	}
 	s->want_snapshot = 0;
 	s->hello_held = a->version;
 	s->health_due = 1; /* issue 13: the office sees the new version at once */
-	sync_log(s, "sync: installed %s v%llu (%zu bytes, %u chunk%s)", kind,
+	sess_log(s, "sync: installed %s v%llu (%zu bytes, %u chunk%s)", kind,
 	         (unsigned long long)a->version, a->len, (unsigned)a->chunk_count,
 	         a->chunk_count == 1 ? "" : "s");
 	free(a->buf);
 	memset(a, 0, sizeof(*a));
-	return upload(s, 0);
+	return sess_upload(s, 0);
 }
 
 static int on_frame(struct controller_sync_session *s, const Citypass__Frame *f)
 {
 	s->status.last_contact = (int64_t)time(NULL);
-	s->last_rx = mono_now();
+	s->last_rx = sess_mono_now();
 
 	if (f->body_case == CITYPASS__FRAME__BODY_ERROR) {
 		if (f->error->code != CITYPASS__ERROR__CODE__SHUTTING_DOWN)
 			s->healthy = 0; /* back off as after a failure */
-		return session_end(s, "server error %d: %.200s", (int)f->error->code,
-		                   f->error->message);
+		return sess_end(s, "server error %d: %.200s", (int)f->error->code,
+		                f->error->message);
 	}
 	if (f->body_case == CITYPASS__FRAME__BODY_WELCOME)
 		return on_welcome(s, f->welcome);
-	if (!ready(s))
-		return session_end(s, "bad input from server: frame %d before Welcome",
-		                   (int)f->body_case);
+	if (!sess_ready(s))
+		return sess_end(s, "bad input from server: frame %d before Welcome",
+		                (int)f->body_case);
 	switch (f->body_case) {
 	case CITYPASS__FRAME__BODY_EVENT_ACK:
 		return on_ack(s, f->event_ack);
@@ -727,12 +434,12 @@ static int on_frame(struct controller_sync_session *s, const Citypass__Frame *f)
 		if (f->list_published->sector == s->cfg.sector &&
 		    f->list_published->version > s->published)
 			s->published = f->list_published->version;
-		sync_log(s, "sync: sector %u v%llu published", (unsigned)f->list_published->sector,
+		sess_log(s, "sync: sector %u v%llu published", (unsigned)f->list_published->sector,
 		         (unsigned long long)f->list_published->version);
 		return 0;
 	default:
-		return session_end(s, "bad input from server: a controller's message (frame %d)",
-		                   (int)f->body_case);
+		return sess_end(s, "bad input from server: a controller's message (frame %d)",
+		                (int)f->body_case);
 	}
 }
 
@@ -786,13 +493,13 @@ int controller_sync_session_begin(struct controller_sync_session *s)
 	int rc;
 
 	if (s->state != CONTROLLER_SYNC_SESSION_IDLE)
-		return session_end(s, "a session begun twice");
+		return sess_end(s, "a session begun twice");
 	s->dec = proto_frame_decoder_new(0);
 	if (!s->dec)
-		return session_end(s, "out of memory");
+		return sess_end(s, "out of memory");
 	s->state = CONTROLLER_SYNC_SESSION_HELLO;
 	if ((rc = send_hello(s)) != 0)
-		return session_end(s, "Hello failed: %s", controller_strerror(rc));
+		return sess_end(s, "Hello failed: %s", controller_strerror(rc));
 	return 0;
 }
 
@@ -804,9 +511,9 @@ int controller_sync_session_feed(struct controller_sync_session *s, const uint8_
 	if (s->state == CONTROLLER_SYNC_SESSION_ENDED)
 		return -1;
 	if (!s->dec)
-		return session_end(s, "bytes from the server before the session began");
+		return sess_end(s, "bytes from the server before the session began");
 	if (proto_frame_decoder_feed(s->dec, data, len) != 0)
-		return session_end(s, "out of memory reading a frame");
+		return sess_end(s, "out of memory reading a frame");
 	while ((rc = proto_frame_next(s->dec, &f)) == 1) {
 		int r = on_frame(s, f);
 		proto_frame_free_message(f);
@@ -814,7 +521,7 @@ int controller_sync_session_feed(struct controller_sync_session *s, const uint8_
 			return -1;
 	}
 	if (rc < 0)
-		return session_end(s, "bad input from server: %s", proto_strerror(rc));
+		return sess_end(s, "bad input from server: %s", proto_strerror(rc));
 	return 0;
 }
 
@@ -840,24 +547,24 @@ uint64_t controller_sync_session_frames_queued(const struct controller_sync_sess
 
 int controller_sync_session_keepalive(struct controller_sync_session *s)
 {
-	if (!ready(s))
+	if (!sess_ready(s))
 		return s->state == CONTROLLER_SYNC_SESSION_ENDED ? -1 : 0;
-	if (mono_now() - s->last_rx > (double)SYNC_SILENT_PERIODS * s->cfg.keepalive_s)
-		return session_end(s, "server silent for %u s",
-		                   SYNC_SILENT_PERIODS * s->cfg.keepalive_s);
-	if (s->cfg.health && mono_now() - s->health_sent >= SYNC_HEALTH_EVERY_S)
+	if (sess_mono_now() - s->last_rx > (double)SYNC_SILENT_PERIODS * s->cfg.keepalive_s)
+		return sess_end(s, "server silent for %u s",
+		                SYNC_SILENT_PERIODS * s->cfg.keepalive_s);
+	if (s->cfg.health && sess_mono_now() - s->health_sent >= SYNC_HEALTH_EVERY_S)
 		s->health_due = 1;
-	return upload(s, 1);
+	return sess_upload(s, 1);
 }
 
 int controller_sync_session_kick(struct controller_sync_session *s)
 {
 	/* The store found a damaged file and now claims no list: a repeated Hello asks the
 	 * server for a snapshot (docs/sync-server.md) without waiting for the next session. */
-	if (ready(s) && !s->upd.active && s->hello_held != 0 &&
+	if (sess_ready(s) && !s->upd.active && s->hello_held != 0 &&
 	    s->cfg.held_version(s->cfg.ctx) == 0 && send_hello(s) != 0)
-		return session_end(s, "Hello failed: out of memory");
-	return upload(s, 0);
+		return sess_end(s, "Hello failed: out of memory");
+	return sess_upload(s, 0);
 }
 
 void controller_sync_session_health_changed(struct controller_sync_session *s)
@@ -868,7 +575,7 @@ void controller_sync_session_health_changed(struct controller_sync_session *s)
 int controller_sync_session_share_grants(struct controller_sync_session *s,
                                          const uint8_t (*keys)[PROTO_LIST_KEY_LEN], size_t n)
 {
-	if (!ready(s) || !s->cfg.share_passback ||
+	if (!sess_ready(s) || !s->cfg.share_passback ||
 	    !(s->server_features & CITYPASS__FEATURE__FEATURE_PASSBACK_SHARE))
 		return s->state == CONTROLLER_SYNC_SESSION_ENDED ? -1 : 0;
 	for (size_t i = 0; i < n; i++) {
@@ -878,10 +585,9 @@ int controller_sync_session_share_grants(struct controller_sync_session *s,
 		g.key.len = PROTO_LIST_KEY_LEN;
 		f.body_case = CITYPASS__FRAME__BODY_PASSBACK_GRANT;
 		f.passback_grant = &g;
-		int rc = queue_frame(s, &f);
+		int rc = sess_queue_frame(s, &f);
 		if (rc)
-			return session_end(s, "sharing a grant failed: %s",
-			                   controller_strerror(rc));
+			return sess_end(s, "sharing a grant failed: %s", controller_strerror(rc));
 		s->status.grants_shared++;
 	}
 	return 0;
@@ -921,6 +627,6 @@ void controller_sync_session_status(const struct controller_sync_session *s,
                                     struct controller_sync_status *st)
 {
 	*st = s->status;
-	st->connected = ready(s);
+	st->connected = sess_ready(s);
 	st->reconnects = 0;
 }
