@@ -5,6 +5,7 @@
 #   make sanitize   the whole suite again under AddressSanitizer + UBSan
 #   make tsan       the tests that run threads (label `threads`) under ThreadSanitizer
 #   make fuzz       libFuzzer builds of every fuzz target, FUZZ_SECONDS each (clang)
+#   make deb        Debian packages in build/deb (dpkg-buildpackage, lintian: docs/packaging.md)
 #   make format     clang-format every C source in place
 #   make format-check  fail, naming the files, where FORMAT_CHECKED is not clang-formatted
 # Variables: BUILD (build dir), JOBS, CTEST_ARGS (e.g. CTEST_ARGS="-L unit").
@@ -14,7 +15,7 @@ JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS   ?=
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build test demo bench sanitize tsan fuzz format format-check clean
+.PHONY: all deps build test demo bench sanitize tsan fuzz format format-check clean deb
 
 all: build
 
@@ -68,6 +69,9 @@ fuzz:
 		echo "== $$t ($(FUZZ_SECONDS) s)"; \
 		$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$corpus; \
 	done
+
+deb: deps
+	scripts/deb.sh $(BUILD)/deb
 
 format:
 	find cardlib controller server proto link service hil tests bench -name '*.[ch]' -print0 | \

@@ -36,6 +36,9 @@ libgpiod-dev
 libfaketime
 curl
 libargon2-dev
+debhelper
+lintian
+fakeroot
 argon2
 libsystemd-dev
 "

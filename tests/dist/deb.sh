@@ -1,0 +1,83 @@
+#!/bin/sh
+# The Debian packages (issue 15, item 1): built from this tree with dpkg-buildpackage by
+# scripts/deb.sh (lintian: no error), installed on this machine with dpkg -i, the installed
+# programs run (a deployment made and served by /usr/bin's binaries, a gate configuration
+# checked), then purged: no file of theirs is left. Needs root (dpkg), else skipped (77);
+# refuses to run where citypass is already installed (it would remove it).
+# The system users the packages create are kept by a purge, as Debian does for every
+# system user (files may still be theirs); the test removes the ones it made.
+# Env: BUILD_DIR SOURCE_DIR.
+set -eu
+. "$(dirname "$0")/../support/procs.sh"
+: "${BUILD_DIR:?}" "${SOURCE_DIR:?}"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "SKIP: dpkg -i needs root" >&2; exit 77; }
+PKGS="citypass-server citypass-controller citypass-tools"
+for p in $PKGS; do
+	if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "installed"; then
+		fail "$p is already installed on this machine: the test would remove it"
+	fi
+done
+T=$(mktemp -d "${TMPDIR:-/tmp}/cpdeb-XXXXXX")
+SRV=
+USERS_BEFORE=$(getent passwd citypass citypass-gate | cut -d: -f1 | tr '\n' ' ')
+cleanup() {
+	stop_procs $SRV
+	dpkg --purge $PKGS >/dev/null 2>&1 || true
+	for u in citypass citypass-gate; do
+		case " $USERS_BEFORE " in *" $u "*) ;; *) userdel "$u" >/dev/null 2>&1 || true ;; esac
+	done
+	rm -rf "$T"
+}
+on_exit cleanup
+
+debs=$(JOBS=${JOBS:-2} sh "$SOURCE_DIR/scripts/deb.sh" "$BUILD_DIR/deb-test") || fail "scripts/deb.sh"
+main=""
+for p in $PKGS; do
+	d=$(printf '%s\n' $debs | grep "/${p}_[^/]*\.deb$") || fail "no $p package built"
+	main="$main $d"
+done
+echo "ok - make deb: $PKGS built, lintian reports no error"
+
+out=$(dpkg -i $main 2>&1) || fail "dpkg -i: $out"
+for f in /usr/bin/citypass-server /usr/bin/citypass-controller /usr/bin/citypass-admin \
+	/usr/bin/citypass-list /usr/bin/citypass-token /lib/systemd/system/citypass-server.service \
+	"/lib/systemd/system/citypass-controller@.service" /lib/udev/rules.d/60-citypass-gpio.rules \
+	/usr/lib/sysusers.d/citypass-server.conf /usr/lib/sysusers.d/citypass-controller.conf; do
+	[ -e "$f" ] || fail "not installed: $f"
+done
+if command -v systemd-sysusers >/dev/null; then
+	getent passwd citypass >/dev/null || fail "no system user citypass"
+	getent passwd citypass-gate >/dev/null || fail "no system user citypass-gate"
+fi
+echo "ok - dpkg -i: programs, units, udev rule, system users"
+
+# the installed programs, not the build's
+export CITYPASS_DATA="$T/data"
+/usr/bin/citypass-admin --version | grep -q "citypass-admin" || fail "citypass-admin --version"
+/usr/bin/citypass-admin init --server-name 127.0.0.1 --sectors pool >/dev/null 2>"$T/init.log" ||
+	fail "installed citypass-admin init: $(cat "$T/init.log")"
+/usr/bin/citypass-server --data "$CITYPASS_DATA" --listen 127.0.0.1:0 >"$T/server.log" 2>&1 &
+SRV=$!
+i=0
+until grep -q "listening on 127.0.0.1:" "$T/server.log"; do
+	i=$((i + 1))
+	[ $i -lt 100 ] || fail "installed citypass-server: $(cat "$T/server.log")"
+	sleep 0.1
+done
+stop_procs $SRV
+SRV=
+/usr/bin/citypass-list --help >/dev/null || fail "citypass-list --help"
+/usr/bin/citypass-token --help >/dev/null || fail "citypass-token --help"
+/usr/bin/citypass-controller --help | grep -q -- "--config" || fail "citypass-controller --help"
+echo "ok - the installed programs run: a deployment made and served"
+
+dpkg --purge $PKGS >/dev/null 2>&1 || fail "dpkg --purge"
+for p in $PKGS; do
+	! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q installed || fail "$p still installed"
+done
+left=$(ls -d /usr/bin/citypass-* /lib/systemd/system/citypass-* /lib/udev/rules.d/*citypass* \
+	/usr/lib/sysusers.d/citypass-* /usr/share/doc/citypass-* 2>/dev/null || true)
+[ -z "$left" ] || fail "left after the purge: $left"
+echo "ok - dpkg --purge leaves no file of the packages"
+echo "Debian packages check passed"
