@@ -13,6 +13,9 @@ set -eu
 fail() { echo "FAIL: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "SKIP: dpkg -i needs root" >&2; exit 77; }
 PKGS="citypass-server citypass-controller citypass-tools"
+# one install at a time on a machine (two build trees' test runs would purge each other's)
+exec 9>/var/lock/citypass-dist-deb.lock
+flock -w 1500 9 || fail "another dist_deb holds /var/lock/citypass-dist-deb.lock for 25 min"
 for p in $PKGS; do
 	if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "installed"; then
 		fail "$p is already installed on this machine: the test would remove it"
