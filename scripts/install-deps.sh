@@ -36,6 +36,7 @@ libgpiod-dev
 libfaketime
 curl
 libargon2-dev
+help2man
 debhelper
 lintian
 fakeroot

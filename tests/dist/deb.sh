@@ -53,7 +53,12 @@ if command -v systemd-sysusers >/dev/null; then
 	getent passwd citypass >/dev/null || fail "no system user citypass"
 	getent passwd citypass-gate >/dev/null || fail "no system user citypass-gate"
 fi
-echo "ok - dpkg -i: programs, units, udev rule, system users"
+for m in man8/citypass-server.8 man8/citypass-controller.8 man1/citypass-admin.1 \
+	man1/citypass-list.1 man1/citypass-token.1; do
+	[ -f "/usr/share/man/$m.gz" ] || fail "no man page /usr/share/man/$m.gz"
+	man -l "/usr/share/man/$m.gz" >/dev/null 2>&1 || fail "man -l /usr/share/man/$m.gz"
+done
+echo "ok - dpkg -i: programs, units, udev rule, man pages, system users"
 
 # the installed programs, not the build's
 export CITYPASS_DATA="$T/data"
@@ -80,7 +85,8 @@ for p in $PKGS; do
 	! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q installed || fail "$p still installed"
 done
 left=$(ls -d /usr/bin/citypass-* /lib/systemd/system/citypass-* /lib/udev/rules.d/*citypass* \
-	/usr/lib/sysusers.d/citypass-* /usr/share/doc/citypass-* 2>/dev/null || true)
+	/usr/lib/sysusers.d/citypass-* /usr/share/doc/citypass-* /usr/share/man/man?/citypass-* \
+	2>/dev/null || true)
 [ -z "$left" ] || fail "left after the purge: $left"
 echo "ok - dpkg --purge leaves no file of the packages"
 echo "Debian packages check passed"

@@ -4,8 +4,8 @@
 # `systemd-analyze security --offline` rates each exposure at most MAX_EXPOSURE (out of
 # 10; systemd calls up to 2.0 "OK"). The units name the installed programs: here they name
 # the built ones, through the same @CITYPASS_BINDIR@ the install rules fill in.
-# --man=no: the man pages (issue 15, item 7) are not written yet; verify would fail on
-# Documentation=man:... until they are installed.
+# --man=no: the units' Documentation=man:... pages are installed by the packages, not on
+# this machine (dist_deb checks them there).
 # Env: SERVER CONTROLLER DIST (the dist/ source directory).
 set -eu
 . "$(dirname "$0")/../support/procs.sh"

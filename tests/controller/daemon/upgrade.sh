@@ -53,6 +53,7 @@ expect "$(tap pool-1 desfire "$T/ann.card")" "relay=open led=green" "format 2: a
 ann=1
 adm pass revoke "$ann" --reason stolen >/dev/null 2>&1 || fail "revoke ann"
 wait_list pool-1 pool
-grep -q "list delta installed" "$T/ctl-pool-1.log" || fail "no delta installed after the upgrade"
+# the new CURRENT is on disk a moment before the controller logs the install
+wait_for 10 grep -q "list delta installed" "$T/ctl-pool-1.log" || fail "no delta installed after the upgrade"
 expect "$(tap pool-1 desfire "$T/ann.card")" "display=Carte révoquée" "the revocation arrived as a delta"
 echo "controller upgrade check passed"
