@@ -63,7 +63,8 @@ static int setup(void **state)
 	if (server_keys_create(f->dir, "localhost") != 0 ||
 	    server_store_open_sqlite(&f->st, f->dir, 1) != 0)
 		return -1;
-	struct server_sector s[] = {{POOL, "pool", 0}, {LIBRARY, "library", 1}, {WASTE, "waste", 2}};
+	struct server_sector s[] = {
+	        {POOL, "pool", 0}, {LIBRARY, "library", 1}, {WASTE, "waste", 2}};
 	for (size_t i = 0; i < 3; i++)
 		if (f->st.ops->sector_add(f->st.ctx, &s[i]) != 0)
 			return -1;
@@ -120,8 +121,8 @@ static size_t count_passes(struct fx *f)
 static int64_t issue(struct fx *f, const char *holder, const char *household,
                      const struct server_right *r, size_t n)
 {
-	struct server_pass_order o = {.holder = holder, .household = household, .rights = r,
-	                              .n_rights = n};
+	struct server_pass_order o = {
+	        .holder = holder, .household = household, .rights = r, .n_rights = n};
 	struct server_issued out;
 	int rc = server_pass_issue(&f->desk, &o, &out, &f->why);
 	if (rc)
@@ -271,8 +272,8 @@ static void test_issue_refusals(void **state)
 	struct server_issued out;
 	const size_t before = count_passes(f);
 
-	struct server_pass_order o = {.holder = "Al", .household = "martin", .rights = r,
-	                              .n_rights = 1};
+	struct server_pass_order o = {
+	        .holder = "Al", .household = "martin", .rights = r, .n_rights = 1};
 	assert_int_equal(server_pass_issue(&f->desk, &o, &out, &f->why), SERVER_ERR_NOT_FOUND);
 	assert_why(f, "--household 'martin': no such household");
 
@@ -288,8 +289,11 @@ static void test_issue_refusals(void **state)
 
 	o.holder = "Al";
 	struct server_phone_request ph = {POOL, "/nonexistent.pem"};
-	o.medium = (struct server_pass_medium){.reader = f->reader, .reader_name = "desk",
-	                                       .phones = &ph, .n_phones = 1, .out_dir = f->dir};
+	o.medium = (struct server_pass_medium){.reader = f->reader,
+	                                       .reader_name = "desk",
+	                                       .phones = &ph,
+	                                       .n_phones = 1,
+	                                       .out_dir = f->dir};
 	assert_int_equal(server_pass_issue(&f->desk, &o, &out, &f->why), SERVER_ERR_INVALID);
 	assert_why(f, "one medium per pass");
 
@@ -478,8 +482,8 @@ static void test_card_issue_and_recycle(void **state)
 	                 SERVER_ERR_IN_USE);
 	assert_why(f, "must be revoked ('pass revoke') or replaced");
 	struct server_sector_set changed = {0};
-	assert_int_equal(server_pass_revoke(&f->desk, info.pass.id, "moved away", &changed, &f->why),
-	                 0);
+	assert_int_equal(
+	        server_pass_revoke(&f->desk, info.pass.id, "moved away", &changed, &f->why), 0);
 	assert_int_equal(server_card_recycle(&f->desk, f->reader, "desk 1", &random_id, &f->why),
 	                 0);
 	assert_true(random_id);
@@ -570,9 +574,9 @@ static void test_error_range(void **state)
 {
 	(void)state;
 	static const int codes[] = {
-	        SERVER_ERR_ARG,    SERVER_ERR_NOMEM,  SERVER_ERR_IO,   SERVER_ERR_NOT_FOUND,
+	        SERVER_ERR_ARG,     SERVER_ERR_NOMEM,   SERVER_ERR_IO,     SERVER_ERR_NOT_FOUND,
 	        SERVER_ERR_REVOKED, SERVER_ERR_INVALID, SERVER_ERR_EXISTS, SERVER_ERR_CRYPTO,
-	        SERVER_ERR_BUSY,   SERVER_ERR_STATE,  SERVER_ERR_CARD, SERVER_ERR_IN_USE,
+	        SERVER_ERR_BUSY,    SERVER_ERR_STATE,   SERVER_ERR_CARD,   SERVER_ERR_IN_USE,
 	};
 	const size_t n = sizeof(codes) / sizeof(codes[0]);
 	for (size_t i = 0; i < n; i++) {
@@ -581,7 +585,8 @@ static void test_error_range(void **state)
 		assert_string_not_equal(server_strerror(codes[i]), "unknown error");
 		for (size_t j = 0; j < i; j++) {
 			assert_int_not_equal(codes[i], codes[j]);
-			assert_string_not_equal(server_strerror(codes[i]), server_strerror(codes[j]));
+			assert_string_not_equal(server_strerror(codes[i]),
+			                        server_strerror(codes[j]));
 		}
 	}
 	assert_string_equal(server_strerror(-3), "unknown error"); /* proto's IO is not ours */
