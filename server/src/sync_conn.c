@@ -107,6 +107,12 @@ static void conn_vlog(struct sync_conn *c, int priority, const char *fmt, va_lis
 {
 	char who[192], what[384];
 	vsnprintf(what, sizeof(what), fmt, ap);
+	if (c->srv->log_gate && priority <= c->srv->log_level) {
+		char line[600];
+		snprintf(line, sizeof(line), "%s: %s", conn_who(c, who, sizeof(who)), what);
+		c->srv->log_gate(c->srv->log_arg, priority, c->cn, line);
+		return;
+	}
 	sync_log(c->srv, priority, "%s: %s", conn_who(c, who, sizeof(who)), what);
 }
 

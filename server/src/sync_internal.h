@@ -159,6 +159,7 @@ struct server_sync {
 	const struct timeval *tv_handshake, *tv_hello, *tv_idle;
 
 	server_sync_log_fn log;
+	void (*log_gate)(void *arg, int priority, const char *device, const char *line);
 	void *log_arg;
 	int log_level;
 	char server_version[64];

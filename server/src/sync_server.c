@@ -308,6 +308,7 @@ int server_sync_new(struct server_sync **out, struct event_base *base,
 	s->base = base;
 	s->be = cfg->backend;
 	s->log = cfg->log;
+	s->log_gate = cfg->log_gate;
 	s->log_arg = cfg->log_arg;
 	s->log_level = cfg->log_level ? cfg->log_level : LOG_INFO;
 	s->handshake_timeout_ms = cfg->handshake_timeout_ms ? cfg->handshake_timeout_ms

@@ -73,6 +73,14 @@ static void log_service(void *arg, int priority, const char *line)
 	service_log(priority, NULL, line);
 }
 
+/* a line about one gate: its device id as journald's CITYPASS_DEVICE */
+static void log_service_gate(void *arg, int priority, const char *device, const char *line)
+{
+	(void)arg;
+	const struct service_log_fields f = {.device = device && device[0] ? device : NULL};
+	service_log(priority, &f, line);
+}
+
 struct run {
 	struct server_sync *srv;
 	struct event *sigterm, *sigint, *watchdog;
@@ -258,8 +266,10 @@ int main(int argc, char **argv)
 	cfg.cert_path = cert ? cert : cert_buf;
 	cfg.key_path = key ? key : key_buf;
 	service_log_open("citypass-server", use_syslog);
-	if (service_log_dest() != SERVICE_LOG_STDERR)
+	if (service_log_dest() != SERVICE_LOG_STDERR) {
 		cfg.log = log_service;
+		cfg.log_gate = log_service_gate;
+	}
 
 	rc = server_sync_backend_sqlite(&backend, data);
 	if (rc == 0) {

@@ -66,6 +66,10 @@ struct server_sync_config {
 	server_sync_log_fn log;
 	void *log_arg;
 	int log_level;
+	/* Issue 15: when set, a line about one gate's connection goes here instead, with the
+	 * gate's certificate name (its device id, "" before the handshake) for journald's
+	 * fields; log_arg is passed to it too. */
+	void (*log_gate)(void *arg, int priority, const char *device, const char *line);
 
 	const char *server_version; /* stated in Welcome; NULL: the project version */
 };

@@ -65,6 +65,9 @@ wait_for 10 has_entry "$ident" "$gate" '"CITYPASS_SITE":"pool-n"' '"CITYPASS_SEC
 	'"PRIORITY":"5"' '"MESSAGE":"started: device pool-1' ||
 	fail "controller: its start is not in the journal with the gate's fields: $(entries | grep citypass-controller | tail -n 2)"
 echo "ok - controller: its lines carry the gate's device, site and sector"
+wait_for 10 has_entry '"SYSLOG_IDENTIFIER":"citypass-server"' "$gate" '"MESSAGE":"conn ' ||
+	fail "server: its lines about pool-1's connection do not carry CITYPASS_DEVICE"
+echo "ok - server: a line about a gate's connection carries its device"
 
 # a granted tap and a refused one: outcome and reason as fields; the card's UID nowhere
 uid=04A1B2C3D4E5F6
