@@ -21,7 +21,7 @@ const char *controller_strerror(int err)
 	case CONTROLLER_ERR_TZ:
 		return "time zone conversion failed";
 	case CONTROLLER_ERR_SCHEMA:
-		return "journal has an unknown schema version";
+		return "journal written by a newer citypass-controller (unknown schema version)";
 	case CONTROLLER_ERR_LIST_DAMAGED:
 		return "list file damaged: it no longer matches what was signed";
 	default:

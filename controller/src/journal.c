@@ -257,8 +257,15 @@ static int configure(struct controller_journal *j)
 	sqlite3_finalize(s);
 	if (rc)
 		return rc;
-	if (version < 0 || version > SCHEMA_VERSION)
+	if (version < 0 || version > SCHEMA_VERSION) {
+		/* a newer release's journal: migrating it back would lose what that release keeps,
+		 * and writing into it blindly could corrupt its unsent rows (docs/operations.md) */
+		snprintf(j->error, sizeof(j->error),
+		         "its schema version is %lld, this citypass-controller knows up to %d: run "
+		         "the release that wrote it",
+		         (long long)version, SCHEMA_VERSION);
 		return CONTROLLER_ERR_SCHEMA;
+	}
 	if (sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return sq_failed(j);
 	if ((version == 1 && sqlite3_exec(j->db, migrate_1_to_2, NULL, NULL, NULL) != SQLITE_OK) ||
@@ -300,7 +307,7 @@ int controller_journal_open_why(struct controller_journal **out, const char *pat
 	                 ? configure(j)
 	                 : sq_failed(j);
 	if (rc) {
-		if (rc == CONTROLLER_ERR_SQLITE && why && whylen)
+		if ((rc == CONTROLLER_ERR_SQLITE || rc == CONTROLLER_ERR_SCHEMA) && why && whylen)
 			snprintf(why, whylen, "%s", j->error);
 		controller_journal_close(j);
 		return rc;

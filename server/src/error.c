@@ -35,6 +35,10 @@ const char *server_strerror(int err)
 		return "the card or its reader failed";
 	case SERVER_ERR_IN_USE:
 		return "the card holds a live pass";
+	case SERVER_ERR_SCHEMA_NEWER:
+		return "the database was written by a newer citypass release (its schema "
+		       "version is above this program's): run that release, or restore the "
+		       "backup taken before upgrading";
 	default:
 		return "unknown error";
 	}

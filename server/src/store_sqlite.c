@@ -1264,7 +1264,10 @@ static int migrate(struct sq *q)
 		int rc = schema_version(q, &v);
 		if (rc || v == SERVER_STORE_SCHEMA_VERSION)
 			return rc;
-		if (v > SERVER_STORE_SCHEMA_VERSION || v < 1)
+		/* never downgrade: what a newer release keeps would be lost (docs/operations.md) */
+		if (v > SERVER_STORE_SCHEMA_VERSION)
+			return SERVER_ERR_SCHEMA_NEWER;
+		if (v < 1)
 			return SERVER_ERR_INVALID;
 		if ((rc = sq_exec(q, "BEGIN IMMEDIATE")) != 0)
 			return rc;

@@ -35,6 +35,8 @@ enum server_error {
 	SERVER_ERR_CARD = -351,   /* the card or its reader failed or refused (the sentence
 	                             says how, in cardlib's words) */
 	SERVER_ERR_IN_USE = -352, /* the card holds a pass that is still live */
+	/* issue 15's range */
+	SERVER_ERR_SCHEMA_NEWER = -360, /* the database was written by a newer release */
 };
 
 /* A sentence for an error code; never NULL. */

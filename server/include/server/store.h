@@ -352,7 +352,7 @@ struct server_store {
 /*
  * Open (create = 1: create, refusing an existing file with SERVER_ERR_EXISTS) the sqlite
  * store DATA_DIR/citypass.db. An older schema is migrated forward in one transaction
- * (docs/admin.md, "Upgrading"); a newer one is SERVER_ERR_INVALID.
+ * (docs/admin.md, "Upgrading"); a newer one is SERVER_ERR_SCHEMA_NEWER.
  */
 int server_store_open_sqlite(struct server_store *out, const char *data_dir, int create);
 void server_store_close(struct server_store *s);
