@@ -85,7 +85,8 @@ int admin_list_publish(struct admin *a, int argc, char **argv)
 static int write_out(const char *dir, const char *name, const uint8_t *b, size_t n)
 {
 	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path))
+		return SERVER_ERR_ARG; /* --out too long for a file name under it */
 	return server_file_create(path, b, n, 0644);
 }
 
