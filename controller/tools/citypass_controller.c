@@ -235,13 +235,24 @@ static void sync_log(void *ctx, const char *line)
 	controller_log(LOG_INFO, "sync: %s", line);
 }
 
+/* The reader and scanner now, readable from any thread (health report and metrics). */
+static void devices_now(void *ctx, int *reader_up, int *scanner_configured, int *scanner_up)
+{
+	struct shared *s = ctx;
+	bool r = false, c = false, q = false;
+	if (s->loop)
+		controller_reader_loop_devices(s->loop, &r, &c, &q);
+	*reader_up = r;
+	*scanner_configured = c;
+	*scanner_up = q;
+}
+
 /* Issue 13: what the office sees of this gate (sync thread). */
 static void health(void *ctx, struct controller_gate_health *out)
 {
 	struct shared *s = ctx;
-	bool reader = false, scanner_configured = false, scanner = false;
-	if (s->loop)
-		controller_reader_loop_devices(s->loop, &reader, &scanner_configured, &scanner);
+	int reader, scanner_configured, scanner;
+	devices_now(ctx, &reader, &scanner_configured, &scanner);
 	out->reader = reader ? CONTROLLER_DEVICE_OK : CONTROLLER_DEVICE_DOWN;
 	out->scanner = !scanner_configured ? CONTROLLER_DEVICE_NOT_CONFIGURED
 	               : scanner           ? CONTROLLER_DEVICE_OK
@@ -258,18 +269,7 @@ static void health(void *ctx, struct controller_gate_health *out)
 	controller_metrics_health(out);
 }
 
-/* For the metrics thread: the devices and the clock, both readable from any thread. */
-static void metrics_devices(void *ctx, int *reader_up, int *scanner_configured, int *scanner_up)
-{
-	struct shared *s = ctx;
-	bool r = false, c = false, q = false;
-	if (s->loop)
-		controller_reader_loop_devices(s->loop, &r, &c, &q);
-	*reader_up = r;
-	*scanner_configured = c;
-	*scanner_up = q;
-}
-
+/* For the metrics thread: the clock, readable from any thread. */
 static int64_t metrics_skew(void *ctx)
 {
 	struct shared *s = ctx;
@@ -493,7 +493,7 @@ static int run(struct controller_config *cfg, const char *how)
 		        .device = cfg->device_id,
 		        .site = cfg->site_name,
 		        .sector = cfg->sector_name,
-		        .devices = metrics_devices,
+		        .devices = devices_now,
 		        .clock_skew = metrics_skew,
 		        .ctx = &sh,
 		};
