@@ -13,6 +13,8 @@ set -eu
 # gives a controller a wrong system clock in the clock tests (issue 10); libsystemd-dev
 # lets the daemons talk to systemd (readiness, watchdog, journald: service/); libargon2-dev
 # derives a backup's key from its passphrase, and the argon2 tool checks that derivation.
+# libpq-dev is the PostgreSQL store's client (issue 16); postgresql is the server the tests
+# start for themselves (tests/support/pg_run.sh: initdb in a temporary directory).
 PACKAGES="
 cmake
 make
@@ -42,6 +44,8 @@ lintian
 fakeroot
 argon2
 libsystemd-dev
+libpq-dev
+postgresql
 "
 
 # Extra packages for the sanitizer and fuzzing builds (clang's libFuzzer runtime).
