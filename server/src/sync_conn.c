@@ -62,6 +62,7 @@ static void conn_free(struct sync_conn *c)
 
 	if (c->closed)
 		return;
+	sync_figures_conn_gone(c);
 	TAILQ_REMOVE(&s->conns, c, all_link);
 	if (c->sector) {
 		TAILQ_REMOVE(&c->sector->conns, c, sector_link);
@@ -369,6 +370,9 @@ int sync_conn_notify(struct sync_conn *c, uint64_t version)
 	f.list_published = &p;
 	if (send_frame(c, &f) != 0)
 		return -1;
+	/* issue 15: timed until the gate reports holding it (a gate already there is not) */
+	if (c->held < version)
+		sync_figures_push_sent(c, version, &c->sector->noticed);
 	conn_update(c);
 	/* written from the write callback, in this same loop iteration: a notifying loop
 	 * over a sector never sees a connection vanish under it */
@@ -564,6 +568,9 @@ static int conn_hello(struct sync_conn *c, const Citypass__Hello *h)
 		c->state = SYNC_CONN_READY;
 		set_timer(c, s->tv_idle);
 		s->stats.sessions++;
+		if (sync_figures_session(c) != 0)
+			conn_log(c, LOG_WARNING,
+			         "out of memory: this session is left out of the metrics");
 		/* a new version the poll has not seen yet reaches everyone, this one included */
 		sync_sector_refresh(s, sec);
 		conn_log(c, LOG_INFO,
@@ -580,6 +587,8 @@ static int conn_hello(struct sync_conn *c, const Citypass__Hello *h)
 		sync_sector_refresh(s, c->sector);
 		conn_log(c, LOG_INFO, "update request: holds v%llu", (unsigned long long)held);
 	}
+	if (h->health)
+		sync_figures_report(c, h->health);
 	conn_update(c);
 	return 0;
 }
@@ -610,6 +619,8 @@ static int conn_batch(struct sync_conn *c, Citypass__Frame *f, int *taken)
 	/* issue 13: a gate's health rides on a batch (an empty one when nothing else goes) */
 	if (b->health && sync_ingest_health(s, c->cn, b->health) != 0)
 		return conn_close(c, LOG_ERR, "out of memory");
+	if (b->health)
+		sync_figures_report(c, b->health); /* issue 15: its backlog, the lists it holds */
 	/* An empty batch is the keepalive: answered with the stream's current ack (of the
 	 * gate's epoch: nothing to say, 0 — the ack of no row proves the way back). */
 	if (n == 0) {
@@ -629,6 +640,9 @@ static int conn_batch(struct sync_conn *c, Citypass__Frame *f, int *taken)
 		return conn_close(c, LOG_ERR, "out of memory");
 	*taken = 1;
 	c->pending_batches++;
+	struct server_sync_gate_stats *g = sync_figures_of(c);
+	if (g)
+		g->pending_batches++;
 	return 0;
 }
 
@@ -637,7 +651,10 @@ void sync_conn_batch_done(struct sync_conn *c, const Citypass__EventBatch *b, in
 {
 	struct server_sync *s = c->srv;
 	size_t n = b->n_stats + b->n_consumption;
+	struct server_sync_gate_stats *g = sync_figures_of(c);
 	c->pending_batches--;
+	if (g)
+		g->pending_batches--;
 	if (c->closed) {
 		/* committed or not, the gate learns its ack from its next Hello */
 	} else if (rc) {
@@ -649,6 +666,10 @@ void sync_conn_batch_done(struct sync_conn *c, const Citypass__EventBatch *b, in
 	} else {
 		s->stats.batches++;
 		s->stats.events += n;
+		if (g) {
+			g->batches++;
+			g->events[b->stream == CITYPASS__STREAM__STATISTICS ? 0 : 1] += n;
+		}
 		conn_log(c, LOG_DEBUG, "batch of %zu %s event(s) stored, acked up to %llu", n,
 		         b->stream == CITYPASS__STREAM__STATISTICS ? "statistics" : "consumption",
 		         (unsigned long long)acked);
@@ -968,6 +989,7 @@ int sync_conn_start(struct server_sync *s, int fd, const char *peer)
 		return SERVER_ERR_NOMEM;
 	c->srv = s;
 	c->fd = -1;
+	c->gate_ix = -1;
 	c->id = ++s->next_conn_id;
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	TAILQ_INSERT_TAIL(&s->conns, c, all_link);

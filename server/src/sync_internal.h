@@ -4,6 +4,7 @@
  *   sync_conn.c    one controller connection: TLS, framing, the session rules
  *   sync_plan.c    which list update brings a controller current, and the blob cache
  *   sync_ingest.c  the thread that commits event batches (never the loop)
+ *   sync_figures.c each gate's traffic and the push latency, for the metrics (issue 15)
  * Tests reach it through the server/src include path (the planner is unit-tested alone).
  */
 #ifndef SERVER_SYNC_INTERNAL_H
@@ -13,6 +14,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "server/sync.h"
 #include "server/sync_backend.h"
@@ -88,6 +90,22 @@ void sync_plan_release(struct sync_plan *plan);
 struct sync_conn;
 TAILQ_HEAD(sync_conn_list, sync_conn);
 
+/* Issue 15: a publication a connection was told of (sync_figures.c). */
+#define SYNC_PUSHES_TRACKED 4
+struct sync_push {
+	uint64_t version;
+	struct timespec noticed; /* CLOCK_MONOTONIC: when the server saw it published */
+};
+
+/* Each gate's figures, found by device id through an open-addressing index. */
+struct sync_figures {
+	struct server_sync_gate_stats *gates;
+	size_t n, cap;
+	uint32_t *index;  /* gate number + 1; 0: empty slot */
+	size_t index_cap; /* a power of two, at least twice n */
+	struct server_sync_push_latency push;
+};
+
 enum sync_conn_state {
 	SYNC_CONN_HANDSHAKE, /* TLS handshake (certificate checked against the backend) */
 	SYNC_CONN_AWAIT_HELLO,
@@ -130,6 +148,12 @@ struct sync_conn {
 	unsigned pending_batches;
 	int closed;
 
+	/* issue 15: its device's entry in the figures (-1 before Hello), and the publications
+	 * it was told of and has not yet reported holding, oldest first */
+	long gate_ix;
+	struct sync_push pushes[SYNC_PUSHES_TRACKED];
+	unsigned n_pushes;
+
 	TAILQ_ENTRY(sync_conn) all_link;
 	TAILQ_ENTRY(sync_conn) sector_link;
 };
@@ -139,6 +163,7 @@ struct sync_sector {
 	uint16_t sector;
 	uint64_t latest;
 	int polled; /* latest was asked at least once: later changes are publications */
+	struct timespec noticed; /* when `latest` was seen published (issue 15) */
 	struct sync_conn_list conns;
 	unsigned n_conns;
 	struct sync_cache cache;
@@ -170,6 +195,7 @@ struct server_sync {
 	size_t n_sectors;
 
 	struct server_sync_stats stats;
+	struct sync_figures figures; /* issue 15 */
 	int stopping;
 	int stopped;
 	/* issue 11: the card keys' change stamp the controllers were last given */
@@ -214,6 +240,17 @@ void sync_ingest_stop(struct server_sync *s);
 void sync_ingest_free(struct server_sync *s);
 size_t sync_ingest_queued(const struct server_sync *s);
 void sync_ingest_counters(const struct server_sync *s, uint64_t *groups, uint64_t *busy);
+
+/* sync_figures.c (issue 15), loop thread only. The connection's device gets its entry at
+ * Hello (0, or SERVER_ERR_NOMEM: the session goes on, uncounted). */
+int sync_figures_session(struct sync_conn *c);
+struct server_sync_gate_stats *sync_figures_of(struct sync_conn *c); /* NULL: none */
+/* The connection was told of `version` (noticed then); it reported holding `held`. */
+void sync_figures_push_sent(struct sync_conn *c, uint64_t version, const struct timespec *noticed);
+void sync_figures_report(struct sync_conn *c, const Citypass__GateHealth *h);
+/* The connection closes: its session ends, its pushes go unacknowledged. */
+void sync_figures_conn_gone(struct sync_conn *c);
+void sync_figures_free(struct server_sync *s);
 
 /* sync_conn.c */
 int sync_conn_start(struct server_sync *s, int fd, const char *peer);

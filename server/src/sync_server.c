@@ -125,6 +125,7 @@ void sync_sector_refresh(struct server_sync *s, struct sync_sector *sec)
 	if (latest <= sec->latest)
 		return;
 	sec->latest = latest;
+	clock_gettime(CLOCK_MONOTONIC, &sec->noticed); /* issue 15: the push latency's start */
 	s->stats.published++;
 
 	struct sync_conn *c = TAILQ_FIRST(&sec->conns), *next;
@@ -592,6 +593,7 @@ void server_sync_free(struct server_sync *s)
 	}
 	free(s->sectors);
 	chain_msg_free(s);
+	sync_figures_free(s);
 	free(s->ca_msgs);
 	free(s->ca_ptrs);
 	server_ca_chain_free(&s->ca_chain);

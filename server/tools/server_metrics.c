@@ -1,11 +1,13 @@
 /*
  * server_metrics.c — citypass-server's Prometheus figures (--metrics ADDR:PORT,
  * docs/operations.md "Metrics"): the sync server's counters, each sector's newest list and
- * its age, and every gate as it last reported itself (backlog, clock, disk, devices).
+ * its age, the revocation push latency, each gate's ingest since the server started, and
+ * every gate as it last reported itself (backlog, clock, disk, devices).
  *
  * Rendered on the event loop at each scrape, from a read-only store connection of its own:
  * a few short queries every scrape interval, never inside the loop's hot path.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +61,97 @@ static void sync_figures(struct server_metrics_ctx *m, struct service_metrics_wr
 	                       (double)(st.updates - st.snapshots));
 }
 
+/* The server's own histogram (server/sync.h), written by the one renderer of the format. */
+static void push_figures(struct server_metrics_ctx *m, struct service_metrics_writer *w)
+{
+	struct server_sync_push_latency p;
+	struct service_histogram h;
+	server_sync_get_push_latency(m->srv, &p);
+	service_histogram_init(&h, server_sync_push_bounds, SERVER_SYNC_PUSH_BUCKETS);
+	for (size_t i = 0; i <= SERVER_SYNC_PUSH_BUCKETS; i++)
+		atomic_store(&h.buckets[i], p.buckets[i]);
+	atomic_store(&h.count, p.count);
+	atomic_store(&h.sum_micro, (uint64_t)(p.sum_s * 1e6));
+	service_metrics_histogram(w, "citypass_server_list_push_seconds",
+	                          "From a new list version noticed by the server to each gate "
+	                          "connected then reporting it holds it.",
+	                          &h);
+	counter(w, "citypass_server_list_pushes_unacknowledged_total",
+	        "Pushes whose gate disconnected or fell behind before saying it held them.",
+	        p.unacknowledged);
+}
+
+static int by_device(const void *a, const void *b)
+{
+	return strcmp((*(const struct server_device_status *const *)a)->dev.id,
+	              (*(const struct server_device_status *const *)b)->dev.id);
+}
+
+/* Each gate's ingest since the server started (labelled like the reported figures: the
+ * device and its site's name, never a card). */
+static void ingest_figures(struct server_metrics_ctx *m, struct service_metrics_writer *w,
+                           const struct server_device_status *d, size_t nd)
+{
+	size_t n = server_sync_gate_stats(m->srv, NULL, 0);
+	struct server_sync_gate_stats *g = calloc(n ? n : 1, sizeof(*g));
+	const struct server_device_status **sorted = calloc(nd ? nd : 1, sizeof(*sorted));
+	if (!g || !sorted)
+		goto out;
+	n = server_sync_gate_stats(m->srv, g, n);
+	for (size_t i = 0; i < nd; i++)
+		sorted[i] = &d[i];
+	qsort(sorted, nd, sizeof(*sorted), by_device);
+	static const struct {
+		const char *name, *type, *help;
+	} fam[] = {
+	        {"citypass_server_gate_connected", "gauge", "1 while the gate has a session open."},
+	        {"citypass_server_gate_ingested_batches_total", "counter",
+	         "The gate's event batches committed and acknowledged."},
+	        {"citypass_server_gate_ingested_events_total", "counter",
+	         "The gate's events committed and acknowledged, by stream (rate(): its ingest "
+	         "rate)."},
+	        {"citypass_server_gate_pending_batches", "gauge",
+	         "The gate's batches received and not yet committed (its ack waits for them)."},
+	};
+	for (size_t f = 0; f < sizeof(fam) / sizeof(fam[0]); f++) {
+		service_metrics_family(w, fam[f].name, fam[f].type, fam[f].help);
+		for (size_t i = 0; i < n; i++) {
+			struct server_device_status key, *kp = &key;
+			snprintf(key.dev.id, sizeof(key.dev.id), "%s", g[i].device);
+			const struct server_device_status **hit =
+			        nd ? bsearch(&kp, sorted, nd, sizeof(*sorted), by_device) : NULL;
+			const char *site = hit ? (*hit)->site_name : "";
+			const char *labels[] = {"device", g[i].device, "site", site, NULL};
+			switch (f) {
+			case 0:
+				service_metrics_sample(w, fam[f].name, labels,
+				                       g[i].sessions_open > 0);
+				break;
+			case 1:
+				service_metrics_sample(w, fam[f].name, labels,
+				                       (double)g[i].batches);
+				break;
+			case 2: {
+				const char *st[] = {"device", g[i].device,  "site", site,
+				                    "stream", "statistics", NULL};
+				const char *co[] = {"device", g[i].device,   "site", site,
+				                    "stream", "consumption", NULL};
+				service_metrics_sample(w, fam[f].name, st, (double)g[i].events[0]);
+				service_metrics_sample(w, fam[f].name, co, (double)g[i].events[1]);
+				break;
+			}
+			default:
+				service_metrics_sample(w, fam[f].name, labels,
+				                       (double)g[i].pending_batches);
+				break;
+			}
+		}
+	}
+out:
+	free(sorted);
+	free(g);
+}
+
 static void list_figures(struct server_metrics_ctx *m, struct service_metrics_writer *w,
                          int64_t now)
 {
@@ -109,13 +202,9 @@ static const char *state_name(int s)
 }
 
 /* One family per figure, a sample per gate that reported (series in family order). */
-static void gate_figures(struct server_metrics_ctx *m, struct service_metrics_writer *w,
-                         int64_t now)
+static void gate_figures(struct service_metrics_writer *w, const struct server_device_status *d,
+                         size_t n, int64_t now)
 {
-	struct server_device_status *d = NULL;
-	size_t n = 0;
-	if (m->st.ops->device_status_list(m->st.ctx, &d, &n) != 0)
-		return;
 	static const struct {
 		const char *name, *help;
 	} fam[] = {
@@ -168,20 +257,27 @@ static void gate_figures(struct server_metrics_ctx *m, struct service_metrics_wr
 		                        state_name(d[i].health.scanner), NULL};
 		service_metrics_sample(w, "citypass_gate_scanner_state", labels, 1);
 	}
-	free(d);
 }
 
 void server_metrics_render(void *ctx, struct service_metrics_writer *w)
 {
 	struct server_metrics_ctx *m = ctx;
 	int64_t now = (int64_t)time(NULL);
+	struct server_device_status *d = NULL;
+	size_t n = 0;
 	sync_figures(m, w);
-	if (!m->st_open)
-		return;
+	push_figures(m, w);
 	/* one read transaction: the figures of one scrape agree with each other */
-	if (m->st.ops->begin_read(m->st.ctx) != 0)
-		return;
-	list_figures(m, w, now);
-	gate_figures(m, w, now);
-	m->st.ops->rollback(m->st.ctx);
+	if (m->st_open && m->st.ops->begin_read(m->st.ctx) == 0) {
+		list_figures(m, w, now);
+		if (m->st.ops->device_status_list(m->st.ctx, &d, &n) != 0) {
+			d = NULL;
+			n = 0;
+		}
+		gate_figures(w, d, n, now);
+		m->st.ops->rollback(m->st.ctx);
+	}
+	/* without the store, the gates go unlabelled by site but still counted */
+	ingest_figures(m, w, d, n);
+	free(d);
 }

@@ -94,6 +94,46 @@ struct server_sync_stats {
 	unsigned connections;       /* open now */
 };
 
+/*
+ * Issue 15: each gate's traffic since the server started, for the metrics: one entry per
+ * device that opened a session (its certificate's name, never a card's), kept after it
+ * disconnects so that counters only grow.
+ */
+struct server_sync_gate_stats {
+	char device[SERVER_DEVICE_ID_MAX];
+	uint32_t site;
+	uint16_t sector;
+	unsigned sessions_open;    /* sessions of this device open now (0 or 1 normally) */
+	uint64_t batches;          /* event batches committed and acknowledged */
+	uint64_t events[2];        /* events in them: [0] statistics, [1] consumption */
+	unsigned pending_batches;  /* received, handed to the ingest thread, not yet acked */
+	int has_report;            /* a GateHealth arrived in this server's life */
+	uint64_t reported_backlog; /* GateHealth.journal_backlog, as the gate last said */
+};
+
+/* The gates' entries, in the order they first connected: up to cap copied to out (out
+ * may be NULL with cap 0); returns how many there are. */
+size_t server_sync_gate_stats(const struct server_sync *s, struct server_sync_gate_stats *out,
+                              size_t cap);
+
+/*
+ * Issue 15: revocation push latency, in seconds: from the moment the server notices a new
+ * list version of a sector (its poll: at most poll_interval_ms after the publication) to
+ * the moment each gate connected then reports holding it (GateHealth.list_version, which
+ * a gate sends as soon as it has installed an update). One observation per gate and
+ * version; a gate that disconnects first counts as unacknowledged instead.
+ */
+#define SERVER_SYNC_PUSH_BUCKETS 10
+extern const double server_sync_push_bounds[SERVER_SYNC_PUSH_BUCKETS];
+struct server_sync_push_latency {
+	uint64_t buckets[SERVER_SYNC_PUSH_BUCKETS + 1]; /* per bucket; the last: above all */
+	uint64_t count;
+	double sum_s;
+	uint64_t unacknowledged; /* pushes whose gate left before saying it held them */
+};
+void server_sync_get_push_latency(const struct server_sync *s,
+                                  struct server_sync_push_latency *out);
+
 /* Create a server (TLS material loaded, nothing listening yet). Returns 0 or
  * SERVER_ERR_ARG, SERVER_ERR_NOMEM, SERVER_ERR_CRYPTO (a certificate or key unreadable:
  * the reason is logged). */
