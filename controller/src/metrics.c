@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/statvfs.h>
 #include <time.h>
 
 #include <event2/event.h>
@@ -55,7 +54,7 @@ void controller_metrics_health(const struct controller_gate_health *h)
 
 struct controller_metrics_server {
 	struct controller_metrics_params p;
-	char addr[160], journal_path[1024], state_dir[1024], device[128], site[128], sector[128];
+	char addr[160], journal_path[1024], device[128], site[128], sector[128];
 	struct event_base *base;
 	struct service_metrics *http;
 	struct event *tick;
@@ -107,15 +106,16 @@ static void render(void *ctx, struct service_metrics_writer *w)
 	                                 : "down",
 	                    NULL};
 	gauge(w, "citypass_gate_scanner_state", "The QR scanner: 1 for its current state.", sc, 1);
-	if (m->p.clock_skew)
+	if (m->p.host) {
+		int64_t free_bytes, skew;
+		m->p.host(m->p.ctx, &free_bytes, &skew);
 		gauge(w, "citypass_gate_clock_skew_seconds",
-		      "The system clock minus the gate's trusted time.", gate,
-		      (double)m->p.clock_skew(m->p.ctx));
-	struct statvfs fs;
-	if (statvfs(m->state_dir, &fs) == 0)
-		gauge(w, "citypass_gate_free_disk_bytes",
-		      "Free bytes where the journal and lists are.", gate,
-		      (double)fs.f_bavail * (double)fs.f_frsize);
+		      "The system clock minus the gate's trusted time.", gate, (double)skew);
+		if (free_bytes >= 0)
+			gauge(w, "citypass_gate_free_disk_bytes",
+			      "Free bytes where the journal and lists are.", gate,
+			      (double)free_bytes);
+	}
 
 	struct controller_gate_health h;
 	pthread_mutex_lock(&health_lock);
@@ -184,7 +184,6 @@ int controller_metrics_start(struct controller_metrics_server **out,
 	}
 	m->p = *p;
 	snprintf(m->journal_path, sizeof(m->journal_path), "%s", p->journal_path);
-	snprintf(m->state_dir, sizeof(m->state_dir), "%s", p->state_dir);
 	snprintf(m->device, sizeof(m->device), "%s", p->device);
 	snprintf(m->site, sizeof(m->site), "%s", p->site);
 	snprintf(m->sector, sizeof(m->sector), "%s", p->sector);

@@ -247,6 +247,18 @@ static void devices_now(void *ctx, int *reader_up, int *scanner_configured, int 
 	*scanner_up = q;
 }
 
+/* The machine now: free bytes where the journal and lists are (-1: unknown) and the system
+ * clock minus the trusted time; readable from any thread (health report and metrics). */
+static void host_now(void *ctx, int64_t *free_disk_bytes, int64_t *clock_skew_s)
+{
+	struct shared *s = ctx;
+	struct statvfs fs;
+	*free_disk_bytes = statvfs(s->state_dir, &fs) == 0
+	                           ? (int64_t)((uint64_t)fs.f_bavail * fs.f_frsize)
+	                           : -1;
+	*clock_skew_s = controller_timekeeper_skew(s->clock);
+}
+
 /* Issue 13: what the office sees of this gate (sync thread). */
 static void health(void *ctx, struct controller_gate_health *out)
 {
@@ -262,18 +274,11 @@ static void health(void *ctx, struct controller_gate_health *out)
 	controller_list_store_info(s->store, &info);
 	out->list_version = info.version;
 	out->list_issued_at = info.held ? info.issued_at : 0;
-	struct statvfs fs;
-	if (statvfs(s->state_dir, &fs) == 0)
-		out->free_disk_bytes = (uint64_t)fs.f_bavail * fs.f_frsize;
-	out->clock_skew_s = controller_timekeeper_skew(s->clock);
+	int64_t free_bytes;
+	host_now(ctx, &free_bytes, &out->clock_skew_s);
+	if (free_bytes >= 0)
+		out->free_disk_bytes = (uint64_t)free_bytes;
 	controller_metrics_health(out);
-}
-
-/* For the metrics thread: the clock, readable from any thread. */
-static int64_t metrics_skew(void *ctx)
-{
-	struct shared *s = ctx;
-	return controller_timekeeper_skew(s->clock);
 }
 
 static void devices_changed(void *ctx)
@@ -489,12 +494,11 @@ static int run(struct controller_config *cfg, const char *how)
 		const struct controller_metrics_params mp = {
 		        .addr = cfg->metrics,
 		        .journal_path = journal_path,
-		        .state_dir = cfg->state_dir,
 		        .device = cfg->device_id,
 		        .site = cfg->site_name,
 		        .sector = cfg->sector_name,
 		        .devices = devices_now,
-		        .clock_skew = metrics_skew,
+		        .host = host_now,
 		        .ctx = &sh,
 		};
 		char mwhy[300];

@@ -34,11 +34,12 @@ struct controller_metrics_server;
 struct controller_metrics_params {
 	const char *addr;         /* "127.0.0.1:9465" */
 	const char *journal_path; /* read for the backlog, on a connection of its own */
-	const char *state_dir;    /* its file system's free space */
 	const char *device, *site, *sector;
 	/* the reader and scanner now (any thread; NULL: unknown) */
 	void (*devices)(void *ctx, int *reader_up, int *scanner_configured, int *scanner_up);
-	int64_t (*clock_skew)(void *ctx);
+	/* free bytes where the journal and lists are (-1: unknown) and the clock's skew: the
+	 * health report's own function, so both say the same (any thread; NULL: unknown) */
+	void (*host)(void *ctx, int64_t *free_disk_bytes, int64_t *clock_skew_s);
 	void *ctx;
 };
 /* Start the metrics thread; 0, or -1 with *why (a bad or busy address). */
