@@ -286,6 +286,30 @@ static int sb_ca_chain(void *ctx, struct server_ca_chain *out)
 	return server_ca_chain_load(b->data_dir, out);
 }
 
+static int sb_place_names(void *ctx, uint32_t site, uint16_t sector,
+                          char site_name[SERVER_PLACE_NAME_MAX],
+                          char sector_name[SERVER_PLACE_NAME_MAX])
+{
+	struct server_store *s = ctx;
+	struct server_site st;
+	struct server_sector *secs = NULL;
+	size_t n = 0;
+	int rc = s->ops->site_get(s->ctx, site, &st);
+	if (rc == 0)
+		rc = s->ops->sector_list(s->ctx, &secs, &n);
+	if (rc)
+		return rc;
+	rc = SERVER_ERR_NOT_FOUND;
+	for (size_t i = 0; i < n; i++)
+		if (secs[i].number == sector) {
+			snprintf(site_name, SERVER_PLACE_NAME_MAX, "%s", st.name);
+			snprintf(sector_name, SERVER_PLACE_NAME_MAX, "%s", secs[i].name);
+			rc = 0;
+		}
+	free(secs);
+	return rc;
+}
+
 static const struct server_sync_backend_ops store_sync_ops = {
         .device_lookup = sb_device_lookup,
         .list_latest = sb_list_latest,
@@ -302,6 +326,7 @@ static const struct server_sync_backend_ops store_sync_ops = {
         .card_keys_stamp = sb_card_keys_stamp,
         .list_chain = sb_list_chain,
         .ca_chain = sb_ca_chain,
+        .place_names = sb_place_names,
         .destroy = sb_destroy,
 };
 

@@ -111,7 +111,8 @@ static void conn_vlog(struct sync_conn *c, int priority, const char *fmt, va_lis
 	if (c->srv->log_gate && priority <= c->srv->log_level) {
 		char line[600];
 		snprintf(line, sizeof(line), "%s: %s", conn_who(c, who, sizeof(who)), what);
-		c->srv->log_gate(c->srv->log_arg, priority, c->cn, line);
+		const struct server_sync_gate_ref gate = {c->cn, c->site_name, c->sector_name};
+		c->srv->log_gate(c->srv->log_arg, priority, &gate, line);
 		return;
 	}
 	sync_log(c->srv, priority, "%s: %s", conn_who(c, who, sizeof(who)), what);
@@ -837,6 +838,18 @@ out:
 
 /* --- handshake -------------------------------------------------------------------------- */
 
+/* Issue 15: the device's site and sector by name, as the gate's own lines give them
+ * (CITYPASS_SITE, CITYPASS_SECTOR), so that one journalctl filter finds both sides. */
+static void conn_place_names(struct sync_conn *c)
+{
+	const struct server_sync_backend *be = &c->srv->be;
+	if (be->ops->place_names && be->ops->place_names(be->ctx, c->dev.site, c->dev.sector,
+	                                                 c->site_name, c->sector_name) == 0)
+		return;
+	snprintf(c->site_name, sizeof(c->site_name), "%u", (unsigned)c->dev.site);
+	snprintf(c->sector_name, sizeof(c->sector_name), "%u", (unsigned)c->dev.sector);
+}
+
 /* mbedtls_ssl_set_verify callback: the device certificate (depth 0) must name an enrolled,
  * unrevoked device. Runs inside the handshake, so a refused device never gets to send a
  * single message. */
@@ -879,6 +892,7 @@ static int conn_verify(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *fl
 	} else {
 		c->dev = dev;
 		c->have_dev = 1;
+		conn_place_names(c);
 	}
 	return 0;
 }

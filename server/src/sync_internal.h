@@ -136,6 +136,8 @@ struct sync_conn {
 	char refusal[160];             /* why the certificate was refused, if it was */
 	struct server_device_info dev; /* from the backend, at handshake */
 	int have_dev;
+	/* issue 15: its site's and sector's names for the log's fields (numbers without) */
+	char site_name[SERVER_PLACE_NAME_MAX], sector_name[SERVER_PLACE_NAME_MAX];
 
 	struct sync_sector *sector; /* set once Hello is accepted */
 	uint32_t features;          /* Hello.features: the newer bodies this gate takes */
@@ -184,7 +186,8 @@ struct server_sync {
 	const struct timeval *tv_handshake, *tv_hello, *tv_idle;
 
 	server_sync_log_fn log;
-	void (*log_gate)(void *arg, int priority, const char *device, const char *line);
+	void (*log_gate)(void *arg, int priority, const struct server_sync_gate_ref *gate,
+	                 const char *line);
 	void *log_arg;
 	int log_level;
 	char server_version[64];

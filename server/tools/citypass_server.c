@@ -73,11 +73,20 @@ static void log_service(void *arg, int priority, const char *line)
 	service_log(priority, NULL, line);
 }
 
-/* a line about one gate: its device id as journald's CITYPASS_DEVICE */
-static void log_service_gate(void *arg, int priority, const char *device, const char *line)
+/* a line about one gate: its device, site and sector as journald's CITYPASS_DEVICE,
+ * CITYPASS_SITE and CITYPASS_SECTOR, like the gate's own lines */
+static const char *field(const char *v)
+{
+	return v && v[0] ? v : NULL;
+}
+
+static void log_service_gate(void *arg, int priority, const struct server_sync_gate_ref *gate,
+                             const char *line)
 {
 	(void)arg;
-	const struct service_log_fields f = {.device = device && device[0] ? device : NULL};
+	const struct service_log_fields f = {.device = field(gate->device),
+	                                     .site = field(gate->site),
+	                                     .sector = field(gate->sector)};
 	service_log(priority, &f, line);
 }
 

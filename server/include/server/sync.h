@@ -23,6 +23,15 @@ extern "C" {
 struct event_base;
 struct server_sync;
 
+/* Issue 15: who a log line is about. device: its certificate's name ("" before the
+ * handshake); site and sector: their names (or numbers when the backend has no names),
+ * "" until the device is known. Never a card's identifier. */
+struct server_sync_gate_ref {
+	const char *device;
+	const char *site;
+	const char *sector;
+};
+
 /* Defaults of the timeouts (docs/sync-server.md, "Timeouts and keepalive"). */
 #define SERVER_SYNC_HANDSHAKE_TIMEOUT_MS 10000u
 #define SERVER_SYNC_HELLO_TIMEOUT_MS     10000u
@@ -67,9 +76,9 @@ struct server_sync_config {
 	void *log_arg;
 	int log_level;
 	/* Issue 15: when set, a line about one gate's connection goes here instead, with the
-	 * gate's certificate name (its device id, "" before the handshake) for journald's
-	 * fields; log_arg is passed to it too. */
-	void (*log_gate)(void *arg, int priority, const char *device, const char *line);
+	 * gate's identity for journald's fields; log_arg is passed to it too. */
+	void (*log_gate)(void *arg, int priority, const struct server_sync_gate_ref *gate,
+	                 const char *line);
 
 	const char *server_version; /* stated in Welcome; NULL: the project version */
 };

@@ -22,8 +22,9 @@
 extern "C" {
 #endif
 
-#define SERVER_DEVICE_ID_MAX 64
-#define SERVER_SIG_MAX       72
+#define SERVER_DEVICE_ID_MAX  64
+#define SERVER_PLACE_NAME_MAX 64 /* a site's or sector's name, with its terminator */
+#define SERVER_SIG_MAX        72
 
 /* A gate controller as enrolled with `citypass-admin device add`. */
 struct server_device_info {
@@ -118,6 +119,12 @@ struct server_sync_backend_ops {
 	/* Issue 11, may be NULL: the device CA's rotations (server/keys.h), read at start (the
 	 * server is restarted after a CA rotation) and sent in every Welcome. */
 	int (*ca_chain)(void *ctx, struct server_ca_chain *out);
+	/* Issue 15, may be NULL (log lines then give the site and sector by number): the names
+	 * of a device's site and sector, for the journal's CITYPASS_SITE and CITYPASS_SECTOR,
+	 * asked once per connection. SERVER_ERR_NOT_FOUND when either is unknown. */
+	int (*place_names)(void *ctx, uint32_t site, uint16_t sector,
+	                   char site_name[SERVER_PLACE_NAME_MAX],
+	                   char sector_name[SERVER_PLACE_NAME_MAX]);
 	void (*destroy)(void *ctx);
 };
 

@@ -67,7 +67,11 @@ wait_for 10 has_entry "$ident" "$gate" '"CITYPASS_SITE":"pool-n"' '"CITYPASS_SEC
 echo "ok - controller: its lines carry the gate's device, site and sector"
 wait_for 10 has_entry '"SYSLOG_IDENTIFIER":"citypass-server"' "$gate" '"MESSAGE":"conn ' ||
 	fail "server: its lines about pool-1's connection do not carry CITYPASS_DEVICE"
-echo "ok - server: a line about a gate's connection carries its device"
+# its session's line, by the names the gate's own lines use: one filter finds both sides
+wait_for 10 has_entry '"SYSLOG_IDENTIFIER":"citypass-server"' "$gate" '"CITYPASS_SITE":"pool-n"' \
+	'"CITYPASS_SECTOR":"pool"' '"MESSAGE":"conn ' 'session: site ' ||
+	fail "server: pool-1's session line does not carry its site and sector: $(entries | grep citypass-server | grep session | tail -n 1)"
+echo "ok - server: a line about a gate's connection carries its device, site and sector"
 
 # a granted tap and a refused one: outcome and reason as fields; the card's UID nowhere
 uid=04A1B2C3D4E5F6
@@ -85,6 +89,11 @@ expect "$out" "led=red display=Carte révoquée" "a revoked pass"
 wait_for 10 has_entry "$ident" "$gate" '"CITYPASS_OUTCOME":"refused"' '"CITYPASS_REASON":"revoked"' ||
 	fail "controller: the refusal is not in the journal with its reason: $(entries | grep '"MESSAGE":"tap' | tail -n 2)"
 echo "ok - taps: outcome and reason as fields"
+# the revoking list delivered to the gate: the server's line says where it went
+wait_for 10 has_entry '"SYSLOG_IDENTIFIER":"citypass-server"' "$gate" '"CITYPASS_SITE":"pool-n"' \
+	'"CITYPASS_SECTOR":"pool"' 'sending ' ||
+	fail "server: the list update sent to pool-1 is not logged with its site and sector"
+echo "ok - server: a list delivered to a gate is logged with its device, site and sector"
 lower=$(echo "$uid" | tr 'A-F' 'a-f')
 if journalctl -D /run/log/journal --no-pager -o export | grep -aiq -e "$uid" -e "$lower"; then
 	fail "the card's UID is in the journal"
