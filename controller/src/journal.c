@@ -48,7 +48,7 @@ static const char schema[] =
         " expires INTEGER NOT NULL, PRIMARY KEY(key, step)) WITHOUT ROWID;"
         "INSERT OR IGNORE INTO meta VALUES('stat_acked', 0), ('consumption_acked', 0),"
         " ('consumption_purged_unacked', 0), ('time_floor', 0), ('list_position_version', 0),"
-        " ('list_position', 0);";
+        " ('list_position', 0), ('sector_retention_h', 0);";
 
 /* Version 1 journals (before issue 10) get the new columns; their rows are epoch 0, the
  * sequence space the server knew them under. */
@@ -567,6 +567,26 @@ int controller_journal_set_time_floor(struct controller_journal *j, int64_t t)
 	return finish(j, rc);
 }
 
+int controller_journal_sector_retention(struct controller_journal *j, uint32_t *hours)
+{
+	if (!j || !hours)
+		return CONTROLLER_ERR_ARG;
+	int64_t v = 0;
+	int rc = meta_get(j, "sector_retention_h", &v);
+	*hours = rc == 0 && v > 0 && v <= UINT32_MAX ? (uint32_t)v : 0;
+	return rc;
+}
+
+int controller_journal_set_sector_retention(struct controller_journal *j, uint32_t hours)
+{
+	if (!j)
+		return CONTROLLER_ERR_ARG;
+	int rc = begin(j);
+	if (!rc)
+		rc = meta_set(j, "sector_retention_h", hours);
+	return finish(j, rc);
+}
+
 /* --- a decision whose action is not yet done (a card debit) ----------------------------- */
 
 int controller_journal_settle(struct controller_journal *j, uint64_t stat_seq,
@@ -715,7 +735,7 @@ int controller_journal_counters(struct controller_journal *j, const struct contr
 /* --- housekeeping --------------------------------------------------------------------- */
 
 int controller_journal_purge(struct controller_journal *j, int64_t now,
-                             const struct controller_list_mark *list, uint32_t retention_days,
+                             const struct controller_list_mark *list, uint32_t retention_s,
                              uint32_t antipassback_minutes)
 {
 	if (!j || !list)
@@ -725,9 +745,8 @@ int controller_journal_purge(struct controller_journal *j, int64_t now,
 	int prc = list_position(j, list, &known, &position);
 	if (prc)
 		return prc;
-	if (retention_days == 0)
-		retention_days = CONTROLLER_RETENTION_DAYS_DEFAULT;
-	int64_t horizon = now - (int64_t)retention_days * 86400;
+	int64_t horizon = now - (retention_s ? (int64_t)retention_s
+	                                     : (int64_t)CONTROLLER_RETENTION_DAYS_DEFAULT * 86400);
 	int64_t lost = 0, purged_before;
 	int rc = begin(j);
 	sqlite3_stmt *s;

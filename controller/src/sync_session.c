@@ -220,6 +220,23 @@ static int on_passback(struct controller_sync_session *s, const Citypass__Passba
 	return 0;
 }
 
+/* Issue 17: the sector's retention, kept by the journal and obeyed by the tap's purge
+ * (the stricter of it and retention-days), link up or down. Heard only over the
+ * authenticated link; a server that states none (0) leaves what the gate holds. */
+static void on_retention(struct controller_sync_session *s, uint32_t hours)
+{
+	uint32_t held = 0;
+	(void)controller_journal_sector_retention(s->cfg.journal, &held);
+	if (held == hours)
+		return;
+	int rc = controller_journal_set_sector_retention(s->cfg.journal, hours);
+	if (rc)
+		sess_log(s, "sync: the sector's retention (%u h) not kept: %s", hours,
+		         controller_strerror(rc));
+	else
+		sess_log(s, "sync: the sector keeps identifying rows %u hours", hours);
+}
+
 static int on_welcome(struct controller_sync_session *s, const Citypass__Welcome *w)
 {
 	int64_t skew = w->server_time - (int64_t)time(NULL);
@@ -243,6 +260,8 @@ static int on_welcome(struct controller_sync_session *s, const Citypass__Welcome
 		on_key_chain(s, w->key_chain);
 	if (w->ca_chain)
 		on_ca_chain(s, w->ca_chain);
+	if (w->retention_hours)
+		on_retention(s, w->retention_hours);
 	return sess_upload(s, 0);
 }
 

@@ -304,6 +304,25 @@ static void refuse_credential(struct controller_tap *tap, struct one_tap *t, int
 
 /* --- deciding ----------------------------------------------------------------------------- */
 
+/*
+ * Issue 17: how long identifying rows stay, in seconds: the stricter of the gate's own
+ * retention-days and its sector's retention as the server last stated it (kept in the
+ * journal, so it holds offline and across restarts), less the time until the next purge so
+ * that no row outlives it (CNIL AU-015: 48 hours at most for transport, not 49).
+ */
+static uint32_t retention_s(struct controller_tap *tap)
+{
+	uint64_t s = (uint64_t)(tap->cfg->retention_days ? tap->cfg->retention_days
+	                                                 : CONTROLLER_RETENTION_DAYS_DEFAULT) *
+	             86400u;
+	uint32_t sector_h = 0;
+	if (controller_journal_sector_retention(tap->p.journal, &sector_h) == 0 && sector_h > 0 &&
+	    (uint64_t)sector_h * 3600u < s)
+		s = (uint64_t)sector_h * 3600u;
+	s = s > PURGE_EVERY_S ? s - PURGE_EVERY_S : 1;
+	return s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
+}
+
 static void maybe_purge(struct controller_tap *tap, uint64_t version, int64_t issued_at,
                         int64_t now)
 {
@@ -314,7 +333,7 @@ static void maybe_purge(struct controller_tap *tap, uint64_t version, int64_t is
 	 * (issue 10). The floor is kept for the next start at the same time. */
 	int64_t floor = controller_timekeeper_floor(tap->p.clock);
 	const struct controller_list_mark mark = {version, issued_at};
-	int rc = controller_journal_purge(tap->p.journal, floor, &mark, tap->cfg->retention_days,
+	int rc = controller_journal_purge(tap->p.journal, floor, &mark, retention_s(tap),
 	                                  tap->cfg->policy.antipassback_minutes);
 	if (rc)
 		controller_log(LOG_WARNING, "journal purge failed: %s",

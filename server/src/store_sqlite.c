@@ -63,6 +63,13 @@ static const char migrate_3_to_4[] =
         " list_issued_at INTEGER NOT NULL, journal_backlog INTEGER NOT NULL,"
         " free_disk_bytes INTEGER NOT NULL, clock_skew_s INTEGER NOT NULL) WITHOUT ROWID;";
 
+/* Schema 5 -> 6 (issue 17): each consumption row gets the server's time it was stored, so
+ * that its detail (gate, sequence) goes at the sector's retention (server/privacy.h). Rows
+ * from before have no time: 0, the first purge folds them. */
+static const char migrate_5_to_6[] =
+        "ALTER TABLE consumption ADD COLUMN stored_at INTEGER NOT NULL DEFAULT 0;"
+        "CREATE INDEX consumption_stored ON consumption(sector, stored_at);";
+
 const char sq_schema_v2_sql[] =
         "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
         "CREATE TABLE sectors(number INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
@@ -869,10 +876,13 @@ static int sq_ingest(void *ctx, const char *device, const Citypass__EventBatch *
 		rc = sq_prep(
 		        q, &st,
 		        "INSERT OR IGNORE INTO consumption(device, epoch, seq, sector, pseudonym,"
-		        " product, count, period, pos) VALUES(?1,?10,?2,?3,?4,?5,?6,?7,?11)");
+		        " product, count, period, pos, stored_at)"
+		        " VALUES(?1,?10,?2,?3,?4,?5,?6,?7,?11,?12)");
 		if (rc)
 			return rc;
 		sqlite3_bind_int64(st, 11, pos);
+		/* issue 17: the server's own clock, what its retention is judged by */
+		sqlite3_bind_int64(st, 12, (int64_t)time(NULL));
 		for (size_t i = 0; i < b->n_consumption; i++) {
 			const Citypass__ConsumptionEvent *e = b->consumption[i];
 			if (e->pseudonym.len != PROTO_LIST_KEY_LEN) {
@@ -1213,6 +1223,7 @@ static const struct server_store_ops sqlite_ops = {
         .usage_position_of = sq_usage_position_of,
         .consumption_expire = sq_consumption_expire,
         .consumption_rekey = sq_consumption_rekey,
+        .consumption_retire = sq_consumption_retire,
         .list_latest = sq_list_latest,
         .list_published = sq_list_published,
         .list_version_get = sq_list_version_get,
@@ -1258,6 +1269,7 @@ static int migrate(struct sq *q)
 	        sq_schema_v3_sql, /* 2 -> 3: format 2 lists and the change log (issue 12) */
 	        migrate_3_to_4,   /* 3 -> 4: usage positions, gates' health (issue 13) */
 	        sq_schema_v5_sql, /* 4 -> 5: bulk import (issue 12) */
+	        migrate_5_to_6,   /* 5 -> 6: consumption rows' storage time (issue 17) */
 	};
 	for (;;) {
 		int64_t v = 0;

@@ -78,6 +78,7 @@ int sq_list_changes_trim(void *ctx, uint16_t sector, int64_t upto, unsigned max,
 int sq_consumption_expire(void *ctx, uint16_t sector, const struct server_periods *now);
 int sq_consumption_rekey(void *ctx, uint16_t sector, const uint8_t from[PROTO_LIST_KEY_LEN],
                          const uint8_t to[PROTO_LIST_KEY_LEN]);
+int sq_consumption_retire(void *ctx, uint16_t sector, int64_t before, uint64_t *n);
 int sq_list_latest(void *ctx, uint16_t sector, uint64_t *version);
 int sq_list_published(void *ctx, uint16_t sector, uint64_t *version);
 int sq_list_version_get(void *ctx, uint16_t sector, uint64_t version,

@@ -402,6 +402,43 @@ int sq_list_changes_trim(void *ctx, uint16_t sector, int64_t upto, unsigned max,
 
 /* --- consumption --------------------------------------------------------------------- */
 
+/* Issue 17: the count a right needs stays, the log of where and when goes (server/store.h).
+ * Folded rows are the gate '' epoch 0 with negative sequences, below any a gate sends; the
+ * triggers log the keys they touch, whose list entries come out the same. */
+int sq_consumption_retire(void *ctx, uint16_t sector, int64_t before, uint64_t *n)
+{
+	struct sq *q = ctx;
+	sqlite3_stmt *st;
+	*n = 0;
+	int rc = sq_prep(q, &st,
+	                 "INSERT INTO consumption(device, epoch, seq, sector, pseudonym, product,"
+	                 " count, period, pos, stored_at)"
+	                 " SELECT '', 0, (SELECT COALESCE(MIN(seq), 0) FROM consumption WHERE"
+	                 " device = '' AND epoch = 0) - ROW_NUMBER() OVER (ORDER BY pseudonym,"
+	                 " product, period), ?1, pseudonym, product, SUM(count), period, 0, 0"
+	                 " FROM consumption WHERE sector = ?1 AND device <> '' AND stored_at < ?2"
+	                 " GROUP BY pseudonym, product, period");
+	if (rc)
+		return rc;
+	sqlite3_bind_int(st, 1, sector);
+	sqlite3_bind_int64(st, 2, before);
+	if ((rc = sq_run(q, st)) != 0)
+		return rc;
+	rc = sq_prep(q, &st,
+	             "DELETE FROM consumption WHERE sector = ?1 AND device <> '' AND stored_at < ?2");
+	if (rc)
+		return rc;
+	sqlite3_bind_int(st, 1, sector);
+	sqlite3_bind_int64(st, 2, before);
+	if ((rc = sq_step(q, st)) != SQLITE_DONE) {
+		sqlite3_finalize(st);
+		return sq_err(q, rc);
+	}
+	*n = (uint64_t)sqlite3_changes(q->db);
+	sqlite3_finalize(st);
+	return 0;
+}
+
 int sq_consumption_rekey(void *ctx, uint16_t sector, const uint8_t from[PROTO_LIST_KEY_LEN],
                          const uint8_t to[PROTO_LIST_KEY_LEN])
 {

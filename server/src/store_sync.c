@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "server/privacy.h"
 #include "server/publish.h"
 
 #include "proto/clist.h"
@@ -33,6 +34,11 @@ static int sb_device_lookup(void *ctx, const char *id, struct server_device_info
 	out->revoked = d.revoked;
 	out->gate = d.gate;
 	out->created = d.created;
+	struct server_retention r;
+	if ((rc = server_retention_get(s, d.sector, &r)) == 0)
+		out->retention_h = r.hours;
+	else if (rc != SERVER_ERR_NOT_FOUND) /* a device of a sector since removed: none */
+		return rc;
 	return 0;
 }
 

@@ -524,6 +524,8 @@ static int conn_hello(struct sync_conn *c, const Citypass__Hello *h)
 		w.key_chain = &s->chain_msg;
 	if (s->ca_chain.n > 0)
 		w.ca_chain = &s->ca_chain_msg;
+	/* issue 17: the sector's retention, which the gate keeps and obeys offline too */
+	w.retention_hours = c->dev.retention_h;
 	f.body_case = CITYPASS__FRAME__BODY_WELCOME;
 	f.welcome = &w;
 	const int sent = send_frame(c, &f);

@@ -65,6 +65,8 @@ void admin_hex(const uint8_t *b, size_t n, char *out);
  * command's own for a command without subcommands); the table is citypass_admin.c's. */
 int admin_init(struct admin *a, int argc, char **argv);        /* admin_init.c */
 int admin_sector_list(struct admin *a, int argc, char **argv); /* admin_site.c */
+int admin_sector_set(struct admin *a, int argc, char **argv);
+int admin_cmd_privacy(struct admin *a, int argc, char **argv); /* admin_privacy.c */
 int admin_site_add(struct admin *a, int argc, char **argv);
 int admin_site_list(struct admin *a, int argc, char **argv);
 int admin_device_add(struct admin *a, int argc, char **argv); /* admin_device_add.c */

@@ -21,6 +21,7 @@
 #include "server/keys.h"
 #include "proto/calendar.h"
 #include "proto/clist.h"
+#include "server/privacy.h"
 #include "server/publish.h"
 
 /* --- init -------------------------------------------------------------------------------- */
@@ -33,6 +34,8 @@ const char admin_init_help[] =
         "localhost)\n"
         "  --sectors LIST          service sectors, comma-separated, numbered 1.. in order and\n"
         "                          given card slots 0..5 (default pool,library,waste,bus)\n"
+        "                          a sector named bus is transport (identifying rows kept 48\n"
+        "                          hours), the others access control (90 days): 'sector set'\n"
         "  --value-sector NAME     the sector whose gates debit entries on the card's value file\n"
         "  --tz ZONE               time zone of day numbers and periods (default Europe/Paris)\n"
         "  --list-validity-days N  list expiry after issue, 1..365 days (default 7)\n"
@@ -63,6 +66,10 @@ static int init_fill(struct server_store *st, const char *dir, char sectors[][SE
 		s.slot = (uint8_t)i;
 		snprintf(s.name, sizeof(s.name), "%s", sectors[i]);
 		rc = st->ops->sector_add(st->ctx, &s);
+		/* issue 17: the default sectors' kinds (docs/privacy.md): the bus is transport,
+		 * whose validations CNIL's AU-015 keeps 48 hours at most */
+		if (rc == 0 && strcmp(sectors[i], "bus") == 0)
+			rc = server_retention_set(st, s.number, SERVER_KIND_TRANSPORT, 0, NULL);
 		if (rc == 0 && value_sector && strcmp(value_sector, sectors[i]) == 0) {
 			char v[8];
 			snprintf(v, sizeof(v), "%u", s.number);

@@ -21,12 +21,20 @@
 #include "server/keys.h"
 #include "proto/calendar.h"
 #include "proto/clist.h"
+#include "server/privacy.h"
 #include "server/publish.h"
 
 /* --- sector list ------------------------------------------------------------------------- */
 
-const char admin_sector_help[] = "usage: citypass-admin sector list [--json]\n"
-                                 "The service sectors made by init: number, name, card slot.\n";
+const char admin_sector_help[] =
+        "usage: citypass-admin sector list [--json]\n"
+        "       citypass-admin sector set SECTOR [--kind transport|access] [--retention D]\n"
+        "The service sectors made by init: number, name, card slot, kind of service and how\n"
+        "long their identifying rows are kept, on the gates and on the server (docs/privacy.md).\n"
+        "  --kind K        transport (validations: 48 hours at most, CNIL AU-015 art. 4) or\n"
+        "                  access (pool, library, waste centre: 3 months at most)\n"
+        "  --retention D   hours ('36h' or '36') or days ('30d'), at most the kind's ceiling;\n"
+        "                  'default': the kind's ceiling\n";
 
 int admin_sector_list(struct admin *a, int argc, char **argv)
 {
@@ -48,17 +56,117 @@ int admin_sector_list(struct admin *a, int argc, char **argv)
 	if (json)
 		printf("[");
 	for (size_t i = 0; i < n; i++) {
+		struct server_retention r;
+		if ((rc = server_retention_get(&a->st, v[i].number, &r)) != 0) {
+			free(v);
+			return admin_refuse("cannot read sector %s's retention: %s", v[i].name,
+			                    server_store_strerror(&a->st, rc));
+		}
 		if (json) {
 			printf("%s{\"number\":%u,\"name\":", i ? "," : "", v[i].number);
 			admin_json_string(stdout, v[i].name);
-			printf(",\"slot\":%u}", v[i].slot);
+			printf(",\"slot\":%u,\"kind\":\"%s\",\"retention_hours\":%u}", v[i].slot,
+			       server_kind_name(r.kind), r.hours);
 		} else {
-			printf("%-6u %-16s slot %u\n", v[i].number, v[i].name, v[i].slot);
+			printf("%-6u %-16s slot %u  %-9s retention %uh%s\n", v[i].number, v[i].name,
+			       v[i].slot, server_kind_name(r.kind), r.hours,
+			       r.configured ? "" : " (default)");
 		}
 	}
 	if (json)
 		printf("]\n");
 	free(v);
+	return 0;
+}
+
+/* "36h", "36" (hours), "30d" (days): hours in *h, 1 .. 10 years. */
+static int parse_duration_h(const char *s, uint32_t *h)
+{
+	char buf[24];
+	size_t n = strlen(s);
+	if (n == 0 || n >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, n + 1);
+	uint64_t mult = 1, v;
+	if (buf[n - 1] == 'h' || buf[n - 1] == 'd') {
+		mult = buf[n - 1] == 'd' ? 24 : 1;
+		buf[n - 1] = 0;
+	}
+	if (admin_parse_u64(buf, 3650 * 24, &v) != 0 || v == 0 || v * mult > 3650 * 24)
+		return -1;
+	*h = (uint32_t)(v * mult);
+	return 0;
+}
+
+int admin_sector_set(struct admin *a, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	        {"kind", required_argument, NULL, 'k'},
+	        {"retention", required_argument, NULL, 'r'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
+	};
+	int kind = -1, c, given = 0;
+	uint32_t hours = 0;
+	admin_getopt_reset();
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k':
+			if ((kind = server_kind_parse(optarg)) < 0)
+				return admin_usage("sector ",
+				                   "--kind '%s': expected 'transport' or 'access'",
+				                   optarg);
+			given = 1;
+			break;
+		case 'r':
+			if (strcmp(optarg, "default") == 0)
+				hours = 0;
+			else if (parse_duration_h(optarg, &hours) != 0)
+				return admin_usage("sector ",
+				                   "--retention '%s': expected hours ('48h' or '48') "
+				                   "or days ('30d'), at least 1 hour, or 'default'",
+				                   optarg);
+			given = 1;
+			break;
+		case 'h':
+			fputs(admin_sector_help, stdout);
+			return 0;
+		default:
+			return admin_bad_option("sector set ", argv);
+		}
+	}
+	if (optind >= argc)
+		return admin_usage("sector ", "missing the SECTOR (name or number)");
+	if (optind + 1 < argc)
+		return admin_usage("sector ", "unexpected argument '%s'", argv[optind + 1]);
+	if (!given)
+		return admin_usage("sector ", "nothing to set: give --kind or --retention");
+	int rc = admin_open(a);
+	if (rc)
+		return rc;
+	struct server_sector sec;
+	if (server_sector_find(&a->st, argv[optind], &sec) != 0) {
+		char names[256];
+		admin_sector_names(a, names, sizeof(names));
+		return admin_usage("sector ", "'%s': no such sector (expected one of: %s)",
+		                   argv[optind], names);
+	}
+	if ((rc = admin_begin(a)) != 0)
+		return rc;
+	struct server_why why;
+	if (server_retention_set(&a->st, sec.number, kind, hours, &why) != 0) {
+		admin_rollback(a);
+		return admin_refuse("%s", why.text);
+	}
+	if ((rc = admin_commit(a)) != 0)
+		return rc;
+	struct server_retention r;
+	if (server_retention_get(&a->st, sec.number, &r) != 0)
+		return admin_refuse("cannot read sector %s back", sec.name);
+	printf("sector %u %s: %s, identifying rows kept %u hours%s (gates learn it at their next "
+	       "session)\n",
+	       r.sector, r.name, server_kind_name(r.kind), r.hours,
+	       r.configured ? "" : " (the kind's default)");
 	return 0;
 }
 

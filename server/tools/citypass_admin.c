@@ -43,7 +43,7 @@ static const char main_help[] =
         "\n"
         "commands:\n"
         "  init            create the database and all key material\n"
-        "  sector list     the deployment's service sectors\n"
+        "  sector list|set the deployment's service sectors, their kind and retention\n"
         "  site add|list   sites (opening hours, anti-passback, list-expiry policy)\n"
         "  device add|revoke|show|list  gate controllers, their bundles and their health\n"
         "  household add           households (quotas shared by their passes)\n"
@@ -57,6 +57,7 @@ static const char main_help[] =
         "  keys show|rotate|retire card key versions\n"
         "  backup          the whole deployment in one encrypted file (server running)\n"
         "  restore         a backup into a new data directory, lists republished above it\n"
+        "  privacy purge   fold the usage rows past their sector's retention now\n"
         "\n"
         "Each command has --help. Exit status: 0 done, 1 refused, 2 bad usage.\n"
         "options:\n"
@@ -345,6 +346,7 @@ static const struct admin_command {
 } commands[] = {
         {"init", NULL, admin_init, admin_init_help},
         {"sector", "list", admin_sector_list, admin_sector_help},
+        {"sector", "set", admin_sector_set, admin_sector_help},
         {"site", "add", admin_site_add, admin_site_help},
         {"site", "list", admin_site_list, admin_site_help},
         {"device", "add", admin_device_add, admin_device_help},
@@ -370,6 +372,7 @@ static const struct admin_command {
         {"keys", NULL, admin_cmd_keys, NULL},
         {"backup", NULL, admin_cmd_backup, NULL},
         {"restore", NULL, admin_cmd_restore, NULL},
+        {"privacy", NULL, admin_cmd_privacy, NULL},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 

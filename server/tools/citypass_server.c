@@ -16,10 +16,12 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
+#include "server/privacy.h"
 #include "server/sync.h"
 #include "server/sync_backend.h"
 #include "server_metrics.h"
@@ -92,9 +94,36 @@ static void log_service_gate(void *arg, int priority, const struct server_sync_g
 
 struct run {
 	struct server_sync *srv;
-	struct event *sigterm, *sigint, *watchdog;
+	struct event *sigterm, *sigint, *watchdog, *purge;
 	struct service_metrics *metrics;
+	struct server_store purge_st; /* issue 17: the retention purge's own connection */
+	int purge_open;
 };
+
+/* Issue 17: how often the server folds consumption rows past their sector's retention
+ * (server/privacy.h); each run takes the rows that would outlive it before the next. */
+#define RETENTION_PURGE_EVERY_S 600
+
+static void on_purge(evutil_socket_t fd, short what, void *arg)
+{
+	struct run *r = arg;
+	(void)fd;
+	(void)what;
+	uint64_t n = 0;
+	char line[200];
+	int rc = server_retention_purge(&r->purge_st, (int64_t)time(NULL), RETENTION_PURGE_EVERY_S,
+	                                &n);
+	if (rc == 0 && n == 0)
+		return;
+	if (rc)
+		snprintf(line, sizeof(line), "retention purge failed: %s (tried again in %d s)",
+		         server_store_strerror(&r->purge_st, rc), RETENTION_PURGE_EVERY_S);
+	else
+		snprintf(line, sizeof(line),
+		         "retention: folded %llu consumption row(s) past their sector's retention",
+		         (unsigned long long)n);
+	service_log(rc ? LOG_WARNING : LOG_INFO, NULL, line);
+}
 
 /* systemd's watchdog is fed from the event loop itself: a loop stalled by a slow callback
  * stops feeding it, and systemd restarts the server (citypass-server.service). */
@@ -119,6 +148,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	event_del(r->sigint);
 	if (r->watchdog)
 		event_del(r->watchdog);
+	if (r->purge)
+		event_del(r->purge);
 	/* its listener would keep the loop running after the sync server's events are gone */
 	service_metrics_free(r->metrics);
 	r->metrics = NULL;
@@ -369,6 +400,25 @@ int main(int argc, char **argv)
 		}
 		service_watchdog_feed();
 	}
+	/* a connection of its own that waits little for a lock: the purge runs on the loop,
+	 * and a busy database only delays it to the next run */
+	r.purge_open = server_store_open_sqlite(&r.purge_st, data, 0) == 0;
+	if (r.purge_open) {
+		struct timeval tv = {.tv_sec = RETENTION_PURGE_EVERY_S, .tv_usec = 0};
+		r.purge_st.ops->busy_timeout(r.purge_st.ctx, 500);
+		r.purge = event_new(base, -1, EV_PERSIST, on_purge, &r);
+		if (!r.purge || event_add(r.purge, &tv) != 0) {
+			fprintf(stderr, "citypass-server: cannot start the retention purge timer\n");
+			rc = 1;
+			goto out;
+		}
+		on_purge(-1, 0, &r);
+	} else {
+		fprintf(stderr, "citypass-server: cannot open the database for the retention "
+		                "purge\n");
+		rc = 1;
+		goto out;
+	}
 	char status[160];
 	snprintf(status, sizeof(status), "serving gates on %s", listen);
 	service_notify_ready(status);
@@ -381,6 +431,10 @@ out:
 		event_free(r.sigint);
 	if (r.watchdog)
 		event_free(r.watchdog);
+	if (r.purge)
+		event_free(r.purge);
+	if (r.purge_open)
+		server_store_close(&r.purge_st);
 	service_metrics_free(r.metrics);
 	if (mx.st_open)
 		mx.st.ops->close(mx.st.ctx);

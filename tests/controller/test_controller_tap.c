@@ -807,6 +807,65 @@ static void test_qr_codes_and_their_reasons(void **state)
 }
 
 /* The reasons' names are the server's (one table, proto/reason.h). */
+static int consumption_rows(struct env *e)
+{
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(sqlite3_prepare_v2(e->ro, "SELECT count(*) FROM consumption", -1, &st,
+	                                    NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	int n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+/* Issue 17: the sector's retention, as the server stated it and the journal keeps it, is
+ * obeyed by the gate's own purge with no link at all (the clock injected: the trusted
+ * floor moves), and the stricter of it and retention-days wins; statistics stay. */
+static void test_sector_retention_purges_offline(void **state)
+{
+	struct env *e = *state;
+	const int64_t H = 3600;
+	issued_card(e, &e->ks, &e->ids_quota, CARDLIB_LAYOUT_NO_VALUE);
+	assert_int_equal(tap(e).outcome, CONTROLLER_TAP_GRANTED);
+	assert_int_equal(consumption_rows(e), 1);
+	/* no sector retention heard: retention-days (90) alone, the use stays after 2 days */
+	controller_timekeeper_server_time(e->clock, NOW + 48 * H);
+	controller_tap_housekeeping(e->tap);
+	assert_int_equal(consumption_rows(e), 1);
+	/* a transport sector's 48 hours (as a Welcome brings it): the use is gone before it
+	 * turns 48 hours old, unacknowledged, and counted as such */
+	assert_int_equal(controller_journal_set_sector_retention(e->journal, 72), 0);
+	controller_timekeeper_server_time(e->clock, NOW + 50 * H);
+	controller_tap_housekeeping(e->tap);
+	assert_int_equal(consumption_rows(e), 1); /* 72 hours: not yet */
+	assert_int_equal(controller_journal_set_sector_retention(e->journal, 48), 0);
+	controller_timekeeper_server_time(e->clock, NOW + 52 * H);
+	controller_tap_housekeeping(e->tap);
+	assert_int_equal(consumption_rows(e), 0);
+	struct controller_journal_stats js;
+	assert_int_equal(controller_journal_stats(e->journal, &js), 0);
+	assert_int_equal(js.consumption_purged_unacked, 1);
+	assert_int_equal(journal_view(e).rows, 1); /* the statistics row waits for its ack */
+}
+
+/* Issue 17: a gate configured stricter than its sector keeps its own, shorter retention. */
+static void test_local_retention_stricter_than_sector(void **state)
+{
+	struct env *e = *state;
+	const int64_t H = 3600;
+	e->cfg.retention_days = 1;
+	assert_int_equal(controller_journal_set_sector_retention(e->journal, 48), 0);
+	issued_card(e, &e->ks, &e->ids_quota, CARDLIB_LAYOUT_NO_VALUE);
+	assert_int_equal(tap(e).outcome, CONTROLLER_TAP_GRANTED);
+	controller_timekeeper_server_time(e->clock, NOW + 22 * H);
+	controller_tap_housekeeping(e->tap);
+	assert_int_equal(consumption_rows(e), 1);
+	controller_timekeeper_server_time(e->clock, NOW + 24 * H);
+	controller_tap_housekeeping(e->tap);
+	assert_int_equal(consumption_rows(e), 0);
+}
+
 static void test_reason_names(void **state)
 {
 	(void)state;
@@ -838,6 +897,10 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_clones_refused_with_their_reason, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_qr_codes_and_their_reasons, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_sector_retention_purges_offline, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_local_retention_stricter_than_sector, setup,
+	                                        teardown),
 	        cmocka_unit_test(test_reason_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

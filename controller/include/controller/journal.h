@@ -170,6 +170,12 @@ int controller_journal_ack_epoch(struct controller_journal *j, enum controller_s
 int controller_journal_time_floor(struct controller_journal *j, int64_t *t);
 int controller_journal_set_time_floor(struct controller_journal *j, int64_t t);
 
+/* Issue 17: the retention of identifying rows the server states for the gate's sector
+ * (Welcome.retention_hours), kept across restarts so that a gate offline still obeys it:
+ * get (0: none heard yet), and set. */
+int controller_journal_sector_retention(struct controller_journal *j, uint32_t *hours);
+int controller_journal_set_sector_retention(struct controller_journal *j, uint32_t hours);
+
 /* The epoch this connection stamps on the rows it appends (random, > 0, new per open). */
 int64_t controller_journal_epoch(const struct controller_journal *j);
 
@@ -244,11 +250,11 @@ int controller_journal_counters(struct controller_journal *j, const struct contr
 /*
  * Housekeeping, run after each sync and hourly: forget acknowledged consumption rows the
  * held list reflects (as local_uses judges it), every identifying row older than
- * retention_days (0: the default 90), anti-passback entries older than the window, and QR
- * codes past theirs.
+ * retention_s seconds (0: the default 90 days), anti-passback entries older than the
+ * window, and QR codes past theirs.
  */
 int controller_journal_purge(struct controller_journal *j, int64_t now,
-                             const struct controller_list_mark *list, uint32_t retention_days,
+                             const struct controller_list_mark *list, uint32_t retention_s,
                              uint32_t antipassback_minutes);
 
 int controller_journal_stats(struct controller_journal *j, struct controller_journal_stats *st);

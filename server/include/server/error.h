@@ -37,6 +37,8 @@ enum server_error {
 	SERVER_ERR_IN_USE = -352, /* the card holds a pass that is still live */
 	/* issue 15's range */
 	SERVER_ERR_SCHEMA_NEWER = -360, /* the database was written by a newer release */
+	/* issue 17's range: privacy */
+	SERVER_ERR_RETENTION = -380, /* a retention above the ceiling of its sector's kind */
 };
 
 /* A sentence for an error code; never NULL. */

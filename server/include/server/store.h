@@ -26,8 +26,9 @@ extern "C" {
 #endif
 
 /* 2: usage keyed by journal epoch (issue 10); 3: format 2 lists and the change log (issue
- * 12); 4: usage positions, gates' health (issue 13); 5: bulk import (issue 12) */
-#define SERVER_STORE_SCHEMA_VERSION 5
+ * 12); 4: usage positions, gates' health (issue 13); 5: bulk import (issue 12); 6:
+ * consumption rows' storage time (issue 17) */
+#define SERVER_STORE_SCHEMA_VERSION 6
 #define SERVER_NAME_MAX             64
 #define SERVER_TEXT_MAX             256
 #define SERVER_PASS_ID_LEN          16
@@ -259,6 +260,11 @@ struct server_store_ops {
 	 * counters follow its rights to the new card. */
 	int (*consumption_rekey)(void *ctx, uint16_t sector, const uint8_t from[PROTO_LIST_KEY_LEN],
 	                         const uint8_t to[PROTO_LIST_KEY_LEN]);
+	/* Issue 17: fold the sector's consumption rows stored (by the server's clock, at
+	 * ingest) before `before` into one row per (list key, product, period) that keeps
+	 * their count and nothing of the gate, sequence or time they came from; *n gets how
+	 * many rows were folded. Counts and list entries are unchanged. */
+	int (*consumption_retire)(void *ctx, uint16_t sector, int64_t before, uint64_t *n);
 
 	/* The newest version published for the sector in any format (0 if none): the next
 	 * one is numbered after it. */

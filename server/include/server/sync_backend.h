@@ -34,6 +34,9 @@ struct server_device_info {
 	int revoked;
 	uint32_t gate;   /* the gate number its statistics carry; 0: not checked */
 	int64_t created; /* enrolment time (Unix seconds); 0: not checked */
+	/* issue 17: how long the sector keeps identifying rows, in hours (server/privacy.h),
+	 * told to the gate in every Welcome; 0: none stated */
+	uint32_t retention_h;
 };
 
 /* A pass's counted right in a sector (quota, or entries counted by the server). */

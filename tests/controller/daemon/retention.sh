@@ -1,0 +1,80 @@
+#!/bin/sh
+# Retention per sector with the real binaries (issue 17, item 1; docs/privacy.md).
+#   admin:   init makes the bus transport (48 h) and the pool access control (90 days); a
+#            retention above the kind's ceiling is refused with a sentence; 24 h is kept
+#   gate:    learns its sector's 24 h in the Welcome and keeps it in its journal; with the
+#            link down, a use left unacknowledged is purged once the gate's own clocks
+#            (moved 25 hours by libfaketime, the monotonic one included: the trusted floor
+#            moves) have passed 24 hours, though its retention-days says 90
+#   server:  `privacy purge` at a time 25 hours on (CITYPASS_NOW) folds the stored uses:
+#            no row names the gate any more, the quota's count and the statistics stay
+# Env: ADMIN SERVER HIL CONTROLLER TOKEN.
+. "$(dirname "$0")/lib.sh"
+
+LIBFT=/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1
+[ -f "$LIBFT" ] || LIBFT=$(dpkg -L libfaketime 2>/dev/null | grep 'libfaketimeMT.so' | head -n1)
+[ -n "$LIBFT" ] && [ -f "$LIBFT" ] || fail "libfaketime is not installed (scripts/install-deps.sh)"
+
+deployment pool,bus
+out=$(adm sector list)
+expect "$(echo "$out" | grep ' bus ')" "transport +retention 48h \(default\)" "init: the bus is transport, 48 h"
+expect "$(echo "$out" | grep ' pool ')" "access +retention 2160h \(default\)" "init: the pool is access control, 90 days"
+if adm sector set bus --retention 72h >"$T/set.out" 2>&1; then fail "72 h for transport accepted"; fi
+expect "$(cat "$T/set.out")" "72 hours is above the 48 hours allowed for transport .*AU-015" \
+	"a retention above the ceiling is refused with a sentence"
+if adm sector set pool --retention 91d >/dev/null 2>&1; then fail "91 days for the pool accepted"; fi
+adm sector set bus --retention 24h >/dev/null || fail "sector set bus --retention 24h"
+expect "$(adm sector list | grep ' bus ')" "transport +retention 24h$" "the bus keeps 24 h"
+
+adm site add line-1 --sector bus >/dev/null
+start_bench bus-1
+start_server
+enrol bus-1 line-1 bus-1
+issue_card "$T/ann.card" 04A1B2C3D4E5F6 bus,quota=50/year >/dev/null
+start_controller bus-1
+wait_list bus-1 bus
+jdb() { sql "$T/state-bus-1/journal.db" "$1"; }
+db() { sql "$CITYPASS_DATA/citypass.db" "$1"; }
+_heard() { [ "$(jdb "select value from meta where name = 'sector_retention_h'")" = 24 ]; }
+wait_for 15 _heard || fail "the gate did not keep its sector's retention"
+echo "ok - the gate heard its sector's 24 h over the link and keeps it"
+
+expect "$(tap bus-1 desfire "$T/ann.card")" "relay=open led=green" "a use, online"
+wait_for 15 uses_acked bus-1 || fail "the use was not acknowledged"
+[ "$(db "select count(*) from consumption where device = 'bus-1'")" = 1 ] ||
+	fail "the server does not hold the use under its gate"
+before=$(server_count)
+
+# --- the server, 25 hours on
+out=$(CITYPASS_NOW=$(($(date +%s) + 25 * 3600)) adm privacy purge) || fail "privacy purge"
+expect "$out" "folded 1 consumption row" "server: the purge folds the use past 24 h"
+[ "$(db "select count(*) from consumption where device <> '' or stored_at <> 0")" = 0 ] ||
+	fail "server: a consumption row still names its gate or its time"
+[ "$(db "select sum(count) from consumption")" = 1 ] || fail "server: the quota's count was lost"
+[ "$(server_count)" = "$before" ] || fail "server: statistics changed ($(server_count), was $before)"
+echo "ok - server: no row names the gate, the count and the statistics stay"
+
+# --- the gate, link down
+stop_server
+expect "$(tap bus-1 desfire "$T/ann.card")" "relay=open led=green" "a use, offline"
+[ "$(jdb "select count(*) from consumption where acked_at is null")" = 1 ] ||
+	fail "the offline use is not waiting in the journal"
+stop_controller bus-1
+# the gate's clocks, wall and monotonic, through libfaketime: read from a file, so that
+# 25 hours pass at once while it runs (the monotonic clock is what carries the trusted
+# floor forward with no server to hear)
+echo "+0" >"$T/faketime"
+export FAKETIME_TIMESTAMP_FILE="$T/faketime" FAKETIME_NO_CACHE=1
+CTRL_WRAP="env LD_PRELOAD=$LIBFT ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+	start_controller bus-1
+unset FAKETIME_TIMESTAMP_FILE FAKETIME_NO_CACHE
+sleep 1
+[ "$(jdb "select count(*) from consumption where acked_at is null")" = 1 ] ||
+	fail "the offline use went too early"
+echo "+25h" >"$T/faketime"
+_purged() { [ "$(jdb "select count(*) from consumption")" = 0 ]; }
+wait_for 60 _purged || fail "the gate kept an identifying row past its sector's 24 h, offline"
+[ "$(jdb "select value from meta where name = 'consumption_purged_unacked'")" = 1 ] ||
+	fail "the loss was not counted"
+[ "$(jdb "select count(*) from stat")" -ge 1 ] || fail "statistics went with it"
+echo "ok - gate, link down: the unacknowledged use went at 24 h, counted; statistics wait"

@@ -1,0 +1,255 @@
+/*
+ * test_server_privacy — issue 17 in the server library (server/privacy.h): a sector's kind
+ * and retention, their defaults and the ceiling the configuration cannot pass, the purge of
+ * consumption rows past the retention with an injected clock (the count a quota needs
+ * stays, the gate, sequence and time go), and the retention the sync backend gives a gate.
+ */
+#define _XOPEN_SOURCE 700
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "proto/list.h"
+#include "server/privacy.h"
+#include "server/publish.h"
+#include "server/store.h"
+#include "server/sync_backend.h"
+
+#define H 3600
+
+struct fx {
+	char dir[64];
+	struct server_store st;
+};
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test-privacy-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	setenv("TZ", "Europe/Paris", 1);
+	if (server_keys_create(f->dir, "localhost") != 0)
+		return -1;
+	if (server_store_open_sqlite(&f->st, f->dir, 1) != 0)
+		return -1;
+	struct server_sector s = {1, "pool", 0}, b = {4, "bus", 3};
+	if (f->st.ops->sector_add(f->st.ctx, &s) || f->st.ops->sector_add(f->st.ctx, &b))
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	server_store_close(&f->st);
+	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+static struct server_retention ret(struct fx *f, uint16_t sector)
+{
+	struct server_retention r;
+	assert_int_equal(server_retention_get(&f->st, sector, &r), 0);
+	return r;
+}
+
+static void test_defaults_and_ceiling(void **state)
+{
+	struct fx *f = *state;
+	struct server_why why;
+	/* a sector with nothing set: access control, 90 days */
+	assert_int_equal(ret(f, 1).kind, SERVER_KIND_ACCESS);
+	assert_int_equal(ret(f, 1).hours, 90 * 24);
+	assert_int_equal(ret(f, 1).configured, 0);
+	/* transport: 48 hours by default (CNIL AU-015 art. 4) */
+	assert_int_equal(server_retention_set(&f->st, 4, SERVER_KIND_TRANSPORT, 0, &why), 0);
+	assert_int_equal(ret(f, 4).kind, SERVER_KIND_TRANSPORT);
+	assert_int_equal(ret(f, 4).hours, 48);
+	/* shorter is allowed, longer refused with a sentence naming the ceiling */
+	assert_int_equal(server_retention_set(&f->st, 4, -1, 24, &why), 0);
+	assert_int_equal(ret(f, 4).hours, 24);
+	assert_int_equal(ret(f, 4).configured, 1);
+	assert_int_equal(server_retention_set(&f->st, 4, -1, 49, &why), SERVER_ERR_RETENTION);
+	assert_non_null(strstr(why.text, "49 hours is above the 48 hours allowed for transport"));
+	assert_non_null(strstr(why.text, "AU-015"));
+	assert_int_equal(ret(f, 4).hours, 24); /* unchanged */
+	assert_int_equal(server_retention_set(&f->st, 1, -1, 90 * 24 + 1, &why),
+	                 SERVER_ERR_RETENTION);
+	assert_int_equal(server_retention_set(&f->st, 1, -1, 30 * 24, &why), 0);
+	assert_int_equal(ret(f, 1).hours, 30 * 24);
+	/* a sector turned transport with a retention above 48 hours given: refused */
+	assert_int_equal(server_retention_set(&f->st, 1, SERVER_KIND_TRANSPORT, 30 * 24, &why),
+	                 SERVER_ERR_RETENTION);
+	assert_int_equal(ret(f, 1).kind, SERVER_KIND_ACCESS);
+	/* ... and without one, it takes the new kind's default */
+	assert_int_equal(server_retention_set(&f->st, 1, SERVER_KIND_TRANSPORT, 0, &why), 0);
+	assert_int_equal(ret(f, 1).hours, 48);
+	/* a value written past the ceiling behind the CLI's back is never obeyed */
+	assert_int_equal(f->st.ops->meta_set(f->st.ctx, "sector_retention_h.4", "1000"), 0);
+	assert_int_equal(ret(f, 4).hours, 48);
+	assert_int_equal(server_retention_set(&f->st, 99, -1, 1, &why), SERVER_ERR_NOT_FOUND);
+}
+
+static void consume(struct fx *f, const char *device, uint64_t seq0, const uint8_t key[8],
+                    uint32_t period, int n)
+{
+	Citypass__ConsumptionEvent c[8], *cp[8];
+	assert_true(n <= 8);
+	for (int i = 0; i < n; i++) {
+		citypass__consumption_event__init(&c[i]);
+		c[i].seq = seq0 + (uint64_t)i;
+		c[i].sector = 4;
+		c[i].pseudonym.data = (uint8_t *)key;
+		c[i].pseudonym.len = 8;
+		c[i].product = 7;
+		c[i].count = 1;
+		c[i].period = period;
+		cp[i] = &c[i];
+	}
+	Citypass__EventBatch batch = CITYPASS__EVENT_BATCH__INIT;
+	batch.stream = CITYPASS__STREAM__CONSUMPTION;
+	batch.consumption = cp;
+	batch.n_consumption = (size_t)n;
+	uint64_t acked;
+	assert_int_equal(f->st.ops->begin(f->st.ctx), 0);
+	assert_int_equal(f->st.ops->ingest(f->st.ctx, device, &batch, &acked), 0);
+	assert_int_equal(f->st.ops->commit(f->st.ctx), 0);
+}
+
+/* The rows of the consumption table that still name a gate, straight from the file. */
+static int detail_rows(struct fx *f)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "%s/%s", f->dir, SERVER_DB_FILE);
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db,
+	                                    "SELECT count(*) FROM consumption WHERE device <> ''"
+	                                    " OR stored_at <> 0 OR pos <> 0",
+	                                    -1, &st, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	int n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+static uint32_t used(struct fx *f, const uint8_t key[8], int64_t now)
+{
+	struct server_periods per;
+	struct server_list_row row;
+	server_periods_at(now, &per);
+	assert_int_equal(f->st.ops->begin_read(f->st.ctx), 0);
+	assert_int_equal(f->st.ops->list_row(f->st.ctx, 4, key, &per, &row), 0);
+	assert_int_equal(f->st.ops->commit(f->st.ctx), 0);
+	return row.used;
+}
+
+static void test_purge_folds_past_retention(void **state)
+{
+	struct fx *f = *state;
+	struct server_why why;
+	assert_int_equal(server_retention_set(&f->st, 4, SERVER_KIND_TRANSPORT, 0, &why), 0);
+	/* a pass with a counted right in the bus sector (24 a year) */
+	struct server_pass ps;
+	memset(&ps, 0, sizeof(ps));
+	snprintf(ps.medium, sizeof(ps.medium), "card");
+	assert_int_equal(f->st.ops->pass_add(f->st.ctx, &ps), 0);
+	uint8_t id[16], key[8];
+	memset(id, 0x42, sizeof(id));
+	proto_list_key(4, id, sizeof(id), key);
+	assert_int_equal(f->st.ops->pass_id_add(f->st.ctx, ps.id, 4, id, key), 0);
+	const int64_t t0 = (int64_t)time(NULL); /* what ingest stamps rows with */
+	struct server_periods per;
+	server_periods_at(t0, &per);
+	const uint32_t year = (uint32_t)per.n[PROTO_PERIOD_YEAR];
+	struct server_right r = {ps.id, 4, {7, 0, 0xFFFF, 24, PROTO_PERIOD_YEAR, 0, 0, 0}};
+	assert_int_equal(f->st.ops->right_set(f->st.ctx, &r), 0);
+	consume(f, "bus-1", 1, key, year, 3);
+	consume(f, "bus-2", 1, key, year, 2);
+	assert_int_equal(used(f, key, t0), 5);
+	assert_int_equal(detail_rows(f), 5);
+
+	uint64_t n = 9;
+	/* 47 hours on: nothing is old enough */
+	assert_int_equal(server_retention_purge(&f->st, t0 + 47 * H, 0, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(detail_rows(f), 5);
+	/* ... unless the next purge is more than an hour away (citypass-server's timer) */
+	assert_int_equal(server_retention_purge(&f->st, t0 + 47 * H, H + 2, &n), 0);
+	assert_int_equal(n, 5);
+	assert_int_equal(detail_rows(f), 0);
+	/* the quota still counts every use; the acks still deduplicate a resend */
+	assert_int_equal(used(f, key, t0 + 47 * H), 5);
+	consume(f, "bus-1", 1, key, year, 3);
+	assert_int_equal(used(f, key, t0 + 47 * H), 5);
+	uint64_t acked;
+	assert_int_equal(f->st.ops->acked(f->st.ctx, "bus-1", CITYPASS__STREAM__CONSUMPTION, &acked),
+	                 0);
+	assert_int_equal(acked, 3);
+	/* new uses come in with their detail, and go the same way, next to the folded ones */
+	consume(f, "bus-1", 4, key, year, 2);
+	assert_int_equal(detail_rows(f), 2);
+	assert_int_equal(used(f, key, t0), 7);
+	assert_int_equal(server_retention_purge(&f->st, t0 + 49 * H, 0, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(detail_rows(f), 0);
+	assert_int_equal(used(f, key, t0), 7);
+}
+
+static void test_backend_tells_the_gate(void **state)
+{
+	struct fx *f = *state;
+	struct server_why why;
+	struct server_site site;
+	memset(&site, 0, sizeof(site));
+	snprintf(site.name, sizeof(site.name), "line-1");
+	site.sector = 4;
+	assert_int_equal(f->st.ops->site_add(f->st.ctx, &site), 0);
+	struct server_device d;
+	memset(&d, 0, sizeof(d));
+	snprintf(d.id, sizeof(d.id), "bus-1");
+	d.site = site.id;
+	d.sector = 4;
+	assert_int_equal(f->st.ops->device_add(f->st.ctx, &d), 0);
+	assert_int_equal(server_retention_set(&f->st, 4, SERVER_KIND_TRANSPORT, 36, &why), 0);
+	struct server_sync_backend b;
+	assert_int_equal(server_sync_backend_sqlite(&b, f->dir), 0);
+	struct server_device_info info;
+	assert_int_equal(b.ops->device_lookup(b.ctx, "bus-1", &info), 0);
+	assert_int_equal(info.retention_h, 36);
+	b.ops->destroy(b.ctx);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test_setup_teardown(test_defaults_and_ceiling, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_purge_folds_past_retention, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_backend_tells_the_gate, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
