@@ -37,6 +37,7 @@
 #include "controller/sync_session.h"
 #include "controller/timekeeper.h"
 #include "ca_follow.h"
+#include "link/addr.h"
 #include "link/tls.h"
 
 /* Connect + handshake + Welcome must all happen within this (the server allows 10 s for
@@ -138,35 +139,16 @@ static void timer_ms(struct event *ev, unsigned ms)
 
 /* --- configuration and TLS material ----------------------------------------------------- */
 
+/* "host:port", "[2001:db8::1]:7443" (link/addr.h): the brackets only delimit the address
+ * from its port */
 static int split_server(struct controller_sync *s)
 {
-	const char *colon = strrchr(s->server, ':'), *h = s->server;
-	size_t hl;
-	struct in6_addr a;
-	char *end;
-	unsigned long port;
-
-	if (!colon || colon == s->server)
+	struct link_addr a;
+	if (link_addr_parse(s->server, 0, &a) != 0 || strlen(a.host) >= sizeof(s->host))
 		return CONTROLLER_ERR_ARG;
-	hl = (size_t)(colon - s->server);
-	/* "[2001:db8::1]:7443": the brackets only delimit the address from its port */
-	if (s->server[0] == '[') {
-		if (hl < 3 || s->server[hl - 1] != ']')
-			return CONTROLLER_ERR_ARG;
-		h++;
-		hl -= 2;
-	}
-	if (hl >= sizeof(s->host))
-		return CONTROLLER_ERR_ARG;
-	memcpy(s->host, h, hl);
-	s->host[hl] = '\0';
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	if (errno || *end || end == colon + 1 || port == 0 || port > 65535)
-		return CONTROLLER_ERR_ARG;
-	snprintf(s->port, sizeof(s->port), "%lu", port);
-	s->host_is_name =
-	        inet_pton(AF_INET, s->host, &a) != 1 && inet_pton(AF_INET6, s->host, &a) != 1;
+	memcpy(s->host, a.host, strlen(a.host) + 1);
+	snprintf(s->port, sizeof(s->port), "%u", (unsigned)a.port);
+	s->host_is_name = a.family == AF_UNSPEC;
 	return 0;
 }
 

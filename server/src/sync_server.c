@@ -19,6 +19,7 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 
+#include "link/addr.h"
 #include "sync_internal.h"
 
 #ifndef CITYPASS_VERSION
@@ -412,56 +413,17 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 	sync_log(s, LOG_WARNING, "accept failed: %s", evutil_socket_error_to_string(err));
 }
 
-/* "1.2.3.4:P" or "[v6]:P" (P from 0: any free port). */
-static int parse_listen(const char *addr_port, struct sockaddr_storage *ss, socklen_t *len,
-                        char *host, size_t hostcap)
-{
-	const char *colon = strrchr(addr_port, ':'), *h = addr_port;
-	char *end;
-	if (!colon || colon == addr_port)
-		return -1;
-	size_t hl = (size_t)(colon - addr_port);
-	if (addr_port[0] == '[') {
-		if (hl < 3 || addr_port[hl - 1] != ']')
-			return -1;
-		h++;
-		hl -= 2;
-	}
-	if (hl >= hostcap)
-		return -1;
-	memcpy(host, h, hl);
-	host[hl] = '\0';
-	errno = 0;
-	unsigned long port = strtoul(colon + 1, &end, 10);
-	if (errno || *end || end == colon + 1 || port > 65535)
-		return -1;
-	memset(ss, 0, sizeof(*ss));
-	struct sockaddr_in *in = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-	if (addr_port[0] != '[' && inet_pton(AF_INET, host, &in->sin_addr) == 1) {
-		in->sin_family = AF_INET;
-		in->sin_port = htons((uint16_t)port);
-		*len = sizeof(*in);
-		return 0;
-	}
-	if (addr_port[0] == '[' && inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)port);
-		*len = sizeof(*in6);
-		return 0;
-	}
-	return -1;
-}
-
 int server_sync_listen(struct server_sync *s, const char *addr_port)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = 0;
-	char host[64];
+	struct link_addr a;
 
 	if (!s || !addr_port || s->listener || s->stopping)
 		return SERVER_ERR_ARG;
-	if (parse_listen(addr_port, &ss, &len, host, sizeof(host)) != 0)
+	/* "1.2.3.4:P" or "[v6]:P" (link/addr.h), P from 0: any free port */
+	if (link_addr_parse(addr_port, LINK_ADDR_NUMERIC | LINK_ADDR_ANY_PORT, &a) != 0 ||
+	    link_addr_sockaddr(&a, &ss, &len) != 0)
 		return SERVER_ERR_ARG;
 	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int one = 1, zero = 0;
@@ -491,9 +453,9 @@ int server_sync_listen(struct server_sync *s, const char *addr_port)
 		                        ? ((struct sockaddr_in6 *)&bound)->sin6_port
 		                        : ((struct sockaddr_in *)&bound)->sin_port);
 	if (ss.ss_family == AF_INET6)
-		sync_log(s, LOG_INFO, "listening on [%s]:%u", host, s->port);
+		sync_log(s, LOG_INFO, "listening on [%s]:%u", a.host, s->port);
 	else
-		sync_log(s, LOG_INFO, "listening on %s:%u", host, s->port);
+		sync_log(s, LOG_INFO, "listening on %s:%u", a.host, s->port);
 	return 0;
 }
 

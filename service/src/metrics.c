@@ -12,6 +12,7 @@
 #include <event2/http.h>
 #include <event2/util.h>
 
+#include "link/addr.h"
 #include "service/metrics.h"
 
 struct service_metrics {
@@ -161,44 +162,14 @@ static int loopback(const struct sockaddr_storage *ss)
 	return 0;
 }
 
-/* "1.2.3.4:P" or "[v6]:P", P from 0 (any free port) to 65535 (libevent's own parser
- * refuses port 0). */
+/* "1.2.3.4:P" or "[v6]:P" (link/addr.h), P from 0 (any free port) to 65535 (libevent's own
+ * parser refuses port 0). */
 static int parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len)
 {
-	const char *colon = strrchr(s, ':');
-	char host[64], *end;
-	memset(ss, 0, sizeof(*ss));
-	if (!colon || colon == s)
+	struct link_addr a;
+	if (link_addr_parse(s, LINK_ADDR_NUMERIC | LINK_ADDR_ANY_PORT, &a) != 0)
 		return -1;
-	size_t hl = (size_t)(colon - s);
-	if (s[0] == '[') {
-		if (hl < 3 || s[hl - 1] != ']')
-			return -1;
-		s++;
-		hl -= 2;
-	}
-	if (hl >= sizeof(host))
-		return -1;
-	memcpy(host, s, hl);
-	host[hl] = '\0';
-	unsigned long port = strtoul(colon + 1, &end, 10);
-	if (end == colon + 1 || *end || port > 65535)
-		return -1;
-	struct sockaddr_in *in = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-	if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
-		in->sin_family = AF_INET;
-		in->sin_port = htons((uint16_t)port);
-		*len = sizeof(*in);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)port);
-		*len = sizeof(*in6);
-		return 0;
-	}
-	return -1;
+	return link_addr_sockaddr(&a, ss, len);
 }
 
 int service_metrics_listen(struct service_metrics **out, struct event_base *base,
