@@ -64,6 +64,9 @@ static void test_refused(void **state)
 	refused("localhost:65536", 0, LINK_ADDR_ERR_PORT);
 	refused("localhost:100000", LINK_ADDR_ANY_PORT, LINK_ADDR_ERR_PORT);
 	refused("localhost:+80", 0, LINK_ADDR_ERR_PORT);
+	/* 2^64 + 1: digits past five would wrap to port 1 */
+	refused("localhost:18446744073709551617", 0, LINK_ADDR_ERR_PORT);
+	refused("localhost:000080", 0, LINK_ADDR_ERR_PORT);
 	refused("localhost: 80", 0, LINK_ADDR_ERR_PORT);
 	refused("localhost:80 ", 0, LINK_ADDR_ERR_PORT);
 	refused("localhost:8a", 0, LINK_ADDR_ERR_PORT);
