@@ -20,7 +20,9 @@
 
 #include "cardlib/diversify.h"
 #include "controller/config.h"
+#include "link/addr.h"
 #include "proto/bundle.h"
+#include "proto/device_conf.h"
 
 #define LINE_MAX_LEN 2048
 
@@ -283,121 +285,6 @@ static int load_card_key(const char *path, uint16_t sector, struct cardlib_secto
 
 /* --- device.conf -------------------------------------------------------------------- */
 
-static int device_key(struct parse_ctx *p, struct controller_config *c, const char *dir,
-                      const char *k, const char *v, unsigned *seen)
-{
-	unsigned long n;
-	int rc;
-	char err[CONTROLLER_ERROR_MAX];
-	if (strcmp(k, "device-id") == 0) {
-		*seen |= 1u << 0;
-		return copy_str(p, k, v, c->device_id, sizeof(c->device_id));
-	}
-	if (strcmp(k, "gate") == 0) {
-		*seen |= 1u << 1;
-		rc = parse_uint(p, k, v, 1, UINT32_MAX, &n);
-		c->gate = (uint32_t)n;
-		return rc;
-	}
-	if (strcmp(k, "site") == 0) {
-		*seen |= 1u << 2;
-		rc = parse_uint(p, k, v, 1, UINT32_MAX, &n);
-		c->site = (uint32_t)n;
-		return rc;
-	}
-	if (strcmp(k, "site-name") == 0)
-		return copy_str(p, k, v, c->site_name, sizeof(c->site_name));
-	if (strcmp(k, "sector") == 0) {
-		*seen |= 1u << 3;
-		rc = parse_uint(p, k, v, 1, 65535, &n);
-		c->sector = (uint16_t)n;
-		return rc;
-	}
-	if (strcmp(k, "sector-name") == 0)
-		return copy_str(p, k, v, c->sector_name, sizeof(c->sector_name));
-	if (strcmp(k, "server") == 0) {
-		*seen |= 1u << 4;
-		const char *colon = strrchr(v, ':');
-		if (!colon || colon == v || !isdigit((unsigned char)colon[1]) ||
-		    strtoul(colon + 1, NULL, 10) == 0 || strtoul(colon + 1, NULL, 10) > 65535)
-			return failf(p, "server '%s': expected HOST:PORT", v);
-		return copy_str(p, k, v, c->server, sizeof(c->server));
-	}
-	if (strcmp(k, "server-name") == 0) {
-		for (const char *q = v; *q; q++)
-			if (!isalnum((unsigned char)*q) && *q != '-' && *q != '.' && *q != '_')
-				return failf(p, "server-name '%s': expected a host name", v);
-		return copy_str(p, k, v, c->server_name, sizeof(c->server_name));
-	}
-	if (strcmp(k, "tz") == 0) {
-		*seen |= 1u << 5;
-		return copy_str(p, k, v, c->tz, sizeof(c->tz));
-	}
-	/* the zone quota periods are numbered in, the same on the server and every gate
-	 * (proto/calendar.h); a bundle written before it existed counts in the site's */
-	if (strcmp(k, "period-tz") == 0)
-		return copy_str(p, k, v, c->period_tz, sizeof(c->period_tz));
-	if (strcmp(k, "hours") == 0) {
-		if (controller_config_parse_hours(v, &c->policy, err, sizeof(err)))
-			return failf(p, "%s", err);
-		return 0;
-	}
-	if (strcmp(k, "antipassback-minutes") == 0) {
-		rc = parse_uint(p, k, v, 0, 1440, &n);
-		c->policy.antipassback_minutes = (uint16_t)n;
-		return rc;
-	}
-	if (strcmp(k, "refused-fares") == 0) { /* not written by device add yet; bit mask */
-		rc = parse_uint(p, k, v, 0, 15, &n);
-		c->policy.refused_fares = (uint8_t)n;
-		return rc;
-	}
-	if (strcmp(k, "expiry-policy") == 0) {
-		if (strcmp(v, "refuse") == 0) {
-			c->stale.mode = CONTROLLER_STALE_REFUSE_ALL;
-			c->stale.grace_hours = 0;
-			return 0;
-		}
-		if (strncmp(v, "grace:", 6) == 0) {
-			struct parse_ctx q = *p;
-			rc = parse_uint(&q, k, v + 6, 1, 720, &n);
-			if (rc)
-				return failf(p,
-				             "expiry-policy '%s': expected refuse or grace:HOURS "
-				             "(1 to 720)",
-				             v);
-			c->stale.mode = CONTROLLER_STALE_ACCEPT_KNOWN;
-			c->stale.grace_hours = (uint32_t)n;
-			return 0;
-		}
-		return failf(p, "expiry-policy '%s': expected refuse or grace:HOURS", v);
-	}
-	struct {
-		const char *name;
-		char *dst;
-		unsigned bit;
-	} files[] = {
-	        {"certificate", c->cert_path, 6},
-	        {"private-key", c->key_path, 7},
-	        {"ca", c->ca_path, 8},
-	        {"list-public-key", c->list_key_path, 9},
-	        {"issuer-public-key", c->issuer_key_path, 10},
-	        {"card-key", c->card_key_path, 11},
-	};
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		if (strcmp(k, files[i].name) != 0)
-			continue;
-		*seen |= 1u << files[i].bit;
-		if (resolve_path(p, k, dir, v, files[i].dst, CONTROLLER_PATH_MAX))
-			return -1;
-		if (access(files[i].dst, R_OK) != 0)
-			return failf(p, "%s '%s': cannot read %s: %s", k, v, files[i].dst,
-			             strerror(errno));
-		return 0;
-	}
-	return failf(p, "unknown key '%s'", k);
-}
-
 /* A zone must be one the C library knows, or hours would silently be UTC. */
 static int zone_check(struct parse_ctx *p, const char *key, const char *tz)
 {
@@ -409,49 +296,98 @@ static int zone_check(struct parse_ctx *p, const char *key, const char *tz)
 	return 0;
 }
 
-static const char *const device_mandatory[] = {
-        "device-id",
-        "gate",
-        "site",
-        "sector",
-        "server",
-        "tz",
-        "certificate",
-        "private-key",
-        "ca",
-        "list-public-key",
-        "issuer-public-key",
-        "card-key",
-};
+/* device.conf's text (cap bytes at most): its length, or -1 with the reason. */
+static int read_device_conf(struct parse_ctx *p, char *text, size_t cap, size_t *len)
+{
+	FILE *f = fopen(p->file, "r");
+	if (!f)
+		return failf(p, "cannot open the provisioning bundle's device.conf: %s",
+		             strerror(errno));
+	*len = fread(text, 1, cap, f);
+	int bad = ferror(f);
+	fclose(f);
+	if (bad)
+		return failf(p, "cannot read: %s", strerror(errno));
+	if (*len == cap)
+		return failf(p, "longer than %zu bytes: not a device.conf", cap - 1);
+	return 0;
+}
+
+/* The bundle's values (proto/device_conf.h read them) as the gate uses them. */
+static int device_of(struct parse_ctx *p, const struct proto_device_conf *d,
+                     const unsigned lines[PROTO_DEVICE_KEYS], struct controller_config *c)
+{
+	_Static_assert(sizeof(c->device_id) >= sizeof(d->device_id) &&
+	                       sizeof(c->server) >= sizeof(d->server) &&
+	                       sizeof(c->tz) >= sizeof(d->tz) &&
+	                       sizeof(c->site_name) >= sizeof(d->site_name) &&
+	                       CONTROLLER_PATH_MAX >= PROTO_DEVICE_LONG_MAX,
+	               "the controller holds what device.conf may say");
+	strcpy(c->device_id, d->device_id);
+	c->gate = d->gate;
+	c->site = d->site;
+	strcpy(c->site_name, d->site_name);
+	c->sector = d->sector;
+	strcpy(c->sector_name, d->sector_name);
+	strcpy(c->server, d->server);
+	strcpy(c->server_name, d->server_name);
+	strcpy(c->tz, d->tz);
+	/* the zone quota periods are numbered in, the same on the server and every gate
+	 * (proto/calendar.h); a bundle written before it existed counts in the site's */
+	strcpy(c->period_tz, d->period_tz);
+	char err[CONTROLLER_ERROR_MAX];
+	p->line = lines[PROTO_DEVICE_KEY_HOURS];
+	if (d->hours[0] && controller_config_parse_hours(d->hours, &c->policy, err, sizeof(err)))
+		return failf(p, "%s", err);
+	c->policy.antipassback_minutes = d->antipassback_minutes;
+	c->policy.refused_fares = d->refused_fares;
+	c->stale.mode = d->expiry == PROTO_EXPIRY_GRACE ? CONTROLLER_STALE_ACCEPT_KNOWN
+	                                                : CONTROLLER_STALE_REFUSE_ALL;
+	c->stale.grace_hours = d->grace_hours;
+	char *const paths[PROTO_DEVICE_FILES] = {
+	        [PROTO_DEVICE_CERTIFICATE] = c->cert_path,
+	        [PROTO_DEVICE_PRIVATE_KEY] = c->key_path,
+	        [PROTO_DEVICE_CA] = c->ca_path,
+	        [PROTO_DEVICE_LIST_KEY] = c->list_key_path,
+	        [PROTO_DEVICE_ISSUER_KEY] = c->issuer_key_path,
+	        [PROTO_DEVICE_CARD_KEY] = c->card_key_path,
+	};
+	for (unsigned i = 0; i < PROTO_DEVICE_FILES; i++) {
+		const char *k = proto_device_key_name(PROTO_DEVICE_KEY_CERTIFICATE + i);
+		p->line = lines[PROTO_DEVICE_KEY_CERTIFICATE + i];
+		if (resolve_path(p, k, c->bundle_dir, d->file[i], paths[i], CONTROLLER_PATH_MAX))
+			return -1;
+		if (access(paths[i], R_OK) != 0)
+			return failf(p, "%s '%s': cannot read %s: %s", k, d->file[i], paths[i],
+			             strerror(errno));
+	}
+	p->line = 0;
+	return 0;
+}
 
 static int load_device(struct controller_config *c, char *err, size_t errlen)
 {
 	char path[CONTROLLER_PATH_MAX + 16];
 	snprintf(path, sizeof(path), "%s/device.conf", c->bundle_dir);
 	struct parse_ctx p = {path, 0, err, errlen};
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return failf(&p, "cannot open the provisioning bundle's device.conf: %s",
-		             strerror(errno));
-	char line[LINE_MAX_LEN];
-	unsigned seen = 0;
+	char *text = malloc(PROTO_DEVICE_CONF_TEXT_MAX);
+	struct proto_device_conf *d = malloc(sizeof(*d));
+	unsigned lines[PROTO_DEVICE_KEYS];
+	char why[CONTROLLER_ERROR_MAX];
+	size_t len = 0;
 	int rc = 0;
-	while (rc == 0 && fgets(line, sizeof(line), f)) {
-		p.line++;
-		char *k = NULL, *v = NULL;
-		int s = split_line(&p, line, &k, &v);
-		if (s < 0)
-			rc = -1;
-		else if (s > 0)
-			rc = device_key(&p, c, c->bundle_dir, k, v, &seen);
-	}
-	fclose(f);
+	if (!text || !d)
+		rc = failf(&p, "out of memory");
+	if (rc == 0)
+		rc = read_device_conf(&p, text, PROTO_DEVICE_CONF_TEXT_MAX, &len);
+	if (rc == 0 && proto_device_conf_parse(text, len, d, lines, why, sizeof(why), &p.line) != 0)
+		rc = failf(&p, "%s", why);
+	if (rc == 0)
+		rc = device_of(&p, d, lines, c);
+	free(text);
+	free(d);
 	if (rc)
 		return rc;
-	p.line = 0;
-	for (unsigned b = 0; b < 12; b++)
-		if (!(seen & (1u << b)))
-			return failf(&p, "missing key '%s'", device_mandatory[b]);
 	if (zone_check(&p, "tz", c->tz) != 0 ||
 	    (c->period_tz[0] && zone_check(&p, "period-tz", c->period_tz) != 0))
 		return -1;
@@ -587,9 +523,10 @@ static int controller_key(struct parse_ctx *p, struct controller_config *c, cons
 	if (strcmp(k, "log-taps") == 0)
 		return parse_bool(p, k, v, &c->log_verbose);
 	if (strcmp(k, "metrics") == 0) {
-		/* the address itself is checked when it is bound (loopback only) */
-		const char *colon = strrchr(v, ':');
-		if (!colon || colon == v || !isdigit((unsigned char)colon[1]))
+		/* read as the metrics endpoint reads it (link/addr.h); that it is loopback is
+		 * checked when it is bound */
+		struct link_addr a;
+		if (link_addr_parse(v, LINK_ADDR_NUMERIC | LINK_ADDR_ANY_PORT, &a) != 0)
 			return failf(p,
 			             "metrics '%s': expected ADDR:PORT on loopback, e.g. "
 			             "127.0.0.1:9465",

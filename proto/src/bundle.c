@@ -11,6 +11,7 @@
 
 #include <mbedtls/platform_util.h>
 
+#include "bundle_text.h"
 #include "proto/bundle.h"
 #include "proto/error.h"
 
@@ -18,34 +19,12 @@
 
 /* --- writer ---------------------------------------------------------------------------- */
 
-struct out {
-	char *buf;
-	size_t cap, n;
-	int over;
-};
-
-static void put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void put(struct out *o, const char *fmt, ...)
+static void put_hex(struct bundle_out *o, const char *key, const uint8_t *b, size_t n)
 {
-	if (o->over)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(o->buf + o->n, o->cap - o->n, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= o->cap - o->n)
-		o->over = 1;
-	else
-		o->n += (size_t)n;
-}
-
-static void put_hex(struct out *o, const char *key, const uint8_t *b, size_t n)
-{
-	put(o, "%s ", key);
+	bundle_put(o, "%s ", key);
 	for (size_t i = 0; i < n; i++)
-		put(o, "%02x", b[i]);
-	put(o, "\n");
+		bundle_put(o, "%02x", b[i]);
+	bundle_put(o, "\n");
 }
 
 int proto_card_key_write(const struct proto_card_key *k, const char *who, char *buf, size_t cap)
@@ -54,17 +33,17 @@ int proto_card_key_write(const struct proto_card_key *k, const char *who, char *
 	    k->sys_id_len > PROTO_CARD_KEY_SYS_MAX || k->sector == 0 ||
 	    k->slot >= PROTO_CARD_KEY_SLOTS || (k->reads_value != 0 && k->reads_value != 1))
 		return PROTO_ERR_ARG;
-	struct out o = {buf, cap, 0, 0};
-	put(&o, "# citypass card sector key (docs/admin.md)%s%s - secret\n", who ? ", " : "",
-	    who ? who : "");
-	put(&o, "format %u\naid %06x\n", PROTO_CARD_KEY_FORMAT, (unsigned)k->aid);
+	struct bundle_out o = {buf, cap, 0, 0};
+	bundle_put(&o, "# citypass card sector key (docs/admin.md)%s%s - secret\n", who ? ", " : "",
+	           who ? who : "");
+	bundle_put(&o, "format %u\naid %06x\n", PROTO_CARD_KEY_FORMAT, (unsigned)k->aid);
 	put_hex(&o, "system-id", k->sys_id, k->sys_id_len);
-	put(&o, "sector %u\nslot %u\nkey-version %u\n", (unsigned)k->sector, (unsigned)k->slot,
-	    (unsigned)k->version);
+	bundle_put(&o, "sector %u\nslot %u\nkey-version %u\n", (unsigned)k->sector,
+	           (unsigned)k->slot, (unsigned)k->version);
 	put_hex(&o, "master", k->master, sizeof(k->master));
-	put(&o, "reads-value %d\n", k->reads_value);
+	bundle_put(&o, "reads-value %d\n", k->reads_value);
 	if (k->has_previous) {
-		put(&o, "previous-key-version %u\n", (unsigned)k->previous_version);
+		bundle_put(&o, "previous-key-version %u\n", (unsigned)k->previous_version);
 		put_hex(&o, "previous-master", k->previous, sizeof(k->previous));
 	}
 	if (o.over) {
@@ -75,29 +54,6 @@ int proto_card_key_write(const struct proto_card_key *k, const char *who, char *
 }
 
 /* --- reader ---------------------------------------------------------------------------- */
-
-struct in {
-	unsigned line;
-	char *err;
-	size_t errlen;
-	unsigned *err_line;
-};
-
-static int fail(struct in *in, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int fail(struct in *in, const char *fmt, ...)
-{
-	char msg[200];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (in->err && in->errlen)
-		snprintf(in->err, in->errlen, "%s", msg);
-	if (in->err_line)
-		*in->err_line = in->line;
-	return PROTO_ERR_BUNDLE;
-}
 
 static int hex_decode(const char *s, uint8_t *out, size_t cap, size_t *len)
 {
@@ -117,19 +73,6 @@ static int hex_decode(const char *s, uint8_t *out, size_t cap, size_t *len)
 	return 0;
 }
 
-static int number(struct in *in, const char *key, const char *v, unsigned long min,
-                  unsigned long max, unsigned long *out)
-{
-	char *end;
-	if (!isdigit((unsigned char)v[0]) || strlen(v) > 10)
-		return fail(in, "%s '%s': expected a number from %lu to %lu", key, v, min, max);
-	unsigned long n = strtoul(v, &end, 10);
-	if (*end || n < min || n > max)
-		return fail(in, "%s '%s': expected a number from %lu to %lu", key, v, min, max);
-	*out = n;
-	return 0;
-}
-
 enum seen {
 	SEEN_FORMAT = 1 << 0,
 	SEEN_AID = 1 << 1,
@@ -143,11 +86,11 @@ enum seen {
 	SEEN_PREV_MASTER = 1 << 9,
 };
 
-static int one_line(struct in *in, char *s, struct proto_card_key *k, unsigned *seen)
+static int one_line(struct bundle_in *in, char *s, struct proto_card_key *k, unsigned *seen)
 {
 	char *sp = strpbrk(s, " \t");
 	if (!sp)
-		return fail(in, "'%s': expected 'key value'", s);
+		return bundle_fail(in, "'%s': expected 'key value'", s);
 	*sp = '\0';
 	char *v = sp + 1;
 	while (*v == ' ' || *v == '\t')
@@ -170,48 +113,48 @@ static int one_line(struct in *in, char *s, struct proto_card_key *k, unsigned *
 		if (strcmp(s, keys[i].name) == 0)
 			bit = keys[i].bit;
 	if (!bit)
-		return fail(in, "unknown key '%s'", s);
+		return bundle_fail(in, "unknown key '%s'", s);
 	if (*seen & bit)
-		return fail(in, "%s: given twice", s);
+		return bundle_fail(in, "%s: given twice", s);
 	*seen |= bit;
 	if (bit == SEEN_FORMAT && *seen != SEEN_FORMAT)
-		return fail(in, "format: must come before every other key");
+		return bundle_fail(in, "format: must come before every other key");
 	unsigned long n = 0;
 	size_t len = 0;
 	uint8_t aid[3];
 	switch (bit) {
 	case SEEN_FORMAT:
-		if (number(in, s, v, 1, 255, &n))
+		if (bundle_number(in, s, v, 1, 255, &n))
 			return PROTO_ERR_BUNDLE;
 		if (n > PROTO_CARD_KEY_FORMAT)
-			return fail(in, "format %lu: newer than this reader (%u): update it", n,
-			            PROTO_CARD_KEY_FORMAT);
+			return bundle_fail(in, "format %lu: newer than this reader (%u): update it",
+			                   n, PROTO_CARD_KEY_FORMAT);
 		k->format = (unsigned)n;
 		return 0;
 	case SEEN_AID:
 		if (hex_decode(v, aid, sizeof(aid), &len) || len != 3)
-			return fail(in, "aid '%s': expected 6 hex digits", v);
+			return bundle_fail(in, "aid '%s': expected 6 hex digits", v);
 		k->aid = (uint32_t)aid[0] << 16 | (uint32_t)aid[1] << 8 | aid[2];
 		return 0;
 	case SEEN_SYS:
 		if (hex_decode(v, k->sys_id, sizeof(k->sys_id), &len) || len == 0)
-			return fail(in, "system-id '%s': expected 2 to %d hex digits", v,
-			            2 * PROTO_CARD_KEY_SYS_MAX);
+			return bundle_fail(in, "system-id '%s': expected 2 to %d hex digits", v,
+			                   2 * PROTO_CARD_KEY_SYS_MAX);
 		k->sys_id_len = len;
 		return 0;
 	case SEEN_SECTOR:
-		if (number(in, s, v, 1, 65535, &n))
+		if (bundle_number(in, s, v, 1, 65535, &n))
 			return PROTO_ERR_BUNDLE;
 		k->sector = (uint16_t)n;
 		return 0;
 	case SEEN_SLOT:
-		if (number(in, s, v, 0, PROTO_CARD_KEY_SLOTS - 1, &n))
+		if (bundle_number(in, s, v, 0, PROTO_CARD_KEY_SLOTS - 1, &n))
 			return PROTO_ERR_BUNDLE;
 		k->slot = (uint8_t)n;
 		return 0;
 	case SEEN_VERSION:
 	case SEEN_PREV_VERSION:
-		if (number(in, s, v, 0, 255, &n))
+		if (bundle_number(in, s, v, 0, 255, &n))
 			return PROTO_ERR_BUNDLE;
 		*(bit == SEEN_VERSION ? &k->version : &k->previous_version) = (uint8_t)n;
 		return 0;
@@ -220,31 +163,21 @@ static int one_line(struct in *in, char *s, struct proto_card_key *k, unsigned *
 		if (hex_decode(v, bit == SEEN_MASTER ? k->master : k->previous,
 		               PROTO_CARD_KEY_AES_LEN, &len) ||
 		    len != PROTO_CARD_KEY_AES_LEN)
-			return fail(in, "%s: expected 32 hex digits (an AES-128 key)", s);
+			return bundle_fail(in, "%s: expected 32 hex digits (an AES-128 key)", s);
 		k->has_previous |= bit == SEEN_PREV_MASTER;
 		return 0;
 	default: /* SEEN_READS */
-		if (number(in, s, v, 0, 1, &n))
+		if (bundle_number(in, s, v, 0, 1, &n))
 			return PROTO_ERR_BUNDLE;
 		k->reads_value = (int)n;
 		return 0;
 	}
 }
 
-static char *trim(char *s)
-{
-	while (*s == ' ' || *s == '\t')
-		s++;
-	size_t n = strlen(s);
-	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
-		s[--n] = '\0';
-	return s;
-}
-
 int proto_card_key_parse(const char *text, size_t len, struct proto_card_key *out, char *err,
                          size_t errlen, unsigned *err_line)
 {
-	struct in in = {0, err, errlen, err_line};
+	struct bundle_in in = {text, len, 0, 0, err, errlen, err_line};
 	if (err_line)
 		*err_line = 0;
 	if (!text || !out)
@@ -253,39 +186,20 @@ int proto_card_key_parse(const char *text, size_t len, struct proto_card_key *ou
 	out->format = 1;
 	unsigned seen = 0;
 	int rc = 0;
-	char line[LINE_MAX_LEN];
-	size_t pos = 0;
-	while (rc == 0 && pos < len) {
-		const char *nl = memchr(text + pos, '\n', len - pos);
-		size_t n = nl ? (size_t)(nl - (text + pos)) : len - pos;
-		in.line++;
-		if (n >= sizeof(line)) {
-			rc = fail(&in, "longer than %zu characters", sizeof(line) - 1);
-			break;
-		}
-		memcpy(line, text + pos, n);
-		line[n] = '\0';
-		pos += n + (nl != NULL);
-		if (memchr(line, '\0', n)) {
-			rc = fail(&in, "a NUL byte: not a text file");
-			break;
-		}
-		char *s = trim(line);
-		if (*s == '\0' || *s == '#')
-			continue;
+	char line[LINE_MAX_LEN], *s;
+	while (rc == 0 && (rc = bundle_next_line(&in, line, sizeof(line), &s)) == 1)
 		rc = one_line(&in, s, out, &seen);
-	}
 	mbedtls_platform_zeroize(line, sizeof(line));
 	in.line = 0;
 	const unsigned needed = SEEN_AID | SEEN_SYS | SEEN_SECTOR | SEEN_SLOT | SEEN_MASTER;
 	if (rc == 0 && (seen & needed) != needed)
-		rc = fail(&in, "incomplete: needs aid, system-id, sector, slot and master");
+		rc = bundle_fail(&in, "incomplete: needs aid, system-id, sector, slot and master");
 	if (rc == 0 && out->format >= 2 && !(seen & SEEN_VERSION))
-		rc = fail(&in, "format %u: key-version missing (the master key's version)",
-		          out->format);
+		rc = bundle_fail(&in, "format %u: key-version missing (the master key's version)",
+		                 out->format);
 	const unsigned prev = SEEN_PREV_VERSION | SEEN_PREV_MASTER;
 	if (rc == 0 && (seen & prev) && (seen & prev) != prev)
-		rc = fail(&in, "previous-master and previous-key-version go together");
+		rc = bundle_fail(&in, "previous-master and previous-key-version go together");
 	if (rc != 0)
 		mbedtls_platform_zeroize(out, sizeof(*out));
 	return rc;

@@ -18,9 +18,11 @@
 #include <mbedtls/platform_util.h>
 
 #include "admin.h"
+#include "link/addr.h"
 #include "server/keys.h"
 #include "proto/calendar.h"
 #include "proto/clist.h"
+#include "proto/device_conf.h"
 #include "server/publish.h"
 
 /* --- devices ----------------------------------------------------------------------------- */
@@ -51,9 +53,52 @@ int admin_copy_key_file(const char *data, const char *name, const char *dir, con
 	return rc;
 }
 
+/* What the gate's device.conf says (proto/device_conf.h): 0, or -1 with why. */
+static int device_conf_of(const struct server_device *d, const struct server_site *site,
+                          const struct server_sector *sec, const char *server,
+                          const char *server_name, struct proto_device_conf *conf, char *why,
+                          size_t whylen)
+{
+	/* quota periods are numbered in this zone, the server's (proto/calendar.h); a TZ that
+	 * names no zone file leaves the gate counting in its site's, as before period-tz */
+	char period_tz[SERVER_NAME_MAX];
+	if (proto_zone_process_name(period_tz, sizeof(period_tz)) != 0)
+		snprintf(period_tz, sizeof(period_tz), "%s", site->tz);
+	snprintf(conf->device_id, sizeof(conf->device_id), "%s", d->id);
+	conf->gate = d->gate;
+	conf->site = site->id;
+	snprintf(conf->site_name, sizeof(conf->site_name), "%s", site->name);
+	conf->sector = sec->number;
+	snprintf(conf->sector_name, sizeof(conf->sector_name), "%s", sec->name);
+	snprintf(conf->server, sizeof(conf->server), "%s", server);
+	snprintf(conf->server_name, sizeof(conf->server_name), "%s", server_name);
+	snprintf(conf->tz, sizeof(conf->tz), "%s", site->tz);
+	snprintf(conf->period_tz, sizeof(conf->period_tz), "%s", period_tz);
+	snprintf(conf->hours, sizeof(conf->hours), "%s", site->hours);
+	conf->antipassback_minutes = (uint16_t)site->antipassback_min;
+	static const char *const files[PROTO_DEVICE_FILES] = {
+	        [PROTO_DEVICE_CERTIFICATE] = "device.crt",
+	        [PROTO_DEVICE_PRIVATE_KEY] = "device.key",
+	        [PROTO_DEVICE_CA] = "ca.crt",
+	        [PROTO_DEVICE_LIST_KEY] = "list.pub.pem",
+	        [PROTO_DEVICE_ISSUER_KEY] = "issuer.pub.pem",
+	        [PROTO_DEVICE_CARD_KEY] = "card-sector.key",
+	};
+	for (unsigned i = 0; i < PROTO_DEVICE_FILES; i++)
+		snprintf(conf->file[i], sizeof(conf->file[i]), "%s", files[i]);
+	if (site->antipassback_min > UINT16_MAX ||
+	    proto_expiry_parse(site->expiry_policy, &conf->expiry, &conf->grace_hours) != 0) {
+		snprintf(why, whylen,
+		         "site '%s': expiry policy '%s' or anti-passback %u out of range",
+		         site->name, site->expiry_policy, site->antipassback_min);
+		return -1;
+	}
+	return 0;
+}
+
 static int write_bundle(struct admin *a, const struct server_device *d,
                         const struct server_site *site, const struct server_sector *sec,
-                        const char *server, const char *dir)
+                        const char *server, const char *dir, char *why, size_t whylen)
 {
 	char key[PATH_MAX], crt[PATH_MAX], text[2048];
 	struct server_card_keys ck;
@@ -87,41 +132,19 @@ static int write_bundle(struct admin *a, const struct server_device *d,
 	mbedtls_platform_zeroize(text, sizeof(text));
 	if (rc)
 		return rc;
-	/* quota periods are numbered in this zone, the server's (proto/calendar.h); a TZ that
-	 * names no zone file leaves the gate counting in its site's, as before period-tz */
-	char period_tz[SERVER_NAME_MAX];
-	if (proto_zone_process_name(period_tz, sizeof(period_tz)) != 0)
-		snprintf(period_tz, sizeof(period_tz), "%s", site->tz);
-	n = snprintf(text, sizeof(text),
-	             "# citypass controller provisioning (docs/admin.md)\n"
-	             "device-id = %s\ngate = %u\nsite = %u\nsite-name = %s\nsector = %u\n"
-	             "sector-name = %s\nserver = %s\nserver-name = %s\ntz = %s\nperiod-tz = %s\n"
-	             "hours = %s\n"
-	             "antipassback-minutes = %u\nexpiry-policy = %s\n"
-	             "certificate = device.crt\nprivate-key = device.key\nca = ca.crt\n"
-	             "list-public-key = list.pub.pem\nissuer-public-key = issuer.pub.pem\n"
-	             "card-key = card-sector.key\n",
-	             d->id, d->gate, site->id, site->name, sec->number, sec->name, server,
-	             server_name, site->tz, period_tz, site->hours, site->antipassback_min,
-	             site->expiry_policy);
+	struct proto_device_conf *conf = calloc(1, sizeof(*conf));
+	if (!conf)
+		return SERVER_ERR_NOMEM;
+	rc = device_conf_of(d, site, sec, server, server_name, conf, why, whylen);
+	if (rc == 0)
+		n = proto_device_conf_write(conf, text, sizeof(text), why, whylen);
+	free(conf);
+	/* a value the site's record holds but device.conf cannot carry: refused here, not
+	 * at the gate */
+	if (rc || n < 0)
+		return SERVER_ERR_INVALID;
 	snprintf(key, sizeof(key), "%s/device.conf", dir);
 	return server_file_create(key, text, (size_t)n, 0644);
-}
-
-static int server_addr_ok(const char *s)
-{
-	const char *colon = strrchr(s, ':');
-	uint64_t port;
-	if (!colon || colon == s || (size_t)(colon - s) > 253)
-		return 0;
-	if (admin_parse_u64(colon + 1, 65535, &port) || port == 0)
-		return 0;
-	for (const char *p = s; p < colon; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '[' ||
-		      *p == ']' || *p == ':'))
-			return 0;
-	return 1;
 }
 
 int admin_device_add(struct admin *a, int argc, char **argv)
@@ -170,11 +193,13 @@ int admin_device_add(struct admin *a, int argc, char **argv)
 		return admin_usage("device add ", "missing --site");
 	if (!server)
 		return admin_usage("device add ", "missing --server HOST:PORT");
-	if (!server_addr_ok(server))
+	struct link_addr addr;
+	int bad = link_addr_parse(server, 0, &addr);
+	if (bad)
 		return admin_usage("device add ",
 		                   "--server '%s': expected HOST:PORT with a port "
-		                   "from 1 to 65535",
-		                   server);
+		                   "from 1 to 65535 (%s)",
+		                   server, link_addr_strerror(bad));
 	if (!out)
 		return admin_usage("device add ", "missing --out DIR");
 	struct stat sb;
@@ -218,14 +243,15 @@ int admin_device_add(struct admin *a, int argc, char **argv)
 		admin_rollback(a);
 		return admin_refuse("cannot create --out '%s': %s", out, strerror(errno));
 	}
-	rc = write_bundle(a, &d, &s, &sec, server, out);
+	char why[300] = "";
+	rc = write_bundle(a, &d, &s, &sec, server, out, why, sizeof(why));
 	if (rc == 0)
 		rc = a->st.ops->commit(a->st.ctx);
 	if (rc) {
 		admin_rollback(a);
 		admin_remove_tree(out);
-		return admin_refuse("cannot enrol device '%s': %s; nothing was written", name,
-		                    server_strerror(rc));
+		return admin_refuse("cannot enrol device '%s': %s%s%s; nothing was written", name,
+		                    server_strerror(rc), why[0] ? ": device.conf: " : "", why);
 	}
 	printf("device %s (gate %u) at site %s, sector %s: bundle in %s\n", d.id, d.gate, s.name,
 	       sec.name, out);

@@ -21,6 +21,7 @@
 #include "server/keys.h"
 #include "proto/calendar.h"
 #include "proto/clist.h"
+#include "proto/device_conf.h"
 #include "server/privacy.h"
 #include "server/publish.h"
 
@@ -248,12 +249,12 @@ static int hours_ok(const char *h)
 	}
 }
 
+/* the one reader of the policy, device.conf's (proto/device_conf.h) */
 static int expiry_policy_ok(const char *s)
 {
-	uint64_t h;
-	if (strcmp(s, "refuse") == 0)
-		return 1;
-	return strncmp(s, "grace:", 6) == 0 && admin_parse_u64(s + 6, 720, &h) == 0 && h > 0;
+	enum proto_expiry_mode mode;
+	uint16_t hours;
+	return proto_expiry_parse(s, &mode, &hours) == 0;
 }
 
 int admin_site_add(struct admin *a, int argc, char **argv)

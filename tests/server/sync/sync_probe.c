@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "proto/clist.h"
+#include "proto/device_conf.h"
 #include "proto/error.h"
 #include "proto/list.h"
 #include "proto/sign.h"
@@ -52,25 +53,23 @@ static void drop_held(void)
 	P.n = NULL;
 }
 
-static int conf_get(const char *path, const char *key, char *out, size_t cap)
+/* The bundle's device.conf, read by its one reader (proto/device_conf.h), as a gate reads it. */
+static int conf_load(const char *path, struct proto_device_conf *d)
 {
-	char line[512];
+	static char text[PROTO_DEVICE_CONF_TEXT_MAX];
+	char err[300] = "";
+	unsigned line = 0;
 	FILE *f = fopen(path, "r");
-	size_t klen = strlen(key);
-	int found = -1;
-
 	if (!f)
 		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		if (strncmp(line, key, klen) == 0 && strncmp(line + klen, " = ", 3) == 0) {
-			snprintf(out, cap, "%s", line + klen + 3);
-			out[strcspn(out, "\r\n")] = '\0';
-			found = 0;
-			break;
-		}
-	}
+	size_t n = fread(text, 1, sizeof(text), f);
 	fclose(f);
-	return found;
+	if (n == sizeof(text) ||
+	    proto_device_conf_parse(text, n, d, NULL, err, sizeof(err), &line)) {
+		fprintf(stderr, "sync_probe: %s:%u: %s\n", path, line, err);
+		return -1;
+	}
+	return 0;
 }
 
 static int read_held(void *ctx, uint32_t j, uint8_t **dat, uint32_t *n)
@@ -285,7 +284,7 @@ int main(int argc, char **argv)
 	unsigned batches = 1, pause_ms = 0;
 	uint64_t first = 1;
 	int expect_refused = 0, opt;
-	char conf[600], ca[600], cert[600], key[600], pub[600], id[80], val[80];
+	char conf[600], ca[600], cert[600], key[600], pub[600];
 	struct sim_ctl c;
 	struct proto_key *k = NULL;
 
@@ -337,13 +336,12 @@ int main(int argc, char **argv)
 	snprintf(cert, sizeof(cert), "%s/device.crt", bundle);
 	snprintf(key, sizeof(key), "%s/device.key", bundle);
 	snprintf(pub, sizeof(pub), "%s/list.pub.pem", bundle);
-	if (conf_get(conf, "device-id", id, sizeof(id)) ||
-	    conf_get(conf, "sector", val, sizeof(val)))
+	static struct proto_device_conf d;
+	if (conf_load(conf, &d) != 0)
 		return 2;
-	uint16_t sector = (uint16_t)strtoul(val, NULL, 10);
-	if (conf_get(conf, "site", val, sizeof(val)))
-		return 2;
-	uint32_t site = (uint32_t)strtoul(val, NULL, 10);
+	const char *id = d.device_id;
+	uint16_t sector = d.sector;
+	uint32_t site = d.site;
 
 	P.ring = proto_keyring_new();
 	if (!P.ring || proto_key_load_public(&k, pub) != 0 || proto_keyring_add(P.ring, k) != 0) {
@@ -351,16 +349,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	proto_key_free(k); /* the ring keeps its own copy */
-	char server_name[80];
-	if (conf_get(conf, "server-name", server_name, sizeof(server_name)) != 0)
-		snprintf(server_name, sizeof(server_name), "localhost");
+	const char *server_name = d.server_name[0] ? d.server_name : "localhost";
 	if (sim_init_named(&c, id, sector, ca, cert, key, server_name) != 0) {
 		proto_keyring_free(P.ring);
 		return 1;
 	}
 	c.check_update = verify_update;
-	if (conf_get(conf, "gate", val, sizeof(val)) == 0)
-		c.gate = (uint32_t)strtoul(val, NULL, 10);
+	c.gate = d.gate;
 	if (sim_connect(&c, port) != 0 || sim_send_hello(&c, NULL) != 0) {
 		sim_free(&c);
 		proto_keyring_free(P.ring);
