@@ -31,6 +31,7 @@
 
 #include "backup_internal.h"
 #include "server/error.h"
+#include "server/store.h"
 
 #define WHY(...) (snprintf(why, whylen, __VA_ARGS__))
 
@@ -396,6 +397,16 @@ int server_backup_write(const char *data_dir, const char *out_path, const char *
 	why[0] = '\0';
 	if (!kdf)
 		kdf = &dflt;
+	/* issue 16: the backup copies the sqlite file; a PostgreSQL deployment is backed up
+	 * by PostgreSQL's own tools, which its DBA already runs */
+	char uri[SERVER_STORE_URI_MAX];
+	if (server_store_uri(data_dir, uri, sizeof(uri)) != SERVER_ERR_NOT_FOUND) {
+		WHY("%s keeps its rights database in PostgreSQL (%s): back the database up with "
+		    "pg_dump (or the cluster's base backups), and the data directory's keys with "
+		    "your file backups (docs/postgresql.md)",
+		    data_dir, SERVER_STORE_FILE);
+		return SERVER_ERR_INVALID;
+	}
 	if (strlen(passphrase) < SERVER_BACKUP_PASSPHRASE_MIN) {
 		WHY("the passphrase is shorter than %d characters: the backup holds every key of "
 		    "the deployment",

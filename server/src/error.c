@@ -39,6 +39,8 @@ const char *server_strerror(int err)
 		return "the database was written by a newer citypass release (its schema "
 		       "version is above this program's): run that release, or restore the "
 		       "backup taken before upgrading";
+	case SERVER_ERR_UNREACHABLE:
+		return "the database server cannot be reached";
 	case SERVER_ERR_RETENTION:
 		return "the retention is above the ceiling the law sets for the sector's kind "
 		       "of service (docs/privacy.md)";

@@ -1,7 +1,8 @@
 /*
  * publish.c — the next version of a sector's list, from the change log (server/publish.h).
  *
- *   1. lock       one publisher at a time (an flock the kernel drops if the process dies)
+ *   1. lock       one publisher at a time (an flock the kernel drops if the process dies;
+ *                 the store's advisory lock when it is shared by several instances)
  *   2. read       in one read transaction: the newest version, the keys the change log
  *                 names and their rows (or every row, for a full rebuild), the chunks they
  *                 fall in
@@ -195,6 +196,7 @@ struct pub {
 	struct proto_key *key;
 	struct server_periods per;
 	int lock_fd;
+	int db_locked; /* the store's own publish lock is held (publish_lock) */
 
 	uint64_t latest;
 	struct server_list_version base; /* the newest format 2 version, if any */
@@ -253,9 +255,17 @@ static void pub_reset(struct pub *p)
 
 /* An flock(2) on DATA/publish.lock: held for the whole publish, released by the kernel when
  * the process ends however it ends (an agent's Ctrl-C, a kill -9), so a publisher that dies
- * never blocks the next one. (A PostgreSQL store would take an advisory lock instead.) */
+ * never blocks the next one. A store with a publish_lock op (PostgreSQL) takes its own. */
 static int lock_take(struct pub *p, const char *data_dir)
 {
+	/* a store shared by several instances serialises publishers itself (PostgreSQL: an
+	 * advisory lock the server drops when the connection dies); a lock file would only
+	 * exclude the publishers of this machine */
+	if (p->s->ops->publish_lock) {
+		int rc = p->s->ops->publish_lock(p->s->ctx, p->sector, 1, LOCK_WAIT_MS);
+		p->db_locked = rc == 0;
+		return rc;
+	}
 	char path[PATH_MAX];
 	if (snprintf(path, sizeof(path), "%s/publish.lock", data_dir) >= (int)sizeof(path))
 		return SERVER_ERR_ARG;
@@ -282,6 +292,9 @@ static int lock_take(struct pub *p, const char *data_dir)
 
 static void lock_drop(struct pub *p)
 {
+	if (p->db_locked)
+		(void)p->s->ops->publish_lock(p->s->ctx, p->sector, 0, 0);
+	p->db_locked = 0;
 	if (p->lock_fd >= 0)
 		close(p->lock_fd); /* releases the flock */
 	p->lock_fd = -1;

@@ -348,7 +348,8 @@ int server_sync_backend_sqlite(struct server_sync_backend *out, const char *data
 		free(b);
 		return SERVER_ERR_ARG;
 	}
-	int rc = server_store_open_sqlite(&b->st, data_dir, 0);
+	/* whichever store the data directory names (issue 16: sqlite or PostgreSQL) */
+	int rc = server_store_open(&b->st, data_dir, 0, NULL);
 	if (rc) {
 		free(b);
 		return rc;

@@ -42,7 +42,11 @@ const char admin_init_help[] =
         "  --keep N                snapshots and deltas kept per sector, 1..1000 (default 30)\n"
         "  --credential-days N     phone credential validity, 1..3660 days (default 365)\n"
         "  --random-id on|off      issued cards show a new random UID at every tap, so that no\n"
-        "                          reader in town can follow a citizen by UID (default on)\n";
+        "                          reader in town can follow a citizen by UID (default on)\n"
+        "  --store URI             keep the rights database in PostgreSQL (postgresql://...,\n"
+        "                          a libpq URI; the database must exist and hold no\n"
+        "                          deployment) instead of sqlite in the data directory, so\n"
+        "                          that several servers can share it (docs/postgresql.md)\n";
 
 int admin_tz_ok(const char *tz)
 {
@@ -101,6 +105,7 @@ int admin_init(struct admin *a, int argc, char **argv)
 	        {"keep", required_argument, NULL, 'k'},
 	        {"credential-days", required_argument, NULL, 'c'},
 	        {"random-id", required_argument, NULL, 'R'},
+	        {"store", required_argument, NULL, 'P'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
@@ -108,6 +113,7 @@ int admin_init(struct admin *a, int argc, char **argv)
 	const char *value_sector = NULL, *tz = "Europe/Paris";
 	uint64_t validity = 7, keep = 30, cred_days = 365;
 	const char *random_id = "1";
+	const char *store = NULL; /* a PostgreSQL URI (issue 16), or sqlite */
 	int c;
 	admin_getopt_reset();
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -149,6 +155,13 @@ int admin_init(struct admin *a, int argc, char **argv)
 				return admin_usage("init ", "--random-id '%s': expected on or off",
 				                   optarg);
 			random_id = optarg[1] == 'n' ? "1" : "0";
+			break;
+		case 'P':
+			if (!server_store_is_pg_uri(optarg) ||
+			    strlen(optarg) >= SERVER_STORE_URI_MAX || strpbrk(optarg, "\r\n"))
+				return admin_usage("init ", "--store: expected a PostgreSQL URI "
+				                            "(postgresql://host/database)");
+			store = optarg;
 			break;
 		case 'h':
 			fputs(admin_init_help, stdout);
@@ -219,6 +232,11 @@ int admin_init(struct admin *a, int argc, char **argv)
 		return admin_refuse(
 		        "'%s' already holds a deployment (%s): refusing to overwrite it", a->data,
 		        path);
+	snprintf(path, sizeof(path), "%s/%s", a->data, SERVER_STORE_FILE);
+	if (stat(path, &sb) == 0)
+		return admin_refuse(
+		        "'%s' already holds a deployment (%s): refusing to overwrite it", a->data,
+		        path);
 	snprintf(path, sizeof(path), "%s/keys", a->data);
 	if (stat(path, &sb) == 0)
 		return admin_refuse(
@@ -233,8 +251,11 @@ int admin_init(struct admin *a, int argc, char **argv)
 		return admin_refuse("cannot create '%s': %s", tmp, strerror(errno));
 	int rc = server_keys_create(tmp, server_name);
 	struct server_store st = {0};
+	struct server_why why = {""};
+	if (rc == 0 && store)
+		rc = server_store_set_uri(tmp, store);
 	if (rc == 0)
-		rc = server_store_open_sqlite(&st, tmp, 1);
+		rc = server_store_open(&st, tmp, 1, &why);
 	if (rc == 0) {
 		char v_valid[24], v_keep[24], v_cred[24], v_now[24], v_schema[8];
 		int64_t now;
@@ -274,8 +295,9 @@ int admin_init(struct admin *a, int argc, char **argv)
 		rc = rename(from, path) == 0 ? 0 : SERVER_ERR_IO;
 	}
 	if (rc == 0) {
-		snprintf(from, sizeof(from), "%s/%s", tmp, SERVER_DB_FILE);
-		snprintf(path, sizeof(path), "%s/%s", a->data, SERVER_DB_FILE);
+		const char *db = store ? SERVER_STORE_FILE : SERVER_DB_FILE;
+		snprintf(from, sizeof(from), "%s/%s", tmp, db);
+		snprintf(path, sizeof(path), "%s/%s", a->data, db);
 		rc = rename(from, path) == 0 ? 0 : SERVER_ERR_IO;
 		if (rc) {
 			snprintf(path, sizeof(path), "%s/keys", a->data);
@@ -283,8 +305,16 @@ int admin_init(struct admin *a, int argc, char **argv)
 		}
 	}
 	admin_remove_tree(tmp);
+	if (rc && store && rc != SERVER_ERR_EXISTS && rc != SERVER_ERR_UNREACHABLE &&
+	    rc != SERVER_ERR_SCHEMA_NEWER)
+		/* the schema may be made already: the database is not ours to drop */
+		return admin_refuse("init failed: %s; the data directory was left as it was, the "
+		                    "database may hold a partial deployment (drop its tables "
+		                    "before trying again)",
+		                    *why.text ? why.text : server_strerror(rc));
 	if (rc)
-		return admin_refuse("init failed: %s; nothing was created", server_strerror(rc));
+		return admin_refuse("init failed: %s; nothing was created",
+		                    *why.text ? why.text : server_strerror(rc));
 	printf("deployment created in %s: %zu sectors (", a->data, n);
 	for (size_t i = 0; i < n; i++)
 		printf("%s%s=%zu", i ? ", " : "", names[i], i + 1);

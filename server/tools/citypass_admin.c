@@ -97,14 +97,15 @@ int admin_open(struct admin *a)
 {
 	if (!a->data)
 		return admin_usage(NULL, "no data directory: give --data DIR or set CITYPASS_DATA");
-	int rc = server_store_open_sqlite(&a->st, a->data, 0);
-	if (rc == SERVER_ERR_NOT_FOUND)
+	struct server_why why = {""};
+	int rc = server_store_open(&a->st, a->data, 0, &why);
+	if (rc == SERVER_ERR_NOT_FOUND && !*why.text)
 		return admin_refuse("no deployment in '%s' (expected a directory made by "
 		                    "'citypass-admin init')",
 		                    a->data);
 	if (rc)
 		return admin_refuse("cannot open the database in '%s': %s", a->data,
-		                    server_strerror(rc));
+		                    *why.text ? why.text : server_strerror(rc));
 	a->open = 1;
 	a->desk.st = &a->st;
 	a->desk.data = a->data;

@@ -370,7 +370,7 @@ int main(int argc, char **argv)
 		char why[300];
 		mx.srv = r.srv;
 		/* a connection of its own, read only: a scrape never waits on the ingest's */
-		mx.st_open = server_store_open_sqlite(&mx.st, data, 0) == 0;
+		mx.st_open = server_store_open(&mx.st, data, 0, NULL) == 0;
 		if (service_metrics_listen(&r.metrics, base, metrics_addr, server_metrics_render,
 		                           &mx, why, sizeof(why)) != 0) {
 			fprintf(stderr, "citypass-server: --metrics: %s\n", why);

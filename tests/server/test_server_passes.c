@@ -574,11 +574,11 @@ static void test_error_range(void **state)
 {
 	(void)state;
 	static const int codes[] = {
-	        SERVER_ERR_ARG,          SERVER_ERR_NOMEM,   SERVER_ERR_IO,
-	        SERVER_ERR_NOT_FOUND,    SERVER_ERR_REVOKED, SERVER_ERR_INVALID,
-	        SERVER_ERR_EXISTS,       SERVER_ERR_CRYPTO,  SERVER_ERR_BUSY,
-	        SERVER_ERR_STATE,        SERVER_ERR_CARD,    SERVER_ERR_IN_USE,
-	        SERVER_ERR_SCHEMA_NEWER, SERVER_ERR_RETENTION,
+	        SERVER_ERR_ARG,          SERVER_ERR_NOMEM,       SERVER_ERR_IO,
+	        SERVER_ERR_NOT_FOUND,    SERVER_ERR_REVOKED,     SERVER_ERR_INVALID,
+	        SERVER_ERR_EXISTS,       SERVER_ERR_CRYPTO,      SERVER_ERR_BUSY,
+	        SERVER_ERR_STATE,        SERVER_ERR_CARD,        SERVER_ERR_IN_USE,
+	        SERVER_ERR_SCHEMA_NEWER, SERVER_ERR_UNREACHABLE, SERVER_ERR_RETENTION,
 	};
 	const size_t n = sizeof(codes) / sizeof(codes[0]);
 	for (size_t i = 0; i < n; i++) {

@@ -1,10 +1,16 @@
 /*
- * test_server_store — the sqlite store, the publisher and the sync backend as libraries:
+ * test_server_store — the store, the publisher and the sync backend as libraries:
  * schema refusal and migration, ingestion deduplicated on (device, stream, seq) with
  * durable acks, consumption feeding household quotas, stable profile indices, revocation
  * in the next version, a stored delta that turns version N into exactly version N+1, and
  * the cost of a change: statements run and bytes written by a publish do not grow with
  * the deployment, and what the change log published equals a full rebuild.
+ *
+ * Issue 16: the same tests run against either backend. Under tests/support/pg_run.sh
+ * (ctest label store-pg: CITYPASS_TEST_PG_DIR set) each case gets a PostgreSQL database of
+ * its own, named in its data directory's store.conf; otherwise (label store-sqlite) the
+ * sqlite file. A few cases are one backend's only (sqlite's migration from schema 2;
+ * PostgreSQL's deduplication between two instances storing one batch at the same time).
  */
 #define _XOPEN_SOURCE 700
 #include <ftw.h>
@@ -20,8 +26,10 @@
 #include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <pthread.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 
 #include "proto/clist.h"
 #include "proto/error.h"
@@ -38,7 +46,69 @@
 struct fx {
 	char dir[64];
 	struct server_store st;
+	char db[64]; /* PostgreSQL: this case's database */
 };
+
+/* The PostgreSQL the fixture started (its socket directory), or NULL: sqlite. */
+static const char *pg_dir;
+
+static PGconn *pg_connect(const char *db)
+{
+	char uri[512];
+	snprintf(uri, sizeof(uri), "postgresql://citypass@/%s?host=%s", db, pg_dir);
+	PGconn *c = PQconnectdb(uri);
+	if (PQstatus(c) != CONNECTION_OK) {
+		fprintf(stderr, "cannot connect to %s: %s", uri, PQerrorMessage(c));
+		PQfinish(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* Run one statement on database `db` (PostgreSQL) as its owner: 0 or -1. */
+static int pg_run(const char *db, const char *sql)
+{
+	PGconn *c = pg_connect(db);
+	if (!c)
+		return -1;
+	PGresult *r = PQexec(c, sql);
+	int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+	if (!ok)
+		fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+	return ok ? 0 : -1;
+}
+
+/* A data directory's store: with PostgreSQL, a fresh database named in its store.conf. */
+static int store_for(const char *dir, char *db, size_t cap, struct server_store *st)
+{
+	if (pg_dir) {
+		static int n;
+		char sql[128], uri[512];
+		snprintf(db, cap, "t%d_%d", (int)getpid(), ++n);
+		snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db);
+		if (pg_run("postgres", sql) != 0)
+			return -1;
+		snprintf(uri, sizeof(uri), "postgresql://citypass@/%s?host=%s", db, pg_dir);
+		if (server_store_set_uri(dir, uri) != 0)
+			return -1;
+	}
+	struct server_why why = {""};
+	int rc = server_store_open(st, dir, 1, &why);
+	if (rc)
+		fprintf(stderr, "store: %s\n", why.text);
+	return rc;
+}
+
+static void store_drop(const char *db)
+{
+	char sql[128];
+	if (pg_dir && *db) {
+		snprintf(sql, sizeof(sql), "DROP DATABASE %s WITH (FORCE)", db);
+		(void)pg_run("postgres", sql);
+	}
+}
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -57,7 +127,7 @@ static int setup(void **state)
 	setenv("TZ", "Europe/Paris", 1);
 	if (server_keys_create(f->dir, "localhost") != 0)
 		return -1;
-	if (server_store_open_sqlite(&f->st, f->dir, 1) != 0)
+	if (store_for(f->dir, f->db, sizeof(f->db), &f->st) != 0)
 		return -1;
 	struct server_sector s = {1, "pool", 0}, w = {3, "waste", 2};
 	if (f->st.ops->sector_add(f->st.ctx, &s) || f->st.ops->sector_add(f->st.ctx, &w))
@@ -70,6 +140,7 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 	server_store_close(&f->st);
+	store_drop(f->db);
 	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 	free(f);
 	return 0;
@@ -206,9 +277,33 @@ static void test_schema_refuses_second_create(void **state)
 {
 	struct fx *f = *state;
 	struct server_store other;
-	assert_int_equal(server_store_open_sqlite(&other, f->dir, 1), SERVER_ERR_EXISTS);
-	assert_int_equal(server_store_open_sqlite(&other, "/nonexistent-dir", 0),
+	assert_int_equal(server_store_open(&other, f->dir, 1, NULL), SERVER_ERR_EXISTS);
+	assert_int_equal(server_store_open(&other, "/nonexistent-dir", 0, NULL),
 	                 SERVER_ERR_NOT_FOUND);
+}
+
+/* A database written by a newer release is refused with a sentence saying so, never
+ * opened (what the newer release keeps would be lost). */
+static void test_schema_newer_refused(void **state)
+{
+	struct fx *f = *state;
+	server_store_close(&f->st);
+	if (pg_dir) {
+		assert_int_equal(pg_run(f->db, "UPDATE citypass_schema SET version = 99"), 0);
+	} else {
+		char path[128];
+		sqlite3 *db = NULL;
+		snprintf(path, sizeof(path), "%s/%s", f->dir, SERVER_DB_FILE);
+		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=99", NULL, NULL, NULL),
+		                 SQLITE_OK);
+		sqlite3_close(db);
+	}
+	struct server_why why = {""};
+	assert_int_equal(server_store_open(&f->st, f->dir, 0, &why), SERVER_ERR_SCHEMA_NEWER);
+	if (pg_dir) /* PostgreSQL's refusal names both versions */
+		assert_non_null(strstr(why.text, "version 99, newer than this release's"));
+	f->st.ops = NULL;
 }
 
 static void test_identifier_collision_refused(void **state)
@@ -282,6 +377,98 @@ static void test_ingest_dedup_and_acks(void **state)
 	uint64_t total = 0;
 	assert_int_equal(f->st.ops->stats(f->st.ctx, 0, INT64_MAX, 3600, count_rows, &total), 0);
 	assert_int_equal(total, 4); /* stored once each */
+}
+
+struct ingest_job {
+	const char *dir;
+	const Citypass__EventBatch *batch;
+	int rc;
+	uint64_t acked;
+};
+
+/* Another instance storing a batch: its own connection, its own transaction. */
+static void *ingest_elsewhere(void *arg)
+{
+	struct ingest_job *j = arg;
+	struct server_sync_backend b;
+	j->rc = server_sync_backend_sqlite(&b, j->dir);
+	if (j->rc == 0) {
+		j->rc = b.ops->ingest(b.ctx, "gate-a", j->batch, &j->acked);
+		b.ops->destroy(b.ctx);
+	}
+	return NULL;
+}
+
+/* Sessions of the cluster waiting for a lock another transaction holds. */
+static long waiting_sessions(const char *db)
+{
+	PGconn *c = pg_connect(db);
+	if (!c)
+		return -1;
+	PGresult *r = PQexec(c, "SELECT count(*) FROM pg_locks WHERE NOT granted");
+	long n = PQresultStatus(r) == PGRES_TUPLES_OK ? atol(PQgetvalue(r, 0, 0)) : -1;
+	PQclear(r);
+	PQfinish(c);
+	return n;
+}
+
+/* Issue 16: a gate's batch stored by two instances at once (its server died before the ack
+ * reached it, and it sent the batch again to another) is counted once: the second instance
+ * sees no ack yet, tries to store the same rows, waits on the first one's, and stores
+ * nothing once the first commits — the database's unique (device, epoch, seq), not a
+ * check in our code, decides. */
+static void test_ingest_dedup_two_instances(void **state)
+{
+	struct fx *f = *state;
+	if (!pg_dir)
+		skip(); /* sqlite has one writer at a time: nothing to race */
+	struct server_site site;
+	memset(&site, 0, sizeof(site));
+	snprintf(site.name, sizeof(site.name), "pool-north");
+	site.sector = 1;
+	assert_int_equal(f->st.ops->site_add(f->st.ctx, &site), 0);
+	struct server_device d;
+	memset(&d, 0, sizeof(d));
+	snprintf(d.id, sizeof(d.id), "gate-a");
+	d.site = site.id;
+	d.sector = 1;
+	assert_int_equal(f->st.ops->device_add(f->st.ctx, &d), 0);
+	Citypass__StatEvent ev[3], *evp[3];
+	for (int i = 0; i < 3; i++) {
+		citypass__stat_event__init(&ev[i]);
+		ev[i].seq = (uint64_t)i + 1;
+		ev[i].site = site.id;
+		ev[i].sector = 1;
+		ev[i].quarter_hour = NOW - NOW % 900;
+		evp[i] = &ev[i];
+	}
+	Citypass__EventBatch batch = CITYPASS__EVENT_BATCH__INIT;
+	batch.stream = CITYPASS__STREAM__STATISTICS;
+	batch.stats = evp;
+	batch.n_stats = 3;
+
+	/* instance A has stored the batch, not committed yet */
+	struct server_store a;
+	uint64_t acked = 0;
+	assert_int_equal(server_store_open(&a, f->dir, 0, NULL), 0);
+	assert_int_equal(a.ops->begin(a.ctx), 0);
+	assert_int_equal(a.ops->ingest(a.ctx, "gate-a", &batch, &acked), 0);
+	assert_int_equal(acked, 3);
+	/* instance B gets the same batch meanwhile */
+	struct ingest_job j = {f->dir, &batch, -1, 0};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, ingest_elsewhere, &j), 0);
+	struct timespec tick = {0, 10 * 1000 * 1000};
+	for (int i = 0; i < 3000 && waiting_sessions(f->db) == 0; i++)
+		nanosleep(&tick, NULL);
+	assert_int_equal(a.ops->commit(a.ctx), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	server_store_close(&a);
+	assert_int_equal(j.rc, 0);
+	assert_int_equal(j.acked, 3);
+	uint64_t total = 0;
+	assert_int_equal(f->st.ops->stats(f->st.ctx, 0, INT64_MAX, 3600, count_rows, &total), 0);
+	assert_int_equal(total, 3); /* once each, not twice */
 }
 
 static void test_household_quota_from_consumption(void **state)
@@ -668,11 +855,49 @@ static void test_many_profiles(void **state)
 	pubv_free(&v);
 }
 
+/* PostgreSQL: the publisher's lock is the database's. Held by one connection (another
+ * instance publishing), refused to the next; dropped with the connection of a publisher
+ * killed in the middle, so that the next publish goes through. */
+static void dead_publisher_pg(struct fx *f)
+{
+	int ready[2];
+	assert_int_equal(pipe(ready), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) { /* another instance, publishing sector 1, then killed */
+		struct server_store st;
+		if (server_store_open(&st, f->dir, 0, NULL) != 0 ||
+		    st.ops->publish_lock(st.ctx, 1, 1, 0) != 0)
+			_exit(1);
+		(void)!write(ready[1], "x", 1);
+		pause();
+		_exit(0);
+	}
+	char c;
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	assert_non_null(f->st.ops->publish_lock);
+	assert_int_equal(f->st.ops->publish_lock(f->st.ctx, 1, 1, 0), SERVER_ERR_BUSY);
+	/* another sector is not held up */
+	assert_int_equal(f->st.ops->publish_lock(f->st.ctx, 3, 1, 0), 0);
+	assert_int_equal(f->st.ops->publish_lock(f->st.ctx, 3, 0, 0), 0);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	close(ready[0]);
+	close(ready[1]);
+	struct server_publish_opts o = {NOW, 86400, 3, 0, 0};
+	struct server_publish_result r;
+	assert_int_equal(server_publish_sector(&f->st, f->dir, 1, &o, &r), 0);
+}
+
 /* A publisher that dies in the middle (kill -9, an agent's Ctrl-C) does not stop the next
  * one: the kernel drops its lock with it. */
 static void test_a_dead_publisher_blocks_nobody(void **state)
 {
 	struct fx *f = *state;
+	if (pg_dir) {
+		dead_publisher_pg(f);
+		return;
+	}
 	char path[128];
 	snprintf(path, sizeof(path), "%s/publish.lock", f->dir);
 	int ready[2];
@@ -708,6 +933,8 @@ static void test_a_dead_publisher_blocks_nobody(void **state)
 static void test_migration_to_format2_lists(void **state)
 {
 	(void)state;
+	if (pg_dir)
+		skip(); /* sqlite's own history: the PostgreSQL store began at schema 5 */
 	char dir[64], path[128];
 	snprintf(dir, sizeof(dir), "/tmp/test-server-mig-XXXXXX");
 	assert_non_null(mkdtemp(dir));
@@ -744,8 +971,13 @@ static void test_migration_to_format2_lists(void **state)
 
 int main(void)
 {
+	pg_dir = getenv("CITYPASS_TEST_PG_DIR");
+	if (pg_dir && !*pg_dir)
+		pg_dir = NULL;
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup_teardown(test_schema_refuses_second_create, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_schema_newer_refused, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_ingest_dedup_two_instances, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_identifier_collision_refused, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_ingest_dedup_and_acks, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_household_quota_from_consumption, setup,

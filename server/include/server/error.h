@@ -37,6 +37,8 @@ enum server_error {
 	SERVER_ERR_IN_USE = -352, /* the card holds a pass that is still live */
 	/* issue 15's range */
 	SERVER_ERR_SCHEMA_NEWER = -360, /* the database was written by a newer release */
+	/* issue 16's range: the PostgreSQL store */
+	SERVER_ERR_UNREACHABLE = -370, /* the database server cannot be reached (yet): retry */
 	/* issue 17's range: privacy */
 	SERVER_ERR_RETENTION = -380, /* a retention above the ceiling of its sector's kind */
 };

@@ -5,7 +5,9 @@
  * ops struct: sectors, sites, devices, households, passes and their per-sector identifiers,
  * rights, rights profiles, published lists and deltas, and the two usage streams. sqlite
  * (WAL, synchronous=FULL, foreign keys on, schema versioned) is the embedded default
- * (server_store_open_sqlite); a PostgreSQL backend fills the same struct.
+ * (server_store_open_sqlite); PostgreSQL (server_store_open_pg, issue 16) fills the same
+ * struct for several server instances on one database; server_store_open picks the one a
+ * data directory is configured for.
  *
  * Every op returns 0 or a negative SERVER_ERR_* (server/error.h). Writes happen inside
  * begin()/commit(); rollback() undoes everything since begin(). Strings returned in structs
@@ -340,6 +342,12 @@ struct server_store_ops {
 	int (*stats)(void *ctx, int64_t from, int64_t to, int64_t bucket_s,
 	             int (*fn)(void *arg, const struct server_stat_row *r), void *arg);
 
+	/* Issue 16: one publisher of a sector at a time across every instance (take = 1, waiting
+	 * up to wait_ms, else SERVER_ERR_BUSY; take = 0 releases), held across transactions and
+	 * dropped by the database if the connection dies. NULL: the backend has none (sqlite:
+	 * the publisher takes an flock in the data directory instead). */
+	int (*publish_lock)(void *ctx, uint16_t sector, int take, int wait_ms);
+
 	/* The backend's own words for its last failure ("disk I/O error", "database is
 	 * locked"), "" when it has none: server_store_strerror puts them after ours. */
 	const char *(*last_error)(void *ctx);
@@ -354,6 +362,30 @@ struct server_store {
 
 /* The database file in a data directory. */
 #define SERVER_DB_FILE "citypass.db"
+/* Issue 16: where a data directory's rights database lives when it is not DB_FILE: one
+ * line, a libpq connection URI ("postgresql://host/db"; citypass-admin init --store). */
+#define SERVER_STORE_FILE    "store.conf"
+#define SERVER_STORE_URI_MAX 1024
+
+/*
+ * The data directory's store, whichever it is (issue 16): PostgreSQL when DATA_DIR/store.conf
+ * names one, else the sqlite file. create as for server_store_open_sqlite. why (may be NULL)
+ * gets a sentence for a refusal (an unreachable server, a schema newer than this release).
+ */
+int server_store_open(struct server_store *out, const char *data_dir, int create,
+                      struct server_why *why);
+/* The URI DATA_DIR/store.conf names: 0, NOT_FOUND (a sqlite deployment), or IO/INVALID. */
+int server_store_uri(const char *data_dir, char *uri, size_t cap);
+/* Record `uri` as DATA_DIR's store (0600: the URI may hold a password). */
+int server_store_set_uri(const char *data_dir, const char *uri);
+/* 1 when `s` names a PostgreSQL database ("postgresql://" or "postgres://"). */
+int server_store_is_pg_uri(const char *s);
+/* The PostgreSQL store at `conninfo` (libpq URI or key=value string): create = 1 makes the
+ * schema, refusing a database that holds one (SERVER_ERR_EXISTS); else the schema must be
+ * there and not newer than this release's (SERVER_ERR_SCHEMA_NEWER). A server that does
+ * not answer is SERVER_ERR_UNREACHABLE. */
+int server_store_open_pg(struct server_store *out, const char *conninfo, int create,
+                         struct server_why *why);
 
 /*
  * Open (create = 1: create, refusing an existing file with SERVER_ERR_EXISTS) the sqlite

@@ -1,5 +1,6 @@
 #!/bin/sh
-# End to end over the sqlite rights database: a deployment made by citypass-admin, the
+# End to end over the rights database — sqlite, or PostgreSQL when run under
+# tests/support/pg_run.sh (CITYPASS_TEST_PG set; issue 16): a deployment made by citypass-admin, the
 # real citypass-server binary on loopback, controllers provisioned from real device
 # bundles (sync_probe). Checks: snapshot verified with the list key, batch acknowledged
 # and a resend not counted twice, revoked device refused at the handshake, push of a new
@@ -23,7 +24,20 @@ fail() { echo "FAIL: $*" >&2; echo "--- server log" >&2; cat "$tmp/server.log" >
 rc=0; "$server" --listen 127.0.0.1:1 2>/dev/null || rc=$?
 [ "$rc" = 2 ] || fail "no --data: exit $rc, expected 2"
 
-"$admin" --data "$data" init >/dev/null
+if [ -n "${CITYPASS_TEST_PG:-}" ]; then
+	"$admin" --data "$data" init --store "$CITYPASS_TEST_PG" >/dev/null
+	[ -f "$data/store.conf" ] && [ ! -e "$data/citypass.db" ] || fail "init --store made no PostgreSQL deployment"
+	# a second deployment in the same database is refused, naming why
+	rc=0; "$admin" --data "$tmp/data2" init --store "$CITYPASS_TEST_PG" 2>"$tmp/init2.err" || rc=$?
+	[ "$rc" != 0 ] && grep -q "already holds a citypass deployment" "$tmp/init2.err" || fail "second init: $(cat "$tmp/init2.err")"
+	# the sqlite backup does not apply: it says what does
+	echo "correct horse battery staple" >"$tmp/pass"
+	rc=0; "$admin" --data "$data" backup --out "$tmp/b.cpb" --passphrase-file "$tmp/pass" 2>"$tmp/backup.err" || rc=$?
+	[ "$rc" != 0 ] && grep -q "pg_dump" "$tmp/backup.err" || fail "backup of a PostgreSQL store: $(cat "$tmp/backup.err")"
+	[ ! -e "$tmp/b.cpb" ] || fail "a backup file was written for a PostgreSQL store"
+else
+	"$admin" --data "$data" init >/dev/null
+fi
 rc=0; "$server" --data "$data" --listen nowhere 2>/dev/null || rc=$?
 [ "$rc" = 2 ] || fail "--listen nowhere: exit $rc, expected 2"
 "$admin" --data "$data" site add pool-east --sector pool >/dev/null
@@ -81,4 +95,4 @@ wait "$pid" || rc=$?
 pid=
 [ "$rc" = 0 ] || fail "server exit status $rc after SIGTERM"
 grep -q "stopped: " "$tmp/server.log" || fail "no stop summary"
-echo "e2e_sqlite: ok"
+echo "e2e (${CITYPASS_TEST_PG:+postgresql}${CITYPASS_TEST_PG:-sqlite}): ok" | sed 's/postgresql.*)/postgresql)/' 
