@@ -223,6 +223,8 @@ int pg_query(struct pg *q, const char *sql, const struct pg_params *p, PGresult 
 	static const struct pg_params none = {0};
 	if (!p)
 		p = &none;
+	if (res)
+		*res = NULL;
 	q->counters.statements++;
 	/* nothing runs in a transaction that failed: its next statement gets PostgreSQL's
 	 * refusal, not a new statement prepared */
@@ -333,6 +335,15 @@ static int pg_meta_get(void *ctx, const char *key, char *out, size_t cap)
 	return rc;
 }
 
+int pg_announce(struct pg *q, const char *what)
+{
+	static const char sql[] = "SELECT pg_notify('" PG_CHANNEL "', $1)";
+	struct pg_params p;
+	pgp_init(&p);
+	pgp_text(&p, what);
+	return pg_query(q, sql, &p, NULL);
+}
+
 int pg_meta_set(void *ctx, const char *key, const char *value)
 {
 	struct pg *q = ctx;
@@ -342,7 +353,11 @@ int pg_meta_set(void *ctx, const char *key, const char *value)
 	pgp_init(&p);
 	pgp_text(&p, key);
 	pgp_text(&p, value);
-	return pg_query(q, sql, &p, NULL);
+	int rc = pg_query(q, sql, &p, NULL);
+	/* the card keys' change stamp (store_sync.c): gates on every instance fetch them */
+	if (rc == 0 && !strcmp(key, "card_keys_changed"))
+		rc = pg_announce(q, "keys");
+	return rc;
 }
 
 /* An INSERT ... ON CONFLICT DO NOTHING: EXISTS when it inserted nothing. A unique
@@ -873,6 +888,53 @@ static void pg_bulk(void *ctx, unsigned cache_mib)
 	(void)cache_mib;
 }
 
+/* A connection of its own that only listens: the store's connection runs statements, and
+ * libpq would read announcements there in the middle of a query result. */
+static int pg_listen(void *ctx, int *fd)
+{
+	struct pg *q = ctx;
+	if (q->listen_conn)
+		PQfinish(q->listen_conn);
+	q->listen_conn = PQconnectdb(q->conninfo);
+	if (!q->listen_conn || PQstatus(q->listen_conn) != CONNECTION_OK) {
+		pg_fail(q, q->listen_conn ? PQerrorMessage(q->listen_conn) : "out of memory");
+		PQfinish(q->listen_conn);
+		q->listen_conn = NULL;
+		return SERVER_ERR_UNREACHABLE;
+	}
+	PGresult *r = PQexec(q->listen_conn, "LISTEN " PG_CHANNEL);
+	int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	PQclear(r);
+	if (!ok || PQsetnonblocking(q->listen_conn, 1) != 0) {
+		pg_fail(q, PQerrorMessage(q->listen_conn));
+		PQfinish(q->listen_conn);
+		q->listen_conn = NULL;
+		return SERVER_ERR_IO;
+	}
+	*fd = PQsocket(q->listen_conn);
+	return 0;
+}
+
+static int pg_notified(void *ctx)
+{
+	struct pg *q = ctx;
+	if (!q->listen_conn)
+		return SERVER_ERR_IO;
+	if (!PQconsumeInput(q->listen_conn) || PQstatus(q->listen_conn) != CONNECTION_OK) {
+		pg_fail(q, PQerrorMessage(q->listen_conn));
+		PQfinish(q->listen_conn);
+		q->listen_conn = NULL;
+		return SERVER_ERR_UNREACHABLE;
+	}
+	int n = 0;
+	PGnotify *no;
+	while ((no = PQnotifies(q->listen_conn)) != NULL) {
+		n++;
+		PQfreemem(no);
+	}
+	return n > 0;
+}
+
 static const char *pg_last_error(void *ctx)
 {
 	struct pg *q = ctx;
@@ -885,6 +947,9 @@ static void pg_close(void *ctx)
 	if (!q)
 		return;
 	PQfinish(q->conn);
+	if (q->listen_conn)
+		PQfinish(q->listen_conn);
+	free(q->conninfo);
 	free(q);
 }
 
@@ -954,6 +1019,8 @@ static const struct server_store_ops pg_ops = {
         .counted_right = pg_counted_right,
         .stats = pg_stats,
         .publish_lock = pg_publish_lock,
+        .listen = pg_listen,
+        .notified = pg_notified,
         .last_error = pg_last_error,
         .close = pg_close,
 };
@@ -1038,7 +1105,8 @@ int server_store_open_pg(struct server_store *out, const char *conninfo, int cre
 	struct pg *q = calloc(1, sizeof(*q));
 	if (!q)
 		return SERVER_ERR_NOMEM;
-	q->conn = PQconnectdb(conninfo);
+	q->conninfo = strdup(conninfo);
+	q->conn = q->conninfo ? PQconnectdb(conninfo) : NULL;
 	if (!q->conn || PQstatus(q->conn) != CONNECTION_OK) {
 		char msg[256];
 		snprintf(msg, sizeof(msg), "%s",

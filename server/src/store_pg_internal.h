@@ -31,6 +31,8 @@
 
 struct pg {
 	PGconn *conn;
+	char *conninfo;      /* to open the listening connection */
+	PGconn *listen_conn; /* LISTEN citypass_changed (store_pg.c: pg_listen) */
 	struct {
 		const char *sql; /* a static string: the cache is keyed by its address */
 		char name[16];
@@ -57,6 +59,11 @@ void pgp_null(struct pg_params *p);
 void pgp_blob(struct pg_params *p, const void *data, size_t len);
 /* ... and counted as written (server_store_counters) */
 void pgp_blob_counted(struct pg *q, struct pg_params *p, const void *data, size_t len);
+
+/* The channel every instance listens on; the payload is the sector (or "keys"). */
+#define PG_CHANNEL "citypass_changed"
+/* Announce a change to every listening instance, at the commit of this transaction. */
+int pg_announce(struct pg *q, const char *what);
 
 /* Keep a sentence of our own, or the server's, as the last failure's cause. */
 void pg_fail(struct pg *q, const char *msg);

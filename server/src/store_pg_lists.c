@@ -341,7 +341,11 @@ int pg_list_version_put(void *ctx, uint16_t sector, const struct server_list_ver
 	pgp_blob_counted(q, &p, v->manifest, v->manifest_len);
 	pgp_blob_counted(q, &p, v->sig, v->sig_len);
 	pgp_u64(&p, v->usage_position);
-	return pg_query(q, sql, &p, NULL);
+	int rc = pg_query(q, sql, &p, NULL);
+	char what[8];
+	snprintf(what, sizeof(what), "%u", sector);
+	/* issue 16: every instance's gates get the version, whoever published it */
+	return rc ? rc : pg_announce(q, what);
 }
 
 int pg_list_file_get(void *ctx, uint16_t sector, uint32_t chunk, uint64_t since, int idx,

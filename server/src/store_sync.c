@@ -231,6 +231,18 @@ static int sb_counted_right(void *ctx, uint16_t sector, const uint8_t key[8],
 	return 0;
 }
 
+static int sb_changes_fd(void *ctx, int *fd)
+{
+	struct server_store *s = ctx;
+	return s->ops->listen ? s->ops->listen(s->ctx, fd) : SERVER_ERR_NOT_FOUND;
+}
+
+static int sb_changes_drain(void *ctx)
+{
+	struct server_store *s = ctx;
+	return s->ops->notified ? s->ops->notified(s->ctx) : SERVER_ERR_NOT_FOUND;
+}
+
 static void sb_destroy(void *ctx)
 {
 	struct server_store *s = ctx;
@@ -333,10 +345,18 @@ static const struct server_sync_backend_ops store_sync_ops = {
         .list_chain = sb_list_chain,
         .ca_chain = sb_ca_chain,
         .place_names = sb_place_names,
+        .changes_fd = sb_changes_fd,
+        .changes_drain = sb_changes_drain,
         .destroy = sb_destroy,
 };
 
 int server_sync_backend_sqlite(struct server_sync_backend *out, const char *data_dir)
+{
+	return server_sync_backend_open(out, data_dir, 0, NULL);
+}
+
+int server_sync_backend_open(struct server_sync_backend *out, const char *data_dir, int ingest,
+                             struct server_why *why)
 {
 	if (!out || !data_dir)
 		return SERVER_ERR_ARG;
@@ -349,11 +369,14 @@ int server_sync_backend_sqlite(struct server_sync_backend *out, const char *data
 		return SERVER_ERR_ARG;
 	}
 	/* whichever store the data directory names (issue 16: sqlite or PostgreSQL) */
-	int rc = server_store_open(&b->st, data_dir, 0, NULL);
+	int rc = server_store_open(&b->st, data_dir, 0, why);
 	if (rc) {
 		free(b);
 		return rc;
 	}
+	/* the ingest thread waits for a locked database a short while only (it retries) */
+	if (ingest)
+		b->st.ops->busy_timeout(b->st.ctx, 200);
 	out->ops = &store_sync_ops;
 	out->ctx = b;
 	return 0;
@@ -361,10 +384,5 @@ int server_sync_backend_sqlite(struct server_sync_backend *out, const char *data
 
 int server_sync_backend_sqlite_ingest(struct server_sync_backend *out, const char *data_dir)
 {
-	int rc = server_sync_backend_sqlite(out, data_dir);
-	if (rc == 0) {
-		struct server_store *s = out->ctx;
-		s->ops->busy_timeout(s->ctx, 200);
-	}
-	return rc;
+	return server_sync_backend_open(out, data_dir, 1, NULL);
 }

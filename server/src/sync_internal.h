@@ -179,6 +179,9 @@ struct server_sync {
 	unsigned port;
 	struct event *poll_ev;
 	struct event *recheck_ev;
+	/* issue 16: the backend's announcements (a shared PostgreSQL): while they come, the
+	 * poll timer is only a backstop (SERVER_SYNC_NOTIFIED_POLL_MS) */
+	struct event *changes_ev;
 
 	unsigned hello_timeout_ms, handshake_timeout_ms, idle_timeout_ms, poll_interval_ms;
 	unsigned stop_drain_ms, max_chain, device_recheck_ms;

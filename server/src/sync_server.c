@@ -260,6 +260,8 @@ static void load_ca_chain(struct server_sync *s)
 	s->ca_chain_msg.announcements = s->ca_ptrs;
 }
 
+static void changes_listen(struct server_sync *s);
+
 static void poll_published(evutil_socket_t fd, short what, void *arg)
 {
 	struct server_sync *s = arg;
@@ -270,6 +272,52 @@ static void poll_published(evutil_socket_t fd, short what, void *arg)
 		if (s->sectors[i]->n_conns > 0)
 			sync_sector_refresh(s, s->sectors[i]);
 	refresh_card_keys(s);
+	if (!s->changes_ev && !s->stopping)
+		changes_listen(s); /* again, after a lost listening connection */
+}
+
+static void on_changes(evutil_socket_t fd, short what, void *arg);
+
+/* Listen to the backend's announcements when it has them: the poll becomes a backstop. */
+static void changes_listen(struct server_sync *s)
+{
+	int fd = -1;
+	if (s->changes_ev || !s->be.ops->changes_fd || s->be.ops->changes_fd(s->be.ctx, &fd) != 0)
+		return;
+	s->changes_ev = event_new(s->base, fd, EV_READ | EV_PERSIST, on_changes, s);
+	if (!s->changes_ev || event_add(s->changes_ev, NULL) != 0) {
+		if (s->changes_ev)
+			event_free(s->changes_ev);
+		s->changes_ev = NULL;
+		return;
+	}
+	unsigned ms = s->poll_interval_ms > SERVER_SYNC_NOTIFIED_POLL_MS
+	                      ? s->poll_interval_ms
+	                      : SERVER_SYNC_NOTIFIED_POLL_MS;
+	struct timeval tv = ms_to_tv(ms);
+	event_add(s->poll_ev, &tv);
+	sync_log(s, LOG_INFO, "the database announces publications: pushing them as they come");
+}
+
+static void on_changes(evutil_socket_t fd, short what, void *arg)
+{
+	struct server_sync *s = arg;
+	(void)fd;
+	(void)what;
+	int rc = s->be.ops->changes_drain(s->be.ctx);
+	if (rc > 0) {
+		poll_published(-1, 0, s);
+	} else if (rc < 0) {
+		/* the listening connection is gone: poll again until it is back */
+		sync_log(s, LOG_WARNING,
+		         "the database's announcements stopped (error %d): polling every %u ms "
+		         "until they are back",
+		         rc, s->poll_interval_ms);
+		event_free(s->changes_ev);
+		s->changes_ev = NULL;
+		struct timeval tv = ms_to_tv(s->poll_interval_ms);
+		event_add(s->poll_ev, &tv);
+	}
 }
 
 /* Revocation is checked at every handshake; this also ends sessions already open. One
@@ -364,6 +412,7 @@ int server_sync_new(struct server_sync **out, struct event_base *base,
 	load_ca_chain(s);
 	struct timeval poll_tv = ms_to_tv(s->poll_interval_ms);
 	event_add(s->poll_ev, &poll_tv);
+	changes_listen(s);
 	struct timeval recheck_tv = ms_to_tv(s->device_recheck_ms);
 	event_add(s->recheck_ev, &recheck_tv);
 	*out = s;
@@ -510,6 +559,8 @@ void server_sync_stop(struct server_sync *s)
 	}
 	event_del(s->poll_ev);
 	event_del(s->recheck_ev);
+	if (s->changes_ev)
+		event_del(s->changes_ev);
 	/* the transaction under way ends; queued batches go unacknowledged (sent again) */
 	sync_ingest_stop(s);
 	for (c = TAILQ_FIRST(&s->conns); c; c = next) {
@@ -549,6 +600,8 @@ void server_sync_free(struct server_sync *s)
 		event_free(s->poll_ev);
 	if (s->recheck_ev)
 		event_free(s->recheck_ev);
+	if (s->changes_ev)
+		event_free(s->changes_ev);
 	for (size_t i = 0; i < s->n_sectors; i++) {
 		sync_cache_clear(&s->sectors[i]->cache);
 		free(s->sectors[i]);

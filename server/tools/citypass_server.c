@@ -311,16 +311,30 @@ int main(int argc, char **argv)
 		cfg.log_gate = log_service_gate;
 	}
 
-	rc = server_sync_backend_sqlite(&backend, data);
-	if (rc == 0) {
-		/* the ingest thread commits on its own connection (server/sync.h) */
-		rc = server_sync_backend_sqlite_ingest(&ingest, data);
-		if (rc)
-			backend.ops->destroy(backend.ctx);
+	/* issue 16: a database server that does not answer yet (PostgreSQL restarting, the
+	 * machines booting in the wrong order) is waited for, with a back-off, saying so;
+	 * SIGTERM ends the wait. Anything else (a schema from a newer release) is final. */
+	struct server_why open_why;
+	unsigned backoff_s = 1;
+	for (;;) {
+		open_why.text[0] = '\0';
+		rc = server_sync_backend_open(&backend, data, 0, &open_why);
+		if (rc == 0) {
+			/* the ingest thread commits on its own connection (server/sync.h) */
+			rc = server_sync_backend_open(&ingest, data, 1, &open_why);
+			if (rc)
+				backend.ops->destroy(backend.ctx);
+		}
+		if (rc != SERVER_ERR_UNREACHABLE)
+			break;
+		fprintf(stderr, "citypass-server: %s: trying again in %u s\n", open_why.text,
+		        backoff_s);
+		sleep(backoff_s);
+		backoff_s = backoff_s >= 30 ? 60 : backoff_s * 2;
 	}
 	if (rc) {
 		fprintf(stderr, "citypass-server: cannot open the rights database in '%s': %s\n",
-		        data, server_strerror(rc));
+		        data, open_why.text[0] ? open_why.text : server_strerror(rc));
 		return 1;
 	}
 	cfg.backend = backend;

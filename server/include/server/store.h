@@ -347,6 +347,14 @@ struct server_store_ops {
 	 * dropped by the database if the connection dies. NULL: the backend has none (sqlite:
 	 * the publisher takes an flock in the data directory instead). */
 	int (*publish_lock)(void *ctx, uint16_t sector, int take, int wait_ms);
+	/* Issue 16: what any process on the same database publishes (a list version, card keys
+	 * changed) is announced, so that every server instance pushes it without polling.
+	 * listen: *fd becomes readable when something was announced (a connection of its own);
+	 * notified: consumes the announcements: 1 some came, 0 none, or an error when the
+	 * listening connection was lost (listen again). NULL: the backend has none (sqlite: one
+	 * server, which polls). */
+	int (*listen)(void *ctx, int *fd);
+	int (*notified)(void *ctx);
 
 	/* The backend's own words for its last failure ("disk I/O error", "database is
 	 * locked"), "" when it has none: server_store_strerror puts them after ours. */

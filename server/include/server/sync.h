@@ -37,8 +37,11 @@ struct server_sync_gate_ref {
 #define SERVER_SYNC_HELLO_TIMEOUT_MS     10000u
 #define SERVER_SYNC_IDLE_TIMEOUT_MS      180000u
 #define SERVER_SYNC_POLL_INTERVAL_MS     100u
-#define SERVER_SYNC_STOP_DRAIN_MS        2000u
-#define SERVER_SYNC_DEVICE_RECHECK_MS    5000u
+/* issue 16: the poll's period while the backend announces what is published (LISTEN /
+ * NOTIFY): a backstop, not the way news arrives */
+#define SERVER_SYNC_NOTIFIED_POLL_MS  60000u
+#define SERVER_SYNC_STOP_DRAIN_MS     2000u
+#define SERVER_SYNC_DEVICE_RECHECK_MS 5000u
 /* Longer delta chains than this are replaced by a snapshot. */
 #define SERVER_SYNC_MAX_CHAIN 64u
 

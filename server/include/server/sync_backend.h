@@ -128,6 +128,10 @@ struct server_sync_backend_ops {
 	int (*place_names)(void *ctx, uint32_t site, uint16_t sector,
 	                   char site_name[SERVER_PLACE_NAME_MAX],
 	                   char sector_name[SERVER_PLACE_NAME_MAX]);
+	/* Issue 16: announcements of what other processes publish on a shared database
+	 * (server/store.h listen, notified); NULL or an error from changes_fd: poll. */
+	int (*changes_fd)(void *ctx, int *fd);
+	int (*changes_drain)(void *ctx);
 	void (*destroy)(void *ctx);
 };
 
@@ -136,8 +140,13 @@ struct server_sync_backend {
 	void *ctx;
 };
 
-/* The sqlite rights database as a sync backend (server/src/store_sync.c). */
+/* The data directory's rights database as a sync backend (server/src/store_sync.c):
+ * sqlite, or PostgreSQL when DATA/store.conf names one (issue 16; the name is older than
+ * that). why (may be NULL) gets the refusal's sentence: an unreachable database server,
+ * a schema newer than this release. */
 int server_sync_backend_sqlite(struct server_sync_backend *out, const char *data_dir);
+int server_sync_backend_open(struct server_sync_backend *out, const char *data_dir, int ingest,
+                             struct server_why *why);
 /* A second connection to it for the sync server's ingest thread: it waits for a locked
  * database a short while only (the thread retries, and can be stopped meanwhile). */
 int server_sync_backend_sqlite_ingest(struct server_sync_backend *out, const char *data_dir);

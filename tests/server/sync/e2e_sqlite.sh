@@ -48,23 +48,30 @@ rc=0; "$server" --data "$data" --listen nowhere 2>/dev/null || rc=$?
 # the probe's statistics are of product 10: the server stores only products its rights have
 "$admin" --data "$data" pass issue --anonymous --right pool,product=10 >/dev/null 2>&1
 
-# a free port: try a few random ones (bounded)
-port=
-for attempt in 1 2 3 4 5 6 7 8 9 10; do
-	p=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 40000 ))
-	: > "$tmp/server.log"
-	"$server" --data "$data" --listen "127.0.0.1:$p" --poll-ms 50 2>"$tmp/server.log" &
-	pid=$!
-	for i in $(seq 1 50); do
-		grep -q "listening on" "$tmp/server.log" && break
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
+# start_server LOG ARGS...: a server on a free port (a few random ones tried, bounded);
+# sets started_pid and started_port
+start_server() {
+	_log=$1
+	shift
+	started_port=
+	for attempt in 1 2 3 4 5 6 7 8 9 10; do
+		p=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 40000 ))
+		: > "$_log"
+		"$server" --data "$data" --listen "127.0.0.1:$p" "$@" 2>"$_log" &
+		started_pid=$!
+		for i in $(seq 1 50); do
+			grep -q "listening on" "$_log" && break
+			kill -0 "$started_pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if grep -q "listening on" "$_log"; then started_port=$p; return 0; fi
+		wait "$started_pid" 2>/dev/null || true
+		started_pid=
 	done
-	if grep -q "listening on" "$tmp/server.log"; then port=$p; break; fi
-	wait "$pid" 2>/dev/null || true
-	pid=
-done
-[ -n "$port" ] || fail "server did not start"
+	return 1
+}
+start_server "$tmp/server.log" --poll-ms 50 || fail "server did not start"
+pid=$started_pid port=$started_port
 
 out=$("$probe" --port "$port" --bundle "$tmp/b1" --events 500) || fail "first session: $out"
 echo "$out" | grep -q "snapshots 1 deltas 0 acked 500 bad 0" || fail "first session: $out"
@@ -88,6 +95,58 @@ grep -q "ready" "$tmp/push.out" || fail "push probe not ready"
 wait "$ppid" || fail "push: $(cat "$tmp/push.out")"
 grep -q "pushed held .* published 1" "$tmp/push.out" || fail "push: $(cat "$tmp/push.out")"
 grep -q "deltas 1 .*bad 0" "$tmp/push.out" || fail "push not a delta: $(cat "$tmp/push.out")"
+
+if [ -n "${CITYPASS_TEST_PG:-}" ]; then
+	# issue 16: a second instance on the same database, that never polls: a version
+	# published through citypass-admin reaches its gates by the database's announcement
+	# (LISTEN/NOTIFY), and a gate of either instance is served
+	start_server "$tmp/server-b.log" --poll-ms 60000 || fail "second instance did not start: $(cat "$tmp/server-b.log")"
+	pid_b=$started_pid port_b=$started_port
+	pid="$pid $pid_b"
+	grep -q "announces publications" "$tmp/server-b.log" || fail "instance B does not listen: $(cat "$tmp/server-b.log")"
+	"$probe" --port "$port_b" --bundle "$tmp/b1" --wait-push 10 > "$tmp/push-b.out" &
+	ppid=$!
+	for i in $(seq 1 100); do grep -q "ready" "$tmp/push-b.out" && break; sleep 0.05; done
+	grep -q "ready" "$tmp/push-b.out" || fail "push probe on B not ready"
+	"$admin" --data "$data" list publish --sector pool >/dev/null
+	wait "$ppid" || fail "push through B: $(cat "$tmp/push-b.out"); $(cat "$tmp/server-b.log")"
+	grep -q "deltas 1 .*bad 0" "$tmp/push-b.out" || fail "push through B not a delta: $(cat "$tmp/push-b.out")"
+	# the resend of gate-1's 500 events to B: acknowledged, counted once
+	out=$("$probe" --port "$port_b" --bundle "$tmp/b1" --events 500) || fail "resend to B: $out"
+	echo "$out" | grep -q "acked 500" || fail "resend to B: $out"
+	total=$("$admin" --data "$data" stats --by site --format csv | awk -F, 'NR>1 {s+=$NF} END {print s+0}')
+	[ "$total" = 500 ] || fail "stats count $total after the resend to B, expected 500"
+	kill -TERM "$pid_b"
+	wait "$pid_b" || fail "instance B exit status $? after SIGTERM"
+	pid=${pid%% *}
+
+	# the database unreachable at start: the server says why and tries again with a
+	# back-off (never exits, never crashes); once the database answers, it serves. The
+	# socket directory it is given is empty until a link to the real socket appears.
+	mkdir -p "$tmp/late/sock"
+	cp -R "$data" "$tmp/late/data"
+	printf 'postgresql://citypass@/citypass?host=%s\n' "$tmp/late/sock" >"$tmp/late/data/store.conf"
+	"$server" --data "$tmp/late/data" --listen 127.0.0.1:0 2>"$tmp/late.log" &
+	pid_late=$!
+	pid="$pid $pid_late"
+	for i in $(seq 1 100); do
+		[ "$(grep -c "trying again" "$tmp/late.log")" -ge 2 ] && break
+		kill -0 "$pid_late" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -0 "$pid_late" 2>/dev/null || fail "unreachable database: the server exited: $(cat "$tmp/late.log")"
+	grep -q "cannot connect to the PostgreSQL database: .*trying again in 1 s" "$tmp/late.log" || fail "unreachable database: $(cat "$tmp/late.log")"
+	grep -q "trying again in 2 s" "$tmp/late.log" || fail "no back-off: $(cat "$tmp/late.log")"
+	ln -s "$CITYPASS_TEST_PG_DIR/.s.PGSQL.5432" "$tmp/late/sock/.s.PGSQL.5432"
+	for i in $(seq 1 150); do
+		grep -q "listening on" "$tmp/late.log" && break
+		sleep 0.1
+	done
+	grep -q "listening on" "$tmp/late.log" || fail "the server did not start once the database answered: $(cat "$tmp/late.log")"
+	kill -TERM "$pid_late"
+	wait "$pid_late" || fail "late server exit status $? after SIGTERM"
+	pid=${pid%% *}
+fi
 
 kill -TERM "$pid"
 rc=0
