@@ -994,6 +994,7 @@ static const struct server_store_ops pg_ops = {
         .usage_position_of = pg_usage_position_of,
         .consumption_expire = pg_consumption_expire,
         .consumption_rekey = pg_consumption_rekey,
+        .consumption_retire = pg_consumption_retire,
         .list_latest = pg_list_latest,
         .list_published = pg_list_published,
         .list_version_get = pg_list_version_get,

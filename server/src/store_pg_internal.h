@@ -90,7 +90,9 @@ void pgp_profile(struct pg_params *p, const struct proto_rights_profile *pr);
 void pg_profile_from_row(const PGresult *r, int row, int col, struct proto_rights_profile *pr);
 
 /* store_pg_schema.c */
-#define PG_SCHEMA_VERSION 5 /* the sqlite schema version this one matches (server/store.h) */
+/* the sqlite schema version this one matches (server/store.h); 6: consumption rows'
+ * storage time (issue 17) */
+#define PG_SCHEMA_VERSION 6
 extern const char pg_schema_sql[];
 
 /* store_pg_lists.c */
@@ -105,6 +107,7 @@ int pg_list_changes(void *ctx, uint16_t sector, int64_t *upto, uint8_t (**keys)[
                     size_t *n);
 int pg_list_changes_trim(void *ctx, uint16_t sector, int64_t upto, unsigned max, unsigned *deleted);
 int pg_consumption_expire(void *ctx, uint16_t sector, const struct server_periods *now);
+int pg_consumption_retire(void *ctx, uint16_t sector, int64_t before, uint64_t *n);
 int pg_consumption_rekey(void *ctx, uint16_t sector, const uint8_t from[PROTO_LIST_KEY_LEN],
                          const uint8_t to[PROTO_LIST_KEY_LEN]);
 int pg_list_latest(void *ctx, uint16_t sector, uint64_t *version);

@@ -222,6 +222,35 @@ int pg_list_changes_trim(void *ctx, uint16_t sector, int64_t upto, unsigned max,
 
 /* --- consumption --------------------------------------------------------------------- */
 
+/* Issue 17: the count a right needs stays, the log of where and when goes (server/store.h),
+ * as the sqlite store does it: folded rows are the gate '' epoch 0 with negative
+ * sequences, below any a gate sends; the triggers log the keys they touch. */
+int pg_consumption_retire(void *ctx, uint16_t sector, int64_t before, uint64_t *n)
+{
+	static const char fold_sql[] =
+	        "INSERT INTO consumption(device, epoch, seq, sector, pseudonym, product, count,"
+	        " period, pos, stored_at)"
+	        " SELECT '', 0, (SELECT COALESCE(MIN(seq), 0) FROM consumption WHERE"
+	        " device = '' AND epoch = 0) - ROW_NUMBER() OVER (ORDER BY pseudonym, product,"
+	        " period), $1::int, pseudonym, product, SUM(count), period, 0, 0"
+	        " FROM consumption WHERE sector = $1::int AND device <> '' AND stored_at < $2"
+	        " GROUP BY pseudonym, product, period";
+	static const char drop_sql[] =
+	        "DELETE FROM consumption WHERE sector = $1 AND device <> '' AND stored_at < $2";
+	struct pg_params p;
+	pgp_init(&p);
+	pgp_i64(&p, sector);
+	pgp_i64(&p, before);
+	*n = 0;
+	int rc = pg_query(ctx, fold_sql, &p, NULL);
+	PGresult *r;
+	if (rc == 0 && (rc = pg_query(ctx, drop_sql, &p, &r)) == 0) {
+		*n = pg_changes(r);
+		PQclear(r);
+	}
+	return rc;
+}
+
 int pg_consumption_rekey(void *ctx, uint16_t sector, const uint8_t from[PROTO_LIST_KEY_LEN],
                          const uint8_t to[PROTO_LIST_KEY_LEN])
 {

@@ -1,6 +1,6 @@
 /*
  * store_pg_schema.c — the PostgreSQL store's schema (issue 16): the sqlite store's
- * version 5 (store_sqlite.c, store_sqlite_lists.c) in PostgreSQL's words. Integers are
+ * version 6 (store_sqlite.c, store_sqlite_lists.c) in PostgreSQL's words. Integers are
  * BIGINT where sqlite's INTEGER held 64 bits, blobs BYTEA, rowids identity columns.
  *
  * The change log is written by triggers here too, for the same reason (no code path that
@@ -85,7 +85,9 @@ const char pg_schema_sql[] =
 	"CREATE TABLE consumption(device TEXT NOT NULL, epoch BIGINT NOT NULL DEFAULT 0,"
 	" seq BIGINT NOT NULL, sector INTEGER NOT NULL, pseudonym BYTEA NOT NULL,"
 	" product BIGINT NOT NULL, count BIGINT NOT NULL, period BIGINT NOT NULL,"
-	" pos BIGINT NOT NULL DEFAULT 0, PRIMARY KEY(device, epoch, seq));"
+	" pos BIGINT NOT NULL DEFAULT 0, stored_at BIGINT NOT NULL DEFAULT 0,"
+	" PRIMARY KEY(device, epoch, seq));"
+	"CREATE INDEX consumption_stored ON consumption(sector, stored_at);"
 	"CREATE INDEX consumption_key ON consumption(sector, pseudonym, product, period);"
 	"CREATE INDEX consumption_pos ON consumption(device, epoch, seq, pos);"
 	"CREATE TABLE acks(device TEXT NOT NULL, epoch BIGINT NOT NULL DEFAULT 0,"

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "store_pg_internal.h"
 
@@ -74,7 +75,7 @@ static int ingest_consumption(struct pg *q, const char *device, int64_t epoch,
 	        " WHERE key = 'usage_position' RETURNING CAST(value AS BIGINT)";
 	static const char sql[] =
 	        "INSERT INTO consumption(device, epoch, seq, sector, pseudonym, product, count,"
-	        " period, pos) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+	        " period, pos, stored_at) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 	        " ON CONFLICT(device, epoch, seq) DO NOTHING";
 	int64_t pos = 0;
 	int fresh = 0;
@@ -90,6 +91,7 @@ static int ingest_consumption(struct pg *q, const char *device, int64_t epoch,
 	int rc = pg_one_i64(q, pos_sql, NULL, &pos);
 	if (rc)
 		return rc;
+	const int64_t now = (int64_t)time(NULL);
 	for (size_t i = 0; i < b->n_consumption; i++) {
 		const Citypass__ConsumptionEvent *e = b->consumption[i];
 		if (e->seq <= done)
@@ -105,6 +107,7 @@ static int ingest_consumption(struct pg *q, const char *device, int64_t epoch,
 		pgp_i64(&p, e->count);
 		pgp_i64(&p, e->period);
 		pgp_i64(&p, pos);
+		pgp_i64(&p, now); /* issue 17: the server's own clock judges retention */
 		if ((rc = pg_query(q, sql, &p, NULL)) != 0)
 			return rc;
 		if (e->seq > *high)

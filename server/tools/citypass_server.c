@@ -416,13 +416,14 @@ int main(int argc, char **argv)
 	}
 	/* a connection of its own that waits little for a lock: the purge runs on the loop,
 	 * and a busy database only delays it to the next run */
-	r.purge_open = server_store_open_sqlite(&r.purge_st, data, 0) == 0;
+	r.purge_open = server_store_open(&r.purge_st, data, 0, NULL) == 0;
 	if (r.purge_open) {
 		struct timeval tv = {.tv_sec = RETENTION_PURGE_EVERY_S, .tv_usec = 0};
 		r.purge_st.ops->busy_timeout(r.purge_st.ctx, 500);
 		r.purge = event_new(base, -1, EV_PERSIST, on_purge, &r);
 		if (!r.purge || event_add(r.purge, &tv) != 0) {
-			fprintf(stderr, "citypass-server: cannot start the retention purge timer\n");
+			fprintf(stderr,
+			        "citypass-server: cannot start the retention purge timer\n");
 			rc = 1;
 			goto out;
 		}
