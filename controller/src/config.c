@@ -23,6 +23,7 @@
 #include "link/addr.h"
 #include "proto/bundle.h"
 #include "proto/device_conf.h"
+#include "proto/hours.h"
 
 #define LINE_MAX_LEN 2048
 
@@ -127,96 +128,20 @@ static int split_line(struct parse_ctx *p, char *line, char **key, char **value)
 
 /* --- hours ------------------------------------------------------------------------- */
 
-static const char *const day_names[7] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
-
-static int day_index(const char *s, size_t n)
-{
-	for (int i = 0; i < 7; i++)
-		if (n == 3 && strncmp(s, day_names[i], 3) == 0)
-			return i;
-	return -1;
-}
-
-static int parse_hhmm(const char *s, unsigned *minutes)
-{
-	if (!isdigit((unsigned char)s[0]) || !isdigit((unsigned char)s[1]) || s[2] != ':' ||
-	    !isdigit((unsigned char)s[3]) || !isdigit((unsigned char)s[4]))
-		return -1;
-	unsigned h = (unsigned)(s[0] - '0') * 10 + (unsigned)(s[1] - '0');
-	unsigned m = (unsigned)(s[3] - '0') * 10 + (unsigned)(s[4] - '0');
-	if (m > 59 || h > 24 || (h == 24 && m != 0))
-		return -1;
-	*minutes = h * 60 + m;
-	return 0;
-}
+/* the grammar is proto/hours.h's, the same the admin CLI and device.conf's reader check */
+_Static_assert(CONTROLLER_MAX_WINDOWS == PROTO_HOURS_WINDOWS,
+               "a site's windows fit the engine's policy");
 
 int controller_config_parse_hours(const char *text, struct controller_site_policy *policy,
                                   char *err, size_t errlen)
 {
-	policy->window_count = 0;
-	if (strcmp(text, "always") == 0)
-		return 0;
-	char buf[LINE_MAX_LEN];
-	if (strlen(text) >= sizeof(buf)) {
-		snprintf(err, errlen, "hours: too long");
-		return -1;
-	}
-	strcpy(buf, text);
-	char *save_rule = NULL;
-	for (char *rule = strtok_r(buf, ";", &save_rule); rule;
-	     rule = strtok_r(NULL, ";", &save_rule)) {
-		rule = trim(rule);
-		char *sp = strchr(rule, ' ');
-		if (!sp)
-			goto bad;
-		*sp = '\0';
-		char *days = rule, *times = trim(sp + 1);
-		char *dash = strchr(days, '-');
-		int d0, d1;
-		if (dash) {
-			d0 = day_index(days, (size_t)(dash - days));
-			d1 = day_index(dash + 1, strlen(dash + 1));
-		} else {
-			d0 = d1 = day_index(days, strlen(days));
-		}
-		if (d0 < 0 || d1 < 0 || d1 < d0)
-			goto bad;
-		uint8_t mask = 0;
-		for (int d = d0; d <= d1; d++)
-			mask |= (uint8_t)(1u << d);
-		char *save_iv = NULL;
-		unsigned last_close = 0;
-		for (char *iv = strtok_r(times, ",", &save_iv); iv;
-		     iv = strtok_r(NULL, ",", &save_iv)) {
-			iv = trim(iv);
-			unsigned open, close;
-			if (strlen(iv) != 11 || iv[5] != '-' || parse_hhmm(iv, &open) ||
-			    parse_hhmm(iv + 6, &close) || open >= close || open < last_close)
-				goto bad;
-			last_close = close;
-			if (policy->window_count >= CONTROLLER_MAX_WINDOWS) {
-				snprintf(err, errlen, "hours '%s': more than %d windows", text,
-				         CONTROLLER_MAX_WINDOWS);
-				return -1;
-			}
-			struct controller_time_window *w = &policy->windows[policy->window_count++];
-			w->days = mask;
-			w->open = (uint16_t)open;
-			w->close = (uint16_t)close;
-		}
-		if (last_close == 0)
-			goto bad;
-	}
-	if (policy->window_count == 0)
-		goto bad;
-	return 0;
-bad:
-	snprintf(err, errlen,
-	         "hours '%s': expected always or 'DAYS HH:MM-HH:MM[,...]' rules separated by ';' "
-	         "(DAYS: Mon..Sun or a range such as Mon-Fri)",
-	         text);
-	policy->window_count = 0;
-	return -1;
+	struct proto_hours h;
+	int rc = proto_hours_parse(text, &h, err, errlen);
+	policy->window_count = h.count;
+	for (size_t i = 0; i < h.count; i++)
+		policy->windows[i] = (struct controller_time_window){
+		        h.windows[i].days, h.windows[i].open, h.windows[i].close};
+	return rc;
 }
 
 /* --- card-sector.key --------------------------------------------------------------- */

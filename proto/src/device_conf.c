@@ -12,13 +12,14 @@
 #include "link/addr.h"
 #include "proto/device_conf.h"
 #include "proto/error.h"
+#include "proto/hours.h"
 
 enum kind {
 	K_FORMAT,
 	K_ID,        /* the certificate CN */
 	K_NUMBER,    /* min to max */
 	K_TEXT,      /* PROTO_DEVICE_TEXT_MAX */
-	K_LONG_TEXT, /* PROTO_DEVICE_LONG_MAX: hours */
+	K_LONG_TEXT, /* PROTO_DEVICE_LONG_MAX: hours, in proto/hours.h's grammar */
 	K_HOST_NAME, /* server-name */
 	K_SERVER,    /* HOST:PORT */
 	K_EXPIRY,
@@ -232,6 +233,10 @@ static int one_value(struct bundle_in *in, enum proto_device_key k, const char *
 				                         in,
 				                         "server-name '%s': expected a host name",
 				                         v);
+	struct proto_hours hours;
+	char why[300];
+	if (key->kind == K_LONG_TEXT && proto_hours_parse(v, &hours, why, sizeof(why)) != 0)
+		return bundle_fail(in, "%s", why);
 	struct link_addr a;
 	if (key->kind == K_SERVER && (rc = link_addr_parse(v, 0, &a)) != 0)
 		return bundle_fail(in, "server '%s': expected HOST:PORT (%s)", v,

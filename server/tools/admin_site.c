@@ -22,6 +22,7 @@
 #include "proto/calendar.h"
 #include "proto/clist.h"
 #include "proto/device_conf.h"
+#include "proto/hours.h"
 #include "server/privacy.h"
 #include "server/publish.h"
 
@@ -123,10 +124,11 @@ int admin_sector_set(struct admin *a, int argc, char **argv)
 			if (strcmp(optarg, "default") == 0)
 				hours = 0;
 			else if (parse_duration_h(optarg, &hours) != 0)
-				return admin_usage("sector ",
-				                   "--retention '%s': expected hours ('48h' or '48') "
-				                   "or days ('30d'), at least 1 hour, or 'default'",
-				                   optarg);
+				return admin_usage(
+				        "sector ",
+				        "--retention '%s': expected hours ('48h' or '48') "
+				        "or days ('30d'), at least 1 hour, or 'default'",
+				        optarg);
 			given = 1;
 			break;
 		case 'h':
@@ -187,66 +189,12 @@ const char admin_site_help[] =
         "  --expiry-policy P   when the gate's list has expired: 'refuse' (default) or\n"
         "                      'grace:HOURS' (keep deciding for HOURS more, 1..720)\n";
 
-static int day_index(const char *s)
-{
-	static const char *const days[] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
-	for (int i = 0; i < 7; i++)
-		if (strncmp(s, days[i], 3) == 0)
-			return i;
-	return -1;
-}
-
-static int parse_hhmm(const char *s, int *min)
-{
-	if (!(s[0] >= '0' && s[0] <= '9' && s[1] >= '0' && s[1] <= '9' && s[2] == ':' &&
-	      s[3] >= '0' && s[3] <= '9' && s[4] >= '0' && s[4] <= '9'))
-		return -1;
-	int h = (s[0] - '0') * 10 + s[1] - '0', m = (s[3] - '0') * 10 + s[4] - '0';
-	if (h > 24 || m > 59 || (h == 24 && m != 0))
-		return -1;
-	*min = h * 60 + m;
-	return 0;
-}
-
-/* Opening hours as documented in admin_site_help: 1 if valid. */
+/* Opening hours as documented in admin_site_help, read as the gate will (proto/hours.h):
+ * 1 if valid. */
 static int hours_ok(const char *h)
 {
-	if (strcmp(h, "always") == 0)
-		return 1;
-	const char *p = h;
-	for (;;) {
-		int d0 = day_index(p), d1;
-		if (d0 < 0)
-			return 0;
-		p += 3;
-		d1 = d0;
-		if (*p == '-') {
-			d1 = day_index(p + 1);
-			if (d1 < d0)
-				return 0;
-			p += 4;
-		}
-		if (*p++ != ' ')
-			return 0;
-		int last = -1;
-		for (;;) {
-			int a, b;
-			if (parse_hhmm(p, &a) || p[5] != '-' || parse_hhmm(p + 6, &b) || a >= b ||
-			    a < last)
-				return 0;
-			last = b;
-			p += 11;
-			if (*p != ',')
-				break;
-			p++;
-		}
-		if (*p == 0)
-			return 1;
-		if (*p++ != ';')
-			return 0;
-		while (*p == ' ')
-			p++;
-	}
+	struct proto_hours parsed;
+	return proto_hours_parse(h, &parsed, NULL, 0) == 0;
 }
 
 /* the one reader of the policy, device.conf's (proto/device_conf.h) */

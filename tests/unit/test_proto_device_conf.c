@@ -238,6 +238,9 @@ static void test_refusals(void **state)
 	        "expiry-policy 'grace:0': expected refuse or grace:HOURS (1 to 720)");
 	refused(variant(14, "expiry-policy = grace:721"), 14, "expiry-policy 'grace:721'");
 	refused(variant(14, "expiry-policy = later"), 14, "expiry-policy 'later'");
+	refused(variant(12, "hours = Mon-Fri 9h-12h"), 12,
+	        "hours 'Mon-Fri 9h-12h': expected always or 'DAYS HH:MM-HH:MM[,...]'");
+	refused(variant(12, "hours = Sun 10:00-12:00,11:00-13:00"), 12, "hours 'Sun 10:00-12:00");
 	refused(variant(8, "server = localhost"), 8, "server 'localhost': expected HOST:PORT");
 	refused(variant(8, "server = ::1:7443"), 8, "server '::1:7443': expected HOST:PORT");
 	refused(variant(8, "server = localhost:0"), 8, "server 'localhost:0'");
@@ -319,6 +322,9 @@ static void test_writer_refusals(void **state)
 	c = sample;
 	c.expiry = (enum proto_expiry_mode)7;
 	writer_refuses(&c, "expiry-policy 'mode 7'");
+	c = sample;
+	snprintf(c.hours, sizeof(c.hours), "Mon-Fri 14:00-12:00");
+	writer_refuses(&c, "hours 'Mon-Fri 14:00-12:00': expected always");
 	c = sample;
 	snprintf(c.server, sizeof(c.server), "sync.example.org");
 	writer_refuses(&c, "server 'sync.example.org': expected HOST:PORT");

@@ -16,7 +16,7 @@
  *   server-name = localhost      the server certificate's CN: letters, digits, '-', '.', '_'
  *   tz = Europe/Paris            text: the site's zone
  *   period-tz = Europe/Paris     text: the deployment's zone (quota periods)
- *   hours = Mon-Fri 09:00-19:00  text (its grammar is the gate's: controller/config.h)
+ *   hours = Mon-Fri 09:00-19:00  text, in proto/hours.h's grammar
  *   antipassback-minutes = 30    0 to 1440
  *   refused-fares = 0            0 to 15, optional (not written by device add yet)
  *   expiry-policy = refuse       or grace:HOURS, 1 to 720
