@@ -14,7 +14,8 @@ set -eu
 # lets the daemons talk to systemd (readiness, watchdog, journald: service/); libargon2-dev
 # derives a backup's key from its passphrase, and the argon2 tool checks that derivation.
 # libpq-dev is the PostgreSQL store's client (issue 16); postgresql is the server the tests
-# start for themselves (tests/support/pg_run.sh: initdb in a temporary directory).
+# start for themselves (tests/support/pg_run.sh: initdb in a temporary directory). jq is
+# the independent JSON parser that reads a holder's export back (issue 17).
 PACKAGES="
 cmake
 make
@@ -46,6 +47,7 @@ argon2
 libsystemd-dev
 libpq-dev
 postgresql
+jq
 "
 
 # Extra packages for the sanitizer and fuzzing builds (clang's libFuzzer runtime).

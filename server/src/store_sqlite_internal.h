@@ -4,6 +4,7 @@
  *                         rights, usage streams
  *   store_sqlite_lists.c  what the list publisher needs: profiles, list rows, the change
  *                         log, published versions, their chunk files and deltas
+ *   store_sqlite_holder.c a holder's access and erasure requests (issue 17)
  */
 #ifndef SERVER_STORE_SQLITE_INTERNAL_H
 #define SERVER_STORE_SQLITE_INTERNAL_H
@@ -79,6 +80,12 @@ int sq_consumption_expire(void *ctx, uint16_t sector, const struct server_period
 int sq_consumption_rekey(void *ctx, uint16_t sector, const uint8_t from[PROTO_LIST_KEY_LEN],
                          const uint8_t to[PROTO_LIST_KEY_LEN]);
 int sq_consumption_retire(void *ctx, uint16_t sector, int64_t before, uint64_t *n);
+/* store_sqlite_holder.c: a holder's access and erasure requests (issue 17) */
+int sq_uses_of_key(void *ctx, uint16_t sector, const uint8_t key[PROTO_LIST_KEY_LEN],
+                   int (*fn)(void *arg, const struct server_use *u), void *arg);
+int sq_household_name(void *ctx, int64_t id, char *out, size_t cap);
+int sq_pass_erase(void *ctx, int64_t pass, int *household_gone);
+int sq_erase_flush(void *ctx);
 int sq_list_latest(void *ctx, uint16_t sector, uint64_t *version);
 int sq_list_published(void *ctx, uint16_t sector, uint64_t *version);
 int sq_list_version_get(void *ctx, uint16_t sector, uint64_t version,

@@ -57,7 +57,9 @@ static const char main_help[] =
         "  keys show|rotate|retire card key versions\n"
         "  backup          the whole deployment in one encrypted file (server running)\n"
         "  restore         a backup into a new data directory, lists republished above it\n"
-        "  privacy purge   fold the usage rows past their sector's retention now\n"
+        "  holder export|erase     what the server keeps about a pass's holder; erase it\n"
+        "  privacy register|purge  the record of processing (Markdown, from this deployment's\n"
+        "                  settings); fold the usage rows past their sector's retention now\n"
         "\n"
         "Each command has --help. Exit status: 0 done, 1 refused, 2 bad usage.\n"
         "options:\n"
@@ -259,27 +261,10 @@ void admin_remove_tree(const char *path)
 
 /* --- output ------------------------------------------------------------------------------ */
 
-/* A JSON string (RFC 8259): text that is not UTF-8 (written into the database before the
- * CLI checked its input, or by another tool) becomes U+FFFD, never invalid JSON. */
+/* A JSON string (RFC 8259): the server library's writer (server/passes.h). */
 void admin_json_string(FILE *f, const char *s)
 {
-	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *)s; *p;) {
-		size_t n = server_utf8_len(p);
-		if (n == 0) {
-			fputs("\\ufffd", f);
-			p++;
-			continue;
-		}
-		if (*p == '"' || *p == '\\')
-			fprintf(f, "\\%c", *p);
-		else if (*p < 0x20 || *p == 0x7F)
-			fprintf(f, "\\u%04x", *p);
-		else
-			fwrite(p, 1, n, f);
-		p += n;
-	}
-	fputc('"', f);
+	server_json_string(f, s);
 }
 
 void admin_hex(const uint8_t *b, size_t n, char *out)
@@ -374,6 +359,8 @@ static const struct admin_command {
         {"backup", NULL, admin_cmd_backup, NULL},
         {"restore", NULL, admin_cmd_restore, NULL},
         {"privacy", NULL, admin_cmd_privacy, NULL},
+        {"holder", "export", admin_holder_export, admin_holder_help},
+        {"holder", "erase", admin_holder_erase, admin_holder_help},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 

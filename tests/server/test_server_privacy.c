@@ -20,6 +20,7 @@
 #include <sqlite3.h>
 
 #include "proto/list.h"
+#include "server/holder.h"
 #include "server/privacy.h"
 #include "server/publish.h"
 #include "server/store.h"
@@ -244,12 +245,134 @@ static void test_backend_tells_the_gate(void **state)
 	b.ops->destroy(b.ctx);
 }
 
+static char *register_text(struct fx *f)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	assert_non_null(m);
+	assert_int_equal(server_privacy_register(&f->st, m), 0);
+	assert_int_equal(fclose(m), 0);
+	return buf;
+}
+
+/* The record of processing follows the settings: the expected lines are written here by
+ * hand, not produced by the code under test. */
+static void test_register_follows_the_settings(void **state)
+{
+	struct fx *f = *state;
+	struct server_why why;
+	assert_int_equal(server_retention_set(&f->st, 4, SERVER_KIND_TRANSPORT, 0, &why), 0);
+	char *t = register_text(f);
+	assert_non_null(strstr(t, "# Record of processing"));
+	assert_non_null(strstr(t, "| pool | access | 90 days (default) | CNIL guidance on "
+	                          "access-control logs: 3 months at most |\n"));
+	assert_non_null(strstr(t, "| bus | transport | 48 hours (default) | CNIL AU-015 art. 4: "
+	                          "transport validation data, 48 hours at most |\n"));
+	assert_non_null(strstr(t, "### Gate journals — sector bus\n"));
+	assert_non_null(strstr(t, "- **Retention**: identifying rows 48 hours at most "
+	                          "(transport), deleted earlier"));
+	assert_non_null(strstr(t, "### Consumption — sector bus\n"));
+	assert_null(strstr(t, "24 hours"));
+	for (const char *h = t; (h = strstr(h, "\n### ")) != NULL; h++) {
+		/* every processing says all five things */
+		const char *next = strstr(h + 1, "\n### ");
+		const char *keys[] = {"**Purpose**", "**Data**", "**Stored in**",
+		                      "**Who can read it**", "**Retention**"};
+		for (size_t k = 0; k < 5; k++) {
+			const char *at = strstr(h, keys[k]);
+			assert_true(at && (!next || at < next));
+		}
+	}
+	free(t);
+
+	assert_int_equal(server_retention_set(&f->st, 4, -1, 24, &why), 0);
+	assert_int_equal(server_retention_set(&f->st, 1, -1, 30 * 24, &why), 0);
+	t = register_text(f);
+	assert_non_null(strstr(t, "| bus | transport | 24 hours | CNIL AU-015 art. 4: "
+	                          "transport validation data, 48 hours at most |\n"));
+	assert_non_null(strstr(t, "- **Retention**: identifying rows 24 hours at most "
+	                          "(transport), deleted earlier"));
+	assert_non_null(strstr(t, "- **Retention**: which gate reported a use, its sequence and "
+	                          "time: 24 hours; then only the count"));
+	assert_non_null(strstr(t, "| pool | access | 30 days | CNIL guidance"));
+	assert_null(strstr(t, "| bus | transport | 48 hours"));
+	free(t);
+}
+
+static int64_t holder_pass(struct fx *f, const char *holder, int64_t household, uint8_t seed)
+{
+	struct server_pass ps;
+	memset(&ps, 0, sizeof(ps));
+	snprintf(ps.holder, sizeof(ps.holder), "%s", holder);
+	ps.household = household;
+	snprintf(ps.medium, sizeof(ps.medium), "card");
+	assert_int_equal(f->st.ops->pass_add(f->st.ctx, &ps), 0);
+	uint8_t id[16], key[8];
+	memset(id, seed, sizeof(id));
+	proto_list_key(1, id, sizeof(id), key);
+	assert_int_equal(f->st.ops->pass_id_add(f->st.ctx, ps.id, 1, id, key), 0);
+	struct server_right r = {ps.id, 1, {3, 0, 0xFFFF, 0, 0, 0, 0, 0}};
+	assert_int_equal(f->st.ops->right_set(f->st.ctx, &r), 0);
+	return ps.id;
+}
+
+/* The holder's passes follow replacements both ways; a household other passes belong to is
+ * kept, the last member's erasure takes it. */
+static void test_holder_chain_and_household(void **state)
+{
+	struct fx *f = *state;
+	struct server_desk d = {&f->st, f->dir, (int64_t)time(NULL)};
+	struct server_why why;
+	int64_t hh;
+	assert_int_equal(f->st.ops->household_add(f->st.ctx, "martin", &hh), 0);
+	int64_t a1 = holder_pass(f, "Ann Martin", hh, 1), a2 = holder_pass(f, "Ann Martin", hh, 2);
+	int64_t a3 = holder_pass(f, "Ann Martin", hh, 3), b = holder_pass(f, "Bob Martin", hh, 4);
+	int64_t other_ann = holder_pass(f, "Ann Martin", 0, 5); /* a namesake: not her */
+	struct server_pass p;
+	assert_int_equal(f->st.ops->pass_get(f->st.ctx, a1, &p), 0);
+	p.replaced_by = a2;
+	p.state = SERVER_PASS_REPLACED;
+	assert_int_equal(f->st.ops->pass_update(f->st.ctx, &p), 0);
+	assert_int_equal(f->st.ops->pass_get(f->st.ctx, a2, &p), 0);
+	p.replaced_by = a3;
+	p.state = SERVER_PASS_REPLACED;
+	assert_int_equal(f->st.ops->pass_update(f->st.ctx, &p), 0);
+	int64_t *ids;
+	size_t n;
+	assert_int_equal(server_holder_passes(&d, a2, &ids, &n, &why), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(ids[0], a1);
+	assert_int_equal(ids[1], a2);
+	assert_int_equal(ids[2], a3);
+	free(ids);
+
+	struct server_holder_erasure e;
+	assert_int_equal(server_holder_erase(&d, a3, &e, NULL, &why), 0);
+	assert_int_equal(e.passes, 3);
+	assert_int_equal(e.household_kept, 1); /* Bob's too */
+	assert_int_equal(e.rebuilt.n, 1);
+	assert_int_equal(e.flushed, 1);
+	int64_t id;
+	assert_int_equal(f->st.ops->household_find(f->st.ctx, "martin", &id), 0);
+	assert_int_equal(f->st.ops->pass_get(f->st.ctx, a1, &p), SERVER_ERR_NOT_FOUND);
+	assert_int_equal(f->st.ops->pass_get(f->st.ctx, other_ann, &p), 0);
+	assert_int_equal(server_holder_erase(&d, b, &e, NULL, &why), 0);
+	assert_int_equal(e.household_kept, 0);
+	assert_int_equal(f->st.ops->household_find(f->st.ctx, "martin", &id), SERVER_ERR_NOT_FOUND);
+	assert_int_equal(server_holder_erase(&d, b, &e, NULL, &why), SERVER_ERR_NOT_FOUND);
+	assert_non_null(strstr(why.text, "no pass"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup_teardown(test_defaults_and_ceiling, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_purge_folds_past_retention, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_backend_tells_the_gate, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_register_follows_the_settings, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_holder_chain_and_household, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

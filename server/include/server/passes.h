@@ -22,6 +22,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "cardlib/issue.h"
 #include "server/error.h"
@@ -61,6 +62,11 @@ int server_name_ok(const char *s);
 /* Bytes of the well-formed UTF-8 character at p (RFC 3629: no overlongs, no surrogates, at
  * most U+10FFFF), 0 when it is not one. */
 size_t server_utf8_len(const unsigned char *p);
+/* Text as a JSON string (RFC 8259), quotes included: what is not UTF-8 becomes U+FFFD,
+ * never invalid JSON. And as HTML text (& < > " ' escaped, control characters and
+ * non-UTF-8 bytes shown as U+FFFD). */
+void server_json_string(FILE *f, const char *s);
+void server_html_text(FILE *f, const char *s);
 /* YYYY-MM-DD to a day number (days since 1970-01-01), 1970 to 2149: 0 or -1. */
 int server_day_parse(const char *s, int64_t *day);
 

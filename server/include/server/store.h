@@ -134,6 +134,16 @@ struct server_periods {
 	int64_t n[6];
 };
 
+/* Issue 17: one consumption row as kept (device "" and stored_at 0: folded at retention,
+ * server/privacy.h). */
+struct server_use {
+	uint16_t sector;
+	uint32_t product, count;
+	int64_t period;
+	char device[SERVER_NAME_MAX];
+	int64_t stored_at;
+};
+
 struct server_stat_row {
 	uint32_t site, gate, sector, product, reason;
 	int outcome;
@@ -268,6 +278,18 @@ struct server_store_ops {
 	 * many rows were folded. Counts and list entries are unchanged. */
 	int (*consumption_retire)(void *ctx, uint16_t sector, int64_t before, uint64_t *n);
 
+	/* Issue 17, a holder's access and erasure (server/holder.h). The consumption rows
+	 * kept under a list key of the sector, in period order; a household's name
+	 * (NOT_FOUND); erase a pass and everything kept about it — the uses under its list
+	 * keys, its identifiers, rights and import record, and its household when no other
+	 * pass is left in it (*household_gone) — with the deleted content overwritten, not
+	 * only unlinked; and, after the commit, leave no copy of what was deleted in the
+	 * backend's files (BUSY while another connection holds an older snapshot). */
+	int (*uses_of_key)(void *ctx, uint16_t sector, const uint8_t key[PROTO_LIST_KEY_LEN],
+	                   int (*fn)(void *arg, const struct server_use *u), void *arg);
+	int (*household_name)(void *ctx, int64_t id, char *out, size_t cap);
+	int (*pass_erase)(void *ctx, int64_t pass, int *household_gone);
+	int (*erase_flush)(void *ctx);
 	/* The newest version published for the sector in any format (0 if none): the next
 	 * one is numbered after it. */
 	int (*list_latest)(void *ctx, uint16_t sector, uint64_t *version);

@@ -19,6 +19,8 @@ expect "$(cat "$T/set.out")" "72 hours is above the 48 hours allowed for transpo
 if adm sector set pool --retention 91d >/dev/null 2>&1; then fail "91 days for the pool accepted"; fi
 adm sector set bus --retention 24h >/dev/null || fail "sector set bus --retention 24h"
 expect "$(adm sector list | grep ' bus ')" "transport +retention 24h$" "the bus keeps 24 h"
+expect "$(adm privacy register | grep '^| bus ')" '^\| bus \| transport \| 24 hours \| CNIL AU-015' \
+	"the record of processing states the bus's 24 h"
 
 adm site add line-1 --sector bus >/dev/null
 start_bench bus-1
