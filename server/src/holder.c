@@ -13,6 +13,19 @@
 #include "server/privacy.h"
 #include "server/publish.h"
 
+/* The store ops a holder's request needs (issue 17): a store without them (one written
+ * before them) refuses the request with a sentence instead of calling NULL. */
+static int store_can(const struct server_desk *d, struct server_why *why)
+{
+	const struct server_store_ops *o = d->st->ops;
+	if (o->uses_of_key && o->household_name && o->pass_erase && o->erase_flush)
+		return 0;
+	return server_why_set(why, SERVER_ERR_INVALID,
+	                      "this deployment's store does not implement a holder's requests "
+	                      "yet (uses_of_key, household_name, pass_erase, erase_flush: "
+	                      "server/store.h)");
+}
+
 /* --- the holder's passes ------------------------------------------------------------------ */
 
 struct idset {
@@ -444,7 +457,10 @@ int server_holder_export(const struct server_desk *d, int64_t pass, FILE *json, 
 	x.today = proto_civil_local(d->now, &civ) == 0 ? civ.day : (int32_t)(d->now / 86400);
 	struct idset set = {NULL, 0, 0};
 	char t[32];
-	int rc = st->ops->begin_read(st->ctx);
+	int rc = store_can(d, why);
+	if (rc)
+		return rc;
+	rc = st->ops->begin_read(st->ctx);
 	if (rc)
 		return server_why_set(why, rc, "cannot read the database: %s",
 		                      server_store_strerror(st, rc));
@@ -517,7 +533,10 @@ int server_holder_erase(const struct server_desk *d, int64_t pass,
 	struct idset set = {NULL, 0, 0};
 	memset(&x, 0, sizeof(x));
 	memset(out, 0, sizeof(*out));
-	int rc = st->ops->begin(st->ctx);
+	int rc = store_can(d, why);
+	if (rc)
+		return rc;
+	rc = st->ops->begin(st->ctx);
 	if (rc)
 		return server_why_set(why, rc, "cannot start a transaction: %s",
 		                      server_store_strerror(st, rc));
