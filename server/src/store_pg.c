@@ -218,6 +218,27 @@ static int pg_prepared(struct pg *q, const char *sql, const char **name)
 	return 0;
 }
 
+/* A connection lost (the server restarted, a failover, a network cut) is opened again
+ * between transactions, never inside one: what the lost transaction did is gone, and its
+ * caller learns it from the error of its next statement or of its commit (nothing is
+ * acknowledged that was not committed). Prepared statements went with the old session. */
+static int pg_revive(struct pg *q)
+{
+	if (PQstatus(q->conn) == CONNECTION_OK)
+		return 0;
+	if (q->publish_locks) {
+		pg_fail(q, "the connection holding the publisher's lock was lost");
+		return SERVER_ERR_IO;
+	}
+	PQreset(q->conn);
+	q->n_cache = 0;
+	if (PQstatus(q->conn) != CONNECTION_OK) {
+		pg_fail(q, PQerrorMessage(q->conn));
+		return SERVER_ERR_UNREACHABLE;
+	}
+	return pg_exec(q, "SET client_min_messages = warning; SET lock_timeout = '10s'");
+}
+
 int pg_query(struct pg *q, const char *sql, const struct pg_params *p, PGresult **res)
 {
 	static const struct pg_params none = {0};
@@ -225,6 +246,11 @@ int pg_query(struct pg *q, const char *sql, const struct pg_params *p, PGresult 
 		p = &none;
 	if (res)
 		*res = NULL;
+	if (!q->in_tx) {
+		int rc = pg_revive(q);
+		if (rc)
+			return rc;
+	}
 	q->counters.statements++;
 	/* nothing runs in a transaction that failed: its next statement gets PostgreSQL's
 	 * refusal, not a new statement prepared */
@@ -279,8 +305,10 @@ int pg_one_i64(struct pg *q, const char *sql, const struct pg_params *p, int64_t
 static int pg_begin(void *ctx)
 {
 	struct pg *q = ctx;
-	int rc = pg_exec(q, "BEGIN ISOLATION LEVEL READ COMMITTED");
-	q->write_tx = rc == 0;
+	int rc = pg_revive(q);
+	if (rc == 0)
+		rc = pg_exec(q, "BEGIN ISOLATION LEVEL READ COMMITTED");
+	q->write_tx = q->in_tx = rc == 0;
 	return rc;
 }
 
@@ -288,13 +316,17 @@ static int pg_begin_read(void *ctx)
 {
 	struct pg *q = ctx;
 	q->write_tx = 0;
-	return pg_exec(q, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+	int rc = pg_revive(q);
+	if (rc == 0)
+		rc = pg_exec(q, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+	q->in_tx = rc == 0;
+	return rc;
 }
 
 static int pg_commit(void *ctx)
 {
 	struct pg *q = ctx;
-	q->write_tx = 0;
+	q->write_tx = q->in_tx = 0;
 	/* a COMMIT of a failed transaction is a ROLLBACK: PostgreSQL says so with a warning,
 	 * not an error, so ask first */
 	if (PQtransactionStatus(q->conn) == PQTRANS_INERROR) {
@@ -308,7 +340,7 @@ static int pg_commit(void *ctx)
 static void pg_rollback(void *ctx)
 {
 	struct pg *q = ctx;
-	q->write_tx = 0;
+	q->write_tx = q->in_tx = 0;
 	PGTransactionStatusType t = PQtransactionStatus(q->conn);
 	if (t == PQTRANS_INTRANS || t == PQTRANS_INERROR)
 		(void)pg_exec(q, "ROLLBACK");

@@ -39,6 +39,9 @@ struct pg {
 	} cache[PG_CACHE_MAX];
 	size_t n_cache;
 	int write_tx; /* inside begin() (not begin_read): reads that precede a write lock rows */
+	int in_tx;    /* inside begin() or begin_read(): a lost connection loses the transaction */
+	int publish_locks; /* publish_lock held: a lost connection lost them, never reopen it
+	                      silently under a publisher that believes it holds one */
 	struct server_store_counters counters;
 	char errmsg[256];
 };

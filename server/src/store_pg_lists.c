@@ -518,8 +518,11 @@ int pg_publish_lock(void *ctx, uint16_t sector, int take, int wait_ms)
 	pgp_init(&p);
 	pgp_i64(&p, PG_LOCK_PUBLISH);
 	pgp_i64(&p, sector);
-	if (!take)
-		return pg_query(q, drop_sql, &p, NULL);
+	if (!take) {
+		q->publish_locks -= q->publish_locks > 0;
+		/* a lost connection took the lock with it: nothing left to release */
+		return PQstatus(q->conn) == CONNECTION_OK ? pg_query(q, drop_sql, &p, NULL) : 0;
+	}
 	for (int waited = 0;; waited += 20) {
 		PGresult *r;
 		int rc = pg_query(q, try_sql, &p, &r);
@@ -527,8 +530,10 @@ int pg_publish_lock(void *ctx, uint16_t sector, int take, int wait_ms)
 			return rc;
 		int got = PQntuples(r) == 1 && !strcmp(PQgetvalue(r, 0, 0), "t");
 		PQclear(r);
-		if (got)
+		if (got) {
+			q->publish_locks++;
 			return 0;
+		}
 		if (waited >= wait_ms) {
 			pg_fail(q, "another instance is publishing this sector's list");
 			return SERVER_ERR_BUSY;

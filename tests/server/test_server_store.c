@@ -471,6 +471,66 @@ static void test_ingest_dedup_two_instances(void **state)
 	assert_int_equal(total, 3); /* once each, not twice */
 }
 
+/* Issue 16: the database lost in the middle of an ingest (PostgreSQL restarted, a failover,
+ * the network cut): the commit fails, so the batch is not acknowledged (the sync backend
+ * acks only what commit() returned 0 for) and nothing of it is kept; the store connects
+ * again at its next transaction and the gate's resend is stored once. */
+static void test_ingest_lost_connection(void **state)
+{
+	struct fx *f = *state;
+	if (!pg_dir)
+		skip(); /* an embedded sqlite has no connection to lose */
+	struct server_site site;
+	memset(&site, 0, sizeof(site));
+	snprintf(site.name, sizeof(site.name), "pool-north");
+	site.sector = 1;
+	assert_int_equal(f->st.ops->site_add(f->st.ctx, &site), 0);
+	struct server_device d;
+	memset(&d, 0, sizeof(d));
+	snprintf(d.id, sizeof(d.id), "gate-a");
+	d.site = site.id;
+	d.sector = 1;
+	assert_int_equal(f->st.ops->device_add(f->st.ctx, &d), 0);
+	Citypass__StatEvent ev[3], *evp[3];
+	for (int i = 0; i < 3; i++) {
+		citypass__stat_event__init(&ev[i]);
+		ev[i].seq = (uint64_t)i + 1;
+		ev[i].site = site.id;
+		ev[i].sector = 1;
+		ev[i].quarter_hour = NOW - NOW % 900;
+		evp[i] = &ev[i];
+	}
+	Citypass__EventBatch batch = CITYPASS__EVENT_BATCH__INIT;
+	batch.stream = CITYPASS__STREAM__STATISTICS;
+	batch.stats = evp;
+	batch.n_stats = 3;
+	uint64_t acked = 0;
+	assert_int_equal(f->st.ops->begin(f->st.ctx), 0);
+	assert_int_equal(f->st.ops->ingest(f->st.ctx, "gate-a", &batch, &acked), 0);
+	/* every other session of this database ends: the store's own, in its transaction */
+	assert_int_equal(pg_run(f->db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+	                               " WHERE datname = current_database() AND"
+	                               " pid <> pg_backend_pid()"),
+	                 0);
+	assert_int_not_equal(f->st.ops->commit(f->st.ctx), 0);
+	f->st.ops->rollback(f->st.ctx);
+	/* the next statement connects again, and finds nothing of the lost batch */
+	assert_int_equal(
+	        f->st.ops->acked(f->st.ctx, "gate-a", CITYPASS__STREAM__STATISTICS, &acked), 0);
+	assert_int_equal(acked, 0);
+	uint64_t total = 0;
+	assert_int_equal(f->st.ops->stats(f->st.ctx, 0, INT64_MAX, 3600, count_rows, &total), 0);
+	assert_int_equal(total, 0);
+	/* the gate sends the batch again: stored once, acknowledged */
+	struct server_sync_backend b;
+	assert_int_equal(server_sync_backend_sqlite(&b, f->dir), 0);
+	assert_int_equal(b.ops->ingest(b.ctx, "gate-a", &batch, &acked), 0);
+	assert_int_equal(acked, 3);
+	b.ops->destroy(b.ctx);
+	assert_int_equal(f->st.ops->stats(f->st.ctx, 0, INT64_MAX, 3600, count_rows, &total), 0);
+	assert_int_equal(total, 3);
+}
+
 static void test_household_quota_from_consumption(void **state)
 {
 	struct fx *f = *state;
@@ -978,6 +1038,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_schema_refuses_second_create, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_schema_newer_refused, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_ingest_dedup_two_instances, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_ingest_lost_connection, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_identifier_collision_refused, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_ingest_dedup_and_acks, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_household_quota_from_consumption, setup,
