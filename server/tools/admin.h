@@ -64,6 +64,7 @@ void admin_hex(const uint8_t *b, size_t n, char *out);
 /* Commands (return an exit status), each called with argv[0] its subcommand's name (the
  * command's own for a command without subcommands); the table is citypass_admin.c's. */
 int admin_init(struct admin *a, int argc, char **argv);        /* admin_init.c */
+int admin_migrate(struct admin *a, int argc, char **argv);     /* admin_migrate.c */
 int admin_sector_list(struct admin *a, int argc, char **argv); /* admin_site.c */
 int admin_sector_set(struct admin *a, int argc, char **argv);
 int admin_cmd_privacy(struct admin *a, int argc, char **argv); /* admin_privacy.c */
@@ -94,7 +95,8 @@ int admin_cmd_device_list(struct admin *a, int argc, char **argv); /* admin_devi
 int admin_cmd_backup(struct admin *a, int argc, char **argv);      /* admin_backup.c */
 int admin_cmd_restore(struct admin *a, int argc, char **argv);
 extern const char admin_pass_help[], admin_rights_help[], admin_card_help[], admin_init_help[],
-        admin_sector_help[], admin_site_help[], admin_device_help[], admin_list_help[];
+        admin_migrate_help[], admin_sector_help[], admin_site_help[], admin_device_help[],
+        admin_list_help[];
 
 struct cardlib_reader;
 /* "WHAT in N reader commands (B bytes out, B in)" on stderr: what a card operation cost. */

@@ -60,6 +60,7 @@ static const char main_help[] =
         "  holder export|erase     what the server keeps about a pass's holder; erase it\n"
         "  privacy register|purge  the record of processing (Markdown, from this deployment's\n"
         "                  settings); fold the usage rows past their sector's retention now\n"
+        "  migrate --to URI  move the database from sqlite into PostgreSQL\n"
         "\n"
         "Each command has --help. Exit status: 0 done, 1 refused, 2 bad usage.\n"
         "options:\n"
@@ -361,6 +362,7 @@ static const struct admin_command {
         {"privacy", NULL, admin_cmd_privacy, NULL},
         {"holder", "export", admin_holder_export, admin_holder_help},
         {"holder", "erase", admin_holder_erase, admin_holder_help},
+        {"migrate", NULL, admin_migrate, admin_migrate_help},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 

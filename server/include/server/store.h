@@ -416,6 +416,11 @@ int server_store_is_pg_uri(const char *s);
  * not answer is SERVER_ERR_UNREACHABLE. */
 int server_store_open_pg(struct server_store *out, const char *conninfo, int create,
                          struct server_why *why);
+/* citypass-admin migrate: DATA_DIR's sqlite database copied whole into the PostgreSQL
+ * database `uri` (which must hold no deployment), then DATA_DIR/store.conf names it and
+ * citypass.db becomes citypass.db.migrated. *rows: the rows copied. */
+int server_store_migrate_to_pg(const char *data_dir, const char *uri, uint64_t *rows,
+                               struct server_why *why);
 
 /*
  * Open (create = 1: create, refusing an existing file with SERVER_ERR_EXISTS) the sqlite
