@@ -75,6 +75,24 @@ static const struct controller_gate_ops gpio_ops = {
         .destroy = gpio_destroy,
 };
 
+int controller_gate_gpio_chip_node(const char *chip, char *path, size_t cap)
+{
+	struct gpiod_chip *c = gpiod_chip_open_lookup(chip);
+	int n = -1;
+	if (c) {
+		n = snprintf(path, cap, "/dev/%s", gpiod_chip_name(c));
+		gpiod_chip_close(c);
+	} else if (strncmp(chip, "/dev/", 5) == 0) {
+		n = snprintf(path, cap, "%s", chip);
+	} else if (strncmp(chip, "gpiochip", 8) == 0 && chip[8] &&
+	           strspn(chip + 8, "0123456789") == strlen(chip + 8)) {
+		n = snprintf(path, cap, "/dev/%s", chip);
+	} else if (chip[0] && strspn(chip, "0123456789") == strlen(chip)) {
+		n = snprintf(path, cap, "/dev/gpiochip%s", chip);
+	}
+	return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
 int controller_gate_gpio_open(struct controller_gate **out,
                               const struct controller_gpio_config *cfg, char *err, size_t errlen)
 {

@@ -26,6 +26,7 @@
 #include <mbedtls/x509_crt.h>
 
 #include "controller/config.h"
+#include "controller/devices.h"
 #include "controller/error.h"
 #include "controller/gate.h"
 #include "controller/journal.h"
@@ -563,6 +564,9 @@ static void usage(FILE *f)
 	           "      --check         load and check the configuration, then exit\n"
 	           "      --check-state   open the state directory as a start does (the list\n"
 	           "                      store, the journal), print what it holds, exit\n"
+	           "      --device-policy print the systemd drop-in allowing the devices this\n"
+	           "                      configuration opens (reader, QR scanner, GPIO chip),\n"
+	           "                      then exit (dist/systemd/citypass-controller-generator)\n"
 	           "  -h, --help          this help\n"
 	           "      --version       print the version\n"
 	           "\n"
@@ -573,13 +577,17 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	        {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
-	        {"check-state", no_argument, NULL, 's'},  {"help", no_argument, NULL, 'h'},
-	        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+	        {"config", required_argument, NULL, 'c'},
+	        {"check", no_argument, NULL, 'k'},
+	        {"check-state", no_argument, NULL, 's'},
+	        {"help", no_argument, NULL, 'h'},
+	        {"device-policy", no_argument, NULL, 'D'},
+	        {"version", no_argument, NULL, 'V'},
+	        {NULL, 0, NULL, 0},
 	};
 	const char *config_path = getenv("CITYPASS_CONTROLLER_CONFIG");
 	daemon_argv = argv;
-	bool check_only = false;
+	bool check_only = false, device_policy = false;
 	int c;
 	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -591,6 +599,9 @@ int main(int argc, char **argv)
 			break;
 		case 's':
 			check_state_only = true;
+			break;
+		case 'D':
+			device_policy = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -615,6 +626,17 @@ int main(int argc, char **argv)
 	if (controller_config_load(config_path, &cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "citypass-controller: %s\n", err);
 		return 1;
+	}
+	if (device_policy) {
+		static char text[4096];
+		int rc = controller_device_policy(&cfg, text, sizeof(text), err, sizeof(err));
+		controller_config_wipe(&cfg);
+		if (rc != 0) {
+			fprintf(stderr, "citypass-controller: %s: %s\n", config_path, err);
+			return 1;
+		}
+		fputs(text, stdout);
+		return 0;
 	}
 	if (check_only) {
 		printf("configuration ok: device %s, sector %u, gate backend %s\n", cfg.device_id,

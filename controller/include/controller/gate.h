@@ -57,6 +57,10 @@ void controller_gate_close(struct controller_gate *g);
 /* The backends (controller_gate_open picks one). */
 int controller_gate_bench_open(struct controller_gate **out, const char *run_dir,
                                const char *reader, char *err, size_t errlen);
+/* Issue 15: the device node of a gpio-chip setting, as the gpio backend would open it
+ * (libgpiod's lookup: name, path, number or label); a chip not on this machine is told by
+ * its name, path or number only. 0, or -1 (a label of no chip present). */
+int controller_gate_gpio_chip_node(const char *chip, char *path, size_t cap);
 int controller_gate_gpio_open(struct controller_gate **out,
                               const struct controller_gpio_config *gpio, char *err, size_t errlen);
 
