@@ -46,6 +46,7 @@ out=$(dpkg -i $main 2>&1) || fail "dpkg -i: $out"
 for f in /usr/bin/citypass-server /usr/bin/citypass-controller /usr/bin/citypass-admin \
 	/usr/bin/citypass-list /usr/bin/citypass-token /lib/systemd/system/citypass-server.service \
 	"/lib/systemd/system/citypass-controller@.service" /lib/udev/rules.d/60-citypass-gpio.rules \
+	/lib/systemd/system-generators/citypass-controller-generator \
 	/usr/lib/sysusers.d/citypass-server.conf /usr/lib/sysusers.d/citypass-controller.conf; do
 	[ -e "$f" ] || fail "not installed: $f"
 done
@@ -78,13 +79,25 @@ SRV=
 /usr/bin/citypass-list --help >/dev/null || fail "citypass-list --help"
 /usr/bin/citypass-token --help >/dev/null || fail "citypass-token --help"
 /usr/bin/citypass-controller --help | grep -q -- "--config" || fail "citypass-controller --help"
-echo "ok - the installed programs run: a deployment made and served"
+# the installed generator, through the installed controller: a gate's own reader
+mkdir "$T/conf" "$T/gen"
+/usr/bin/citypass-admin site add pool-n --sector pool >/dev/null 2>>"$T/init.log" &&
+	/usr/bin/citypass-admin device add pool-1 --site pool-n --server 127.0.0.1:7443 \
+		--out "$T/conf/bundle-pool-1" >/dev/null 2>>"$T/init.log" || fail "device add: $(cat "$T/init.log")"
+printf 'bundle = bundle-pool-1\nreader = pn532_uart:/dev/ttyUSB0\nstate-dir = %s/state\ngate = bench\nbench-dir = %s/b\nbench-reader = pool-1\n' \
+	"$T" "$T" >"$T/conf/pool-1.conf"
+CITYPASS_CONTROLLER_CONF_DIR="$T/conf" /lib/systemd/system-generators/citypass-controller-generator \
+	"$T/gen" "$T/gen" "$T/gen" || fail "the installed generator failed"
+grep -qx 'DeviceAllow=/dev/ttyUSB0 rw' "$T/gen/citypass-controller@pool-1.service.d/50-devices.conf" ||
+	fail "the installed generator did not allow pool-1's reader"
+echo "ok - the installed programs run: a deployment made and served, a gate's devices allowed"
 
 dpkg --purge $PKGS >/dev/null 2>&1 || fail "dpkg --purge"
 for p in $PKGS; do
 	! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q installed || fail "$p still installed"
 done
 left=$(ls -d /usr/bin/citypass-* /lib/systemd/system/citypass-* /lib/udev/rules.d/*citypass* \
+	/lib/systemd/system-generators/citypass-* \
 	/usr/lib/sysusers.d/citypass-* /usr/share/doc/citypass-* /usr/share/man/man?/citypass-* \
 	2>/dev/null || true)
 [ -z "$left" ] || fail "left after the purge: $left"
