@@ -184,7 +184,6 @@ static void sector_add(struct server_sector_set *s, uint16_t sector)
 		s->v[s->n++] = sector;
 }
 
-
 struct ex {
 	const struct server_desk *d;
 	struct server_sector_set sectors; /* where the holder has an identifier */
@@ -256,7 +255,8 @@ static int use_visit(void *arg, const struct server_use *u)
 		fprintf(x->json,
 		        "%s{\"product\":%" PRIu32 ",\"count\":%" PRIu32
 		        ",\"period\":\"%s\",\"period_number\":%" PRId64,
-		        x->first_use ? "" : ",", u->product, u->count, period_name(period), u->period);
+		        x->first_use ? "" : ",", u->product, u->count, period_name(period),
+		        u->period);
 		x->first_use = 0;
 		jkey(x, "reported_by_gate", folded ? NULL : u->device, 1);
 		jkey(x, "stored_at", folded ? NULL : stored, 1);
@@ -467,7 +467,8 @@ int server_holder_export(const struct server_desk *d, int64_t pass, FILE *json, 
 	if ((rc = collect(d, pass, &set, why)) != 0)
 		goto out;
 	if ((rc = load_sectors(d, &x)) != 0) {
-		server_why_set(why, rc, "cannot read the sectors: %s", server_store_strerror(st, rc));
+		server_why_set(why, rc, "cannot read the sectors: %s",
+		               server_store_strerror(st, rc));
 		goto out;
 	}
 	if (json)
@@ -543,7 +544,8 @@ int server_holder_erase(const struct server_desk *d, int64_t pass,
 	if ((rc = collect(d, pass, &set, why)) != 0)
 		goto fail;
 	if ((rc = load_sectors(d, &x)) != 0) {
-		server_why_set(why, rc, "cannot read the sectors: %s", server_store_strerror(st, rc));
+		server_why_set(why, rc, "cannot read the sectors: %s",
+		               server_store_strerror(st, rc));
 		goto fail;
 	}
 	for (size_t i = 0; i < set.n && rc == 0; i++) {
@@ -589,17 +591,19 @@ int server_holder_erase(const struct server_desk *d, int64_t pass,
 		o.keep = 1;
 		o.full = 1;
 		if ((rc = server_publish_sector(st, d->data, out->rebuilt.v[i], &o, &r)) != 0) {
-			server_why_set(why, rc,
-			               "the holder is erased from the register, but the list of sector "
-			               "%u was not rebuilt: %s (run the erase again: it rebuilds it)",
-			               out->rebuilt.v[i], server_strerror(rc));
+			server_why_set(
+			        why, rc,
+			        "the holder is erased from the register, but the list of sector "
+			        "%u was not rebuilt: %s (run the erase again: it rebuilds it)",
+			        out->rebuilt.v[i], server_strerror(rc));
 			goto done;
 		}
 	}
 	out->flushed = st->ops->erase_flush(st->ctx) == 0;
 	if (kept) {
 		if (out->household_kept)
-			kept_sentence(kept, "the household's name, as other passes still belong to it");
+			kept_sentence(kept,
+			              "the household's name, as other passes still belong to it");
 		elsewhere(d, x.ret, x.n_sec, &out->rebuilt, kept_sentence, kept);
 	}
 done:

@@ -83,8 +83,8 @@ int server_privacy_register(struct server_store *st, FILE *out)
 	             "| --- | --- | --- | --- |\n");
 	for (size_t i = 0; i < n; i++)
 		fprintf(out, "| %s | %s | %s%s | %s |\n", r[i].name, server_kind_name(r[i].kind),
-		        duration(r[i].hours, d, sizeof(d)),
-		        r[i].configured ? "" : " (default)", server_retention_basis(r[i].kind));
+		        duration(r[i].hours, d, sizeof(d)), r[i].configured ? "" : " (default)",
+		        server_retention_basis(r[i].kind));
 
 	fprintf(out, "\n## Processings\n");
 	processing(out, "Pass register",

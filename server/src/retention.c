@@ -136,8 +136,7 @@ int server_retention_set(struct server_store *st, uint16_t sector, int kind, uin
 	return 0;
 }
 
-int server_retention_purge(struct server_store *st, int64_t now, int64_t ahead_s,
-                           uint64_t *folded)
+int server_retention_purge(struct server_store *st, int64_t now, int64_t ahead_s, uint64_t *folded)
 {
 	struct server_sector *v = NULL;
 	size_t n = 0;

@@ -72,8 +72,9 @@ int sq_pass_erase(void *ctx, int64_t pass, int *household_gone)
 	/* what is deleted from now on is overwritten in the file, not only unlinked */
 	int rc = sq_exec(q, "PRAGMA secure_delete = ON");
 	sqlite3_stmt *st;
-	if (rc == 0 && (rc = sq_prep(q, &st, "SELECT COALESCE(household, 0) FROM passes"
-	                                     " WHERE id = ?")) == 0) {
+	if (rc == 0 && (rc = sq_prep(q, &st,
+	                             "SELECT COALESCE(household, 0) FROM passes"
+	                             " WHERE id = ?")) == 0) {
 		sqlite3_bind_int64(st, 1, pass);
 		int s = sq_step(q, st);
 		if (s == SQLITE_ROW)
@@ -94,14 +95,17 @@ int sq_pass_erase(void *ctx, int64_t pass, int *household_gone)
 		rc = run_bound(q, steps[i], pass);
 	if (rc == 0 && household) {
 		int64_t left = 0;
-		if ((rc = sq_prep(q, &st, "SELECT count(*) FROM passes WHERE household = ?")) == 0) {
+		if ((rc = sq_prep(q, &st, "SELECT count(*) FROM passes WHERE household = ?")) ==
+		    0) {
 			sqlite3_bind_int64(st, 1, household);
 			rc = sq_one_int64(q, st, &left);
 		}
 		if (rc == 0 && left == 0) {
-			rc = run_bound(q, "DELETE FROM household_tags WHERE household = ?1", household);
+			rc = run_bound(q, "DELETE FROM household_tags WHERE household = ?1",
+			               household);
 			if (rc == 0)
-				rc = run_bound(q, "DELETE FROM households WHERE id = ?1", household);
+				rc = run_bound(q, "DELETE FROM households WHERE id = ?1",
+				               household);
 			*household_gone = rc == 0;
 		}
 	}

@@ -424,8 +424,9 @@ int sq_consumption_retire(void *ctx, uint16_t sector, int64_t before, uint64_t *
 	sqlite3_bind_int64(st, 2, before);
 	if ((rc = sq_run(q, st)) != 0)
 		return rc;
-	rc = sq_prep(q, &st,
-	             "DELETE FROM consumption WHERE sector = ?1 AND device <> '' AND stored_at < ?2");
+	rc = sq_prep(
+	        q, &st,
+	        "DELETE FROM consumption WHERE sector = ?1 AND device <> '' AND stored_at < ?2");
 	if (rc)
 		return rc;
 	sqlite3_bind_int(st, 1, sector);

@@ -67,7 +67,7 @@ int admin_init(struct admin *a, int argc, char **argv);        /* admin_init.c *
 int admin_migrate(struct admin *a, int argc, char **argv);     /* admin_migrate.c */
 int admin_sector_list(struct admin *a, int argc, char **argv); /* admin_site.c */
 int admin_sector_set(struct admin *a, int argc, char **argv);
-int admin_cmd_privacy(struct admin *a, int argc, char **argv); /* admin_privacy.c */
+int admin_cmd_privacy(struct admin *a, int argc, char **argv);   /* admin_privacy.c */
 int admin_holder_export(struct admin *a, int argc, char **argv); /* admin_holder.c */
 int admin_holder_erase(struct admin *a, int argc, char **argv);
 extern const char admin_holder_help[];

@@ -43,7 +43,8 @@ static int parse(const char *cmd, int argc, char **argv, int64_t *pass, const ch
 		switch (c) {
 		case 'p':
 			if (admin_parse_u64(optarg, INT64_MAX, &v) != 0 || v == 0)
-				return admin_usage(cmd, "--pass '%s': expected a pass number", optarg);
+				return admin_usage(cmd, "--pass '%s': expected a pass number",
+				                   optarg);
 			*pass = (int64_t)v;
 			break;
 		case 'o':

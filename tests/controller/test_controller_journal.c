@@ -275,7 +275,8 @@ static void test_retention_bounds_identifying_rows(void **state)
 	assert_int_equal(st.consumption_purged_unacked, 1);
 	assert_int_equal(st.stat_pending, 2);
 	/* a shorter retention setting applies */
-	assert_int_equal(controller_journal_purge(e->j, T0 + 91 * DAY, issued_mark(0), 10 * DAY, 0), 0);
+	assert_int_equal(controller_journal_purge(e->j, T0 + 91 * DAY, issued_mark(0), 10 * DAY, 0),
+	                 0);
 	assert_int_equal(controller_journal_fetch_consumption(e->j, rows, 4, &n), 0);
 	assert_int_equal(n, 0);
 	assert_int_equal(controller_journal_stats(e->j, &st), 0);

@@ -810,9 +810,9 @@ static void test_qr_codes_and_their_reasons(void **state)
 static int consumption_rows(struct env *e)
 {
 	sqlite3_stmt *st = NULL;
-	assert_int_equal(sqlite3_prepare_v2(e->ro, "SELECT count(*) FROM consumption", -1, &st,
-	                                    NULL),
-	                 SQLITE_OK);
+	assert_int_equal(
+	        sqlite3_prepare_v2(e->ro, "SELECT count(*) FROM consumption", -1, &st, NULL),
+	        SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	int n = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);

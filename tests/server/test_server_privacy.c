@@ -208,8 +208,8 @@ static void test_purge_folds_past_retention(void **state)
 	consume(f, "bus-1", 1, key, year, 3);
 	assert_int_equal(used(f, key, t0 + 47 * H), 5);
 	uint64_t acked;
-	assert_int_equal(f->st.ops->acked(f->st.ctx, "bus-1", CITYPASS__STREAM__CONSUMPTION, &acked),
-	                 0);
+	assert_int_equal(
+	        f->st.ops->acked(f->st.ctx, "bus-1", CITYPASS__STREAM__CONSUMPTION, &acked), 0);
 	assert_int_equal(acked, 3);
 	/* new uses come in with their detail, and go the same way, next to the folded ones */
 	consume(f, "bus-1", 4, key, year, 2);

@@ -37,9 +37,9 @@ int server_holder_export(const struct server_desk *d, int64_t pass, FILE *json, 
                          struct server_why *why);
 
 struct server_holder_erasure {
-	size_t passes;                   /* passes erased */
-	uint64_t uses;                   /* uses (consumption rows) erased with them */
-	int household_kept;              /* a household other passes still belong to */
+	size_t passes;                    /* passes erased */
+	uint64_t uses;                    /* uses (consumption rows) erased with them */
+	int household_kept;               /* a household other passes still belong to */
 	struct server_sector_set rebuilt; /* sectors whose lists were rebuilt without them */
 	int flushed; /* 1: no copy left in the database's files; 0: another connection held
 	                an older snapshot (citypass-server): run the erase again later */

@@ -76,8 +76,7 @@ int server_retention_set(struct server_store *st, uint16_t sector, int kind, uin
  * (list key, product, period) keeps the count, without gate, sequence or time. One
  * transaction; *folded (may be NULL) gets how many rows went.
  */
-int server_retention_purge(struct server_store *st, int64_t now, int64_t ahead_s,
-                           uint64_t *folded);
+int server_retention_purge(struct server_store *st, int64_t now, int64_t ahead_s, uint64_t *folded);
 
 /*
  * The record of processing (GDPR art. 30) of this deployment, as Markdown, from its own
