@@ -37,7 +37,8 @@ int bundle_fail(struct bundle_in *in, const char *fmt, ...) __attribute__((forma
  */
 int bundle_next_line(struct bundle_in *in, char *line, size_t cap, char **s);
 
-/* Strip spaces, tabs and line ends from both ends of s, in place. */
+/* Strip spaces, tabs and line ends from both ends of s, in place (the hours grammar,
+ * hours.c, trims its rules and windows with it too). */
 char *bundle_trim(char *s);
 
 /* v as a decimal number from min to max, or a refusal naming key. */

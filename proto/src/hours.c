@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bundle_text.h"
 #include "proto/hours.h"
 
 static const char *const day_names[7] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
@@ -16,16 +17,6 @@ static int day_index(const char *s, size_t n)
 		if (n == 3 && strncmp(s, day_names[i], 3) == 0)
 			return i;
 	return -1;
-}
-
-static char *trim(char *s)
-{
-	while (isspace((unsigned char)*s))
-		s++;
-	size_t n = strlen(s);
-	while (n > 0 && isspace((unsigned char)s[n - 1]))
-		s[--n] = '\0';
-	return s;
 }
 
 static int parse_hhmm(const char *s, unsigned *minutes)
@@ -72,8 +63,9 @@ static int one_rule(char *rule, struct proto_hours *out)
 		return -1;
 	char *save = NULL;
 	unsigned last_close = 0;
-	for (char *iv = strtok_r(trim(sp + 1), ",", &save); iv; iv = strtok_r(NULL, ",", &save)) {
-		iv = trim(iv);
+	for (char *iv = strtok_r(bundle_trim(sp + 1), ",", &save); iv;
+	     iv = strtok_r(NULL, ",", &save)) {
+		iv = bundle_trim(iv);
 		unsigned open, close;
 		if (strlen(iv) != 11 || iv[5] != '-' || parse_hhmm(iv, &open) ||
 		    parse_hhmm(iv + 6, &close) || open >= close || open < last_close)
@@ -103,7 +95,7 @@ int proto_hours_parse(const char *text, struct proto_hours *out, char *err, size
 	int rc = 0;
 	for (char *rule = strtok_r(buf, ";", &save); rule && rc == 0;
 	     rule = strtok_r(NULL, ";", &save))
-		rc = one_rule(trim(rule), out);
+		rc = one_rule(bundle_trim(rule), out);
 	if (rc == 0 && out->count == 0)
 		rc = -1;
 	if (rc != 0 && err && errlen) {
