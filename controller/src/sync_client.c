@@ -9,9 +9,12 @@
  * handshake (server verified against the deployment CA) → the session, fed what TLS
  * decrypts and drained into TLS. Whatever ends a connection (the session's reason, a TLS
  * or socket error, a timer) is logged, and a reconnect follows after an exponential
- * backoff with full jitter. Other threads reach the loop only through a pipe: one byte
- * 'k' (kick), 'h' (health), 'g' (grants) or 'q' (stop), so no libevent threading support
- * is needed.
+ * backoff with full jitter. A gate may list several servers (issue 16: instances on one
+ * PostgreSQL): a connection that fails or ends moves to the next one in the list, the
+ * back-off grows only when a whole round of them failed, and the gate stays with the one
+ * that answers (docs/controller.md "Several servers"). Other threads reach the loop only through a
+ * pipe: one byte 'k' (kick), 'h' (health), 'g' (grants) or 'q' (stop), so no libevent threading
+ * support is needed.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -39,6 +42,7 @@
 #include "ca_follow.h"
 #include "link/addr.h"
 #include "link/tls.h"
+#include "proto/device_conf.h"
 
 /* Connect + handshake + Welcome must all happen within this (the server allows 10 s for
  * the handshake and 10 s for Hello). */
@@ -62,8 +66,12 @@ struct controller_sync {
 	        *ca_followed_path;
 	char *ca_kept; /* issue 11: the device CAs followed, as kept on disk (PEM pairs) */
 	size_t ca_kept_len;
-	char host[256], port[16];
-	int host_is_name;
+	/* issue 16: the servers, in the configured order; cur is the one tried or served by
+	 * now, tried the servers of this round (it grows back from 1 after a session) */
+	struct link_addr addrs[PROTO_DEVICE_SERVERS_MAX];
+	size_t n_addrs, cur, tried;
+	char peer[LINK_ADDR_TEXT_MAX + 1]; /* addrs[cur] as text, for the log */
+	char port[16];
 
 	/* TLS material, loaded once; a TLS session per connection */
 	struct link_tls_ctx *tls;
@@ -86,7 +94,7 @@ struct controller_sync {
 	int fd;
 	struct controller_sync_session *session; /* the protocol, across connections */
 	uint64_t frames_seen; /* controller_sync_session_frames_queued at the last look */
-	unsigned attempts;    /* reconnects since the last healthy session */
+	unsigned attempts;    /* failed rounds of every server since the last healthy session */
 	int stopping;         /* the loop has ended: no more reconnects */
 
 	/* status, read by other threads; and what they hand to this one */
@@ -139,17 +147,25 @@ static void timer_ms(struct event *ev, unsigned ms)
 
 /* --- configuration and TLS material ----------------------------------------------------- */
 
-/* "host:port", "[2001:db8::1]:7443" (link/addr.h): the brackets only delimit the address
- * from its port */
-static int split_server(struct controller_sync *s)
+/* "host:port", "[2001:db8::1]:7443", or several separated by commas (link/addr.h): the
+ * brackets only delimit the address from its port */
+static int split_servers(struct controller_sync *s)
 {
-	struct link_addr a;
-	if (link_addr_parse(s->server, 0, &a) != 0 || strlen(a.host) >= sizeof(s->host))
+	if (link_addr_list_parse(s->server, 0, s->addrs, PROTO_DEVICE_SERVERS_MAX, &s->n_addrs,
+	                         NULL) != 0)
 		return CONTROLLER_ERR_ARG;
-	memcpy(s->host, a.host, strlen(a.host) + 1);
-	snprintf(s->port, sizeof(s->port), "%u", (unsigned)a.port);
-	s->host_is_name = a.family == AF_UNSPEC;
 	return 0;
+}
+
+/* addrs[i] as the operator wrote it, and its port for getaddrinfo */
+static void select_server(struct controller_sync *s, size_t i)
+{
+	const struct link_addr *a = &s->addrs[i];
+	s->cur = i;
+	snprintf(s->peer, sizeof(s->peer), a->family == AF_INET6 ? "[%s]:%u" : "%s:%u", a->host,
+	         (unsigned)a->port);
+	snprintf(s->port, sizeof(s->port), "%u", (unsigned)a->port);
+	(void)controller_sync_session_set_server(s->session, s->peer);
 }
 
 /*
@@ -181,16 +197,15 @@ static int verify_server(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *
 static int load_tls(struct controller_sync *s)
 {
 	/* The name the server certificate must carry: the one pinned in the bundle, else the
-	 * host when it is a name (mbedTLS 2.28 compares CN / dNSName only, never iPAddress
-	 * SANs, so an address alone names nobody: docs/controller.md). */
+	 * host when it is a name, set per connection (tcp_connected) since each server of a
+	 * list has its own (mbedTLS 2.28 compares CN / dNSName only, never iPAddress SANs, so
+	 * an address alone names nobody: docs/controller.md). */
 	const struct link_tls_params p = {
 	        .role = LINK_TLS_CLIENT,
 	        .ca_path = s->ca_path,
 	        .cert_path = s->cert_path,
 	        .key_path = s->key_path,
-	        .server_name = s->server_name    ? s->server_name
-	                       : s->host_is_name ? s->host
-	                                         : NULL,
+	        .server_name = s->server_name,
 	        .personalisation = "citypass-sync-client",
 	};
 	char why[400];
@@ -233,7 +248,7 @@ static void conn_close(struct controller_sync *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	sync_log(s, "sync: connection to %s closed: %s", s->server, why);
+	sync_log(s, "sync: connection to %s closed: %s", s->peer, why);
 
 	event_del(s->rd_ev);
 	event_del(s->wr_ev);
@@ -248,16 +263,26 @@ static void conn_close(struct controller_sync *s, const char *fmt, ...)
 		close(s->fd);
 		s->fd = -1;
 	}
-	if (controller_sync_session_healthy(s->session))
+	if (controller_sync_session_healthy(s->session)) {
+		/* a session was served: a new round, from this server on */
 		s->attempts = 0;
+		s->tried = 0;
+	}
 	controller_sync_session_reset(s->session);
 	s->state = SYNC_IDLE;
 	publish_status(s);
 	schedule_reconnect(s);
 }
 
-/* Exponential backoff with full jitter: the n-th retry waits a uniform delay in
- * [min, min(max, min * 2^n)], so a thousand gates cut off together do not return in step. */
+/*
+ * Exponential backoff with full jitter: the n-th retry waits a uniform delay in
+ * [min, min(max, min * 2^n)], so a thousand gates cut off together do not return in step.
+ * With several servers (issue 16), n counts whole rounds: a server that failed hands over
+ * to the next one of the list after the current delay, and the delay grows only once every
+ * server was tried and none served. The next round starts again from the server after
+ * the last one tried, so a gate stays with the instance that answers and goes back to a
+ * revived one only when its own fails.
+ */
 static void schedule_reconnect(struct controller_sync *s)
 {
 	uint64_t cap = s->cfg.reconnect_min_ms;
@@ -274,7 +299,15 @@ static void schedule_reconnect(struct controller_sync *s)
 		r = (uint32_t)rand();
 	delay = s->cfg.reconnect_min_ms +
 	        (unsigned)(r % (uint32_t)(cap - s->cfg.reconnect_min_ms + 1));
-	s->attempts++;
+	if (++s->tried >= s->n_addrs) {
+		s->tried = 0;
+		s->attempts++;
+	}
+	if (s->n_addrs > 1) {
+		select_server(s, (s->cur + 1) % s->n_addrs);
+		sync_log(s, "sync: trying %s next (server %zu of %zu) in %u ms", s->peer,
+		         s->cur + 1, s->n_addrs, delay);
+	}
 	pthread_mutex_lock(&s->lock);
 	s->status.reconnects++;
 	pthread_mutex_unlock(&s->lock);
@@ -410,7 +443,7 @@ static void step_handshake(struct controller_sync *s)
 		return;
 	}
 	s->state = SYNC_SESSION;
-	sync_log(s, "sync: TLS up with %s (%s, %s)", s->server,
+	sync_log(s, "sync: TLS up with %s (%s, %s)", s->peer,
 	         mbedtls_ssl_get_version(&s->tls_sess.ssl),
 	         mbedtls_ssl_get_ciphersuite(&s->tls_sess.ssl));
 	after_session(s, controller_sync_session_begin(s->session));
@@ -430,6 +463,10 @@ static void tcp_connected(struct controller_sync *s)
 	}
 	s->tls_live = 1;
 	rc = link_tls_session_init(&s->tls_sess, s->tls, s->fd, verify_server, s);
+	/* no name pinned: the certificate must carry this server's host name, when it is one
+	 * (load_tls) */
+	if (rc == 0 && !s->server_name && s->addrs[s->cur].family == AF_UNSPEC)
+		rc = mbedtls_ssl_set_hostname(&s->tls_sess.ssl, s->addrs[s->cur].host);
 	if (rc) {
 		conn_close(s, "TLS setup failed: %s", link_tls_strerror(rc, why, sizeof(why)));
 		return;
@@ -474,9 +511,9 @@ static void start_connect(struct controller_sync *s)
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	/* blocking name resolution, on the sync thread only: the reader never waits on it */
-	rc = getaddrinfo(s->host, s->port, &hints, &res);
+	rc = getaddrinfo(s->addrs[s->cur].host, s->port, &hints, &res);
 	if (rc != 0) {
-		conn_close(s, "resolving %s: %s", s->host, gai_strerror(rc));
+		conn_close(s, "resolving %s: %s", s->addrs[s->cur].host, gai_strerror(rc));
 		return;
 	}
 	for (ai = res; ai; ai = ai->ai_next) {
@@ -491,7 +528,7 @@ static void start_connect(struct controller_sync *s)
 	}
 	freeaddrinfo(res);
 	if (fd < 0) {
-		conn_close(s, "connect to %s failed: %s", s->server, strerror(errno));
+		conn_close(s, "connect to %s failed: %s", s->peer, strerror(errno));
 		return;
 	}
 	{
@@ -605,7 +642,7 @@ static int session_new(struct controller_sync *s)
 {
 	const struct controller_sync_config *c = &s->cfg;
 	const struct controller_sync_session_config sc = {
-	        .server = s->server,
+	        .server = s->peer,
 	        .device_id = c->device_id,
 	        .sector = c->sector,
 	        .software_version = c->software_version,
@@ -734,10 +771,12 @@ int controller_sync_start(struct controller_sync **out, const struct controller_
 		rc = CONTROLLER_ERR_NOMEM;
 		goto fail;
 	}
-	if ((rc = split_server(s)) != 0) {
-		sync_log(s, "sync: server '%s' is not HOST:PORT", cfg->server);
+	if ((rc = split_servers(s)) != 0) {
+		sync_log(s, "sync: server '%s' is not HOST:PORT (or several separated by commas)",
+		         cfg->server);
 		goto fail;
 	}
+	select_server(s, 0); /* the first of the list first */
 	if ((rc = load_tls(s)) != 0)
 		goto fail;
 

@@ -507,6 +507,19 @@ void controller_sync_session_free(struct controller_sync_session *s)
 	free(s);
 }
 
+int controller_sync_session_set_server(struct controller_sync_session *s, const char *server)
+{
+	char *copy;
+	if (!s || !server)
+		return CONTROLLER_ERR_ARG;
+	if (!(copy = strdup(server)))
+		return CONTROLLER_ERR_NOMEM;
+	free(s->server);
+	s->server = copy;
+	s->cfg.server = s->server;
+	return 0;
+}
+
 int controller_sync_session_begin(struct controller_sync_session *s)
 {
 	int rc;

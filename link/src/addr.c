@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <strings.h>
 
 #include "link/addr.h"
 
@@ -89,6 +90,67 @@ done:
 	return rc;
 }
 
+int link_addr_list_parse(const char *text, unsigned flags, struct link_addr *out, size_t max,
+                         size_t *n, size_t *bad)
+{
+	size_t count = 0, pos = 0;
+	int rc = 0;
+	if (n)
+		*n = 0;
+	if (bad)
+		*bad = 0;
+	if (!text || !out || !n || max == 0)
+		return LINK_ADDR_ERR_ARG;
+	memset(out, 0, max * sizeof(*out));
+	const char *p = text;
+	for (;;) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		char item[LINK_ADDR_TEXT_MAX + 1];
+		pos++;
+		while (len > 0 && *p == ' ') {
+			p++;
+			len--;
+		}
+		while (len > 0 && p[len - 1] == ' ')
+			len--;
+		if (len == 0) {
+			rc = pos == 1 && !end ? LINK_ADDR_ERR_ARG : LINK_ADDR_ERR_LIST_EMPTY;
+			break;
+		}
+		if (len > LINK_ADDR_TEXT_MAX) {
+			rc = LINK_ADDR_ERR_LONG;
+			break;
+		}
+		if (count == max) {
+			rc = LINK_ADDR_ERR_LIST_MANY;
+			break;
+		}
+		memcpy(item, p, len);
+		item[len] = '\0';
+		if ((rc = link_addr_parse(item, flags, &out[count])) != 0)
+			break;
+		for (size_t i = 0; i < count && rc == 0; i++)
+			if (out[i].port == out[count].port &&
+			    strcasecmp(out[i].host, out[count].host) == 0)
+				rc = LINK_ADDR_ERR_LIST_TWICE;
+		if (rc)
+			break;
+		count++;
+		if (!end)
+			break;
+		p = end + 1;
+	}
+	if (rc) {
+		memset(out, 0, max * sizeof(*out));
+		if (bad)
+			*bad = rc == LINK_ADDR_ERR_ARG ? 0 : pos;
+		return rc;
+	}
+	*n = count;
+	return 0;
+}
+
 const char *link_addr_strerror(int err)
 {
 	switch (err) {
@@ -108,6 +170,12 @@ const char *link_addr_strerror(int err)
 		return "an IPv6 address goes in brackets ([2001:db8::1]:7443), and only it";
 	case LINK_ADDR_ERR_NUMERIC:
 		return "the host must be an IP address, not a name";
+	case LINK_ADDR_ERR_LIST_EMPTY:
+		return "an empty place in the list: addresses are separated by single commas";
+	case LINK_ADDR_ERR_LIST_MANY:
+		return "more addresses than allowed";
+	case LINK_ADDR_ERR_LIST_TWICE:
+		return "the same address given twice";
 	default:
 		return "not an address";
 	}

@@ -99,6 +99,7 @@ static char *text_field(struct proto_device_conf *c, enum proto_device_key k, si
 	case PROTO_DEVICE_KEY_SECTOR_NAME:
 		return c->sector_name;
 	case PROTO_DEVICE_KEY_SERVER:
+		*cap = sizeof(c->server);
 		return c->server;
 	case PROTO_DEVICE_KEY_SERVER_NAME:
 		return c->server_name;
@@ -237,10 +238,24 @@ static int one_value(struct bundle_in *in, enum proto_device_key k, const char *
 	char why[300];
 	if (key->kind == K_LONG_TEXT && proto_hours_parse(v, &hours, why, sizeof(why)) != 0)
 		return bundle_fail(in, "%s", why);
-	struct link_addr a;
-	if (key->kind == K_SERVER && (rc = link_addr_parse(v, 0, &a)) != 0)
-		return bundle_fail(in, "server '%s': expected HOST:PORT (%s)", v,
-		                   link_addr_strerror(rc));
+	struct link_addr a[PROTO_DEVICE_SERVERS_MAX];
+	size_t n_servers = 0, bad = 0;
+	if (key->kind == K_SERVER &&
+	    (rc = link_addr_list_parse(v, 0, a, PROTO_DEVICE_SERVERS_MAX, &n_servers, &bad)) != 0)
+		return bad > 1 || rc == LINK_ADDR_ERR_LIST_EMPTY || rc == LINK_ADDR_ERR_LIST_TWICE
+		               ? bundle_fail(in,
+		                             "server '%s': address %zu: expected HOST:PORT, "
+		                             "at most %d separated by commas (%s)",
+		                             v, bad, PROTO_DEVICE_SERVERS_MAX,
+		                             link_addr_strerror(rc))
+		               : bundle_fail(in, "server '%s': expected HOST:PORT (%s)", v,
+		                             link_addr_strerror(rc));
+	/* issue 16: a gate of format 2 reads one address; a list is format 3's */
+	if (key->kind == K_SERVER && n_servers > 1 && c->format < 3)
+		return bundle_fail(in,
+		                   "server '%s': several servers need format = 3 (this file is "
+		                   "format %u)",
+		                   v, c->format);
 	memcpy(dst, v, strlen(v) + 1);
 	return 0;
 }
@@ -256,8 +271,15 @@ int proto_device_conf_write(const struct proto_device_conf *c, char *buf, size_t
 	struct bundle_in in = {NULL, 0, 0, 0, err, errlen, NULL};
 	struct bundle_out o = {buf, cap, 0, 0};
 	char value[PROTO_DEVICE_LONG_MAX + 1];
+	/* the oldest format that carries the file, so gates of the previous release read
+	 * what they can: 2, or 3 for a list of servers (issue 16) */
+	memset(&scratch, 0, sizeof(scratch));
+	scratch.format =
+	        strnlen(c->server, sizeof(c->server)) < sizeof(c->server) && strchr(c->server, ',')
+	                ? 3
+	                : 2;
 	bundle_put(&o, "# citypass controller provisioning (docs/admin.md)\n");
-	bundle_put(&o, "format = %u\n", PROTO_DEVICE_CONF_FORMAT);
+	bundle_put(&o, "format = %u\n", scratch.format);
 	for (unsigned k = PROTO_DEVICE_KEY_FORMAT + 1; k < PROTO_DEVICE_KEYS; k++) {
 		size_t fcap;
 		const char *field;

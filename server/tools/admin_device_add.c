@@ -28,13 +28,16 @@
 /* --- devices ----------------------------------------------------------------------------- */
 
 const char admin_device_help[] =
-        "usage: citypass-admin device add NAME --site SITE --server HOST:PORT --out DIR\n"
+        "usage: citypass-admin device add NAME --site SITE --server HOST:PORT[,HOST:PORT...]\n"
+        "                                  --out DIR\n"
         "       citypass-admin device revoke NAME [--discard-usage]\n"
         "       citypass-admin device show NAME\n"
         "       citypass-admin device list [--json] [--silent-after MINUTES]\n"
         "Enrol a gate controller: writes its provisioning bundle DIR (certificate and key, the\n"
         "device CA, the list and issuer public keys, its sector's card key only, device.conf).\n"
         "DIR must not exist. NAME becomes the certificate CN and the device id.\n"
+        "Several servers (instances sharing one PostgreSQL database): the gate tries them\n"
+        "in that order and moves to the next when one fails (docs/postgresql.md).\n"
         "revoke: the sync server refuses the device from then on; --discard-usage also\n"
         "forgets every use it reported (a stolen gate's reports stop counting against\n"
         "quotas and entries) and publishes its sector's list.\n";
@@ -193,13 +196,17 @@ int admin_device_add(struct admin *a, int argc, char **argv)
 		return admin_usage("device add ", "missing --site");
 	if (!server)
 		return admin_usage("device add ", "missing --server HOST:PORT");
-	struct link_addr addr;
-	int bad = link_addr_parse(server, 0, &addr);
+	/* issue 16: several servers (instances on one PostgreSQL), tried in that order */
+	struct link_addr addr[PROTO_DEVICE_SERVERS_MAX];
+	size_t n_addr = 0, at = 0;
+	int bad = link_addr_list_parse(server, 0, addr, PROTO_DEVICE_SERVERS_MAX, &n_addr, &at);
 	if (bad)
 		return admin_usage("device add ",
 		                   "--server '%s': expected HOST:PORT with a port "
-		                   "from 1 to 65535 (%s)",
-		                   server, link_addr_strerror(bad));
+		                   "from 1 to 65535, or up to %d of them separated by commas "
+		                   "(address %zu: %s)",
+		                   server, PROTO_DEVICE_SERVERS_MAX, at ? at : 1,
+		                   link_addr_strerror(bad));
 	if (!out)
 		return admin_usage("device add ", "missing --out DIR");
 	struct stat sb;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "fuzz.h"
 #include "link/addr.h"
@@ -28,6 +29,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	text[size - 1] = '\0';
 	struct link_addr a, again;
 	int rc = link_addr_parse(text, flags, &a);
+	/* issue 16: the same text as a list of servers: every item one address that reads
+	 * back alone, no two alike, a refusal leaving nothing behind */
+	struct link_addr list[4];
+	size_t n = 0, bad = 0;
+	if (link_addr_list_parse(text, flags, list, 4, &n, &bad) == 0) {
+		if (n < 1 || n > 4 || bad != 0)
+			fail("a list accepted with a count out of range");
+		for (size_t i = 0; i < n; i++) {
+			char item[LINK_ADDR_TEXT_MAX + 1];
+			snprintf(item, sizeof(item),
+			         list[i].family == AF_INET6 ? "[%s]:%u" : "%s:%u", list[i].host,
+			         (unsigned)list[i].port);
+			if (link_addr_parse(item, flags, &again) != 0 ||
+			    memcmp(&list[i], &again, sizeof(again)) != 0)
+				fail("a list item does not read back alone");
+			for (size_t j = 0; j < i; j++)
+				if (list[j].port == list[i].port &&
+				    strcasecmp(list[j].host, list[i].host) == 0)
+					fail("a list accepted with one address twice");
+		}
+		if (n == 1 && rc != 0 && !strchr(text, ' '))
+			fail("one address accepted as a list, refused alone");
+	} else {
+		static const struct link_addr zero[4];
+		if (n != 0 || memcmp(list, zero, sizeof(list)) != 0)
+			fail("a refused list left something behind");
+	}
 	free(text);
 	if (rc != 0) {
 		static const struct link_addr zero;
@@ -71,4 +99,5 @@ void fuzz_seeds(fuzz_emit_fn emit, void *ctx)
 	emit_text(emit, ctx, 0, "sync.example.org:7443");
 	emit_text(emit, ctx, LINK_ADDR_NUMERIC | LINK_ADDR_ANY_PORT, "[::1]:0");
 	emit_text(emit, ctx, LINK_ADDR_NUMERIC, "[::ffff:192.0.2.1]:65535");
+	emit_text(emit, ctx, 0, "a.example:7443, [2001:db8::1]:7443,b:1");
 }

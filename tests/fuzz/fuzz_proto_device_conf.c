@@ -51,11 +51,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fail("an accepted file out of range");
 	if (!c.device_id[0] || !c.server[0] || !c.tz[0])
 		fail("an accepted file without a mandatory value");
-	const char *texts[] = {c.device_id,   c.site_name, c.sector_name, c.server,
+	const char *texts[] = {c.device_id,   c.site_name, c.sector_name,
 	                       c.server_name, c.tz,        c.period_tz};
 	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
 		check_text(texts[i], i == 0 ? PROTO_DEVICE_ID_MAX : PROTO_DEVICE_TEXT_MAX);
 	check_text(c.hours, sizeof(c.hours));
+	check_text(c.server, sizeof(c.server));
+	if (c.format < 3 && strchr(c.server, ','))
+		fail("several servers accepted before format 3");
 	for (unsigned i = 0; i < PROTO_DEVICE_FILES; i++) {
 		check_text(c.file[i], sizeof(c.file[i]));
 		if (!c.file[i][0])
@@ -70,7 +73,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fail("an accepted file does not write back");
 	if (proto_device_conf_parse(text, (size_t)n, &again, NULL, err, sizeof(err), &line) != 0)
 		fail("what the writer wrote does not read");
-	c.format = PROTO_DEVICE_CONF_FORMAT; /* the writer writes the current format */
+	/* the writer writes the oldest format that carries the file (issue 16) */
+	c.format = strchr(c.server, ',') ? 3 : 2;
 	if (memcmp(&c, &again, sizeof(c)) != 0)
 		fail("the trip through the writer changed a value");
 	return 0;
@@ -99,4 +103,16 @@ void fuzz_seeds(fuzz_emit_fn emit, void *ctx)
 	        "list-public-key = list.pub.pem\nissuer-public-key = issuer.pub.pem\n"
 	        "card-key = card-sector.key\n";
 	emit((const uint8_t *)v1, sizeof(v1) - 1, ctx);
+	/* format 3: several servers (issue 16) */
+	static const char v3[] =
+	        "format = 3\ndevice-id = g1\ngate = 1\nsite = 1\n"
+	        "site-name = pool-n\nsector = 1\nsector-name = pool\n"
+	        "server = sync-a.example:7443, [::1]:7443,127.0.0.1:7444\n"
+	        "server-name = localhost\ntz = Europe/Paris\n"
+	        "period-tz = UTC\nhours = always\nantipassback-minutes = 0\n"
+	        "expiry-policy = refuse\ncertificate = device.crt\n"
+	        "private-key = device.key\nca = ca.crt\n"
+	        "list-public-key = list.pub.pem\nissuer-public-key = issuer.pub.pem\n"
+	        "card-key = card-sector.key\n";
+	emit((const uint8_t *)v3, sizeof(v3) - 1, ctx);
 }

@@ -132,13 +132,64 @@ static void test_sockaddr(void **state)
 	assert_int_equal(link_addr_sockaddr(&a, &ss, &len), -1); /* a name: resolved elsewhere */
 }
 
+/* issue 16: a gate's servers, "a:1, b:2", tried in order */
+static void list_refused(const char *text, int want, size_t want_bad)
+{
+	struct link_addr a[3];
+	size_t n = 99, bad = 99;
+	memset(a, 0x5A, sizeof(a));
+	print_message("list refused? %s\n", text);
+	assert_int_equal(link_addr_list_parse(text, 0, a, 3, &n, &bad), want);
+	assert_int_equal(n, 0);
+	assert_int_equal(bad, want_bad);
+	static const struct link_addr zero[3];
+	assert_memory_equal(a, zero, sizeof(a));
+	assert_true(strlen(link_addr_strerror(want)) > 10);
+}
+
+static void test_list(void **state)
+{
+	(void)state;
+	struct link_addr a[3];
+	size_t n = 0, bad = 99;
+	assert_int_equal(link_addr_list_parse("127.0.0.1:7443", 0, a, 3, &n, &bad), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(bad, 0);
+	assert_string_equal(a[0].host, "127.0.0.1");
+	assert_int_equal(
+	        link_addr_list_parse(" a.example:1 ,[2001:db8::1]:2,  b:3 ", 0, a, 3, &n, &bad), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(a[0].host, "a.example");
+	assert_int_equal(a[0].port, 1);
+	assert_string_equal(a[1].host, "2001:db8::1");
+	assert_int_equal(a[1].family, AF_INET6);
+	assert_string_equal(a[2].host, "b");
+	assert_int_equal(a[2].port, 3);
+	/* the same host on another port is another server (two instances on one machine) */
+	assert_int_equal(link_addr_list_parse("h:1,h:2", 0, a, 3, &n, &bad), 0);
+	assert_int_equal(n, 2);
+
+	list_refused("", LINK_ADDR_ERR_ARG, 0);
+	list_refused("   ", LINK_ADDR_ERR_ARG, 0);
+	list_refused("a:1,,b:2", LINK_ADDR_ERR_LIST_EMPTY, 2);
+	list_refused("a:1,", LINK_ADDR_ERR_LIST_EMPTY, 2);
+	list_refused(",a:1", LINK_ADDR_ERR_LIST_EMPTY, 1);
+	list_refused("a:1, b:0", LINK_ADDR_ERR_PORT, 2);
+	list_refused("a:1 b:2", LINK_ADDR_ERR_BRACKETS, 1);
+	list_refused("a:1,b:2,c:3,d:4", LINK_ADDR_ERR_LIST_MANY, 4);
+	list_refused("A.example:1, a.EXAMPLE:1", LINK_ADDR_ERR_LIST_TWICE, 2);
+	list_refused("[::1]:1,[::1]:1", LINK_ADDR_ERR_LIST_TWICE, 2);
+	list_refused("a:1;b:2", LINK_ADDR_ERR_BRACKETS, 1);
+	assert_int_equal(link_addr_list_parse(NULL, 0, a, 3, &n, &bad), LINK_ADDR_ERR_ARG);
+	assert_int_equal(link_addr_list_parse("a:1", 0, a, 0, &n, &bad), LINK_ADDR_ERR_ARG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_accepted),
-	        cmocka_unit_test(test_refused),
-	        cmocka_unit_test(test_lengths),
-	        cmocka_unit_test(test_sockaddr),
+	        cmocka_unit_test(test_accepted), cmocka_unit_test(test_refused),
+	        cmocka_unit_test(test_lengths),  cmocka_unit_test(test_sockaddr),
+	        cmocka_unit_test(test_list),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,7 +18,7 @@
 #include "proto/error.h"
 
 static const struct proto_device_conf sample = {
-        .format = PROTO_DEVICE_CONF_FORMAT,
+        .format = 2, /* one server: the format gates of the previous release read */
         .device_id = "pool-east_1.b",
         .gate = 4294967295u,
         .site = 12,
@@ -207,7 +207,7 @@ static const char *variant2(unsigned n, const char *with)
 static void test_refusals(void **state)
 {
 	(void)state;
-	refused("format = 3\n", 1, "format 3: newer than this reader (2)");
+	refused("format = 4\n", 1, "format 4: newer than this reader (3)");
 	refused("format = 0\n", 1, "format '0': expected a number from 1 to 255");
 	refused("device-id = g1\nformat = 2\n", 2, "format: must come before every other key");
 	/* format 2 holds every key the writer writes; format 1 did not need them */
@@ -333,6 +333,58 @@ static void test_writer_refusals(void **state)
 	writer_refuses(&c, "ca: a control character");
 }
 
+/* Issue 16: several servers, tried in order by the gate: format 3, written only when
+ * needed (a gate of format 2 reads one server); a list in an older format is refused. */
+static void test_servers(void **state)
+{
+	(void)state;
+	struct proto_device_conf c = sample, back;
+	char text[PROTO_DEVICE_CONF_TEXT_MAX], err[300] = "";
+	unsigned lines[PROTO_DEVICE_KEYS], line = 99;
+	snprintf(c.server, sizeof(c.server),
+	         "sync-a.example.org:7443, [2001:db8::2]:7443,10.0.0.3:1");
+	int n = proto_device_conf_write(&c, text, sizeof(text), err, sizeof(err));
+	print_message("%s", err);
+	assert_true(n > 0);
+	assert_non_null(strstr(text, "\nformat = 3\n"));
+	assert_non_null(strstr(
+	        text, "\nserver = sync-a.example.org:7443, [2001:db8::2]:7443,10.0.0.3:1\n"));
+	assert_int_equal(parse(text, &back, lines, err, &line), 0);
+	assert_int_equal(back.format, 3);
+	assert_string_equal(back.server, c.server);
+	c.format = 3;
+	assert_memory_equal(&back, &c, sizeof(c));
+	/* one server in a format-3 file reads too */
+	static char v3[4096];
+	snprintf(v3, sizeof(v3), "format = 3\n%s", strchr(variant(8, "server = a:1"), '\n') + 1);
+	assert_int_equal(parse(v3, &back, NULL, err, &line), 0);
+	assert_int_equal(back.format, 3);
+	assert_string_equal(back.server, "a:1");
+
+	/* a list needs format 3: an older gate would read it as one bad address */
+	refused(variant(8, "server = a:1,b:2"), 8,
+	        "several servers need format = 3 (this file is format 1)");
+	refused(variant2(8, "server = a:1,b:2"), 8,
+	        "several servers need format = 3 (this file is format 2)");
+	/* every address checked, the bad one named */
+	snprintf(v3, sizeof(v3), "format = 3\n%s",
+	         strchr(variant(8, "server = a:1,b:0"), '\n') + 1);
+	refused(v3, 8, "server 'a:1,b:0': address 2: expected HOST:PORT");
+	snprintf(v3, sizeof(v3), "format = 3\n%s",
+	         strchr(variant(8, "server = a:1,,b:2"), '\n') + 1);
+	refused(v3, 8, "address 2");
+	snprintf(v3, sizeof(v3), "format = 3\n%s",
+	         strchr(variant(8, "server = a:1,A:1"), '\n') + 1);
+	refused(v3, 8, "the same address given twice");
+	snprintf(v3, sizeof(v3), "format = 3\n%s",
+	         strchr(variant(8, "server = a:1,b:2,c:3,d:4,e:5,f:6,g:7,h:8,i:9"), '\n') + 1);
+	refused(v3, 8, "at most 8");
+	/* the writer refuses a bad list with the reader's sentence */
+	c = sample;
+	snprintf(c.server, sizeof(c.server), "a:1,");
+	writer_refuses(&c, "server 'a:1,': address 2");
+}
+
 static void test_expiry_parse(void **state)
 {
 	(void)state;
@@ -359,6 +411,7 @@ int main(void)
 	        cmocka_unit_test(test_writer_text),     cmocka_unit_test(test_round_trip),
 	        cmocka_unit_test(test_format_1),        cmocka_unit_test(test_refusals),
 	        cmocka_unit_test(test_writer_refusals), cmocka_unit_test(test_expiry_parse),
+	        cmocka_unit_test(test_servers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -69,7 +69,7 @@ struct controller_config {
 	char site_name[CONTROLLER_NAME_MAX];
 	uint16_t sector;
 	char sector_name[CONTROLLER_NAME_MAX];
-	char server[CONTROLLER_NAME_MAX];      /* HOST:PORT */
+	char server[CONTROLLER_PATH_MAX];      /* HOST:PORT, or several by commas (issue 16) */
 	char server_name[CONTROLLER_NAME_MAX]; /* the server certificate's CN, pinned; "" none */
 	char tz[CONTROLLER_NAME_MAX];          /* the site's: hours, subscription days */
 	char period_tz[CONTROLLER_NAME_MAX];   /* the deployment's: quota periods; "" = tz */

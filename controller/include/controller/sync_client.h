@@ -8,7 +8,9 @@
  * works on offline. The protocol is the session's (controller/sync_session.h): it sends
  * Hello, applies the list updates it receives through the caller's install callback,
  * uploads the journal's two streams in batches and acks them in the journal only when the
- * server acknowledged them, reacts to the server's publish notifications, sends keepalives.
+ * server acknowledged them (so a batch unacknowledged when a server dies goes again to the
+ * next one, which the database counts once), reacts to the server's publish notifications, sends
+ * keepalives.
  */
 #ifndef CONTROLLER_SYNC_CLIENT_H
 #define CONTROLLER_SYNC_CLIENT_H
@@ -55,9 +57,14 @@ struct controller_gate_health {
 };
 
 struct controller_sync_config {
-	const char *server; /* "HOST:PORT" */
+	/* "HOST:PORT", or up to PROTO_DEVICE_SERVERS_MAX of them separated by commas (issue
+	 * 16: instances on one PostgreSQL), tried in that order: a server that fails or
+	 * drops the session hands over to the next, and the back-off grows only when a whole
+	 * round failed (link/addr.h reads the list). */
+	const char *server;
 	/* The server's identity pinned in the bundle: its certificate's CN must be this,
-	 * however `server` addresses it (NULL: the host of `server` when it is a name). */
+	 * however `server` addresses it (NULL: the host of the server connected to, when it
+	 * is a name). */
 	const char *server_name;
 	const char *ca_path; /* the deployment's CA certificate (PEM) */
 	/* Issue 11: where the device CAs followed since enrolment are kept (NULL: the gate

@@ -89,6 +89,11 @@ int controller_sync_session_new(struct controller_sync_session **out,
                                 const struct controller_sync_session_config *cfg);
 void controller_sync_session_free(struct controller_sync_session *s); /* NULL is allowed */
 
+/* Issue 16: the server the next connections go to, for the log ("connected to"), when
+ * the client moves along its list. 0, or CONTROLLER_ERR_ARG (NULL) / _NOMEM (the name
+ * kept unchanged). */
+int controller_sync_session_set_server(struct controller_sync_session *s, const char *server);
+
 /* The connection is up (TLS done): queue Hello, wait for Welcome. 0 or -1 (ended). */
 int controller_sync_session_begin(struct controller_sync_session *s);
 

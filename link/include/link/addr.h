@@ -31,13 +31,16 @@ enum link_addr_flags {
 };
 
 enum link_addr_error {
-	LINK_ADDR_ERR_ARG = -1,      /* NULL text or out */
-	LINK_ADDR_ERR_LONG = -2,     /* longer than LINK_ADDR_TEXT_MAX */
-	LINK_ADDR_ERR_NO_PORT = -3,  /* no ':PORT' */
-	LINK_ADDR_ERR_PORT = -4,     /* the port is not a number in range */
-	LINK_ADDR_ERR_HOST = -5,     /* empty host, or a character no host name has */
-	LINK_ADDR_ERR_BRACKETS = -6, /* brackets not around an IPv6 address, or v6 without */
-	LINK_ADDR_ERR_NUMERIC = -7,  /* a host name where LINK_ADDR_NUMERIC wants an address */
+	LINK_ADDR_ERR_ARG = -1,         /* NULL text or out */
+	LINK_ADDR_ERR_LONG = -2,        /* longer than LINK_ADDR_TEXT_MAX */
+	LINK_ADDR_ERR_NO_PORT = -3,     /* no ':PORT' */
+	LINK_ADDR_ERR_PORT = -4,        /* the port is not a number in range */
+	LINK_ADDR_ERR_HOST = -5,        /* empty host, or a character no host name has */
+	LINK_ADDR_ERR_BRACKETS = -6,    /* brackets not around an IPv6 address, or v6 without */
+	LINK_ADDR_ERR_NUMERIC = -7,     /* a host name where LINK_ADDR_NUMERIC wants an address */
+	LINK_ADDR_ERR_LIST_EMPTY = -8,  /* a list with an empty item ("a:1,,b:2", "a:1,") */
+	LINK_ADDR_ERR_LIST_MANY = -9,   /* more addresses than the caller takes */
+	LINK_ADDR_ERR_LIST_TWICE = -10, /* one address given twice */
 };
 
 struct link_addr {
@@ -48,6 +51,17 @@ struct link_addr {
 
 /* Parse text into *out (zeroed first). 0, or a LINK_ADDR_ERR_* value. */
 int link_addr_parse(const char *text, unsigned flags, struct link_addr *out);
+
+/*
+ * A list of addresses (issue 16: a gate's servers, tried in order): "a:7443, b:7443" —
+ * one to max items separated by commas, spaces around an item ignored, each read by
+ * link_addr_parse with flags (no address holds a comma, brackets included). The same
+ * address twice (host compared without case, and port) is refused: a typo, not a second
+ * chance. 0 with *n set, or a LINK_ADDR_ERR_* value with *bad (may be NULL) the refused
+ * item's position from 1 (0: the list as a whole); out[] is zeroed on refusal.
+ */
+int link_addr_list_parse(const char *text, unsigned flags, struct link_addr *out, size_t max,
+                         size_t *n, size_t *bad);
 
 /* What was wrong, as the end of a sentence: "the port must be a number from 1 to 65535". */
 const char *link_addr_strerror(int err);

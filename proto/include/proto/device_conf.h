@@ -12,7 +12,9 @@
  *   site-name = pool-n           text (below)
  *   sector = 1                   1 to 65535
  *   sector-name = pool           text
- *   server = localhost:7443      HOST:PORT (link/addr.h), at most 127 characters
+ *   server = localhost:7443      HOST:PORT (link/addr.h); from format 3 on, up to 8
+ *                                separated by commas (issue 16: the gate tries them in
+ *                                order and fails over), 1023 characters in all
  *   server-name = localhost      the server certificate's CN: letters, digits, '-', '.', '_'
  *   tz = Europe/Paris            text: the site's zone
  *   period-tz = Europe/Paris     text: the deployment's zone (quota periods)
@@ -27,12 +29,13 @@
  *   issuer-public-key = issuer.pub.pem
  *   card-key = card-sector.key
  *
- * Text is 1 to 127 printable characters (1023 for hours and file names) without '#' and
+ * Text is 1 to 127 printable characters (1023 for hours, server and file names) without '#' and
  * without spaces at either end: what the line format cannot carry (a line end, a comment
  * sign, a control character) is refused by the writer as by the reader. Each key at most
  * once; an unknown key is refused. Format 1 needs device-id, gate, site, sector, server,
  * tz and the six files (the rest defaults: no server name pinned, periods in tz, always
- * open, no anti-passback, refuse when stale); format 2 needs every key but refused-fares.
+ * open, no anti-passback, refuse when stale); format 2 needs every key but refused-fares;
+ * format 3 is format 2 whose `server` may list several servers.
  * A format newer than this reader is refused with a sentence saying so.
  */
 #ifndef PROTO_DEVICE_CONF_H
@@ -45,7 +48,10 @@
 extern "C" {
 #endif
 
-#define PROTO_DEVICE_CONF_FORMAT   2 /* what proto_device_conf_write writes */
+/* The newest format read. proto_device_conf_write writes the oldest that carries the file:
+ * 2, or 3 when `server` lists several servers (a gate of format 2 reads one). */
+#define PROTO_DEVICE_CONF_FORMAT   3
+#define PROTO_DEVICE_SERVERS_MAX   8 /* addresses in `server` (format 3) */
 #define PROTO_DEVICE_ID_MAX        64
 #define PROTO_DEVICE_TEXT_MAX      128
 #define PROTO_DEVICE_LONG_MAX      1024  /* hours and file names */
@@ -95,13 +101,14 @@ enum proto_expiry_mode {
 };
 
 struct proto_device_conf {
-	unsigned format; /* as read: 1 or 2 */
+	unsigned format; /* as read: 1, 2 or 3 */
 	char device_id[PROTO_DEVICE_ID_MAX];
 	uint32_t gate, site;
 	char site_name[PROTO_DEVICE_TEXT_MAX]; /* "": absent (format 1) */
 	uint16_t sector;
 	char sector_name[PROTO_DEVICE_TEXT_MAX];
-	char server[PROTO_DEVICE_TEXT_MAX];      /* HOST:PORT */
+	char server[PROTO_DEVICE_LONG_MAX];      /* HOST:PORT, or several separated by commas
+	                                          * (format 3; link_addr_list_parse reads it) */
 	char server_name[PROTO_DEVICE_TEXT_MAX]; /* "": none pinned (format 1) */
 	char tz[PROTO_DEVICE_TEXT_MAX];
 	char period_tz[PROTO_DEVICE_TEXT_MAX]; /* "": the site's, tz (format 1) */
@@ -114,7 +121,7 @@ struct proto_device_conf {
 };
 
 /*
- * The file's text for c (format PROTO_DEVICE_CONF_FORMAT, c->format is not read) into buf,
+ * The file's text for c (format 2, or 3 for several servers; c->format is not read) into buf,
  * NUL-terminated. Its length; PROTO_ERR_BUNDLE with the sentence the reader would say in
  * err (may be NULL) for a value the file cannot carry; PROTO_ERR_BUFSIZE when cap is too
  * small; PROTO_ERR_ARG for NULL.

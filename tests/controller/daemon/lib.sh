@@ -117,9 +117,10 @@ stop_server() {
 	SERVER_PID=
 }
 
-# enrol DEVICE SITE READER : device bundle + controller configuration T/READER.conf
+# enrol DEVICE SITE READER : device bundle + controller configuration T/READER.conf;
+# SERVERS, when set, is the bundle's server list instead of this server (issue 16)
 enrol() {
-	adm device add "$1" --site "$2" --server "127.0.0.1:${PORT:?start_server first}" \
+	adm device add "$1" --site "$2" --server "${SERVERS:-127.0.0.1:${PORT:?start_server first}}" \
 		--out "$T/bundle-$3" >/dev/null 2>&1 || fail "device add $1"
 	cat >"$T/$3.conf" <<-EOF
 		# citypass-controller for bench reader $3

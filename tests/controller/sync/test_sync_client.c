@@ -605,6 +605,48 @@ static void test_server_restart_exactly_once(void **state)
 	assert_int_equal(status(w).connected, 1);
 }
 
+/* Issue 16: a gate listing two servers. The first does not answer: the gate is served by
+ * the second at once, without a back-off round; the second dies mid-upload and the first
+ * comes back: the gate moves to it, and every tap arrives once (the server side stands for
+ * a database shared by both instances). */
+static void test_failover_between_servers(void **state)
+{
+	struct world *w = *state;
+	mem_backend_add_device(w->h.mem, DEVICE, SITE, FIXTURE_SECTOR);
+	server_up(&w->h, 0);
+	unsigned first = w->h.port; /* closed again: nobody answers there for now */
+	server_down(&w->h);
+	server_up(&w->h, 0);
+	unsigned second = w->h.port;
+	w->cfg.batch_max = 20;
+	w->cfg.reconnect_min_ms = 50;
+	w->cfg.reconnect_max_ms = 4000;
+	snprintf(w->server, sizeof(w->server), "localhost:%u, localhost:%u", first, second);
+	w->cfg.server = w->server;
+	assert_int_equal(controller_sync_start(&w->sync, &w->cfg), 0);
+	WAIT_FOR(status(w).connected, 5000);
+	assert_int_equal(status(w).connected, 1);
+	char line[64];
+	snprintf(line, sizeof(line), "connected to localhost:%u", second);
+	assert_true(gate_log_has(&w->gate, line));
+	snprintf(line, sizeof(line), "trying localhost:%u next (server 2 of 2)", second);
+	assert_true(gate_log_has(&w->gate, line));
+
+	tap(w, 2000, 0);
+	WAIT_FOR(stored(w, CITYPASS__STREAM__STATISTICS) > 0, 5000);
+	server_down(&w->h); /* the second dies mid-way through the upload */
+	assert_true(stored(w, CITYPASS__STREAM__STATISTICS) < w->taps);
+	WAIT_FOR(!status(w).connected, 3000);
+	tap(w, 300, 0);
+	server_up(&w->h, first);
+	WAIT_FOR(stored(w, CITYPASS__STREAM__STATISTICS) == w->taps && unacked_stats(w) == 0,
+	         15000);
+	assert_int_equal(stored(w, CITYPASS__STREAM__STATISTICS), w->taps);
+	assert_int_equal(unacked_stats(w), 0);
+	snprintf(line, sizeof(line), "connected to localhost:%u", first);
+	assert_true(gate_log_has(&w->gate, line));
+}
+
 /* A snapshot whose signature does not verify is refused by the list store: the client
  * logs why, drops the connection and comes back after a backoff asking for a snapshot,
  * and installs the next good one. */
@@ -751,6 +793,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_snapshot_then_pushed_delta, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_upload_acked_in_journal, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_server_restart_exactly_once, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_failover_between_servers, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_bad_update_dropped_then_retried, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_not_enrolled_refused, setup, teardown),
