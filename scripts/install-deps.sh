@@ -15,7 +15,11 @@ set -eu
 # derives a backup's key from its passphrase, and the argon2 tool checks that derivation.
 # libpq-dev is the PostgreSQL store's client (issue 16); postgresql is the server the tests
 # start for themselves (tests/support/pg_run.sh: initdb in a temporary directory). jq is
-# the independent JSON parser that reads a holder's export back (issue 17).
+# the independent JSON parser that reads a holder's export back (issue 17). The back
+# office's browser test (issue 18, tests/browser/) drives Debian's chromium headless with
+# puppeteer-core from npm (npm's registry, never a browser download: executablePath is
+# /usr/bin/chromium); xmllint (libxml2-utils) is the independent XML parser that reads the
+# server-drawn SVG charts back.
 PACKAGES="
 cmake
 make
@@ -48,7 +52,16 @@ libsystemd-dev
 libpq-dev
 postgresql
 jq
+chromium
+libxml2-utils
 "
+
+# node and npm: Debian's nodejs and npm, unless a node with its npm is already there (a
+# NodeSource nodejs bundles npm and conflicts with Debian's npm package: asking dpkg for
+# `npm` there would make apt remove node). Only the commands matter to the tests.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+	PACKAGES="$PACKAGES nodejs npm"
+fi
 
 # Extra packages for the sanitizer and fuzzing builds (clang's libFuzzer runtime).
 if [ "${CITYPASS_DEPS_FUZZ:-0}" = 1 ]; then

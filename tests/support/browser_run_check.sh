@@ -1,0 +1,88 @@
+#!/bin/sh
+# The browser fixture (browser_run.sh) leaves nothing behind: not when its test passes,
+# fails, is stopped (SIGTERM, as citypass-test-guard passes ctest's stop on) or killed
+# (SIGKILL, ctest's timeout): no process of chromium's group, no directory. The DevTools
+# endpoint it exports answers (an independent client: curl on /json/version).
+set -eu
+HERE=$(dirname "$0")
+BROWSER_RUN="$HERE/browser_run.sh"
+T=$(mktemp -d "${TMPDIR:-/tmp}/browsercheck-XXXXXX")
+. "$HERE/procs.sh"
+runner=
+cleanup() {
+	[ -z "$runner" ] || kill -KILL "-$runner" 2>/dev/null || true
+	rm -rf "$T"
+}
+on_exit cleanup
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+# group_gone PGID: no process of the group within 15 s (zombies count as gone: the guard,
+# their subreaper, reaps them)
+group_gone() {
+	i=0
+	while ps -eo pgid=,stat= | awk -v g="$1" '$1 == g && $2 !~ /^Z/ {f=1} END {exit !f}'; do
+		[ $i -lt 150 ] || {
+			ps -eo pid,pgid,stat,args | awk -v g="$1" 'NR == 1 || $2 == g' >&2
+			return 1
+		}
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+# what the command under the fixture records: its directory, chromium's pid, the group's
+# size, the endpoint's answer
+RECORD='echo "$CITYPASS_BROWSER_DIR" >"$0/dir"; echo "$CITYPASS_BROWSER_PID" >"$0/pid";
+	port=${CITYPASS_BROWSER_WS#ws://127.0.0.1:}; port=${port%%/*};
+	curl -sf "http://127.0.0.1:$port/json/version" >"$0/version" || true;
+	ps -eo pgid= | awk -v g="$CITYPASS_BROWSER_PID" "\$1 == g" | wc -l >"$0/count"'
+
+# 1. a passing command reaches the browser's endpoint; then the group and directory are gone
+sh "$BROWSER_RUN" sh -c "$RECORD" "$T"
+grep -q '"Browser": *"Chrom' "$T/version" || fail "the DevTools endpoint did not answer /json/version"
+[ "$(cat "$T/count")" -ge 2 ] || fail "chromium's helper processes are not in its group ($(cat "$T/count"))"
+[ ! -e "$(cat "$T/dir")" ] || fail "the fixture directory $(cat "$T/dir") was left behind"
+group_gone "$(cat "$T/pid")" || fail "chromium's group $(cat "$T/pid") outlived a passing test"
+
+# 2. a failing command: its status comes back, nothing is left
+rc=0
+sh "$BROWSER_RUN" sh -c "$RECORD; exit 3" "$T" || rc=$?
+[ $rc = 3 ] || fail "a failing command's status came back as $rc, not 3"
+[ ! -e "$(cat "$T/dir")" ] || fail "a failing test left its fixture directory"
+group_gone "$(cat "$T/pid")" || fail "chromium's group outlived a failing test"
+
+# 3. stopped (SIGTERM) and 4. killed (SIGKILL) while the command runs
+for sig in TERM KILL; do
+	rm -f "$T/dir" "$T/pid"
+	# a process group of its own, as citypass-test-guard runs a test
+	setsid sh "$BROWSER_RUN" sh -c "$RECORD; touch \"\$0/ready\"; exec sleep 300" "$T" &
+	runner=$!
+	i=0
+	rm -f "$T/ready"
+	until [ -e "$T/ready" ]; do
+		[ $i -lt 900 ] || fail "the fixture never ran its command"
+		sleep 0.1
+		i=$((i + 1))
+	done
+	dir=$(cat "$T/dir")
+	pid=$(cat "$T/pid")
+	kill -0 "$pid" || fail "no chromium running for $dir"
+	if [ $sig = TERM ]; then
+		kill -TERM "-$runner" # the guard's stop: the whole group (not chromium's: its own)
+	else
+		kill -KILL "$runner" # the script alone: chromium must notice (parent-death signal)
+	fi
+	wait "$runner" 2>/dev/null || true
+	group_gone "$pid" || fail "chromium's group $pid outlived its fixture stopped with SIG$sig"
+	kill -KILL "-$runner" 2>/dev/null || true # the command (sleep): the guard's to end
+	runner=
+	if [ $sig = TERM ]; then
+		[ ! -e "$dir" ] || fail "a fixture stopped with SIGTERM left $dir"
+	else
+		# the directory is the next run's
+		sh "$BROWSER_RUN" true
+		[ ! -e "$dir" ] || fail "the next run did not remove $dir, left by a SIGKILL"
+	fi
+done
+echo "browser_run: nothing left behind (pass, fail, SIGTERM, SIGKILL)"
