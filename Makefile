@@ -74,11 +74,11 @@ deb: deps
 	scripts/deb.sh $(BUILD)/deb
 
 format:
-	find cardlib controller server proto link service hil tests bench -name '*.[ch]' -print0 | \
+	find cardlib controller server office proto link service hil tests bench -name '*.[ch]' -print0 | \
 		xargs -0 -r clang-format -i
 
 # The tree CI holds to clang-format: every C source of the project.
-FORMAT_CHECKED ?= cardlib proto link service hil controller server bench tests
+FORMAT_CHECKED ?= cardlib proto link service hil controller server office bench tests
 FORMAT_SKIPPED ?=
 
 format-check:
