@@ -1,7 +1,7 @@
 #!/bin/sh
 # browser_run.sh — run one test beside a headless chromium of its own (issue 18, item 5).
 #
-#   sh tests/support/browser_run.sh [--trust CERT.pem]... COMMAND [ARG...]
+#   sh tests/support/browser_run.sh [--trust CERT.pem | --spki HASH]... COMMAND [ARG...]
 #
 # Starts Debian's chromium (/usr/bin/chromium, or $CITYPASS_CHROMIUM) headless with a fresh
 # temporary profile, HOME and XDG directories (nothing of the user's own profile is read or
@@ -37,8 +37,11 @@
 # TLS: --trust CERT.pem (repeatable) makes chromium accept a server whose chain holds one
 # of the certificates in CERT.pem (--ignore-certificate-errors-spki-list with their SPKI
 # SHA-256 hashes, a flag chromium honours only with its own --user-data-dir, as here).
-# Every other certificate error still stops the page: there is no blanket
-# --ignore-certificate-errors.
+# chromium matches the hashes against the chain the server presents: a server sending its
+# own certificate only is trusted by that certificate's hash, not its CA's; --spki HASH
+# gives such a hash directly (base64 of the SHA-256 of the DER SubjectPublicKeyInfo, as
+# office_run.sh prints it). Every other certificate error still stops the page: there is
+# no blanket --ignore-certificate-errors.
 #
 # Env: CITYPASS_CHROMIUM (default /usr/bin/chromium), BROWSER_START_TIMEOUT (seconds to
 # wait for the DevTools endpoint, default 60: a shared 2-core machine can be slow).
@@ -49,6 +52,7 @@ CHROMIUM=${CITYPASS_CHROMIUM:-/usr/bin/chromium}
 START_TIMEOUT=${BROWSER_START_TIMEOUT:-60}
 
 trust=
+spki=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--trust)
@@ -59,12 +63,26 @@ while [ $# -gt 0 ]; do
 		trust="$trust $2"
 		shift 2
 		;;
+	--spki)
+		[ $# -ge 2 ] || {
+			echo "browser_run: --spki needs a base64 SHA-256 hash" >&2
+			exit 2
+		}
+		case $2 in
+		*[!A-Za-z0-9+/=]* | "")
+			echo "browser_run: --spki '$2' is not a base64 hash" >&2
+			exit 2
+			;;
+		esac
+		spki="${spki:+$spki,}$2"
+		shift 2
+		;;
 	--) shift; break ;;
 	*) break ;;
 	esac
 done
 if [ $# -lt 1 ]; then
-	echo "usage: browser_run.sh [--trust CERT.pem]... COMMAND [ARG...]" >&2
+	echo "usage: browser_run.sh [--trust CERT.pem | --spki HASH]... COMMAND [ARG...]" >&2
 	exit 2
 fi
 if [ ! -x "$CHROMIUM" ]; then
@@ -74,7 +92,6 @@ if [ ! -x "$CHROMIUM" ]; then
 fi
 
 # SPKI hashes of every certificate in each --trust file, computed with openssl (not ours)
-spki=
 for f in $trust; do
 	if [ ! -r "$f" ]; then
 		echo "browser_run: --trust $f: no such readable file" >&2
