@@ -44,6 +44,7 @@ class Run {
       await d.dismiss();
     });
     page.on('pageerror', (e) => console.error(`${this.name}: page error: ${e.message}`));
+    this.pages = (this.pages || []).concat([page]);
     return page;
   }
 
@@ -82,6 +83,15 @@ function main(name, body) {
     })
     .catch(async (e) => {
       console.error(`${name}: ${e && e.stack ? e.stack : e}`);
+      try {
+        // what each page showed when the test failed, and where it was
+        for (const [i, p] of (run.pages || []).entries()) {
+          console.error(`${name}: page ${i + 1} at ${p.url()}`);
+          await run.shot(p, `echec-page${i + 1}`);
+        }
+      } catch (_) {
+        /* a page that cannot be captured: the failure above is the one to report */
+      }
       try {
         await run.close();
       } catch (_) {

@@ -118,7 +118,9 @@ done
 base=${TMPDIR:-/tmp}
 for d in "$base"/citypass-browser.*; do
 	[ -f "$d/runner" ] || continue
-	kill -0 "$(cat "$d/runner")" 2>/dev/null || rm -rf "$d"
+	kill -0 "$(cat "$d/runner")" 2>/dev/null && continue
+	# a helper of that chromium may still be writing its last file: once more after it
+	rm -rf "$d" 2>/dev/null || { sleep 0.5; rm -rf "$d"; } || true
 done
 
 dir=$(mktemp -d "$base/citypass-browser.XXXXXX")

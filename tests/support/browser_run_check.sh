@@ -82,7 +82,8 @@ for sig in TERM KILL; do
 	else
 		# the directory is the next run's
 		sh "$BROWSER_RUN" true
-		[ ! -e "$dir" ] || fail "the next run did not remove $dir, left by a SIGKILL"
+		[ ! -e "$dir" ] || fail "the next run did not remove $dir, left by a SIGKILL (runner" \
+			"$(cat "$dir/runner" 2>/dev/null): $(ps -o pid=,stat=,args= -p "$(cat "$dir/runner" 2>/dev/null)" || echo gone); left: $(find "$dir" | head -n 20))"
 	fi
 done
 echo "browser_run: nothing left behind (pass, fail, SIGTERM, SIGKILL)"
