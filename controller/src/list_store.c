@@ -55,22 +55,24 @@ static void mark_damaged(struct controller_list_store *s, struct ls_chunk *c)
 	atomic_store(&s->damaged, 1);
 }
 
-/* A chunk from its index bytes (taken) and its .dat, opened and sized. An index or file
- * that does not fit gives a chunk marked damaged, so that one bad file costs the passes it
- * holds, not the whole list. */
+/* A chunk from its index bytes (taken) and its .dat (dat_fd, taken, or opened by name when
+ * -1), sized. An index or file that does not fit gives a chunk marked damaged, so that one
+ * bad file costs the passes it holds, not the whole list. */
 static struct ls_chunk *chunk_new(struct controller_list_store *s, uint32_t number, uint64_t since,
                                   uint8_t *idx_buf, size_t idx_len,
-                                  const uint8_t want[PROTO_HASH_LEN])
+                                  const uint8_t want[PROTO_HASH_LEN], int dat_fd)
 {
 	struct ls_chunk *c = calloc(1, sizeof(*c));
 	if (!c) {
 		free(idx_buf);
+		if (dat_fd >= 0)
+			close(dat_fd);
 		return NULL;
 	}
 	c->refs = 1;
 	c->number = number;
 	c->since = since;
-	c->fd = -1;
+	c->fd = dat_fd;
 	c->idx_buf = idx_buf;
 	c->idx_len = idx_len;
 	atomic_init(&c->damaged, 0);
@@ -84,7 +86,7 @@ static struct ls_chunk *chunk_new(struct controller_list_store *s, uint32_t numb
 		     c->idx.chunk == number;
 	}
 	proto_clist_name_chunk(name, number, since, 0);
-	if (ok && ls_path(s, p, sizeof(p), name) == 0)
+	if (ok && c->fd < 0 && ls_path(s, p, sizeof(p), name) == 0)
 		c->fd = open(p, O_RDONLY | O_CLOEXEC);
 	struct stat st;
 	if (ok && (c->fd < 0 || fstat(c->fd, &st) != 0 ||
@@ -161,7 +163,7 @@ static int open_v2(struct controller_list_store *s, uint64_t version,
 		if (ls_read_file(s, name, proto_clist_idx_size(PROTO_LIST_MAX_ENTRIES), &idx,
 		                 &idx_len) != 0)
 			idx = NULL; /* missing: that chunk is damaged, the others serve */
-		v->chunks[j] = chunk_new(s, j, r->since, idx, idx_len, r->idx_hash);
+		v->chunks[j] = chunk_new(s, j, r->since, idx, idx_len, r->idx_hash, -1);
 		if (!v->chunks[j])
 			rc = CONTROLLER_ERR_NOMEM;
 	}
@@ -257,6 +259,8 @@ void controller_list_store_close(struct controller_list_store *s)
 	if (!s)
 		return;
 	ls_version_free(s->cur);
+	ls_stage_abort(s);
+	free(s->stage);
 	free(s->dir);
 	free(s->floor_path);
 	free(s);
@@ -395,19 +399,12 @@ uint64_t ls_held_for_install(const struct controller_list_store *s, unsigned for
 
 int ls_commit(struct controller_list_store *s, struct ls_version *v)
 {
-	int rc = ls_fsync_dir(s);
-	if (rc == 0)
-		rc = ls_pointer_write(s, v->format, v->version,
-		                      v->file_hash); /* the commit point */
+	int rc = ls_publish(s, v->format, v->version, v->file_hash);
 	if (rc) {
 		ls_version_free(v);
 		ls_sweep(s, s->cur);
 		return rc;
 	}
-	/* Committed. The floor follows (a crash before it leaves floor <= CURRENT, which is
-	 * fine; the other order could refuse a committed version at the next open). */
-	if (v->version > s->floor)
-		(void)ls_floor_write(s, v->version);
 	if (s->lock)
 		pthread_rwlock_wrlock(s->lock);
 	struct ls_version *old = s->cur;
@@ -426,14 +423,15 @@ int ls_commit(struct controller_list_store *s, struct ls_version *v)
 /* --- format 2 installs --------------------------------------------------------------- */
 
 static int write_chunk_files(struct controller_list_store *s, uint32_t j, uint64_t since,
-                             const uint8_t *idx, size_t idx_len, const uint8_t *dat, uint32_t n)
+                             const uint8_t *idx, size_t idx_len, const uint8_t *dat, uint32_t n,
+                             int *dat_fd)
 {
 	char name[PROTO_CLIST_NAME_MAX];
 	proto_clist_name_chunk(name, j, since, 0);
-	int rc = ls_write_atomic(s, name, dat, (size_t)n * PROTO_CLIST_ENTRY_SIZE);
+	int rc = ls_stage_write(s, name, dat, (size_t)n * PROTO_CLIST_ENTRY_SIZE, dat_fd);
 	if (rc == 0) {
 		proto_clist_name_chunk(name, j, since, 1);
-		rc = ls_write_atomic(s, name, idx, idx_len);
+		rc = ls_stage_write(s, name, idx, idx_len, NULL);
 	}
 	return rc;
 }
@@ -444,28 +442,30 @@ static int write_top_files(struct controller_list_store *s, uint64_t version, co
 {
 	char name[PROTO_CLIST_NAME_MAX];
 	proto_clist_name_head(name, version);
-	int rc = ls_write_atomic(s, name, head, head_len);
+	int rc = ls_stage_write(s, name, head, head_len, NULL);
 	if (rc == 0) {
 		proto_clist_name_manifest(name, version);
-		rc = ls_write_atomic(s, name, manifest, manifest_len);
+		rc = ls_stage_write(s, name, manifest, manifest_len, NULL);
 	}
 	if (rc == 0) {
 		proto_clist_name_sig(name, version);
-		rc = ls_write_atomic(s, name, sig, sig_len);
+		rc = ls_stage_write(s, name, sig, sig_len, NULL);
 	}
 	return rc;
 }
 
-/* A chunk just written: its index in memory (a copy), its .dat opened. */
+/* A chunk just staged: its index in memory (a copy), its .dat through dat_fd (taken). */
 static struct ls_chunk *chunk_written(struct controller_list_store *s, uint32_t j, uint64_t since,
                                       const uint8_t *idx, size_t idx_len,
-                                      const uint8_t want[PROTO_HASH_LEN])
+                                      const uint8_t want[PROTO_HASH_LEN], int dat_fd)
 {
 	uint8_t *copy = malloc(idx_len);
-	if (!copy)
+	if (!copy) {
+		close(dat_fd);
 		return NULL;
+	}
 	memcpy(copy, idx, idx_len);
-	return chunk_new(s, j, since, copy, idx_len, want);
+	return chunk_new(s, j, since, copy, idx_len, want, dat_fd);
 }
 
 /* Can the current version's chunk j serve the new version as it is? */
@@ -523,10 +523,13 @@ static int install_stream(struct controller_list_store *s, const uint8_t *buf, s
 			s->stats.chunks_reused++;
 			continue;
 		}
-		rc = write_chunk_files(s, j, r->since, idx, idx_len, dat, n);
+		int fd = -1;
+		rc = write_chunk_files(s, j, r->since, idx, idx_len, dat, n, &fd);
 		if (rc == 0 &&
-		    !(v->chunks[j] = chunk_written(s, j, r->since, idx, idx_len, r->idx_hash)))
+		    !(v->chunks[j] = chunk_written(s, j, r->since, idx, idx_len, r->idx_hash, fd)))
 			rc = CONTROLLER_ERR_NOMEM;
+		else if (rc && fd >= 0)
+			close(fd);
 	}
 	if (rc == 0 && entries_of(v) != v->head.entry_count)
 		rc = PROTO_ERR_LIST_COUNT;
@@ -616,10 +619,14 @@ static int apply_delta_v2(struct controller_list_store *s, const uint8_t *delta,
 		if (k < ap.n_changed && ap.changed[k] == j) {
 			const struct proto_clist_chunk_data *d = &ap.chunks[k++];
 			const struct proto_clist_ref *r = &v->manifest.chunks[j];
-			rc = write_chunk_files(s, j, r->since, d->idx, d->idx_len, d->dat, d->n);
+			int fd = -1;
+			rc = write_chunk_files(s, j, r->since, d->idx, d->idx_len, d->dat, d->n,
+			                       &fd);
 			if (rc == 0 && !(v->chunks[j] = chunk_written(s, j, r->since, d->idx,
-			                                              d->idx_len, r->idx_hash)))
+			                                              d->idx_len, r->idx_hash, fd)))
 				rc = CONTROLLER_ERR_NOMEM;
+			else if (rc && fd >= 0)
+				close(fd);
 		} else {
 			v->chunks[j] = chunk_ref(cur->chunks[j]);
 			s->stats.chunks_reused++;

@@ -1,7 +1,7 @@
 /*
  * list_store_internal.h — the list store's private structures, shared by
  *   list_store.c         open, lookup, format 2 installs, the swap
- *   list_store_files.c   files: atomic writes, CURRENT, the floor, sweeping
+ *   list_store_files.c   files: staged writes, CURRENT, the floor, sweeping
  *   list_store_legacy.c  format 1 (one file and its signature), read into memory
  */
 #ifndef CONTROLLER_LIST_STORE_INTERNAL_H
@@ -55,6 +55,7 @@ struct controller_list_store {
 	bool fell_back;
 	atomic_int damaged;
 	struct controller_list_store_stats stats;
+	struct ls_stage *stage; /* files written, not yet durable (list_store_files.c) */
 };
 
 #define LS_POINTER "CURRENT"
@@ -66,18 +67,26 @@ struct controller_list_store {
 /* --- files (list_store_files.c) -------------------------------------------------------- */
 
 int ls_path(const struct controller_list_store *s, char *out, size_t cap, const char *name);
-/* name holds all of data or what it held before: temp, fsync, rename (counted in stats). */
-int ls_write_atomic(struct controller_list_store *s, const char *name, const uint8_t *data,
-                    size_t len);
+/* Write name's data to a temp file, to be made durable and renamed into place with the
+ * other staged files by ls_stage_flush or ls_publish (counted in stats). read_fd (may be
+ * NULL) receives a descriptor of the file for reading, valid after the rename. */
+int ls_stage_write(struct controller_list_store *s, const char *name, const uint8_t *data,
+                   size_t len, int *read_fd);
+/* fsync every staged file, then rename each into place. */
+int ls_stage_flush(struct controller_list_store *s);
+/* Close and remove what is staged (a failed install). */
+void ls_stage_abort(struct controller_list_store *s);
 int ls_fsync_dir(const struct controller_list_store *s);
 /* The whole file (malloc'd); CONTROLLER_ERR_IO when missing or larger than max. */
 int ls_read_file(const struct controller_list_store *s, const char *name, size_t max, uint8_t **buf,
                  size_t *len);
 int ls_pointer_read(const struct controller_list_store *s, unsigned *format, uint64_t *version,
                     uint8_t hash[PROTO_HASH_LEN]);
-/* Replace CURRENT (the commit point) and make it durable. */
-int ls_pointer_write(struct controller_list_store *s, unsigned format, uint64_t version,
-                     const uint8_t hash[PROTO_HASH_LEN]);
+/* Commit a version whose files are staged: they, CURRENT's replacement and the floor's are
+ * made durable together; the files renamed, their names made durable; then CURRENT replaced
+ * (the commit point) and made durable; then the floor, when the version raises it. */
+int ls_publish(struct controller_list_store *s, unsigned format, uint64_t version,
+               const uint8_t hash[PROTO_HASH_LEN]);
 int ls_floor_read(struct controller_list_store *s);
 int ls_floor_write(struct controller_list_store *s, uint64_t version);
 /* Remove every file of the directory that `keep` (may be NULL) does not use, temp files

@@ -108,9 +108,9 @@ static int install_buffer(struct controller_list_store *s, const uint8_t *list, 
 		return rc;
 	char cpl[PROTO_CLIST_NAME_MAX], sign[PROTO_CLIST_NAME_MAX];
 	legacy_names(v->version, cpl, sign);
-	rc = ls_write_atomic(s, cpl, list, len);
+	rc = ls_stage_write(s, cpl, list, len, NULL);
 	if (rc == 0)
-		rc = ls_write_atomic(s, sign, sig, sig_len);
+		rc = ls_stage_write(s, sign, sig, sig_len, NULL);
 	if (rc) {
 		ls_version_free(v);
 		ls_sweep(s, s->cur);

@@ -2,7 +2,8 @@
  * test_controller_list_store.c — the gate's list on disk (controller/list_store.h):
  *
  *   installing: every refusal leaves the store unchanged; deltas chain and rewrite only the
- *   chunks they change; the swap waits for the reader, the install does not;
+ *   chunks they change; a failed write leaves nothing staged; a snapshot of more files than
+ *   are staged at once; the swap waits for the reader, the install does not;
  *   after install: a file edited in place, truncated, or removed is caught at the lookup
  *   that reads it (never decided from, never a SIGBUS), and a snapshot repairs it; a forged
  *   index, a forged manifest, or a manifest CURRENT does not name is refused at open; an
@@ -319,6 +320,67 @@ static void test_a_delta_rewrites_what_it_changes(void **state)
 	snprintf(cmd, sizeof(cmd), "test $(ls '%s' | wc -l) = %d", e->dir, 2 * (1 << BITS) + 4);
 	assert_int_equal(system(cmd), 0);
 	controller_list_store_close(s);
+}
+
+/* An install that cannot write its commit leaves the version held, and nothing of its own:
+ * the staged files are closed and removed (CURRENT.tmp made a directory: its open fails
+ * after the delta's files were staged). */
+static void test_a_failed_install_leaves_nothing_staged(void **state)
+{
+	struct env *e = *state;
+	struct controller_list_store *s = open_store(e);
+	assert_int_equal(install(s, &e->v[1]), 0);
+	char blocker[160], cmd[400];
+	path_in(e, "CURRENT.tmp", blocker, sizeof(blocker));
+	assert_int_equal(mkdir(blocker, 0700), 0);
+	assert_int_not_equal(apply(e, s, 2), 0);
+	assert_int_equal(controller_list_store_version(s), 1);
+	int status;
+	assert_int_equal(lookup_status(s, e->entries[202].key, &status), 0);
+	assert_int_equal(status, e->entries[202].status);
+	/* nothing but v1's files and the blocker: no temp file, no file of v2 */
+	snprintf(cmd, sizeof(cmd), "test $(ls '%s' | grep -v '^CURRENT.tmp$' | wc -l) = %d", e->dir,
+	         2 * (1 << BITS) + 4);
+	assert_int_equal(system(cmd), 0);
+	snprintf(cmd, sizeof(cmd),
+	         "! ls '%s' | grep -v '^CURRENT.tmp$' | grep -q -e 'v2' -e '[.]tmp$'", e->dir);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(rmdir(blocker), 0);
+	/* the same delta goes in once the disk lets it, and holds at the next open */
+	assert_int_equal(apply(e, s, 2), 0);
+	controller_list_store_close(s);
+	s = open_store(e);
+	assert_int_equal(controller_list_store_version(s), 2);
+	assert_false(controller_list_store_fell_back(s));
+	controller_list_store_close(s);
+}
+
+/* A snapshot of more chunks than the store stages at once (64 files) is made durable in
+ * groups, and every chunk is there at the next open. */
+static void test_a_snapshot_of_many_chunks(void **state)
+{
+	struct env *e = *state;
+	struct v2list many;
+	fixture_v2_build(&e->fx, FIXTURE_SECTOR, 1, 6, e->entries, PASSES, &many);
+	struct controller_list_store *s = open_store(e);
+	assert_int_equal(install(s, &many), 0);
+	controller_list_store_close(s);
+	s = open_store(e);
+	assert_int_equal(controller_list_store_version(s), 1);
+	assert_false(controller_list_store_fell_back(s));
+	struct controller_list_info i;
+	controller_list_store_info(s, &i);
+	assert_false(i.damaged);
+	for (size_t k = 0; k < PASSES; k += 97) {
+		int status;
+		assert_int_equal(lookup_status(s, e->entries[k].key, &status), 0);
+		assert_int_equal(status, e->entries[k].status);
+	}
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "test $(ls '%s' | wc -l) = %d", e->dir, 2 * (1 << 6) + 4);
+	assert_int_equal(system(cmd), 0);
+	controller_list_store_close(s);
+	fixture_v2_free(&many);
 }
 
 /* The reader's lock is taken for writing only for the swap: an install prepares and
@@ -731,6 +793,8 @@ int main(void)
 	        T(test_refusals_leave_the_store_unchanged),
 	        T(test_delta_base_must_be_held),
 	        T(test_a_delta_rewrites_what_it_changes),
+	        T(test_a_failed_install_leaves_nothing_staged),
+	        T(test_a_snapshot_of_many_chunks),
 	        T(test_an_install_never_blocks_a_tap),
 	        T(test_an_edit_in_place_is_never_decided_from),
 	        T(test_a_truncated_file_never_crashes),
