@@ -64,6 +64,10 @@ const char *cardlib_strerror(int err)
 		return "the QR code is outside its time window";
 	case CARDLIB_ERR_QR_REPLAY:
 		return "the QR code was already used";
+	case CARDLIB_ERR_GATE_CERT:
+		return "the gate certificate is malformed, expired or not signed by the device CA";
+	case CARDLIB_ERR_GATE_REFUSED:
+		return "the phone did not accept this reader as a gate of its deployment";
 	}
 	return "unknown cardlib error";
 }

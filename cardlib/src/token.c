@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
@@ -42,7 +43,7 @@ void cardlib_token_set_random_for_testing(int (*fn)(void *ctx, unsigned char *bu
 }
 
 /* An mbedTLS f_rng: the test hook when set, else the module's ctr_drbg. */
-static int token_random(void *unused, unsigned char *buf, size_t len)
+int token_random(void *unused, unsigned char *buf, size_t len)
 {
 	(void)unused;
 	if (rng_test_fn)
@@ -64,25 +65,25 @@ static int token_random(void *unused, unsigned char *buf, size_t len)
 
 /* --- small helpers ---------------------------------------------------------------------- */
 
-static void put_be16(uint8_t *p, uint16_t v)
+void token_put_be16(uint8_t *p, uint16_t v)
 {
 	p[0] = (uint8_t)(v >> 8);
 	p[1] = (uint8_t)v;
 }
 
-static uint16_t get_be16(const uint8_t *p)
+uint16_t token_get_be16(const uint8_t *p)
 {
 	return (uint16_t)((p[0] << 8) | p[1]);
 }
 
-static void put_be64(uint8_t *p, int64_t s)
+void token_put_be64(uint8_t *p, int64_t s)
 {
 	uint64_t v = (uint64_t)s;
 	for (int i = 7; i >= 0; i--, v >>= 8)
 		p[i] = (uint8_t)v;
 }
 
-static int64_t get_be64(const uint8_t *p)
+int64_t token_get_be64(const uint8_t *p)
 {
 	uint64_t v = 0;
 	for (int i = 0; i < 8; i++)
@@ -90,20 +91,15 @@ static int64_t get_be64(const uint8_t *p)
 	return (int64_t)v; /* two's complement: every platform we build for */
 }
 
-static void sha256(const uint8_t *data, size_t len, uint8_t out[32])
+void token_sha256(const uint8_t *data, size_t len, uint8_t out[32])
 {
 	/* cannot fail for SHA-256 in 2.28 (no hardware back end) */
 	(void)mbedtls_sha256_ret(data, len, out, 0);
 }
 
-/* SHA-256 over domain ‖ parts, the message every signature of this file covers. */
-struct part {
-	const uint8_t *p;
-	size_t n;
-};
-
-static void domain_hash(const char *domain, const struct part *parts, size_t n_parts,
-                        uint8_t out[32])
+/* SHA-256 over domain ‖ parts, the message every signature of this module covers. */
+void token_domain_hash(const char *domain, const struct token_part *parts, size_t n_parts,
+                       uint8_t out[32])
 {
 	mbedtls_sha256_context c;
 	mbedtls_sha256_init(&c);
@@ -118,7 +114,7 @@ static void domain_hash(const char *domain, const struct part *parts, size_t n_p
 /* --- keys: proto's (proto/sign.h) -------------------------------------------------------- */
 
 /* A proto error from a key operation, in cardlib's space. */
-static int from_proto(int rc)
+int token_from_proto(int rc)
 {
 	switch (rc) {
 	case PROTO_OK:
@@ -132,8 +128,8 @@ static int from_proto(int rc)
 	}
 }
 
-static int key_sign_hash(const struct proto_key *key, const uint8_t hash[32],
-                         uint8_t sig[CARDLIB_TOKEN_SIG_MAX], size_t *sig_len)
+int token_key_sign_hash(const struct proto_key *key, const uint8_t hash[32],
+                        uint8_t sig[CARDLIB_TOKEN_SIG_MAX], size_t *sig_len)
 {
 	if (!proto_key_is_private(key))
 		return CARDLIB_ERR_ARG;
@@ -142,8 +138,8 @@ static int key_sign_hash(const struct proto_key *key, const uint8_t hash[32],
 }
 
 /* 1 when sig is a canonical, valid signature of hash by key. */
-static int key_verify_hash(const struct proto_key *key, const uint8_t hash[32], const uint8_t *sig,
-                           size_t sig_len)
+int token_key_verify_hash(const struct proto_key *key, const uint8_t hash[32], const uint8_t *sig,
+                          size_t sig_len)
 {
 	return proto_verify_hash(key, hash, sig, sig_len) == PROTO_OK;
 }
@@ -156,11 +152,11 @@ static size_t cred_write_signed(const struct cardlib_token_credential *c, uint8_
 	const size_t L = c->phone_key_len;
 	out[CRED_OFF_VERSION] = c->version;
 	out[CRED_OFF_KEYLEN] = (uint8_t)L;
-	put_be16(out + CRED_OFF_SECTOR, c->sector);
+	token_put_be16(out + CRED_OFF_SECTOR, c->sector);
 	memcpy(out + CRED_OFF_ID, c->identifier, CARDLIB_TOKEN_ID_LEN);
 	memcpy(out + CRED_OFF_KEY, c->phone_key, L);
-	put_be64(out + CRED_OFF_KEY + L, c->valid_from);
-	put_be64(out + CRED_OFF_KEY + L + 8, c->valid_until);
+	token_put_be64(out + CRED_OFF_KEY + L, c->valid_from);
+	token_put_be64(out + CRED_OFF_KEY + L + 8, c->valid_until);
 	memcpy(out + CRED_OFF_KEY + L + 16, c->issuer_key_id, CARDLIB_TOKEN_KEY_ID_LEN);
 	return CRED_SIGNED_LEN(L);
 }
@@ -206,12 +202,12 @@ int cardlib_token_credential_decode(struct cardlib_token_credential *c, const ui
 	if (len != signed_len + 1 + S || !proto_sig_is_canonical(buf + signed_len + 1, S))
 		return CARDLIB_ERR_CRED_FORMAT;
 	c->version = buf[CRED_OFF_VERSION];
-	c->sector = get_be16(buf + CRED_OFF_SECTOR);
+	c->sector = token_get_be16(buf + CRED_OFF_SECTOR);
 	memcpy(c->identifier, buf + CRED_OFF_ID, CARDLIB_TOKEN_ID_LEN);
 	memcpy(c->phone_key, buf + CRED_OFF_KEY, L);
 	c->phone_key_len = L;
-	c->valid_from = get_be64(buf + CRED_OFF_KEY + L);
-	c->valid_until = get_be64(buf + CRED_OFF_KEY + L + 8);
+	c->valid_from = token_get_be64(buf + CRED_OFF_KEY + L);
+	c->valid_until = token_get_be64(buf + CRED_OFF_KEY + L + 8);
 	memcpy(c->issuer_key_id, buf + CRED_OFF_KEY + L + 16, CARDLIB_TOKEN_KEY_ID_LEN);
 	memcpy(c->signature, buf + signed_len + 1, S);
 	c->signature_len = S;
@@ -224,8 +220,8 @@ int cardlib_token_credential_decode(struct cardlib_token_credential *c, const ui
 
 static void cred_signed_hash(const uint8_t *signed_part, size_t n, uint8_t h[32])
 {
-	const struct part p = {signed_part, n};
-	domain_hash(TOKEN_DOMAIN_CRED, &p, 1, h);
+	const struct token_part p = {signed_part, n};
+	token_domain_hash(TOKEN_DOMAIN_CRED, &p, 1, h);
 }
 
 int cardlib_token_issue(const struct proto_key *issuer, uint16_t sector,
@@ -241,7 +237,7 @@ int cardlib_token_issue(const struct proto_key *issuer, uint16_t sector,
 	                                     .valid_from = valid_from,
 	                                     .valid_until = valid_until};
 	memcpy(c.identifier, identifier, CARDLIB_TOKEN_ID_LEN);
-	int rc = from_proto(proto_key_point(phone_key, c.phone_key));
+	int rc = token_from_proto(proto_key_point(phone_key, c.phone_key));
 	if (rc == 0)
 		proto_key_id(issuer, c.issuer_key_id);
 	if (rc != 0)
@@ -251,7 +247,7 @@ int cardlib_token_issue(const struct proto_key *issuer, uint16_t sector,
 	uint8_t signed_part[CARDLIB_TOKEN_CRED_MAX], h[32];
 	const size_t n = cred_write_signed(&c, signed_part);
 	cred_signed_hash(signed_part, n, h);
-	rc = key_sign_hash(issuer, h, c.signature, &c.signature_len);
+	rc = token_key_sign_hash(issuer, h, c.signature, &c.signature_len);
 	if (rc != 0)
 		return rc;
 	return cardlib_token_credential_encode(&c, out, cap);
@@ -270,7 +266,7 @@ int cardlib_token_credential_verify(const uint8_t *buf, size_t len,
 	const struct proto_key *issuer = proto_keyring_find(issuers, c.issuer_key_id);
 	uint8_t h[32];
 	cred_signed_hash(buf, CRED_SIGNED_LEN(c.phone_key_len), h);
-	if (!issuer || !key_verify_hash(issuer, h, c.signature, c.signature_len))
+	if (!issuer || !token_key_verify_hash(issuer, h, c.signature, c.signature_len))
 		return CARDLIB_ERR_CRED_SIGNATURE;
 	if (c.sector != sector)
 		return CARDLIB_ERR_CRED_SECTOR;
@@ -286,24 +282,36 @@ static int cred_phone_key(const struct cardlib_token_credential *c, struct proto
 {
 	int rc = proto_key_from_point(out, c->phone_key, c->phone_key_len);
 	return rc == PROTO_ERR_KEY || rc == PROTO_ERR_ARG ? CARDLIB_ERR_CRED_FORMAT
-	                                                  : from_proto(rc);
+	                                                  : token_from_proto(rc);
 }
 
 /* --- NFC proof -------------------------------------------------------------------------- */
 
-static void nfc_proof_hash(const uint8_t challenge[APDU_CHALLENGE_DATA],
-                           const uint8_t cred_hash[32], uint8_t h[32])
+/* What a challenge says once the phone has checked it, or the reader has built it. */
+struct nfc_challenge {
+	uint8_t nonce_p[APDU_NONCE_LEN]; /* the phone's, from its SELECT answer */
+	uint8_t nonce_r[APDU_NONCE_LEN]; /* the reader's */
+	int64_t time;                    /* the reader's wall clock */
+	uint16_t sector;                 /* the gate certificate's */
+	uint8_t gate_id[CARDLIB_TOKEN_GATE_ID_LEN];
+};
+
+static void nfc_proof_hash(const struct nfc_challenge *ch, const uint8_t cred_hash[32],
+                           uint8_t h[32])
 {
-	/* nonce ‖ gate id ‖ time ‖ sector ‖ SHA-256(credential); the challenge carries
-	 * sector(2) nonce(16) gate(8) time(8) */
-	const struct part parts[] = {
-	        {challenge + 2, APDU_NONCE_LEN},
-	        {challenge + 18, CARDLIB_TOKEN_GATE_ID_LEN},
-	        {challenge + 26, 8},
-	        {challenge, 2},
+	/* nonce_p ‖ nonce_r ‖ gate id ‖ time ‖ sector ‖ SHA-256(credential) */
+	uint8_t t[8], sec[2];
+	token_put_be64(t, ch->time);
+	token_put_be16(sec, ch->sector);
+	const struct token_part parts[] = {
+	        {ch->nonce_p, APDU_NONCE_LEN},
+	        {ch->nonce_r, APDU_NONCE_LEN},
+	        {ch->gate_id, CARDLIB_TOKEN_GATE_ID_LEN},
+	        {t, 8},
+	        {sec, 2},
 	        {cred_hash, 32},
 	};
-	domain_hash(TOKEN_DOMAIN_NFC, parts, sizeof(parts) / sizeof(parts[0]), h);
+	token_domain_hash(TOKEN_DOMAIN_NFC, parts, sizeof(parts) / sizeof(parts[0]), h);
 }
 
 /* --- phone side ------------------------------------------------------------------------- */
@@ -320,6 +328,13 @@ struct cardlib_phone {
 	struct phone_sector *s;
 	size_t n;
 	int selected;
+	/* The nonce of the current selection, good for one challenge: a gate's signature over
+	 * it cannot be replayed, even within the selection. */
+	int nonce_live;
+	uint8_t nonce[APDU_NONCE_LEN];
+	struct proto_keyring *cas; /* the device CA(s) received at enrolment */
+	int64_t (*now)(void *);
+	void *now_ctx;
 };
 
 int cardlib_phone_new(struct cardlib_phone **out)
@@ -337,13 +352,39 @@ void cardlib_phone_free(struct cardlib_phone *p)
 	for (size_t i = 0; i < p->n; i++)
 		proto_key_free(p->s[i].key);
 	free(p->s);
+	proto_keyring_free(p->cas);
+	mbedtls_platform_zeroize(p, sizeof(*p));
 	free(p);
 }
 
 void cardlib_phone_deselect(struct cardlib_phone *p)
 {
-	if (p)
-		p->selected = 0;
+	if (!p)
+		return;
+	p->selected = 0;
+	p->nonce_live = 0;
+}
+
+int cardlib_phone_add_gate_ca(struct cardlib_phone *p, const struct proto_key *ca)
+{
+	if (!p || !ca)
+		return CARDLIB_ERR_ARG;
+	if (!p->cas && !(p->cas = proto_keyring_new()))
+		return CARDLIB_ERR_NOMEM;
+	return token_from_proto(proto_keyring_add(p->cas, ca));
+}
+
+void cardlib_phone_set_clock(struct cardlib_phone *p, int64_t (*now)(void *ctx), void *ctx)
+{
+	if (!p)
+		return;
+	p->now = now;
+	p->now_ctx = ctx;
+}
+
+static int64_t phone_now(const struct cardlib_phone *p)
+{
+	return p->now ? p->now(p->now_ctx) : (int64_t)time(NULL);
 }
 
 int cardlib_phone_add_sector(struct cardlib_phone *p, const uint8_t *cred, size_t cred_len,
@@ -370,7 +411,7 @@ int cardlib_phone_add_sector(struct cardlib_phone *p, const uint8_t *cred, size_
 		if (p->s[i].sector == c.sector)
 			slot = &p->s[i];
 	struct proto_key *copy = NULL;
-	rc = from_proto(proto_key_copy(&copy, sector_key)); /* the phone owns its keys */
+	rc = token_from_proto(proto_key_copy(&copy, sector_key)); /* the phone owns its keys */
 	if (rc != 0)
 		return rc;
 	if (!slot) {
@@ -388,7 +429,7 @@ int cardlib_phone_add_sector(struct cardlib_phone *p, const uint8_t *cred, size_
 	slot->sector = c.sector;
 	memcpy(slot->cred, cred, cred_len);
 	slot->cred_len = cred_len;
-	sha256(cred, cred_len, slot->cred_hash);
+	token_sha256(cred, cred_len, slot->cred_hash);
 	return CARDLIB_OK;
 }
 
@@ -410,37 +451,91 @@ static const uint8_t *apdu_data(const uint8_t *apdu, size_t len, size_t *lc)
 	return apdu + 5;
 }
 
-static int phone_select(struct cardlib_phone *p, const uint8_t *apdu, size_t len, uint8_t *out)
+/* SELECT of our AID: a fresh nonce, the only thing a reader gets before proving itself. */
+static int phone_select(struct cardlib_phone *p, const uint8_t *apdu, size_t len, uint8_t *out,
+                        size_t cap)
 {
 	size_t lc;
 	const uint8_t *aid = apdu_data(apdu, len, &lc);
+	p->selected = 0;
+	p->nonce_live = 0;
 	if (!aid)
 		return sw(out, 0x67, 0x00);
 	if (apdu[2] != 0x04 || apdu[3] != 0x00)
 		return sw(out, 0x6A, 0x86);
-	if (lc != CARDLIB_TOKEN_AID_LEN || memcmp(aid, cardlib_token_aid, lc) != 0) {
-		p->selected = 0;
+	if (lc != CARDLIB_TOKEN_AID_LEN || memcmp(aid, cardlib_token_aid, lc) != 0)
 		return sw(out, 0x6A, 0x82);
-	}
+	if (cap < APDU_NONCE_LEN + 2)
+		return sw(out, 0x6C, 0x00);
+	if (token_random(NULL, p->nonce, APDU_NONCE_LEN) != 0)
+		return sw(out, 0x6F, 0x00);
 	p->selected = 1;
-	return sw(out, 0x90, 0x00);
+	p->nonce_live = 1;
+	memcpy(out, p->nonce, APDU_NONCE_LEN);
+	return APDU_NONCE_LEN + sw(out + APDU_NONCE_LEN, 0x90, 0x00);
+}
+
+/*
+ * The gate's challenge, checked before anything of the phone is revealed: the gate
+ * certificate (CA signature, validity), the gate's signature over this selection's nonce,
+ * the time. 0 with *ch filled, or -1: the reader is not a gate of this deployment.
+ */
+static int phone_check_gate(struct cardlib_phone *p, const uint8_t *d, size_t lc,
+                            struct nfc_challenge *ch)
+{
+	if (lc < APDU_CHALLENGE_FIXED || !p->cas)
+		return -1;
+	memcpy(ch->nonce_p, p->nonce, APDU_NONCE_LEN);
+	memcpy(ch->nonce_r, d, APDU_NONCE_LEN);
+	ch->time = token_get_be64(d + APDU_NONCE_LEN);
+	const size_t cert_len = d[APDU_NONCE_LEN + 8];
+	const uint8_t *cert = d + APDU_NONCE_LEN + 9;
+	if (lc < APDU_CHALLENGE_FIXED + cert_len)
+		return -1;
+	const size_t sig_len = cert[cert_len];
+	const uint8_t *sig = cert + cert_len + 1;
+	if (lc != APDU_CHALLENGE_FIXED + cert_len + sig_len)
+		return -1;
+	const int64_t now = phone_now(p);
+	struct cardlib_gate_cert gc;
+	if (cardlib_gate_cert_verify(cert, cert_len, p->cas, now, &gc) != 0)
+		return -1;
+	/* the clocks of a phone and a gate both follow NTP: a time far off is a replay of a
+	 * challenge, or a gate whose credential checks would be wrong anyway */
+	if (ch->time < now - CARDLIB_GATE_TIME_SKEW_S || ch->time > now + CARDLIB_GATE_TIME_SKEW_S)
+		return -1;
+	ch->sector = gc.sector;
+	memcpy(ch->gate_id, gc.gate_id, CARDLIB_TOKEN_GATE_ID_LEN);
+	struct proto_key *gate_key = NULL;
+	if (proto_key_from_point(&gate_key, gc.gate_key, CARDLIB_GATE_POINT_LEN) != PROTO_OK)
+		return -1;
+	uint8_t h[32];
+	token_gate_challenge_hash(ch->nonce_p, ch->nonce_r, ch->time, cert, cert_len, ch->sector,
+	                          ch->gate_id, h);
+	const int ok = token_key_verify_hash(gate_key, h, sig, sig_len);
+	proto_key_free(gate_key);
+	return ok ? 0 : -1;
 }
 
 static int phone_challenge(struct cardlib_phone *p, const uint8_t *apdu, size_t len, uint8_t *out,
                            size_t cap)
 {
-	if (!p->selected)
+	if (!p->selected || !p->nonce_live)
 		return sw(out, 0x69, 0x85);
-	if (apdu[2] != CARDLIB_TOKEN_VERSION || apdu[3] != 0x00)
+	if (apdu[2] != APDU_CHALLENGE_P1 || apdu[3] != 0x00)
 		return sw(out, 0x6B, 0x00);
 	size_t lc;
-	const uint8_t *ch = apdu_data(apdu, len, &lc);
-	if (!ch || lc != APDU_CHALLENGE_DATA)
+	const uint8_t *d = apdu_data(apdu, len, &lc);
+	if (!d)
 		return sw(out, 0x67, 0x00);
-	const uint16_t sector = get_be16(ch);
+	/* one challenge per nonce, whatever its fate: a reader cannot try again on it */
+	p->nonce_live = 0;
+	struct nfc_challenge ch;
+	if (phone_check_gate(p, d, lc, &ch) != 0)
+		return sw(out, 0x69, 0x82); /* one answer for every failure: nothing to learn */
 	const struct phone_sector *s = NULL;
 	for (size_t i = 0; i < p->n; i++)
-		if (p->s[i].sector == sector)
+		if (p->s[i].sector == ch.sector)
 			s = &p->s[i];
 	if (!s)
 		return sw(out, 0x6A, 0x88);
@@ -449,8 +544,8 @@ static int phone_challenge(struct cardlib_phone *p, const uint8_t *apdu, size_t 
 
 	uint8_t h[32], sig[CARDLIB_TOKEN_SIG_MAX];
 	size_t sig_len = 0;
-	nfc_proof_hash(ch, s->cred_hash, h);
-	int rc = key_sign_hash(s->key, h, sig, &sig_len);
+	nfc_proof_hash(&ch, s->cred_hash, h);
+	int rc = token_key_sign_hash(s->key, h, sig, &sig_len);
 	if (rc != 0)
 		return sw(out, 0x6F, 0x00);
 	size_t n = 0;
@@ -471,7 +566,7 @@ int cardlib_phone_handle_apdu(struct cardlib_phone *p, const uint8_t *apdu, size
 	if (len < 4)
 		return sw(out, 0x67, 0x00);
 	if (apdu[0] == 0x00 && apdu[1] == APDU_INS_SELECT)
-		return phone_select(p, apdu, len, out);
+		return phone_select(p, apdu, len, out, cap);
 	if (apdu[0] == APDU_CLA_PROP && apdu[1] == APDU_INS_CHALLENGE)
 		return phone_challenge(p, apdu, len, out, cap);
 	if (apdu[0] != 0x00 && apdu[0] != APDU_CLA_PROP)
@@ -483,17 +578,54 @@ int cardlib_phone_handle_apdu(struct cardlib_phone *p, const uint8_t *apdu, size
 
 #define PHONE_TIMEOUT_MS 1000
 
-int cardlib_phone_read(struct cardlib_reader *reader, uint16_t sector,
-                       const uint8_t gate_id[CARDLIB_TOKEN_GATE_ID_LEN],
+/* The challenge APDU into cmd: its length. */
+static int reader_challenge(const struct cardlib_gate *gate, struct nfc_challenge *ch, uint8_t *cmd,
+                            size_t cap)
+{
+	size_t cert_len;
+	const uint8_t *cert = token_gate_cert_bytes(gate, &cert_len);
+	uint8_t h[32], sig[CARDLIB_TOKEN_SIG_MAX];
+	size_t sig_len = 0;
+	token_gate_challenge_hash(ch->nonce_p, ch->nonce_r, ch->time, cert, cert_len, ch->sector,
+	                          ch->gate_id, h);
+	int rc = token_gate_sign(gate, h, sig, &sig_len);
+	if (rc != 0)
+		return rc;
+	const size_t lc = APDU_CHALLENGE_FIXED + cert_len + sig_len;
+	if (lc > 255 || cap < 5 + lc + 1)
+		return CARDLIB_ERR_ARG;
+	size_t n = 0;
+	cmd[n++] = APDU_CLA_PROP;
+	cmd[n++] = APDU_INS_CHALLENGE;
+	cmd[n++] = APDU_CHALLENGE_P1;
+	cmd[n++] = 0x00;
+	cmd[n++] = (uint8_t)lc;
+	memcpy(cmd + n, ch->nonce_r, APDU_NONCE_LEN);
+	n += APDU_NONCE_LEN;
+	token_put_be64(cmd + n, ch->time);
+	n += 8;
+	cmd[n++] = (uint8_t)cert_len;
+	memcpy(cmd + n, cert, cert_len);
+	n += cert_len;
+	cmd[n++] = (uint8_t)sig_len;
+	memcpy(cmd + n, sig, sig_len);
+	n += sig_len;
+	cmd[n++] = 0x00; /* Le */
+	return (int)n;
+}
+
+int cardlib_phone_read(struct cardlib_reader *reader, const struct cardlib_gate *gate,
                        const struct proto_keyring *issuers,
                        uint8_t identifier[CARDLIB_TOKEN_ID_LEN],
                        struct cardlib_token_credential *cred_out)
 {
-	if (!reader || !gate_id || !issuers || !identifier)
+	if (!reader || !gate || !issuers || !identifier)
 		return CARDLIB_ERR_ARG;
 	/* room for one byte more than the phone may send, to tell "too long" apart */
 	uint8_t rx[APDU_ANSWER_MAX + 8];
-	uint8_t cmd[5 + APDU_CHALLENGE_DATA + 1];
+	uint8_t cmd[5 + APDU_CHALLENGE_MAX + 1];
+	struct nfc_challenge ch;
+	const uint16_t sector = cardlib_gate_sector(gate);
 
 	cmd[0] = 0x00;
 	cmd[1] = APDU_INS_SELECT;
@@ -506,23 +638,19 @@ int cardlib_phone_read(struct cardlib_reader *reader, uint16_t sector,
 	                                  PHONE_TIMEOUT_MS);
 	if (n < 0)
 		return n;
-	if (n != 2 || rx[0] != 0x90 || rx[1] != 0x00)
+	if (n != APDU_NONCE_LEN + 2 || rx[APDU_NONCE_LEN] != 0x90 || rx[APDU_NONCE_LEN + 1] != 0x00)
 		return CARDLIB_ERR_NOT_CITYPASS;
+	memcpy(ch.nonce_p, rx, APDU_NONCE_LEN);
 
-	const int64_t now = cardlib_reader_wall_time(reader);
-	uint8_t *ch = cmd + 5;
-	cmd[0] = APDU_CLA_PROP;
-	cmd[1] = APDU_INS_CHALLENGE;
-	cmd[2] = CARDLIB_TOKEN_VERSION;
-	cmd[3] = 0x00;
-	cmd[4] = APDU_CHALLENGE_DATA;
-	put_be16(ch, sector);
-	if (token_random(NULL, ch + 2, APDU_NONCE_LEN) != 0)
+	ch.time = cardlib_reader_wall_time(reader);
+	ch.sector = sector;
+	memcpy(ch.gate_id, cardlib_gate_gate_id(gate), CARDLIB_TOKEN_GATE_ID_LEN);
+	if (token_random(NULL, ch.nonce_r, APDU_NONCE_LEN) != 0)
 		return CARDLIB_ERR_CRYPTO;
-	memcpy(ch + 18, gate_id, CARDLIB_TOKEN_GATE_ID_LEN);
-	put_be64(ch + 26, now);
-	cmd[5 + APDU_CHALLENGE_DATA] = 0x00;
-	n = cardlib_reader_transceive(reader, cmd, sizeof(cmd), rx, sizeof(rx), PHONE_TIMEOUT_MS);
+	int len = reader_challenge(gate, &ch, cmd, sizeof(cmd));
+	if (len < 0)
+		return len;
+	n = cardlib_reader_transceive(reader, cmd, (size_t)len, rx, sizeof(rx), PHONE_TIMEOUT_MS);
 	if (n < 0)
 		return n;
 	if (n < 2)
@@ -530,6 +658,8 @@ int cardlib_phone_read(struct cardlib_reader *reader, uint16_t sector,
 	if ((size_t)n > APDU_ANSWER_MAX)
 		return CARDLIB_ERR_OVERSIZED;
 	const uint8_t sw1 = rx[n - 2], sw2 = rx[n - 1];
+	if (n == 2 && sw1 == 0x69 && sw2 == 0x82)
+		return CARDLIB_ERR_GATE_REFUSED; /* our certificate or signature was not accepted */
 	if (sw1 == 0x6A && sw2 == 0x88)
 		return CARDLIB_ERR_CRED_SECTOR; /* the phone holds nothing for this sector */
 	if (sw1 != 0x90 || sw2 != 0x00)
@@ -551,7 +681,7 @@ int cardlib_phone_read(struct cardlib_reader *reader, uint16_t sector,
 		return CARDLIB_ERR_OVERSIZED;
 
 	struct cardlib_token_credential c;
-	int rc = cardlib_token_credential_verify(cred, cred_len, issuers, sector, now, &c);
+	int rc = cardlib_token_credential_verify(cred, cred_len, issuers, sector, ch.time, &c);
 	if (rc != 0)
 		return rc;
 	struct proto_key *phone_key = NULL;
@@ -559,9 +689,9 @@ int cardlib_phone_read(struct cardlib_reader *reader, uint16_t sector,
 	if (rc != 0)
 		return rc;
 	uint8_t cred_hash[32], h[32];
-	sha256(cred, cred_len, cred_hash);
-	nfc_proof_hash(ch, cred_hash, h);
-	const int ok = key_verify_hash(phone_key, h, proof, proof_len);
+	token_sha256(cred, cred_len, cred_hash);
+	nfc_proof_hash(&ch, cred_hash, h);
+	const int ok = token_key_verify_hash(phone_key, h, proof, proof_len);
 	proto_key_free(phone_key);
 	if (!ok)
 		return CARDLIB_ERR_PROOF;
@@ -647,9 +777,9 @@ static void qr_proof_hash(uint32_t step, uint16_t sector, const uint8_t cred_has
 	uint8_t st[4] = {(uint8_t)(step >> 24), (uint8_t)(step >> 16), (uint8_t)(step >> 8),
 	                 (uint8_t)step};
 	uint8_t sec[2];
-	put_be16(sec, sector);
-	const struct part parts[] = {{st, 4}, {sec, 2}, {cred_hash, 32}};
-	domain_hash(TOKEN_DOMAIN_QR, parts, 3, h);
+	token_put_be16(sec, sector);
+	const struct token_part parts[] = {{st, 4}, {sec, 2}, {cred_hash, 32}};
+	token_domain_hash(TOKEN_DOMAIN_QR, parts, 3, h);
 }
 
 int cardlib_qr_encode(const uint8_t *cred, size_t cred_len, const struct proto_key *key,
@@ -664,9 +794,9 @@ int cardlib_qr_encode(const uint8_t *cred, size_t cred_len, const struct proto_k
 	const uint32_t step = (uint32_t)(now / CARDLIB_QR_STEP_S);
 	uint8_t payload[QR_PAYLOAD_MAX], cred_hash[32], h[32], sig[CARDLIB_TOKEN_SIG_MAX];
 	size_t sig_len = 0;
-	sha256(cred, cred_len, cred_hash);
+	token_sha256(cred, cred_len, cred_hash);
 	qr_proof_hash(step, c.sector, cred_hash, h);
-	rc = key_sign_hash(key, h, sig, &sig_len);
+	rc = token_key_sign_hash(key, h, sig, &sig_len);
 	if (rc != 0)
 		return rc;
 	size_t n = 0;
@@ -848,9 +978,9 @@ int cardlib_qr_verify(const char *line, size_t len, const struct proto_keyring *
 	if (rc != 0)
 		return rc;
 	uint8_t cred_hash[32], h[32];
-	sha256(cred, cred_len, cred_hash);
+	token_sha256(cred, cred_len, cred_hash);
 	qr_proof_hash(step, c.sector, cred_hash, h);
-	const int ok = key_verify_hash(phone_key, h, sig, sig_len);
+	const int ok = token_key_verify_hash(phone_key, h, sig, sig_len);
 	proto_key_free(phone_key);
 	if (!ok)
 		return CARDLIB_ERR_PROOF;

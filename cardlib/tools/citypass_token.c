@@ -5,6 +5,9 @@
  *   sector-N.key          the phone's private key for that sector (PEM, mode 0600)
  *   sector-N.request.pem  its public key: the credential request handed to the issuer
  *   sector-N.cred         the credential the issuer signed (binary, docs/phone-tokens.md)
+ * and once:
+ *   gate-ca.crt           the deployment's device CA certificate(s), PEM: the phone answers
+ *                         only readers whose gate certificate one of them signed (issue 17)
  * Keys never leave the wallet; the issuer sees only the public key of one sector at a time.
  *
  * Exit status: 0 done, 1 refused (bad key, file exists, credential mismatch, I/O), 2 usage.
@@ -24,6 +27,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
+
+#include <mbedtls/pk.h>
+#include <mbedtls/x509_crt.h>
 
 #include "cardlib/error.h"
 #include "cardlib/token.h"
@@ -192,10 +198,52 @@ static int load_sector(const char *wallet, uint16_t sector, uint8_t *cred, size_
 	return *key ? 0 : -1;
 }
 
+/*
+ * The device CA certificate(s) of a PEM file (ca.crt: the newest CA first, then the ones
+ * it replaced) given to the phone: the number of CA keys added, or -1 with a message. Only
+ * the public keys are used: the phone checks compact gate certificates, not X.509 chains.
+ */
+static int load_gate_cas(const char *path, struct cardlib_phone *p)
+{
+	mbedtls_x509_crt chain;
+	mbedtls_x509_crt_init(&chain);
+	int n = 0, rc = mbedtls_x509_crt_parse_file(&chain, path);
+	if (rc != 0) {
+		say("%s: not a PEM certificate file (mbedTLS error -0x%04x)", path, (unsigned)-rc);
+		n = -1;
+	}
+	for (const mbedtls_x509_crt *c = &chain; n >= 0 && c && c->raw.len; c = c->next) {
+		unsigned char der[256];
+		/* mbedtls_pk_write_pubkey_der writes at the end of the buffer */
+		int len =
+		        mbedtls_pk_write_pubkey_der((mbedtls_pk_context *)&c->pk, der, sizeof(der));
+		struct proto_key *k = NULL;
+		if (len <= 0 ||
+		    proto_key_parse_public(&k, der + sizeof(der) - len, (size_t)len) != 0) {
+			say("%s: certificate %d does not hold an EC P-256 key", path, n + 1);
+			n = -1;
+			break;
+		}
+		rc = p ? cardlib_phone_add_gate_ca(p, k) : 0;
+		proto_key_free(k);
+		if (rc != 0) {
+			say("%s: %s", path, cardlib_strerror(rc));
+			n = -1;
+			break;
+		}
+		n++;
+	}
+	mbedtls_x509_crt_free(&chain);
+	if (n == 0)
+		say("%s: no certificate", path);
+	return n > 0 ? n : -1;
+}
+
 /* --- subcommands ---------------------------------------------------------------------- */
 
 struct opts {
-	const char *wallet, *socket, *issuer_key, *request, *out, *credential;
+	const char *wallet, *socket, *issuer_key, *request, *out, *credential, *gate_ca, *trace;
+	const char *ca_key, *gate_key, *device_id;
 	uint16_t sector;
 	int has_sector, has_id, has_from, has_until, has_time;
 	uint8_t id[16];
@@ -314,12 +362,74 @@ static int cmd_install(const struct opts *o)
 		    o->credential, (unsigned)c.sector, cardlib_strerror(rc));
 		return EXIT_REFUSED;
 	}
+	/* The device CA, given with the credential (citypass-admin pass issue writes
+	 * gate-ca.crt beside it): without it the phone answers no gate. */
+	char ca[4096];
+	const char *slash = strrchr(o->credential, '/');
+	if (o->gate_ca)
+		snprintf(ca, sizeof(ca), "%s", o->gate_ca);
+	else
+		snprintf(ca, sizeof(ca), "%.*sgate-ca.crt",
+		         slash ? (int)(slash - o->credential + 1) : 0, o->credential);
+	uint8_t *ca_pem = NULL;
+	size_t ca_len = 0;
+	int have_ca = o->gate_ca || access(ca, F_OK) == 0;
+	if (have_ca) {
+		if (load_gate_cas(ca, NULL) < 0)
+			return EXIT_REFUSED;
+		if (!(ca_pem = malloc(FILE_MAX)) || read_file(ca, ca_pem, FILE_MAX, &ca_len)) {
+			free(ca_pem);
+			return EXIT_REFUSED;
+		}
+	}
 	if (wallet_path(path, sizeof(path), o->wallet, c.sector, "cred") ||
-	    write_file(path, cred, len, 0644, 1))
+	    write_file(path, cred, len, 0644, 1)) {
+		free(ca_pem);
 		return EXIT_REFUSED;
+	}
 	printf("sector %u: credential installed, valid %" PRId64 " to %" PRId64 "\n",
 	       (unsigned)c.sector, c.valid_from, c.valid_until);
+	if (have_ca) {
+		snprintf(path, sizeof(path), "%s/gate-ca.crt", o->wallet);
+		rc = write_file(path, ca_pem, ca_len, 0644, 1);
+		free(ca_pem);
+		if (rc)
+			return EXIT_REFUSED;
+		printf("device CA installed: the phone answers this deployment's gates only\n");
+	}
 	return EXIT_SUCCESS;
+}
+
+static int cmd_gate_cert(const struct opts *o)
+{
+	if (need("gate-cert", "--ca-key PEM", o->ca_key != NULL) ||
+	    need("gate-cert", "--gate-key PEM", o->gate_key != NULL) ||
+	    need("gate-cert", "--sector N", o->has_sector) ||
+	    need("gate-cert", "--device-id ID", o->device_id != NULL) ||
+	    need("gate-cert", "--from T", o->has_from) ||
+	    need("gate-cert", "--until T", o->has_until) ||
+	    need("gate-cert", "--out FILE", o->out != NULL))
+		return EXIT_USAGE;
+	if (o->until <= o->from) {
+		say("--until %" PRId64 ": must be after --from %" PRId64, o->until, o->from);
+		return EXIT_USAGE;
+	}
+	struct proto_key *ca = load_key(o->ca_key, 1);
+	struct proto_key *gate = ca ? load_key(o->gate_key, 0) : NULL;
+	int status = EXIT_REFUSED;
+	if (gate) {
+		uint8_t cert[CARDLIB_GATE_CERT_MAX], id[CARDLIB_TOKEN_GATE_ID_LEN];
+		cardlib_gate_id(o->device_id, id);
+		int n = cardlib_gate_cert_issue(ca, o->sector, id, gate, o->from, o->until, cert,
+		                                sizeof(cert));
+		if (n < 0)
+			say("cannot sign the gate certificate: %s", cardlib_strerror(n));
+		else if (write_file(o->out, cert, (size_t)n, 0644, 0) == 0)
+			status = EXIT_SUCCESS;
+	}
+	proto_key_free(gate);
+	proto_key_free(ca);
+	return status;
 }
 
 static int cmd_show_qr(const struct opts *o)
@@ -408,8 +518,21 @@ static int send_identity(int fd)
 	return send_msg(fd, 'I', msg, sizeof(msg));
 }
 
+/* One exchange as hex, for --trace: "> APDU" then "< ANSWER" (tests check the gate's
+ * signature with openssl from it). */
+static void trace_hex(FILE *t, char dir, const uint8_t *b, size_t n)
+{
+	if (!t)
+		return;
+	fprintf(t, "%c ", dir);
+	for (size_t i = 0; i < n; i++)
+		fprintf(t, "%02x", b[i]);
+	fputc('\n', t);
+	fflush(t);
+}
+
 /* Serve one bench connection until it hangs up or breaks the format. */
-static void serve(int fd, struct cardlib_phone *p, int verbose)
+static void serve(int fd, struct cardlib_phone *p, int verbose, FILE *trace)
 {
 	uint8_t hdr[3], in[512], out[512];
 	while (!stop_requested && read_full(fd, hdr, 3) == 0) {
@@ -428,6 +551,9 @@ static void serve(int fd, struct cardlib_phone *p, int verbose)
 			break;
 		case 'X': {
 			int n = cardlib_phone_handle_apdu(p, in, len, out, 263);
+			trace_hex(trace, '>', in, len);
+			if (n >= 0)
+				trace_hex(trace, '<', out, (size_t)n);
 			if (verbose)
 				fprintf(stderr, "%s: apdu %02x %02x (%zu bytes) -> %d bytes\n",
 				        prog, len > 0 ? in[0] : 0, len > 1 ? in[1] : 0, len, n);
@@ -502,6 +628,19 @@ static int cmd_hce(const struct opts *o, int verbose)
 	if (cardlib_phone_new(&p) != 0)
 		return EXIT_REFUSED;
 	int n = load_wallet(o->wallet, p);
+	char ca[4096];
+	snprintf(ca, sizeof(ca), "%s/gate-ca.crt", o->wallet);
+	if (n >= 0 && access(ca, F_OK) != 0)
+		say("wallet %s holds no device CA (%s): no gate will be answered; install a "
+		    "credential with its gate-ca.crt",
+		    o->wallet, ca);
+	else if (n >= 0 && load_gate_cas(ca, p) < 0)
+		n = -1;
+	FILE *trace = NULL;
+	if (n >= 0 && o->trace && !(trace = fopen(o->trace, "a"))) {
+		say("--trace '%s': %s", o->trace, strerror(errno));
+		n = -1;
+	}
 	if (n < 0) {
 		cardlib_phone_free(p);
 		return EXIT_REFUSED;
@@ -531,11 +670,13 @@ static int cmd_hce(const struct opts *o, int verbose)
 			say("accept on %s: %s", o->socket, strerror(errno));
 			break;
 		}
-		serve(fd, p, verbose);
+		serve(fd, p, verbose, trace);
 		close(fd);
 	}
 	close(lfd);
 	unlink(o->socket);
+	if (trace)
+		fclose(trace);
 	cardlib_phone_free(p);
 	return stop_requested ? EXIT_SUCCESS : EXIT_REFUSED;
 }
@@ -547,12 +688,18 @@ static const char usage_main[] =
         "\n"
         "  enrol    --wallet DIR --sector N        create the sector's key pair; prints the\n"
         "                                          credential request (public key PEM) path\n"
-        "  install  --wallet DIR --credential FILE install a credential the issuer signed\n"
+        "  install  --wallet DIR --credential FILE [--gate-ca FILE]\n"
+        "                                          install a credential the issuer signed\n"
+        "                                          and the device CA gates are checked with\n"
         "  show-qr  --wallet DIR --sector N [--time T]  print the current QR text line\n"
-        "  hce      --wallet DIR --socket PATH [--verbose]  play the phone for the bench\n"
+        "  hce      --wallet DIR --socket PATH [--verbose] [--trace FILE]\n"
+        "                                          play the phone for the bench\n"
         "  issue    --issuer-key PEM --request FILE --id HEX32 --sector N --from T --until T\n"
         "           --out FILE                     sign a credential (tests and demos; the\n"
         "                                          server does this with citypass-admin)\n"
+        "  gate-cert --ca-key PEM --gate-key PEM --sector N --device-id ID --from T --until T\n"
+        "           --out FILE                     sign a gate certificate (tests and demos;\n"
+        "                                          citypass-admin device add does it)\n"
         "\n"
         "  COMMAND --help for details; --version. Times T are Unix seconds.\n"
         "  Exit status: 0 done, 1 refused, 2 bad usage.\n";
@@ -565,16 +712,23 @@ static const struct {
                   "(DIR/sector-N.key, mode 0600; DIR created 0700) and the credential request\n"
                   "DIR/sector-N.request.pem (the public key). Prints the request's path.\n"
                   "Refuses to replace an existing key.\n"},
-        {"install", "usage: citypass-token install --wallet DIR --credential FILE\n"
-                    "Check that the credential is well formed and binds the wallet's key for its\n"
-                    "sector, then store it as DIR/sector-N.cred (replacing an older one).\n"},
+        {"install",
+         "usage: citypass-token install --wallet DIR --credential FILE [--gate-ca FILE]\n"
+         "Check that the credential is well formed and binds the wallet's key for its\n"
+         "sector, then store it as DIR/sector-N.cred (replacing an older one).\n"
+         "--gate-ca (default: gate-ca.crt beside the credential, when present, as\n"
+         "citypass-admin pass issue writes it): the deployment's device CA\n"
+         "certificate(s), stored as DIR/gate-ca.crt; the phone answers only gates\n"
+         "whose gate certificate one of them signed.\n"},
         {"show-qr", "usage: citypass-token show-qr --wallet DIR --sector N [--time T]\n"
                     "Print the sector's QR code as one text line (CP1.<base64url>), valid for the\n"
                     "30-second step containing now (or T). docs/phone-tokens.md has the format.\n"},
-        {"hce", "usage: citypass-token hce --wallet DIR --socket PATH [--verbose]\n"
+        {"hce", "usage: citypass-token hce --wallet DIR --socket PATH [--verbose] [--trace FILE]\n"
                 "Listen on the Unix socket PATH and play an HCE phone holding every installed\n"
                 "credential, for `citypass-hil ctl place R external PATH` (docs/hil.md, External\n"
-                "targets). Stops on SIGINT or SIGTERM.\n"},
+                "targets). It answers only readers proving they are gates of the wallet's\n"
+                "deployment (DIR/gate-ca.crt). --trace: append every APDU and answer to FILE as\n"
+                "hex lines ('> ' command, '< ' answer). Stops on SIGINT or SIGTERM.\n"},
         {"issue", "usage: citypass-token issue --issuer-key PEM --request FILE --id HEX32\n"
                   "                            --sector N --from T --until T --out FILE\n"
                   "Sign a credential with the issuer's private key: sector N, the pass's\n"
@@ -582,6 +736,13 @@ static const struct {
                   "request, valid from T (inclusive) until T (exclusive), Unix seconds. Writes\n"
                   "FILE (refuses to overwrite). Issuers should align T to whole days, so that\n"
                   "validity does not link a pass's sectors (docs/phone-tokens.md).\n"},
+        {"gate-cert",
+         "usage: citypass-token gate-cert --ca-key PEM --gate-key PEM --sector N\n"
+         "                                --device-id ID --from T --until T --out FILE\n"
+         "Sign a gate certificate with the device CA's private key: the gate whose\n"
+         "device id (certificate CN) is ID, of sector N, holds the private key of the\n"
+         "gate key's public half; valid from T (inclusive) until T (exclusive).\n"
+         "Writes FILE (refuses to overwrite). docs/phone-tokens.md s.3.1.\n"},
 };
 
 /* Whether a command's help names --name (then the command takes that option). */
@@ -616,7 +777,9 @@ int main(int argc, char **argv)
 		if (!strcmp(cmd, command_help[i].name))
 			help = command_help[i].help;
 	if (!help) {
-		say("unknown command '%s' (expected enrol, install, show-qr, hce or issue)", cmd);
+		say("unknown command '%s' (expected enrol, install, show-qr, hce, issue or "
+		    "gate-cert)",
+		    cmd);
 		fputs(usage_main, stderr);
 		return EXIT_USAGE;
 	}
@@ -634,6 +797,11 @@ int main(int argc, char **argv)
 		O_CRED,
 		O_TIME,
 		O_VERBOSE,
+		O_GATE_CA,
+		O_TRACE,
+		O_CA_KEY,
+		O_GATE_KEY,
+		O_DEVICE_ID,
 		O_HELP
 	};
 	static const struct option longopts[] = {
@@ -649,6 +817,11 @@ int main(int argc, char **argv)
 	        {"credential", required_argument, NULL, O_CRED},
 	        {"time", required_argument, NULL, O_TIME},
 	        {"verbose", no_argument, NULL, O_VERBOSE},
+	        {"gate-ca", required_argument, NULL, O_GATE_CA},
+	        {"trace", required_argument, NULL, O_TRACE},
+	        {"ca-key", required_argument, NULL, O_CA_KEY},
+	        {"gate-key", required_argument, NULL, O_GATE_KEY},
+	        {"device-id", required_argument, NULL, O_DEVICE_ID},
 	        {"help", no_argument, NULL, O_HELP},
 	        {NULL, 0, NULL, 0},
 	};
@@ -687,6 +860,25 @@ int main(int argc, char **argv)
 			break;
 		case O_VERBOSE:
 			verbose = 1;
+			break;
+		case O_GATE_CA:
+			o.gate_ca = optarg;
+			break;
+		case O_TRACE:
+			o.trace = optarg;
+			break;
+		case O_CA_KEY:
+			o.ca_key = optarg;
+			break;
+		case O_GATE_KEY:
+			o.gate_key = optarg;
+			break;
+		case O_DEVICE_ID:
+			if (!*optarg || strlen(optarg) > 63) {
+				say("--device-id '%s': expected 1 to 63 characters", optarg);
+				return EXIT_USAGE;
+			}
+			o.device_id = optarg;
 			break;
 		case O_HELP:
 			fputs(help, stdout);
@@ -734,5 +926,7 @@ int main(int argc, char **argv)
 		return cmd_show_qr(&o);
 	if (!strcmp(cmd, "hce"))
 		return cmd_hce(&o, verbose);
+	if (!strcmp(cmd, "gate-cert"))
+		return cmd_gate_cert(&o);
 	return cmd_issue(&o);
 }

@@ -276,9 +276,14 @@ static int device_of(struct parse_ctx *p, const struct proto_device_conf *d,
 	        [PROTO_DEVICE_LIST_KEY] = c->list_key_path,
 	        [PROTO_DEVICE_ISSUER_KEY] = c->issuer_key_path,
 	        [PROTO_DEVICE_CARD_KEY] = c->card_key_path,
+	        [PROTO_DEVICE_GATE_CERT] = c->gate_cert_path,
 	};
 	for (unsigned i = 0; i < PROTO_DEVICE_FILES; i++) {
 		const char *k = proto_device_key_name(PROTO_DEVICE_KEY_CERTIFICATE + i);
+		if (!d->file[i][0]) { /* the gate certificate of a bundle older than format 3 */
+			paths[i][0] = '\0';
+			continue;
+		}
 		p->line = lines[PROTO_DEVICE_KEY_CERTIFICATE + i];
 		if (resolve_path(p, k, c->bundle_dir, d->file[i], paths[i], CONTROLLER_PATH_MAX))
 			return -1;

@@ -77,6 +77,7 @@ struct controller_reader_loop {
 	/* --- reader thread -------------------------------------------------------------- */
 	struct cardlib_reader *reader;
 	struct proto_keyring *issuers; /* phones over NFC */
+	struct cardlib_gate *gate;     /* phones over NFC: what this gate signs with */
 	int64_t reopen_at_ms;
 	int reopen_delay_ms;
 	bool reader_failed_logged;

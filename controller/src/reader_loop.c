@@ -313,6 +313,57 @@ void controller_reader_loop_run(struct controller_reader_loop *l, volatile sig_a
 	panel_off(&l->panel);
 }
 
+/*
+ * The gate's certificate for phones (issue 17) and the device key it certifies (the sync
+ * link's): a phone answers only a reader proving it is a gate of this deployment. A
+ * bundle made before gate certificates serves no phone over NFC, and says so once.
+ */
+static int load_gate(struct controller_reader_loop *l, char *err, size_t errlen)
+{
+	const struct controller_config *cfg = l->cfg;
+	if (!cfg->gate_cert_path[0]) {
+		controller_log(LOG_WARNING, "device.conf has no gate-certificate (a bundle made "
+		                            "before format 3): phones over NFC are not served "
+		                            "until the gate is enrolled again");
+		return 0;
+	}
+	uint8_t cert[CARDLIB_GATE_CERT_MAX + 1];
+	size_t len = 0;
+	FILE *f = fopen(cfg->gate_cert_path, "rb");
+	if (f) {
+		len = fread(cert, 1, sizeof(cert), f);
+		fclose(f);
+	}
+	struct proto_key *key = NULL;
+	int rc = f ? 0 : CARDLIB_ERR_IO;
+	if (rc == 0 && proto_key_load_private(&key, cfg->key_path) != PROTO_OK)
+		rc = CARDLIB_ERR_ARG;
+	if (rc == 0)
+		rc = cardlib_gate_new(&l->gate, cert, len, key);
+	proto_key_free(key);
+	if (rc == 0 && cardlib_gate_sector(l->gate) != cfg->sector)
+		rc = CARDLIB_ERR_CRED_SECTOR;
+	if (rc != 0) {
+		snprintf(err, errlen,
+		         "gate-certificate %s: %s (it must be the certificate of private-key %s "
+		         "for sector %u, as citypass-admin device add writes it)",
+		         cfg->gate_cert_path,
+		         rc == CARDLIB_ERR_IO ? strerror(errno) : cardlib_strerror(rc),
+		         cfg->key_path, (unsigned)cfg->sector);
+		cardlib_gate_free(l->gate);
+		l->gate = NULL;
+		return -1;
+	}
+	int64_t from, until;
+	cardlib_gate_validity(l->gate, &from, &until);
+	if (until <= (int64_t)time(NULL))
+		controller_log(LOG_WARNING,
+		               "gate-certificate %s expired: phones will not answer "
+		               "this gate until it is enrolled again",
+		               cfg->gate_cert_path);
+	return 0;
+}
+
 int controller_reader_loop_open(struct controller_reader_loop **out,
                                 const struct controller_reader_loop_params *params, char *err,
                                 size_t errlen)
@@ -348,6 +399,8 @@ int controller_reader_loop_open(struct controller_reader_loop **out,
 			goto fail;
 		}
 	}
+	if (load_gate(l, err, errlen) != 0)
+		goto fail;
 	const struct controller_tap_params tp = {
 	        .cfg = cfg,
 	        .store = params->store,
@@ -356,6 +409,7 @@ int controller_reader_loop_open(struct controller_reader_loop **out,
 	        .clock = params->clock,
 	        .gate = &l->panel.decisions,
 	        .nfc_issuers = l->issuers,
+	        .nfc_gate = l->gate,
 	        .qr_issuers = l->qr_issuers,
 	        .journal_written = params->journal_written,
 	        .granted = params->granted,
@@ -388,6 +442,7 @@ void controller_reader_loop_close(struct controller_reader_loop *l)
 		close(l->qr_fd);
 	controller_tap_close(l->tap);
 	proto_keyring_free(l->issuers);
+	cardlib_gate_free(l->gate);
 	proto_keyring_free(l->qr_issuers);
 	panel_destroy(&l->panel);
 	free(l);

@@ -42,7 +42,6 @@ struct controller_tap {
 	struct proto_zone *site_zone;   /* opening hours, subscription days */
 	struct proto_zone *period_zone; /* quota periods: the deployment's zone */
 	struct cardlib_qr_replay_cache *qr_cache; /* controller_tap_qr's thread only */
-	uint8_t gate_id[CARDLIB_TOKEN_GATE_ID_LEN];
 	uint64_t purged_version;
 	int64_t purged_at;
 	/* A card whose CommitTransaction got no answer (pulled away at that instant): it may
@@ -296,7 +295,8 @@ static void refuse_credential(struct controller_tap *tap, struct one_tap *t, int
 	case CARDLIB_ERR_QR_WINDOW:
 		refuse_medium(tap, t, CONTROLLER_REASON_QR_OUTSIDE_WINDOW, MSG_QR_WINDOW, rc);
 		break;
-	default: /* CRED_FORMAT, CRED_SIGNATURE, CRED_SECTOR, PROOF, NOT_CITYPASS */
+	default: /* CRED_FORMAT, CRED_SIGNATURE, CRED_SECTOR, PROOF, NOT_CITYPASS, and
+	          * GATE_REFUSED: the phone did not accept this gate (its CA or clock) */
 		refuse_medium(tap, t, CONTROLLER_REASON_CREDENTIAL_INVALID, MSG_PASS_INVALID, rc);
 		break;
 	}
@@ -576,9 +576,9 @@ static int tap_phone(struct controller_tap *tap, struct cardlib_reader *reader, 
 {
 	uint8_t id[CARDLIB_TOKEN_ID_LEN];
 	t->cred = CONTROLLER_CRED_PHONE_NFC;
-	int rc = tap->p.nfc_issuers ? cardlib_phone_read(reader, tap->cfg->sector, tap->gate_id,
-	                                                 tap->p.nfc_issuers, id, NULL)
-	                            : CARDLIB_ERR_NOT_CITYPASS;
+	int rc = tap->p.nfc_issuers && tap->p.nfc_gate
+	                 ? cardlib_phone_read(reader, tap->p.nfc_gate, tap->p.nfc_issuers, id, NULL)
+	                 : CARDLIB_ERR_NOT_CITYPASS;
 	if (rc == CARDLIB_ERR_NOT_CITYPASS)
 		return 0;
 	if (rc != 0) {
@@ -694,9 +694,6 @@ int controller_tap_open(struct controller_tap **out, const struct controller_tap
 	tap->cfg = params->cfg;
 	pthread_mutex_init(&tap->lock, NULL);
 	const struct controller_config *cfg = tap->cfg;
-	uint8_t h[PROTO_HASH_LEN];
-	proto_sha256((const uint8_t *)cfg->device_id, strlen(cfg->device_id), h);
-	memcpy(tap->gate_id, h, sizeof(tap->gate_id));
 	/* before any thread starts: a zone is read under a temporary TZ (proto/calendar.h) */
 	const char *period_tz = cfg->period_tz[0] ? cfg->period_tz : cfg->tz;
 	if (proto_zone_load(&tap->site_zone, cfg->tz) != 0 ||

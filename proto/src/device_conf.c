@@ -53,6 +53,8 @@ static const struct key {
         [PROTO_DEVICE_KEY_LIST_KEY] = {"list-public-key", K_FILE, 1, 0, 0},
         [PROTO_DEVICE_KEY_ISSUER_KEY] = {"issuer-public-key", K_FILE, 1, 0, 0},
         [PROTO_DEVICE_KEY_CARD_KEY] = {"card-key", K_FILE, 1, 0, 0},
+        /* issue 17: optional, format 3 on (a file naming it is format 3) */
+        [PROTO_DEVICE_KEY_GATE_CERT] = {"gate-certificate", K_FILE, 0, 0, 0},
 };
 
 const char *proto_device_key_name(enum proto_device_key key)
@@ -250,6 +252,12 @@ static int one_value(struct bundle_in *in, enum proto_device_key k, const char *
 		                             link_addr_strerror(rc))
 		               : bundle_fail(in, "server '%s': expected HOST:PORT (%s)", v,
 		                             link_addr_strerror(rc));
+	/* issue 17: a gate of format 2 knows no gate certificate */
+	if (k == PROTO_DEVICE_KEY_GATE_CERT && c->format < 3)
+		return bundle_fail(in,
+		                   "gate-certificate '%s': needs format = 3 (this file is format "
+		                   "%u)",
+		                   v, c->format);
 	/* issue 16: a gate of format 2 reads one address; a list is format 3's */
 	if (key->kind == K_SERVER && n_servers > 1 && c->format < 3)
 		return bundle_fail(in,
@@ -272,12 +280,14 @@ int proto_device_conf_write(const struct proto_device_conf *c, char *buf, size_t
 	struct bundle_out o = {buf, cap, 0, 0};
 	char value[PROTO_DEVICE_LONG_MAX + 1];
 	/* the oldest format that carries the file, so gates of the previous release read
-	 * what they can: 2, or 3 for a list of servers (issue 16) */
+	 * what they can: 2, or 3 for a list of servers (issue 16) or a gate certificate
+	 * (issue 17) */
 	memset(&scratch, 0, sizeof(scratch));
-	scratch.format =
-	        strnlen(c->server, sizeof(c->server)) < sizeof(c->server) && strchr(c->server, ',')
-	                ? 3
-	                : 2;
+	const int gate_cert = c->file[PROTO_DEVICE_GATE_CERT][0] != '\0';
+	scratch.format = gate_cert || (strnlen(c->server, sizeof(c->server)) < sizeof(c->server) &&
+	                               strchr(c->server, ','))
+	                         ? 3
+	                         : 2;
 	bundle_put(&o, "# citypass controller provisioning (docs/admin.md)\n");
 	bundle_put(&o, "format = %u\n", scratch.format);
 	for (unsigned k = PROTO_DEVICE_KEY_FORMAT + 1; k < PROTO_DEVICE_KEYS; k++) {
@@ -299,6 +309,8 @@ int proto_device_conf_write(const struct proto_device_conf *c, char *buf, size_t
 				snprintf(value, sizeof(value), "mode %d", (int)c->expiry);
 			break;
 		default:
+			if (k == PROTO_DEVICE_KEY_GATE_CERT && !gate_cert)
+				continue;
 			field = text_field((struct proto_device_conf *)c, k, &fcap);
 			/* a field without its NUL reads as one character too long */
 			snprintf(value, sizeof(value), "%.*s", (int)fcap, field);

@@ -200,6 +200,22 @@ static int issue_credentials(const struct server_desk *d, int64_t pass,
 		nw++;
 	}
 	proto_key_free(issuer);
+	/* The device CA, for the phone to check gates with before it answers them (issue 17,
+	 * docs/phone-tokens.md s.3): public, the same for every phone of the deployment. */
+	char ca_from[PATH_MAX], ca_to[PATH_MAX];
+	if (ret == 0) {
+		uint8_t *ca = NULL;
+		size_t ca_len = 0;
+		server_key_path(ca_from, sizeof(ca_from), d->data, "ca.crt");
+		snprintf(ca_to, sizeof(ca_to), "%s/gate-ca.crt", m->out_dir);
+		rc = server_file_read(ca_from, &ca, &ca_len);
+		if (rc == 0)
+			rc = server_file_replace(ca_to, ca, ca_len, 0644);
+		free(ca);
+		if (rc)
+			ret = server_why_set(why, rc, "cannot write '%s': %s", ca_to,
+			                     server_strerror(rc));
+	}
 	if (ret) {
 		for (size_t i = 0; i < nw; i++)
 			unlink(written[i]);

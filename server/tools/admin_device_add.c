@@ -18,11 +18,14 @@
 #include <mbedtls/platform_util.h>
 
 #include "admin.h"
+#include "cardlib/token.h"
 #include "link/addr.h"
 #include "server/keys.h"
 #include "proto/calendar.h"
 #include "proto/clist.h"
 #include "proto/device_conf.h"
+#include "proto/error.h"
+#include "proto/sign.h"
 #include "server/publish.h"
 
 /* --- devices ----------------------------------------------------------------------------- */
@@ -34,7 +37,8 @@ const char admin_device_help[] =
         "       citypass-admin device show NAME\n"
         "       citypass-admin device list [--json] [--silent-after MINUTES]\n"
         "Enrol a gate controller: writes its provisioning bundle DIR (certificate and key, the\n"
-        "device CA, the list and issuer public keys, its sector's card key only, device.conf).\n"
+        "gate certificate phones check, the device CA, the list and issuer public keys, its\n"
+        "sector's card key only, device.conf).\n"
         "DIR must not exist. NAME becomes the certificate CN and the device id.\n"
         "Several servers (instances sharing one PostgreSQL database): the gate tries them\n"
         "in that order and moves to the next when one fails (docs/postgresql.md).\n"
@@ -86,6 +90,7 @@ static int device_conf_of(const struct server_device *d, const struct server_sit
 	        [PROTO_DEVICE_LIST_KEY] = "list.pub.pem",
 	        [PROTO_DEVICE_ISSUER_KEY] = "issuer.pub.pem",
 	        [PROTO_DEVICE_CARD_KEY] = "card-sector.key",
+	        [PROTO_DEVICE_GATE_CERT] = "gate.cert",
 	};
 	for (unsigned i = 0; i < PROTO_DEVICE_FILES; i++)
 		snprintf(conf->file[i], sizeof(conf->file[i]), "%s", files[i]);
@@ -99,6 +104,38 @@ static int device_conf_of(const struct server_device *d, const struct server_sit
 	return 0;
 }
 
+/*
+ * The gate certificate phones check before they answer (issue 17, docs/phone-tokens.md
+ * s.3.1): the device CA's statement, over the device key just made, that it is gate
+ * `gate id` of this sector, for as long as the device's X.509 certificate.
+ */
+static int write_gate_cert(struct admin *a, const struct server_device *d, uint16_t sector,
+                           int days, const char *dir)
+{
+	char path[PATH_MAX];
+	struct proto_key *ca = NULL, *key = NULL;
+	uint8_t cert[CARDLIB_GATE_CERT_MAX], gate_id[CARDLIB_TOKEN_GATE_ID_LEN];
+	int rc = server_key_path(path, sizeof(path), a->data, "ca.key");
+	if (rc == 0 && proto_key_load_private(&ca, path) != PROTO_OK)
+		rc = SERVER_ERR_CRYPTO;
+	snprintf(path, sizeof(path), "%s/device.key", dir);
+	if (rc == 0 && proto_key_load_private(&key, path) != PROTO_OK)
+		rc = SERVER_ERR_CRYPTO;
+	cardlib_gate_id(d->id, gate_id);
+	const int64_t now = (int64_t)time(NULL);
+	int n = rc == 0 ? cardlib_gate_cert_issue(ca, sector, gate_id, key, now - 3600,
+	                                          now + (int64_t)days * 86400, cert, sizeof(cert))
+	                : -1;
+	proto_key_free(ca);
+	proto_key_free(key);
+	if (rc == 0 && n < 0)
+		rc = SERVER_ERR_CRYPTO;
+	if (rc)
+		return rc;
+	snprintf(path, sizeof(path), "%s/gate.cert", dir);
+	return server_file_create(path, cert, (size_t)n, 0644);
+}
+
 static int write_bundle(struct admin *a, const struct server_device *d,
                         const struct server_site *site, const struct server_sector *sec,
                         const char *server, const char *dir, char *why, size_t whylen)
@@ -108,6 +145,8 @@ static int write_bundle(struct admin *a, const struct server_device *d,
 	snprintf(key, sizeof(key), "%s/device.key", dir);
 	snprintf(crt, sizeof(crt), "%s/device.crt", dir);
 	int rc = server_cert_issue(a->data, d->id, SERVER_CERT_DEVICE, 5 * 365, key, crt);
+	if (rc == 0)
+		rc = write_gate_cert(a, d, sec->number, 5 * 365, dir);
 	if (rc == 0)
 		rc = admin_copy_key_file(a->data, "ca.crt", dir, "ca.crt");
 	if (rc == 0)

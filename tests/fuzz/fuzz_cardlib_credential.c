@@ -6,7 +6,8 @@
  *      verification at the fixture's gate must accept only the fixture's own credential
  *   1  a phone's answer to the reader's challenge (after a good SELECT), through
  *      cardlib_phone_read on the loopback reader: success only for a real phone's answer
- *      to this very challenge, which a fuzzer cannot produce
+ *      to this very challenge, which a fuzzer cannot produce (the gate certificates and
+ *      the phone's checks of a challenge have their own target: fuzz_cardlib_gate)
  *   2  an APDU to the phone: always an answer with a status word, within the buffer
  * Keys and seeds come from a deterministic random source, so runs are reproducible.
  */
@@ -25,7 +26,8 @@
 
 static struct {
 	int ready;
-	struct proto_key *issuer, *phone_key;
+	struct proto_key *issuer, *phone_key, *ca, *gate_key;
+	struct cardlib_gate *gate;
 	struct proto_keyring *ring;
 	struct cardlib_phone *phone;
 	uint8_t id[16];
@@ -54,6 +56,12 @@ static void fail(const char *what, int rc)
 	abort();
 }
 
+static int64_t fixed_clock(void *ctx)
+{
+	(void)ctx;
+	return T_NOW;
+}
+
 static void fixture(void)
 {
 	if (fx.ready)
@@ -62,6 +70,7 @@ static void fixture(void)
 	for (int i = 0; i < 16; i++)
 		fx.id[i] = (uint8_t)(0x5a ^ (i * 13));
 	if (proto_key_generate(&fx.issuer) || proto_key_generate(&fx.phone_key) ||
+	    proto_key_generate(&fx.ca) || proto_key_generate(&fx.gate_key) ||
 	    !(fx.ring = proto_keyring_new()) || proto_keyring_add(fx.ring, fx.issuer) ||
 	    cardlib_phone_new(&fx.phone))
 		fail("fixture", -1);
@@ -73,6 +82,14 @@ static void fixture(void)
 	n = cardlib_phone_add_sector(fx.phone, fx.cred, fx.cred_len, fx.phone_key);
 	if (n != 0)
 		fail("add sector", n);
+	uint8_t cert[CARDLIB_GATE_CERT_MAX];
+	static const uint8_t gate_id[CARDLIB_TOKEN_GATE_ID_LEN] = {'g', 'a', 't', 'e', 0, 0, 0, 1};
+	n = cardlib_gate_cert_issue(fx.ca, SECTOR, gate_id, fx.gate_key, T_NOW - 86400,
+	                            T_NOW + 86400, cert, sizeof(cert));
+	if (n < 0 || (n = cardlib_gate_new(&fx.gate, cert, (size_t)n, fx.gate_key)) != 0 ||
+	    (n = cardlib_phone_add_gate_ca(fx.phone, fx.ca)) != 0)
+		fail("gate", n);
+	cardlib_phone_set_clock(fx.phone, fixed_clock, NULL);
 	fx.ready = 1;
 }
 
@@ -115,10 +132,11 @@ static int ans_exchange(void *ctx, const uint8_t *tx, size_t tx_len, uint8_t *rx
 	struct answer *a = ctx;
 	(void)tx;
 	(void)tx_len;
-	if (a->calls++ == 0) {
-		rx[0] = 0x90;
-		rx[1] = 0x00;
-		return 2;
+	if (a->calls++ == 0) { /* SELECT: the phone's nonce, then 90 00 */
+		memset(rx, 0x4E, 16);
+		rx[16] = 0x90;
+		rx[17] = 0x00;
+		return 18;
 	}
 	size_t n = a->len < rx_cap ? a->len : rx_cap;
 	memcpy(rx, a->data, n);
@@ -130,11 +148,10 @@ static void fuzz_answer(const uint8_t *data, size_t size)
 	struct answer a = {data, size, 0};
 	struct cardlib_loopback_peer peer = {.info = ans_info, .exchange = ans_exchange, .ctx = &a};
 	struct cardlib_reader *r = NULL;
-	static const uint8_t gate[CARDLIB_TOKEN_GATE_ID_LEN] = {'g', 'a', 't', 'e', 0, 0, 0, 1};
 	uint8_t id[16];
 	if (cardlib_loopback_new(&r, &peer, T_NOW) != 0)
 		fail("loopback", -1);
-	int rc = cardlib_phone_read(r, SECTOR, gate, fx.ring, id, NULL);
+	int rc = cardlib_phone_read(r, fx.gate, fx.ring, id, NULL);
 	cardlib_reader_free(r);
 	if (rc == 0)
 		fail("the reader accepted an answer not made for its challenge", rc);
@@ -178,6 +195,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 /* ---- seeds ------------------------------------------------------------------------- */
 
+/* A loopback peer that is the fixture's phone, keeping its answer to the challenge. */
+struct recorder {
+	uint8_t answer[300];
+	size_t len;
+};
+
+static int rec_exchange(void *ctx, const uint8_t *tx, size_t tx_len, uint8_t *rx, size_t rx_cap)
+{
+	struct recorder *rec = ctx;
+	int n = cardlib_phone_handle_apdu(fx.phone, tx, tx_len, rx, rx_cap);
+	if (n > 0 && tx_len > 1 && tx[1] == 0x88 && (size_t)n <= sizeof(rec->answer)) {
+		memcpy(rec->answer, rx, (size_t)n);
+		rec->len = (size_t)n;
+	}
+	return n;
+}
+
 static void emit_with(fuzz_emit_fn emit, void *ctx, uint8_t mode, const uint8_t *p, size_t n)
 {
 	uint8_t buf[512];
@@ -193,21 +227,28 @@ void fuzz_seeds(fuzz_emit_fn emit, void *ctx)
 
 	uint8_t select[6 + CARDLIB_TOKEN_AID_LEN] = {0x00, 0xA4, 0x04, 0x00, CARDLIB_TOKEN_AID_LEN};
 	memcpy(select + 5, cardlib_token_aid, CARDLIB_TOKEN_AID_LEN);
-	uint8_t challenge[40] = {0x80, 0x88, 0x01, 0x00, 34, 0x00, SECTOR};
+	uint8_t challenge[40] = {0x80, 0x88, 0x02, 0x00, 34, 0x00, SECTOR};
 	for (int i = 7; i < 39; i++)
 		challenge[i] = (uint8_t)(i * 11);
 	emit_with(emit, ctx, 2, select, sizeof(select));
 	emit_with(emit, ctx, 2, challenge, sizeof(challenge));
 
-	/* a real phone answer (to another challenge, so the reader must refuse it) */
-	uint8_t out[300];
-	(void)cardlib_phone_handle_apdu(fx.phone, select, sizeof(select), out, sizeof(out));
-	int n = cardlib_phone_handle_apdu(fx.phone, challenge, sizeof(challenge), out, sizeof(out));
+	/* a real phone answer, recorded from a real tap (to another challenge, so the reader
+	 * must refuse it) */
+	struct recorder rec = {0};
+	struct cardlib_loopback_peer peer = {
+	        .info = ans_info, .exchange = rec_exchange, .ctx = &rec};
+	struct cardlib_reader *r = NULL;
+	uint8_t id[16];
+	if (cardlib_loopback_new(&r, &peer, T_NOW) != 0)
+		fail("loopback", -1);
+	int n = cardlib_phone_read(r, fx.gate, fx.ring, id, NULL);
+	cardlib_reader_free(r);
 	cardlib_phone_deselect(fx.phone);
-	if (n < 2)
+	if (n != 0 || rec.len < 2)
 		fail("seed answer", n);
-	emit_with(emit, ctx, 1, out, (size_t)n);
-	emit_with(emit, ctx, 1, out + n - 2, 2);
+	emit_with(emit, ctx, 1, rec.answer, rec.len);
+	emit_with(emit, ctx, 1, rec.answer + rec.len - 2, 2);
 	static const uint8_t no_sector[] = {0x6A, 0x88};
 	emit_with(emit, ctx, 1, no_sector, sizeof(no_sector));
 }

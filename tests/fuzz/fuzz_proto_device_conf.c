@@ -61,20 +61,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fail("several servers accepted before format 3");
 	for (unsigned i = 0; i < PROTO_DEVICE_FILES; i++) {
 		check_text(c.file[i], sizeof(c.file[i]));
-		if (!c.file[i][0])
+		/* the gate certificate is optional (format 3, issue 17) */
+		if (!c.file[i][0] && i != PROTO_DEVICE_GATE_CERT)
 			fail("an accepted file without one of its files");
 	}
+	if (c.format < 3 && c.file[PROTO_DEVICE_GATE_CERT][0])
+		fail("a gate certificate accepted before format 3");
 	/* a format-1 file may lack what the writer always writes: only whole ones go back */
 	for (unsigned k = PROTO_DEVICE_KEY_DEVICE_ID; k < PROTO_DEVICE_KEYS; k++)
-		if (!lines[k] && k != PROTO_DEVICE_KEY_REFUSED_FARES)
+		if (!lines[k] && k != PROTO_DEVICE_KEY_REFUSED_FARES &&
+		    k != PROTO_DEVICE_KEY_GATE_CERT)
 			return 0;
 	int n = proto_device_conf_write(&c, text, sizeof(text), err, sizeof(err));
 	if (n <= 0)
 		fail("an accepted file does not write back");
 	if (proto_device_conf_parse(text, (size_t)n, &again, NULL, err, sizeof(err), &line) != 0)
 		fail("what the writer wrote does not read");
-	/* the writer writes the oldest format that carries the file (issue 16) */
-	c.format = strchr(c.server, ',') ? 3 : 2;
+	/* the writer writes the oldest format that carries the file (issues 16 and 17) */
+	c.format = strchr(c.server, ',') || c.file[PROTO_DEVICE_GATE_CERT][0] ? 3 : 2;
 	if (memcmp(&c, &again, sizeof(c)) != 0)
 		fail("the trip through the writer changed a value");
 	return 0;
@@ -94,6 +98,19 @@ void fuzz_seeds(fuzz_emit_fn emit, void *ctx)
 	        "list-public-key = list.pub.pem\nissuer-public-key = issuer.pub.pem\n"
 	        "card-key = card-sector.key\n";
 	emit((const uint8_t *)v2, sizeof(v2) - 1, ctx);
+	/* format 3: a gate certificate (issue 17) */
+	static const char v3_gate[] =
+	        "# citypass controller provisioning (docs/admin.md)\n"
+	        "format = 3\ndevice-id = g1\ngate = 1\nsite = 1\n"
+	        "site-name = pool-n\nsector = 1\nsector-name = pool\n"
+	        "server = [::1]:7443\nserver-name = localhost\ntz = Europe/Paris\n"
+	        "period-tz = UTC\nhours = always\n"
+	        "antipassback-minutes = 30\n"
+	        "expiry-policy = refuse\ncertificate = device.crt\n"
+	        "private-key = device.key\nca = ca.crt\n"
+	        "list-public-key = list.pub.pem\nissuer-public-key = issuer.pub.pem\n"
+	        "card-key = card-sector.key\ngate-certificate = gate.cert\n";
+	emit((const uint8_t *)v3_gate, sizeof(v3_gate) - 1, ctx);
 	/* format 1, as the previous release wrote it, with a comment after a value */
 	static const char v1[] =
 	        "device-id = pool-east\ngate = 1\nsite = 1\nsector = 1\n"

@@ -2,10 +2,11 @@
  * phone_gate — the gate side of a phone tap, for the bench tests: cardlib's reader over
  * the real libnfc driver (cardlib_nfc_open), or a QR line from the bench's scanner port.
  *
- *   phone_gate nfc CONNSTRING ISSUER_PUB_PEM SECTOR
+ *   phone_gate nfc CONNSTRING ISSUER_PUB_PEM GATE_CERT GATE_KEY_PEM
  *   phone_gate qr SCANNER_TTY ISSUER_PUB_PEM SECTOR COUNT
  *
- * nfc: one tap; prints "id HEX" or "refused: SENTENCE" (exit 1).
+ * nfc: one tap as the gate GATE_CERT names (its sector), signing the challenge with
+ * GATE_KEY_PEM; prints "id HEX" or "refused: SENTENCE" (exit 1).
  * qr: reads COUNT lines from the scanner port and verifies each with one replay cache, as a
  * gate does; prints "id HEX" or "refused: SENTENCE" per line; exit 0 when all lines were read.
  */
@@ -28,20 +29,39 @@ static void print_id(const uint8_t id[CARDLIB_TOKEN_ID_LEN])
 	fflush(stdout);
 }
 
-static int tap(const char *conn, const struct proto_keyring *ring, uint16_t sector)
+static int tap(const char *conn, const struct proto_keyring *ring, const char *cert_path,
+               const char *key_path)
 {
-	static const uint8_t gate_id[CARDLIB_TOKEN_GATE_ID_LEN] = {'b', 'e', 'n', 'c', 'h'};
+	uint8_t cert[CARDLIB_GATE_CERT_MAX + 1];
+	size_t cert_len = 0;
+	FILE *f = fopen(cert_path, "rb");
+	if (f) {
+		cert_len = fread(cert, 1, sizeof(cert), f);
+		fclose(f);
+	}
+	struct proto_key *key = NULL;
+	struct cardlib_gate *gate = NULL;
+	int rc = f && proto_key_load(&key, key_path) == 0
+	                 ? cardlib_gate_new(&gate, cert, cert_len, key)
+	                 : CARDLIB_ERR_ARG;
+	proto_key_free(key);
+	if (rc) {
+		fprintf(stderr, "phone_gate: gate certificate %s with key %s: %s\n", cert_path,
+		        key_path, cardlib_strerror(rc));
+		return 2;
+	}
 	struct cardlib_reader *r = NULL;
-	int rc = cardlib_nfc_open(&r, conn);
+	rc = cardlib_nfc_open(&r, conn);
 	if (rc) {
 		fprintf(stderr, "phone_gate: cannot open %s: %s\n", conn, cardlib_strerror(rc));
+		cardlib_gate_free(gate);
 		return 2;
 	}
 	struct cardlib_target_info info;
 	uint8_t id[CARDLIB_TOKEN_ID_LEN];
 	rc = cardlib_reader_select(r, &info);
 	if (rc == 1)
-		rc = cardlib_phone_read(r, sector, gate_id, ring, id, NULL);
+		rc = cardlib_phone_read(r, gate, ring, id, NULL);
 	else if (rc == 0)
 		rc = CARDLIB_ERR_NO_CARD;
 	if (rc == 0)
@@ -50,6 +70,7 @@ static int tap(const char *conn, const struct proto_keyring *ring, uint16_t sect
 		printf("refused: %s\n", cardlib_strerror(rc));
 	cardlib_reader_release(r);
 	cardlib_reader_free(r);
+	cardlib_gate_free(gate);
 	return rc == 0 ? 0 : 1;
 }
 
@@ -85,9 +106,8 @@ static int scan(const char *tty, const struct proto_keyring *ring, uint16_t sect
 
 int main(int argc, char **argv)
 {
-	if (argc < 5 || (strcmp(argv[1], "nfc") && strcmp(argv[1], "qr")) ||
-	    (!strcmp(argv[1], "qr") && argc != 6)) {
-		fprintf(stderr, "usage: phone_gate nfc CONNSTRING ISSUER_PUB SECTOR\n"
+	if (argc != 6 || (strcmp(argv[1], "nfc") && strcmp(argv[1], "qr"))) {
+		fprintf(stderr, "usage: phone_gate nfc CONNSTRING ISSUER_PUB GATE_CERT GATE_KEY\n"
 		                "       phone_gate qr SCANNER_TTY ISSUER_PUB SECTOR COUNT\n");
 		return 2;
 	}
@@ -98,9 +118,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "phone_gate: cannot use issuer key %s\n", argv[3]);
 		return 2;
 	}
-	uint16_t sector = (uint16_t)atoi(argv[4]);
-	int rc = !strcmp(argv[1], "nfc") ? tap(argv[2], ring, sector)
-	                                 : scan(argv[2], ring, sector, atoi(argv[5]));
+	int rc = !strcmp(argv[1], "nfc")
+	                 ? tap(argv[2], ring, argv[4], argv[5])
+	                 : scan(argv[2], ring, (uint16_t)atoi(argv[4]), atoi(argv[5]));
 	proto_keyring_free(ring);
 	proto_key_free(issuer);
 	return rc;

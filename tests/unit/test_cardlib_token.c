@@ -1,6 +1,7 @@
 /*
- * Phone tokens: credentials, the NFC exchange over the loopback reader, the QR line and
- * its replay cache. Each refusal is tested on an input valid in every other respect.
+ * Phone tokens: credentials, gate certificates, the NFC exchange over the loopback reader
+ * (the gate proving itself to the phone first: issue 17), the QR line and its replay
+ * cache. Each refusal is tested on an input valid in every other respect.
  * Signed messages are rebuilt here from docs/phone-tokens.md with mbedTLS directly, so a
  * mistake in token.c's hashing does not check itself.
  */
@@ -33,6 +34,9 @@ static const uint8_t gate_id[CARDLIB_TOKEN_GATE_ID_LEN] = {'p', 'o', 'o', 'l', 0
 
 struct fixture {
 	struct proto_key *issuer, *other_issuer, *phone1, *phone2;
+	/* the deployment's device CA, another deployment's, and a gate's device key */
+	struct proto_key *ca, *other_ca, *gate_key;
+	int64_t phone_time; /* the phone's clock */
 	struct proto_keyring *ring;
 	uint8_t id1[16], id2[16];
 	uint8_t cred1[CARDLIB_TOKEN_CRED_MAX], cred2[CARDLIB_TOKEN_CRED_MAX];
@@ -48,6 +52,9 @@ static int setup(void **state)
 	assert_int_equal(proto_key_generate(&f->other_issuer), 0);
 	assert_int_equal(proto_key_generate(&f->phone1), 0);
 	assert_int_equal(proto_key_generate(&f->phone2), 0);
+	assert_int_equal(proto_key_generate(&f->ca), 0);
+	assert_int_equal(proto_key_generate(&f->other_ca), 0);
+	assert_int_equal(proto_key_generate(&f->gate_key), 0);
 	for (int i = 0; i < 16; i++) {
 		f->id1[i] = (uint8_t)(0x11 * (i + 1));
 		f->id2[i] = (uint8_t)(0xA0 ^ (i * 7 + 3));
@@ -65,6 +72,7 @@ static int setup(void **state)
 	assert_int_equal(cardlib_phone_new(&f->phone), 0);
 	assert_int_equal(cardlib_phone_add_sector(f->phone, f->cred1, f->cred1_len, f->phone1), 0);
 	assert_int_equal(cardlib_phone_add_sector(f->phone, f->cred2, f->cred2_len, f->phone2), 0);
+	assert_int_equal(cardlib_phone_add_gate_ca(f->phone, f->ca), 0);
 	*state = f;
 	return 0;
 }
@@ -78,6 +86,9 @@ static int teardown(void **state)
 	proto_key_free(f->other_issuer);
 	proto_key_free(f->phone1);
 	proto_key_free(f->phone2);
+	proto_key_free(f->ca);
+	proto_key_free(f->other_ca);
+	proto_key_free(f->gate_key);
 	free(f);
 	return 0;
 }
@@ -411,19 +422,132 @@ static void test_two_sectors_share_nothing(void **state)
 	assert_int_equal(a.valid_from % 86400, 0);
 }
 
+/* --- gate certificates ---------------------------------------------------------------- */
+
+/* SHA-256(domain ‖ parts): the documented messages, rebuilt with mbedTLS directly. */
+static void doc_hash(const char *domain, const uint8_t *const *parts, const size_t *lens, size_t n,
+                     uint8_t h[32])
+{
+	mbedtls_sha256_context c;
+	mbedtls_sha256_init(&c);
+	mbedtls_sha256_starts_ret(&c, 0);
+	mbedtls_sha256_update_ret(&c, (const uint8_t *)domain, strlen(domain));
+	for (size_t i = 0; i < n; i++)
+		mbedtls_sha256_update_ret(&c, parts[i], lens[i]);
+	mbedtls_sha256_finish_ret(&c, h);
+	mbedtls_sha256_free(&c);
+}
+
+/* mbedTLS's own verdict on sig over h by key's public half. */
+static int doc_verify(const struct proto_key *key, const uint8_t h[32], const uint8_t *sig,
+                      size_t sig_len)
+{
+	char pem[512];
+	assert_int_equal(proto_key_public_pem(key, pem, sizeof(pem)), 0);
+	mbedtls_pk_context pk;
+	mbedtls_pk_init(&pk);
+	assert_int_equal(mbedtls_pk_parse_public_key(&pk, (const uint8_t *)pem, strlen(pem) + 1),
+	                 0);
+	int rc = mbedtls_pk_verify(&pk, MBEDTLS_MD_SHA256, h, 32, sig, sig_len);
+	mbedtls_pk_free(&pk);
+	return rc;
+}
+
+static size_t gate_cert(struct fixture *f, const struct proto_key *ca, uint16_t sector,
+                        int64_t from, int64_t until, uint8_t *out)
+{
+	int n = cardlib_gate_cert_issue(ca, sector, gate_id, f->gate_key, from, until, out,
+	                                CARDLIB_GATE_CERT_MAX);
+	assert_true(n > 0);
+	return (size_t)n;
+}
+
+static void test_gate_cert_round_trip(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t cert[CARDLIB_GATE_CERT_MAX], again[CARDLIB_GATE_CERT_MAX];
+	size_t n = gate_cert(f, f->ca, SECTOR1, T0, UNTIL, cert);
+	assert_true(n >= 69 + 8 && n <= CARDLIB_GATE_CERT_MAX);
+	struct cardlib_gate_cert c;
+	assert_int_equal(cardlib_gate_cert_decode(&c, cert, n), 0);
+	assert_int_equal(c.sector, SECTOR1);
+	assert_memory_equal(c.gate_id, gate_id, 8);
+	assert_int_equal(c.valid_from, T0);
+	assert_int_equal(c.valid_until, UNTIL);
+	assert_int_equal(cardlib_gate_cert_encode(&c, again, sizeof(again)), (int)n);
+	assert_memory_equal(again, cert, n);
+	/* the documented layout, byte by byte, and the CA's signature checked by mbedTLS */
+	uint8_t point[33], kid[8];
+	assert_int_equal(proto_key_point(f->gate_key, point), 0);
+	proto_key_id(f->ca, kid);
+	assert_int_equal(cert[0], 1);
+	assert_int_equal(cert[1] << 8 | cert[2], SECTOR1);
+	assert_memory_equal(cert + 3, gate_id, 8);
+	assert_memory_equal(cert + 11, point, 33);
+	assert_memory_equal(cert + 60, kid, 8);
+	assert_int_equal(cert[68], n - 69);
+	uint8_t h[32];
+	const uint8_t *parts[] = {cert};
+	const size_t lens[] = {68};
+	doc_hash("CITYPASS-GATE-CERT-V1", parts, lens, 1, h);
+	assert_int_equal(doc_verify(f->ca, h, cert + 69, n - 69), 0);
+
+	struct proto_keyring *cas = proto_keyring_new();
+	assert_non_null(cas);
+	assert_int_equal(proto_keyring_add(cas, f->ca), 0);
+	assert_int_equal(cardlib_gate_cert_verify(cert, n, cas, T0, &c), 0);
+	assert_int_equal(cardlib_gate_cert_verify(cert, n, cas, T0 - 1, &c), CARDLIB_ERR_GATE_CERT);
+	assert_int_equal(cardlib_gate_cert_verify(cert, n, cas, UNTIL, &c), CARDLIB_ERR_GATE_CERT);
+	/* every single bit flipped is refused */
+	for (size_t i = 0; i < n * 8; i++) {
+		memcpy(again, cert, n);
+		again[i / 8] ^= (uint8_t)(1u << (i % 8));
+		assert_int_not_equal(cardlib_gate_cert_verify(again, n, cas, T0 + 10, NULL), 0);
+	}
+	/* truncated, extended, another CA's */
+	assert_int_equal(cardlib_gate_cert_verify(cert, n - 1, cas, T0 + 10, &c),
+	                 CARDLIB_ERR_GATE_CERT);
+	memcpy(again, cert, n);
+	again[n] = 0;
+	assert_int_equal(cardlib_gate_cert_verify(again, n + 1, cas, T0 + 10, &c),
+	                 CARDLIB_ERR_GATE_CERT);
+	size_t m = gate_cert(f, f->other_ca, SECTOR1, T0, UNTIL, again);
+	assert_int_equal(cardlib_gate_cert_verify(again, m, cas, T0 + 10, &c),
+	                 CARDLIB_ERR_GATE_CERT);
+	proto_keyring_free(cas);
+
+	/* a gate must hold the key its certificate names */
+	struct cardlib_gate *g = NULL;
+	assert_int_equal(cardlib_gate_new(&g, cert, n, f->phone1), CARDLIB_ERR_GATE_CERT);
+	assert_null(g);
+	assert_int_equal(cardlib_gate_new(&g, cert, n, f->gate_key), 0);
+	assert_int_equal(cardlib_gate_sector(g), SECTOR1);
+	assert_memory_equal(cardlib_gate_gate_id(g), gate_id, 8);
+	cardlib_gate_free(g);
+	/* the gate id is SHA-256(device id)[0..8] */
+	uint8_t id[8], full[32];
+	cardlib_gate_id("pool-east-1", id);
+	mbedtls_sha256_ret((const uint8_t *)"pool-east-1", 11, full, 0);
+	assert_memory_equal(id, full, 8);
+}
+
 /* --- NFC over the loopback reader ----------------------------------------------------- */
 
 enum tamper {
 	T_NONE,
-	T_NOT_CITYPASS, /* the phone answers SELECT with 6A 82 */
-	T_TRUNCATE,     /* the answer loses its last data byte */
-	T_EXTEND,       /* one byte more before the status word */
-	T_OVERSIZED,    /* an answer of 264 bytes */
-	T_PROOF_FLIP,   /* one bit of the proof signature */
-	T_OTHER_SECTOR, /* the phone is asked for sector 2 whatever the reader said */
-	T_REPLAY,       /* the phone answers with the answer recorded earlier */
-	T_SILENT,       /* the phone leaves the field */
-	T_ONLY_SW,      /* 90 00 with no data */
+	T_NOT_CITYPASS,  /* the phone answers SELECT with 6A 82 */
+	T_TRUNCATE,      /* the answer loses its last data byte */
+	T_EXTEND,        /* one byte more before the status word */
+	T_OVERSIZED,     /* an answer of 264 bytes */
+	T_PROOF_FLIP,    /* one bit of the proof signature */
+	T_REPLAY,        /* the phone answers with the answer recorded earlier */
+	T_SILENT,        /* the phone leaves the field */
+	T_ONLY_SW,       /* 90 00 with no data */
+	T_GATE_SIG_FLIP, /* the reader's challenge: one bit of the gate's signature */
+	T_CH_REPLAY,     /* the reader sends the challenge recorded earlier (another nonce) */
+	T_CH_SHORT,      /* the challenge loses its last byte (Lc too) */
+	T_CH_LONG,       /* the challenge gets one byte more (Lc too) */
+	T_CH_TWICE,      /* the same challenge twice in one selection */
 };
 
 struct peer {
@@ -431,8 +555,13 @@ struct peer {
 	enum tamper tamper;
 	uint8_t last[300];
 	size_t last_len;
-	uint8_t challenge[64];
+	uint8_t select_answer[32];
+	size_t select_len;
+	uint8_t challenge[300];
 	size_t challenge_len;
+	uint8_t recorded[300]; /* a challenge of an earlier tap, for T_CH_REPLAY */
+	size_t recorded_len;
+	uint8_t phone_sw[2]; /* what the phone said to the challenge it was given */
 };
 
 static int peer_info(void *ctx, struct cardlib_target_info *info)
@@ -454,6 +583,7 @@ static int peer_exchange(void *ctx, const uint8_t *tx, size_t tx_len, uint8_t *r
 	uint8_t cmd[300];
 	assert_true(tx_len <= CARDLIB_FRAME_MAX);
 	memcpy(cmd, tx, tx_len);
+	size_t len = tx_len;
 	const int is_challenge = tx_len > 1 && tx[1] == 0x88;
 	if (is_challenge) {
 		memcpy(p->challenge, tx, tx_len);
@@ -466,17 +596,50 @@ static int peer_exchange(void *ctx, const uint8_t *tx, size_t tx_len, uint8_t *r
 	}
 	if (is_challenge && p->tamper == T_SILENT)
 		return CARDLIB_ERR_TIMEOUT;
-	if (is_challenge && p->tamper == T_OTHER_SECTOR) {
-		cmd[5] = 0;
-		cmd[6] = SECTOR2;
-	}
 	if (is_challenge && p->tamper == T_REPLAY && p->last_len) {
 		memcpy(rx, p->last, p->last_len);
 		return (int)p->last_len;
 	}
-	int n = cardlib_phone_handle_apdu(p->phone, cmd, tx_len, rx, rx_cap);
-	assert_true(n >= 2 && (size_t)n <= 263);
 	if (is_challenge) {
+		const size_t lc = cmd[4];
+		switch (p->tamper) {
+		case T_GATE_SIG_FLIP:
+			cmd[5 + lc - 1] ^= 0x01; /* the signature is last */
+			break;
+		case T_CH_REPLAY:
+			memcpy(cmd, p->recorded, p->recorded_len);
+			len = p->recorded_len;
+			break;
+		case T_CH_SHORT:
+			cmd[4]--;
+			cmd[5 + lc - 1] = 0x00; /* Le where the last byte was */
+			len--;
+			break;
+		case T_CH_LONG:
+			cmd[4]++;
+			cmd[5 + lc] = 0x00;
+			cmd[6 + lc] = 0x00;
+			len++;
+			break;
+		case T_CH_TWICE: {
+			uint8_t first[300];
+			assert_true(cardlib_phone_handle_apdu(p->phone, cmd, len, first,
+			                                      sizeof(first)) > 2);
+			break;
+		}
+		default:
+			break;
+		}
+	}
+	int n = cardlib_phone_handle_apdu(p->phone, cmd, len, rx, rx_cap);
+	assert_true(n >= 2 && (size_t)n <= 263);
+	if (!is_challenge && tx[1] == 0xA4) {
+		memcpy(p->select_answer, rx, (size_t)n);
+		p->select_len = (size_t)n;
+	}
+	if (is_challenge) {
+		p->phone_sw[0] = rx[n - 2];
+		p->phone_sw[1] = rx[n - 1];
 		memcpy(p->last, rx, (size_t)n);
 		p->last_len = (size_t)n;
 		switch (p->tamper) {
@@ -511,20 +674,40 @@ static int peer_exchange(void *ctx, const uint8_t *tx, size_t tx_len, uint8_t *r
 	return n;
 }
 
-static int nfc_read(struct fixture *f, struct peer *p, int64_t wall, uint16_t sector,
-                    uint8_t id[16])
+static int64_t fixture_phone_clock(void *ctx)
 {
+	return ((struct fixture *)ctx)->phone_time;
+}
+
+/* One tap of a gate of `sector` whose certificate `ca` signed (valid T0..UNTIL), the reader
+ * at wall time `wall`, the phone's clock at `wall + skew`. */
+static int nfc_tap(struct fixture *f, struct peer *p, const struct proto_key *ca, int64_t wall,
+                   int64_t skew, uint16_t sector, uint8_t id[16])
+{
+	uint8_t cert[CARDLIB_GATE_CERT_MAX];
+	size_t n = gate_cert(f, ca, sector, T0, UNTIL, cert);
+	struct cardlib_gate *g = NULL;
+	assert_int_equal(cardlib_gate_new(&g, cert, n, f->gate_key), 0);
+	f->phone_time = wall + skew;
+	cardlib_phone_set_clock(p->phone, fixture_phone_clock, f);
 	struct cardlib_loopback_peer lp = {.info = peer_info, .exchange = peer_exchange, .ctx = p};
 	struct cardlib_reader *r = NULL;
 	assert_int_equal(cardlib_loopback_new(&r, &lp, wall), 0);
 	struct cardlib_target_info info;
 	assert_int_equal(cardlib_reader_select(r, &info), 1);
-	int rc = cardlib_phone_read(r, sector, gate_id, f->ring, id, NULL);
+	int rc = cardlib_phone_read(r, g, f->ring, id, NULL);
 	if (rc == 0)
 		assert_int_equal(r->stats.exchanges, 2); /* SELECT + challenge, no chaining */
 	cardlib_reader_free(r);
+	cardlib_gate_free(g);
 	cardlib_phone_deselect(p->phone);
 	return rc;
+}
+
+static int nfc_read(struct fixture *f, struct peer *p, int64_t wall, uint16_t sector,
+                    uint8_t id[16])
+{
+	return nfc_tap(f, p, f->ca, wall, 0, sector, id);
 }
 
 static void test_nfc_round_trip(void **state)
@@ -534,37 +717,48 @@ static void test_nfc_round_trip(void **state)
 	uint8_t id[16];
 	assert_int_equal(nfc_read(f, &p, T0 + 1000, SECTOR1, id), 0);
 	assert_memory_equal(id, f->id1, 16);
-	assert_int_equal(p.challenge_len, 40);
-	assert_memory_equal(p.challenge + 5 + 18, gate_id, 8);
+	assert_true(p.challenge_len <= 5 + 239 + 1);
 	assert_true(p.last_len <= 263);
 	assert_int_equal(nfc_read(f, &p, T0 + 1000, SECTOR2, id), 0);
 	assert_memory_equal(id, f->id2, 16);
-	/* the proof is over the documented message: check it with an independent hash */
-	uint8_t msg[16 + 8 + 8 + 2 + 32], h[32];
-	const uint8_t *ch = p.challenge + 5;
-	memcpy(msg, ch + 2, 16);
-	memcpy(msg + 16, ch + 18, 8);
-	memcpy(msg + 24, ch + 26, 8);
-	memcpy(msg + 32, ch, 2);
-	const size_t cl = p.last[0];
-	mbedtls_sha256_ret(p.last + 1, cl, msg + 34, 0);
-	mbedtls_sha256_context c;
-	mbedtls_sha256_init(&c);
-	mbedtls_sha256_starts_ret(&c, 0);
-	mbedtls_sha256_update_ret(&c, (const uint8_t *)"CITYPASS-NFC-V1", 15);
-	mbedtls_sha256_update_ret(&c, msg, sizeof(msg));
-	mbedtls_sha256_finish_ret(&c, h);
-	mbedtls_sha256_free(&c);
-	char pem[512];
-	assert_int_equal(proto_key_public_pem(f->phone2, pem, sizeof(pem)), 0);
-	mbedtls_pk_context pk;
-	mbedtls_pk_init(&pk);
-	assert_int_equal(mbedtls_pk_parse_public_key(&pk, (const uint8_t *)pem, strlen(pem) + 1),
-	                 0);
-	assert_int_equal(
-	        mbedtls_pk_verify(&pk, MBEDTLS_MD_SHA256, h, 32, p.last + 2 + cl, p.last[1 + cl]),
-	        0);
-	mbedtls_pk_free(&pk);
+	/* SELECT answered 16 bytes of nonce, then 90 00 */
+	assert_int_equal(p.select_len, 18);
+	assert_int_equal(p.select_answer[16], 0x90);
+	const uint8_t *nonce_p = p.select_answer;
+	/* the challenge as documented: 80 88 02 00 Lc nonce_r(16) time(8) CL cert SL sig 00 */
+	const uint8_t *ch = p.challenge;
+	assert_int_equal(ch[0], 0x80);
+	assert_int_equal(ch[1], 0x88);
+	assert_int_equal(ch[2], 0x02);
+	assert_int_equal(ch[4], p.challenge_len - 6);
+	const uint8_t *nonce_r = ch + 5, *t = ch + 21, *cert = ch + 30;
+	const size_t cl = ch[29], sl = ch[30 + cl];
+	const uint8_t *gsig = ch + 31 + cl;
+	assert_int_equal(5 + 16 + 8 + 1 + cl + 1 + sl + 1, p.challenge_len);
+	int64_t tv = 0;
+	for (int i = 0; i < 8; i++)
+		tv = tv << 8 | t[i];
+	assert_int_equal(tv, T0 + 1000);
+	/* the gate's signature, checked by mbedTLS over the documented message */
+	uint8_t sec[2] = {cert[1], cert[2]}, cert_hash[32], h[32];
+	assert_int_equal(sec[1], SECTOR2);
+	mbedtls_sha256_ret(cert, cl, cert_hash, 0);
+	{
+		const uint8_t *parts[] = {nonce_p, nonce_r, t, sec, cert + 3, cert_hash};
+		const size_t lens[] = {16, 16, 8, 2, 8, 32};
+		doc_hash("CITYPASS-GATE-V1", parts, lens, 6, h);
+		assert_int_equal(doc_verify(f->gate_key, h, gsig, sl), 0);
+	}
+	/* the phone's proof over nonce_p ‖ nonce_r ‖ gate id ‖ time ‖ sector ‖ SHA-256(cred) */
+	const size_t crl = p.last[0];
+	uint8_t cred_hash[32];
+	mbedtls_sha256_ret(p.last + 1, crl, cred_hash, 0);
+	{
+		const uint8_t *parts[] = {nonce_p, nonce_r, cert + 3, t, sec, cred_hash};
+		const size_t lens[] = {16, 16, 8, 8, 2, 32};
+		doc_hash("CITYPASS-NFC-V2", parts, lens, 6, h);
+		assert_int_equal(doc_verify(f->phone2, h, p.last + 2 + crl, p.last[1 + crl]), 0);
+	}
 }
 
 static void test_nfc_refusals(void **state)
@@ -584,11 +778,10 @@ static void test_nfc_refusals(void **state)
 	        {T_OVERSIZED, T0 + 10, SECTOR1, CARDLIB_ERR_OVERSIZED},
 	        {T_ONLY_SW, T0 + 10, SECTOR1, CARDLIB_ERR_TRUNCATED},
 	        {T_PROOF_FLIP, T0 + 10, SECTOR1, CARDLIB_ERR_PROOF},
-	        {T_OTHER_SECTOR, T0 + 10, SECTOR1, CARDLIB_ERR_CRED_SECTOR},
 	        {T_SILENT, T0 + 10, SECTOR1, CARDLIB_ERR_TIMEOUT},
-	        {T_NONE, T0 - 1, SECTOR1, CARDLIB_ERR_CRED_EXPIRED},
-	        {T_NONE, UNTIL, SECTOR1, CARDLIB_ERR_CRED_EXPIRED},
-	        {T_NONE, T0 + 10, 3, CARDLIB_ERR_CRED_SECTOR}, /* phone holds nothing for 3 */
+	        {T_NONE, T0 - 1, SECTOR1, CARDLIB_ERR_GATE_REFUSED}, /* before the gate cert */
+	        {T_NONE, UNTIL, SECTOR1, CARDLIB_ERR_GATE_REFUSED},  /* the gate cert expired */
+	        {T_NONE, T0 + 10, 3, CARDLIB_ERR_CRED_SECTOR},       /* phone holds nothing for 3 */
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct peer p = {.phone = f->phone, .tamper = cases[i].t};
@@ -610,6 +803,69 @@ static void test_nfc_refusals(void **state)
 	f->ring = saved;
 }
 
+/*
+ * The phone's own checks (issue 17): it reveals nothing to a reader that is not a gate of
+ * its deployment. Each case is a tap valid in every other respect; the phone must answer
+ * the challenge with 69 82 alone (or 69 85 / 67 00 for a malformed APDU), never with data.
+ */
+static void test_phone_checks_the_gate(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t id[16];
+	struct peer p = {.phone = f->phone};
+	/* the good tap, and the clock skew a phone tolerates at its edges */
+	assert_int_equal(nfc_tap(f, &p, f->ca, T0 + 1000, 0, SECTOR1, id), 0);
+	memcpy(p.recorded, p.challenge, p.challenge_len);
+	p.recorded_len = p.challenge_len;
+	assert_int_equal(nfc_tap(f, &p, f->ca, T0 + 1000, CARDLIB_GATE_TIME_SKEW_S, SECTOR1, id),
+	                 0);
+	assert_int_equal(nfc_tap(f, &p, f->ca, T0 + 1000, -CARDLIB_GATE_TIME_SKEW_S, SECTOR1, id),
+	                 0);
+	const struct {
+		const char *what;
+		enum tamper t;
+		int other_ca;
+		int64_t skew;
+		uint8_t sw1, sw2;
+	} cases[] = {
+	        {"bad gate signature", T_GATE_SIG_FLIP, 0, 0, 0x69, 0x82},
+	        {"another deployment's CA", T_NONE, 1, 0, 0x69, 0x82},
+	        {"stale time", T_NONE, 0, CARDLIB_GATE_TIME_SKEW_S + 1, 0x69, 0x82},
+	        {"future time", T_NONE, 0, -CARDLIB_GATE_TIME_SKEW_S - 1, 0x69, 0x82},
+	        {"replayed challenge (old nonce)", T_CH_REPLAY, 0, 0, 0x69, 0x82},
+	        {"truncated challenge", T_CH_SHORT, 0, 0, 0x69, 0x82},
+	        {"oversized challenge", T_CH_LONG, 0, 0, 0x69, 0x82},
+	        {"second challenge on one nonce", T_CH_TWICE, 0, 0, 0x69, 0x85},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		print_message("%s\n", cases[i].what);
+		struct peer q = {.phone = f->phone, .tamper = cases[i].t};
+		memcpy(q.recorded, p.recorded, p.recorded_len);
+		q.recorded_len = p.recorded_len;
+		int rc = nfc_tap(f, &q, cases[i].other_ca ? f->other_ca : f->ca, T0 + 1000,
+		                 cases[i].skew, SECTOR1, id);
+		assert_int_not_equal(rc, 0);
+		assert_int_equal(q.last_len, 2); /* a status word and nothing else */
+		assert_int_equal(q.phone_sw[0], cases[i].sw1);
+		assert_int_equal(q.phone_sw[1], cases[i].sw2);
+		if (cases[i].sw2 == 0x82)
+			assert_int_equal(rc, CARDLIB_ERR_GATE_REFUSED);
+	}
+	/* a phone that holds no device CA answers no gate at all */
+	struct cardlib_phone *bare = NULL;
+	assert_int_equal(cardlib_phone_new(&bare), 0);
+	assert_int_equal(cardlib_phone_add_sector(bare, f->cred1, f->cred1_len, f->phone1), 0);
+	struct peer b = {.phone = bare};
+	assert_int_equal(nfc_tap(f, &b, f->ca, T0 + 1000, 0, SECTOR1, id),
+	                 CARDLIB_ERR_GATE_REFUSED);
+	/* the CA rotates: a phone holding both CAs answers gates of either */
+	assert_int_equal(cardlib_phone_add_gate_ca(bare, f->other_ca), 0);
+	assert_int_equal(nfc_tap(f, &b, f->other_ca, T0 + 1000, 0, SECTOR1, id), 0);
+	assert_int_equal(nfc_tap(f, &b, f->ca, T0 + 1000, 0, SECTOR1, id),
+	                 CARDLIB_ERR_GATE_REFUSED);
+	cardlib_phone_free(bare);
+}
+
 static int counter_rng(void *ctx, unsigned char *buf, size_t len)
 {
 	unsigned *c = ctx;
@@ -628,8 +884,49 @@ static void test_nfc_nonce_from_hook(void **state)
 	int rc = nfc_read(f, &p, T0 + 10, SECTOR1, id);
 	cardlib_token_set_random_for_testing(NULL, NULL);
 	assert_int_equal(rc, 0);
+	/* the reader's nonce follows the phone's in the random stream: both from the hook */
 	for (int i = 0; i < 16; i++)
-		assert_int_equal(p.challenge[5 + 2 + i], 0x40 + i);
+		assert_int_equal(p.challenge[5 + i], (uint8_t)(p.select_answer[15] + 1 + i));
+}
+
+/* A rogue reader, APDU by APDU: two selections give nothing stable and nothing of the
+ * credential. */
+static void test_phone_silent_to_rogue(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t out[300], first[16];
+	static const uint8_t select[] = {0x00, 0xA4, 0x04, 0x00, 0x09, 0xF0, 'C', 'I',
+	                                 'T',  'Y',  'P',  'A',  'S',  'S',  0x00};
+	/* a challenge of the right shape from a reader without a key: a self-made cert */
+	uint8_t ch[5 + 239 + 1] = {0x80, 0x88, 0x02, 0x00};
+	uint8_t cert[CARDLIB_GATE_CERT_MAX];
+	size_t cl = gate_cert(f, f->other_ca, SECTOR1, T0, UNTIL, cert);
+	size_t n = 5;
+	memset(ch + n, 0x33, 24);
+	n += 24;
+	ch[n++] = (uint8_t)cl;
+	memcpy(ch + n, cert, cl);
+	n += cl;
+	ch[n++] = 8;
+	static const uint8_t tiny_sig[] = {0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01};
+	memcpy(ch + n, tiny_sig, 8);
+	n += 8;
+	ch[4] = (uint8_t)(n - 5);
+	ch[n++] = 0x00;
+	for (int round = 0; round < 2; round++) {
+		cardlib_phone_deselect(f->phone);
+		int m = cardlib_phone_handle_apdu(f->phone, select, sizeof(select), out,
+		                                  sizeof(out));
+		assert_int_equal(m, 18);
+		if (round == 0)
+			memcpy(first, out, 16);
+		else
+			assert_memory_not_equal(first, out, 16); /* a fresh nonce per selection */
+		m = cardlib_phone_handle_apdu(f->phone, ch, n, out, sizeof(out));
+		assert_int_equal(m, 2);
+		assert_int_equal(out[0], 0x69);
+		assert_int_equal(out[1], 0x82);
+	}
 }
 
 static void test_phone_apdu_errors(void **state)
@@ -638,7 +935,7 @@ static void test_phone_apdu_errors(void **state)
 	uint8_t out[300];
 	static const uint8_t select[] = {0x00, 0xA4, 0x04, 0x00, 0x09, 0xF0, 'C', 'I',
 	                                 'T',  'Y',  'P',  'A',  'S',  'S',  0x00};
-	uint8_t ch[40] = {0x80, 0x88, 0x01, 0x00, 34, 0x00, SECTOR1};
+	uint8_t ch[40] = {0x80, 0x88, 0x02, 0x00, 34, 0x00, SECTOR1};
 	struct cardlib_phone *p = f->phone;
 #define SW(apdu, len, a, b)                                                                        \
 	do {                                                                                       \
@@ -659,21 +956,20 @@ static void test_phone_apdu_errors(void **state)
 	SW(other, sizeof(other), 0x6A, 0x82);
 	SW(ch, sizeof(ch), 0x69, 0x85); /* another AID deselected us */
 	SW(select, sizeof(select), 0x90, 0x00);
-	SW(ch, sizeof(ch), 0x90, 0x00);
+	SW(ch, sizeof(ch), 0x69, 0x82); /* no gate certificate in it */
+	SW(ch, sizeof(ch), 0x69, 0x85); /* the nonce is spent */
+	SW(select, sizeof(select), 0x90, 0x00);
 	SW(ch, sizeof(ch) - 2, 0x67, 0x00);
-	ch[2] = 0x02;
-	SW(ch, sizeof(ch), 0x6B, 0x00); /* unknown version */
 	ch[2] = 0x01;
-	ch[6] = 9;
-	SW(ch, sizeof(ch), 0x6A, 0x88); /* no such sector */
+	SW(ch, sizeof(ch), 0x6B, 0x00); /* format 1: the reader does not prove itself */
+	ch[2] = 0x02;
 	uint8_t ins[] = {0x80, 0x99, 0, 0};
 	SW(ins, sizeof(ins), 0x6D, 0x00);
 	uint8_t cla[] = {0x42, 0x88, 0, 0};
 	SW(cla, sizeof(cla), 0x6E, 0x00);
 	/* a small output buffer is refused cleanly, not overrun */
 	uint8_t small[8];
-	ch[6] = SECTOR1;
-	int n = cardlib_phone_handle_apdu(p, ch, sizeof(ch), small, sizeof(small));
+	int n = cardlib_phone_handle_apdu(p, select, sizeof(select), small, sizeof(small));
 	assert_int_equal(n, 2);
 	assert_int_equal(cardlib_phone_handle_apdu(p, ch, sizeof(ch), small, 1), CARDLIB_ERR_ARG);
 	/* random APDUs of every length */
@@ -923,7 +1219,10 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_credential_refusals, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_keyring_rotation, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_two_sectors_share_nothing, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_gate_cert_round_trip, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_nfc_round_trip, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_phone_checks_the_gate, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_phone_silent_to_rogue, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_nfc_refusals, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_nfc_nonce_from_hook, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_phone_apdu_errors, setup, teardown),

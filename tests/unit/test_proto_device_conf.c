@@ -18,7 +18,7 @@
 #include "proto/error.h"
 
 static const struct proto_device_conf sample = {
-        .format = 2, /* one server: the format gates of the previous release read */
+        .format = 3, /* a gate certificate (issue 17): format 3 */
         .device_id = "pool-east_1.b",
         .gate = 4294967295u,
         .site = 12,
@@ -35,12 +35,12 @@ static const struct proto_device_conf sample = {
         .expiry = PROTO_EXPIRY_GRACE,
         .grace_hours = 720,
         .file = {"device.crt", "/etc/citypass/device key.pem", "ca.crt", "list.pub.pem",
-                 "issuer.pub.pem", "card-sector.key"},
+                 "issuer.pub.pem", "card-sector.key", "gate.cert"},
 };
 
 /* What the writer must write for sample: docs/admin.md's order, one key a line. */
 static const char sample_text[] = "# citypass controller provisioning (docs/admin.md)\n"
-                                  "format = 2\n"
+                                  "format = 3\n"
                                   "device-id = pool-east_1.b\n"
                                   "gate = 4294967295\n"
                                   "site = 12\n"
@@ -60,7 +60,8 @@ static const char sample_text[] = "# citypass controller provisioning (docs/admi
                                   "ca = ca.crt\n"
                                   "list-public-key = list.pub.pem\n"
                                   "issuer-public-key = issuer.pub.pem\n"
-                                  "card-key = card-sector.key\n";
+                                  "card-key = card-sector.key\n"
+                                  "gate-certificate = gate.cert\n";
 
 /* A bundle as the previous release wrote it (tests/upgrade/PREVIOUS_RELEASE): no format. */
 static const char v1_text[] = "# citypass controller provisioning (docs/admin.md)\n"
@@ -216,6 +217,32 @@ static void test_refusals(void **state)
 	unsigned line;
 	assert_int_equal(parse(variant2(0, ""), &c, NULL, err, &line), 0);
 	assert_int_equal(c.format, 2);
+	assert_string_equal(c.file[PROTO_DEVICE_GATE_CERT], ""); /* before issue 17 */
+	/* format 3 adds the gate certificate phones check (issue 17) */
+	{
+		char v3[4096];
+		snprintf(v3, sizeof(v3), "%s", sample_text);
+		memcpy(strstr(v3, "refused-fares = 5"), "# refused-fares ", 16);
+		assert_int_equal(parse(v3, &c, NULL, err, &line), 0);
+		assert_int_equal(c.format, 3);
+		assert_string_equal(c.file[PROTO_DEVICE_GATE_CERT], "gate.cert");
+		/* optional: a format-3 file without it reads (its gate serves no phone) */
+		*strstr(v3, "gate-certificate") = '#';
+		assert_int_equal(parse(v3, &c, NULL, err, &line), 0);
+		assert_string_equal(c.file[PROTO_DEVICE_GATE_CERT], "");
+		/* a gate of format 2 knows no gate certificate: the file must say format 3 */
+		*strstr(v3, "# gate-certificate") = 'g';
+		memcpy(strstr(v3, "format = 3"), "format = 2", 10);
+		refused(v3, 24, "gate-certificate 'gate.cert': needs format = 3 (this file is format 2)");
+		/* the writer writes the oldest format that carries it: 2 without a gate
+		 * certificate (and one server), 3 with it */
+		struct proto_device_conf w = sample;
+		char text[PROTO_DEVICE_CONF_TEXT_MAX];
+		w.file[PROTO_DEVICE_GATE_CERT][0] = '\0';
+		assert_true(proto_device_conf_write(&w, text, sizeof(text), err, sizeof(err)) > 0);
+		assert_non_null(strstr(text, "\nformat = 2\n"));
+		assert_null(strstr(text, "gate-certificate"));
+	}
 	refused(variant2(5, "# site-name"), 0, "missing key 'site-name'");
 	refused(variant2(7, "# sector-name"), 0, "missing key 'sector-name'");
 	refused(variant2(9, "# server-name"), 0, "missing key 'server-name'");

@@ -56,6 +56,8 @@ enum cardlib_error {
 	CARDLIB_ERR_QR_FORMAT = -236,      /* not a citypass QR code, or malformed */
 	CARDLIB_ERR_QR_WINDOW = -237,      /* the QR code's time is outside its 30 s window */
 	CARDLIB_ERR_QR_REPLAY = -238,      /* the QR code was already used */
+	CARDLIB_ERR_GATE_CERT = -239,      /* a gate certificate malformed, or not the CA's */
+	CARDLIB_ERR_GATE_REFUSED = -240,   /* the phone did not accept this reader as a gate */
 };
 
 const char *cardlib_strerror(int err);

@@ -94,6 +94,74 @@ int cardlib_token_credential_verify(const uint8_t *buf, size_t len,
                                     const struct proto_keyring *issuers, uint16_t sector,
                                     int64_t now, struct cardlib_token_credential *c);
 
+/* --- gates: the reader proves it is a gate of this deployment (issue 17) --------------- */
+
+/*
+ * A gate certificate: the deployment's device CA says "the holder of this key is gate G
+ * of sector S, from T1 until T2" in a compact form (at most CARDLIB_GATE_CERT_MAX bytes)
+ * that travels in the challenge APDU, where an X.509 certificate would not fit. Written by
+ * `citypass-admin device add` for the gate's own device key (the key its sync TLS uses);
+ * phones hold the CA's public key(s) since enrolment. docs/phone-tokens.md s.3.
+ */
+#define CARDLIB_GATE_CERT_VERSION 0x01
+#define CARDLIB_GATE_POINT_LEN    33 /* compressed P-256 point */
+/* 1 + 2 + 8 + 33 + 8 + 8 + 8 + 1 + 72 */
+#define CARDLIB_GATE_CERT_MAX 141
+/* A gate's challenge time is accepted by a phone within this many seconds of its clock. */
+#define CARDLIB_GATE_TIME_SKEW_S 300
+
+struct cardlib_gate_cert {
+	uint8_t version;
+	uint16_t sector;
+	uint8_t gate_id[CARDLIB_TOKEN_GATE_ID_LEN];
+	uint8_t gate_key[CARDLIB_GATE_POINT_LEN]; /* SEC1 compressed point */
+	int64_t valid_from;                       /* Unix seconds, inclusive */
+	int64_t valid_until;                      /* Unix seconds, exclusive */
+	uint8_t ca_key_id[CARDLIB_TOKEN_KEY_ID_LEN];
+	uint8_t signature[CARDLIB_TOKEN_SIG_MAX]; /* the CA's DER signature */
+	size_t signature_len;
+};
+
+/* A gate's 8-byte id from its device id (the certificate CN): SHA-256(device id)[0..8]. */
+void cardlib_gate_id(const char *device_id, uint8_t gate_id[CARDLIB_TOKEN_GATE_ID_LEN]);
+
+/*
+ * Sign a gate certificate with the device CA's private key (the server's side) for
+ * gate_key's public half. Its length, or CARDLIB_ERR_ARG (impossible period, a CA key that
+ * is not private, cap too small) / _CRYPTO.
+ */
+int cardlib_gate_cert_issue(const struct proto_key *ca, uint16_t sector,
+                            const uint8_t gate_id[CARDLIB_TOKEN_GATE_ID_LEN],
+                            const struct proto_key *gate_key, int64_t valid_from,
+                            int64_t valid_until, uint8_t *out, size_t cap);
+/* Strict decoding (exact length, known version, compressed point, canonical DER):
+ * 0 or CARDLIB_ERR_GATE_CERT. */
+int cardlib_gate_cert_decode(struct cardlib_gate_cert *c, const uint8_t *buf, size_t len);
+/* The encoding of c into out: its length, or CARDLIB_ERR_ARG. */
+int cardlib_gate_cert_encode(const struct cardlib_gate_cert *c, uint8_t *out, size_t cap);
+/*
+ * What a phone checks on a gate certificate: it decodes, its CA key id is in cas and the
+ * CA's signature verifies, valid_from <= now < valid_until. 0, or CARDLIB_ERR_GATE_CERT.
+ */
+int cardlib_gate_cert_verify(const uint8_t *buf, size_t len, const struct proto_keyring *cas,
+                             int64_t now, struct cardlib_gate_cert *out);
+
+/* A gate's side of the exchange: its certificate and the private key it certifies. */
+struct cardlib_gate;
+
+/*
+ * Checks that cert decodes and names key's public half (CARDLIB_ERR_GATE_CERT otherwise);
+ * keeps copies of both.
+ */
+int cardlib_gate_new(struct cardlib_gate **out, const uint8_t *cert, size_t cert_len,
+                     const struct proto_key *key);
+/* The sector and the gate id the certificate names. */
+uint16_t cardlib_gate_sector(const struct cardlib_gate *g);
+const uint8_t *cardlib_gate_gate_id(const struct cardlib_gate *g);
+/* The certificate's validity period (a gate warns before it ends). */
+void cardlib_gate_validity(const struct cardlib_gate *g, int64_t *from, int64_t *until);
+void cardlib_gate_free(struct cardlib_gate *g);
+
 /* --- NFC: the phone side (HCE) -------------------------------------------------------- */
 
 struct cardlib_phone;
@@ -106,6 +174,14 @@ int cardlib_phone_new(struct cardlib_phone **out);
  */
 int cardlib_phone_add_sector(struct cardlib_phone *p, const uint8_t *cred, size_t cred_len,
                              const struct proto_key *sector_key);
+/*
+ * Trust a device CA (its public key): the phone answers only a reader whose gate
+ * certificate this CA signed (any of the CAs given: the CA rotates). The phone keeps a copy.
+ * A phone without any CA answers no challenge at all.
+ */
+int cardlib_phone_add_gate_ca(struct cardlib_phone *p, const struct proto_key *ca);
+/* The phone's clock for a gate's time and certificate (default: the wall clock). */
+void cardlib_phone_set_clock(struct cardlib_phone *p, int64_t (*now)(void *ctx), void *ctx);
 /*
  * Answer one command APDU as the phone: the response length (data + SW1 SW2, at most cap,
  * cap >= 2 required), or CARDLIB_ERR_ARG / _NOMEM / _CRYPTO. Malformed or unknown
@@ -120,14 +196,14 @@ void cardlib_phone_free(struct cardlib_phone *p);
 /* --- NFC: the reader side ------------------------------------------------------------- */
 
 /*
- * With a phone selected on reader (ISO 14443-4): SELECT the citypass AID, send a fresh
- * challenge naming sector, gate_id and the reader's wall time, and verify the answer.
- * On success (0) identifier holds the pass's identifier for this sector and *cred (if not
- * NULL) the credential. CARDLIB_ERR_NOT_CITYPASS, _TRUNCATED, _OVERSIZED, _CRED_*,
- * _PROOF, or the reader's error.
+ * With a phone selected on reader (ISO 14443-4): SELECT the citypass AID (the phone
+ * answers a fresh nonce), send a fresh challenge signed by gate (its certificate names the
+ * sector and the gate id; the reader's wall time), and verify the answer. On success (0)
+ * identifier holds the pass's identifier for the gate's sector and *cred (if not NULL) the
+ * credential. CARDLIB_ERR_NOT_CITYPASS, _GATE_REFUSED (the phone did not accept this gate),
+ * _TRUNCATED, _OVERSIZED, _CRED_*, _PROOF, or the reader's error.
  */
-int cardlib_phone_read(struct cardlib_reader *reader, uint16_t sector,
-                       const uint8_t gate_id[CARDLIB_TOKEN_GATE_ID_LEN],
+int cardlib_phone_read(struct cardlib_reader *reader, const struct cardlib_gate *gate,
                        const struct proto_keyring *issuers,
                        uint8_t identifier[CARDLIB_TOKEN_ID_LEN],
                        struct cardlib_token_credential *cred);

@@ -78,6 +78,8 @@ struct controller_config {
 	char cert_path[CONTROLLER_PATH_MAX], key_path[CONTROLLER_PATH_MAX];
 	char ca_path[CONTROLLER_PATH_MAX], list_key_path[CONTROLLER_PATH_MAX];
 	char issuer_key_path[CONTROLLER_PATH_MAX], card_key_path[CONTROLLER_PATH_MAX];
+	/* the gate certificate phones check (issue 17); "": a bundle made before it */
+	char gate_cert_path[CONTROLLER_PATH_MAX];
 
 	/* --- card-sector.key ------------------------------------------------------------ */
 	struct cardlib_sector_key card_key;

@@ -37,6 +37,8 @@
 #include "controller/timekeeper.h"
 #include "proto/sign.h"
 
+struct cardlib_gate; /* cardlib/token.h */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -54,6 +56,10 @@ struct controller_tap_params {
 	 * across threads): nfc_issuers for controller_tap_target's thread, qr_issuers for
 	 * controller_tap_qr's. Not copied; NULL refuses every phone. */
 	const struct proto_keyring *nfc_issuers, *qr_issuers;
+	/* The gate's certificate and device key (issue 17): a phone answers only a reader that
+	 * signs its challenge with them. controller_tap_target's thread only; NULL (a bundle
+	 * without gate-certificate) serves no phone over NFC. */
+	const struct cardlib_gate *nfc_gate;
 	/* After each journal append (the sync client uploads soon), and after a grant at a
 	 * site with anti-passback (the site's other gates hear of it). Each may be NULL. */
 	void (*journal_written)(void *ctx);

@@ -5,7 +5,7 @@
  * The bundle's other text file, card-sector.key, is proto/bundle.h's.
  *
  *   # comment lines, blank lines; '#' also ends a line's value
- *   format = 2                   absent in bundles written before it (format 1)
+ *   format = 3                   absent in bundles written before it (format 1)
  *   device-id = g1               1 to 63 letters, digits, '-', '_', '.' (the certificate CN)
  *   gate = 1                     1 to 4294967295
  *   site = 1                     1 to 4294967295
@@ -28,6 +28,8 @@
  *   list-public-key = list.pub.pem
  *   issuer-public-key = issuer.pub.pem
  *   card-key = card-sector.key
+ *   gate-certificate = gate.cert the gate certificate phones check (format 3, optional:
+ *                                issue 17)
  *
  * Text is 1 to 127 printable characters (1023 for hours, server and file names) without '#' and
  * without spaces at either end: what the line format cannot carry (a line end, a comment
@@ -35,7 +37,9 @@
  * once; an unknown key is refused. Format 1 needs device-id, gate, site, sector, server,
  * tz and the six files (the rest defaults: no server name pinned, periods in tz, always
  * open, no anti-passback, refuse when stale); format 2 needs every key but refused-fares;
- * format 3 is format 2 whose `server` may list several servers.
+ * format 3 is format 2 whose `server` may list several servers and which may name a
+ * gate-certificate (issue 17: optional, so that a format-3 file without it still reads; a
+ * gate without it serves no phone over NFC, docs/phone-tokens.md).
  * A format newer than this reader is refused with a sentence saying so.
  */
 #ifndef PROTO_DEVICE_CONF_H
@@ -49,7 +53,8 @@ extern "C" {
 #endif
 
 /* The newest format read. proto_device_conf_write writes the oldest that carries the file:
- * 2, or 3 when `server` lists several servers (a gate of format 2 reads one). */
+ * 2, or 3 when `server` lists several servers (a gate of format 2 reads one) or the bundle
+ * has a gate certificate (every bundle device add makes since issue 17). */
 #define PROTO_DEVICE_CONF_FORMAT   3
 #define PROTO_DEVICE_SERVERS_MAX   8 /* addresses in `server` (format 3) */
 #define PROTO_DEVICE_ID_MAX        64
@@ -75,12 +80,13 @@ enum proto_device_key {
 	PROTO_DEVICE_KEY_ANTIPASSBACK,
 	PROTO_DEVICE_KEY_REFUSED_FARES,
 	PROTO_DEVICE_KEY_EXPIRY,
-	PROTO_DEVICE_KEY_CERTIFICATE, /* the six files, in enum proto_device_file's order */
+	PROTO_DEVICE_KEY_CERTIFICATE, /* the files, in enum proto_device_file's order */
 	PROTO_DEVICE_KEY_PRIVATE_KEY,
 	PROTO_DEVICE_KEY_CA,
 	PROTO_DEVICE_KEY_LIST_KEY,
 	PROTO_DEVICE_KEY_ISSUER_KEY,
 	PROTO_DEVICE_KEY_CARD_KEY,
+	PROTO_DEVICE_KEY_GATE_CERT,
 	PROTO_DEVICE_KEYS
 };
 
@@ -91,6 +97,7 @@ enum proto_device_file {
 	PROTO_DEVICE_LIST_KEY,    /* list.pub.pem */
 	PROTO_DEVICE_ISSUER_KEY,  /* issuer.pub.pem */
 	PROTO_DEVICE_CARD_KEY,    /* card-sector.key (proto/bundle.h) */
+	PROTO_DEVICE_GATE_CERT,   /* gate.cert (cardlib/token.h); "": none (format < 3) */
 	PROTO_DEVICE_FILES
 };
 
