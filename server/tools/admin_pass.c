@@ -45,7 +45,8 @@ const char admin_pass_help[] =
         "(or one of this deployment's holding no pass), protected on the way (docs/admin.md,\n"
         "\"Cards\"). --phone-key: the phone's request PEM for that sector\n"
         "('citypass-token enrol'; SECTOR= may be left out for its sector-N.request.pem);\n"
-        "the credentials go to DIR/sector-N.cred.\n"
+        "the credentials go to DIR/sector-N.cred, the device CA phones check gates with to\n"
+        "DIR/gate-ca.crt.\n"
         "STATE: active, revoked, replaced, suspended.\n";
 
 const char admin_rights_help[] =

@@ -126,7 +126,7 @@ case_ "device add" 0 "device g1 \\(gate 1\\)" adm device add g1 --site pool-n --
 case_ "device add: duplicate" 1 "device 'g1' already exists" adm device add g1 --site pool-n --server h:1 --out "$W/b1b"
 [ ! -e "$W/b1b" ] || fail "a refused device add left a bundle"
 case_ "device add waste" 0 "gate 2" adm device add w1 --site dech-est --server localhost:7443 --out "$W/bw"
-for f in device.crt device.key ca.crt list.pub.pem issuer.pub.pem card-sector.key device.conf; do
+for f in device.crt device.key ca.crt list.pub.pem issuer.pub.pem card-sector.key device.conf gate.cert; do
 	[ -f "$W/b1/$f" ] || fail "bundle lacks $f"
 done
 [ "$(stat -c %a "$W/b1/device.key")" = 600 ] || fail "device.key is not 0600"
@@ -144,6 +144,22 @@ done
 "$OPENSSL" verify -purpose sslserver -CAfile "$W/b1/ca.crt" "$W/data/keys/server.crt" >/dev/null ||
 	fail "openssl refuses the server certificate for a TLS server"
 grep -q '^server-name = localhost$' "$W/b1/device.conf" || fail "device.conf does not pin the server name"
+# the gate certificate phones check (issue 17, docs/phone-tokens.md s.3.1), by openssl: the
+# CA's signature over "CITYPASS-GATE-CERT-V1" and the first 68 bytes, the CA's key id, the
+# device key's compressed point, the sector, SHA-256(device id)[0..8]
+grep -q '^gate-certificate = gate.cert$' "$W/b1/device.conf" || fail "device.conf names no gate certificate"
+gc=$(xxd -p "$W/b1/gate.cert" | tr -d '\n')
+"$OPENSSL" x509 -in "$W/b1/ca.crt" -pubkey -noout >"$W/ca.pub"
+{ printf 'CITYPASS-GATE-CERT-V1'; head -c 68 "$W/b1/gate.cert"; } >"$W/gc.msg"
+tail -c +70 "$W/b1/gate.cert" >"$W/gc.sig"
+"$OPENSSL" dgst -sha256 -verify "$W/ca.pub" -signature "$W/gc.sig" "$W/gc.msg" | grep -qx 'Verified OK' ||
+	fail "openssl does not verify the device CA's signature on gate.cert"
+[ "$(echo "$gc" | cut -c121-136)" = "$("$OPENSSL" pkey -pubin -in "$W/ca.pub" -outform DER | sha256sum | cut -c1-16)" ] ||
+	fail "gate.cert does not name the device CA's key id"
+[ "$(echo "$gc" | cut -c23-88)" = "$("$OPENSSL" ec -in "$W/b1/device.key" -pubout -conv_form compressed -outform DER 2>/dev/null | tail -c 33 | xxd -p | tr -d '\n')" ] ||
+	fail "gate.cert does not certify device.key"
+[ "$(echo "$gc" | cut -c1-22)" = "010001$(printf g1 | sha256sum | cut -c1-16)" ] ||
+	fail "gate.cert: version, sector 1 and gate id: $(echo "$gc" | cut -c1-22)"
 case_ "device add: the server's name" 1 "device name 'localhost' is the sync server's name" \
 	adm device add localhost --site pool-n --server h:1 --out "$W/bsrv"
 [ ! -e "$W/bsrv" ] || fail "a refused device add left a bundle"

@@ -185,7 +185,8 @@ void cardlib_phone_set_clock(struct cardlib_phone *p, int64_t (*now)(void *ctx),
 /*
  * Answer one command APDU as the phone: the response length (data + SW1 SW2, at most cap,
  * cap >= 2 required), or CARDLIB_ERR_ARG / _NOMEM / _CRYPTO. Malformed or unknown
- * commands get an ISO 7816-4 status word, never a crash.
+ * commands get an ISO 7816-4 status word, never a crash. Before a reader has proved it is
+ * a gate of a CA the phone trusts, the only data it gets is the SELECT's fresh nonce.
  */
 int cardlib_phone_handle_apdu(struct cardlib_phone *p, const uint8_t *apdu, size_t len,
                               uint8_t *out, size_t cap);
