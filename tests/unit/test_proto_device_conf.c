@@ -231,9 +231,10 @@ static void test_refusals(void **state)
 		assert_int_equal(parse(v3, &c, NULL, err, &line), 0);
 		assert_string_equal(c.file[PROTO_DEVICE_GATE_CERT], "");
 		/* a gate of format 2 knows no gate certificate: the file must say format 3 */
-		*strstr(v3, "# gate-certificate") = 'g';
+		*strstr(v3, "#ate-certificate") = 'g';
 		memcpy(strstr(v3, "format = 3"), "format = 2", 10);
-		refused(v3, 24, "gate-certificate 'gate.cert': needs format = 3 (this file is format 2)");
+		refused(v3, 23,
+		        "gate-certificate 'gate.cert': needs format = 3 (this file is format 2)");
 		/* the writer writes the oldest format that carries it: 2 without a gate
 		 * certificate (and one server), 3 with it */
 		struct proto_device_conf w = sample;
