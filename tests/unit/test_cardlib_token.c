@@ -851,6 +851,13 @@ static void test_phone_checks_the_gate(void **state)
 		if (cases[i].sw2 == 0x82)
 			assert_int_equal(rc, CARDLIB_ERR_GATE_REFUSED);
 	}
+	/* a real gate of a sector the phone holds nothing for gets 6A 88 and no data: the
+	 * phone answers only for the certificate's sector, never another one's credential */
+	struct peer q = {.phone = f->phone};
+	assert_int_equal(nfc_tap(f, &q, f->ca, T0 + 1000, 0, 3, id), CARDLIB_ERR_CRED_SECTOR);
+	assert_int_equal(q.last_len, 2);
+	assert_int_equal(q.phone_sw[0], 0x6A);
+	assert_int_equal(q.phone_sw[1], 0x88);
 	/* a phone that holds no device CA answers no gate at all */
 	struct cardlib_phone *bare = NULL;
 	assert_int_equal(cardlib_phone_new(&bare), 0);
