@@ -341,8 +341,14 @@ static int load_gate(struct controller_reader_loop *l, char *err, size_t errlen)
 	if (rc == 0)
 		rc = cardlib_gate_new(&l->gate, cert, len, key);
 	proto_key_free(key);
-	if (rc == 0 && cardlib_gate_sector(l->gate) != cfg->sector)
-		rc = CARDLIB_ERR_CRED_SECTOR;
+	if (rc == 0 && cardlib_gate_sector(l->gate) != cfg->sector) {
+		snprintf(err, errlen, "gate-certificate %s is for sector %u, device.conf says %u",
+		         cfg->gate_cert_path, (unsigned)cardlib_gate_sector(l->gate),
+		         (unsigned)cfg->sector);
+		cardlib_gate_free(l->gate);
+		l->gate = NULL;
+		return -1;
+	}
 	if (rc != 0) {
 		snprintf(err, errlen,
 		         "gate-certificate %s: %s (it must be the certificate of private-key %s "

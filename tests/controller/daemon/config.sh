@@ -113,6 +113,21 @@ expect_start_error "short card key" 1 "card-sector.key:[0-9]+: master: expected 
 bundle_variant card-sector.key 's/^sector .*/sector 3/'
 expect_start_error "card key of another sector" 1 "sector 3: device.conf says sector 1"
 cp "$T/bundle-pool-1/card-sector.key" "$T/bb/card-sector.key"
+# issue 17: the gate certificate phones check must be the CA's, for this key and sector
+printf 'not a gate certificate' >"$T/bb/gate.cert"
+cp "$T/bb.conf" "$T/x.conf"
+expect_start_error "garbage gate certificate" 1 \
+	"gate-certificate .*gate.cert: the gate certificate is malformed"
+cp "$T/bundle-pool-1/gate.cert" "$T/bb/gate.cert"
+printf '\377' | dd of="$T/bb/gate.cert" bs=1 seek=20 conv=notrunc 2>/dev/null
+expect_start_error "gate certificate of another key" 1 \
+	"gate-certificate .*gate.cert: .*it must be the certificate of private-key"
+rm "$T/bb/gate.cert"
+"$TOKEN" gate-cert --ca-key "$CITYPASS_DATA/keys/ca.key" --gate-key "$T/bb/device.key" \
+	--sector 2 --device-id pool-1 --from 0 --until 4102444800 --out "$T/bb/gate.cert"
+expect_start_error "gate certificate of another sector" 1 \
+	"gate-certificate .*gate.cert is for sector 2, device.conf says 1"
+cp "$T/bundle-pool-1/gate.cert" "$T/bb/gate.cert"
 cp "$T/bundle-pool-1/list.pub.pem" "$T/bb/list.pub.pem"
 echo "garbage" >"$T/bb/list.pub.pem"
 cp "$T/bb.conf" "$T/x.conf"
