@@ -60,5 +60,10 @@ add_library(citypass::systemd ALIAS PkgConfig::SYSTEMD)
 pkg_check_modules(ARGON2 REQUIRED IMPORTED_TARGET libargon2)
 add_library(citypass::argon2 ALIAS PkgConfig::ARGON2)
 
+# libevent's OpenSSL bufferevent: the back office's HTTPS (office/, docs/office.md). libevent
+# 2.1.12's evhttp carries TLS only through it: there is no mbedTLS bufferevent.
+pkg_check_modules(EVENT_OPENSSL REQUIRED IMPORTED_TARGET libevent_openssl openssl)
+add_library(citypass::event_openssl ALIAS PkgConfig::EVENT_OPENSSL)
+
 # The controller runs its reader and its sync link on two threads.
 find_package(Threads REQUIRED)

@@ -1,0 +1,308 @@
+/*
+ * citypass_office.c — citypass-office: `serve` runs the agents' web back office;
+ * `account add|list` manages who may log in (docs/office.md). DESIGN §8's conventions:
+ * --help everywhere, exit 0 / 1 refused / 2 bad usage, errors naming the bad value.
+ */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "office/accounts.h"
+#include "office/office.h"
+#include "server/passes.h"
+
+#ifndef CITYPASS_VERSION
+#define CITYPASS_VERSION "0"
+#endif
+
+#define EXIT_REFUSED 1
+#define EXIT_USAGE   2
+
+static const char help[] =
+        "usage: citypass-office serve --data DIR --cert FILE --key FILE\n"
+        "                       [--listen HOST:PORT] [--port-file FILE]\n"
+        "                       [--reader DESK=CONNSTRING]... [--login-rate N]\n"
+        "       citypass-office account add --data DIR --login LOGIN --role admin|agent\n"
+        "                       [--sector NAME]...   (the password is read from stdin)\n"
+        "       citypass-office account list --data DIR\n"
+        "\n"
+        "serve: the agents' back office over HTTPS (docs/office.md). --cert/--key: the PEM\n"
+        "certificate chain and key it presents; --listen defaults to 127.0.0.1:8443 (port 0:\n"
+        "any free port, written to --port-file); --reader: the libnfc connection string of\n"
+        "a desk's reader; --login-rate: login attempts per client address per minute (30).\n"
+        "account add: an agent works for the sectors named (at least one); an administrator\n"
+        "for all. The password (10 to 256 characters) is the first line of stdin.\n"
+        "Environment: CITYPASS_DATA may stand for --data.\n";
+
+__attribute__((format(printf, 1, 2))) static int usage(const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "citypass-office: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n(citypass-office --help)\n");
+	return EXIT_USAGE;
+}
+
+static int parse_listen(const char *s, struct office_config *c, char *host, size_t cap)
+{
+	const char *colon = strrchr(s, ':');
+	if (!colon || colon == s || (size_t)(colon - s) >= cap)
+		return -1;
+	char *end;
+	unsigned long p = strtoul(colon + 1, &end, 10);
+	if (!colon[1] || *end || p > 65535)
+		return -1;
+	memcpy(host, s, (size_t)(colon - s));
+	host[colon - s] = 0;
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = 0;
+	}
+	c->host = host;
+	c->port = (uint16_t)p;
+	return 0;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	        {"data", required_argument, NULL, 'd'},   {"cert", required_argument, NULL, 'c'},
+	        {"key", required_argument, NULL, 'k'},    {"listen", required_argument, NULL, 'l'},
+	        {"port-file", required_argument, NULL, 'p'},
+	        {"reader", required_argument, NULL, 'r'},
+	        {"login-rate", required_argument, NULL, 'R'},
+	        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+	};
+	struct office_config c;
+	char host[256];
+	memset(&c, 0, sizeof(c));
+	c.data = getenv("CITYPASS_DATA");
+	c.host = "127.0.0.1";
+	c.port = 8443;
+	c.login_per_min = 30;
+	int o;
+	optind = 1;
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'd':
+			c.data = optarg;
+			break;
+		case 'c':
+			c.cert = optarg;
+			break;
+		case 'k':
+			c.key = optarg;
+			break;
+		case 'l':
+			if (parse_listen(optarg, &c, host, sizeof(host)) != 0)
+				return usage("--listen '%s': expected HOST:PORT", optarg);
+			break;
+		case 'p':
+			c.port_file = optarg;
+			break;
+		case 'r': {
+			char *eq = strchr(optarg, '=');
+			if (!eq || eq == optarg || !eq[1])
+				return usage("--reader '%s': expected DESK=CONNSTRING", optarg);
+			if (c.n_readers == OFFICE_READERS_MAX)
+				return usage("--reader '%s': too many desks", optarg);
+			*eq = 0;
+			c.readers[c.n_readers].desk = optarg;
+			c.readers[c.n_readers++].connstring = eq + 1;
+			break;
+		}
+		case 'R': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (!*optarg || *end || v == 0 || v > 100000)
+				return usage("--login-rate '%s': expected a number, 1 or more", optarg);
+			c.login_per_min = (unsigned)v;
+			break;
+		}
+		case 'h':
+			fputs(help, stdout);
+			return 0;
+		default:
+			return usage("serve: option '%s' is not known or lacks its value",
+			             argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return usage("serve: unexpected argument '%s'", argv[optind]);
+	if (!c.data)
+		return usage("serve: %s", "missing --data DIR");
+	if (!c.cert || !c.key)
+		return usage("serve: %s", "missing --cert FILE and --key FILE (HTTPS only)");
+	struct server_why why;
+	if (office_serve(&c, &why) != 0) {
+		fprintf(stderr, "citypass-office: %s\n", why.text);
+		return EXIT_REFUSED;
+	}
+	return 0;
+}
+
+static int read_password(char *pw, size_t cap)
+{
+	if (!fgets(pw, (int)cap, stdin))
+		return -1;
+	size_t n = strlen(pw);
+	if (n && pw[n - 1] == '\n')
+		pw[--n] = 0;
+	else if (n == cap - 1)
+		return -1; /* longer than the buffer: refused, not cut */
+	if (n && pw[n - 1] == '\r')
+		pw[--n] = 0;
+	return 0;
+}
+
+static int cmd_account_add(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	        {"data", required_argument, NULL, 'd'},   {"login", required_argument, NULL, 'l'},
+	        {"role", required_argument, NULL, 'r'},   {"sector", required_argument, NULL, 's'},
+	        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+	};
+	const char *data = getenv("CITYPASS_DATA"), *login = NULL, *role_s = NULL;
+	const char *sectors[OFFICE_SECTORS_MAX];
+	size_t ns = 0;
+	int o;
+	optind = 1;
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'd':
+			data = optarg;
+			break;
+		case 'l':
+			login = optarg;
+			break;
+		case 'r':
+			role_s = optarg;
+			break;
+		case 's':
+			if (ns == OFFICE_SECTORS_MAX)
+				return usage("--sector '%s': too many sectors", optarg);
+			sectors[ns++] = optarg;
+			break;
+		case 'h':
+			fputs(help, stdout);
+			return 0;
+		default:
+			return usage("account add: option '%s' is not known or lacks its value",
+			             argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return usage("account add: unexpected argument '%s'", argv[optind]);
+	if (!data || !login || !role_s)
+		return usage("account add: %s", "needs --data DIR, --login LOGIN and --role");
+	int role = office_role_parse(role_s);
+	if (role < 0)
+		return usage("--role '%s': expected admin or agent", role_s);
+	if (role == OFFICE_ROLE_ADMIN && ns)
+		return usage("--sector '%s': an administrator works for every sector", sectors[0]);
+	if (role == OFFICE_ROLE_AGENT && !ns)
+		return usage("account add: %s", "an agent needs at least one --sector NAME");
+	struct server_store st;
+	struct server_why why;
+	if (server_store_open(&st, data, 0, &why) != 0) {
+		fprintf(stderr, "citypass-office: no deployment in '%s': %s\n", data, why.text);
+		return EXIT_REFUSED;
+	}
+	uint16_t nums[OFFICE_SECTORS_MAX];
+	for (size_t i = 0; i < ns; i++) {
+		struct server_sector s;
+		if (server_sector_find(&st, sectors[i], &s) != 0) {
+			server_store_close(&st);
+			return usage("--sector '%s': no such sector in this deployment", sectors[i]);
+		}
+		nums[i] = s.number;
+	}
+	server_store_close(&st);
+	char pw[OFFICE_PASSWORD_MAX + 2];
+	if (read_password(pw, sizeof(pw)) != 0) {
+		fprintf(stderr, "citypass-office: no password on stdin (one line, at most %d "
+		                "characters)\n",
+		        OFFICE_PASSWORD_MAX);
+		return EXIT_USAGE;
+	}
+	struct office_db *db;
+	if (office_db_open(&db, data, &why) != 0) {
+		fprintf(stderr, "citypass-office: %s\n", why.text);
+		return EXIT_REFUSED;
+	}
+	int rc = office_account_add(db, login, pw, role, nums, ns, (int64_t)time(NULL), &why);
+	memset(pw, 0, sizeof(pw));
+	if (rc == 0)
+		office_audit(db, (int64_t)time(NULL), "(console)", "compte créé", 0, "", 1, login);
+	office_db_close(db);
+	if (rc) {
+		fprintf(stderr, "citypass-office: %s\n", why.text);
+		return rc == SERVER_ERR_INVALID ? EXIT_USAGE : EXIT_REFUSED;
+	}
+	printf("account %s (%s) created\n", login, office_role_name(role));
+	return 0;
+}
+
+static int print_account(void *arg, const struct office_account *a)
+{
+	(void)arg;
+	printf("%-20s %-6s", a->login, office_role_name(a->role));
+	for (size_t i = 0; i < a->n_sectors; i++)
+		printf("%s%u", i ? "," : " sectors ", a->sectors[i]);
+	printf("%s\n", a->locked_until > time(NULL) ? " (locked)" : "");
+	return 0;
+}
+
+static int cmd_account_list(int argc, char **argv)
+{
+	const char *data = getenv("CITYPASS_DATA");
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--data") == 0 && i + 1 < argc)
+			data = argv[++i];
+		else if (strcmp(argv[i], "--help") == 0)
+			return fputs(help, stdout), 0;
+		else
+			return usage("account list: unexpected argument '%s'", argv[i]);
+	}
+	if (!data)
+		return usage("account list: %s", "missing --data DIR");
+	struct office_db *db;
+	struct server_why why;
+	if (office_db_open(&db, data, &why) != 0) {
+		fprintf(stderr, "citypass-office: %s\n", why.text);
+		return EXIT_REFUSED;
+	}
+	office_account_each(db, print_account, NULL);
+	office_db_close(db);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return usage("%s", "missing a command: serve, account add, account list");
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		fputs(help, stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("citypass-office %s\n", CITYPASS_VERSION);
+		return 0;
+	}
+	if (strcmp(argv[1], "serve") == 0)
+		return cmd_serve(argc - 1, argv + 1);
+	if (strcmp(argv[1], "account") == 0 && argc >= 3) {
+		if (strcmp(argv[2], "add") == 0)
+			return cmd_account_add(argc - 2, argv + 2);
+		if (strcmp(argv[2], "list") == 0)
+			return cmd_account_list(argc - 2, argv + 2);
+	}
+	return usage("unknown command '%s': expected serve, account add, account list", argv[1]);
+}
