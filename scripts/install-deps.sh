@@ -19,7 +19,8 @@ set -eu
 # office's browser test (issue 18, tests/browser/) drives Debian's chromium headless with
 # puppeteer-core from npm (npm's registry, never a browser download: executablePath is
 # /usr/bin/chromium); xmllint (libxml2-utils) is the independent XML parser that reads the
-# server-drawn SVG charts back.
+# server-drawn SVG charts back. libssl-dev is the back office's HTTPS (libevent's OpenSSL
+# bufferevent, docs/office.md; issue 18).
 PACKAGES="
 cmake
 make
@@ -54,6 +55,7 @@ postgresql
 jq
 chromium
 libxml2-utils
+libssl-dev
 "
 
 # node and npm: Debian's nodejs and npm, unless a node with its npm is already there (a

@@ -62,8 +62,8 @@ static int hash_password(const char *pw, char out[ARGON_ENC])
 	uint8_t salt[ARGON_SALT];
 	if (getrandom(salt, sizeof(salt), 0) != (ssize_t)sizeof(salt))
 		return -1;
-	return argon2id_hash_encoded(ARGON_T, ARGON_M, ARGON_P, pw, strlen(pw), salt,
-	                             sizeof(salt), ARGON_HASH, out, ARGON_ENC) == ARGON2_OK
+	return argon2id_hash_encoded(ARGON_T, ARGON_M, ARGON_P, pw, strlen(pw), salt, sizeof(salt),
+	                             ARGON_HASH, out, ARGON_ENC) == ARGON2_OK
 	               ? 0
 	               : -1;
 }
@@ -73,7 +73,8 @@ int office_db_open(struct office_db **out, const char *data_dir, struct server_w
 	char path[4096];
 	*out = NULL;
 	if (snprintf(path, sizeof(path), "%s/%s", data_dir, OFFICE_DB_FILE) >= (int)sizeof(path))
-		return server_why_set(why, SERVER_ERR_ARG, "chemin du dossier de données trop long");
+		return server_why_set(why, SERVER_ERR_ARG,
+		                      "chemin du dossier de données trop long");
 	struct office_db *db = calloc(1, sizeof(*db));
 	if (!db)
 		return server_why_set(why, SERVER_ERR_NOMEM, "mémoire insuffisante");
@@ -201,7 +202,8 @@ int office_account_add(struct office_db *db, const char *login, const char *pass
 	rc = sqlite3_step(s);
 	sqlite3_finalize(s);
 	if (rc == SQLITE_CONSTRAINT)
-		return server_why_set(why, SERVER_ERR_EXISTS, "le compte « %s » existe déjà", login);
+		return server_why_set(why, SERVER_ERR_EXISTS, "le compte « %s » existe déjà",
+		                      login);
 	if (rc != SQLITE_DONE)
 		return db_fail(db, why, "compte non créé");
 	return 0;
@@ -219,8 +221,8 @@ static void account_row(sqlite3_stmt *s, int c, struct office_account *a)
 	a->locked_until = sqlite3_column_int64(s, c + 4);
 }
 
-int office_account_each(struct office_db *db,
-                        int (*fn)(void *arg, const struct office_account *a), void *arg)
+int office_account_each(struct office_db *db, int (*fn)(void *arg, const struct office_account *a),
+                        void *arg)
 {
 	sqlite3_stmt *s = NULL;
 	if (sqlite3_prepare_v2(db->db, "SELECT " ACCOUNT_COLS " FROM account a ORDER BY a.login",
@@ -302,8 +304,7 @@ static int session_new(struct office_db *db, const struct office_account *a, int
 }
 
 int office_login(struct office_db *db, const char *login, const char *password, int64_t now,
-                 struct office_session *out, int *known, int *locked_now,
-                 struct server_why *why)
+                 struct office_session *out, int *known, int *locked_now, struct server_why *why)
 {
 	*locked_now = 0;
 	*known = 0;
@@ -337,10 +338,11 @@ int office_login(struct office_db *db, const char *login, const char *password, 
 		char hm[16] = "?";
 		if (localtime_r(&t, &tm))
 			strftime(hm, sizeof(hm), "%H:%M", &tm);
-		return server_why_set(why, SERVER_ERR_STATE,
-		                      "ce compte est verrouillé après %d essais manqués, jusqu'à %s "
-		                      "(ou jusqu'à ce qu'un administrateur le débloque)",
-		                      OFFICE_LOCK_AFTER, hm);
+		return server_why_set(
+		        why, SERVER_ERR_STATE,
+		        "ce compte est verrouillé après %d essais manqués, jusqu'à %s "
+		        "(ou jusqu'à ce qu'un administrateur le débloque)",
+		        OFFICE_LOCK_AFTER, hm);
 	}
 	if (argon2id_verify(hash, password, pl) != ARGON2_OK) {
 		failures++;
@@ -396,7 +398,8 @@ int office_session_find(struct office_db *db, const char *token, int64_t now,
 	if (sqlite3_step(s) == SQLITE_ROW) {
 		memset(out, 0, sizeof(*out));
 		account_row(s, 0, &out->acct);
-		snprintf(out->csrf, sizeof(out->csrf), "%s", (const char *)sqlite3_column_text(s, 5));
+		snprintf(out->csrf, sizeof(out->csrf), "%s",
+		         (const char *)sqlite3_column_text(s, 5));
 		out->started = sqlite3_column_int64(s, 6);
 		snprintf(out->token, sizeof(out->token), "%s", token);
 		rc = 0;
@@ -404,8 +407,9 @@ int office_session_find(struct office_db *db, const char *token, int64_t now,
 	sqlite3_finalize(s);
 	if (rc == 0) {
 		sqlite3_stmt *u = NULL;
-		if (sqlite3_prepare_v2(db->db, "UPDATE session SET last_seen = ? WHERE token_hash = ?",
-		                       -1, &u, NULL) == SQLITE_OK) {
+		if (sqlite3_prepare_v2(db->db,
+		                       "UPDATE session SET last_seen = ? WHERE token_hash = ?", -1,
+		                       &u, NULL) == SQLITE_OK) {
 			sqlite3_bind_int64(u, 1, now);
 			sqlite3_bind_blob(u, 2, h, sizeof(h), SQLITE_STATIC);
 			sqlite3_step(u);
@@ -433,10 +437,11 @@ int office_audit(struct office_db *db, int64_t now, const char *login, const cha
                  int64_t pass, const char *sector, int done, const char *detail)
 {
 	sqlite3_stmt *s = NULL;
-	if (sqlite3_prepare_v2(db->db,
-	                       "INSERT INTO audit(at, login, action, pass, sector, outcome, detail) "
-	                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
-	                       -1, &s, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(
+	            db->db,
+	            "INSERT INTO audit(at, login, action, pass, sector, outcome, detail) "
+	            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+	            -1, &s, NULL) != SQLITE_OK)
 		return SERVER_ERR_IO;
 	sqlite3_bind_int64(s, 1, now);
 	sqlite3_bind_text(s, 2, login ? login : "", -1, SQLITE_STATIC);

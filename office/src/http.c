@@ -85,7 +85,8 @@ void office_page_begin(struct office_req *q, const char *title)
 		office_csrf_input(q);
 		fputs("<span>", q->page);
 		office_html(q, q->s.acct.login);
-		fprintf(q->page, " (%s)</span> <button id=\"deconnexion\">Se déconnecter</button></form>",
+		fprintf(q->page,
+		        " (%s)</span> <button id=\"deconnexion\">Se déconnecter</button></form>",
 		        q->s.acct.role == OFFICE_ROLE_ADMIN ? "administrateur" : "agent");
 	}
 	fputs("</header><main id=\"contenu\"><h1>", q->page);
@@ -201,12 +202,14 @@ void office_publish_changed(struct office_req *q, const struct server_sector_set
 	po.validity_s = meta_int(&q->o->st, "list_validity", SERVER_LIST_VALIDITY_DEFAULT);
 	po.keep = (unsigned)meta_int(&q->o->st, "keep", SERVER_KEEP_DEFAULT);
 	for (size_t i = 0; i < changed->n; i++) {
-		int rc = server_publish_sector(&q->o->st, q->o->cfg->data, changed->v[i], &po, NULL);
+		int rc =
+		        server_publish_sector(&q->o->st, q->o->cfg->data, changed->v[i], &po, NULL);
 		if (rc) {
 			char sec[SERVER_NAME_MAX];
 			server_sector_name(&q->o->st, changed->v[i], sec, sizeof(sec));
 			snprintf(msg, cap,
-			         "Le changement est enregistré, mais la liste du service %s n'a pas pu "
+			         "Le changement est enregistré, mais la liste du service %s n'a "
+			         "pas pu "
 			         "être publiée (%s) : elle le sera à la prochaine publication.",
 			         sec, office_error_fr(rc));
 		}
@@ -221,8 +224,8 @@ void office_audit_req(struct office_req *q, const char *action, int64_t pass, ui
 		server_sector_name(&q->o->st, sector, sec, sizeof(sec));
 	if (office_audit(q->o->db, q->desk.now, q->logged ? q->s.acct.login : "", action, pass, sec,
 	                 done, detail) != 0)
-		fprintf(stderr, "citypass-office: the audit log refused an entry (%s, pass %" PRId64
-		                ")\n",
+		fprintf(stderr,
+		        "citypass-office: the audit log refused an entry (%s, pass %" PRId64 ")\n",
 		        action, pass);
 }
 
@@ -266,30 +269,35 @@ static void client_addr(struct office_req *q, char *out, size_t cap)
 	snprintf(out, cap, "%s", addr ? addr : "?");
 }
 
-/* 1 when this address may try another login now. */
+/* 1 when this address may try another login now: a bucket of login_per_min tries, refilled
+ * continuously (a fixed window would allow twice the rate across its edge). */
 static int rate_ok(struct office *o, const char *addr, int64_t now)
 {
-	int64_t minute = now / 60;
+	double cap = o->cfg->login_per_min;
 	struct office_rate *slot = NULL, *oldest = &o->rate[0];
 	for (size_t i = 0; i < OFFICE_RATE_SLOTS; i++) {
 		if (strcmp(o->rate[i].addr, addr) == 0) {
 			slot = &o->rate[i];
 			break;
 		}
-		if (o->rate[i].minute < oldest->minute)
+		if (o->rate[i].last < oldest->last)
 			oldest = &o->rate[i];
 	}
 	if (!slot) {
 		slot = oldest;
 		snprintf(slot->addr, sizeof(slot->addr), "%s", addr);
-		slot->minute = minute;
-		slot->n = 0;
+		slot->last = now;
+		slot->tokens = cap;
 	}
-	if (slot->minute != minute) {
-		slot->minute = minute;
-		slot->n = 0;
-	}
-	return ++slot->n <= o->cfg->login_per_min;
+	if (now > slot->last)
+		slot->tokens += (double)(now - slot->last) * cap / 60.0;
+	if (slot->tokens > cap)
+		slot->tokens = cap;
+	slot->last = now;
+	if (slot->tokens < 1.0)
+		return 0;
+	slot->tokens -= 1.0;
+	return 1;
 }
 
 static void cookie_set(struct office_req *q, const char *name, const char *value, int clear)
@@ -328,8 +336,7 @@ static void login_form(struct office_req *q, int status, const char *err, const 
 static void login_post(struct office_req *q)
 {
 	char addr[64], cookie[OFFICE_TOKEN_HEX + 1];
-	const char *hdr =
-	        evhttp_find_header(evhttp_request_get_input_headers(q->r), "Cookie");
+	const char *hdr = evhttp_find_header(evhttp_request_get_input_headers(q->r), "Cookie");
 	const char *csrf = office_field(q, "csrf");
 	if (office_cookie_get(hdr, LOGIN_COOKIE, cookie, sizeof(cookie)) != 0 ||
 	    !office_token_equal(csrf, cookie)) {
@@ -342,7 +349,8 @@ static void login_post(struct office_req *q)
 	client_addr(q, addr, sizeof(addr));
 	if (!rate_ok(q->o, addr, q->desk.now)) {
 		login_form(q, 429,
-		           "Trop d'essais de connexion depuis ce poste : attendez une minute.", NULL);
+		           "Trop d'essais de connexion depuis ce poste : attendez une minute.",
+		           NULL);
 		return;
 	}
 	const char *login = office_field(q, "identifiant"), *pw = office_field(q, "mot_de_passe");
@@ -353,7 +361,7 @@ static void login_post(struct office_req *q)
 	 * login field by mistake must not land in the log */
 	if (rc != 0) {
 		office_audit(q->o->db, q->desk.now, known ? login : "", "connexion", 0, "", 0,
-		             locked_now ? "compte verrouillé après trop d'essais"
+		             locked_now               ? "compte verrouillé après trop d'essais"
 		             : rc == SERVER_ERR_STATE ? "compte verrouillé"
 		                                      : "identifiant ou mot de passe incorrect");
 		login_form(q, rc == SERVER_ERR_STATE || locked_now ? 403 : 400,
@@ -467,10 +475,11 @@ static void dispatch(struct office_req *q)
 	}
 	if (q->post && !office_token_equal(office_field(q, "csrf"), q->s.csrf)) {
 		office_audit_req(q, "requête sans jeton CSRF valide", 0, 0, 0, path);
-		return office_page_refuse(q, 403, "Requête refusée",
-		                          "Ce formulaire ne vient pas d'une page de ce guichet, ou il "
-		                          "a expiré : rechargez la page et recommencez.",
-		                          "CSRF token missing or wrong");
+		return office_page_refuse(
+		        q, 403, "Requête refusée",
+		        "Ce formulaire ne vient pas d'une page de ce guichet, ou il "
+		        "a expiré : rechargez la page et recommencez.",
+		        "CSRF token missing or wrong");
 	}
 	int admin = q->s.acct.role == OFFICE_ROLE_ADMIN;
 	if (strcmp(path, "/deconnexion") == 0 && q->post)
@@ -491,9 +500,9 @@ static void dispatch(struct office_req *q)
 	if (strcmp(path, "/audit") == 0 || strcmp(path, "/audit.csv") == 0) {
 		if (!admin) {
 			office_audit_req(q, "accès refusé", 0, 0, 0, path);
-			return office_page_refuse(q, 403, "Accès refusé",
-			                          "Le journal d'audit est réservé aux administrateurs.",
-			                          "");
+			return office_page_refuse(
+			        q, 403, "Accès refusé",
+			        "Le journal d'audit est réservé aux administrateurs.", "");
 		}
 		if (q->post)
 			goto method;

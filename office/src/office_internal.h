@@ -20,12 +20,12 @@
 
 #define OFFICE_RATE_SLOTS 64
 
-/* Login attempts per client address in the current minute (in memory: a restart forgives,
- * the per-account lock-out in office.db does not). */
+/* Login attempts per client address, a token bucket refilled at login_per_min a minute (in
+ * memory: a restart forgives, the per-account lock-out in office.db does not). */
 struct office_rate {
 	char addr[64];
-	int64_t minute;
-	unsigned n;
+	int64_t last;
+	double tokens;
 };
 
 struct office {

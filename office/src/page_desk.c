@@ -145,7 +145,8 @@ static void sector_options(struct office_req *q, const char *selected)
 			continue;
 		fputs("<option value=\"", q->page);
 		office_html(q, v[i].name);
-		fprintf(q->page, "\"%s>", selected && strcmp(selected, v[i].name) == 0 ? " selected" : "");
+		fprintf(q->page, "\"%s>",
+		        selected && strcmp(selected, v[i].name) == 0 ? " selected" : "");
 		office_html(q, v[i].name);
 		fputs("</option>", q->page);
 	}
@@ -203,7 +204,8 @@ static int form_right(struct office_req *q, struct server_right *r, char *err, s
 	why->text[0] = 0;
 	if (server_sector_find(&q->o->st, sec, &s) != 0 ||
 	    !office_account_has_sector(&q->s.acct, s.number)) {
-		snprintf(err, cap, "Droit impossible : ce service n'est pas le vôtre ou n'existe pas.");
+		snprintf(err, cap,
+		         "Droit impossible : ce service n'est pas le vôtre ou n'existe pas.");
 		return SERVER_ERR_NOT_FOUND;
 	}
 	static const char *const periods[][2] = {
@@ -262,7 +264,8 @@ static void pass_forms(struct office_req *q, const struct server_pass *p)
 	}
 	if (p->state != SERVER_PASS_REPLACED) {
 		fprintf(q->page,
-		        "<section><h2>Remplacer</h2><p>Un nouveau pass garde le titulaire, le foyer "
+		        "<section><h2>Remplacer</h2><p>Un nouveau pass garde le titulaire, le "
+		        "foyer "
 		        "et les droits ; celui-ci est marqué remplacé.</p>"
 		        "<form method=\"post\" action=\"/pass/%" PRId64 "/remplacer\">",
 		        p->id);
@@ -294,8 +297,7 @@ static void render_pass(struct office_req *q, int64_t id, int status, const char
 	struct server_right *r = NULL;
 	size_t n = 0;
 	if (server_pass_read(&q->desk, id, &p, &why) != 0 ||
-	    q->o->st.ops->rights_of_pass(q->o->st.ctx, id, &r, &n) != 0 ||
-	    !pass_visible(q, r, n)) {
+	    q->o->st.ops->rights_of_pass(q->o->st.ctx, id, &r, &n) != 0 || !pass_visible(q, r, n)) {
 		free(r);
 		char s[128];
 		snprintf(s, sizeof(s), "Aucun pass n° %" PRId64 " dans vos services.", id);
@@ -346,8 +348,8 @@ static void render_pass(struct office_req *q, int64_t id, int status, const char
 		office_html(q, d);
 		fputs("</td><td>", q->page);
 		office_html(q, left);
-		fprintf(q->page, "</td><td><form method=\"post\" action=\"/pass/%" PRId64 "/retirer\">",
-		        id);
+		fprintf(q->page,
+		        "</td><td><form method=\"post\" action=\"/pass/%" PRId64 "/retirer\">", id);
 		office_csrf_input(q);
 		fputs("<input type=\"hidden\" name=\"secteur\" value=\"", q->page);
 		office_html(q, sec);
@@ -385,9 +387,9 @@ static int pass_in_scope(struct office_req *q, int64_t id, const char *action)
 	return -1;
 }
 
-static void done(struct office_req *q, int64_t id, int rc, const char *action_fr,
-                 const char *ok, const struct server_sector_set *changed,
-                 const struct server_why *why, const char *err)
+static void done(struct office_req *q, int64_t id, int rc, const char *action_fr, const char *ok,
+                 const struct server_sector_set *changed, const struct server_why *why,
+                 const char *err)
 {
 	char msg[512], pub[512] = "";
 	if (rc == 0) {
@@ -402,8 +404,8 @@ static void done(struct office_req *q, int64_t id, int rc, const char *action_fr
 		snprintf(msg, sizeof(msg), "%s", err);
 	else
 		office_refusal_fr(msg, sizeof(msg), action_fr, rc);
-	render_pass(q, id, rc == SERVER_ERR_STATE || rc == SERVER_ERR_IN_USE ? 409 : 400, NULL,
-	            msg, why ? why->text : "");
+	render_pass(q, id, rc == SERVER_ERR_STATE || rc == SERVER_ERR_IN_USE ? 409 : 400, NULL, msg,
+	            why ? why->text : "");
 }
 
 static void act_revoke(struct office_req *q, int64_t id)

@@ -56,7 +56,8 @@ void office_page_gates(struct office_req *q)
 			char a[32] = "—", b[32] = "—";
 			uint64_t ver = 0;
 			memset(&v, 0, sizeof(v));
-			if (q->o->st.ops->list_version_get(q->o->st.ctx, sec[i].number, 0, &v) == 0) {
+			if (q->o->st.ops->list_version_get(q->o->st.ctx, sec[i].number, 0, &v) ==
+			    0) {
 				ver = v.version;
 				time_text(v.issued_at, a, sizeof(a));
 				time_text(v.expires_at, b, sizeof(b));
@@ -64,8 +65,8 @@ void office_page_gates(struct office_req *q)
 			}
 			fputs("<tr><td>", q->page);
 			office_html(q, sec[i].name);
-			fprintf(q->page, "</td><td>%" PRIu64 "</td><td>%s</td><td>%s</td></tr>", ver, a,
-			        b);
+			fprintf(q->page, "</td><td>%" PRIu64 "</td><td>%s</td><td>%s</td></tr>",
+			        ver, a, b);
 		}
 		free(sec);
 	}
@@ -128,7 +129,8 @@ struct stat_sum {
 static int stat_add(void *arg, const struct server_stat_row *r)
 {
 	struct stat_sum *s = arg;
-	if (r->sector > UINT16_MAX || !office_account_has_sector(&s->q->s.acct, (uint16_t)r->sector))
+	if (r->sector > UINT16_MAX ||
+	    !office_account_has_sector(&s->q->s.acct, (uint16_t)r->sector))
 		return 0;
 	int granted = r->outcome == CITYPASS__OUTCOME__GRANTED;
 	time_t t = (time_t)r->quarter_hour;
@@ -193,8 +195,8 @@ void office_page_stats(struct office_req *q)
 	for (int h = 0; h < 24; h++)
 		if (s->hours[h][0] || s->hours[h][1])
 			fprintf(q->page,
-			        "<tr><td>%02d h</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td></tr>", h,
-			        s->hours[h][0], s->hours[h][1]);
+			        "<tr><td>%02d h</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td></tr>",
+			        h, s->hours[h][0], s->hours[h][1]);
 	fputs("</tbody></table>", q->page);
 	free(s);
 	office_page_end(q, 200);

@@ -71,12 +71,15 @@ static int parse_listen(const char *s, struct office_config *c, char *host, size
 static int cmd_serve(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	        {"data", required_argument, NULL, 'd'},   {"cert", required_argument, NULL, 'c'},
-	        {"key", required_argument, NULL, 'k'},    {"listen", required_argument, NULL, 'l'},
+	        {"data", required_argument, NULL, 'd'},
+	        {"cert", required_argument, NULL, 'c'},
+	        {"key", required_argument, NULL, 'k'},
+	        {"listen", required_argument, NULL, 'l'},
 	        {"port-file", required_argument, NULL, 'p'},
 	        {"reader", required_argument, NULL, 'r'},
 	        {"login-rate", required_argument, NULL, 'R'},
-	        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
 	};
 	struct office_config c;
 	char host[256];
@@ -121,7 +124,8 @@ static int cmd_serve(int argc, char **argv)
 			char *end;
 			unsigned long v = strtoul(optarg, &end, 10);
 			if (!*optarg || *end || v == 0 || v > 100000)
-				return usage("--login-rate '%s': expected a number, 1 or more", optarg);
+				return usage("--login-rate '%s': expected a number, 1 or more",
+				             optarg);
 			c.login_per_min = (unsigned)v;
 			break;
 		}
@@ -164,9 +168,9 @@ static int read_password(char *pw, size_t cap)
 static int cmd_account_add(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	        {"data", required_argument, NULL, 'd'},   {"login", required_argument, NULL, 'l'},
-	        {"role", required_argument, NULL, 'r'},   {"sector", required_argument, NULL, 's'},
-	        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+	        {"data", required_argument, NULL, 'd'}, {"login", required_argument, NULL, 'l'},
+	        {"role", required_argument, NULL, 'r'}, {"sector", required_argument, NULL, 's'},
+	        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
 	};
 	const char *data = getenv("CITYPASS_DATA"), *login = NULL, *role_s = NULL;
 	const char *sectors[OFFICE_SECTORS_MAX];
@@ -220,15 +224,17 @@ static int cmd_account_add(int argc, char **argv)
 		struct server_sector s;
 		if (server_sector_find(&st, sectors[i], &s) != 0) {
 			server_store_close(&st);
-			return usage("--sector '%s': no such sector in this deployment", sectors[i]);
+			return usage("--sector '%s': no such sector in this deployment",
+			             sectors[i]);
 		}
 		nums[i] = s.number;
 	}
 	server_store_close(&st);
 	char pw[OFFICE_PASSWORD_MAX + 2];
 	if (read_password(pw, sizeof(pw)) != 0) {
-		fprintf(stderr, "citypass-office: no password on stdin (one line, at most %d "
-		                "characters)\n",
+		fprintf(stderr,
+		        "citypass-office: no password on stdin (one line, at most %d "
+		        "characters)\n",
 		        OFFICE_PASSWORD_MAX);
 		return EXIT_USAGE;
 	}

@@ -28,16 +28,16 @@
 extern "C" {
 #endif
 
-#define OFFICE_DB_FILE         "office.db"
-#define OFFICE_LOGIN_MAX       64
-#define OFFICE_TOKEN_HEX       64 /* 32 random bytes, hex */
-#define OFFICE_SECTORS_MAX     8
-#define OFFICE_LOCK_AFTER      5
-#define OFFICE_LOCK_SECONDS    (15 * 60)
-#define OFFICE_SESSION_IDLE    (30 * 60)
-#define OFFICE_SESSION_MAX     (12 * 3600)
-#define OFFICE_PASSWORD_MIN    10
-#define OFFICE_PASSWORD_MAX    256
+#define OFFICE_DB_FILE      "office.db"
+#define OFFICE_LOGIN_MAX    64
+#define OFFICE_TOKEN_HEX    64 /* 32 random bytes, hex */
+#define OFFICE_SECTORS_MAX  8
+#define OFFICE_LOCK_AFTER   5
+#define OFFICE_LOCK_SECONDS (15 * 60)
+#define OFFICE_SESSION_IDLE (30 * 60)
+#define OFFICE_SESSION_MAX  (12 * 3600)
+#define OFFICE_PASSWORD_MIN 10
+#define OFFICE_PASSWORD_MAX 256
 
 enum office_role {
 	OFFICE_ROLE_AGENT = 1, /* the sectors listed only */
@@ -75,8 +75,8 @@ int office_role_parse(const char *s);
 int office_account_add(struct office_db *db, const char *login, const char *password, int role,
                        const uint16_t *sectors, size_t n_sectors, int64_t now,
                        struct server_why *why);
-int office_account_each(struct office_db *db,
-                        int (*fn)(void *arg, const struct office_account *a), void *arg);
+int office_account_each(struct office_db *db, int (*fn)(void *arg, const struct office_account *a),
+                        void *arg);
 /* 1 when the account may see and change sector `sector`. */
 int office_account_has_sector(const struct office_account *a, uint16_t sector);
 
@@ -88,8 +88,7 @@ int office_account_has_sector(const struct office_account *a, uint16_t sector);
  * (the audit names it only then); *locked_now: this failure locked the account.
  */
 int office_login(struct office_db *db, const char *login, const char *password, int64_t now,
-                 struct office_session *out, int *known, int *locked_now,
-                 struct server_why *why);
+                 struct office_session *out, int *known, int *locked_now, struct server_why *why);
 /* The live session of a cookie's token (idle and absolute limits), its last use moved to
  * now: 0, or SERVER_ERR_NOT_FOUND. */
 int office_session_find(struct office_db *db, const char *token, int64_t now,
@@ -108,10 +107,10 @@ int office_token_new(char out[OFFICE_TOKEN_HEX + 1]);
 struct office_audit_entry {
 	int64_t id, at;
 	char login[OFFICE_LOGIN_MAX];
-	char action[64];    /* "révocation", "connexion", ... */
-	int64_t pass;       /* 0: none */
+	char action[64]; /* "révocation", "connexion", ... */
+	int64_t pass;    /* 0: none */
 	char sector[SERVER_NAME_MAX];
-	char outcome[16];   /* "fait" or "refusé" */
+	char outcome[16]; /* "fait" or "refusé" */
 	char detail[SERVER_TEXT_MAX];
 };
 

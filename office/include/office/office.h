@@ -24,12 +24,12 @@ struct office_desk_reader {
 };
 
 struct office_config {
-	const char *data;        /* the deployment's data directory (and office.db) */
-	const char *host;        /* listening address (127.0.0.1 by default) */
-	uint16_t port;           /* 0: any free port (written to port_file) */
-	const char *cert, *key;  /* PEM certificate chain and private key */
-	const char *port_file;   /* written once listening (tests), or NULL */
-	unsigned login_per_min;  /* login attempts per client address per minute */
+	const char *data;       /* the deployment's data directory (and office.db) */
+	const char *host;       /* listening address (127.0.0.1 by default) */
+	uint16_t port;          /* 0: any free port (written to port_file) */
+	const char *cert, *key; /* PEM certificate chain and private key */
+	const char *port_file;  /* written once listening (tests), or NULL */
+	unsigned login_per_min; /* login attempts per client address per minute */
 	size_t n_readers;
 	struct office_desk_reader readers[OFFICE_READERS_MAX];
 };
