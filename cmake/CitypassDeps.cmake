@@ -64,6 +64,9 @@ add_library(citypass::argon2 ALIAS PkgConfig::ARGON2)
 # 2.1.12's evhttp carries TLS only through it: there is no mbedTLS bufferevent.
 pkg_check_modules(EVENT_OPENSSL REQUIRED IMPORTED_TARGET libevent_openssl openssl)
 add_library(citypass::event_openssl ALIAS PkgConfig::EVENT_OPENSSL)
+# libqrencode: the QR code a phone's wallet scans for its credential (office/, issue 18).
+pkg_check_modules(QRENCODE REQUIRED IMPORTED_TARGET libqrencode)
+add_library(citypass::qrencode ALIAS PkgConfig::QRENCODE)
 
 # The controller runs its reader and its sync link on two threads.
 find_package(Threads REQUIRED)

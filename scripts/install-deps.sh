@@ -20,7 +20,8 @@ set -eu
 # puppeteer-core from npm (npm's registry, never a browser download: executablePath is
 # /usr/bin/chromium); xmllint (libxml2-utils) is the independent XML parser that reads the
 # server-drawn SVG charts back. libssl-dev is the back office's HTTPS (libevent's OpenSSL
-# bufferevent, docs/office.md; issue 18).
+# bufferevent, docs/office.md; issue 18), and libqrencode-dev draws the QR code a phone's
+# wallet scans there.
 PACKAGES="
 cmake
 make
@@ -56,6 +57,7 @@ jq
 chromium
 libxml2-utils
 libssl-dev
+libqrencode-dev
 "
 
 # node and npm: Debian's nodejs and npm, unless a node with its npm is already there (a

@@ -76,6 +76,8 @@ void office_page_begin(struct office_req *q, const char *title)
 		fputs("<nav><ul>", q->page);
 		nav_link(q, "/", "Rechercher", 'r');
 		nav_link(q, "/pass/nouveau", "Nouveau pass", 'n');
+		nav_link(q, "/carte", "Carte au guichet", 'c');
+		nav_link(q, "/foyers", "Foyers", 'f');
 		nav_link(q, "/portiques", "Portiques", 'p');
 		nav_link(q, "/statistiques", "Statistiques", 's');
 		if (q->s.acct.role == OFFICE_ROLE_ADMIN)
@@ -493,6 +495,12 @@ static void dispatch(struct office_req *q)
 			goto method;
 		return office_page_pass(q, id, action);
 	}
+	if (strcmp(path, "/carte") == 0)
+		return office_page_card(q, "");
+	if (strncmp(path, "/carte/", 7) == 0)
+		return office_page_card(q, path + 7);
+	if (strcmp(path, "/foyers") == 0)
+		return office_page_households(q);
 	if ((strcmp(path, "/portiques") == 0 || strcmp(path, "/gates") == 0) && !q->post)
 		return office_page_gates(q);
 	if (strcmp(path, "/statistiques") == 0 && !q->post)

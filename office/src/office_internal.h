@@ -38,6 +38,15 @@ struct office {
 	struct office_rate rate[OFFICE_RATE_SLOTS];
 };
 
+/* The medium of an issue or a replacement, from its form (page_card.c). */
+struct office_medium {
+	struct server_pass_medium m;
+	struct server_phone_request phone;
+	char desk[64];
+	char dir[64], pem_path[128], out[128];
+	char detail[SERVER_WHY_MAX];
+};
+
 struct office_req {
 	struct office *o;
 	struct evhttp_request *r;
@@ -51,6 +60,10 @@ struct office_req {
 	char *page_buf;
 	size_t page_len;
 	int begun;
+	/* a phone credential just issued, shown on the pass page as a QR code */
+	uint8_t cred[256];
+	size_t cred_len;
+	uint16_t cred_sector;
 };
 
 /* The time of a request: CITYPASS_NOW (tests) or the clock. */
@@ -83,6 +96,20 @@ void office_audit_req(struct office_req *q, const char *action, int64_t pass, ui
 void office_page_search(struct office_req *q);
 void office_page_pass(struct office_req *q, int64_t id, const char *action);
 void office_page_issue(struct office_req *q);
+/* 1 when the agent may see pass `id`; the pass page with a confirmation on top */
+int office_pass_visible(struct office_req *q, int64_t id);
+void office_show_pass(struct office_req *q, int64_t id, int status, const char *ok);
+void office_page_households(struct office_req *q);
+/* page_card.c: the medium's form fields and reading them (the reader opened, the phone's
+ * request written to a temporary directory; phone_sector 0: the form names it), its end
+ * (the reader closed, the credential kept in q for the page, the files removed), the
+ * credential's QR block, and the card page (/carte, /carte/lire, /carte/recycler) */
+void office_medium_fields(struct office_req *q, int with_sector);
+int office_medium_from_form(struct office_req *q, uint16_t phone_sector, struct office_medium *m,
+                            char *err, size_t cap);
+void office_medium_end(struct office_req *q, struct office_medium *m, int ok);
+void office_credential_block(struct office_req *q);
+void office_page_card(struct office_req *q, const char *action);
 /* page_manager.c: gates, lists, statistics, the audit log */
 void office_page_gates(struct office_req *q);
 void office_page_stats(struct office_req *q);

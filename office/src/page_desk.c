@@ -271,8 +271,10 @@ static void pass_forms(struct office_req *q, const struct server_pass *p)
 		        p->id);
 		office_csrf_input(q);
 		fputs("<p><label for=\"motif_r\">Motif</label><input id=\"motif_r\" name=\"motif\" "
-		      "maxlength=\"200\"> <button id=\"remplacer\">Remplacer</button></p></form>"
-		      "</section>",
+		      "maxlength=\"200\"></p>",
+		      q->page);
+		office_medium_fields(q, 1);
+		fputs("<p><button id=\"remplacer\">Remplacer</button></p></form></section>",
 		      q->page);
 	}
 	if (live) {
@@ -310,6 +312,7 @@ static void render_pass(struct office_req *q, int64_t id, int status, const char
 		office_msg_ok(q, ok);
 	if (err && *err)
 		office_msg_err(q, err, detail);
+	office_credential_block(q);
 	fputs("<dl class=\"pass\"><dt>Titulaire</dt><dd id=\"titulaire\">", q->page);
 	office_html(q, p.holder[0] ? p.holder : "anonyme");
 	fputs("</dd>", q->page);
@@ -364,11 +367,12 @@ static void render_pass(struct office_req *q, int64_t id, int status, const char
 	office_page_end(q, status);
 }
 
-/* --- actions ---------------------------------------------------------------------------- */
+void office_show_pass(struct office_req *q, int64_t id, int status, const char *ok)
+{
+	render_pass(q, id, status, ok, NULL, NULL);
+}
 
-/* The pass as the agent may act on it: 0, or the 404 page sent (audited: a forged request
- * for a pass outside the agent's sectors ends here). */
-static int pass_in_scope(struct office_req *q, int64_t id, const char *action)
+int office_pass_visible(struct office_req *q, int64_t id)
 {
 	struct server_pass p;
 	struct server_why why;
@@ -378,7 +382,16 @@ static int pass_in_scope(struct office_req *q, int64_t id, const char *action)
 	         q->o->st.ops->rights_of_pass(q->o->st.ctx, id, &r, &n) == 0 &&
 	         pass_visible(q, r, n);
 	free(r);
-	if (ok)
+	return ok;
+}
+
+/* --- actions ---------------------------------------------------------------------------- */
+
+/* The pass as the agent may act on it: 0, or the 404 page sent (audited: a forged request
+ * for a pass outside the agent's sectors ends here). */
+static int pass_in_scope(struct office_req *q, int64_t id, const char *action)
+{
+	if (office_pass_visible(q, id))
 		return 0;
 	office_audit_req(q, action, id, 0, 0, "hors de vos services ou inexistant");
 	char s[128];
@@ -461,19 +474,25 @@ static void act_withdraw(struct office_req *q, int64_t id)
 static void act_replace(struct office_req *q, int64_t id)
 {
 	const char *motif = office_field(q, "motif");
-	struct server_pass_medium m;
+	struct office_medium m;
 	struct server_issued out;
 	struct server_why why = {""};
-	memset(&m, 0, sizeof(m));
+	char err[512] = "";
 	int rc = strlen(motif) >= SERVER_TEXT_MAX
 	                 ? server_why_set(&why, SERVER_ERR_INVALID, "a reason of at most 255 bytes")
-	                 : server_pass_replace(&q->desk, id, motif, &m, &out, &why);
-	char d[64] = "";
+	                 : office_medium_from_form(q, 0, &m, err, sizeof(err));
 	if (rc == 0)
-		snprintf(d, sizeof(d), "remplacé par le pass %" PRId64, out.pass.id);
+		rc = server_pass_replace(&q->desk, id, motif, &m.m, &out, &why);
+	else if (m.detail[0])
+		snprintf(why.text, sizeof(why.text), "%s", m.detail);
+	office_medium_end(q, &m, rc == 0);
+	char d[96] = "";
+	if (rc == 0)
+		snprintf(d, sizeof(d), "remplacé par le pass %" PRId64 " (%s)", out.pass.id,
+		         out.pass.medium);
 	office_audit_req(q, "remplacement", id, 0, rc == 0, d);
 	if (rc != 0)
-		return done(q, id, rc, "Remplacement", NULL, NULL, &why, NULL);
+		return done(q, id, rc, "Remplacement", NULL, NULL, &why, err);
 	char pub[512] = "", msg[768];
 	office_publish_changed(q, &out.changed, pub, sizeof(pub));
 	snprintf(msg, sizeof(msg),
@@ -601,10 +620,9 @@ static void issue_form(struct office_req *q, int status, const char *err, const 
 	      "name=\"foyer_nom\" maxlength=\"63\"></p><fieldset><legend>Premier droit</legend>",
 	      q->page);
 	right_fields(q);
-	fputs("</fieldset><p>Support : le pass est créé en attente de support ; la carte ou le "
-	      "téléphone s'y attachent au remplacement.</p>"
-	      "<p><button id=\"emettre\">Créer le pass</button></p></form>",
-	      q->page);
+	fputs("</fieldset>", q->page);
+	office_medium_fields(q, 0);
+	fputs("<p><button id=\"emettre\">Créer le pass</button></p></form>", q->page);
 	office_page_end(q, status);
 }
 
@@ -634,15 +652,65 @@ void office_page_issue(struct office_req *q)
 	o.rights = &r;
 	o.n_rights = 1;
 	struct server_issued out;
-	rc = server_pass_issue(&q->desk, &o, &out, &why);
-	office_audit_req(q, "émission", rc == 0 ? out.pass.id : 0, r.sector, rc == 0,
-	                 "support : en attente");
-	if (rc) {
-		office_refusal_fr(err, sizeof(err), "Émission du pass", rc);
-		return issue_form(q, rc == SERVER_ERR_NOT_FOUND ? 404 : 400, err, why.text);
+	struct office_medium m;
+	rc = office_medium_from_form(q, r.sector, &m, err, sizeof(err));
+	if (rc == 0) {
+		o.medium = m.m;
+		rc = server_pass_issue(&q->desk, &o, &out, &why);
+		if (rc)
+			office_refusal_fr(err, sizeof(err), "Émission du pass", rc);
+	} else if (m.detail[0]) {
+		snprintf(why.text, sizeof(why.text), "%s", m.detail);
 	}
+	office_medium_end(q, &m, rc == 0);
+	char d[64];
+	snprintf(d, sizeof(d), "support : %s",
+	         rc == 0 ? out.pass.medium : office_field(q, "support"));
+	office_audit_req(q, "émission", rc == 0 ? out.pass.id : 0, r.sector, rc == 0, d);
+	if (rc)
+		return issue_form(q, rc == SERVER_ERR_NOT_FOUND ? 404 : 400, err, why.text);
 	char pub[512] = "", msg[768];
 	office_publish_changed(q, &out.changed, pub, sizeof(pub));
 	snprintf(msg, sizeof(msg), "Pass n° %" PRId64 " créé. %s", out.pass.id, pub);
 	render_pass(q, out.pass.id, 200, msg, NULL, NULL);
+}
+
+/* --- households ------------------------------------------------------------------------- */
+
+void office_page_households(struct office_req *q)
+{
+	char ok[256] = "", err[512] = "";
+	struct server_why why = {""};
+	int status = 200;
+	if (q->post) {
+		const char *name = office_field(q, "nom");
+		int64_t id = 0;
+		int rc = server_household_add(&q->desk, name, &id, &why);
+		office_audit_req(q, "foyer créé", 0, 0, rc == 0, rc == 0 ? name : "");
+		if (rc == 0) {
+			snprintf(ok, sizeof(ok),
+			         "Foyer créé : choisissez-le en émettant les pass de ses "
+			         "membres.");
+		} else {
+			office_refusal_fr(err, sizeof(err), "Création du foyer", rc);
+			status = rc == SERVER_ERR_EXISTS ? 409 : 400;
+		}
+	}
+	office_page_begin(q, "Foyers");
+	if (*ok)
+		office_msg_ok(q, ok);
+	if (*err)
+		office_msg_err(q, err, why.text);
+	fputs("<p>Un foyer partage ses quotas (par exemple 24 passages par an en déchèterie) entre "
+	      "les pass de ses membres. Pour voir les pass d'un foyer, cherchez son nom.</p>"
+	      "<form method=\"post\" action=\"/foyers\">",
+	      q->page);
+	office_csrf_input(q);
+	fputs("<p><label for=\"nom\">Nom du foyer</label><input id=\"nom\" name=\"nom\" "
+	      "maxlength=\"63\" required> <button id=\"foyer\">Créer le foyer</button></p>"
+	      "<p>Lettres, chiffres, tiret, point ou souligné (par exemple "
+	      "martin-12-rue-haute).</p>"
+	      "</form>",
+	      q->page);
+	office_page_end(q, status);
 }

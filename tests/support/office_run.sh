@@ -10,16 +10,22 @@
 #                                   listening on a free port of 127.0.0.1. Prints KEY=VALUE
 #                                   lines: URL, CA, SPKI, DATA, LOGIN=... PASSWORD=... (one
 #                                   per account, admin first), PASS_POOL, PASS_LIBRARY.
+#                                   With the bench (citypass-hil built; OFFICE_BENCH=0 leaves
+#                                   it out): an emulated PN532 as the desk reader of desk
+#                                   "guichet-1", and the lines HIL (the binary), BENCH (its
+#                                   run dir: `$HIL ctl --run-dir $BENCH place desk desfire
+#                                   FILE` puts a card on the desk reader) and DESK=guichet-1.
 #                                   The same lines are kept in STATE_DIR/office.env.
-#   office_run.sh stop STATE_DIR    stops the office it started (STATE_DIR/office.pid).
+#   office_run.sh stop STATE_DIR    stops what it started (STATE_DIR/office.pid, hil.pid).
 #
-# Env: BUILD (default: the source tree's build/), or ADMIN and OFFICE for the binaries;
-# OFFICE_ARGS: more options for 'citypass-office serve' (e.g. --login-rate 5).
+# Env: BUILD (default: the source tree's build/), or ADMIN, OFFICE and HIL for the
+# binaries; OFFICE_ARGS: more options for 'citypass-office serve' (e.g. --login-rate 5).
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
 ADMIN=${ADMIN:-$BUILD/server/citypass-admin}
 OFFICE=${OFFICE:-$BUILD/office/citypass-office}
+HIL=${HIL:-$BUILD/hil/citypass-hil}
 cmd=${1:-}
 S=${2:-}
 [ -n "$cmd" ] && [ -n "$S" ] || {
@@ -28,8 +34,13 @@ S=${2:-}
 }
 
 stop() {
-	[ -f "$S/office.pid" ] || return 0
-	pid=$(cat "$S/office.pid")
+	stop_pid office.pid citypass-office
+	stop_pid hil.pid citypass-hil
+}
+
+stop_pid() { # FILE NAME
+	[ -f "$S/$1" ] || return 0
+	pid=$(cat "$S/$1")
 	if kill "$pid" 2>/dev/null; then
 		i=0
 		while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do
@@ -37,11 +48,11 @@ stop() {
 			i=$((i + 1))
 		done
 		if kill -0 "$pid" 2>/dev/null; then
-			echo "office_run.sh: citypass-office (pid $pid) ignored SIGTERM: SIGKILL" >&2
+			echo "office_run.sh: $2 (pid $pid) ignored SIGTERM: SIGKILL" >&2
 			kill -9 "$pid" 2>/dev/null || true
 		fi
 	fi
-	rm -f "$S/office.pid"
+	rm -f "$S/$1"
 }
 
 case $cmd in
@@ -65,7 +76,7 @@ mkdir -p "$S"
 D=$S/data
 export CITYPASS_DATA="$D"
 log=$S/setup.log
-"$ADMIN" init --sectors pool,library >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
+"$ADMIN" init --sectors pool,library --value-sector pool >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
 year=$(date +%Y)
 pass_of() { sed -n 's/^pass \([0-9]*\) issued.*/\1/p'; }
 PASS_POOL=$("$ADMIN" pass issue --holder "Alice Martin" \
@@ -103,10 +114,28 @@ add_account admin admin
 add_account agent-piscine agent pool
 add_account agent-biblio agent library
 
+# the bench's emulated PN532 as the desk reader (libnfc's own pn532_uart driver)
+export LIBNFC_AUTO_SCAN=false
+unset LIBNFC_DEVICE LIBNFC_DEFAULT_DEVICE
+bench_lines=
+readers=
+if [ "${OFFICE_BENCH:-1}" = 1 ] && [ -x "$HIL" ]; then
+	B=$S/bench
+	mkdir -p "$B"
+	"$HIL" run --run-dir "$B" --reader desk >"$S/hil.log" 2>&1 </dev/null &
+	echo $! >"$S/hil.pid"
+	"$HIL" ctl --run-dir "$B" --wait 10 status >/dev/null 2>&1 ||
+		{ echo "office_run.sh: the bench did not start:" >&2; cat "$S/hil.log" >&2; stop; exit 1; }
+	readers="--reader guichet-1=pn532_uart:$B/readers/desk"
+	bench_lines="HIL=$HIL
+BENCH=$B
+DESK=guichet-1"
+fi
+
 rm -f "$S/office.port"
 # shellcheck disable=SC2086 # OFFICE_ARGS is a list of options
 "$OFFICE" serve --listen 127.0.0.1:0 --port-file "$S/office.port" --cert "$T/office.pem" \
-	--key "$T/office.key" ${OFFICE_ARGS:-} >"$S/office.log" 2>&1 </dev/null &
+	--key "$T/office.key" $readers ${OFFICE_ARGS:-} >"$S/office.log" 2>&1 </dev/null &
 echo $! >"$S/office.pid"
 i=0
 while [ ! -s "$S/office.port" ]; do
@@ -114,6 +143,7 @@ while [ ! -s "$S/office.port" ]; do
 		echo "office_run.sh: citypass-office exited:" >&2
 		cat "$S/office.log" >&2
 		rm -f "$S/office.pid"
+		stop
 		exit 1
 	fi
 	i=$((i + 1))
@@ -128,5 +158,6 @@ done
 	echo "${accounts#?}"
 	echo "PASS_POOL=$PASS_POOL"
 	echo "PASS_LIBRARY=$PASS_LIBRARY"
+	[ -z "$bench_lines" ] || echo "$bench_lines"
 } >"$S/office.env"
 cat "$S/office.env"
