@@ -9,7 +9,9 @@
 #   process; then a day of taps. One line per tap: story time, site, who, grant/refuse,
 #   reason, tap-to-gate ms (the controller's own log), what the gate display showed (the
 #   bench's record of the gate). Every outcome is checked; at the end the anonymised
-#   statistics, the open-data CSV, PASS or FAIL. Exit 0 only if everything expected
+#   statistics, the open-data CSV, then the agents' back office (citypass-office) started
+#   on the same deployment with the desk reader, its address and a demo agent's login
+#   printed (at a terminal it stays up until Enter), PASS or FAIL. Exit 0 only if everything expected
 #   happened; every process started is stopped (tests/controller/daemon/lib.sh's trap).
 #
 # The system runs on the real clock: the story's times (07:45 … 18:10) are labels; the
@@ -37,7 +39,8 @@ SERVER=${SERVER:-$BUILD/server/citypass-server}
 HIL=${HIL:-$BUILD/hil/citypass-hil}
 CONTROLLER=${CONTROLLER:-$BUILD/controller/citypass-controller}
 TOKEN=${TOKEN:-$BUILD/cardlib/citypass-token}
-for b in "$ADMIN" "$SERVER" "$HIL" "$CONTROLLER" "$TOKEN"; do
+OFFICE=${OFFICE:-$BUILD/office/citypass-office}
+for b in "$ADMIN" "$SERVER" "$HIL" "$CONTROLLER" "$TOKEN" "$OFFICE"; do
 	[ -x "$b" ] || { echo "demo: $b is missing: build first (make build)" >&2; exit 1; }
 done
 for t in perl sqlite3; do
@@ -443,6 +446,45 @@ suppressed() {
 }
 check "open data: every count under 10 is written <10 (a demo day is too small to publish)" suppressed
 
+say "The agents' back office (citypass-office, HTTPS, docs/office.md)"
+# a certificate of the demo's own CA, accounts with fresh passwords, the desk's reader
+OT="$T/office"
+mkdir -p "$OT"
+if (
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 \
+		-subj "/CN=citypass demo CA" -keyout "$OT/ca.key" -out "$OT/ca.pem" &&
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
+			-keyout "$OT/office.key" -out "$OT/office.csr" &&
+		printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$OT/ext" &&
+		openssl x509 -req -in "$OT/office.csr" -CA "$OT/ca.pem" -CAkey "$OT/ca.key" \
+			-CAcreateserial -days 7 -extfile "$OT/ext" -out "$OT/office.pem"
+) >"$OT/setup.log" 2>&1; then :; else cat "$OT/setup.log" >&2; fi
+ADMIN_PW=$(openssl rand -hex 8)
+AGENT_PW=$(openssl rand -hex 8)
+echo "$ADMIN_PW" | "$OFFICE" account add --login admin --role admin >>"$OT/setup.log" 2>&1
+echo "$AGENT_PW" | "$OFFICE" account add --login agent-piscine --role agent --sector pool \
+	>>"$OT/setup.log" 2>&1
+"$OFFICE" serve --listen "127.0.0.1:${OFFICE_PORT:-0}" --port-file "$OT/port" \
+	--cert "$OT/office.pem" --key "$OT/office.key" --reader "guichet=$(reader desk)" \
+	>"$OT/office.log" 2>&1 </dev/null &
+PEER_PIDS="$PEER_PIDS $!"
+_i=0
+while [ ! -s "$OT/port" ] && [ $_i -lt 100 ]; do sleep 0.1; _i=$((_i + 1)); done
+OFFICE_URL="https://127.0.0.1:$(cat "$OT/port" 2>/dev/null)"
+note "address:   $OFFICE_URL/   (certificate of the demo's CA: $OT/ca.pem)"
+note "an agent:  agent-piscine / $AGENT_PW   (pool only)"
+note "the admin: admin / $ADMIN_PW"
+office_answers() {
+	_j="$OT/jar"
+	_t=$(curl -sS --cacert "$OT/ca.pem" -c "$_j" "$OFFICE_URL/connexion" |
+		sed -n 's/.*name="csrf" value="\([0-9a-f]*\)".*/\1/p')
+	curl -sS --cacert "$OT/ca.pem" -c "$_j" -b "$_j" -o /dev/null --data-urlencode "csrf=$_t" \
+		--data-urlencode "identifiant=agent-piscine" --data-urlencode "mot_de_passe=$AGENT_PW" \
+		"$OFFICE_URL/connexion" &&
+		curl -sS --cacert "$OT/ca.pem" -b "$_j" "$OFFICE_URL/?q=a" | grep -q 'id="resultats"'
+}
+check "the back office answers over HTTPS and the demo agent logs in" office_answers
+
 ELAPSED=$(($(date +%s) - START))
 for r in $READERS; do stop_controller "$r"; done
 say "Result"
@@ -451,6 +493,13 @@ note "setup ${SETUP} s, whole demo ${ELAPSED} s; every process started has been 
 note "open-data CSV: $CSV"
 note "transcript:    $TRANSCRIPT   (kept; delete the directory when done)"
 [ -n "$KEEP_TMP" ] && note "deployment, logs and journals: $T (KEEP_TMP)"
+# at a terminal, the back office stays up for a look (ctest and CI go straight on)
+if [ -t 0 ] && [ -t 1 ] && [ -z "${CI:-}" ]; then
+	out ""
+	out "The back office is still up at $OFFICE_URL/ (agent-piscine / $AGENT_PW)."
+	out "Press Enter to stop it and end the demo."
+	read -r _ || true
+fi
 if [ "$FAILED" = 0 ]; then
 	out "PASS: all $CHECKS expected outcomes happened"
 	exit 0
