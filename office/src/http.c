@@ -505,6 +505,10 @@ static void dispatch(struct office_req *q)
 		return office_page_gates(q);
 	if (strcmp(path, "/statistiques") == 0 && !q->post)
 		return office_page_stats(q);
+	if (strcmp(path, "/opendata.csv") == 0 && !q->post)
+		return office_page_opendata(q);
+	if (strcmp(path, "/quotas") == 0 && !q->post)
+		return office_page_quotas(q);
 	if (strcmp(path, "/audit") == 0 || strcmp(path, "/audit.csv") == 0) {
 		if (!admin) {
 			office_audit_req(q, "accès refusé", 0, 0, 0, path);

@@ -114,5 +114,7 @@ void office_page_card(struct office_req *q, const char *action);
 void office_page_gates(struct office_req *q);
 void office_page_stats(struct office_req *q);
 void office_page_audit(struct office_req *q, int csv);
+void office_page_opendata(struct office_req *q);
+void office_page_quotas(struct office_req *q);
 
 #endif /* OFFICE_INTERNAL_H */

@@ -13,7 +13,10 @@
 #include <event2/keyvalq_struct.h>
 
 #include "citypass.pb-c.h"
+#include "office/chart.h"
+#include "office/words.h"
 #include "office_internal.h"
+#include "server/reports.h"
 
 #define STATS_DAYS 7
 
@@ -114,92 +117,235 @@ void office_page_gates(struct office_req *q)
 
 /* --- statistics ------------------------------------------------------------------------- */
 
-struct stat_cell {
+/* The sums of the last STATS_DAYS days by site x service x outcome x hour, only the
+ * agent's sectors kept: 0 and *out (malloc'd), or an error. */
+static int stats_of_scope(struct office_req *q, struct server_stat_sum **out, size_t *n)
+{
+	int64_t to = q->desk.now + 900, from = q->desk.now - STATS_DAYS * 86400;
+	int rc = server_stats_sum(&q->o->st, from, to,
+	                          SERVER_STAT_SITE | SERVER_STAT_SERVICE | SERVER_STAT_OUTCOME |
+	                                  SERVER_STAT_HOUR,
+	                          out, n);
+	if (rc)
+		return rc;
+	size_t k = 0;
+	for (size_t i = 0; i < *n; i++)
+		if ((*out)[i].sector <= UINT16_MAX &&
+		    office_account_has_sector(&q->s.acct, (uint16_t)(*out)[i].sector))
+			(*out)[k++] = (*out)[i];
+	*n = k;
+	return 0;
+}
+
+struct site_sum {
 	uint32_t site, sector;
 	uint64_t granted, refused;
 };
 
-struct stat_sum {
-	struct office_req *q;
-	struct stat_cell v[256];
-	size_t n;
-	uint64_t hours[24][2];
-};
-
-static int stat_add(void *arg, const struct server_stat_row *r)
-{
-	struct stat_sum *s = arg;
-	if (r->sector > UINT16_MAX ||
-	    !office_account_has_sector(&s->q->s.acct, (uint16_t)r->sector))
-		return 0;
-	int granted = r->outcome == CITYPASS__OUTCOME__GRANTED;
-	time_t t = (time_t)r->quarter_hour;
-	struct tm tm;
-	if (localtime_r(&t, &tm))
-		s->hours[tm.tm_hour][granted ? 0 : 1] += r->count;
-	size_t i = 0;
-	for (; i < s->n; i++)
-		if (s->v[i].site == r->site && s->v[i].sector == r->sector)
-			break;
-	if (i == s->n) {
-		if (s->n == sizeof(s->v) / sizeof(s->v[0]))
-			return 0;
-		s->v[s->n].site = r->site;
-		s->v[s->n].sector = r->sector;
-		s->n++;
-	}
-	if (granted)
-		s->v[i].granted += r->count;
-	else
-		s->v[i].refused += r->count;
-	return 0;
-}
-
 void office_page_stats(struct office_req *q)
 {
-	struct stat_sum *s = calloc(1, sizeof(*s));
-	if (!s)
-		return office_page_refuse(q, 500, "Statistiques", "Mémoire insuffisante.", "");
-	s->q = q;
-	int64_t to = q->desk.now, from = to - STATS_DAYS * 86400;
-	int rc = q->o->st.ops->stats(q->o->st.ctx, from, to + 900, 900, stat_add, s);
+	struct server_stat_sum *v = NULL;
+	size_t n = 0;
+	int rc = stats_of_scope(q, &v, &n);
 	office_page_begin(q, "Statistiques des 7 derniers jours");
 	if (rc) {
-		office_msg_err(q, "Impossible de lire les statistiques.", "");
-		free(s);
+		office_msg_err(q, "Impossible de lire les statistiques.", office_error_fr(rc));
 		return office_page_end(q, 500);
 	}
-	fputs("<p>Passages accordés et refusés, sans aucun identifiant (flux statistique "
-	      "anonyme).</p><h2>Par site</h2><table id=\"stats-sites\"><thead><tr><th>Site</th>"
-	      "<th>Service</th><th>Accordés</th><th>Refusés</th></tr></thead><tbody>",
-	      q->page);
-	for (size_t i = 0; i < s->n; i++) {
+	struct site_sum sites[128];
+	size_t ns = 0;
+	uint64_t hours[24][2], outcome[2] = {0, 0};
+	memset(hours, 0, sizeof(hours));
+	for (size_t i = 0; i < n; i++) {
+		size_t k = 0;
+		while (k < ns && (sites[k].site != v[i].site || sites[k].sector != v[i].sector))
+			k++;
+		if (k == ns && ns < sizeof(sites) / sizeof(sites[0])) {
+			memset(&sites[ns], 0, sizeof(sites[ns]));
+			sites[ns].site = v[i].site;
+			sites[ns++].sector = v[i].sector;
+		}
+		time_t t = (time_t)v[i].hour;
+		struct tm tm;
+		int h = localtime_r(&t, &tm) ? tm.tm_hour : 0;
+		if (k < ns) {
+			sites[k].granted += v[i].granted;
+			sites[k].refused += v[i].refused;
+		}
+		hours[h][0] += v[i].granted;
+		hours[h][1] += v[i].refused;
+		outcome[0] += v[i].granted;
+		outcome[1] += v[i].refused;
+	}
+	free(v);
+	fprintf(q->page,
+	        "<p>Passages accordés et refusés, sans aucun identifiant (flux statistique "
+	        "anonyme) : %" PRIu64 " accordés, %" PRIu64 " refusés. <a href=\"/opendata.csv\" "
+	        "id=\"export-opendata\">Export open data (CSV, 7 jours, cases sous 10 "
+	        "masquées)</a> · <a href=\"/quotas\">Quotas dépassés</a></p>",
+	        outcome[0], outcome[1]);
+	/* the charts (office/chart.h): by site, service, hour and outcome */
+	struct office_chart_row rows[128];
+	char labels[128][SERVER_NAME_MAX * 2 + 4];
+	size_t nr = 0;
+	for (size_t i = 0; i < ns && nr < 128; i++, nr++) {
 		struct server_site site;
 		char sec[SERVER_NAME_MAX];
-		server_sector_name(&q->o->st, (uint16_t)s->v[i].sector, sec, sizeof(sec));
+		server_sector_name(&q->o->st, (uint16_t)sites[i].sector, sec, sizeof(sec));
+		if (q->o->st.ops->site_get(q->o->st.ctx, sites[i].site, &site) == 0)
+			snprintf(labels[nr], sizeof(labels[nr]), "%s", site.name);
+		else
+			snprintf(labels[nr], sizeof(labels[nr]), "site %u", sites[i].site);
+		rows[nr].label = labels[nr];
+		rows[nr].value = sites[i].granted + sites[i].refused;
+	}
+	struct office_chart ch = {office_chart_title(OFFICE_CHART_BY_SITE), "passages", rows, nr};
+	fputs("<section id=\"graphe-sites\">", q->page);
+	office_chart_svg(q->page, &ch);
+	fputs("</section>", q->page);
+	/* by service: the sites' sums folded by sector */
+	nr = 0;
+	for (size_t i = 0; i < ns; i++) {
+		char sec[SERVER_NAME_MAX];
+		server_sector_name(&q->o->st, (uint16_t)sites[i].sector, sec, sizeof(sec));
+		size_t k = 0;
+		while (k < nr && strcmp(labels[k], sec) != 0)
+			k++;
+		if (k == nr) {
+			snprintf(labels[nr], sizeof(labels[nr]), "%s", sec);
+			rows[nr].label = labels[nr];
+			rows[nr++].value = 0;
+		}
+		rows[k].value += sites[i].granted + sites[i].refused;
+	}
+	ch.title = office_chart_title(OFFICE_CHART_BY_SERVICE);
+	ch.n_rows = nr;
+	fputs("<section id=\"graphe-services\">", q->page);
+	office_chart_svg(q->page, &ch);
+	fputs("</section>", q->page);
+	/* by hour of the day, and by outcome */
+	nr = 0;
+	for (int h = 0; h < 24; h++) {
+		office_chart_hour_label(h, labels[nr]);
+		rows[nr].label = labels[nr];
+		rows[nr++].value = hours[h][0] + hours[h][1];
+	}
+	ch.title = office_chart_title(OFFICE_CHART_BY_HOUR);
+	ch.n_rows = nr;
+	fputs("<section id=\"graphe-heures\">", q->page);
+	office_chart_svg(q->page, &ch);
+	fputs("</section>", q->page);
+	struct office_chart_row out_rows[2] = {{"accordés", outcome[0]}, {"refusés", outcome[1]}};
+	struct office_chart oc = {office_chart_title(OFFICE_CHART_BY_OUTCOME), "passages", out_rows,
+	                          2};
+	fputs("<section id=\"graphe-resultats\">", q->page);
+	office_chart_svg(q->page, &oc);
+	fputs("</section>", q->page);
+	/* the same figures as tables, for a screen reader, a printout or a copy */
+	fputs("<h2>Par site</h2><table id=\"stats-sites\"><thead><tr><th>Site</th>"
+	      "<th>Service</th><th>Accordés</th><th>Refusés</th></tr></thead><tbody>",
+	      q->page);
+	for (size_t i = 0; i < ns; i++) {
+		struct server_site site;
+		char sec[SERVER_NAME_MAX];
+		server_sector_name(&q->o->st, (uint16_t)sites[i].sector, sec, sizeof(sec));
 		fputs("<tr><td>", q->page);
-		if (q->o->st.ops->site_get(q->o->st.ctx, s->v[i].site, &site) == 0)
+		if (q->o->st.ops->site_get(q->o->st.ctx, sites[i].site, &site) == 0)
 			office_html(q, site.name);
 		else
-			fprintf(q->page, "site %u", s->v[i].site);
+			fprintf(q->page, "site %u", sites[i].site);
 		fputs("</td><td>", q->page);
 		office_html(q, sec);
 		fprintf(q->page, "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td></tr>",
-		        s->v[i].granted, s->v[i].refused);
+		        sites[i].granted, sites[i].refused);
 	}
-	if (!s->n)
+	if (!ns)
 		fputs("<tr><td colspan=\"4\">Aucun passage enregistré.</td></tr>", q->page);
 	fputs("</tbody></table><h2>Par heure de la journée</h2><table id=\"stats-heures\"><thead>"
 	      "<tr><th>Heure</th><th>Accordés</th><th>Refusés</th></tr></thead><tbody>",
 	      q->page);
 	for (int h = 0; h < 24; h++)
-		if (s->hours[h][0] || s->hours[h][1])
+		if (hours[h][0] || hours[h][1])
 			fprintf(q->page,
 			        "<tr><td>%02d h</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td></tr>",
-			        h, s->hours[h][0], s->hours[h][1]);
+			        h, hours[h][0], hours[h][1]);
 	fputs("</tbody></table>", q->page);
-	free(s);
 	office_page_end(q, 200);
+}
+
+static void send_csv(struct office_req *q, const char *filename)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(q->r);
+	char disp[128];
+	snprintf(disp, sizeof(disp), "attachment; filename=\"%s\"", filename);
+	evhttp_add_header(h, "Content-Type", "text/csv; charset=utf-8");
+	evhttp_add_header(h, "Content-Disposition", disp);
+	struct evbuffer *b = evbuffer_new();
+	fflush(q->page);
+	if (b)
+		evbuffer_add(b, q->page_buf, q->page_len);
+	evhttp_send_reply(q->r, 200, "OK", b);
+	if (b)
+		evbuffer_free(b);
+	q->begun = 1;
+}
+
+/* The open-data export (server/reports.h): anonymous, small counts suppressed, the same
+ * file `citypass-admin opendata export` writes, every sector (it is published as is). */
+void office_page_opendata(struct office_req *q)
+{
+	int64_t to = q->desk.now + 900, from = q->desk.now - STATS_DAYS * 86400;
+	int rc = server_opendata_write(&q->o->st, from, to, q->page);
+	if (rc) /* nothing written yet: the sums are read before the first line */
+		return office_page_refuse(q, 500, "Open data",
+		                          "Impossible de lire les statistiques.",
+		                          office_error_fr(rc));
+	office_audit_req(q, "export open data", 0, 0, 1, "");
+	send_csv(q, "opendata.csv");
+}
+
+struct quota_ctx {
+	struct office_req *q;
+	size_t n;
+};
+
+static int quota_row(void *arg, const struct server_quota_line *l)
+{
+	struct quota_ctx *c = arg;
+	struct office_req *q = c->q;
+	if (!office_account_has_sector(&q->s.acct, l->sector.number))
+		return 0;
+	fputs("<tr><td>", q->page);
+	office_html(q, l->sector.name);
+	fputs("</td><td>", q->page);
+	if (l->pass)
+		fprintf(q->page, "<a href=\"/pass/%" PRId64 "\">%" PRId64 "</a>", l->pass, l->pass);
+	fputs("</td><td>", q->page);
+	office_html(q, l->holder[0] ? l->holder : "—");
+	fprintf(q->page, "</td><td>%s</td><td>%u</td><td>%u</td><td>%u</td></tr>",
+	        l->household ? "foyer" : "pass", l->used, l->limit, l->used - l->limit);
+	c->n++;
+	return 0;
+}
+
+void office_page_quotas(struct office_req *q)
+{
+	struct quota_ctx c = {q, 0};
+	office_page_begin(q, "Quotas dépassés");
+	fputs("<p>Les pass (ou les foyers, pour un quota partagé) dont les passages comptés sur la "
+	      "période en cours dépassent le quota : un portique hors ligne compte localement "
+	      "jusqu'à sa synchronisation, le dépassement est borné et rapporté ici.</p>"
+	      "<table id=\"quotas\"><thead><tr><th>Service</th><th>Pass</th><th>Titulaire</th>"
+	      "<th>Quota du</th><th>Passages</th><th>Quota</th><th>Dépassement</th></tr></thead>"
+	      "<tbody>",
+	      q->page);
+	int rc = server_quota_overshoot(&q->o->st, q->desk.now, NULL, quota_row, &c);
+	if (!c.n)
+		fputs("<tr><td colspan=\"7\">Aucun quota dépassé.</td></tr>", q->page);
+	fputs("</tbody></table>", q->page);
+	if (rc)
+		office_msg_err(q, "Impossible de lire les droits.", office_error_fr(rc));
+	office_page_end(q, rc ? 500 : 200);
 }
 
 /* --- the audit log ---------------------------------------------------------------------- */
@@ -270,18 +416,7 @@ void office_page_audit(struct office_req *q, int csv)
 		fputs("id,when_utc,login,action,pass,sector,outcome,detail\r\n", q->page);
 		office_audit_each(q->o->db, 0, audit_csv_row, q);
 		office_audit_req(q, "export du journal d'audit", 0, 0, 1, "");
-		struct evkeyvalq *h = evhttp_request_get_output_headers(q->r);
-		evhttp_add_header(h, "Content-Type", "text/csv; charset=utf-8");
-		evhttp_add_header(h, "Content-Disposition", "attachment; filename=\"audit.csv\"");
-		struct evbuffer *b = evbuffer_new();
-		fflush(q->page);
-		if (b)
-			evbuffer_add(b, q->page_buf, q->page_len);
-		evhttp_send_reply(q->r, 200, "OK", b);
-		if (b)
-			evbuffer_free(b);
-		q->begun = 1;
-		return;
+		return send_csv(q, "audit.csv");
 	}
 	office_page_begin(q, "Journal d'audit");
 	fputs("<p>Chaque action des agents, la plus récente en premier (les 500 dernières). "

@@ -13,63 +13,16 @@
 
 #include "admin.h"
 #include "proto/reason.h"
+#include "server/reports.h"
 
-#define SUPPRESS_BELOW 10
-
-enum dim { DIM_SITE = 1, DIM_SERVICE = 2, DIM_OUTCOME = 4, DIM_HOUR = 8, DIM_REASON = 16 };
-
-struct agg_row {
-	uint32_t site, sector, reason;
-	int outcome;
-	int64_t hour;
-	uint64_t granted, refused, count;
+/* the dimensions of --by are the library's (server/reports.h) */
+enum dim {
+	DIM_SITE = SERVER_STAT_SITE,
+	DIM_SERVICE = SERVER_STAT_SERVICE,
+	DIM_OUTCOME = SERVER_STAT_OUTCOME,
+	DIM_HOUR = SERVER_STAT_HOUR,
+	DIM_REASON = SERVER_STAT_REASON,
 };
-
-struct agg {
-	unsigned dims;
-	struct agg_row *v;
-	size_t n, cap;
-};
-
-static int agg_add(void *arg, const struct server_stat_row *r)
-{
-	struct agg *g = arg;
-	struct agg_row k;
-	memset(&k, 0, sizeof(k));
-	if (g->dims & DIM_SITE)
-		k.site = r->site;
-	if (g->dims & DIM_SERVICE)
-		k.sector = r->sector;
-	if (g->dims & DIM_OUTCOME)
-		k.outcome = r->outcome;
-	if (g->dims & DIM_HOUR)
-		k.hour = r->quarter_hour - r->quarter_hour % 3600;
-	if (g->dims & DIM_REASON)
-		k.reason = r->reason;
-	size_t i = 0;
-	for (; i < g->n; i++)
-		if (g->v[i].site == k.site && g->v[i].sector == k.sector &&
-		    g->v[i].outcome == k.outcome && g->v[i].hour == k.hour &&
-		    g->v[i].reason == k.reason)
-			break;
-	if (i == g->n) {
-		if (g->n == g->cap) {
-			size_t ncap = g->cap ? g->cap * 2 : 64;
-			struct agg_row *nv = realloc(g->v, ncap * sizeof(*nv));
-			if (!nv)
-				return SERVER_ERR_NOMEM;
-			g->v = nv;
-			g->cap = ncap;
-		}
-		g->v[g->n++] = k;
-	}
-	g->v[i].count += r->count;
-	if (r->outcome == CITYPASS__OUTCOME__GRANTED)
-		g->v[i].granted += r->count;
-	else if (r->outcome == CITYPASS__OUTCOME__REFUSED)
-		g->v[i].refused += r->count;
-	return 0;
-}
 
 static const char *outcome_name(int o)
 {
@@ -244,12 +197,11 @@ int admin_cmd_stats(struct admin *a, int argc, char **argv)
 		return rc < 0 ? 0 : rc;
 	if ((rc = admin_open(a)) != 0)
 		return rc;
-	struct agg g = {o.dims, NULL, 0, 0};
-	rc = a->st.ops->stats(a->st.ctx, o.from, o.to, 3600, agg_add, &g);
-	if (rc) {
-		free(g.v);
+	struct server_stat_sum *v = NULL;
+	size_t nv = 0;
+	rc = server_stats_sum(&a->st, o.from, o.to, o.dims, &v, &nv);
+	if (rc)
 		return admin_refuse("cannot read the statistics: %s", server_strerror(rc));
-	}
 	if (o.format == 1) {
 		const char *sep = "";
 		if (o.dims & DIM_HOUR)
@@ -278,8 +230,8 @@ int admin_cmd_stats(struct admin *a, int argc, char **argv)
 			printf("%-22s", "reason");
 		printf("%10s\n", "count");
 	}
-	for (size_t i = 0; i < g.n; i++) {
-		const struct agg_row *r = &g.v[i];
+	for (size_t i = 0; i < nv; i++) {
+		const struct server_stat_sum *r = &v[i];
 		char hour[40], site[SERVER_NAME_MAX], sec[SERVER_NAME_MAX], why[32];
 		hour_text(r->hour, hour, sizeof(hour));
 		site_text(a, r->site, site, sizeof(site));
@@ -335,7 +287,7 @@ int admin_cmd_stats(struct admin *a, int argc, char **argv)
 	}
 	if (o.format == 2)
 		printf("]\n");
-	free(g.v);
+	free(v);
 	return 0;
 }
 
@@ -345,14 +297,6 @@ static const char opendata_help[] =
         "  hour,site,service,granted,refused\n"
         "A count under 10 (0 included) is written '<10'; no total column is published, so a\n"
         "suppressed cell cannot be recovered by subtraction. Default output: stdout.\n";
-
-static void cell(FILE *f, uint64_t n)
-{
-	if (n < SUPPRESS_BELOW)
-		fprintf(f, ",<%d", SUPPRESS_BELOW);
-	else
-		fprintf(f, ",%" PRIu64, n);
-}
 
 int admin_cmd_opendata(struct admin *a, int argc, char **argv)
 {
@@ -371,37 +315,20 @@ int admin_cmd_opendata(struct admin *a, int argc, char **argv)
 		return rc < 0 ? 0 : rc;
 	if ((rc = admin_open(a)) != 0)
 		return rc;
-	struct agg g = {DIM_SITE | DIM_SERVICE | DIM_HOUR, NULL, 0, 0};
-	rc = a->st.ops->stats(a->st.ctx, o.from, o.to, 3600, agg_add, &g);
-	if (rc) {
-		free(g.v);
-		return admin_refuse("cannot read the statistics: %s", server_strerror(rc));
-	}
 	/* Write to a temporary file and rename: a failed export leaves no partial file. */
 	char tmp[4200];
 	FILE *f = stdout;
 	if (o.out) {
 		snprintf(tmp, sizeof(tmp), "%s.tmp", o.out);
 		f = fopen(tmp, "wx");
-		if (!f) {
-			free(g.v);
+		if (!f)
 			return admin_refuse("cannot create '%s'", tmp);
-		}
 	}
-	fprintf(f, "hour,site,service,granted,refused\n");
-	for (size_t i = 0; i < g.n; i++) {
-		char hour[40], site[SERVER_NAME_MAX], sec[SERVER_NAME_MAX];
-		hour_text(g.v[i].hour, hour, sizeof(hour));
-		site_text(a, g.v[i].site, site, sizeof(site));
-		server_sector_name(&a->st, (uint16_t)g.v[i].sector, sec, sizeof(sec));
-		fprintf(f, "%s,%s,%s", hour, site, sec);
-		cell(f, g.v[i].granted);
-		cell(f, g.v[i].refused);
-		fputc('\n', f);
-	}
-	free(g.v);
+	rc = server_opendata_write(&a->st, o.from, o.to, f);
+	if (rc && !o.out)
+		return admin_refuse("cannot read the statistics: %s", server_strerror(rc));
 	if (o.out) {
-		int bad = ferror(f) | fflush(f);
+		int bad = rc | ferror(f) | fflush(f);
 		bad |= fclose(f);
 		/* link() refuses an existing file, where rename() would replace it */
 		if (bad || link(tmp, o.out) != 0) {

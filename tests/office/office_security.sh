@@ -16,9 +16,11 @@
 #   - bad HTTP (oversized body and headers, bad encodings, unknown routes and methods):
 #     an error page, and the daemon still answers
 #   - too many logins from one address: 429
-# Env: ADMIN OFFICE (tests/office/CMakeLists.txt).
+#   - the manager's pages (gates and list versions, statistics, quotas) scoped by sector;
+#     the open-data export with its small cells suppressed
+# Env: ADMIN OFFICE PROBE (tests/office/CMakeLists.txt).
 set -eu
-: "${ADMIN:?}" "${OFFICE:?}"
+: "${ADMIN:?}" "${OFFICE:?}" "${PROBE:?}"
 HERE=$(cd "$(dirname "$0")" && pwd)
 W=$(mktemp -d "${TMPDIR:-/tmp}/citypass-office-XXXXXX")
 . "$HERE/../support/procs.sh"
@@ -185,6 +187,29 @@ if sqlite3 "$DATA/office.db" "DELETE FROM audit" 2>/dev/null; then fail "audit r
 if sqlite3 "$DATA/office.db" "UPDATE audit SET login='x'" 2>/dev/null; then fail "audit rows can be changed"; fi
 ok "audit: who, what, which pass; admin only; CSV; append-only"
 
+# --- the manager's pages, scoped by sector ------------------------------------------------
+"$ADMIN" site add piscine-est --sector pool >/dev/null || fail "site add"
+"$ADMIN" site add mediatheque --sector library >/dev/null || fail "site add"
+qh=$(($(date +%s) / 900 * 900))
+"$PROBE" ingest "$DATA" g1 stats 1 12 1 1 1 1 1 "$qh" >/dev/null || fail "ingest pool stats"
+"$PROBE" ingest "$DATA" g2 stats 1 3 2 2 2 1 1 "$qh" >/dev/null || fail "ingest library stats"
+[ "$(c "$W/pool" "$URL/statistiques")" = 200 ] || fail "statistics page"
+body_has "piscine-est" || fail "the pool agent's statistics lack the pool site"
+body_has "mediatheque" && fail "the pool agent's statistics show the library"
+[ "$(grep -o '<svg' "$W/body" | wc -l)" -ge 4 ] || fail "the statistics page lacks its four charts"
+grep -q 'id="graphe-heures"><svg' "$W/body" || fail "no chart by hour"
+[ "$(c "$W/pool" "$URL/portiques")" = 200 ] || fail "gates page"
+grep -o '<table id="listes">.*</table><h2>Portiques' "$W/body" | grep -q '<td>pool</td><td>[1-9]' ||
+	fail "the pool list's version is not shown"
+grep -o '<table id="listes">.*</table><h2>Portiques' "$W/body" | grep -q '<td>library</td>' &&
+	fail "the pool agent sees the library's list"
+[ "$(c "$W/pool" "$URL/quotas")" = 200 ] && body_has 'id="quotas"' || fail "quota report"
+[ "$(c "$W/admin" "$URL/opendata.csv")" = 200 ] || fail "open data export"
+head -1 "$W/body" | grep -qx 'hour,site,service,granted,refused' || fail "open data header"
+grep -q ',piscine-est,pool,12,<10$' "$W/body" || fail "open data: pool row: $(cat "$W/body")"
+grep -q ',mediatheque,library,<10,<10$' "$W/body" || fail "open data: small counts not suppressed"
+ok "gates and lists, statistics, quotas scoped by sector; open data with cells under 10 hidden"
+
 # --- logout ---------------------------------------------------------------------------------
 cp "$W/pool" "$W/stolen"
 [ "$(c "$W/pool" "$URL/")" = 200 ] || fail "GET / before logout"
@@ -228,6 +253,12 @@ st=$(c "$W/admin" -H "Content-Type: application/json" --data-binary '{"csrf":"x"
 [ "$st" = 415 ] || fail "a JSON body answered $st"
 st=$(c "$W/nojar" -H "Cookie: citypass_session=$(head -c 5000 "$W/big")" "$URL/")
 [ "$st" = 303 ] || fail "an oversized session cookie answered $st"
+# plain HTTP on the HTTPS port, and TLS older than 1.2: no page, no crash
+plain=$(echo "$URL" | sed 's/^https:/http:/')
+if curl -sS -m 10 -o /dev/null "$plain/" 2>/dev/null; then fail "plain HTTP got an answer"; fi
+if curl -sS -m 10 --cacert "$CA" --tlsv1.0 --tls-max 1.1 -o /dev/null "$URL/" 2>/dev/null; then
+	fail "TLS 1.1 was accepted"
+fi
 [ "$(c "$W/admin" "$URL/")" = 200 ] || fail "the office no longer answers after bad input"
 [ "$(state_of "$both")" = active ] || fail "bad input changed pass $both"
 ok "bad HTTP gets an error page; the office still answers"
