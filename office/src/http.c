@@ -499,6 +499,8 @@ static void dispatch(struct office_req *q)
 		return office_page_card(q, "");
 	if (strncmp(path, "/carte/", 7) == 0)
 		return office_page_card(q, path + 7);
+	if (strcmp(path, "/gate-ca.crt") == 0 && !q->post)
+		return office_page_gate_ca(q);
 	if (strcmp(path, "/foyers") == 0)
 		return office_page_households(q);
 	if ((strcmp(path, "/portiques") == 0 || strcmp(path, "/gates") == 0) && !q->post)

@@ -110,6 +110,8 @@ int office_medium_from_form(struct office_req *q, uint16_t phone_sector, struct 
 void office_medium_end(struct office_req *q, struct office_medium *m, int ok);
 void office_credential_block(struct office_req *q);
 void office_page_card(struct office_req *q, const char *action);
+/* the deployment's device CA, which a phone's wallet installs with its credential */
+void office_page_gate_ca(struct office_req *q);
 /* page_manager.c: gates, lists, statistics, the audit log */
 void office_page_gates(struct office_req *q);
 void office_page_stats(struct office_req *q);

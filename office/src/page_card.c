@@ -21,6 +21,10 @@
 #include "cardlib/reader.h"
 #include "office/words.h"
 #include "office_internal.h"
+#include "server/keys.h"
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
 
 #define PEM_MAX 4096
 
@@ -116,7 +120,10 @@ int office_medium_from_form(struct office_req *q, uint16_t phone_sector, struct 
 		}
 		phone_sector = s.number;
 	}
-	snprintf(m->dir, sizeof(m->dir), "/tmp/citypass-office-phone-XXXXXX");
+	const char *tmp = getenv("TMPDIR");
+	if (!tmp || !*tmp || strlen(tmp) > 40)
+		tmp = "/tmp";
+	snprintf(m->dir, sizeof(m->dir), "%s/citypass-office-phone-XXXXXX", tmp);
 	if (!mkdtemp(m->dir)) {
 		m->dir[0] = 0;
 		snprintf(err, cap, "Le serveur ne peut pas écrire de fichier temporaire.");
@@ -156,6 +163,10 @@ void office_medium_end(struct office_req *q, struct office_medium *m, int ok)
 		}
 		unlink(path);
 	}
+	/* the library writes the deployment's device CA beside the credential: the page links
+	 * it from /gate-ca.crt instead (the same for every phone) */
+	snprintf(path, sizeof(path), "%s/gate-ca.crt", m->out);
+	unlink(path);
 	rmdir(m->out);
 	unlink(m->pem_path);
 	rmdir(m->dir);
@@ -219,7 +230,35 @@ void office_credential_block(struct office_req *q)
 	qr_svg(q->page, text);
 	fputs("<p>Ou en texte : <code id=\"credential\">", q->page);
 	office_html(q, text);
-	fputs("</code></p></section>", q->page);
+	fputs("</code></p><p>Le téléphone a aussi besoin du certificat des portiques du "
+	      "déploiement (le même pour tous) : <a href=\"/gate-ca.crt\" id=\"gate-ca\">"
+	      "gate-ca.crt</a>.</p></section>",
+	      q->page);
+}
+
+void office_page_gate_ca(struct office_req *q)
+{
+	char path[4096];
+	if (server_key_path(path, sizeof(path), q->o->cfg->data, "ca.crt") != 0)
+		return office_page_refuse(q, 500, "Certificat", "Chemin trop long.", "");
+	FILE *f = fopen(path, "rb");
+	char buf[16384];
+	size_t n = f ? fread(buf, 1, sizeof(buf), f) : 0;
+	if (f)
+		fclose(f);
+	if (!n)
+		return office_page_refuse(q, 500, "Certificat",
+		                          "Le certificat des portiques est illisible.", path);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(q->r);
+	evhttp_add_header(h, "Content-Type", "application/x-pem-file");
+	evhttp_add_header(h, "Content-Disposition", "attachment; filename=\"gate-ca.crt\"");
+	struct evbuffer *b = evbuffer_new();
+	if (b)
+		evbuffer_add(b, buf, n);
+	evhttp_send_reply(q->r, 200, "OK", b);
+	if (b)
+		evbuffer_free(b);
+	q->begun = 1;
 }
 
 /* --- the card page: read a card, recycle it ------------------------------------------------ */

@@ -133,8 +133,10 @@ DESK=guichet-1"
 fi
 
 rm -f "$S/office.port"
+# the office's temporary files (a phone's request on its way) in the state directory
+mkdir -p "$S/tmp"
 # shellcheck disable=SC2086 # OFFICE_ARGS is a list of options
-"$OFFICE" serve --listen 127.0.0.1:0 --port-file "$S/office.port" --cert "$T/office.pem" \
+TMPDIR="$S/tmp" "$OFFICE" serve --listen 127.0.0.1:0 --port-file "$S/office.port" --cert "$T/office.pem" \
 	--key "$T/office.key" $readers ${OFFICE_ARGS:-} >"$S/office.log" 2>&1 </dev/null &
 echo $! >"$S/office.pid"
 i=0
