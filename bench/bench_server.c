@@ -7,7 +7,7 @@
  *    Baseline: the same rows (the rights database's `stats` table layout) inserted by
  *    1 000 per transaction, WAL, synchronous=FULL, no network. Ours: simulated controllers
  *    upload batches of 1 000 over TLS to citypass-server's library on the real sqlite
- *    backend (server_sync_backend_sqlite, a deployment made with citypass-admin), each
+ *    backend (server_sync_backend_open, a deployment made with citypass-admin), each
  *    batch acknowledged only after its commit. Goal: ratio >= 0.7.
  *
  * 2. The server's push alone: 1 000 controllers connected over TLS hold version N; a new
@@ -256,7 +256,7 @@ static int ingestion(const char *admin, const char *dir, size_t rows, size_t dev
 		fprintf(stderr, "bench: cannot create the baseline database\n");
 		goto out;
 	}
-	if (server_sync_backend_sqlite(&be, data) != 0) {
+	if (server_sync_backend_open(&be, data, 0, NULL) != 0) {
 		fprintf(stderr, "bench: cannot open the rights database\n");
 		be.ops = NULL;
 		goto out;

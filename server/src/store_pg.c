@@ -466,9 +466,14 @@ static int pg_sector_list(void *ctx, struct server_sector **out, size_t *n)
 
 static int pg_site_add(void *ctx, struct server_site *s)
 {
+	/* a name taken draws no number: an identity value is drawn for each row the SELECT
+	 * gives, and one drawn by a row ON CONFLICT drops would be lost (sites numbered 1, 3
+	 * after a refused duplicate, where sqlite says 1, 2); the conflict clause stays for
+	 * two agents adding one name at the same moment */
 	static const char sql[] =
 	        "INSERT INTO sites(name, sector, hours, tz, antipassback, expiry_policy)"
-	        " VALUES($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING id";
+	        " SELECT $1, $2, $3, $4, $5, $6 WHERE NOT EXISTS(SELECT 1 FROM sites WHERE"
+	        " name = $1) ON CONFLICT DO NOTHING RETURNING id";
 	struct pg_params p;
 	pgp_init(&p);
 	pgp_text(&p, s->name);
@@ -606,8 +611,10 @@ static int pg_device_revoke(void *ctx, const char *id)
 
 static int pg_household_add(void *ctx, const char *name, int64_t *id)
 {
+	/* a name taken draws no number (pg_site_add) */
 	static const char sql[] =
-	        "INSERT INTO households(name) VALUES($1) ON CONFLICT DO NOTHING RETURNING id";
+	        "INSERT INTO households(name) SELECT $1 WHERE NOT EXISTS(SELECT 1 FROM households"
+	        " WHERE name = $1) ON CONFLICT DO NOTHING RETURNING id";
 	struct pg_params p;
 	pgp_init(&p);
 	pgp_text(&p, name);
@@ -1027,6 +1034,10 @@ static const struct server_store_ops pg_ops = {
         .consumption_expire = pg_consumption_expire,
         .consumption_rekey = pg_consumption_rekey,
         .consumption_retire = pg_consumption_retire,
+        .uses_of_key = pg_uses_of_key,
+        .household_name = pg_household_name,
+        .pass_erase = pg_pass_erase,
+        .erase_flush = pg_erase_flush,
         .list_latest = pg_list_latest,
         .list_published = pg_list_published,
         .list_version_get = pg_list_version_get,

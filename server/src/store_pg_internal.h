@@ -7,6 +7,7 @@
  *                     gates' health, statistics
  *   store_pg_lists.c  what the list publisher needs: profiles, list rows, the change log,
  *                     published versions, their chunk files and deltas, bulk import
+ *   store_pg_holder.c a holder's access and erasure requests (server/holder.h)
  *
  * Every statement is parameterised (PQexecParams / PQprepare): no value is ever spliced
  * into SQL text. Results come back as text (bytea unescaped with PQunescapeBytea);
@@ -134,6 +135,13 @@ int pg_import_progress(void *ctx, int64_t id, uint64_t lines);
 int pg_import_key_get(void *ctx, int64_t id, const uint8_t key[32], int64_t *pass);
 int pg_import_key_add(void *ctx, const uint8_t key[32], int64_t pass);
 int pg_import_done(void *ctx, int64_t id, const uint16_t *rebuild, size_t n);
+
+/* store_pg_holder.c */
+int pg_uses_of_key(void *ctx, uint16_t sector, const uint8_t key[PROTO_LIST_KEY_LEN],
+                   int (*fn)(void *arg, const struct server_use *u), void *arg);
+int pg_household_name(void *ctx, int64_t id, char *out, size_t cap);
+int pg_pass_erase(void *ctx, int64_t pass, int *household_gone);
+int pg_erase_flush(void *ctx);
 
 /* store_pg_usage.c */
 int pg_ingest(void *ctx, const char *device, const Citypass__EventBatch *b, uint64_t *acked);

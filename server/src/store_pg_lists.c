@@ -488,6 +488,13 @@ static const char *const prune_sql[] = {
         " list_versions WHERE sector = $1) - $2",
         "DELETE FROM deltas WHERE sector = $1 AND version <= (SELECT MAX(version) FROM"
         " deltas WHERE sector = $1) - $2",
+        /* issue 17, as the sqlite store (found by admin_holder_pg, issue 16): a delta that
+         * leads to a version before a snapshot-only one (a full rebuild: no delta into it)
+         * reaches nothing a gate can still be brought to; an erased holder's list keys must
+         * not stay in it */
+        "DELETE FROM deltas WHERE sector = $1 AND version < (SELECT MAX(v.version) FROM"
+        " list_versions v WHERE v.sector = $1 AND NOT EXISTS (SELECT 1 FROM deltas d WHERE"
+        " d.sector = $1 AND d.version = v.version)) AND $2::bigint >= 0",
         "DELETE FROM list_files WHERE sector = $1 AND until IS NOT NULL AND until <= (SELECT"
         " COALESCE(MIN(version), 0) FROM list_versions WHERE sector = $1) AND $2::bigint >= 0",
 };

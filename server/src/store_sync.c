@@ -350,11 +350,6 @@ static const struct server_sync_backend_ops store_sync_ops = {
         .destroy = sb_destroy,
 };
 
-int server_sync_backend_sqlite(struct server_sync_backend *out, const char *data_dir)
-{
-	return server_sync_backend_open(out, data_dir, 0, NULL);
-}
-
 int server_sync_backend_open(struct server_sync_backend *out, const char *data_dir, int ingest,
                              struct server_why *why)
 {
@@ -380,9 +375,4 @@ int server_sync_backend_open(struct server_sync_backend *out, const char *data_d
 	out->ops = &store_sync_ops;
 	out->ctx = b;
 	return 0;
-}
-
-int server_sync_backend_sqlite_ingest(struct server_sync_backend *out, const char *data_dir)
-{
-	return server_sync_backend_open(out, data_dir, 1, NULL);
 }

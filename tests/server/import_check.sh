@@ -5,7 +5,10 @@
 # the same file run again creates nothing; a file with an id column never creates an id
 # twice, whatever file brings it; an import killed half-way lists none of its passes, and
 # running it again finishes it without creating a pass twice.
-# Env: ADMIN CITYPASS_LIST (tests/server/CMakeLists.txt); sqlite3 for the interrupted import.
+# Under tests/support/pg_run.sh (CITYPASS_TEST_PG set) the same on a PostgreSQL store
+# (issue 16).
+# Env: ADMIN CITYPASS_LIST (tests/server/CMakeLists.txt); sqlite3 (or psql) for the
+# interrupted import.
 set -eu
 : "${ADMIN:?}" "${CITYPASS_LIST:?}"
 W=$(mktemp -d "${TMPDIR:-/tmp}/citypass-import-test-XXXXXX")
@@ -17,6 +20,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 export CITYPASS_DATA="$W/data"
 unset CITYPASS_NOW
+. "$(dirname "$0")/../support/db.sh" # db_query: sqlite3 or psql
 CASES=0
 
 fail() {
@@ -61,7 +65,7 @@ listed() {
 	"$CITYPASS_LIST" lookup "$(ls "$W"/export/*/v*.manifest)" "$k" >/dev/null
 }
 
-adm init --server-name localhost --value-sector pool >/dev/null
+adm init --server-name localhost --value-sector pool ${CITYPASS_TEST_PG:+--store "$CITYPASS_TEST_PG"} >/dev/null
 
 # --- usage -----------------------------------------------------------------------------------
 case_ "help" 0 "usage: citypass-admin pass import" adm pass import --help
@@ -170,7 +174,7 @@ case_ "ids: a second file sharing an id" 0 "1 pass\(es\) created, 1 already impo
 [ "$(count)" -eq 9 ] || fail "expected 9 passes after the id files, found $(count)"
 
 # --- an import killed half-way lists nothing; run again, it finishes, nothing twice ---------
-if command -v sqlite3 >/dev/null; then
+if command -v "$(db_tool)" >/dev/null; then
 	N=100000
 	awk -v n=$N 'BEGIN { print "holder,household,rights";
 		for (i = 1; i <= n; i++) printf "H%d,%s,%s\n", i, (i % 3 ? "" : "f" int(i / 6)),
@@ -180,7 +184,7 @@ if command -v sqlite3 >/dev/null; then
 	BG=$!
 	lines=0 t=0
 	while [ "$t" -lt 600 ]; do # until its first transaction committed (a minute at most)
-		lines=$(sqlite3 -cmd ".timeout 5000" "$W/data/citypass.db" \
+		lines=$(db_query "$W/data" \
 			"SELECT COALESCE(MAX(lines), 0) FROM imports WHERE done = 0" 2>/dev/null || echo 0)
 		[ "${lines:-0}" -gt 0 ] && break
 		kill -0 "$BG" 2>/dev/null || break
@@ -190,16 +194,16 @@ if command -v sqlite3 >/dev/null; then
 	kill -9 "$BG" 2>/dev/null || true
 	wait "$BG" 2>/dev/null || true
 	BG=
-	done_=$(sqlite3 "$W/data/citypass.db" "SELECT done FROM imports ORDER BY id DESC LIMIT 1")
+	done_=$(db_query "$W/data" "SELECT done FROM imports ORDER BY id DESC LIMIT 1")
 	[ "$done_" = 0 ] && [ "$lines" -gt 0 ] && [ "$lines" -lt $N ] ||
 		fail "could not stop the import half-way (done=$done_ lines=$lines): $(cat "$W/big.out")"
 	[ "$(count)" -eq "$before" ] || fail "a half-done import shows passes in 'pass list'"
 	adm list publish >/dev/null 2>&1
-	inlist=$(sqlite3 "$W/data/citypass.db" "SELECT COUNT(*) FROM passes WHERE import_id =
+	inlist=$(db_query "$W/data" "SELECT COUNT(*) FROM passes WHERE import_id =
 		(SELECT MAX(id) FROM imports)")
 	[ "$inlist" -ge "$lines" ] || fail "the interrupted import kept $inlist passes, not $lines"
 	# none of them in a list: the first imported line's pass (pool)
-	first=$(sqlite3 "$W/data/citypass.db" "SELECT MIN(id) FROM passes WHERE import_id =
+	first=$(db_query "$W/data" "SELECT MIN(id) FROM passes WHERE import_id =
 		(SELECT MAX(id) FROM imports)")
 	if listed "$first" pool; then fail "a pass of a half-done import is in a list"; fi
 	adm list publish --full >/dev/null 2>&1 # a full rebuild leaves them out too
@@ -209,13 +213,13 @@ if command -v sqlite3 >/dev/null; then
 		"$((N - lines)) pass\(es\) created, $lines already imported" adm pass import "$W/big.csv"
 	[ "$(count)" -eq $((before + N)) ] || fail "expected $((before + N)) passes, found $(count)"
 	listed "$first" pool || fail "the first pass of the finished import is not listed"
-	last=$(sqlite3 "$W/data/citypass.db" "SELECT MAX(id) FROM passes")
+	last=$(db_query "$W/data" "SELECT MAX(id) FROM passes")
 	listed "$last" library || fail "the last pass of the finished import is not listed"
 	echo "ok - the finished import lists its first and last pass"
 	case_ "the big file a third time" 0 "imported already" adm pass import "$W/big.csv"
 	[ "$(count)" -eq $((before + N)) ] || fail "the third run created passes"
 else
-	echo "ok - # SKIP the interrupted import needs the sqlite3 command"
+	echo "ok - # SKIP the interrupted import needs the $(db_tool) command"
 fi
 
 echo "all $CASES cases passed"

@@ -13,6 +13,8 @@
  *   server_probe acked DATA DEVICE stats|consumption
  *   server_probe device DATA DEVICE              the sync backend's device lookup
  *   server_probe hold-lock DATA SECONDS          hold the database's write lock that long
+ *                                                (PostgreSQL: the usage tables locked
+ *                                                against every writer, issue 16)
  *   server_probe qr-verify ISSUER_PUB SECTOR LINE  a gate's QR check: prints list-key
  * Exit 0 done, 1 refused (message on stderr), 2 bad usage.
  */
@@ -36,6 +38,7 @@
 #include "server/store.h"
 #include "server/sync_backend.h"
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 static int usage(void)
@@ -240,7 +243,7 @@ static int ingest(int argc, char **argv)
 	struct server_sync_backend b;
 	if (argc < 4)
 		return usage();
-	int rc = server_sync_backend_sqlite(&b, argv[0]);
+	int rc = server_sync_backend_open(&b, argv[0], 0, NULL);
 	if (rc) {
 		fprintf(stderr, "backend: %s\n", server_strerror(rc));
 		return 1;
@@ -301,7 +304,7 @@ static int ingest(int argc, char **argv)
 static int acked(char **argv)
 {
 	struct server_sync_backend b;
-	int rc = server_sync_backend_sqlite(&b, argv[0]);
+	int rc = server_sync_backend_open(&b, argv[0], 0, NULL);
 	if (rc)
 		return 1;
 	uint64_t seq = 0;
@@ -319,7 +322,7 @@ static int acked(char **argv)
 static int device(char **argv)
 {
 	struct server_sync_backend b;
-	int rc = server_sync_backend_sqlite(&b, argv[0]);
+	int rc = server_sync_backend_open(&b, argv[0], 0, NULL);
 	if (rc)
 		return 1;
 	struct server_device_info d;
@@ -371,9 +374,42 @@ static int qr_verify(char **argv)
 
 /* Hold the database's write lock for SECONDS, as a long writer would (a publish of old, an
  * import in one transaction): what the sync server must ride out without failing a gate. */
+/* PostgreSQL has no database-wide write lock: the nearest an agent's command could come is
+ * a transaction holding the usage tables against every writer (reads go on), longer than
+ * the store's lock_timeout (10 s). */
+static int hold_lock_pg(const char *uri, const char *seconds)
+{
+	PGconn *c = PQconnectdb(uri);
+	if (PQstatus(c) != CONNECTION_OK) {
+		fprintf(stderr, "cannot connect: %s", PQerrorMessage(c));
+		PQfinish(c);
+		return 1;
+	}
+	PGresult *r = PQexec(c, "BEGIN; LOCK TABLE stats, consumption, acks IN EXCLUSIVE MODE");
+	int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	PQclear(r);
+	if (!ok) {
+		fprintf(stderr, "cannot lock: %s", PQerrorMessage(c));
+		PQfinish(c);
+		return 1;
+	}
+	printf("locked\n");
+	fflush(stdout);
+	sleep((unsigned)atoi(seconds));
+	r = PQexec(c, "COMMIT");
+	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	PQclear(r);
+	PQfinish(c);
+	printf("released\n");
+	return ok ? 0 : 1;
+}
+
 static int hold_lock(const char *data, const char *seconds)
 {
 	char path[4096];
+	char uri[SERVER_STORE_URI_MAX];
+	if (server_store_uri(data, uri, sizeof(uri)) == 0)
+		return hold_lock_pg(uri, seconds);
 	snprintf(path, sizeof(path), "%s/%s", data, SERVER_DB_FILE);
 	sqlite3 *db = NULL;
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {

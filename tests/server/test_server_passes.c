@@ -1,11 +1,12 @@
 /*
  * test_server_passes — the pass lifecycle as a library (server/passes.h) against a real
- * sqlite store in a temporary directory: households, issue, revoke, replace, rights granted
+ * store in a temporary directory (sqlite, or PostgreSQL under tests/support/pg_run.sh:
+ * store_fixture.h, issue 16): households, issue, revoke, replace, rights granted
  * and withdrawn, each operation's success and each refusal it makes (with its code and its
  * sentence, and the database left as it was), a pass issued on the bench's virtual card
  * through a loopback reader (the reader the web back office will pass at the desk), the card
- * taken back only once its pass is dead, phone credentials, sqlite's own words carried up
- * to the sentence, and the server's error range.
+ * taken back only once its pass is dead, phone credentials, the database's own words
+ * (sqlite's or PostgreSQL's) carried up to the sentence, and the server's error range.
  */
 #define _XOPEN_SOURCE 700
 #include <ftw.h>
@@ -30,13 +31,14 @@
 #include "server/keys.h"
 #include "server/passes.h"
 #include "server/store.h"
+#include "store_fixture.h"
 
 #define NOW 1790000000 /* 2026-09-21 */
 
 enum { POOL = 1, LIBRARY = 2, WASTE = 3 };
 
 struct fx {
-	char dir[64], image[96];
+	char dir[64], image[96], db[STORE_FIXTURE_DB_MAX];
 	struct server_store st;
 	struct server_desk desk;
 	struct hil_field hf;
@@ -61,7 +63,7 @@ static int setup(void **state)
 	snprintf(f->image, sizeof(f->image), "%s/card.img", f->dir);
 	setenv("TZ", "Europe/Paris", 1);
 	if (server_keys_create(f->dir, "localhost") != 0 ||
-	    server_store_open_sqlite(&f->st, f->dir, 1) != 0)
+	    store_fixture_open(f->dir, f->db, sizeof(f->db), &f->st) != 0)
 		return -1;
 	struct server_sector s[] = {
 	        {POOL, "pool", 0}, {LIBRARY, "library", 1}, {WASTE, "waste", 2}};
@@ -86,6 +88,7 @@ static int teardown(void **state)
 	cardlib_reader_free(f->reader);
 	hil_field_clear(&f->hf);
 	server_store_close(&f->st);
+	store_fixture_drop(f->db);
 	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 	free(f);
 	return 0;
@@ -545,28 +548,40 @@ static void test_phone(void **state)
 
 /* --- errors ------------------------------------------------------------------------------- */
 
-/* A failure of the database reaches the agent's sentence in sqlite's own words. */
-static void test_sqlite_words(void **state)
+/* A failure of the database reaches the agent's sentence in the database's own words. */
+static void test_database_words(void **state)
 {
 	struct fx *f = *state;
 	struct server_right r = right_of(f, "pool");
 	int64_t id = issue(f, "Ann", NULL, &r, 1);
-	char path[128];
-	sqlite3 *db = NULL;
-	snprintf(path, sizeof(path), "%s/%s", f->dir, SERVER_DB_FILE);
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	/* a function no connection has: every update of a pass fails in sqlite */
-	assert_int_equal(sqlite3_exec(db,
-	                              "CREATE TRIGGER broken BEFORE UPDATE ON passes BEGIN "
-	                              "SELECT citypass_no_such_function(); END;",
-	                              NULL, NULL, NULL),
-	                 SQLITE_OK);
-	sqlite3_close(db);
+	/* a function nobody has: every update of a pass fails in the database */
+	if (store_fixture_pg_dir()) {
+		assert_int_equal(
+		        store_fixture_pg_run(f->db,
+		                             "CREATE FUNCTION broken() RETURNS trigger AS $$BEGIN "
+		                             "PERFORM citypass_no_such_function(); RETURN NEW; END"
+		                             "$$ LANGUAGE plpgsql;"
+		                             "CREATE TRIGGER broken BEFORE UPDATE ON passes FOR "
+		                             "EACH ROW EXECUTE FUNCTION broken()"),
+		        0);
+	} else {
+		char path[128];
+		sqlite3 *db = NULL;
+		snprintf(path, sizeof(path), "%s/%s", f->dir, SERVER_DB_FILE);
+		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db,
+		                              "CREATE TRIGGER broken BEFORE UPDATE ON passes BEGIN "
+		                              "SELECT citypass_no_such_function(); END;",
+		                              NULL, NULL, NULL),
+		                 SQLITE_OK);
+		sqlite3_close(db);
+	}
 	struct server_sector_set changed = {0};
 	assert_int_equal(server_pass_revoke(&f->desk, id, "lost", &changed, &f->why),
 	                 SERVER_ERR_IO);
 	assert_why(f, "cannot revoke pass");
-	assert_why(f, "no such function: citypass_no_such_function");
+	assert_why(f, store_fixture_pg_dir() ? "function citypass_no_such_function() does not exist"
+	                                     : "no such function: citypass_no_such_function");
 	assert_int_equal(get(f, id).state, SERVER_PASS_ACTIVE); /* rolled back */
 }
 
@@ -607,7 +622,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_card_issue_and_recycle, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_card_absent, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_phone, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_sqlite_words, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_database_words, setup, teardown),
 	        cmocka_unit_test(test_error_range),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,6 +3,8 @@
  * and retention, their defaults and the ceiling the configuration cannot pass, the purge of
  * consumption rows past the retention with an injected clock (the count a quota needs
  * stays, the gate, sequence and time go), and the retention the sync backend gives a gate.
+ * On either store (store_fixture.h, issue 16): sqlite, or PostgreSQL under
+ * tests/support/pg_run.sh.
  */
 #define _XOPEN_SOURCE 700
 #include <ftw.h>
@@ -25,11 +27,12 @@
 #include "server/publish.h"
 #include "server/store.h"
 #include "server/sync_backend.h"
+#include "store_fixture.h"
 
 #define H 3600
 
 struct fx {
-	char dir[64];
+	char dir[64], db[STORE_FIXTURE_DB_MAX];
 	struct server_store st;
 };
 
@@ -50,7 +53,7 @@ static int setup(void **state)
 	setenv("TZ", "Europe/Paris", 1);
 	if (server_keys_create(f->dir, "localhost") != 0)
 		return -1;
-	if (server_store_open_sqlite(&f->st, f->dir, 1) != 0)
+	if (store_fixture_open(f->dir, f->db, sizeof(f->db), &f->st) != 0)
 		return -1;
 	struct server_sector s = {1, "pool", 0}, b = {4, "bus", 3};
 	if (f->st.ops->sector_add(f->st.ctx, &s) || f->st.ops->sector_add(f->st.ctx, &b))
@@ -63,6 +66,7 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 	server_store_close(&f->st);
+	store_fixture_drop(f->db);
 	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 	free(f);
 	return 0;
@@ -138,19 +142,28 @@ static void consume(struct fx *f, const char *device, uint64_t seq0, const uint8
 	assert_int_equal(f->st.ops->commit(f->st.ctx), 0);
 }
 
-/* The rows of the consumption table that still name a gate, straight from the file. */
+/* The rows of the consumption table that still name a gate, straight from the database
+ * (the file, or PostgreSQL through a connection of its own). */
 static int detail_rows(struct fx *f)
 {
+	static const char sql[] = "SELECT count(*) FROM consumption WHERE device <> ''"
+	                          " OR stored_at <> 0 OR pos <> 0";
+	if (store_fixture_pg_dir()) {
+		PGconn *c = store_fixture_pg_connect(f->db);
+		assert_non_null(c);
+		PGresult *r = PQexec(c, sql);
+		assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+		int n = atoi(PQgetvalue(r, 0, 0));
+		PQclear(r);
+		PQfinish(c);
+		return n;
+	}
 	char path[128];
 	snprintf(path, sizeof(path), "%s/%s", f->dir, SERVER_DB_FILE);
 	sqlite3 *db;
 	sqlite3_stmt *st;
 	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db,
-	                                    "SELECT count(*) FROM consumption WHERE device <> ''"
-	                                    " OR stored_at <> 0 OR pos <> 0",
-	                                    -1, &st, NULL),
-	                 SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	int n = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
@@ -238,7 +251,7 @@ static void test_backend_tells_the_gate(void **state)
 	assert_int_equal(f->st.ops->device_add(f->st.ctx, &d), 0);
 	assert_int_equal(server_retention_set(&f->st, 4, SERVER_KIND_TRANSPORT, 36, &why), 0);
 	struct server_sync_backend b;
-	assert_int_equal(server_sync_backend_sqlite(&b, f->dir), 0);
+	assert_int_equal(server_sync_backend_open(&b, f->dir, 0, NULL), 0);
 	struct server_device_info info;
 	assert_int_equal(b.ops->device_lookup(b.ctx, "bus-1", &info), 0);
 	assert_int_equal(info.retention_h, 36);

@@ -33,6 +33,7 @@
 
 #include "proto/clist.h"
 #include "proto/error.h"
+#include "store_fixture.h"
 #include "proto/list.h"
 #include "proto/sign.h"
 #include "server/keys.h"
@@ -52,64 +53,6 @@ struct fx {
 /* The PostgreSQL the fixture started (its socket directory), or NULL: sqlite. */
 static const char *pg_dir;
 
-static PGconn *pg_connect(const char *db)
-{
-	char uri[512];
-	snprintf(uri, sizeof(uri), "postgresql://citypass@/%s?host=%s", db, pg_dir);
-	PGconn *c = PQconnectdb(uri);
-	if (PQstatus(c) != CONNECTION_OK) {
-		fprintf(stderr, "cannot connect to %s: %s", uri, PQerrorMessage(c));
-		PQfinish(c);
-		return NULL;
-	}
-	return c;
-}
-
-/* Run one statement on database `db` (PostgreSQL) as its owner: 0 or -1. */
-static int pg_run(const char *db, const char *sql)
-{
-	PGconn *c = pg_connect(db);
-	if (!c)
-		return -1;
-	PGresult *r = PQexec(c, sql);
-	int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
-	if (!ok)
-		fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
-	PQclear(r);
-	PQfinish(c);
-	return ok ? 0 : -1;
-}
-
-/* A data directory's store: with PostgreSQL, a fresh database named in its store.conf. */
-static int store_for(const char *dir, char *db, size_t cap, struct server_store *st)
-{
-	if (pg_dir) {
-		static int n;
-		char sql[128], uri[512];
-		snprintf(db, cap, "t%d_%d", (int)getpid(), ++n);
-		snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db);
-		if (pg_run("postgres", sql) != 0)
-			return -1;
-		snprintf(uri, sizeof(uri), "postgresql://citypass@/%s?host=%s", db, pg_dir);
-		if (server_store_set_uri(dir, uri) != 0)
-			return -1;
-	}
-	struct server_why why = {""};
-	int rc = server_store_open(st, dir, 1, &why);
-	if (rc)
-		fprintf(stderr, "store: %s\n", why.text);
-	return rc;
-}
-
-static void store_drop(const char *db)
-{
-	char sql[128];
-	if (pg_dir && *db) {
-		snprintf(sql, sizeof(sql), "DROP DATABASE %s WITH (FORCE)", db);
-		(void)pg_run("postgres", sql);
-	}
-}
-
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
 	(void)sb;
@@ -127,7 +70,7 @@ static int setup(void **state)
 	setenv("TZ", "Europe/Paris", 1);
 	if (server_keys_create(f->dir, "localhost") != 0)
 		return -1;
-	if (store_for(f->dir, f->db, sizeof(f->db), &f->st) != 0)
+	if (store_fixture_open(f->dir, f->db, sizeof(f->db), &f->st) != 0)
 		return -1;
 	struct server_sector s = {1, "pool", 0}, w = {3, "waste", 2};
 	if (f->st.ops->sector_add(f->st.ctx, &s) || f->st.ops->sector_add(f->st.ctx, &w))
@@ -140,7 +83,7 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 	server_store_close(&f->st);
-	store_drop(f->db);
+	store_fixture_drop(f->db);
 	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 	free(f);
 	return 0;
@@ -289,7 +232,8 @@ static void test_schema_newer_refused(void **state)
 	struct fx *f = *state;
 	server_store_close(&f->st);
 	if (pg_dir) {
-		assert_int_equal(pg_run(f->db, "UPDATE citypass_schema SET version = 99"), 0);
+		assert_int_equal(
+		        store_fixture_pg_run(f->db, "UPDATE citypass_schema SET version = 99"), 0);
 	} else {
 		char path[128];
 		sqlite3 *db = NULL;
@@ -342,7 +286,7 @@ static void test_ingest_dedup_and_acks(void **state)
 	assert_int_equal(d.gate, 1);
 
 	struct server_sync_backend b;
-	assert_int_equal(server_sync_backend_sqlite(&b, f->dir), 0);
+	assert_int_equal(server_sync_backend_open(&b, f->dir, 0, NULL), 0);
 	struct server_device_info info;
 	assert_int_equal(b.ops->device_lookup(b.ctx, "gate-a", &info), 0);
 	assert_int_equal(info.sector, 1);
@@ -391,7 +335,7 @@ static void *ingest_elsewhere(void *arg)
 {
 	struct ingest_job *j = arg;
 	struct server_sync_backend b;
-	j->rc = server_sync_backend_sqlite(&b, j->dir);
+	j->rc = server_sync_backend_open(&b, j->dir, 0, NULL);
 	if (j->rc == 0) {
 		j->rc = b.ops->ingest(b.ctx, "gate-a", j->batch, &j->acked);
 		b.ops->destroy(b.ctx);
@@ -402,7 +346,7 @@ static void *ingest_elsewhere(void *arg)
 /* Sessions of the cluster waiting for a lock another transaction holds. */
 static long waiting_sessions(const char *db)
 {
-	PGconn *c = pg_connect(db);
+	PGconn *c = store_fixture_pg_connect(db);
 	if (!c)
 		return -1;
 	PGresult *r = PQexec(c, "SELECT count(*) FROM pg_locks WHERE NOT granted");
@@ -508,10 +452,11 @@ static void test_ingest_lost_connection(void **state)
 	assert_int_equal(f->st.ops->begin(f->st.ctx), 0);
 	assert_int_equal(f->st.ops->ingest(f->st.ctx, "gate-a", &batch, &acked), 0);
 	/* every other session of this database ends: the store's own, in its transaction */
-	assert_int_equal(pg_run(f->db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-	                               " WHERE datname = current_database() AND"
-	                               " pid <> pg_backend_pid()"),
-	                 0);
+	assert_int_equal(
+	        store_fixture_pg_run(f->db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+	                                    " WHERE datname = current_database() AND"
+	                                    " pid <> pg_backend_pid()"),
+	        0);
 	assert_int_not_equal(f->st.ops->commit(f->st.ctx), 0);
 	f->st.ops->rollback(f->st.ctx);
 	/* the next statement connects again, and finds nothing of the lost batch */
@@ -523,7 +468,7 @@ static void test_ingest_lost_connection(void **state)
 	assert_int_equal(total, 0);
 	/* the gate sends the batch again: stored once, acknowledged */
 	struct server_sync_backend b;
-	assert_int_equal(server_sync_backend_sqlite(&b, f->dir), 0);
+	assert_int_equal(server_sync_backend_open(&b, f->dir, 0, NULL), 0);
 	assert_int_equal(b.ops->ingest(b.ctx, "gate-a", &batch, &acked), 0);
 	assert_int_equal(acked, 3);
 	b.ops->destroy(b.ctx);

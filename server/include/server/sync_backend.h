@@ -141,15 +141,13 @@ struct server_sync_backend {
 };
 
 /* The data directory's rights database as a sync backend (server/src/store_sync.c):
- * sqlite, or PostgreSQL when DATA/store.conf names one (issue 16; the name is older than
- * that). why (may be NULL) gets the refusal's sentence: an unreachable database server,
- * a schema newer than this release. */
-int server_sync_backend_sqlite(struct server_sync_backend *out, const char *data_dir);
+ * sqlite, or PostgreSQL when DATA/store.conf names one (issue 16). ingest = 1: the
+ * connection of the sync server's ingest thread, which waits for a locked database a short
+ * while only (the thread retries, and can be stopped meanwhile). why (may be NULL) gets
+ * the refusal's sentence: an unreachable database server, a schema newer than this
+ * release. */
 int server_sync_backend_open(struct server_sync_backend *out, const char *data_dir, int ingest,
                              struct server_why *why);
-/* A second connection to it for the sync server's ingest thread: it waits for a locked
- * database a short while only (the thread retries, and can be stopped meanwhile). */
-int server_sync_backend_sqlite_ingest(struct server_sync_backend *out, const char *data_dir);
 
 #ifdef __cplusplus
 }

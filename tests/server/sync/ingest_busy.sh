@@ -5,6 +5,9 @@
 # five gates upload through the real citypass-server. Every gate stays connected, every
 # event is acknowledged once the lock is gone, and stored exactly once; meanwhile the
 # server goes on answering (a gate's Hello gets its Welcome and list during the lock).
+# Under tests/support/pg_run.sh (issue 16) the same on PostgreSQL: there the writer is a
+# transaction holding the usage tables against every other writer for 12 s, longer than the
+# store's lock_timeout (10 s).
 #   ingest_busy.sh CITYPASS-ADMIN CITYPASS-SERVER SYNC-PROBE SERVER-PROBE
 set -eu
 admin=$1 server=$2 probe=$3 sprobe=$4
@@ -20,7 +23,7 @@ cleanup() {
 on_exit cleanup
 fail() { echo "FAIL: $*" >&2; echo "--- server log" >&2; tail -n 30 "$tmp/server.log" >&2 || true; exit 1; }
 
-"$admin" --data "$data" init --server-name 127.0.0.1 >/dev/null
+"$admin" --data "$data" init --server-name 127.0.0.1 ${CITYPASS_TEST_PG:+--store "$CITYPASS_TEST_PG"} >/dev/null
 "$admin" --data "$data" site add pool-east --sector pool >/dev/null
 for g in 1 2 3 4 5 6; do
 	"$admin" --data "$data" device add "gate-$g" --site pool-east --server 127.0.0.1:1 \

@@ -5,7 +5,8 @@
 # (`list publish --full`) and revocations published over and over while five gates upload
 # batch after batch through the real citypass-server. No gate is cut off, every batch is
 # acknowledged, every event is stored exactly once, no "database is locked" anywhere, and
-# every list the gates receive meanwhile (snapshots and deltas) verifies.
+# every list the gates receive meanwhile (snapshots and deltas) verifies. Under
+# tests/support/pg_run.sh the same on PostgreSQL (issue 16).
 #   publish_busy.sh CITYPASS-ADMIN CITYPASS-SERVER SYNC-PROBE
 set -eu
 admin=$1 server=$2 probe=$3
@@ -23,7 +24,7 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; echo "--- server log" >&2; tail -n 30 "$tmp/server.log" >&2 || true; exit 1; }
 
-"$admin" --data "$data" init --server-name 127.0.0.1 >/dev/null
+"$admin" --data "$data" init --server-name 127.0.0.1 ${CITYPASS_TEST_PG:+--store "$CITYPASS_TEST_PG"} >/dev/null
 "$admin" --data "$data" site add pool-east --sector pool >/dev/null
 for g in 1 2 3 4 5; do
 	"$admin" --data "$data" device add "gate-$g" --site pool-east --server 127.0.0.1:1 \
