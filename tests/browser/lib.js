@@ -56,9 +56,10 @@ class Run {
     return file;
   }
 
-  check(cond, what) {
+  // why: what was seen instead, for the failure's message
+  check(cond, what, why) {
     this.checks += 1;
-    if (!cond) throw new Error(`FAILED: ${what}`);
+    if (!cond) throw new Error(`FAILED: ${what}${why ? ` (${why})` : ''}`);
     console.log(`  ok ${this.checks} - ${what}`);
   }
 
