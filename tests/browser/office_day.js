@@ -129,13 +129,19 @@ main('office_day', async (run) => {
   await run.connect();
 
   // --- the day --------------------------------------------------------------------------
+  // the keyboard alone: the login field has the focus, Tab to the password, Enter; the
+  // search field has the focus on the first page, Enter
   const desk = await run.newPage();
-  await login(run, desk, 'agent-piscine', env('OFFICE_POOL_PASSWORD'), 'connexion');
-  run.check(await has(desk, '#deconnexion'), 'the pool agent is logged in (a logout button on the page)');
+  await desk.goto(`${URL}/connexion`);
+  await desk.keyboard.type('agent-piscine');
+  await desk.keyboard.press('Tab');
+  await desk.keyboard.type(env('OFFICE_POOL_PASSWORD'));
+  await run.shot(desk, 'connexion');
+  await Promise.all([desk.waitForNavigation(), desk.keyboard.press('Enter')]);
+  run.check(await has(desk, '#deconnexion'), 'the pool agent logged in with the keyboard alone');
   await run.shot(desk, 'accueil');
-
-  await desk.type('#q', 'Alice');
-  await submit(desk, '#chercher');
+  await desk.keyboard.type('Alice');
+  await Promise.all([desk.waitForNavigation(), desk.keyboard.press('Enter')]);
   await run.shot(desk, 'recherche');
   const found = await desk.$$eval('#resultats a[href^="/pass/"]', (as) => as.map((a) => a.getAttribute('href')));
   run.check(found.includes(`/pass/${alice}`), `searching "Alice" finds her pass n° ${alice}`);
