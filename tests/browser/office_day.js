@@ -220,12 +220,16 @@ main('office_day', async (run) => {
       role: g.getAttribute('role'),
       label: g.getAttribute('aria-label'),
       bars: [...g.querySelectorAll('.barre title')].map((t) => t.textContent),
+      // the values as written beside the bars (French digit groups: spaces taken out)
+      sum: [...g.querySelectorAll('.valeur')].reduce((n, t) => n + Number(t.textContent.replace(/\s/g, '')), 0),
     })),
   );
   if (charts.some((c) => c.cls === 'graphique')) {
     // the server's SVG charts (office/chart.h): named for a screen reader, numbers as text
     run.check(charts.every((c) => c.role === 'img' && c.label), `every chart is an image with a name (${charts.map((c) => c.label).join(', ')})`);
     run.check(charts.some((c) => c.bars.some((t) => /piscine/.test(t))), 'a chart has a bar for the pool site, its value written out');
+    const byOutcome = charts.find((c) => c.label === 'Passages par résultat');
+    run.check(byOutcome && byOutcome.sum === 4, `the chart by outcome counts the gate's 4 decisions (${byOutcome ? byOutcome.bars.join(', ') : 'no such chart'})`);
   } else {
     const site = await desk.$$eval('#stats-sites tbody tr', (rs) => rs.map((r) => [...r.cells].map((c) => c.textContent.trim())));
     run.check(site.some((r) => r[0] === 'piscine' && r.includes('2')), `the statistics count the gate's decisions by site (${JSON.stringify(site)})`);
