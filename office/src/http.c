@@ -310,14 +310,34 @@ static void cookie_set(struct office_req *q, const char *name, const char *value
 	evhttp_add_header(evhttp_request_get_output_headers(q->r), "Set-Cookie", c);
 }
 
+/* The login token the browser already holds, when it carries a well-formed one: 1. */
+static int login_token_held(struct office_req *q, char token[OFFICE_TOKEN_HEX + 1])
+{
+	const char *hdr = evhttp_find_header(evhttp_request_get_input_headers(q->r), "Cookie");
+	if (office_cookie_get(hdr, LOGIN_COOKIE, token, OFFICE_TOKEN_HEX + 1) != 0 ||
+	    strlen(token) != OFFICE_TOKEN_HEX)
+		return 0;
+	for (size_t i = 0; i < OFFICE_TOKEN_HEX; i++)
+		if (!strchr("0123456789abcdef", token[i]))
+			return 0;
+	return 1;
+}
+
 static void login_form(struct office_req *q, int status, const char *err, const char *detail)
 {
 	char token[OFFICE_TOKEN_HEX + 1];
-	if (office_token_new(token) != 0) {
-		office_page_refuse(q, 500, "Connexion", "Le serveur n'a pas de source d'aléa.", "");
-		return;
+	/* A browser loads the login page, then asks for /favicon.ico and the like, which come
+	 * back here too: a token minted at each of them would expire the form on display. The
+	 * token is a double-submit one, worth nothing to whoever cannot read the page; it is
+	 * kept until a login succeeds (which clears it). */
+	if (!login_token_held(q, token)) {
+		if (office_token_new(token) != 0) {
+			office_page_refuse(q, 500, "Connexion", "Le serveur n'a pas de source d'aléa.",
+			                   "");
+			return;
+		}
+		cookie_set(q, LOGIN_COOKIE, token, 0);
 	}
-	cookie_set(q, LOGIN_COOKIE, token, 0);
 	office_page_begin(q, "Connexion");
 	if (err)
 		office_msg_err(q, err, detail);
