@@ -332,8 +332,8 @@ static void login_form(struct office_req *q, int status, const char *err, const 
 	 * kept until a login succeeds (which clears it). */
 	if (!login_token_held(q, token)) {
 		if (office_token_new(token) != 0) {
-			office_page_refuse(q, 500, "Connexion", "Le serveur n'a pas de source d'aléa.",
-			                   "");
+			office_page_refuse(q, 500, "Connexion",
+			                   "Le serveur n'a pas de source d'aléa.", "");
 			return;
 		}
 		cookie_set(q, LOGIN_COOKIE, token, 0);
