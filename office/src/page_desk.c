@@ -404,7 +404,9 @@ static void done(struct office_req *q, int64_t id, int rc, const char *action_fr
                  const struct server_sector_set *changed, const struct server_why *why,
                  const char *err)
 {
-	char msg[512], pub[512] = "";
+	/* room for the confirmation and the whole publish summary: a truncated
+	 * message would hide from the agent which gates already hold the change */
+	char pub[512] = "", msg[sizeof(pub) + 256];
 	if (rc == 0) {
 		office_publish_changed(q, changed, pub, sizeof(pub));
 		if (pub[0]) {
