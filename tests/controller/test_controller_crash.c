@@ -160,6 +160,37 @@ static void rm_rf(const char *dir)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* Each test's scratch directory is made by a setup and removed by a teardown: cmocka runs
+ * the teardown after a failed check too (the test body is left by longjmp, so a removal at
+ * its end would be skipped and the directory left in TMPDIR). */
+static int scratch_setup(void **state)
+{
+	*state = NULL;
+	if (report_fd >= 0) /* an escaped child: the test's first line ends it */
+		return 0;
+	const char *tmp = getenv("TMPDIR");
+	char *dir = malloc(64);
+	if (!dir)
+		return -1;
+	if (snprintf(dir, 64, "%s/ctl-crash-XXXXXX", tmp && *tmp ? tmp : "/tmp") >= 64 ||
+	    !mkdtemp(dir)) {
+		free(dir);
+		return -1;
+	}
+	*state = dir;
+	return 0;
+}
+
+static int scratch_teardown(void **state)
+{
+	char *dir = *state;
+	if (report_fd >= 0 || !dir) /* never the parent's directory from an escaped child */
+		return 0;
+	rm_rf(dir);
+	free(dir);
+	return 0;
+}
+
 /* --- list store ----------------------------------------------------------------------- */
 
 struct store_ctx {
@@ -246,13 +277,10 @@ static void verify_on_disk(struct store_ctx *c, uint64_t version)
 
 static void test_list_store_survives_sigkill(void **state)
 {
-	(void)state;
+	const char *root = *state;
 	fail_if_escaped_child();
 	struct store_ctx c;
 	fixture_init(&c.fx);
-	char root[64];
-	snprintf(root, sizeof(root), "/tmp/ctl-crash-store-XXXXXX");
-	assert_non_null(mkdtemp(root));
 	snprintf(c.dir, sizeof(c.dir), "%s/lists", root);
 	seed_rng();
 	uint64_t held = 0;
@@ -294,14 +322,12 @@ static void test_list_store_survives_sigkill(void **state)
 	              "commit and report\n",
 	              n, elapsed_since(&t0), (unsigned long long)held, mid_update);
 	assert_true(held > 0);
-	rm_rf(root);
 	fixture_free(&c.fx);
 }
 
 /* --- journal -------------------------------------------------------------------------- */
 
 struct journal_ctx {
-	char dir[64];
 	char path[96];
 };
 
@@ -393,12 +419,9 @@ static void check_journal(struct journal_ctx *c, struct server *srv, uint64_t ap
 
 static void test_journal_survives_sigkill(void **state)
 {
-	(void)state;
 	fail_if_escaped_child();
 	struct journal_ctx c;
-	snprintf(c.dir, sizeof(c.dir), "/tmp/ctl-crash-journal-XXXXXX");
-	assert_non_null(mkdtemp(c.dir));
-	snprintf(c.path, sizeof(c.path), "%s/journal.db", c.dir);
+	snprintf(c.path, sizeof(c.path), "%s/journal.db", (const char *)*state);
 	seed_rng();
 	struct server srv = {NULL, 0};
 	uint64_t appended = 0, acked = 0, max_seq = 0;
@@ -445,7 +468,6 @@ static void test_journal_survives_sigkill(void **state)
 		assert_true(srv.have[s]);
 	assert_true(max_seq > 0);
 	free(srv.have);
-	rm_rf(c.dir);
 }
 
 int main(void)
@@ -453,8 +475,10 @@ int main(void)
 	/* a child's failed check is printed before its parent kills it */
 	setvbuf(stdout, NULL, _IONBF, 0);
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_list_store_survives_sigkill),
-	        cmocka_unit_test(test_journal_survives_sigkill),
+	        cmocka_unit_test_setup_teardown(test_list_store_survives_sigkill, scratch_setup,
+	                                        scratch_teardown),
+	        cmocka_unit_test_setup_teardown(test_journal_survives_sigkill, scratch_setup,
+	                                        scratch_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
