@@ -3,7 +3,8 @@
 #   admin:   init makes the bus transport (48 h) and the pool access control (90 days); a
 #            retention above the kind's ceiling is refused with a sentence; 24 h is kept
 #   gate:    learns its sector's 24 h in the Welcome and keeps it in its journal, across a
-#            restart with the link down
+#            restart with the link down; offline, once its trusted time is 25 hours on, it
+#            deletes the uses past 24 h, unsent ones too, and counts those it could not send
 #   server:  `privacy purge` at a time 25 hours on (CITYPASS_NOW) folds the stored uses:
 #            no row names the gate any more, the quota's count and the statistics stay
 # Env: ADMIN SERVER HIL CONTROLLER TOKEN.
@@ -50,10 +51,7 @@ expect "$out" "folded 1 consumption row" "server: the purge folds the use past 2
 [ "$(server_count)" = "$before" ] || fail "server: statistics changed ($(server_count), was $before)"
 echo "ok - server: no row names the gate, the count and the statistics stay"
 
-# --- the gate, link down: what it holds survives a restart without the server (the purge
-# itself, offline, with the clock moved: test_controller_tap, whose injected clock moves the
-# trusted floor; a 25-hour jump of the monotonic clock under libfaketime trips the reader's
-# watchdog, which restarts the controller and races the purge: not asserted here)
+# --- the gate, link down: what it holds survives a restart without the server
 stop_server
 expect "$(tap bus-1 desfire "$T/ann.card")" "relay=open led=green" "a use, offline"
 [ "$(jdb "select count(*) from consumption where acked_at is null")" = 1 ] ||
@@ -64,3 +62,20 @@ _heard || fail "the sector's retention was lost across a restart"
 expect "$(tap bus-1 desfire "$T/ann.card")" "relay=open led=green" "a use, offline, restarted"
 _heard || fail "the sector's retention was lost"
 echo "ok - gate, link down and restarted: it still holds its sector's 24 h"
+
+# --- the gate, link down, 25 hours on. Its purge judges age by its trusted time, never the
+# wall clock (a clock jumping forward deletes nothing: clock.sh), and that time starts at
+# the floor kept in its journal. A gate that ran 25 hours would have kept a floor 25 hours
+# on: it is written there, as that gate would have, before a restart with no server. (A
+# libfaketime jump of the monotonic clock instead trips the reader's watchdog, which
+# restarts the controller mid-purge; the purge's arithmetic has test_controller_tap.)
+[ "$(jdb "select count(*) from consumption")" = 3 ] || fail "the gate does not hold its 3 uses"
+stop_controller bus-1
+jdb "update meta set value = $(($(date +%s) + 25 * 3600)) where name = 'time_floor'"
+start_controller bus-1
+_purged() { [ "$(jdb "select count(*) from consumption")" = 0 ]; }
+wait_for 15 _purged ||
+	fail "gate offline, 25 h on: $(jdb "select count(*) from consumption") uses past its 24 h kept"
+expect "$(jdb "select value from meta where name = 'consumption_purged_unacked'")" "^2$" \
+	"the gate counts the 2 unsent uses its retention deleted"
+echo "ok - gate, link down, 25 h on: no use past its sector's 24 h is left in its journal"
