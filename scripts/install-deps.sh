@@ -16,10 +16,11 @@ set -eu
 # libpq-dev is the PostgreSQL store's client (issue 16); postgresql is the server the tests
 # start for themselves (tests/support/pg_run.sh: initdb in a temporary directory). jq is
 # the independent JSON parser that reads a holder's export back (issue 17). The back
-# office's browser test (issue 18, tests/browser/) drives Debian's chromium headless with
-# puppeteer-core from npm (npm's registry, never a browser download: executablePath is
-# /usr/bin/chromium); xmllint (libxml2-utils) is the independent XML parser that reads the
-# server-drawn SVG charts back. libssl-dev is the back office's HTTPS (libevent's OpenSSL
+# office's browser tests (issue 18, tests/browser/) drive Debian's chromium and Firefox ESR
+# headless with puppeteer-core from npm (npm's registry, never a browser download: the
+# tests connect to /usr/bin/chromium and /usr/bin/firefox-esr); certutil (libnss3-tools)
+# makes the test's CA a trust anchor of Firefox's temporary profile; xmllint
+# (libxml2-utils) is the independent XML parser that reads the server-drawn SVG charts back. libssl-dev is the back office's HTTPS (libevent's OpenSSL
 # bufferevent, docs/office.md; issue 18), and libqrencode-dev draws the QR code a phone's
 # wallet scans there.
 PACKAGES="
@@ -55,6 +56,8 @@ libpq-dev
 postgresql
 jq
 chromium
+firefox-esr
+libnss3-tools
 libxml2-utils
 libssl-dev
 libqrencode-dev
