@@ -1,7 +1,8 @@
 // harness_check.js — the harness proven on a page of its own, before and beside the back
-// office: chromium starts, puppeteer-core drives it over DevTools, a form posts, a
-// screenshot is written, and the test's detector of executed injected script sees a
-// script that does run (so that its silence in the back office's tests means something).
+// office: the browser starts (chromium, or Firefox), puppeteer-core drives it (DevTools
+// protocol, or WebDriver BiDi), a form posts, a screenshot is written, and the test's
+// detector of executed injected script sees a script that does run (so that its silence in
+// the back office's tests means something).
 'use strict';
 
 const http = require('http');
@@ -46,7 +47,11 @@ main('browser_harness', async (run) => {
   try {
     await run.connect();
     const version = await run.browser.version();
-    run.check(/Chrom/.test(version), `connected to ${version}`);
+    // the browser browser_run.sh says it started is the one that answers, by its own name
+    // and in its user agent (what a web server sees)
+    const firefox = process.env.CITYPASS_BROWSER_NAME === 'firefox';
+    run.check((firefox ? /firefox/i : /Chrom/).test(version), `connected to ${version}`);
+    run.check((firefox ? /Firefox\// : /Chrome\//).test(run.userAgent), `its user agent says so: ${run.userAgent}`);
     const page = await run.newPage();
 
     await page.goto(`${base}/`);

@@ -10,8 +10,8 @@ const fs = require('fs');
 const path = require('path');
 const puppeteer = require('puppeteer-core');
 
-// Each step's screenshot goes to CITYPASS_ARTIFACTS (build/tests/artifacts/office by
-// default), named NN-step.png in the order taken, so the directory reads like the day.
+// Each step's screenshot goes to CITYPASS_ARTIFACTS (build/tests/artifacts/office, or
+// office-firefox, by default), named NN-step.png in the order taken, so the directory reads like the day.
 class Run {
   constructor(name) {
     this.name = name;
@@ -25,8 +25,14 @@ class Run {
   async connect() {
     const ws = process.env.CITYPASS_BROWSER_WS;
     if (!ws) throw new Error('CITYPASS_BROWSER_WS is not set: run under tests/support/browser_run.sh');
+    // cdp for chromium, webDriverBiDi for Firefox (browser_run.sh says which it started)
+    const protocol = process.env.CITYPASS_BROWSER_PROTOCOL || 'cdp';
     // protocolTimeout: a shared 2-core machine can be slow; a hung page still ends the test
-    this.browser = await puppeteer.connect({ browserWSEndpoint: ws, protocolTimeout: 60000 });
+    this.browser = await puppeteer.connect({ browserWSEndpoint: ws, protocol, protocolTimeout: 60000 });
+    // in the log, which browser really ran the test (its own words, not the script's)
+    this.version = await this.browser.version();
+    this.userAgent = await this.browser.userAgent();
+    console.log(`${this.name}: ${this.version} over ${protocol}, user agent "${this.userAgent}"`);
     return this.browser;
   }
 
