@@ -22,6 +22,9 @@
 # directories whose script is gone.
 #
 # Env: PG_BIN (default /usr/lib/postgresql/15/bin, Debian 12's).
+#      PG_RUN_DURABLE=1: fsync and full_page_writes on, PostgreSQL's defaults, for a
+#      benchmark (make bench) whose figures must have the durability of a deployment; a
+#      test's database does without them (below).
 set -eu
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 . "$(dirname "$0")/procs.sh"
@@ -56,21 +59,28 @@ fi
 dir=$(mktemp -d "$base/citypass-pg.XXXXXX")
 echo $$ >"$dir/runner"
 pid=
+# SIGINT: PostgreSQL's fast shutdown (SIGTERM would wait for every client to leave). A
+# durable server would then write its whole cache out in a shutdown checkpoint (seconds after
+# a bench: beyond the guard's grace, which then killed the removal half way): SIGQUIT, the
+# immediate shutdown, since the database is thrown away
+stop_sig=INT
+[ "${PG_RUN_DURABLE:-0}" != 1 ] || stop_sig=QUIT
 cleanup() {
 	if [ -n "$pid" ]; then
-		# SIGINT: PostgreSQL's fast shutdown (SIGTERM would wait for every client to leave)
-		kill -INT "$pid" 2>/dev/null || true
+		kill -"$stop_sig" "$pid" 2>/dev/null || true
 		i=0
 		while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do
 			sleep 0.1
 			i=$((i + 1))
 		done
 		if kill -0 "$pid" 2>/dev/null; then
-			echo "pg_run: PostgreSQL (pid $pid) still running 10 s after SIGINT: SIGKILL" >&2
+			echo "pg_run: PostgreSQL (pid $pid) still running 10 s after SIG$stop_sig: SIGKILL" >&2
 			kill -9 "$pid" 2>/dev/null || true
 		fi
 		wait "$pid" 2>/dev/null || true
 	fi
+	# `runner` last: a removal cut short leaves it, for the next run's sweep (above)
+	find "$dir" -mindepth 1 -maxdepth 1 ! -name runner -exec rm -rf {} + 2>/dev/null || true
 	rm -rf "$dir"
 }
 on_exit cleanup
@@ -85,8 +95,13 @@ if ! $AS_PG "$PG_BIN/initdb" -D "$dir/data" -U citypass -A trust -N -E UTF8 --lo
 fi
 # fsync off: a test's database dies with the test, and the machine is shared; commits are
 # still synchronous (synchronous_commit on), which is what the code under test relies on
+durability="-c fsync=off -c full_page_writes=off -c shared_buffers=32MB"
+if [ "${PG_RUN_DURABLE:-0}" = 1 ]; then
+	durability="-c fsync=on -c full_page_writes=on -c shared_buffers=128MB"
+fi
+# shellcheck disable=SC2086 # $durability: options, word-split on purpose
 $AS_PG setpriv --pdeathsig INT -- "$PG_BIN/postgres" -D "$dir/data" -k "$dir" \
-	-c listen_addresses= -c fsync=off -c full_page_writes=off -c shared_buffers=32MB \
+	-c listen_addresses= $durability -c synchronous_commit=on \
 	-c max_connections=60 -c log_min_messages=warning >"$dir/postgres.log" 2>&1 &
 pid=$!
 i=0
