@@ -20,8 +20,14 @@
  * 1 M passes in <= 30 s), the revoke command's own time (its commit and the publish), and
  * the server's resident memory per connected gate.
  *
+ * With --pg URI (issue 16, item 5) the rights database is that PostgreSQL database (empty:
+ * `citypass-admin init --store URI`), and --instances N (2 by default) citypass-server
+ * processes run on it, gate i connected to instance i mod N: a revocation reaches the
+ * instances by LISTEN/NOTIFY. The deployment is built in every run (the database lives as
+ * long as the run: --cache does not apply).
+ *
  *   bench_revoke --admin PATH --server PATH [--passes N] [--gates G] [--rounds R]
- *                [--cache DIR]
+ *                [--cache DIR] [--pg URI [--instances N]]
  * --cache: keep the deployment there between runs (built when missing: minutes at 5 M).
  */
 #include <errno.h>
@@ -47,12 +53,15 @@
 #include "proto/sign.h"
 #include "sim_controller.h"
 
-#define SECTOR 1 /* pool, in a deployment made by citypass-admin init */
-#define WAIT_S 60.0
-#define BUDGET 1.0
+#define SECTOR        1 /* pool, in a deployment made by citypass-admin init */
+#define WAIT_S        60.0
+#define BUDGET        1.0
+#define MAX_INSTANCES 4
 
-static const char *g_admin, *g_server, *g_controller;
-static pid_t g_server_pid;
+static const char *g_admin, *g_server, *g_controller, *g_pg;
+static pid_t g_server_pid[MAX_INSTANCES];
+static size_t g_instances = 1;
+static char g_tmp_dir[64]; /* a deployment of this run only, removed however it ends */
 
 /* --- processes ------------------------------------------------------------------------ */
 
@@ -96,16 +105,34 @@ static int run_cpu(char *const argv[], const char *out_path, double *cpu_s)
 
 static void stop_server(void)
 {
-	if (g_server_pid > 0) {
-		kill(g_server_pid, SIGTERM);
-		waitpid(g_server_pid, NULL, 0);
-		g_server_pid = 0;
+	for (size_t k = 0; k < MAX_INSTANCES; k++)
+		if (g_server_pid[k] > 0)
+			kill(g_server_pid[k], SIGTERM);
+	for (size_t k = 0; k < MAX_INSTANCES; k++)
+		if (g_server_pid[k] > 0) {
+			waitpid(g_server_pid[k], NULL, 0);
+			g_server_pid[k] = 0;
+		}
+}
+
+static void remove_tmp_dir(void)
+{
+	if (!g_tmp_dir[0])
+		return;
+	pid_t pid = fork();
+	if (pid == 0) {
+		execlp("rm", "rm", "-rf", g_tmp_dir, (char *)NULL);
+		_exit(127);
 	}
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
+	g_tmp_dir[0] = 0;
 }
 
 static void on_signal(int sig)
 {
 	stop_server();
+	remove_tmp_dir();
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
@@ -140,8 +167,12 @@ static int build_deployment(const char *dir, size_t passes, size_t gates, double
 	snprintf(data, sizeof(data), "%s/data", dir);
 	snprintf(csv, sizeof(csv), "%s/passes.csv", dir);
 	snprintf(out, sizeof(out), "%s/admin.out", dir);
-	char *init[] = {(char *)g_admin, "--data",    data, "init",
-	                "--server-name", "localhost", NULL};
+	char *init[] = {(char *)g_admin, "--data", data, "init", "--server-name",
+	                "localhost",     NULL,     NULL, NULL};
+	if (g_pg) {
+		init[6] = "--store";
+		init[7] = (char *)g_pg;
+	}
 	char *site[] = {(char *)g_admin, "--data",   data,   "site", "add",
 	                "pool-bench",    "--sector", "pool", NULL};
 	if (run(init, out) || run(site, out)) {
@@ -494,6 +525,8 @@ int main(int argc, char **argv)
 	        {"rounds", required_argument, NULL, 'r'},
 	        {"cache", required_argument, NULL, 'c'},
 	        {"controller", required_argument, NULL, 'C'},
+	        {"pg", required_argument, NULL, 'P'},
+	        {"instances", required_argument, NULL, 'I'},
 	        {NULL, 0, NULL, 0},
 	};
 	size_t passes = 5000000, gates = 1000;
@@ -523,17 +556,30 @@ int main(int argc, char **argv)
 		case 'C':
 			g_controller = optarg;
 			break;
+		case 'P':
+			g_pg = optarg;
+			g_instances = 2;
+			break;
+		case 'I':
+			g_instances = strtoul(optarg, NULL, 10);
+			break;
 		default:
 			return 2;
 		}
 	}
 	if (!g_admin || !g_server || !g_controller || passes < 100 || gates < 1 || gates > 5000 ||
-	    rounds < 1 || rounds > 1000) {
-		fprintf(stderr, "usage: bench_revoke --admin PATH --server PATH --controller PATH "
-		                "[--passes N >= 100] "
-		                "[--gates 1..5000] [--rounds 1..1000] [--cache DIR]\n");
+	    rounds < 1 || rounds > 1000 || g_instances < 1 || g_instances > MAX_INSTANCES ||
+	    (g_instances > 1 && !g_pg)) {
+		fprintf(stderr,
+		        "usage: bench_revoke --admin PATH --server PATH --controller PATH "
+		        "[--passes N >= 100] "
+		        "[--gates 1..5000] [--rounds 1..1000] [--cache DIR] [--pg URI "
+		        "[--instances 1..%d]]\n",
+		        MAX_INSTANCES);
 		return 2;
 	}
+	if (g_pg)
+		cache = NULL; /* the database lives as long as this run */
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
 		rl.rlim_cur = rl.rlim_max;
@@ -543,16 +589,15 @@ int main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 
 	/* the deployment: kept in the cache between runs (its gates enrolled, its passes in) */
-	char dir[512], tmp[] = "/tmp/citypass-bench-revoke-XXXXXX", data[700], stamp[700];
-	int ours = 0;
+	char dir[512], data[700], stamp[700];
 	if (cache) {
 		snprintf(dir, sizeof(dir), "%s/revoke-%zu-%zu", cache, passes, gates);
 		mkdir(cache, 0700);
 	} else {
-		if (!mkdtemp(tmp))
+		snprintf(g_tmp_dir, sizeof(g_tmp_dir), "/tmp/citypass-bench-revoke-XXXXXX");
+		if (!mkdtemp(g_tmp_dir))
 			return 1;
-		snprintf(dir, sizeof(dir), "%s", tmp);
-		ours = 1;
+		snprintf(dir, sizeof(dir), "%s", g_tmp_dir);
 	}
 	snprintf(data, sizeof(data), "%s/data", dir);
 	snprintf(stamp, sizeof(stamp), "%s/complete", dir);
@@ -576,19 +621,28 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_revoke: the deployment in %s is reused\n", dir);
 	}
 
-	/* the real server */
+	/* the real server: one on sqlite, g_instances on PostgreSQL */
 	char log[700], listen[32], pub[700];
-	unsigned port = 0;
-	snprintf(log, sizeof(log), "%s/server.log", dir);
+	unsigned ports[MAX_INSTANCES] = {0};
+	long rss0 = 0;
 	snprintf(listen, sizeof(listen), "127.0.0.1:0");
 	char *srv[] = {(char *)g_server, "--data", data, "--listen", listen, NULL};
-	unlink(log); /* a kept deployment's last log names the last run's port */
-	g_server_pid = spawn(srv, log);
-	if (g_server_pid < 0 || wait_port(log, &port) != 0) {
-		fprintf(stderr, "bench_revoke: citypass-server did not start (%s)\n", log);
-		goto out;
+	for (size_t s = 0; s < g_instances; s++) {
+		if (g_instances == 1)
+			snprintf(log, sizeof(log), "%s/server.log", dir);
+		else
+			snprintf(log, sizeof(log), "%s/server-%zu.log", dir, s + 1);
+		unlink(log); /* a kept deployment's last log names the last run's port */
+		g_server_pid[s] = spawn(srv, log);
+		if (g_server_pid[s] < 0 || wait_port(log, &ports[s]) != 0) {
+			fprintf(stderr, "bench_revoke: citypass-server did not start (%s)\n", log);
+			if (g_server_pid[s] < 0)
+				g_server_pid[s] = 0;
+			goto out;
+		}
+		rss0 += rss_kib(g_server_pid[s]);
 	}
-	long rss0 = rss_kib(g_server_pid);
+#define PORT_OF(i) ports[(i) % g_instances] /* gate i's instance */
 
 	snprintf(pub, sizeof(pub), "%s/bundle-1/list.pub.pem", dir);
 	struct proto_key *k = NULL;
@@ -607,7 +661,7 @@ int main(int argc, char **argv)
 	if (!c || !pfd || !lat || !cmd_s || !inst_s || !inst_b)
 		goto out;
 	/* gate 1 takes the snapshot (and verifies it), the others start from its version */
-	if (gate_init(&c[0], dir, 0) != 0 || sim_connect(&c[0], port) != 0 ||
+	if (gate_init(&c[0], dir, 0) != 0 || sim_connect(&c[0], PORT_OF(0)) != 0 ||
 	    sim_send_hello(&c[0], NULL) != 0 || sim_wait(&c[0], sim_cond_welcomed, 60000) != 1) {
 		fprintf(stderr, "bench_revoke: gate 1: %s\n", c[0].why);
 		goto out;
@@ -645,7 +699,8 @@ int main(int argc, char **argv)
 		unsigned tries[50] = {0};
 		for (size_t i = from; i < to; i++) {
 			c[i].held = c[0].held;
-			if (sim_connect(&c[i], port) != 0 || sim_send_hello(&c[i], NULL) != 0) {
+			if (sim_connect(&c[i], PORT_OF(i)) != 0 ||
+			    sim_send_hello(&c[i], NULL) != 0) {
 				fprintf(stderr, "bench_revoke: gate %zu could not connect\n",
 				        i + 1);
 				goto out;
@@ -660,7 +715,7 @@ int main(int argc, char **argv)
 						        i + 1, c[i].why);
 						goto out;
 					}
-					if (sim_connect(&c[i], port) != 0 ||
+					if (sim_connect(&c[i], PORT_OF(i)) != 0 ||
 					    sim_send_hello(&c[i], NULL) != 0)
 						goto out;
 				}
@@ -676,7 +731,9 @@ int main(int argc, char **argv)
 			step_all(c, to, pfd, 20);
 		}
 	}
-	long rss1 = rss_kib(g_server_pid);
+	long rss1 = 0;
+	for (size_t s = 0; s < g_instances; s++)
+		rss1 += rss_kib(g_server_pid[s]);
 
 	/* the revocations: a different pass each time (a run on a kept deployment revokes
 	 * others: the pass ids move with the clock) */
@@ -751,7 +808,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < gates; i++) {
 		c[i].held = L.version;
 		backoff_ms[i] = 500;
-		if (sim_connect(&c[i], port) != 0 || sim_send_hello(&c[i], NULL) != 0)
+		if (sim_connect(&c[i], PORT_OF(i)) != 0 || sim_send_hello(&c[i], NULL) != 0)
 			next_dial[i] = storm_t0 + 0.5;
 	}
 	while (sim_now() - storm_t0 < 120) {
@@ -773,7 +830,7 @@ int main(int argc, char **argv)
 			} else if (now >= next_dial[i]) {
 				next_dial[i] = 0;
 				redials++;
-				if (sim_connect(&c[i], port) != 0 ||
+				if (sim_connect(&c[i], PORT_OF(i)) != 0 ||
 				    sim_send_hello(&c[i], NULL) != 0)
 					c[i].closed = 1;
 			}
@@ -812,9 +869,16 @@ int main(int argc, char **argv)
 	g_store = NULL;
 	double exec_s = start_time(dir);
 	double p50 = lat[nlat / 2], p99 = lat[(size_t)((double)nlat * 0.99)], max = lat[nlat - 1];
-	printf("\n== one revocation end to end: %zu passes in the sqlite rights database, the real "
-	       "citypass-server, %zu connected gates ==\n",
-	       passes, gates);
+	if (g_pg)
+		printf("\n== one revocation end to end on PostgreSQL: %zu passes in the rights "
+		       "database, %zu citypass-server instances on it (LISTEN/NOTIFY), %zu "
+		       "connected "
+		       "gates split between them ==\n",
+		       passes, g_instances, gates);
+	else
+		printf("\n== one revocation end to end: %zu passes in the sqlite rights database, "
+		       "the real citypass-server, %zu connected gates ==\n",
+		       passes, gates);
 	if (import_s >= 0)
 		printf("import of the deployment (citypass-admin pass import, %zu passes): %.1f s "
 		       "= "
@@ -841,10 +905,11 @@ int main(int argc, char **argv)
 		       "pass (budget <= 2 us: %s)\n",
 		       full_s, full_s * 1e6 / (double)passes,
 		       full_s * 1e6 / (double)passes <= 2.0 ? "met" : "MISSED");
-	printf("revocation to every gate holding it (%zu gates x %u revocations, server polls "
-	       "every 100 ms): p50 %.0f ms, p99 %.0f ms, max %.0f ms (budget p99 <= 1000 ms: "
-	       "%s)\n",
-	       gates, rounds, p50 * 1e3, p99 * 1e3, max * 1e3, p99 <= BUDGET ? "met" : "MISSED");
+	printf("revocation to every gate holding it (%zu gates x %u revocations, %s): p50 %.0f "
+	       "ms, p99 %.0f ms, max %.0f ms (budget p99 <= 1000 ms: %s)\n",
+	       gates, rounds,
+	       g_pg ? "the instances pushed by LISTEN/NOTIFY" : "server polls every 100 ms",
+	       p50 * 1e3, p99 * 1e3, max * 1e3, p99 <= BUDGET ? "met" : "MISSED");
 	printf("  deltas verified as a gate does (ECDSA over the manifest, chunks against it): "
 	       "%u; the other gates' deltas compared byte for byte with them: %u\n",
 	       L.verified, L.compared);
@@ -876,9 +941,10 @@ int main(int argc, char **argv)
 	       gates, redials, storm_s >= 0 ? "" : "more than ", storm_s >= 0 ? storm_s : 120.0,
 	       storm_refused, storm_refused == 0 ? "met" : "MISSED", gates);
 	if (rss0 > 0 && rss1 > 0)
-		printf("server resident memory: %ld KiB idle, %ld KiB with %zu gates: %.1f KiB per "
-		       "connection (budget <= 40 KiB: %s)\n",
-		       rss0, rss1, gates, (double)(rss1 - rss0) / (double)gates,
+		printf("server resident memory%s: %ld KiB idle, %ld KiB with %zu gates: %.1f KiB "
+		       "per connection (budget <= 40 KiB: %s)\n",
+		       g_instances > 1 ? " (the instances together)" : "", rss0, rss1, gates,
+		       (double)(rss1 - rss0) / (double)gates,
 		       (double)(rss1 - rss0) / (double)gates <= 40 ? "met" : "MISSED");
 	rc = 0;
 out:
@@ -894,11 +960,12 @@ out:
 	free(inst_b);
 	controller_list_store_close(g_store);
 	proto_keyring_free(L.ring);
-	if (ours) {
-		char rm[700];
-		snprintf(rm, sizeof(rm), "rm -rf '%s'", dir);
-		if (system(rm) != 0)
-			fprintf(stderr, "bench_revoke: could not remove %s\n", dir);
+	if (rc && g_pg) { /* why: the servers' last words, before their directory goes */
+		char cmd[800];
+		snprintf(cmd, sizeof(cmd), "tail -n 20 '%s'/server*.log >&2", dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "bench_revoke: no server log\n");
 	}
+	remove_tmp_dir();
 	return rc;
 }

@@ -1,0 +1,35 @@
+#!/bin/sh
+# The PostgreSQL bench's code path at a toy size, so that it does not rot between two
+# `make bench` (no timing is checked: a shared CI machine's timings mean nothing). It must
+# run both parts through to their figures, each printed with a verdict, on a PostgreSQL
+# started with fsync and synchronous_commit on; and leave no directory of its own behind
+# (processes: the guard).
+# Env: as bench_pg.sh (ADMIN SERVER CONTROLLER BENCH_SERVER BENCH_REVOKE).
+set -eu
+HERE=$(dirname "$0")
+. "$HERE/../tests/support/procs.sh"
+T=$(mktemp -d "${TMPDIR:-/tmp}/bench-pg-smoke-XXXXXX")
+cleanup() { rm -rf "$T"; }
+on_exit cleanup
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+before=$(ls -d /tmp/citypass-bench-pg-* /tmp/citypass-bench-revoke-* 2>/dev/null | sort || true)
+BENCH_PG_ROWS=24000 BENCH_PG_PHASE_S=0.05 BENCH_PG_PASSES=300 BENCH_PG_GATES=4 \
+	BENCH_PG_ROUNDS=2 sh "$HERE/bench_pg.sh" >"$T/out" 2>"$T/err" ||
+	{
+		cat "$T/out" "$T/err" >&2
+		fail "bench_pg.sh failed"
+	}
+cat "$T/out"
+grep -Eq '^ingestion on PostgreSQL \(fsync on, synchronous_commit on\): raw COPY [0-9]+ rows/s.* 2 citypass-server instances with durable acks [0-9]+ rows/s.*24000 rows stored, each once.*: (met|MISSED)\)$' "$T/out" ||
+	fail "no ingestion figure on PostgreSQL (fsync on), with its baseline and verdict"
+grep -q '^== one revocation end to end on PostgreSQL: 300 passes.*2 citypass-server instances.*4 connected gates' "$T/out" ||
+	fail "the revocation part did not run on PostgreSQL with two instances"
+grep -Eq '^revocation to every gate holding it \(4 gates x 2 revocations, the instances pushed by LISTEN/NOTIFY\): p50 [0-9]+ ms, p99 [0-9]+ ms.*(met|MISSED)\)$' "$T/out" ||
+	fail "no end-to-end revocation figure with its verdict"
+grep -Eq '^publish after one revocation .*the publish itself -?[0-9]+ ms \(budget <= 50 ms: (met|MISSED)\)$' "$T/out" ||
+	fail "no publish figure beside its baseline (the exec opening the database for nothing)"
+after=$(ls -d /tmp/citypass-bench-pg-* /tmp/citypass-bench-revoke-* 2>/dev/null | sort || true)
+[ "$before" = "$after" ] || fail "the bench left a directory behind: $after"
