@@ -213,3 +213,64 @@ int pass_end(struct server_store *st, int rc, struct server_why *why)
 		st->ops->rollback(st->ctx);
 	return rc;
 }
+
+/* The letters U+00C0..U+017F stand for, lower case and without their accent: one entry per
+ * code point, "" for the two that are no letter (multiplication and division signs, kept
+ * as they are). Latin-1 Supplement then Latin Extended-A: every letter of French names
+ * (é, è, ç, œ, ÿ...) and of the neighbouring languages a town's register holds. */
+/* clang-format off */
+static const char *const fold_latin[] = {
+	/* U+00C0 */ "a", "a", "a", "a", "a", "a", "ae", "c", "e", "e", "e", "e", "i", "i", "i", "i",
+	/* U+00D0 */ "d", "n", "o", "o", "o", "o", "o", "", "o", "u", "u", "u", "u", "y", "th", "ss",
+	/* U+00E0 */ "a", "a", "a", "a", "a", "a", "ae", "c", "e", "e", "e", "e", "i", "i", "i", "i",
+	/* U+00F0 */ "d", "n", "o", "o", "o", "o", "o", "", "o", "u", "u", "u", "u", "y", "th", "y",
+	/* U+0100 */ "a", "a", "a", "a", "a", "a", "c", "c", "c", "c", "c", "c", "c", "c", "d", "d",
+	/* U+0110 */ "d", "d", "e", "e", "e", "e", "e", "e", "e", "e", "e", "e", "g", "g", "g", "g",
+	/* U+0120 */ "g", "g", "g", "g", "h", "h", "h", "h", "i", "i", "i", "i", "i", "i", "i", "i",
+	/* U+0130 */ "i", "i", "ij", "ij", "j", "j", "k", "k", "k", "l", "l", "l", "l", "l", "l", "l",
+	/* U+0140 */ "l", "l", "l", "n", "n", "n", "n", "n", "n", "n", "n", "n", "o", "o", "o", "o",
+	/* U+0150 */ "o", "o", "oe", "oe", "r", "r", "r", "r", "r", "r", "s", "s", "s", "s", "s", "s",
+	/* U+0160 */ "s", "s", "t", "t", "t", "t", "t", "t", "u", "u", "u", "u", "u", "u", "u", "u",
+	/* U+0170 */ "u", "u", "u", "u", "w", "w", "y", "y", "y", "z", "z", "z", "z", "z", "z", "s",
+};
+/* clang-format on */
+
+size_t server_text_fold(const char *s, char *out, size_t cap)
+{
+	size_t o = 0;
+	if (cap == 0)
+		return 0;
+	for (const unsigned char *p = (const unsigned char *)s; *p;) {
+		char one[2] = {0, 0};
+		const char *put = one;
+		size_t n = server_utf8_len(p);
+		uint32_t cp = 0;
+		if (n == 2)
+			cp = (uint32_t)(p[0] & 0x1f) << 6 | (p[1] & 0x3f);
+		else if (n == 3)
+			cp = (uint32_t)(p[0] & 0x0f) << 12 | (uint32_t)(p[1] & 0x3f) << 6 |
+			     (p[2] & 0x3f);
+		if (n == 0) {
+			n = 1; /* not UTF-8: kept as it is, matched byte for byte */
+			one[0] = (char)*p;
+		} else if (n == 1) {
+			one[0] = (char)(*p >= 'A' && *p <= 'Z' ? *p + ('a' - 'A') : *p);
+		} else if (cp >= 0xc0 && cp <= 0x17f && *fold_latin[cp - 0xc0]) {
+			put = fold_latin[cp - 0xc0];
+		} else if (cp >= 0x300 && cp <= 0x36f) {
+			put = ""; /* a combining accent (a name typed decomposed, NFD): dropped */
+		} else if (cp == 0x2019 || cp == 0x2bc) {
+			put = "'"; /* N’Diaye is N'Diaye */
+		} else {
+			put = NULL; /* any other character, as it is */
+		}
+		size_t len = put ? strlen(put) : n;
+		if (o + len >= cap)
+			break; /* whole characters only */
+		memcpy(out + o, put ? put : (const char *)p, len);
+		o += len;
+		p += n;
+	}
+	out[o] = 0;
+	return o;
+}

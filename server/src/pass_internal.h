@@ -4,6 +4,7 @@
  *   pass_rights.c  the --right syntax, rights granted and withdrawn
  *   pass_life.c    households, identifiers, issuing, replacing, revoking; phone credentials
  *   pass_card.c    the card at the desk: personalising, inspecting, taking back
+ *   pass_household.c  managing households: find, read, rename, move a pass, remove
  */
 #ifndef SERVER_PASS_INTERNAL_H
 #define SERVER_PASS_INTERNAL_H

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/passes.h"
 #include "store_pg_internal.h"
 
 /* --- parameters and results ----------------------------------------------------------- */
@@ -636,6 +637,72 @@ static int pg_household_find(void *ctx, const char *name, int64_t *id)
 	return pg_one_i64(ctx, sql, &p, id);
 }
 
+static int pg_household_each(void *ctx, const char *part,
+                             int (*fn)(void *arg, int64_t id, const char *name), void *arg)
+{
+	/* names are ASCII (server_name_ok): lower() folds them whole, in any locale */
+	static const char sql[] = "SELECT id, name FROM households WHERE $1::text IS NULL"
+	                          " OR strpos(lower(name), $1::text) > 0 ORDER BY name, id";
+	struct pg_params p;
+	pgp_init(&p);
+	if (part)
+		pgp_text(&p, part);
+	else
+		pgp_null(&p);
+	PGresult *r;
+	int rc = pg_query(ctx, sql, &p, &r);
+	if (rc)
+		return rc;
+	int ret = 0;
+	for (int i = 0; i < PQntuples(r) && !ret; i++) {
+		char name[SERVER_NAME_MAX];
+		pg_copy_text(name, sizeof(name), r, i, 1);
+		ret = fn(arg, pg_i64(r, i, 0), name);
+	}
+	PQclear(r);
+	return ret;
+}
+
+static int pg_household_rename(void *ctx, int64_t id, const char *name)
+{
+	/* a name taken is refused before the UPDATE: a unique violation would end the
+	 * transaction (insert_new) */
+	static const char sql[] = "UPDATE households SET name = $1 WHERE id = $2 AND NOT EXISTS"
+	                          " (SELECT 1 FROM households WHERE name = $1 AND id != $2)";
+	static const char has_sql[] = "SELECT count(*) FROM households WHERE id = $1";
+	struct pg_params p;
+	int64_t n = 0;
+	pgp_init(&p);
+	pgp_i64(&p, id);
+	int rc = pg_one_i64(ctx, has_sql, &p, &n);
+	if (rc == 0 && n == 0)
+		rc = SERVER_ERR_NOT_FOUND;
+	if (rc)
+		return rc;
+	pgp_init(&p);
+	pgp_text(&p, name);
+	pgp_i64(&p, id);
+	rc = change_some(ctx, sql, &p);
+	return rc == SERVER_ERR_NOT_FOUND ? SERVER_ERR_EXISTS : rc;
+}
+
+static int pg_household_delete(void *ctx, int64_t id)
+{
+	static const char left_sql[] = "SELECT count(*) FROM passes WHERE household = $1";
+	static const char tags_sql[] = "DELETE FROM household_tags WHERE household = $1";
+	static const char del_sql[] = "DELETE FROM households WHERE id = $1";
+	struct pg_params p;
+	int64_t left = 0;
+	pgp_init(&p);
+	pgp_i64(&p, id);
+	int rc = pg_one_i64(ctx, left_sql, &p, &left);
+	if (rc == 0 && left)
+		rc = SERVER_ERR_EXISTS;
+	if (rc == 0)
+		rc = pg_query(ctx, tags_sql, &p, NULL);
+	return rc ? rc : change_some(ctx, del_sql, &p);
+}
+
 static int pg_household_tag_add(void *ctx, int64_t household, uint16_t sector, uint32_t tag)
 {
 	static const char sql[] = "INSERT INTO household_tags(household, sector, tag)"
@@ -686,8 +753,9 @@ static int pg_pass_add(void *ctx, struct server_pass *ps)
 {
 	static const char sql[] =
 	        "INSERT INTO passes(holder, household, state, reason, medium, replaced_by, created,"
-	        " import_id) VALUES($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id";
+	        " import_id, holder_key) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id";
 	struct pg_params p;
+	char key[SERVER_TEXT_MAX * 2];
 	pgp_init(&p);
 	pass_params(&p, ps);
 	pgp_i64(&p, ps->created);
@@ -695,6 +763,8 @@ static int pg_pass_add(void *ctx, struct server_pass *ps)
 		pgp_i64(&p, ps->import_id);
 	else
 		pgp_null(&p);
+	server_text_fold(ps->holder, key, sizeof(key));
+	pgp_text(&p, key);
 	PGresult *r;
 	int rc = pg_query(ctx, sql, &p, &r);
 	if (rc)
@@ -744,11 +814,15 @@ static int pg_pass_get(void *ctx, int64_t id, struct server_pass *out)
 static int pg_pass_update(void *ctx, const struct server_pass *ps)
 {
 	static const char sql[] = "UPDATE passes SET holder = $1, household = $2, state = $3,"
-	                          " reason = $4, medium = $5, replaced_by = $6 WHERE id = $7";
+	                          " reason = $4, medium = $5, replaced_by = $6, holder_key = $8"
+	                          " WHERE id = $7";
 	struct pg_params p;
+	char key[SERVER_TEXT_MAX * 2];
 	pgp_init(&p);
 	pass_params(&p, ps);
 	pgp_i64(&p, ps->id);
+	server_text_fold(ps->holder, key, sizeof(key));
+	pgp_text(&p, key);
 	return change_some(ctx, sql, &p);
 }
 
@@ -757,7 +831,7 @@ static int pg_pass_each(void *ctx, const struct server_pass_filter *f,
 {
 	struct pg *q = ctx;
 	static const char sql[] =
-	        PASS_COLS "FROM passes WHERE ($1::text IS NULL OR strpos(holder, $1::text) > 0)"
+	        PASS_COLS "FROM passes WHERE ($1::text IS NULL OR strpos(holder_key, $1::text) > 0)"
 	                  " AND (import_id IS NULL OR import_id IN (SELECT id FROM imports"
 	                  " WHERE done = 1))"
 	                  " AND ($2::bigint = 0 OR household = $2::bigint)"
@@ -765,10 +839,12 @@ static int pg_pass_each(void *ctx, const struct server_pass_filter *f,
 	                  " AND ($4::int < 0 OR EXISTS (SELECT 1 FROM rights r WHERE r.pass ="
 	                  " passes.id AND r.sector = $4::int)) ORDER BY id";
 	struct pg_params p;
+	char key[SERVER_TEXT_MAX * 2];
 	pgp_init(&p);
-	if (f->holder)
-		pgp_text(&p, f->holder);
-	else
+	if (f->holder) {
+		server_text_fold(f->holder, key, sizeof(key));
+		pgp_text(&p, key);
+	} else
 		pgp_null(&p);
 	pgp_i64(&p, f->household);
 	pgp_i64(&p, f->state);
@@ -1011,6 +1087,9 @@ static const struct server_store_ops pg_ops = {
         .device_status_list = pg_device_status_list,
         .household_add = pg_household_add,
         .household_find = pg_household_find,
+        .household_each = pg_household_each,
+        .household_rename = pg_household_rename,
+        .household_delete = pg_household_delete,
         .household_tag_add = pg_household_tag_add,
         .household_tag_get = pg_household_tag_get,
         .pass_add = pg_pass_add,
@@ -1118,6 +1197,14 @@ static int schema_open(struct pg *q, int create, char *why, size_t why_cap)
 		         ", newer than this release's %d: "
 		         "run the release that wrote it, or a newer one",
 		         v, PG_SCHEMA_VERSION);
+	} else if (rc == 0 && !create && v == 6) {
+		rc = pg_migrate_6_to_7(q);
+		pgp_init(&p);
+		pgp_i64(&p, PG_SCHEMA_VERSION);
+		if (rc == 0)
+			rc = pg_query(q, set_sql, &p, NULL);
+		if (rc)
+			snprintf(why, why_cap, "cannot bring the schema from version 6 to 7");
 	} else if (rc == 0 && !create && v < PG_SCHEMA_VERSION) {
 		rc = SERVER_ERR_INVALID;
 		snprintf(why, why_cap, "the database's schema version %" PRId64 " is unknown", v);

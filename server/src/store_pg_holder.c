@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "server/passes.h"
 #include "store_pg_internal.h"
 
 int pg_uses_of_key(void *ctx, uint16_t sector, const uint8_t key[PROTO_LIST_KEY_LEN],
@@ -123,4 +124,26 @@ int pg_erase_flush(void *ctx)
 	return pg_exec(ctx, "VACUUM consumption, rights, pass_ids, pass_imports, passes,"
 	                    " household_tags, households, list_log, list_versions, list_files,"
 	                    " deltas");
+}
+
+int pg_migrate_6_to_7(struct pg *q)
+{
+	static const char read_sql[] = "SELECT id, holder FROM passes ORDER BY id";
+	static const char set_sql[] = "UPDATE passes SET holder_key = $2 WHERE id = $1";
+	int rc = pg_exec(q, "ALTER TABLE passes ADD COLUMN holder_key TEXT NOT NULL DEFAULT ''");
+	PGresult *r = NULL;
+	if (rc == 0)
+		rc = pg_query(q, read_sql, NULL, &r);
+	for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
+		char holder[SERVER_TEXT_MAX], key[SERVER_TEXT_MAX * 2];
+		struct pg_params p;
+		pg_copy_text(holder, sizeof(holder), r, i, 1);
+		server_text_fold(holder, key, sizeof(key));
+		pgp_init(&p);
+		pgp_i64(&p, pg_i64(r, i, 0));
+		pgp_text(&p, key);
+		rc = pg_query(q, set_sql, &p, NULL);
+	}
+	PQclear(r);
+	return rc;
 }

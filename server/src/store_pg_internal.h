@@ -96,7 +96,7 @@ void pg_profile_from_row(const PGresult *r, int row, int col, struct proto_right
 /* store_pg_schema.c */
 /* the sqlite schema version this one matches (server/store.h); 6: consumption rows'
  * storage time (issue 17) */
-#define PG_SCHEMA_VERSION 6
+#define PG_SCHEMA_VERSION 7
 extern const char pg_schema_sql[];
 
 /* store_pg_lists.c */
@@ -140,6 +140,9 @@ int pg_import_done(void *ctx, int64_t id, const uint16_t *rebuild, size_t n);
 int pg_uses_of_key(void *ctx, uint16_t sector, const uint8_t key[PROTO_LIST_KEY_LEN],
                    int (*fn)(void *arg, const struct server_use *u), void *arg);
 int pg_household_name(void *ctx, int64_t id, char *out, size_t cap);
+/* Schema 6 -> 7 (issue 18): the holder_key column, filled from each pass's holder
+ * (store_pg_holder.c), inside the caller's transaction. */
+int pg_migrate_6_to_7(struct pg *q);
 int pg_pass_erase(void *ctx, int64_t pass, int *household_gone);
 int pg_erase_flush(void *ctx);
 

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "server/passes.h"
 #include "store_sqlite_internal.h"
 
 /* The usage streams, named per (device, journal epoch, sequence): a gate's journal numbers
@@ -69,6 +70,14 @@ static const char migrate_3_to_4[] =
 static const char migrate_5_to_6[] =
         "ALTER TABLE consumption ADD COLUMN stored_at INTEGER NOT NULL DEFAULT 0;"
         "CREATE INDEX consumption_stored ON consumption(sector, stored_at);";
+
+/* Schema 6 -> 7 (issue 18): each pass keeps its holder's name folded as searches compare it
+ * (server_text_fold), written with the name, so that a search that ignores case and
+ * accents is one comparison per pass, as the exact one was. citypass_fold is this
+ * connection's own function (fold_sql), for this step only. */
+static const char migrate_6_to_7[] =
+        "ALTER TABLE passes ADD COLUMN holder_key TEXT NOT NULL DEFAULT '';"
+        "UPDATE passes SET holder_key = citypass_fold(holder);";
 
 const char sq_schema_v2_sql[] =
         "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -459,7 +468,7 @@ static const char tag_add_sql[] =
 static const char tag_get_sql[] = "SELECT tag FROM household_tags WHERE household=? AND sector=?";
 static const char pass_add_sql[] =
         "INSERT INTO passes(holder, household, state, reason, medium, replaced_by, created,"
-        " import_id) VALUES(?, ?, ?, ?, ?, ?, ?, ?)";
+        " import_id, holder_key) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char pass_id_add_sql[] =
         "INSERT INTO pass_ids(pass, sector, ident, listkey) VALUES(?,?,?,?)";
 
@@ -513,6 +522,74 @@ static int sq_household_find(void *ctx, const char *name, int64_t *id)
 		return rc;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	return one_int64_cached(q, st, id);
+}
+
+static int sq_household_each(void *ctx, const char *part,
+                             int (*fn)(void *arg, int64_t id, const char *name), void *arg)
+{
+	struct sq *q = ctx;
+	sqlite3_stmt *st;
+	/* names are ASCII (server_name_ok): lower() folds them whole */
+	int rc = sq_prep(q, &st,
+	                 "SELECT id, name FROM households WHERE ?1 IS NULL"
+	                 " OR instr(lower(name), ?1) > 0 ORDER BY name, id");
+	if (rc)
+		return rc;
+	if (part)
+		sqlite3_bind_text(st, 1, part, -1, SQLITE_STATIC);
+	int ret = 0;
+	while ((rc = sq_step(q, st)) == SQLITE_ROW) {
+		char name[SERVER_NAME_MAX];
+		sq_copy_text(name, sizeof(name), st, 1);
+		if ((ret = fn(arg, sqlite3_column_int64(st, 0), name)) != 0)
+			break;
+	}
+	if (!ret && rc != SQLITE_DONE)
+		ret = sq_err(q, rc);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+static int sq_household_rename(void *ctx, int64_t id, const char *name)
+{
+	struct sq *q = ctx;
+	sqlite3_stmt *st;
+	int rc = sq_prep(q, &st, "UPDATE households SET name = ?1 WHERE id = ?2");
+	if (rc)
+		return rc;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, id);
+	rc = sq_run(q, st);
+	if (rc == 0 && sqlite3_changes(q->db) == 0)
+		rc = SERVER_ERR_NOT_FOUND;
+	return rc;
+}
+
+static int sq_household_delete(void *ctx, int64_t id)
+{
+	struct sq *q = ctx;
+	sqlite3_stmt *st;
+	int64_t left = 0;
+	int rc = sq_prep(q, &st, "SELECT count(*) FROM passes WHERE household = ?");
+	if (rc)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	if ((rc = sq_one_int64(q, st, &left)) != 0)
+		return rc;
+	if (left)
+		return SERVER_ERR_EXISTS;
+	if ((rc = sq_prep(q, &st, "DELETE FROM household_tags WHERE household = ?")) != 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	if ((rc = sq_run(q, st)) != 0)
+		return rc;
+	if ((rc = sq_prep(q, &st, "DELETE FROM households WHERE id = ?")) != 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	rc = sq_run(q, st);
+	if (rc == 0 && sqlite3_changes(q->db) == 0)
+		rc = SERVER_ERR_NOT_FOUND;
+	return rc;
 }
 
 static int sq_household_tag_add(void *ctx, int64_t household, uint16_t sector, uint32_t tag)
@@ -570,6 +647,9 @@ static int sq_pass_add(void *ctx, struct server_pass *p)
 	sqlite3_bind_int64(st, 7, p->created);
 	if (p->import_id) /* a pass of an import stays out of lists until it is done */
 		sqlite3_bind_int64(st, 8, p->import_id);
+	char key[SERVER_TEXT_MAX * 2];
+	server_text_fold(p->holder, key, sizeof(key));
+	sqlite3_bind_text(st, 9, key, -1, SQLITE_TRANSIENT);
 	rc = sq_run_cached(q, st);
 	if (rc == 0)
 		p->id = sqlite3_last_insert_rowid(q->db);
@@ -616,11 +696,14 @@ static int sq_pass_update(void *ctx, const struct server_pass *p)
 	sqlite3_stmt *st;
 	int rc = sq_prep(q, &st,
 	                 "UPDATE passes SET holder=?, household=?, state=?, reason=?, medium=?,"
-	                 " replaced_by=? WHERE id=?");
+	                 " replaced_by=?, holder_key=?8 WHERE id=?7");
 	if (rc)
 		return rc;
 	bind_pass_fields(st, p);
 	sqlite3_bind_int64(st, 7, p->id);
+	char key[SERVER_TEXT_MAX * 2];
+	server_text_fold(p->holder, key, sizeof(key));
+	sqlite3_bind_text(st, 8, key, -1, SQLITE_TRANSIENT);
 	rc = sq_run(q, st);
 	if (rc == 0 && sqlite3_changes(q->db) == 0)
 		rc = SERVER_ERR_NOT_FOUND;
@@ -633,7 +716,7 @@ static int sq_pass_each(void *ctx, const struct server_pass_filter *f,
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
 	int rc = sq_prep(q, &st,
-	                 PASS_COLS "FROM passes WHERE (?1 IS NULL OR instr(holder, ?1) > 0)"
+	                 PASS_COLS "FROM passes WHERE (?1 IS NULL OR instr(holder_key, ?1) > 0)"
 	                           " AND (import_id IS NULL OR import_id IN (SELECT id FROM imports"
 	                           " WHERE done = 1))"
 	                           " AND (?2 = 0 OR household = ?2) AND (?3 < 0 OR state = ?3)"
@@ -641,8 +724,11 @@ static int sq_pass_each(void *ctx, const struct server_pass_filter *f,
 	                           " passes.id AND r.sector = ?4)) ORDER BY id");
 	if (rc)
 		return rc;
-	if (f->holder)
-		sqlite3_bind_text(st, 1, f->holder, -1, SQLITE_STATIC);
+	char key[SERVER_TEXT_MAX * 2];
+	if (f->holder) {
+		server_text_fold(f->holder, key, sizeof(key));
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	}
 	sqlite3_bind_int64(st, 2, f->household);
 	sqlite3_bind_int(st, 3, f->state);
 	sqlite3_bind_int(st, 4, f->sector);
@@ -1201,6 +1287,9 @@ static const struct server_store_ops sqlite_ops = {
         .device_status_list = sq_device_status_list,
         .household_add = sq_household_add,
         .household_find = sq_household_find,
+        .household_each = sq_household_each,
+        .household_rename = sq_household_rename,
+        .household_delete = sq_household_delete,
         .household_tag_add = sq_household_tag_add,
         .household_tag_get = sq_household_tag_get,
         .pass_add = sq_pass_add,
@@ -1256,6 +1345,16 @@ static const struct server_store_ops sqlite_ops = {
         .close = sq_close,
 };
 
+/* citypass_fold(text): server_text_fold in SQL, for the 6 -> 7 migration's UPDATE. */
+static void fold_sql(sqlite3_context *c, int argc, sqlite3_value **argv)
+{
+	(void)argc;
+	const unsigned char *s = sqlite3_value_text(argv[0]);
+	char key[SERVER_TEXT_MAX * 2];
+	server_text_fold(s ? (const char *)s : "", key, sizeof(key));
+	sqlite3_result_text(c, key, -1, SQLITE_TRANSIENT);
+}
+
 static int schema_version(struct sq *q, int64_t *v)
 {
 	sqlite3_stmt *st;
@@ -1274,6 +1373,7 @@ static int migrate(struct sq *q)
 	        migrate_3_to_4,   /* 3 -> 4: usage positions, gates' health (issue 13) */
 	        sq_schema_v5_sql, /* 4 -> 5: bulk import (issue 12) */
 	        migrate_5_to_6,   /* 5 -> 6: consumption rows' storage time (issue 17) */
+	        migrate_6_to_7,   /* 6 -> 7: holder names folded for search (issue 18) */
 	};
 	for (;;) {
 		int64_t v = 0;
@@ -1328,6 +1428,10 @@ int server_store_open_sqlite(struct server_store *out, const char *data_dir, int
 	sqlite3_busy_timeout(q->db, 10000);
 	int rc = sq_exec(q, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
 	                    " PRAGMA foreign_keys=ON;");
+	if (rc == 0 && sqlite3_create_function_v2(q->db, "citypass_fold", 1,
+	                                          SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+	                                          fold_sql, NULL, NULL, NULL) != SQLITE_OK)
+		rc = SERVER_ERR_IO;
 	if (rc == 0 && create) {
 		(void)chmod(path, 0600);
 		/* a new database is made at version 2 and migrated like an old one: one path */

@@ -83,6 +83,13 @@ int admin_pass_show(struct admin *a, int argc, char **argv);
 int admin_pass_list(struct admin *a, int argc, char **argv);
 int admin_pass_revoke(struct admin *a, int argc, char **argv);
 int admin_pass_replace(struct admin *a, int argc, char **argv);
+int admin_household_add(struct admin *a, int argc, char **argv); /* admin_household.c */
+int admin_household_list(struct admin *a, int argc, char **argv);
+int admin_household_show(struct admin *a, int argc, char **argv);
+int admin_household_rename(struct admin *a, int argc, char **argv);
+int admin_household_move(struct admin *a, int argc, char **argv);
+int admin_household_remove(struct admin *a, int argc, char **argv);
+extern const char admin_household_help[];
 int admin_rights_grant(struct admin *a, int argc, char **argv);
 int admin_rights_revoke(struct admin *a, int argc, char **argv);
 int admin_card_inspect(struct admin *a, int argc, char **argv);

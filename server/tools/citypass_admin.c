@@ -2,11 +2,11 @@
  * citypass-admin — the agents' CLI over the rights database (docs/admin.md).
  *
  * This file: the table of commands {command, subcommand, handler, help} and its dispatcher,
- * the helpers the commands' files share, and `household add`. Each command's file parses its
- * arguments, calls the server library and prints: passes and rights admin_pass.c (over
- * server/passes.h), cards admin_card.c, init admin_init.c, sectors and sites admin_site.c,
- * devices admin_device_add.c and admin_device.c, lists admin_list.c, statistics and open
- * data admin_report.c, quotas admin_quota.c, keys admin_keys.c, bulk import
+ * the helpers the commands' files share. Each command's file parses its arguments, calls the
+ * server library and prints: passes and rights admin_pass.c (over server/passes.h),
+ * households admin_household.c, cards admin_card.c, init admin_init.c, sectors and sites
+ * admin_site.c, devices admin_device_add.c and admin_device.c, lists admin_list.c,
+ * statistics and open data admin_report.c, quotas admin_quota.c, keys admin_keys.c, bulk import
  * admin_import.c. Every command runs in one transaction: a refusal leaves the database as
  * it was. Exit 0 done, 1 refused, 2 bad usage.
  */
@@ -46,7 +46,8 @@ static const char main_help[] =
         "  sector list|set the deployment's service sectors, their kind and retention\n"
         "  site add|list   sites (opening hours, anti-passback, list-expiry policy)\n"
         "  device add|revoke|show|list  gate controllers, their bundles and their health\n"
-        "  household add           households (quotas shared by their passes)\n"
+        "  household add|list|show|rename|move|remove  households (quotas shared by their\n"
+        "                  passes): their passes and quota use, a pass moved in or out\n"
         "  pass issue|show|list|revoke|replace   passes, on a card or a phone\n"
         "  rights grant|revoke     a pass's right in a sector\n"
         "  list publish|export     signed lists\n"
@@ -289,39 +290,6 @@ int admin_bad_option(const char *cmd, char **argv)
 	return admin_usage(cmd, "option '%s' is not known or lacks its value", argv[optind - 1]);
 }
 
-/* --- households -------------------------------------------------------------------------- */
-
-static const char household_help[] =
-        "usage: citypass-admin household add NAME\n"
-        "A household groups passes whose quotas are shared (scope household). Give it to 'pass\n"
-        "issue --household NAME'.\n";
-
-static int household_add(struct admin *a, int argc, char **argv)
-{
-	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		fputs(household_help, stdout);
-		return 0;
-	}
-	if (argc < 2)
-		return admin_usage("household ", "missing the household NAME");
-	if (argc > 2)
-		return admin_usage("household ", "unexpected argument '%s'", argv[2]);
-	if (!server_name_ok(argv[1]))
-		return admin_usage("household ",
-		                   "household name '%s': expected 1 to 63 letters, "
-		                   "digits, '-', '_' or '.'",
-		                   argv[1]);
-	int rc = admin_open(a);
-	if (rc)
-		return rc;
-	int64_t id;
-	struct server_why why;
-	if (server_household_add(&a->desk, argv[1], &id, &why) != 0)
-		return admin_refuse("%s", why.text);
-	printf("household %" PRId64 " %s\n", id, argv[1]);
-	return 0;
-}
-
 /* --- the commands ------------------------------------------------------------------------ */
 
 /* One line per command: the CLI is this table. A command without subcommands (sub NULL)
@@ -340,7 +308,12 @@ static const struct admin_command {
         {"device", "revoke", admin_device_revoke, admin_device_help},
         {"device", "show", admin_device_show, admin_device_help},
         {"device", "list", admin_cmd_device_list, admin_device_help}, /* the gates' health */
-        {"household", "add", household_add, household_help},
+        {"household", "add", admin_household_add, admin_household_help},
+        {"household", "list", admin_household_list, admin_household_help},
+        {"household", "show", admin_household_show, admin_household_help},
+        {"household", "rename", admin_household_rename, admin_household_help},
+        {"household", "move", admin_household_move, admin_household_help},
+        {"household", "remove", admin_household_remove, admin_household_help},
         {"pass", "issue", admin_pass_issue, admin_pass_help},
         {"pass", "show", admin_pass_show, admin_pass_help},
         {"pass", "list", admin_pass_list, admin_pass_help},

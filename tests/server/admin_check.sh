@@ -457,4 +457,73 @@ case_ "quota report: bad sector" 2 "--sector 'nowhere': no such sector" adm quot
 case_ "quota report: extra argument" 2 "unexpected argument 'x'" adm quota report x
 case_ "quota report: nothing over" 0 "no pass or household past its limit" adm quota report
 
+# --- households (issue 18): list, show, rename, move, remove; search ignoring case/accents ---
+# here: dupont holds p1 (revoked), p2 (replaced) and p4 (active, its 3 waste uses carried)
+for c in list show rename move remove; do
+	case_ "household $c --help" 0 "usage: citypass-admin household" adm household $c --help
+done
+case_ "household: unknown subcommand" 2 "unknown household command 'merge'" adm household merge a b
+case_ "household list" 0 "^[0-9]+	dupont$" adm household list
+case_ "household list --name (any case)" 0 "	dupont$" adm household list --name DuP
+[ -z "$(adm household list --name zzz)" ] || fail "household list --name zzz listed something"
+case_ "household list --json" 0 '"name": "dupont"' adm household list --json
+case_ "household list: stray argument" 2 "unexpected argument 'x'" adm household list x
+case_ "household show: members" 0 "pass	$p4	active	Bruno Dupont" adm household show dupont
+case_ "household show: quota use" 0 "quota	waste	product 7	24 per year: 3 used, 21 left" adm household show dupont
+case_ "household show --json" 0 '"used": 3, "left": 21' adm household show dupont --json
+case_ "household show: unknown" 1 "household 'x': no such household" adm household show x
+case_ "household show: bad name" 2 "household name 'a b'" adm household show "a b"
+case_ "household show: no name" 2 "missing the household NAME" adm household show
+case_ "household rename" 0 "renamed: dupont -> dupont-durand" adm household rename dupont dupont-durand
+case_ "household rename: old name gone" 1 "household 'dupont': no such household" adm household rename dupont x
+case_ "household add martin" 0 "household [0-9]+ martin" adm household add martin
+case_ "household rename: name taken" 1 "household 'martin' already exists" adm household rename dupont-durand martin
+case_ "household rename: bad new name" 2 "new household name 'a;b'" adm household rename martin "a;b"
+case_ "household rename: one name" 2 "missing the household NAME and its NEW-NAME" adm household rename martin
+case_ "pass issue (Hélène, in martin)" 0 "pass [0-9]+ issued" adm pass issue --holder "Hélène Œuvray" \
+	--household martin --right waste,quota=24/year/household,product=7
+p7=$(issued)
+export_waste "$W/h1"
+k7_waste=$(adm pass show "$p7" --json | sed -n 's/.*"sector":"waste"[^}]*"list_key":"\([0-9a-f]*\)".*/\1/p')
+case_ "martin's quota unused" 0 "^status 0 profile [0-9]+ used 0 " "$PROBE" lookup "$L" "$k7_waste"
+case_ "household move: no pass" 2 "missing the PASS number" adm household move --to martin
+case_ "household move: bad pass" 2 "pass 'x': expected a pass number" adm household move x --to martin
+case_ "household move: neither --to nor --out" 2 "give --to NAME" adm household move "$p4"
+case_ "household move: both --to and --out" 2 "give --to NAME" adm household move "$p4" --to martin --out
+case_ "household move: unknown household" 1 "household 'nobody': no such household" adm household move "$p4" --to nobody
+case_ "household move: unknown pass" 1 "pass 999: no such pass" adm household move 999 --to martin
+case_ "household move: revoked pass" 1 "pass $p1 is revoked" adm household move "$p1" --to martin
+case_ "household move: already there" 1 "pass $p7 is already in household 'martin'" adm household move "$p7" --to martin
+case_ "household move: in" 0 "published sector 3 list version" adm household move "$p4" --to martin
+case_ "household show: moved in" 0 "pass	$p4	active" adm household show martin
+# the uses counted this period follow the pass: martin's shared sum now holds p4's 3,
+# republished for every member (p7's entry too), both under martin's tag
+export_waste "$W/h2"
+case_ "member's entry carries the shared sum" 0 "^status 0 profile [0-9]+ used 3 " "$PROBE" lookup "$L" "$k7_waste"
+t4=$("$PROBE" lookup "$L" "$k4_waste" | sed -n 's/.* household \([0-9]*\) .*/\1/p')
+t7=$("$PROBE" lookup "$L" "$k7_waste" | sed -n 's/.* household \([0-9]*\) .*/\1/p')
+[ -n "$t4" ] && [ "$t4" != 0 ] && [ "$t4" = "$t7" ] || fail "household tags after the move: '$t4' '$t7'"
+echo "ok - both members listed under one household tag"
+case_ "household show: shared use" 0 "24 per year: 3 used, 21 left" adm household show martin
+case_ "household remove: live passes" 1 "household 'martin' still holds 2 live passes \\($p4, $p7\\)" adm household remove martin
+case_ "household move: out" 0 "pass $p4 moved out of its household" adm household move "$p4" --out
+case_ "household move: out twice" 1 "pass $p4 is in no household" adm household move "$p4" --out
+export_waste "$W/h3"
+case_ "the uses left with the pass" 0 "^status 0 profile [0-9]+ used 0 " "$PROBE" lookup "$L" "$k7_waste"
+case_ "the pass keeps its own uses" 0 "^status 0 profile [0-9]+ used 3 period [0-9]+ household 0 " "$PROBE" lookup "$L" "$k4_waste"
+# dupont-durand now holds only p1 (revoked) and p2 (replaced): it can go
+case_ "household remove: unknown" 1 "household 'nobody': no such household" adm household remove nobody
+case_ "household remove: bad name" 2 "household name 'a;b'" adm household remove "a;b"
+case_ "household remove" 0 "household [0-9]+ dupont-durand removed" adm household remove dupont-durand
+case_ "household remove: gone" 1 "no such household" adm household show dupont-durand
+pass_show_p1=$(adm pass show "$p1")
+! printf '%s\n' "$pass_show_p1" | grep -q "^household:" || fail "a removed household's revoked pass still names it"
+echo "ok - the revoked pass left the removed household"
+# search ignores case and accents (the folded holder name kept by the store)
+case_ "pass list --holder (lower case)" 0 "Bruno Dupont" adm pass list --holder "bruno dupont"
+case_ "pass list --holder (no accents)" 0 "Hélène Œuvray" adm pass list --holder "helene oeuvray"
+case_ "pass list --holder (upper case, accents)" 0 "Hélène Œuvray" adm pass list --holder "HÉLÈNE"
+[ -z "$(adm pass list --holder "helena")" ] || fail "pass list --holder helena found someone"
+echo "ok - pass list --holder helena finds nobody"
+
 echo "admin CLI check passed: $CASES cases"

@@ -10,6 +10,7 @@
  */
 #define _XOPEN_SOURCE 700
 #include <ftw.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -232,6 +233,300 @@ static void test_household(void **state)
 	uint32_t tag2 = 0;
 	assert_int_equal(f->st.ops->household_tag_get(f->st.ctx, id, WASTE, &tag2), 0);
 	assert_int_equal(tag, tag2);
+}
+
+/* --- managing households (issue 18) ------------------------------------------------------ */
+
+static int64_t household_new(struct fx *f, const char *name)
+{
+	int64_t id = 0;
+	if (server_household_add(&f->desk, name, &id, &f->why) != 0)
+		fail_msg("household add: %s", f->why.text);
+	return id;
+}
+
+static int has_sector(const struct server_sector_set *s, uint16_t sector)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->v[i] == sector)
+			return 1;
+	return 0;
+}
+
+struct names {
+	char v[8][SERVER_NAME_MAX];
+	size_t n;
+};
+
+static int name_cb(void *arg, const struct server_household *h)
+{
+	struct names *n = arg;
+	if (n->n < 8)
+		snprintf(n->v[n->n++], SERVER_NAME_MAX, "%s", h->name);
+	return 0;
+}
+
+static void test_household_find_rename(void **state)
+{
+	struct fx *f = *state;
+	int64_t id = household_new(f, "Dupont-12"), other = household_new(f, "martin");
+	household_new(f, "dupontel");
+	struct server_household h;
+	assert_int_equal(server_household_find(&f->desk, "Dupont-12", &h, &f->why), 0);
+	assert_int_equal(h.id, id);
+	assert_int_equal(server_household_find(&f->desk, "nobody", &h, &f->why),
+	                 SERVER_ERR_NOT_FOUND);
+	assert_why(f, "household 'nobody': no such household");
+
+	/* search ignores case, in name order, at most max */
+	struct names n = {.n = 0};
+	assert_int_equal(server_household_search(&f->desk, "DUPONT", 0, name_cb, &n, &f->why), 0);
+	assert_int_equal(n.n, 2);
+	assert_string_equal(n.v[0], "Dupont-12");
+	assert_string_equal(n.v[1], "dupontel");
+	n.n = 0;
+	assert_int_equal(server_household_search(&f->desk, "dupont", 1, name_cb, &n, &f->why), 0);
+	assert_int_equal(n.n, 1);
+	n.n = 0;
+	assert_int_equal(server_household_search(&f->desk, NULL, 0, name_cb, &n, &f->why), 0);
+	assert_int_equal(n.n, 3);
+
+	assert_int_equal(server_household_rename(&f->desk, id, "durand", &f->why), 0);
+	assert_int_equal(server_household_find(&f->desk, "durand", &h, &f->why), 0);
+	assert_int_equal(h.id, id);
+	assert_int_equal(server_household_find(&f->desk, "Dupont-12", &h, &f->why),
+	                 SERVER_ERR_NOT_FOUND);
+	assert_int_equal(server_household_rename(&f->desk, id, "martin", &f->why),
+	                 SERVER_ERR_EXISTS);
+	assert_why(f, "household 'martin' already exists");
+	assert_int_equal(server_household_rename(&f->desk, id, "du rand", &f->why),
+	                 SERVER_ERR_INVALID);
+	assert_why(f, "household name 'du rand'");
+	assert_int_equal(server_household_rename(&f->desk, 999, "x", &f->why),
+	                 SERVER_ERR_NOT_FOUND);
+	assert_why(f, "household 999: no such household");
+	/* the refusals changed nothing, on either backend (PostgreSQL's transaction goes on
+	 * after the refused name: no unique violation) */
+	assert_int_equal(server_household_find(&f->desk, "martin", &h, &f->why), 0);
+	assert_int_equal(h.id, other);
+	assert_int_equal(server_household_rename(&f->desk, other, "martin-2", &f->why), 0);
+}
+
+static void test_household_move(void **state)
+{
+	struct fx *f = *state;
+	int64_t a = household_new(f, "dupont"), b = household_new(f, "martin");
+	struct server_right waste = right_of(f, "waste,quota=24/year/household");
+	struct server_right lib = right_of(f, "library");
+	int64_t ann = issue(f, "Ann", "dupont", &waste, 1);
+	int64_t bob = issue(f, "Bob", "martin", &waste, 1);
+	int64_t cid = issue(f, "Cid", NULL, &lib, 1);
+	struct server_sector_set changed = {0};
+
+	/* a pass with a library right only, into a household sharing a waste quota: its
+	 * library entry gets the tag, and martin's members' waste sums are republished */
+	assert_int_equal(server_household_move(&f->desk, cid, b, &changed, &f->why), 0);
+	assert_int_equal(get(f, cid).household, b);
+	assert_true(has_sector(&changed, LIBRARY));
+	assert_true(has_sector(&changed, WASTE));
+	uint32_t tag = 0;
+	assert_int_equal(f->st.ops->household_tag_get(f->st.ctx, b, LIBRARY, &tag), 0);
+	assert_true(tag != 0);
+
+	/* from one household into another: both households' sums change */
+	memset(&changed, 0, sizeof(changed));
+	assert_int_equal(server_household_move(&f->desk, ann, b, &changed, &f->why), 0);
+	assert_int_equal(get(f, ann).household, b);
+	assert_true(has_sector(&changed, WASTE));
+	assert_false(has_sector(&changed, POOL));
+	struct server_household_view v;
+	assert_int_equal(server_household_read(&f->desk, b, &v, &f->why), 0);
+	assert_string_equal(v.h.name, "martin");
+	assert_int_equal(v.n_passes, 3);
+	assert_int_equal(v.passes[0].id, ann);
+	assert_int_equal(v.passes[1].id, bob);
+	/* two members hold the same quota: one line */
+	assert_int_equal(v.n_quotas, 1);
+	assert_int_equal(v.quotas[0].sector, WASTE);
+	assert_int_equal(v.quotas[0].p.limit, 24);
+	assert_int_equal(v.quotas[0].used, 0);
+	server_household_view_free(&v);
+	assert_int_equal(server_household_read(&f->desk, a, &v, &f->why), 0);
+	assert_int_equal(v.n_passes, 0);
+	assert_int_equal(v.n_quotas, 0);
+	server_household_view_free(&v);
+
+	/* out, and the refusals */
+	memset(&changed, 0, sizeof(changed));
+	assert_int_equal(server_household_move(&f->desk, ann, 0, &changed, &f->why), 0);
+	assert_int_equal(get(f, ann).household, 0);
+	assert_true(has_sector(&changed, WASTE));
+	memset(&changed, 0, sizeof(changed));
+	assert_int_equal(server_household_move(&f->desk, ann, 0, &changed, &f->why),
+	                 SERVER_ERR_INVALID);
+	assert_why(f, "is in no household");
+	assert_int_equal(server_household_move(&f->desk, bob, b, &changed, &f->why),
+	                 SERVER_ERR_INVALID);
+	assert_why(f, "is already in household 'martin'");
+	assert_int_equal(server_household_move(&f->desk, bob, 999, &changed, &f->why),
+	                 SERVER_ERR_NOT_FOUND);
+	assert_why(f, "household 999: no such household");
+	assert_int_equal(server_household_move(&f->desk, 999, b, &changed, &f->why),
+	                 SERVER_ERR_NOT_FOUND);
+	assert_why(f, "pass 999: no such pass");
+	assert_int_equal(server_pass_revoke(&f->desk, bob, "lost", &changed, &f->why), 0);
+	memset(&changed, 0, sizeof(changed));
+	assert_int_equal(server_household_move(&f->desk, bob, a, &changed, &f->why),
+	                 SERVER_ERR_STATE);
+	assert_why(f, "is revoked");
+	assert_int_equal(get(f, bob).household, b);
+	assert_int_equal(changed.n, 0); /* nothing to publish after a refusal */
+}
+
+static void test_household_remove(void **state)
+{
+	struct fx *f = *state;
+	int64_t a = household_new(f, "dupont");
+	struct server_right waste = right_of(f, "waste,quota=24/year/household");
+	int64_t ann = issue(f, "Ann", "dupont", &waste, 1);
+	int64_t bob = issue(f, "Bob", "dupont", &waste, 1);
+	struct server_sector_set changed = {0};
+	assert_int_equal(server_household_remove(&f->desk, a, &changed, &f->why),
+	                 SERVER_ERR_IN_USE);
+	char want[96];
+	snprintf(want, sizeof(want), "still holds 2 live passes (%" PRId64 ", %" PRId64 ")", ann,
+	         bob);
+	assert_why(f, want);
+	assert_int_equal(changed.n, 0);
+	assert_int_equal(get(f, ann).household, a);
+
+	/* a revoked member does not keep it alive: it leaves it, its entry republished */
+	assert_int_equal(server_pass_revoke(&f->desk, ann, "moved away", &changed, &f->why), 0);
+	assert_int_equal(server_household_move(&f->desk, bob, 0, &changed, &f->why), 0);
+	memset(&changed, 0, sizeof(changed));
+	assert_int_equal(server_household_remove(&f->desk, a, &changed, &f->why), 0);
+	assert_true(has_sector(&changed, WASTE));
+	assert_int_equal(get(f, ann).household, 0);
+	struct server_household h;
+	assert_int_equal(server_household_find(&f->desk, "dupont", &h, &f->why),
+	                 SERVER_ERR_NOT_FOUND);
+	uint32_t tag;
+	assert_int_equal(f->st.ops->household_tag_get(f->st.ctx, a, WASTE, &tag),
+	                 SERVER_ERR_NOT_FOUND);
+	assert_int_equal(server_household_remove(&f->desk, a, &changed, &f->why),
+	                 SERVER_ERR_NOT_FOUND);
+	/* the name is free again */
+	household_new(f, "dupont");
+}
+
+/* --- search: case and accents ignored ----------------------------------------------------- */
+
+static void test_text_fold(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *in, *out;
+	} v[] = {
+	        {"Dupont", "dupont"},
+	        {"Hélène", "helene"},
+	        {"HÉLÈNE", "helene"},
+	        {"Œuvray-Çaçà", "oeuvray-caca"},
+	        {"N\xe2\x80\x99"
+	         "Diaye",
+	         "n'diaye"},                          /* typographic apostrophe */
+	        {"He\xcc\x81le\xcc\x80ne", "helene"}, /* decomposed (NFD) accents */
+	        {"Łódź Straße", "lodz strasse"},
+	        {"Zoë × 2", "zoe × 2"}, /* no letter: kept */
+	        {"Ωmega", "Ωmega"},     /* beyond Latin: as it is */
+	        {"bad\xff", "bad\xff"}, /* not UTF-8: byte for byte */
+	};
+	char out[64];
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		server_text_fold(v[i].in, out, sizeof(out));
+		assert_string_equal(out, v[i].out);
+	}
+	/* whole characters only: "é" folds to one byte, "œ" to two, never half of them */
+	assert_int_equal(server_text_fold("aœ", out, 3), 1);
+	assert_string_equal(out, "a");
+}
+
+struct found {
+	int64_t ids[8];
+	size_t n;
+};
+
+static int found_cb(void *arg, const struct server_pass *p)
+{
+	struct found *f = arg;
+	if (f->n < 8)
+		f->ids[f->n++] = p->id;
+	return 0;
+}
+
+static size_t holder_search(struct fx *f, const char *text, int64_t *first)
+{
+	struct server_pass_filter flt = {text, 0, -1, -1};
+	struct found fd = {.n = 0};
+	assert_int_equal(f->st.ops->pass_each(f->st.ctx, &flt, found_cb, &fd), 0);
+	if (first)
+		*first = fd.n ? fd.ids[0] : 0;
+	return fd.n;
+}
+
+static void test_holder_search(void **state)
+{
+	struct fx *f = *state;
+	struct server_right r = right_of(f, "pool");
+	int64_t helene = issue(f, "Hélène Dupont", NULL, &r, 1);
+	issue(f, "Marc Durand", NULL, &r, 1);
+	int64_t id = 0;
+	assert_int_equal(holder_search(f, "helene", &id), 1);
+	assert_int_equal(id, helene);
+	assert_int_equal(holder_search(f, "DUPONT", &id), 1);
+	assert_int_equal(holder_search(f, "hÉlÈne d", &id), 1);
+	assert_int_equal(holder_search(f, "du", NULL), 2);
+	assert_int_equal(holder_search(f, "helena", NULL), 0);
+	/* a holder renamed (a replacement keeps the name; an update rewrites its key) */
+	struct server_pass p = get(f, helene);
+	snprintf(p.holder, sizeof(p.holder), "Zoé Martin");
+	assert_int_equal(f->st.ops->pass_update(f->st.ctx, &p), 0);
+	assert_int_equal(holder_search(f, "helene", NULL), 0);
+	assert_int_equal(holder_search(f, "zoe", &id), 1);
+	assert_int_equal(id, helene);
+}
+
+/* A database of schema 6 (before the folded names) is brought to 7 with every holder's
+ * key filled: found by a search that ignores accents at once. */
+static void test_holder_key_migration(void **state)
+{
+	struct fx *f = *state;
+	struct server_right r = right_of(f, "pool");
+	int64_t helene = issue(f, "Hélène Dupont", NULL, &r, 1);
+	server_store_close(&f->st);
+	if (store_fixture_pg_dir()) {
+		assert_int_equal(store_fixture_pg_run(f->db,
+		                                      "ALTER TABLE passes DROP COLUMN holder_key;"
+		                                      "DELETE FROM citypass_schema;"
+		                                      "INSERT INTO citypass_schema VALUES(6)"),
+		                 0);
+	} else {
+		char path[128];
+		sqlite3 *db = NULL;
+		snprintf(path, sizeof(path), "%s/%s", f->dir, SERVER_DB_FILE);
+		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db,
+		                              "ALTER TABLE passes DROP COLUMN holder_key;"
+		                              "PRAGMA user_version=6",
+		                              NULL, NULL, NULL),
+		                 SQLITE_OK);
+		sqlite3_close(db);
+	}
+	struct server_why why = {""};
+	if (server_store_open(&f->st, f->dir, 0, &why) != 0)
+		fail_msg("reopen at schema 6: %s", why.text);
+	int64_t id = 0;
+	assert_int_equal(holder_search(f, "helene", &id), 1);
+	assert_int_equal(id, helene);
 }
 
 /* --- issue -------------------------------------------------------------------------------- */
@@ -614,6 +909,12 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup_teardown(test_right_parse, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_household, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_household_find_rename, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_household_move, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_household_remove, setup, teardown),
+	        cmocka_unit_test(test_text_fold),
+	        cmocka_unit_test_setup_teardown(test_holder_search, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_holder_key_migration, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_issue, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_issue_refusals, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_revoke, setup, teardown),

@@ -67,6 +67,15 @@ size_t server_utf8_len(const unsigned char *p);
  * non-UTF-8 bytes shown as U+FFFD). */
 void server_json_string(FILE *f, const char *s);
 void server_html_text(FILE *f, const char *s);
+/*
+ * Text as a search compares it: ASCII letters in lower case, the Latin letters of French
+ * names (and their neighbours, U+00C0 to U+017F) without their accent ("Hélène" is
+ * "helene", "Œuvray" is "oeuvray"), combining accents dropped, the typographic apostrophe
+ * as "'"; anything else as it is. Whole characters only, out NUL-terminated: its length.
+ * The store keeps each holder's name so folded (server/store.h, pass_each), so that a
+ * search costs one comparison per pass, as an exact one did.
+ */
+size_t server_text_fold(const char *s, char *out, size_t cap);
 /* YYYY-MM-DD to a day number (days since 1970-01-01), 1970 to 2149: 0 or -1. */
 int server_day_parse(const char *s, int64_t *day);
 
@@ -86,6 +95,66 @@ void server_right_describe(const struct proto_rights_profile *p, char *out, size
 /* A new household (name as server_name_ok): 0 and *id, or EXISTS, INVALID. */
 int server_household_add(const struct server_desk *d, const char *name, int64_t *id,
                          struct server_why *why);
+
+/*
+ * Managing a household (docs/admin.md, "Households"). Its tag in a sector's list is its
+ * number there (server_household_tag), never its name: renaming changes no list. Moving a
+ * pass in or out changes the pass's entries (their household tag) and, for a quota per
+ * household, the entries of every member of both households (their shared sum): *changed
+ * names those sectors. Counted uses stay with the pass that made them: a pass moving in
+ * brings its uses of the current period into the household's sum, a pass moving out takes
+ * them along (docs/admin.md says why).
+ */
+struct server_household {
+	int64_t id;
+	char name[SERVER_NAME_MAX];
+};
+
+/* By name (exactly): 0, or NOT_FOUND with why "household 'x': no such household". */
+int server_household_find(const struct server_desk *d, const char *name,
+                          struct server_household *out, struct server_why *why);
+/* Households whose folded name (server_text_fold) holds the folded `part` (NULL or "":
+ * all), in name order, at most `max` (0: no limit); fn's non-zero return stops. */
+int server_household_search(const struct server_desk *d, const char *part, size_t max,
+                            int (*fn)(void *arg, const struct server_household *h), void *arg,
+                            struct server_why *why);
+/* Rename: INVALID (the name), EXISTS (taken), NOT_FOUND. */
+int server_household_rename(const struct server_desk *d, int64_t id, const char *name,
+                            struct server_why *why);
+/* Move pass `pass` into household `household` (0: out of its household). NOT_FOUND (pass
+ * or household), STATE (a revoked or replaced pass stays where it was), INVALID (already
+ * there). */
+int server_household_move(const struct server_desk *d, int64_t pass, int64_t household,
+                          struct server_sector_set *changed, struct server_why *why);
+/* Remove a household no live pass is in: its revoked and replaced passes leave it (their
+ * list entries lose its tag: *changed), its tags go, then the household. IN_USE when an
+ * active or suspended pass is still in it, NOT_FOUND. */
+int server_household_remove(const struct server_desk *d, int64_t id,
+                            struct server_sector_set *changed, struct server_why *why);
+
+/* A quota the household shares, as a member's right states it, and its use in the current
+ * period (the sum over every member, as gates are told). */
+struct server_household_quota {
+	uint16_t sector;
+	struct proto_rights_profile p;
+	uint32_t used;
+};
+#define SERVER_HOUSEHOLD_QUOTAS 16
+
+/* A household as the desk shows it: its passes (every state, in id order; malloc'd) and the
+ * quotas per household its live members hold (one line per distinct right, at most
+ * SERVER_HOUSEHOLD_QUOTAS). */
+struct server_household_view {
+	struct server_household h;
+	struct server_pass *passes;
+	size_t n_passes;
+	struct server_household_quota quotas[SERVER_HOUSEHOLD_QUOTAS];
+	size_t n_quotas;
+};
+/* Read it in one snapshot: 0, or NOT_FOUND. Free with server_household_view_free. */
+int server_household_read(const struct server_desk *d, int64_t id,
+                          struct server_household_view *out, struct server_why *why);
+void server_household_view_free(struct server_household_view *v);
 
 /* --- passes -------------------------------------------------------------------------------- */
 

@@ -29,8 +29,9 @@ extern "C" {
 
 /* 2: usage keyed by journal epoch (issue 10); 3: format 2 lists and the change log (issue
  * 12); 4: usage positions, gates' health (issue 13); 5: bulk import (issue 12); 6:
- * consumption rows' storage time (issue 17) */
-#define SERVER_STORE_SCHEMA_VERSION 6
+ * consumption rows' storage time (issue 17); 7: each pass's holder name folded for search
+ * (issue 18) */
+#define SERVER_STORE_SCHEMA_VERSION 7
 #define SERVER_NAME_MAX             64
 #define SERVER_TEXT_MAX             256
 #define SERVER_PASS_ID_LEN          16
@@ -107,7 +108,8 @@ struct server_pass {
 };
 
 struct server_pass_filter {
-	const char *holder; /* substring, or NULL */
+	const char *holder; /* substring of the holder's name, compared folded (server_text_fold:
+	                       "helene" finds "Hélène"), or NULL */
 	int64_t household;  /* 0: any */
 	int state;          /* -1: any */
 	int sector;         /* -1: any; else passes holding a right in it */
@@ -210,6 +212,14 @@ struct server_store_ops {
 
 	int (*household_add)(void *ctx, const char *name, int64_t *id);
 	int (*household_find)(void *ctx, const char *name, int64_t *id);
+	/* Households whose name, in lower case, holds `part` (already folded: lower-case
+	 * ASCII; NULL: all), in name order: fn(arg, id, name), a non-zero return stops. */
+	int (*household_each)(void *ctx, const char *part,
+	                      int (*fn)(void *arg, int64_t id, const char *name), void *arg);
+	/* Rename (EXISTS: the name is taken; NOT_FOUND); delete a household no pass is in,
+	 * with its tags (EXISTS while a pass is in it; NOT_FOUND). */
+	int (*household_rename)(void *ctx, int64_t id, const char *name);
+	int (*household_delete)(void *ctx, int64_t id);
 	/* The household's tag in a sector; EXISTS when `tag` is taken in that sector. */
 	int (*household_tag_add)(void *ctx, int64_t household, uint16_t sector, uint32_t tag);
 	int (*household_tag_get)(void *ctx, int64_t household, uint16_t sector, uint32_t *tag);
