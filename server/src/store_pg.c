@@ -665,25 +665,14 @@ static int pg_household_each(void *ctx, const char *part,
 
 static int pg_household_rename(void *ctx, int64_t id, const char *name)
 {
-	/* a name taken is refused before the UPDATE: a unique violation would end the
-	 * transaction (insert_new) */
-	static const char sql[] = "UPDATE households SET name = $1 WHERE id = $2 AND NOT EXISTS"
-	                          " (SELECT 1 FROM households WHERE name = $1 AND id != $2)";
-	static const char has_sql[] = "SELECT count(*) FROM households WHERE id = $1";
+	/* a name taken is a unique violation: EXISTS, and the operation's transaction is
+	 * rolled back whole (server_household_rename) */
+	static const char sql[] = "UPDATE households SET name = $1 WHERE id = $2";
 	struct pg_params p;
-	int64_t n = 0;
-	pgp_init(&p);
-	pgp_i64(&p, id);
-	int rc = pg_one_i64(ctx, has_sql, &p, &n);
-	if (rc == 0 && n == 0)
-		rc = SERVER_ERR_NOT_FOUND;
-	if (rc)
-		return rc;
 	pgp_init(&p);
 	pgp_text(&p, name);
 	pgp_i64(&p, id);
-	rc = change_some(ctx, sql, &p);
-	return rc == SERVER_ERR_NOT_FOUND ? SERVER_ERR_EXISTS : rc;
+	return change_some(ctx, sql, &p);
 }
 
 static int pg_household_delete(void *ctx, int64_t id)
