@@ -523,6 +523,8 @@ static void dispatch(struct office_req *q)
 		return office_page_gate_ca(q);
 	if (strcmp(path, "/foyers") == 0)
 		return office_page_households(q);
+	if (strncmp(path, "/foyer/", 7) == 0)
+		return office_page_household(q, path + 7);
 	if ((strcmp(path, "/portiques") == 0 || strcmp(path, "/gates") == 0) && !q->post)
 		return office_page_gates(q);
 	if (strcmp(path, "/statistiques") == 0 && !q->post)

@@ -99,7 +99,11 @@ void office_page_issue(struct office_req *q);
 /* 1 when the agent may see pass `id`; the pass page with a confirmation on top */
 int office_pass_visible(struct office_req *q, int64_t id);
 void office_show_pass(struct office_req *q, int64_t id, int status, const char *ok);
+/* page_household.c: households (/foyers, /foyer/ID[/renommer|ajouter|retirer|supprimer]),
+ * and the households a search finds, as links */
 void office_page_households(struct office_req *q);
+void office_page_household(struct office_req *q, const char *rest);
+void office_households_found(struct office_req *q, const char *text);
 /* page_card.c: the medium's form fields and reading them (the reader opened, the phone's
  * request written to a temporary directory; phone_sector 0: the form names it), its end
  * (the reader closed, the credential kept in q for the page, the files removed), the

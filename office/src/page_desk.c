@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "office/words.h"
@@ -539,6 +540,20 @@ static int collect(void *arg, const struct server_pass *p)
 	return f->n == SCAN_MAX;
 }
 
+/* The household whose name is the text typed, case ignored. */
+struct household_named {
+	const char *text;
+	int64_t id;
+};
+
+static int household_named_cb(void *arg, const struct server_household *h)
+{
+	struct household_named *hn = arg;
+	if (strcasecmp(h->name, hn->text) == 0)
+		hn->id = h->id;
+	return hn->id != 0;
+}
+
 void office_page_search(struct office_req *q)
 {
 	const char *text = office_field(q, "q");
@@ -564,11 +579,15 @@ void office_page_search(struct office_req *q)
 	if (!*end && num > 0) {
 		f->ids[f->n++] = num;
 	} else {
+		/* the holder's name or the household's, case and accents ignored (the store
+		 * compares folded names: docs/admin.md, "Searching by name") */
 		struct server_pass_filter flt = {text, 0, -1, -1};
-		int64_t hh;
-		if (q->o->st.ops->household_find(q->o->st.ctx, text, &hh) == 0) {
+		struct household_named hn = {text, 0};
+		struct server_why why;
+		server_household_search(&q->desk, text, 0, household_named_cb, &hn, &why);
+		if (hn.id) {
 			flt.holder = NULL;
-			flt.household = hh;
+			flt.household = hn.id;
 		}
 		q->o->st.ops->pass_each(q->o->st.ctx, &flt, collect, f);
 	}
@@ -601,6 +620,10 @@ void office_page_search(struct office_req *q)
 		fputs("<p>Aucun pass trouvé dans vos services.</p>", q->page);
 	else if (shown == SEARCH_MAX)
 		fputs("<p>Les 50 premiers seulement : précisez la recherche.</p>", q->page);
+	if (*end || num <= 0) {
+		fputs("<h2>Foyers</h2>", q->page);
+		office_households_found(q, text);
+	}
 	fputs("</div>", q->page);
 	free(f);
 	office_page_end(q, 200);
@@ -675,44 +698,4 @@ void office_page_issue(struct office_req *q)
 	office_publish_changed(q, &out.changed, pub, sizeof(pub));
 	snprintf(msg, sizeof(msg), "Pass n° %" PRId64 " créé. %s", out.pass.id, pub);
 	render_pass(q, out.pass.id, 200, msg, NULL, NULL);
-}
-
-/* --- households ------------------------------------------------------------------------- */
-
-void office_page_households(struct office_req *q)
-{
-	char ok[256] = "", err[512] = "";
-	struct server_why why = {""};
-	int status = 200;
-	if (q->post) {
-		const char *name = office_field(q, "nom");
-		int64_t id = 0;
-		int rc = server_household_add(&q->desk, name, &id, &why);
-		office_audit_req(q, "foyer créé", 0, 0, rc == 0, rc == 0 ? name : "");
-		if (rc == 0) {
-			snprintf(ok, sizeof(ok),
-			         "Foyer créé : choisissez-le en émettant les pass de ses "
-			         "membres.");
-		} else {
-			office_refusal_fr(err, sizeof(err), "Création du foyer", rc);
-			status = rc == SERVER_ERR_EXISTS ? 409 : 400;
-		}
-	}
-	office_page_begin(q, "Foyers");
-	if (*ok)
-		office_msg_ok(q, ok);
-	if (*err)
-		office_msg_err(q, err, why.text);
-	fputs("<p>Un foyer partage ses quotas (par exemple 24 passages par an en déchèterie) entre "
-	      "les pass de ses membres. Pour voir les pass d'un foyer, cherchez son nom.</p>"
-	      "<form method=\"post\" action=\"/foyers\">",
-	      q->page);
-	office_csrf_input(q);
-	fputs("<p><label for=\"nom\">Nom du foyer</label><input id=\"nom\" name=\"nom\" "
-	      "maxlength=\"63\" required> <button id=\"foyer\">Créer le foyer</button></p>"
-	      "<p>Lettres, chiffres, tiret, point ou souligné (par exemple "
-	      "martin-12-rue-haute).</p>"
-	      "</form>",
-	      q->page);
-	office_page_end(q, status);
 }
