@@ -190,10 +190,20 @@ ok "unknown routes and methods refused"
 
 # --- the audit log ----------------------------------------------------------------------------
 [ "$(c "$W/admin" "$URL/audit.csv")" = 200 ] || fail "admin exports the audit log"
-for a in "foyer créé" "pass ajouté au foyer" "foyer renommé" "pass retiré du foyer" \
-	"foyer supprimé" "foyer hors de vos services" "pass hors de vos services"; do
-	body_has "$a" || fail "no '$a' in the audit log"
-done
+# each action done, by the agent, on which pass and household (its number, not its name)
+audit_has() { # ACTION PASS OUTCOME DETAIL: a row of agent-piscine's
+	grep -qF ",\"agent-piscine\",\"$1\",$2,\"\",$3,\"$4\"" "$W/body" ||
+		fail "no audit row '$*' in: $(cat "$W/body")"
+}
+audit_has "foyer créé" "" fait "foyer $HM"
+audit_has "pass ajouté au foyer" "$PP" fait "foyer $HM"
+audit_has "foyer renommé" "" fait "foyer $HM"
+audit_has "pass retiré du foyer" "$ph" fait "foyer $HM"
+audit_has "pass retiré du foyer" "$PP" fait "foyer $HM"
+audit_has "foyer supprimé" "" refusé "foyer $HM"
+audit_has "foyer supprimé" "" fait "foyer $HM"
+audit_has "foyer renommé" "" refusé "foyer hors de vos services ou inexistant"
+audit_has "pass ajouté au foyer" "$PL" refusé "pass hors de vos services ou inexistant"
 body_has "Martin-Trois" && fail "the audit log holds the household's name"
 body_has "Hélène" && fail "the audit log holds a holder's name"
 ok "every household action and refusal in the audit log, without names"
