@@ -715,13 +715,17 @@ static int sq_pass_each(void *ctx, const struct server_pass_filter *f,
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = sq_prep(q, &st,
-	                 PASS_COLS "FROM passes WHERE (?1 IS NULL OR instr(holder_key, ?1) > 0)"
-	                           " AND (import_id IS NULL OR import_id IN (SELECT id FROM imports"
-	                           " WHERE done = 1))"
-	                           " AND (?2 = 0 OR household = ?2) AND (?3 < 0 OR state = ?3)"
-	                           " AND (?4 < 0 OR EXISTS (SELECT 1 FROM rights r WHERE r.pass ="
-	                           " passes.id AND r.sector = ?4)) ORDER BY id");
+	/* A household's passes through its index (a household page, a move, a removal); the
+	 * "?2 = 0 OR" form would scan every pass. */
+#define EACH_WHERE(household)                                                                      \
+	PASS_COLS "FROM passes WHERE (?1 IS NULL OR instr(holder_key, ?1) > 0)"                    \
+	          " AND (import_id IS NULL OR import_id IN (SELECT id FROM imports"                \
+	          " WHERE done = 1)) AND " household " AND (?3 < 0 OR state = ?3)"                 \
+	          " AND (?4 < 0 OR EXISTS (SELECT 1 FROM rights r WHERE r.pass ="                  \
+	          " passes.id AND r.sector = ?4)) ORDER BY id"
+	int rc =
+	        sq_prep(q, &st, f->household ? EACH_WHERE("household = ?2") : EACH_WHERE("?2 = 0"));
+#undef EACH_WHERE
 	if (rc)
 		return rc;
 	char key[SERVER_TEXT_MAX * 2];
