@@ -26,6 +26,7 @@
 #include "office/words.h"
 #include "office_internal.h"
 #include "server/publish.h"
+#include "service/service.h"
 
 #define SESSION_COOKIE "citypass_session"
 #define LOGIN_COOKIE   "citypass_login" /* the login form's double-submit CSRF token */
@@ -637,7 +638,18 @@ static void on_signal(evutil_socket_t sig, short ev, void *arg)
 {
 	(void)sig;
 	(void)ev;
+	service_notify_stopping();
 	event_base_loopexit(arg, NULL);
+}
+
+/* systemd's watchdog (citypass-office.service) is fed from the loop itself, as the
+ * server's is: a loop stuck in a callback stops feeding it and systemd restarts the office. */
+static void on_watchdog(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	service_watchdog_feed();
 }
 
 static int write_port(const char *path, uint16_t port)
@@ -659,7 +671,7 @@ int office_serve(const struct office_config *c, struct server_why *why)
 	struct office o;
 	memset(&o, 0, sizeof(o));
 	o.cfg = c;
-	struct event *sigs[2] = {NULL, NULL};
+	struct event *sigs[2] = {NULL, NULL}, *watchdog = NULL;
 	int rc = server_store_open(&o.st, c->data, 0, why);
 	if (rc)
 		return rc;
@@ -707,12 +719,30 @@ int office_serve(const struct office_config *c, struct server_why *why)
 	for (int i = 0; i < 2; i++)
 		if (sigs[i])
 			event_add(sigs[i], NULL);
+	uint64_t wd_usec = service_watchdog_usec();
+	if (wd_usec > 0) {
+		/* twice per interval (service_watchdog_feed keeps to that too) */
+		struct timeval tv = {.tv_sec = (time_t)(wd_usec / 2 / 1000000),
+		                     .tv_usec = (suseconds_t)(wd_usec / 2 % 1000000)};
+		watchdog = event_new(o.base, -1, EV_PERSIST, on_watchdog, NULL);
+		if (!watchdog || event_add(watchdog, &tv) != 0) {
+			rc = server_why_set(why, SERVER_ERR_NOMEM, "libevent: no watchdog timer");
+			goto out;
+		}
+		service_watchdog_feed();
+	}
+	char status[320];
+	snprintf(status, sizeof(status), "serving agents on https://%s:%u/",
+	         c->host ? c->host : "127.0.0.1", port);
+	service_notify_ready(status);
 	event_base_dispatch(o.base);
 	rc = 0;
 out:
 	for (int i = 0; i < 2; i++)
 		if (sigs[i])
 			event_free(sigs[i]);
+	if (watchdog)
+		event_free(watchdog);
 	if (o.http)
 		evhttp_free(o.http);
 	if (o.base)
