@@ -21,21 +21,44 @@
 #define EXIT_REFUSED 1
 #define EXIT_USAGE   2
 
+/* GNU-style, as the other daemons': its man page citypass-office(8) is generated from it by
+ * help2man (scripts/manpages.sh), which reads "Usage:"/"or:" lines and indented options */
 static const char help[] =
-        "usage: citypass-office serve --data DIR --cert FILE --key FILE\n"
-        "                       [--listen HOST:PORT] [--port-file FILE]\n"
-        "                       [--reader DESK=CONNSTRING]... [--login-rate N]\n"
-        "       citypass-office account add --data DIR --login LOGIN --role admin|agent\n"
-        "                       [--sector NAME]...   (the password is read from stdin)\n"
-        "       citypass-office account list --data DIR\n"
+        "Usage: citypass-office serve --data DIR --cert FILE --key FILE [options]\n"
+        "  or:  citypass-office account add --data DIR --login LOGIN --role ROLE [options]\n"
+        "  or:  citypass-office account list --data DIR\n"
         "\n"
-        "serve: the agents' back office over HTTPS (docs/office.md). --cert/--key: the PEM\n"
-        "certificate chain and key it presents; --listen defaults to 127.0.0.1:8443 (port 0:\n"
-        "any free port, written to --port-file); --reader: the libnfc connection string of\n"
-        "a desk's reader; --login-rate: login attempts per client address per minute (30).\n"
-        "account add: an agent works for the sectors named (at least one); an administrator\n"
-        "for all. The password (10 to 256 characters) is the first line of stdin.\n"
-        "Environment: CITYPASS_DATA may stand for --data.\n";
+        "The agents' web back office of citypass, in French, over HTTPS (docs/office.md),\n"
+        "and the accounts that may log in to it.\n"
+        "\n"
+        "Commands:\n"
+        "  serve         serve the back office until SIGTERM or SIGINT\n"
+        "  account add   create an account; its password (10 to 256 characters) is the\n"
+        "                first line of stdin, never an argument\n"
+        "  account list  the accounts, their roles and sectors\n"
+        "\n"
+        "Options:\n"
+        "      --data DIR                the deployment's data directory, where office.db\n"
+        "                                is kept (or $CITYPASS_DATA)\n"
+        "      --cert FILE               serve: the PEM certificate chain it presents\n"
+        "      --key FILE                serve: the certificate's private key (PEM)\n"
+        "      --listen HOST:PORT        serve: its address (default 127.0.0.1:8443; port 0:\n"
+        "                                any free port, written to --port-file)\n"
+        "      --port-file FILE          serve: where the port is written once listening\n"
+        "      --reader DESK=CONNSTRING  serve: a desk's card reader, by its libnfc\n"
+        "                                connection string (repeatable)\n"
+        "      --login-rate N            serve: login attempts per client address per\n"
+        "                                minute (default 30)\n"
+        "      --login LOGIN             account add: the agent's login\n"
+        "      --role admin|agent        account add: an administrator works for every\n"
+        "                                sector, an agent for the sectors named\n"
+        "      --sector NAME             account add: a sector of an agent (at least one;\n"
+        "                                repeatable)\n"
+        "  -h, --help                    this help\n"
+        "      --version                 the version\n"
+        "\n"
+        "Exit status: 0 done (serve: stopped by SIGTERM/SIGINT), 1 refused or could not\n"
+        "start, 2 bad usage.\n";
 
 __attribute__((format(printf, 1, 2))) static int usage(const char *fmt, ...)
 {
