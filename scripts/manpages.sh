@@ -3,10 +3,11 @@
 # and --version by Debian's help2man: one source, so a man page never disagrees with
 # --help on an option. citypass-admin's page also holds every command's and subcommand's
 # --help (section COMMANDS), the commands read from its own help text.
-# Usage: scripts/manpages.sh OUT SERVER CONTROLLER ADMIN LIST TOKEN (paths to the programs)
+# Usage: scripts/manpages.sh OUT SERVER CONTROLLER ADMIN LIST TOKEN OFFICE (paths to the
+# programs)
 set -eu
-[ $# = 6 ] || { echo "usage: manpages.sh OUT SERVER CONTROLLER ADMIN LIST TOKEN" >&2; exit 2; }
-out=$1 server=$2 controller=$3 admin=$4 list=$5 token=$6
+[ $# = 7 ] || { echo "usage: manpages.sh OUT SERVER CONTROLLER ADMIN LIST TOKEN OFFICE" >&2; exit 2; }
+out=$1 server=$2 controller=$3 admin=$4 list=$5 token=$6 office=$7
 command -v help2man >/dev/null || { echo "manpages.sh: help2man is missing (Debian package help2man)" >&2; exit 1; }
 mkdir -p "$out"
 tmp=$(mktemp -d)
@@ -25,8 +26,9 @@ page() {
 	{
 		[ $# -ge 4 ] && cat "$4"
 		printf '[SEE ALSO]\n'
-		printf 'citypass-server(8), citypass-controller(8), citypass-admin(1), citypass-list(1),\n'
-		printf 'citypass-token(1); the project'"'"'s docs/ directory (operations.md, admin.md).\n'
+		printf 'citypass-server(8), citypass-controller(8), citypass-office(8), citypass-admin(1),\n'
+		printf 'citypass-list(1), citypass-token(1); the project'"'"'s docs/ directory (operations.md,\n'
+		printf 'admin.md, office.md).\n'
 	} >"$_inc"
 	help2man --no-info --no-discard-stderr --section="$2" --name="$3" --include="$_inc" \
 		--output="$out/$_name.$2" "$1" || { echo "manpages.sh: help2man $1 failed" >&2; exit 1; }
@@ -34,6 +36,7 @@ page() {
 
 page "$server" 8 "citypass sync server: lists to the gates, anonymised usage from them"
 page "$controller" 8 "citypass gate controller: cards and phones, offline decisions"
+page "$office" 8 "citypass agents' back office: passes, rights and statistics over HTTPS"
 page "$list" 1 "inspect and verify citypass signed lists as a gate would"
 page "$token" 1 "citypass reference phone wallet: enrol, install, QR codes, NFC"
 

@@ -3,9 +3,9 @@
 # the program's own --help by help2man (scripts/manpages.sh); each renders with `man -l`
 # without a warning, and every option of every --help — each citypass-admin command's and
 # subcommand's too — is in its page: --help and the page cannot disagree.
-# Env: MAN_DIR SERVER CONTROLLER ADMIN LIST TOKEN.
+# Env: MAN_DIR SERVER CONTROLLER ADMIN LIST TOKEN OFFICE.
 set -eu
-: "${MAN_DIR:?}" "${SERVER:?}" "${CONTROLLER:?}" "${ADMIN:?}" "${LIST:?}" "${TOKEN:?}"
+: "${MAN_DIR:?}" "${SERVER:?}" "${CONTROLLER:?}" "${ADMIN:?}" "${LIST:?}" "${TOKEN:?}" "${OFFICE:?}"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 T=$(mktemp -d "${TMPDIR:-/tmp}/cpman-XXXXXX")
 trap 'rm -rf "$T"' EXIT
@@ -27,7 +27,7 @@ covers() {
 	done
 }
 
-for p in "$SERVER:8" "$CONTROLLER:8" "$ADMIN:1" "$LIST:1" "$TOKEN:1"; do
+for p in "$SERVER:8" "$CONTROLLER:8" "$OFFICE:8" "$ADMIN:1" "$LIST:1" "$TOKEN:1"; do
 	prog=${p%:*} sec=${p##*:}
 	name=$(basename "$prog")
 	page="$MAN_DIR/$name.$sec"

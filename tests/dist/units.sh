@@ -1,16 +1,17 @@
 #!/bin/sh
 # The systemd units shipped in dist/systemd (issue 15, item 2): `systemd-analyze verify`
-# accepts both (the controller's as an instance, citypass-controller@pool-1, with the
-# drop-in its generator writes: the devices of that gate's configuration and no other), and
+# accepts them (the controller's as an instance, citypass-controller@pool-1, with the
+# drop-in its generator writes: the devices of that gate's configuration and no other; the
+# office's alone and with each desk-reader drop-in an administrator copies from it), and
 # `systemd-analyze security --offline` rates each exposure at most MAX_EXPOSURE (out of
 # 10; systemd calls up to 2.0 "OK"). The units name the installed programs: here they name
 # the built ones, through the same @CITYPASS_BINDIR@ the install rules fill in.
 # --man=no: the units' Documentation=man:... pages are installed by the packages, not on
 # this machine (dist_deb checks them there).
-# Env: SERVER CONTROLLER ADMIN DIST (the dist/ source directory).
+# Env: SERVER CONTROLLER ADMIN OFFICE DIST (the dist/ source directory).
 set -eu
 . "$(dirname "$0")/../support/procs.sh"
-: "${SERVER:?}" "${CONTROLLER:?}" "${ADMIN:?}" "${DIST:?}"
+: "${SERVER:?}" "${CONTROLLER:?}" "${ADMIN:?}" "${OFFICE:?}" "${DIST:?}"
 MAX_EXPOSURE=${MAX_EXPOSURE:-2.0}
 T=$(mktemp -d "${TMPDIR:-/tmp}/cpu-XXXXXX")
 cleanup() { rm -rf "$T"; }
@@ -21,7 +22,9 @@ command -v systemd-analyze >/dev/null || fail "systemd-analyze is missing (Debia
 mkdir "$T/bin"
 ln -s "$SERVER" "$T/bin/citypass-server"
 ln -s "$CONTROLLER" "$T/bin/citypass-controller"
-for u in citypass-server.service citypass-controller@.service citypass-controller-generator; do
+ln -s "$OFFICE" "$T/bin/citypass-office"
+for u in citypass-server.service citypass-controller@.service citypass-controller-generator \
+	citypass-office.service; do
 	sed "s|@CITYPASS_BINDIR@|$T/bin|g" "$DIST/systemd/$u.in" >"$T/$u"
 	! grep -n "@[A-Z_]*@" "$T/$u" || fail "$u: a placeholder is left"
 done
@@ -77,20 +80,47 @@ echo "ok - generator: a configuration it cannot read opens no device, and it say
 # the instance verified and rated below with its generated drop-in, as systemd loads it
 cp -r "$T/gen/citypass-controller@pool-1.service.d" "$T/"
 
-for u in citypass-server.service citypass-controller@pool-1.service; do
-	out=$(cd "$T" && systemd-analyze verify --man=no "./$u" 2>&1) || fail "verify $u: $out"
-	[ -z "$out" ] || fail "verify $u warns: $out"
-	echo "ok - systemd-analyze verify $u"
-	out=$(cd "$T" && systemd-analyze security --offline=true "./$u" 2>&1) || true
+# check UNIT [WHAT] : verified without a warning, exposure at most MAX_EXPOSURE
+check() {
+	out=$(cd "$T" && systemd-analyze verify --man=no "./$1" 2>&1) || fail "verify $1${2:-}: $out"
+	[ -z "$out" ] || fail "verify $1${2:-} warns: $out"
+	echo "ok - systemd-analyze verify $1${2:-}"
+	out=$(cd "$T" && systemd-analyze security --offline=true "./$1" 2>&1) || true
 	score=$(printf '%s\n' "$out" | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
-	[ -n "$score" ] || fail "security $u: no score in: $(printf '%s\n' "$out" | tail -n 3)"
+	[ -n "$score" ] || fail "security $1${2:-}: no score in: $(printf '%s\n' "$out" | tail -n 3)"
 	awk -v s="$score" -v m="$MAX_EXPOSURE" 'BEGIN { exit !(s <= m) }' ||
-		fail "security $u: exposure $score > $MAX_EXPOSURE: $(printf '%s\n' "$out" | grep '✗')"
-	echo "ok - systemd-analyze security $u: exposure $score (at most $MAX_EXPOSURE)"
+		fail "security $1${2:-}: exposure $score > $MAX_EXPOSURE: $(printf '%s\n' "$out" | grep '✗')"
+	echo "ok - systemd-analyze security $1${2:-}: exposure $score (at most $MAX_EXPOSURE)"
+}
+for u in citypass-server.service citypass-controller@pool-1.service citypass-office.service; do
+	check "$u"
 done
 
+# --- the office's desk readers: the unit opens no device; an administrator's drop-in
+# (dist/systemd/citypass-office-reader-*.conf, installed as examples) opens its reader's ---
+! grep -n '^DeviceAllow=' "$T/citypass-office.service" ||
+	fail "citypass-office.service allows a device (above): a desk reader is the drop-in's"
+grep -q '^PrivateDevices=yes' "$T/citypass-office.service" || fail "citypass-office.service: no PrivateDevices=yes"
+# office_acl : the devices systemd lets the office open (ProtectClock= adds char-rtc r)
+office_acl() {
+	(cd "$T" && systemd-analyze security --offline=true ./citypass-office.service 2>&1) |
+		sed -n 's/.*device ACL with some special devices: *//p' | tr ' ' '\n' |
+		grep -v '^char-rtc:r$' | grep -v '^[0-9.]*$' | sort | tr '\n' ' ' || true
+}
+[ -z "$(office_acl)" ] || fail "the office alone may open: $(office_acl)"
+mkdir "$T/citypass-office.service.d"
+sed 's|^DeviceAllow=/dev/serial/by-id/.*|DeviceAllow=/dev/ttyUSB0 rw|' \
+	"$DIST/systemd/citypass-office-reader-serial.conf" >"$T/citypass-office.service.d/desk-reader.conf"
+check citypass-office.service " with the serial desk reader's drop-in"
+[ "$(office_acl)" = "/dev/ttyUSB0:rw " ] || fail "with the serial reader's drop-in the office may open: $(office_acl)"
+cp "$DIST/systemd/citypass-office-reader-usb.conf" "$T/citypass-office.service.d/desk-reader.conf"
+check citypass-office.service " with the USB desk reader's drop-in"
+[ "$(office_acl)" = "char-usb_device:rw " ] || fail "with the USB reader's drop-in the office may open: $(office_acl)"
+rm -r "$T/citypass-office.service.d"
+echo "ok - office: no device of its own; a desk reader's drop-in opens that reader and nothing else"
+
 # the sandbox a reviewer looks for, stated in the files themselves
-for u in citypass-server.service citypass-controller@.service; do
+for u in citypass-server.service citypass-controller@.service citypass-office.service; do
 	for k in Type=notify WatchdogSec= NoNewPrivileges=yes ProtectSystem=strict PrivateTmp=yes \
 		"CapabilityBoundingSet=\$" User=citypass; do
 		grep -q "^$k" "$T/$u" || fail "$u: no $k"
@@ -105,5 +135,8 @@ case " $acl " in *" /dev/ttyUSB0:rw "*) ;; *) fail "systemd does not see pool-1'
 # shellcheck disable=SC2086 # one device per word
 printf '%s\n' $acl | grep -v '^char-rtc:r$' | grep -q '^char-' &&
 	fail "systemd sees a device class allowed to pool-1: '$acl'"
-echo "ok - both units: notify, watchdog, a system user, no capability, a strict sandbox"
+# the office opens the server's data directory (office.db beside the rights): its user
+grep -q '^StateDirectory=citypass$' "$T/citypass-office.service" ||
+	fail "citypass-office.service does not use the server's data directory"
+echo "ok - all units: notify, watchdog, a system user, no capability, a strict sandbox"
 echo "systemd units check passed"
