@@ -39,7 +39,7 @@ static const char schema[] =
         "CREATE TABLE IF NOT EXISTS account(id INTEGER PRIMARY KEY, login TEXT UNIQUE NOT NULL,"
         " hash TEXT NOT NULL, role INTEGER NOT NULL, sectors TEXT NOT NULL,"
         " failures INTEGER NOT NULL DEFAULT 0, locked_until INTEGER NOT NULL DEFAULT 0,"
-        " created INTEGER NOT NULL);"
+        " created INTEGER NOT NULL, disabled INTEGER NOT NULL DEFAULT 0);"
         "CREATE TABLE IF NOT EXISTS session(token_hash BLOB PRIMARY KEY,"
         " account INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,"
         " csrf TEXT NOT NULL, started INTEGER NOT NULL, last_seen INTEGER NOT NULL);"
@@ -68,6 +68,29 @@ static int hash_password(const char *pw, char out[ARGON_ENC])
 	               : -1;
 }
 
+/* An office.db made before accounts could be disabled has no `disabled` column: add it
+ * (every account enabled, as it was). */
+static int add_disabled_column(struct office_db *db)
+{
+	sqlite3_stmt *s = NULL;
+	if (sqlite3_prepare_v2(db->db,
+	                       "SELECT 1 FROM pragma_table_info('account') "
+	                       "WHERE name = 'disabled'",
+	                       -1, &s, NULL) != SQLITE_OK)
+		return -1;
+	int st = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (st == SQLITE_ROW)
+		return 0;
+	if (st != SQLITE_DONE)
+		return -1;
+	return sqlite3_exec(db->db,
+	                    "ALTER TABLE account ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0",
+	                    NULL, NULL, NULL) == SQLITE_OK
+	               ? 0
+	               : -1;
+}
+
 int office_db_open(struct office_db **out, const char *data_dir, struct server_why *why)
 {
 	char path[4096];
@@ -89,6 +112,12 @@ int office_db_open(struct office_db **out, const char *data_dir, struct server_w
 	if (sqlite3_open_v2(path, &db->db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
 	    sqlite3_busy_timeout(db->db, 5000) != SQLITE_OK ||
 	    sqlite3_exec(db->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+		int rc = db_fail(db, why, path);
+		sqlite3_close(db->db);
+		free(db);
+		return rc;
+	}
+	if (add_disabled_column(db) != 0) {
 		int rc = db_fail(db, why, path);
 		sqlite3_close(db->db);
 		free(db);
@@ -209,7 +238,8 @@ int office_account_add(struct office_db *db, const char *login, const char *pass
 	return 0;
 }
 
-#define ACCOUNT_COLS "a.id, a.login, a.role, a.sectors, a.locked_until"
+#define ACCOUNT_COLS  "a.id, a.login, a.role, a.sectors, a.locked_until, a.disabled"
+#define ACCOUNT_NCOLS 6
 
 static void account_row(sqlite3_stmt *s, int c, struct office_account *a)
 {
@@ -219,6 +249,7 @@ static void account_row(sqlite3_stmt *s, int c, struct office_account *a)
 	a->role = sqlite3_column_int(s, c + 2);
 	sectors_parse((const char *)sqlite3_column_text(s, c + 3), a);
 	a->locked_until = sqlite3_column_int64(s, c + 4);
+	a->disabled = sqlite3_column_int(s, c + 5);
 }
 
 int office_account_each(struct office_db *db, int (*fn)(void *arg, const struct office_account *a),
@@ -321,8 +352,9 @@ int office_login(struct office_db *db, const char *login, const char *password, 
 	int found = sqlite3_step(s) == SQLITE_ROW;
 	if (found) {
 		account_row(s, 0, &a);
-		snprintf(hash, sizeof(hash), "%s", (const char *)sqlite3_column_text(s, 5));
-		failures = sqlite3_column_int64(s, 6);
+		snprintf(hash, sizeof(hash), "%s",
+		         (const char *)sqlite3_column_text(s, ACCOUNT_NCOLS));
+		failures = sqlite3_column_int64(s, ACCOUNT_NCOLS + 1);
 	}
 	sqlite3_finalize(s);
 	*known = found;
@@ -366,6 +398,10 @@ int office_login(struct office_db *db, const char *login, const char *password, 
 		return server_why_set(why, SERVER_ERR_INVALID,
 		                      "identifiant ou mot de passe incorrect");
 	}
+	/* told only to whoever knows the password: a disabled login is not revealed to others */
+	if (a.disabled)
+		return server_why_set(why, SERVER_ERR_STATE,
+		                      "ce compte est désactivé : voyez un administrateur");
 	if (exec_bound(db, "UPDATE account SET failures = 0, locked_until = ?2 WHERE id = ?1", a.id,
 	               0) != 0 ||
 	    exec_bound(db, "DELETE FROM session WHERE last_seen < ?1 OR started < ?2",
@@ -388,7 +424,7 @@ int office_session_find(struct office_db *db, const char *token, int64_t now,
 	if (sqlite3_prepare_v2(db->db,
 	                       "SELECT " ACCOUNT_COLS ", s.csrf, s.started FROM session s "
 	                       "JOIN account a ON a.id = s.account WHERE s.token_hash = ? "
-	                       "AND s.last_seen >= ? AND s.started >= ?",
+	                       "AND s.last_seen >= ? AND s.started >= ? AND a.disabled = 0",
 	                       -1, &s, NULL) != SQLITE_OK)
 		return SERVER_ERR_IO;
 	sqlite3_bind_blob(s, 1, h, sizeof(h), SQLITE_STATIC);
@@ -399,8 +435,8 @@ int office_session_find(struct office_db *db, const char *token, int64_t now,
 		memset(out, 0, sizeof(*out));
 		account_row(s, 0, &out->acct);
 		snprintf(out->csrf, sizeof(out->csrf), "%s",
-		         (const char *)sqlite3_column_text(s, 5));
-		out->started = sqlite3_column_int64(s, 6);
+		         (const char *)sqlite3_column_text(s, ACCOUNT_NCOLS));
+		out->started = sqlite3_column_int64(s, ACCOUNT_NCOLS + 1);
 		snprintf(out->token, sizeof(out->token), "%s", token);
 		rc = 0;
 	}
@@ -417,6 +453,137 @@ int office_session_find(struct office_db *db, const char *token, int64_t now,
 		}
 	}
 	return rc;
+}
+
+int office_account_find(struct office_db *db, const char *login, struct office_account *out)
+{
+	sqlite3_stmt *s = NULL;
+	if (sqlite3_prepare_v2(db->db, "SELECT " ACCOUNT_COLS " FROM account a WHERE a.login = ?",
+	                       -1, &s, NULL) != SQLITE_OK)
+		return SERVER_ERR_IO;
+	sqlite3_bind_text(s, 1, login, -1, SQLITE_STATIC);
+	int st = sqlite3_step(s), rc = SERVER_ERR_NOT_FOUND;
+	if (st == SQLITE_ROW) {
+		account_row(s, 0, out);
+		rc = 0;
+	} else if (st != SQLITE_DONE) {
+		rc = SERVER_ERR_IO;
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+/* One change of an account as one transaction: the statements run in order, each with
+ * the account's id as ?1 (and `text` as ?2 where a statement has it). */
+static int account_update(struct office_db *db, int64_t id, const char *const *sql, size_t n,
+                          const char *text)
+{
+	if (sqlite3_exec(db->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return -1;
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		sqlite3_stmt *s = NULL;
+		if (sqlite3_prepare_v2(db->db, sql[i], -1, &s, NULL) != SQLITE_OK) {
+			rc = -1;
+			break;
+		}
+		sqlite3_bind_int64(s, 1, id);
+		if (text && sqlite3_bind_parameter_count(s) >= 2)
+			sqlite3_bind_text(s, 2, text, -1, SQLITE_STATIC);
+		rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -1;
+		sqlite3_finalize(s);
+	}
+	if (sqlite3_exec(db->db, rc ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		rc = -1;
+	return rc;
+}
+
+static int enabled_admins(struct office_db *db, int64_t *n)
+{
+	sqlite3_stmt *s = NULL;
+	if (sqlite3_prepare_v2(db->db,
+	                       "SELECT count(*) FROM account WHERE role = ? AND disabled = 0", -1,
+	                       &s, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int(s, 1, OFFICE_ROLE_ADMIN);
+	int rc = sqlite3_step(s) == SQLITE_ROW ? 0 : -1;
+	*n = rc ? 0 : sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int office_account_change(struct office_db *db, const char *login, int change,
+                          struct server_why *why)
+{
+	struct office_account a;
+	int rc = office_account_find(db, login, &a);
+	if (rc == SERVER_ERR_NOT_FOUND)
+		return server_why_set(why, rc, "aucun compte « %s »", login);
+	if (rc)
+		return db_fail(db, why, "compte non modifié");
+	static const char *const disable[] = {
+	        "UPDATE account SET disabled = 1 WHERE id = ?1",
+	        "DELETE FROM session WHERE account = ?1",
+	};
+	static const char *const enable[] = {
+	        "UPDATE account SET disabled = 0, failures = 0, locked_until = 0 WHERE id = ?1",
+	};
+	static const char *const unlock[] = {
+	        "UPDATE account SET failures = 0, locked_until = 0 WHERE id = ?1",
+	};
+	switch (change) {
+	case OFFICE_ACCOUNT_DISABLE: {
+		int64_t admins = 0;
+		if (a.disabled)
+			return server_why_set(why, SERVER_ERR_STATE,
+			                      "le compte « %s » est déjà désactivé", login);
+		if (a.role == OFFICE_ROLE_ADMIN && (enabled_admins(db, &admins) || admins <= 1))
+			return server_why_set(why, SERVER_ERR_STATE,
+			                      "« %s » est le dernier administrateur actif : "
+			                      "créez-en un autre avant de le désactiver",
+			                      login);
+		rc = account_update(db, a.id, disable, 2, NULL);
+		break;
+	}
+	case OFFICE_ACCOUNT_ENABLE:
+		if (!a.disabled)
+			return server_why_set(why, SERVER_ERR_STATE, "le compte « %s » est actif",
+			                      login);
+		rc = account_update(db, a.id, enable, 1, NULL);
+		break;
+	case OFFICE_ACCOUNT_UNLOCK:
+		rc = account_update(db, a.id, unlock, 1, NULL);
+		break;
+	default:
+		return server_why_set(why, SERVER_ERR_ARG, "modification de compte inconnue");
+	}
+	return rc ? db_fail(db, why, "compte non modifié") : 0;
+}
+
+int office_account_password(struct office_db *db, const char *login, const char *password,
+                            struct server_why *why)
+{
+	size_t pl = strlen(password);
+	if (pl < OFFICE_PASSWORD_MIN || pl > OFFICE_PASSWORD_MAX)
+		return server_why_set(why, SERVER_ERR_INVALID,
+		                      "le mot de passe doit avoir de %d à %d caractères",
+		                      OFFICE_PASSWORD_MIN, OFFICE_PASSWORD_MAX);
+	struct office_account a;
+	int rc = office_account_find(db, login, &a);
+	if (rc == SERVER_ERR_NOT_FOUND)
+		return server_why_set(why, rc, "aucun compte « %s »", login);
+	if (rc)
+		return db_fail(db, why, "mot de passe non changé");
+	char hash[ARGON_ENC];
+	if (hash_password(password, hash) != 0)
+		return server_why_set(why, SERVER_ERR_CRYPTO, "Argon2id a échoué");
+	static const char *const set[] = {
+	        "UPDATE account SET hash = ?2, failures = 0, locked_until = 0 WHERE id = ?1",
+	        "DELETE FROM session WHERE account = ?1",
+	};
+	rc = account_update(db, a.id, set, 2, hash);
+	memset(hash, 0, sizeof(hash));
+	return rc ? db_fail(db, why, "mot de passe non changé") : 0;
 }
 
 int office_session_end(struct office_db *db, const char *token)

@@ -81,8 +81,10 @@ void office_page_begin(struct office_req *q, const char *title)
 		nav_link(q, "/foyers", "Foyers", 'f');
 		nav_link(q, "/portiques", "Portiques", 'p');
 		nav_link(q, "/statistiques", "Statistiques", 's');
-		if (q->s.acct.role == OFFICE_ROLE_ADMIN)
+		if (q->s.acct.role == OFFICE_ROLE_ADMIN) {
 			nav_link(q, "/audit", "Journal d'audit", 'j');
+			nav_link(q, "/comptes", "Comptes", 'o');
+		}
 		fputs("</ul></nav><form method=\"post\" action=\"/deconnexion\" class=\"qui\">",
 		      q->page);
 		office_csrf_input(q);
@@ -384,9 +386,11 @@ static void login_post(struct office_req *q)
 	 * login field by mistake must not land in the log */
 	if (rc != 0) {
 		office_audit(q->o->db, q->desk.now, known ? login : "", "connexion", 0, "", 0,
-		             locked_now               ? "compte verrouillé après trop d'essais"
-		             : rc == SERVER_ERR_STATE ? "compte verrouillé"
-		                                      : "identifiant ou mot de passe incorrect");
+		             locked_now ? "compte verrouillé après trop d'essais"
+		             : rc == SERVER_ERR_STATE
+		                     ? (strstr(why.text, "désactivé") ? "compte désactivé"
+		                                                      : "compte verrouillé")
+		                     : "identifiant ou mot de passe incorrect");
 		login_form(q, rc == SERVER_ERR_STATE || locked_now ? 403 : 400,
 		           locked_now ? "Identifiant ou mot de passe incorrect. Ce compte est "
 		                        "maintenant verrouillé pour 15 minutes."
@@ -544,6 +548,15 @@ static void dispatch(struct office_req *q)
 		if (q->post)
 			goto method;
 		return office_page_audit(q, path[6] == '.');
+	}
+	if (strcmp(path, "/comptes") == 0) {
+		if (!admin) {
+			office_audit_req(q, "accès refusé", 0, 0, 0, path);
+			return office_page_refuse(q, 403, "Accès refusé",
+			                          "Les comptes sont réservés aux administrateurs.",
+			                          "");
+		}
+		return office_page_accounts(q);
 	}
 	return office_page_refuse(q, 404, "Page introuvable",
 	                          "Cette adresse ne correspond à aucune page du guichet.", "");

@@ -120,6 +120,8 @@ void office_page_gate_ca(struct office_req *q);
 void office_page_gates(struct office_req *q);
 void office_page_stats(struct office_req *q);
 void office_page_audit(struct office_req *q, int csv);
+/* page_accounts.c: an administrator's page of accounts (GET lists, POST changes one). */
+void office_page_accounts(struct office_req *q);
 void office_page_opendata(struct office_req *q);
 void office_page_quotas(struct office_req *q);
 

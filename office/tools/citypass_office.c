@@ -1,6 +1,7 @@
 /*
  * citypass_office.c — citypass-office: `serve` runs the agents' web back office;
- * `account add|list` manages who may log in (docs/office.md). DESIGN §8's conventions:
+ * `account add|list|disable|enable|unlock|password` manages who may log in (docs/office.md). DESIGN
+ * §8's conventions:
  * --help everywhere, exit 0 / 1 refused / 2 bad usage, errors naming the bad value.
  */
 #include <getopt.h>
@@ -27,6 +28,7 @@ static const char help[] =
         "Usage: citypass-office serve --data DIR --cert FILE --key FILE [options]\n"
         "  or:  citypass-office account add --data DIR --login LOGIN --role ROLE [options]\n"
         "  or:  citypass-office account list --data DIR\n"
+        "  or:  citypass-office account disable|enable|unlock|password --data DIR --login LOGIN\n"
         "\n"
         "The agents' web back office of citypass, in French, over HTTPS (docs/office.md),\n"
         "and the accounts that may log in to it.\n"
@@ -36,6 +38,15 @@ static const char help[] =
         "  account add   create an account; its password (10 to 256 characters) is the\n"
         "                first line of stdin, never an argument\n"
         "  account list  the accounts, their roles and sectors\n"
+        "  account disable\n"
+        "                the account logs in no more and its sessions end at once (the\n"
+        "                last enabled administrator cannot be disabled)\n"
+        "  account enable\n"
+        "                a disabled account may log in again\n"
+        "  account unlock\n"
+        "                lift a lock-out after wrong passwords before its 15 minutes\n"
+        "  account password\n"
+        "                a new password, the first line of stdin; the account's sessions end\n"
         "\n"
         "Options:\n"
         "      --data DIR                the deployment's data directory, where office.db\n"
@@ -49,7 +60,8 @@ static const char help[] =
         "                                connection string (repeatable)\n"
         "      --login-rate N            serve: login attempts per client address per\n"
         "                                minute (default 30)\n"
-        "      --login LOGIN             account add: the agent's login\n"
+        "      --login LOGIN             account add, disable, enable, unlock, password:\n"
+        "                                the account's login\n"
         "      --role admin|agent        account add: an administrator works for every\n"
         "                                sector, an agent for the sectors named\n"
         "      --sector NAME             account add: a sector of an agent (at least one;\n"
@@ -279,13 +291,69 @@ static int cmd_account_add(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_account_change(const char *what, int argc, char **argv)
+{
+	static const struct {
+		const char *name, *audit, *done;
+		int change;
+	} changes[] = {
+	        {"disable", "compte désactivé", "disabled", OFFICE_ACCOUNT_DISABLE},
+	        {"enable", "compte réactivé", "enabled", OFFICE_ACCOUNT_ENABLE},
+	        {"unlock", "compte débloqué", "unlocked", OFFICE_ACCOUNT_UNLOCK},
+	        {"password", "mot de passe changé", "has a new password", 0},
+	};
+	size_t k = 0;
+	while (k < sizeof(changes) / sizeof(changes[0]) && strcmp(changes[k].name, what) != 0)
+		k++;
+	const char *data = getenv("CITYPASS_DATA"), *login = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--data") == 0 && i + 1 < argc)
+			data = argv[++i];
+		else if (strcmp(argv[i], "--login") == 0 && i + 1 < argc)
+			login = argv[++i];
+		else if (strcmp(argv[i], "--help") == 0)
+			return fputs(help, stdout), 0;
+		else
+			return usage("account %s: unexpected argument '%s'", what, argv[i]);
+	}
+	if (!data || !login)
+		return usage("account %s: %s", what, "needs --data DIR and --login LOGIN");
+	char pw[OFFICE_PASSWORD_MAX + 2];
+	if (!changes[k].change && read_password(pw, sizeof(pw)) != 0) {
+		fprintf(stderr,
+		        "citypass-office: no password on stdin (one line, at most %d "
+		        "characters)\n",
+		        OFFICE_PASSWORD_MAX);
+		return EXIT_USAGE;
+	}
+	struct office_db *db;
+	struct server_why why;
+	if (office_db_open(&db, data, &why) != 0) {
+		fprintf(stderr, "citypass-office: %s\n", why.text);
+		return EXIT_REFUSED;
+	}
+	int rc = changes[k].change ? office_account_change(db, login, changes[k].change, &why)
+	                           : office_account_password(db, login, pw, &why);
+	memset(pw, 0, sizeof(pw));
+	office_audit(db, (int64_t)time(NULL), "(console)", changes[k].audit, 0, "", rc == 0,
+	             rc == 0 ? login : why.text);
+	office_db_close(db);
+	if (rc) {
+		fprintf(stderr, "citypass-office: %s\n", why.text);
+		return rc == SERVER_ERR_INVALID ? EXIT_USAGE : EXIT_REFUSED;
+	}
+	printf("account %s %s\n", login, changes[k].done);
+	return 0;
+}
+
 static int print_account(void *arg, const struct office_account *a)
 {
 	(void)arg;
 	printf("%-20s %-6s", a->login, office_role_name(a->role));
 	for (size_t i = 0; i < a->n_sectors; i++)
 		printf("%s%u", i ? "," : " sectors ", a->sectors[i]);
-	printf("%s\n", a->locked_until > time(NULL) ? " (locked)" : "");
+	printf("%s%s\n", a->locked_until > time(NULL) ? " (locked)" : "",
+	       a->disabled ? " (disabled)" : "");
 	return 0;
 }
 
@@ -332,6 +400,15 @@ int main(int argc, char **argv)
 			return cmd_account_add(argc - 2, argv + 2);
 		if (strcmp(argv[2], "list") == 0)
 			return cmd_account_list(argc - 2, argv + 2);
+		static const char *const changes[] = {"disable", "enable", "unlock", "password"};
+		for (size_t i = 0; i < sizeof(changes) / sizeof(changes[0]); i++)
+			if (strcmp(argv[2], changes[i]) == 0)
+				return cmd_account_change(changes[i], argc - 2, argv + 2);
+		return usage("account '%s': expected add, list, disable, enable, unlock or "
+		             "password",
+		             argv[2]);
 	}
-	return usage("unknown command '%s': expected serve, account add, account list", argv[1]);
+	return usage("unknown command '%s': expected serve or account "
+	             "add|list|disable|enable|unlock|password",
+	             argv[1]);
 }

@@ -173,6 +173,135 @@ static void test_login_lockout_session(void **state)
 	assert_int_equal(office_session_find(f->db, "short", now, &found), SERVER_ERR_NOT_FOUND);
 }
 
+/* An administrator's changes: an agent who left is disabled (sessions end, the right
+ * password opens nothing, enable brings it back), a lock-out lifted before its time, a new
+ * password ending the old sessions, the last enabled administrator kept. */
+static void test_account_changes(void **state)
+{
+	struct fx *f = *state;
+	struct server_why why;
+	struct office_session s, s2, found;
+	struct office_account a;
+	int known, locked;
+	uint16_t pool = 1;
+	assert_int_equal(office_account_add(f->db, "chef", "administrator pw", OFFICE_ROLE_ADMIN,
+	                                    NULL, 0, T0, &why),
+	                 0);
+	assert_int_equal(office_account_add(f->db, "agent", "the right password", OFFICE_ROLE_AGENT,
+	                                    &pool, 1, T0, &why),
+	                 0);
+	assert_int_equal(
+	        office_login(f->db, "agent", "the right password", T0, &s, &known, &locked, &why),
+	        0);
+	/* disabled: its session ends at once, the right password is refused with a sentence */
+	assert_int_equal(office_account_change(f->db, "agent", OFFICE_ACCOUNT_DISABLE, &why), 0);
+	assert_int_equal(office_session_find(f->db, s.token, T0 + 1, &found), SERVER_ERR_NOT_FOUND);
+	sqlite3 *db = raw(f);
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM session", -1, &st, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 0); /* the rows gone, not only unused */
+	sqlite3_finalize(st);
+	assert_int_equal(office_login(f->db, "agent", "the right password", T0 + 2, &s, &known,
+	                              &locked, &why),
+	                 SERVER_ERR_STATE);
+	assert_non_null(strstr(why.text, "désactivé"));
+	/* a wrong password learns nothing of it: the usual refusal */
+	assert_int_equal(office_login(f->db, "agent", "wrong", T0 + 2, &s, &known, &locked, &why),
+	                 SERVER_ERR_INVALID);
+	assert_null(strstr(why.text, "désactivé"));
+	assert_int_equal(office_account_find(f->db, "agent", &a), 0);
+	assert_int_equal(a.disabled, 1);
+	assert_int_equal(office_account_change(f->db, "agent", OFFICE_ACCOUNT_DISABLE, &why),
+	                 SERVER_ERR_STATE);
+	assert_int_equal(office_account_change(f->db, "agent", OFFICE_ACCOUNT_ENABLE, &why), 0);
+	assert_int_equal(office_account_change(f->db, "agent", OFFICE_ACCOUNT_ENABLE, &why),
+	                 SERVER_ERR_STATE);
+	assert_int_equal(office_login(f->db, "agent", "the right password", T0 + 3, &s, &known,
+	                              &locked, &why),
+	                 0);
+	/* a session made while enabled dies with a disable even if its row were left: the
+	 * lookup itself refuses a disabled account's session */
+	assert_int_equal(sqlite3_exec(db, "UPDATE account SET disabled = 1 WHERE login = 'agent'",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(office_session_find(f->db, s.token, T0 + 4, &found), SERVER_ERR_NOT_FOUND);
+	assert_int_equal(sqlite3_exec(db, "UPDATE account SET disabled = 0 WHERE login = 'agent'",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+	/* locked by wrong passwords, unlocked by an administrator before the 15 minutes */
+	for (int i = 0; i < OFFICE_LOCK_AFTER; i++)
+		office_login(f->db, "agent", "wrong", T0 + 5, &s2, &known, &locked, &why);
+	assert_int_equal(office_login(f->db, "agent", "the right password", T0 + 6, &s2, &known,
+	                              &locked, &why),
+	                 SERVER_ERR_STATE);
+	assert_int_equal(office_account_change(f->db, "agent", OFFICE_ACCOUNT_UNLOCK, &why), 0);
+	assert_int_equal(office_login(f->db, "agent", "the right password", T0 + 7, &s2, &known,
+	                              &locked, &why),
+	                 0);
+	/* a new password: the old one and every session of the account are gone */
+	assert_int_equal(office_account_password(f->db, "agent", "short", &why),
+	                 SERVER_ERR_INVALID);
+	assert_int_equal(office_account_password(f->db, "agent", "a brand new password", &why), 0);
+	assert_int_equal(office_session_find(f->db, s2.token, T0 + 8, &found),
+	                 SERVER_ERR_NOT_FOUND);
+	assert_int_equal(office_login(f->db, "agent", "the right password", T0 + 8, &s2, &known,
+	                              &locked, &why),
+	                 SERVER_ERR_INVALID);
+	assert_int_equal(office_login(f->db, "agent", "a brand new password", T0 + 9, &s2, &known,
+	                              &locked, &why),
+	                 0);
+	/* the last enabled administrator stays; with a second one it may go */
+	assert_int_equal(office_account_change(f->db, "chef", OFFICE_ACCOUNT_DISABLE, &why),
+	                 SERVER_ERR_STATE);
+	assert_non_null(strstr(why.text, "dernier administrateur"));
+	assert_int_equal(office_account_add(f->db, "chef2", "administrator pw", OFFICE_ROLE_ADMIN,
+	                                    NULL, 0, T0, &why),
+	                 0);
+	assert_int_equal(office_account_change(f->db, "chef", OFFICE_ACCOUNT_DISABLE, &why), 0);
+	assert_int_equal(office_account_change(f->db, "chef2", OFFICE_ACCOUNT_DISABLE, &why),
+	                 SERVER_ERR_STATE);
+	/* unknown login */
+	assert_int_equal(office_account_change(f->db, "nobody", OFFICE_ACCOUNT_UNLOCK, &why),
+	                 SERVER_ERR_NOT_FOUND);
+	assert_int_equal(office_account_password(f->db, "nobody", "0123456789", &why),
+	                 SERVER_ERR_NOT_FOUND);
+}
+
+/* An office.db made before accounts could be disabled opens, its accounts enabled. */
+static void test_office_db_before_disable(void **state)
+{
+	struct fx *f = *state;
+	struct server_why why;
+	struct office_account a;
+	office_db_close(f->db);
+	f->db = NULL;
+	char p[128];
+	snprintf(p, sizeof(p), "%s/office.db", f->dir);
+	unlink(p);
+	sqlite3 *db = raw(f);
+	assert_int_equal(
+	        sqlite3_exec(db,
+	                     "CREATE TABLE account(id INTEGER PRIMARY KEY, login TEXT UNIQUE NOT "
+	                     "NULL, hash TEXT NOT NULL, role INTEGER NOT NULL, sectors TEXT NOT "
+	                     "NULL, failures INTEGER NOT NULL DEFAULT 0, locked_until INTEGER NOT "
+	                     "NULL DEFAULT 0, created INTEGER NOT NULL);"
+	                     "INSERT INTO account(login, hash, role, sectors, created) VALUES "
+	                     "('old', 'x', 2, '', 1);",
+	                     NULL, NULL, NULL),
+	        SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(office_db_open(&f->db, f->dir, &why), 0);
+	assert_int_equal(office_account_find(f->db, "old", &a), 0);
+	assert_int_equal(a.disabled, 0);
+	assert_int_equal(office_account_add(f->db, "new-one", "administrator pw", OFFICE_ROLE_ADMIN,
+	                                    NULL, 0, T0, &why),
+	                 0);
+	assert_int_equal(office_account_change(f->db, "old", OFFICE_ACCOUNT_DISABLE, &why), 0);
+}
+
 static void test_csrf_compare(void **state)
 {
 	(void)state;
@@ -273,6 +402,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup_teardown(test_password_hash, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_login_lockout_session, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_account_changes, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_office_db_before_disable, setup, teardown),
 	        cmocka_unit_test(test_csrf_compare),
 	        cmocka_unit_test_setup_teardown(test_audit_append_only, setup, teardown),
 	        cmocka_unit_test(test_form_decoder),

@@ -51,6 +51,7 @@ struct office_account {
 	size_t n_sectors;
 	uint16_t sectors[OFFICE_SECTORS_MAX]; /* an agent's sectors (numbers) */
 	int64_t locked_until;
+	int disabled; /* logs in no more, its sessions ended (an agent who left) */
 };
 
 struct office_session {
@@ -77,6 +78,28 @@ int office_account_add(struct office_db *db, const char *login, const char *pass
                        struct server_why *why);
 int office_account_each(struct office_db *db, int (*fn)(void *arg, const struct office_account *a),
                         void *arg);
+/*
+ * What an administrator changes on an account (`citypass-office account ...` and the
+ * /comptes page). Each returns 0, NOT_FOUND (no such login), or STATE with *why:
+ *  - disable: it logs in no more and its sessions end at once; the last enabled
+ *    administrator cannot be disabled (nobody could enable anyone again from the web);
+ *  - enable: it may log in again, its failures and lock forgotten;
+ *  - unlock: a lock-out lifted before its 15 minutes.
+ * A new password (INVALID: length) also lifts the lock and ends the account's sessions,
+ * so a password someone else learnt opens nothing any more.
+ */
+enum office_account_change {
+	OFFICE_ACCOUNT_DISABLE = 1,
+	OFFICE_ACCOUNT_ENABLE,
+	OFFICE_ACCOUNT_UNLOCK,
+};
+int office_account_change(struct office_db *db, const char *login, int change,
+                          struct server_why *why);
+int office_account_password(struct office_db *db, const char *login, const char *password,
+                            struct server_why *why);
+/* The account of `login`: 0, or NOT_FOUND. */
+int office_account_find(struct office_db *db, const char *login, struct office_account *out);
+
 /* 1 when the account may see and change sector `sector`. */
 int office_account_has_sector(const struct office_account *a, uint16_t sector);
 
