@@ -734,7 +734,7 @@ int office_serve(const struct office_config *c, struct server_why *why)
 			event_add(sigs[i], NULL);
 	uint64_t wd_usec = service_watchdog_usec();
 	if (wd_usec > 0) {
-		/* twice per interval (service_watchdog_feed keeps to that too) */
+		/* twice per interval (service_watchdog_feed lets every tick through) */
 		struct timeval tv = {.tv_sec = (time_t)(wd_usec / 2 / 1000000),
 		                     .tv_usec = (suseconds_t)(wd_usec / 2 % 1000000)};
 		watchdog = event_new(o.base, -1, EV_PERSIST, on_watchdog, NULL);

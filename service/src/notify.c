@@ -61,8 +61,12 @@ void service_watchdog_feed(void)
 	if (interval == 0)
 		return;
 	uint64_t now = mono_usec(), last = atomic_load(&last_feed_usec);
-	/* twice per interval: one late turn of the loop does not cost a restart */
-	if (last != 0 && now - last < interval / 2)
+	/* At most four times per interval, so that a loop calling this at every turn does not
+	 * flood systemd. Not twice: the daemons' timers call it every interval / 2, and a
+	 * tick that fires a little earlier after the last feed than that one did after its
+	 * own would be skipped, leaving a gap of a whole interval — plus any slow callback —
+	 * before the next feed, and systemd would kill a daemon that is working. */
+	if (last != 0 && now - last < interval / 4)
 		return;
 	if (atomic_compare_exchange_strong(&last_feed_usec, &last, now))
 		notify("WATCHDOG=1");

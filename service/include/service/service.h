@@ -60,7 +60,7 @@ void service_notify_status(const char *status);
 
 /* The watchdog interval systemd asks for (WatchdogSec=), in microseconds; 0 when none. */
 uint64_t service_watchdog_usec(void);
-/* WATCHDOG=1, at most twice per interval however often it is called: the daemon calls it
+/* WATCHDOG=1, at most four times per interval however often it is called: the daemon calls it
  * from the loop whose liveness it proves (a stuck loop stops feeding, systemd restarts). */
 void service_watchdog_feed(void);
 
