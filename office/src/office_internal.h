@@ -104,6 +104,10 @@ void office_show_pass(struct office_req *q, int64_t id, int status, const char *
 void office_page_households(struct office_req *q);
 void office_page_household(struct office_req *q, const char *rest);
 void office_households_found(struct office_req *q, const char *text);
+/* 1 when the household named exists and the agent may see it (as /foyer/N: empty, or
+ * holding a pass of the agent's sectors); 0 otherwise, whichever it is, so that a form
+ * naming a household tells nothing of another sector's households. */
+int office_household_visible(struct office_req *q, const char *name);
 /* page_card.c: the medium's form fields and reading them (the reader opened, the phone's
  * request written to a temporary directory; phone_sector 0: the form names it), its end
  * (the reader closed, the credential kept in q for the page, the files removed), the

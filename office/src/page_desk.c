@@ -544,13 +544,16 @@ static int collect(void *arg, const struct server_pass *p)
 struct household_named {
 	const char *text;
 	int64_t id;
+	char name[SERVER_NAME_MAX];
 };
 
 static int household_named_cb(void *arg, const struct server_household *h)
 {
 	struct household_named *hn = arg;
-	if (strcasecmp(h->name, hn->text) == 0)
+	if (strcasecmp(h->name, hn->text) == 0) {
 		hn->id = h->id;
+		snprintf(hn->name, sizeof(hn->name), "%s", h->name);
+	}
 	return hn->id != 0;
 }
 
@@ -582,10 +585,12 @@ void office_page_search(struct office_req *q)
 		/* the holder's name or the household's, case and accents ignored (the store
 		 * compares folded names: docs/admin.md, "Searching by name") */
 		struct server_pass_filter flt = {text, 0, -1, -1};
-		struct household_named hn = {text, 0};
+		struct household_named hn = {text, 0, ""};
 		struct server_why why;
 		server_household_search(&q->desk, text, 0, household_named_cb, &hn, &why);
-		if (hn.id) {
+		/* only a household the agent may see stands for the text: another sector's would
+		 * hide the agent's own holders of that name, and tell that it exists */
+		if (hn.id && office_household_visible(q, hn.name)) {
 			flt.holder = NULL;
 			flt.household = hn.id;
 		}
@@ -669,6 +674,15 @@ void office_page_issue(struct office_req *q)
 	if (rc) {
 		office_audit_req(q, "émission", 0, 0, 0, err);
 		return issue_form(q, 400, err, why.text);
+	}
+	/* a household another sector's agents made is not this agent's to join, nor to learn
+	 * of: the same sentence whether it exists or not (as /foyer/N answers) */
+	if (*hh && !office_household_visible(q, hh)) {
+		snprintf(err, sizeof(err), "Pass non créé : aucun foyer « %s » dans vos services.",
+		         hh);
+		office_audit_req(q, "émission", 0, r.sector, 0,
+		                 "foyer hors de vos services ou inexistant");
+		return issue_form(q, 404, err, NULL);
 	}
 	struct server_pass_order o;
 	memset(&o, 0, sizeof(o));

@@ -54,6 +54,19 @@ static int household_in_scope(struct office_req *q, int64_t id, int need, const 
 	return -1;
 }
 
+int office_household_visible(struct office_req *q, const char *name)
+{
+	struct server_household h;
+	struct server_household_view v;
+	struct server_why why = {""};
+	if (server_household_find(&q->desk, name, &h, &why) != 0 ||
+	    server_household_read(&q->desk, h.id, &v, &why) != 0)
+		return 0;
+	int seen = household_scope(q, &v) >= 1;
+	server_household_view_free(&v);
+	return seen;
+}
+
 /* --- words ------------------------------------------------------------------------------ */
 
 static const char *per_fr(int period)

@@ -88,6 +88,12 @@ body_has "href=\"/foyer/$HM\">Martin-3<" || fail "the household is not found by 
 [ "$(c "$W/pool" -G --data-urlencode "q=leroy" "$URL/foyers")" = 200 ] || fail "household search"
 body_has "/foyer/$HL" && fail "a pool agent finds the library household"
 body_has "Aucun foyer trouvé" || fail "no 'nothing found' sentence"
+# the library household's name typed in the pass search: the pool agent's own holder of that
+# name is found, not hidden behind a household the agent cannot see
+pa=$(adm pass issue --holder "Anne Leroy" --right pool | sed -n 's/^pass \([0-9]*\) issued.*/\1/p')
+[ -n "$pa" ] || fail "pass issue Anne Leroy"
+[ "$(c "$W/pool" -G --data-urlencode "q=leroy" "$URL/")" = 200 ] || fail "holder search"
+body_has "href=\"/pass/$pa\"" || fail "another sector's household 'leroy' hides the pool's Anne Leroy"
 [ "$(c "$W/pool" -G --data-urlencode "q=helene" "$URL/")" = 200 ] || fail "holder search"
 body_has "href=\"/pass/$ph\"" || fail "'helene' does not find Hélène"
 [ "$(c "$W/pool" -G --data-urlencode "q=DUPONT" "$URL/")" = 200 ] || fail "holder search"
@@ -146,6 +152,20 @@ st=$(c "$W/pool" --data-urlencode "csrf=$C" --data-urlencode "pass=$PL" "$URL/fo
 body_has "aucun pass de ce numéro dans vos services" || fail "no French sentence for the refused pass"
 [ "$(household_of "$PL")" = "$HL" ] || fail "the library pass moved: $(household_of "$PL")"
 adm household show leroy >/dev/null || fail "the library household was renamed or removed"
+# nor may a pass be issued into it: the same sentence as for a household that does not exist
+for name in leroy no-such-household; do
+	st=$(c "$W/pool" --data-urlencode "csrf=$C" --data-urlencode "titulaire=Intrus" \
+		--data-urlencode "foyer_nom=$name" --data-urlencode "secteur=pool" "$URL/pass/nouveau")
+	[ "$st" = 404 ] || fail "a pool agent issuing into household $name answered $st"
+	body_has "Pass non créé : aucun foyer « $name » dans vos services" ||
+		fail "no sentence for household $name"
+done
+[ "$(adm household show leroy --json | grep -c '"id"')" -ge 1 ] || fail "household leroy gone"
+[ "$(c "$W/admin" -G --data-urlencode "q=Intrus" "$URL/")" = 200 ] || fail "admin search"
+body_has "Aucun pass trouvé" || fail "a pass was issued into another sector's household"
+[ "$(c "$W/admin" "$URL/audit.csv")" = 200 ] || fail "audit export"
+grep -q '"agent-piscine","émission",,"pool",refusé,"foyer hors de vos services ou inexistant"' "$W/body" ||
+	fail "the refused issue is not audited"
 # a household holding a pool pass and a library pass: the pool agent sees it and its pool
 # pass only, and may not rename or remove it as a whole
 adm household add mixte >/dev/null
