@@ -238,6 +238,10 @@ int office_account_add(struct office_db *db, const char *login, const char *pass
 	return 0;
 }
 
+/* OFFICE_ROLE_ADMIN as SQL text, for statements that count administrators */
+#define OFFICE_ROLE_ADMIN_SQL "2"
+_Static_assert(OFFICE_ROLE_ADMIN == 2, "OFFICE_ROLE_ADMIN_SQL spells OFFICE_ROLE_ADMIN");
+
 #define ACCOUNT_COLS  "a.id, a.login, a.role, a.sectors, a.locked_until, a.disabled"
 #define ACCOUNT_NCOLS 6
 
@@ -474,7 +478,9 @@ int office_account_find(struct office_db *db, const char *login, struct office_a
 }
 
 /* One change of an account as one transaction: the statements run in order, each with
- * the account's id as ?1 (and `text` as ?2 where a statement has it). */
+ * the account's id as ?1 (and `text` as ?2 where a statement has it). When the first
+ * statement changes no row the transaction is rolled back and 1 returned: its WHERE is
+ * the change's condition, checked inside the transaction. */
 static int account_update(struct office_db *db, int64_t id, const char *const *sql, size_t n,
                           const char *text)
 {
@@ -492,23 +498,11 @@ static int account_update(struct office_db *db, int64_t id, const char *const *s
 			sqlite3_bind_text(s, 2, text, -1, SQLITE_STATIC);
 		rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -1;
 		sqlite3_finalize(s);
+		if (rc == 0 && i == 0 && sqlite3_changes(db->db) == 0)
+			rc = 1;
 	}
 	if (sqlite3_exec(db->db, rc ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		rc = -1;
-	return rc;
-}
-
-static int enabled_admins(struct office_db *db, int64_t *n)
-{
-	sqlite3_stmt *s = NULL;
-	if (sqlite3_prepare_v2(db->db,
-	                       "SELECT count(*) FROM account WHERE role = ? AND disabled = 0", -1,
-	                       &s, NULL) != SQLITE_OK)
-		return -1;
-	sqlite3_bind_int(s, 1, OFFICE_ROLE_ADMIN);
-	int rc = sqlite3_step(s) == SQLITE_ROW ? 0 : -1;
-	*n = rc ? 0 : sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
 	return rc;
 }
 
@@ -521,8 +515,13 @@ int office_account_change(struct office_db *db, const char *login, int change,
 		return server_why_set(why, rc, "aucun compte « %s »", login);
 	if (rc)
 		return db_fail(db, why, "compte non modifié");
+	/* the last enabled administrator is counted in the same transaction as the change, so
+	 * that two administrators disabling each other at once cannot both succeed */
 	static const char *const disable[] = {
-	        "UPDATE account SET disabled = 1 WHERE id = ?1",
+	        "UPDATE account SET disabled = 1 WHERE id = ?1 AND disabled = 0 AND (role "
+	        "<> " OFFICE_ROLE_ADMIN_SQL
+	        " OR (SELECT count(*) FROM account WHERE role = " OFFICE_ROLE_ADMIN_SQL
+	        " AND disabled = 0) > 1)",
 	        "DELETE FROM session WHERE account = ?1",
 	};
 	static const char *const enable[] = {
@@ -532,19 +531,17 @@ int office_account_change(struct office_db *db, const char *login, int change,
 	        "UPDATE account SET failures = 0, locked_until = 0 WHERE id = ?1",
 	};
 	switch (change) {
-	case OFFICE_ACCOUNT_DISABLE: {
-		int64_t admins = 0;
+	case OFFICE_ACCOUNT_DISABLE:
 		if (a.disabled)
 			return server_why_set(why, SERVER_ERR_STATE,
 			                      "le compte « %s » est déjà désactivé", login);
-		if (a.role == OFFICE_ROLE_ADMIN && (enabled_admins(db, &admins) || admins <= 1))
+		rc = account_update(db, a.id, disable, 2, NULL);
+		if (rc == 1)
 			return server_why_set(why, SERVER_ERR_STATE,
 			                      "« %s » est le dernier administrateur actif : "
 			                      "créez-en un autre avant de le désactiver",
 			                      login);
-		rc = account_update(db, a.id, disable, 2, NULL);
 		break;
-	}
 	case OFFICE_ACCOUNT_ENABLE:
 		if (!a.disabled)
 			return server_why_set(why, SERVER_ERR_STATE, "le compte « %s » est actif",
