@@ -504,6 +504,13 @@ static void test_holder_key_migration(void **state)
 	int64_t helene = issue(f, "Hélène Dupont", NULL, &r, 1);
 	server_store_close(&f->st);
 	if (store_fixture_pg_dir()) {
+		/* more passes than one chunk of the migration (1 000), names needing quoting */
+		assert_int_equal(
+		        store_fixture_pg_run(f->db,
+		                             "INSERT INTO passes(holder, state, reason, medium,"
+		                             " created) SELECT 'Zoé \"O''Brien\", {' || g,"
+		                             " 0, '', 'none', 0 FROM generate_series(1, 2500) g"),
+		        0);
 		assert_int_equal(store_fixture_pg_run(f->db,
 		                                      "ALTER TABLE passes DROP COLUMN holder_key;"
 		                                      "DELETE FROM citypass_schema;"
@@ -527,6 +534,15 @@ static void test_holder_key_migration(void **state)
 	int64_t id = 0;
 	assert_int_equal(holder_search(f, "helene", &id), 1);
 	assert_int_equal(id, helene);
+	if (store_fixture_pg_dir()) { /* the last chunk's passes too, their names intact */
+		assert_int_equal(holder_search(f, "zoe \"o'brien\", {2500", &id), 1);
+		struct server_pass p = get(f, id);
+		assert_string_equal(p.holder, "Zoé \"O'Brien\", {2500");
+		assert_int_equal(holder_search(f, "zoe \"o'brien\", {1", &id), 8); /* the first */
+		assert_int_equal(holder_search(f, "zoe \"o'brien\", {1000", &id),
+		                 1); /* a chunk's end */
+		assert_int_equal(holder_search(f, "zoe \"o'brien\", {1001", &id), 1);
+	}
 }
 
 /* --- issue -------------------------------------------------------------------------------- */
