@@ -127,26 +127,6 @@ static int members_read(struct server_store *st, int64_t household, struct membe
 	return rc ? pass_why_store(why, st, rc, "cannot read the household's passes") : 0;
 }
 
-/* The sectors of pass `pass`'s rights (all: its entries carry the household tag), or only
- * those of its quotas per household (the members' shared sums). */
-static int sectors_of(struct server_store *st, int64_t pass, int household_only,
-                      struct server_sector_set *set, struct server_why *why)
-{
-	struct server_right *r = NULL;
-	size_t n = 0;
-	int rc = st->ops->rights_of_pass(st->ctx, pass, &r, &n);
-	if (rc) {
-		char what[64];
-		snprintf(what, sizeof(what), "cannot read the rights of pass %" PRId64, pass);
-		return pass_why_store(why, st, rc, what);
-	}
-	for (size_t i = 0; i < n; i++)
-		if (!household_only || r[i].p.scope == PROTO_SCOPE_HOUSEHOLD)
-			pass_changed_add(set, r[i].sector);
-	free(r);
-	return 0;
-}
-
 /* The members of `household` (0: none) whose shared sums a move changes. */
 static int household_sectors(struct server_store *st, int64_t household,
                              struct server_sector_set *set, struct server_why *why)
@@ -154,7 +134,7 @@ static int household_sectors(struct server_store *st, int64_t household,
 	struct members m = {NULL, 0, 0};
 	int rc = household ? members_read(st, household, &m, why) : 0;
 	for (size_t i = 0; rc == 0 && i < m.n; i++)
-		rc = sectors_of(st, m.v[i].id, 1, set, why);
+		rc = pass_rights_sectors(st, m.v[i].id, 1, set, why);
 	free(m.v);
 	return rc;
 }
@@ -197,7 +177,7 @@ static int move_in_tx(const struct server_desk *d, int64_t pass, int64_t househo
 		(void)st->ops->household_name(st->ctx, p.household, from, sizeof(from));
 	/* the shared sums of both households change (the pass's uses leave one, join the
 	 * other), and every entry of the pass carries the new tag */
-	if ((rc = sectors_of(st, pass, 0, set, why)) != 0 ||
+	if ((rc = pass_rights_sectors(st, pass, 0, set, why)) != 0 ||
 	    (rc = household_sectors(st, p.household, set, why)) != 0 ||
 	    (rc = household_sectors(st, household, set, why)) != 0)
 		return rc;
@@ -253,7 +233,7 @@ static int remove_in_tx(const struct server_desk *d, int64_t id, struct server_s
 	/* revoked and replaced passes leave it: their entries (gates still list a revoked
 	 * pass, to refuse it) lose the tag */
 	for (size_t i = 0; rc == 0 && i < m.n; i++) {
-		rc = sectors_of(st, m.v[i].id, 0, set, why);
+		rc = pass_rights_sectors(st, m.v[i].id, 0, set, why);
 		m.v[i].household = 0;
 		if (rc == 0 && (rc = st->ops->pass_update(st->ctx, &m.v[i])) != 0)
 			pass_why_store(why, st, rc,

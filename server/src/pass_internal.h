@@ -17,6 +17,12 @@ int pass_value_sector(struct server_store *st);
 /* Add a sector to the set (once). */
 void pass_changed_add(struct server_sector_set *set, uint16_t sector);
 
+/* Add the sectors of pass `pass`'s rights to the set (its entries in those lists change),
+ * or, household_only, only those of its quotas per household (the sums its household's
+ * members share). 0 or a store error with why. */
+int pass_rights_sectors(struct server_store *st, int64_t pass, int household_only,
+                        struct server_sector_set *set, struct server_why *why);
+
 /* Entries go on the card's value file only for a card issued in the value sector with a
  * lifetime count: flag them so, and unflag every other right. */
 void pass_mark_card_entries(struct server_store *st, struct server_right *r, size_t n, int card);

@@ -444,9 +444,8 @@ int server_pass_read(const struct server_desk *d, int64_t id, struct server_pass
 	return 0;
 }
 
-/* The sectors of the pass's rights: its entries in those lists change. */
-static int rights_sectors(struct server_store *st, int64_t pass, struct server_sector_set *set,
-                          struct server_why *why)
+int pass_rights_sectors(struct server_store *st, int64_t pass, int household_only,
+                        struct server_sector_set *set, struct server_why *why)
 {
 	struct server_right *r = NULL;
 	size_t n = 0;
@@ -457,7 +456,8 @@ static int rights_sectors(struct server_store *st, int64_t pass, struct server_s
 		return pass_why_store(why, st, rc, what);
 	}
 	for (size_t i = 0; i < n; i++)
-		pass_changed_add(set, r[i].sector);
+		if (!household_only || r[i].p.scope == PROTO_SCOPE_HOUSEHOLD)
+			pass_changed_add(set, r[i].sector);
 	free(r);
 	return 0;
 }
@@ -489,5 +489,5 @@ int server_pass_revoke(const struct server_desk *d, int64_t id, const char *reas
 	if ((rc = pass_end(st, rc, why)) != 0)
 		return rc;
 	/* committed: a failure to read the sectors now is the caller's to publish them all */
-	return rights_sectors(st, id, changed, why);
+	return pass_rights_sectors(st, id, 0, changed, why);
 }
