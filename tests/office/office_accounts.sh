@@ -14,42 +14,10 @@
 set -eu
 : "${OFFICE:?}"
 HERE=$(cd "$(dirname "$0")" && pwd)
-W=$(mktemp -d "${TMPDIR:-/tmp}/citypass-comptes-XXXXXX")
-. "$HERE/../support/procs.sh"
-cleanup() {
-	sh "$HERE/../support/office_run.sh" stop "$W/s" >/dev/null 2>&1
-	rm -rf "$W"
-}
-on_exit cleanup
-fail() {
-	echo "FAIL: $*" >&2
-	[ ! -f "$W/body" ] || sed -n 's/.*class="erreur"[^>]*><p>\([^<]*\).*/page error: \1/p' "$W/body" >&2
-	[ ! -f "$W/s/office.log" ] || sed 's/^/office: /' "$W/s/office.log" >&2
-	exit 1
-}
-ok() { echo "ok - $*"; }
+OFFICE_TEST=comptes
+. "$HERE/../support/office_lib.sh"
 
-OFFICE_BENCH=0 sh "$HERE/../support/office_run.sh" start "$W/s" >"$W/env" ||
-	fail "office_run.sh start"
-val() { sed -n "s/^$1=//p" "$W/env"; }
-pw_of() { sed -n "s/^LOGIN=$1 PASSWORD=//p" "$W/env"; }
-URL=$(val URL) CA=$(val CA) DATA=$(val DATA)
-[ -n "$URL" ] && [ -n "$DATA" ] || fail "office_run.sh printed: $(cat "$W/env")"
-
-c() {
-	jar=$1
-	shift
-	curl -sS --cacert "$CA" -c "$jar" -b "$jar" -o "$W/body" -w '%{http_code}' "$@"
-}
-body_has() { grep -q -- "$1" "$W/body"; }
-csrf_of_body() { sed -n 's/.*name="csrf" value="\([0-9a-f]*\)".*/\1/p' "$W/body" | head -1; }
-login() {
-	rm -f "$1"
-	c "$1" "$URL/connexion" >/dev/null
-	t=$(csrf_of_body)
-	c "$1" --data-urlencode "csrf=$t" --data-urlencode "identifiant=$2" \
-		--data-urlencode "mot_de_passe=$3" "$URL/connexion"
-}
+office_start OFFICE_BENCH=0
 listed() { "$OFFICE" account list --data "$DATA" | grep "^$1 "; }
 audit_has() { # the administrator's export of the audit log holds a row matching $1
 	[ "$(c "$W/admin" "$URL/audit.csv")" = 200 ] || fail "audit export"

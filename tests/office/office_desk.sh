@@ -13,42 +13,12 @@
 set -eu
 : "${ADMIN:?}" "${OFFICE:?}" "${HIL:?}" "${TOKEN:?}"
 HERE=$(cd "$(dirname "$0")" && pwd)
-W=$(mktemp -d "${TMPDIR:-/tmp}/citypass-desk-XXXXXX")
-. "$HERE/../support/procs.sh"
-cleanup() {
-	sh "$HERE/../support/office_run.sh" stop "$W/s" >/dev/null 2>&1
-	rm -rf "$W"
-}
-on_exit cleanup
-fail() {
-	echo "FAIL: $*" >&2
-	[ ! -f "$W/body" ] || sed -n 's/.*class="erreur"[^>]*><p>\([^<]*\).*/page error: \1/p' "$W/body" >&2
-	[ ! -f "$W/s/office.log" ] || sed 's/^/office: /' "$W/s/office.log" >&2
-	exit 1
-}
-ok() { echo "ok - $*"; }
+OFFICE_TEST=desk
+. "$HERE/../support/office_lib.sh"
 
-export HIL
-sh "$HERE/../support/office_run.sh" start "$W/s" >"$W/env" || fail "office_run.sh start"
-val() { sed -n "s/^$1=//p" "$W/env"; }
-pw_of() { sed -n "s/^LOGIN=$1 PASSWORD=//p" "$W/env"; }
-URL=$(val URL) CA=$(val CA) DATA=$(val DATA) BENCH=$(val BENCH) DESK=$(val DESK)
+office_start HIL="$HIL"
+BENCH=$(val BENCH) DESK=$(val DESK)
 [ -n "$BENCH" ] && [ -n "$DESK" ] || fail "no bench in: $(cat "$W/env")"
-export CITYPASS_DATA="$DATA"
-c() {
-	jar=$1
-	shift
-	curl -sS --cacert "$CA" -c "$jar" -b "$jar" -o "$W/body" -w '%{http_code}' "$@"
-}
-body_has() { grep -q -- "$1" "$W/body"; }
-csrf_of_body() { sed -n 's/.*name="csrf" value="\([0-9a-f]*\)".*/\1/p' "$W/body" | head -1; }
-login() {
-	rm -f "$1"
-	c "$1" "$URL/connexion" >/dev/null
-	t=$(csrf_of_body)
-	c "$1" --data-urlencode "csrf=$t" --data-urlencode "identifiant=$2" \
-		--data-urlencode "mot_de_passe=$3" "$URL/connexion"
-}
 place() { "$HIL" ctl --run-dir "$BENCH" place desk desfire "$@" >/dev/null || fail "place $*"; }
 pass_on_page() { sed -n 's/.*<h1>Pass n° \([0-9]*\)<\/h1>.*/\1/p' "$W/body"; }
 shown() { "$ADMIN" pass show "$1" --json; }

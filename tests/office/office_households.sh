@@ -15,44 +15,12 @@
 set -eu
 : "${ADMIN:?}" "${OFFICE:?}"
 HERE=$(cd "$(dirname "$0")" && pwd)
-W=$(mktemp -d "${TMPDIR:-/tmp}/citypass-foyers-XXXXXX")
-. "$HERE/../support/procs.sh"
-cleanup() {
-	sh "$HERE/../support/office_run.sh" stop "$W/s" >/dev/null 2>&1
-	rm -rf "$W"
-}
-on_exit cleanup
-fail() {
-	echo "FAIL: $*" >&2
-	[ ! -f "$W/body" ] || sed -n 's/.*class="erreur"[^>]*><p>\([^<]*\).*/page error: \1/p' "$W/body" >&2
-	[ ! -f "$W/s/office.log" ] || sed 's/^/office: /' "$W/s/office.log" >&2
-	exit 1
-}
-ok() { echo "ok - $*"; }
+OFFICE_TEST=foyers
+. "$HERE/../support/office_lib.sh"
 
-OFFICE_BENCH=0 sh "$HERE/../support/office_run.sh" start "$W/s" >"$W/env" ||
-	fail "office_run.sh start"
-val() { sed -n "s/^$1=//p" "$W/env"; }
-pw_of() { sed -n "s/^LOGIN=$1 PASSWORD=//p" "$W/env"; }
-URL=$(val URL) CA=$(val CA) DATA=$(val DATA)
+office_start OFFICE_BENCH=0
 PP=$(val PASS_POOL) PL=$(val PASS_LIBRARY)
-export CITYPASS_DATA="$DATA"
-[ -n "$URL" ] && [ -n "$PP" ] && [ -n "$PL" ] || fail "office_run.sh printed: $(cat "$W/env")"
-
-c() {
-	jar=$1
-	shift
-	curl -sS --cacert "$CA" -c "$jar" -b "$jar" -o "$W/body" -w '%{http_code}' "$@"
-}
-body_has() { grep -q -- "$1" "$W/body"; }
-csrf_of_body() { sed -n 's/.*name="csrf" value="\([0-9a-f]*\)".*/\1/p' "$W/body" | head -1; }
-login() {
-	rm -f "$1"
-	c "$1" "$URL/connexion" >/dev/null
-	t=$(csrf_of_body)
-	c "$1" --data-urlencode "csrf=$t" --data-urlencode "identifiant=$2" \
-		--data-urlencode "mot_de_passe=$3" "$URL/connexion"
-}
+[ -n "$PP" ] && [ -n "$PL" ] || fail "office_run.sh printed: $(cat "$W/env")"
 adm() { "$ADMIN" "$@"; }
 household_of() { adm pass show "$1" --json | sed -n 's/.*"household":\([0-9a-z]*\).*/\1/p'; }
 # the newest published version of a sector's list

@@ -22,47 +22,13 @@
 set -eu
 : "${ADMIN:?}" "${OFFICE:?}" "${PROBE:?}"
 HERE=$(cd "$(dirname "$0")" && pwd)
-W=$(mktemp -d "${TMPDIR:-/tmp}/citypass-office-XXXXXX")
-. "$HERE/../support/procs.sh"
-cleanup() {
-	sh "$HERE/../support/office_run.sh" stop "$W/s" >/dev/null 2>&1
-	rm -rf "$W"
-}
-on_exit cleanup
-fail() {
-	echo "FAIL: $*" >&2
-	[ ! -f "$W/s/office.log" ] || sed 's/^/office: /' "$W/s/office.log" >&2
-	exit 1
-}
-ok() { echo "ok - $*"; }
+OFFICE_TEST=office
+. "$HERE/../support/office_lib.sh"
 command -v sqlite3 >/dev/null || fail "sqlite3 is missing"
 
-OFFICE_ARGS="--login-rate 20" sh "$HERE/../support/office_run.sh" start "$W/s" >"$W/env" ||
-	fail "office_run.sh start"
-val() { sed -n "s/^$1=//p" "$W/env"; }
-pw_of() { sed -n "s/^LOGIN=$1 PASSWORD=//p" "$W/env"; }
-URL=$(val URL) CA=$(val CA) DATA=$(val DATA)
+office_start OFFICE_ARGS="--login-rate 20"
 PP=$(val PASS_POOL) PL=$(val PASS_LIBRARY)
-export CITYPASS_DATA="$DATA"
-[ -n "$URL" ] && [ -n "$PP" ] && [ -n "$PL" ] || fail "office_run.sh printed: $(cat "$W/env")"
-
-# c JAR ARGS...: curl through the test CA, the body to $W/body, prints the status
-c() {
-	jar=$1
-	shift
-	curl -sS --cacert "$CA" -c "$jar" -b "$jar" -o "$W/body" -D "$W/headers" \
-		-w '%{http_code}' "$@"
-}
-body_has() { grep -q -- "$1" "$W/body"; }
-csrf_of_body() { sed -n 's/.*name="csrf" value="\([0-9a-f]*\)".*/\1/p' "$W/body" | head -1; }
-# login JAR LOGIN PASSWORD: the status of the POST
-login() {
-	rm -f "$1"
-	[ "$(c "$1" "$URL/connexion")" = 200 ] || fail "GET /connexion"
-	t=$(csrf_of_body)
-	c "$1" --data-urlencode "csrf=$t" --data-urlencode "identifiant=$2" \
-		--data-urlencode "mot_de_passe=$3" "$URL/connexion"
-}
+[ -n "$PP" ] && [ -n "$PL" ] || fail "office_run.sh printed: $(cat "$W/env")"
 state_of() { "$ADMIN" pass show "$1" --json | sed -n 's/.*"state":"\([a-z]*\)".*/\1/p'; }
 
 # --- cookies and login --------------------------------------------------------------------
