@@ -2,14 +2,15 @@
 # IPv6 (issue 15, item 8): citypass-server on [::] serves IPv6 and IPv4 gates on one
 # socket; a gate whose bundle names the server as [::1]:PORT and one that names it
 # 127.0.0.1:PORT both get their list and decide; a server on [::1] alone serves IPv6.
-# Bad addresses are refused with a sentence.
-# Env: ADMIN SERVER HIL CONTROLLER TOKEN.
+# Bad addresses are refused with a sentence. Run on sqlite (sync_ipv6) and on PostgreSQL
+# (sync_ipv6_pg: CITYPASS_TEST_PG, tests/support/pg_run.sh).
+# Env: ADMIN SERVER HIL CONTROLLER TOKEN [CITYPASS_TEST_PG].
 . "$(dirname "$0")/lib.sh"
 
 [ -r /proc/net/if_inet6 ] && grep -q '^00000000000000000000000000000001 ' /proc/net/if_inet6 ||
 	fail "this machine has no IPv6 loopback (::1): the test needs one"
 
-deployment pool
+deployment pool ${CITYPASS_TEST_PG:+--store "$CITYPASS_TEST_PG"}
 adm site add pool-n --sector pool >/dev/null
 start_bench pool-6 pool-4
 PORT=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 40000))
