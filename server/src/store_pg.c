@@ -85,6 +85,67 @@ void pgp_blob_counted(struct pg *q, struct pg_params *p, const void *data, size_
 	pgp_blob(p, data, len);
 }
 
+static void arr_put(struct pg_array *a, const char *s, size_t n)
+{
+	if (a->oom)
+		return;
+	if (a->len + n + 2 > a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 256;
+		while (cap < a->len + n + 2)
+			cap *= 2;
+		char *b = realloc(a->buf, cap);
+		if (!b) {
+			a->oom = 1;
+			return;
+		}
+		a->buf = b;
+		a->cap = cap;
+	}
+	memcpy(a->buf + a->len, s, n);
+	a->len += n;
+	a->buf[a->len] = '\0';
+}
+
+void pg_arr_i64(struct pg_array *a, int64_t v)
+{
+	char num[24];
+	int n = snprintf(num, sizeof(num), "%s%lld", a->len ? "," : "{", (long long)v);
+	arr_put(a, num, (size_t)n);
+}
+
+void pg_arr_hex(struct pg_array *a, const void *data, size_t len)
+{
+	static const char digits[] = "0123456789abcdef";
+	const uint8_t *b = data;
+	char hex[64];
+	arr_put(a, a->len ? "," : "{", 1);
+	for (size_t i = 0; i < len;) {
+		size_t h = 0;
+		for (; i < len && h < sizeof(hex); i++) {
+			hex[h++] = digits[b[i] >> 4];
+			hex[h++] = digits[b[i] & 15];
+		}
+		arr_put(a, hex, h);
+	}
+}
+
+int pg_arr_params(struct pg_params *p, struct pg_array *a, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		arr_put(&a[i], a[i].len ? "}" : "{}", a[i].len ? 1 : 2);
+		if (a[i].oom)
+			return SERVER_ERR_NOMEM;
+		pgp_text(p, a[i].buf);
+	}
+	return 0;
+}
+
+void pg_arr_free(struct pg_array *a, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(a[i].buf);
+}
+
 void pgp_profile(struct pg_params *p, const struct proto_rights_profile *pr)
 {
 	pgp_i64(p, pr->product);

@@ -6,7 +6,6 @@
  * what differs is what "no copy left" can mean, said at pg_erase_flush.
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "server/passes.h"
@@ -136,24 +135,6 @@ int pg_erase_flush(void *ctx)
  */
 #define MIGRATE_CHUNK 1000
 
-static int buf_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
-{
-	if (*len + n + 1 > *cap) {
-		size_t c = *cap ? *cap * 2 : 4096;
-		while (c < *len + n + 1)
-			c *= 2;
-		char *b = realloc(*buf, c);
-		if (!b)
-			return SERVER_ERR_NOMEM;
-		*buf = b;
-		*cap = c;
-	}
-	memcpy(*buf + *len, s, n);
-	*len += n;
-	(*buf)[*len] = '\0';
-	return 0;
-}
-
 int pg_migrate_6_to_7(struct pg *q)
 {
 	static const char read_sql[] =
@@ -161,49 +142,33 @@ int pg_migrate_6_to_7(struct pg *q)
 	static const char set_sql[] =
 	        "UPDATE passes p SET holder_key = convert_from(decode(u.k, 'hex'), 'UTF8')"
 	        " FROM unnest($1::bigint[], $2::text[]) AS u(id, k) WHERE p.id = u.id";
-	static const char digits[] = "0123456789abcdef";
 	int rc = pg_exec(q, "ALTER TABLE passes ADD COLUMN holder_key TEXT NOT NULL DEFAULT ''");
-	char *ids = NULL, *keys = NULL;
-	size_t ids_cap = 0, keys_cap = 0;
 	int64_t after = 0;
 	for (int rows = MIGRATE_CHUNK; rc == 0 && rows == MIGRATE_CHUNK;) {
 		PGresult *r = NULL;
 		struct pg_params p;
+		struct pg_array col[2]; /* ids, folded names */
+		memset(col, 0, sizeof(col));
 		pgp_init(&p);
 		pgp_i64(&p, after);
 		pgp_i64(&p, MIGRATE_CHUNK);
 		rc = pg_query(q, read_sql, &p, &r);
 		rows = rc ? 0 : PQntuples(r);
-		size_t ids_len = 0, keys_len = 0;
-		for (int i = 0; rc == 0 && i < rows; i++) {
+		for (int i = 0; i < rows; i++) {
 			char holder[SERVER_TEXT_MAX], key[SERVER_TEXT_MAX * 2];
-			char num[24], hex[SERVER_TEXT_MAX * 4 + 2];
 			after = pg_i64(r, i, 0);
 			pg_copy_text(holder, sizeof(holder), r, i, 1);
 			server_text_fold(holder, key, sizeof(key));
-			int n = snprintf(num, sizeof(num), "%s%lld", i ? "," : "{",
-			                 (long long)after);
-			size_t h = 0;
-			hex[h++] = i ? ',' : '{';
-			for (const unsigned char *c = (const unsigned char *)key; *c; c++) {
-				hex[h++] = digits[*c >> 4];
-				hex[h++] = digits[*c & 15];
-			}
-			rc = buf_append(&ids, &ids_len, &ids_cap, num, (size_t)n);
-			if (rc == 0)
-				rc = buf_append(&keys, &keys_len, &keys_cap, hex, h);
+			pg_arr_i64(&col[0], after);
+			pg_arr_hex(&col[1], key, strlen(key));
 		}
 		PQclear(r);
-		if (rc == 0 && rows > 0 &&
-		    (rc = buf_append(&ids, &ids_len, &ids_cap, "}", 1)) == 0 &&
-		    (rc = buf_append(&keys, &keys_len, &keys_cap, "}", 1)) == 0) {
+		if (rc == 0 && rows > 0) {
 			pgp_init(&p);
-			pgp_text(&p, ids);
-			pgp_text(&p, keys);
-			rc = pg_query(q, set_sql, &p, NULL);
+			if ((rc = pg_arr_params(&p, col, 2)) == 0)
+				rc = pg_query(q, set_sql, &p, NULL);
 		}
+		pg_arr_free(col, 2);
 	}
-	free(ids);
-	free(keys);
 	return rc;
 }

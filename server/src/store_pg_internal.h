@@ -64,6 +64,24 @@ void pgp_blob(struct pg_params *p, const void *data, size_t len);
 /* ... and counted as written (server_store_counters) */
 void pgp_blob_counted(struct pg *q, struct pg_params *p, const void *data, size_t len);
 
+/*
+ * A column of many rows as one array parameter, unnest()ed into rows by the statement,
+ * instead of one round trip per row. Arrays are written as text ("{1,2,3}"): numbers and
+ * hex only, nothing that needs quoting. Zero-initialise, add elements, then pg_arr_params
+ * closes them and adds them as parameters (SERVER_ERR_NOMEM if any failed to grow);
+ * pg_arr_free after the statement.
+ */
+struct pg_array {
+	char *buf;
+	size_t len, cap;
+	int oom;
+};
+void pg_arr_i64(struct pg_array *a, int64_t v);
+/* len bytes as hex: decode(x, 'hex') in the statement gives them back */
+void pg_arr_hex(struct pg_array *a, const void *data, size_t len);
+int pg_arr_params(struct pg_params *p, struct pg_array *a, size_t n);
+void pg_arr_free(struct pg_array *a, size_t n);
+
 /* The channel every instance listens on; the payload is the sector (or "keys"). */
 #define PG_CHANNEL "citypass_changed"
 /* Announce a change to every listening instance, at the commit of this transaction. */

@@ -31,74 +31,8 @@ static int acked_epoch(struct pg *q, const char *device, int64_t epoch, int stre
 	return rc;
 }
 
-/*
- * A batch goes in as one statement per stream (issue 16, item 5): each column a PostgreSQL
- * array parameter, unnest()ed into rows, instead of one round trip per row. Arrays are
- * written as text ("{1,2,3}"): numbers and hex only, nothing that needs quoting.
- */
-struct pg_array {
-	char *buf;
-	size_t len, cap;
-	int oom;
-};
-
-static void arr_put(struct pg_array *a, const char *s, size_t n)
-{
-	if (a->oom)
-		return;
-	if (a->len + n + 2 > a->cap) {
-		size_t cap = a->cap ? a->cap * 2 : 256;
-		while (cap < a->len + n + 2)
-			cap *= 2;
-		char *b = realloc(a->buf, cap);
-		if (!b) {
-			a->oom = 1;
-			return;
-		}
-		a->buf = b;
-		a->cap = cap;
-	}
-	memcpy(a->buf + a->len, s, n);
-	a->len += n;
-	a->buf[a->len] = '\0';
-}
-
-static void arr_i64(struct pg_array *a, int64_t v)
-{
-	char num[24];
-	int n = snprintf(num, sizeof(num), "%s%lld", a->len ? "," : "{", (long long)v);
-	arr_put(a, num, (size_t)n);
-}
-
-static void arr_hex(struct pg_array *a, const uint8_t *b, size_t len)
-{
-	static const char digits[] = "0123456789abcdef";
-	char hex[2 * PROTO_LIST_KEY_LEN + 1];
-	arr_put(a, a->len ? "," : "{", 1);
-	for (size_t i = 0; i < len && i < PROTO_LIST_KEY_LEN; i++) {
-		hex[2 * i] = digits[b[i] >> 4];
-		hex[2 * i + 1] = digits[b[i] & 15];
-	}
-	arr_put(a, hex, 2 * (len < PROTO_LIST_KEY_LEN ? len : PROTO_LIST_KEY_LEN));
-}
-
-/* Close n arrays ("{}" for none) and add them as parameters; SERVER_ERR_NOMEM. */
-static int arr_params(struct pg_params *p, struct pg_array *a, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		arr_put(&a[i], a[i].len ? "}" : "{}", a[i].len ? 1 : 2);
-		if (a[i].oom)
-			return SERVER_ERR_NOMEM;
-		pgp_text(p, a[i].buf);
-	}
-	return 0;
-}
-
-static void arr_free(struct pg_array *a, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(a[i].buf);
-}
+/* A batch goes in as one statement per stream (issue 16, item 5): each column a PostgreSQL
+ * array parameter (pg_arr_*), unnest()ed into rows, instead of one round trip per row. */
 
 static int ingest_stats(struct pg *q, const char *device, int64_t epoch,
                         const Citypass__EventBatch *b, uint64_t done, uint64_t *high)
@@ -117,17 +51,17 @@ static int ingest_stats(struct pg *q, const char *device, int64_t epoch,
 		if (e->seq <= done)
 			continue;
 		if (e->seq > INT64_MAX) {
-			arr_free(col, COLS);
+			pg_arr_free(col, COLS);
 			return SERVER_ERR_INVALID;
 		}
-		arr_i64(&col[SEQ], (int64_t)e->seq);
-		arr_i64(&col[SITE], e->site);
-		arr_i64(&col[GATE], e->gate);
-		arr_i64(&col[SECTOR], e->sector);
-		arr_i64(&col[PRODUCT], e->product);
-		arr_i64(&col[OUTCOME], e->outcome);
-		arr_i64(&col[REASON], e->reason);
-		arr_i64(&col[QUARTER], e->quarter_hour);
+		pg_arr_i64(&col[SEQ], (int64_t)e->seq);
+		pg_arr_i64(&col[SITE], e->site);
+		pg_arr_i64(&col[GATE], e->gate);
+		pg_arr_i64(&col[SECTOR], e->sector);
+		pg_arr_i64(&col[PRODUCT], e->product);
+		pg_arr_i64(&col[OUTCOME], e->outcome);
+		pg_arr_i64(&col[REASON], e->reason);
+		pg_arr_i64(&col[QUARTER], e->quarter_hour);
 		if (e->seq > *high)
 			*high = e->seq;
 		rows++;
@@ -136,10 +70,10 @@ static int ingest_stats(struct pg *q, const char *device, int64_t epoch,
 	pgp_init(&p);
 	pgp_text(&p, device);
 	pgp_i64(&p, epoch);
-	int rc = rows ? arr_params(&p, col, COLS) : 0;
+	int rc = rows ? pg_arr_params(&p, col, COLS) : 0;
 	if (rc == 0 && rows)
 		rc = pg_query(q, sql, &p, NULL);
-	arr_free(col, COLS);
+	pg_arr_free(col, COLS);
 	return rc;
 }
 
@@ -180,12 +114,14 @@ static int ingest_consumption(struct pg *q, const char *device, int64_t epoch,
 		const Citypass__ConsumptionEvent *e = b->consumption[i];
 		if (e->seq <= done)
 			continue;
-		arr_i64(&col[SEQ], (int64_t)e->seq);
-		arr_i64(&col[SECTOR], e->sector);
-		arr_hex(&col[PSEUDONYM], e->pseudonym.data, e->pseudonym.len);
-		arr_i64(&col[PRODUCT], e->product);
-		arr_i64(&col[COUNT], e->count);
-		arr_i64(&col[PERIOD], e->period);
+		pg_arr_i64(&col[SEQ], (int64_t)e->seq);
+		pg_arr_i64(&col[SECTOR], e->sector);
+		pg_arr_hex(&col[PSEUDONYM], e->pseudonym.data,
+		           e->pseudonym.len < PROTO_LIST_KEY_LEN ? e->pseudonym.len
+		                                                 : PROTO_LIST_KEY_LEN);
+		pg_arr_i64(&col[PRODUCT], e->product);
+		pg_arr_i64(&col[COUNT], e->count);
+		pg_arr_i64(&col[PERIOD], e->period);
 		if (e->seq > *high)
 			*high = e->seq;
 	}
@@ -195,9 +131,9 @@ static int ingest_consumption(struct pg *q, const char *device, int64_t epoch,
 	pgp_i64(&p, epoch);
 	pgp_i64(&p, pos);
 	pgp_i64(&p, (int64_t)time(NULL)); /* issue 17: the server's own clock judges retention */
-	if ((rc = arr_params(&p, col, COLS)) == 0)
+	if ((rc = pg_arr_params(&p, col, COLS)) == 0)
 		rc = pg_query(q, sql, &p, NULL);
-	arr_free(col, COLS);
+	pg_arr_free(col, COLS);
 	return rc;
 }
 
