@@ -765,7 +765,8 @@ static int cmd_run(int argc, char **argv)
 /* --- ctl ---------------------------------------------------------------------------- */
 
 static const char ctl_usage[] =
-        "usage: citypass-hil ctl --run-dir DIR [--wait SECONDS] COMMAND [ARG...]\n"
+        "usage: citypass-hil ctl --run-dir DIR [--wait SECONDS] [--within SECONDS] COMMAND "
+        "[ARG...]\n"
         "Sends one command to a running bench and prints its answer; exit 0 if it succeeded,\n"
         "1 if the bench refused it, 2 on bad usage or when no bench answers.\n"
         "Commands (docs/hil.md):\n"
@@ -776,7 +777,10 @@ static const char ctl_usage[] =
         "  qr READER TEXT | gate READER [relay=open|closed] [led=COLOUR] [display=TEXT]\n"
         "  unplug READER [reader|scanner] | plug READER [reader|scanner]\n"
         "  fault READER none|garbage|silent\n"
-        "  quit\n";
+        "  quit\n"
+        "  tap READER WHAT... | scan READER TEXT  (place WHAT, or scan TEXT, then wait here\n"
+        "      for the gate's decision after it and print its gate line; --within SECONDS,\n"
+        "      15 by default)\n";
 
 static int connect_control(const char *run_dir, double wait_s)
 {
@@ -797,16 +801,131 @@ static int connect_control(const char *run_dir, double wait_s)
 	}
 }
 
+/* One request on a connection of its own; its answer's payload lines into out (NUL
+ * terminated, cut at cap). Returns 0 (ok), EXIT_REFUSED (the first line in out) or
+ * EXIT_USAGE (no bench). */
+static int ctl_request(const char *run_dir, double wait_s, const char *line, char *out, size_t cap)
+{
+	out[0] = '\0';
+	int fd = connect_control(run_dir, wait_s);
+	if (fd < 0) {
+		snprintf(out, cap, "no bench answers at %s/control.sock: %s", run_dir,
+		         strerror(errno));
+		return EXIT_USAGE;
+	}
+	size_t len = strlen(line);
+	if (write(fd, line, len) != (ssize_t)len) {
+		snprintf(out, cap, "cannot send to the bench: %s", strerror(errno));
+		close(fd);
+		return EXIT_USAGE;
+	}
+	FILE *in = fdopen(fd, "r");
+	char ans[4096];
+	size_t used = 0;
+	int first = 1, status = EXIT_USAGE;
+	while (in && fgets(ans, sizeof(ans), in)) {
+		if (strcmp(ans, ".\n") == 0)
+			break;
+		const char *text = ans;
+		if (first) {
+			first = 0;
+			status = strncmp(ans, "ok", 2) == 0 ? 0 : EXIT_REFUSED;
+			if (status == 0)
+				text = ans[2] == ' ' ? ans + 3 : ans + 2;
+		}
+		int n = snprintf(out + used, cap - used, "%s", text);
+		if (n > 0)
+			used += (size_t)n < cap - used ? (size_t)n : cap - used - 1;
+	}
+	if (in)
+		fclose(in);
+	else
+		close(fd);
+	if (first)
+		snprintf(out, cap, "the bench closed the connection without answering");
+	return status;
+}
+
+/*
+ * ctl tap READER WHAT... / ctl scan READER TEXT: the placement (or the scan) and the wait
+ * for the gate's decision in one process, which sleeps while the controller works. The
+ * shell's loop around `place` used to fork date, sleep and another ctl in the middle of
+ * the tap: on a 2-core machine that took the CPU the controller and the emulated chip
+ * needed, and bench_tap charged it to the controller. The first look is after 100 ms (a
+ * tap at 115 200 baud takes 30-80), then every 20 ms: one short request each.
+ */
+static int ctl_tap(const char *run_dir, double wait_s, long within_s, const char *verb, char **argv,
+                   int argc)
+{
+	char line[4096], ans[16384];
+	size_t len = 0;
+	int n = snprintf(line, sizeof(line), "%s", strcmp(verb, "scan") == 0 ? "qr" : "place");
+	len = (size_t)n;
+	for (int i = 0; i < argc; i++) {
+		n = snprintf(line + len, sizeof(line) - len, " %s", argv[i]);
+		if (n < 0 || (size_t)n >= sizeof(line) - len - 1 || strchr(argv[i], '\n')) {
+			fprintf(stderr, "citypass-hil: command too long or contains a newline\n");
+			return EXIT_USAGE;
+		}
+		len += (size_t)n;
+	}
+	line[len++] = '\n';
+	line[len] = '\0';
+	const long long since = bench_now_us();
+	int rc = ctl_request(run_dir, wait_s, line, ans, sizeof(ans));
+	if (rc != 0) {
+		fprintf(stderr, "citypass-hil: %s", ans);
+		return rc;
+	}
+	char query[256];
+	n = snprintf(query, sizeof(query), "outputs %s since=%lld\n", argv[0], since);
+	if (n < 0 || (size_t)n >= sizeof(query)) {
+		fprintf(stderr, "citypass-hil: reader name too long\n");
+		return EXIT_USAGE;
+	}
+	const long long deadline = since + within_s * 1000000LL;
+	long long pause_us = 100000;
+	for (;;) {
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = pause_us * 1000};
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+		pause_us = 20000;
+		rc = ctl_request(run_dir, wait_s, query, ans, sizeof(ans));
+		if (rc != 0) {
+			fprintf(stderr, "citypass-hil: %s", ans);
+			return rc;
+		}
+		/* the first decision: a gate line lighting the LED green, red or amber */
+		for (char *l = ans, *e; *l; l = e + 1) {
+			e = strchr(l, '\n');
+			if (!e)
+				break;
+			*e = '\0';
+			if (strstr(l, " led=green") || strstr(l, " led=red") ||
+			    strstr(l, " led=amber")) {
+				printf("%s\n", l);
+				return 0;
+			}
+		}
+		if (bench_now_us() >= deadline) {
+			fprintf(stderr, "citypass-hil: no gate decision at %s within %ld s\n",
+			        argv[0], within_s);
+			return EXIT_REFUSED;
+		}
+	}
+}
+
 static int cmd_ctl(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	        {"run-dir", required_argument, NULL, 'd'},
 	        {"wait", required_argument, NULL, 'w'},
+	        {"within", required_argument, NULL, 'i'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	const char *run_dir = getenv("CITYPASS_HIL_DIR");
-	long wait_s = 0;
+	long wait_s = 0, within_s = 15;
 	int c;
 	optind = 1;
 	/* '+': stop at the first non-option, so a display text may start with '-' */
@@ -817,6 +936,10 @@ static int cmd_ctl(int argc, char **argv)
 			break;
 		case 'w':
 			if (parse_long(optarg, "--wait", 0, 600, &wait_s))
+				return EXIT_USAGE;
+			break;
+		case 'i':
+			if (parse_long(optarg, "--within", 1, 600, &within_s))
 				return EXIT_USAGE;
 			break;
 		case 'h':
@@ -830,6 +953,14 @@ static int cmd_ctl(int argc, char **argv)
 	if (!run_dir || optind >= argc) {
 		fputs(ctl_usage, stderr);
 		return EXIT_USAGE;
+	}
+	if ((strcmp(argv[optind], "tap") == 0 || strcmp(argv[optind], "scan") == 0)) {
+		if (argc - optind < 3) {
+			fputs(ctl_usage, stderr);
+			return EXIT_USAGE;
+		}
+		return ctl_tap(run_dir, (double)wait_s, within_s, argv[optind], argv + optind + 1,
+		               argc - optind - 1);
 	}
 	char line[4096];
 	size_t len = 0;

@@ -50,6 +50,32 @@ expect_in "$status" 'reader gate-b .*relay=closed led=red' "status shows gate-b'
 grep -q 'gate-b gate relay=closed led=red display=Carte révoquée' "$BENCH_DIR/events.log" ||
 	fail "events.log lacks the gate-b event"
 
+# ctl tap / scan: the placement and the wait for the gate's decision in one process. The
+# decision here is the bench's own gate command (no controller), sent while tap waits; a
+# gate line without a decision (led=off) is not taken for one.
+(sleep 0.3 && ctl gate gate-b relay=closed led=off display= &&
+	ctl gate gate-b relay=open led=green display=Bienvenue) &
+gate_pid=$!
+out=$(ctl tap gate-b uid-only)
+wait $gate_pid || fail "the gate command beside ctl tap failed"
+expect_in "$out" '^[0-9]+ gate-b gate relay=open led=green display=Bienvenue$' "tap: the decision after the placement"
+(sleep 0.3 && ctl gate gate-b led=amber display=Reessayez) &
+gate_pid=$!
+out=$(ctl scan gate-b 'CPQ1.x')
+wait $gate_pid || fail "the gate command beside ctl scan failed"
+expect_in "$out" '^[0-9]+ gate-b gate relay=open led=amber display=Reessayez$' "scan: the decision after the line"
+# nothing decides: exit 1 after --within, naming the reader; a bad reader: refused at once
+set +e
+msg=$(ctl --within 1 tap gate-b uid-only 2>&1)
+rc=$?
+set -e
+[ $rc -eq 1 ] || fail "tap without a decision must exit 1 (got $rc)"
+expect_in "$msg" "no gate decision at gate-b within 1 s" "tap names the reader that decided nothing"
+if msg=$(ctl tap nowhere classic 2>&1); then fail "tap on an unknown reader accepted"; fi
+expect_in "$msg" "no reader named 'nowhere'" "tap names the unknown reader"
+if msg=$(ctl --within 0 tap gate-b classic 2>&1); then fail "--within 0 accepted"; fi
+expect_in "$msg" "'0' is not valid" "names the bad --within"
+
 # a clean stop: the control socket and the reader links go away
 ctl quit
 wait "$BENCH_PID" || fail "bench exited with an error"
