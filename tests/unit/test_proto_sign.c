@@ -63,6 +63,59 @@ static void test_rfc6979_vector_verifies(void **state)
 	proto_key_free(k);
 }
 
+/*
+ * RFC 6979 A.2.5 again, from the signing side: the private key x as a SEC1 ECPrivateKey
+ * (RFC 5915, without the optional public key), and the signature of "test" with SHA-256,
+ * whose r needs a leading zero in DER and whose s does not. Deterministic ECDSA gives
+ * exactly these bytes whatever the blinding, so this checks the nonce derivation and the
+ * DER writing of proto_sign against the RFC, not against our own verifier.
+ */
+static const uint8_t rfc6979_sec1_private[] = {
+        0x30, 0x31, 0x02, 0x01, 0x01, 0x04, 0x20,
+        /* x */
+        0xC9, 0xAF, 0xA9, 0xD8, 0x45, 0xBA, 0x75, 0x16, 0x6B, 0x5C, 0x21, 0x57, 0x67, 0xB1, 0xD6,
+        0x93, 0x4E, 0x50, 0xC3, 0xDB, 0x36, 0xE8, 0x9B, 0x12, 0x7B, 0x8A, 0x62, 0x2B, 0x12, 0x0F,
+        0x67, 0x21,
+        /* [0] namedCurve prime256v1 */
+        0xA0, 0x0A, 0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07};
+
+static const uint8_t rfc6979_sig_test[] = {
+        0x30, 0x45, 0x02, 0x21, 0x00,
+        /* r */
+        0xF1, 0xAB, 0xB0, 0x23, 0x51, 0x83, 0x51, 0xCD, 0x71, 0xD8, 0x81, 0x56, 0x7B, 0x1E, 0xA6,
+        0x63, 0xED, 0x3E, 0xFC, 0xF6, 0xC5, 0x13, 0x2B, 0x35, 0x4F, 0x28, 0xD3, 0xB0, 0xB7, 0xD3,
+        0x83, 0x67, 0x02, 0x20,
+        /* s */
+        0x01, 0x9F, 0x41, 0x13, 0x74, 0x2A, 0x2B, 0x14, 0xBD, 0x25, 0x92, 0x6B, 0x49, 0xC6, 0x49,
+        0x15, 0x5F, 0x26, 0x7E, 0x60, 0xD3, 0x81, 0x4B, 0x4C, 0x0C, 0xC8, 0x42, 0x50, 0xE4, 0x6F,
+        0x00, 0x83};
+
+static void test_rfc6979_vector_signs(void **state)
+{
+	(void)state;
+	struct proto_key *k = NULL, *pub = NULL;
+	assert_int_equal(proto_key_parse(&k, rfc6979_sec1_private, sizeof(rfc6979_sec1_private)),
+	                 0);
+	assert_true(proto_key_is_private(k));
+	/* the key is the RFC's: its public half is the RFC's U */
+	assert_int_equal(proto_key_parse_public(&pub, rfc6979_spki, sizeof(rfc6979_spki)), 0);
+	assert_true(proto_key_same_public(k, pub));
+	uint8_t sig[PROTO_SIG_MAX];
+	size_t len = 0;
+	assert_int_equal(proto_sign(k, (const uint8_t *)"sample", 6, sig, &len), 0);
+	assert_int_equal(len, sizeof(rfc6979_sig_sample));
+	assert_memory_equal(sig, rfc6979_sig_sample, len);
+	assert_int_equal(proto_sign(k, (const uint8_t *)"test", 4, sig, &len), 0);
+	assert_int_equal(len, sizeof(rfc6979_sig_test));
+	assert_memory_equal(sig, rfc6979_sig_test, len);
+	/* and the RFC's "test" signature verifies under the RFC's public key */
+	assert_int_equal(proto_verify(pub, (const uint8_t *)"test", 4, rfc6979_sig_test,
+	                              sizeof(rfc6979_sig_test)),
+	                 0);
+	proto_key_free(k);
+	proto_key_free(pub);
+}
+
 static void test_sign_then_verify_and_tamper(void **state)
 {
 	(void)state;
@@ -401,6 +454,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_rfc6979_vector_verifies),
+	        cmocka_unit_test(test_rfc6979_vector_signs),
 	        cmocka_unit_test(test_non_canonical_der_refused),
 	        cmocka_unit_test(test_sign_then_verify_and_tamper),
 	        cmocka_unit_test(test_public_key_cannot_sign),
