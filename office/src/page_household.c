@@ -233,6 +233,16 @@ static void render_household(struct office_req *q, int64_t id, int status, const
 	office_page_end(q, status);
 }
 
+/* A change done to a household the agent no longer sees (removed, or left with none of
+ * the agent's passes): the confirmation, and the way back to the list. */
+static void confirm_to_list(struct office_req *q, const char *msg)
+{
+	office_page_begin(q, "Foyers");
+	office_msg_ok(q, msg);
+	fputs("<p><a href=\"/foyers\">Retour aux foyers</a></p>", q->page);
+	office_page_end(q, 200);
+}
+
 /* After a change: the publish summary after the confirmation, or the refusal. */
 static void after(struct office_req *q, int64_t id, int rc, const char *ok, const char *action_fr,
                   const struct server_sector_set *changed, const struct server_why *why)
@@ -242,6 +252,16 @@ static void after(struct office_req *q, int64_t id, int rc, const char *ok, cons
 		if (changed)
 			office_publish_changed(q, changed, pub, sizeof(pub));
 		snprintf(msg, sizeof(msg), "%s%s%s", ok, pub[0] ? " " : "", pub);
+		/* the agent's last pass taken out of a household of several services: done and
+		 * audited, and the household is now out of the agent's sight (no 404 for it) */
+		struct server_household_view v;
+		struct server_why gone = {""};
+		if (server_household_read(&q->desk, id, &v, &gone) != 0)
+			return confirm_to_list(q, msg);
+		const int seen = household_scope(q, &v);
+		server_household_view_free(&v);
+		if (seen < 1)
+			return confirm_to_list(q, msg);
 		return render_household(q, id, 200, msg, NULL, NULL);
 	}
 	refusal_fr(msg, sizeof(msg), action_fr, rc);
@@ -320,10 +340,7 @@ static void act_remove(struct office_req *q, int64_t id)
 	char pub[512] = "", msg[sizeof(pub) + 64];
 	office_publish_changed(q, &changed, pub, sizeof(pub));
 	snprintf(msg, sizeof(msg), "Foyer supprimé. %s", pub);
-	office_page_begin(q, "Foyers");
-	office_msg_ok(q, msg);
-	fputs("<p><a href=\"/foyers\">Retour aux foyers</a></p>", q->page);
-	office_page_end(q, 200);
+	confirm_to_list(q, msg);
 }
 
 void office_page_household(struct office_req *q, const char *rest)

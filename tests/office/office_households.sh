@@ -150,6 +150,15 @@ for a in renommer supprimer; do
 	[ "$st" = 404 ] || fail "a pool agent's $a on a mixed household answered $st"
 done
 adm household show mixte >/dev/null || fail "the mixed household was renamed or removed"
+# the pool agent takes the pool's one pass out of the mixed household: done, confirmed, and
+# the household (now the library's alone) is no longer the pool agent's to see
+st=$(c "$W/pool" --data-urlencode "csrf=$C" --data-urlencode "pass=$pm" "$URL/foyer/$HX/retirer")
+[ "$st" = 200 ] || fail "taking the pool's last pass out of a mixed household answered $st"
+body_has "Pass retiré du foyer" || fail "no confirmation of the move out of the mixed household"
+body_has "Lucie" && fail "the confirmation shows the library's member"
+body_has "mixte" && fail "the confirmation names a household the agent no longer sees"
+[ "$(household_of "$pm")" = null ] || fail "pass $pm is still in the mixed household"
+[ "$(c "$W/pool" "$URL/foyer/$HX")" = 404 ] || fail "the pool agent still reads the household"
 c "$W/lib" "$URL/foyers" >/dev/null
 [ "$(c "$W/lib" "$URL/foyer/$HM")" = 404 ] || fail "a library agent reads the pool household"
 ok "a pool agent refused on the library household and pass, and on a mixed household as a whole (404, nothing changed); the library agent on the pool's"
