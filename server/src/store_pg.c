@@ -988,6 +988,19 @@ static int pg_right_set(void *ctx, const struct server_right *rt)
 	return pg_query(ctx, sql, &p, NULL);
 }
 
+static int pg_right_add(void *ctx, const struct server_right *rt)
+{
+	static const char sql[] = "INSERT INTO rights(pass, sector, " PG_PROFILE_COLS ")"
+	                          " VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+	                          " ON CONFLICT DO NOTHING";
+	struct pg_params p;
+	pgp_init(&p);
+	pgp_i64(&p, rt->pass);
+	pgp_i64(&p, rt->sector);
+	pgp_profile(&p, &rt->p);
+	return insert_new(ctx, sql, &p, NULL);
+}
+
 static int pg_right_delete(void *ctx, int64_t pass, uint16_t sector)
 {
 	static const char sql[] = "DELETE FROM rights WHERE pass = $1 AND sector = $2";
@@ -1153,6 +1166,7 @@ static const struct server_store_ops pg_ops = {
         .pass_id_get = pg_pass_id_get,
         .pass_id_find = pg_pass_id_find,
         .right_set = pg_right_set,
+        .right_add = pg_right_add,
         .right_delete = pg_right_delete,
         .rights_of_pass = pg_rights_of_pass,
         .profiles = pg_profiles,

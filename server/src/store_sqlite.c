@@ -460,17 +460,22 @@ static int sq_device_revoke(void *ctx, const char *id)
 
 /* --- households ------------------------------------------------------------------------- */
 
-/* The statements an import runs for every line are prepared once per connection. */
+/* The statements an import runs for every line are prepared once per connection. An
+ * INSERT that fires a trigger and may fail on a constraint (ABORT, the default) makes
+ * sqlite keep a statement journal: a copy of every page the statement changes, which an
+ * import of a million passes made in /var/tmp, twice per page and per line (half of its
+ * time). OR FAIL needs none and changes nothing here: the row's constraints are all
+ * checked before anything is written, and the AFTER triggers' own inserts cannot fail. */
 static const char household_add_sql[] = "INSERT INTO households(name) VALUES(?)";
 static const char household_find_sql[] = "SELECT id FROM households WHERE name=?";
 static const char tag_add_sql[] =
-        "INSERT INTO household_tags(household, sector, tag) VALUES(?,?,?)";
+        "INSERT OR FAIL INTO household_tags(household, sector, tag) VALUES(?,?,?)";
 static const char tag_get_sql[] = "SELECT tag FROM household_tags WHERE household=? AND sector=?";
 static const char pass_add_sql[] =
         "INSERT INTO passes(holder, household, state, reason, medium, replaced_by, created,"
         " import_id, holder_key) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char pass_id_add_sql[] =
-        "INSERT INTO pass_ids(pass, sector, ident, listkey) VALUES(?,?,?,?)";
+        "INSERT OR FAIL INTO pass_ids(pass, sector, ident, listkey) VALUES(?,?,?,?)";
 
 /* The first column of the one row of a cached statement (reset, not finalized). */
 static int one_int64_cached(struct sq *q, sqlite3_stmt *st, int64_t *out)
@@ -816,18 +821,30 @@ static int sq_pass_id_find(void *ctx, uint16_t sector, const uint8_t id[SERVER_P
 
 static const char right_set_sql[] =
         "INSERT OR REPLACE INTO rights(pass, sector, " PROFILE_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?)";
+/* OR FAIL: no statement journal (see household_add_sql); REPLACE needs one */
+static const char right_add_sql[] =
+        "INSERT OR FAIL INTO rights(pass, sector, " PROFILE_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?)";
 
-static int sq_right_set(void *ctx, const struct server_right *r)
+static int right_insert(struct sq *q, const char *sql, const struct server_right *r)
 {
-	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = sq_cached(q, &st, right_set_sql);
+	int rc = sq_cached(q, &st, sql);
 	if (rc)
 		return rc;
 	sqlite3_bind_int64(st, 1, r->pass);
 	sqlite3_bind_int(st, 2, r->sector);
 	sq_bind_profile(st, 3, &r->p);
 	return sq_run_cached(q, st);
+}
+
+static int sq_right_set(void *ctx, const struct server_right *r)
+{
+	return right_insert(ctx, right_set_sql, r);
+}
+
+static int sq_right_add(void *ctx, const struct server_right *r)
+{
+	return right_insert(ctx, right_add_sql, r);
 }
 
 static int sq_right_delete(void *ctx, int64_t pass, uint16_t sector)
@@ -1304,6 +1321,7 @@ static const struct server_store_ops sqlite_ops = {
         .pass_id_get = sq_pass_id_get,
         .pass_id_find = sq_pass_id_find,
         .right_set = sq_right_set,
+        .right_add = sq_right_add,
         .right_delete = sq_right_delete,
         .rights_of_pass = sq_rights_of_pass,
         .profiles = sq_profiles,

@@ -448,7 +448,7 @@ static int add_line(struct import *im, int64_t import_id, const struct admin_csv
 		struct server_right r = set->r[i];
 		r.pass = p.id;
 		rc = server_pass_id_assign(&a->st, p.id, r.sector);
-		rc = rc ? rc : a->st.ops->right_set(a->st.ctx, &r);
+		rc = rc ? rc : a->st.ops->right_add(a->st.ctx, &r);
 		if (rc == 0 && p.household)
 			rc = server_household_tag(&a->st, p.household, r.sector);
 	}

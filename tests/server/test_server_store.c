@@ -263,6 +263,123 @@ static void test_identifier_collision_refused(void **state)
 	assert_int_equal(f->st.ops->pass_id_add(f->st.ctx, a + 1, 1, id, key), SERVER_ERR_EXISTS);
 }
 
+/* right_add, the import's: a pass's first right in a sector; a second is refused and the
+ * first stays as it was. */
+static void test_right_add_refuses_a_second(void **state)
+{
+	struct fx *f = *state;
+	struct proto_rights_profile p = {1, 0, 0xFFFF, 0, 0, 0, 0, 0}, q = p;
+	uint8_t key[8];
+	int64_t a = add_pass(f, 0, 1, 0x21, &p, key);
+	q.product = 2;
+	struct server_right r = {a, 1, q};
+	assert_int_equal(f->st.ops->right_add(f->st.ctx, &r), SERVER_ERR_EXISTS);
+	r.sector = 3;
+	assert_int_equal(f->st.ops->right_add(f->st.ctx, &r), 0);
+	struct server_right *v = NULL;
+	size_t n = 0;
+	assert_int_equal(f->st.ops->rights_of_pass(f->st.ctx, a, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(v[0].sector, 1);
+	assert_int_equal(v[0].p.product, 1);
+	assert_int_equal(v[1].sector, 3);
+	assert_int_equal(v[1].p.product, 2);
+	free(v);
+}
+
+/*
+ * The statements an import runs per line keep no statement journal: sqlite keeps one for
+ * an INSERT that fires a trigger and may abort on a constraint, a copy of every page it
+ * changes, and a million passes spent half their import writing them (store_sqlite.c).
+ * With the spill threshold at 0 every statement journal is a file, opened through the
+ * VFS, which this wrapper counts.
+ */
+static sqlite3_vfs counting_vfs, *real_vfs;
+static unsigned subjournal_opens;
+
+static int counting_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int flags,
+                         int *out_flags)
+{
+	(void)vfs;
+	if (flags & SQLITE_OPEN_SUBJOURNAL)
+		subjournal_opens++;
+	return real_vfs->xOpen(real_vfs, name, file, flags, out_flags);
+}
+
+static void import_line(struct server_store *st, int64_t import_id, unsigned i)
+{
+	struct server_pass ps;
+	memset(&ps, 0, sizeof(ps));
+	char name[32];
+	snprintf(name, sizeof(name), "h%u", i);
+	assert_int_equal(st->ops->household_add(st->ctx, name, &ps.household), 0);
+	snprintf(ps.holder, sizeof(ps.holder), "Holder %u", i);
+	snprintf(ps.medium, sizeof(ps.medium), "none");
+	ps.import_id = import_id;
+	assert_int_equal(st->ops->pass_add(st->ctx, &ps), 0);
+	uint8_t id[16], key[PROTO_LIST_KEY_LEN], ikey[32];
+	memset(id, (int)i, sizeof(id));
+	proto_list_key(1, id, sizeof(id), key);
+	assert_int_equal(st->ops->pass_id_add(st->ctx, ps.id, 1, id, key), 0);
+	struct server_right r = {ps.id, 1, {1, 0, 0xFFFF, 0, 0, 0, 0, 0}};
+	assert_int_equal(st->ops->right_add(st->ctx, &r), 0);
+	assert_int_equal(st->ops->household_tag_add(st->ctx, ps.household, 1, 100 + i), 0);
+	memset(ikey, (int)i, sizeof(ikey));
+	assert_int_equal(st->ops->import_key_add(st->ctx, ikey, ps.id), 0);
+}
+
+static void test_import_lines_keep_no_statement_journal(void **state)
+{
+	(void)state;
+	if (pg_dir)
+		skip(); /* sqlite's own cost */
+	assert_int_equal(sqlite3_shutdown(), SQLITE_OK);
+	assert_int_equal(sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, 0), SQLITE_OK);
+	assert_int_equal(sqlite3_initialize(), SQLITE_OK);
+	real_vfs = sqlite3_vfs_find(NULL);
+	assert_non_null(real_vfs);
+	counting_vfs = *real_vfs;
+	counting_vfs.zName = "citypass-counting";
+	counting_vfs.xOpen = counting_open;
+	assert_int_equal(sqlite3_vfs_register(&counting_vfs, 1), SQLITE_OK);
+
+	char dir[64];
+	snprintf(dir, sizeof(dir), "/tmp/test-server-jrnl-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	struct server_store st;
+	assert_int_equal(server_store_open_sqlite(&st, dir, 1), 0);
+	st.ops->bulk(st.ctx, 8); /* as the import runs them */
+	struct server_sector sec = {1, "pool", 0};
+	assert_int_equal(st.ops->sector_add(st.ctx, &sec), 0);
+	const uint8_t sha[32] = {1};
+	int64_t import_id = 0;
+	uint64_t lines = 0;
+	int done = 0;
+	assert_int_equal(st.ops->begin(st.ctx), 0);
+	assert_int_equal(st.ops->import_open(st.ctx, sha, NOW, &import_id, &lines, &done), 0);
+	subjournal_opens = 0;
+	for (unsigned i = 1; i <= 20; i++)
+		import_line(&st, import_id, i);
+	unsigned opened = subjournal_opens;
+	assert_int_equal(st.ops->commit(st.ctx), 0);
+	/* the measure measures: right_set's REPLACE keeps one */
+	struct server_right r = {1, 1, {2, 0, 0xFFFF, 0, 0, 0, 0, 0}};
+	assert_int_equal(st.ops->begin(st.ctx), 0);
+	assert_int_equal(st.ops->right_set(st.ctx, &r), 0);
+	assert_int_equal(st.ops->right_set(st.ctx, &r), 0);
+	assert_int_equal(st.ops->commit(st.ctx), 0);
+	unsigned replaced = subjournal_opens - opened;
+	server_store_close(&st);
+	nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+
+	assert_int_equal(sqlite3_vfs_unregister(&counting_vfs), SQLITE_OK);
+	assert_int_equal(sqlite3_shutdown(), SQLITE_OK);
+	assert_int_equal(sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, 64 * 1024), SQLITE_OK);
+	assert_int_equal(sqlite3_initialize(), SQLITE_OK);
+	assert_int_equal(opened, 0);
+	assert_true(replaced > 0);
+}
+
 static int count_rows(void *arg, const struct server_stat_row *r)
 {
 	*(uint64_t *)arg += r->count;
@@ -985,6 +1102,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_ingest_dedup_two_instances, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_ingest_lost_connection, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_identifier_collision_refused, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_right_add_refuses_a_second, setup, teardown),
+	        cmocka_unit_test(test_import_lines_keep_no_statement_journal),
 	        cmocka_unit_test_setup_teardown(test_ingest_dedup_and_acks, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_household_quota_from_consumption, setup,
 	                                        teardown),
