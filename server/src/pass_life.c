@@ -94,7 +94,13 @@ int server_household_tag(struct server_store *st, int64_t household, uint16_t se
 	int rc = st->ops->household_tag_get(st->ctx, household, sector, &tag);
 	if (rc != SERVER_ERR_NOT_FOUND)
 		return rc;
-	rc = SERVER_ERR_EXISTS;
+	return server_household_tag_draw(st, household, sector);
+}
+
+int server_household_tag_draw(struct server_store *st, int64_t household, uint16_t sector)
+{
+	uint32_t tag;
+	int rc = SERVER_ERR_EXISTS;
 	for (int t = 0; t < ID_RETRIES && rc == SERVER_ERR_EXISTS; t++) {
 		if (pooled_random(&tag, sizeof(tag)) != 0)
 			return SERVER_ERR_CRYPTO;

@@ -421,15 +421,17 @@ static int add_line(struct import *im, int64_t import_id, const struct admin_csv
 	memset(&p, 0, sizeof(p));
 	snprintf(p.holder, sizeof(p.holder), "%s", admin_csv_field(c, im->col_holder));
 	const char *household = admin_csv_field(c, im->col_household);
+	int fresh = 0; /* the household is this line's: it has no tag yet */
 	if (*household) {
 		if (strcmp(household, hh->name) == 0) { /* a family's members come together */
 			p.household = hh->id;
 		} else {
-			rc = a->st.ops->household_find(a->st.ctx, household, &p.household);
-			if (rc == SERVER_ERR_NOT_FOUND) {
-				rc = a->st.ops->household_add(a->st.ctx, household, &p.household);
-				n->households += rc == 0;
-			}
+			/* most of a file's households are new: added first, looked up if known */
+			rc = a->st.ops->household_add(a->st.ctx, household, &p.household);
+			fresh = rc == 0;
+			n->households += rc == 0;
+			if (rc == SERVER_ERR_EXISTS)
+				rc = a->st.ops->household_find(a->st.ctx, household, &p.household);
 			if (rc)
 				return rc;
 			snprintf(hh->name, sizeof(hh->name), "%s", household);
@@ -450,7 +452,8 @@ static int add_line(struct import *im, int64_t import_id, const struct admin_csv
 		rc = server_pass_id_assign(&a->st, p.id, r.sector);
 		rc = rc ? rc : a->st.ops->right_add(a->st.ctx, &r);
 		if (rc == 0 && p.household)
-			rc = server_household_tag(&a->st, p.household, r.sector);
+			rc = fresh ? server_household_tag_draw(&a->st, p.household, r.sector)
+			           : server_household_tag(&a->st, p.household, r.sector);
 	}
 	count_sectors(im, set);
 	if (rc == 0 && im->col_id >= 0)

@@ -245,6 +245,9 @@ int server_rights_withdraw(const struct server_desk *d, int64_t pass, uint16_t s
 int server_pass_id_assign(struct server_store *st, int64_t pass, uint16_t sector);
 /* The household's tag in a sector, drawn when it has none. Inside the caller's transaction. */
 int server_household_tag(struct server_store *st, int64_t household, uint16_t sector);
+/* The same for a household known to have none there (one this transaction created): drawn
+ * without looking first. */
+int server_household_tag_draw(struct server_store *st, int64_t household, uint16_t sector);
 
 /* --- cards --------------------------------------------------------------------------------- */
 
