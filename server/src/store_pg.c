@@ -972,6 +972,15 @@ static int pg_pass_id_find(void *ctx, uint16_t sector, const uint8_t id[SERVER_P
 
 /* --- rights ----------------------------------------------------------------------------- */
 
+/* A right's parameters, in the order of the rights table's columns: $1 .. $10. */
+static void pgp_right(struct pg_params *p, const struct server_right *rt)
+{
+	pgp_init(p);
+	pgp_i64(p, rt->pass);
+	pgp_i64(p, rt->sector);
+	pgp_profile(p, &rt->p);
+}
+
 static int pg_right_set(void *ctx, const struct server_right *rt)
 {
 	static const char sql[] =
@@ -981,10 +990,7 @@ static int pg_right_set(void *ctx, const struct server_right *rt)
 	        " valid_to = excluded.valid_to, lim = excluded.lim, period = excluded.period,"
 	        " scope = excluded.scope, fare = excluded.fare, flags = excluded.flags";
 	struct pg_params p;
-	pgp_init(&p);
-	pgp_i64(&p, rt->pass);
-	pgp_i64(&p, rt->sector);
-	pgp_profile(&p, &rt->p);
+	pgp_right(&p, rt);
 	return pg_query(ctx, sql, &p, NULL);
 }
 
@@ -994,10 +1000,7 @@ static int pg_right_add(void *ctx, const struct server_right *rt)
 	                          " VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 	                          " ON CONFLICT DO NOTHING";
 	struct pg_params p;
-	pgp_init(&p);
-	pgp_i64(&p, rt->pass);
-	pgp_i64(&p, rt->sector);
-	pgp_profile(&p, &rt->p);
+	pgp_right(&p, rt);
 	return insert_new(ctx, sql, &p, NULL);
 }
 
