@@ -99,9 +99,13 @@ durability="-c fsync=off -c full_page_writes=off -c shared_buffers=32MB"
 if [ "${PG_RUN_DURABLE:-0}" = 1 ]; then
 	durability="-c fsync=on -c full_page_writes=on -c shared_buffers=128MB"
 fi
+# dynamic shared memory in files of the data directory (mmap), not /dev/shm: a postmaster
+# killed by SIGKILL (a sweep of a timed-out test) cannot remove its /dev/shm/PostgreSQL.*
+# segments, and removing the directory removes these
 # shellcheck disable=SC2086 # $durability: options, word-split on purpose
 $AS_PG setpriv --pdeathsig INT -- "$PG_BIN/postgres" -D "$dir/data" -k "$dir" \
 	-c listen_addresses= $durability -c synchronous_commit=on \
+	-c dynamic_shared_memory_type=mmap \
 	-c max_connections=60 -c log_min_messages=warning >"$dir/postgres.log" 2>&1 &
 pid=$!
 i=0

@@ -33,8 +33,11 @@ wait_gone() {
 # 1. a passing command reaches the database through the socket, as the URI says; then the
 #    server and the directory are gone
 sh "$PG_RUN" sh -c 'psql "$CITYPASS_TEST_PG" -Atc "SELECT current_database()" >"$0/db";
+	psql "$CITYPASS_TEST_PG" -Atc "SHOW dynamic_shared_memory_type" >"$0/dsm";
 	echo "$CITYPASS_TEST_PG_DIR" >"$0/dir"; head -n 1 "$CITYPASS_TEST_PG_DIR/data/postmaster.pid" >"$0/pm"' "$T"
 [ "$(cat "$T/db")" = citypass ] || fail "the command did not reach the database citypass"
+# its shared memory lives in its directory: a SIGKILLed server leaves nothing in /dev/shm
+[ "$(cat "$T/dsm")" = mmap ] || fail "dynamic shared memory is '$(cat "$T/dsm")', not mmap (files in the data directory)"
 [ ! -e "$(cat "$T/dir")" ] || fail "the fixture directory $(cat "$T/dir") was left behind"
 wait_gone "$(cat "$T/pm")" || fail "PostgreSQL (pid $(cat "$T/pm")) outlived a passing test"
 
