@@ -120,6 +120,18 @@ async function text(page, sel) {
 async function has(page, sel) {
   return (await page.$(sel)) !== null;
 }
+// true once the element with this id has the focus (its autofocus applied): the keyboard
+// types into whatever has it, and a slow page (an ASan build, a loaded machine) gives it a
+// moment after the load event; false after 10 s
+async function focusOn(page, id) {
+  try {
+    await page.waitForFunction((i) => document.activeElement && document.activeElement.id === i,
+      { timeout: 10000 }, id);
+    return true;
+  } catch (e) {
+    return false;
+  }
+}
 
 main('office_day', async (run) => {
   const desk_ = new Bench(env('HIL'), env('OFFICE_BENCH')); // the office's desk reader
@@ -133,6 +145,7 @@ main('office_day', async (run) => {
   // search field has the focus on the first page, Enter
   const desk = await run.newPage();
   await desk.goto(`${URL}/connexion`);
+  run.check(await focusOn(desk, 'identifiant'), 'the login field has the focus on arrival');
   await desk.keyboard.type('agent-piscine');
   await desk.keyboard.press('Tab');
   await desk.keyboard.type(env('OFFICE_POOL_PASSWORD'));
@@ -140,6 +153,7 @@ main('office_day', async (run) => {
   await Promise.all([desk.waitForNavigation(), desk.keyboard.press('Enter')]);
   run.check(await has(desk, '#deconnexion'), 'the pool agent logged in with the keyboard alone');
   await run.shot(desk, 'accueil');
+  run.check(await focusOn(desk, 'q'), 'the search field has the focus on the first page');
   await desk.keyboard.type('Alice');
   await Promise.all([desk.waitForNavigation(), desk.keyboard.press('Enter')]);
   await run.shot(desk, 'recherche');
