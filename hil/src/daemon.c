@@ -801,6 +801,27 @@ static int connect_control(const char *run_dir, double wait_s)
 	}
 }
 
+/* The command line sent to the bench: verb (when not NULL) and the words, one space
+ * apart, then a newline; its length, or -1 (said on stderr) when it does not fit or a word
+ * holds a newline. */
+static int ctl_line(char *line, size_t cap, const char *verb, char **argv, int argc)
+{
+	size_t len = 0;
+	const int from = verb ? -1 : 0;
+	for (int i = from; i < argc; i++) {
+		const char *w = i < 0 ? verb : argv[i];
+		int n = snprintf(line + len, cap - len, "%s%s", i > from ? " " : "", w);
+		if (n < 0 || (size_t)n >= cap - len - 1 || strchr(w, '\n')) {
+			fprintf(stderr, "citypass-hil: command too long or contains a newline\n");
+			return -1;
+		}
+		len += (size_t)n;
+	}
+	line[len++] = '\n';
+	line[len] = '\0';
+	return (int)len;
+}
+
 /* One request on a connection of its own; its answer's payload lines into out (NUL
  * terminated, cut at cap). Returns 0 (ok), EXIT_REFUSED (the first line in out) or
  * EXIT_USAGE (no bench). */
@@ -858,19 +879,9 @@ static int ctl_tap(const char *run_dir, double wait_s, long within_s, const char
                    int argc)
 {
 	char line[4096], ans[16384];
-	size_t len = 0;
-	int n = snprintf(line, sizeof(line), "%s", strcmp(verb, "scan") == 0 ? "qr" : "place");
-	len = (size_t)n;
-	for (int i = 0; i < argc; i++) {
-		n = snprintf(line + len, sizeof(line) - len, " %s", argv[i]);
-		if (n < 0 || (size_t)n >= sizeof(line) - len - 1 || strchr(argv[i], '\n')) {
-			fprintf(stderr, "citypass-hil: command too long or contains a newline\n");
-			return EXIT_USAGE;
-		}
-		len += (size_t)n;
-	}
-	line[len++] = '\n';
-	line[len] = '\0';
+	if (ctl_line(line, sizeof(line), strcmp(verb, "scan") == 0 ? "qr" : "place", argv, argc) <
+	    0)
+		return EXIT_USAGE;
 	const long long since = bench_now_us();
 	int rc = ctl_request(run_dir, wait_s, line, ans, sizeof(ans));
 	if (rc != 0) {
@@ -878,7 +889,7 @@ static int ctl_tap(const char *run_dir, double wait_s, long within_s, const char
 		return rc;
 	}
 	char query[256];
-	n = snprintf(query, sizeof(query), "outputs %s since=%lld\n", argv[0], since);
+	int n = snprintf(query, sizeof(query), "outputs %s since=%lld\n", argv[0], since);
 	if (n < 0 || (size_t)n >= sizeof(query)) {
 		fprintf(stderr, "citypass-hil: reader name too long\n");
 		return EXIT_USAGE;
@@ -963,17 +974,10 @@ static int cmd_ctl(int argc, char **argv)
 		               argc - optind - 1);
 	}
 	char line[4096];
-	size_t len = 0;
-	for (int i = optind; i < argc; i++) {
-		int n = snprintf(line + len, sizeof(line) - len, "%s%s", i > optind ? " " : "",
-		                 argv[i]);
-		if (n < 0 || (size_t)n >= sizeof(line) - len - 1 || strchr(argv[i], '\n')) {
-			fprintf(stderr, "citypass-hil: command too long or contains a newline\n");
-			return EXIT_USAGE;
-		}
-		len += (size_t)n;
-	}
-	line[len++] = '\n';
+	const int n = ctl_line(line, sizeof(line), NULL, argv + optind, argc - optind);
+	if (n < 0)
+		return EXIT_USAGE;
+	const size_t len = (size_t)n;
 	int fd = connect_control(run_dir, (double)wait_s);
 	if (fd < 0) {
 		fprintf(stderr, "citypass-hil: no bench answers at %s/control.sock: %s\n", run_dir,
