@@ -14,6 +14,43 @@ static int entry_key_cmp(const void *a, const void *b)
 	              ((const struct proto_list_entry *)b)->key, PROTO_LIST_KEY_LEN);
 }
 
+/* Entries in key order, byte by byte from the last (LSD radix, stable): the order memcmp
+ * gives, in eight linear passes. A full rebuild sorts every pass of a sector, and qsort's
+ * comparisons were a fifth of its time at 5 M passes. A pass where every key has the same
+ * byte changes nothing and is skipped. */
+static int sort_by_key(struct proto_list_entry *e, size_t n)
+{
+	if (n < 256) {
+		qsort(e, n, sizeof(*e), entry_key_cmp);
+		return PROTO_OK;
+	}
+	struct proto_list_entry *tmp = malloc(n * sizeof(*tmp));
+	if (!tmp)
+		return PROTO_ERR_NOMEM;
+	struct proto_list_entry *src = e, *dst = tmp;
+	for (int b = PROTO_LIST_KEY_LEN - 1; b >= 0; b--) {
+		size_t at[256] = {0};
+		for (size_t i = 0; i < n; i++)
+			at[src[i].key[b]]++;
+		if (at[src[0].key[b]] == n)
+			continue;
+		for (size_t d = 0, sum = 0; d < 256; d++) {
+			size_t c = at[d];
+			at[d] = sum;
+			sum += c;
+		}
+		for (size_t i = 0; i < n; i++)
+			dst[at[src[i].key[b]]++] = src[i];
+		struct proto_list_entry *t = src;
+		src = dst;
+		dst = t;
+	}
+	if (src != e)
+		memcpy(e, src, n * sizeof(*e));
+	free(tmp);
+	return PROTO_OK;
+}
+
 int proto_clist_seal(struct proto_clist_built *b, const struct proto_key *signer)
 {
 	if (!b || !signer || !b->manifest.chunks)
@@ -47,8 +84,8 @@ int proto_clist_build(const struct proto_clist_params *params, const struct prot
 		return PROTO_ERR_LIST_FIELD;
 	if (entry_count > PROTO_LIST_MAX_ENTRIES || profile_count > PROTO_CLIST_MAX_PROFILES)
 		return PROTO_ERR_LIST_OVERSIZED;
-	if (entry_count > 1) /* qsort's base must not be NULL, even for no element */
-		qsort(entries, entry_count, sizeof(*entries), entry_key_cmp);
+	if (entry_count > 1 && sort_by_key(entries, entry_count) != PROTO_OK)
+		return PROTO_ERR_NOMEM;
 	for (size_t i = 0; i < entry_count; i++) {
 		const struct proto_list_entry *e = &entries[i];
 		if (i > 0 && entry_key_cmp(&entries[i - 1], e) == 0)
