@@ -213,7 +213,7 @@ struct pub {
 
 	/* full rebuild */
 	struct proto_list_entry *entries;
-	size_t n_entries;
+	size_t n_entries, cap_entries;
 	/* incremental */
 	struct base_chunk *bases;
 	size_t n_bases;
@@ -242,7 +242,7 @@ static void pub_reset(struct pub *p)
 	p->keys = NULL;
 	p->n_keys = 0;
 	p->entries = NULL;
-	p->n_entries = 0;
+	p->n_entries = p->cap_entries = 0;
 	p->bases = NULL;
 	p->n_bases = 0;
 	p->ops = NULL;
@@ -337,23 +337,24 @@ static unsigned bits_for(const struct server_publish_opts *o, uint64_t n)
 	return b;
 }
 
+/* A row becomes its entry as it is read: the rows themselves are never all in memory. */
+static int take_row(void *arg, const struct server_list_row *r)
+{
+	struct pub *p = arg;
+	if (p->n_entries == p->cap_entries) {
+		size_t cap = p->cap_entries ? p->cap_entries * 2 : 1024;
+		struct proto_list_entry *nv = realloc(p->entries, cap * sizeof(*nv));
+		if (!nv)
+			return SERVER_ERR_NOMEM;
+		p->entries = nv;
+		p->cap_entries = cap;
+	}
+	return entry_of(&p->profiles, &p->per, r, &p->entries[p->n_entries++]);
+}
+
 static int read_full(struct pub *p)
 {
-	struct server_list_row *rows = NULL;
-	size_t n = 0;
-	int rc = p->s->ops->list_rows(p->s->ctx, p->sector, &p->per, &rows, &n);
-	if (rc)
-		return rc;
-	p->entries = malloc((n ? n : 1) * sizeof(*p->entries));
-	if (!p->entries) {
-		free(rows);
-		return SERVER_ERR_NOMEM;
-	}
-	for (size_t i = 0; i < n && rc == 0; i++)
-		rc = entry_of(&p->profiles, &p->per, &rows[i], &p->entries[i]);
-	free(rows);
-	p->n_entries = n;
-	return rc;
+	return p->s->ops->list_rows(p->s->ctx, p->sector, &p->per, take_row, p);
 }
 
 static const uint8_t *find_entry(const uint8_t *dat, uint32_t n, const uint8_t *key)

@@ -130,22 +130,46 @@ static int match_key(void *arg, const struct server_pass *p)
 	return 0;
 }
 
+struct overshot {
+	struct server_list_row *v;
+	size_t n, cap;
+};
+
+/* The rows above their quota only: a report reads the whole sector and keeps few. */
+static int keep_overshot(void *arg, const struct server_list_row *r)
+{
+	struct overshot *o = arg;
+	if (r->p.limit == 0 || (r->p.flags & PROTO_PROFILE_ENTRIES_ON_CARD) ||
+	    r->used <= r->p.limit || r->state != SERVER_PASS_ACTIVE)
+		return 0;
+	if (o->n == o->cap) {
+		size_t cap = o->cap ? o->cap * 2 : 16;
+		struct server_list_row *nv = realloc(o->v, cap * sizeof(*nv));
+		if (!nv)
+			return SERVER_ERR_NOMEM;
+		o->v = nv;
+		o->cap = cap;
+	}
+	o->v[o->n++] = *r;
+	return 0;
+}
+
 static int overshoot_sector(struct server_store *st, const struct server_sector *sec,
                             const struct server_periods *per,
                             int (*fn)(void *arg, const struct server_quota_line *l), void *arg)
 {
-	struct server_list_row *rows = NULL;
-	size_t n = 0;
-	int rc = st->ops->list_rows(st->ctx, sec->number, per, &rows, &n);
-	if (rc)
+	struct overshot o = {0};
+	int rc = st->ops->list_rows(st->ctx, sec->number, per, keep_overshot, &o);
+	if (rc) {
+		free(o.v);
 		return rc;
+	}
+	struct server_list_row *rows = o.v;
+	const size_t n = o.n;
 	uint32_t seen_households[256];
 	size_t n_seen = 0;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		const struct server_list_row *r = &rows[i];
-		if (r->p.limit == 0 || (r->p.flags & PROTO_PROFILE_ENTRIES_ON_CARD) ||
-		    r->used <= r->p.limit || r->state != SERVER_PASS_ACTIVE)
-			continue;
 		const int household = r->p.scope == PROTO_SCOPE_HOUSEHOLD && r->household_tag;
 		if (household) { /* every member carries the household's total: report it once */
 			size_t k = 0;

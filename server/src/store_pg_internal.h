@@ -122,7 +122,7 @@ int pg_profiles(void *ctx, uint16_t sector, struct proto_rights_profile **out, s
 int pg_profile_add(void *ctx, uint16_t sector, uint16_t index,
                    const struct proto_rights_profile *p);
 int pg_list_rows(void *ctx, uint16_t sector, const struct server_periods *now,
-                 struct server_list_row **out, size_t *n);
+                 int (*each)(void *arg, const struct server_list_row *r), void *arg);
 int pg_list_row(void *ctx, uint16_t sector, const uint8_t key[PROTO_LIST_KEY_LEN],
                 const struct server_periods *now, struct server_list_row *out);
 int pg_list_changes(void *ctx, uint16_t sector, int64_t *upto, uint8_t (**keys)[PROTO_LIST_KEY_LEN],

@@ -123,7 +123,7 @@ static int row_from(const PGresult *r, int i, struct server_list_row *o)
 }
 
 int pg_list_rows(void *ctx, uint16_t sector, const struct server_periods *now,
-                 struct server_list_row **out, size_t *n)
+                 int (*each)(void *arg, const struct server_list_row *r), void *arg)
 {
 	struct pg_params p;
 	period_params(&p, sector, now);
@@ -131,22 +131,15 @@ int pg_list_rows(void *ctx, uint16_t sector, const struct server_periods *now,
 	int rc = pg_query(ctx, list_rows_sql, &p, &r);
 	if (rc)
 		return rc;
-	size_t len = (size_t)PQntuples(r);
-	struct server_list_row *v = calloc(len ? len : 1, sizeof(*v));
-	if (!v) {
-		PQclear(r);
-		return SERVER_ERR_NOMEM;
+	int len = PQntuples(r);
+	for (int i = 0; i < len && rc == 0; i++) {
+		struct server_list_row row;
+		rc = row_from(r, i, &row);
+		if (rc == 0)
+			rc = each(arg, &row);
 	}
-	for (size_t i = 0; i < len && rc == 0; i++)
-		rc = row_from(r, (int)i, &v[i]);
 	PQclear(r);
-	if (rc) {
-		free(v);
-		return rc;
-	}
-	*out = v;
-	*n = len;
-	return 0;
+	return rc;
 }
 
 int pg_list_row(void *ctx, uint16_t sector, const uint8_t key[PROTO_LIST_KEY_LEN],

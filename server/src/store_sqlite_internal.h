@@ -1,9 +1,10 @@
 /*
- * store_sqlite_internal.h — what the two files of the sqlite store share:
+ * store_sqlite_internal.h — what the files of the sqlite store share:
  *   store_sqlite.c        the connection, schema and migrations, deployment data, passes,
  *                         rights, usage streams
  *   store_sqlite_lists.c  what the list publisher needs: profiles, list rows, the change
  *                         log, published versions, their chunk files and deltas
+ *   store_sqlite_rows.c   a whole sector's list rows for a full rebuild
  *   store_sqlite_holder.c a holder's access and erasure requests (issue 17)
  */
 #ifndef SERVER_STORE_SQLITE_INTERNAL_H
@@ -52,6 +53,13 @@ void sq_copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col);
 /* Bind a blob and count its bytes as written. */
 void sq_bind_blob_counted(struct sq *q, sqlite3_stmt *st, int at, const void *data, size_t len);
 
+/* Every list row of a sector when no import is under way, from one scan of each table
+ * (store_sqlite_rows.c); *declined when the pass ids are too sparse for it, and the caller
+ * reads them with the SQL join. */
+int sq_list_rows_scanned(struct sq *q, uint16_t sector, const struct server_periods *now,
+                         int (*each)(void *arg, const struct server_list_row *r), void *arg,
+                         int *declined);
+
 #define PROFILE_COLS "product, valid_from, valid_to, lim, period, scope, fare, flags"
 void sq_bind_profile(sqlite3_stmt *st, int at, const struct proto_rights_profile *p);
 void sq_profile_from_row(sqlite3_stmt *st, int at, struct proto_rights_profile *p);
@@ -70,7 +78,7 @@ int sq_profiles(void *ctx, uint16_t sector, struct proto_rights_profile **out, s
 int sq_profile_add(void *ctx, uint16_t sector, uint16_t index,
                    const struct proto_rights_profile *p);
 int sq_list_rows(void *ctx, uint16_t sector, const struct server_periods *now,
-                 struct server_list_row **out, size_t *n);
+                 int (*each)(void *arg, const struct server_list_row *r), void *arg);
 int sq_list_row(void *ctx, uint16_t sector, const uint8_t key[PROTO_LIST_KEY_LEN],
                 const struct server_periods *now, struct server_list_row *out);
 int sq_list_changes(void *ctx, uint16_t sector, int64_t *upto, uint8_t (**keys)[PROTO_LIST_KEY_LEN],

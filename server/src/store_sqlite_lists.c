@@ -239,12 +239,17 @@ int sq_profile_add(void *ctx, uint16_t sector, uint16_t index, const struct prot
 /* a pass of an unfinished import is not listed yet */
 #define LISTED " AND (p.import_id IS NULL OR (SELECT done FROM imports WHERE id = p.import_id))"
 
-static const char list_rows_sql[] =
-	ROW_COLS
-	" FROM rights r JOIN passes p ON p.id = r.pass"
-	" JOIN pass_ids pi ON pi.pass = r.pass AND pi.sector = r.sector"
-	" LEFT JOIN household_tags ht ON ht.household = p.household AND ht.sector = r.sector"
-	" WHERE r.sector = ?1" LISTED;
+#define ROWS_FROM \
+	" FROM rights r JOIN passes p ON p.id = r.pass" \
+	" JOIN pass_ids pi ON pi.pass = r.pass AND pi.sector = r.sector" \
+	" LEFT JOIN household_tags ht ON ht.household = p.household AND ht.sector = r.sector" \
+	" WHERE r.sector = ?1"
+
+static const char list_rows_sql[] = ROW_COLS ROWS_FROM LISTED;
+/* when no import is under way every pass is listed: the same rows without a look at
+ * imports for each of them (when store_sqlite_rows.c declines a database) */
+static const char list_rows_all_sql[] = ROW_COLS ROWS_FROM;
+static const char import_open_sql[] = "SELECT EXISTS(SELECT 1 FROM imports WHERE NOT done)";
 
 static const char list_row_sql[] =
 	ROW_COLS
@@ -275,40 +280,37 @@ static int row_from(sqlite3_stmt *st, struct server_list_row *r)
 }
 
 int sq_list_rows(void *ctx, uint16_t sector, const struct server_periods *now,
-                 struct server_list_row **out, size_t *n)
+                 int (*each)(void *arg, const struct server_list_row *r), void *arg)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = sq_prep(q, &st, list_rows_sql);
+	int rc = sq_prep(q, &st, import_open_sql);
+	if (rc)
+		return rc;
+	rc = sq_step(q, st);
+	int importing = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 1;
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return sq_err(q, rc);
+	if (!importing) {
+		int declined = 0;
+		rc = sq_list_rows_scanned(q, sector, now, each, arg, &declined);
+		if (rc || !declined)
+			return rc;
+	}
+	rc = sq_prep(q, &st, importing ? list_rows_sql : list_rows_all_sql);
 	if (rc)
 		return rc;
 	bind_periods(st, sector, now);
-	struct server_list_row *v = NULL;
-	size_t len = 0, cap = 0;
 	while ((rc = sq_step(q, st)) == SQLITE_ROW) {
-		if (len == cap) {
-			size_t ncap = cap ? cap * 2 : 256;
-			struct server_list_row *nv = realloc(v, ncap * sizeof(*v));
-			if (!nv) {
-				free(v);
-				sqlite3_finalize(st);
-				return SERVER_ERR_NOMEM;
-			}
-			v = nv;
-			cap = ncap;
-		}
-		if ((rc = row_from(st, &v[len])) != SQLITE_OK)
+		struct server_list_row row;
+		if ((rc = row_from(st, &row)) != SQLITE_OK || (rc = each(arg, &row)) != 0)
 			break;
-		len++;
 	}
 	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		free(v);
-		return sq_err(q, rc);
-	}
-	*out = v;
-	*n = len;
-	return 0;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return rc < 0 ? rc : sq_err(q, rc); /* each's own code, or sqlite's */
 }
 
 int sq_list_row(void *ctx, uint16_t sector, const uint8_t key[PROTO_LIST_KEY_LEN],

@@ -761,6 +761,139 @@ static void test_prune_keeps_last(void **state)
 	}
 }
 
+/* --- a whole sector's rows, as a full rebuild reads them ---------------------------------- */
+
+static int collect_row(void *arg, const struct server_list_row *r)
+{
+	struct {
+		struct server_list_row v[400];
+		size_t n;
+	} *c = arg;
+	assert_true(c->n < sizeof(c->v) / sizeof(c->v[0]));
+	c->v[c->n++] = *r;
+	return 0;
+}
+
+static void use_count(struct fx *f, uint64_t seq, const uint8_t key[8], uint32_t product,
+                      uint32_t count, uint32_t period)
+{
+	Citypass__ConsumptionEvent c = CITYPASS__CONSUMPTION_EVENT__INIT, *cp = &c;
+	c.seq = seq;
+	c.sector = 1;
+	c.pseudonym.data = (uint8_t *)key;
+	c.pseudonym.len = 8;
+	c.product = product;
+	c.count = count;
+	c.period = period;
+	Citypass__EventBatch batch = CITYPASS__EVENT_BATCH__INIT;
+	batch.stream = CITYPASS__STREAM__CONSUMPTION;
+	batch.consumption = &cp;
+	batch.n_consumption = 1;
+	uint64_t acked;
+	assert_int_equal(f->st.ops->ingest(f->st.ctx, "gate-rows", &batch, &acked), 0);
+}
+
+/* list_rows (the full rebuild's, read by scanning each table on sqlite) gives, for every
+ * key, the row list_row (the one-key query, what every delta is made from) gives: state,
+ * household tag, right, and the uses of the current period, a pass's own or its
+ * household's, of every period kind. */
+static void test_sector_rows_equal_one_key_rows(void **state)
+{
+	struct fx *f = *state;
+	struct server_periods per;
+	server_periods_at(NOW, &per);
+	enum { N = 120 };
+	uint8_t keys[N][8];
+	int64_t hh[8];
+	assert_int_equal(f->st.ops->begin(f->st.ctx), 0);
+	for (int h = 0; h < 8; h++) {
+		char name[16];
+		snprintf(name, sizeof(name), "rows-h%d", h);
+		assert_int_equal(f->st.ops->household_add(f->st.ctx, name, &hh[h]), 0);
+		if (h % 4 != 3) /* some households have no tag in the sector */
+			assert_int_equal(f->st.ops->household_tag_add(f->st.ctx, hh[h], 1,
+			                                              0x1000u + (uint32_t)h),
+			                 0);
+	}
+	for (int i = 0; i < N; i++) {
+		struct server_pass ps;
+		memset(&ps, 0, sizeof(ps));
+		ps.household = i % 5 == 0 ? 0 : hh[i % 8];
+		ps.state = i % 11 == 0 ? SERVER_PASS_REVOKED : SERVER_PASS_ACTIVE;
+		snprintf(ps.medium, sizeof(ps.medium), "card");
+		assert_int_equal(f->st.ops->pass_add(f->st.ctx, &ps), 0);
+		uint8_t id[16] = {0};
+		memcpy(id, &i, sizeof(i));
+		id[15] = 0x77;
+		proto_list_key(1, id, sizeof(id), keys[i]);
+		/* one in seven has no identifier in the sector: no row, its right aside */
+		if (i % 7 != 6)
+			assert_int_equal(f->st.ops->pass_id_add(f->st.ctx, ps.id, 1, id, keys[i]),
+			                 0);
+		/* one in nine has an identifier but no right in the sector: no row either */
+		if (i % 9 == 8)
+			continue;
+		struct proto_rights_profile p = {
+		        (uint16_t)(1 + i % 3), 0, 0xFFFF, 10, (uint8_t)(i % 6), (uint8_t)(i % 2), 0,
+		        (uint8_t)(i % 13 == 0)};
+		struct server_right r = {ps.id, 1, p};
+		assert_int_equal(f->st.ops->right_set(f->st.ctx, &r), 0);
+	}
+	/* uses: this period's and an older one's, of the right product or another, for keys
+	 * in the sector, and for a pseudonym no pass has */
+	uint64_t seq = 1;
+	for (int i = 0; i < N; i++) {
+		uint32_t product = 1 + (uint32_t)(i % 3);
+		for (int kind = 1; kind <= 5; kind++) {
+			uint32_t cur = (uint32_t)(kind == 1 ? 0 : per.n[kind]);
+			if ((i + kind) % 3 == 0)
+				continue;
+			use_count(f, seq++, keys[i], product, (uint32_t)(1 + (i + kind) % 4), cur);
+			use_count(f, seq++, keys[i], product, 50, cur - 1);
+			use_count(f, seq++, keys[i], product + 1, 70, cur);
+		}
+	}
+	uint8_t stranger[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+	use_count(f, seq++, stranger, 1, 90, (uint32_t)per.n[PROTO_PERIOD_YEAR]);
+	assert_int_equal(f->st.ops->commit(f->st.ctx), 0);
+
+	static struct {
+		struct server_list_row v[400];
+		size_t n;
+	} got;
+	got.n = 0;
+	assert_int_equal(f->st.ops->begin_read(f->st.ctx), 0);
+	assert_int_equal(f->st.ops->list_rows(f->st.ctx, 1, &per, collect_row, &got), 0);
+	size_t listed = 0;
+	int shared_uses = 0;
+	for (int i = 0; i < N; i++) {
+		struct server_list_row one;
+		int rc = f->st.ops->list_row(f->st.ctx, 1, keys[i], &per, &one);
+		const struct server_list_row *r = NULL;
+		for (size_t k = 0; k < got.n && !r; k++)
+			if (memcmp(got.v[k].key, keys[i], 8) == 0)
+				r = &got.v[k];
+		if (rc == SERVER_ERR_NOT_FOUND) {
+			assert_null(r);
+			continue;
+		}
+		assert_int_equal(rc, 0);
+		assert_non_null(r);
+		listed++;
+		assert_int_equal(r->state, one.state);
+		assert_int_equal(r->household_tag, one.household_tag);
+		assert_memory_equal(&r->p, &one.p, sizeof(one.p));
+		assert_int_equal(r->used, one.used);
+		shared_uses +=
+		        one.p.scope == PROTO_SCOPE_HOUSEHOLD && one.household_tag && one.used;
+	}
+	assert_int_equal(f->st.ops->commit(f->st.ctx), 0);
+	assert_int_equal(got.n, listed);
+	/* the cases are there: rows, of both scopes, and a household's total counted */
+	assert_true(listed > N / 2);
+	assert_true(shared_uses > 0);
+}
+
 /* --- a change costs what changed --------------------------------------------------------- */
 
 /* n passes in sector 1 (2 of 3 with a household quota shared by households of 3) */
@@ -1109,6 +1242,8 @@ int main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_revocation_and_delta, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_prune_keeps_last, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_sector_rows_equal_one_key_rows, setup,
+	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_many_profiles, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_a_dead_publisher_blocks_nobody, setup,
 	                                        teardown),

@@ -258,9 +258,12 @@ struct server_store_ops {
 	int (*profiles)(void *ctx, uint16_t sector, struct proto_rights_profile **out, size_t *n);
 	int (*profile_add)(void *ctx, uint16_t sector, uint16_t index,
 	                   const struct proto_rights_profile *p);
-	/* Every pass holding a right in the sector, with its usage in the current periods. */
+	/* Every pass holding a right in the sector, with its usage in the current periods,
+	 * given to `each` one by one (a full rebuild at 5 M passes keeps no array of them);
+	 * `each` returns 0 to go on, or a SERVER_ERR_* code that ends the reading and is
+	 * returned as is. */
 	int (*list_rows)(void *ctx, uint16_t sector, const struct server_periods *now,
-	                 struct server_list_row **out, size_t *n);
+	                 int (*each)(void *arg, const struct server_list_row *r), void *arg);
 	/* The row of one list key; SERVER_ERR_NOT_FOUND when no right is listed under it. */
 	int (*list_row)(void *ctx, uint16_t sector, const uint8_t key[PROTO_LIST_KEY_LEN],
 	                const struct server_periods *now, struct server_list_row *out);
