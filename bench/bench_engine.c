@@ -266,7 +266,8 @@ int main(int argc, char **argv)
 	       passes, decisions);
 	bench_table_print(&t);
 	printf("baseline: the same keys in a sqlite WITHOUT ROWID table (WAL), then the same "
-	       "decision. Budget (DESIGN.md s.9, at 10 M passes): p99 <= 10 us: %s. Controller resident memory "
+	       "decision. Budget (DESIGN.md s.9, at 10 M passes): p99 <= 10 us: %s. Controller "
+	       "resident memory "
 	       "after the run: %.1f MiB.\n",
 	       ours[decisions * 99 / 100] <= 10000 ? "met" : "MISSED", rss_kib() / 1024.0);
 
