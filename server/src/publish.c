@@ -210,6 +210,7 @@ struct pub {
 	size_t n_keys;
 	struct profile_map profiles;
 	int full;
+	int log_left; /* the version's write trimmed only part of the log */
 
 	/* full rebuild */
 	struct proto_list_entry *entries;
@@ -576,6 +577,13 @@ static int write_version(struct pub *p, const struct server_list_version *v,
 	if (rc == 0)
 		rc = s->ops->list_prune(s->ctx, p->sector,
 		                        p->o->keep ? p->o->keep : SERVER_KEEP_DEFAULT);
+	/* the log read for this version goes with it: one commit (one fsync) for both when
+	 * it is short, as after an agent's change; a long one is trimmed after (trim_log) */
+	unsigned deleted = 0;
+	if (rc == 0)
+		rc = s->ops->list_changes_trim(s->ctx, p->sector, p->upto, LOG_TRIM_BATCH,
+		                               &deleted);
+	p->log_left = deleted == LOG_TRIM_BATCH;
 	return rc;
 }
 
@@ -732,9 +740,9 @@ static int publish_changes(struct pub *p, struct server_publish_result *res)
 	return rc;
 }
 
-/* After the version committed: forget the log it was made from, a few thousand rows per
- * transaction. A failure here only leaves rows the next publish reads again and finds
- * nothing new in. */
+/* After the version committed: forget what its own transaction left of a long log (a
+ * bulk change), a few thousand rows per transaction. A failure here only leaves rows the
+ * next publish reads again and finds nothing new in. */
 static void trim_log(struct pub *p)
 {
 	struct server_store *s = p->s;
@@ -782,7 +790,7 @@ int server_publish_sector(struct server_store *s, const char *data_dir, uint16_t
 				res->changed_keys = (uint32_t)p.n_keys;
 			rc = p.full ? publish_full(&p, res) : publish_changes(&p, res);
 		}
-		if (rc == 0)
+		if (rc == 0 && p.log_left)
 			trim_log(&p);
 		pub_reset(&p);
 		if (rc != SERVER_ERR_BUSY)
