@@ -908,9 +908,11 @@ int main(int argc, char **argv)
 	       (double)ru.ru_maxrss / 1024);
 
 	double entry_bytes = (double)(list_size - b.fixed_len) / b.n;
-	printf("\nDESIGN.md s.9 budgets (stated for 5 M passes; informative, not asserted; this "
-	       "is\n"
-	       "the format 1 file: a gate's format 2 store is bench_revoke's):\n");
+	printf("\nDESIGN.md s.9 budgets (stated for 5 M passes; informative, not asserted),\n"
+	       "measured on the LEGACY FORMAT 1 list (proto/list.h, one file, one signature):\n"
+	       "gates now hold format 2 (proto/clist.h), whose figures for the same budgets are\n"
+	       "bench_gate's (bytes per pass, store on disk, daily delta, start) and\n"
+	       "bench_revoke's:\n");
 	printf("  list lookup p99 <= 10 us:           %" PRIu64 " ns  %s\n", p99,
 	       p99 <= 10000 ? "met" : "MISSED");
 	printf("  <= 16 B per pass (+ %zu B header):  %.3f B  %s\n", b.fixed_len, entry_bytes,
