@@ -1066,10 +1066,11 @@ static void pg_busy_timeout(void *ctx, int ms)
 
 /* Bulk work needs nothing of the connection here: PostgreSQL's shared buffers and its
  * checkpoints are the DBA's settings, not one client's. */
-static void pg_bulk(void *ctx, unsigned cache_mib)
+static void pg_bulk(void *ctx, unsigned cache_mib, unsigned wal_mib)
 {
 	(void)ctx;
 	(void)cache_mib;
+	(void)wal_mib;
 }
 
 /* A connection of its own that only listens: the store's connection runs statements, and

@@ -29,6 +29,9 @@ struct sq {
 	 * carried up to the agent by server_store_strerror instead of printed here */
 	char errmsg[256];
 	char sentence[SERVER_WHY_MAX];
+	/* bulk work (sq_bulk): the log's frames after the last commit, and how many it may
+	 * hold before bulk_checkpoint copies it into the database */
+	int wal_frames, wal_limit;
 };
 
 /* The SERVER_ERR_* for a sqlite result code, keeping sqlite's message of a failure. */

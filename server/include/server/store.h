@@ -358,9 +358,18 @@ struct server_store_ops {
 	void (*busy_timeout)(void *ctx, int ms);
 	/* This connection does bulk work from now on (an import's inserts, at random places
 	 * of the identifier indexes): it keeps up to `cache_mib` MiB of the database in memory
-	 * and copies its log into the database file less often, so that a page written by
-	 * many transactions is not written out again by each. */
-	void (*bulk)(void *ctx, unsigned cache_mib);
+	 * and lets its log grow to `wal_mib` MiB before it is copied into the database file,
+	 * so that a page written by many transactions is not written out again by each. That
+	 * copy is never part of a commit: bulk_checkpoint does it, between transactions.
+	 * Its commits need not be durable one by one (bulk_end). */
+	void (*bulk)(void *ctx, unsigned cache_mib, unsigned wal_mib);
+	/* Outside any transaction: copy the log into the database if it grew past `wal_mib`,
+	 * holding no lock that a writer waits for. 0 or an error. NULL: nothing to do. */
+	int (*bulk_checkpoint)(void *ctx);
+	/* The bulk work is over, outside any transaction: bulk commits may be lost by a
+	 * crash (all of the last ones, never a part of one) until the next commit, which is
+	 * durable again and makes them durable. NULL: nothing to do. */
+	void (*bulk_end)(void *ctx);
 
 	/* One event batch, deduplicated on (device, stream, seq), inside the caller's
 	 * transaction; *acked gets the highest stored seq of that stream. */
