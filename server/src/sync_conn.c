@@ -54,6 +54,15 @@ void sync_conn_unref(struct sync_conn *c)
 		free(c);
 }
 
+/* The connection no longer counts among the handshakes in progress (done or closed). */
+static void conn_handshake_over(struct sync_conn *c)
+{
+	if (c->in_handshake) {
+		c->in_handshake = 0;
+		sync_server_handshake_ends(c->srv);
+	}
+}
+
 /* Close everything of the connection; the structure itself goes now, or when the last
  * batch handed to the ingest thread comes back (sync_conn_unref). */
 static void conn_free(struct sync_conn *c)
@@ -62,6 +71,7 @@ static void conn_free(struct sync_conn *c)
 
 	if (c->closed)
 		return;
+	conn_handshake_over(c);
 	sync_figures_conn_gone(c);
 	TAILQ_REMOVE(&s->conns, c, all_link);
 	if (c->sector) {
@@ -929,6 +939,7 @@ static void conn_handshake(struct sync_conn *c)
 		return;
 	}
 	c->state = SYNC_CONN_AWAIT_HELLO;
+	conn_handshake_over(c);
 	set_timer(c, c->srv->tv_hello);
 	conn_log(c, LOG_DEBUG, "TLS up (%s, %s)", mbedtls_ssl_get_version(&c->tls.ssl),
 	         mbedtls_ssl_get_ciphersuite(&c->tls.ssl));
@@ -1022,6 +1033,8 @@ int sync_conn_start(struct server_sync *s, int fd, const char *peer)
 	}
 	c->fd = fd;
 	c->state = SYNC_CONN_HANDSHAKE;
+	c->in_handshake = 1;
+	sync_server_handshake_begins(s);
 	event_add(c->rd, NULL);
 	set_timer(c, s->tv_handshake);
 	conn_log(c, LOG_DEBUG, "accepted");

@@ -134,6 +134,7 @@ struct sync_conn {
 
 	char cn[SERVER_DEVICE_ID_MAX]; /* of the device certificate */
 	char refusal[160];             /* why the certificate was refused, if it was */
+	int in_handshake;              /* counted in the server's handshakes in progress */
 	struct server_device_info dev; /* from the backend, at handshake */
 	int have_dev;
 	/* issue 15: its site's and sector's names for the log's fields (numbers without) */
@@ -185,6 +186,17 @@ struct server_sync {
 
 	unsigned hello_timeout_ms, handshake_timeout_ms, idle_timeout_ms, poll_interval_ms;
 	unsigned stop_drain_ms, max_chain, device_recheck_ms;
+	/* A storm of reconnecting gates (a network cut healed, a server restart) would start
+	 * every handshake at once: the loop would share its CPU among thousands of them, none
+	 * would finish within its deadline, and every one would be cut and start again. At
+	 * most max_handshakes run at once; the listener pauses meanwhile and the others wait
+	 * in the kernel's accept queue, their deadline not yet started. */
+	unsigned max_handshakes;
+	int accept_paused;
+	/* accept() out of descriptors (EMFILE): the listener rests a second, instead of
+	 * being woken again at once by the connection it cannot take */
+	struct event *accept_retry_ev;
+	int accept_resting;
 	size_t max_frame;
 	const struct timeval *tv_handshake, *tv_hello, *tv_idle;
 
@@ -227,6 +239,10 @@ void sync_log(struct server_sync *s, int priority, const char *fmt, ...)
 struct sync_sector *sync_sector_get(struct server_sync *s, uint16_t sector);
 /* Ask the backend for the sector's newest version; on a new one, notify its controllers. */
 void sync_sector_refresh(struct server_sync *s, struct sync_sector *sec);
+/* Called by sync_conn when a connection starts its TLS handshake, and when it leaves it
+ * (done, refused, timed out or closed): accepting pauses at max_handshakes. */
+void sync_server_handshake_begins(struct server_sync *s);
+void sync_server_handshake_ends(struct server_sync *s);
 /* Called by sync_conn when a connection closes (to finish a stop). */
 void sync_server_conn_gone(struct server_sync *s);
 

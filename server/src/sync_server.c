@@ -261,6 +261,7 @@ static void load_ca_chain(struct server_sync *s)
 }
 
 static void changes_listen(struct server_sync *s);
+static void accept_retry(evutil_socket_t fd, short what, void *arg);
 
 static void poll_published(evutil_socket_t fd, short what, void *arg)
 {
@@ -371,6 +372,7 @@ int server_sync_new(struct server_sync **out, struct event_base *base,
 	        cfg->poll_interval_ms ? cfg->poll_interval_ms : SERVER_SYNC_POLL_INTERVAL_MS;
 	s->stop_drain_ms = cfg->stop_drain_ms ? cfg->stop_drain_ms : SERVER_SYNC_STOP_DRAIN_MS;
 	s->max_chain = cfg->max_chain ? cfg->max_chain : SERVER_SYNC_MAX_CHAIN;
+	s->max_handshakes = cfg->max_handshakes ? cfg->max_handshakes : SERVER_SYNC_MAX_HANDSHAKES;
 	s->device_recheck_ms =
 	        cfg->device_recheck_ms ? cfg->device_recheck_ms : SERVER_SYNC_DEVICE_RECHECK_MS;
 	if (s->max_chain > SYNC_CACHE_DELTAS)
@@ -398,7 +400,9 @@ int server_sync_new(struct server_sync **out, struct event_base *base,
 	s->tv_idle = common_timeout(base, s->idle_timeout_ms);
 	s->poll_ev = event_new(base, -1, EV_PERSIST, poll_published, s);
 	s->recheck_ev = event_new(base, -1, EV_PERSIST, recheck_devices, s);
-	if (!s->tv_handshake || !s->tv_hello || !s->tv_idle || !s->poll_ev || !s->recheck_ev) {
+	s->accept_retry_ev = evtimer_new(base, accept_retry, s);
+	if (!s->tv_handshake || !s->tv_hello || !s->tv_idle || !s->poll_ev || !s->recheck_ev ||
+	    !s->accept_retry_ev) {
 		server_sync_free(s);
 		return SERVER_ERR_NOMEM;
 	}
@@ -417,6 +421,22 @@ int server_sync_new(struct server_sync **out, struct event_base *base,
 	event_add(s->recheck_ev, &recheck_tv);
 	*out = s;
 	return 0;
+}
+
+/* The listener takes connections again unless handshakes are full or it rests. */
+static void accept_resume(struct server_sync *s)
+{
+	if (s->listener && !s->stopping && !s->accept_paused && !s->accept_resting)
+		evconnlistener_enable(s->listener);
+}
+
+static void accept_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct server_sync *s = arg;
+	(void)fd;
+	(void)what;
+	s->accept_resting = 0;
+	accept_resume(s);
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
@@ -458,8 +478,17 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 	struct server_sync *s = arg;
 	int err = EVUTIL_SOCKET_ERROR();
 	(void)l;
-	/* EMFILE and friends: log and keep serving the connections we have. */
-	sync_log(s, LOG_WARNING, "accept failed: %s", evutil_socket_error_to_string(err));
+	/* EMFILE and friends: keep serving the connections we have. The connection left in
+	 * the queue would wake the listener again at once (a loop spinning on accept and
+	 * logging): it rests a second, the gates waiting in the queue meanwhile. */
+	sync_log(s, LOG_WARNING, "accept failed: %s; accepting again in 1 s",
+	         evutil_socket_error_to_string(err));
+	if (s->listener && !s->accept_resting) {
+		evconnlistener_disable(s->listener);
+		s->accept_resting = 1;
+		struct timeval one_s = {1, 0};
+		event_add(s->accept_retry_ev, &one_s);
+	}
 }
 
 int server_sync_listen(struct server_sync *s, const char *addr_port)
@@ -537,6 +566,26 @@ static void log_summary(struct server_sync *s)
 	         (unsigned long long)s->stats.timeouts);
 }
 
+void sync_server_handshake_begins(struct server_sync *s)
+{
+	if (++s->stats.handshakes > s->stats.handshakes_peak)
+		s->stats.handshakes_peak = s->stats.handshakes;
+	if (s->stats.handshakes >= s->max_handshakes && s->listener && !s->accept_paused) {
+		evconnlistener_disable(s->listener);
+		s->accept_paused = 1;
+		s->stats.accept_pauses++;
+	}
+}
+
+void sync_server_handshake_ends(struct server_sync *s)
+{
+	s->stats.handshakes--;
+	if (s->accept_paused && s->stats.handshakes < s->max_handshakes) {
+		s->accept_paused = 0;
+		accept_resume(s);
+	}
+}
+
 void sync_server_conn_gone(struct server_sync *s)
 {
 	if (s->stopping && !s->stopped && TAILQ_EMPTY(&s->conns)) {
@@ -559,6 +608,7 @@ void server_sync_stop(struct server_sync *s)
 	}
 	event_del(s->poll_ev);
 	event_del(s->recheck_ev);
+	event_del(s->accept_retry_ev);
 	if (s->changes_ev)
 		event_del(s->changes_ev);
 	/* the transaction under way ends; queued batches go unacknowledged (sent again) */
@@ -600,6 +650,8 @@ void server_sync_free(struct server_sync *s)
 		event_free(s->poll_ev);
 	if (s->recheck_ev)
 		event_free(s->recheck_ev);
+	if (s->accept_retry_ev)
+		event_free(s->accept_retry_ev);
 	if (s->changes_ev)
 		event_free(s->changes_ev);
 	for (size_t i = 0; i < s->n_sectors; i++) {

@@ -42,6 +42,9 @@ struct server_sync_gate_ref {
 #define SERVER_SYNC_NOTIFIED_POLL_MS  60000u
 #define SERVER_SYNC_STOP_DRAIN_MS     2000u
 #define SERVER_SYNC_DEVICE_RECHECK_MS 5000u
+/* TLS handshakes in progress at once; further connections wait in the kernel's accept
+ * queue (docs/sync-server.md, "Reconnect storms"). */
+#define SERVER_SYNC_MAX_HANDSHAKES 64u
 /* Longer delta chains than this are replaced by a snapshot. */
 #define SERVER_SYNC_MAX_CHAIN 64u
 
@@ -71,6 +74,7 @@ struct server_sync_config {
 	unsigned device_recheck_ms;    /* how often connected devices are looked up again, so
 	                                  a revocation also ends an open session */
 	unsigned max_chain;            /* longest delta chain sent instead of a snapshot */
+	unsigned max_handshakes;       /* TLS handshakes in progress at once */
 	size_t max_frame;              /* largest frame accepted (0: PROTO_FRAME_DEFAULT_MAX) */
 
 	/* Log sink (NULL: one line per event on stderr) and the least important priority
@@ -104,6 +108,9 @@ struct server_sync_stats {
 	uint64_t published;         /* new versions noticed by polling */
 	uint64_t grants_relayed;    /* anti-passback grants passed to a site's gates (issue 13) */
 	unsigned connections;       /* open now */
+	unsigned handshakes;        /* TLS handshakes in progress now */
+	unsigned handshakes_peak;   /* the most ever in progress at once */
+	uint64_t accept_pauses;     /* times accepting stopped at max_handshakes */
 };
 
 /*

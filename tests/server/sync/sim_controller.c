@@ -126,6 +126,26 @@ int sim_connect(struct sim_ctl *c, unsigned port)
 	return sim_connect_fd(c, fd);
 }
 
+int sim_dial(struct sim_ctl *c, unsigned port)
+{
+	struct sockaddr_in sin;
+	int one = 1;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 && errno != EINPROGRESS) {
+		close(fd);
+		return -1;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return sim_connect_fd(c, fd);
+}
+
 static void sim_fail(struct sim_ctl *c, const char *what, int rc)
 {
 	char err[128];

@@ -74,6 +74,11 @@ void sim_free(struct sim_ctl *c);
 /* Connect to 127.0.0.1:port (or take a connected socket) and start the handshake. */
 int sim_connect(struct sim_ctl *c, unsigned port);
 int sim_connect_fd(struct sim_ctl *c, int fd);
+/* The same without waiting for TCP's handshake, as citypass-controller dials (a
+ * non-blocking connect): when the server's accept queue is full the kernel retries the
+ * SYN, and a blocking connect would hold every other simulated gate for a second or more.
+ * A refused connection shows up at the next sim_step as closed. Returns 0 or -1. */
+int sim_dial(struct sim_ctl *c, unsigned port);
 /* Close the socket abruptly (no close_notify), keeping the controller's state. */
 void sim_disconnect(struct sim_ctl *c);
 

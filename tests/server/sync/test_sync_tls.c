@@ -13,6 +13,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/resource.h>
 
 #include <cmocka.h>
 
@@ -514,6 +517,104 @@ static void test_handshake_timeout(void **state)
 	sim_free(&mute);
 }
 
+/*
+ * A reconnect storm: many gates dialling at once are let into TLS max_handshakes at a
+ * time, the others waiting in the accept queue (their deadline not started), so that none
+ * misses it in the crowd. With one slot held by a peer that never handshakes, nobody gets
+ * in until its timeout frees the slot; then every gate does, one handshake at a time.
+ */
+static void test_handshakes_admitted(void **state)
+{
+	struct harness *h = *state;
+	enum { GATES = 8 };
+	struct sim_ctl mute, g[GATES];
+	struct server_sync_stats st;
+	char id[32];
+
+	h->cfg.max_handshakes = 1;
+	h->cfg.handshake_timeout_ms = 1000;
+	assert_int_equal(harness_start(h), 0);
+	assert_int_equal(harness_controller(h, &mute, "gate-mute", SITE, SECTOR_POOL), 0);
+	assert_int_equal(sim_connect(&mute, h->port), 0);
+	for (int t = 0; t < LONG_WAIT_MS / 10; t++) {
+		harness_stats(h, &st);
+		if (st.handshakes == 1)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(st.handshakes, 1);
+	for (int i = 0; i < GATES; i++) {
+		snprintf(id, sizeof(id), "gate-%d", i);
+		assert_int_equal(harness_controller(h, &g[i], id, SITE, SECTOR_POOL), 0);
+		assert_int_equal(sim_dial(&g[i], h->port), 0);
+		assert_int_equal(sim_send_hello(&g[i], NULL), 0);
+	}
+	int welcomed = 0;
+	for (double t0 = sim_now(); welcomed < GATES && sim_now() - t0 < LONG_WAIT_MS / 1e3;) {
+		welcomed = 0;
+		for (int i = 0; i < GATES; i++) {
+			sim_step(&g[i]);
+			welcomed += g[i].welcomed && !g[i].closed;
+		}
+		usleep(2000);
+	}
+	assert_int_equal(welcomed, GATES);
+	harness_stats(h, &st);
+	assert_int_equal(st.handshakes_peak, 1);
+	assert_true(st.accept_pauses >= 1);
+	assert_int_equal(st.handshakes, 0);
+	assert_int_equal(st.timeouts, 1); /* the mute peer only */
+	assert_int_equal(st.sessions, GATES);
+	sim_free(&mute);
+	for (int i = 0; i < GATES; i++)
+		sim_free(&g[i]);
+}
+
+static unsigned log_count(struct harness *h, const char *needle)
+{
+	unsigned n = 0;
+	pthread_mutex_lock(&h->log_lock);
+	for (const char *p = h->log; p && (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	pthread_mutex_unlock(&h->log_lock);
+	return n;
+}
+
+/*
+ * Out of descriptors, accept() fails with EMFILE and leaves the connection queued: the
+ * listener rests a second rather than being woken for it again at once (a loop spinning
+ * and logging), and takes the gate once a descriptor is free.
+ */
+static void test_accept_rests_when_out_of_descriptors(void **state)
+{
+	struct harness *h = *state;
+	struct sim_ctl g;
+	struct rlimit was, tight;
+
+	h->quiet = 1;
+	assert_int_equal(harness_start(h), 0);
+	assert_int_equal(harness_controller(h, &g, "gate-1", SITE, SECTOR_POOL), 0);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &was), 0);
+	/* every descriptor below `spare` is taken (open returns the lowest free one): with
+	 * the limit at spare + 1, the gate's socket takes the last one, accept() gets none */
+	int spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	assert_true(spare >= 0);
+	tight = was;
+	tight.rlim_cur = (rlim_t)spare + 1;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &tight), 0);
+	close(spare);
+	assert_int_equal(sim_dial(&g, h->port), 0);
+	assert_int_equal(sim_send_hello(&g, NULL), 0);
+	assert_true(harness_log_has(h, "accept failed", LONG_WAIT_MS));
+	usleep(1500000);
+	unsigned failed = log_count(h, "accept failed");
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &was), 0);
+	assert_true(failed >= 1 && failed <= 3); /* once at first, once a second after */
+	assert_true(harness_log_has(h, "accepting again in 1 s", 0));
+	assert_int_equal(sim_wait(&g, sim_cond_welcomed, LONG_WAIT_MS), 1);
+	sim_free(&g);
+}
+
 /* A controller that completes the handshake but never says Hello is dropped. */
 static void test_hello_timeout(void **state)
 {
@@ -625,6 +726,9 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_revoked_while_connected, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_bad_input_isolated, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_handshake_timeout, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_handshakes_admitted, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_accept_rests_when_out_of_descriptors, setup,
+	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_hello_timeout, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_idle_and_keepalive, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_stop_tells_controllers, setup, teardown),
