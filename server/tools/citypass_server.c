@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <syslog.h>
 #include <time.h>
@@ -176,6 +177,36 @@ static int key_file(char *buf, size_t cap, const char *data, const char *name)
 	return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
+/*
+ * One descriptor per connected gate: 10 000 gates (DESIGN.md s.9) do not fit in the soft
+ * limit of 1 024 a process usually starts with, and past it accept() fails with EMFILE.
+ * The soft limit is raised to the hard one (the systemd unit sets both: LimitNOFILE);
+ * where that is refused, the limit that stays is said, since it caps the gates served.
+ */
+static void raise_open_files_limit(const struct server_sync_config *cfg)
+{
+	struct rlimit rl;
+	char line[200];
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == rl.rlim_max)
+		return;
+	const rlim_t was = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	int prio = LOG_INFO;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		snprintf(line, sizeof(line), "open files: soft limit raised from %llu to %llu",
+		         (unsigned long long)was, (unsigned long long)rl.rlim_max);
+	} else {
+		prio = LOG_WARNING;
+		snprintf(line, sizeof(line),
+		         "open files: soft limit %llu kept (%s): about as many gates at most",
+		         (unsigned long long)was, strerror(errno));
+	}
+	if (cfg->log)
+		cfg->log(NULL, prio, line);
+	else
+		fprintf(stderr, "citypass-server: %s\n", line);
+}
+
 int main(int argc, char **argv)
 {
 	enum {
@@ -310,6 +341,7 @@ int main(int argc, char **argv)
 		cfg.log = log_service;
 		cfg.log_gate = log_service_gate;
 	}
+	raise_open_files_limit(&cfg);
 
 	/* issue 16: a database server that does not answer yet (PostgreSQL restarting, the
 	 * machines booting in the wrong order) is waited for, with a back-off, saying so;
