@@ -13,11 +13,11 @@
 deployment pool ${CITYPASS_TEST_PG:+--store "$CITYPASS_TEST_PG"}
 adm site add pool-n --sector pool >/dev/null
 start_bench pool-6 pool-4
-PORT=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 40000))
-"$SERVER" --data "$CITYPASS_DATA" --listen "[::]:$PORT" --poll-ms 50 >>"$T/server.log" 2>&1 &
-SERVER_PID=$!
-wait_for 5 grep -q "listening on \[::\]:$PORT" "$T/server.log" ||
-	fail "server on [::]:$PORT: $(tail -n 3 "$T/server.log")"
+# a random port may be taken (CI ran this beside sync_ipv6_pg): start_server retries
+LISTEN_HOST='[::]'
+start_server
+LISTEN_HOST=
+grep -qF "listening on [::]:$PORT" "$T/server.log" || fail "server on [::]:$PORT: $(tail -n 3 "$T/server.log")"
 echo "ok - the server listens on [::]:$PORT"
 
 enrol pool-6 pool-n pool-6

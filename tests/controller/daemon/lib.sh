@@ -90,16 +90,18 @@ start_bench() {
 	ctl --wait 10 status >/dev/null || fail "bench did not start: $(cat "$T/hil.log")"
 }
 
-# start_server : citypass-server on a free loopback port (bounded retries); sets PORT
+# start_server : citypass-server on a free port of LISTEN_HOST (default the IPv4 loopback;
+# bounded retries: a random port may be taken); sets PORT
 start_server() {
+	_host=${LISTEN_HOST:-127.0.0.1}
 	for _attempt in 1 2 3 4 5 6 7 8 9 10; do
 		_p=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 40000))
 		[ -n "$PORT" ] && _p=$PORT
 		# shellcheck disable=SC2086 # SERVER_ARGS: extra options, word-split on purpose
-		"$SERVER" --data "$CITYPASS_DATA" --listen "127.0.0.1:$_p" --poll-ms 50 ${SERVER_ARGS:-} \
+		"$SERVER" --data "$CITYPASS_DATA" --listen "$_host:$_p" --poll-ms 50 ${SERVER_ARGS:-} \
 			>>"$T/server.log" 2>&1 &
 		SERVER_PID=$!
-		if wait_for 5 grep -q "listening on 127.0.0.1:$_p" "$T/server.log"; then
+		if wait_for 5 grep -qF "listening on $_host:$_p" "$T/server.log"; then
 			PORT=$_p
 			return 0
 		fi
