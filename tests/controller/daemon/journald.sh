@@ -46,10 +46,16 @@ stream_of() { : >"$1"; stat -c '%d:%i' "$1"; }
 deployment pool
 adm site add pool-n --sector pool >/dev/null
 start_bench pool-1
-PORT=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 40000))
-JOURNAL_STREAM=$(stream_of "$T/server.err") "$SERVER" --data "$CITYPASS_DATA" \
-	--listen "127.0.0.1:$PORT" --poll-ms 50 2>>"$T/server.err" &
-SERVER_PID=$!
+# a random port may be taken: another one while the server exits at once (bounded)
+for _attempt in 1 2 3 4 5; do
+	PORT=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 40000))
+	JOURNAL_STREAM=$(stream_of "$T/server.err") "$SERVER" --data "$CITYPASS_DATA" \
+		--listen "127.0.0.1:$PORT" --poll-ms 50 2>>"$T/server.err" &
+	SERVER_PID=$!
+	sleep 0.5
+	kill -0 "$SERVER_PID" 2>/dev/null && break
+	wait "$SERVER_PID" 2>/dev/null || true
+done
 wait_for 10 has_entry '"SYSLOG_IDENTIFIER":"citypass-server"' "\"MESSAGE\":\"listening on 127.0.0.1:$PORT\"" '"PRIORITY":"6"' ||
 	fail "server: its start is not in the journal: $(entries | tail -n 3; cat "$T/server.err")"
 [ ! -s "$T/server.err" ] || fail "server: wrote to stderr under journald: $(cat "$T/server.err")"
