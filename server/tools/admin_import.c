@@ -28,7 +28,7 @@
 
 #define BATCH (1u << 20) /* lines per transaction at most */
 /* and seconds, commit included: the write lock is held that long (admin_pace.h) */
-#define TX_SECONDS  0.3
+#define TX_SECONDS  0.5
 #define SHOW_ERRORS 20
 #define MEMO_SLOTS  4096u /* distinct rights fields parsed once */
 #define MAX_RIGHTS  SERVER_CARD_SLOTS
