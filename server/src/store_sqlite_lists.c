@@ -279,10 +279,9 @@ static int row_from(sqlite3_stmt *st, struct server_list_row *r)
 	return SQLITE_OK;
 }
 
-int sq_list_rows(void *ctx, uint16_t sector, const struct server_periods *now,
-                 int (*each)(void *arg, const struct server_list_row *r), void *arg)
+static int list_rows_read(struct sq *q, uint16_t sector, const struct server_periods *now,
+                          int (*each)(void *arg, const struct server_list_row *r), void *arg)
 {
-	struct sq *q = ctx;
 	sqlite3_stmt *st;
 	int rc = sq_prep(q, &st, import_open_sql);
 	if (rc)
@@ -311,6 +310,25 @@ int sq_list_rows(void *ctx, uint16_t sector, const struct server_periods *now,
 	if (rc == SQLITE_DONE)
 		return 0;
 	return rc < 0 ? rc : sq_err(q, rc); /* each's own code, or sqlite's */
+}
+
+int sq_list_rows(void *ctx, uint16_t sector, const struct server_periods *now,
+                 int (*each)(void *arg, const struct server_list_row *r), void *arg)
+{
+	struct sq *q = ctx;
+	/* one snapshot for the import check and every scan (the pass ids counted first must
+	 * be those scanned): the publisher reads in its own read transaction, a report does
+	 * not */
+	const int own = sqlite3_get_autocommit(q->db);
+	int rc = own ? sq_exec(q, "BEGIN") : 0;
+	if (rc)
+		return rc;
+	rc = list_rows_read(q, sector, now, each, arg);
+	if (own) {
+		int end = sq_exec(q, rc ? "ROLLBACK" : "COMMIT");
+		rc = rc ? rc : end;
+	}
+	return rc;
 }
 
 int sq_list_row(void *ctx, uint16_t sector, const uint8_t key[PROTO_LIST_KEY_LEN],

@@ -115,7 +115,9 @@ static struct slot *slot_of(struct rows_scan *s, int64_t id)
 
 static int take_pass(struct rows_scan *s, sqlite3_stmt *st)
 {
-	struct slot *p = slot_of(s, sqlite3_column_int64(st, 0)); /* in range: see below */
+	struct slot *p = slot_of(s, sqlite3_column_int64(st, 0));
+	if (!p)
+		return 0; /* in range in the caller's snapshot (sq_list_rows): never, but cheap */
 	p->exists = 1;
 	p->state = sqlite3_column_int(st, 1);
 	p->in_household = sqlite3_column_type(st, 2) != SQLITE_NULL;
