@@ -286,11 +286,9 @@ static int list_rows_read(struct sq *q, uint16_t sector, const struct server_per
 	int rc = sq_prep(q, &st, import_open_sql);
 	if (rc)
 		return rc;
-	rc = sq_step(q, st);
-	int importing = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 1;
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW)
-		return sq_err(q, rc);
+	int64_t importing = 1;
+	if ((rc = sq_one_int64(q, st, &importing)) != 0)
+		return rc;
 	if (!importing) {
 		int declined = 0;
 		rc = sq_list_rows_scanned(q, sector, now, each, arg, &declined);

@@ -74,6 +74,13 @@ static int sum_cmp(const void *a, const void *b)
 	return x->period < y->period ? -1 : x->period > y->period;
 }
 
+/* By list key alone: a key names one pass at most, so one household. */
+static int key_only_cmp(const void *a, const void *b)
+{
+	return memcmp(((const struct use_sum *)a)->key, ((const struct use_sum *)b)->key,
+	              PROTO_LIST_KEY_LEN);
+}
+
 static int64_t sum_find(const struct use_sum *v, size_t n, const struct use_sum *want)
 {
 	const struct use_sum *hit = n ? bsearch(want, v, n, sizeof(*v), sum_cmp) : NULL;
@@ -191,23 +198,13 @@ static int sum_households(struct rows_scan *s)
 		}
 	}
 	if (rc == 0 && n)
-		qsort(by_key, n, sizeof(*by_key), sum_cmp);
-	for (size_t i = 0; i < s->n_own && rc == 0; i++) {
-		struct use_sum k = {0};
-		memcpy(k.key, s->own[i].key, PROTO_LIST_KEY_LEN);
-		/* the key's entry, whatever its household: compare on the key alone */
-		size_t lo = 0, hi = n;
-		while (lo < hi) {
-			size_t mid = lo + (hi - lo) / 2;
-			int c = memcmp(by_key[mid].key, k.key, PROTO_LIST_KEY_LEN);
-			if (c < 0)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-		if (lo == n || memcmp(by_key[lo].key, k.key, PROTO_LIST_KEY_LEN) != 0)
+		qsort(by_key, n, sizeof(*by_key), key_only_cmp);
+	for (size_t i = 0; i < s->n_own && rc == 0 && n; i++) {
+		const struct use_sum *m =
+		        bsearch(&s->own[i], by_key, n, sizeof(*by_key), key_only_cmp);
+		if (!m)
 			continue;
-		struct use_sum h = {.household = by_key[lo].household,
+		struct use_sum h = {.household = m->household,
 		                    .product = s->own[i].product,
 		                    .period = s->own[i].period,
 		                    .count = s->own[i].count};
