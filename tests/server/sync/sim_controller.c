@@ -106,11 +106,12 @@ int sim_connect_fd(struct sim_ctl *c, int fd)
 	return 0;
 }
 
-int sim_connect(struct sim_ctl *c, unsigned port)
+/* A TCP connection to the loopback's port; `nonblock`: connect() may still be under way. */
+static int dial_loopback(struct sim_ctl *c, unsigned port, int nonblock)
 {
 	struct sockaddr_in sin;
 	int one = 1;
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
 
 	if (fd < 0)
 		return -1;
@@ -118,8 +119,8 @@ int sim_connect(struct sim_ctl *c, unsigned port)
 	sin.sin_family = AF_INET;
 	sin.sin_port = htons((uint16_t)port);
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	/* loopback: the blocking connect returns at once */
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 &&
+	    !(nonblock && errno == EINPROGRESS)) {
 		close(fd);
 		return -1;
 	}
@@ -127,24 +128,15 @@ int sim_connect(struct sim_ctl *c, unsigned port)
 	return sim_connect_fd(c, fd);
 }
 
+/* loopback: the blocking connect returns at once */
+int sim_connect(struct sim_ctl *c, unsigned port)
+{
+	return dial_loopback(c, port, 0);
+}
+
 int sim_dial(struct sim_ctl *c, unsigned port)
 {
-	struct sockaddr_in sin;
-	int one = 1;
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -1;
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 && errno != EINPROGRESS) {
-		close(fd);
-		return -1;
-	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	return sim_connect_fd(c, fd);
+	return dial_loopback(c, port, 1);
 }
 
 static void sim_fail(struct sim_ctl *c, const char *what, int rc)
