@@ -2,7 +2,8 @@
 # Nothing stops while agents work (issue 12 item 2, DESIGN.md s.9 "server under change"):
 # a deployment of many passes (300 000 by default; CITYPASS_TEST_PASSES=5000000 for the
 # issue's 5 M, run by hand: neither make test nor make bench runs it) made with `pass
-# import`, then full rebuilds of its list (`list publish --full`) and revocations published over and over while five gates upload
+# import`, then full rebuilds of its list (`list publish --full`) and revocations
+# published over and over while five gates upload
 # batch after batch through the real citypass-server. No gate is cut off, every batch is
 # acknowledged, every event is stored exactly once, no "database is locked" anywhere, and
 # every list the gates receive meanwhile (snapshots and deltas) verifies. Under
