@@ -77,6 +77,9 @@ struct controller_sync {
 	struct link_tls_ctx *tls;
 	struct link_tls_session tls_sess;
 	int tls_live;
+	/* the server's session ticket, offered at the next connection: after a network cut a
+	 * thousand gates come back without a full handshake each (docs/controller.md) */
+	struct link_tls_ticket ticket;
 
 	/* thread and loop */
 	pthread_t thread;
@@ -263,6 +266,12 @@ static void conn_close(struct controller_sync *s, const char *fmt, ...)
 		close(s->fd);
 		s->fd = -1;
 	}
+	/* Ended in the handshake or before the Welcome (a resumed session of a device revoked
+	 * since is closed right after the handshake): the next handshake is a full one, whose
+	 * refusal tells the gate more. */
+	if (s->state == SYNC_HANDSHAKE ||
+	    controller_sync_session_state(s->session) == CONTROLLER_SYNC_SESSION_HELLO)
+		link_tls_ticket_free(&s->ticket);
 	if (controller_sync_session_healthy(s->session)) {
 		/* a session was served: a new round, from this server on */
 		s->attempts = 0;
@@ -419,7 +428,7 @@ static void step_handshake(struct controller_sync *s)
 		return;
 	}
 	if (rc != 0) {
-		uint32_t flags = mbedtls_ssl_get_verify_result(&s->tls_sess.ssl);
+		uint32_t flags = link_tls_session_verify_result(&s->tls_sess);
 		if (rc == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED && flags != 0 &&
 		    flags != (uint32_t)-1) {
 			link_tls_verify_reason(flags, why, sizeof(why));
@@ -442,10 +451,14 @@ static void step_handshake(struct controller_sync *s)
 		}
 		return;
 	}
+	if (link_tls_ticket_keep(&s->ticket, &s->tls_sess) != 0)
+		sync_log(s, "sync: the session's ticket could not be kept (out of memory): the "
+		            "next connection makes a full handshake");
 	s->state = SYNC_SESSION;
-	sync_log(s, "sync: TLS up with %s (%s, %s)", s->peer,
+	sync_log(s, "sync: TLS up with %s (%s, %s%s)", s->peer,
 	         mbedtls_ssl_get_version(&s->tls_sess.ssl),
-	         mbedtls_ssl_get_ciphersuite(&s->tls_sess.ssl));
+	         mbedtls_ssl_get_ciphersuite(&s->tls_sess.ssl),
+	         s->tls_sess.resumed ? ", resumed from a ticket" : "");
 	after_session(s, controller_sync_session_begin(s->session));
 }
 
@@ -463,6 +476,8 @@ static void tcp_connected(struct controller_sync *s)
 	}
 	s->tls_live = 1;
 	rc = link_tls_session_init(&s->tls_sess, s->tls, s->fd, verify_server, s);
+	if (rc == 0)
+		rc = link_tls_session_offer_ticket(&s->tls_sess, &s->ticket);
 	/* no name pinned: the certificate must carry this server's host name, when it is one
 	 * (load_tls) */
 	if (rc == 0 && !s->server_name && s->addrs[s->cur].family == AF_UNSPEC)
@@ -711,6 +726,7 @@ static void sync_free(struct controller_sync *s)
 		close(s->pipe_rd);
 	if (s->pipe_wr >= 0)
 		close(s->pipe_wr);
+	link_tls_ticket_free(&s->ticket);
 	link_tls_ctx_free(s->tls);
 	free(s->server);
 	free(s->server_name);
@@ -747,6 +763,7 @@ int controller_sync_start(struct controller_sync **out, const struct controller_
 		return CONTROLLER_ERR_NOMEM;
 	s->cfg = *cfg;
 	s->fd = s->pipe_rd = s->pipe_wr = -1;
+	link_tls_ticket_init(&s->ticket);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->init_lock, NULL);
 	pthread_cond_init(&s->init_cond, NULL);

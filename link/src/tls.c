@@ -21,6 +21,7 @@
 #include <mbedtls/net_sockets.h>
 #include <mbedtls/oid.h>
 #include <mbedtls/pk.h>
+#include <mbedtls/ssl_ticket.h>
 #include <mbedtls/x509_crl.h>
 #include <mbedtls/x509_crt.h>
 
@@ -35,6 +36,7 @@ struct link_tls_ctx {
 	mbedtls_x509_crl crl;
 	mbedtls_pk_context key;
 	mbedtls_ssl_config conf;
+	mbedtls_ssl_ticket_context tickets;
 	int have_crl;
 	char server_name[256];
 };
@@ -97,6 +99,7 @@ int link_tls_ctx_new(struct link_tls_ctx **out, const struct link_tls_params *p,
 	mbedtls_x509_crl_init(&c->crl);
 	mbedtls_pk_init(&c->key);
 	mbedtls_ssl_config_init(&c->conf);
+	mbedtls_ssl_ticket_init(&c->tickets);
 
 	pers = p->personalisation ? p->personalisation : default_personalisation;
 	rc = mbedtls_ctr_drbg_seed(&c->drbg, mbedtls_entropy_func, &c->entropy,
@@ -147,6 +150,20 @@ int link_tls_ctx_new(struct link_tls_ctx **out, const struct link_tls_params *p,
 		say(err, err_cap, "using certificate", p->cert_path, rc);
 		goto fail;
 	}
+	if (p->role == LINK_TLS_SERVER && p->ticket_lifetime_s) {
+		/* AES-256-GCM sealed tickets; the module renews its key every lifetime and
+		 * still opens the previous key's tickets */
+		rc = mbedtls_ssl_ticket_setup(&c->tickets, mbedtls_ctr_drbg_random, &c->drbg,
+		                              MBEDTLS_CIPHER_AES_256_GCM, p->ticket_lifetime_s);
+		if (rc) {
+			say(err, err_cap, "setting up session tickets for", "TLS", rc);
+			goto fail;
+		}
+		mbedtls_ssl_conf_session_tickets_cb(&c->conf, mbedtls_ssl_ticket_write,
+		                                    mbedtls_ssl_ticket_parse, &c->tickets);
+	}
+	if (p->role == LINK_TLS_CLIENT)
+		mbedtls_ssl_conf_session_tickets(&c->conf, MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
 	if (p->server_name)
 		snprintf(c->server_name, sizeof(c->server_name), "%s", p->server_name);
 	c->role = p->role;
@@ -162,6 +179,7 @@ void link_tls_ctx_free(struct link_tls_ctx *c)
 	if (!c)
 		return;
 	mbedtls_ssl_config_free(&c->conf);
+	mbedtls_ssl_ticket_free(&c->tickets);
 	mbedtls_pk_free(&c->key);
 	mbedtls_x509_crl_free(&c->crl);
 	mbedtls_x509_crt_free(&c->own);
@@ -197,8 +215,11 @@ int link_tls_cert_has_purpose(const mbedtls_x509_crt *crt, enum link_tls_role ro
 static int session_verify(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
 {
 	struct link_tls_session *s = arg;
-	if (depth == 0 && !link_tls_cert_has_purpose(crt, s->peer_role))
-		*flags |= MBEDTLS_X509_BADCERT_EXT_KEY_USAGE;
+	if (depth == 0) {
+		s->peer_checked = 1;
+		if (!link_tls_cert_has_purpose(crt, s->peer_role))
+			*flags |= MBEDTLS_X509_BADCERT_EXT_KEY_USAGE;
+	}
 	return s->verify ? s->verify(s->verify_arg, crt, depth, flags) : 0;
 }
 
@@ -208,6 +229,7 @@ int link_tls_session_init(struct link_tls_session *s, struct link_tls_ctx *ctx, 
 	int rc;
 
 	memset(s, 0, sizeof(*s));
+	s->ctx = ctx;
 	s->fd = fd;
 	s->peer_role = ctx->role == LINK_TLS_SERVER ? LINK_TLS_CLIENT : LINK_TLS_SERVER;
 	s->verify = verify;
@@ -232,12 +254,83 @@ void link_tls_session_free(struct link_tls_session *s)
 	s->ready = 0;
 }
 
+/*
+ * A resumed session: the peer proved it holds the session a full handshake verified, but
+ * what can have changed since is checked again — the certificate's dates (against this
+ * host's clock; the caller's callback may judge them by its own, as in a full handshake),
+ * the CRL loaded, the certificate's purpose — then the caller's own check (a device
+ * revoked since, on the server). The chain is not verified again: the anchors of this
+ * configuration are those that verified it, and the ticket's seal is this process's.
+ */
+static int session_check_resumed(struct link_tls_session *s)
+{
+	const mbedtls_x509_crt *peer = mbedtls_ssl_get_peer_cert(&s->ssl);
+	uint32_t flags = 0;
+
+	s->resumed = 1;
+	if (!peer) {
+		/* mbedTLS built without MBEDTLS_SSL_KEEP_PEER_CERTIFICATE: nothing to check */
+		s->resumed_flags = MBEDTLS_X509_BADCERT_MISSING;
+		return MBEDTLS_ERR_X509_CERT_VERIFY_FAILED;
+	}
+	if (mbedtls_x509_time_is_past(&peer->valid_to))
+		flags |= MBEDTLS_X509_BADCERT_EXPIRED;
+	if (mbedtls_x509_time_is_future(&peer->valid_from))
+		flags |= MBEDTLS_X509_BADCERT_FUTURE;
+	if (s->ctx->have_crl && mbedtls_x509_crt_is_revoked(peer, &s->ctx->crl))
+		flags |= MBEDTLS_X509_BADCERT_REVOKED;
+	/* the callbacks take a mutable certificate; none of them changes it */
+	if (session_verify(s, (mbedtls_x509_crt *)peer, 0, &flags) != 0 && !flags)
+		flags = MBEDTLS_X509_BADCERT_OTHER;
+	s->resumed_flags = flags;
+	return flags ? MBEDTLS_ERR_X509_CERT_VERIFY_FAILED : 0;
+}
+
 int link_tls_session_handshake(struct link_tls_session *s)
 {
 	int rc = mbedtls_ssl_handshake(&s->ssl);
+	if (rc == 0 && !s->peer_checked)
+		rc = session_check_resumed(s);
 	if (rc == 0)
 		s->ready = 1;
 	return rc;
+}
+
+uint32_t link_tls_session_verify_result(const struct link_tls_session *s)
+{
+	return s->resumed ? s->resumed_flags : mbedtls_ssl_get_verify_result(&s->ssl);
+}
+
+void link_tls_ticket_init(struct link_tls_ticket *t)
+{
+	mbedtls_ssl_session_init(&t->session);
+	t->have = 0;
+}
+
+void link_tls_ticket_free(struct link_tls_ticket *t)
+{
+	mbedtls_ssl_session_free(&t->session);
+	link_tls_ticket_init(t);
+}
+
+int link_tls_ticket_keep(struct link_tls_ticket *t, const struct link_tls_session *s)
+{
+	/* a resumed session keeps the ticket it came with (mbedTLS issues no new one then),
+	 * which is the one already held */
+	int rc = mbedtls_ssl_get_session(&s->ssl, &t->session);
+	if (rc) {
+		link_tls_ticket_free(t);
+		return rc;
+	}
+	t->have = t->session.ticket != NULL && t->session.ticket_len > 0;
+	if (!t->have)
+		link_tls_ticket_free(t);
+	return 0;
+}
+
+int link_tls_session_offer_ticket(struct link_tls_session *s, const struct link_tls_ticket *t)
+{
+	return t->have ? mbedtls_ssl_set_session(&s->ssl, &t->session) : 0;
 }
 
 long link_tls_session_read(struct link_tls_session *s, uint8_t *buf, size_t cap)

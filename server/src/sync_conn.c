@@ -920,17 +920,22 @@ static void conn_handshake(struct sync_conn *c)
 		event_add(c->wr, NULL);
 		return;
 	}
+	/* a resumed session (a ticket) comes here through the same conn_verify, on the
+	 * certificate the ticket kept: a device revoked since its full handshake is refused */
+	if (c->tls.resumed)
+		c->srv->stats.resumed++;
 	if (rc != 0) {
 		c->srv->stats.refused_handshake++;
 		if (c->refusal[0]) {
 			snprintf(why, sizeof(why), "%s", c->refusal);
 		} else if (rc == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
-			link_tls_verify_reason(mbedtls_ssl_get_verify_result(&c->tls.ssl), why,
+			link_tls_verify_reason(link_tls_session_verify_result(&c->tls), why,
 			                       sizeof(why));
 		} else {
 			link_tls_strerror(rc, why, sizeof(why));
 		}
-		conn_close(c, LOG_WARNING, "TLS handshake refused: %s", why);
+		conn_close(c, LOG_WARNING, "TLS handshake refused%s: %s",
+		           c->tls.resumed ? " (session resumed from a ticket)" : "", why);
 		return;
 	}
 	if (!c->have_dev) {
@@ -941,8 +946,9 @@ static void conn_handshake(struct sync_conn *c)
 	c->state = SYNC_CONN_AWAIT_HELLO;
 	conn_handshake_over(c);
 	set_timer(c, c->srv->tv_hello);
-	conn_log(c, LOG_DEBUG, "TLS up (%s, %s)", mbedtls_ssl_get_version(&c->tls.ssl),
-	         mbedtls_ssl_get_ciphersuite(&c->tls.ssl));
+	conn_log(c, LOG_DEBUG, "TLS up (%s, %s%s)", mbedtls_ssl_get_version(&c->tls.ssl),
+	         mbedtls_ssl_get_ciphersuite(&c->tls.ssl),
+	         c->tls.resumed ? ", resumed from a ticket" : "");
 	/* the Hello may already sit in mbedTLS's buffer with nothing left on the socket */
 	event_active(c->rd, EV_READ, 1);
 }

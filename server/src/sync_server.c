@@ -388,6 +388,8 @@ int server_sync_new(struct server_sync **out, struct event_base *base,
 	        .cert_path = cfg->cert_path,
 	        .key_path = cfg->key_path,
 	        .crl_path = cfg->crl_path,
+	        .ticket_lifetime_s = cfg->ticket_lifetime_s ? cfg->ticket_lifetime_s
+	                                                    : SERVER_SYNC_TICKET_LIFETIME_S,
 	};
 	rc = link_tls_ctx_new(&s->tls, &tp, err, sizeof(err));
 	if (rc) {
@@ -555,12 +557,12 @@ int server_sync_adopt(struct server_sync *s, int fd, const char *peer)
 static void log_summary(struct server_sync *s)
 {
 	sync_log(s, LOG_INFO,
-	         "stopped: %llu connection(s) accepted, %llu session(s), %llu batch(es) / %llu "
-	         "event(s) acknowledged, %llu update(s) sent, %llu refused handshake(s), %llu "
-	         "closed for bad input, %llu timeout(s)",
+	         "stopped: %llu connection(s) accepted, %llu session(s), %llu TLS session(s) "
+	         "resumed, %llu batch(es) / %llu event(s) acknowledged, %llu update(s) sent, "
+	         "%llu refused handshake(s), %llu closed for bad input, %llu timeout(s)",
 	         (unsigned long long)s->stats.accepted, (unsigned long long)s->stats.sessions,
-	         (unsigned long long)s->stats.batches, (unsigned long long)s->stats.events,
-	         (unsigned long long)s->stats.updates,
+	         (unsigned long long)s->stats.resumed, (unsigned long long)s->stats.batches,
+	         (unsigned long long)s->stats.events, (unsigned long long)s->stats.updates,
 	         (unsigned long long)s->stats.refused_handshake,
 	         (unsigned long long)s->stats.closed_bad_input,
 	         (unsigned long long)s->stats.timeouts);

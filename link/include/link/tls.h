@@ -51,6 +51,10 @@ struct link_tls_params {
 	const char *server_name;
 	/* Personalisation string of the RNG (which end drew it, in a dump); NULL: a default. */
 	const char *personalisation;
+	/* Server: issue session tickets (RFC 5077) that resume a session for this long after
+	 * its full handshake, so that a gate dialling again costs no elliptic-curve operation;
+	 * their keys live in memory only and are renewed every lifetime. 0: no tickets. */
+	uint32_t ticket_lifetime_s;
 };
 
 /* Load certificates and seed the RNG. Returns 0 or a negative mbedTLS error; err (if not
@@ -77,6 +81,7 @@ typedef int (*link_tls_verify_fn)(void *arg, mbedtls_x509_crt *crt, int depth, u
 
 struct link_tls_session {
 	mbedtls_ssl_context ssl;
+	struct link_tls_ctx *ctx;
 	int fd;
 	/* the peer's certificate must carry the purpose of its role (link_tls_cert_has_purpose),
 	 * then the caller's own check runs */
@@ -85,8 +90,31 @@ struct link_tls_session {
 	void *verify_arg;
 	/* mbedtls_ssl_write() must be re-called with the same length after WANT_WRITE. */
 	size_t pending_write;
-	int ready; /* handshake done */
+	int ready;              /* handshake done */
+	int peer_checked;       /* the peer's certificate went through the verify callback */
+	int resumed;            /* the handshake resumed a session from a ticket */
+	uint32_t resumed_flags; /* why the peer of a resumed session was refused */
 };
+
+/*
+ * A client's session ticket, kept from one connection to offer at the next: a server that
+ * sealed it resumes the session without a certificate exchange. The verify callback still
+ * runs on a resumed session (link_tls_session_handshake), on the peer's certificate kept in
+ * the ticket.
+ */
+struct link_tls_ticket {
+	mbedtls_ssl_session session;
+	int have;
+};
+
+void link_tls_ticket_init(struct link_tls_ticket *t);
+/* Forget the ticket (the next handshake is a full one); the struct can be reused. */
+void link_tls_ticket_free(struct link_tls_ticket *t);
+/* After a completed handshake (client): keep the session's ticket, if the server gave one.
+ * 0 or a negative mbedTLS error. */
+int link_tls_ticket_keep(struct link_tls_ticket *t, const struct link_tls_session *s);
+/* Before the handshake (client): offer the ticket kept, if any. 0 or an mbedTLS error. */
+int link_tls_session_offer_ticket(struct link_tls_session *s, const struct link_tls_ticket *t);
 
 /* Prepare a session on a connected non-blocking socket (not owned: the caller closes it).
  * Call link_tls_session_free() afterwards whatever it returned. */
@@ -94,8 +122,18 @@ int link_tls_session_init(struct link_tls_session *s, struct link_tls_ctx *ctx, 
                           link_tls_verify_fn verify, void *verify_arg);
 void link_tls_session_free(struct link_tls_session *s);
 
-/* Advance the handshake: 0 once complete. */
+/*
+ * Advance the handshake: 0 once complete. A resumed session skips the certificate exchange
+ * and with it mbedTLS's verification: the peer's certificate from the ticket then goes
+ * through the same verify callback, at depth 0, with the flags of what can have changed
+ * since the full handshake (its dates, the CRL); a refusal returns
+ * MBEDTLS_ERR_X509_CERT_VERIFY_FAILED (link_tls_session_verify_result says why).
+ */
 int link_tls_session_handshake(struct link_tls_session *s);
+
+/* The verification flags of the peer's certificate: mbedTLS's after a full handshake,
+ * those of the check above after a resumption. */
+uint32_t link_tls_session_verify_result(const struct link_tls_session *s);
 
 /* Read plaintext: bytes read (> 0), 0 when the peer closed (close_notify or EOF), WANT_*,
  * or an error. */

@@ -45,6 +45,10 @@ struct server_sync_gate_ref {
 /* TLS handshakes in progress at once; further connections wait in the kernel's accept
  * queue (docs/sync-server.md, "Reconnect storms"). */
 #define SERVER_SYNC_MAX_HANDSHAKES 64u
+/* How long after its full handshake a gate's session can be resumed from a TLS session
+ * ticket (docs/sync-server.md, "Reconnect storms"): a week, so that the gates of a cut
+ * healed within the week come back without a full handshake each. */
+#define SERVER_SYNC_TICKET_LIFETIME_S (7u * 24u * 3600u)
 /* Longer delta chains than this are replaced by a snapshot. */
 #define SERVER_SYNC_MAX_CHAIN 64u
 
@@ -75,6 +79,7 @@ struct server_sync_config {
 	                                  a revocation also ends an open session */
 	unsigned max_chain;            /* longest delta chain sent instead of a snapshot */
 	unsigned max_handshakes;       /* TLS handshakes in progress at once */
+	unsigned ticket_lifetime_s;    /* session tickets' lifetime */
 	size_t max_frame;              /* largest frame accepted (0: PROTO_FRAME_DEFAULT_MAX) */
 
 	/* Log sink (NULL: one line per event on stderr) and the least important priority
@@ -95,6 +100,7 @@ struct server_sync_stats {
 	uint64_t accepted;          /* TCP connections accepted */
 	uint64_t refused_handshake; /* TLS handshakes failed or certificates refused */
 	uint64_t sessions;          /* Hellos accepted */
+	uint64_t resumed;           /* TLS sessions resumed from a ticket (admitted or not) */
 	uint64_t closed_bad_input;  /* connections closed for a protocol violation */
 	uint64_t refused_batches;   /* of which event batches outside what the gate may report */
 	uint64_t timeouts;          /* connections closed by a timeout */

@@ -787,6 +787,34 @@ static void test_keepalive_keeps_idle_link(void **state)
 	assert_true(status(w).last_contact >= contact0 + 3);
 }
 
+/* Cut by the server (here for its silence), the gate dials again with its session's ticket
+ * and is resumed without a certificate exchange. Revoked meanwhile, it is refused with its
+ * ticket, forgets it, and its next, full, handshake is refused with the reason a gate can
+ * tell. */
+static void test_reconnect_resumes_session(void **state)
+{
+	struct world *w = *state;
+	const char *full_refusal = "TLS handshake refused by the server after our certificate";
+	mem_backend_add_device(w->h.mem, DEVICE, SITE, FIXTURE_SECTOR);
+	w->h.cfg.idle_timeout_ms = 400; /* the keepalive comes every 20 s */
+	server_up(&w->h, 0);
+	start_client(w);
+	WAIT_FOR(gate_log_has(&w->gate, "resumed from a ticket"), 10000);
+	assert_true(gate_log_has(&w->gate, "resumed from a ticket"));
+	struct server_sync_stats ss;
+	harness_stats(&w->h, &ss);
+	assert_true(ss.resumed >= 1);
+	assert_int_equal(ss.refused_handshake, 0);
+
+	mem_backend_revoke_device(w->h.mem, DEVICE);
+	WAIT_FOR(gate_log_has(&w->gate, full_refusal), 10000);
+	assert_true(gate_log_has(&w->gate, full_refusal));
+	assert_true(harness_log_has(&w->h,
+	                            "TLS handshake refused (session resumed from a ticket): "
+	                            "device is revoked",
+	                            1000));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -798,6 +826,7 @@ int main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_not_enrolled_refused, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_keepalive_keeps_idle_link, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_reconnect_resumes_session, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_health_reported, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

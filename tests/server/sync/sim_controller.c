@@ -46,6 +46,7 @@ int sim_init_named(struct sim_ctl *c, const char *id, uint16_t sector, const cha
 
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
+	link_tls_ticket_init(&c->ticket);
 	snprintf(c->id, sizeof(c->id), "%s", id);
 	c->sector = sector;
 	if (link_tls_ctx_new(&c->tls, &p, err, sizeof(err)) != 0) {
@@ -76,6 +77,7 @@ void sim_free(struct sim_ctl *c)
 	sim_reset_conn(c);
 	free(c->out);
 	free(c->asm_buf);
+	link_tls_ticket_free(&c->ticket);
 	link_tls_ctx_free(c->tls);
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
@@ -97,7 +99,9 @@ int sim_connect_fd(struct sim_ctl *c, int fd)
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	c->fd = fd;
 	c->dec = proto_frame_decoder_new(0);
-	if (!c->dec || link_tls_session_init(&c->sess, c->tls, fd, NULL, NULL) != 0) {
+	c->resumed = 0;
+	if (!c->dec || link_tls_session_init(&c->sess, c->tls, fd, NULL, NULL) != 0 ||
+	    link_tls_session_offer_ticket(&c->sess, &c->ticket) != 0) {
 		close(fd);
 		c->fd = -1;
 		return -1;
@@ -341,6 +345,11 @@ int sim_step(struct sim_ctl *c)
 			return -1;
 		}
 		c->handshaken = 1;
+		c->resumed = c->sess.resumed;
+		if (link_tls_ticket_keep(&c->ticket, &c->sess) != 0) {
+			sim_fail(c, "keeping the session ticket failed", 0);
+			return -1;
+		}
 	}
 	while (c->out_len > 0) {
 		long w = link_tls_session_write(&c->sess, c->out, c->out_len);

@@ -23,6 +23,10 @@ struct sim_ctl {
 	uint32_t gate; /* the gate number its statistics carry (0: 1) */
 	struct link_tls_ctx *tls;
 	struct link_tls_session sess;
+	/* the server's session ticket, offered at the next connection as a gate does (forget
+	 * it with link_tls_ticket_free for a full handshake) */
+	struct link_tls_ticket ticket;
+	int resumed; /* the last handshake resumed a session from the ticket */
 	int fd;
 	int handshaken;
 	int closed; /* the server closed, or an error: see why */

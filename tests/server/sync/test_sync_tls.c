@@ -382,6 +382,97 @@ static void test_revoked_while_connected(void **state)
 	sim_free(&b);
 }
 
+/* A gate dialling again offers the ticket of its last session and is resumed without a
+ * certificate exchange (a reconnect storm's cost: docs/sync-server.md); without its ticket,
+ * or with one altered, it makes a full handshake and is served just the same. */
+static void test_session_resumed_from_ticket(void **state)
+{
+	struct harness *h = *state;
+	struct sim_ctl c;
+	struct server_sync_stats st;
+
+	assert_int_equal(harness_start(h), 0);
+	assert_int_equal(harness_controller(h, &c, "gate-1", SITE, SECTOR_POOL), 0);
+	assert_int_equal(sim_session(&c, h->port, 0, WAIT_MS), 0);
+	assert_false(c.resumed);
+	assert_true(c.ticket.have);
+	sim_disconnect(&c);
+
+	assert_int_equal(sim_session(&c, h->port, 0, WAIT_MS), 0);
+	assert_true(c.resumed);
+	/* served as before: a batch is acknowledged on the resumed session */
+	assert_int_equal(sim_send_stats(&c, 1, 10, SITE, SECTOR_POOL), 0);
+	want_ack = 10;
+	assert_int_equal(sim_wait(&c, cond_acked, WAIT_MS), 1);
+	harness_stats(h, &st);
+	assert_int_equal(st.resumed, 1);
+	assert_int_equal(st.sessions, 2);
+	sim_disconnect(&c);
+
+	/* a ticket altered on its way is not opened: a full handshake instead */
+	assert_true(c.ticket.have);
+	c.ticket.session.ticket[c.ticket.session.ticket_len / 2] ^= 0x01;
+	assert_int_equal(sim_session(&c, h->port, 0, WAIT_MS), 0);
+	assert_false(c.resumed);
+	sim_disconnect(&c);
+
+	/* no ticket: a full handshake */
+	link_tls_ticket_free(&c.ticket);
+	assert_int_equal(sim_session(&c, h->port, 0, WAIT_MS), 0);
+	assert_false(c.resumed);
+	harness_stats(h, &st);
+	assert_int_equal(st.resumed, 1);
+	assert_int_equal(st.sessions, 4);
+	assert_int_equal(st.refused_handshake, 0);
+	sim_free(&c);
+}
+
+/* A resumed session skips the certificate exchange, not the device check: a device revoked
+ * since its full handshake is refused with its ticket too. */
+static void test_resumed_session_of_revoked_device_refused(void **state)
+{
+	struct harness *h = *state;
+	struct sim_ctl c;
+	struct server_sync_stats st;
+
+	assert_int_equal(harness_start(h), 0);
+	assert_int_equal(harness_controller(h, &c, "gate-5", SITE, SECTOR_POOL), 0);
+	assert_int_equal(sim_session(&c, h->port, 0, WAIT_MS), 0);
+	sim_disconnect(&c);
+	mem_backend_revoke_device(h->mem, "gate-5");
+
+	assert_true(c.ticket.have);
+	expect_refused(h, &c,
+	               "TLS handshake refused (session resumed from a ticket): device is revoked");
+	assert_true(c.resumed); /* the gate's side of the handshake completed: a resumption */
+	harness_stats(h, &st);
+	assert_int_equal(st.resumed, 1);
+	assert_int_equal(st.refused_handshake, 1);
+	assert_int_equal(st.sessions, 1);
+	sim_free(&c);
+}
+
+/* A ticket is good for the server's ticket lifetime after its full handshake; past it the
+ * gate makes a full handshake (the device certificate verified again). */
+static void test_ticket_expires(void **state)
+{
+	struct harness *h = *state;
+	struct sim_ctl c;
+
+	h->cfg.ticket_lifetime_s = 1;
+	assert_int_equal(harness_start(h), 0);
+	assert_int_equal(harness_controller(h, &c, "gate-1", SITE, SECTOR_POOL), 0);
+	assert_int_equal(sim_session(&c, h->port, 0, WAIT_MS), 0);
+	sim_disconnect(&c);
+	assert_int_equal(sim_session(&c, h->port, 0, WAIT_MS), 0);
+	assert_true(c.resumed); /* within the second */
+	sim_disconnect(&c);
+	usleep(2100 * 1000);
+	assert_int_equal(sim_session(&c, h->port, 0, WAIT_MS), 0);
+	assert_false(c.resumed);
+	sim_free(&c);
+}
+
 /* Each kind of bad input closes its own connection, with its reason logged; a healthy
  * controller connected throughout keeps uploading. */
 static void test_bad_input_isolated(void **state)
@@ -724,6 +815,10 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_reconnect_mid_upload, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_refused_certificates, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_revoked_while_connected, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_session_resumed_from_ticket, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_resumed_session_of_revoked_device_refused,
+	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_ticket_expires, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_bad_input_isolated, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_handshake_timeout, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_handshakes_admitted, setup, teardown),
