@@ -31,5 +31,11 @@ grep -Eq '^revocation to every gate holding it \(4 gates x 2 revocations, the in
 	fail "no end-to-end revocation figure with its verdict"
 grep -Eq '^publish after one revocation .*the publish itself -?[0-9]+ ms \(budget <= 50 ms: (met|MISSED)\)$' "$T/out" ||
 	fail "no publish figure beside its baseline (the exec opening the database for nothing)"
+# the storm after a cut resumes every gate's session from its ticket; the second storm
+# makes them all shake hands in full
+grep -Eq '^reconnect storm, after a network cut.*\(0 re-dials.*, 4 sessions resumed from a ticket\).*: (met|MISSED) at 4;' "$T/out" ||
+	fail "no reconnect storm with every session resumed from its ticket"
+grep -Eq '^reconnect storm, every gate with a full handshake.*, 0 sessions resumed from a ticket\).*: (met|MISSED) at 4;' "$T/out" ||
+	fail "no reconnect storm of full handshakes"
 after=$(ls -d /tmp/citypass-bench-pg-* /tmp/citypass-bench-revoke-* 2>/dev/null | sort || true)
 [ "$before" = "$after" ] || fail "the bench left a directory behind: $after"

@@ -399,6 +399,8 @@ static int check_update(struct sim_ctl *c, const Citypass__ListUpdate *u, const 
 
 /* --- the gates ------------------------------------------------------------------------ */
 
+#define PORT_OF(i) ports[(i) % g_instances] /* gate i's instance */
+
 /* When each gate last said something: the server closes a gate silent for 180 s
  * (docs/sync-server.md, keepalive), and connecting 10 000 gates takes longer than that. */
 static double *g_spoke_at;
@@ -427,6 +429,104 @@ static void step_all(struct sim_ctl *c, size_t n, struct pollfd *pfd, int timeou
 	for (size_t i = 0; i < n; i++)
 		if (pfd[i].revents || (c[i].handshaken && c[i].out_len))
 			sim_step(&c[i]); /* not the gates waiting on the server: 10 000 at a time */
+}
+
+/*
+ * A reconnect storm: every gate drops its connection at once (a network cut) and dials
+ * again at once; a gate the server drops (its handshake too slow in the crowd) dials again
+ * after the controller's backoff (from 500 ms, doubling, jittered). `full`: the gates forget
+ * their session tickets first, so that each makes a full handshake. Measured: the time until
+ * the server has welcomed them all, and how many never got in (120 s, or 30 ms a gate past
+ * 4 000: the handshakes are CPU, on these 2 cores for both sides).
+ */
+struct storm {
+	double s, limit; /* until all were welcomed (-1: not within limit) */
+	size_t back_at_60, back_at_120, refused, redials, resumed;
+};
+
+static int storm(struct sim_ctl *c, size_t gates, struct pollfd *pfd, const unsigned *ports,
+                 int full, struct storm *out)
+{
+	double *next_dial = calloc(gates, sizeof(*next_dial));
+	unsigned *backoff_ms = calloc(gates, sizeof(*backoff_ms));
+	if (!next_dial || !backoff_ms) {
+		free(next_dial);
+		free(backoff_ms);
+		return -1;
+	}
+	memset(out, 0, sizeof(*out));
+	out->s = -1;
+	out->limit = gates > 4000 ? 0.030 * (double)gates : 120.0;
+	for (size_t i = 0; i < gates; i++) {
+		sim_disconnect(&c[i]);
+		if (full)
+			link_tls_ticket_free(&c[i].ticket);
+		g_spoke_at[i] = 0;
+	}
+	const double t0 = sim_now();
+	for (size_t i = 0; i < gates; i++) {
+		c[i].held = L.version;
+		backoff_ms[i] = 500;
+		if (sim_dial(&c[i], PORT_OF(i)) != 0 || sim_send_hello(&c[i], NULL) != 0)
+			next_dial[i] = t0 + 0.5;
+	}
+	while (sim_now() - t0 < out->limit) {
+		size_t back = 0;
+		double now = sim_now();
+		for (size_t i = 0; i < gates; i++) {
+			if (c[i].welcomed && !c[i].closed) {
+				back++;
+				continue;
+			}
+			if (!c[i].closed)
+				continue;
+			if (next_dial[i] == 0) { /* just dropped: back off */
+				next_dial[i] =
+				        now + backoff_ms[i] *
+				                      (0.5 + (double)(rand() % 1000) / 2000) / 1e3;
+				if (backoff_ms[i] < 8000)
+					backoff_ms[i] *= 2;
+			} else if (now >= next_dial[i]) {
+				next_dial[i] = 0;
+				out->redials++;
+				if (sim_dial(&c[i], PORT_OF(i)) != 0 ||
+				    sim_send_hello(&c[i], NULL) != 0)
+					c[i].closed = 1;
+			}
+		}
+		if (back == gates) {
+			out->s = sim_now() - t0;
+			break;
+		}
+		if (!out->back_at_60 && now - t0 >= 60)
+			out->back_at_60 = back;
+		if (!out->back_at_120 && now - t0 >= 120)
+			out->back_at_120 = back;
+		step_all(c, gates, pfd, 20);
+	}
+	for (size_t i = 0; i < gates; i++) {
+		out->refused += !(c[i].welcomed && !c[i].closed);
+		out->resumed += c[i].welcomed && !c[i].closed && c[i].resumed;
+	}
+	if (out->s >= 0)
+		out->back_at_60 = out->s < 60 ? gates : out->back_at_60;
+	if (out->s >= 0)
+		out->back_at_120 = out->s < 120 ? gates : out->back_at_120;
+	free(next_dial);
+	free(backoff_ms);
+	return 0;
+}
+
+static void print_storm(const struct storm *st, size_t gates, const char *how)
+{
+	printf("reconnect storm, %s: %zu gates cut and dialling again at once (%zu re-dials "
+	       "after the controller's backoff, %zu sessions resumed from a ticket): %s%.2f s "
+	       "until all were welcomed (welcomed after 60 s: %zu, after 120 s: %zu); never got "
+	       "in within %.0f s: %zu (budget: none refused for good, at 10 000 gates: %s at "
+	       "%zu; the gates' own TLS work runs here on the server's 2 cores)\n",
+	       how, gates, st->redials, st->resumed, st->s >= 0 ? "" : "more than ",
+	       st->s >= 0 ? st->s : st->limit, st->back_at_60, st->back_at_120, st->limit,
+	       st->refused, st->refused == 0 ? "met" : "MISSED", gates);
 }
 
 static int gate_init(struct sim_ctl *c, const char *dir, size_t i)
@@ -703,7 +803,6 @@ int main(int argc, char **argv)
 		}
 		rss0 += rss_kib(g_server_pid[s]);
 	}
-#define PORT_OF(i) ports[(i) % g_instances] /* gate i's instance */
 
 	snprintf(pub, sizeof(pub), "%s/bundle-1/list.pub.pem", dir);
 	struct proto_key *k = NULL;
@@ -860,67 +959,13 @@ int main(int argc, char **argv)
 		inst_s[n_inst] = is;
 		inst_b[n_inst++] = (double)sst.bytes_written;
 	}
-	/* a reconnect storm: every gate drops its connection at once (a network cut) and
-	 * dials again at once; a gate the server drops (its handshake too slow in the crowd)
-	 * dials again after the controller's backoff (from 500 ms, doubling, jittered); the
-	 * time until the server has welcomed them all, and how many never got in (120 s, or
-	 * 30 ms a gate past 4 000: the handshakes are CPU, on these 2 cores for both sides) */
-	double *next_dial = calloc(gates, sizeof(*next_dial));
-	unsigned *backoff_ms = calloc(gates, sizeof(*backoff_ms));
-	if (!next_dial || !backoff_ms)
+	/* the reconnect storms: first as after a network cut (each gate offers its ticket),
+	 * then every gate with a full handshake (after a server restart, or a cut after more
+	 * than the ticket lifetime) */
+	struct storm resumed_storm, full_storm;
+	if (storm(c, gates, pfd, ports, 0, &resumed_storm) != 0 ||
+	    storm(c, gates, pfd, ports, 1, &full_storm) != 0)
 		goto out;
-	for (size_t i = 0; i < gates; i++) {
-		sim_disconnect(&c[i]);
-		g_spoke_at[i] = 0;
-	}
-	double storm_t0 = sim_now(), storm_s = -1;
-	size_t storm_refused = 0, redials = 0;
-	for (size_t i = 0; i < gates; i++) {
-		c[i].held = L.version;
-		backoff_ms[i] = 500;
-		if (sim_dial(&c[i], PORT_OF(i)) != 0 || sim_send_hello(&c[i], NULL) != 0)
-			next_dial[i] = storm_t0 + 0.5;
-	}
-	const double storm_limit = gates > 4000 ? 0.030 * (double)gates : 120.0;
-	size_t back_at_60 = 0, back_at_120 = 0;
-	while (sim_now() - storm_t0 < storm_limit) {
-		size_t back = 0;
-		double now = sim_now();
-		for (size_t i = 0; i < gates; i++) {
-			if (c[i].welcomed && !c[i].closed) {
-				back++;
-				continue;
-			}
-			if (!c[i].closed)
-				continue;
-			if (next_dial[i] == 0) { /* just dropped: back off */
-				next_dial[i] =
-				        now + backoff_ms[i] *
-				                      (0.5 + (double)(rand() % 1000) / 2000) / 1e3;
-				if (backoff_ms[i] < 8000)
-					backoff_ms[i] *= 2;
-			} else if (now >= next_dial[i]) {
-				next_dial[i] = 0;
-				redials++;
-				if (sim_dial(&c[i], PORT_OF(i)) != 0 ||
-				    sim_send_hello(&c[i], NULL) != 0)
-					c[i].closed = 1;
-			}
-		}
-		if (back == gates) {
-			storm_s = sim_now() - storm_t0;
-			break;
-		}
-		if (!back_at_60 && now - storm_t0 >= 60)
-			back_at_60 = back;
-		if (!back_at_120 && now - storm_t0 >= 120)
-			back_at_120 = back;
-		step_all(c, gates, pfd, 20);
-	}
-	for (size_t i = 0; i < gates; i++)
-		storm_refused += !(c[i].welcomed && !c[i].closed);
-	free(next_dial);
-	free(backoff_ms);
 	/* the gates go, then the publisher alone (a full rebuild would send every gate a
 	 * snapshot) */
 	for (size_t i = 0; i < gates; i++)
@@ -1014,16 +1059,10 @@ int main(int argc, char **argv)
 	       "decision-ready %.0f ms (budget <= 500 ms at 10 M: %s)\n",
 	       open_s * 1e3, held_again, open_rc ? ", open FAILED" : "", exec_s * 1e3,
 	       exec_s >= 0 && exec_s <= 0.5 ? "met" : "MISSED");
-	printf("reconnect storm: %zu gates cut and dialling again at once (%zu re-dials after "
-	       "the controller's backoff): %s%.2f s until all were welcomed (welcomed after 60 "
-	       "s: %zu, after 120 s: %zu); never got in within %.0f s: %zu (budget: none refused "
-	       "for good, at 10 000 gates: %s at %zu; the gates' own TLS work runs here on the "
-	       "server's 2 cores)\n",
-	       gates, redials, storm_s >= 0 ? "" : "more than ",
-	       storm_s >= 0 ? storm_s : storm_limit,
-	       storm_s >= 0 && storm_s < 60 ? gates : back_at_60,
-	       storm_s >= 0 && storm_s < 120 ? gates : back_at_120, storm_limit, storm_refused,
-	       storm_refused == 0 ? "met" : "MISSED", gates);
+	print_storm(&resumed_storm, gates, "after a network cut (each gate offers its ticket)");
+	print_storm(&full_storm, gates,
+	            "every gate with a full handshake (a server restart, or a cut after the "
+	            "ticket lifetime)");
 	if (rss0 > 0 && rss_snap > 0 && rss1 > 0 && gates > 1) {
 		const double per = (double)(rss1 - rss_snap) / (double)(gates - 1);
 		printf("server resident memory%s: %ld KiB idle, %ld KiB once gate 1 took its "
