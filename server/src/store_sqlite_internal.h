@@ -32,6 +32,9 @@ struct sq {
 	/* bulk work (sq_bulk): the log's frames after the last commit, and how many it may
 	 * hold before bulk_checkpoint copies it into the database */
 	int wal_frames, wal_limit;
+	/* how long a statement waits for the write lock (sq_busy_wait), and since when */
+	int busy_ms;
+	double busy_since;
 };
 
 /* The SERVER_ERR_* for a sqlite result code, keeping sqlite's message of a failure. */

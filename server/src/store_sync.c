@@ -369,9 +369,10 @@ int server_sync_backend_open(struct server_sync_backend *out, const char *data_d
 		free(b);
 		return rc;
 	}
-	/* the ingest thread waits for a locked database a short while only (it retries) */
+	/* the ingest thread waits for a locked database a second at a time (it retries, and
+	 * looks whether the server is stopping in between) */
 	if (ingest)
-		b->st.ops->busy_timeout(b->st.ctx, 200);
+		b->st.ops->busy_timeout(b->st.ctx, 1000);
 	out->ops = &store_sync_ops;
 	out->ctx = b;
 	return 0;

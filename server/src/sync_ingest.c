@@ -27,10 +27,12 @@
 #include "proto/frame.h"
 #include "sync_internal.h"
 
-/* Batches committed together at most, and the longest wait between two tries while the
- * database is locked by another writer. */
-#define INGEST_GROUP_MAX   256
-#define INGEST_BUSY_MAX_MS 1000
+/* Batches committed together at most, and the longest pause between two tries while the
+ * database is locked by another writer. Each try itself waits up to a second, trying for
+ * the lock every millisecond (store_sync.c): pausing longer between tries missed the gaps
+ * an import leaves between its transactions (admin_import.c). */
+#define INGEST_GROUP_MAX     256
+#define INGEST_BUSY_PAUSE_MS 10
 
 struct ingest_job {
 	struct sync_conn *conn;
@@ -107,7 +109,6 @@ static void positions(struct sync_ingest *in, struct ingest_job *group, size_t n
 static uint64_t commit_group(struct sync_ingest *in, struct ingest_job *group, size_t n)
 {
 	const struct server_sync_backend *be = &in->be;
-	unsigned wait = 10;
 	uint64_t busy = 0;
 	for (;;) {
 		int rc;
@@ -144,12 +145,10 @@ static uint64_t commit_group(struct sync_ingest *in, struct ingest_job *group, s
 			return busy;
 		}
 		busy++;
-		sleep_ms(wait);
-		wait = wait * 2 > INGEST_BUSY_MAX_MS ? INGEST_BUSY_MAX_MS : wait * 2;
+		sleep_ms(INGEST_BUSY_PAUSE_MS);
 	}
 	const size_t count = n;
 	for (struct ingest_job *j = group; n--; j = j->next) {
-		wait = 10;
 		for (;;) {
 			j->rc = be->ops->ingest(be->ctx, j->conn->cn, j->frame->event_batch,
 			                        &j->acked);
@@ -161,8 +160,7 @@ static uint64_t commit_group(struct sync_ingest *in, struct ingest_job *group, s
 			if (stop)
 				break;
 			busy++;
-			sleep_ms(wait);
-			wait = wait * 2 > INGEST_BUSY_MAX_MS ? INGEST_BUSY_MAX_MS : wait * 2;
+			sleep_ms(INGEST_BUSY_PAUSE_MS);
 		}
 	}
 	positions(in, group, count);

@@ -437,6 +437,86 @@ static void test_bulk_commits_never_checkpoint(void **state)
 	assert_true(between >= 5); /* the log was copied, every 256 pages or so */
 }
 
+/* A bulk writer (an import) taking transaction after transaction with a short gap between
+ * them, as admin_import.c does. */
+struct back_to_back {
+	struct server_store *st;
+	pthread_mutex_t lock;
+	unsigned done; /* transactions committed */
+	int started;   /* the first holds the lock */
+};
+
+static void *run_back_to_back(void *arg)
+{
+	struct back_to_back *b = arg;
+	const struct timespec hold = {0, 600 * 1000000L}, gap = {0, 10 * 1000000L};
+	for (unsigned t = 0; t < 4; t++) {
+		char key[32];
+		if (b->st->ops->begin(b->st->ctx) != 0)
+			return NULL;
+		snprintf(key, sizeof(key), "bulk.%u", t);
+		(void)b->st->ops->meta_set(b->st->ctx, key, "1");
+		pthread_mutex_lock(&b->lock);
+		b->started = 1;
+		pthread_mutex_unlock(&b->lock);
+		nanosleep(&hold, NULL);
+		if (b->st->ops->commit(b->st->ctx) != 0)
+			return NULL;
+		pthread_mutex_lock(&b->lock);
+		b->done++;
+		pthread_mutex_unlock(&b->lock);
+		nanosleep(&gap, NULL);
+	}
+	return NULL;
+}
+
+/* A writer waiting for the write lock takes the first gap another writer leaves between
+ * two transactions: sqlite's own busy handler, trying every 100 ms once it has waited a
+ * while, let an import's back-to-back transactions hold it off for seconds (10 s and more:
+ * "database is locked"). What is checked is which gap, not how long. */
+static void test_waiting_writer_takes_the_gap(void **state)
+{
+	(void)state;
+	if (pg_dir)
+		skip(); /* PostgreSQL queues waiters for a lock */
+	char dir[64];
+	snprintf(dir, sizeof(dir), "/tmp/test-server-gap-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	struct server_store bulk, agent;
+	assert_int_equal(server_store_open_sqlite(&bulk, dir, 1), 0);
+	assert_int_equal(server_store_open_sqlite(&agent, dir, 0), 0);
+	struct back_to_back b = {.st = &bulk, .lock = PTHREAD_MUTEX_INITIALIZER};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, run_back_to_back, &b), 0);
+	for (int started = 0; !started;) {
+		pthread_mutex_lock(&b.lock);
+		started = b.started;
+		pthread_mutex_unlock(&b.lock);
+		if (!started)
+			usleep(1000);
+	}
+	/* sqlite's own handler would be trying every 100 ms by the first gap, 550 ms on */
+	usleep(50 * 1000);
+	int rc = agent.ops->begin(agent.ctx);
+	pthread_mutex_lock(&b.lock);
+	unsigned in_after = b.done;
+	pthread_mutex_unlock(&b.lock);
+	if (rc == 0) {
+		rc = agent.ops->meta_set(agent.ctx, "agent", "1");
+		rc = rc ? rc : agent.ops->commit(agent.ctx);
+	}
+	pthread_join(th, NULL);
+	pthread_mutex_lock(&b.lock);
+	unsigned all = b.done;
+	pthread_mutex_unlock(&b.lock);
+	server_store_close(&agent);
+	server_store_close(&bulk);
+	nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	assert_int_equal(rc, 0);
+	assert_int_equal(all, 4);
+	assert_int_equal(in_after, 1); /* in the first gap, not after the second or later */
+}
+
 static int count_rows(void *arg, const struct server_stat_row *r)
 {
 	*(uint64_t *)arg += r->count;
@@ -1295,6 +1375,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_right_add_refuses_a_second, setup, teardown),
 	        cmocka_unit_test(test_import_lines_keep_no_statement_journal),
 	        cmocka_unit_test(test_bulk_commits_never_checkpoint),
+	        cmocka_unit_test(test_waiting_writer_takes_the_gap),
 	        cmocka_unit_test_setup_teardown(test_ingest_dedup_and_acks, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_household_quota_from_consumption, setup,
 	                                        teardown),
