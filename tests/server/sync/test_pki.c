@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -84,9 +85,9 @@ static int set_purpose(mbedtls_x509write_cert *crt, enum pki_purpose purpose)
 }
 
 /* Sign subject_key's certificate with issuer_key. issuer_name NULL: self-signed CA. */
-static int issue(struct rng *r, const char *subject_key_path, const char *subject,
-                 const char *issuer_key_path, const char *issuer, int is_ca,
-                 enum pki_purpose purpose, const char *out)
+static int issue_until(struct rng *r, const char *subject_key_path, const char *subject,
+                       const char *issuer_key_path, const char *issuer, int is_ca,
+                       enum pki_purpose purpose, const char *not_after, const char *out)
 {
 	static unsigned serial_counter = 1;
 	mbedtls_pk_context skey, ikey;
@@ -118,7 +119,8 @@ static int issue(struct rng *r, const char *subject_key_path, const char *subjec
 	if (!rc)
 		rc = mbedtls_x509write_crt_set_serial(&crt, &serial);
 	if (!rc)
-		rc = mbedtls_x509write_crt_set_validity(&crt, "20200101000000", "20400101000000");
+		rc = mbedtls_x509write_crt_set_validity(&crt, "20200101000000",
+		                                        not_after ? not_after : "20400101000000");
 	if (!rc)
 		rc = mbedtls_x509write_crt_set_basic_constraints(&crt, is_ca, is_ca ? 0 : -1);
 	if (!rc && is_ca)
@@ -137,6 +139,14 @@ out:
 	mbedtls_pk_free(&ikey);
 	mbedtls_pk_free(&skey);
 	return rc ? -1 : 0;
+}
+
+static int issue(struct rng *r, const char *subject_key_path, const char *subject,
+                 const char *issuer_key_path, const char *issuer, int is_ca,
+                 enum pki_purpose purpose, const char *out)
+{
+	return issue_until(r, subject_key_path, subject, issuer_key_path, issuer, is_ca, purpose,
+	                   NULL, out);
 }
 
 static void paths(struct test_pki *p)
@@ -207,6 +217,28 @@ int pki_device_purpose(const struct test_pki *p, const char *cn, enum pki_purpos
 		return -1;
 	}
 	rc = issue(&r, p->device_key, subject, p->ca_key, ca_name, 0, purpose, cert);
+	rng_free(&r);
+	return rc;
+}
+
+int pki_device_until(const struct test_pki *p, const char *cn, time_t not_after, char *cert)
+{
+	struct rng r;
+	char subject[128], ca_name[128], until[16];
+	struct tm tm;
+	int rc;
+
+	snprintf(cert, PKI_PATH_MAX, "%s/%s-dev-%s-until.crt", p->dir, p->tag, cn);
+	snprintf(subject, sizeof(subject), "CN=%s,O=citypass", cn);
+	snprintf(ca_name, sizeof(ca_name), "CN=citypass test CA %s,O=citypass", p->tag);
+	if (!gmtime_r(&not_after, &tm) || strftime(until, sizeof(until), "%Y%m%d%H%M%S", &tm) != 14)
+		return -1;
+	if (rng_init(&r) != 0) {
+		rng_free(&r);
+		return -1;
+	}
+	rc = issue_until(&r, p->device_key, subject, p->ca_key, ca_name, 0, PKI_PURPOSE_CLIENT,
+	                 until, cert);
 	rng_free(&r);
 	return rc;
 }

@@ -7,6 +7,7 @@
 #define TEST_PKI_H
 
 #include <stddef.h>
+#include <time.h>
 
 #define PKI_PATH_MAX 512
 
@@ -39,6 +40,9 @@ int pki_device(const struct test_pki *p, const char *cn, char *cert);
 /* The same with another purpose (role tests). */
 int pki_device_purpose(const struct test_pki *p, const char *cn, enum pki_purpose purpose,
                        char *cert);
+
+/* A gate certificate (clientAuth) whose validity ends at not_after (UTC, to the second). */
+int pki_device_until(const struct test_pki *p, const char *cn, time_t not_after, char *cert);
 
 /* Remove the directory and everything in it. */
 void pki_remove(struct test_pki *p);

@@ -452,6 +452,33 @@ static void test_resumed_session_of_revoked_device_refused(void **state)
 	sim_free(&c);
 }
 
+/* The dates of the certificate a ticket kept are checked again at each resumption: one
+ * that expired since the full handshake is refused, the ticket still good. */
+static void test_resumed_session_of_expired_certificate_refused(void **state)
+{
+	struct harness *h = *state;
+	struct sim_ctl c;
+	char cert[PKI_PATH_MAX];
+
+	assert_int_equal(harness_start(h), 0);
+	mem_backend_add_device(h->mem, "gate-7", SITE, SECTOR_POOL);
+	const time_t until = time(NULL) + 2;
+	assert_int_equal(pki_device_until(&h->pki, "gate-7", until, cert), 0);
+	assert_int_equal(
+	        sim_init(&c, "gate-7", SECTOR_POOL, h->pki.ca_cert, cert, h->pki.device_key), 0);
+	assert_int_equal(sim_session(&c, h->port, 0, WAIT_MS), 0);
+	assert_false(c.resumed);
+	sim_disconnect(&c);
+	while (time(NULL) <= until + 1)
+		usleep(100 * 1000);
+	assert_true(c.ticket.have);
+	expect_refused(h, &c,
+	               "TLS handshake refused (session resumed from a ticket): The certificate "
+	               "validity has expired");
+	assert_true(c.resumed);
+	sim_free(&c);
+}
+
 /* A ticket is good for the server's ticket lifetime after its full handshake; past it the
  * gate makes a full handshake (the device certificate verified again). */
 static void test_ticket_expires(void **state)
@@ -817,6 +844,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_revoked_while_connected, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_session_resumed_from_ticket, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_resumed_session_of_revoked_device_refused,
+	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_resumed_session_of_expired_certificate_refused,
 	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_ticket_expires, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_bad_input_isolated, setup, teardown),
