@@ -202,45 +202,43 @@ int pki_device(const struct test_pki *p, const char *cn, char *cert)
 	return pki_device_purpose(p, cn, PKI_PURPOSE_CLIENT, cert);
 }
 
-int pki_device_purpose(const struct test_pki *p, const char *cn, enum pki_purpose purpose,
-                       char *cert)
+/* A device certificate of p's CA for `cn`, written to the path in cert; not_after NULL: the
+ * default validity. */
+static int issue_device(const struct test_pki *p, const char *cn, enum pki_purpose purpose,
+                        const char *not_after, const char *cert)
 {
 	struct rng r;
 	char subject[128], ca_name[128];
 	int rc;
 
-	snprintf(cert, PKI_PATH_MAX, "%s/%s-dev-%s-%d.crt", p->dir, p->tag, cn, (int)purpose);
 	snprintf(subject, sizeof(subject), "CN=%s,O=citypass", cn);
 	snprintf(ca_name, sizeof(ca_name), "CN=citypass test CA %s,O=citypass", p->tag);
 	if (rng_init(&r) != 0) {
 		rng_free(&r);
 		return -1;
 	}
-	rc = issue(&r, p->device_key, subject, p->ca_key, ca_name, 0, purpose, cert);
+	rc = issue_until(&r, p->device_key, subject, p->ca_key, ca_name, 0, purpose, not_after,
+	                 cert);
 	rng_free(&r);
 	return rc;
 }
 
+int pki_device_purpose(const struct test_pki *p, const char *cn, enum pki_purpose purpose,
+                       char *cert)
+{
+	snprintf(cert, PKI_PATH_MAX, "%s/%s-dev-%s-%d.crt", p->dir, p->tag, cn, (int)purpose);
+	return issue_device(p, cn, purpose, NULL, cert);
+}
+
 int pki_device_until(const struct test_pki *p, const char *cn, time_t not_after, char *cert)
 {
-	struct rng r;
-	char subject[128], ca_name[128], until[16];
+	char until[16];
 	struct tm tm;
-	int rc;
 
 	snprintf(cert, PKI_PATH_MAX, "%s/%s-dev-%s-until.crt", p->dir, p->tag, cn);
-	snprintf(subject, sizeof(subject), "CN=%s,O=citypass", cn);
-	snprintf(ca_name, sizeof(ca_name), "CN=citypass test CA %s,O=citypass", p->tag);
 	if (!gmtime_r(&not_after, &tm) || strftime(until, sizeof(until), "%Y%m%d%H%M%S", &tm) != 14)
 		return -1;
-	if (rng_init(&r) != 0) {
-		rng_free(&r);
-		return -1;
-	}
-	rc = issue_until(&r, p->device_key, subject, p->ca_key, ca_name, 0, PKI_PURPOSE_CLIENT,
-	                 until, cert);
-	rng_free(&r);
-	return rc;
+	return issue_device(p, cn, PKI_PURPOSE_CLIENT, until, cert);
 }
 
 void pki_remove(struct test_pki *p)
