@@ -508,10 +508,10 @@ static int storm(struct sim_ctl *c, size_t gates, struct pollfd *pfd, const unsi
 		out->refused += !(c[i].welcomed && !c[i].closed);
 		out->resumed += c[i].welcomed && !c[i].closed && c[i].resumed;
 	}
-	if (out->s >= 0)
-		out->back_at_60 = out->s < 60 ? gates : out->back_at_60;
-	if (out->s >= 0)
-		out->back_at_120 = out->s < 120 ? gates : out->back_at_120;
+	if (out->s >= 0 && out->s < 60) /* all back before the count was taken */
+		out->back_at_60 = gates;
+	if (out->s >= 0 && out->s < 120)
+		out->back_at_120 = gates;
 	free(next_dial);
 	free(backoff_ms);
 	return 0;
