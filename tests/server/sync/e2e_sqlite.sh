@@ -96,6 +96,15 @@ wait "$ppid" || fail "push: $(cat "$tmp/push.out")"
 grep -q "pushed held .* published 1" "$tmp/push.out" || fail "push: $(cat "$tmp/push.out")"
 grep -q "deltas 1 .*bad 0" "$tmp/push.out" || fail "push not a delta: $(cat "$tmp/push.out")"
 
+# an independent client (openssl) offering its usual curves (x25519 first): the server
+# picks P-256, its own first choice, the curve of the certificates, not mbedTLS's default
+# secp521r1 (a full handshake's dearest part in a reconnect storm; link/src/tls.c)
+openssl s_client -connect "127.0.0.1:$port" -cert "$tmp/b1/device.crt" -key "$tmp/b1/device.key" \
+	-CAfile "$tmp/b1/ca.crt" </dev/null >"$tmp/s_client.out" 2>&1 || true
+grep -q "Verify return code: 0" "$tmp/s_client.out" || fail "openssl s_client: $(cat "$tmp/s_client.out")"
+grep -q "Server Temp Key: ECDH, prime256v1" "$tmp/s_client.out" ||
+	fail "key exchange not on P-256: $(grep "Temp Key" "$tmp/s_client.out")"
+
 if [ -n "${CITYPASS_TEST_PG:-}" ]; then
 	# issue 16: a second instance on the same database, that never polls: a version
 	# published through citypass-admin reaches its gates by the database's announcement
