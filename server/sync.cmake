@@ -9,6 +9,7 @@ add_library(server_sync STATIC
   ${_sync_dir}/src/sync_validate.c
   ${_sync_dir}/src/sync_ingest.c
   ${_sync_dir}/src/sync_figures.c
+  ${_sync_dir}/src/sync_admit.c
   ${_sync_dir}/src/sync_server.c)
 target_include_directories(server_sync PUBLIC ${_sync_dir}/include PRIVATE ${_sync_dir}/src)
 find_package(Threads REQUIRED)

@@ -1,6 +1,7 @@
 /*
  * sync_internal.h — the sync server's private structures, shared by
- *   sync_server.c  the server: listener, sectors, publish polling, stop, logging
+ *   sync_server.c  the server: listening, sectors, publish polling, stop, logging
+ *   sync_admit.c   connections accepted, admitted to their handshake a few at a time
  *   sync_conn.c    one controller connection: TLS, framing, the session rules
  *   sync_plan.c    which list update brings a controller current, and the blob cache
  *   sync_ingest.c  the thread that commits event batches (never the loop)
@@ -24,6 +25,9 @@ struct event;
 struct evbuffer;
 struct evconnlistener;
 struct proto_frame_decoder;
+struct sockaddr;
+struct sync_waiting; /* a connection accepted, waiting for its handshake (sync_admit.c) */
+TAILQ_HEAD(sync_waiting_list, sync_waiting);
 
 /* --- list updates and their cache (sync_plan.c) ---------------------------------------- */
 
@@ -189,9 +193,12 @@ struct server_sync {
 	/* A storm of reconnecting gates (a network cut healed, a server restart) would start
 	 * every handshake at once: the loop would share its CPU among thousands of them, none
 	 * would finish within its deadline, and every one would be cut and start again. At
-	 * most max_handshakes run at once; the listener pauses meanwhile and the others wait
-	 * in the kernel's accept queue, their deadline not yet started. */
-	unsigned max_handshakes;
+	 * most max_handshakes run at once; the others wait in `waiting`, their deadline not
+	 * yet started (sync_admit.c); beyond max_waiting of them the listener pauses
+	 * (accept_paused) and the kernel's accept queue holds the rest. */
+	unsigned max_handshakes, max_waiting;
+	struct sync_waiting_list waiting;
+	struct event *admit_ev; /* admits the next waiting ones, from the loop */
 	int accept_paused;
 	/* accept() out of descriptors (EMFILE): the listener rests a second, instead of
 	 * being woken again at once by the connection it cannot take */
@@ -239,10 +246,17 @@ void sync_log(struct server_sync *s, int priority, const char *fmt, ...)
 struct sync_sector *sync_sector_get(struct server_sync *s, uint16_t sector);
 /* Ask the backend for the sector's newest version; on a new one, notify its controllers. */
 void sync_sector_refresh(struct server_sync *s, struct sync_sector *sec);
-/* Called by sync_conn when a connection starts its TLS handshake, and when it leaves it
- * (done, refused, timed out or closed): accepting pauses at max_handshakes. */
+/* sync_admit.c. Called by sync_conn when a connection starts its TLS handshake, and when
+ * it leaves it (done, refused, timed out or closed): the next waiting one is admitted. */
 void sync_server_handshake_begins(struct server_sync *s);
 void sync_server_handshake_ends(struct server_sync *s);
+/* The listener's callbacks; init creates the events (0 or SERVER_ERR_NOMEM); stop closes
+ * the connections still waiting; free also frees the events. */
+int sync_admit_init(struct server_sync *s);
+void sync_admit_accept(struct evconnlistener *l, int fd, struct sockaddr *sa, int len, void *arg);
+void sync_admit_accept_error(struct evconnlistener *l, void *arg);
+void sync_admit_stop(struct server_sync *s);
+void sync_admit_free(struct server_sync *s);
 /* Called by sync_conn when a connection closes (to finish a stop). */
 void sync_server_conn_gone(struct server_sync *s);
 

@@ -1,11 +1,9 @@
 /*
- * sync_server.c — the sync server: listener, the sectors and their controllers, polling
+ * sync_server.c — the sync server: listening, the sectors and their controllers, polling
  * the backend for new list versions, stopping, logging.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -261,7 +259,6 @@ static void load_ca_chain(struct server_sync *s)
 }
 
 static void changes_listen(struct server_sync *s);
-static void accept_retry(evutil_socket_t fd, short what, void *arg);
 
 static void poll_published(evutil_socket_t fd, short what, void *arg)
 {
@@ -373,6 +370,7 @@ int server_sync_new(struct server_sync **out, struct event_base *base,
 	s->stop_drain_ms = cfg->stop_drain_ms ? cfg->stop_drain_ms : SERVER_SYNC_STOP_DRAIN_MS;
 	s->max_chain = cfg->max_chain ? cfg->max_chain : SERVER_SYNC_MAX_CHAIN;
 	s->max_handshakes = cfg->max_handshakes ? cfg->max_handshakes : SERVER_SYNC_MAX_HANDSHAKES;
+	s->max_waiting = cfg->max_waiting ? cfg->max_waiting : SERVER_SYNC_MAX_WAITING;
 	s->device_recheck_ms =
 	        cfg->device_recheck_ms ? cfg->device_recheck_ms : SERVER_SYNC_DEVICE_RECHECK_MS;
 	if (s->max_chain > SYNC_CACHE_DELTAS)
@@ -402,9 +400,8 @@ int server_sync_new(struct server_sync **out, struct event_base *base,
 	s->tv_idle = common_timeout(base, s->idle_timeout_ms);
 	s->poll_ev = event_new(base, -1, EV_PERSIST, poll_published, s);
 	s->recheck_ev = event_new(base, -1, EV_PERSIST, recheck_devices, s);
-	s->accept_retry_ev = evtimer_new(base, accept_retry, s);
 	if (!s->tv_handshake || !s->tv_hello || !s->tv_idle || !s->poll_ev || !s->recheck_ev ||
-	    !s->accept_retry_ev) {
+	    sync_admit_init(s) != 0) {
 		server_sync_free(s);
 		return SERVER_ERR_NOMEM;
 	}
@@ -423,74 +420,6 @@ int server_sync_new(struct server_sync **out, struct event_base *base,
 	event_add(s->recheck_ev, &recheck_tv);
 	*out = s;
 	return 0;
-}
-
-/* The listener takes connections again unless handshakes are full or it rests. */
-static void accept_resume(struct server_sync *s)
-{
-	if (s->listener && !s->stopping && !s->accept_paused && !s->accept_resting)
-		evconnlistener_enable(s->listener);
-}
-
-static void accept_retry(evutil_socket_t fd, short what, void *arg)
-{
-	struct server_sync *s = arg;
-	(void)fd;
-	(void)what;
-	s->accept_resting = 0;
-	accept_resume(s);
-}
-
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
-                      void *arg)
-{
-	struct server_sync *s = arg;
-	char peer[64] = "?";
-	(void)l;
-
-	if (sa && sa->sa_family == AF_INET && len >= (int)sizeof(struct sockaddr_in)) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-		char ip[INET_ADDRSTRLEN];
-		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
-		snprintf(peer, sizeof(peer), "%s:%u", ip, ntohs(in->sin_port));
-	} else if (sa && sa->sa_family == AF_INET6 && len >= (int)sizeof(struct sockaddr_in6)) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-		char ip[INET6_ADDRSTRLEN];
-		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
-			/* an IPv4 gate on the [::] socket: named as IPv4, like on 0.0.0.0 */
-			inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], ip, sizeof(ip));
-			snprintf(peer, sizeof(peer), "%s:%u", ip, ntohs(in6->sin6_port));
-		} else {
-			inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
-			snprintf(peer, sizeof(peer), "[%s]:%u", ip, ntohs(in6->sin6_port));
-		}
-	}
-	s->stats.accepted++;
-	/* Pushes are small and latency matters more than packet count (DESIGN.md s.9). */
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (sync_conn_start(s, fd, peer) != 0) {
-		sync_log(s, LOG_ERR, "conn from %s: out of memory, closed", peer);
-		evutil_closesocket(fd);
-	}
-}
-
-static void on_accept_error(struct evconnlistener *l, void *arg)
-{
-	struct server_sync *s = arg;
-	int err = EVUTIL_SOCKET_ERROR();
-	(void)l;
-	/* EMFILE and friends: keep serving the connections we have. The connection left in
-	 * the queue would wake the listener again at once (a loop spinning on accept and
-	 * logging): it rests a second, the gates waiting in the queue meanwhile. */
-	sync_log(s, LOG_WARNING, "accept failed: %s; accepting again in 1 s",
-	         evutil_socket_error_to_string(err));
-	if (s->listener && !s->accept_resting) {
-		evconnlistener_disable(s->listener);
-		s->accept_resting = 1;
-		struct timeval one_s = {1, 0};
-		event_add(s->accept_retry_ev, &one_s);
-	}
 }
 
 int server_sync_listen(struct server_sync *s, const char *addr_port)
@@ -519,13 +448,14 @@ int server_sync_listen(struct server_sync *s, const char *addr_port)
 			close(fd);
 		return SERVER_ERR_IO;
 	}
-	s->listener = evconnlistener_new(s->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	s->listener =
+	        evconnlistener_new(s->base, sync_admit_accept, s, LEV_OPT_CLOSE_ON_FREE, -1, fd);
 	if (!s->listener) {
 		sync_log(s, LOG_ERR, "cannot listen on %s: out of memory", addr_port);
 		close(fd);
 		return SERVER_ERR_IO;
 	}
-	evconnlistener_set_error_cb(s->listener, on_accept_error);
+	evconnlistener_set_error_cb(s->listener, sync_admit_accept_error);
 	struct sockaddr_storage bound;
 	socklen_t blen = sizeof(bound);
 	if (getsockname(fd, (struct sockaddr *)&bound, &blen) == 0)
@@ -568,26 +498,6 @@ static void log_summary(struct server_sync *s)
 	         (unsigned long long)s->stats.timeouts);
 }
 
-void sync_server_handshake_begins(struct server_sync *s)
-{
-	if (++s->stats.handshakes > s->stats.handshakes_peak)
-		s->stats.handshakes_peak = s->stats.handshakes;
-	if (s->stats.handshakes >= s->max_handshakes && s->listener && !s->accept_paused) {
-		evconnlistener_disable(s->listener);
-		s->accept_paused = 1;
-		s->stats.accept_pauses++;
-	}
-}
-
-void sync_server_handshake_ends(struct server_sync *s)
-{
-	s->stats.handshakes--;
-	if (s->accept_paused && s->stats.handshakes < s->max_handshakes) {
-		s->accept_paused = 0;
-		accept_resume(s);
-	}
-}
-
 void sync_server_conn_gone(struct server_sync *s)
 {
 	if (s->stopping && !s->stopped && TAILQ_EMPTY(&s->conns)) {
@@ -610,7 +520,7 @@ void server_sync_stop(struct server_sync *s)
 	}
 	event_del(s->poll_ev);
 	event_del(s->recheck_ev);
-	event_del(s->accept_retry_ev);
+	sync_admit_stop(s);
 	if (s->changes_ev)
 		event_del(s->changes_ev);
 	/* the transaction under way ends; queued batches go unacknowledged (sent again) */
@@ -652,8 +562,7 @@ void server_sync_free(struct server_sync *s)
 		event_free(s->poll_ev);
 	if (s->recheck_ev)
 		event_free(s->recheck_ev);
-	if (s->accept_retry_ev)
-		event_free(s->accept_retry_ev);
+	sync_admit_free(s);
 	if (s->changes_ev)
 		event_free(s->changes_ev);
 	for (size_t i = 0; i < s->n_sectors; i++) {

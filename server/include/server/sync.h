@@ -42,9 +42,11 @@ struct server_sync_gate_ref {
 #define SERVER_SYNC_NOTIFIED_POLL_MS  60000u
 #define SERVER_SYNC_STOP_DRAIN_MS     2000u
 #define SERVER_SYNC_DEVICE_RECHECK_MS 5000u
-/* TLS handshakes in progress at once; further connections wait in the kernel's accept
- * queue (docs/sync-server.md, "Reconnect storms"). */
+/* TLS handshakes in progress at once; further connections are accepted and wait their
+ * turn, up to SERVER_SYNC_MAX_WAITING of them, then in the kernel's accept queue
+ * (docs/sync-server.md, "Reconnect storms"). */
 #define SERVER_SYNC_MAX_HANDSHAKES 64u
+#define SERVER_SYNC_MAX_WAITING    16384u
 /* How long after its full handshake a gate's session can be resumed from a TLS session
  * ticket (docs/sync-server.md, "Reconnect storms"): a week, so that the gates of a cut
  * healed within the week come back without a full handshake each. */
@@ -79,6 +81,7 @@ struct server_sync_config {
 	                                  a revocation also ends an open session */
 	unsigned max_chain;            /* longest delta chain sent instead of a snapshot */
 	unsigned max_handshakes;       /* TLS handshakes in progress at once */
+	unsigned max_waiting;          /* accepted connections waiting for one, at most */
 	unsigned ticket_lifetime_s;    /* session tickets' lifetime */
 	size_t max_frame;              /* largest frame accepted (0: PROTO_FRAME_DEFAULT_MAX) */
 
@@ -116,7 +119,11 @@ struct server_sync_stats {
 	unsigned connections;       /* open now */
 	unsigned handshakes;        /* TLS handshakes in progress now */
 	unsigned handshakes_peak;   /* the most ever in progress at once */
-	uint64_t accept_pauses;     /* times accepting stopped at max_handshakes */
+	uint64_t waited;            /* connections that waited for a handshake slot */
+	uint64_t left_waiting;      /* ... of which closed by their peer meanwhile: no handshake */
+	unsigned waiting;           /* waiting now */
+	unsigned waiting_peak;      /* the most ever waiting at once */
+	uint64_t accept_pauses;     /* times accepting stopped at max_waiting */
 };
 
 /*

@@ -637,7 +637,7 @@ static void test_handshake_timeout(void **state)
 
 /*
  * A reconnect storm: many gates dialling at once are let into TLS max_handshakes at a
- * time, the others waiting in the accept queue (their deadline not started), so that none
+ * time, the others accepted and waiting their turn (their deadline not started), so that none
  * misses it in the crowd. With one slot held by a peer that never handshakes, nobody gets
  * in until its timeout frees the slot; then every gate does, one handshake at a time.
  */
@@ -679,9 +679,106 @@ static void test_handshakes_admitted(void **state)
 	assert_int_equal(welcomed, GATES);
 	harness_stats(h, &st);
 	assert_int_equal(st.handshakes_peak, 1);
-	assert_true(st.accept_pauses >= 1);
+	assert_int_equal(st.waited, GATES); /* each one waited for the slot the mute peer held */
+	assert_int_equal(st.waiting, 0);
+	assert_int_equal(st.left_waiting, 0);
+	assert_int_equal(st.accept_pauses, 0); /* accepted at once: none left to the kernel */
 	assert_int_equal(st.handshakes, 0);
 	assert_int_equal(st.timeouts, 1); /* the mute peer only */
+	assert_int_equal(st.sessions, GATES);
+	sim_free(&mute);
+	for (int i = 0; i < GATES; i++)
+		sim_free(&g[i]);
+}
+
+/* Waits until the server's counter `field` reaches `want`; 0 when it did. */
+#define WAIT_STAT(h, st, field, want)                                                              \
+	do {                                                                                       \
+		for (int t_ = 0; t_ < LONG_WAIT_MS / 10; t_++) {                                   \
+			harness_stats((h), &(st));                                                 \
+			if ((st).field == (want))                                                  \
+				break;                                                             \
+			usleep(10000);                                                             \
+		}                                                                                  \
+	} while (0)
+
+/*
+ * A gate that gave up while it waited for a handshake slot (citypass-controller closes
+ * after 15 s without a session, and dials again later): the server closes its connection
+ * without a handshake — which would cost it the elliptic-curve work for nobody, in the
+ * storm where its CPU is what every other gate waits for — and admits the next one.
+ */
+static void test_waiting_peer_that_left_gets_no_handshake(void **state)
+{
+	struct harness *h = *state;
+	struct sim_ctl mute, gone, next;
+	struct server_sync_stats st;
+
+	h->cfg.max_handshakes = 1;
+	h->cfg.handshake_timeout_ms = 1000;
+	assert_int_equal(harness_start(h), 0);
+	assert_int_equal(harness_controller(h, &mute, "gate-mute", SITE, SECTOR_POOL), 0);
+	assert_int_equal(sim_connect(&mute, h->port), 0);
+	WAIT_STAT(h, st, handshakes, 1);
+	assert_int_equal(st.handshakes, 1);
+	/* its ClientHello sent, waiting; then it closes */
+	assert_int_equal(harness_controller(h, &gone, "gate-gone", SITE, SECTOR_POOL), 0);
+	assert_int_equal(sim_connect(&gone, h->port), 0);
+	assert_int_equal(sim_step(&gone), 0);
+	WAIT_STAT(h, st, waiting, 1);
+	assert_int_equal(st.waiting, 1);
+	sim_disconnect(&gone);
+	assert_int_equal(harness_controller(h, &next, "gate-next", SITE, SECTOR_POOL), 0);
+	assert_int_equal(sim_connect(&next, h->port), 0);
+	assert_int_equal(sim_send_hello(&next, NULL), 0);
+	assert_int_equal(sim_wait(&next, sim_cond_welcomed, LONG_WAIT_MS), 1);
+	harness_stats(h, &st);
+	assert_int_equal(st.waited, 2);
+	assert_int_equal(st.left_waiting, 1);
+	assert_int_equal(st.refused_handshake, 0); /* no handshake was tried with it */
+	assert_int_equal(st.timeouts, 1);          /* the mute peer's */
+	assert_int_equal(st.sessions, 1);
+	sim_free(&mute);
+	sim_free(&gone);
+	sim_free(&next);
+}
+
+/* Beyond max_waiting connections waiting, the listener pauses (each one holds a
+ * descriptor); it takes the rest from the kernel's queue as the waiting ones go in. */
+static void test_waiting_bounded(void **state)
+{
+	struct harness *h = *state;
+	enum { GATES = 5 };
+	struct sim_ctl mute, g[GATES];
+	struct server_sync_stats st;
+	char id[32];
+
+	h->cfg.max_handshakes = 1;
+	h->cfg.max_waiting = 2;
+	h->cfg.handshake_timeout_ms = 1000;
+	assert_int_equal(harness_start(h), 0);
+	assert_int_equal(harness_controller(h, &mute, "gate-mute", SITE, SECTOR_POOL), 0);
+	assert_int_equal(sim_connect(&mute, h->port), 0);
+	WAIT_STAT(h, st, handshakes, 1);
+	for (int i = 0; i < GATES; i++) {
+		snprintf(id, sizeof(id), "gate-%d", i);
+		assert_int_equal(harness_controller(h, &g[i], id, SITE, SECTOR_POOL), 0);
+		assert_int_equal(sim_dial(&g[i], h->port), 0);
+		assert_int_equal(sim_send_hello(&g[i], NULL), 0);
+	}
+	int welcomed = 0;
+	for (double t0 = sim_now(); welcomed < GATES && sim_now() - t0 < LONG_WAIT_MS / 1e3;) {
+		welcomed = 0;
+		for (int i = 0; i < GATES; i++) {
+			sim_step(&g[i]);
+			welcomed += g[i].welcomed && !g[i].closed;
+		}
+		usleep(2000);
+	}
+	assert_int_equal(welcomed, GATES);
+	harness_stats(h, &st);
+	assert_int_equal(st.waiting_peak, 2);
+	assert_true(st.accept_pauses >= 1);
 	assert_int_equal(st.sessions, GATES);
 	sim_free(&mute);
 	for (int i = 0; i < GATES; i++)
@@ -851,6 +948,9 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_bad_input_isolated, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_handshake_timeout, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_handshakes_admitted, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_waiting_peer_that_left_gets_no_handshake,
+	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_waiting_bounded, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_accept_rests_when_out_of_descriptors, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_hello_timeout, setup, teardown),
