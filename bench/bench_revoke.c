@@ -433,25 +433,45 @@ static void step_all(struct sim_ctl *c, size_t n, struct pollfd *pfd, int timeou
 
 /*
  * A reconnect storm: every gate drops its connection at once (a network cut) and dials
- * again at once; a gate the server drops (its handshake too slow in the crowd) dials again
- * after the controller's backoff (from 500 ms, doubling, jittered). `full`: the gates forget
- * their session tickets first, so that each makes a full handshake. Measured: the time until
- * the server has welcomed them all, and how many never got in (120 s, or 30 ms a gate past
- * 4 000: the handshakes are CPU, on these 2 cores for both sides).
+ * again at once. Each behaves as citypass-controller does (controller/src/sync_client.c):
+ * without a session 15 s after it dialled, it gives up; dropped or given up, it dials
+ * again after its backoff (full jitter: uniform between 500 ms and 500 ms × 2^n, at most
+ * 60 s). `full`: the gates forget their session tickets first, so that each makes a full
+ * handshake. Measured: the time until the server has welcomed them all, and how many never
+ * got in (120 s, or 30 ms a gate past 4 000: the handshakes are CPU, on these 2 cores for
+ * both sides).
  */
+#define STORM_SETUP_S        15.0   /* SYNC_SESSION_SETUP_MS */
+#define STORM_BACKOFF_MIN_MS 500u   /* the controller's reconnect_min_ms */
+#define STORM_BACKOFF_MAX_MS 60000u /* and reconnect_max_ms */
+
 struct storm {
 	double s, limit; /* until all were welcomed (-1: not within limit) */
-	size_t back_at_60, back_at_120, refused, redials, resumed;
+	size_t back_at_60, back_at_120, refused, redials, gave_up, resumed;
 };
+
+/* The controller's schedule_reconnect: the n-th retry (from 0) after a uniform delay. */
+static double storm_backoff_s(unsigned n)
+{
+	unsigned cap = STORM_BACKOFF_MIN_MS;
+	for (unsigned i = 0; i < n && cap < STORM_BACKOFF_MAX_MS; i++)
+		cap *= 2;
+	if (cap > STORM_BACKOFF_MAX_MS)
+		cap = STORM_BACKOFF_MAX_MS;
+	unsigned span = cap - STORM_BACKOFF_MIN_MS + 1;
+	return (STORM_BACKOFF_MIN_MS + (unsigned)rand() % span) / 1e3;
+}
 
 static int storm(struct sim_ctl *c, size_t gates, struct pollfd *pfd, const unsigned *ports,
                  int full, struct storm *out)
 {
 	double *next_dial = calloc(gates, sizeof(*next_dial));
-	unsigned *backoff_ms = calloc(gates, sizeof(*backoff_ms));
-	if (!next_dial || !backoff_ms) {
+	double *dialled = calloc(gates, sizeof(*dialled));
+	unsigned *attempts = calloc(gates, sizeof(*attempts));
+	if (!next_dial || !dialled || !attempts) {
 		free(next_dial);
-		free(backoff_ms);
+		free(dialled);
+		free(attempts);
 		return -1;
 	}
 	memset(out, 0, sizeof(*out));
@@ -466,9 +486,9 @@ static int storm(struct sim_ctl *c, size_t gates, struct pollfd *pfd, const unsi
 	const double t0 = sim_now();
 	for (size_t i = 0; i < gates; i++) {
 		c[i].held = L.version;
-		backoff_ms[i] = 500;
+		dialled[i] = t0;
 		if (sim_dial(&c[i], PORT_OF(i)) != 0 || sim_send_hello(&c[i], NULL) != 0)
-			next_dial[i] = t0 + 0.5;
+			c[i].closed = 1;
 	}
 	while (sim_now() - t0 < out->limit) {
 		size_t back = 0;
@@ -478,17 +498,21 @@ static int storm(struct sim_ctl *c, size_t gates, struct pollfd *pfd, const unsi
 				back++;
 				continue;
 			}
+			if (!c[i].closed && now - dialled[i] >= STORM_SETUP_S) {
+				/* "no session within 15000 ms"; closed before its Welcome, the
+				 * controller forgets its ticket (a full handshake says why next) */
+				sim_disconnect(&c[i]);
+				link_tls_ticket_free(&c[i].ticket);
+				out->gave_up++;
+			}
 			if (!c[i].closed)
 				continue;
 			if (next_dial[i] == 0) { /* just dropped: back off */
-				next_dial[i] =
-				        now + backoff_ms[i] *
-				                      (0.5 + (double)(rand() % 1000) / 2000) / 1e3;
-				if (backoff_ms[i] < 8000)
-					backoff_ms[i] *= 2;
+				next_dial[i] = now + storm_backoff_s(attempts[i]++);
 			} else if (now >= next_dial[i]) {
 				next_dial[i] = 0;
 				out->redials++;
+				dialled[i] = now;
 				if (sim_dial(&c[i], PORT_OF(i)) != 0 ||
 				    sim_send_hello(&c[i], NULL) != 0)
 					c[i].closed = 1;
@@ -513,18 +537,20 @@ static int storm(struct sim_ctl *c, size_t gates, struct pollfd *pfd, const unsi
 	if (out->s >= 0 && out->s < 120)
 		out->back_at_120 = gates;
 	free(next_dial);
-	free(backoff_ms);
+	free(dialled);
+	free(attempts);
 	return 0;
 }
 
 static void print_storm(const struct storm *st, size_t gates, const char *how)
 {
-	printf("reconnect storm, %s: %zu gates cut and dialling again at once (%zu re-dials "
-	       "after the controller's backoff, %zu sessions resumed from a ticket): %s%.2f s "
-	       "until all were welcomed (welcomed after 60 s: %zu, after 120 s: %zu); never got "
-	       "in within %.0f s: %zu (budget: none refused for good, at 10 000 gates: %s at "
-	       "%zu; the gates' own TLS work runs here on the server's 2 cores)\n",
-	       how, gates, st->redials, st->resumed, st->s >= 0 ? "" : "more than ",
+	printf("reconnect storm, %s: %zu gates cut and dialling again at once (%zu gave up "
+	       "after 15 s without a session, %zu re-dials after the controller's backoff, %zu "
+	       "sessions resumed from a ticket): %s%.2f s until all were welcomed (welcomed "
+	       "after 60 s: %zu, after 120 s: %zu); never got in within %.0f s: %zu (budget: none "
+	       "refused for good, at 10 000 gates: %s at %zu; the gates' own TLS work runs here "
+	       "on the server's 2 cores)\n",
+	       how, gates, st->gave_up, st->redials, st->resumed, st->s >= 0 ? "" : "more than ",
 	       st->s >= 0 ? st->s : st->limit, st->back_at_60, st->back_at_120, st->limit,
 	       st->refused, st->refused == 0 ? "met" : "MISSED", gates);
 }
@@ -1025,11 +1051,17 @@ int main(int argc, char **argv)
 		       "list): %.0f ms; the publish itself %.0f ms (budget <= 50 ms: %s)\n",
 		       pub_s * 1e3, nop_s * 1e3, (pub_s - nop_s) * 1e3,
 		       pub_s - nop_s <= 0.050 ? "met" : "MISSED");
-	if (full_s >= 0)
-		printf("full rebuild (list publish --full, exec included): %.2f s = %.2f us per "
-		       "pass (budget <= 2 us: %s)\n",
-		       full_s, full_s * 1e6 / (double)passes,
-		       full_s * 1e6 / (double)passes <= 2.0 ? "met" : "MISSED");
+	if (full_s >= 0) {
+		/* the budget is the rebuild's cost a pass: the exec's own (tens of ms, most
+		 * of the figure at 100 000 passes) is the baseline above, measured beside it */
+		double own = nop_s >= 0 ? full_s - nop_s : full_s;
+		printf("full rebuild (list publish --full): %.2f s, exec included; the rebuild "
+		       "itself%s %.2f s = %.2f us per pass (budget <= 2 us: %s)\n",
+		       full_s,
+		       nop_s >= 0 ? ", less the exec opening the database for nothing," : "", own,
+		       own * 1e6 / (double)passes,
+		       own * 1e6 / (double)passes <= 2.0 ? "met" : "MISSED");
+	}
 	printf("revocation to every gate holding it (%zu gates x %u revocations, %s): p50 %.0f "
 	       "ms, p99 %.0f ms, max %.0f ms (budget p99 <= 1000 ms: %s)\n",
 	       gates, rounds,
