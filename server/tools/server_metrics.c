@@ -36,6 +36,13 @@ static void sync_figures(struct server_metrics_ctx *m, struct service_metrics_wr
 	        st.accepted);
 	counter(w, "citypass_server_handshakes_refused_total",
 	        "TLS handshakes failed or certificates refused.", st.refused_handshake);
+	service_metrics_family(w, "citypass_server_handshakes_waiting", "gauge",
+	                       "Connections accepted, waiting for a TLS handshake slot now "
+	                       "(a reconnect storm).");
+	service_metrics_sample(w, "citypass_server_handshakes_waiting", NULL, st.waiting);
+	counter(w, "citypass_server_left_waiting_total",
+	        "Connections closed by their gate while they waited for a handshake slot.",
+	        st.left_waiting);
 	counter(w, "citypass_server_sessions_total", "Gate sessions begun (Hello accepted).",
 	        st.sessions);
 	counter(w, "citypass_server_closed_bad_input_total",

@@ -80,6 +80,8 @@ echo "ok - gate: promtool accepts the format; taps by outcome and reason, latenc
 scrape "$sport" "$T/server.prom"
 check "$T/server.prom"
 [ "$(value "$T/server.prom" citypass_server_connected_gates)" = 2 ] || fail "server: two gates connected"
+[ "$(value "$T/server.prom" citypass_server_handshakes_waiting)" = 0 ] || fail "server: handshakes waiting"
+[ "$(value "$T/server.prom" citypass_server_left_waiting_total)" = 0 ] || fail "server: left waiting"
 [ "$(value "$T/server.prom" 'citypass_server_list_version{sector="pool"}')" = "$(server_version pool)" ] ||
 	fail "server: list version: $(grep list_version "$T/server.prom")"
 grep -q '^citypass_server_list_age_seconds{sector="pool"} ' "$T/server.prom" || fail "server: list age"
