@@ -40,7 +40,7 @@ bench: deps
 	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release
 	cmake --build build-bench -j $(JOBS) --target bench_list bench_card bench_server bench_revoke bench_gate bench_journal bench_engine \
 		citypass-admin citypass-server citypass-hil citypass-controller citypass-token \
-		citypass-test-guard
+		citypass-test-guard sync_probe
 	cmake --build build-bench --target bench
 
 sanitize: deps

@@ -1,8 +1,7 @@
 #!/bin/sh
 # Nothing stops while agents work (issue 12 item 2, DESIGN.md s.9 "server under change"):
-# a deployment of many passes (300 000 by default; CITYPASS_TEST_PASSES=5000000 for the
-# issue's 5 M, run by hand: neither make test nor make bench runs it) made with `pass
-# import`, then full rebuilds of its list (`list publish --full`) and revocations
+# a deployment of many passes (300 000 by default in make test; make bench runs it with
+# CITYPASS_TEST_PASSES=5000000, the issue's 5 M) made with `pass import`, then full rebuilds of its list (`list publish --full`) and revocations
 # published over and over while five gates upload
 # batch after batch through the real citypass-server. No gate is cut off, every batch is
 # acknowledged, every event is stored exactly once, no "database is locked" anywhere, and
