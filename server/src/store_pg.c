@@ -1198,6 +1198,7 @@ static const struct server_store_ops pg_ops = {
         .delta_get = pg_delta_get,
         .delta_put = pg_delta_put,
         .list_prune = pg_list_prune,
+        .list_files_prune = pg_list_files_prune,
         .import_open = pg_import_open,
         .import_progress = pg_import_progress,
         .import_key_get = pg_import_key_get,

@@ -145,6 +145,7 @@ int pg_list_files_retire(void *ctx, uint16_t sector, int64_t chunk, uint64_t ver
 int pg_delta_get(void *ctx, uint16_t sector, uint64_t base, struct server_stored_list *out);
 int pg_delta_put(void *ctx, uint16_t sector, uint64_t base, const struct server_stored_list *d);
 int pg_list_prune(void *ctx, uint16_t sector, unsigned keep);
+int pg_list_files_prune(void *ctx, uint16_t sector, unsigned max, unsigned *deleted);
 int pg_publish_lock(void *ctx, uint16_t sector, int take, int wait_ms);
 int pg_meta_set(void *ctx, const char *key, const char *value);
 int pg_import_open(void *ctx, const uint8_t sha256[32], int64_t now, int64_t *id, uint64_t *lines,

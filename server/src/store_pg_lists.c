@@ -475,7 +475,8 @@ int pg_delta_put(void *ctx, uint16_t sector, uint64_t base, const struct server_
 	return pg_query(q, sql, &p, NULL);
 }
 
-/* Versions and deltas beyond the newest `keep`, and the files only they named. */
+/* Versions and deltas beyond the newest `keep`; the files only they named go in
+ * pg_list_files_prune. */
 static const char *const prune_sql[] = {
         "DELETE FROM list_versions WHERE sector = $1 AND version <= (SELECT MAX(version) FROM"
         " list_versions WHERE sector = $1) - $2",
@@ -488,8 +489,6 @@ static const char *const prune_sql[] = {
         "DELETE FROM deltas WHERE sector = $1 AND version < (SELECT MAX(v.version) FROM"
         " list_versions v WHERE v.sector = $1 AND NOT EXISTS (SELECT 1 FROM deltas d WHERE"
         " d.sector = $1 AND d.version = v.version)) AND $2::bigint >= 0",
-        "DELETE FROM list_files WHERE sector = $1 AND until IS NOT NULL AND until <= (SELECT"
-        " COALESCE(MIN(version), 0) FROM list_versions WHERE sector = $1) AND $2::bigint >= 0",
 };
 
 int pg_list_prune(void *ctx, uint16_t sector, unsigned keep)
@@ -503,6 +502,27 @@ int pg_list_prune(void *ctx, uint16_t sector, unsigned keep)
 		if (rc)
 			return rc;
 	}
+	return 0;
+}
+
+/* The files no kept version names, a few per call (the sqlite store says why). */
+int pg_list_files_prune(void *ctx, uint16_t sector, unsigned max, unsigned *deleted)
+{
+	static const char sql[] =
+	        "DELETE FROM list_files WHERE ctid IN (SELECT ctid FROM list_files WHERE"
+	        " sector = $1 AND until IS NOT NULL AND until <= (SELECT COALESCE(MIN(version), 0)"
+	        " FROM list_versions WHERE sector = $1) LIMIT $2)";
+	struct pg_params p;
+	pgp_init(&p);
+	pgp_i64(&p, sector);
+	pgp_i64(&p, max);
+	PGresult *r;
+	*deleted = 0;
+	int rc = pg_query(ctx, sql, &p, &r);
+	if (rc)
+		return rc;
+	*deleted = (unsigned)pg_changes(r);
+	PQclear(r);
 	return 0;
 }
 

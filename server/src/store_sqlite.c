@@ -1420,6 +1420,7 @@ static const struct server_store_ops sqlite_ops = {
         .delta_get = sq_delta_get,
         .delta_put = sq_delta_put,
         .list_prune = sq_list_prune,
+        .list_files_prune = sq_list_files_prune,
         .import_open = sq_import_open,
         .import_progress = sq_import_progress,
         .import_key_get = sq_import_key_get,

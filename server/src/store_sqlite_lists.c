@@ -722,8 +722,8 @@ int sq_delta_put(void *ctx, uint16_t sector, uint64_t base, const struct server_
 	return sq_run_cached(q, st);
 }
 
-/* Versions and deltas beyond the newest `keep`, and the files only they named (a file's
- * `until` is the version that replaced it: it is needed by versions below that). */
+/* Versions and deltas beyond the newest `keep`; the files only they named go in
+ * sq_list_files_prune. */
 static const char *const prune_sql[] = {
         "DELETE FROM list_versions WHERE sector = ?1 AND version <= (SELECT MAX(version) FROM"
         " list_versions WHERE sector = ?1) - ?2",
@@ -735,8 +735,6 @@ static const char *const prune_sql[] = {
         "DELETE FROM deltas WHERE sector = ?1 AND version < (SELECT MAX(v.version) FROM"
         " list_versions v WHERE v.sector = ?1 AND NOT EXISTS (SELECT 1 FROM deltas d WHERE"
         " d.sector = ?1 AND d.version = v.version))",
-        "DELETE FROM list_files WHERE sector = ?1 AND until IS NOT NULL AND until <= (SELECT"
-        " COALESCE(MIN(version), 0) FROM list_versions WHERE sector = ?1)",
 };
 
 int sq_list_prune(void *ctx, uint16_t sector, unsigned keep)
@@ -754,6 +752,29 @@ int sq_list_prune(void *ctx, uint16_t sector, unsigned keep)
 			return rc;
 	}
 	return 0;
+}
+
+/* A file's `until` is the version that replaced it: no version from `until` on needs it.
+ * Freeing a file's pages reads each of them (sqlite follows the overflow chain): a few at
+ * a time, the lock is not held for a whole list's worth. */
+static const char files_prune_sql[] =
+        "DELETE FROM list_files WHERE rowid IN (SELECT rowid FROM list_files WHERE sector = ?1"
+        " AND until IS NOT NULL AND until <= (SELECT COALESCE(MIN(version), 0) FROM"
+        " list_versions WHERE sector = ?1) LIMIT ?2)";
+
+int sq_list_files_prune(void *ctx, uint16_t sector, unsigned max, unsigned *deleted)
+{
+	struct sq *q = ctx;
+	sqlite3_stmt *st;
+	*deleted = 0;
+	int rc = sq_cached(q, &st, files_prune_sql);
+	if (rc)
+		return rc;
+	sqlite3_bind_int(st, 1, sector);
+	sqlite3_bind_int64(st, 2, max);
+	rc = sq_run_cached(q, st);
+	*deleted = rc ? 0 : (unsigned)sqlite3_changes(q->db);
+	return rc;
 }
 
 /* --- bulk import --------------------------------------------------------------------- */

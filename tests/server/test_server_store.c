@@ -1130,6 +1130,76 @@ static void test_publish_costs_what_changed(void **state)
 	assert_true(large.bytes - small.bytes < (64 - 8) * 2 * 90);
 }
 
+/* What the publish's store calls did with the files no kept version names. */
+static struct {
+	const struct server_store_ops *real;
+	unsigned batches, deleted, most, commits, commits_then;
+	int two_in_one_transaction;
+} g_prune;
+
+static int prune_spy(void *ctx, uint16_t sector, unsigned max, unsigned *deleted)
+{
+	int rc = g_prune.real->list_files_prune(ctx, sector, max, deleted);
+	if (rc == 0 && *deleted > 0) {
+		if (g_prune.batches++ > 0 && g_prune.commits == g_prune.commits_then)
+			g_prune.two_in_one_transaction = 1;
+		g_prune.commits_then = g_prune.commits;
+		g_prune.deleted += *deleted;
+		if (*deleted > g_prune.most)
+			g_prune.most = *deleted;
+	}
+	return rc;
+}
+
+static int commit_spy(void *ctx)
+{
+	g_prune.commits++;
+	return g_prune.real->commit(ctx);
+}
+
+/* `keep` publishes after a full rebuild, the files of the list before it go: all of them
+ * (a whole list's worth), in transactions of a few each, never in the one that carries the
+ * new version (at 5 M passes that held the write lock up to 1.4 s, and a revocation with
+ * it). */
+static void test_replaced_list_files_go_a_few_at_a_time(void **state)
+{
+	struct fx *f = *state;
+	int64_t first = 0;
+	many_passes(f, 16000, &first);
+	struct server_publish_opts o = {NOW, 7 * 86400, 3, 1, 256}; /* 64 chunks, 128 files */
+	struct server_publish_result r;
+	assert_int_equal(server_publish_sector(&f->st, f->dir, 1, &o, &r), 0);
+	assert_int_equal(server_publish_sector(&f->st, f->dir, 1, &o, &r), 0);
+	assert_int_equal(r.version, 2);
+	const unsigned files = 2 * r.changed_chunks; /* each chunk: its .dat and its .idx */
+	assert_true(files >= 100);
+
+	static struct server_store_ops spy;
+	spy = *f->st.ops;
+	spy.list_files_prune = prune_spy;
+	spy.commit = commit_spy;
+	memset(&g_prune, 0, sizeof(g_prune));
+	g_prune.real = f->st.ops;
+	f->st.ops = &spy;
+	o.full = 0;
+	struct cost c;
+	revoke_and_measure(f, first + 10, &o, &c); /* version 3: versions 1-3 kept */
+	assert_int_equal(g_prune.deleted, 0);
+	revoke_and_measure(f, first + 9000, &o, &c); /* version 4: version 1 goes, and its files */
+	f->st.ops = g_prune.real;
+
+	assert_int_equal(g_prune.deleted, files);
+	assert_true(g_prune.batches >= files / 16);
+	assert_true(g_prune.most <= 16);
+	assert_false(g_prune.two_in_one_transaction);
+	uint8_t *data = NULL;
+	size_t len = 0;
+	assert_int_equal(f->st.ops->list_file_get(f->st.ctx, 1, 0, 1, 0, &data, &len),
+	                 SERVER_ERR_NOT_FOUND);
+	assert_int_equal(f->st.ops->list_file_get(f->st.ctx, 1, 0, 2, 0, &data, &len), 0);
+	free(data);
+}
+
 /* Every path that changes an entry is in the change log: after changes of every kind,
  * the version published from the log equals a full rebuild made right after. */
 static void test_change_log_equals_full_rebuild(void **state)
@@ -1387,6 +1457,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_a_dead_publisher_blocks_nobody, setup,
 	                                        teardown),
 	        cmocka_unit_test(test_publish_costs_what_changed),
+	        cmocka_unit_test_setup_teardown(test_replaced_list_files_go_a_few_at_a_time, setup,
+	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_change_log_equals_full_rebuild, setup,
 	                                        teardown),
 	        cmocka_unit_test(test_migration_to_format2_lists),

@@ -327,8 +327,11 @@ struct server_store_ops {
 	int (*delta_get)(void *ctx, uint16_t sector, uint64_t base, struct server_stored_list *out);
 	int (*delta_put)(void *ctx, uint16_t sector, uint64_t base,
 	                 const struct server_stored_list *d);
-	/* Keep the newest `keep` versions and deltas of a sector, and the files they name. */
+	/* Keep the newest `keep` versions and deltas of a sector. */
 	int (*list_prune)(void *ctx, uint16_t sector, unsigned keep);
+	/* Delete at most `max` files no kept version names any more (*deleted says how many):
+	 * after a full rebuild they are a whole list's worth, deleted in short transactions. */
+	int (*list_files_prune)(void *ctx, uint16_t sector, unsigned max, unsigned *deleted);
 	/*
 	 * Bulk import (citypass-admin pass import). Passes created under an import stay out of
 	 * lists and of pass_each until import_done marks it done, in one row: a file goes in
