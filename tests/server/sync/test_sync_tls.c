@@ -635,6 +635,54 @@ static void test_handshake_timeout(void **state)
 	sim_free(&mute);
 }
 
+/* Waits until the server's counter `field` reaches `want` (the caller asserts it). */
+#define WAIT_STAT(h, st, field, want)                                                              \
+	do {                                                                                       \
+		for (int t_ = 0; t_ < LONG_WAIT_MS / 10; t_++) {                                   \
+			harness_stats((h), &(st));                                                 \
+			if ((st).field == (want))                                                  \
+				break;                                                             \
+			usleep(10000);                                                             \
+		}                                                                                  \
+	} while (0)
+
+/* The server started with one handshake slot (a 1 s deadline), a peer holding it: TCP
+ * connected, never stepping its handshake. */
+static void mute_holds_the_slot(struct harness *h, struct sim_ctl *mute)
+{
+	struct server_sync_stats st;
+	h->cfg.max_handshakes = 1;
+	h->cfg.handshake_timeout_ms = 1000;
+	assert_int_equal(harness_start(h), 0);
+	assert_int_equal(harness_controller(h, mute, "gate-mute", SITE, SECTOR_POOL), 0);
+	assert_int_equal(sim_connect(mute, h->port), 0);
+	WAIT_STAT(h, st, handshakes, 1);
+	assert_int_equal(st.handshakes, 1);
+}
+
+/* Gates gate-0..n-1 dial at once, each sending its Hello; steps them until all are welcomed
+ * (bounded); returns how many were. */
+static int dial_all_welcomed(struct harness *h, struct sim_ctl *g, int n)
+{
+	char id[32];
+	for (int i = 0; i < n; i++) {
+		snprintf(id, sizeof(id), "gate-%d", i);
+		assert_int_equal(harness_controller(h, &g[i], id, SITE, SECTOR_POOL), 0);
+		assert_int_equal(sim_dial(&g[i], h->port), 0);
+		assert_int_equal(sim_send_hello(&g[i], NULL), 0);
+	}
+	int welcomed = 0;
+	for (double t0 = sim_now(); welcomed < n && sim_now() - t0 < LONG_WAIT_MS / 1e3;) {
+		welcomed = 0;
+		for (int i = 0; i < n; i++) {
+			sim_step(&g[i]);
+			welcomed += g[i].welcomed && !g[i].closed;
+		}
+		usleep(2000);
+	}
+	return welcomed;
+}
+
 /*
  * A reconnect storm: many gates dialling at once are let into TLS max_handshakes at a
  * time, the others accepted and waiting their turn (their deadline not started), so that none
@@ -647,36 +695,9 @@ static void test_handshakes_admitted(void **state)
 	enum { GATES = 8 };
 	struct sim_ctl mute, g[GATES];
 	struct server_sync_stats st;
-	char id[32];
 
-	h->cfg.max_handshakes = 1;
-	h->cfg.handshake_timeout_ms = 1000;
-	assert_int_equal(harness_start(h), 0);
-	assert_int_equal(harness_controller(h, &mute, "gate-mute", SITE, SECTOR_POOL), 0);
-	assert_int_equal(sim_connect(&mute, h->port), 0);
-	for (int t = 0; t < LONG_WAIT_MS / 10; t++) {
-		harness_stats(h, &st);
-		if (st.handshakes == 1)
-			break;
-		usleep(10000);
-	}
-	assert_int_equal(st.handshakes, 1);
-	for (int i = 0; i < GATES; i++) {
-		snprintf(id, sizeof(id), "gate-%d", i);
-		assert_int_equal(harness_controller(h, &g[i], id, SITE, SECTOR_POOL), 0);
-		assert_int_equal(sim_dial(&g[i], h->port), 0);
-		assert_int_equal(sim_send_hello(&g[i], NULL), 0);
-	}
-	int welcomed = 0;
-	for (double t0 = sim_now(); welcomed < GATES && sim_now() - t0 < LONG_WAIT_MS / 1e3;) {
-		welcomed = 0;
-		for (int i = 0; i < GATES; i++) {
-			sim_step(&g[i]);
-			welcomed += g[i].welcomed && !g[i].closed;
-		}
-		usleep(2000);
-	}
-	assert_int_equal(welcomed, GATES);
+	mute_holds_the_slot(h, &mute);
+	assert_int_equal(dial_all_welcomed(h, g, GATES), GATES);
 	harness_stats(h, &st);
 	assert_int_equal(st.handshakes_peak, 1);
 	assert_int_equal(st.waited, GATES); /* each one waited for the slot the mute peer held */
@@ -691,17 +712,6 @@ static void test_handshakes_admitted(void **state)
 		sim_free(&g[i]);
 }
 
-/* Waits until the server's counter `field` reaches `want`; 0 when it did. */
-#define WAIT_STAT(h, st, field, want)                                                              \
-	do {                                                                                       \
-		for (int t_ = 0; t_ < LONG_WAIT_MS / 10; t_++) {                                   \
-			harness_stats((h), &(st));                                                 \
-			if ((st).field == (want))                                                  \
-				break;                                                             \
-			usleep(10000);                                                             \
-		}                                                                                  \
-	} while (0)
-
 /*
  * A gate that gave up while it waited for a handshake slot (citypass-controller closes
  * after 15 s without a session, and dials again later): the server closes its connection
@@ -714,13 +724,7 @@ static void test_waiting_peer_that_left_gets_no_handshake(void **state)
 	struct sim_ctl mute, gone, next;
 	struct server_sync_stats st;
 
-	h->cfg.max_handshakes = 1;
-	h->cfg.handshake_timeout_ms = 1000;
-	assert_int_equal(harness_start(h), 0);
-	assert_int_equal(harness_controller(h, &mute, "gate-mute", SITE, SECTOR_POOL), 0);
-	assert_int_equal(sim_connect(&mute, h->port), 0);
-	WAIT_STAT(h, st, handshakes, 1);
-	assert_int_equal(st.handshakes, 1);
+	mute_holds_the_slot(h, &mute);
 	/* its ClientHello sent, waiting; then it closes */
 	assert_int_equal(harness_controller(h, &gone, "gate-gone", SITE, SECTOR_POOL), 0);
 	assert_int_equal(sim_connect(&gone, h->port), 0);
@@ -751,31 +755,10 @@ static void test_waiting_bounded(void **state)
 	enum { GATES = 5 };
 	struct sim_ctl mute, g[GATES];
 	struct server_sync_stats st;
-	char id[32];
 
-	h->cfg.max_handshakes = 1;
 	h->cfg.max_waiting = 2;
-	h->cfg.handshake_timeout_ms = 1000;
-	assert_int_equal(harness_start(h), 0);
-	assert_int_equal(harness_controller(h, &mute, "gate-mute", SITE, SECTOR_POOL), 0);
-	assert_int_equal(sim_connect(&mute, h->port), 0);
-	WAIT_STAT(h, st, handshakes, 1);
-	for (int i = 0; i < GATES; i++) {
-		snprintf(id, sizeof(id), "gate-%d", i);
-		assert_int_equal(harness_controller(h, &g[i], id, SITE, SECTOR_POOL), 0);
-		assert_int_equal(sim_dial(&g[i], h->port), 0);
-		assert_int_equal(sim_send_hello(&g[i], NULL), 0);
-	}
-	int welcomed = 0;
-	for (double t0 = sim_now(); welcomed < GATES && sim_now() - t0 < LONG_WAIT_MS / 1e3;) {
-		welcomed = 0;
-		for (int i = 0; i < GATES; i++) {
-			sim_step(&g[i]);
-			welcomed += g[i].welcomed && !g[i].closed;
-		}
-		usleep(2000);
-	}
-	assert_int_equal(welcomed, GATES);
+	mute_holds_the_slot(h, &mute);
+	assert_int_equal(dial_all_welcomed(h, g, GATES), GATES);
 	harness_stats(h, &st);
 	assert_int_equal(st.waiting_peak, 2);
 	assert_true(st.accept_pauses >= 1);
