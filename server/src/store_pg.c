@@ -219,6 +219,18 @@ uint64_t pg_changes(PGresult *r)
 	return t && *t ? strtoull(t, NULL, 10) : 0;
 }
 
+int pg_run_counted(struct pg *q, const char *sql, const struct pg_params *p, uint64_t *n)
+{
+	PGresult *r;
+	*n = 0;
+	int rc = pg_query(q, sql, p, &r);
+	if (rc)
+		return rc;
+	*n = pg_changes(r);
+	PQclear(r);
+	return 0;
+}
+
 /* --- statements ------------------------------------------------------------------------ */
 
 void pg_fail(struct pg *q, const char *msg)

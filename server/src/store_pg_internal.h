@@ -97,6 +97,8 @@ int pg_query(struct pg *q, const char *sql, const struct pg_params *p, PGresult 
 int pg_exec(struct pg *q, const char *sql);
 /* A statement's rows changed (UPDATE, DELETE, INSERT ... ON CONFLICT DO NOTHING). */
 uint64_t pg_changes(PGresult *r);
+/* An UPDATE or DELETE run: *n the rows it touched (0 on an error). */
+int pg_run_counted(struct pg *q, const char *sql, const struct pg_params *p, uint64_t *n);
 /* The first column of the one row; NOT_FOUND when there is none. */
 int pg_one_i64(struct pg *q, const char *sql, const struct pg_params *p, int64_t *out);
 

@@ -203,14 +203,10 @@ int pg_list_changes_trim(void *ctx, uint16_t sector, int64_t upto, unsigned max,
 	pgp_i64(&p, sector);
 	pgp_i64(&p, upto);
 	pgp_i64(&p, max);
-	PGresult *r;
-	int rc = pg_query(ctx, sql, &p, &r);
-	*deleted = 0;
-	if (rc)
-		return rc;
-	*deleted = (unsigned)pg_changes(r);
-	PQclear(r);
-	return 0;
+	uint64_t n;
+	int rc = pg_run_counted(ctx, sql, &p, &n);
+	*deleted = (unsigned)n;
+	return rc;
 }
 
 /* --- consumption --------------------------------------------------------------------- */
@@ -236,12 +232,7 @@ int pg_consumption_retire(void *ctx, uint16_t sector, int64_t before, uint64_t *
 	pgp_i64(&p, before);
 	*n = 0;
 	int rc = pg_query(ctx, fold_sql, &p, NULL);
-	PGresult *r;
-	if (rc == 0 && (rc = pg_query(ctx, drop_sql, &p, &r)) == 0) {
-		*n = pg_changes(r);
-		PQclear(r);
-	}
-	return rc;
+	return rc ? rc : pg_run_counted(ctx, drop_sql, &p, n);
 }
 
 int pg_consumption_rekey(void *ctx, uint16_t sector, const uint8_t from[PROTO_LIST_KEY_LEN],
@@ -516,14 +507,10 @@ int pg_list_files_prune(void *ctx, uint16_t sector, unsigned max, unsigned *dele
 	pgp_init(&p);
 	pgp_i64(&p, sector);
 	pgp_i64(&p, max);
-	PGresult *r;
-	*deleted = 0;
-	int rc = pg_query(ctx, sql, &p, &r);
-	if (rc)
-		return rc;
-	*deleted = (unsigned)pg_changes(r);
-	PQclear(r);
-	return 0;
+	uint64_t n;
+	int rc = pg_run_counted(ctx, sql, &p, &n);
+	*deleted = (unsigned)n;
+	return rc;
 }
 
 /* One publisher of a sector at a time, across every instance and citypass-admin: a session

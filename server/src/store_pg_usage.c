@@ -301,14 +301,7 @@ int pg_consumption_discard(void *ctx, const char *device, uint64_t *n)
 	struct pg_params p;
 	pgp_init(&p);
 	pgp_text(&p, device);
-	PGresult *r;
-	int rc = pg_query(ctx, sql, &p, &r);
-	*n = 0;
-	if (rc)
-		return rc;
-	*n = pg_changes(r);
-	PQclear(r);
-	return 0;
+	return pg_run_counted(ctx, sql, &p, n);
 }
 
 int pg_counted_right(void *ctx, uint16_t sector, const uint8_t key[PROTO_LIST_KEY_LEN],
