@@ -743,18 +743,18 @@ static int publish_changes(struct pub *p, struct server_publish_result *res)
 	return rc;
 }
 
-/* After the version committed: forget what its own transaction left of a long log (a
- * bulk change), a few thousand rows per transaction. A failure here only leaves rows the
- * next publish reads again and finds nothing new in. */
-static void trim_log(struct pub *p)
+/* After the version committed, what it no longer needs goes in short transactions of
+ * `batch` rows each, until a step deletes fewer. A failure only leaves rows the next
+ * publish deletes. */
+static void forget_in_batches(struct pub *p, unsigned batch,
+                              int (*step)(struct pub *p, unsigned batch, unsigned *deleted))
 {
 	struct server_store *s = p->s;
-	unsigned deleted = LOG_TRIM_BATCH;
-	while (deleted == LOG_TRIM_BATCH) {
+	unsigned deleted = batch;
+	while (deleted == batch) {
 		if (s->ops->begin(s->ctx) != 0)
 			return;
-		int rc = s->ops->list_changes_trim(s->ctx, p->sector, p->upto, LOG_TRIM_BATCH,
-		                                   &deleted);
+		int rc = step(p, batch, &deleted);
 		rc = rc ? rc : s->ops->commit(s->ctx);
 		if (rc) {
 			s->ops->rollback(s->ctx);
@@ -763,27 +763,22 @@ static void trim_log(struct pub *p)
 	}
 }
 
-/*
- * After the version committed: delete the files no kept version names any more, a few per
- * transaction. `keep` publishes after a full rebuild they are the whole list before it (at
- * 5 M passes 500 files, 75 MiB, whose every page sqlite reads to free it): in the
- * version's own transaction that held the write lock 0.6-1.4 s, measured, and delayed the
- * revocation it carried as long. A failure only leaves files the next publish deletes.
- */
-static void prune_files(struct pub *p)
+/* What the version's own transaction left of a long log (a bulk change): the next publish
+ * would only read it again and find nothing new in it. */
+static int trim_log(struct pub *p, unsigned batch, unsigned *deleted)
 {
-	struct server_store *s = p->s;
-	unsigned deleted = FILE_PRUNE_BATCH;
-	while (deleted == FILE_PRUNE_BATCH) {
-		if (s->ops->begin(s->ctx) != 0)
-			return;
-		int rc = s->ops->list_files_prune(s->ctx, p->sector, FILE_PRUNE_BATCH, &deleted);
-		rc = rc ? rc : s->ops->commit(s->ctx);
-		if (rc) {
-			s->ops->rollback(s->ctx);
-			return;
-		}
-	}
+	return p->s->ops->list_changes_trim(p->s->ctx, p->sector, p->upto, batch, deleted);
+}
+
+/*
+ * The files no kept version names any more. `keep` publishes after a full rebuild they are
+ * the whole list before it (at 5 M passes 500 files, 75 MiB, whose every page sqlite reads
+ * to free it): in the version's own transaction that held the write lock 0.6-1.4 s,
+ * measured, and delayed the revocation it carried as long.
+ */
+static int prune_files(struct pub *p, unsigned batch, unsigned *deleted)
+{
+	return p->s->ops->list_files_prune(p->s->ctx, p->sector, batch, deleted);
 }
 
 int server_publish_sector(struct server_store *s, const char *data_dir, uint16_t sector,
@@ -817,9 +812,9 @@ int server_publish_sector(struct server_store *s, const char *data_dir, uint16_t
 			rc = p.full ? publish_full(&p, res) : publish_changes(&p, res);
 		}
 		if (rc == 0 && p.log_left)
-			trim_log(&p);
+			forget_in_batches(&p, LOG_TRIM_BATCH, trim_log);
 		if (rc == 0)
-			prune_files(&p);
+			forget_in_batches(&p, FILE_PRUNE_BATCH, prune_files);
 		pub_reset(&p);
 		if (rc != SERVER_ERR_BUSY)
 			break;
