@@ -1303,6 +1303,9 @@ static void sq_close(void *ctx)
 	free(q);
 }
 
+#define WAL_KEPT_BYTES (64ll << 20) /* journal_size_limit once a bulk is over */
+#define WAL_CUT_STEP   (256ll << 20)
+
 /* In bulk mode sqlite's own checkpoint, run by the commit that made the log long enough,
  * is replaced by this count: that checkpoint made the import's commit return 1.2 to 1.6 s
  * later at 5 M passes (it copies up to 256 MiB of the log into the database and syncs it),
@@ -1329,6 +1332,8 @@ static void sq_bulk(void *ctx, unsigned cache_mib, unsigned wal_mib)
 		(void)sq_one_int64(q, st, &page);
 	q->wal_limit = (int)(((int64_t)wal_mib << 20) / (page > 0 ? page : 4096));
 	q->wal_frames = 0;
+	q->wal_kept = q->wal_kept ? q->wal_kept : WAL_KEPT_BYTES;
+	q->wal_step = q->wal_step ? q->wal_step : WAL_CUT_STEP;
 	sqlite3_wal_hook(q->db, sq_bulk_wal_hook, q);
 	/* a bulk commit writes its pages to the log without waiting for the disk (a third of
 	 * its time, with the write lock held): a crash may take the last ones back, all of
@@ -1339,13 +1344,60 @@ static void sq_bulk(void *ctx, unsigned cache_mib, unsigned wal_mib)
 /* The next commit syncs the log (FULL), and with it every bulk commit written before. The
  * log is copied first, here rather than by the next commit of the server's ingestion
  * (sqlite's default: past 1 000 pages), and that commit cuts it back to 64 MiB on disk. */
+static long long wal_size(const char *wal)
+{
+	struct stat sb;
+	return stat(wal, &sb) == 0 ? (long long)sb.st_size : -1;
+}
+
+/* The log is cut back to wal_kept bytes on disk by the first commit after it restarts,
+ * with the write lock held: from the 1 GiB a bulk leaves, an ftruncate of 0.5-0.6 s, which
+ * made the import's last transaction (the one that shows its passes) hold the lock 1 s.
+ * Cut here instead, wal_step at a time: each step a transaction that writes a page (the
+ * log restarts), its commit trimming the file, then a gap for a waiting writer. A reader
+ * still on the old log (the server's) prevents the restart: that step cuts nothing, and
+ * the next commit cuts the rest, as before. */
+static void sq_wal_cut(struct sq *q)
+{
+	const char *db = sqlite3_db_filename(q->db, "main");
+	char wal[PATH_MAX];
+	if (!db || snprintf(wal, sizeof(wal), "%s-wal", db) >= (int)sizeof(wal))
+		return;
+	long long size = wal_size(wal);
+	for (long long limit = size - q->wal_step; size > 0 && limit > q->wal_kept;
+	     limit -= q->wal_step) {
+		char pragma[64];
+		snprintf(pragma, sizeof(pragma), "PRAGMA journal_size_limit=%lld", limit);
+		if (sq_exec(q, pragma) != 0 || sq_exec(q, "BEGIN IMMEDIATE") != 0)
+			return;
+		/* a page written (an unchanged row would not be), nothing left changed */
+		if (sq_exec(q, "INSERT INTO meta(key, value) VALUES('wal-cut', '');"
+		               " DELETE FROM meta WHERE key = 'wal-cut'") != 0 ||
+		    sq_exec(q, "COMMIT") != 0) {
+			(void)sq_exec(q, "ROLLBACK");
+			return;
+		}
+		long long now = wal_size(wal);
+		q->wal_cut_steps += now >= 0 && now < size;
+		size = now;
+		(void)sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		const struct timespec gap = {0, 5000000L}; /* a writer waiting takes it first */
+		nanosleep(&gap, NULL);
+	}
+}
+
 static void sq_bulk_end(void *ctx)
 {
 	struct sq *q = ctx;
 	(void)sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 	sqlite3_wal_hook(q->db, NULL, NULL);
-	(void)sq_exec(q, "PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=1000;"
-	                 " PRAGMA journal_size_limit=67108864");
+	sq_wal_cut(q);
+	char pragma[128];
+	snprintf(pragma, sizeof(pragma),
+	         "PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=1000;"
+	         " PRAGMA journal_size_limit=%lld",
+	         q->wal_kept ? q->wal_kept : WAL_KEPT_BYTES);
+	(void)sq_exec(q, pragma);
 }
 
 /* PASSIVE: copies what no reader still needs, takes no write lock (the server's

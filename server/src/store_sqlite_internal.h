@@ -32,6 +32,10 @@ struct sq {
 	/* bulk work (sq_bulk): the log's frames after the last commit, and how many it may
 	 * hold before bulk_checkpoint copies it into the database */
 	int wal_frames, wal_limit;
+	/* the log's size on disk after a bulk, and how much of it each step cuts (sq_bulk_end;
+	 * tests set them small), and the steps that cut it */
+	long long wal_kept, wal_step;
+	unsigned wal_cut_steps;
 	/* how long a statement waits for the write lock (sq_busy_wait), and since when */
 	int busy_ms;
 	double busy_since;
