@@ -1341,9 +1341,6 @@ static void sq_bulk(void *ctx, unsigned cache_mib, unsigned wal_mib)
 	(void)sq_exec(q, "PRAGMA synchronous=NORMAL");
 }
 
-/* The next commit syncs the log (FULL), and with it every bulk commit written before. The
- * log is copied first, here rather than by the next commit of the server's ingestion
- * (sqlite's default: past 1 000 pages), and that commit cuts it back to 64 MiB on disk. */
 static long long wal_size(const char *wal)
 {
 	struct stat sb;
@@ -1386,6 +1383,10 @@ static void sq_wal_cut(struct sq *q)
 	}
 }
 
+/* The next commit syncs the log (FULL), and with it every bulk commit written before. The
+ * log is copied first, here rather than by the next commit of the server's ingestion
+ * (sqlite's default: past 1 000 pages), then cut back a step at a time; that commit cuts
+ * what is left above wal_kept. */
 static void sq_bulk_end(void *ctx)
 {
 	struct sq *q = ctx;
