@@ -46,7 +46,13 @@ echo "ok - a clean test's exit status passes through"
 "$GUARD" run --name stopped --build-dir "$MARK" --grace-ms 500 -- \
 	sh -c 'trap "" TERM; sleep 1003 & sleep 1004' 2>/dev/null &
 g=$!
-sleep 0.5
+# stopped once the test runs (a fixed wait lost that race on a loaded machine)
+i=0
+until alive 1004 || [ $i -ge 100 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+alive 1004 || fail "the stopped test never started"
 kill -TERM $g
 rc=0
 wait $g || rc=$?
