@@ -18,6 +18,14 @@
 
 #include "store_sqlite_internal.h"
 
+/* The scan reads the tables through a memory map of the file (sqlite caps it at 2 GiB; the
+ * pages beyond are read as before). With the file not in the page cache, reading its
+ * tables a 4 KiB pread at a time, the passes' pages scattered among the others', defeats
+ * the kernel's read-ahead: at 500 000 passes the scan of `passes` took 0.32 s cold against
+ * 0.11 s warm; mapped, 0.11 s either way. Only for the scan, which only reads: a disk
+ * error while mapped is a SIGBUS, not an error code. */
+#define SCAN_MMAP_BYTES "2147418112"
+
 /* Pass ids above this are not indexed in memory (a database where ids are that sparse,
  * or below 1, is read with the SQL join). 64 M ids: 1.5 GiB of slots, never reached by a
  * town. */
@@ -318,6 +326,7 @@ int sq_list_rows_scanned(struct sq *q, uint16_t sector, const struct server_peri
 	s.slots = calloc((size_t)s.max_id + 1, sizeof(*s.slots));
 	if (!s.slots)
 		return SERVER_ERR_NOMEM;
+	(void)sq_exec(q, "PRAGMA mmap_size=" SCAN_MMAP_BYTES); /* an optimisation: may fail */
 	rc = step_all(&s, passes_sql, 0, take_pass);
 	if (rc == 0)
 		rc = step_all(&s, ids_sql, 1, take_id);
@@ -333,6 +342,7 @@ int sq_list_rows_scanned(struct sq *q, uint16_t sector, const struct server_peri
 	}
 	if (rc == 0)
 		rc = scan_rights(&s, now, &out);
+	(void)sq_exec(q, "PRAGMA mmap_size=0");
 	free(s.slots);
 	free(s.tags);
 	free(s.own);
