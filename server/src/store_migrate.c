@@ -88,10 +88,22 @@ static int insert_sql(struct mig *m, const char *table, sqlite3_stmt *st, char *
 	return len < cap ? 0 : SERVER_ERR_ARG;
 }
 
+/* What is read of a table: all of it, but for list_files, whose end (`until`, a column in
+ * PostgreSQL, where an UPDATE does not copy a stored blob) sqlite keeps beside it. */
+static void select_sql(const char *table, char *out, size_t cap)
+{
+	if (strcmp(table, "list_files") == 0)
+		snprintf(out, cap,
+		         "SELECT f.*, e.until FROM list_files f LEFT JOIN list_file_ends e"
+		         " USING(sector, chunk, since, kind)");
+	else
+		snprintf(out, cap, "SELECT * FROM %s", table);
+}
+
 static int copy_table(struct mig *m, const char *table, int index)
 {
-	char sel[96], ins[2048], name[16];
-	snprintf(sel, sizeof(sel), "SELECT * FROM %s", table);
+	char sel[160], ins[2048], name[16];
+	select_sql(table, sel, sizeof(sel));
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(m->db, sel, -1, &st, NULL) != SQLITE_OK)
 		return server_why_set(m->why, SERVER_ERR_IO, "reading %s from sqlite: %s", table,

@@ -1523,6 +1523,7 @@ static int migrate(struct sq *q)
 	        sq_schema_v5_sql, /* 4 -> 5: bulk import (issue 12) */
 	        migrate_5_to_6,   /* 5 -> 6: consumption rows' storage time (issue 17) */
 	        migrate_6_to_7,   /* 6 -> 7: holder names folded for search (issue 18) */
+	        sq_schema_v8_sql, /* 7 -> 8: list files' ends beside them (issue 12) */
 	};
 	for (;;) {
 		int64_t v = 0;

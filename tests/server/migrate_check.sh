@@ -9,6 +9,7 @@ set -eu
 : "${ADMIN:?}" "${CITYPASS_TEST_PG:?}"
 W=$(mktemp -d "${TMPDIR:-/tmp}/citypass-migrate-XXXXXX")
 . "$(dirname "$0")/../support/procs.sh"
+. "$(dirname "$0")/../support/db.sh" # db_query: psql here
 cleanup() { rm -rf "$W"; }
 on_exit cleanup
 fail() {
@@ -38,10 +39,18 @@ rc=0; adm migrate --to "postgresql://citypass@/citypass?host=$W/nowhere" 2>"$W/e
 [ $rc = 1 ] && grep -q "cannot connect to the PostgreSQL database" "$W/err" || fail "unreachable: $rc $(cat "$W/err")"
 [ -f "$data/citypass.db" ] && [ ! -e "$data/store.conf" ] || fail "a refused migration changed the data directory"
 
+# the files replaced by a later version (sqlite keeps their ends beside them) keep their
+# end in PostgreSQL: without it they would never be pruned
+ends=$(sqlite3 "$data/citypass.db" "select count(*) || '/' || sum(until) from list_file_ends")
+[ "${ends%/*}" -gt 0 ] || fail "no replaced list file before the migration: $ends"
+
 adm migrate --to "$CITYPASS_TEST_PG" >"$W/out" 2>&1 || fail "migrate: $(cat "$W/out")"
 grep -q "moved [0-9]* rows" "$W/out" || fail "migrate said: $(cat "$W/out")"
 [ -f "$data/store.conf" ] && [ ! -e "$data/citypass.db" ] && [ -f "$data/citypass.db.migrated" ] ||
 	fail "after the migration: $(ls "$data")"
+
+pg_ends=$(db_query "$data" "select count(*) || '/' || sum(until) from list_files where until is not null")
+[ "$pg_ends" = "$ends" ] || fail "replaced files (count/sum of ends): $ends in sqlite, $pg_ends in PostgreSQL"
 
 adm pass list >"$W/passes.after"
 cmp -s "$W/passes.before" "$W/passes.after" || fail "passes differ: $(diff "$W/passes.before" "$W/passes.after")"

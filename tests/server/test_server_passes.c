@@ -522,6 +522,7 @@ static void test_holder_key_migration(void **state)
 		snprintf(path, sizeof(path), "%s/%s", f->dir, SERVER_DB_FILE);
 		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 		assert_int_equal(sqlite3_exec(db,
+		                              STORE_FIXTURE_SQLITE_SCHEMA_7
 		                              "ALTER TABLE passes DROP COLUMN holder_key;"
 		                              "PRAGMA user_version=6",
 		                              NULL, NULL, NULL),

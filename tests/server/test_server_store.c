@@ -1252,6 +1252,151 @@ static void test_replaced_list_files_go_a_few_at_a_time(void **state)
 	free(data);
 }
 
+/* The pages a transaction wrote, from the moment the spied retire runs to the next commit. */
+static struct {
+	const struct server_store_ops *real;
+	int armed;
+	int64_t pages; /* -1 until the version's transaction committed */
+} g_retire;
+
+static int retire_spy(void *ctx, uint16_t sector, int64_t chunk, uint64_t version)
+{
+	struct sq *q = ctx;
+	int cur = 0, hi = 0;
+	sqlite3_db_status(q->db, SQLITE_DBSTATUS_CACHE_WRITE, &cur, &hi, 1); /* from zero */
+	g_retire.armed = 1;
+	return g_retire.real->list_files_retire(ctx, sector, chunk, version);
+}
+
+static int retire_commit_spy(void *ctx)
+{
+	struct sq *q = ctx;
+	int rc = g_retire.real->commit(ctx);
+	if (g_retire.armed) {
+		int cur = 0, hi = 0;
+		sqlite3_db_status(q->db, SQLITE_DBSTATUS_CACHE_WRITE, &cur, &hi, 0);
+		g_retire.pages = cur;
+		g_retire.armed = 0;
+	}
+	return rc;
+}
+
+/* A full rebuild replaces every file of the list before it; saying so writes a few bytes a
+ * file, not the files again. (Kept in the file's own row, sqlite rewrote each blob to set
+ * it: the whole list, inside the version's transaction, 75 MiB at 5 M passes.) */
+static void test_full_rebuild_retires_without_rewriting(void **state)
+{
+	struct fx *f = *state;
+	if (pg_dir)
+		skip(); /* PostgreSQL's UPDATE keeps a stored blob where it is */
+	int64_t first = 0;
+	many_passes(f, 16000, &first);
+	struct server_publish_opts o = {NOW, 7 * 86400, 30, 1, 256}; /* 64 chunks, 240 KB */
+	struct server_publish_result r;
+	assert_int_equal(server_publish_sector(&f->st, f->dir, 1, &o, &r), 0);
+	const int64_t list_pages = (int64_t)r.entries * PROTO_CLIST_ENTRY_SIZE / 4096;
+
+	static struct server_store_ops spy;
+	spy = *f->st.ops;
+	spy.list_files_retire = retire_spy;
+	spy.commit = retire_commit_spy;
+	memset(&g_retire, 0, sizeof(g_retire));
+	g_retire.real = f->st.ops;
+	g_retire.pages = -1;
+	f->st.ops = &spy;
+	int rc = server_publish_sector(&f->st, f->dir, 1, &o, &r);
+	f->st.ops = g_retire.real;
+	assert_int_equal(rc, 0);
+	assert_int_equal(r.version, 2);
+	print_message("the version's transaction wrote %lld pages; the list is %lld pages\n",
+	              (long long)g_retire.pages, (long long)list_pages);
+	assert_true(list_pages >= 50);
+	assert_true(g_retire.pages >= 1); /* the counter counts this transaction's pages */
+	assert_true(g_retire.pages * 2 < list_pages);
+
+	/* every file of version 1 is retired at 2: gone once version 1 is not kept */
+	o.keep = 1;
+	o.full = 0;
+	revoke_and_measure(f, first + 10, &o, &(struct cost){0});
+	uint8_t *data = NULL;
+	size_t len = 0;
+	unsigned current = 0;
+	for (uint32_t chunk = 0; chunk < 64; chunk++) {
+		assert_int_equal(f->st.ops->list_file_get(f->st.ctx, 1, chunk, 1, 0, &data, &len),
+		                 SERVER_ERR_NOT_FOUND);
+		if (f->st.ops->list_file_get(f->st.ctx, 1, chunk, 2, 0, &data, &len) == 0) {
+			current++;
+			free(data);
+		}
+	}
+	assert_int_equal(current, 63); /* the revoked pass's chunk was replaced at 3 */
+}
+
+static int64_t sql_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	int64_t v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* A database of schema 7 kept a replaced file's end in the file's row: the upgrade moves
+ * every end beside the files, and the files it names still go when their versions do. */
+static void test_file_ends_migration(void **state)
+{
+	struct fx *f = *state;
+	if (pg_dir)
+		skip(); /* schema 8 is the sqlite store's */
+	int64_t first = 0;
+	many_passes(f, 2000, &first);
+	struct server_publish_opts o = {NOW, 7 * 86400, 30, 1, 256}; /* 8 chunks */
+	struct server_publish_result r;
+	assert_int_equal(server_publish_sector(&f->st, f->dir, 1, &o, &r), 0);
+	assert_int_equal(server_publish_sector(&f->st, f->dir, 1, &o, &r), 0);
+	const int64_t files = 2 * (int64_t)r.changed_chunks;
+	server_store_close(&f->st);
+	char path[128];
+	sqlite3 *db = NULL;
+	snprintf(path, sizeof(path), "%s/%s", f->dir, SERVER_DB_FILE);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	/* schema 7's shape: the end in the file's row */
+	assert_int_equal(sqlite3_exec(db, STORE_FIXTURE_SQLITE_SCHEMA_7, NULL, NULL, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sql_int(db, "SELECT COUNT(*) FROM list_files WHERE until = 2"), files);
+	sqlite3_close(db);
+
+	assert_int_equal(server_store_open_sqlite(&f->st, f->dir, 0), 0);
+	struct sq *q = f->st.ctx;
+	assert_int_equal(sql_int(q->db, "PRAGMA user_version"), 8);
+	assert_int_equal(sql_int(q->db, "SELECT COUNT(*) FROM list_file_ends WHERE until = 2"
+	                                " AND since = 1"),
+	                 files);
+	assert_int_equal(sql_int(q->db, "SELECT COUNT(*) FROM list_file_ends"), files);
+	assert_int_equal(sql_int(q->db, "SELECT COUNT(*) FROM pragma_table_info('list_files')"
+	                                " WHERE name = 'until'"),
+	                 0);
+	/* version 1 out of the kept ones: its files go, version 2's stay */
+	o.keep = 1;
+	o.full = 0;
+	revoke_and_measure(f, first + 10, &o, &(struct cost){0});
+	assert_int_equal(sql_int(q->db, "SELECT COUNT(*) FROM list_files WHERE since = 1"), 0);
+	assert_int_equal(sql_int(q->db, "SELECT COUNT(*) FROM list_files WHERE since = 2"),
+	                 files - 2);
+	assert_int_equal(sql_int(q->db, "SELECT COUNT(*) FROM list_file_ends"), 0);
+
+	/* a file written again is current again (as PostgreSQL's upsert sets until NULL) */
+	const uint8_t dat[3] = {1, 2, 3};
+	assert_int_equal(f->st.ops->begin(f->st.ctx), 0);
+	assert_int_equal(f->st.ops->list_file_put(f->st.ctx, 1, 99, 50, 0, dat, 3), 0);
+	assert_int_equal(f->st.ops->list_files_retire(f->st.ctx, 1, 99, 51), 0);
+	assert_int_equal(sql_int(q->db, "SELECT COUNT(*) FROM list_file_ends"), 1);
+	assert_int_equal(f->st.ops->list_file_put(f->st.ctx, 1, 99, 50, 0, dat, 3), 0);
+	assert_int_equal(sql_int(q->db, "SELECT COUNT(*) FROM list_file_ends"), 0);
+	assert_int_equal(f->st.ops->commit(f->st.ctx), 0);
+}
+
 /* Every path that changes an entry is in the change log: after changes of every kind,
  * the version published from the log equals a full rebuild made right after. */
 static void test_change_log_equals_full_rebuild(void **state)
@@ -1512,6 +1657,9 @@ int main(void)
 	        cmocka_unit_test(test_publish_costs_what_changed),
 	        cmocka_unit_test_setup_teardown(test_replaced_list_files_go_a_few_at_a_time, setup,
 	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_full_rebuild_retires_without_rewriting, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_file_ends_migration, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_change_log_equals_full_rebuild, setup,
 	                                        teardown),
 	        cmocka_unit_test(test_migration_to_format2_lists),

@@ -34,4 +34,15 @@ PGconn *store_fixture_pg_connect(const char *db);
  * 0 or -1 (said on stderr). PostgreSQL only. */
 int store_fixture_pg_run(const char *db, const char *sql);
 
+/* SQL that takes a sqlite database of this release back to schema 7's shape (a list
+ * file's end in its row), for the tests of the migrations from 7 and before. */
+#define STORE_FIXTURE_SQLITE_SCHEMA_7                                                              \
+	"ALTER TABLE list_files ADD COLUMN until INTEGER;"                                         \
+	"UPDATE list_files SET until = (SELECT until FROM list_file_ends e WHERE"                  \
+	" e.sector = list_files.sector AND e.chunk = list_files.chunk AND"                         \
+	" e.since = list_files.since AND e.kind = list_files.kind);"                               \
+	"DROP TRIGGER list_file_put; DROP TRIGGER list_file_gone; DROP TABLE list_file_ends;"      \
+	"CREATE INDEX list_files_until ON list_files(sector, until);"                              \
+	"PRAGMA user_version=7;"
+
 #endif /* TESTS_STORE_FIXTURE_H */
