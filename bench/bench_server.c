@@ -229,7 +229,7 @@ static int ingestion(const char *admin, const char *dir, size_t rows, size_t dev
 	static char ca[700], cert[700], key[700];
 	struct harness h;
 	struct baseline base = {0};
-	struct server_sync_backend be = {0};
+	struct server_sync_backend be = {0}, ingest_be = {0};
 	struct sim_ctl *c = calloc(devices, sizeof(*c));
 	struct pollfd *pfd = calloc(devices, sizeof(*pfd));
 	double base_rate[PHASES], our_rate[PHASES];
@@ -268,15 +268,19 @@ static int ingestion(const char *admin, const char *dir, size_t rows, size_t dev
 		fprintf(stderr, "bench: cannot create the baseline database\n");
 		goto out;
 	}
-	if (server_sync_backend_open(&be, data, 0, NULL) != 0) {
+	/* two connections, as citypass-server opens them: the store's sqlite connection is
+	 * for one thread only (opened without sqlite's mutex), and the ingest thread commits
+	 * while the loop thread reads. Sharing one made both spin inside sqlite. */
+	if (server_sync_backend_open(&be, data, 0, NULL) != 0 ||
+	    server_sync_backend_open(&ingest_be, data, 1, NULL) != 0) {
 		fprintf(stderr, "bench: cannot open the rights database\n");
-		be.ops = NULL;
 		goto out;
 	}
 	snprintf(ca, sizeof(ca), "%s/keys/ca.crt", data);
 	snprintf(cert, sizeof(cert), "%s/keys/server.crt", data);
 	snprintf(key, sizeof(key), "%s/keys/server.key", data);
 	h.cfg.backend = be;
+	h.cfg.ingest_backend = ingest_be;
 	h.cfg.ca_path = ca;
 	h.cfg.cert_path = cert;
 	h.cfg.key_path = key;
@@ -334,6 +338,8 @@ out:
 			sim_free(&c[i]);
 	if (be.ops)
 		be.ops->destroy(be.ctx);
+	if (ingest_be.ops)
+		ingest_be.ops->destroy(ingest_be.ctx);
 	if (base.db)
 		baseline_close(&base);
 	harness_free(&h);

@@ -61,7 +61,8 @@ struct server_sync_config {
 	/* Storage; borrowed: the caller destroys it after server_sync_free(). */
 	struct server_sync_backend backend;
 	/* What the ingest thread commits batches with (its own database connection); ops NULL:
-	 * `backend`, which must then be safe to call from two threads. Borrowed too. */
+	 * `backend`, which must then be safe to call from two threads (the stores' backends of
+	 * server_sync_backend_open are not: one connection, one thread). Borrowed too. */
 	struct server_sync_backend ingest_backend;
 
 	/* PEM files: the deployment CA that signs device certificates, the server's own
