@@ -233,7 +233,7 @@ static void card_keys(void *ctx, const struct controller_card_keys *k)
 static void sync_log(void *ctx, const char *line)
 {
 	(void)ctx;
-	controller_log(LOG_INFO, "sync: %s", line);
+	controller_log(LOG_INFO, "%s", line); /* the session's lines begin with "sync:" */
 }
 
 /* The reader and scanner now, readable from any thread (health report and metrics). */
