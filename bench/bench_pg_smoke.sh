@@ -27,8 +27,11 @@ grep -Eq '^ingestion on PostgreSQL \(fsync on, synchronous_commit on\): raw COPY
 	fail "no ingestion figure on PostgreSQL (fsync on), with its baseline and verdict"
 grep -q '^== one revocation end to end on PostgreSQL: 300 passes.*2 citypass-server instances.*4 connected gates' "$T/out" ||
 	fail "the revocation part did not run on PostgreSQL with two instances"
-grep -Eq '^revocation to every gate holding it \(4 gates x 2 revocations, the instances pushed by LISTEN/NOTIFY\): p50 [0-9]+ ms, p99 [0-9]+ ms.*(met|MISSED)\)$' "$T/out" ||
+# the 4 protocol clients and the real citypass-controller (on the first instance)
+grep -Eq '^revocation to every gate holding it \(5 gates x 2 revocations, the instances pushed by LISTEN/NOTIFY\): p50 [0-9]+ ms, p99 [0-9]+ ms.*(met|MISSED)\)$' "$T/out" ||
 	fail "no end-to-end revocation figure with its verdict"
+grep -Eq '^real citypass-controller .*, 2 one-pass deltas: .*\(budget <= 20 ms: (met|MISSED)\).*snapshots taken 1 \(1 expected\); stopped by SIGTERM cleanly$' "$T/out" ||
+	fail "no figure of the real controller's updates from a PostgreSQL-backed server"
 grep -Eq '^publish after one revocation .*the publish itself -?[0-9]+ ms \(budget <= 50 ms: (met|MISSED)\)$' "$T/out" ||
 	fail "no publish figure beside its baseline (the exec opening the database for nothing)"
 # the storm after a cut resumes every gate's session from its ticket; the second storm

@@ -51,6 +51,7 @@
 #include "proto/error.h"
 #include "proto/list.h"
 #include "proto/sign.h"
+#include "real_gate.h"
 #include "sim_controller.h"
 
 #define SECTOR        1 /* pool, in a deployment made by citypass-admin init */
@@ -63,7 +64,8 @@
 static const char *g_admin, *g_server, *g_controller, *g_pg;
 static pid_t g_server_pid[MAX_INSTANCES];
 static size_t g_instances = 1;
-static char g_tmp_dir[64]; /* a deployment of this run only, removed however it ends */
+static char g_tmp_dir[64];      /* a deployment of this run only, removed however it ends */
+static struct real_gate g_real; /* the real citypass-controller among the gates */
 
 /* --- processes ------------------------------------------------------------------------ */
 
@@ -133,6 +135,8 @@ static void remove_tmp_dir(void)
 
 static void on_signal(int sig)
 {
+	if (g_real.pid > 0)
+		kill(g_real.pid, SIGTERM);
 	stop_server();
 	remove_tmp_dir();
 	signal(sig, SIG_DFL);
@@ -794,6 +798,12 @@ int main(int argc, char **argv)
 	struct pollfd *pfd = NULL;
 	double *lat = NULL, *cmd_s = NULL, *inst_s = NULL, *inst_b = NULL;
 	unsigned n_inst = 0;
+	/* the real controller's, per revocation: revoke to holding it, its whole update, the
+	 * journal commit of it, the store's install of it, the bytes its process wrote */
+	double *rl_lat = NULL, *rl_ms = NULL, *rl_pos = NULL, *rl_store = NULL, *rl_wr = NULL;
+	unsigned n_real = 0;
+	double real_snap_s = -1, real_snap_ms = -1;
+	int real_clean = -1;
 	if (access(stamp, F_OK) != 0) {
 		char rm[700];
 		snprintf(rm, sizeof(rm), "rm -rf '%s'", dir);
@@ -807,6 +817,9 @@ int main(int argc, char **argv)
 	} else {
 		fprintf(stderr, "bench_revoke: the deployment in %s is reused\n", dir);
 	}
+	/* one more device, the real citypass-controller's (enrolled once, kept in the cache) */
+	if (real_gate_enrol(g_admin, data, dir, "pool-bench") != 0)
+		goto out;
 
 	/* the real server: one on sqlite, g_instances on PostgreSQL */
 	char log[700], listen[32], pub[700];
@@ -841,11 +854,17 @@ int main(int argc, char **argv)
 	c = calloc(gates, sizeof(*c));
 	pfd = calloc(gates, sizeof(*pfd));
 	g_spoke_at = calloc(gates, sizeof(*g_spoke_at));
-	lat = calloc((size_t)gates * rounds, sizeof(*lat));
+	lat = calloc((size_t)(gates + 1) * rounds, sizeof(*lat));
 	cmd_s = calloc(rounds, sizeof(*cmd_s));
 	inst_s = calloc(rounds, sizeof(*inst_s));
 	inst_b = calloc(rounds, sizeof(*inst_b));
-	if (!c || !pfd || !g_spoke_at || !lat || !cmd_s || !inst_s || !inst_b)
+	rl_lat = calloc(rounds, sizeof(*rl_lat));
+	rl_ms = calloc(rounds, sizeof(*rl_ms));
+	rl_pos = calloc(rounds, sizeof(*rl_pos));
+	rl_store = calloc(rounds, sizeof(*rl_store));
+	rl_wr = calloc(rounds, sizeof(*rl_wr));
+	if (!c || !pfd || !g_spoke_at || !lat || !cmd_s || !inst_s || !inst_b || !rl_lat ||
+	    !rl_ms || !rl_pos || !rl_store || !rl_wr)
 		goto out;
 	/* gate 1 takes the snapshot (and verifies it), the others start from its version */
 	if (gate_init(&c[0], dir, 0) != 0 || sim_dial(&c[0], PORT_OF(0)) != 0 ||
@@ -927,6 +946,25 @@ int main(int argc, char **argv)
 	for (size_t s = 0; s < g_instances; s++)
 		rss1 += rss_kib(g_server_pid[s]);
 
+	/* the real citypass-controller joins (after the memory per connection is read: its
+	 * snapshot's buffers are not a connection's cost), takes its snapshot, and is one of
+	 * the gates every revocation must reach */
+	fprintf(stderr, "bench_revoke: starting a real citypass-controller...\n");
+	double real_t0 = sim_now();
+	if (real_gate_start(&g_real, g_controller, dir, ports[0]) != 0)
+		goto out;
+	while (g_real.held < c[0].held) {
+		if (real_gate_poll(&g_real) < 0 || sim_now() - real_t0 > 600) {
+			fprintf(stderr,
+			        "bench_revoke: the real controller took no snapshot: %s (%s)\n",
+			        g_real.why[0] ? g_real.why : "not within 600 s", g_real.log);
+			goto out;
+		}
+		step_all(c, gates, pfd, 20);
+	}
+	real_snap_s = g_real.held_at - real_t0;
+	real_snap_ms = g_real.last_ms;
+
 	/* the revocations: a different pass each time (a run on a kept deployment revokes
 	 * others: the pass ids move with the clock) */
 	size_t nlat = 0;
@@ -934,7 +972,8 @@ int main(int argc, char **argv)
 	for (unsigned r = 0; r < rounds; r++) {
 		for (int k2 = 0; k2 < 5 + (int)(r % 7); k2++) /* settle; a random poll phase */
 			step_all(c, gates, pfd, 20);
-		uint64_t before = c[0].held;
+		uint64_t before = c[0].held, real_before = g_real.held;
+		uint64_t real_wr0 = real_gate_written(&g_real);
 		char id[32];
 		pick = pick * 6364136223846793005ull + 1442695040888963407ull;
 		snprintf(id, sizeof(id), "%" PRIu64, 1 + (pick >> 33) % passes);
@@ -957,12 +996,19 @@ int main(int argc, char **argv)
 			size_t got = 0;
 			for (size_t i = 0; i < gates; i++)
 				got += c[i].held > before;
-			if (exited && got == gates)
+			if (real_gate_poll(&g_real) < 0) {
+				fprintf(stderr, "bench_revoke: the real controller %s (%s)\n",
+				        g_real.why, g_real.log);
+				goto out;
+			}
+			if (exited && got == gates && g_real.held > real_before)
 				break;
 			if (sim_now() - t0 > WAIT_S) {
 				fprintf(stderr,
-				        "bench_revoke: round %u: %zu of %zu gates updated\n", r,
-				        got, gates);
+				        "bench_revoke: round %u: %zu of %zu gates updated, the "
+				        "real "
+				        "controller %s\n",
+				        r, got, gates, g_real.held > real_before ? "too" : "not");
 				goto out;
 			}
 			step_all(c, gates, pfd, 5);
@@ -978,6 +1024,15 @@ int main(int argc, char **argv)
 			}
 			lat[nlat++] = c[i].held_at - t0;
 		}
+		/* the real controller's: its log line is read within one step (<= 5 ms) */
+		lat[nlat++] = rl_lat[n_real] = g_real.held_at - t0;
+		rl_ms[n_real] = g_real.last_ms;
+		rl_pos[n_real] = g_real.last_position_ms;
+		rl_store[n_real] = g_real.last_store_ms;
+		uint64_t real_wr1 = real_gate_written(&g_real);
+		rl_wr[n_real++] = real_wr0 == UINT64_MAX || real_wr1 == UINT64_MAX
+		                          ? -1
+		                          : (double)(real_wr1 - real_wr0);
 		/* the gate's own install of this delta, off the end-to-end clock */
 		double is = store_install(&sst);
 		if (is < 0)
@@ -985,6 +1040,9 @@ int main(int argc, char **argv)
 		inst_s[n_inst] = is;
 		inst_b[n_inst++] = (double)sst.bytes_written;
 	}
+	/* the real controller stops as systemd stops it: at once, and cleanly */
+	unsigned real_snapshots = g_real.snapshots;
+	real_clean = real_gate_stop(&g_real) == 0;
 	/* the reconnect storms: first as after a network cut (each gate offers its ticket),
 	 * then every gate with a full handshake (after a server restart, or a cut after more
 	 * than the ticket lifetime) */
@@ -1005,6 +1063,11 @@ int main(int argc, char **argv)
 	qsort(cmd_s, rounds, sizeof(*cmd_s), cmp_double);
 	qsort(inst_s, n_inst, sizeof(*inst_s), cmp_double);
 	qsort(inst_b, n_inst, sizeof(*inst_b), cmp_double);
+	qsort(rl_lat, n_real, sizeof(*rl_lat), cmp_double);
+	qsort(rl_ms, n_real, sizeof(*rl_ms), cmp_double);
+	qsort(rl_pos, n_real, sizeof(*rl_pos), cmp_double);
+	qsort(rl_store, n_real, sizeof(*rl_store), cmp_double);
+	qsort(rl_wr, n_real, sizeof(*rl_wr), cmp_double);
 	uint64_t store_bytes = dir_bytes(g_store_dir);
 	double open_t0 = sim_now();
 	struct controller_list_store *again = NULL;
@@ -1064,16 +1127,35 @@ int main(int argc, char **argv)
 	}
 	printf("revocation to every gate holding it (%zu gates x %u revocations, %s): p50 %.0f "
 	       "ms, p99 %.0f ms, max %.0f ms (budget p99 <= 1000 ms: %s)\n",
-	       gates, rounds,
+	       gates + 1, rounds,
 	       g_pg ? "the instances pushed by LISTEN/NOTIFY" : "server polls every 100 ms",
 	       p50 * 1e3, p99 * 1e3, max * 1e3, p99 <= BUDGET ? "met" : "MISSED");
 	printf("  deltas verified as a gate does (ECDSA over the manifest, chunks against it): "
 	       "%u; the other gates' deltas compared byte for byte with them: %u\n",
 	       L.verified, L.compared);
-	printf("  the gates are lightweight protocol clients (real TLS + Hello, own device "
-	       "certificate each), not citypass-controller processes (1 000 of them do not fit "
-	       "beside the server on 2 cores); a gate's own install is the next line\n");
-	printf("gate list store (controller_list_store, the code citypass-controller runs), "
+	printf("  one gate is a real citypass-controller, the %zu others lightweight protocol "
+	       "clients (real TLS + Hello, own device certificate each): 1 000 controller "
+	       "processes do not fit beside the server on 2 cores\n",
+	       gates);
+	/* DESIGN s.9's gate budgets, on the daemon: from the update's last byte to the new
+	 * version swapped in (controller/src/sync_session.c on_update), and what its process
+	 * wrote meanwhile (store, journal, log) */
+	const double wr_max = rl_wr[n_real - 1];
+	printf("real citypass-controller (own certificate, state and journal; no reader), %u "
+	       "one-pass deltas: revocation to it holding the delta p50 %.0f ms, max %.0f ms; "
+	       "its update (usage position's journal commit + list store install, from its "
+	       "log) p50 %.1f ms, max %.1f ms (budget <= 20 ms: %s), of which the journal "
+	       "commit p50 %.1f ms, max %.1f ms, the store p50 %.1f ms, max %.1f ms; written by "
+	       "its process per revocation p50 %.0f KiB, max %.0f KiB (budget <= 1024 KiB: "
+	       "%s); snapshot at its start %.0f ms inside it, %.1f s from exec; snapshots "
+	       "taken %u (1 expected); stopped by SIGTERM %s\n",
+	       n_real, rl_lat[n_real / 2] * 1e3, rl_lat[n_real - 1] * 1e3, rl_ms[n_real / 2],
+	       rl_ms[n_real - 1], rl_ms[n_real - 1] <= 20.0 ? "met" : "MISSED", rl_pos[n_real / 2],
+	       rl_pos[n_real - 1], rl_store[n_real / 2], rl_store[n_real - 1],
+	       rl_wr[n_real / 2] / 1024, wr_max / 1024,
+	       wr_max >= 0 && wr_max <= 1024 * 1024 ? "met" : "MISSED", real_snap_ms, real_snap_s,
+	       real_snapshots, real_clean ? "cleanly" : "NOT cleanly");
+	printf("  baseline: the same list store in this process (controller_list_store), "
 	       "one-pass delta, %u installs: p50 %.1f ms, max %.1f ms (budget <= 20 ms: %s); "
 	       "written p50 %.0f KiB, max %.0f KiB (budget <= 1024 KiB: %s); snapshot install "
 	       "%.0f ms\n",
@@ -1103,7 +1185,7 @@ int main(int argc, char **argv)
 		       g_instances > 1 ? " (the instances together)" : "", rss0, rss_snap,
 		       rss_snap - rss0, rss1, gates, per, gates - 1, per <= 40 ? "met" : "MISSED");
 	}
-	rc = 0;
+	rc = real_clean ? 0 : 1; /* a daemon that does not stop when told is a failure */
 out:
 	stop_server();
 	for (size_t i = 0; c && i < gates; i++)
@@ -1117,6 +1199,12 @@ out:
 	free(cmd_s);
 	free(inst_s);
 	free(inst_b);
+	free(rl_lat);
+	free(rl_ms);
+	free(rl_pos);
+	free(rl_store);
+	free(rl_wr);
+	real_gate_stop(&g_real);
 	controller_list_store_close(g_store);
 	proto_keyring_free(L.ring);
 	if (rc && g_pg) { /* why: the servers' last words, before their directory goes */
