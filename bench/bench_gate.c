@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_proc.h"
 #include "controller/error.h"
 #include "controller/list_store.h"
 #include "list_fixture.h"
@@ -42,24 +43,6 @@ static double now_s(void)
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static int run(char *const argv[])
-{
-	pid_t pid = fork();
-	if (pid == 0) {
-		int fd = open("/dev/null", O_WRONLY);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	int status;
-	if (pid < 0 || waitpid(pid, &status, 0) < 0)
-		return -1;
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -274,8 +257,8 @@ int main(int argc, char **argv)
 	char *dev[] = {(char *)admin, "--data", data,         "device",   "add",
 	               "gate-1",      "--site", "pool-bench", "--server", "127.0.0.1:1",
 	               "--out",       bundle,   NULL};
-	if (!e || run(init) || run(site) || run(dev) || unlink(pub) != 0 ||
-	    proto_key_write_public_pem(f.signer, pub) != 0) {
+	if (!e || bench_run(init, NULL) || bench_run(site, NULL) || bench_run(dev, NULL) ||
+	    unlink(pub) != 0 || proto_key_write_public_pem(f.signer, pub) != 0) {
 		fprintf(stderr, "bench_gate: cannot make the device bundle\n");
 		goto out;
 	}
@@ -367,14 +350,14 @@ int main(int argc, char **argv)
 	char *check[] = {(char *)controller, "--config", conf, "--check-state", NULL};
 	for (int i = 0; i < 5; i++) {
 		t0 = now_s();
-		if (run(check) != 0) {
+		if (bench_run(check, NULL) != 0) {
 			fprintf(stderr, "bench_gate: citypass-controller --check-state failed\n");
 			goto out;
 		}
 		warm[i] = now_s() - t0;
 		dir_bytes(store, 1);
 		t0 = now_s();
-		if (run(check) != 0)
+		if (bench_run(check, NULL) != 0)
 			goto out;
 		cold[i] = now_s() - t0;
 	}

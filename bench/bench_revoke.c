@@ -50,6 +50,7 @@
 #include "proto/clist.h"
 #include "proto/error.h"
 #include "proto/list.h"
+#include "bench_proc.h"
 #include "proto/sign.h"
 #include "real_gate.h"
 #include "sim_controller.h"
@@ -69,35 +70,10 @@ static struct real_gate g_real; /* the real citypass-controller among the gates 
 
 /* --- processes ------------------------------------------------------------------------ */
 
-static pid_t spawn(char *const argv[], const char *out_path)
-{
-	pid_t pid = fork();
-	if (pid == 0) {
-		int fd =
-		        open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	return pid;
-}
-
-static int run(char *const argv[], const char *out_path)
-{
-	pid_t pid = spawn(argv, out_path);
-	int status;
-	if (pid < 0 || waitpid(pid, &status, 0) < 0)
-		return -1;
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
-}
-
-/* run(), and the CPU seconds the child used (user + system). */
+/* bench_run(), and the CPU seconds the child used (user + system). */
 static int run_cpu(char *const argv[], const char *out_path, double *cpu_s)
 {
-	pid_t pid = spawn(argv, out_path);
+	pid_t pid = bench_spawn(argv, out_path);
 	int status;
 	struct rusage ru;
 	if (pid < 0 || wait4(pid, &status, 0, &ru) < 0)
@@ -181,7 +157,7 @@ static int build_deployment(const char *dir, size_t passes, size_t gates, double
 	}
 	char *site[] = {(char *)g_admin, "--data",   data,   "site", "add",
 	                "pool-bench",    "--sector", "pool", NULL};
-	if (run(init, out) || run(site, out)) {
+	if (bench_run(init, out) || bench_run(site, out)) {
 		fprintf(stderr, "bench_revoke: citypass-admin init / site add failed (%s)\n", out);
 		return -1;
 	}
@@ -218,7 +194,7 @@ static int build_deployment(const char *dir, size_t passes, size_t gates, double
 			               "--out",
 			               bundle,
 			               NULL};
-			job[slot] = spawn(add, out);
+			job[slot] = bench_spawn(add, out);
 			job_gate[slot] = i;
 			if (job[slot] < 0) {
 				job[slot] = 0;
@@ -653,7 +629,7 @@ static double start_time(const char *dir)
 	for (int i = 0; i < 5; i++) {
 		char *argv[] = {ctl, "--config", conf, "--check-state", NULL};
 		double t0 = sim_now();
-		if (run(argv, NULL) != 0) {
+		if (bench_run(argv, NULL) != 0) {
 			fprintf(stderr, "bench_revoke: citypass-controller --check-state failed\n");
 			return -1;
 		}
@@ -667,7 +643,7 @@ static double start_time(const char *dir)
 static double time_admin(char *const argv[])
 {
 	double t0 = sim_now();
-	return run(argv, NULL) == 0 ? sim_now() - t0 : -1;
+	return bench_run(argv, NULL) == 0 ? sim_now() - t0 : -1;
 }
 
 /* The publisher alone, after the gates are gone: `list publish` after one revocation made
@@ -687,7 +663,7 @@ static void publisher_figures(char *data, size_t passes, uint64_t *pick, double 
 		char *pub[] = {(char *)g_admin, "--data",   data,   "list",
 		               "publish",       "--sector", "pool", NULL};
 		char *nop[] = {(char *)g_admin, "--data", data, "sector", "list", NULL};
-		if (run(rev, NULL) != 0)
+		if (bench_run(rev, NULL) != 0)
 			continue; /* revoked by an earlier run: another one */
 		p[n] = time_admin(pub);
 		o[n] = time_admin(nop);
@@ -833,7 +809,7 @@ int main(int argc, char **argv)
 		else
 			snprintf(log, sizeof(log), "%s/server-%zu.log", dir, s + 1);
 		unlink(log); /* a kept deployment's last log names the last run's port */
-		g_server_pid[s] = spawn(srv, log);
+		g_server_pid[s] = bench_spawn(srv, log);
 		if (g_server_pid[s] < 0 || wait_port(log, &ports[s]) != 0) {
 			fprintf(stderr, "bench_revoke: citypass-server did not start (%s)\n", log);
 			if (g_server_pid[s] < 0)
@@ -980,7 +956,7 @@ int main(int argc, char **argv)
 		char *rev[] = {(char *)g_admin, "--data", data, "pass", "revoke", id,
 		               "--reason",      "bench",  NULL};
 		double t0 = sim_now();
-		pid_t pid = spawn(rev, NULL);
+		pid_t pid = bench_spawn(rev, NULL);
 		int status = 0, exited = 0;
 		for (;;) {
 			if (!exited && waitpid(pid, &status, WNOHANG) == pid) {

@@ -15,25 +15,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench_proc.h"
 #include "sim_controller.h"
-
-static int run_quiet(char *const argv[], const char *out_path)
-{
-	pid_t pid = fork();
-	if (pid == 0) {
-		int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	int status;
-	if (pid < 0 || waitpid(pid, &status, 0) < 0)
-		return -1;
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
-}
 
 int real_gate_enrol(const char *admin, const char *data, const char *dir, const char *site)
 {
@@ -46,7 +29,7 @@ int real_gate_enrol(const char *admin, const char *data, const char *dir, const 
 	char *add[] = {(char *)admin,  "--data", (char *)data, "device",   "add",
 	               REAL_GATE_NAME, "--site", (char *)site, "--server", "127.0.0.1:1",
 	               "--out",        bundle,   NULL};
-	if (run_quiet(add, out) != 0) {
+	if (bench_run(add, out) != 0) {
 		fprintf(stderr, "bench: device add %s failed (%s)\n", REAL_GATE_NAME, out);
 		return -1;
 	}
@@ -186,7 +169,7 @@ int real_gate_start(struct real_gate *g, const char *controller, const char *dir
 	 * run 2 ms slower in the kernel, which no gate in the field pays. */
 	char *rm[] = {"rm", "-rf", g->dir, NULL};
 	char *cp[] = {"cp", "-r", from, bundle, NULL};
-	if (run_quiet(rm, out) != 0 || mkdir(g->dir, 0700) != 0 || run_quiet(cp, out) != 0) {
+	if (bench_run(rm, out) != 0 || mkdir(g->dir, 0700) != 0 || bench_run(cp, out) != 0) {
 		fprintf(stderr, "bench: cannot prepare %s (%s)\n", g->dir, out);
 		return -1;
 	}
@@ -209,16 +192,7 @@ int real_gate_start(struct real_gate *g, const char *controller, const char *dir
 	if (control_open(g) != 0)
 		return -1;
 	char *argv[] = {(char *)controller, "--config", conf, NULL};
-	g->pid = fork();
-	if (g->pid == 0) {
-		int fd = open(g->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execv(argv[0], argv);
-		_exit(127);
-	}
+	g->pid = bench_spawn(argv, g->log);
 	if (g->pid < 0) {
 		g->pid = 0;
 		return -1;
@@ -365,7 +339,7 @@ int real_gate_stop(struct real_gate *g)
 	snprintf(state, sizeof(state), "%s/state", g->dir);
 	snprintf(out, sizeof(out), "%s/rm.out", g->dir);
 	char *rm[] = {"rm", "-rf", state, NULL};
-	if (run_quiet(rm, out) != 0)
+	if (bench_run(rm, out) != 0)
 		rc = -1;
 	return rc;
 }
