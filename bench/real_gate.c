@@ -182,7 +182,8 @@ int real_gate_start(struct real_gate *g, const char *controller, const char *dir
 	FILE *f = fopen(conf, "w");
 	if (!f)
 		return -1;
-	/* no reader (its loop retries with its backoff) and no bench relay: it only syncs */
+	/* no reader (its loop retries with its backoff), its relay reported to the control
+	 * socket served here: it only syncs */
 	fprintf(f,
 	        "bundle = %s\nreader = pn532_uart:/dev/null\nstate-dir = %s/state\n"
 	        "gate = bench\nbench-dir = %s\nbench-reader = %s\nlog = stderr\n",
