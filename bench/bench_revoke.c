@@ -290,8 +290,11 @@ static void keep_update(const Citypass__ListUpdate *u, const uint8_t *data, size
 	L.upd_snapshot = snap;
 }
 
-static int read_held(void *ctx, uint32_t j, uint8_t **dat, uint32_t *n)
+static int read_held(void *ctx, uint32_t j, uint8_t **dat, uint32_t *n, const uint8_t **idx,
+                     size_t *idx_len)
 {
+	(void)idx; /* every leaf hashed again */
+	(void)idx_len;
 	(void)ctx;
 	size_t len = (size_t)L.n[j] * PROTO_CLIST_ENTRY_SIZE;
 	*dat = malloc(len ? len : 1);

@@ -556,7 +556,8 @@ static int install_stream(struct controller_list_store *s, const uint8_t *buf, s
 }
 
 /* proto_clist_delta_apply() reads the base chunks it changes through this. */
-static int read_base_chunk(void *ctx, uint32_t j, uint8_t **dat, uint32_t *n)
+static int read_base_chunk(void *ctx, uint32_t j, uint8_t **dat, uint32_t *n, const uint8_t **idx,
+                           size_t *idx_len)
 {
 	const struct ls_version *cur = ctx;
 	const struct ls_chunk *c = cur->chunks[j];
@@ -580,6 +581,10 @@ static int read_base_chunk(void *ctx, uint32_t j, uint8_t **dat, uint32_t *n)
 	}
 	*dat = b;
 	*n = c->idx.entry_count;
+	/* checked against the signed manifest when it was opened or written: the leaves a
+	 * delta leaves alone keep their hashes (a revocation re-hashes one leaf, not 290 KB) */
+	*idx = c->idx_buf;
+	*idx_len = c->idx_len;
 	return 0;
 }
 

@@ -411,8 +411,35 @@ size_t proto_clist_idx_size(uint32_t n)
 int proto_clist_idx_build(uint32_t chunk, const uint8_t *dat, uint32_t n, uint8_t **out,
                           size_t *len)
 {
+	return proto_clist_idx_rebuild(chunk, dat, n, NULL, 0, NULL, 0, out, len);
+}
+
+/* Leaf i of the previous index, when the leaf holds the same bytes at the same place in
+ * both versions of the chunk: its record (first key and hash) is the same. */
+static const uint8_t *same_leaf(const struct proto_clist_idx *prev, const uint8_t *prev_dat,
+                                uint32_t i, const uint8_t *dat, uint64_t off, size_t l)
+{
+	if (!prev || i >= prev->leaf_count)
+		return NULL;
+	uint64_t poff; /* off too: a leaf's place depends on its number only */
+	size_t pl;
+	proto_clist_leaf_span(prev, i, &poff, &pl);
+	if (pl != l || memcmp(prev_dat + off, dat + off, l) != 0)
+		return NULL;
+	return prev->leaves + (size_t)i * PROTO_CLIST_IDX_LEAF;
+}
+
+int proto_clist_idx_rebuild(uint32_t chunk, const uint8_t *dat, uint32_t n, const uint8_t *prev_dat,
+                            uint32_t prev_n, const uint8_t *prev_idx, size_t prev_idx_len,
+                            uint8_t **out, size_t *len)
+{
 	if ((n && !dat) || !out || !len || chunk >= (1u << PROTO_CLIST_MAX_BITS))
 		return PROTO_ERR_ARG;
+	struct proto_clist_idx prev_parsed, *prev = NULL;
+	if (prev_idx && (prev_dat || prev_n == 0) &&
+	    proto_clist_idx_parse(prev_idx, prev_idx_len, &prev_parsed) == PROTO_OK &&
+	    prev_parsed.chunk == chunk && prev_parsed.entry_count == prev_n)
+		prev = &prev_parsed; /* anything else: every leaf hashed */
 	size_t size = proto_clist_idx_size(n);
 	uint8_t *b = calloc(1, size);
 	if (!b)
@@ -427,6 +454,11 @@ int proto_clist_idx_build(uint32_t chunk, const uint8_t *dat, uint32_t n, uint8_
 		size_t l;
 		proto_clist_leaf_span(&idx, i, &off, &l);
 		uint8_t *rec = b + PROTO_CLIST_IDX_FIXED + (size_t)i * PROTO_CLIST_IDX_LEAF;
+		const uint8_t *kept = same_leaf(prev, prev_dat, i, dat, off, l);
+		if (kept) {
+			memcpy(rec, kept, PROTO_CLIST_IDX_LEAF);
+			continue;
+		}
 		memcpy(rec, dat + off, PROTO_LIST_KEY_LEN);
 		proto_sha256(dat + off, l, rec + PROTO_LIST_KEY_LEN);
 	}

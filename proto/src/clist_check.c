@@ -152,20 +152,25 @@ int proto_clist_derive(const struct proto_clist_manifest *base, const uint8_t *h
 		struct proto_clist_chunk_data *d = &out->chunks[i];
 		uint8_t *old = NULL;
 		uint32_t old_n = 0;
+		const uint8_t *old_idx = NULL;
+		size_t old_idx_len = 0;
 		if (c->chunk >= base->n_chunks || (i > 0 && c->chunk <= changes[i - 1].chunk)) {
 			rc = PROTO_ERR_LIST_MANIFEST;
 			break;
 		}
-		rc = read(ctx, c->chunk, &old, &old_n);
+		rc = read(ctx, c->chunk, &old, &old_n, &old_idx, &old_idx_len);
 		if (rc == 0)
 			rc = proto_clist_chunk_apply(old, old_n, c->ops, c->op_count, &d->dat,
 			                             &d->n);
-		free(old);
 		if (rc == 0)
 			rc = proto_clist_chunk_check(d->dat, d->n, out->head.bits, c->chunk,
 			                             out->head.profile_count);
+		/* a base chunk damaged on disk: the leaves copied from its index do not make
+		 * the result pass, its whole hash below is of every byte it holds */
 		if (rc == 0)
-			rc = proto_clist_idx_build(c->chunk, d->dat, d->n, &d->idx, &d->idx_len);
+			rc = proto_clist_idx_rebuild(c->chunk, d->dat, d->n, old, old_n, old_idx,
+			                             old_idx_len, &d->idx, &d->idx_len);
+		free(old);
 		if (rc)
 			break;
 		out->changed[i] = c->chunk;

@@ -514,8 +514,11 @@ static int read_phase(struct pub *p)
 
 /* --- 3. computing -------------------------------------------------------------------- */
 
-static int read_base(void *ctx, uint32_t chunk, uint8_t **dat, uint32_t *n)
+static int read_base(void *ctx, uint32_t chunk, uint8_t **dat, uint32_t *n, const uint8_t **idx,
+                     size_t *idx_len)
 {
+	(void)idx; /* every leaf hashed again */
+	(void)idx_len;
 	struct pub *p = ctx;
 	for (size_t i = 0; i < p->n_bases; i++) {
 		if (p->bases[i].chunk != chunk)

@@ -50,8 +50,11 @@ static void init_base(void)
 	proto_sha256(base.manifest_bytes, base.manifest_len, base_hash);
 }
 
-static int read_base(void *ctx, uint32_t j, uint8_t **dat, uint32_t *n)
+static int read_base(void *ctx, uint32_t j, uint8_t **dat, uint32_t *n, const uint8_t **idx,
+                     size_t *idx_len)
 {
+	(void)idx; /* every leaf hashed again */
+	(void)idx_len;
 	(void)ctx;
 	size_t len = (size_t)base.chunks[j].n * PROTO_CLIST_ENTRY_SIZE;
 	*dat = malloc(len ? len : 1);

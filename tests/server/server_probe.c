@@ -98,8 +98,11 @@ static int read_all(const char *path, uint8_t **buf, size_t *len)
 	return server_file_read(path, buf, len) == 0 ? 0 : -1;
 }
 
-static int read_base(void *ctx, uint32_t chunk, uint8_t **dat, uint32_t *n)
+static int read_base(void *ctx, uint32_t chunk, uint8_t **dat, uint32_t *n, const uint8_t **idx,
+                     size_t *idx_len)
 {
+	(void)idx; /* every leaf hashed again */
+	(void)idx_len;
 	size_t len = 0;
 	int rc = proto_clist_dir_file(ctx, chunk, 0, dat, &len);
 	*n = (uint32_t)(len / PROTO_CLIST_ENTRY_SIZE);

@@ -189,8 +189,11 @@ struct store_reader {
 	const struct pubv *p;
 };
 
-static int read_store_chunk(void *ctx, uint32_t j, uint8_t **dat, uint32_t *n)
+static int read_store_chunk(void *ctx, uint32_t j, uint8_t **dat, uint32_t *n, const uint8_t **idx,
+                            size_t *idx_len)
 {
+	(void)idx; /* every leaf hashed again */
+	(void)idx_len;
 	struct store_reader *r = ctx;
 	size_t len = 0;
 	int rc = store_chunk(r->f, r->sector, r->p, j, 0, dat, &len);

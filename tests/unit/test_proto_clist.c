@@ -324,14 +324,182 @@ static void test_chunk_operations_fit_the_base_or_are_refused(void **state)
 	fixture_v2_free(&l);
 }
 
-static int read_v2(void *ctx, uint32_t j, uint8_t **dat, uint32_t *n)
+/* One leaf's record (first key and hash) in an index. */
+static uint8_t *leaf_rec(uint8_t *idx, uint32_t leaf)
 {
+	return idx + PROTO_CLIST_IDX_FIXED + (size_t)leaf * PROTO_CLIST_IDX_LEAF;
+}
+
+/* proto_clist_idx_rebuild against proto_clist_idx_build. A record planted in the previous
+ * index (a hash no leaf has) shows which leaves were copied and which hashed again. */
+static void test_index_rebuilt_keeps_only_leaves_that_did_not_move(void **state)
+{
+	(void)state;
+	struct proto_list_entry e[400];
+	fixture_entries(e, 400, 10);
+	struct v2list a;
+	fixture_v2_build(&fx, FIXTURE_SECTOR, 1, 0, e, 400, &a); /* one chunk, 7 leaves */
+	const struct proto_clist_chunk_data *c0 = &a.chunks[0];
+	assert_int_equal(c0->n, 400);
+	const size_t len = (size_t)c0->n * PROTO_CLIST_ENTRY_SIZE;
+	uint8_t *prev = malloc(c0->idx_len), *dat = malloc(len), *want, *got;
+	size_t want_len, got_len;
+	memcpy(prev, c0->idx, c0->idx_len);
+	leaf_rec(prev, 1)[PROTO_LIST_KEY_LEN] ^= 0xff; /* leaf 1: entries 64..127 */
+	leaf_rec(prev, 5)[PROTO_LIST_KEY_LEN] ^= 0xff; /* leaf 5: entries 320..383 */
+
+	/* a change (a revocation) in leaf 1: leaf 1 hashed again, every other copied */
+	memcpy(dat, c0->dat, len);
+	dat[100 * PROTO_CLIST_ENTRY_SIZE + 8] ^= 0x80;
+	assert_int_equal(proto_clist_idx_build(0, dat, 400, &want, &want_len), 0);
+	assert_int_equal(proto_clist_idx_rebuild(0, dat, 400, c0->dat, 400, prev, c0->idx_len, &got,
+	                                         &got_len),
+	                 0);
+	assert_int_equal(got_len, want_len);
+	assert_memory_equal(leaf_rec(got, 1), leaf_rec(want, 1), PROTO_CLIST_IDX_LEAF);
+	assert_memory_equal(leaf_rec(got, 5), leaf_rec(prev, 5), PROTO_CLIST_IDX_LEAF); /* kept */
+	leaf_rec(got, 5)[PROTO_LIST_KEY_LEN] ^= 0xff;
+	assert_memory_equal(got, want, want_len); /* and the rest as a full build */
+	free(want);
+	free(got);
+	/* the same from the true previous index: exactly the full build */
+	assert_int_equal(proto_clist_idx_build(0, dat, 400, &want, &want_len), 0);
+	assert_int_equal(proto_clist_idx_rebuild(0, dat, 400, c0->dat, 400, c0->idx, c0->idx_len,
+	                                         &got, &got_len),
+	                 0);
+	assert_int_equal(got_len, want_len);
+	assert_memory_equal(got, want, want_len);
+	free(want);
+	free(got);
+
+	/* a removal in leaf 0: every leaf after it holds other entries, all hashed again */
+	memcpy(dat, c0->dat, 10 * PROTO_CLIST_ENTRY_SIZE);
+	memcpy(dat + 10 * PROTO_CLIST_ENTRY_SIZE, c0->dat + 11 * PROTO_CLIST_ENTRY_SIZE,
+	       389 * PROTO_CLIST_ENTRY_SIZE);
+	assert_int_equal(proto_clist_idx_build(0, dat, 399, &want, &want_len), 0);
+	assert_int_equal(proto_clist_idx_rebuild(0, dat, 399, c0->dat, 400, prev, c0->idx_len, &got,
+	                                         &got_len),
+	                 0);
+	assert_int_equal(got_len, want_len);
+	assert_memory_equal(got, want, want_len);
+	free(want);
+	free(got);
+
+	/* the last entry removed, or one more after it: the last leaf is shorter or longer,
+	 * its first bytes the same, its hash another (and the previous chunk not read past
+	 * its end) */
+	for (uint32_t n = 399; n <= 401; n += 2) {
+		uint8_t *more = malloc((size_t)n * PROTO_CLIST_ENTRY_SIZE);
+		memcpy(more, c0->dat, (size_t)(n < 400 ? n : 400) * PROTO_CLIST_ENTRY_SIZE);
+		if (n > 400) { /* a copy of the last entry with a key above it */
+			memcpy(more + len, c0->dat + len - PROTO_CLIST_ENTRY_SIZE,
+			       PROTO_CLIST_ENTRY_SIZE);
+			more[len + PROTO_LIST_KEY_LEN - 1] ^= 1;
+		}
+		assert_int_equal(proto_clist_idx_build(0, more, n, &want, &want_len), 0);
+		assert_int_equal(proto_clist_idx_rebuild(0, more, n, c0->dat, 400, c0->idx,
+		                                         c0->idx_len, &got, &got_len),
+		                 0);
+		assert_int_equal(got_len, want_len);
+		assert_memory_equal(got, want, want_len);
+		free(want);
+		free(got);
+		free(more);
+	}
+
+	/* a previous index that is not this chunk's, or not of prev_n entries: no leaf kept */
+	memcpy(dat, c0->dat, len);
+	assert_int_equal(proto_clist_idx_build(0, dat, 400, &want, &want_len), 0);
+	assert_int_equal(proto_clist_idx_rebuild(0, dat, 400, c0->dat, 399, prev, c0->idx_len, &got,
+	                                         &got_len),
+	                 0);
+	assert_memory_equal(got, want, want_len);
+	free(got);
+	assert_int_equal(proto_clist_idx_rebuild(1, dat, 400, c0->dat, 400, prev, c0->idx_len, &got,
+	                                         &got_len),
+	                 0);
+	assert_memory_not_equal(leaf_rec(got, 5), leaf_rec(prev, 5), PROTO_CLIST_IDX_LEAF);
+	free(got);
+	assert_int_equal(
+	        proto_clist_idx_rebuild(0, dat, 400, c0->dat, 400, prev, 7, &got, &got_len), 0);
+	assert_memory_equal(got, want, want_len); /* unparsable */
+	free(got);
+	free(want);
+	free(prev);
+	free(dat);
+	fixture_v2_free(&a);
+}
+
+static int read_v2(void *ctx, uint32_t j, uint8_t **dat, uint32_t *n, const uint8_t **idx,
+                   size_t *idx_len)
+{
+	(void)idx; /* every leaf hashed again */
+	(void)idx_len;
 	const struct v2list *l = ctx;
 	size_t len = (size_t)l->chunks[j].n * PROTO_CLIST_ENTRY_SIZE;
 	*dat = malloc(len ? len : 1);
 	memcpy(*dat, l->chunks[j].dat, len);
 	*n = l->chunks[j].n;
 	return 0;
+}
+
+/* read_v2 with the chunk's index, as a gate's store gives it; `bad_leaf_hash` plants a
+ * wrong hash in leaf 5 of every index it gives (a gate whose index no longer matches). */
+static int bad_leaf_hash;
+static uint8_t *given_idx;
+
+static int read_v2_idx(void *ctx, uint32_t j, uint8_t **dat, uint32_t *n, const uint8_t **idx,
+                       size_t *idx_len)
+{
+	const struct v2list *l = ctx;
+	read_v2(ctx, j, dat, n, NULL, NULL);
+	free(given_idx);
+	given_idx = malloc(l->chunks[j].idx_len);
+	memcpy(given_idx, l->chunks[j].idx, l->chunks[j].idx_len);
+	if (bad_leaf_hash && l->chunks[j].n > 6 * PROTO_CLIST_LEAF_ENTRIES)
+		leaf_rec(given_idx, 5)[PROTO_LIST_KEY_LEN] ^= 1;
+	*idx = given_idx;
+	*idx_len = l->chunks[j].idx_len;
+	return 0;
+}
+
+/* A gate that gives its index has a delta applied to the same bytes; one whose index does
+ * not match its chunks has it refused, never installed with a leaf nobody signed. */
+static void test_delta_apply_with_the_held_index(void **state)
+{
+	(void)state;
+	struct proto_list_entry e[800];
+	fixture_entries(e, 800, 11);
+	struct v2list a, b;
+	fixture_v2_build(&fx, FIXTURE_SECTOR, 1, 0, e, 800, &a);
+	struct v2change ch = {PROTO_CLIST_OP_CHANGE, e[30]};
+	ch.e.status = PROTO_STATUS_REVOKED;
+	uint8_t *d = NULL;
+	size_t dl = 0;
+	fixture_v2_next(&fx, &a, &ch, 1, &b, &d, &dl);
+	uint8_t ha[PROTO_HASH_LEN];
+	proto_sha256(a.manifest, a.manifest_len, ha);
+	struct proto_list_policy p = policy(1);
+	struct proto_clist_applied ap;
+	bad_leaf_hash = 0;
+	assert_int_equal(proto_clist_delta_apply(&a.m, ha, read_v2_idx, &a, d, dl, b.sig, b.sig_len,
+	                                         &p, &ap),
+	                 0);
+	assert_memory_equal(ap.manifest_bytes, b.manifest, b.manifest_len);
+	assert_int_equal(ap.n_changed, 1);
+	assert_int_equal(ap.chunks[0].idx_len, b.chunks[0].idx_len);
+	assert_memory_equal(ap.chunks[0].idx, b.chunks[0].idx, b.chunks[0].idx_len);
+	proto_clist_applied_free(&ap);
+	bad_leaf_hash = 1;
+	assert_int_equal(proto_clist_delta_apply(&a.m, ha, read_v2_idx, &a, d, dl, b.sig, b.sig_len,
+	                                         &p, &ap),
+	                 PROTO_ERR_DELTA_RESULT);
+	bad_leaf_hash = 0;
+	free(given_idx);
+	given_idx = NULL;
+	free(d);
+	fixture_v2_free(&a);
+	fixture_v2_free(&b);
 }
 
 static void test_delta_apply_gives_what_was_signed(void **state)
@@ -473,7 +641,9 @@ int main(void)
 	        cmocka_unit_test(test_verify_refuses_with_its_own_code),
 	        cmocka_unit_test(test_a_leaf_is_checked_before_it_is_searched),
 	        cmocka_unit_test(test_chunk_operations_fit_the_base_or_are_refused),
+	        cmocka_unit_test(test_index_rebuilt_keeps_only_leaves_that_did_not_move),
 	        cmocka_unit_test(test_delta_apply_gives_what_was_signed),
+	        cmocka_unit_test(test_delta_apply_with_the_held_index),
 	        cmocka_unit_test(test_snapshot_stream_is_checked_file_by_file),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -147,6 +147,18 @@ size_t proto_clist_idx_size(uint32_t entry_count);
 /* The index of a chunk's entries (malloc'd). */
 int proto_clist_idx_build(uint32_t chunk, const uint8_t *dat, uint32_t n, uint8_t **out,
                           size_t *len);
+/*
+ * The same index, for a chunk that was `prev_dat` (prev_n entries) with index `prev_idx`:
+ * the record of a leaf holding the same bytes at the same place in both is copied instead
+ * of hashed again (a changed entry re-hashes its leaf only; an added or removed one, the
+ * leaves from it on). The result is the index proto_clist_idx_build makes only when
+ * prev_idx is prev_dat's true index — a caller passes one it checked against a signed
+ * manifest, and the new chunk's own hash is computed from all of its bytes whatever this
+ * copies. prev_idx NULL, unparsable, or of another chunk or entry count: every leaf hashed.
+ */
+int proto_clist_idx_rebuild(uint32_t chunk, const uint8_t *dat, uint32_t n, const uint8_t *prev_dat,
+                            uint32_t prev_n, const uint8_t *prev_idx, size_t prev_idx_len,
+                            uint8_t **out, size_t *len);
 int proto_clist_idx_parse(const uint8_t *buf, size_t len, struct proto_clist_idx *idx);
 /* The leaf that holds `key` if any does (first key <= key), or -1 when the key is below
  * every leaf. Leaves' first keys must be increasing (checked by idx_parse). */
@@ -273,8 +285,12 @@ struct proto_clist_applied {
 	struct proto_clist_chunk_data *chunks; /* n_changed */
 };
 
-/* Reads the base version's chunk j: *dat (malloc'd) and its entry count. */
-typedef int (*proto_clist_read_chunk_fn)(void *ctx, uint32_t chunk, uint8_t **dat, uint32_t *n);
+/* Reads the base version's chunk j: *dat (malloc'd) and its entry count; and, when the
+ * reader holds it, that chunk's index as checked against the base's signed manifest (*idx,
+ * not copied, valid until the derivation returns; left NULL otherwise): its unchanged
+ * leaves' hashes are then reused (proto_clist_idx_rebuild) instead of computed again. */
+typedef int (*proto_clist_read_chunk_fn)(void *ctx, uint32_t chunk, uint8_t **dat, uint32_t *n,
+                                         const uint8_t **idx, size_t *idx_len);
 
 /*
  * The version a base becomes with per-chunk operations `changes` (increasing chunk numbers)

@@ -72,8 +72,11 @@ static int conf_load(const char *path, struct proto_device_conf *d)
 	return 0;
 }
 
-static int read_held(void *ctx, uint32_t j, uint8_t **dat, uint32_t *n)
+static int read_held(void *ctx, uint32_t j, uint8_t **dat, uint32_t *n, const uint8_t **idx,
+                     size_t *idx_len)
 {
+	(void)idx; /* every leaf hashed again */
+	(void)idx_len;
 	(void)ctx;
 	size_t len = (size_t)P.n[j] * PROTO_CLIST_ENTRY_SIZE;
 	*dat = malloc(len ? len : 1);
