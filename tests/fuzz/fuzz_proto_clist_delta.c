@@ -3,7 +3,8 @@
  * derivation a gate runs (the changed chunks rebuilt from sorted operations and checked,
  * their indexes, the new manifest). The server's signature over the result is what a gate
  * checks last; the fuzzer cannot sign, so it stops before it (proto_clist_derive). Whatever
- * derives must be a version a gate could hold: every rebuilt chunk passes the install checks.
+ * derives must be a version a gate could hold: every rebuilt chunk passes the install checks,
+ * and its index, made from the base's as a gate makes it, is the one a full build makes.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,9 +54,11 @@ static void init_base(void)
 static int read_base(void *ctx, uint32_t j, uint8_t **dat, uint32_t *n, const uint8_t **idx,
                      size_t *idx_len)
 {
-	(void)idx; /* every leaf hashed again */
-	(void)idx_len;
 	(void)ctx;
+	/* the base's index, as a gate's store gives it: the leaves a delta leaves alone are
+	 * kept (the result must be the index a full build makes: checked below) */
+	*idx = base.chunks[j].idx;
+	*idx_len = base.chunks[j].idx_len;
 	size_t len = (size_t)base.chunks[j].n * PROTO_CLIST_ENTRY_SIZE;
 	*dat = malloc(len ? len : 1);
 	if (!*dat)
@@ -89,6 +92,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			        proto_strerror(rc));
 			abort();
 		}
+		uint8_t *full;
+		size_t full_len;
+		if (proto_clist_idx_build(j, ap.chunks[i].dat, ap.chunks[i].n, &full, &full_len) !=
+		            0 ||
+		    full_len != ap.chunks[i].idx_len ||
+		    memcmp(full, ap.chunks[i].idx, full_len) != 0) {
+			fprintf(stderr, "derived chunk %u: its index is not a full build's\n", j);
+			abort();
+		}
+		free(full);
 	}
 	struct proto_clist_manifest m;
 	if (proto_clist_manifest_parse(ap.manifest_bytes, ap.manifest_len, &m) != 0)
