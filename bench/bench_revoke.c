@@ -99,13 +99,8 @@ static void remove_tmp_dir(void)
 {
 	if (!g_tmp_dir[0])
 		return;
-	pid_t pid = fork();
-	if (pid == 0) {
-		execlp("rm", "rm", "-rf", g_tmp_dir, (char *)NULL);
-		_exit(127);
-	}
-	if (pid > 0)
-		waitpid(pid, NULL, 0);
+	char *rm[] = {"rm", "-rf", g_tmp_dir, NULL};
+	bench_run(rm, NULL);
 	g_tmp_dir[0] = 0;
 }
 

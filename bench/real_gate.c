@@ -205,18 +205,15 @@ int real_gate_start(struct real_gate *g, const char *controller, const char *dir
  * list store's part, logged by the controller's install callback before the line below. */
 static void store_line(struct real_gate *g, const char *p)
 {
-	uint64_t from, to, written;
+	uint64_t from, to;
 	double ms;
-	if (sscanf(p, "version %" SCNu64 " -> %" SCNu64 " in %lf ms (%" SCNu64, &from, &to, &ms,
-	           &written) == 4) {
+	if (sscanf(p, "version %" SCNu64 " -> %" SCNu64 " in %lf ms", &from, &to, &ms) == 3)
 		g->store_pending_ms = ms;
-		g->store_pending_written = written;
-	}
 }
 
 /* "sync: installed delta v5 (233 bytes, 1 chunk) in 12.3 ms, 2.1 ms of it recording ...":
  * the whole update inside the controller. */
-static int sync_line(struct real_gate *g, const char *p, int snapshot)
+static void sync_line(struct real_gate *g, const char *p, int snapshot)
 {
 	uint64_t v;
 	double ms, pos;
@@ -224,24 +221,18 @@ static int sync_line(struct real_gate *g, const char *p, int snapshot)
 	if (sscanf(p, "v%" SCNu64, &v) != 1 || !in ||
 	    sscanf(in, ") in %lf ms, %lf ms", &ms, &pos) != 2) {
 		g->unparsed++; /* the bench would wait for a version it cannot read */
-		return 0;
+		return;
 	}
 	g->held = v;
 	g->held_at = sim_now();
 	g->last_ms = ms;
 	g->last_position_ms = pos;
 	g->last_store_ms = g->store_pending_ms;
-	g->last_written = g->store_pending_written;
 	g->store_pending_ms = 0;
-	g->store_pending_written = 0;
-	if (snapshot)
-		g->snapshots++;
-	else
-		g->deltas++;
-	return 1;
+	g->snapshots += snapshot;
 }
 
-static int take_line(struct real_gate *g, const char *line)
+static void take_line(struct real_gate *g, const char *line)
 {
 	const char *p;
 	if ((p = strstr(line, "list delta installed: ")))
@@ -249,17 +240,15 @@ static int take_line(struct real_gate *g, const char *line)
 	else if ((p = strstr(line, "list snapshot installed: ")))
 		store_line(g, p + strlen("list snapshot installed: "));
 	else if ((p = strstr(line, "sync: installed delta ")))
-		return sync_line(g, p + strlen("sync: installed delta "), 0);
+		sync_line(g, p + strlen("sync: installed delta "), 0);
 	else if ((p = strstr(line, "sync: installed snapshot ")))
-		return sync_line(g, p + strlen("sync: installed snapshot "), 1);
+		sync_line(g, p + strlen("sync: installed snapshot "), 1);
 	else if (strstr(line, "list delta refused: ") || strstr(line, "list snapshot refused: "))
 		g->refused++;
-	return 0;
 }
 
 int real_gate_poll(struct real_gate *g)
 {
-	int installed = 0;
 	FILE *f = fopen(g->log, "r");
 	if (f && fseek(f, g->log_at, SEEK_SET) == 0) {
 		char buf[4096];
@@ -273,7 +262,7 @@ int real_gate_poll(struct real_gate *g)
 					continue;
 				}
 				g->partial[g->partial_len] = 0;
-				installed |= take_line(g, g->partial);
+				take_line(g, g->partial);
 				g->partial_len = 0;
 			}
 		}
@@ -288,7 +277,7 @@ int real_gate_poll(struct real_gate *g)
 	} else if (g->unparsed) {
 		snprintf(g->why, sizeof(g->why), "logged an install the bench cannot read");
 	}
-	return g->why[0] ? -1 : installed;
+	return g->why[0] ? -1 : 0;
 }
 
 uint64_t real_gate_written(const struct real_gate *g)

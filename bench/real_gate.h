@@ -32,13 +32,11 @@ struct real_gate {
 	/* from its lines */
 	uint64_t held;  /* the version it holds, 0 before its first install */
 	double held_at; /* sim_now() when the line saying so was read */
-	unsigned snapshots, deltas, refused;
+	unsigned snapshots, refused;
 	unsigned unparsed; /* "sync: installed" lines not as this file reads them */
 	char why[64];      /* what went wrong, for the bench's message */
 	double last_ms, last_position_ms, last_store_ms; /* the last update's */
-	uint64_t last_written;                           /* bytes the store wrote for it */
-	uint64_t store_pending_written;
-	double store_pending_ms;
+	double store_pending_ms; /* the store's line comes first, then the session's */
 };
 
 /* Enrols REAL_GATE_NAME on the deployment's site once (kept with a cached deployment):
@@ -51,9 +49,9 @@ int real_gate_enrol(const char *admin, const char *data, const char *dir, const 
  * control socket it reports its relay to is served here. 0 or -1. */
 int real_gate_start(struct real_gate *g, const char *controller, const char *dir, unsigned port);
 
-/* Reads the lines the controller logged since the last call. Returns 1 when an update
- * was installed since, 0 when not, -1 when the controller has exited, refused an update,
- * or logged an install this file cannot read (g->why says which). */
+/* Reads the lines the controller logged since the last call: 0, or -1 when the
+ * controller has exited, refused an update, or logged an install this file cannot read
+ * (g->why says which). */
 int real_gate_poll(struct real_gate *g);
 
 /* The bytes the controller's process has written to storage so far (/proc/PID/io
