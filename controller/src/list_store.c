@@ -415,8 +415,8 @@ int ls_commit(struct controller_list_store *s, struct ls_version *v)
 	if (s->lock)
 		pthread_rwlock_unlock(s->lock);
 	/* no lookup runs on `old` any more: the swap waited for the readers */
+	ls_sweep_replaced(s, old, v);
 	ls_version_free(old);
-	ls_sweep(s, v);
 	return 0;
 }
 
@@ -645,7 +645,6 @@ static int apply_delta_v2(struct controller_list_store *s, const uint8_t *delta,
 	if (rc == 0) {
 		v->version = v->head.version;
 		v->issued_at = v->head.issued_at;
-		memcpy(v->key_id, v->head.key_id, PROTO_KEY_ID_LEN);
 		memcpy(v->key_id, v->head.key_id, PROTO_KEY_ID_LEN);
 		v->expires_at = v->head.expires_at;
 		v->entries = v->head.entry_count;

@@ -473,3 +473,43 @@ void ls_sweep(struct controller_list_store *s, const struct ls_version *keep)
 	}
 	closedir(d);
 }
+
+static void unlink_name(const struct controller_list_store *s, const char *name)
+{
+	char p[4096];
+	if (ls_path(s, p, sizeof(p), name) == 0)
+		unlink(p);
+}
+
+void ls_sweep_replaced(struct controller_list_store *s, const struct ls_version *old,
+                       const struct ls_version *keep)
+{
+	if (!old || !keep || old->format != 2 || keep->format != 2 ||
+	    old->manifest.n_chunks != keep->manifest.n_chunks) {
+		ls_sweep(s, keep);
+		return;
+	}
+	/* A delta knows what it replaced: reading a directory of 2 x 2^bits files and matching
+	 * every name was O(chunks) in every install. A name both versions use (the same version
+	 * again, a chunk not changed) is the new version's file: it stays. Without a version
+	 * before (a first install, a store that opened empty) what the directory holds is not
+	 * known: it is read. */
+	char name[PROTO_CLIST_NAME_MAX];
+	if (old->version != keep->version) {
+		proto_clist_name_head(name, old->version);
+		unlink_name(s, name);
+		proto_clist_name_manifest(name, old->version);
+		unlink_name(s, name);
+		proto_clist_name_sig(name, old->version);
+		unlink_name(s, name);
+	}
+	for (uint32_t j = 0; j < old->manifest.n_chunks; j++) {
+		uint64_t since = old->manifest.chunks[j].since;
+		if (since == keep->manifest.chunks[j].since)
+			continue;
+		proto_clist_name_chunk(name, j, since, 1);
+		unlink_name(s, name);
+		proto_clist_name_chunk(name, j, since, 0);
+		unlink_name(s, name);
+	}
+}

@@ -92,6 +92,13 @@ int ls_floor_write(struct controller_list_store *s, uint64_t version);
 /* Remove every file of the directory that `keep` (may be NULL) does not use, temp files
  * left by a crash included. */
 void ls_sweep(struct controller_list_store *s, const struct ls_version *keep);
+/* After a commit from `old` to `keep`: remove by name the files of `old` that `keep` does not
+ * use (a one-pass delta: one chunk's two files and the old head, manifest and signature),
+ * without reading the directory; anything else (a format or partition change) is a whole
+ * ls_sweep, and so is a commit with no version before it. Debris of a crash is the
+ * open's sweep's. */
+void ls_sweep_replaced(struct controller_list_store *s, const struct ls_version *old,
+                       const struct ls_version *keep);
 
 /* --- versions (list_store.c) ----------------------------------------------------------- */
 

@@ -294,7 +294,15 @@ static void test_a_delta_rewrites_what_it_changes(void **state)
 	uint64_t snapshot_bytes = st.bytes_written;
 
 	assert_int_equal(apply(e, s, 2), 0);
+	/* what v1 used and v2 does not is gone at once, not at the next open: the changed
+	 * chunk's two files and v1's head, manifest and signature (4 chunks x 2 + 4 left) */
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd),
+	         "test $(ls '%s' | wc -l) = %d && ! ls '%s' | grep -q -e '^v1[.]' -e '[.]tmp$'",
+	         e->dir, 2 * (1 << BITS) + 4, e->dir);
+	assert_int_equal(system(cmd), 0);
 	assert_int_equal(apply(e, s, 3), 0);
+	assert_int_equal(system(cmd), 0);
 	assert_int_equal(controller_list_store_version(s), 3);
 	controller_list_store_stats(s, &st);
 	/* one pass changed: one chunk of four rewritten, the others kept as they were */
@@ -316,8 +324,6 @@ static void test_a_delta_rewrites_what_it_changes(void **state)
 	controller_list_store_info(s, &i);
 	assert_false(i.damaged);
 	/* and only one version's files are left: 4 chunks x 2 + head, manifest, signature */
-	char cmd[256];
-	snprintf(cmd, sizeof(cmd), "test $(ls '%s' | wc -l) = %d", e->dir, 2 * (1 << BITS) + 4);
 	assert_int_equal(system(cmd), 0);
 	controller_list_store_close(s);
 }
@@ -674,6 +680,11 @@ static void test_an_older_version_put_back_is_refused_at_open(void **state)
 	assert_int_equal(install(s, &e->v[1]), PROTO_ERR_LIST_ROLLBACK);
 	assert_int_equal(install(s, &e->v[2]), 0);
 	assert_int_equal(controller_list_store_version(s), 2);
+	/* the store opened empty, so what the directory held was not known: it was read, and
+	 * the old version's files put back are gone at once (4 chunks x 2 + 4 left) */
+	snprintf(cmd, sizeof(cmd), "test $(ls '%s' | wc -l) = %d && ! ls '%s' | grep -q '^v1[.]'",
+	         e->dir, 2 * (1 << BITS) + 4, e->dir);
+	assert_int_equal(system(cmd), 0);
 	controller_list_store_close(s);
 }
 
