@@ -34,8 +34,21 @@ int server_household_find(const struct server_desk *d, const char *name,
 		return server_why_set(why, rc, "household '%s': no such household", name);
 	if (rc)
 		return pass_why_store(why, st, rc, "cannot read the households");
-	snprintf(out->name, sizeof(out->name), "%s", name);
-	return 0;
+	return household_name(st, out->id, out->name, sizeof(out->name), why);
+}
+
+int pass_household_taken(struct server_store *st, const char *name, struct server_why *why)
+{
+	int64_t id;
+	char held[SERVER_NAME_MAX] = "";
+	if (st->ops->household_find(st->ctx, name, &id) == 0)
+		(void)st->ops->household_name(st->ctx, id, held, sizeof(held));
+	if (held[0] && strcmp(held, name) != 0)
+		return server_why_set(why, SERVER_ERR_EXISTS,
+		                      "household '%s' already exists as '%s' (household names are "
+		                      "compared ignoring case)",
+		                      name, held);
+	return server_why_set(why, SERVER_ERR_EXISTS, "household '%s' already exists", name);
 }
 
 struct search {
@@ -89,7 +102,7 @@ int server_household_rename(const struct server_desk *d, int64_t id, const char 
 	if (rc == 0) {
 		rc = st->ops->household_rename(st->ctx, id, name);
 		if (rc == SERVER_ERR_EXISTS)
-			server_why_set(why, rc, "household '%s' already exists", name);
+			pass_household_taken(st, name, why);
 		else if (rc)
 			pass_why_store(why, st, rc, "cannot rename the household");
 	}

@@ -46,5 +46,8 @@ int pass_end(struct server_store *st, int rc, struct server_why *why);
 
 /* why = "WHAT: the store's sentence for rc" (sqlite's words included); returns rc. */
 int pass_why_store(struct server_why *why, struct server_store *st, int rc, const char *what);
+/* EXISTS, and why: "household 'x' already exists", naming the one that differs only in
+ * case when that is what took the name (pass_household.c). */
+int pass_household_taken(struct server_store *st, const char *name, struct server_why *why);
 
 #endif

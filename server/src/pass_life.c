@@ -126,7 +126,7 @@ int server_household_add(const struct server_desk *d, const char *name, int64_t 
 		return rc;
 	rc = st->ops->household_add(st->ctx, name, id);
 	if (rc == SERVER_ERR_EXISTS) {
-		server_why_set(why, rc, "household '%s' already exists", name);
+		pass_household_taken(st, name, why);
 	} else if (rc) {
 		char what[128];
 		snprintf(what, sizeof(what), "cannot add household '%s'", name);

@@ -383,13 +383,14 @@ static int pg_begin(void *ctx)
 	if (rc == 0)
 		rc = pg_exec(q, "BEGIN ISOLATION LEVEL READ COMMITTED");
 	q->write_tx = q->in_tx = rc == 0;
+	q->households_locked = 0;
 	return rc;
 }
 
 static int pg_begin_read(void *ctx)
 {
 	struct pg *q = ctx;
-	q->write_tx = 0;
+	q->write_tx = q->households_locked = 0;
 	int rc = pg_revive(q);
 	if (rc == 0)
 		rc = pg_exec(q, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
@@ -400,7 +401,7 @@ static int pg_begin_read(void *ctx)
 static int pg_commit(void *ctx)
 {
 	struct pg *q = ctx;
-	q->write_tx = q->in_tx = 0;
+	q->write_tx = q->in_tx = q->households_locked = 0;
 	/* a COMMIT of a failed transaction is a ROLLBACK: PostgreSQL says so with a warning,
 	 * not an error, so ask first */
 	if (PQtransactionStatus(q->conn) == PQTRANS_INERROR) {
@@ -414,7 +415,7 @@ static int pg_commit(void *ctx)
 static void pg_rollback(void *ctx)
 {
 	struct pg *q = ctx;
-	q->write_tx = q->in_tx = 0;
+	q->write_tx = q->in_tx = q->households_locked = 0;
 	PGTransactionStatusType t = PQtransactionStatus(q->conn);
 	if (t == PQTRANS_INTRANS || t == PQTRANS_INERROR)
 		(void)pg_exec(q, "ROLLBACK");
@@ -683,17 +684,37 @@ static int pg_device_revoke(void *ctx, const char *id)
 
 /* --- households ------------------------------------------------------------------------- */
 
+/* A name differing from another only in case is taken too (schema 8). Two agents adding
+ * "Dupont" and "dupont" at once would each miss the other's row under READ COMMITTED: names
+ * are given one at a time, until the transaction's end (the sqlite store's write lock). */
+static int households_lock(struct pg *q)
+{
+	static const char lock_sql[] = "SELECT pg_advisory_xact_lock($1)";
+	/* once per transaction: an import names a household on every line */
+	if (q->in_tx && q->households_locked)
+		return 0;
+	struct pg_params p;
+	pgp_init(&p);
+	pgp_i64(&p, PG_LOCK_HOUSEHOLDS);
+	int rc = pg_query(q, lock_sql, &p, NULL);
+	q->households_locked = rc == 0 && q->in_tx;
+	return rc;
+}
+
 static int pg_household_add(void *ctx, const char *name, int64_t *id)
 {
 	/* a name taken draws no number (pg_site_add) */
 	static const char sql[] =
 	        "INSERT INTO households(name) SELECT $1 WHERE NOT EXISTS(SELECT 1 FROM households"
-	        " WHERE name = $1) ON CONFLICT DO NOTHING RETURNING id";
+	        " WHERE lower(name) = lower($1)) ON CONFLICT DO NOTHING RETURNING id";
 	struct pg_params p;
 	pgp_init(&p);
 	pgp_text(&p, name);
 	PGresult *r;
-	int rc = insert_new(ctx, sql, &p, &r);
+	int rc = households_lock(ctx);
+	if (rc)
+		return rc;
+	rc = insert_new(ctx, sql, &p, &r);
 	if (rc)
 		return rc;
 	*id = pg_i64(r, 0, 0);
@@ -703,7 +724,9 @@ static int pg_household_add(void *ctx, const char *name, int64_t *id)
 
 static int pg_household_find(void *ctx, const char *name, int64_t *id)
 {
-	static const char sql[] = "SELECT id FROM households WHERE name = $1";
+	/* the exact name first: a pair made before schema 8 */
+	static const char sql[] = "SELECT id FROM households WHERE lower(name) = lower($1)"
+	                          " ORDER BY name = $1 DESC, id LIMIT 1";
 	struct pg_params p;
 	pgp_init(&p);
 	pgp_text(&p, name);
@@ -738,14 +761,24 @@ static int pg_household_each(void *ctx, const char *part,
 
 static int pg_household_rename(void *ctx, int64_t id, const char *name)
 {
-	/* a name taken is a unique violation: EXISTS, and the operation's transaction is
-	 * rolled back whole (server_household_rename) */
-	static const char sql[] = "UPDATE households SET name = $1 WHERE id = $2";
+	/* a name taken, in any case but the household's own ("dupont" -> "Dupont"), changes
+	 * nothing: EXISTS when the household is there */
+	static const char sql[] =
+	        "UPDATE households SET name = $1 WHERE id = $2 AND NOT EXISTS(SELECT 1 FROM"
+	        " households WHERE lower(name) = lower($1) AND id <> $2)";
 	struct pg_params p;
 	pgp_init(&p);
 	pgp_text(&p, name);
 	pgp_i64(&p, id);
-	return change_some(ctx, sql, &p);
+	int rc = households_lock(ctx);
+	if (rc == 0)
+		rc = change_some(ctx, sql, &p);
+	if (rc == SERVER_ERR_NOT_FOUND) {
+		char held[SERVER_NAME_MAX];
+		rc = pg_household_name(ctx, id, held, sizeof(held)) == 0 ? SERVER_ERR_EXISTS
+		                                                         : SERVER_ERR_NOT_FOUND;
+	}
+	return rc;
 }
 
 static int pg_household_delete(void *ctx, int64_t id)
@@ -1281,14 +1314,21 @@ static int schema_open(struct pg *q, int create, char *why, size_t why_cap)
 		         ", newer than this release's %d: "
 		         "run the release that wrote it, or a newer one",
 		         v, PG_SCHEMA_VERSION);
-	} else if (rc == 0 && !create && v == 6) {
-		rc = pg_migrate_6_to_7(q);
+	} else if (rc == 0 && !create && (v == 6 || v == 7)) {
+		/* each step in this one transaction: an interrupted upgrade leaves version v */
+		int64_t from = v;
+		if (v == 6 && (rc = pg_migrate_6_to_7(q)) == 0)
+			v = 7;
+		if (rc == 0 && v == 7 && (rc = pg_exec(q, PG_SCHEMA_HOUSEHOLDS_FOLDED)) == 0)
+			v = 8;
 		pgp_init(&p);
 		pgp_i64(&p, PG_SCHEMA_VERSION);
 		if (rc == 0)
 			rc = pg_query(q, set_sql, &p, NULL);
 		if (rc)
-			snprintf(why, why_cap, "cannot bring the schema from version 6 to 7");
+			snprintf(why, why_cap,
+			         "cannot bring the schema from version %" PRId64 " to %d", from,
+			         PG_SCHEMA_VERSION);
 	} else if (rc == 0 && !create && v < PG_SCHEMA_VERSION) {
 		rc = SERVER_ERR_INVALID;
 		snprintf(why, why_cap, "the database's schema version %" PRId64 " is unknown", v);

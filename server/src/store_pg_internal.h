@@ -26,9 +26,10 @@
 
 /* The advisory lock class of the publisher (pg_try_advisory_lock(class, sector)) and of
  * gate numbering: numbers no other user of the database is expected to take. */
-#define PG_LOCK_PUBLISH 0x43500001
-#define PG_LOCK_DEVICES 0x43500002
-#define PG_LOCK_SCHEMA  0x43500003
+#define PG_LOCK_PUBLISH    0x43500001
+#define PG_LOCK_DEVICES    0x43500002
+#define PG_LOCK_SCHEMA     0x43500003
+#define PG_LOCK_HOUSEHOLDS 0x43500004
 
 struct pg {
 	PGconn *conn;
@@ -41,8 +42,9 @@ struct pg {
 	size_t n_cache;
 	int write_tx; /* inside begin() (not begin_read): reads that precede a write lock rows */
 	int in_tx;    /* inside begin() or begin_read(): a lost connection loses the transaction */
-	int publish_locks; /* publish_lock held: a lost connection lost them, never reopen it
-	                      silently under a publisher that believes it holds one */
+	int households_locked; /* this transaction holds PG_LOCK_HOUSEHOLDS (store_pg.c) */
+	int publish_locks;     /* publish_lock held: a lost connection lost them, never reopen it
+	                          silently under a publisher that believes it holds one */
 	struct server_store_counters counters;
 	char errmsg[256];
 };
@@ -115,9 +117,13 @@ void pg_profile_from_row(const PGresult *r, int row, int col, struct proto_right
 
 /* store_pg_schema.c */
 /* the sqlite schema version this one matches (server/store.h); 6: consumption rows'
- * storage time (issue 17) */
-#define PG_SCHEMA_VERSION 7
+ * storage time (issue 17); 7: holder names folded (issue 18); 8: household names unique
+ * ignoring case (sqlite's 9; sqlite's 8 has no counterpart here) */
+#define PG_SCHEMA_VERSION 8
 extern const char pg_schema_sql[];
+/* Names are ASCII (server_name_ok): lower() folds them whole, in any locale. Not UNIQUE: a
+ * database may already hold "Dupont" and "dupont" (docs/admin.md). */
+#define PG_SCHEMA_HOUSEHOLDS_FOLDED "CREATE INDEX households_folded ON households(lower(name));"
 
 /* store_pg_lists.c */
 int pg_profiles(void *ctx, uint16_t sector, struct proto_rights_profile **out, size_t *n);

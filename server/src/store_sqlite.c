@@ -466,8 +466,15 @@ static int sq_device_revoke(void *ctx, const char *id)
  * import of a million passes made in /var/tmp, twice per page and per line (half of its
  * time). OR FAIL needs none and changes nothing here: the row's constraints are all
  * checked before anything is written, and the AFTER triggers' own inserts cannot fail. */
-static const char household_add_sql[] = "INSERT INTO households(name) VALUES(?)";
-static const char household_find_sql[] = "SELECT id FROM households WHERE name=?";
+/* A name is taken when one differs from it only in case (schema 9, households_folded):
+ * looked up first, in the writer's transaction, as an INSERT ... SELECT WHERE NOT EXISTS
+ * would keep a statement journal (above). A lookup prefers the exact name, for a pair made
+ * before schema 9. */
+static const char household_taken_sql[] =
+        "SELECT 1 FROM households WHERE lower(name) = lower(?1) LIMIT 1";
+static const char household_add_sql[] = "INSERT OR FAIL INTO households(name) VALUES(?1)";
+static const char household_find_sql[] = "SELECT id FROM households WHERE lower(name) = lower(?1)"
+                                         " ORDER BY name = ?1 DESC, id LIMIT 1";
 static const char tag_add_sql[] =
         "INSERT OR FAIL INTO household_tags(household, sector, tag) VALUES(?,?,?)";
 static const char tag_get_sql[] = "SELECT tag FROM household_tags WHERE household=? AND sector=?";
@@ -495,8 +502,17 @@ static int sq_household_add(void *ctx, const char *name, int64_t *id)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = sq_cached(q, &st, household_add_sql);
+	int rc = sq_cached(q, &st, household_taken_sql);
 	if (rc)
+		return rc;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	rc = sq_step(q, st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return SERVER_ERR_EXISTS; /* in this case or another */
+	if (rc != SQLITE_DONE)
+		return sq_err(q, rc);
+	if ((rc = sq_cached(q, &st, household_add_sql)) != 0)
 		return rc;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	rc = sq_run_cached(q, st);
@@ -559,14 +575,20 @@ static int sq_household_rename(void *ctx, int64_t id, const char *name)
 {
 	struct sq *q = ctx;
 	sqlite3_stmt *st;
-	int rc = sq_prep(q, &st, "UPDATE households SET name = ?1 WHERE id = ?2");
+	/* its own name in another case is no conflict ("dupont" -> "Dupont") */
+	int rc = sq_prep(q, &st,
+	                 "UPDATE households SET name = ?1 WHERE id = ?2 AND NOT EXISTS"
+	                 " (SELECT 1 FROM households WHERE lower(name) = lower(?1) AND id <> ?2)");
 	if (rc)
 		return rc;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, id);
 	rc = sq_run(q, st);
-	if (rc == 0 && sqlite3_changes(q->db) == 0)
-		rc = SERVER_ERR_NOT_FOUND;
+	if (rc == 0 && sqlite3_changes(q->db) == 0) {
+		char held[SERVER_NAME_MAX];
+		rc = sq_household_name(q, id, held, sizeof(held)) == 0 ? SERVER_ERR_EXISTS
+		                                                       : SERVER_ERR_NOT_FOUND;
+	}
 	return rc;
 }
 
@@ -1524,6 +1546,7 @@ static int migrate(struct sq *q)
 	        migrate_5_to_6,   /* 5 -> 6: consumption rows' storage time (issue 17) */
 	        migrate_6_to_7,   /* 6 -> 7: holder names folded for search (issue 18) */
 	        sq_schema_v8_sql, /* 7 -> 8: list files' ends beside them (issue 12) */
+	        sq_schema_v9_sql, /* 8 -> 9: household names unique ignoring case */
 	};
 	for (;;) {
 		int64_t v = 0;

@@ -84,6 +84,7 @@ extern const char sq_schema_v3_sql[];
 extern const char sq_schema_v5_sql[];
 /* Schema 7 -> 8: list files' ends in a table of their own. */
 extern const char sq_schema_v8_sql[];
+extern const char sq_schema_v9_sql[];
 
 /* store_sqlite_lists.c: the list ops of the store */
 int sq_profiles(void *ctx, uint16_t sector, struct proto_rights_profile **out, size_t *n);

@@ -153,6 +153,15 @@ const char sq_schema_v8_sql[] =
 	" DELETE FROM list_file_ends WHERE sector = OLD.sector AND chunk = OLD.chunk"
 	"  AND since = OLD.since AND kind = OLD.kind;"
 	" END;";
+
+/*
+ * Schema version 9: "Dupont" and "dupont" were two households, so one family could hold two
+ * shared quotas. Names are ASCII (server_name_ok): lower() folds them whole. Adding or
+ * renaming looks the lower case up (store_sqlite.c), and so does every `pass import` line
+ * that names a household: this index makes that one B-tree search, not a scan. Not
+ * UNIQUE: a database may already hold such a pair, which stays as it was (docs/admin.md).
+ */
+const char sq_schema_v9_sql[] = "CREATE INDEX households_folded ON households(lower(name));";
 /* clang-format on */
 
 /* --- profiles ------------------------------------------------------------------------ */

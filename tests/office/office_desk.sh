@@ -106,6 +106,10 @@ ok "pass $p3 for a phone: QR and text credential, installed by the wallet"
 [ "$(c "$W/j" --data-urlencode "csrf=$C" --data-urlencode "nom=dupont-3-rue-haute" "$URL/foyers")" = 409 ] ||
 	fail "the same household twice"
 body_has "existe déjà" || fail "no French sentence for a household twice"
+# the same name in other letters' case is the same family: refused too
+[ "$(c "$W/j" --data-urlencode "csrf=$C" --data-urlencode "nom=Dupont-3-Rue-Haute" "$URL/foyers")" = 409 ] ||
+	fail "the same household in capitals"
+body_has "majuscules et minuscules confondues" || fail "no French sentence for a household in capitals"
 st=$(c "$W/j" --data-urlencode "csrf=$C" --data-urlencode "titulaire=Jeanne Dupont" \
 	--data-urlencode "foyer_nom=dupont-3-rue-haute" --data-urlencode "secteur=pool" \
 	--data-urlencode "quota=24" --data-urlencode "periode=annee" --data-urlencode "foyer=1" \

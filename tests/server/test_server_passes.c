@@ -312,6 +312,102 @@ static void test_household_find_rename(void **state)
 	assert_int_equal(server_household_rename(&f->desk, other, "martin-2", &f->why), 0);
 }
 
+/* "Dupont" and "dupont" are one household: a second one would be a second shared quota
+ * for the same family. Added, renamed or named at issue in any case, on both backends. */
+static void test_household_names_ignore_case(void **state)
+{
+	struct fx *f = *state;
+	int64_t id = household_new(f, "Dupont"), other = household_new(f, "martin"), again = 0;
+	assert_int_equal(server_household_add(&f->desk, "dupont", &again, &f->why),
+	                 SERVER_ERR_EXISTS);
+	assert_why(f, "household 'dupont' already exists as 'Dupont' (household names are "
+	              "compared ignoring case)");
+	struct server_household h;
+	assert_int_equal(server_household_find(&f->desk, "DUPONT", &h, &f->why), 0);
+	assert_int_equal(h.id, id);
+	assert_string_equal(h.name, "Dupont"); /* as stored */
+	struct server_right r = right_of(f, "waste,quota=24/year/household");
+	assert_int_equal(get(f, issue(f, "Ann", "dupont", &r, 1)).household, id);
+	assert_int_equal(server_household_rename(&f->desk, other, "DUPONT", &f->why),
+	                 SERVER_ERR_EXISTS);
+	assert_why(f, "household 'DUPONT' already exists as 'Dupont'");
+	/* its own name in another case is no conflict */
+	assert_int_equal(server_household_rename(&f->desk, id, "dupont", &f->why), 0);
+	assert_int_equal(server_household_find(&f->desk, "Dupont", &h, &f->why), 0);
+	assert_int_equal(h.id, id);
+	assert_string_equal(h.name, "dupont");
+	/* the refusals changed nothing */
+	assert_int_equal(server_household_find(&f->desk, "MARTIN", &h, &f->why), 0);
+	assert_int_equal(h.id, other);
+	assert_string_equal(h.name, "martin");
+}
+
+/* A database from before the rule may hold such a pair: the upgrade keeps both, a lookup
+ * finds the exact name, and no third spelling can be added. */
+static void test_household_pair_before_the_rule(void **state)
+{
+	struct fx *f = *state;
+	int64_t upper = household_new(f, "Dupont");
+	server_store_close(&f->st);
+	if (store_fixture_pg_dir()) {
+		assert_int_equal(store_fixture_pg_run(f->db,
+		                                      "DROP INDEX households_folded;"
+		                                      "INSERT INTO households(name)"
+		                                      " VALUES('dupont');"
+		                                      "DELETE FROM citypass_schema;"
+		                                      "INSERT INTO citypass_schema VALUES(7)"),
+		                 0);
+	} else {
+		char path[128];
+		sqlite3 *db = NULL;
+		snprintf(path, sizeof(path), "%s/%s", f->dir, SERVER_DB_FILE);
+		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db,
+		                              STORE_FIXTURE_SQLITE_SCHEMA_8
+		                              "INSERT INTO households(name) VALUES('dupont');",
+		                              NULL, NULL, NULL),
+		                 SQLITE_OK);
+		sqlite3_close(db);
+	}
+	struct server_why why = {""};
+	if (server_store_open(&f->st, f->dir, 0, &why) != 0)
+		fail_msg("reopen before the rule: %s", why.text);
+	struct server_household h, l;
+	assert_int_equal(server_household_find(&f->desk, "Dupont", &h, &f->why), 0);
+	assert_int_equal(h.id, upper);
+	assert_int_equal(server_household_find(&f->desk, "dupont", &l, &f->why), 0);
+	assert_true(l.id != upper);
+	assert_string_equal(l.name, "dupont");
+	int64_t id = 0;
+	assert_int_equal(server_household_add(&f->desk, "DUPONT", &id, &f->why), SERVER_ERR_EXISTS);
+	/* the upgrade made the index every lookup in lower case goes through (an import names
+	 * a household on every line: a scan each would make it quadratic) */
+	static const char sql[] = "SELECT count(*) FROM %s WHERE %s = 'households_folded'";
+	char q[128];
+	if (store_fixture_pg_dir()) {
+		snprintf(q, sizeof(q), sql, "pg_indexes", "indexname");
+		PGconn *c = store_fixture_pg_connect(f->db);
+		assert_non_null(c);
+		PGresult *r = PQexec(c, q);
+		assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+		assert_string_equal(PQgetvalue(r, 0, 0), "1");
+		PQclear(r);
+		PQfinish(c);
+	} else {
+		snprintf(q, sizeof(q), sql, "sqlite_master", "name");
+		char path[128];
+		sqlite3 *db = NULL;
+		sqlite3_stmt *st = NULL;
+		snprintf(path, sizeof(path), "%s/%s", f->dir, SERVER_DB_FILE);
+		assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+		assert_int_equal(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		assert_int_equal(sqlite3_column_int(st, 0), 1);
+		sqlite3_finalize(st);
+		sqlite3_close(db);
+	}
+}
+
 static void test_household_move(void **state)
 {
 	struct fx *f = *state;
@@ -513,6 +609,7 @@ static void test_holder_key_migration(void **state)
 		        0);
 		assert_int_equal(store_fixture_pg_run(f->db,
 		                                      "ALTER TABLE passes DROP COLUMN holder_key;"
+		                                      "DROP INDEX households_folded;"
 		                                      "DELETE FROM citypass_schema;"
 		                                      "INSERT INTO citypass_schema VALUES(6)"),
 		                 0);
@@ -927,6 +1024,9 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_right_parse, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_household, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_household_find_rename, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_household_names_ignore_case, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_household_pair_before_the_rule, setup,
+	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_household_move, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_household_remove, setup, teardown),
 	        cmocka_unit_test(test_text_fold),

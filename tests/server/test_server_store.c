@@ -1372,7 +1372,7 @@ static void test_file_ends_migration(void **state)
 
 	assert_int_equal(server_store_open_sqlite(&f->st, f->dir, 0), 0);
 	struct sq *q = f->st.ctx;
-	assert_int_equal(sql_int(q->db, "PRAGMA user_version"), 8);
+	assert_int_equal(sql_int(q->db, "PRAGMA user_version"), SERVER_STORE_SCHEMA_VERSION);
 	assert_int_equal(sql_int(q->db, "SELECT COUNT(*) FROM list_file_ends WHERE until = 2"
 	                                " AND since = 1"),
 	                 files);

@@ -34,9 +34,13 @@ PGconn *store_fixture_pg_connect(const char *db);
  * 0 or -1 (said on stderr). PostgreSQL only. */
 int store_fixture_pg_run(const char *db, const char *sql);
 
-/* SQL that takes a sqlite database of this release back to schema 7's shape (a list
- * file's end in its row), for the tests of the migrations from 7 and before. */
+/* SQL that takes a sqlite database of this release back to schema 8's shape (no index of
+ * the households' names in lower case), for the tests of the migrations from 8. */
+#define STORE_FIXTURE_SQLITE_SCHEMA_8 "DROP INDEX households_folded; PRAGMA user_version=8;"
+
+/* ... and to schema 7's (a list file's end in its row), for the migrations from 7. */
 #define STORE_FIXTURE_SQLITE_SCHEMA_7                                                              \
+	STORE_FIXTURE_SQLITE_SCHEMA_8                                                              \
 	"ALTER TABLE list_files ADD COLUMN until INTEGER;"                                         \
 	"UPDATE list_files SET until = (SELECT until FROM list_file_ends e WHERE"                  \
 	" e.sector = list_files.sector AND e.chunk = list_files.chunk AND"                         \

@@ -110,7 +110,9 @@ struct server_household {
 	char name[SERVER_NAME_MAX];
 };
 
-/* By name (exactly): 0, or NOT_FOUND with why "household 'x': no such household". */
+/* By name, ignoring case (names are unique so, schema 9; an older pair: the exact one);
+ * out->name is the name as stored. 0, or NOT_FOUND with why "household 'x': no such
+ * household". */
 int server_household_find(const struct server_desk *d, const char *name,
                           struct server_household *out, struct server_why *why);
 /* Households whose folded name (server_text_fold) holds the folded `part` (NULL or "":
@@ -118,7 +120,7 @@ int server_household_find(const struct server_desk *d, const char *name,
 int server_household_search(const struct server_desk *d, const char *part, size_t max,
                             int (*fn)(void *arg, const struct server_household *h), void *arg,
                             struct server_why *why);
-/* Rename: INVALID (the name), EXISTS (taken), NOT_FOUND. */
+/* Rename: INVALID (the name), EXISTS (taken, in any case but its own), NOT_FOUND. */
 int server_household_rename(const struct server_desk *d, int64_t id, const char *name,
                             struct server_why *why);
 /* Move pass `pass` into household `household` (0: out of its household). NOT_FOUND (pass

@@ -30,8 +30,9 @@ extern "C" {
 /* 2: usage keyed by journal epoch (issue 10); 3: format 2 lists and the change log (issue
  * 12); 4: usage positions, gates' health (issue 13); 5: bulk import (issue 12); 6:
  * consumption rows' storage time (issue 17); 7: each pass's holder name folded for search
- * (issue 18); 8: list files' ends kept beside them (issue 12) */
-#define SERVER_STORE_SCHEMA_VERSION 8
+ * (issue 18); 8: list files' ends kept beside them (issue 12); 9: household names unique
+ * ignoring case, found through an index on their lower case */
+#define SERVER_STORE_SCHEMA_VERSION 9
 #define SERVER_NAME_MAX             64
 #define SERVER_TEXT_MAX             256
 #define SERVER_PASS_ID_LEN          16
