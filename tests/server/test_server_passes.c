@@ -312,6 +312,22 @@ static void test_household_find_rename(void **state)
 	assert_int_equal(server_household_rename(&f->desk, other, "martin-2", &f->why), 0);
 }
 
+/* Run SQL on the (closed) store's database, whichever backend holds it: the tests of the
+ * upgrades take a database back to an older schema's shape with it. */
+static void rewrite_closed_store(struct fx *f, const char *pg_sql, const char *sqlite_sql)
+{
+	if (store_fixture_pg_dir()) {
+		assert_int_equal(store_fixture_pg_run(f->db, pg_sql), 0);
+		return;
+	}
+	char path[128];
+	sqlite3 *db = NULL;
+	snprintf(path, sizeof(path), "%s/%s", f->dir, SERVER_DB_FILE);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sqlite_sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
 /* "Dupont" and "dupont" are one household: a second one would be a second shared quota
  * for the same family. Added, renamed or named at issue in any case, on both backends. */
 static void test_household_names_ignore_case(void **state)
@@ -349,26 +365,12 @@ static void test_household_pair_before_the_rule(void **state)
 	struct fx *f = *state;
 	int64_t upper = household_new(f, "Dupont");
 	server_store_close(&f->st);
-	if (store_fixture_pg_dir()) {
-		assert_int_equal(store_fixture_pg_run(f->db,
-		                                      "DROP INDEX households_folded;"
-		                                      "INSERT INTO households(name)"
-		                                      " VALUES('dupont');"
-		                                      "DELETE FROM citypass_schema;"
-		                                      "INSERT INTO citypass_schema VALUES(7)"),
-		                 0);
-	} else {
-		char path[128];
-		sqlite3 *db = NULL;
-		snprintf(path, sizeof(path), "%s/%s", f->dir, SERVER_DB_FILE);
-		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-		assert_int_equal(sqlite3_exec(db,
-		                              STORE_FIXTURE_SQLITE_SCHEMA_8
-		                              "INSERT INTO households(name) VALUES('dupont');",
-		                              NULL, NULL, NULL),
-		                 SQLITE_OK);
-		sqlite3_close(db);
-	}
+	rewrite_closed_store(f,
+	                     "DROP INDEX households_folded;"
+	                     "INSERT INTO households(name) VALUES('dupont');"
+	                     "DELETE FROM citypass_schema; INSERT INTO citypass_schema VALUES(7)",
+	                     STORE_FIXTURE_SQLITE_SCHEMA_8
+	                     "INSERT INTO households(name) VALUES('dupont');");
 	struct server_why why = {""};
 	if (server_store_open(&f->st, f->dir, 0, &why) != 0)
 		fail_msg("reopen before the rule: %s", why.text);
@@ -607,25 +609,14 @@ static void test_holder_key_migration(void **state)
 		                             " created) SELECT 'Zoé \"O''Brien\", {' || g,"
 		                             " 0, '', 'none', 0 FROM generate_series(1, 2500) g"),
 		        0);
-		assert_int_equal(store_fixture_pg_run(f->db,
-		                                      "ALTER TABLE passes DROP COLUMN holder_key;"
-		                                      "DROP INDEX households_folded;"
-		                                      "DELETE FROM citypass_schema;"
-		                                      "INSERT INTO citypass_schema VALUES(6)"),
-		                 0);
-	} else {
-		char path[128];
-		sqlite3 *db = NULL;
-		snprintf(path, sizeof(path), "%s/%s", f->dir, SERVER_DB_FILE);
-		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-		assert_int_equal(sqlite3_exec(db,
-		                              STORE_FIXTURE_SQLITE_SCHEMA_7
-		                              "ALTER TABLE passes DROP COLUMN holder_key;"
-		                              "PRAGMA user_version=6",
-		                              NULL, NULL, NULL),
-		                 SQLITE_OK);
-		sqlite3_close(db);
 	}
+	rewrite_closed_store(f,
+	                     "ALTER TABLE passes DROP COLUMN holder_key;"
+	                     "DROP INDEX households_folded;"
+	                     "DELETE FROM citypass_schema; INSERT INTO citypass_schema VALUES(6)",
+	                     STORE_FIXTURE_SQLITE_SCHEMA_7
+	                     "ALTER TABLE passes DROP COLUMN holder_key;"
+	                     "PRAGMA user_version=6");
 	struct server_why why = {""};
 	if (server_store_open(&f->st, f->dir, 0, &why) != 0)
 		fail_msg("reopen at schema 6: %s", why.text);
