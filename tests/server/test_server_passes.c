@@ -384,30 +384,13 @@ static void test_household_pair_before_the_rule(void **state)
 	assert_int_equal(server_household_add(&f->desk, "DUPONT", &id, &f->why), SERVER_ERR_EXISTS);
 	/* the upgrade made the index every lookup in lower case goes through (an import names
 	 * a household on every line: a scan each would make it quadratic) */
-	static const char sql[] = "SELECT count(*) FROM %s WHERE %s = 'households_folded'";
-	char q[128];
-	if (store_fixture_pg_dir()) {
-		snprintf(q, sizeof(q), sql, "pg_indexes", "indexname");
-		PGconn *c = store_fixture_pg_connect(f->db);
-		assert_non_null(c);
-		PGresult *r = PQexec(c, q);
-		assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-		assert_string_equal(PQgetvalue(r, 0, 0), "1");
-		PQclear(r);
-		PQfinish(c);
-	} else {
-		snprintf(q, sizeof(q), sql, "sqlite_master", "name");
-		char path[128];
-		sqlite3 *db = NULL;
-		sqlite3_stmt *st = NULL;
-		snprintf(path, sizeof(path), "%s/%s", f->dir, SERVER_DB_FILE);
-		assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-		assert_int_equal(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
-		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-		assert_int_equal(sqlite3_column_int(st, 0), 1);
-		sqlite3_finalize(st);
-		sqlite3_close(db);
-	}
+	assert_int_equal(store_fixture_value(f->dir, f->db,
+	                                     store_fixture_pg_dir()
+	                                             ? "SELECT count(*) FROM pg_indexes"
+	                                               " WHERE indexname = 'households_folded'"
+	                                             : "SELECT count(*) FROM sqlite_master"
+	                                               " WHERE name = 'households_folded'"),
+	                 1);
 }
 
 static void test_household_move(void **state)

@@ -146,29 +146,11 @@ static void consume(struct fx *f, const char *device, uint64_t seq0, const uint8
  * (the file, or PostgreSQL through a connection of its own). */
 static int detail_rows(struct fx *f)
 {
-	static const char sql[] = "SELECT count(*) FROM consumption WHERE device <> ''"
-	                          " OR stored_at <> 0 OR pos <> 0";
-	if (store_fixture_pg_dir()) {
-		PGconn *c = store_fixture_pg_connect(f->db);
-		assert_non_null(c);
-		PGresult *r = PQexec(c, sql);
-		assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-		int n = atoi(PQgetvalue(r, 0, 0));
-		PQclear(r);
-		PQfinish(c);
-		return n;
-	}
-	char path[128];
-	snprintf(path, sizeof(path), "%s/%s", f->dir, SERVER_DB_FILE);
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	int n = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return n;
+	long long n = store_fixture_value(f->dir, f->db,
+	                                  "SELECT count(*) FROM consumption WHERE device <> ''"
+	                                  " OR stored_at <> 0 OR pos <> 0");
+	assert_true(n >= 0);
+	return (int)n;
 }
 
 static uint32_t used(struct fx *f, const uint8_t key[8], int64_t now)

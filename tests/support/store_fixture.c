@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "server/error.h"
 #include "store_fixture.h"
 
@@ -39,6 +41,37 @@ int store_fixture_pg_run(const char *db, const char *sql)
 	PQclear(r);
 	PQfinish(c);
 	return ok ? 0 : -1;
+}
+
+long long store_fixture_value(const char *dir, const char *db, const char *sql)
+{
+	long long v = -1;
+	if (store_fixture_pg_dir()) {
+		PGconn *c = store_fixture_pg_connect(db);
+		if (!c)
+			return -1;
+		PGresult *r = PQexec(c, sql);
+		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
+			v = atoll(PQgetvalue(r, 0, 0));
+		else
+			fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
+		PQclear(r);
+		PQfinish(c);
+		return v;
+	}
+	char path[512];
+	sqlite3 *s = NULL;
+	sqlite3_stmt *st = NULL;
+	snprintf(path, sizeof(path), "%s/%s", dir, SERVER_DB_FILE);
+	if (sqlite3_open_v2(path, &s, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+	    sqlite3_prepare_v2(s, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	else
+		fprintf(stderr, "%s: %s\n", sql, sqlite3_errmsg(s));
+	sqlite3_finalize(st);
+	sqlite3_close(s);
+	return v;
 }
 
 int store_fixture_open(const char *dir, char *db, size_t cap, struct server_store *st)

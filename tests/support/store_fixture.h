@@ -34,6 +34,11 @@ PGconn *store_fixture_pg_connect(const char *db);
  * 0 or -1 (said on stderr). PostgreSQL only. */
 int store_fixture_pg_run(const char *db, const char *sql);
 
+/* The integer in the first column of a query's first row, read straight from the store's
+ * database beside the store (data directory `dir` on sqlite, database `db` on PostgreSQL):
+ * -1 when the query gives none (said on stderr). */
+long long store_fixture_value(const char *dir, const char *db, const char *sql);
+
 /* SQL that takes a sqlite database of this release back to schema 8's shape (no index of
  * the households' names in lower case), for the tests of the migrations from 8. */
 #define STORE_FIXTURE_SQLITE_SCHEMA_8 "DROP INDEX households_folded; PRAGMA user_version=8;"
