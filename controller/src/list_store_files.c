@@ -455,6 +455,13 @@ static bool used_by(const struct ls_version *v, const char *name)
 	return strcmp(name, want) == 0;
 }
 
+static void unlink_name(const struct controller_list_store *s, const char *name)
+{
+	char p[4096];
+	if (ls_path(s, p, sizeof(p), name) == 0)
+		unlink(p);
+}
+
 void ls_sweep(struct controller_list_store *s, const struct ls_version *keep)
 {
 	ls_stage_abort(s); /* an install that failed leaves its staged files open */
@@ -462,23 +469,13 @@ void ls_sweep(struct controller_list_store *s, const struct ls_version *keep)
 	if (!d)
 		return;
 	struct dirent *de;
-	char p[4096];
 	while ((de = readdir(d))) {
 		if (de->d_name[0] == '.' || strcmp(de->d_name, LS_POINTER) == 0)
 			continue;
-		if (used_by(keep, de->d_name))
-			continue;
-		if (ls_path(s, p, sizeof(p), de->d_name) == 0)
-			unlink(p);
+		if (!used_by(keep, de->d_name))
+			unlink_name(s, de->d_name);
 	}
 	closedir(d);
-}
-
-static void unlink_name(const struct controller_list_store *s, const char *name)
-{
-	char p[4096];
-	if (ls_path(s, p, sizeof(p), name) == 0)
-		unlink(p);
 }
 
 void ls_sweep_replaced(struct controller_list_store *s, const struct ls_version *old,

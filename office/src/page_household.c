@@ -96,8 +96,8 @@ static void refusal_fr(char *out, size_t cap, const char *action, int rc)
 		         action);
 	else if (rc == SERVER_ERR_EXISTS)
 		snprintf(out, cap,
-		         "%s impossible : un foyer porte déjà ce nom (majuscules et minuscules "
-		         "confondues).",
+		         "%s impossible : un foyer de ce nom existe déjà (majuscules et "
+		         "minuscules confondues).",
 		         action);
 	else
 		office_refusal_fr(out, cap, action, rc);
@@ -437,15 +437,9 @@ void office_page_households(struct office_req *q)
 			         "Foyer créé : choisissez-le en émettant les pass de ses membres, "
 			         "ou "
 			         "ajoutez-y un pass existant depuis sa page.");
-		} else if (rc == SERVER_ERR_EXISTS) {
-			/* "Dupont" and "dupont" are one family: one shared quota (schema 9) */
-			snprintf(err, sizeof(err),
-			         "Création du foyer impossible : un foyer de ce nom existe déjà "
-			         "(majuscules et minuscules confondues).");
-			status = 409;
 		} else {
-			office_refusal_fr(err, sizeof(err), "Création du foyer", rc);
-			status = 400;
+			refusal_fr(err, sizeof(err), "Création du foyer", rc);
+			status = rc == SERVER_ERR_EXISTS ? 409 : 400;
 		}
 	}
 	const char *text = office_field(q, "q");

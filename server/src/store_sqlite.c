@@ -466,12 +466,8 @@ static int sq_device_revoke(void *ctx, const char *id)
  * import of a million passes made in /var/tmp, twice per page and per line (half of its
  * time). OR FAIL needs none and changes nothing here: the row's constraints are all
  * checked before anything is written, and the AFTER triggers' own inserts cannot fail. */
-/* A name is taken when one differs from it only in case (schema 9, households_folded):
- * looked up first, in the writer's transaction, as an INSERT ... SELECT WHERE NOT EXISTS
- * would keep a statement journal (above). A lookup prefers the exact name, for a pair made
- * before schema 9. */
-static const char household_taken_sql[] =
-        "SELECT 1 FROM households WHERE lower(name) = lower(?1) LIMIT 1";
+/* A name is taken when one differs from it only in case (schema 9, households_folded);
+ * a lookup prefers the exact name, for a pair made before schema 9. */
 static const char household_add_sql[] = "INSERT OR FAIL INTO households(name) VALUES(?1)";
 static const char household_find_sql[] = "SELECT id FROM households WHERE lower(name) = lower(?1)"
                                          " ORDER BY name = ?1 DESC, id LIMIT 1";
@@ -498,29 +494,6 @@ static int one_int64_cached(struct sq *q, sqlite3_stmt *st, int64_t *out)
 	return rc;
 }
 
-static int sq_household_add(void *ctx, const char *name, int64_t *id)
-{
-	struct sq *q = ctx;
-	sqlite3_stmt *st;
-	int rc = sq_cached(q, &st, household_taken_sql);
-	if (rc)
-		return rc;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	rc = sq_step(q, st);
-	sqlite3_reset(st);
-	if (rc == SQLITE_ROW)
-		return SERVER_ERR_EXISTS; /* in this case or another */
-	if (rc != SQLITE_DONE)
-		return sq_err(q, rc);
-	if ((rc = sq_cached(q, &st, household_add_sql)) != 0)
-		return rc;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	rc = sq_run_cached(q, st);
-	if (rc == 0)
-		*id = sqlite3_last_insert_rowid(q->db);
-	return rc;
-}
-
 int sq_one_int64(struct sq *q, sqlite3_stmt *st, int64_t *out)
 {
 	int rc = sq_step(q, st);
@@ -543,6 +516,25 @@ static int sq_household_find(void *ctx, const char *name, int64_t *id)
 		return rc;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	return one_int64_cached(q, st, id);
+}
+
+static int sq_household_add(void *ctx, const char *name, int64_t *id)
+{
+	struct sq *q = ctx;
+	int64_t held;
+	/* taken in this case or another: the lookup says so (an INSERT ... WHERE NOT EXISTS
+	 * would keep a statement journal, above) */
+	int rc = sq_household_find(q, name, &held);
+	if (rc != SERVER_ERR_NOT_FOUND)
+		return rc ? rc : SERVER_ERR_EXISTS;
+	sqlite3_stmt *st;
+	if ((rc = sq_cached(q, &st, household_add_sql)) != 0)
+		return rc;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	rc = sq_run_cached(q, st);
+	if (rc == 0)
+		*id = sqlite3_last_insert_rowid(q->db);
+	return rc;
 }
 
 static int sq_household_each(void *ctx, const char *part,
